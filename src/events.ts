@@ -1,0 +1,16 @@
+/**
+ * Domain events written to the outbox in the same transaction as the change they describe.
+ * Other modules react to them (revocation, SCIM push) without importing the module that emits them.
+ */
+export type DomainEvent =
+  | { type: 'user.created'; userId: string; userName: string }
+  | { type: 'user.updated'; userId: string; userName: string }
+  | { type: 'user.deactivated'; userId: string; userName: string }
+  | { type: 'user.reactivated'; userId: string; userName: string }
+  | { type: 'user.deleted'; userId: string; userName: string }
+  | { type: 'group.created'; groupId: string; displayName: string }
+  | { type: 'group.deleted'; groupId: string; displayName: string }
+  | { type: 'membership.changed'; groupId: string; userId: string; change: 'added' | 'removed' }
+  | { type: 'session.revoked'; sessionId: string; userId: string; reason: string };
+
+export type DomainEventType = DomainEvent['type'];

@@ -1,0 +1,207 @@
+import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { AuditContext } from '../audit/actor.js';
+import { appendAudit } from '../audit/ledger.js';
+import { iso } from '../clock.js';
+import { Conflict, InvalidInput, NotFound } from '../errors.js';
+import { isUniqueViolation } from '../store/errors.js';
+import { enqueueEvent } from '../store/outbox.js';
+import type { Database, GroupRow } from '../store/schema.js';
+import type { IdentityDeps } from './deps.js';
+import { findUserRow } from './users.js';
+
+export interface Group {
+  id: string;
+  displayName: string;
+  description: string | null;
+  externalId: string | null;
+  createdAt: string;
+  updatedAt: string;
+  version: number;
+}
+
+export interface GroupMember {
+  id: string;
+  userName: string;
+  displayName: string | null;
+}
+
+export function groupFromRow(row: GroupRow): Group {
+  return {
+    id: row.id,
+    displayName: row.display_name,
+    description: row.description,
+    externalId: row.external_id,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    version: Number(row.version),
+  };
+}
+
+const looksLikeId = (ref: string): boolean => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(ref);
+
+export async function findGroupRow(db: Kysely<Database>, ref: string): Promise<GroupRow | undefined> {
+  const q = db.selectFrom('groups').selectAll();
+  return looksLikeId(ref)
+    ? q.where('id', '=', ref.toLowerCase()).executeTakeFirst()
+    : q.where('display_name_key', '=', ref.trim().toLowerCase()).executeTakeFirst();
+}
+
+/** Group names of a user, as claims and access decisions see them. */
+export async function groupNamesOf(db: Kysely<Database>, userId: string): Promise<string[]> {
+  const rows = await db
+    .selectFrom('group_members')
+    .innerJoin('groups', 'groups.id', 'group_members.group_id')
+    .select('groups.display_name')
+    .where('group_members.user_id', '=', userId)
+    .orderBy('groups.display_name_key')
+    .execute();
+  return rows.map((r) => r.display_name);
+}
+
+export class GroupDirectory {
+  constructor(private readonly deps: IdentityDeps) {}
+
+  async get(ref: string): Promise<Group & { members: GroupMember[] }> {
+    const { db } = this.deps.store;
+    const row = await findGroupRow(db, ref);
+    if (!row) throw new NotFound('group', ref);
+    const members = await db
+      .selectFrom('group_members')
+      .innerJoin('users', 'users.id', 'group_members.user_id')
+      .select(['users.id', 'users.user_name', 'users.display_name'])
+      .where('group_members.group_id', '=', row.id)
+      .orderBy('users.user_name_key')
+      .execute();
+    return {
+      ...groupFromRow(row),
+      members: members.map((m) => ({ id: m.id, userName: m.user_name, displayName: m.display_name })),
+    };
+  }
+
+  async list(q: { query?: string; limit?: number; offset?: number } = {}): Promise<{ items: Group[]; total: number }> {
+    let base = this.deps.store.db.selectFrom('groups');
+    if (q.query) {
+      const like = `%${q.query.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      base = base.where('display_name_key', 'like', like);
+    }
+    const [rows, count] = await Promise.all([
+      base
+        .selectAll()
+        .orderBy('display_name_key')
+        .limit(Math.min(q.limit ?? 100, 1000))
+        .offset(q.offset ?? 0)
+        .execute(),
+      base.select((eb) => eb.fn.countAll<number | string>().as('n')).executeTakeFirstOrThrow(),
+    ]);
+    return { items: rows.map(groupFromRow), total: Number(count.n) };
+  }
+
+  async create(
+    ctx: AuditContext,
+    input: { displayName: string; description?: string | null; externalId?: string | null },
+  ): Promise<Group> {
+    const { store, clock } = this.deps;
+    const displayName = input.displayName.trim();
+    if (displayName.length === 0 || displayName.length > 256) {
+      throw new InvalidInput('displayName must be 1-256 characters', 'displayName');
+    }
+    const id = randomUUID();
+    const now = iso(clock.now());
+    try {
+      await store.db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('groups')
+          .values({
+            id,
+            display_name: displayName,
+            display_name_key: displayName.toLowerCase(),
+            description: input.description ?? null,
+            external_id: input.externalId ?? null,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+          })
+          .execute();
+        await enqueueEvent(trx, clock, { type: 'group.created', groupId: id, displayName });
+        await appendAudit(trx, store.engine, clock, {
+          type: 'group.created',
+          outcome: 'success',
+          actor: ctx.actor,
+          subject: displayName,
+          ip: ctx.ip,
+          requestId: ctx.requestId,
+          data: { groupId: id },
+        });
+      });
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new Conflict(`a group named ${displayName} already exists`);
+      throw err;
+    }
+    return groupFromRow(
+      (await store.db.selectFrom('groups').selectAll().where('id', '=', id).executeTakeFirstOrThrow()) as GroupRow,
+    );
+  }
+
+  async delete(ctx: AuditContext, ref: string): Promise<void> {
+    const { store, clock } = this.deps;
+    await store.db.transaction().execute(async (trx) => {
+      const row = await findGroupRow(trx, ref);
+      if (!row) throw new NotFound('group', ref);
+      const members = await trx.selectFrom('group_members').select('user_id').where('group_id', '=', row.id).execute();
+      for (const m of members) {
+        await enqueueEvent(trx, clock, { type: 'membership.changed', groupId: row.id, userId: m.user_id, change: 'removed' });
+      }
+      await trx.deleteFrom('group_members').where('group_id', '=', row.id).execute();
+      await trx.deleteFrom('groups').where('id', '=', row.id).execute();
+      await enqueueEvent(trx, clock, { type: 'group.deleted', groupId: row.id, displayName: row.display_name });
+      await appendAudit(trx, store.engine, clock, {
+        type: 'group.deleted',
+        outcome: 'success',
+        actor: ctx.actor,
+        subject: row.display_name,
+        ip: ctx.ip,
+        requestId: ctx.requestId,
+        data: { groupId: row.id, membersRemoved: members.length },
+      });
+    });
+  }
+
+  /** Adds or removes a member; idempotent (returns false when nothing changed, and audits nothing then). */
+  async setMembership(ctx: AuditContext, groupRef: string, userRef: string, member: boolean): Promise<boolean> {
+    const { store, clock } = this.deps;
+    return store.db.transaction().execute(async (trx) => {
+      const group = await findGroupRow(trx, groupRef);
+      if (!group) throw new NotFound('group', groupRef);
+      const user = await findUserRow(trx, userRef);
+      if (!user) throw new NotFound('user', userRef);
+      const existing = await trx
+        .selectFrom('group_members')
+        .select('user_id')
+        .where('group_id', '=', group.id)
+        .where('user_id', '=', user.id)
+        .executeTakeFirst();
+      if (member === (existing !== undefined)) return false;
+      if (member) {
+        await trx
+          .insertInto('group_members')
+          .values({ group_id: group.id, user_id: user.id, created_at: iso(clock.now()) })
+          .execute();
+      } else {
+        await trx.deleteFrom('group_members').where('group_id', '=', group.id).where('user_id', '=', user.id).execute();
+      }
+      const change = member ? 'added' : 'removed';
+      await enqueueEvent(trx, clock, { type: 'membership.changed', groupId: group.id, userId: user.id, change });
+      await appendAudit(trx, store.engine, clock, {
+        type: member ? 'group.member-added' : 'group.member-removed',
+        outcome: 'success',
+        actor: ctx.actor,
+        subject: group.display_name,
+        ip: ctx.ip,
+        requestId: ctx.requestId,
+        data: { groupId: group.id, userId: user.id, userName: user.user_name },
+      });
+      return true;
+    });
+  }
+}

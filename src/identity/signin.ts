@@ -1,0 +1,188 @@
+import type { Kysely } from 'kysely';
+import { anonymous, type Actor } from '../audit/actor.js';
+import { appendAudit } from '../audit/ledger.js';
+import type { Database } from '../store/schema.js';
+import type { IdentityDeps } from './deps.js';
+import type { TotpEnrollment, TotpFactors } from './mfa.js';
+import type { Session, SessionStore } from './sessions.js';
+import { accountKey, addressKey, type SigninThrottle } from './throttle.js';
+import { findUserRow, userNameKey } from './users.js';
+
+/** Why a sign-in step failed: recorded in the audit trail, never shown to the person signing in. */
+export type SigninFailure =
+  | 'unknown-user'
+  | 'bad-password'
+  | 'no-password'
+  | 'disabled'
+  | 'locked'
+  | 'bad-code'
+  | 'expired';
+
+export type SigninOutcome = 'success' | 'failure' | 'locked' | 'second-factor-required';
+
+export type SigninResult =
+  | { status: 'failed'; reason: SigninFailure }
+  | { status: 'second-factor-required'; token: string }
+  | { status: 'enrollment-required'; token: string; enrollment: TotpEnrollment }
+  | { status: 'signed-in'; token: string; session: Session };
+
+export interface SigninRequest {
+  ip: string;
+  userAgent?: string | null;
+  requestId?: string | null;
+}
+
+export interface SigninOptions {
+  /** when true, a user without an authenticator must enroll one before the session starts */
+  requireMfa: boolean;
+  onOutcome?: (outcome: SigninOutcome) => void;
+}
+
+/**
+ * Local sign-in: password, then a one-time code when the user has an authenticator (or must enroll
+ * one). Every failure looks the same to the caller; the audit trail keeps the real reason.
+ */
+export class SigninService {
+  constructor(
+    private readonly deps: IdentityDeps,
+    private readonly sessions: SessionStore,
+    private readonly totp: TotpFactors,
+    private readonly throttle: SigninThrottle,
+    private readonly options: SigninOptions,
+  ) {}
+
+  async password(userName: string, password: string, req: SigninRequest): Promise<SigninResult> {
+    const { store, hasher } = this.deps;
+    const name = userName.trim().slice(0, 256);
+    const keys = [accountKey(userNameKey(name)), addressKey(req.ip)];
+    if ((await this.throttle.locked(keys)).length > 0) return this.fail(keys, name, 'locked', 'password', req);
+    const row = name ? await findUserRow(store.db, name) : undefined;
+    const passwordOk = await hasher.verify(row?.password_hash ?? null, password.slice(0, 1024));
+    if (!row) return this.fail(keys, name, 'unknown-user', 'password', req);
+    if (!row.password_hash) return this.fail(keys, row.user_name, 'no-password', 'password', req);
+    if (!passwordOk) return this.fail(keys, row.user_name, 'bad-password', 'password', req);
+    if (row.active !== 1) return this.fail(keys, row.user_name, 'disabled', 'password', req);
+
+    const user = { id: row.id, userName: row.user_name };
+    const actor: Actor = { type: 'user', id: row.id, name: row.user_name };
+    return store.db.transaction().execute(async (trx): Promise<SigninResult> => {
+      const meta = { ip: req.ip, userAgent: req.userAgent ?? null };
+      if (await this.totp.hasConfirmed(trx, row.id)) {
+        const { token } = await this.sessions.start(trx, { userId: row.id, state: 'pending_mfa', amr: ['pwd'], ...meta });
+        await this.audit(trx, actor, row.user_name, 'success', req, { step: 'password', next: 'totp' });
+        this.options.onOutcome?.('second-factor-required');
+        return { status: 'second-factor-required', token };
+      }
+      if (this.options.requireMfa) {
+        const { token } = await this.sessions.start(trx, {
+          userId: row.id,
+          state: 'pending_enrollment',
+          amr: ['pwd'],
+          ...meta,
+        });
+        const enrollment = await this.totp.enroll(trx, { actor, ip: req.ip, requestId: req.requestId }, user);
+        await this.audit(trx, actor, row.user_name, 'success', req, { step: 'password', next: 'totp-enrollment' });
+        this.options.onOutcome?.('second-factor-required');
+        return { status: 'enrollment-required', token, enrollment };
+      }
+      const { token, session } = await this.sessions.start(trx, { userId: row.id, state: 'active', amr: ['pwd'], ...meta });
+      await this.throttle.recordSuccess(trx, keys[0]!);
+      await this.audit(trx, actor, row.user_name, 'success', req, { step: 'password', sessionId: session.id, amr: ['pwd'] });
+      this.options.onOutcome?.('success');
+      return { status: 'signed-in', token, session };
+    });
+  }
+
+  /** The one-time code step; `pendingToken` is the cookie value from the password step. */
+  async secondFactor(pendingToken: string, code: string, req: SigninRequest): Promise<SigninResult> {
+    return this.codeStep(pendingToken, code, req, 'pending_mfa');
+  }
+
+  /** Finishes a forced enrollment: the first valid code confirms the new authenticator and signs in. */
+  async confirmEnrollment(pendingToken: string, code: string, req: SigninRequest): Promise<SigninResult> {
+    return this.codeStep(pendingToken, code, req, 'pending_enrollment');
+  }
+
+  /** The enrollment a pending session must finish (to show its secret again). */
+  async pendingEnrollment(pendingToken: string): Promise<TotpEnrollment | null> {
+    const pending = await this.sessions.resolve(pendingToken, ['pending_enrollment']);
+    if (!pending) return null;
+    const user = await this.totp.requireUser(this.deps.store.db, pending.userId);
+    return this.totp.pending(this.deps.store.db, user);
+  }
+
+  private async codeStep(
+    pendingToken: string,
+    code: string,
+    req: SigninRequest,
+    state: 'pending_mfa' | 'pending_enrollment',
+  ): Promise<SigninResult> {
+    const { store } = this.deps;
+    const pending = await this.sessions.resolve(pendingToken, [state]);
+    if (!pending) return this.fail([addressKey(req.ip)], null, 'expired', 'totp', req);
+    const row = await store.db
+      .selectFrom('users')
+      .select(['id', 'user_name', 'user_name_key'])
+      .where('id', '=', pending.userId)
+      .executeTakeFirstOrThrow();
+    const keys = [accountKey(row.user_name_key), addressKey(req.ip)];
+    if ((await this.throttle.locked(keys)).length > 0) return this.fail(keys, row.user_name, 'locked', 'totp', req);
+    const actor: Actor = { type: 'user', id: row.id, name: row.user_name };
+    const result = await store.db.transaction().execute(async (trx): Promise<SigninResult | null> => {
+      const factorId = await this.totp.verify(trx, row.id, code.slice(0, 16), state === 'pending_enrollment');
+      if (!factorId) return null;
+      const amr = ['pwd', 'otp', 'mfa'];
+      const { token, session } = await this.sessions.promote(trx, pending, amr);
+      await this.throttle.recordSuccess(trx, keys[0]!);
+      if (state === 'pending_enrollment') {
+        await this.audit(trx, actor, row.user_name, 'success', req, { step: 'totp-enrollment', factorId }, 'mfa.totp.enrolled');
+      }
+      await this.audit(trx, actor, row.user_name, 'success', req, { step: 'totp', sessionId: session.id, amr });
+      return { status: 'signed-in', token, session };
+    });
+    if (!result) return this.fail(keys, row.user_name, 'bad-code', 'totp', req);
+    this.options.onOutcome?.('success');
+    return result;
+  }
+
+  private async fail(
+    keys: string[],
+    subject: string | null,
+    reason: SigninFailure,
+    step: 'password' | 'totp',
+    req: SigninRequest,
+  ): Promise<SigninResult> {
+    const { store } = this.deps;
+    const locked = await store.db.transaction().execute(async (trx) => {
+      const newlyLocked = reason === 'locked' ? [] : await this.throttle.recordFailure(trx, keys);
+      await this.audit(trx, anonymous, subject || null, 'failure', req, {
+        step,
+        reason,
+        ...(newlyLocked.length > 0 ? { locked: newlyLocked } : {}),
+      });
+      return newlyLocked;
+    });
+    this.options.onOutcome?.(reason === 'locked' || locked.length > 0 ? 'locked' : 'failure');
+    return { status: 'failed', reason };
+  }
+
+  private audit(
+    trx: Kysely<Database>,
+    actor: Actor,
+    subject: string | null,
+    outcome: 'success' | 'failure',
+    req: SigninRequest,
+    data: Record<string, unknown>,
+    type = 'signin',
+  ) {
+    return appendAudit(trx, this.deps.store.engine, this.deps.clock, {
+      type,
+      outcome,
+      actor,
+      subject,
+      ip: req.ip,
+      requestId: req.requestId,
+      data: { ...data, userAgent: req.userAgent?.slice(0, 200) ?? null },
+    });
+  }
+}

@@ -1,0 +1,286 @@
+import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import { type AuditContext, actorName } from '../audit/actor.js';
+import { appendAudit } from '../audit/ledger.js';
+import { iso } from '../clock.js';
+import { Conflict, InvalidInput, NotFound } from '../errors.js';
+import { isUniqueViolation } from '../store/errors.js';
+import { enqueueEvent } from '../store/outbox.js';
+import type { Database, UserRow, UserUpdate } from '../store/schema.js';
+import type { IdentityDeps } from './deps.js';
+import { checkPasswordPolicy } from './passwords.js';
+import { revokeUserSessions } from './sessions.js';
+
+export interface Email {
+  value: string;
+  type?: string;
+  primary?: boolean;
+}
+
+export interface User {
+  id: string;
+  userName: string;
+  displayName: string | null;
+  givenName: string | null;
+  familyName: string | null;
+  emails: Email[];
+  active: boolean;
+  externalId: string | null;
+  /** free attributes from the directory: department, costCenter, jobTitle, … */
+  attributes: Record<string, string>;
+  hasPassword: boolean;
+  createdAt: string;
+  updatedAt: string;
+  version: number;
+}
+
+export interface NewUser {
+  userName: string;
+  displayName?: string | null;
+  givenName?: string | null;
+  familyName?: string | null;
+  emails?: Email[];
+  active?: boolean;
+  externalId?: string | null;
+  attributes?: Record<string, string>;
+  password?: string;
+}
+
+export type UserChanges = Partial<Omit<NewUser, 'userName' | 'password'>> & { userName?: string };
+
+export function userFromRow(row: UserRow): User {
+  return {
+    id: row.id,
+    userName: row.user_name,
+    displayName: row.display_name,
+    givenName: row.given_name,
+    familyName: row.family_name,
+    emails: JSON.parse(row.emails) as Email[],
+    active: row.active === 1,
+    externalId: row.external_id,
+    attributes: JSON.parse(row.attributes) as Record<string, string>,
+    hasPassword: row.password_hash !== null,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    version: Number(row.version),
+  };
+}
+
+/** A UPN: local@domain, no whitespace or control characters. */
+export function checkUserName(userName: string): string {
+  const u = userName.trim();
+  if (u.length === 0 || u.length > 256 || /[\s\p{Cc}]/u.test(u)) {
+    throw new InvalidInput('userName must be 1-256 characters without spaces', 'userName');
+  }
+  return u;
+}
+
+export const userNameKey = (userName: string): string => userName.trim().toLowerCase();
+
+const looksLikeId = (ref: string): boolean => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(ref);
+
+/** Finds a user row by id or by userName (case-insensitive). */
+export async function findUserRow(db: Kysely<Database>, ref: string): Promise<UserRow | undefined> {
+  const q = db.selectFrom('users').selectAll();
+  return looksLikeId(ref)
+    ? q.where('id', '=', ref.toLowerCase()).executeTakeFirst()
+    : q.where('user_name_key', '=', userNameKey(ref)).executeTakeFirst();
+}
+
+export class UserDirectory {
+  constructor(private readonly deps: IdentityDeps) {}
+
+  async get(ref: string): Promise<User> {
+    const row = await findUserRow(this.deps.store.db, ref);
+    if (!row) throw new NotFound('user', ref);
+    return userFromRow(row);
+  }
+
+  async list(q: { query?: string; active?: boolean; limit?: number; offset?: number } = {}): Promise<{
+    items: User[];
+    total: number;
+  }> {
+    let base = this.deps.store.db.selectFrom('users');
+    if (q.query) {
+      const like = `%${q.query.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      base = base.where((eb) =>
+        eb.or([eb('user_name_key', 'like', like), eb(eb.fn('lower', ['display_name']), 'like', like)]),
+      );
+    }
+    if (q.active !== undefined) base = base.where('active', '=', q.active ? 1 : 0);
+    const [rows, count] = await Promise.all([
+      base
+        .selectAll()
+        .orderBy('user_name_key')
+        .limit(Math.min(q.limit ?? 100, 1000))
+        .offset(q.offset ?? 0)
+        .execute(),
+      base.select((eb) => eb.fn.countAll<number | string>().as('n')).executeTakeFirstOrThrow(),
+    ]);
+    return { items: rows.map(userFromRow), total: Number(count.n) };
+  }
+
+  async create(ctx: AuditContext, input: NewUser): Promise<User> {
+    const { store, clock, hasher } = this.deps;
+    const userName = checkUserName(input.userName);
+    let passwordHash: string | null = null;
+    if (input.password !== undefined) {
+      checkPasswordPolicy(input.password);
+      passwordHash = await hasher.hash(input.password);
+    }
+    const now = iso(clock.now());
+    const id = randomUUID();
+    try {
+      await store.db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('users')
+          .values({
+            id,
+            user_name: userName,
+            user_name_key: userNameKey(userName),
+            display_name: input.displayName ?? null,
+            given_name: input.givenName ?? null,
+            family_name: input.familyName ?? null,
+            emails: JSON.stringify(input.emails ?? []),
+            active: input.active === false ? 0 : 1,
+            external_id: input.externalId ?? null,
+            attributes: JSON.stringify(input.attributes ?? {}),
+            password_hash: passwordHash,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+          })
+          .execute();
+        await enqueueEvent(trx, clock, { type: 'user.created', userId: id, userName });
+        await appendAudit(trx, store.engine, clock, {
+          type: 'user.created',
+          outcome: 'success',
+          actor: ctx.actor,
+          subject: userName,
+          ip: ctx.ip,
+          requestId: ctx.requestId,
+          data: { userId: id, withPassword: passwordHash !== null },
+        });
+      });
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new Conflict(`a user named ${userName} already exists`);
+      throw err;
+    }
+    return this.get(id);
+  }
+
+  async update(ctx: AuditContext, ref: string, changes: UserChanges): Promise<User> {
+    const { store, clock } = this.deps;
+    const now = iso(clock.now());
+    let id = '';
+    try {
+      await store.db.transaction().execute(async (trx) => {
+        const row = await findUserRow(trx, ref);
+        if (!row) throw new NotFound('user', ref);
+        id = row.id;
+        const set: UserUpdate = { updated_at: now, version: Number(row.version) + 1 };
+        const changed: string[] = [];
+        if (changes.userName !== undefined) {
+          set.user_name = checkUserName(changes.userName);
+          set.user_name_key = userNameKey(set.user_name);
+          changed.push('userName');
+        }
+        if (changes.displayName !== undefined) (set.display_name = changes.displayName), changed.push('displayName');
+        if (changes.givenName !== undefined) (set.given_name = changes.givenName), changed.push('givenName');
+        if (changes.familyName !== undefined) (set.family_name = changes.familyName), changed.push('familyName');
+        if (changes.emails !== undefined) (set.emails = JSON.stringify(changes.emails)), changed.push('emails');
+        if (changes.externalId !== undefined) (set.external_id = changes.externalId), changed.push('externalId');
+        if (changes.attributes !== undefined) {
+          set.attributes = JSON.stringify(changes.attributes);
+          changed.push('attributes');
+        }
+        const wasActive = row.active === 1;
+        const willBeActive = changes.active ?? wasActive;
+        if (changes.active !== undefined) set.active = willBeActive ? 1 : 0;
+        await trx.updateTable('users').set(set).where('id', '=', id).execute();
+        const userName = set.user_name ?? row.user_name;
+        const audit = { actor: ctx.actor, ip: ctx.ip, requestId: ctx.requestId, subject: userName };
+        if (changed.length > 0) {
+          await enqueueEvent(trx, clock, { type: 'user.updated', userId: id, userName });
+          await appendAudit(trx, store.engine, clock, {
+            ...audit,
+            type: 'user.updated',
+            outcome: 'success',
+            data: { userId: id, changed },
+          });
+        }
+        if (wasActive && !willBeActive) {
+          // Offboarding starts here: sessions end now, and the outbox tells every issuer.
+          const revoked = await revokeUserSessions(trx, clock, id, 'user disabled');
+          await enqueueEvent(trx, clock, { type: 'user.deactivated', userId: id, userName });
+          await appendAudit(trx, store.engine, clock, {
+            ...audit,
+            type: 'user.disabled',
+            outcome: 'success',
+            data: { userId: id, sessionsRevoked: revoked, by: actorName(ctx.actor) },
+          });
+        } else if (!wasActive && willBeActive) {
+          await enqueueEvent(trx, clock, { type: 'user.reactivated', userId: id, userName });
+          await appendAudit(trx, store.engine, clock, {
+            ...audit,
+            type: 'user.enabled',
+            outcome: 'success',
+            data: { userId: id },
+          });
+        }
+      });
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new Conflict(`a user named ${changes.userName} already exists`);
+      throw err;
+    }
+    return this.get(id);
+  }
+
+  async setPassword(ctx: AuditContext, ref: string, password: string): Promise<void> {
+    const { store, clock, hasher } = this.deps;
+    checkPasswordPolicy(password);
+    const passwordHash = await hasher.hash(password);
+    await store.db.transaction().execute(async (trx) => {
+      const row = await findUserRow(trx, ref);
+      if (!row) throw new NotFound('user', ref);
+      await trx
+        .updateTable('users')
+        .set({ password_hash: passwordHash, updated_at: iso(clock.now()) })
+        .where('id', '=', row.id)
+        .execute();
+      // A new password ends every other session, as users expect after a reset.
+      const revoked = await revokeUserSessions(trx, clock, row.id, 'password changed');
+      await appendAudit(trx, store.engine, clock, {
+        type: 'user.password-set',
+        outcome: 'success',
+        actor: ctx.actor,
+        subject: row.user_name,
+        ip: ctx.ip,
+        requestId: ctx.requestId,
+        data: { userId: row.id, sessionsRevoked: revoked },
+      });
+    });
+  }
+
+  async delete(ctx: AuditContext, ref: string): Promise<void> {
+    const { store, clock } = this.deps;
+    await store.db.transaction().execute(async (trx) => {
+      const row = await findUserRow(trx, ref);
+      if (!row) throw new NotFound('user', ref);
+      await trx.deleteFrom('group_members').where('user_id', '=', row.id).execute();
+      await trx.deleteFrom('totp_factors').where('user_id', '=', row.id).execute();
+      await trx.deleteFrom('sessions').where('user_id', '=', row.id).execute();
+      await trx.deleteFrom('users').where('id', '=', row.id).execute();
+      await enqueueEvent(trx, clock, { type: 'user.deleted', userId: row.id, userName: row.user_name });
+      await appendAudit(trx, store.engine, clock, {
+        type: 'user.deleted',
+        outcome: 'success',
+        actor: ctx.actor,
+        subject: row.user_name,
+        ip: ctx.ip,
+        requestId: ctx.requestId,
+        data: { userId: row.id },
+      });
+    });
+  }
+}

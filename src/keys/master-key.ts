@@ -1,0 +1,69 @@
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+
+export class InvalidMasterKey extends Error {
+  constructor(reason: string) {
+    super(`master key: ${reason}`);
+    this.name = 'InvalidMasterKey';
+  }
+}
+
+/** Raised when sealed data was altered or sealed under another master key. */
+export class SealedDataTampered extends Error {
+  constructor() {
+    super('sealed data failed authentication');
+    this.name = 'SealedDataTampered';
+  }
+}
+
+/** Parses a 32-byte master key given as base64, base64url or 64 hex characters. */
+export function parseMasterKey(text: string): Buffer {
+  const t = text.trim();
+  const bytes = /^[0-9a-fA-F]{64}$/.test(t) ? Buffer.from(t, 'hex') : Buffer.from(t, 'base64');
+  if (bytes.length !== 32) throw new InvalidMasterKey('must be 32 bytes, as base64 or 64 hex characters');
+  return bytes;
+}
+
+export function generateMasterKey(): string {
+  return randomBytes(32).toString('base64');
+}
+
+/**
+ * The master key never encrypts data directly: each purpose gets its own HKDF-derived key, so a key
+ * used for sealing secrets at rest is never also the one that signs cookies.
+ */
+export class MasterKey {
+  readonly #root: Buffer;
+  constructor(root: Buffer) {
+    if (root.length !== 32) throw new InvalidMasterKey('must be 32 bytes');
+    this.#root = root;
+  }
+
+  derive(purpose: string, length = 32): Buffer {
+    return Buffer.from(hkdfSync('sha256', this.#root, Buffer.alloc(0), `ferry/${purpose}`, length));
+  }
+
+  /** AES-256-GCM; `context` is bound as associated data so a sealed value can't be moved to another row. */
+  seal(plaintext: string, context: string): string {
+    const key = this.derive('seal/v1');
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', key, iv);
+    cipher.setAAD(Buffer.from(context));
+    const ct = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+    return ['v1', iv.toString('base64url'), ct.toString('base64url'), cipher.getAuthTag().toString('base64url')].join(
+      '.',
+    );
+  }
+
+  unseal(sealed: string, context: string): string {
+    const [version, iv, ct, tag] = sealed.split('.');
+    if (version !== 'v1' || !iv || ct === undefined || !tag) throw new SealedDataTampered();
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', this.derive('seal/v1'), Buffer.from(iv, 'base64url'));
+      decipher.setAAD(Buffer.from(context));
+      decipher.setAuthTag(Buffer.from(tag, 'base64url'));
+      return Buffer.concat([decipher.update(Buffer.from(ct, 'base64url')), decipher.final()]).toString('utf8');
+    } catch {
+      throw new SealedDataTampered();
+    }
+  }
+}

@@ -1,0 +1,101 @@
+import { randomUUID } from 'node:crypto';
+import { type Kysely, sql } from 'kysely';
+import { addMs, type Clock, iso } from '../clock.js';
+import type { DomainEvent } from '../events.js';
+import type { Store } from './open.js';
+import type { Database, OutboxRow } from './schema.js';
+
+/** Records a domain event; call it with the transaction that makes the change it describes. */
+export async function enqueueEvent(trx: Kysely<Database>, clock: Clock, event: DomainEvent): Promise<string> {
+  const id = randomUUID();
+  const now = iso(clock.now());
+  await trx
+    .insertInto('outbox')
+    .values({
+      id,
+      type: event.type,
+      payload: JSON.stringify(event),
+      created_at: now,
+      available_at: now,
+      attempts: 0,
+    })
+    .execute();
+  return id;
+}
+
+export interface ClaimedEvent {
+  id: string;
+  attempts: number;
+  event: DomainEvent;
+}
+
+/**
+ * Leases up to `limit` due events to one worker. On PostgreSQL the rows are picked with
+ * FOR UPDATE SKIP LOCKED, so several instances drain one outbox without handing an event to two
+ * workers at once; an expired lease makes the event claimable again (at-least-once delivery).
+ */
+export async function claimEvents(
+  store: Store,
+  clock: Clock,
+  workerId: string,
+  limit: number,
+  leaseMs: number,
+): Promise<ClaimedEvent[]> {
+  const now = iso(clock.now());
+  const until = iso(addMs(clock.now(), leaseMs));
+  const rows = await store.db.transaction().execute(async (trx) => {
+    let pick = trx
+      .selectFrom('outbox')
+      .select('id')
+      .where('processed_at', 'is', null)
+      .where('available_at', '<=', now)
+      .where((eb) => eb.or([eb('claimed_until', 'is', null), eb('claimed_until', '<', now)]))
+      .orderBy('created_at')
+      .orderBy('id')
+      .limit(limit);
+    if (store.engine === 'postgres') pick = pick.forUpdate().skipLocked();
+    const ids = (await pick.execute()).map((r) => r.id);
+    if (ids.length === 0) return [] as OutboxRow[];
+    return trx
+      .updateTable('outbox')
+      .set({ claimed_by: workerId, claimed_until: until, attempts: sql<number>`attempts + 1` })
+      .where('id', 'in', ids)
+      .returningAll()
+      .execute();
+  });
+  return rows
+    .sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id < b.id ? -1 : 1))
+    .map((r) => ({ id: r.id, attempts: r.attempts, event: JSON.parse(r.payload) as DomainEvent }));
+}
+
+export async function completeEvent(store: Store, clock: Clock, id: string, workerId: string): Promise<void> {
+  await store.db
+    .updateTable('outbox')
+    .set({ processed_at: iso(clock.now()), claimed_until: null, last_error: null })
+    .where('id', '=', id)
+    .where('claimed_by', '=', workerId)
+    .execute();
+}
+
+/** Releases a failed event for a later retry with exponential backoff (capped at 10 minutes). */
+export async function failEvent(
+  store: Store,
+  clock: Clock,
+  id: string,
+  workerId: string,
+  attempts: number,
+  error: string,
+): Promise<void> {
+  const delay = Math.min(600_000, 1_000 * 2 ** Math.min(attempts, 10));
+  await store.db
+    .updateTable('outbox')
+    .set({
+      claimed_until: null,
+      claimed_by: null,
+      available_at: iso(addMs(clock.now(), delay)),
+      last_error: error.slice(0, 2000),
+    })
+    .where('id', '=', id)
+    .where('claimed_by', '=', workerId)
+    .execute();
+}

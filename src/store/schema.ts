@@ -1,0 +1,148 @@
+import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+/**
+ * Tables as Kysely sees them. Times are ISO-8601 UTC text (sortable in both engines),
+ * booleans are 0/1 integers and structured values are JSON text, so SQLite and PostgreSQL
+ * return identical rows and one conformance suite covers both.
+ */
+export interface Database {
+  users: UsersTable;
+  groups: GroupsTable;
+  group_members: GroupMembersTable;
+  totp_factors: TotpFactorsTable;
+  sessions: SessionsTable;
+  signin_throttle: SigninThrottleTable;
+  api_tokens: ApiTokensTable;
+  audit_events: AuditEventsTable;
+  audit_head: AuditHeadTable;
+  outbox: OutboxTable;
+}
+
+export interface UsersTable {
+  id: string;
+  user_name: string;
+  /** lower-cased user_name: UPNs compare case-insensitively (SCIM userName has caseExact=false). */
+  user_name_key: string;
+  display_name: string | null;
+  given_name: string | null;
+  family_name: string | null;
+  emails: string; // JSON: Array<{ value, type?, primary? }>
+  active: number;
+  external_id: string | null;
+  attributes: string; // JSON: free attributes (department, costCenter, …)
+  password_hash: string | null;
+  created_at: string;
+  updated_at: string;
+  version: number;
+}
+
+export interface GroupsTable {
+  id: string;
+  display_name: string;
+  display_name_key: string;
+  description: string | null;
+  external_id: string | null;
+  created_at: string;
+  updated_at: string;
+  version: number;
+}
+
+export interface GroupMembersTable {
+  group_id: string;
+  user_id: string;
+  created_at: string;
+}
+
+export interface TotpFactorsTable {
+  id: string;
+  user_id: string;
+  /** Base32 secret sealed with the master key (keys/sealing). */
+  secret_sealed: string;
+  label: string;
+  confirmed_at: string | null;
+  /** Highest RFC 6238 time step accepted so far: a code is never accepted twice. */
+  last_used_step: number;
+  created_at: string;
+}
+
+export interface SessionsTable {
+  id: string;
+  /** SHA-256 of the cookie value; the cookie value itself is never stored. */
+  token_hash: string;
+  user_id: string;
+  state: 'pending_mfa' | 'pending_enrollment' | 'active';
+  amr: string; // JSON array of RFC 8176 values: pwd, otp, …
+  auth_time: string | null;
+  created_at: string;
+  last_seen_at: string;
+  idle_expires_at: string;
+  absolute_expires_at: string;
+  revoked_at: string | null;
+  revoked_reason: string | null;
+  ip: string | null;
+  user_agent: string | null;
+}
+
+export interface SigninThrottleTable {
+  /** 'account:<user_name_key>' or 'address:<ip>' */
+  key: string;
+  failures: number;
+  window_started_at: string;
+  locked_until: string | null;
+}
+
+export interface ApiTokensTable {
+  id: string;
+  name: string;
+  /** SHA-256 of the token's secret part (tokens are 256-bit random, so a fast hash is enough). */
+  secret_hash: string;
+  created_at: string;
+  created_by: string;
+  last_used_at: string | null;
+  expires_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface AuditEventsTable {
+  seq: number;
+  id: string;
+  time: string;
+  type: string;
+  outcome: string;
+  actor: string; // JSON { type, id?, name? }
+  subject: string | null;
+  ip: string | null;
+  request_id: string | null;
+  data: string; // JSON
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditHeadTable {
+  id: number;
+  seq: number;
+  hash: string;
+}
+
+export interface OutboxTable {
+  id: string;
+  type: string;
+  payload: string; // JSON DomainEvent
+  created_at: string;
+  available_at: string;
+  attempts: number;
+  claimed_by: string | null;
+  claimed_until: string | null;
+  processed_at: string | null;
+  last_error: string | null;
+}
+
+export type UserRow = Selectable<UsersTable>;
+export type NewUserRow = Insertable<UsersTable>;
+export type UserUpdate = Updateable<UsersTable>;
+export type GroupRow = Selectable<GroupsTable>;
+export type SessionRow = Selectable<SessionsTable>;
+export type ApiTokenRow = Selectable<ApiTokensTable>;
+export type AuditEventRow = Selectable<AuditEventsTable>;
+export type OutboxRow = Selectable<OutboxTable>;
+export type { Generated };
