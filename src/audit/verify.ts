@@ -21,7 +21,11 @@ export interface VerifyResult {
  * pointing at the last event (which catches deleting the newest events).
  */
 export async function verifyAudit(db: Kysely<Database>, batch = 1000): Promise<VerifyResult> {
-  const head = await db.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1).executeTakeFirst();
+  const head = await db
+    .selectFrom('audit_head')
+    .select(['seq', 'hash'])
+    .where('id', '=', 1)
+    .executeTakeFirst();
   const headSeq = Number(head?.seq ?? 0);
   let expectedSeq = 1;
   let prevHash = GENESIS_HASH;
@@ -44,10 +48,15 @@ export async function verifyAudit(db: Kysely<Database>, batch = 1000): Promise<V
       const event = eventFromRow(row);
       if (event.seq !== expectedSeq) return fail(expectedSeq, null, `event ${expectedSeq} is missing`);
       if (event.prevHash !== prevHash) {
-        return fail(event.seq, event.id, 'prev_hash does not match the previous event (deleted or reordered)');
+        return fail(
+          event.seq,
+          event.id,
+          'prev_hash does not match the previous event (deleted or reordered)',
+        );
       }
       const { hash, ...rest } = event;
-      if (hashEvent(rest) !== hash) return fail(event.seq, event.id, 'hash does not match the content (edited)');
+      if (hashEvent(rest) !== hash)
+        return fail(event.seq, event.id, 'hash does not match the content (edited)');
       prevHash = hash;
       expectedSeq += 1;
       count += 1;
@@ -56,7 +65,11 @@ export async function verifyAudit(db: Kysely<Database>, batch = 1000): Promise<V
   }
   if (!head) return fail(0, null, 'audit head row is missing');
   if (headSeq !== count || head.hash !== prevHash) {
-    return fail(count + 1, null, `chain ends at event ${count} but the head records ${headSeq} (events removed)`);
+    return fail(
+      count + 1,
+      null,
+      `chain ends at event ${count} but the head records ${headSeq} (events removed)`,
+    );
   }
   return { ok: true, events: count, headSeq, firstBad: null };
 }

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants, statSync } from 'node:fs';
 import { once } from 'node:events';
+import { accessSync, constants, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
 
@@ -27,6 +27,7 @@ const START_TIMEOUT_MS = 30_000;
 const POLL_INTERVAL_MS = 100;
 const KILL_GRACE_MS = 3_000;
 const OUTPUT_TAIL_BYTES = 8 * 1024;
+const NOT_FOUND_EXIT_CODE = 127; // the shell's convention for "command not found"
 // Only an auto-picked port can lose a race to another process; a given port failing is the caller's problem.
 const AUTO_PORT_ATTEMPTS = 3;
 
@@ -77,65 +78,102 @@ export async function startMotoServer(opts?: {
 /** moto_server exited before it answered: distinguished so a lost port race can be retried. */
 class ExitedEarly extends LocalAwsStartFailed {}
 
-async function startOnce(host: string, port: number, extraEnv: NodeJS.ProcessEnv | undefined): Promise<LocalAws> {
+/**
+ * Runs moto under a tiny Node supervisor whose stdin is a pipe from this process. Whatever way this process
+ * ends (stop(), exit, SIGTERM from a test runner, SIGKILL), the pipe closes and the supervisor takes moto down:
+ * a plain 'exit' handler would miss every signal death. SIGTERM to the supervisor ends moto the same way.
+ */
+const SUPERVISOR = `
+const { spawn } = require('node:child_process');
+const [command, ...args] = process.argv.slice(1);
+const moto = spawn(command, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+let escalation;
+const end = () => {
+  if (moto.exitCode !== null || moto.signalCode !== null) return;
+  moto.kill('SIGTERM');
+  escalation ??= setTimeout(() => moto.kill('SIGKILL'), ${KILL_GRACE_MS});
+};
+process.stdin.on('end', end).on('error', end).resume();
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(signal, end);
+moto.on('error', (err) => {
+  console.error(err.code === 'ENOENT' ? command + ' is not on PATH' : err.message);
+  process.exit(${NOT_FOUND_EXIT_CODE});
+});
+moto.on('exit', (code) => process.exit(code ?? 128));
+`;
+
+async function startOnce(
+  host: string,
+  port: number,
+  extraEnv: NodeJS.ProcessEnv | undefined,
+): Promise<LocalAws> {
   const endpoint = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   const output = new OutputTail(OUTPUT_TAIL_BYTES);
-  const child = spawn(MOTO_COMMAND, ['-H', host, '-p', String(port)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      ...process.env,
-      MOTO_IAM_LOAD_MANAGED_POLICIES: 'true',
-      PYTHONUNBUFFERED: '1', // so the output tail is current when startup fails
-      ...extraEnv,
+  const supervisor = spawn(
+    process.execPath,
+    ['-e', SUPERVISOR, MOTO_COMMAND, '-H', host, '-p', String(port)],
+    {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        MOTO_IAM_LOAD_MANAGED_POLICIES: 'true',
+        PYTHONUNBUFFERED: '1', // so the output tail is current when startup fails
+        ...extraEnv,
+      },
     },
-  });
+  );
   // Always drain both pipes: moto logs every request, and a full pipe would block it.
-  child.stdout?.on('data', (chunk: Buffer) => output.push(chunk));
-  child.stderr?.on('data', (chunk: Buffer) => output.push(chunk));
+  supervisor.stdout.on('data', (chunk: Buffer) => output.push(chunk));
+  supervisor.stderr.on('data', (chunk: Buffer) => output.push(chunk));
+  supervisor.stdin.on('error', () => {}); // EPIPE once the supervisor is gone is expected
 
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const exited = new Promise<void>((resolve) => supervisor.once('exit', () => resolve()));
   try {
-    await once(child, 'spawn');
+    await once(supervisor, 'spawn');
   } catch (err) {
-    const reason =
-      (err as NodeJS.ErrnoException).code === 'ENOENT'
-        ? `${MOTO_COMMAND} is not on PATH`
-        : `could not spawn ${MOTO_COMMAND}: ${(err as Error).message}`;
-    throw new LocalAwsStartFailed(reason, output.text(), err);
+    throw new LocalAwsStartFailed(`could not spawn the moto supervisor: ${(err as Error).message}`, '', err);
   }
   // Later errors (e.g. a failed kill) must not crash the parent as unhandled 'error' events.
-  child.on('error', (err) => output.push(Buffer.from(`[ferry] ${err.message}\n`)));
+  supervisor.on('error', (err) => output.push(Buffer.from(`[ferry] ${err.message}\n`)));
 
-  // No orphans: if the parent exits without calling stop(), take moto with it (only sync work is possible here).
-  const killOnParentExit = (): void => {
-    if (isRunning(child)) child.kill('SIGKILL');
+  // Belt and braces for a normal exit without stop(). SIGTERM, not SIGKILL: the supervisor must live to end moto.
+  const endOnParentExit = (): void => {
+    if (isRunning(supervisor)) supervisor.kill('SIGTERM');
   };
-  process.once('exit', killOnParentExit);
+  process.once('exit', endOnParentExit);
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
-      if (isRunning(child)) {
-        child.kill('SIGTERM');
+      if (isRunning(supervisor)) {
+        supervisor.kill('SIGTERM');
+        // The supervisor escalates to SIGKILL on moto itself; this only guards against a stuck supervisor.
         const escalate = setTimeout(() => {
-          if (isRunning(child)) child.kill('SIGKILL');
-        }, KILL_GRACE_MS);
+          if (isRunning(supervisor)) supervisor.kill('SIGKILL');
+        }, KILL_GRACE_MS + 2_000);
         await exited;
         clearTimeout(escalate);
       }
-      process.removeListener('exit', killOnParentExit);
+      process.removeListener('exit', endOnParentExit);
     })();
     return stopping;
   };
 
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
-    if (!isRunning(child)) {
+    if (!isRunning(supervisor)) {
       await stop();
-      const how = child.exitCode !== null ? `code ${child.exitCode}` : `signal ${child.signalCode}`;
-      throw new ExitedEarly(`${MOTO_COMMAND} exited with ${how} before answering on ${endpoint}`, output.text());
+      if (supervisor.exitCode === NOT_FOUND_EXIT_CODE) {
+        throw new LocalAwsStartFailed(`${MOTO_COMMAND} is not on PATH`, output.text());
+      }
+      const how =
+        supervisor.exitCode !== null ? `code ${supervisor.exitCode}` : `signal ${supervisor.signalCode}`;
+      throw new ExitedEarly(
+        `${MOTO_COMMAND} exited with ${how} before answering on ${endpoint}`,
+        output.text(),
+      );
     }
-    if (await answersHttp(endpoint)) return { endpoint, region: LOCAL_AWS_REGION, stop };
+    if (await answersAsMoto(endpoint)) return { endpoint, region: LOCAL_AWS_REGION, stop };
     if (Date.now() >= deadline) {
       await stop();
       throw new LocalAwsStartFailed(
@@ -151,12 +189,19 @@ function isRunning(child: ChildProcess): boolean {
   return child.pid !== undefined && child.exitCode === null && child.signalCode === null;
 }
 
-/** Any HTTP status means the server is up; only a connection failure means "not yet". */
-async function answersHttp(endpoint: string): Promise<boolean> {
+/**
+ * Up once moto's own API answers. Asking for moto-api/data.json (not just any status) keeps a foreign server
+ * that already holds a caller-given port from passing for moto in the moment before moto fails to bind.
+ */
+async function answersAsMoto(endpoint: string): Promise<boolean> {
   try {
-    const res = await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(1_000) });
-    await res.body?.cancel();
-    return true;
+    const res = await fetch(`${endpoint}/moto-api/data.json`, { signal: AbortSignal.timeout(1_000) });
+    if (res.status !== 200) {
+      await res.body?.cancel();
+      return false;
+    }
+    const body: unknown = await res.json();
+    return typeof body === 'object' && body !== null;
   } catch {
     return false;
   }

@@ -79,7 +79,11 @@ export class ApiTokens {
     const m = TOKEN_PATTERN.exec(bearer);
     if (!m) return null;
     const [, id, secret] = m as unknown as [string, string, string];
-    const row = await this.store.db.selectFrom('api_tokens').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.store.db
+      .selectFrom('api_tokens')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
     if (!row || !secretsEqual(sha256Hex(secret), row.secret_hash)) return null;
     const now = iso(this.clock.now());
     if (row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now)) return null;
@@ -101,7 +105,11 @@ export class ApiTokens {
       if (!row) throw new NotFound('api token', id);
       if (row.revoked_at === null) {
         row.revoked_at = iso(this.clock.now());
-        await trx.updateTable('api_tokens').set({ revoked_at: row.revoked_at }).where('id', '=', id).execute();
+        await trx
+          .updateTable('api_tokens')
+          .set({ revoked_at: row.revoked_at })
+          .where('id', '=', id)
+          .execute();
         await appendAudit(trx, this.store.engine, this.clock, {
           type: 'api-token.revoked',
           outcome: 'success',

@@ -38,7 +38,8 @@ export function groupFromRow(row: GroupRow): Group {
   };
 }
 
-const looksLikeId = (ref: string): boolean => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(ref);
+const looksLikeId = (ref: string): boolean =>
+  /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(ref);
 
 export async function findGroupRow(db: Kysely<Database>, ref: string): Promise<GroupRow | undefined> {
   const q = db.selectFrom('groups').selectAll();
@@ -62,6 +63,10 @@ export async function groupNamesOf(db: Kysely<Database>, userId: string): Promis
 export class GroupDirectory {
   constructor(private readonly deps: IdentityDeps) {}
 
+  namesOf(userId: string): Promise<string[]> {
+    return groupNamesOf(this.deps.store.db, userId);
+  }
+
   async get(ref: string): Promise<Group & { members: GroupMember[] }> {
     const { db } = this.deps.store;
     const row = await findGroupRow(db, ref);
@@ -79,7 +84,9 @@ export class GroupDirectory {
     };
   }
 
-  async list(q: { query?: string; limit?: number; offset?: number } = {}): Promise<{ items: Group[]; total: number }> {
+  async list(
+    q: { query?: string; limit?: number; offset?: number } = {},
+  ): Promise<{ items: Group[]; total: number }> {
     let base = this.deps.store.db.selectFrom('groups');
     if (q.query) {
       const like = `%${q.query.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
@@ -139,7 +146,11 @@ export class GroupDirectory {
       throw err;
     }
     return groupFromRow(
-      (await store.db.selectFrom('groups').selectAll().where('id', '=', id).executeTakeFirstOrThrow()) as GroupRow,
+      (await store.db
+        .selectFrom('groups')
+        .selectAll()
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow()) as GroupRow,
     );
   }
 
@@ -148,13 +159,26 @@ export class GroupDirectory {
     await store.db.transaction().execute(async (trx) => {
       const row = await findGroupRow(trx, ref);
       if (!row) throw new NotFound('group', ref);
-      const members = await trx.selectFrom('group_members').select('user_id').where('group_id', '=', row.id).execute();
+      const members = await trx
+        .selectFrom('group_members')
+        .select('user_id')
+        .where('group_id', '=', row.id)
+        .execute();
       for (const m of members) {
-        await enqueueEvent(trx, clock, { type: 'membership.changed', groupId: row.id, userId: m.user_id, change: 'removed' });
+        await enqueueEvent(trx, clock, {
+          type: 'membership.changed',
+          groupId: row.id,
+          userId: m.user_id,
+          change: 'removed',
+        });
       }
       await trx.deleteFrom('group_members').where('group_id', '=', row.id).execute();
       await trx.deleteFrom('groups').where('id', '=', row.id).execute();
-      await enqueueEvent(trx, clock, { type: 'group.deleted', groupId: row.id, displayName: row.display_name });
+      await enqueueEvent(trx, clock, {
+        type: 'group.deleted',
+        groupId: row.id,
+        displayName: row.display_name,
+      });
       await appendAudit(trx, store.engine, clock, {
         type: 'group.deleted',
         outcome: 'success',
@@ -168,7 +192,12 @@ export class GroupDirectory {
   }
 
   /** Adds or removes a member; idempotent (returns false when nothing changed, and audits nothing then). */
-  async setMembership(ctx: AuditContext, groupRef: string, userRef: string, member: boolean): Promise<boolean> {
+  async setMembership(
+    ctx: AuditContext,
+    groupRef: string,
+    userRef: string,
+    member: boolean,
+  ): Promise<boolean> {
     const { store, clock } = this.deps;
     return store.db.transaction().execute(async (trx) => {
       const group = await findGroupRow(trx, groupRef);
@@ -188,10 +217,19 @@ export class GroupDirectory {
           .values({ group_id: group.id, user_id: user.id, created_at: iso(clock.now()) })
           .execute();
       } else {
-        await trx.deleteFrom('group_members').where('group_id', '=', group.id).where('user_id', '=', user.id).execute();
+        await trx
+          .deleteFrom('group_members')
+          .where('group_id', '=', group.id)
+          .where('user_id', '=', user.id)
+          .execute();
       }
       const change = member ? 'added' : 'removed';
-      await enqueueEvent(trx, clock, { type: 'membership.changed', groupId: group.id, userId: user.id, change });
+      await enqueueEvent(trx, clock, {
+        type: 'membership.changed',
+        groupId: group.id,
+        userId: user.id,
+        change,
+      });
       await appendAudit(trx, store.engine, clock, {
         type: member ? 'group.member-added' : 'group.member-removed',
         outcome: 'success',

@@ -49,7 +49,11 @@ export class TotpFactors {
     const secret = options.secret ?? generateTotpSecret();
     const now = iso(clock.now());
     // Only one pending enrollment at a time: a new one replaces an unconfirmed one.
-    await trx.deleteFrom('totp_factors').where('user_id', '=', user.id).where('confirmed_at', 'is', null).execute();
+    await trx
+      .deleteFrom('totp_factors')
+      .where('user_id', '=', user.id)
+      .where('confirmed_at', 'is', null)
+      .execute();
     await trx
       .insertInto('totp_factors')
       .values({
@@ -77,7 +81,10 @@ export class TotpFactors {
   }
 
   /** The pending enrollment's details, to show the secret again on a reloaded page. */
-  async pending(db: Kysely<Database>, user: { id: string; userName: string }): Promise<TotpEnrollment | null> {
+  async pending(
+    db: Kysely<Database>,
+    user: { id: string; userName: string },
+  ): Promise<TotpEnrollment | null> {
     const row = await db
       .selectFrom('totp_factors')
       .select(['id', 'secret_sealed'])
@@ -136,7 +143,11 @@ export class TotpFactors {
   }
 
   async requireUser(db: Kysely<Database>, userId: string): Promise<{ id: string; userName: string }> {
-    const row = await db.selectFrom('users').select(['id', 'user_name']).where('id', '=', userId).executeTakeFirst();
+    const row = await db
+      .selectFrom('users')
+      .select(['id', 'user_name'])
+      .where('id', '=', userId)
+      .executeTakeFirst();
     if (!row) throw new NotFound('user', userId);
     return { id: row.id, userName: row.user_name };
   }

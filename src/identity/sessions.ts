@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import { type AuditContext } from '../audit/actor.js';
+import type { AuditContext } from '../audit/actor.js';
 import { appendAudit } from '../audit/ledger.js';
 import { addMs, type Clock, iso } from '../clock.js';
 import { NotFound } from '../errors.js';
@@ -88,7 +88,13 @@ export class SessionStore {
   /** Starts a session and returns it with the cookie value (shown to the browser only, never stored). */
   async start(
     trx: Kysely<Database>,
-    input: { userId: string; state: SessionState; amr: string[]; ip?: string | null; userAgent?: string | null },
+    input: {
+      userId: string;
+      state: SessionState;
+      amr: string[];
+      ip?: string | null;
+      userAgent?: string | null;
+    },
   ): Promise<{ session: Session; token: string }> {
     const now = this.deps.clock.now();
     const token = randomToken();
@@ -104,7 +110,7 @@ export class SessionStore {
       auth_time: pending ? null : iso(now),
       created_at: iso(now),
       last_seen_at: iso(now),
-      idle_expires_at: iso(idle < absolute ? idle : absolute),
+      idle_expires_at: iso(new Date(Math.min(idle.getTime(), absolute.getTime()))),
       absolute_expires_at: iso(absolute),
       revoked_at: null,
       revoked_reason: null,
@@ -129,7 +135,13 @@ export class SessionStore {
       .set({ revoked_at: iso(this.deps.clock.now()), revoked_reason: 'sign-in completed' })
       .where('id', '=', pending.id)
       .execute();
-    return this.start(trx, { userId: pending.userId, state: 'active', amr, ip: pending.ip, userAgent: pending.userAgent });
+    return this.start(trx, {
+      userId: pending.userId,
+      state: 'active',
+      amr,
+      ip: pending.ip,
+      userAgent: pending.userAgent,
+    });
   }
 
   /** Looks up a cookie value; returns the session only while it is live, sliding its idle expiry. */
@@ -138,15 +150,25 @@ export class SessionStore {
     const { db } = this.deps.store;
     const nowDate = this.deps.clock.now();
     const now = iso(nowDate);
-    const row = await db.selectFrom('sessions').selectAll().where('token_hash', '=', sha256Hex(token)).executeTakeFirst();
+    const row = await db
+      .selectFrom('sessions')
+      .selectAll()
+      .where('token_hash', '=', sha256Hex(token))
+      .executeTakeFirst();
     if (!row || row.revoked_at !== null || !states.includes(row.state)) return null;
     if (row.idle_expires_at <= now || row.absolute_expires_at <= now) return null;
-    const user = await db.selectFrom('users').select('active').where('id', '=', row.user_id).executeTakeFirst();
-    if (!user || user.active !== 1) return null;
+    const user = await db
+      .selectFrom('users')
+      .select('active')
+      .where('id', '=', row.user_id)
+      .executeTakeFirst();
+    if (user?.active !== 1) return null;
     if (row.state === 'active' && nowDate.getTime() - Date.parse(row.last_seen_at) >= TOUCH_GRANULARITY_MS) {
       const idle = addMs(nowDate, this.timeouts.idleMs);
       row.last_seen_at = now;
-      row.idle_expires_at = iso(idle.toISOString() < row.absolute_expires_at ? idle : new Date(row.absolute_expires_at));
+      row.idle_expires_at = iso(
+        idle.toISOString() < row.absolute_expires_at ? idle : new Date(row.absolute_expires_at),
+      );
       await db
         .updateTable('sessions')
         .set({ last_seen_at: row.last_seen_at, idle_expires_at: row.idle_expires_at })
@@ -174,7 +196,11 @@ export class SessionStore {
   }
 
   async get(id: string): Promise<Session> {
-    const row = await this.deps.store.db.selectFrom('sessions').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.deps.store.db
+      .selectFrom('sessions')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
     if (!row) throw new NotFound('session', id);
     return sessionFromRow(row);
   }
@@ -187,11 +213,24 @@ export class SessionStore {
       if (!row || (onlyUserId !== undefined && row.user_id !== onlyUserId)) throw new NotFound('session', id);
       if (row.revoked_at === null) {
         const now = iso(clock.now());
-        await trx.updateTable('sessions').set({ revoked_at: now, revoked_reason: reason }).where('id', '=', id).execute();
+        await trx
+          .updateTable('sessions')
+          .set({ revoked_at: now, revoked_reason: reason })
+          .where('id', '=', id)
+          .execute();
         row.revoked_at = now;
         row.revoked_reason = reason;
-        await enqueueEvent(trx, clock, { type: 'session.revoked', sessionId: id, userId: row.user_id, reason });
-        const user = await trx.selectFrom('users').select('user_name').where('id', '=', row.user_id).executeTakeFirst();
+        await enqueueEvent(trx, clock, {
+          type: 'session.revoked',
+          sessionId: id,
+          userId: row.user_id,
+          reason,
+        });
+        const user = await trx
+          .selectFrom('users')
+          .select('user_name')
+          .where('id', '=', row.user_id)
+          .executeTakeFirst();
         await appendAudit(trx, store.engine, clock, {
           type: 'session.revoked',
           outcome: 'success',

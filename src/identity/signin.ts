@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { anonymous, type Actor } from '../audit/actor.js';
+import { type Actor, anonymous } from '../audit/actor.js';
 import { appendAudit } from '../audit/ledger.js';
 import type { Database } from '../store/schema.js';
 import type { IdentityDeps } from './deps.js';
@@ -55,7 +55,8 @@ export class SigninService {
     const { store, hasher } = this.deps;
     const name = userName.trim().slice(0, 256);
     const keys = [accountKey(userNameKey(name)), addressKey(req.ip)];
-    if ((await this.throttle.locked(keys)).length > 0) return this.fail(keys, name, 'locked', 'password', req);
+    if ((await this.throttle.locked(keys)).length > 0)
+      return this.fail(keys, name, 'locked', 'password', req);
     const row = name ? await findUserRow(store.db, name) : undefined;
     const passwordOk = await hasher.verify(row?.password_hash ?? null, password.slice(0, 1024));
     if (!row) return this.fail(keys, name, 'unknown-user', 'password', req);
@@ -68,7 +69,12 @@ export class SigninService {
     return store.db.transaction().execute(async (trx): Promise<SigninResult> => {
       const meta = { ip: req.ip, userAgent: req.userAgent ?? null };
       if (await this.totp.hasConfirmed(trx, row.id)) {
-        const { token } = await this.sessions.start(trx, { userId: row.id, state: 'pending_mfa', amr: ['pwd'], ...meta });
+        const { token } = await this.sessions.start(trx, {
+          userId: row.id,
+          state: 'pending_mfa',
+          amr: ['pwd'],
+          ...meta,
+        });
         await this.audit(trx, actor, row.user_name, 'success', req, { step: 'password', next: 'totp' });
         this.options.onOutcome?.('second-factor-required');
         return { status: 'second-factor-required', token };
@@ -81,13 +87,25 @@ export class SigninService {
           ...meta,
         });
         const enrollment = await this.totp.enroll(trx, { actor, ip: req.ip, requestId: req.requestId }, user);
-        await this.audit(trx, actor, row.user_name, 'success', req, { step: 'password', next: 'totp-enrollment' });
+        await this.audit(trx, actor, row.user_name, 'success', req, {
+          step: 'password',
+          next: 'totp-enrollment',
+        });
         this.options.onOutcome?.('second-factor-required');
         return { status: 'enrollment-required', token, enrollment };
       }
-      const { token, session } = await this.sessions.start(trx, { userId: row.id, state: 'active', amr: ['pwd'], ...meta });
+      const { token, session } = await this.sessions.start(trx, {
+        userId: row.id,
+        state: 'active',
+        amr: ['pwd'],
+        ...meta,
+      });
       await this.throttle.recordSuccess(trx, keys[0]!);
-      await this.audit(trx, actor, row.user_name, 'success', req, { step: 'password', sessionId: session.id, amr: ['pwd'] });
+      await this.audit(trx, actor, row.user_name, 'success', req, {
+        step: 'password',
+        sessionId: session.id,
+        amr: ['pwd'],
+      });
       this.options.onOutcome?.('success');
       return { status: 'signed-in', token, session };
     });
@@ -126,7 +144,8 @@ export class SigninService {
       .where('id', '=', pending.userId)
       .executeTakeFirstOrThrow();
     const keys = [accountKey(row.user_name_key), addressKey(req.ip)];
-    if ((await this.throttle.locked(keys)).length > 0) return this.fail(keys, row.user_name, 'locked', 'totp', req);
+    if ((await this.throttle.locked(keys)).length > 0)
+      return this.fail(keys, row.user_name, 'locked', 'totp', req);
     const actor: Actor = { type: 'user', id: row.id, name: row.user_name };
     const result = await store.db.transaction().execute(async (trx): Promise<SigninResult | null> => {
       const factorId = await this.totp.verify(trx, row.id, code.slice(0, 16), state === 'pending_enrollment');
@@ -135,9 +154,21 @@ export class SigninService {
       const { token, session } = await this.sessions.promote(trx, pending, amr);
       await this.throttle.recordSuccess(trx, keys[0]!);
       if (state === 'pending_enrollment') {
-        await this.audit(trx, actor, row.user_name, 'success', req, { step: 'totp-enrollment', factorId }, 'mfa.totp.enrolled');
+        await this.audit(
+          trx,
+          actor,
+          row.user_name,
+          'success',
+          req,
+          { step: 'totp-enrollment', factorId },
+          'mfa.totp.enrolled',
+        );
       }
-      await this.audit(trx, actor, row.user_name, 'success', req, { step: 'totp', sessionId: session.id, amr });
+      await this.audit(trx, actor, row.user_name, 'success', req, {
+        step: 'totp',
+        sessionId: session.id,
+        amr,
+      });
       return { status: 'signed-in', token, session };
     });
     if (!result) return this.fail(keys, row.user_name, 'bad-code', 'totp', req);

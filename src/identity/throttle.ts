@@ -50,11 +50,18 @@ export class SigninThrottle {
     const windowStart = iso(addMs(nowDate, -this.policy.windowMs));
     const newlyLocked: string[] = [];
     for (const key of keys) {
-      const max = key.startsWith('account:') ? this.policy.accountMaxFailures : this.policy.addressMaxFailures;
-      const row = await trx.selectFrom('signin_throttle').selectAll().where('key', '=', key).executeTakeFirst();
+      const max = key.startsWith('account:')
+        ? this.policy.accountMaxFailures
+        : this.policy.addressMaxFailures;
+      const row = await trx
+        .selectFrom('signin_throttle')
+        .selectAll()
+        .where('key', '=', key)
+        .executeTakeFirst();
       const fresh = !row || row.window_started_at < windowStart;
       const failures = fresh ? 1 : Number(row.failures) + 1;
-      const lockedUntil = failures >= max ? iso(addMs(nowDate, this.policy.lockoutMs)) : (row?.locked_until ?? null);
+      const lockedUntil =
+        failures >= max ? iso(addMs(nowDate, this.policy.lockoutMs)) : (row?.locked_until ?? null);
       if (failures >= max && !(row?.locked_until && row.locked_until > now)) newlyLocked.push(key);
       const values = {
         failures: failures >= max ? 0 : failures,
@@ -62,7 +69,11 @@ export class SigninThrottle {
         locked_until: lockedUntil,
       };
       if (row) await trx.updateTable('signin_throttle').set(values).where('key', '=', key).execute();
-      else await trx.insertInto('signin_throttle').values({ key, ...values }).execute();
+      else
+        await trx
+          .insertInto('signin_throttle')
+          .values({ key, ...values })
+          .execute();
     }
     return newlyLocked;
   }

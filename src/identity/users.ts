@@ -77,7 +77,8 @@ export function checkUserName(userName: string): string {
 
 export const userNameKey = (userName: string): string => userName.trim().toLowerCase();
 
-const looksLikeId = (ref: string): boolean => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(ref);
+const looksLikeId = (ref: string): boolean =>
+  /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(ref);
 
 /** Finds a user row by id or by userName (case-insensitive). */
 export async function findUserRow(db: Kysely<Database>, ref: string): Promise<UserRow | undefined> {
@@ -185,11 +186,22 @@ export class UserDirectory {
           set.user_name_key = userNameKey(set.user_name);
           changed.push('userName');
         }
-        if (changes.displayName !== undefined) (set.display_name = changes.displayName), changed.push('displayName');
-        if (changes.givenName !== undefined) (set.given_name = changes.givenName), changed.push('givenName');
-        if (changes.familyName !== undefined) (set.family_name = changes.familyName), changed.push('familyName');
-        if (changes.emails !== undefined) (set.emails = JSON.stringify(changes.emails)), changed.push('emails');
-        if (changes.externalId !== undefined) (set.external_id = changes.externalId), changed.push('externalId');
+        const plain = [
+          ['displayName', 'display_name'],
+          ['givenName', 'given_name'],
+          ['familyName', 'family_name'],
+          ['externalId', 'external_id'],
+        ] as const;
+        for (const [field, column] of plain) {
+          const value = changes[field];
+          if (value === undefined) continue;
+          set[column] = value;
+          changed.push(field);
+        }
+        if (changes.emails !== undefined) {
+          set.emails = JSON.stringify(changes.emails);
+          changed.push('emails');
+        }
         if (changes.attributes !== undefined) {
           set.attributes = JSON.stringify(changes.attributes);
           changed.push('attributes');

@@ -64,7 +64,9 @@ export async function claimEvents(
       .execute();
   });
   return rows
-    .sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id < b.id ? -1 : 1))
+    .sort((a, b) =>
+      a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id < b.id ? -1 : 1,
+    )
     .map((r) => ({ id: r.id, attempts: r.attempts, event: JSON.parse(r.payload) as DomainEvent }));
 }
 

@@ -135,7 +135,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('processed_at', 'text')
     .addColumn('last_error', 'text')
     .execute();
-  await db.schema.createIndex('outbox_pending').on('outbox').columns(['processed_at', 'available_at']).execute();
+  await db.schema
+    .createIndex('outbox_pending')
+    .on('outbox')
+    .columns(['processed_at', 'available_at'])
+    .execute();
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {

@@ -1,0 +1,144 @@
+import { existsSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import type { Actor } from '../audit/actor.js';
+import { verifyAudit } from '../audit/verify.js';
+import { systemClock } from '../clock.js';
+import { ApiTokens } from '../identity/api-tokens.js';
+import { migrateToLatest } from '../store/migrate.js';
+import { openStore, redactUrl, type Store } from '../store/open.js';
+import { type Config, loadConfig } from './config.js';
+import { STARTER_CONFIG } from './init-template.js';
+import { ensureMasterKeyFile } from './master-key.js';
+import { startFerry } from './start.js';
+
+/** Operator commands: run beside the server's config and work on its database directly. */
+export function registerOperatorCommands(program: Command): void {
+  const configOption = [
+    '-c, --config <path>',
+    'ferry.yaml to use (default: $FERRY_CONFIG or ./ferry.yaml)',
+  ] as const;
+
+  program
+    .command('serve')
+    .description('run the Ferry server')
+    .option(...configOption)
+    .action(async (opts: { config?: string }) => {
+      const { config, path } = loadConfig(opts.config);
+      const ferry = await startFerry({ config, configSource: path ?? 'configuration' });
+      const shutdown = (signal: string) => {
+        ferry.app.log.info({ signal }, 'shutting down');
+        ferry.stop().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.once('SIGTERM', () => shutdown('SIGTERM'));
+      process.once('SIGINT', () => shutdown('SIGINT'));
+    });
+
+  program
+    .command('init')
+    .description('write a commented starter ferry.yaml and a master key file')
+    .option('-c, --config <path>', 'where to write the config', 'ferry.yaml')
+    .option('--force', 'overwrite an existing config')
+    .action((opts: { config: string; force?: boolean }) => {
+      const path = resolve(opts.config);
+      if (existsSync(path) && !opts.force) {
+        throw new OperatorError(`${path} exists; use --force to overwrite it`);
+      }
+      writeFileSync(path, STARTER_CONFIG, { mode: 0o640 });
+      const { config } = loadConfig(path);
+      const created = config.keys.masterKeyFile ? ensureMasterKeyFile(config.keys.masterKeyFile) : false;
+      process.stdout.write(`wrote ${path}\n`);
+      if (created)
+        process.stdout.write(`created master key ${config.keys.masterKeyFile} (mode 0600): back it up\n`);
+      process.stdout.write(`next: ferry admin token create --name admin --config ${opts.config}\n`);
+    });
+
+  const db = program.command('db').description('database maintenance');
+  db.command('migrate')
+    .description('bring the database schema up to date')
+    .option(...configOption)
+    .action(async (opts: { config?: string }) => {
+      await withStore(opts.config, async (store, config) => {
+        const applied = await migrateToLatest(store);
+        process.stdout.write(
+          `${redactUrl(config.database.url)}: ${applied.length ? `applied ${applied.join(', ')}` : 'already up to date'}\n`,
+        );
+      });
+    });
+
+  const admin = program
+    .command('admin')
+    .description('bootstrap administration (works on the database directly)');
+  const token = admin.command('token').description('admin API tokens');
+  token
+    .command('create')
+    .description('create an admin API token and print it once')
+    .requiredOption('--name <name>', 'what the token is for, e.g. admin or terraform')
+    .option('--expires-in <days>', 'days until it expires (default: never)')
+    .option(...configOption)
+    .action(async (opts: { name: string; expiresIn?: string; config?: string }) => {
+      await withStore(opts.config, async (store) => {
+        await migrateToLatest(store);
+        const days = opts.expiresIn === undefined ? undefined : Number(opts.expiresIn);
+        if (days !== undefined && !(days > 0))
+          throw new OperatorError('--expires-in must be a positive number of days');
+        const expiresAt = days
+          ? new Date(systemClock.now().getTime() + days * 86_400_000).toISOString()
+          : null;
+        const actor: Actor = { type: 'operator', name: process.env.USER ?? 'operator' };
+        const { token: value } = await new ApiTokens(store, systemClock).create(
+          { actor },
+          { name: opts.name, expiresAt },
+        );
+        process.stdout.write(`${value}\n`);
+        process.stderr.write('This token is shown once. Use it as: export FERRY_TOKEN=<token>\n');
+      });
+    });
+
+  const audit =
+    program.commands.find((c) => c.name() === 'audit') ??
+    program.command('audit').description('the audit trail');
+  audit
+    .command('verify')
+    .description('check the audit hash chain; exits 1 and names the first bad event if any was changed')
+    .option(...configOption)
+    .option('--json', 'print the result as JSON')
+    .action(async (opts: { config?: string; json?: boolean }) => {
+      await withStore(opts.config, async (store) => {
+        const result = await verifyAudit(store.db);
+        if (opts.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+        else if (result.ok) process.stdout.write(`audit trail intact: ${result.events} events\n`);
+        else {
+          const bad = result.firstBad!;
+          process.stdout.write(
+            `audit trail BROKEN at event ${bad.seq}${bad.id ? ` (${bad.id})` : ''}: ${bad.reason}; ${result.events} events before it verified\n`,
+          );
+        }
+        if (!result.ok) process.exitCode = 1;
+      });
+    });
+}
+
+/** An operator mistake: printed without a stack trace, exit status 2. */
+export class OperatorError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'OperatorError';
+  }
+}
+
+async function withStore(
+  configFlag: string | undefined,
+  fn: (store: Store, config: Config) => Promise<void>,
+): Promise<void> {
+  const { config } = loadConfig(configFlag);
+  const store = openStore(config.database.url, { poolSize: 2 });
+  try {
+    await fn(store, config);
+  } finally {
+    await store.close();
+  }
+}

@@ -1,0 +1,205 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+
+/** Raised for a config that can't be used; the message names the key and the reason. */
+export class ConfigInvalid extends Error {
+  constructor(
+    readonly source: string,
+    readonly key: string,
+    readonly reason: string,
+  ) {
+    super(`${source}: ${key || '(top level)'}: ${reason}`);
+    this.name = 'ConfigInvalid';
+  }
+}
+
+const duration = (fallback: string) =>
+  z
+    .union([z.string(), z.number()])
+    .default(fallback)
+    .transform((v, ctx) => {
+      const ms = parseDuration(v);
+      if (ms === null) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `expected a duration such as 30m, 12h or 90s (got ${JSON.stringify(v)})`,
+        });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
+const listen = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[\w.-]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:7070');
+
+export const configSchema = z
+  .object({
+    listen: listen.default('127.0.0.1:7070'),
+    publicUrl: z
+      .url({ protocol: /^https?$/, error: 'expected an http(s) URL' })
+      .default('http://127.0.0.1:7070'),
+    database: z
+      .object({
+        url: z
+          .string()
+          .regex(/^(sqlite:|postgres(ql)?:\/\/)/, 'expected sqlite:PATH or postgres://…')
+          .default('sqlite:./data/ferry.db'),
+        poolSize: z.number().int().min(1).max(200).default(10),
+      })
+      .strict()
+      .prefault({}),
+    keys: z
+      .object({
+        /** base64 of 32 bytes; FERRY_MASTER_KEY overrides; prefer masterKeyFile in files */
+        masterKey: z.string().optional(),
+        masterKeyFile: z.string().optional(),
+      })
+      .strict()
+      .prefault({}),
+    sessions: z
+      .object({
+        idleTimeout: duration('30m'),
+        absoluteTimeout: duration('12h'),
+        cookieName: z
+          .string()
+          .regex(/^[\w-]+$/)
+          .default('ferry_session'),
+      })
+      .strict()
+      .prefault({}),
+    signin: z
+      .object({
+        requireMfa: z.boolean().default(true),
+        accountMaxFailures: z.number().int().min(1).max(1000).default(5),
+        addressMaxFailures: z.number().int().min(1).max(100000).default(20),
+        failureWindow: duration('15m'),
+        lockout: duration('15m'),
+      })
+      .strict()
+      .prefault({}),
+    passwords: z
+      .object({
+        memoryKiB: z
+          .number()
+          .int()
+          .min(19456, 'below OWASP minimum (19456 KiB)')
+          .max(4_194_304)
+          .default(19456),
+        iterations: z.number().int().min(2).max(100).default(2),
+        parallelism: z.number().int().min(1).max(16).default(1),
+      })
+      .strict()
+      .prefault({}),
+    http: z
+      .object({
+        bodyLimit: z
+          .number()
+          .int()
+          .min(1024)
+          .max(50 * 1024 * 1024)
+          .default(1024 * 1024),
+        /** trust X-Forwarded-For from these proxies (true, or addresses/CIDRs) */
+        trustProxy: z.union([z.boolean(), z.string(), z.array(z.string())]).default(false),
+      })
+      .strict()
+      .prefault({}),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type Config = z.output<typeof configSchema>;
+
+/** Environment variables that override the file, as FERRY_<NAME> → key path. */
+const envOverrides: Record<string, string[]> = {
+  FERRY_LISTEN: ['listen'],
+  FERRY_PUBLIC_URL: ['publicUrl'],
+  FERRY_DATABASE_URL: ['database', 'url'],
+  FERRY_MASTER_KEY: ['keys', 'masterKey'],
+  FERRY_MASTER_KEY_FILE: ['keys', 'masterKeyFile'],
+  FERRY_LOG_LEVEL: ['log', 'level'],
+  FERRY_REQUIRE_MFA: ['signin', 'requireMfa'],
+};
+
+function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {
+  let cur = obj;
+  for (const key of path.slice(0, -1)) {
+    const next = cur[key];
+    if (next === undefined || next === null || typeof next !== 'object' || Array.isArray(next)) cur[key] = {};
+    cur = cur[key] as Record<string, unknown>;
+  }
+  cur[path.at(-1)!] = value;
+}
+
+export interface LoadedConfig {
+  config: Config;
+  /** the file it came from, or null when only defaults and environment were used */
+  path: string | null;
+}
+
+/** Resolves the config path: --config, then FERRY_CONFIG, then ./ferry.yaml if present. */
+export function configPath(explicit: string | undefined, env: NodeJS.ProcessEnv): string | null {
+  if (explicit) return resolve(explicit);
+  if (env.FERRY_CONFIG) return resolve(env.FERRY_CONFIG);
+  return existsSync('ferry.yaml') ? resolve('ferry.yaml') : null;
+}
+
+export function loadConfig(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  const path = configPath(explicit, env);
+  let raw: unknown = {};
+  const source = path ?? 'configuration';
+  if (path) {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new ConfigInvalid(
+        path,
+        '',
+        `cannot read file (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
+    }
+    try {
+      raw = parseYaml(text) ?? {};
+    } catch (err) {
+      throw new ConfigInvalid(path, '', `not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+    }
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+      throw new ConfigInvalid(path, '', 'expected a mapping of keys to values');
+    }
+  }
+  const merged = structuredClone(raw) as Record<string, unknown>;
+  for (const [name, keyPath] of Object.entries(envOverrides)) {
+    const value = env[name];
+    if (value === undefined || value === '') continue;
+    setPath(merged, keyPath, name === 'FERRY_REQUIRE_MFA' ? value === 'true' || value === '1' : value);
+  }
+  const parsed = configSchema.safeParse(merged);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    let reason = issue.message;
+    if (issue.code === 'unrecognized_keys') {
+      reason = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`;
+    }
+    throw new ConfigInvalid(source, issue.path.join('.'), reason);
+  }
+  const config = parsed.data;
+  // Relative paths in a config file are relative to that file, not to the working directory.
+  const base = path ? dirname(path) : process.cwd();
+  if (config.database.url.startsWith('sqlite:')) {
+    const file = config.database.url.slice('sqlite:'.length);
+    if (file !== ':memory:' && !isAbsolute(file)) config.database.url = `sqlite:${resolve(base, file)}`;
+  }
+  if (config.keys.masterKeyFile && !isAbsolute(config.keys.masterKeyFile)) {
+    config.keys.masterKeyFile = resolve(base, config.keys.masterKeyFile);
+  }
+  return { config, path };
+}

@@ -1,0 +1,44 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { Store } from '../store/open.js';
+import type { Metrics } from './metrics.js';
+
+export interface OperationsOptions {
+  store: Store;
+  metrics: Metrics;
+  /** how long /readyz waits for the database before calling it unreachable */
+  readyTimeoutMs?: number;
+}
+
+/** /healthz (the process is up), /readyz (it can serve: the database answers), /metrics (Prometheus). */
+export const operationsRoutes: FastifyPluginAsync<OperationsOptions> = async (app, opts) => {
+  const hide = { schema: { hide: true } };
+  app.get('/healthz', hide, async () => ({ status: 'ok' }));
+
+  app.get('/readyz', hide, async (req, reply) => {
+    const timeout = opts.readyTimeoutMs ?? 2_000;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        opts.store.ping(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('database ping timed out')), timeout);
+        }),
+      ]);
+      return { status: 'ready', database: 'ok' };
+    } catch (err) {
+      req.log.warn({ err: (err as Error).message }, 'not ready: database unreachable');
+      return reply.code(503).header('retry-after', '5').type('application/problem+json').send({
+        type: 'https://ferry.dev/problems/unavailable',
+        title: 'Service Unavailable',
+        status: 503,
+        detail: 'the database is unreachable',
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  });
+
+  app.get('/metrics', hide, async (_req, reply) =>
+    reply.type(opts.metrics.registry.contentType).send(await opts.metrics.registry.metrics()),
+  );
+};

@@ -1,0 +1,53 @@
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { ApiError, ServerUnreachable } from '../cli/client.js';
+import { registerClientCommands } from '../cli/commands.js';
+import { MigrationFailed } from '../store/migrate.js';
+import { OperatorError, registerOperatorCommands } from './commands.js';
+import { ConfigInvalid } from './config.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
+/** The `ferry` command: client commands talk HTTP to a server; operator commands work beside its config. */
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command('ferry')
+    .description('Ferry: corporate identity to short-lived AWS access')
+    .version(pkg.version)
+    .exitOverride()
+    .showHelpAfterError();
+  registerClientCommands(program);
+  registerOperatorCommands(program);
+  try {
+    await program.parseAsync(argv);
+    return Number(process.exitCode ?? 0);
+  } catch (err) {
+    return report(err);
+  }
+}
+
+function report(err: unknown): number {
+  if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+  if (err instanceof ConfigInvalid || err instanceof OperatorError) {
+    process.stderr.write(`ferry: ${err.message}\n`);
+    return 2;
+  }
+  if (err instanceof ApiError) {
+    const title = err.problem?.title ?? `HTTP ${err.status}`;
+    process.stderr.write(`ferry: ${title}${err.problem?.detail ? `: ${err.problem.detail}` : ''}\n`);
+    if (err.status === 401)
+      process.stderr.write('hint: set FERRY_TOKEN (ferry admin token create --name NAME)\n');
+    return 1;
+  }
+  if (err instanceof MigrationFailed) {
+    process.stderr.write(`ferry: ${err.message}: ${(err.cause as Error)?.message ?? ''}\n`);
+    return 1;
+  }
+  if (err instanceof ServerUnreachable || err instanceof Error) {
+    process.stderr.write(`ferry: ${err.message}\n`);
+    return 1;
+  }
+  process.stderr.write(`ferry: ${String(err)}\n`);
+  return 1;
+}

@@ -1,0 +1,37 @@
+import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import type { SigninOutcome } from '../identity/signin.js';
+
+/** One registry per server instance, so tests can run several servers in one process. */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly httpDuration = new Histogram({
+    name: 'ferry_http_request_duration_seconds',
+    help: 'HTTP request latency by route',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  readonly signins = new Counter({
+    name: 'ferry_signins_total',
+    help: 'Sign-in steps by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'ferry_' });
+    // Start every outcome at zero so dashboards and rate() see the series from the first scrape.
+    for (const outcome of [
+      'success',
+      'failure',
+      'locked',
+      'second-factor-required',
+    ] satisfies SigninOutcome[]) {
+      this.signins.inc({ outcome }, 0);
+    }
+  }
+
+  signin(outcome: SigninOutcome): void {
+    this.signins.inc({ outcome });
+  }
+}

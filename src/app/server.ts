@@ -1,0 +1,109 @@
+import { randomUUID } from 'node:crypto';
+import fastifyCookie from '@fastify/cookie';
+import fastifyFormbody from '@fastify/formbody';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { auditApi } from '../audit/routes.js';
+import { requireAdminToken } from '../identity/admin-auth.js';
+import { signinPages } from '../identity/pages/routes.js';
+import { directoryApi } from '../identity/routes.js';
+import { errorHandler, notFoundHandler } from './errors.js';
+import { operationsRoutes } from './health.js';
+import type { Services } from './services.js';
+
+export interface ServerOptions {
+  /** a pino logger config, or false for none (tests) */
+  logger?: FastifyServerOptions['logger'];
+}
+
+/** Log what identifies a request, never what authenticates it (no headers, no query strings). */
+export const logOptions = (level: string) => ({
+  level,
+  redact: {
+    paths: ['req.headers.authorization', 'req.headers.cookie', '*.password', '*.token'],
+    remove: true,
+  },
+  serializers: {
+    req: (req: { method: string; url: string; ip?: string; id?: string }) => ({
+      method: req.method,
+      path: req.url.split('?')[0],
+      ip: req.ip,
+    }),
+  },
+});
+
+export async function buildServer(services: Services, options: ServerOptions = {}): Promise<FastifyInstance> {
+  const { config, metrics } = services;
+  const app = Fastify({
+    logger: options.logger ?? logOptions(config.log.level),
+    bodyLimit: config.http.bodyLimit,
+    trustProxy: config.http.trustProxy,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+    ajv: {
+      customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false },
+    },
+  });
+
+  app.decorateRequest('actor', null as never);
+  app.addHook('onRequest', async (req, reply) => {
+    req.actor = { type: 'anonymous' };
+    reply.header('x-request-id', req.id);
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('referrer-policy', 'no-referrer');
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    metrics.httpDuration.observe(
+      { method: req.method, route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler(notFoundHandler);
+
+  await app.register(fastifyCookie);
+  await app.register(fastifyFormbody, { bodyLimit: 64 * 1024 });
+  await app.register(fastifySwagger, {
+    hideUntagged: true,
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Ferry admin API',
+        version: '1',
+        description: 'Directory, sessions, tokens and audit. Errors are RFC 7807 problem details.',
+      },
+      servers: [{ url: config.publicUrl }],
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'an admin API token' } },
+      },
+    },
+  });
+  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  await app.register(fastifySwaggerUi, { routePrefix: '/api/docs', staticCSP: true });
+
+  await app.register(operationsRoutes, { store: services.store, metrics });
+  await app.register(signinPages, {
+    signin: services.signin,
+    sessions: services.sessions,
+    users: services.users,
+    groups: services.groups,
+    cookieName: config.sessions.cookieName,
+    secureCookies: config.publicUrl.startsWith('https:'),
+  });
+  await app.register(directoryApi, {
+    prefix: '/api/v1',
+    users: services.users,
+    groups: services.groups,
+    sessions: services.sessions,
+    totp: services.totp,
+    apiTokens: services.apiTokens,
+  });
+  await app.register(auditApi, {
+    prefix: '/api/v1',
+    store: services.store,
+    authenticate: requireAdminToken(services.apiTokens),
+  });
+  return app;
+}

@@ -1,0 +1,66 @@
+import type { Clock } from '../clock.js';
+import { ApiTokens } from '../identity/api-tokens.js';
+import type { IdentityDeps } from '../identity/deps.js';
+import { GroupDirectory } from '../identity/groups.js';
+import { TotpFactors } from '../identity/mfa.js';
+import { PasswordHasher } from '../identity/passwords.js';
+import { SessionStore } from '../identity/sessions.js';
+import { SigninService } from '../identity/signin.js';
+import { SigninThrottle } from '../identity/throttle.js';
+import { UserDirectory } from '../identity/users.js';
+import type { MasterKey } from '../keys/master-key.js';
+import type { Store } from '../store/open.js';
+import type { Config } from './config.js';
+import { Metrics } from './metrics.js';
+
+/** Everything a running Ferry holds, built once from config, store, clock and master key. */
+export interface Services {
+  config: Config;
+  store: Store;
+  clock: Clock;
+  masterKey: MasterKey;
+  metrics: Metrics;
+  users: UserDirectory;
+  groups: GroupDirectory;
+  sessions: SessionStore;
+  totp: TotpFactors;
+  throttle: SigninThrottle;
+  signin: SigninService;
+  apiTokens: ApiTokens;
+}
+
+export function createServices(config: Config, store: Store, clock: Clock, masterKey: MasterKey): Services {
+  const hasher = new PasswordHasher(config.passwords);
+  const deps: IdentityDeps = { store, clock, masterKey, hasher };
+  const metrics = new Metrics();
+  const sessions = new SessionStore(deps, {
+    idleMs: config.sessions.idleTimeout,
+    absoluteMs: config.sessions.absoluteTimeout,
+    pendingMs: 10 * 60_000,
+  });
+  const totp = new TotpFactors(deps, 'Ferry');
+  const throttle = new SigninThrottle(store.db, clock, {
+    accountMaxFailures: config.signin.accountMaxFailures,
+    addressMaxFailures: config.signin.addressMaxFailures,
+    windowMs: config.signin.failureWindow,
+    lockoutMs: config.signin.lockout,
+  });
+  const signin = new SigninService(deps, sessions, totp, throttle, {
+    requireMfa: config.signin.requireMfa,
+    onOutcome: (o) => metrics.signin(o),
+  });
+  return {
+    config,
+    store,
+    clock,
+    masterKey,
+    metrics,
+    users: new UserDirectory(deps),
+    groups: new GroupDirectory(deps),
+    sessions,
+    totp,
+    throttle,
+    signin,
+    apiTokens: new ApiTokens(store, clock),
+  };
+}

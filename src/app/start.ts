@@ -1,0 +1,83 @@
+import type { FastifyInstance, FastifyServerOptions } from 'fastify';
+import { type Clock, systemClock } from '../clock.js';
+import { migrateToLatest } from '../store/migrate.js';
+import { openStore, redactUrl } from '../store/open.js';
+import type { Config } from './config.js';
+import { loadMasterKey } from './master-key.js';
+import { buildServer } from './server.js';
+import { createServices, type Services } from './services.js';
+import { type EventHandlers, startWorkers, type Workers } from './workers.js';
+
+export interface RunningFerry {
+  app: FastifyInstance;
+  services: Services;
+  workers: Workers;
+  /** the address it listens on, e.g. http://127.0.0.1:7070 */
+  url: string;
+  /** stops taking requests, lets in-flight ones finish, stops workers, closes the database */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  config: Config;
+  configSource?: string;
+  clock?: Clock;
+  logger?: FastifyServerOptions['logger'];
+  handlers?: EventHandlers;
+  workerIntervalMs?: number;
+}
+
+export function listenAddress(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(':');
+  return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) };
+}
+
+/** Opens the database, migrates it, builds the server and starts listening and background work. */
+export async function startFerry(options: StartOptions): Promise<RunningFerry> {
+  const { config } = options;
+  const clock = options.clock ?? systemClock;
+  const masterKey = loadMasterKey(config, options.configSource ?? 'configuration');
+  let app: FastifyInstance | undefined;
+  const store = openStore(config.database.url, {
+    poolSize: config.database.poolSize,
+    onIdleError: (err) => app?.log.warn({ err: err.message }, 'database connection lost'),
+  });
+  try {
+    await migrateToLatest(store);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const services = createServices(config, store, clock, masterKey);
+  app = await buildServer(services, { logger: options.logger });
+  const workers = startWorkers(services, options.handlers ?? {}, app.log, {
+    intervalMs: options.workerIntervalMs,
+  });
+  const { host, port } = listenAddress(config.listen);
+  try {
+    await app.listen({ host, port });
+  } catch (err) {
+    await workers.stop();
+    await store.close();
+    throw err;
+  }
+  const address = app.server.address();
+  const actualPort = typeof address === 'object' && address ? address.port : port;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
+  app.log.info({ url, database: redactUrl(config.database.url), engine: store.engine }, 'ferry listening');
+  let stopping: Promise<void> | undefined;
+  return {
+    app,
+    services,
+    workers,
+    url,
+    stop() {
+      stopping ??= (async () => {
+        await app.close();
+        await workers.stop();
+        await store.close();
+      })();
+      return stopping;
+    },
+  };
+}

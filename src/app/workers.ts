@@ -1,0 +1,88 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyBaseLogger } from 'fastify';
+import type { DomainEvent, DomainEventType } from '../events.js';
+import { claimEvents, completeEvent, failEvent } from '../store/outbox.js';
+import type { Services } from './services.js';
+
+export type EventHandler = (event: DomainEvent) => Promise<void>;
+
+/** Handlers by event type; each must be idempotent, since delivery is at least once. */
+export type EventHandlers = Partial<Record<DomainEventType, EventHandler[]>>;
+
+export interface Workers {
+  /** drains the outbox once (tests call it to avoid waiting for the timer) */
+  drainOnce(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Background work of one instance: drain the outbox into the registered handlers and purge ended
+ * sessions. Several instances may run this at once; claims keep them from doing the same event twice.
+ */
+export function startWorkers(
+  services: Services,
+  handlers: EventHandlers,
+  log: FastifyBaseLogger,
+  options: { intervalMs?: number; autostart?: boolean } = {},
+): Workers {
+  const workerId = randomUUID();
+  const { store, clock } = services;
+  let stopped = false;
+  let running: Promise<unknown> = Promise.resolve();
+
+  async function drainOnce(): Promise<number> {
+    let handled = 0;
+    for (;;) {
+      const batch = await claimEvents(store, clock, workerId, 50, 60_000);
+      if (batch.length === 0) return handled;
+      for (const claimed of batch) {
+        try {
+          for (const handle of handlers[claimed.event.type] ?? []) await handle(claimed.event);
+          await completeEvent(store, clock, claimed.id, workerId);
+        } catch (err) {
+          log.warn(
+            { err, eventId: claimed.id, type: claimed.event.type },
+            'outbox handler failed; will retry',
+          );
+          await failEvent(store, clock, claimed.id, workerId, claimed.attempts, (err as Error).message);
+        }
+        handled += 1;
+      }
+    }
+  }
+
+  let lastPurge = 0;
+  const tick = async () => {
+    try {
+      await drainOnce();
+      const now = clock.now().getTime();
+      if (now - lastPurge > 3_600_000) {
+        lastPurge = now;
+        await services.sessions.purgeEnded();
+      }
+    } catch (err) {
+      // The database may be away; the next tick tries again.
+      log.warn({ err: (err as Error).message }, 'background work failed; retrying');
+    }
+  };
+
+  const interval = options.intervalMs ?? 1_000;
+  let timer: NodeJS.Timeout | undefined;
+  const schedule = () => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      running = tick().finally(schedule);
+    }, interval);
+    timer.unref();
+  };
+  if (options.autostart !== false) schedule();
+
+  return {
+    drainOnce,
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}

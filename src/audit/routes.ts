@@ -1,0 +1,110 @@
+import type {} from '@fastify/swagger'; // OpenAPI keys (tags, summary, security) on route schemas
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsync, preHandlerAsyncHookHandler } from 'fastify';
+import type { Store } from '../store/open.js';
+import { latestAudit, listAudit } from './ledger.js';
+import { verifyAudit } from './verify.js';
+
+export interface AuditApiOptions {
+  store: Store;
+  /** authentication for the audit API (the admin token check) */
+  authenticate: preHandlerAsyncHookHandler;
+}
+
+const AuditEventSchema = Type.Object({
+  seq: Type.Integer(),
+  id: Type.String(),
+  time: Type.String(),
+  type: Type.String(),
+  outcome: Type.String(),
+  actor: Type.Object({}, { additionalProperties: true }),
+  subject: Type.Union([Type.String(), Type.Null()]),
+  ip: Type.Union([Type.String(), Type.Null()]),
+  requestId: Type.Union([Type.String(), Type.Null()]),
+  data: Type.Object({}, { additionalProperties: true }),
+  prevHash: Type.String(),
+  hash: Type.String(),
+});
+
+export const auditApi: FastifyPluginAsync<AuditApiOptions> = async (app, opts) => {
+  app.addHook('preHandler', opts.authenticate);
+  const security = [{ bearer: [] }];
+  const Query = Type.Object(
+    {
+      since: Type.Optional(Type.String({ format: 'date-time', description: 'events at or after this time' })),
+      after: Type.Optional(Type.Integer({ minimum: 0, description: 'events after this sequence number' })),
+      last: Type.Optional(
+        Type.Integer({ minimum: 1, maximum: 1000, description: 'only the newest N events' }),
+      ),
+      type: Type.Optional(Type.String({ maxLength: 128 })),
+      subject: Type.Optional(Type.String({ maxLength: 256 })),
+      limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+    },
+    { additionalProperties: false },
+  );
+
+  app.get<{
+    Querystring: {
+      since?: string;
+      after?: number;
+      last?: number;
+      type?: string;
+      subject?: string;
+      limit?: number;
+    };
+  }>(
+    '/audit/events',
+    {
+      schema: {
+        tags: ['audit'],
+        summary: 'Read the audit trail in sequence order',
+        security,
+        querystring: Query,
+        response: { 200: Type.Object({ items: Type.Array(AuditEventSchema) }) },
+      },
+    },
+    async (req) => {
+      const q = req.query;
+      if (q.last !== undefined && q.since === undefined && q.after === undefined) {
+        return { items: await latestAudit(opts.store.db, q.last) };
+      }
+      const since = q.since ? new Date(q.since).toISOString() : undefined;
+      return {
+        items: await listAudit(opts.store.db, {
+          since,
+          afterSeq: q.after,
+          type: q.type,
+          subject: q.subject,
+          limit: q.limit,
+        }),
+      };
+    },
+  );
+
+  app.get(
+    '/audit/verify',
+    {
+      schema: {
+        tags: ['audit'],
+        summary: 'Check the hash chain; names the first event that was edited, removed or reordered',
+        security,
+        response: {
+          200: Type.Object({
+            ok: Type.Boolean(),
+            events: Type.Integer(),
+            headSeq: Type.Integer(),
+            firstBad: Type.Union([
+              Type.Object({
+                seq: Type.Integer(),
+                id: Type.Union([Type.String(), Type.Null()]),
+                reason: Type.String(),
+              }),
+              Type.Null(),
+            ]),
+          }),
+        },
+      },
+    },
+    async () => verifyAudit(opts.store.db),
+  );
+};

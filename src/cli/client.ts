@@ -1,0 +1,62 @@
+/** The HTTP client every `ferry` client command uses; it knows the server only by its API. */
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly problem: { title?: string; detail?: string; type?: string } | null,
+  ) {
+    super(problem?.detail ?? problem?.title ?? `HTTP ${status}`);
+    this.name = 'ApiError';
+  }
+}
+
+export class ServerUnreachable extends Error {
+  constructor(server: string, cause: unknown) {
+    super(
+      `cannot reach Ferry at ${server} (${(cause as Error)?.cause ? String((cause as { cause: { code?: string } }).cause.code ?? cause) : String(cause)})`,
+    );
+    this.name = 'ServerUnreachable';
+  }
+}
+
+export interface ClientOptions {
+  server: string;
+  token?: string;
+}
+
+export class FerryClient {
+  constructor(private readonly options: ClientOptions) {}
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let res: Response;
+    try {
+      res = await fetch(new URL(path, this.options.server), {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(30_000),
+      });
+    } catch (err) {
+      throw new ServerUnreachable(this.options.server, err);
+    }
+    const text = await res.text();
+    const parsed = text ? safeJson(text) : null;
+    if (!res.ok) throw new ApiError(res.status, parsed as { title?: string; detail?: string } | null);
+    return parsed as T;
+  }
+
+  get<T>(path: string): Promise<T> {
+    return this.request<T>('GET', path);
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return { detail: text.slice(0, 200) };
+  }
+}

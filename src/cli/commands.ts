@@ -1,0 +1,300 @@
+import type { Command } from 'commander';
+import { FerryClient } from './client.js';
+import { printJson, table } from './output.js';
+import { readLineFromStdin } from './read-secret.js';
+
+interface GlobalOptions {
+  server: string;
+  token?: string;
+}
+
+interface UserView {
+  id: string;
+  userName: string;
+  displayName: string | null;
+  active: boolean;
+  groups?: string[];
+  attributes: Record<string, string>;
+}
+interface GroupView {
+  id: string;
+  displayName: string;
+  description: string | null;
+  members?: Array<{ userName: string }>;
+}
+interface AuditEventView {
+  seq: number;
+  time: string;
+  type: string;
+  outcome: string;
+  actor: { type: string; name?: string };
+  subject: string | null;
+  ip: string | null;
+  data: Record<string, unknown>;
+}
+
+const enc = encodeURIComponent;
+
+function clientOf(cmd: Command): FerryClient {
+  const g = cmd.optsWithGlobals<GlobalOptions>();
+  return new FerryClient({ server: g.server, token: g.token ?? process.env.FERRY_TOKEN });
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/** Client commands: each talks to a Ferry server over its HTTP API, authenticated by FERRY_TOKEN. */
+export function registerClientCommands(program: Command): void {
+  program
+    .option('--server <url>', 'Ferry server URL', process.env.FERRY_SERVER ?? 'http://127.0.0.1:7070')
+    .option('--token <token>', 'admin API token (default: $FERRY_TOKEN)');
+
+  const users = program.command('users').description('directory users');
+  users
+    .command('list')
+    .description('list users')
+    .option('-q, --query <text>', 'only users whose name contains this')
+    .option('--json', 'print JSON')
+    .action(async function (this: Command, opts: { query?: string; json?: boolean }) {
+      const q = opts.query ? `&q=${enc(opts.query)}` : '';
+      const res = await clientOf(this).get<{ items: UserView[]; total: number }>(
+        `/api/v1/users?limit=1000${q}`,
+      );
+      if (opts.json) return printJson(res.items);
+      process.stdout.write(
+        table(
+          res.items.map((u) => ({
+            ...u,
+            active: u.active ? 'yes' : 'no',
+            department: u.attributes.department,
+          })),
+          ['userName', 'displayName', 'active', 'department', 'id'],
+        ),
+      );
+    });
+
+  users
+    .command('show <user>')
+    .description('show one user (by UPN or id) with their groups')
+    .option('--json', 'print JSON')
+    .action(async function (this: Command, user: string, opts: { json?: boolean }) {
+      const u = await clientOf(this).get<UserView>(`/api/v1/users/${enc(user)}`);
+      if (opts.json) return printJson(u);
+      process.stdout.write(
+        `${u.userName}  ${u.displayName ?? ''}\nactive: ${u.active ? 'yes' : 'no'}\ngroups: ${(u.groups ?? []).join(', ') || 'none'}\nid: ${u.id}\n`,
+      );
+    });
+
+  users
+    .command('add <userName>')
+    .description('create a user (userName is the UPN, e.g. jane@contoso.example)')
+    .option('--display-name <name>')
+    .option('--given-name <name>')
+    .option('--family-name <name>')
+    .option('--email <address>', 'work email (default: the UPN when it looks like an address)')
+    .option(
+      '--attribute <key=value>',
+      'a directory attribute such as department=Engineering (repeatable)',
+      collect,
+    )
+    .option('--password-stdin', 'read an initial password from the first line of standard input')
+    .option('--json', 'print JSON')
+    .action(async function (
+      this: Command,
+      userName: string,
+      opts: {
+        displayName?: string;
+        givenName?: string;
+        familyName?: string;
+        email?: string;
+        attribute?: string[];
+        passwordStdin?: boolean;
+        json?: boolean;
+      },
+    ) {
+      const attributes: Record<string, string> = {};
+      for (const pair of opts.attribute ?? []) {
+        const i = pair.indexOf('=');
+        if (i <= 0) throw new Error(`--attribute expects key=value (got ${pair})`);
+        attributes[pair.slice(0, i)] = pair.slice(i + 1);
+      }
+      const email = opts.email ?? (userName.includes('@') ? userName : undefined);
+      const body = {
+        userName,
+        displayName: opts.displayName,
+        givenName: opts.givenName,
+        familyName: opts.familyName,
+        emails: email ? [{ value: email, type: 'work', primary: true }] : [],
+        attributes,
+        password: opts.passwordStdin ? await readLineFromStdin() : undefined,
+      };
+      const u = await clientOf(this).request<UserView>('POST', '/api/v1/users', body);
+      if (opts.json) return printJson(u);
+      process.stdout.write(`created ${u.userName} (${u.id})\n`);
+    });
+
+  for (const [name, active] of [
+    ['disable', false],
+    ['enable', true],
+  ] as const) {
+    users
+      .command(`${name} <user>`)
+      .description(
+        active
+          ? 'allow a user to sign in again'
+          : 'disable a user: sign-in refused and every session ended at once',
+      )
+      .action(async function (this: Command, user: string) {
+        const u = await clientOf(this).request<UserView>('PATCH', `/api/v1/users/${enc(user)}`, { active });
+        process.stdout.write(`${u.userName} ${active ? 'enabled' : 'disabled'}\n`);
+      });
+  }
+
+  users
+    .command('reset-mfa <user>')
+    .description("remove a user's authenticators (lost phone); they enroll a new one at next sign-in")
+    .action(async function (this: Command, user: string) {
+      const res = await clientOf(this).request<{ removed: number }>(
+        'DELETE',
+        `/api/v1/users/${enc(user)}/mfa`,
+      );
+      process.stdout.write(`removed ${res.removed} authenticator(s)\n`);
+    });
+
+  const groups = program.command('groups').description('directory groups');
+  groups
+    .command('list')
+    .description('list groups')
+    .option('-q, --query <text>', 'only groups whose name contains this')
+    .option('--json', 'print JSON')
+    .action(async function (this: Command, opts: { query?: string; json?: boolean }) {
+      const q = opts.query ? `&q=${enc(opts.query)}` : '';
+      const res = await clientOf(this).get<{ items: GroupView[] }>(`/api/v1/groups?limit=1000${q}`);
+      if (opts.json) return printJson(res.items);
+      process.stdout.write(table(res.items as never, ['displayName', 'description', 'id']));
+    });
+
+  groups
+    .command('show <group>')
+    .description('show a group and its members')
+    .option('--json', 'print JSON')
+    .action(async function (this: Command, group: string, opts: { json?: boolean }) {
+      const g = await clientOf(this).get<GroupView>(`/api/v1/groups/${enc(group)}`);
+      if (opts.json) return printJson(g);
+      process.stdout.write(
+        `${g.displayName}\nmembers: ${(g.members ?? []).map((m) => m.userName).join(', ') || 'none'}\n`,
+      );
+    });
+
+  groups
+    .command('add <name>')
+    .description('create a group')
+    .option('--description <text>')
+    .option('--json', 'print JSON')
+    .action(async function (this: Command, name: string, opts: { description?: string; json?: boolean }) {
+      const g = await clientOf(this).request<GroupView>('POST', '/api/v1/groups', {
+        displayName: name,
+        description: opts.description,
+      });
+      if (opts.json) return printJson(g);
+      process.stdout.write(`created ${g.displayName} (${g.id})\n`);
+    });
+
+  for (const [name, method, verb] of [
+    ['add-member', 'PUT', 'added to'],
+    ['remove-member', 'DELETE', 'removed from'],
+  ] as const) {
+    groups
+      .command(`${name} <group> <user>`)
+      .description(`${name === 'add-member' ? 'add a user to' : 'remove a user from'} a group`)
+      .action(async function (this: Command, group: string, user: string) {
+        const res = await clientOf(this).request<{ changed: boolean }>(
+          method,
+          `/api/v1/groups/${enc(group)}/members/${enc(user)}`,
+        );
+        process.stdout.write(
+          res.changed ? `${user} ${verb} ${group}\n` : `no change: ${user} already ${verb.split(' ')[0]}\n`,
+        );
+      });
+  }
+
+  const sessions = program.command('sessions').description('sign-in sessions');
+  sessions
+    .command('list <user>')
+    .description("a user's live sessions")
+    .option('--json', 'print JSON')
+    .action(async function (this: Command, user: string, opts: { json?: boolean }) {
+      const res = await clientOf(this).get<{ items: Array<Record<string, unknown>> }>(
+        `/api/v1/users/${enc(user)}/sessions`,
+      );
+      if (opts.json) return printJson(res.items);
+      process.stdout.write(table(res.items, ['id', 'createdAt', 'lastSeenAt', 'ip', 'amr']));
+    });
+  sessions
+    .command('revoke <id>')
+    .description('end a session now, on every instance')
+    .action(async function (this: Command, id: string) {
+      await clientOf(this).request('DELETE', `/api/v1/sessions/${enc(id)}`);
+      process.stdout.write(`revoked ${id}\n`);
+    });
+
+  const audit = program.command('audit').description('the audit trail');
+  const line = (e: AuditEventView) =>
+    `${e.time}  #${e.seq}  ${e.type}  ${e.outcome}  ${e.actor.type === 'anonymous' ? '-' : `${e.actor.type}:${e.actor.name ?? ''}`}  ${e.subject ?? ''}  ${e.ip ?? ''}${
+      e.data.reason ? `  reason=${String(e.data.reason)}` : ''
+    }\n`;
+  audit
+    .command('tail')
+    .description('print the newest events; with --follow keep printing new ones')
+    .option('-n, --lines <n>', 'how many of the newest events', '20')
+    .option('-f, --follow', 'keep waiting for new events')
+    .option('--json', 'one JSON object per line')
+    .action(async function (this: Command, opts: { lines: string; follow?: boolean; json?: boolean }) {
+      const client = clientOf(this);
+      const print = (e: AuditEventView) =>
+        process.stdout.write(opts.json ? `${JSON.stringify(e)}\n` : line(e));
+      const first = await client.get<{ items: AuditEventView[] }>(
+        `/api/v1/audit/events?last=${Number(opts.lines) || 20}`,
+      );
+      first.items.forEach(print);
+      let after = first.items.at(-1)?.seq ?? 0;
+      while (opts.follow) {
+        await new Promise((r) => setTimeout(r, 1000));
+        const next = await client.get<{ items: AuditEventView[] }>(
+          `/api/v1/audit/events?after=${after}&limit=1000`,
+        );
+        next.items.forEach(print);
+        after = next.items.at(-1)?.seq ?? after;
+      }
+    });
+  audit
+    .command('export')
+    .description('write events since a time as JSON lines (for a SIEM or an archive)')
+    .requiredOption('--since <time>', 'ISO-8601 time or a relative age like 24h or 7d')
+    .option('--format <format>', 'only jsonl is supported', 'jsonl')
+    .action(async function (this: Command, opts: { since: string; format: string }) {
+      if (opts.format !== 'jsonl') throw new Error(`--format ${opts.format} is not supported (use jsonl)`);
+      const since = parseSince(opts.since);
+      const client = clientOf(this);
+      let path = `/api/v1/audit/events?since=${enc(since)}&limit=1000`;
+      for (;;) {
+        const res = await client.get<{ items: AuditEventView[] }>(path);
+        for (const e of res.items) process.stdout.write(`${JSON.stringify(e)}\n`);
+        if (res.items.length < 1000) break;
+        path = `/api/v1/audit/events?since=${enc(since)}&after=${res.items.at(-1)!.seq}&limit=1000`;
+      }
+    });
+}
+
+/** Accepts an ISO-8601 time or an age such as 90m, 24h, 7d. */
+export function parseSince(value: string): string {
+  const age = /^(\d+)([mhd])$/.exec(value.trim());
+  if (age) {
+    const ms = Number(age[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[age[2] as 'm' | 'h' | 'd'];
+    return new Date(Date.now() - ms).toISOString();
+  }
+  const t = Date.parse(value);
+  if (Number.isNaN(t)) throw new Error(`--since expects an ISO-8601 time or an age like 24h (got ${value})`);
+  return new Date(t).toISOString();
+}

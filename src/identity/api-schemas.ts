@@ -1,0 +1,155 @@
+import { type Static, Type } from '@sinclair/typebox';
+
+/** Schemas of the directory API: they validate requests and make the OpenAPI document. */
+export const Email = Type.Object(
+  {
+    value: Type.String({ maxLength: 256 }),
+    type: Type.Optional(Type.String({ maxLength: 32 })),
+    primary: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
+const Attributes = Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 1024 }), {
+  description: 'free directory attributes such as department, costCenter, jobTitle',
+});
+
+export const UserSchema = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  userName: Type.String({ description: 'the UPN, e.g. test-awsadmin@contoso.example' }),
+  displayName: Type.Union([Type.String(), Type.Null()]),
+  givenName: Type.Union([Type.String(), Type.Null()]),
+  familyName: Type.Union([Type.String(), Type.Null()]),
+  emails: Type.Array(Email),
+  active: Type.Boolean(),
+  externalId: Type.Union([Type.String(), Type.Null()]),
+  attributes: Attributes,
+  hasPassword: Type.Boolean(),
+  groups: Type.Optional(Type.Array(Type.String())),
+  createdAt: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' }),
+  version: Type.Integer(),
+});
+
+const nullableString = (maxLength: number) => Type.Union([Type.String({ maxLength }), Type.Null()]);
+
+export const NewUserBody = Type.Object(
+  {
+    userName: Type.String({ minLength: 1, maxLength: 256 }),
+    displayName: Type.Optional(nullableString(256)),
+    givenName: Type.Optional(nullableString(128)),
+    familyName: Type.Optional(nullableString(128)),
+    emails: Type.Optional(Type.Array(Email, { maxItems: 10 })),
+    active: Type.Optional(Type.Boolean()),
+    externalId: Type.Optional(nullableString(256)),
+    attributes: Type.Optional(Attributes),
+    password: Type.Optional(Type.String({ minLength: 8, maxLength: 256, writeOnly: true })),
+  },
+  { additionalProperties: false },
+);
+export type NewUserBody = Static<typeof NewUserBody>;
+
+export const UserPatchBody = Type.Object(
+  {
+    userName: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    displayName: Type.Optional(nullableString(256)),
+    givenName: Type.Optional(nullableString(128)),
+    familyName: Type.Optional(nullableString(128)),
+    emails: Type.Optional(Type.Array(Email, { maxItems: 10 })),
+    active: Type.Optional(Type.Boolean()),
+    externalId: Type.Optional(nullableString(256)),
+    attributes: Type.Optional(Attributes),
+    password: Type.Optional(Type.String({ minLength: 8, maxLength: 256, writeOnly: true })),
+  },
+  { additionalProperties: false },
+);
+export type UserPatchBody = Static<typeof UserPatchBody>;
+
+export const GroupSchema = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  displayName: Type.String(),
+  description: Type.Union([Type.String(), Type.Null()]),
+  externalId: Type.Union([Type.String(), Type.Null()]),
+  members: Type.Optional(
+    Type.Array(
+      Type.Object({
+        id: Type.String(),
+        userName: Type.String(),
+        displayName: Type.Union([Type.String(), Type.Null()]),
+      }),
+    ),
+  ),
+  createdAt: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' }),
+  version: Type.Integer(),
+});
+
+export const NewGroupBody = Type.Object(
+  {
+    displayName: Type.String({ minLength: 1, maxLength: 256 }),
+    description: Type.Optional(nullableString(1024)),
+    externalId: Type.Optional(nullableString(256)),
+  },
+  { additionalProperties: false },
+);
+export type NewGroupBody = Static<typeof NewGroupBody>;
+
+export const SessionSchema = Type.Object({
+  id: Type.String(),
+  userId: Type.String(),
+  state: Type.String(),
+  amr: Type.Array(Type.String()),
+  authTime: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String(),
+  lastSeenAt: Type.String(),
+  idleExpiresAt: Type.String(),
+  absoluteExpiresAt: Type.String(),
+  revokedAt: Type.Union([Type.String(), Type.Null()]),
+  revokedReason: Type.Union([Type.String(), Type.Null()]),
+  ip: Type.Union([Type.String(), Type.Null()]),
+  userAgent: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const ApiTokenSchema = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  createdAt: Type.String(),
+  createdBy: Type.String(),
+  lastUsedAt: Type.Union([Type.String(), Type.Null()]),
+  expiresAt: Type.Union([Type.String(), Type.Null()]),
+  revokedAt: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const ListQuery = Type.Object(
+  {
+    q: Type.Optional(Type.String({ maxLength: 256, description: 'substring of the name' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  },
+  { additionalProperties: false },
+);
+export type ListQuery = Static<typeof ListQuery>;
+
+export const Ref = Type.Object({
+  ref: Type.String({ minLength: 1, maxLength: 256, description: 'id or name' }),
+});
+export type Ref = Static<typeof Ref>;
+
+export const ProblemSchema = Type.Object(
+  {
+    type: Type.String(),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.Optional(Type.String()),
+    instance: Type.Optional(Type.String()),
+  },
+  { additionalProperties: true, description: 'RFC 7807 problem details' },
+);
+
+export const problemResponses = {
+  400: ProblemSchema,
+  401: ProblemSchema,
+  404: ProblemSchema,
+  409: ProblemSchema,
+  503: ProblemSchema,
+};

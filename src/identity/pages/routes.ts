@@ -1,0 +1,281 @@
+import type {} from '@fastify/cookie'; // request.cookies / reply.setCookie types
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { GroupDirectory } from '../groups.js';
+import type { TotpEnrollment } from '../mfa.js';
+import type { Session, SessionStore } from '../sessions.js';
+import type { SigninResult, SigninService } from '../signin.js';
+import type { UserDirectory } from '../users.js';
+import { csrfToken, csrfValid } from './csrf.js';
+import { errorPage, type Html, html, PAGE_CSP, page, STYLESHEET } from './html.js';
+
+export interface SigninPagesOptions {
+  signin: SigninService;
+  sessions: SessionStore;
+  users: UserDirectory;
+  groups: GroupDirectory;
+  cookieName: string;
+  /** Secure cookies when Ferry is served over https */
+  secureCookies: boolean;
+}
+
+/** The same words whatever failed: wrong user, password or code, disabled account, or lockout. */
+export const GENERIC_SIGNIN_ERROR = 'Sign-in failed. Check your details and try again, or try again later.';
+
+/** Only same-site relative paths: an open redirect would turn the sign-in page into a phishing aid. */
+export function safeReturnTo(value: unknown): string {
+  if (typeof value !== 'string' || value.length > 2048) return '/account';
+  if (!value.startsWith('/') || value.startsWith('//') || value.startsWith('/\\') || /[\r\n]/.test(value)) {
+    return '/account';
+  }
+  return value;
+}
+
+type Form = Record<string, string | undefined>;
+
+export const signinPages: FastifyPluginAsync<SigninPagesOptions> = async (app, opts) => {
+  const { signin, sessions, users, cookieName, secureCookies } = opts;
+  const cookieOptions = { path: '/', httpOnly: true, sameSite: 'lax' as const, secure: secureCookies };
+
+  app.addHook('onSend', async (_req, reply, payload) => {
+    if (String(reply.getHeader('content-type') ?? '').startsWith('text/html')) {
+      reply.header('content-security-policy', PAGE_CSP);
+      reply.header('x-frame-options', 'DENY');
+      reply.header('cache-control', 'no-store');
+    }
+    return payload;
+  });
+
+  const send = (reply: FastifyReply, status: number, title: string, body: Html) =>
+    reply.code(status).type('text/html; charset=utf-8').send(page(title, body));
+
+  const current = async (req: FastifyRequest): Promise<Session | null> => {
+    const token = req.cookies[cookieName];
+    return token ? sessions.resolve(token) : null;
+  };
+
+  const meta = (req: FastifyRequest) => ({
+    ip: req.ip,
+    userAgent: req.headers['user-agent'] ?? null,
+    requestId: req.id,
+  });
+
+  const passwordForm = (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    returnTo: string,
+    error?: string,
+    userName = '',
+  ) =>
+    send(
+      reply,
+      error ? 401 : 200,
+      'Sign in',
+      html`<h1>Sign in</h1>
+${error ? html`<p class="error" role="alert">${error}</p>` : ''}
+<form method="post" action="/signin">
+<input type="hidden" name="csrf" value="${csrfToken(req, reply, secureCookies)}">
+<input type="hidden" name="return_to" value="${returnTo}">
+<label for="username">User name</label>
+<input type="text" id="username" name="username" autocomplete="username" autocapitalize="none" spellcheck="false" required value="${userName}">
+<label for="password">Password</label>
+<input type="password" id="password" name="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button>
+</form>`,
+    );
+
+  const codeForm = (req: FastifyRequest, reply: FastifyReply, returnTo: string, error?: string) =>
+    send(
+      reply,
+      error ? 401 : 200,
+      'Verification code',
+      html`<h1>Enter your verification code</h1>
+${error ? html`<p class="error" role="alert">${error}</p>` : ''}
+<p>Open your authenticator app and enter the 6-digit code for Ferry.</p>
+<form method="post" action="/signin/code">
+<input type="hidden" name="csrf" value="${csrfToken(req, reply, secureCookies)}">
+<input type="hidden" name="return_to" value="${returnTo}">
+<label for="code">Verification code</label>
+<input type="text" id="code" name="code" autocomplete="one-time-code" inputmode="numeric" pattern="[0-9]{6}" maxlength="6" required>
+<button type="submit">Verify</button>
+</form>`,
+    );
+
+  const enrollForm = (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    returnTo: string,
+    enrollment: TotpEnrollment,
+    error?: string,
+  ) =>
+    send(
+      reply,
+      error ? 401 : 200,
+      'Set up your authenticator',
+      html`<h1>Set up your authenticator</h1>
+${error ? html`<p class="error" role="alert">${error}</p>` : ''}
+<p>Your organisation requires a second factor. Add this key to an authenticator app (Microsoft Authenticator, Google Authenticator, 1Password, …), then enter the code it shows.</p>
+<label>Key</label>
+<code class="secret" id="totp-secret">${enrollment.secret}</code>
+<p class="muted">Or open this link on the device with your app: <a href="${enrollment.uri}">${enrollment.uri}</a></p>
+<form method="post" action="/signin/enroll">
+<input type="hidden" name="csrf" value="${csrfToken(req, reply, secureCookies)}">
+<input type="hidden" name="return_to" value="${returnTo}">
+<label for="code">Verification code</label>
+<input type="text" id="code" name="code" autocomplete="one-time-code" inputmode="numeric" pattern="[0-9]{6}" maxlength="6" required>
+<button type="submit">Verify and continue</button>
+</form>`,
+    );
+
+  const afterStep = (_req: FastifyRequest, reply: FastifyReply, result: SigninResult, returnTo: string) => {
+    switch (result.status) {
+      case 'signed-in':
+        reply.setCookie(cookieName, result.token, cookieOptions);
+        return reply.redirect(returnTo, 303);
+      case 'second-factor-required':
+        reply.setCookie(cookieName, result.token, cookieOptions);
+        return reply.redirect(`/signin/code?return_to=${encodeURIComponent(returnTo)}`, 303);
+      case 'enrollment-required':
+        reply.setCookie(cookieName, result.token, cookieOptions);
+        return reply.redirect(`/signin/enroll?return_to=${encodeURIComponent(returnTo)}`, 303);
+      case 'failed':
+        return null;
+    }
+  };
+
+  const badForm = (reply: FastifyReply) =>
+    reply
+      .code(403)
+      .type('text/html; charset=utf-8')
+      .send(errorPage(403, 'Form expired', 'This form has expired. Go back, reload the page and try again.'));
+
+  app.get('/static/ferry.css', async (_req, reply) =>
+    reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(STYLESHEET),
+  );
+
+  app.get('/', async (_req, reply) => reply.redirect('/account', 302));
+
+  app.get<{ Querystring: { return_to?: string } }>('/signin', async (req, reply) => {
+    const returnTo = safeReturnTo(req.query.return_to);
+    if (await current(req)) return reply.redirect(returnTo, 302);
+    return passwordForm(req, reply, returnTo);
+  });
+
+  app.post<{ Body: Form }>('/signin', async (req, reply) => {
+    const body = (req.body ?? {}) as Form;
+    const returnTo = safeReturnTo(body.return_to);
+    if (!csrfValid(req, body.csrf)) return badForm(reply);
+    const result = await signin.password(String(body.username ?? ''), String(body.password ?? ''), meta(req));
+    return (
+      afterStep(req, reply, result, returnTo) ??
+      passwordForm(req, reply, returnTo, GENERIC_SIGNIN_ERROR, body.username)
+    );
+  });
+
+  app.get<{ Querystring: { return_to?: string } }>('/signin/code', async (req, reply) => {
+    const returnTo = safeReturnTo(req.query.return_to);
+    const token = req.cookies[cookieName];
+    if (!token || !(await sessions.resolve(token, ['pending_mfa']))) {
+      return reply.redirect(`/signin?return_to=${encodeURIComponent(returnTo)}`, 303);
+    }
+    return codeForm(req, reply, returnTo);
+  });
+
+  app.post<{ Body: Form }>('/signin/code', async (req, reply) => {
+    const body = (req.body ?? {}) as Form;
+    const returnTo = safeReturnTo(body.return_to);
+    if (!csrfValid(req, body.csrf)) return badForm(reply);
+    const result = await signin.secondFactor(
+      req.cookies[cookieName] ?? '',
+      String(body.code ?? ''),
+      meta(req),
+    );
+    if (result.status === 'failed' && result.reason === 'expired') {
+      return passwordForm(req, reply, returnTo, GENERIC_SIGNIN_ERROR);
+    }
+    return afterStep(req, reply, result, returnTo) ?? codeForm(req, reply, returnTo, GENERIC_SIGNIN_ERROR);
+  });
+
+  app.get<{ Querystring: { return_to?: string } }>('/signin/enroll', async (req, reply) => {
+    const returnTo = safeReturnTo(req.query.return_to);
+    const enrollment = await signin.pendingEnrollment(req.cookies[cookieName] ?? '');
+    if (!enrollment) return reply.redirect(`/signin?return_to=${encodeURIComponent(returnTo)}`, 303);
+    return enrollForm(req, reply, returnTo, enrollment);
+  });
+
+  app.post<{ Body: Form }>('/signin/enroll', async (req, reply) => {
+    const body = (req.body ?? {}) as Form;
+    const returnTo = safeReturnTo(body.return_to);
+    if (!csrfValid(req, body.csrf)) return badForm(reply);
+    const token = req.cookies[cookieName] ?? '';
+    const enrollment = await signin.pendingEnrollment(token);
+    if (!enrollment) return passwordForm(req, reply, returnTo, GENERIC_SIGNIN_ERROR);
+    const result = await signin.confirmEnrollment(token, String(body.code ?? ''), meta(req));
+    return (
+      afterStep(req, reply, result, returnTo) ??
+      enrollForm(req, reply, returnTo, enrollment, 'That code did not match. Check the key and try again.')
+    );
+  });
+
+  app.get('/account', async (req, reply) => {
+    const session = await current(req);
+    if (!session) return reply.redirect('/signin?return_to=%2Faccount', 303);
+    const user = await users.get(session.userId);
+    const groups = await opts.groups.namesOf(user.id);
+    const list = await sessions.listForUser(user.id);
+    const csrf = csrfToken(req, reply, secureCookies);
+    return send(
+      reply,
+      200,
+      'Your account',
+      html`<h1>${user.displayName ?? user.userName}</h1>
+<p><code id="user-name">${user.userName}</code></p>
+<p>Groups: <span id="groups">${groups.length ? groups.join(', ') : 'none'}</span></p>
+<p class="muted">Signed in with ${session.amr.join(' + ')} at ${session.authTime ?? ''}</p>
+<h2>Sessions</h2>
+<table id="sessions"><thead><tr><th>Started</th><th>From</th><th>Last seen</th><th></th></tr></thead><tbody>
+${list.map(
+  (s) =>
+    html`<tr><td>${s.createdAt}</td><td>${s.ip ?? ''}<br><span class="muted">${(s.userAgent ?? '').slice(0, 60)}</span></td><td>${s.lastSeenAt}</td><td>${
+      s.id === session.id
+        ? 'this session'
+        : html`<form class="inline" method="post" action="/account/sessions/${s.id}/revoke"><input type="hidden" name="csrf" value="${csrf}"><button class="link" type="submit">Sign out</button></form>`
+    }</td></tr>`,
+)}
+</tbody></table>
+<form method="post" action="/signout"><input type="hidden" name="csrf" value="${csrf}"><button type="submit">Sign out</button></form>`,
+    );
+  });
+
+  app.post<{ Params: { id: string }; Body: Form }>('/account/sessions/:id/revoke', async (req, reply) => {
+    const session = await current(req);
+    if (!session) return reply.redirect('/signin', 303);
+    if (!csrfValid(req, (req.body as Form | undefined)?.csrf)) return badForm(reply);
+    const actor = {
+      type: 'user' as const,
+      id: session.userId,
+      name: (await users.get(session.userId)).userName,
+    };
+    await sessions.revoke(
+      { actor, ip: req.ip, requestId: req.id },
+      req.params.id,
+      'signed out by the user',
+      session.userId,
+    );
+    return reply.redirect('/account', 303);
+  });
+
+  app.post<{ Body: Form }>('/signout', async (req, reply) => {
+    if (!csrfValid(req, (req.body as Form | undefined)?.csrf)) return badForm(reply);
+    const session = await current(req);
+    if (session) {
+      const actor = {
+        type: 'user' as const,
+        id: session.userId,
+        name: (await users.get(session.userId)).userName,
+      };
+      await sessions.revoke({ actor, ip: req.ip, requestId: req.id }, session.id, 'signed out');
+    }
+    reply.clearCookie(cookieName, { path: '/' });
+    return reply.redirect('/signin', 303);
+  });
+};
