@@ -1,0 +1,77 @@
+import { randomBytes } from 'node:crypto';
+import { type Config, configSchema } from '../../src/app/config.js';
+import { type RunningFerry, startFerry } from '../../src/app/start.js';
+import type { EventHandlers } from '../../src/app/workers.js';
+import type { Clock } from '../../src/clock.js';
+import type { Engine } from '../../src/store/open.js';
+import { createTestDatabase, type TestDatabase } from './db.js';
+
+export interface TestFerry extends RunningFerry {
+  db: TestDatabase;
+  /** an admin API token, created the way `ferry admin token create` does */
+  adminToken: string;
+  /** fetch against the server, with the admin token unless `auth: false` */
+  api(path: string, init?: RequestInit & { auth?: boolean }): Promise<Response>;
+  close(): Promise<void>;
+}
+
+/** Cheap argon2id for tests: the production cost is exercised by the password unit test and the benchmark. */
+const TEST_PASSWORD_COST = { memoryKiB: 19456, iterations: 2, parallelism: 1 };
+
+export function testConfig(url: string, overrides: Record<string, unknown> = {}): Config {
+  return configSchema.parse({
+    listen: '127.0.0.1:0',
+    database: { url },
+    keys: { masterKey: randomBytes(32).toString('base64') },
+    passwords: TEST_PASSWORD_COST,
+    log: { level: 'silent' },
+    signin: { requireMfa: false },
+    ...overrides,
+  });
+}
+
+/**
+ * Starts a real Ferry (Fastify on a free loopback port, real database of the given engine) in this
+ * process. Pass `clock` to move time in tests.
+ */
+export async function startTestFerry(
+  engine: Engine,
+  options: {
+    clock?: Clock;
+    config?: Record<string, unknown>;
+    handlers?: EventHandlers;
+    db?: TestDatabase;
+  } = {},
+): Promise<TestFerry> {
+  const db = options.db ?? (await createTestDatabase(engine));
+  const config = testConfig(db.url, options.config);
+  const ferry = await startFerry({
+    config,
+    clock: options.clock,
+    logger: false,
+    handlers: options.handlers,
+    workerIntervalMs: 60_000,
+  });
+  const { token } = await ferry.services.apiTokens.create(
+    { actor: { type: 'operator', name: 'test' } },
+    { name: 'test-admin' },
+  );
+  // Pass the public URL through: some pages build absolute links from it.
+  config.publicUrl = ferry.url;
+  return {
+    ...ferry,
+    db,
+    adminToken: token,
+    api(path, init = {}) {
+      const { auth = true, headers, ...rest } = init;
+      const h = new Headers(headers);
+      if (auth) h.set('authorization', `Bearer ${token}`);
+      if (rest.body !== undefined && !h.has('content-type')) h.set('content-type', 'application/json');
+      return fetch(new URL(path, ferry.url), { ...rest, headers: h, redirect: 'manual' });
+    },
+    async close() {
+      await ferry.stop();
+      if (!options.db) await db.drop();
+    },
+  };
+}
