@@ -1,0 +1,145 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import type { Actor, AuditContext } from '../audit/actor.js';
+import { NotFound } from '../errors.js';
+import { generateTotpSecret } from '../identity/totp.js';
+import type { Services } from './services.js';
+
+/** The example tenant of Microsoft's Entra-for-AWS guide. */
+export const DEMO_USERS = [
+  {
+    userName: 'test-awsadmin@contoso.example',
+    displayName: 'Test-AWSAdmin',
+    givenName: 'Test',
+    familyName: 'AWSAdmin',
+    department: 'Cloud Platform',
+    group: 'AWS-Account1-Administrators',
+  },
+  {
+    userName: 'test-awsdeveloper@contoso.example',
+    displayName: 'Test-AWSDeveloper',
+    givenName: 'Test',
+    familyName: 'AWSDeveloper',
+    department: 'Engineering',
+    group: 'AWS-Account1-Developers',
+  },
+] as const;
+
+export const DEMO_GROUPS = [
+  { displayName: 'AWS-Account1-Administrators', description: 'Administrator role in AWS account Account1 (123456789012)' },
+  { displayName: 'AWS-Account1-Developers', description: 'Developer role in AWS account Account1 (123456789012)' },
+] as const;
+
+export interface DemoUserCredentials {
+  displayName: string;
+  userName: string;
+  password: string;
+  totpSecret: string;
+  groups: string[];
+}
+
+export interface DemoCredentials {
+  ferryUrl: string;
+  adminToken: string;
+  users: DemoUserCredentials[];
+  aws: {
+    endpoint: string | null;
+    region: string;
+    accountId: string;
+    accountName: string;
+    roles: Array<{ name: string; arn: string }>;
+  } | null;
+}
+
+const demoActor: Actor = { type: 'operator', name: 'demo' };
+const ctx: AuditContext = { actor: demoActor };
+
+/** Readable but strong: 16 base32 characters (80 bits) after a fixed prefix. */
+function demoPassword(): string {
+  const alphabet = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789';
+  const bytes = randomBytes(16);
+  return `Ferry-${Array.from(bytes, (b) => alphabet[b % alphabet.length]).join('')}`;
+}
+
+function readCredentials(file: string): DemoCredentials | null {
+  if (!existsSync(file)) return null;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as DemoCredentials;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Creates the demo users, groups and memberships if they are absent, and makes sure every demo user
+ * has a password and an authenticator whose secrets are in the credentials file. Idempotent: a second
+ * run reuses what the file holds and changes nothing.
+ */
+export async function ensureDemoTenant(
+  services: Services,
+  credentialsFile: string,
+): Promise<Omit<DemoCredentials, 'ferryUrl' | 'aws'>> {
+  const saved = readCredentials(credentialsFile);
+  for (const group of DEMO_GROUPS) {
+    try {
+      await services.groups.get(group.displayName);
+    } catch (err) {
+      if (!(err instanceof NotFound)) throw err;
+      await services.groups.create(ctx, group);
+    }
+  }
+  const users: DemoUserCredentials[] = [];
+  for (const demo of DEMO_USERS) {
+    const known = saved?.users.find((u) => u.userName === demo.userName);
+    let user = await services.users.get(demo.userName).catch((err: unknown) => {
+      if (err instanceof NotFound) return null;
+      throw err;
+    });
+    let password = known?.password;
+    let totpSecret = known?.totpSecret;
+    if (!user) {
+      password = demoPassword();
+      user = await services.users.create(ctx, {
+        userName: demo.userName,
+        displayName: demo.displayName,
+        givenName: demo.givenName,
+        familyName: demo.familyName,
+        emails: [{ value: demo.userName, type: 'work', primary: true }],
+        attributes: { department: demo.department },
+        password,
+      });
+      totpSecret = undefined;
+    } else if (!password) {
+      // The credentials file was lost: issue fresh secrets rather than leave the demo unusable.
+      password = demoPassword();
+      await services.users.setPassword(ctx, user.id, password);
+      totpSecret = undefined;
+    }
+    if (!totpSecret) {
+      totpSecret = generateTotpSecret();
+      await services.totp.reset(ctx, user);
+      const u = user;
+      const secret = totpSecret;
+      await services.store.db
+        .transaction()
+        .execute((trx) => services.totp.enroll(trx, ctx, u, { confirmed: true, secret }));
+    }
+    await services.groups.setMembership(ctx, demo.group, user.id, true);
+    users.push({
+      displayName: demo.displayName,
+      userName: demo.userName,
+      password,
+      totpSecret,
+      groups: [demo.group],
+    });
+  }
+  let adminToken = saved?.adminToken;
+  if (!adminToken || !(await services.apiTokens.authenticate(adminToken))) {
+    adminToken = (await services.apiTokens.create(ctx, { name: 'demo-admin' })).token;
+  }
+  return { adminToken, users };
+}
+
+export function writeCredentials(file: string, credentials: DemoCredentials): void {
+  writeFileSync(file, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
+}

@@ -1,0 +1,110 @@
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ensureDemoAwsAccount, DEMO_AWS_ACCOUNT } from '../aws/demo-account.js';
+import { type LocalAws, motoAvailable, startMotoServer } from '../aws/moto-server.js';
+import { totpCode } from '../identity/totp.js';
+import { loadConfig } from './config.js';
+import { type DemoCredentials, ensureDemoTenant, writeCredentials } from './demo-tenant.js';
+import { ensureMasterKeyFile } from './master-key.js';
+import { type RunningFerry, startFerry } from './start.js';
+
+/**
+ * `npm run demo`: the whole product on one machine. Embedded SQLite under ./data, the demo tenant,
+ * moto as the local AWS (when installed and no AWS endpoint is configured). Ctrl-C stops it all.
+ */
+async function demo(): Promise<void> {
+  const started = performance.now();
+  // The pinned AWS SDK supports Node 20; its notice about future releases would only clutter the banner.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const dataDir = resolve(process.env.FERRY_DEMO_DATA ?? 'data');
+  mkdirSync(dataDir, { recursive: true });
+  const masterKeyFile = join(dataDir, 'master.key');
+  ensureMasterKeyFile(masterKeyFile);
+  const { config } = loadConfig(undefined, {
+    FERRY_DATABASE_URL: `sqlite:${join(dataDir, 'ferry.db')}`,
+    FERRY_MASTER_KEY_FILE: masterKeyFile,
+    FERRY_LISTEN: '127.0.0.1:7070',
+    FERRY_PUBLIC_URL: 'http://127.0.0.1:7070',
+    FERRY_LOG_LEVEL: 'warn',
+    ...process.env,
+  });
+
+  let localAws: LocalAws | null = null;
+  let ferry: RunningFerry | null = null;
+  let stopping = false;
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write('\nstopping Ferry and the local AWS…\n');
+    await ferry?.stop().catch(() => {});
+    await localAws?.stop().catch(() => {});
+    process.exit(code);
+  };
+  process.once('SIGINT', () => void stop(0));
+  process.once('SIGTERM', () => void stop(0));
+
+  try {
+    const region = process.env.AWS_REGION ?? 'us-east-1';
+    const configuredEndpoint = process.env.FERRY_AWS_ENDPOINT ?? process.env.AWS_ENDPOINT_URL;
+    let aws: DemoCredentials['aws'] = null;
+    if (configuredEndpoint || motoAvailable()) {
+      if (!configuredEndpoint) localAws = await startMotoServer();
+      const endpoint = configuredEndpoint ?? localAws!.endpoint;
+      const account = await ensureDemoAwsAccount({ endpoint, region });
+      aws = {
+        endpoint,
+        region,
+        accountId: account.accountId,
+        accountName: DEMO_AWS_ACCOUNT.name,
+        roles: account.roles.map((r) => ({ name: r.name, arn: r.arn })),
+      };
+    } else {
+      process.stdout.write('note: moto_server is not on PATH, so the demo runs without a local AWS\n');
+    }
+
+    ferry = await startFerry({ config, configSource: 'demo' });
+    const credentialsFile = join(dataDir, 'demo-credentials.json');
+    const tenant = await ensureDemoTenant(ferry.services, credentialsFile);
+    const credentials: DemoCredentials = { ferryUrl: ferry.url, ...tenant, aws };
+    writeCredentials(credentialsFile, credentials);
+    process.stdout.write(banner(credentials, credentialsFile, performance.now() - started));
+  } catch (err) {
+    process.stderr.write(`demo failed: ${(err as Error).message}\n`);
+    await stop(1);
+  }
+}
+
+function banner(c: DemoCredentials, file: string, ms: number): string {
+  const now = new Date();
+  const lines = [
+    '',
+    `Ferry demo is running (ready in ${(ms / 1000).toFixed(1)} s). Press Ctrl-C to stop everything.`,
+    '',
+    `  Sign in        ${c.ferryUrl}/signin`,
+    `  Your account   ${c.ferryUrl}/account`,
+    `  Admin API      ${c.ferryUrl}/api/docs   (token below)`,
+    `  Health         ${c.ferryUrl}/readyz   ·   metrics ${c.ferryUrl}/metrics`,
+    c.aws
+      ? `  Local AWS      ${c.aws.endpoint}  (account ${c.aws.accountId} "${c.aws.accountName}", roles ${c.aws.roles.map((r) => r.name).join(', ')})`
+      : '  Local AWS      not running',
+    '',
+    'Demo users (password, and the TOTP secret to add to an authenticator app):',
+    ...c.users.flatMap((u) => [
+      `  ${u.displayName.padEnd(18)} ${u.userName}`,
+      `  ${''.padEnd(18)} password ${u.password}   TOTP secret ${u.totpSecret}   (code now: ${totpCode(u.totpSecret, now)})`,
+      `  ${''.padEnd(18)} groups ${u.groups.join(', ')}`,
+    ]),
+    '',
+    `Admin API token: ${c.adminToken}`,
+    `All of this is also in ${file}.`,
+    '',
+    'Next, try:',
+    `  open ${c.ferryUrl}/signin and sign in as ${c.users[1]?.userName ?? ''}`,
+    `  FERRY_TOKEN=${c.adminToken} npx ferry users list`,
+    `  FERRY_TOKEN=${c.adminToken} npx ferry audit tail`,
+    '',
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+await demo();
