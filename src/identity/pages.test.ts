@@ -240,6 +240,8 @@ describe.each(ENGINES)('sign-in pages on %s', (engine) => {
     'javascript:alert(1)',
     '/\t/evil.example',
     '/\n/evil.example',
+    '/\r/evil.example',
+    '/\u0000/evil.example',
   ])('does not redirect off-site to return_to %j', async (returnTo) => {
     const name = uniqueName('redirect');
     await createUser(name);
@@ -255,6 +257,14 @@ describe.each(ENGINES)('sign-in pages on %s', (engine) => {
     const again = await browser.get(`/signin?return_to=${encodeURIComponent(returnTo)}`);
     expect(again.status).toBe(302);
     expect(again.location).toBe('/account');
+  });
+
+  it('percent-encodes a non-ASCII return_to instead of failing', async () => {
+    const name = uniqueName('unicode');
+    await createUser(name);
+    const res = await submitPassword(new Browser(ferry.url), name, PASSWORD, '/account/日本?q=ü');
+    expect(res.status).toBe(303);
+    expect(res.location).toBe('/account/%E6%97%A5%E6%9C%AC?q=%C3%BC');
   });
 
   it('keeps a same-site return_to with its query', async () => {

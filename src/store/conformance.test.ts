@@ -106,7 +106,9 @@ describe.each(ENGINES)('storage conformance on %s', (engine) => {
         expect(await migrateToLatest(s)).toEqual(Object.keys(migrations));
         expect(await migrateToLatest(s)).toEqual([]);
         for (const table of TABLES) {
-          await expect(s.db.selectFrom(table).selectAll().execute(), table).resolves.toEqual(expect.any(Array));
+          await expect(s.db.selectFrom(table).selectAll().execute(), table).resolves.toEqual(
+            expect.any(Array),
+          );
         }
         expect(await auditHead(s)).toEqual({ seq: 0, hash: GENESIS_HASH });
       } finally {
@@ -122,23 +124,6 @@ describe.each(ENGINES)('storage conformance on %s', (engine) => {
         await again.close();
       }
     });
-
-    it.runIf(engine === 'postgres')(
-      'two instances migrating one empty database at once apply each migration exactly once',
-      async () => {
-        const d = await freshDatabase();
-        const a = openStore(d.url, { poolSize: 2 });
-        const b = openStore(d.url, { poolSize: 2 });
-        try {
-          const [ra, rb] = await Promise.all([migrateToLatest(a), migrateToLatest(b)]);
-          expect([...ra, ...rb]).toEqual(Object.keys(migrations));
-          expect(await auditHead(a)).toEqual({ seq: 0, hash: GENESIS_HASH });
-        } finally {
-          await a.close();
-          await b.close();
-        }
-      },
-    );
   });
 
   describe('errors', () => {
@@ -216,11 +201,13 @@ describe.each(ENGINES)('storage conformance on %s', (engine) => {
       expect(await auditHead(store)).toEqual(headBefore);
 
       // The chain continues from where it was: the rolled-back seq is reused, not skipped.
-      const next = await store.db
-        .transaction()
-        .execute((trx) =>
-          appendAudit(trx, store.engine, clock, { type: 'x', outcome: 'success', actor: { type: 'anonymous' } }),
-        );
+      const next = await store.db.transaction().execute((trx) =>
+        appendAudit(trx, store.engine, clock, {
+          type: 'x',
+          outcome: 'success',
+          actor: { type: 'anonymous' },
+        }),
+      );
       expect(next.seq).toBe(headBefore.seq + 1);
       expect(next.prevHash).toBe(headBefore.hash);
     });
@@ -385,51 +372,75 @@ describe.each(ENGINES)('storage conformance on %s', (engine) => {
         .executeTakeFirstOrThrow();
       expect(row).toEqual({ claimed_by: 'worker-b', processed_at: null, last_error: null });
     });
+  });
+});
 
-    it.runIf(engine === 'postgres')(
-      'two instances claiming at once get disjoint sets that together cover every event',
-      async () => {
-        const total = 120;
-        const events = Array.from({ length: total }, (_, i) => membershipRemoved(`u-${i}`));
-        const ids = await enqueue(events);
-        const a = openStore(tdb.url, { poolSize: 4 });
-        const b = openStore(tdb.url, { poolSize: 4 });
-        try {
-          const drain = async (s: Store, workerId: string) => {
-            const got: string[] = [];
-            for (;;) {
-              const batch = await claimEvents(s, clock, workerId, 3, 60_000);
-              if (batch.length === 0) return got;
-              got.push(...batch.map((e) => e.id));
-            }
-          };
-          // Three workers per instance, all claiming concurrently.
-          const results = await Promise.all([
-            drain(a, 'a-1'),
-            drain(a, 'a-2'),
-            drain(a, 'a-3'),
-            drain(b, 'b-1'),
-            drain(b, 'b-2'),
-            drain(b, 'b-3'),
-          ]);
-          const all = results.flat();
-          expect(all).toHaveLength(total);
-          expect(new Set(all).size).toBe(total);
-          expect([...all].sort()).toEqual([...ids].sort());
-          // Each event is leased to exactly the worker that received it.
-          const owners = await store.db.selectFrom('outbox').select(['id', 'claimed_by', 'attempts']).execute();
-          const workers = ['a-1', 'a-2', 'a-3', 'b-1', 'b-2', 'b-3'];
-          for (const o of owners) {
-            const holder = workers[results.findIndex((r) => r.includes(o.id))];
-            expect(o.claimed_by).toBe(holder);
-            expect(Number(o.attempts)).toBe(1);
-          }
-        } finally {
-          await a.close();
-          await b.close();
+/** Several Ferry instances share one PostgreSQL (the production setup behind a load balancer). */
+describe('several instances on one PostgreSQL', () => {
+  const databases: TestDatabase[] = [];
+  afterAll(async () => {
+    for (const d of databases) await d.drop();
+  });
+  async function freshDatabase(): Promise<TestDatabase> {
+    const d = await createTestDatabase('postgres');
+    databases.push(d);
+    return d;
+  }
+
+  it('two instances migrating one empty database at once apply each migration exactly once', async () => {
+    const d = await freshDatabase();
+    const a = openStore(d.url, { poolSize: 2 });
+    const b = openStore(d.url, { poolSize: 2 });
+    try {
+      const [ra, rb] = await Promise.all([migrateToLatest(a), migrateToLatest(b)]);
+      expect([...ra, ...rb]).toEqual(Object.keys(migrations));
+      expect(await auditHead(a)).toEqual({ seq: 0, hash: GENESIS_HASH });
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('two instances claiming at once get disjoint sets of events that together cover all of them', async () => {
+    const d = await freshDatabase();
+    const setup = openStore(d.url, { poolSize: 2 });
+    const a = openStore(d.url, { poolSize: 4 });
+    const b = openStore(d.url, { poolSize: 4 });
+    const clock = new ManualClock('2026-03-01T09:00:00.000Z');
+    try {
+      await migrateToLatest(setup);
+      const total = 120;
+      const ids = await setup.db.transaction().execute(async (trx) => {
+        const out: string[] = [];
+        for (let i = 0; i < total; i++) out.push(await enqueueEvent(trx, clock, membershipRemoved(`u-${i}`)));
+        return out;
+      });
+      const drain = async (s: Store, workerId: string) => {
+        const got: string[] = [];
+        for (;;) {
+          const batch = await claimEvents(s, clock, workerId, 3, 60_000);
+          if (batch.length === 0) return got;
+          got.push(...batch.map((e) => e.id));
         }
-      },
-    );
+      };
+      // Three workers per instance, all claiming concurrently.
+      const workers = ['a-1', 'a-2', 'a-3', 'b-1', 'b-2', 'b-3'];
+      const results = await Promise.all(workers.map((w) => drain(w.startsWith('a') ? a : b, w)));
+      const all = results.flat();
+      expect(all).toHaveLength(total);
+      expect(new Set(all).size).toBe(total);
+      expect([...all].sort()).toEqual([...ids].sort());
+      // Each event is leased, once, to exactly the worker that received it.
+      const rows = await setup.db.selectFrom('outbox').select(['id', 'claimed_by', 'attempts']).execute();
+      for (const row of rows) {
+        expect(row.claimed_by).toBe(workers[results.findIndex((r) => r.includes(row.id))]);
+        expect(Number(row.attempts)).toBe(1);
+      }
+    } finally {
+      await setup.close();
+      await a.close();
+      await b.close();
+    }
   });
 });
 

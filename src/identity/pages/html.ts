@@ -76,6 +76,7 @@ button.link { background: none; color: var(--accent); padding: 0; margin: 0; fon
 .error { color: var(--err); border-left: 3px solid var(--err); padding-left: .75rem; }
 .muted { color: GrayText; font-size: .9rem; }
 code, .secret { font-family: ui-monospace, monospace; word-break: break-all; }
+img.qr { display: block; margin: .5rem 0; background: white; }
 .secret { font-size: 1.15rem; letter-spacing: .08em; padding: .5rem; border: 1px dashed #8889; display: block; }
 table { width: 100%; border-collapse: collapse; margin-top: .5rem; font-size: .9rem; }
 th, td { text-align: left; padding: .35rem .25rem; border-bottom: 1px solid #8884; vertical-align: top; }

@@ -7,6 +7,7 @@ import type { SigninResult, SigninService } from '../signin.js';
 import type { UserDirectory } from '../users.js';
 import { csrfToken, csrfValid } from './csrf.js';
 import { errorPage, type Html, html, PAGE_CSP, page, STYLESHEET } from './html.js';
+import { qrDataUri } from './qr.js';
 
 export interface SigninPagesOptions {
   signin: SigninService;
@@ -24,10 +25,17 @@ export const GENERIC_SIGNIN_ERROR = 'Sign-in failed. Check your details and try 
 /** Only same-site relative paths: an open redirect would turn the sign-in page into a phishing aid. */
 export function safeReturnTo(value: unknown): string {
   if (typeof value !== 'string' || value.length > 2048) return '/account';
-  if (!value.startsWith('/') || value.startsWith('//') || value.startsWith('/\\') || /[\r\n]/.test(value)) {
+  // Any control character is refused, not only CR/LF: browsers drop tabs and newlines from URLs,
+  // so "/<TAB>/evil.example" would be followed as "//evil.example" (an off-site redirect).
+  if (!value.startsWith('/') || value.startsWith('//') || value.startsWith('/\\') || /\p{Cc}/u.test(value)) {
     return '/account';
   }
-  return value;
+  // A Location header must be ASCII: a raw non-Latin-1 character made the redirect a 500.
+  try {
+    return value.replace(/[^\x20-\x7e]/gu, (c) => encodeURIComponent(c));
+  } catch {
+    return '/account'; // a lone surrogate
+  }
 }
 
 type Form = Record<string, string | undefined>;
@@ -100,7 +108,7 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
 </form>`,
     );
 
-  const enrollForm = (
+  const enrollForm = async (
     req: FastifyRequest,
     reply: FastifyReply,
     returnTo: string,
@@ -113,7 +121,8 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
       'Set up your authenticator',
       html`<h1>Set up your authenticator</h1>
 ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
-<p>Your organisation requires a second factor. Add this key to an authenticator app (Microsoft Authenticator, Google Authenticator, 1Password, …), then enter the code it shows.</p>
+<p>Your organisation requires a second factor. Scan this code with an authenticator app (Microsoft Authenticator, Google Authenticator, 1Password, …), or type the key into it, then enter the code it shows.</p>
+<img class="qr" id="totp-qr" alt="QR code to add Ferry to an authenticator app" width="200" height="200" src="${await qrDataUri(enrollment.uri)}">
 <label>Key</label>
 <code class="secret" id="totp-secret">${enrollment.secret}</code>
 <p class="muted">Or open this link on the device with your app: <a href="${enrollment.uri}">${enrollment.uri}</a></p>
