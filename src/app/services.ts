@@ -39,7 +39,7 @@ export function createServices(config: Config, store: Store, clock: Clock, maste
     pendingMs: 10 * 60_000,
   });
   const totp = new TotpFactors(deps, 'Ferry');
-  const throttle = new SigninThrottle(store.db, clock, {
+  const throttle = new SigninThrottle(store.db, store.engine, clock, {
     accountMaxFailures: config.signin.accountMaxFailures,
     addressMaxFailures: config.signin.addressMaxFailures,
     windowMs: config.signin.failureWindow,

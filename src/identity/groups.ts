@@ -199,47 +199,54 @@ export class GroupDirectory {
     member: boolean,
   ): Promise<boolean> {
     const { store, clock } = this.deps;
-    return store.db.transaction().execute(async (trx) => {
-      const group = await findGroupRow(trx, groupRef);
-      if (!group) throw new NotFound('group', groupRef);
-      const user = await findUserRow(trx, userRef);
-      if (!user) throw new NotFound('user', userRef);
-      const existing = await trx
-        .selectFrom('group_members')
-        .select('user_id')
-        .where('group_id', '=', group.id)
-        .where('user_id', '=', user.id)
-        .executeTakeFirst();
-      if (member === (existing !== undefined)) return false;
-      if (member) {
-        await trx
-          .insertInto('group_members')
-          .values({ group_id: group.id, user_id: user.id, created_at: iso(clock.now()) })
-          .execute();
-      } else {
-        await trx
-          .deleteFrom('group_members')
+    return store.db
+      .transaction()
+      .execute(async (trx) => {
+        const group = await findGroupRow(trx, groupRef);
+        if (!group) throw new NotFound('group', groupRef);
+        const user = await findUserRow(trx, userRef);
+        if (!user) throw new NotFound('user', userRef);
+        const existing = await trx
+          .selectFrom('group_members')
+          .select('user_id')
           .where('group_id', '=', group.id)
           .where('user_id', '=', user.id)
-          .execute();
-      }
-      const change = member ? 'added' : 'removed';
-      await enqueueEvent(trx, clock, {
-        type: 'membership.changed',
-        groupId: group.id,
-        userId: user.id,
-        change,
+          .executeTakeFirst();
+        if (member === (existing !== undefined)) return false;
+        if (member) {
+          await trx
+            .insertInto('group_members')
+            .values({ group_id: group.id, user_id: user.id, created_at: iso(clock.now()) })
+            .execute();
+        } else {
+          await trx
+            .deleteFrom('group_members')
+            .where('group_id', '=', group.id)
+            .where('user_id', '=', user.id)
+            .execute();
+        }
+        const change = member ? 'added' : 'removed';
+        await enqueueEvent(trx, clock, {
+          type: 'membership.changed',
+          groupId: group.id,
+          userId: user.id,
+          change,
+        });
+        await appendAudit(trx, store.engine, clock, {
+          type: member ? 'group.member-added' : 'group.member-removed',
+          outcome: 'success',
+          actor: ctx.actor,
+          subject: group.display_name,
+          ip: ctx.ip,
+          requestId: ctx.requestId,
+          data: { groupId: group.id, userId: user.id, userName: user.user_name },
+        });
+        return true;
+      })
+      .catch((err: unknown) => {
+        // Two concurrent adds of the same member: the loser changed nothing.
+        if (isUniqueViolation(err)) return false;
+        throw err;
       });
-      await appendAudit(trx, store.engine, clock, {
-        type: member ? 'group.member-added' : 'group.member-removed',
-        outcome: 'success',
-        actor: ctx.actor,
-        subject: group.display_name,
-        ip: ctx.ip,
-        requestId: ctx.requestId,
-        data: { groupId: group.id, userId: user.id, userName: user.user_name },
-      });
-      return true;
-    });
   }
 }

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { addMs, type Clock, iso } from '../clock.js';
+import type { Engine } from '../store/open.js';
 import type { Database } from '../store/schema.js';
 
 export interface ThrottlePolicy {
@@ -28,6 +29,7 @@ export const addressKey = (ip: string): string => `address:${ip}`;
 export class SigninThrottle {
   constructor(
     private readonly db: Kysely<Database>,
+    private readonly engine: Engine,
     private readonly clock: Clock,
     private readonly policy: ThrottlePolicy,
   ) {}
@@ -53,27 +55,30 @@ export class SigninThrottle {
       const max = key.startsWith('account:')
         ? this.policy.accountMaxFailures
         : this.policy.addressMaxFailures;
-      const row = await trx
-        .selectFrom('signin_throttle')
-        .selectAll()
-        .where('key', '=', key)
-        .executeTakeFirst();
-      const fresh = !row || row.window_started_at < windowStart;
+      // Concurrent first failures for one key (a parallel spray) must not collide on insert, and
+      // concurrent updates must not lose counts: make the row exist, then lock it.
+      await trx
+        .insertInto('signin_throttle')
+        .values({ key, failures: 0, window_started_at: now, locked_until: null })
+        .onConflict((oc) => oc.column('key').doNothing())
+        .execute();
+      let select = trx.selectFrom('signin_throttle').selectAll().where('key', '=', key);
+      if (this.engine === 'postgres') select = select.forUpdate();
+      const row = await select.executeTakeFirstOrThrow();
+      const fresh = row.window_started_at < windowStart;
       const failures = fresh ? 1 : Number(row.failures) + 1;
-      const lockedUntil =
-        failures >= max ? iso(addMs(nowDate, this.policy.lockoutMs)) : (row?.locked_until ?? null);
-      if (failures >= max && !(row?.locked_until && row.locked_until > now)) newlyLocked.push(key);
-      const values = {
-        failures: failures >= max ? 0 : failures,
-        window_started_at: fresh || failures >= max ? now : row.window_started_at,
-        locked_until: lockedUntil,
-      };
-      if (row) await trx.updateTable('signin_throttle').set(values).where('key', '=', key).execute();
-      else
-        await trx
-          .insertInto('signin_throttle')
-          .values({ key, ...values })
-          .execute();
+      const alreadyLocked = row.locked_until !== null && row.locked_until > now;
+      const locks = failures >= max;
+      if (locks && !alreadyLocked) newlyLocked.push(key);
+      await trx
+        .updateTable('signin_throttle')
+        .set({
+          failures: locks ? 0 : failures,
+          window_started_at: fresh || locks ? now : row.window_started_at,
+          locked_until: locks ? iso(addMs(nowDate, this.policy.lockoutMs)) : row.locked_until,
+        })
+        .where('key', '=', key)
+        .execute();
     }
     return newlyLocked;
   }
