@@ -39,8 +39,13 @@ export async function buildServer(services: Services, options: ServerOptions = {
     logger: options.logger ?? logOptions(config.log.level),
     bodyLimit: config.http.bodyLimit,
     trustProxy: config.http.trustProxy,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // A proxy's x-request-id is kept when it looks like an id; anything else would let a client
+    // write arbitrary text into every log line of its request.
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
+    },
     return503OnClosing: true,
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false },
