@@ -1,4 +1,4 @@
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
@@ -476,4 +476,24 @@ describe('an unreachable PostgreSQL', () => {
     },
     10_000,
   );
+
+  it('that accepts connections but never answers (a hung server): ping rejects instead of hanging', async () => {
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => {
+      sockets.add(socket); // never answers the startup message
+      socket.on('close', () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => silent.listen({ host: '127.0.0.1', port: 0 }, resolve));
+    const address = silent.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    const store = openStore(`postgres://postgres@127.0.0.1:${port}/ferry`, { poolSize: 1 });
+    try {
+      const err = await rejection(store.ping());
+      expect(isDatabaseUnavailable(err)).toBe(true);
+    } finally {
+      await store.close();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  }, 15_000);
 });

@@ -79,7 +79,7 @@ export async function claimEvents(
       .orderBy('created_at')
       .orderBy('id')
       .limit(limit);
-    
+    if (store.engine === 'postgres') pick = pick.forUpdate().skipLocked();
     const ids = (await pick.execute()).map((r) => r.id);
     if (ids.length === 0) return [] as OutboxRow[];
     return trx
