@@ -34,7 +34,11 @@ export function toProblem(err: unknown): Problem {
   if (fe.validation) {
     return new Problem(400, 'invalid-request', 'Invalid request', fe.message, {
       errors: fe.validation.map((v) => ({
-        path: v.instancePath || v.params?.missingProperty || v.params?.additionalProperty,
+        // name the offending member, also when it sits inside a nested object ("/emails/0/primery")
+        path:
+          [v.instancePath, v.params?.missingProperty ?? v.params?.additionalProperty]
+            .filter(Boolean)
+            .join('/') || undefined,
         message: v.message,
       })),
     });

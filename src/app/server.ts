@@ -47,6 +47,14 @@ export async function buildServer(services: Services, options: ServerOptions = {
       return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
     },
     return503OnClosing: true,
+    // A userName may be 256 characters, more once percent-encoded; the default (100) answered 414.
+    maxParamLength: 2048,
+    // Router errors (a broken %-escape in the path) skip hooks and the error handler unless routed
+    // here: they were bare JSON without a request id instead of problem details.
+    frameworkErrors: (err, req, reply) => {
+      reply.header('x-request-id', req.id);
+      return errorHandler(err, req, reply);
+    },
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false },
     },

@@ -1,5 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Browser, inputs, inputValue, type PageResponse, type SetCookie } from '../../test/support/browserless.js';
+import {
+  Browser,
+  inputs,
+  inputValue,
+  type PageResponse,
+  type SetCookie,
+} from '../../test/support/browserless.js';
 import { ENGINES } from '../../test/support/db.js';
 import { startTestFerry, type TestFerry } from '../../test/support/ferry.js';
 import type { AuditContext } from '../audit/actor.js';
@@ -16,7 +22,8 @@ const sessionCookie = (res: PageResponse): SetCookie | undefined =>
   res.setCookies.find((c) => c.name === COOKIE);
 
 /** The alert paragraph of a page (where sign-in errors are shown). */
-const alertOf = (html: string): string | undefined => /<p class="error" role="alert">([^<]*)<\/p>/.exec(html)?.[1];
+const alertOf = (html: string): string | undefined =>
+  /<p class="error" role="alert">([^<]*)<\/p>/.exec(html)?.[1];
 
 describe.each(ENGINES)('sign-in pages on %s', (engine) => {
   const clock = new ManualClock('2026-03-02T09:00:00.000Z');
@@ -38,7 +45,7 @@ describe.each(ENGINES)('sign-in pages on %s', (engine) => {
     (
       await ferry.services.store.db
         .transaction()
-        .execute((trx) => ferry.services.totp.enroll(trx, ADMIN, user, { confirmed: true }, ))
+        .execute((trx) => ferry.services.totp.enroll(trx, ADMIN, user, { confirmed: true }))
     ).secret;
 
   /** Opens the sign-in page and submits the password form. */
@@ -104,7 +111,11 @@ describe.each(ENGINES)('sign-in pages on %s', (engine) => {
     const token = inputValue(form.text, 'csrf')!;
 
     const missing = await browser.post('/signin', { username: name, password: PASSWORD });
-    const wrong = await browser.post('/signin', { csrf: `${token.slice(1)}x`, username: name, password: PASSWORD });
+    const wrong = await browser.post('/signin', {
+      csrf: `${token.slice(1)}x`,
+      username: name,
+      password: PASSWORD,
+    });
     // A cross-site form has no csrf cookie: the field alone is not enough.
     const noCookie = await new Browser(ferry.url).post('/signin', {
       csrf: token,
@@ -129,7 +140,9 @@ describe.each(ENGINES)('sign-in pages on %s', (engine) => {
 
     const afterPassword = await submitPassword(browser, name, PASSWORD, '/account?tab=sessions');
     expect(afterPassword.status).toBe(303);
-    expect(afterPassword.location).toBe(`/signin/code?return_to=${encodeURIComponent('/account?tab=sessions')}`);
+    expect(afterPassword.location).toBe(
+      `/signin/code?return_to=${encodeURIComponent('/account?tab=sessions')}`,
+    );
     const pendingCookie = browser.cookie(COOKIE);
     expect(pendingCookie).toBeDefined();
     // The password alone opens nothing.
@@ -173,7 +186,9 @@ describe.each(ENGINES)('sign-in pages on %s', (engine) => {
     const page = await first.get('/account');
     expect(page.status).toBe(200);
     expect(page.text).toContain(`<code id="user-name">${escapeHtml(name)}</code>`);
-    expect(page.text).toContain(`<span id="groups">Pages-Administrators-${seq}, Pages-Developers-${seq}</span>`);
+    expect(page.text).toContain(
+      `<span id="groups">Pages-Administrators-${seq}, Pages-Developers-${seq}</span>`,
+    );
     const rows = page.text.match(/<tr><td>/g) ?? [];
     expect(rows).toHaveLength(2);
     expect(page.text).toContain('this session');
@@ -285,7 +300,9 @@ describe.each(ENGINES)('sign-in pages on %s', (engine) => {
 
     const page = await laptop.get('/account');
     const csrf = inputValue(page.text, 'csrf')!;
-    const ids = [...page.text.matchAll(/action="\/account\/sessions\/([0-9a-f-]+)\/revoke"/g)].map((m) => m[1]!);
+    const ids = [...page.text.matchAll(/action="\/account\/sessions\/([0-9a-f-]+)\/revoke"/g)].map(
+      (m) => m[1]!,
+    );
     expect(ids).toHaveLength(1);
     const phoneSession = await ferry.services.sessions.resolve(phone.cookie(COOKIE)!);
     expect(ids[0]).toBe(phoneSession?.id);

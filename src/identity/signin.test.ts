@@ -85,7 +85,12 @@ describe.each(ENGINES)('sign-in and sessions on %s', (engine) => {
       const name = uniqueName('alice');
       const user = await createUser(name);
       const result = await signedIn(name.toUpperCase());
-      expect(result.session).toMatchObject({ userId: user.id, state: 'active', amr: ['pwd'], revokedAt: null });
+      expect(result.session).toMatchObject({
+        userId: user.id,
+        state: 'active',
+        amr: ['pwd'],
+        revokedAt: null,
+      });
       expect(result.session.authTime).toBe(clock.now().toISOString());
       const resolved = await ferry.services.sessions.resolve(result.token);
       expect(resolved?.id).toBe(result.session.id);
@@ -101,30 +106,33 @@ describe.each(ENGINES)('sign-in and sessions on %s', (engine) => {
       ['wrong password', 'bad-password'],
       ['unknown user', 'unknown-user'],
       ['disabled user', 'disabled'],
-    ] as const)('refuses a %s, looking like every other failure, and audits the reason', async (_, reason) => {
-      const name = uniqueName('bob');
-      if (reason !== 'unknown-user') await createUser(name, { active: reason !== 'disabled' });
-      const password = reason === 'bad-password' ? 'not-the-password' : PASSWORD;
-      const result = await signin(name, password, uniqueIp());
-      // Nothing a caller could use to start a session, and the same shape for every reason.
-      expect(result).toEqual({ status: 'failed', reason });
-      const events = await signinEvents(name);
-      expect(events).toHaveLength(1);
-      expect(events[0]).toMatchObject({
-        outcome: 'failure',
-        actor: { type: 'anonymous' },
-        subject: name,
-        data: { step: 'password', reason },
-      });
-      expect(JSON.stringify(events[0])).not.toContain(password);
-      const live = await ferry.services.store.db
-        .selectFrom('sessions')
-        .innerJoin('users', 'users.id', 'sessions.user_id')
-        .select('sessions.id')
-        .where('users.user_name', '=', name)
-        .execute();
-      expect(live).toEqual([]);
-    });
+    ] as const)(
+      'refuses a %s, looking like every other failure, and audits the reason',
+      async (_, reason) => {
+        const name = uniqueName('bob');
+        if (reason !== 'unknown-user') await createUser(name, { active: reason !== 'disabled' });
+        const password = reason === 'bad-password' ? 'not-the-password' : PASSWORD;
+        const result = await signin(name, password, uniqueIp());
+        // Nothing a caller could use to start a session, and the same shape for every reason.
+        expect(result).toEqual({ status: 'failed', reason });
+        const events = await signinEvents(name);
+        expect(events).toHaveLength(1);
+        expect(events[0]).toMatchObject({
+          outcome: 'failure',
+          actor: { type: 'anonymous' },
+          subject: name,
+          data: { step: 'password', reason },
+        });
+        expect(JSON.stringify(events[0])).not.toContain(password);
+        const live = await ferry.services.store.db
+          .selectFrom('sessions')
+          .innerJoin('users', 'users.id', 'sessions.user_id')
+          .select('sessions.id')
+          .where('users.user_name', '=', name)
+          .execute();
+        expect(live).toEqual([]);
+      },
+    );
   });
 
   describe('one-time codes', () => {
@@ -200,7 +208,10 @@ describe.each(ENGINES)('sign-in and sessions on %s', (engine) => {
       await createUser(name);
       const ip = uniqueIp();
       for (let i = 0; i < 5; i++) {
-        expect(await signin(name, `wrong-${i}-password`, ip)).toEqual({ status: 'failed', reason: 'bad-password' });
+        expect(await signin(name, `wrong-${i}-password`, ip)).toEqual({
+          status: 'failed',
+          reason: 'bad-password',
+        });
       }
       const events = await signinEvents(name);
       expect(events.at(-1)?.data).toMatchObject({ reason: 'bad-password', locked: [`account:${name}`] });
@@ -306,7 +317,9 @@ describe.each(ENGINES)('sign-in and sessions on %s', (engine) => {
 
       for (const s of [first, second]) {
         expect(await ferry.services.sessions.resolve(s.token)).toBeNull();
-        expect(await ferry.services.sessions.get(s.session.id)).toMatchObject({ revokedReason: 'user disabled' });
+        expect(await ferry.services.sessions.get(s.session.id)).toMatchObject({
+          revokedReason: 'user disabled',
+        });
       }
       const outbox = await ferry.services.store.db
         .selectFrom('outbox')
@@ -390,7 +403,10 @@ describe.each(ENGINES)('sign-in and sessions on %s', (engine) => {
       expect(done.session.amr).toContain('otp');
       expect((await strict.services.sessions.resolve(done.token))?.userId).toBe(user.id);
       expect(await strict.services.totp.hasConfirmed(strict.services.store.db, user.id)).toBe(true);
-      const enrolled = await listAudit(strict.services.store.db, { type: 'mfa.totp.enrolled', subject: name });
+      const enrolled = await listAudit(strict.services.store.db, {
+        type: 'mfa.totp.enrolled',
+        subject: name,
+      });
       expect(enrolled).toHaveLength(1);
 
       // From now on the user is asked for a code, not to enroll again.

@@ -44,10 +44,7 @@ export class Browser {
     const headers = new Headers(init.headers);
     if (!headers.has('accept')) headers.set('accept', 'text/html,application/xhtml+xml;q=0.9,*/*;q=0.8');
     if (this.jar.size > 0 && !headers.has('cookie')) {
-      headers.set(
-        'cookie',
-        [...this.jar].map(([k, v]) => `${k}=${v}`).join('; '),
-      );
+      headers.set('cookie', [...this.jar].map(([k, v]) => `${k}=${v}`).join('; '));
     }
     const res = await fetch(new URL(path, this.baseUrl), { ...init, headers, redirect: 'manual' });
     const setCookies = res.headers.getSetCookie().map(parseSetCookie);
@@ -75,7 +72,11 @@ export class Browser {
   }
 
   /** Submits an HTML form (application/x-www-form-urlencoded). */
-  post(path: string, form: Record<string, string>, headers: Record<string, string> = {}): Promise<PageResponse> {
+  post(
+    path: string,
+    form: Record<string, string>,
+    headers: Record<string, string> = {},
+  ): Promise<PageResponse> {
     return this.request(path, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
