@@ -263,6 +263,12 @@ describe.each(ENGINES)('admin API on %s', (engine) => {
         headers: { 'content-type': 'application/xml' },
       });
       await expectProblem(xml, 415);
+      const form = await ferry.api('/api/v1/users', {
+        method: 'POST',
+        body: 'userName=form%40contoso.example',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+      await expectProblem(form, 415);
     });
 
     it('addresses a user with a long userName by name', async () => {

@@ -214,9 +214,19 @@ signin:
     expect(configError(() => loadConfig(folder, {})).message).toMatch(/cannot read.*EISDIR/);
   });
 
-  it('rejects a bad value from the environment, naming the key', () => {
+  it('rejects a bad value from the environment, naming the variable and the key', () => {
     const err = configError(() => loadConfig(configFile('{}\n'), { FERRY_LISTEN: 'nowhere' }));
     expect(err.key).toBe('listen');
+    expect(err.message).toContain('environment variable FERRY_LISTEN');
+  });
+
+  it('reads FERRY_REQUIRE_MFA as a boolean and refuses anything else', () => {
+    expect(loadConfig(undefined, { FERRY_REQUIRE_MFA: 'no' }).config.signin.requireMfa).toBe(false);
+    expect(loadConfig(undefined, { FERRY_REQUIRE_MFA: 'yes' }).config.signin.requireMfa).toBe(true);
+    expect(loadConfig(undefined, { FERRY_REQUIRE_MFA: '0' }).config.signin.requireMfa).toBe(false);
+    const err = configError(() => loadConfig(undefined, { FERRY_REQUIRE_MFA: 'maybe' }));
+    expect(err.key).toBe('signin.requireMfa');
+    expect(err.message).toContain('FERRY_REQUIRE_MFA');
   });
 });
 

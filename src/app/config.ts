@@ -139,6 +139,17 @@ function setPath(obj: Record<string, unknown>, path: string[], value: unknown): 
   cur[path.at(-1)!] = value;
 }
 
+function parseBoolean(variable: string, value: string): boolean {
+  const v = value.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off'].includes(v)) return false;
+  throw new ConfigInvalid(
+    `environment variable ${variable}`,
+    'signin.requireMfa',
+    `expected true or false (got ${value})`,
+  );
+}
+
 export interface LoadedConfig {
   config: Config;
   /** the file it came from, or null when only defaults and environment were used */
@@ -177,10 +188,12 @@ export function loadConfig(explicit: string | undefined, env: NodeJS.ProcessEnv 
     }
   }
   const merged = structuredClone(raw) as Record<string, unknown>;
+  const fromEnv = new Map<string, string>(); // key path → variable, to blame the right source
   for (const [name, keyPath] of Object.entries(envOverrides)) {
     const value = env[name];
     if (value === undefined || value === '') continue;
-    setPath(merged, keyPath, name === 'FERRY_REQUIRE_MFA' ? value === 'true' || value === '1' : value);
+    setPath(merged, keyPath, name === 'FERRY_REQUIRE_MFA' ? parseBoolean(name, value) : value);
+    fromEnv.set(keyPath.join('.'), name);
   }
   const parsed = configSchema.safeParse(merged);
   if (!parsed.success) {
@@ -189,7 +202,9 @@ export function loadConfig(explicit: string | undefined, env: NodeJS.ProcessEnv 
     if (issue.code === 'unrecognized_keys') {
       reason = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`;
     }
-    throw new ConfigInvalid(source, issue.path.join('.'), reason);
+    const key = issue.path.join('.');
+    const variable = fromEnv.get(key);
+    throw new ConfigInvalid(variable ? `environment variable ${variable}` : source, key, reason);
   }
   const config = parsed.data;
   // Relative paths in a config file are relative to that file, not to the working directory.

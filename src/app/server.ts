@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import fastifyCookie from '@fastify/cookie';
-import fastifyFormbody from '@fastify/formbody';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
@@ -77,7 +76,6 @@ export async function buildServer(services: Services, options: ServerOptions = {
   app.setNotFoundHandler(notFoundHandler);
 
   await app.register(fastifyCookie);
-  await app.register(fastifyFormbody, { bodyLimit: 64 * 1024 });
   await app.register(fastifySwagger, {
     hideUntagged: true,
     openapi: {

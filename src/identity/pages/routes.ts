@@ -1,4 +1,5 @@
 import type {} from '@fastify/cookie'; // request.cookies / reply.setCookie types
+import fastifyFormbody from '@fastify/formbody';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { GroupDirectory } from '../groups.js';
 import type { TotpEnrollment } from '../mfa.js';
@@ -42,6 +43,8 @@ type Form = Record<string, string | undefined>;
 
 export const signinPages: FastifyPluginAsync<SigninPagesOptions> = async (app, opts) => {
   const { signin, sessions, users, cookieName, secureCookies } = opts;
+  // Form bodies are for these pages only: the admin API takes JSON and answers anything else with 415.
+  await app.register(fastifyFormbody, { bodyLimit: 64 * 1024 });
   const cookieOptions = { path: '/', httpOnly: true, sameSite: 'lax' as const, secure: secureCookies };
 
   app.addHook('onSend', async (_req, reply, payload) => {
