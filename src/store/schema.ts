@@ -16,6 +16,12 @@ export interface Database {
   audit_events: AuditEventsTable;
   audit_head: AuditHeadTable;
   outbox: OutboxTable;
+  aws_accounts: AwsAccountsTable;
+  aws_roles: AwsRolesTable;
+  assignments: AssignmentsTable;
+  signing_keys: SigningKeysTable;
+  service_providers: ServiceProvidersTable;
+  issued_credentials: IssuedCredentialsTable;
 }
 
 export interface UsersTable {
@@ -135,6 +141,77 @@ export interface OutboxTable {
   claimed_until: string | null;
   processed_at: string | null;
   last_error: string | null;
+}
+
+export interface AwsAccountsTable {
+  id: string;
+  alias: string;
+  alias_key: string;
+  partition: 'aws' | 'aws-us-gov' | 'aws-cn';
+  saml_provider_name: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface AwsRolesTable {
+  account_id: string;
+  name: string;
+  path: string;
+  /** seconds, 3600..43200 as IAM allows */
+  max_session_duration: number;
+  description: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface AssignmentsTable {
+  id: string;
+  principal_type: 'group' | 'user';
+  principal_id: string;
+  account_id: string;
+  role_name: string;
+  created_at: string;
+  created_by: string;
+}
+
+export interface SigningKeysTable {
+  id: string;
+  purpose: string;
+  algorithm: string;
+  /** PKCS#8 PEM sealed with the master key */
+  private_key_sealed: string;
+  certificate_pem: string;
+  state: 'next' | 'current' | 'retired';
+  created_at: string;
+  activated_at: string | null;
+  retired_at: string | null;
+}
+
+export interface ServiceProvidersTable {
+  id: string;
+  entity_id: string;
+  name: string;
+  acs_urls: string;
+  name_id_format: string;
+  attribute_map: string;
+  signing_certificates: string;
+  require_signed_requests: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface IssuedCredentialsTable {
+  id: string;
+  kind: string;
+  user_id: string | null;
+  subject: string;
+  target: string;
+  audience: string | null;
+  external_id: string;
+  details: string;
+  issued_at: string;
+  expires_at: string;
+  revoked_at: string | null;
 }
 
 export type UserRow = Selectable<UsersTable>;
