@@ -4,6 +4,7 @@ import type { Actor, AuditContext } from '../audit/actor.js';
 import { NotFound } from '../errors.js';
 import { generateTotpSecret } from '../identity/totp.js';
 import type { Services } from './services.js';
+import { applyTenant } from './tenant.js';
 
 /** The example tenant of Microsoft's Entra-for-AWS guide. */
 export const DEMO_USERS = [
@@ -26,9 +27,36 @@ export const DEMO_USERS = [
 ] as const;
 
 export const DEMO_GROUPS = [
-  { displayName: 'AWS-Account1-Administrators', description: 'Administrator role in AWS account Account1 (123456789012)' },
-  { displayName: 'AWS-Account1-Developers', description: 'Developer role in AWS account Account1 (123456789012)' },
+  {
+    displayName: 'AWS-Account1-Administrators',
+    description: 'Administrator role in AWS account Account1 (123456789012)',
+  },
+  {
+    displayName: 'AWS-Account1-Developers',
+    description: 'Developer role in AWS account Account1 (123456789012)',
+  },
 ] as const;
+
+/** The demo's AWS side, as a tenant file would say it (see examples/tenant.yaml). */
+export const DEMO_TENANT_DOCUMENT = {
+  groups: DEMO_GROUPS.map((g) => ({ name: g.displayName, description: g.description })),
+  accounts: [
+    {
+      id: '123456789012',
+      alias: 'Account1',
+      partition: 'aws',
+      samlProviderName: 'Ferry',
+      roles: [
+        { name: 'Administrator', maxSessionDuration: 43200, description: 'AdministratorAccess' },
+        { name: 'Developer', maxSessionDuration: 43200, description: 'S3 access only' },
+      ],
+    },
+  ],
+  assignments: [
+    { group: 'AWS-Account1-Administrators', account: 'Account1', role: 'Administrator' },
+    { group: 'AWS-Account1-Developers', account: 'Account1', role: 'Developer' },
+  ],
+};
 
 export interface DemoUserCredentials {
   displayName: string;
@@ -133,6 +161,7 @@ export async function ensureDemoTenant(
       groups: [demo.group],
     });
   }
+  await applyTenant(services, ctx, DEMO_TENANT_DOCUMENT, { dryRun: false, prune: false });
   let adminToken = saved?.adminToken;
   if (!adminToken || !(await services.apiTokens.authenticate(adminToken))) {
     adminToken = (await services.apiTokens.create(ctx, { name: 'demo-admin' })).token;

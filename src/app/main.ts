@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { registerAccessCommands } from '../cli/access-commands.js';
 import { ApiError, ServerUnreachable } from '../cli/client.js';
 import { registerClientCommands } from '../cli/commands.js';
 import { MigrationFailed } from '../store/migrate.js';
@@ -18,6 +19,7 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .showHelpAfterError();
   registerClientCommands(program);
+  registerAccessCommands(program);
   registerOperatorCommands(program);
   try {
     await program.parseAsync(argv);

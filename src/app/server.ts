@@ -3,13 +3,15 @@ import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { accessApi } from '../access/routes.js';
 import { auditApi } from '../audit/routes.js';
-import { requireAdminToken } from '../identity/admin-auth.js';
+import { auditContextOf, requireAdminToken } from '../identity/admin-auth.js';
 import { signinPages } from '../identity/pages/routes.js';
 import { directoryApi } from '../identity/routes.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { operationsRoutes } from './health.js';
 import type { Services } from './services.js';
+import { tenantApi } from './tenant-routes.js';
 
 export interface ServerOptions {
   /** a pino logger config, or false for none (tests) */
@@ -110,6 +112,26 @@ export async function buildServer(services: Services, options: ServerOptions = {
     sessions: services.sessions,
     totp: services.totp,
     apiTokens: services.apiTokens,
+  });
+  await app.register(accessApi, {
+    prefix: '/api/v1',
+    accounts: services.accounts,
+    assignments: services.assignments,
+    authenticate: requireAdminToken(services.apiTokens),
+    auditContext: auditContextOf,
+    resolvePrincipal: async (type, ref) => {
+      if (type === 'group') {
+        const g = await services.groups.get(ref);
+        return { type, id: g.id, name: g.displayName };
+      }
+      const u = await services.users.get(ref);
+      return { type, id: u.id, name: u.userName };
+    },
+  });
+  await app.register(tenantApi, {
+    prefix: '/api/v1',
+    services,
+    authenticate: requireAdminToken(services.apiTokens),
   });
   await app.register(auditApi, {
     prefix: '/api/v1',

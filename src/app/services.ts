@@ -1,3 +1,6 @@
+import { Assignments } from '../access/assignments.js';
+import { AwsAccounts } from '../access/aws-accounts.js';
+import { AccessDecider } from '../access/decide.js';
 import type { Clock } from '../clock.js';
 import { ApiTokens } from '../identity/api-tokens.js';
 import type { IdentityDeps } from '../identity/deps.js';
@@ -27,6 +30,10 @@ export interface Services {
   throttle: SigninThrottle;
   signin: SigninService;
   apiTokens: ApiTokens;
+  accounts: AwsAccounts;
+  assignments: Assignments;
+  /** the one decide() every issuer asks */
+  access: AccessDecider;
 }
 
 export function createServices(config: Config, store: Store, clock: Clock, masterKey: MasterKey): Services {
@@ -49,6 +56,8 @@ export function createServices(config: Config, store: Store, clock: Clock, maste
     requireMfa: config.signin.requireMfa,
     onOutcome: (o) => metrics.signin(o),
   });
+  const accounts = new AwsAccounts(store, clock);
+  const assignments = new Assignments(store, clock, accounts);
   return {
     config,
     store,
@@ -62,5 +71,8 @@ export function createServices(config: Config, store: Store, clock: Clock, maste
     throttle,
     signin,
     apiTokens: new ApiTokens(store, clock),
+    accounts,
+    assignments,
+    access: new AccessDecider(accounts, assignments),
   };
 }

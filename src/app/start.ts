@@ -3,6 +3,7 @@ import { type Clock, systemClock } from '../clock.js';
 import { migrateToLatest } from '../store/migrate.js';
 import { openStore, redactUrl } from '../store/open.js';
 import type { Config } from './config.js';
+import { defaultHandlers, mergeHandlers } from './handlers.js';
 import { loadMasterKey } from './master-key.js';
 import { buildServer } from './server.js';
 import { createServices, type Services } from './services.js';
@@ -50,7 +51,8 @@ export async function startFerry(options: StartOptions): Promise<RunningFerry> {
   }
   const services = createServices(config, store, clock, masterKey);
   app = await buildServer(services, { logger: options.logger });
-  const workers = startWorkers(services, options.handlers ?? {}, app.log, {
+  const handlers = mergeHandlers(defaultHandlers(services), options.handlers ?? {});
+  const workers = startWorkers(services, handlers, app.log, {
     intervalMs: options.workerIntervalMs,
   });
   const { host, port } = listenAddress(config.listen);
@@ -73,7 +75,15 @@ export async function startFerry(options: StartOptions): Promise<RunningFerry> {
     url,
     stop() {
       stopping ??= (async () => {
-        await app.close();
+        // server.close() ends only the keep-alive connections idle at that moment; one whose request
+        // was in flight stayed open after its response (up to keepAliveTimeout, 72 s) and held the
+        // exit back. Close such connections as soon as their last response is sent.
+        const reaper = setInterval(() => app.server.closeIdleConnections(), 100);
+        try {
+          await app.close();
+        } finally {
+          clearInterval(reaper);
+        }
         await workers.stop();
         await store.close();
       })();

@@ -135,21 +135,4 @@ export const Ref = Type.Object({
 });
 export type Ref = Static<typeof Ref>;
 
-export const ProblemSchema = Type.Object(
-  {
-    type: Type.String(),
-    title: Type.String(),
-    status: Type.Integer(),
-    detail: Type.Optional(Type.String()),
-    instance: Type.Optional(Type.String()),
-  },
-  { additionalProperties: true, description: 'RFC 7807 problem details' },
-);
-
-export const problemResponses = {
-  400: ProblemSchema,
-  401: ProblemSchema,
-  404: ProblemSchema,
-  409: ProblemSchema,
-  503: ProblemSchema,
-};
+export { ProblemSchema, problemResponses } from '../problem-schema.js';

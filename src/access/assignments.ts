@@ -1,0 +1,150 @@
+import { randomUUID } from 'node:crypto';
+import type { AuditContext } from '../audit/actor.js';
+import { actorName } from '../audit/actor.js';
+import { appendAudit } from '../audit/ledger.js';
+import { type Clock, iso } from '../clock.js';
+import { NotFound } from '../errors.js';
+import type { Store } from '../store/open.js';
+import type { AssignmentsTable } from '../store/schema.js';
+import type { AwsAccounts } from './aws-accounts.js';
+
+/** A directory principal as assignments name it; the caller resolves names to ids. */
+export interface PrincipalRef {
+  type: 'group' | 'user';
+  id: string;
+  name: string;
+}
+
+export interface Assignment {
+  id: string;
+  principalType: 'group' | 'user';
+  principalId: string;
+  accountId: string;
+  roleName: string;
+  /** aws:<account>/<role> */
+  target: string;
+  createdAt: string;
+  createdBy: string;
+}
+
+const fromRow = (r: AssignmentsTable): Assignment => ({
+  id: r.id,
+  principalType: r.principal_type,
+  principalId: r.principal_id,
+  accountId: r.account_id,
+  roleName: r.role_name,
+  target: `aws:${r.account_id}/${r.role_name}`,
+  createdAt: r.created_at,
+  createdBy: r.created_by,
+});
+
+/** Who may have which AWS role: group or user → (account, role). */
+export class Assignments {
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly accounts: AwsAccounts,
+  ) {}
+
+  async list(
+    filter: { principal?: { type: 'group' | 'user'; id: string }; accountId?: string } = {},
+  ): Promise<Assignment[]> {
+    let q = this.store.db.selectFrom('assignments').selectAll();
+    if (filter.principal) {
+      q = q
+        .where('principal_type', '=', filter.principal.type)
+        .where('principal_id', '=', filter.principal.id);
+    }
+    if (filter.accountId) q = q.where('account_id', '=', filter.accountId);
+    const rows = await q.orderBy('account_id').orderBy('role_name').orderBy('created_at').execute();
+    return rows.map(fromRow);
+  }
+
+  /** Assignments that apply to a user: their own and their groups'. */
+  async forPrincipal(userId: string, groupIds: string[]): Promise<Assignment[]> {
+    const rows = await this.store.db
+      .selectFrom('assignments')
+      .selectAll()
+      .where((eb) =>
+        eb.or([
+          eb.and([eb('principal_type', '=', 'user'), eb('principal_id', '=', userId)]),
+          ...(groupIds.length > 0
+            ? [eb.and([eb('principal_type', '=', 'group'), eb('principal_id', 'in', groupIds)])]
+            : []),
+        ]),
+      )
+      .orderBy('account_id')
+      .orderBy('role_name')
+      .execute();
+    return rows.map(fromRow);
+  }
+
+  /** Adds an assignment; idempotent (returns the existing one with created=false). */
+  async add(
+    ctx: AuditContext,
+    principal: PrincipalRef,
+    accountRef: string,
+    roleName: string,
+  ): Promise<{ assignment: Assignment; created: boolean }> {
+    const { account, role } = await this.accounts.role(accountRef, roleName);
+    return this.store.db.transaction().execute(async (trx) => {
+      const existing = await trx
+        .selectFrom('assignments')
+        .selectAll()
+        .where('principal_type', '=', principal.type)
+        .where('principal_id', '=', principal.id)
+        .where('account_id', '=', account.id)
+        .where('role_name', '=', role.name)
+        .executeTakeFirst();
+      if (existing) return { assignment: fromRow(existing), created: false };
+      const row: AssignmentsTable = {
+        id: randomUUID(),
+        principal_type: principal.type,
+        principal_id: principal.id,
+        account_id: account.id,
+        role_name: role.name,
+        created_at: iso(this.clock.now()),
+        created_by: actorName(ctx.actor),
+      };
+      await trx.insertInto('assignments').values(row).execute();
+      await appendAudit(trx, this.store.engine, this.clock, {
+        type: 'assignment.added',
+        outcome: 'success',
+        actor: ctx.actor,
+        subject: `${principal.type}:${principal.name}`,
+        ip: ctx.ip,
+        requestId: ctx.requestId,
+        data: { assignmentId: row.id, target: `aws:${account.id}/${role.name}`, principalId: principal.id },
+      });
+      return { assignment: fromRow(row), created: true };
+    });
+  }
+
+  async remove(ctx: AuditContext, id: string): Promise<Assignment> {
+    return this.store.db.transaction().execute(async (trx) => {
+      const row = await trx.selectFrom('assignments').selectAll().where('id', '=', id).executeTakeFirst();
+      if (!row) throw new NotFound('assignment', id);
+      await trx.deleteFrom('assignments').where('id', '=', id).execute();
+      await appendAudit(trx, this.store.engine, this.clock, {
+        type: 'assignment.removed',
+        outcome: 'success',
+        actor: ctx.actor,
+        subject: `${row.principal_type}:${row.principal_id}`,
+        ip: ctx.ip,
+        requestId: ctx.requestId,
+        data: { assignmentId: id, target: `aws:${row.account_id}/${row.role_name}` },
+      });
+      return fromRow(row);
+    });
+  }
+
+  /** Drops every assignment of a deleted user or group (an outbox handler; idempotent). */
+  async removeForPrincipal(type: 'group' | 'user', id: string): Promise<number> {
+    const res = await this.store.db
+      .deleteFrom('assignments')
+      .where('principal_type', '=', type)
+      .where('principal_id', '=', id)
+      .executeTakeFirst();
+    return Number(res.numDeletedRows);
+  }
+}

@@ -1,0 +1,23 @@
+/** Why decide() said what it said, in words a person can read. */
+export interface Reason {
+  /** what produced it: an assignment, a policy, the directory */
+  source: 'assignment' | 'policy' | 'directory' | 'target';
+  /** e.g. the assignment id or policy name */
+  ref?: string;
+  message: string;
+}
+
+export type Decision =
+  | {
+      effect: 'allow';
+      /** seconds: no credential issued on this decision may live longer */
+      maxDuration: number;
+      sessionTags: Record<string, string>;
+      reasons: Reason[];
+    }
+  | {
+      effect: 'step-up';
+      require: Array<'mfa' | 'phishing-resistant-mfa' | 'compliant-device'>;
+      reasons: Reason[];
+    }
+  | { effect: 'deny'; reasons: Reason[] };

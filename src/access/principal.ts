@@ -1,0 +1,21 @@
+/** Who asks for access, as decide() sees it. Built by the caller from the session and the directory. */
+export interface Principal {
+  kind: 'user';
+  id: string;
+  userName: string;
+  active: boolean;
+  /** group ids and names the user is a member of */
+  groups: Array<{ id: string; name: string }>;
+  /** directory attributes (department, costCenter, …) */
+  attributes: Record<string, string>;
+  /** RFC 8176 methods of the current sign-in */
+  amr: string[];
+  authTime: string | null;
+}
+
+/** The circumstances of the request. */
+export interface Signals {
+  ip?: string | null;
+  client: 'browser' | 'cli' | 'workload';
+  userAgent?: string | null;
+}

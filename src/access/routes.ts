@@ -1,0 +1,271 @@
+import type {} from '@fastify/swagger'; // OpenAPI keys (tags, summary, security) on route schemas
+import { type Static, Type } from '@sinclair/typebox';
+import type { FastifyPluginAsync, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import type { AuditContext } from '../audit/actor.js';
+import { InvalidInput } from '../errors.js';
+import { problemResponses } from '../problem-schema.js';
+import type { Assignments, PrincipalRef } from './assignments.js';
+import type { AwsAccounts } from './aws-accounts.js';
+
+export interface AccessApiOptions {
+  accounts: AwsAccounts;
+  assignments: Assignments;
+  authenticate: preHandlerAsyncHookHandler;
+  auditContext: (req: FastifyRequest) => AuditContext;
+  /** resolves a group or user name (or id) to the directory's id; throws NotFound */
+  resolvePrincipal: (type: 'group' | 'user', ref: string) => Promise<PrincipalRef>;
+}
+
+const Account = Type.Object({
+  id: Type.String(),
+  alias: Type.String(),
+  partition: Type.String(),
+  samlProviderName: Type.String(),
+  samlProviderArn: Type.String(),
+  signinEndpoint: Type.String(),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+});
+const Role = Type.Object({
+  accountId: Type.String(),
+  name: Type.String(),
+  path: Type.String(),
+  arn: Type.String(),
+  maxSessionDuration: Type.Integer(),
+  description: Type.Union([Type.String(), Type.Null()]),
+});
+const AssignmentSchema = Type.Object({
+  id: Type.String(),
+  principalType: Type.String(),
+  principalId: Type.String(),
+  principalName: Type.Optional(Type.String()),
+  accountId: Type.String(),
+  roleName: Type.String(),
+  target: Type.String(),
+  createdAt: Type.String(),
+  createdBy: Type.String(),
+});
+const AccountBody = Type.Object(
+  {
+    alias: Type.String({ minLength: 1, maxLength: 63 }),
+    partition: Type.Optional(
+      Type.Union([Type.Literal('aws'), Type.Literal('aws-us-gov'), Type.Literal('aws-cn')]),
+    ),
+    samlProviderName: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  },
+  { additionalProperties: false },
+);
+const RoleBody = Type.Object(
+  {
+    path: Type.Optional(Type.String({ maxLength: 512 })),
+    maxSessionDuration: Type.Optional(
+      Type.Integer({ minimum: 3600, maximum: 43200, description: 'seconds' }),
+    ),
+    description: Type.Optional(Type.Union([Type.String({ maxLength: 1000 }), Type.Null()])),
+  },
+  { additionalProperties: false },
+);
+const AssignmentBody = Type.Object(
+  {
+    group: Type.Optional(Type.String({ maxLength: 256 })),
+    user: Type.Optional(Type.String({ maxLength: 256 })),
+    account: Type.String({ maxLength: 63, description: 'account id or alias' }),
+    role: Type.String({ maxLength: 64 }),
+  },
+  { additionalProperties: false },
+);
+const AccountParams = Type.Object({ account: Type.String({ maxLength: 63 }) });
+const RoleParams = Type.Object({
+  account: Type.String({ maxLength: 63 }),
+  role: Type.String({ maxLength: 64 }),
+});
+
+/** AWS accounts, their roles, and assignments under /api/v1. */
+export const accessApi: FastifyPluginAsync<AccessApiOptions> = async (app, opts) => {
+  const { accounts, assignments } = opts;
+  app.addHook('preHandler', opts.authenticate);
+  const security = [{ bearer: [] }];
+  const tags = ['aws'];
+
+  app.get(
+    '/aws/accounts',
+    {
+      schema: {
+        tags,
+        summary: 'List AWS accounts',
+        security,
+        response: { 200: Type.Object({ items: Type.Array(Account) }) },
+      },
+    },
+    async () => ({ items: await accounts.list() }),
+  );
+
+  app.put<{ Params: { account: string }; Body: Static<typeof AccountBody> }>(
+    '/aws/accounts/:account',
+    {
+      schema: {
+        tags,
+        summary: 'Register or update an AWS account (12-digit id in the path)',
+        security,
+        params: AccountParams,
+        body: AccountBody,
+        response: { 200: Account, 201: Account, ...problemResponses },
+      },
+    },
+    async (req, reply) => {
+      const { account, changed } = await accounts.upsert(opts.auditContext(req), {
+        id: req.params.account,
+        ...req.body,
+      });
+      return reply.code(changed && account.createdAt === account.updatedAt ? 201 : 200).send(account);
+    },
+  );
+
+  app.get<{ Params: { account: string } }>(
+    '/aws/accounts/:account',
+    {
+      schema: {
+        tags,
+        summary: 'An AWS account (by id or alias) with its roles',
+        security,
+        params: AccountParams,
+        response: {
+          200: Type.Intersect([Account, Type.Object({ roles: Type.Array(Role) })]),
+          ...problemResponses,
+        },
+      },
+    },
+    async (req) => ({
+      ...(await accounts.get(req.params.account)),
+      roles: await accounts.roles(req.params.account),
+    }),
+  );
+
+  app.delete<{ Params: { account: string } }>(
+    '/aws/accounts/:account',
+    {
+      schema: {
+        tags,
+        summary: 'Remove an AWS account, its roles and assignments',
+        security,
+        params: AccountParams,
+        response: problemResponses,
+      },
+    },
+    async (req, reply) => {
+      await accounts.remove(opts.auditContext(req), req.params.account);
+      return reply.code(204).send();
+    },
+  );
+
+  app.put<{ Params: { account: string; role: string }; Body: Static<typeof RoleBody> }>(
+    '/aws/accounts/:account/roles/:role',
+    {
+      schema: {
+        tags,
+        summary: "Register or update one of the account's IAM roles",
+        security,
+        params: RoleParams,
+        body: RoleBody,
+        response: { 200: Role, ...problemResponses },
+      },
+    },
+    async (req) =>
+      (
+        await accounts.upsertRole(opts.auditContext(req), req.params.account, {
+          name: req.params.role,
+          ...req.body,
+        })
+      ).role,
+  );
+
+  app.delete<{ Params: { account: string; role: string } }>(
+    '/aws/accounts/:account/roles/:role',
+    {
+      schema: {
+        tags,
+        summary: 'Remove a role and its assignments',
+        security,
+        params: RoleParams,
+        response: problemResponses,
+      },
+    },
+    async (req, reply) => {
+      await accounts.removeRole(opts.auditContext(req), req.params.account, req.params.role);
+      return reply.code(204).send();
+    },
+  );
+
+  app.get<{ Querystring: { group?: string; user?: string; account?: string } }>(
+    '/assignments',
+    {
+      schema: {
+        tags,
+        summary: 'List assignments, optionally of one group or user or account',
+        security,
+        querystring: Type.Object(
+          {
+            group: Type.Optional(Type.String({ maxLength: 256 })),
+            user: Type.Optional(Type.String({ maxLength: 256 })),
+            account: Type.Optional(Type.String({ maxLength: 63 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ items: Type.Array(AssignmentSchema) }), ...problemResponses },
+      },
+    },
+    async (req) => {
+      const q = req.query;
+      const principal = q.group
+        ? await opts.resolvePrincipal('group', q.group)
+        : q.user
+          ? await opts.resolvePrincipal('user', q.user)
+          : undefined;
+      const accountId = q.account ? (await accounts.get(q.account)).id : undefined;
+      const items = await assignments.list({ principal, accountId });
+      return { items };
+    },
+  );
+
+  app.post<{ Body: Static<typeof AssignmentBody> }>(
+    '/assignments',
+    {
+      schema: {
+        tags,
+        summary: 'Assign an AWS role to a group or user (idempotent)',
+        security,
+        body: AssignmentBody,
+        response: { 200: AssignmentSchema, 201: AssignmentSchema, ...problemResponses },
+      },
+    },
+    async (req, reply) => {
+      const { group, user } = req.body;
+      if ((group === undefined) === (user === undefined))
+        throw new InvalidInput('give exactly one of group or user', 'group');
+      const principal = group
+        ? await opts.resolvePrincipal('group', group)
+        : await opts.resolvePrincipal('user', user!);
+      const { assignment, created } = await assignments.add(
+        opts.auditContext(req),
+        principal,
+        req.body.account,
+        req.body.role,
+      );
+      return reply.code(created ? 201 : 200).send({ ...assignment, principalName: principal.name });
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/assignments/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Remove an assignment',
+        security,
+        params: Type.Object({ id: Type.String({ maxLength: 64 }) }),
+        response: { 200: AssignmentSchema, ...problemResponses },
+      },
+    },
+    async (req) => assignments.remove(opts.auditContext(req), req.params.id),
+  );
+};

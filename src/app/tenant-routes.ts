@@ -1,0 +1,57 @@
+import type {} from '@fastify/swagger';
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsync, preHandlerAsyncHookHandler } from 'fastify';
+import { auditContextOf } from '../identity/admin-auth.js';
+import { problemResponses } from '../problem-schema.js';
+import type { Services } from './services.js';
+import { applyTenant } from './tenant.js';
+
+/** POST /api/v1/tenant/apply: the declarative tenant file, applied or compared (dry run). */
+export const tenantApi: FastifyPluginAsync<{
+  services: Services;
+  authenticate: preHandlerAsyncHookHandler;
+}> = async (app, opts) => {
+  app.addHook('preHandler', opts.authenticate);
+  app.post<{ Body: { document: unknown; dryRun?: boolean; prune?: boolean } }>(
+    '/tenant/apply',
+    {
+      schema: {
+        tags: ['tenant'],
+        summary: 'Apply a tenant document (groups, AWS accounts and roles, assignments); idempotent',
+        security: [{ bearer: [] }],
+        body: Type.Object(
+          {
+            document: Type.Object({}, { additionalProperties: true }),
+            dryRun: Type.Optional(Type.Boolean({ default: false })),
+            prune: Type.Optional(
+              Type.Boolean({ default: false, description: 'remove assignments the document does not list' }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            dryRun: Type.Boolean(),
+            changes: Type.Array(
+              Type.Object({
+                action: Type.String(),
+                kind: Type.String(),
+                name: Type.String(),
+                detail: Type.Optional(Type.String()),
+              }),
+            ),
+          }),
+          ...problemResponses,
+        },
+      },
+    },
+    async (req) => {
+      const dryRun = req.body.dryRun ?? false;
+      const changes = await applyTenant(opts.services, auditContextOf(req), req.body.document, {
+        dryRun,
+        prune: req.body.prune ?? false,
+      });
+      return { dryRun, changes };
+    },
+  );
+};

@@ -1,0 +1,240 @@
+import { z } from 'zod';
+import type { AuditContext } from '../audit/actor.js';
+import { InvalidInput, NotFound } from '../errors.js';
+import { parseDuration } from './duration.js';
+import type { Services } from './services.js';
+
+/**
+ * The declarative tenant file (`ferry apply tenant.yaml`): groups, AWS accounts with their roles, and
+ * assignments. Applying it twice changes nothing the second time; `dryRun` reports what would change.
+ * Users come from SCIM or the directory API, not from this file.
+ */
+const seconds = z.union([z.number().int(), z.string()]).transform((v, ctx) => {
+  const ms = parseDuration(v);
+  if (ms === null) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected seconds or a duration such as 12h (got ${JSON.stringify(v)})`,
+    });
+    return z.NEVER;
+  }
+  return Math.round(ms / 1000);
+});
+
+export const tenantSchema = z
+  .object({
+    groups: z
+      .array(
+        z.object({ name: z.string().min(1).max(256), description: z.string().max(1024).optional() }).strict(),
+      )
+      .default([]),
+    accounts: z
+      .array(
+        z
+          .object({
+            id: z.string().regex(/^\d{12}$/, 'expected a 12-digit account id'),
+            alias: z.string().min(1).max(63),
+            partition: z.enum(['aws', 'aws-us-gov', 'aws-cn']).optional(),
+            samlProviderName: z.string().min(1).max(128).optional(),
+            roles: z
+              .array(
+                z
+                  .object({
+                    name: z.string().min(1).max(64),
+                    path: z.string().optional(),
+                    maxSessionDuration: seconds.optional(),
+                    description: z.string().max(1000).optional(),
+                  })
+                  .strict(),
+              )
+              .default([]),
+          })
+          .strict(),
+      )
+      .default([]),
+    assignments: z
+      .array(
+        z
+          .object({
+            group: z.string().optional(),
+            user: z.string().optional(),
+            account: z.string().min(1),
+            role: z.string().min(1),
+          })
+          .strict()
+          .refine(
+            (a) => (a.group === undefined) !== (a.user === undefined),
+            'give exactly one of group or user',
+          ),
+      )
+      .default([]),
+  })
+  .strict();
+
+export type TenantFile = z.input<typeof tenantSchema>;
+
+export interface TenantChange {
+  action: 'create' | 'update' | 'delete';
+  kind: 'group' | 'aws-account' | 'aws-role' | 'assignment';
+  name: string;
+  detail?: string;
+}
+
+export function parseTenant(document: unknown): z.output<typeof tenantSchema> {
+  const parsed = tenantSchema.safeParse(document ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const reason =
+      issue.code === 'unrecognized_keys'
+        ? `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`
+        : issue.message;
+    throw new InvalidInput(
+      `tenant file: ${issue.path.join('.') || '(top level)'}: ${reason}`,
+      issue.path.join('.'),
+    );
+  }
+  return parsed.data;
+}
+
+/** Applies (or with dryRun, only compares) a tenant document; `prune` removes assignments it doesn't list. */
+export async function applyTenant(
+  services: Services,
+  ctx: AuditContext,
+  document: unknown,
+  options: { dryRun: boolean; prune: boolean },
+): Promise<TenantChange[]> {
+  const tenant = parseTenant(document);
+  const { dryRun } = options;
+  const changes: TenantChange[] = [];
+  const knownGroups = new Set<string>();
+
+  for (const g of tenant.groups) {
+    const existing = await services.groups.get(g.name).catch((err: unknown) => {
+      if (err instanceof NotFound) return null;
+      throw err;
+    });
+    knownGroups.add(g.name.toLowerCase());
+    if (existing) continue;
+    changes.push({ action: 'create', kind: 'group', name: g.name });
+    if (!dryRun)
+      await services.groups.create(ctx, { displayName: g.name, description: g.description ?? null });
+  }
+
+  const plannedAccounts = new Map<string, string>(); // alias/id (lower) → id
+  for (const a of tenant.accounts) {
+    plannedAccounts.set(a.id, a.id);
+    plannedAccounts.set(a.alias.toLowerCase(), a.id);
+    const existing = await services.accounts.find(services.store.db, a.id);
+    const wanted = {
+      partition: a.partition ?? existing?.partition ?? 'aws',
+      samlProviderName: a.samlProviderName ?? existing?.samlProviderName ?? 'Ferry',
+    };
+    if (!existing) {
+      changes.push({ action: 'create', kind: 'aws-account', name: `${a.id} (${a.alias})` });
+    } else if (
+      existing.alias !== a.alias ||
+      existing.partition !== wanted.partition ||
+      existing.samlProviderName !== wanted.samlProviderName
+    ) {
+      changes.push({
+        action: 'update',
+        kind: 'aws-account',
+        name: a.id,
+        detail: diff(existing, { alias: a.alias, ...wanted }),
+      });
+    }
+    if (!dryRun) await services.accounts.upsert(ctx, { id: a.id, alias: a.alias, ...wanted });
+    const existingRoles = existing ? await services.accounts.roles(a.id) : [];
+    for (const r of a.roles) {
+      const current = existingRoles.find((x) => x.name === r.name);
+      const target = `aws:${a.id}/${r.name}`;
+      if (!current) changes.push({ action: 'create', kind: 'aws-role', name: target });
+      else {
+        const wantedRole = {
+          path: r.path ?? current.path,
+          maxSessionDuration: r.maxSessionDuration ?? current.maxSessionDuration,
+          description: r.description ?? current.description,
+        };
+        const d = diff(current, wantedRole);
+        if (d) changes.push({ action: 'update', kind: 'aws-role', name: target, detail: d });
+      }
+      if (!dryRun) await services.accounts.upsertRole(ctx, a.id, r);
+    }
+  }
+
+  const wantedAssignments = new Set<string>();
+  for (const a of tenant.assignments) {
+    const type = a.group !== undefined ? 'group' : 'user';
+    const ref = (a.group ?? a.user)!;
+    const accountId =
+      plannedAccounts.get(a.account.toLowerCase()) ??
+      (await services.accounts.find(services.store.db, a.account))?.id;
+    if (!accountId)
+      throw new InvalidInput(`tenant file: assignment names unknown account ${a.account}`, 'assignments');
+    const principal = await resolve(services, type, ref, knownGroups, dryRun);
+    const target = `aws:${accountId}/${a.role}`;
+    const label = `${type}:${ref} → ${target}`;
+    wantedAssignments.add(`${type}:${principal?.id ?? ref}:${target}`);
+    const exists =
+      principal !== null &&
+      (await services.assignments.list({ principal: { type, id: principal.id }, accountId })).some(
+        (x) => x.roleName === a.role,
+      );
+    if (exists) continue;
+    changes.push({ action: 'create', kind: 'assignment', name: label });
+    if (!dryRun) await services.assignments.add(ctx, principal!, accountId, a.role);
+  }
+
+  if (options.prune) {
+    for (const existing of await services.assignments.list()) {
+      const key = `${existing.principalType}:${existing.principalId}:${existing.target}`;
+      if (wantedAssignments.has(key)) continue;
+      changes.push({
+        action: 'delete',
+        kind: 'assignment',
+        name: `${existing.principalType}:${existing.principalId} → ${existing.target}`,
+      });
+      if (!dryRun) await services.assignments.remove(ctx, existing.id);
+    }
+  }
+  return changes;
+}
+
+async function resolve(
+  services: Services,
+  type: 'group' | 'user',
+  ref: string,
+  plannedGroups: Set<string>,
+  dryRun: boolean,
+): Promise<{ type: 'group' | 'user'; id: string; name: string } | null> {
+  try {
+    if (type === 'group') {
+      const g = await services.groups.get(ref);
+      return { type, id: g.id, name: g.displayName };
+    }
+    const u = await services.users.get(ref);
+    return { type, id: u.id, name: u.userName };
+  } catch (err) {
+    // In a dry run a group the file itself creates doesn't exist yet.
+    if (err instanceof NotFound && dryRun && type === 'group' && plannedGroups.has(ref.toLowerCase()))
+      return null;
+    if (err instanceof NotFound)
+      throw new InvalidInput(`tenant file: assignment names unknown ${type} ${ref}`, 'assignments');
+    throw err;
+  }
+}
+
+function diff(current: object, wanted: Record<string, unknown>): string {
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(wanted)) {
+    const c = (current as Record<string, unknown>)[k];
+    if (v !== undefined && c !== v) parts.push(`${k}: ${JSON.stringify(c)} → ${JSON.stringify(v)}`);
+  }
+  return parts.join(', ');
+}
+
+export function formatChanges(changes: TenantChange[]): string {
+  if (changes.length === 0) return 'no changes\n';
+  const sign = { create: '+', update: '~', delete: '-' } as const;
+  return `${changes.map((c) => `${sign[c.action]} ${c.kind} ${c.name}${c.detail ? `  (${c.detail})` : ''}`).join('\n')}\n`;
+}

@@ -1,0 +1,179 @@
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { FerryClient } from './client.js';
+import { printJson, table } from './output.js';
+
+interface GlobalOptions {
+  server: string;
+  token?: string;
+}
+
+const enc = encodeURIComponent;
+
+function clientOf(cmd: Command): FerryClient {
+  const g = cmd.optsWithGlobals<GlobalOptions>();
+  return new FerryClient({ server: g.server, token: g.token ?? process.env.FERRY_TOKEN });
+}
+
+/** 12h, 90m or plain seconds → seconds. */
+function seconds(text: string): number {
+  const m = /^(\d+)(s|m|h)?$/.exec(text.trim());
+  if (!m) throw new Error(`expected seconds or a duration like 12h (got ${text})`);
+  return Number(m[1]) * ({ s: 1, m: 60, h: 3600 }[(m[2] ?? 's') as 's' | 'm' | 'h'] ?? 1);
+}
+
+interface Change {
+  action: 'create' | 'update' | 'delete';
+  kind: string;
+  name: string;
+  detail?: string;
+}
+
+/** AWS accounts, roles, assignments and the declarative tenant file. */
+export function registerAccessCommands(program: Command): void {
+  program
+    .command('apply <file>')
+    .description('apply a tenant file (groups, AWS accounts and roles, assignments); idempotent')
+    .option('--dry-run', 'print what would change and change nothing')
+    .option('--prune', 'also remove assignments the file does not list')
+    .option('--json', 'print JSON')
+    .action(async function (
+      this: Command,
+      file: string,
+      opts: { dryRun?: boolean; prune?: boolean; json?: boolean },
+    ) {
+      let document: unknown;
+      try {
+        document = parseYaml(readFileSync(file, 'utf8'));
+      } catch (err) {
+        throw new Error(`${file}: ${(err as Error).message.split('\n')[0]}`);
+      }
+      const res = await clientOf(this).request<{ dryRun: boolean; changes: Change[] }>(
+        'POST',
+        '/api/v1/tenant/apply',
+        {
+          document: document ?? {},
+          dryRun: opts.dryRun ?? false,
+          prune: opts.prune ?? false,
+        },
+      );
+      if (opts.json) return printJson(res);
+      const sign = { create: '+', update: '~', delete: '-' } as const;
+      if (res.changes.length === 0) process.stdout.write('no changes\n');
+      for (const c of res.changes) {
+        process.stdout.write(`${sign[c.action]} ${c.kind} ${c.name}${c.detail ? `  (${c.detail})` : ''}\n`);
+      }
+      if (res.dryRun && res.changes.length > 0) process.stdout.write('(dry run: nothing was changed)\n');
+    });
+
+  const aws = program.command('aws').description('AWS accounts and roles known to Ferry');
+  const accounts = aws.command('accounts').description('the AWS accounts registry');
+  accounts
+    .command('list')
+    .option('--json', 'print JSON')
+    .action(async function (this: Command, opts: { json?: boolean }) {
+      const res = await clientOf(this).get<{ items: Array<Record<string, unknown>> }>('/api/v1/aws/accounts');
+      if (opts.json) return printJson(res.items);
+      process.stdout.write(table(res.items, ['id', 'alias', 'partition', 'samlProviderArn']));
+    });
+  accounts
+    .command('add <id>')
+    .description('register (or update) an AWS account')
+    .requiredOption('--alias <alias>', 'a short name, e.g. Account1')
+    .option('--partition <partition>', 'aws, aws-us-gov or aws-cn', 'aws')
+    .option('--saml-provider <name>', 'the IAM SAML provider name in that account', 'Ferry')
+    .action(async function (
+      this: Command,
+      id: string,
+      opts: { alias: string; partition: string; samlProvider: string },
+    ) {
+      const a = await clientOf(this).request<{ id: string; alias: string }>(
+        'PUT',
+        `/api/v1/aws/accounts/${enc(id)}`,
+        {
+          alias: opts.alias,
+          partition: opts.partition,
+          samlProviderName: opts.samlProvider,
+        },
+      );
+      process.stdout.write(`registered ${a.id} (${a.alias})\n`);
+    });
+
+  const roles = aws.command('roles').description("an account's IAM roles");
+  roles
+    .command('list <account>')
+    .option('--json', 'print JSON')
+    .action(async function (this: Command, account: string, opts: { json?: boolean }) {
+      const res = await clientOf(this).get<{ roles: Array<Record<string, unknown>> }>(
+        `/api/v1/aws/accounts/${enc(account)}`,
+      );
+      if (opts.json) return printJson(res.roles);
+      process.stdout.write(table(res.roles, ['name', 'maxSessionDuration', 'arn']));
+    });
+  roles
+    .command('add <account> <role>')
+    .description('register (or update) a role')
+    .option('--max-session <duration>', 'the role MaxSessionDuration, e.g. 12h', '1h')
+    .option('--path <path>', 'the role path', '/')
+    .action(async function (
+      this: Command,
+      account: string,
+      role: string,
+      opts: { maxSession: string; path: string },
+    ) {
+      const r = await clientOf(this).request<{ arn: string }>(
+        'PUT',
+        `/api/v1/aws/accounts/${enc(account)}/roles/${enc(role)}`,
+        {
+          maxSessionDuration: seconds(opts.maxSession),
+          path: opts.path,
+        },
+      );
+      process.stdout.write(`registered ${r.arn}\n`);
+    });
+
+  const assignments = program.command('assignments').description('who may have which AWS role');
+  assignments
+    .command('list')
+    .option('--group <group>')
+    .option('--user <user>')
+    .option('--account <account>')
+    .option('--json', 'print JSON')
+    .action(async function (
+      this: Command,
+      opts: { group?: string; user?: string; account?: string; json?: boolean },
+    ) {
+      const q = new URLSearchParams();
+      if (opts.group) q.set('group', opts.group);
+      if (opts.user) q.set('user', opts.user);
+      if (opts.account) q.set('account', opts.account);
+      const res = await clientOf(this).get<{ items: Array<Record<string, unknown>> }>(
+        `/api/v1/assignments?${q}`,
+      );
+      if (opts.json) return printJson(res.items);
+      process.stdout.write(table(res.items, ['id', 'principalType', 'principalId', 'target']));
+    });
+  assignments
+    .command('add')
+    .description('assign an AWS role to a group or a user')
+    .option('--group <group>')
+    .option('--user <user>')
+    .requiredOption('--account <account>', 'account id or alias')
+    .requiredOption('--role <role>')
+    .action(async function (
+      this: Command,
+      opts: { group?: string; user?: string; account: string; role: string },
+    ) {
+      const a = await clientOf(this).request<{ target: string; principalName?: string }>(
+        'POST',
+        '/api/v1/assignments',
+        opts,
+      );
+      process.stdout.write(`${a.principalName ?? opts.group ?? opts.user} → ${a.target}\n`);
+    });
+  assignments.command('remove <id>').action(async function (this: Command, id: string) {
+    await clientOf(this).request('DELETE', `/api/v1/assignments/${enc(id)}`);
+    process.stdout.write(`removed ${id}\n`);
+  });
+}

@@ -1,0 +1,40 @@
+import type { Kysely } from 'kysely';
+import { NotFound } from '../errors.js';
+import type { Database } from '../store/schema.js';
+
+/**
+ * The directory's view of a user for access decisions: structurally access/'s Principal, which the
+ * same floor can't import. Issuers build it from the session they hold.
+ */
+export async function principalOf(
+  db: Kysely<Database>,
+  userId: string,
+  session: { amr: string[]; authTime: string | null } | null,
+) {
+  const user = await db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirst();
+  if (!user) throw new NotFound('user', userId);
+  const groups = await db
+    .selectFrom('group_members')
+    .innerJoin('groups', 'groups.id', 'group_members.group_id')
+    .select(['groups.id', 'groups.display_name'])
+    .where('group_members.user_id', '=', userId)
+    .orderBy('groups.display_name_key')
+    .execute();
+  return {
+    kind: 'user' as const,
+    id: user.id,
+    userName: user.user_name,
+    active: user.active === 1,
+    groups: groups.map((g) => ({ id: g.id, name: g.display_name })),
+    attributes: JSON.parse(user.attributes) as Record<string, string>,
+    emails: JSON.parse(user.emails) as Array<{ value: string; primary?: boolean }>,
+    displayName: user.display_name,
+    givenName: user.given_name,
+    familyName: user.family_name,
+    externalId: user.external_id,
+    amr: session?.amr ?? [],
+    authTime: session?.authTime ?? null,
+  };
+}
+
+export type DirectoryPrincipal = Awaited<ReturnType<typeof principalOf>>;
