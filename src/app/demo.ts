@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ensureDemoAwsAccount, DEMO_AWS_ACCOUNT } from '../aws/demo-account.js';
+import { DEMO_AWS_ACCOUNT, ensureDemoAwsAccount } from '../aws/demo-account.js';
 import { type LocalAws, motoAvailable, startMotoServer } from '../aws/moto-server.js';
 import { totpCode } from '../identity/totp.js';
 import { loadConfig } from './config.js';

@@ -8,7 +8,7 @@ import {
   Kysely,
   PostgresDialect,
   SqliteDialect,
-  SqliteDriver,
+  type SqliteDriver,
   sql,
 } from 'kysely';
 import pg from 'pg';
