@@ -77,7 +77,9 @@ describe('ferry CLI, end to end', () => {
 
     // The SQLite database is created under the config's folder, whatever the working directory.
     expect(existsSync(join(dir, 'data', 'ferry.db'))).toBe(true);
-    const migrate = await runFerry(['db', 'migrate', '--config', join(dir, 'ferry.yaml')], { cwd: elsewhere });
+    const migrate = await runFerry(['db', 'migrate', '--config', join(dir, 'ferry.yaml')], {
+      cwd: elsewhere,
+    });
     expect(migrate.code).toBe(0);
     expect(migrate.stdout).toBe(`sqlite:${join(dir, 'data', 'ferry.db')}: already up to date\n`);
     expect(existsSync(join(elsewhere, 'data'))).toBe(false);
@@ -126,14 +128,20 @@ describe('ferry CLI, end to end', () => {
     ]);
     expect(json).not.toContain(janePassword);
 
-    const [shown, showUser] = await Promise.all([ok(['groups', 'show', 'Developers']), ok(['users', 'show', jane])]);
+    const [shown, showUser] = await Promise.all([
+      ok(['groups', 'show', 'Developers']),
+      ok(['users', 'show', jane]),
+    ]);
     expect(shown).toBe(`Developers\nmembers: ${jane}\n`);
     expect(showUser).toContain('\ngroups: Developers\n');
 
     expect(await ok(['groups', 'remove-member', 'Developers', jane])).toBe(
       `${jane} removed from Developers\n`,
     );
-    const [after, user] = await Promise.all([ok(['groups', 'show', 'Developers']), ok(['users', 'show', jane])]);
+    const [after, user] = await Promise.all([
+      ok(['groups', 'show', 'Developers']),
+      ok(['users', 'show', jane]),
+    ]);
     expect(after).toBe('Developers\nmembers: none\n');
     expect(user).toContain('\ngroups: none\n');
   });
@@ -180,9 +188,12 @@ describe('ferry CLI, end to end', () => {
     ]);
     const tail = tailOut.trimEnd().split('\n');
     expect(tail).toHaveLength(5);
-    for (const line of tail) expect(line).toMatch(/^\d{4}-\d\d-\d\dT\S+Z {2}#\d+ {2}\S+ {2}(success|failure) /);
+    for (const line of tail)
+      expect(line).toMatch(/^\d{4}-\d\d-\d\dT\S+Z {2}#\d+ {2}\S+ {2}(success|failure) /);
     // The newest event is her refused sign-in, with the reason the page did not tell her.
-    expect(tail.at(-1)).toMatch(new RegExp(`  signin  failure  -  ${jane}  127\\.0\\.0\\.1  reason=disabled$`));
+    expect(tail.at(-1)).toMatch(
+      new RegExp(`  signin  failure  -  ${jane}  127\\.0\\.0\\.1  reason=disabled$`),
+    );
     expect(tail.some((l) => / user\.disabled {2}success {2}api-token:admin {2}jane@/.test(l))).toBe(true);
 
     const events = exported

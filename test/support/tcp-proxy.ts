@@ -10,6 +10,12 @@ export interface TcpProxy {
    * reset as soon as they arrive, until restore().
    */
   cut(): void;
+  /**
+   * A network partition: nothing is forwarded either way and new connections are accepted but get
+   * no answer, so clients see silence rather than an error. restore() heals it and delivers what
+   * was held back (as TCP would).
+   */
+  partition(): void;
   /** accept and forward connections again */
   restore(): void;
   close(): Promise<void>;
@@ -22,6 +28,8 @@ export interface TcpProxy {
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   const pairs = new Set<[Socket, Socket]>();
   let refusing = false;
+  let partitioned = false;
+  const held: Socket[] = [];
 
   const reset = (s: Socket) => {
     if (!s.destroyed) s.resetAndDestroy();
@@ -33,11 +41,31 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       reset(client);
       return;
     }
+    if (partitioned) {
+      client.pause(); // read nothing until restore()
+      client.on('error', () => {});
+      held.push(client);
+      return;
+    }
+    forward(client);
+  });
+
+  /** Bytes held back during a partition, per destination socket, delivered on restore(). */
+  const pending = new Map<Socket, Buffer[]>();
+  const relay = (from: Socket, to: Socket) =>
+    from.on('data', (chunk: Buffer) => {
+      if (partitioned) pending.set(to, [...(pending.get(to) ?? []), chunk]);
+      else to.write(chunk);
+    });
+
+  const forward = (client: Socket) => {
     const upstream = connect({ host: target.host, port: target.port });
     const pair: [Socket, Socket] = [client, upstream];
     pairs.add(pair);
     const end = () => {
       pairs.delete(pair);
+      pending.delete(client);
+      pending.delete(upstream);
       client.destroy();
       upstream.destroy();
     };
@@ -45,9 +73,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     upstream.on('error', end);
     client.on('close', end);
     upstream.on('close', end);
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
+    relay(client, upstream);
+    relay(upstream, client);
+  };
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -61,16 +89,29 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     connections: () => pairs.size,
     cut() {
       refusing = true;
+      for (const client of held.splice(0)) reset(client);
       for (const pair of [...pairs]) {
         pairs.delete(pair);
         for (const s of pair) reset(s);
       }
     },
+    partition() {
+      partitioned = true;
+    },
     restore() {
       refusing = false;
+      partitioned = false;
+      for (const [to, chunks] of pending) if (!to.destroyed) for (const c of chunks) to.write(c);
+      pending.clear();
+      for (const client of held.splice(0)) {
+        if (client.destroyed) continue;
+        forward(client);
+        client.resume();
+      }
     },
     close() {
       refusing = true;
+      for (const client of held.splice(0)) client.destroy();
       for (const pair of [...pairs]) for (const s of pair) s.destroy();
       pairs.clear();
       return new Promise<void>((resolve) => server.close(() => resolve()));

@@ -68,7 +68,12 @@ export function postForm(
 export function inputValue(html: string, name: string): string {
   const m = new RegExp(`<input[^>]*name="${name}"[^>]*value="([^"]*)"`).exec(html);
   if (!m) throw new Error(`no input named ${name} in page:\n${html.slice(0, 2000)}`);
-  return m[1]!.replaceAll('&quot;', '"').replaceAll('&#39;', "'").replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&amp;', '&');
+  return m[1]!
+    .replaceAll('&quot;', '"')
+    .replaceAll('&#39;', "'")
+    .replaceAll('&lt;', '<')
+    .replaceAll('&gt;', '>')
+    .replaceAll('&amp;', '&');
 }
 
 /** The TOTP key shown on the enrollment page (#totp-secret). */
@@ -129,6 +134,8 @@ export async function waitForNextTotpStep(usedStep: number): Promise<void> {
   const deadline = Date.now() + 31_000;
   while (totpStep() <= usedStep) {
     if (Date.now() > deadline) throw new Error('the TOTP step did not advance within 31 s');
-    await new Promise((r) => setTimeout(r, Math.min(250, Math.max(10, (usedStep + 1) * 30_000 - Date.now()))));
+    await new Promise((r) =>
+      setTimeout(r, Math.min(250, Math.max(10, (usedStep + 1) * 30_000 - Date.now()))),
+    );
   }
 }

@@ -39,6 +39,7 @@ export function page(title: string, body: Html): string {
 <meta name="referrer" content="no-referrer">
 <title>${escapeHtml(title)} · Ferry</title>
 <link rel="stylesheet" href="/static/ferry.css">
+<link rel="icon" href="data:,">
 </head>
 <body>
 <main>
