@@ -2,15 +2,17 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Actor } from '../audit/actor.js';
-import { verifyAudit } from '../audit/verify.js';
-import { systemClock } from '../clock.js';
-import { ApiTokens } from '../identity/api-tokens.js';
-import { migrateToLatest } from '../store/migrate.js';
-import { openStore, redactUrl, type Store } from '../store/open.js';
-import { type Config, loadConfig } from './config.js';
-import { STARTER_CONFIG } from './init-template.js';
-import { ensureMasterKeyFile } from './master-key.js';
-import { startFerry } from './start.js';
+import type { Store } from '../store/open.js';
+import type { Config } from './config.js';
+
+// The server, database drivers and the rest load only when an operator command runs, so that client
+// commands (which share this program) start in milliseconds rather than loading the whole server.
+const lazy = {
+  config: () => import('./config.js'),
+  start: () => import('./start.js'),
+  store: () => import('../store/open.js'),
+  migrate: () => import('../store/migrate.js'),
+};
 
 /** Operator commands: run beside the server's config and work on its database directly. */
 export function registerOperatorCommands(program: Command): void {
@@ -24,7 +26,8 @@ export function registerOperatorCommands(program: Command): void {
     .description('run the Ferry server')
     .option(...configOption)
     .action(async (opts: { config?: string }) => {
-      const { config, path } = loadConfig(opts.config);
+      const { config, path } = (await lazy.config()).loadConfig(opts.config);
+      const { startFerry } = await lazy.start();
       const ferry = await startFerry({ config, configSource: path ?? 'configuration' });
       const shutdown = (signal: string) => {
         ferry.app.log.info({ signal }, 'shutting down');
@@ -42,7 +45,10 @@ export function registerOperatorCommands(program: Command): void {
     .description('write a commented starter ferry.yaml and a master key file')
     .option('-c, --config <path>', 'where to write the config', 'ferry.yaml')
     .option('--force', 'overwrite an existing config')
-    .action((opts: { config: string; force?: boolean }) => {
+    .action(async (opts: { config: string; force?: boolean }) => {
+      const { loadConfig } = await lazy.config();
+      const { STARTER_CONFIG } = await import('./init-template.js');
+      const { ensureMasterKeyFile } = await import('./master-key.js');
       const path = resolve(opts.config);
       if (existsSync(path) && !opts.force) {
         throw new OperatorError(`${path} exists; use --force to overwrite it`);
@@ -62,7 +68,8 @@ export function registerOperatorCommands(program: Command): void {
     .option(...configOption)
     .action(async (opts: { config?: string }) => {
       await withStore(opts.config, async (store, config) => {
-        const applied = await migrateToLatest(store);
+        const { redactUrl } = await lazy.store();
+        const applied = await (await lazy.migrate()).migrateToLatest(store);
         process.stdout.write(
           `${redactUrl(config.database.url)}: ${applied.length ? `applied ${applied.join(', ')}` : 'already up to date'}\n`,
         );
@@ -81,7 +88,9 @@ export function registerOperatorCommands(program: Command): void {
     .option(...configOption)
     .action(async (opts: { name: string; expiresIn?: string; config?: string }) => {
       await withStore(opts.config, async (store) => {
-        await migrateToLatest(store);
+        await (await lazy.migrate()).migrateToLatest(store);
+        const { systemClock } = await import('../clock.js');
+        const { ApiTokens } = await import('../identity/api-tokens.js');
         const days = opts.expiresIn === undefined ? undefined : Number(opts.expiresIn);
         if (days !== undefined && !(days > 0))
           throw new OperatorError('--expires-in must be a positive number of days');
@@ -108,6 +117,7 @@ export function registerOperatorCommands(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action(async (opts: { config?: string; json?: boolean }) => {
       await withStore(opts.config, async (store) => {
+        const { verifyAudit } = await import('../audit/verify.js');
         const result = await verifyAudit(store.db);
         if (opts.json) process.stdout.write(`${JSON.stringify(result)}\n`);
         else if (result.ok) process.stdout.write(`audit trail intact: ${result.events} events\n`);
@@ -134,8 +144,8 @@ async function withStore(
   configFlag: string | undefined,
   fn: (store: Store, config: Config) => Promise<void>,
 ): Promise<void> {
-  const { config } = loadConfig(configFlag);
-  const store = openStore(config.database.url, { poolSize: 2 });
+  const { config } = (await lazy.config()).loadConfig(configFlag);
+  const store = (await lazy.store()).openStore(config.database.url, { poolSize: 2 });
   try {
     await fn(store, config);
   } finally {

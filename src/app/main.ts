@@ -3,9 +3,8 @@ import { Command, CommanderError } from 'commander';
 import { registerAccessCommands } from '../cli/access-commands.js';
 import { ApiError, ServerUnreachable } from '../cli/client.js';
 import { registerClientCommands } from '../cli/commands.js';
-import { MigrationFailed } from '../store/migrate.js';
+import { registerSamlCommands } from '../cli/saml-commands.js';
 import { OperatorError, registerOperatorCommands } from './commands.js';
-import { ConfigInvalid } from './config.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -20,6 +19,7 @@ export async function main(argv: string[]): Promise<number> {
     .showHelpAfterError();
   registerClientCommands(program);
   registerAccessCommands(program);
+  registerSamlCommands(program);
   registerOperatorCommands(program);
   try {
     await program.parseAsync(argv);
@@ -31,8 +31,9 @@ export async function main(argv: string[]): Promise<number> {
 
 function report(err: unknown): number {
   if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
-  if (err instanceof ConfigInvalid || err instanceof OperatorError) {
-    process.stderr.write(`ferry: ${err.message}\n`);
+  // By name: the classes live in modules that load only when an operator command runs.
+  if ((err as Error)?.name === 'ConfigInvalid' || err instanceof OperatorError) {
+    process.stderr.write(`ferry: ${(err as Error).message}\n`);
     return 2;
   }
   if (err instanceof ApiError) {
@@ -42,7 +43,7 @@ function report(err: unknown): number {
       process.stderr.write('hint: set FERRY_TOKEN (ferry admin token create --name NAME)\n');
     return 1;
   }
-  if (err instanceof MigrationFailed) {
+  if (err instanceof Error && err.name === 'MigrationFailed') {
     process.stderr.write(`ferry: ${err.message}: ${(err.cause as Error)?.message ?? ''}\n`);
     return 1;
   }

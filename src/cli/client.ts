@@ -12,11 +12,17 @@ export class ApiError extends Error {
 
 export class ServerUnreachable extends Error {
   constructor(server: string, cause: unknown) {
-    super(
-      `cannot reach Ferry at ${server} (${(cause as Error)?.cause ? String((cause as { cause: { code?: string } }).cause.code ?? cause) : String(cause)})`,
-    );
+    super(`cannot reach Ferry at ${server} (${reasonOf(cause)})`);
     this.name = 'ServerUnreachable';
   }
+}
+
+/** fetch() wraps the socket error ("fetch failed"); the useful part is the innermost code or message. */
+function reasonOf(err: unknown): string {
+  let e = err as { cause?: unknown; code?: string; message?: string; name?: string } | undefined;
+  while (e?.cause) e = e.cause as typeof e;
+  if (e?.name === 'TimeoutError') return 'no answer within 30 s';
+  return e?.code ?? e?.message ?? String(err);
 }
 
 export interface ClientOptions {

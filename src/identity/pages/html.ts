@@ -75,7 +75,7 @@ input[type=text], input[type=password], input[type=email] { width: 100%; padding
 button { margin-top: 1.25rem; padding: .6rem 1.1rem; font: inherit; font-weight: 600; border: 0; border-radius: .4rem; background: var(--accent); color: white; cursor: pointer; }
 button.link { background: none; color: var(--accent); padding: 0; margin: 0; font-weight: 400; }
 .error { color: var(--err); border-left: 3px solid var(--err); padding-left: .75rem; }
-.muted { color: GrayText; font-size: .9rem; }
+.muted { color: GrayText; font-size: .9rem; overflow-wrap: anywhere; }
 code, .secret { font-family: ui-monospace, monospace; word-break: break-all; }
 img.qr { display: block; margin: .5rem 0; background: white; }
 .secret { font-size: 1.15rem; letter-spacing: .08em; padding: .5rem; border: 1px dashed #8889; display: block; }
