@@ -107,6 +107,15 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    saml: z
+      .object({
+        /** how long an assertion (and its bearer confirmation) is valid: minutes, not hours */
+        assertionLifetime: duration('5m'),
+        /** how long a staged signing key is published before it takes over */
+        keyRotationGrace: duration('24h'),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

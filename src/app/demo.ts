@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DEMO_AWS_ACCOUNT, ensureDemoAwsAccount } from '../aws/demo-account.js';
 import { type LocalAws, motoAvailable, startMotoServer } from '../aws/moto-server.js';
+import { setupSamlAccount } from '../aws/saml-setup.js';
 import { totpCode } from '../identity/totp.js';
 import { loadConfig } from './config.js';
 import { type DemoCredentials, ensureDemoTenant, writeCredentials } from './demo-tenant.js';
@@ -65,6 +66,20 @@ async function demo(): Promise<void> {
     ferry = await startFerry({ config, configSource: 'demo' });
     const credentialsFile = join(dataDir, 'demo-credentials.json');
     const tenant = await ensureDemoTenant(ferry.services, credentialsFile);
+    if (aws?.endpoint) {
+      // What `ferry aws setup-account --account Account1` does: the IAM SAML provider from Ferry's
+      // metadata, and the mapped roles trusting it.
+      const metadata = await fetch(`${ferry.url}/saml/metadata`).then((r) => r.text());
+      await setupSamlAccount({
+        endpoint: aws.endpoint,
+        region: aws.region,
+        accountId: aws.accountId,
+        partition: 'aws',
+        providerName: 'Ferry',
+        metadataXml: metadata,
+        roles: [{ name: 'Administrator' }, { name: 'Developer' }],
+      });
+    }
     const credentials: DemoCredentials = { ferryUrl: ferry.url, ...tenant, aws };
     writeCredentials(credentialsFile, credentials);
     process.stdout.write(banner(credentials, credentialsFile, performance.now() - started));
@@ -81,6 +96,8 @@ function banner(c: DemoCredentials, file: string, ms: number): string {
     `Ferry demo is running (ready in ${(ms / 1000).toFixed(1)} s). Press Ctrl-C to stop everything.`,
     '',
     `  Sign in        ${c.ferryUrl}/signin`,
+    `  AWS console    ${c.ferryUrl}/apps/aws-console   (SAML sign-in to the AWS console)`,
+    `  SAML metadata  ${c.ferryUrl}/saml/metadata`,
     `  Your account   ${c.ferryUrl}/account`,
     `  Admin API      ${c.ferryUrl}/api/docs   (token below)`,
     `  Health         ${c.ferryUrl}/readyz   ·   metrics ${c.ferryUrl}/metrics`,

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { registerAccessCommands } from '../cli/access-commands.js';
 import { ApiError, ServerUnreachable } from '../cli/client.js';
 import { registerClientCommands } from '../cli/commands.js';
+import { registerSamlCommands } from '../cli/saml-commands.js';
 import { OperatorError, registerOperatorCommands } from './commands.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -18,6 +19,7 @@ export async function main(argv: string[]): Promise<number> {
     .showHelpAfterError();
   registerClientCommands(program);
   registerAccessCommands(program);
+  registerSamlCommands(program);
   registerOperatorCommands(program);
   try {
     await program.parseAsync(argv);

@@ -5,6 +5,8 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { accessApi } from '../access/routes.js';
 import { auditApi } from '../audit/routes.js';
+import { samlAdminApi } from '../federation/saml/admin-routes.js';
+import { samlRoutes } from '../federation/saml/routes.js';
 import { auditContextOf, requireAdminToken } from '../identity/admin-auth.js';
 import { signinPages } from '../identity/pages/routes.js';
 import { directoryApi } from '../identity/routes.js';
@@ -127,6 +129,26 @@ export async function buildServer(services: Services, options: ServerOptions = {
       const u = await services.users.get(ref);
       return { type, id: u.id, name: u.userName };
     },
+  });
+  await app.register(samlRoutes, {
+    store: services.store,
+    clock: services.clock,
+    masterKey: services.masterKey,
+    signingKeys: services.signingKeys,
+    serviceProviders: services.serviceProviders,
+    accounts: services.accounts,
+    access: services.access,
+    sessions: services.sessions,
+    cookieName: config.sessions.cookieName,
+    publicUrl: config.publicUrl.replace(/\/$/, ''),
+    assertionLifetimeSeconds: Math.round(config.saml.assertionLifetime / 1000),
+  });
+  await app.register(samlAdminApi, {
+    prefix: '/api/v1',
+    serviceProviders: services.serviceProviders,
+    signingKeys: services.signingKeys,
+    authenticate: requireAdminToken(services.apiTokens),
+    auditContext: auditContextOf,
   });
   await app.register(tenantApi, {
     prefix: '/api/v1',

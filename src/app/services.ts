@@ -2,6 +2,7 @@ import { Assignments } from '../access/assignments.js';
 import { AwsAccounts } from '../access/aws-accounts.js';
 import { AccessDecider } from '../access/decide.js';
 import type { Clock } from '../clock.js';
+import { ServiceProviders } from '../federation/saml/service-providers.js';
 import { ApiTokens } from '../identity/api-tokens.js';
 import type { IdentityDeps } from '../identity/deps.js';
 import { GroupDirectory } from '../identity/groups.js';
@@ -12,6 +13,7 @@ import { SigninService } from '../identity/signin.js';
 import { SigninThrottle } from '../identity/throttle.js';
 import { UserDirectory } from '../identity/users.js';
 import type { MasterKey } from '../keys/master-key.js';
+import { SigningKeys, type SigningKeysOptions } from '../keys/signing-keys.js';
 import type { Store } from '../store/open.js';
 import type { Config } from './config.js';
 import { Metrics } from './metrics.js';
@@ -34,9 +36,17 @@ export interface Services {
   assignments: Assignments;
   /** the one decide() every issuer asks */
   access: AccessDecider;
+  signingKeys: SigningKeys;
+  serviceProviders: ServiceProviders;
 }
 
-export function createServices(config: Config, store: Store, clock: Clock, masterKey: MasterKey): Services {
+export function createServices(
+  config: Config,
+  store: Store,
+  clock: Clock,
+  masterKey: MasterKey,
+  signingKeyOptions: SigningKeysOptions = {},
+): Services {
   const hasher = new PasswordHasher(config.passwords);
   const deps: IdentityDeps = { store, clock, masterKey, hasher };
   const metrics = new Metrics();
@@ -74,5 +84,7 @@ export function createServices(config: Config, store: Store, clock: Clock, maste
     accounts,
     assignments,
     access: new AccessDecider(accounts, assignments),
+    signingKeys: new SigningKeys(store, clock, masterKey, signingKeyOptions),
+    serviceProviders: new ServiceProviders(store, clock),
   };
 }

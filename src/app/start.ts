@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { type Clock, systemClock } from '../clock.js';
+import type { SigningKeysOptions } from '../keys/signing-keys.js';
 import { migrateToLatest } from '../store/migrate.js';
 import { openStore, redactUrl } from '../store/open.js';
 import type { Config } from './config.js';
@@ -26,6 +27,8 @@ export interface StartOptions {
   logger?: FastifyServerOptions['logger'];
   handlers?: EventHandlers;
   workerIntervalMs?: number;
+  /** test seam: where new signing keys come from (default RSA-3072, generated on first start) */
+  signingKeys?: SigningKeysOptions;
 }
 
 export function listenAddress(listen: string): { host: string; port: number } {
@@ -49,7 +52,14 @@ export async function startFerry(options: StartOptions): Promise<RunningFerry> {
     await store.close();
     throw err;
   }
-  const services = createServices(config, store, clock, masterKey);
+  const services = createServices(config, store, clock, masterKey, options.signingKeys);
+  try {
+    // Every instance makes sure a SAML signing key exists; concurrent starts end with exactly one.
+    await services.signingKeys.ensureCurrent('saml');
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   app = await buildServer(services, { logger: options.logger });
   const handlers = mergeHandlers(defaultHandlers(services), options.handlers ?? {});
   const workers = startWorkers(services, handlers, app.log, {

@@ -52,6 +52,7 @@ export function startWorkers(
   }
 
   let lastPurge = 0;
+  let lastRotationCheck = 0;
   const tick = async () => {
     try {
       await drainOnce();
@@ -59,6 +60,10 @@ export function startWorkers(
       if (now - lastPurge > 3_600_000) {
         lastPurge = now;
         await services.sessions.purgeEnded();
+      }
+      if (now - lastRotationCheck > 60_000) {
+        lastRotationCheck = now;
+        await services.signingKeys.rotateDue('saml', services.config.saml.keyRotationGrace);
       }
     } catch (err) {
       // The database may be away; the next tick tries again.

@@ -3,6 +3,7 @@ import { type Config, configSchema } from '../../src/app/config.js';
 import { type RunningFerry, startFerry } from '../../src/app/start.js';
 import type { EventHandlers } from '../../src/app/workers.js';
 import type { Clock } from '../../src/clock.js';
+import { type GeneratedSigningKey, generateSelfSignedRsa } from '../../src/keys/self-signed-certificate.js';
 import type { Engine } from '../../src/store/open.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 
@@ -30,6 +31,16 @@ export function testConfig(url: string, overrides: Record<string, unknown> = {})
   });
 }
 
+/** RSA-3072 generation costs about a second: tests share one key pair per process (each database still seals its own copy). */
+let sharedKeyMaterial: Promise<GeneratedSigningKey> | undefined;
+const reuseSigningKey = () =>
+  (sharedKeyMaterial ??= generateSelfSignedRsa({
+    commonName: 'Ferry SAML signing',
+    modulusLength: 2048,
+    notBefore: new Date('2026-01-01T00:00:00Z'),
+    validityYears: 10,
+  }));
+
 /**
  * Starts a real Ferry (Fastify on a free loopback port, real database of the given engine) in this
  * process. Pass `clock` to move time in tests.
@@ -51,6 +62,7 @@ export async function startTestFerry(
     logger: false,
     handlers: options.handlers,
     workerIntervalMs: 60_000,
+    signingKeys: { generateKey: reuseSigningKey },
   });
   const { token } = await ferry.services.apiTokens.create(
     { actor: { type: 'operator', name: 'test' } },

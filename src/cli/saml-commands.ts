@@ -1,0 +1,211 @@
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { FerryClient } from './client.js';
+import { printJson, table } from './output.js';
+
+interface GlobalOptions {
+  server: string;
+  token?: string;
+}
+
+const enc = encodeURIComponent;
+
+function clientOf(cmd: Command): FerryClient {
+  const g = cmd.optsWithGlobals<GlobalOptions>();
+  return new FerryClient({ server: g.server, token: g.token ?? process.env.FERRY_TOKEN });
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+interface AccountView {
+  id: string;
+  alias: string;
+  partition: 'aws' | 'aws-us-gov' | 'aws-cn';
+  samlProviderName: string;
+  roles: Array<{ name: string; maxSessionDuration: number }>;
+}
+
+/** Where the AWS SDK should talk: --endpoint-url (e.g. the demo's local AWS), else real AWS. */
+function awsConnection(opts: { endpointUrl?: string; region?: string }) {
+  const endpoint = opts.endpointUrl ?? process.env.FERRY_AWS_ENDPOINT;
+  return {
+    ...(endpoint ? { endpoint } : {}),
+    region: opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
+  };
+}
+
+/** SAML service providers, signing keys, and the AWS-side setup of an account. */
+export function registerSamlCommands(program: Command): void {
+  const sp = program
+    .command('sp')
+    .description('SAML service providers (IAM Identity Center, other SAML apps)');
+  sp.command('add')
+    .description('register a SAML service provider from its metadata, or from an entity id and ACS URL')
+    .requiredOption('--name <name>', 'a name people recognise, e.g. "IAM Identity Center"')
+    .option('--metadata-file <path>', 'the SP metadata XML file')
+    .option(
+      '--metadata-url <url>',
+      'fetch the SP metadata from this URL (fetched by this command, not the server)',
+    )
+    .option('--entity-id <id>', 'the SP entity id (without metadata)')
+    .option('--acs <url>', 'an assertion consumer service URL (repeatable; without metadata)', collect)
+    .option('--attribute <name=field>', 'an attribute to send: SAML name = user field (repeatable)', collect)
+    .option('--json', 'print JSON')
+    .action(async function (
+      this: Command,
+      opts: {
+        name: string;
+        metadataFile?: string;
+        metadataUrl?: string;
+        entityId?: string;
+        acs?: string[];
+        attribute?: string[];
+        json?: boolean;
+      },
+    ) {
+      let metadataXml: string | undefined;
+      if (opts.metadataFile) metadataXml = readFileSync(opts.metadataFile, 'utf8');
+      if (opts.metadataUrl) {
+        const res = await fetch(opts.metadataUrl, { signal: AbortSignal.timeout(15_000) });
+        if (!res.ok) throw new Error(`${opts.metadataUrl}: HTTP ${res.status}`);
+        metadataXml = await res.text();
+      }
+      const attributeMap: Record<string, string> = {};
+      for (const pair of opts.attribute ?? []) {
+        const i = pair.indexOf('=');
+        if (i <= 0) throw new Error(`--attribute expects name=field (got ${pair})`);
+        attributeMap[pair.slice(0, i)] = pair.slice(i + 1);
+      }
+      const created = await clientOf(this).request<{ id: string; entityId: string }>(
+        'POST',
+        '/api/v1/saml/service-providers',
+        {
+          name: opts.name,
+          ...(metadataXml ? { metadataXml } : {}),
+          ...(opts.entityId ? { entityId: opts.entityId } : {}),
+          ...(opts.acs ? { acsUrls: opts.acs } : {}),
+          ...(opts.attribute ? { attributeMap } : {}),
+        },
+      );
+      if (opts.json) return printJson(created);
+      process.stdout.write(`registered ${created.entityId} (${created.id})\n`);
+    });
+  sp.command('list')
+    .option('--json', 'print JSON')
+    .action(async function (this: Command, opts: { json?: boolean }) {
+      const res = await clientOf(this).get<{ items: Array<Record<string, unknown>> }>(
+        '/api/v1/saml/service-providers',
+      );
+      if (opts.json) return printJson(res.items);
+      process.stdout.write(table(res.items, ['name', 'entityId', 'id']));
+    });
+  sp.command('remove <sp>')
+    .description('remove a service provider (by id or entity id)')
+    .action(async function (this: Command, ref: string) {
+      await clientOf(this).request('DELETE', `/api/v1/saml/service-providers/${enc(ref)}`);
+      process.stdout.write(`removed ${ref}\n`);
+    });
+
+  const keys = program.command('keys').description('SAML signing keys');
+  keys
+    .command('list')
+    .option('--json', 'print JSON')
+    .action(async function (this: Command, opts: { json?: boolean }) {
+      const res = await clientOf(this).get<{ items: Array<Record<string, unknown>> }>('/api/v1/keys/saml');
+      if (opts.json) return printJson(res.items);
+      process.stdout.write(table(res.items, ['id', 'state', 'createdAt', 'activatedAt']));
+    });
+  keys
+    .command('rotate')
+    .description('publish a next signing key in the metadata now; it takes over after the grace period')
+    .option('--activate', 'switch to the next key now (after AWS and every SP have the new metadata)')
+    .action(async function (this: Command, opts: { activate?: boolean }) {
+      const client = clientOf(this);
+      if (opts.activate) {
+        const k = await client.request<{ id: string }>('POST', '/api/v1/keys/saml/activate');
+        process.stdout.write(`signing with ${k.id} now\n`);
+        return;
+      }
+      const k = await client.request<{ id: string }>('POST', '/api/v1/keys/saml/rotate');
+      process.stdout.write(
+        `staged ${k.id}: it is in /saml/metadata now; update the SAML providers (ferry aws setup-account), then it takes over after the grace period or with --activate\n`,
+      );
+    });
+
+  const aws = program.commands.find((c) => c.name() === 'aws') ?? program.command('aws');
+  aws
+    .command('setup-account')
+    .description(
+      "create or update the account's IAM SAML provider from Ferry's metadata, and the mapped roles' trust",
+    )
+    .requiredOption('--account <account>', 'account id or alias registered in Ferry')
+    .option('--endpoint-url <url>', 'AWS endpoint (e.g. the local AWS of the demo); default: real AWS')
+    .option('--region <region>')
+    .option('--dry-run', 'show what would change and change nothing')
+    .option('--json', 'print JSON')
+    .action(async function (
+      this: Command,
+      opts: { account: string; endpointUrl?: string; region?: string; dryRun?: boolean; json?: boolean },
+    ) {
+      const client = clientOf(this);
+      const account = await client.get<AccountView>(`/api/v1/aws/accounts/${enc(opts.account)}`);
+      const metadataRes = await fetch(
+        new URL('/saml/metadata', this.optsWithGlobals<GlobalOptions>().server),
+      );
+      if (!metadataRes.ok) throw new Error(`cannot read Ferry's SAML metadata (HTTP ${metadataRes.status})`);
+      const { formatSetupReport, setupSamlAccount } = await import('../aws/saml-setup.js');
+      const report = await setupSamlAccount({
+        ...awsConnection(opts),
+        accountId: account.id,
+        partition: account.partition,
+        providerName: account.samlProviderName,
+        metadataXml: await metadataRes.text(),
+        roles: account.roles.map((r) => ({ name: r.name, maxSessionDurationSeconds: r.maxSessionDuration })),
+        dryRun: opts.dryRun ?? false,
+      });
+      if (opts.json) return printJson(report);
+      process.stdout.write(`${formatSetupReport(report)}\n`);
+    });
+  aws
+    .command('import-roles')
+    .description("read the account's IAM roles and their MaxSessionDuration into Ferry")
+    .requiredOption('--account <account>', 'account id or alias registered in Ferry')
+    .option('--endpoint-url <url>', 'AWS endpoint (e.g. the local AWS of the demo); default: real AWS')
+    .option('--region <region>')
+    .option('--only-saml', 'only roles that already trust a SAML provider')
+    .option('--dry-run', 'list what would be imported and change nothing')
+    .action(async function (
+      this: Command,
+      opts: { account: string; endpointUrl?: string; region?: string; onlySaml?: boolean; dryRun?: boolean },
+    ) {
+      const client = clientOf(this);
+      const account = await client.get<AccountView>(`/api/v1/aws/accounts/${enc(opts.account)}`);
+      const { importRoles } = await import('../aws/import-roles.js');
+      const roles = await importRoles({
+        ...awsConnection(opts),
+        accountId: account.id,
+        onlySamlTrusted: opts.onlySaml ?? false,
+      });
+      for (const role of roles) {
+        const known = account.roles.find((r) => r.name === role.name);
+        const action = !known
+          ? 'add'
+          : known.maxSessionDuration !== role.maxSessionDuration
+            ? 'update'
+            : 'unchanged';
+        if (!opts.dryRun && action !== 'unchanged') {
+          await client.request('PUT', `/api/v1/aws/accounts/${enc(account.id)}/roles/${enc(role.name)}`, {
+            path: role.path,
+            maxSessionDuration: role.maxSessionDuration,
+            ...(role.description ? { description: role.description } : {}),
+          });
+        }
+        process.stdout.write(
+          `${action === 'add' ? '+' : action === 'update' ? '~' : '='} ${role.arn}  MaxSessionDuration ${role.maxSessionDuration}s${role.trustsSaml ? '  (trusts SAML)' : ''}\n`,
+        );
+      }
+      if (opts.dryRun) process.stdout.write('(dry run: nothing was changed)\n');
+    });
+}

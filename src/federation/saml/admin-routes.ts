@@ -1,0 +1,167 @@
+import type {} from '@fastify/swagger';
+import { type Static, Type } from '@sinclair/typebox';
+import type { FastifyPluginAsync, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import type { AuditContext } from '../../audit/actor.js';
+import type { SigningKey, SigningKeys } from '../../keys/signing-keys.js';
+import { problemResponses } from '../../problem-schema.js';
+import type { ServiceProvider, ServiceProviders } from './service-providers.js';
+
+export interface SamlAdminOptions {
+  serviceProviders: ServiceProviders;
+  signingKeys: SigningKeys;
+  authenticate: preHandlerAsyncHookHandler;
+  auditContext: (req: FastifyRequest) => AuditContext;
+}
+
+const Acs = Type.Object({
+  url: Type.String(),
+  binding: Type.String(),
+  index: Type.Integer(),
+  isDefault: Type.Boolean(),
+});
+const SpSchema = Type.Object({
+  id: Type.String(),
+  entityId: Type.String(),
+  name: Type.String(),
+  acsUrls: Type.Array(Acs),
+  nameIdFormat: Type.String(),
+  attributeMap: Type.Record(Type.String(), Type.String()),
+  signingCertificates: Type.Array(Type.String()),
+  requireSignedRequests: Type.Boolean(),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+});
+const SpBody = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 256 }),
+    metadataXml: Type.Optional(
+      Type.String({ maxLength: 512 * 1024, description: 'the SP metadata document' }),
+    ),
+    entityId: Type.Optional(Type.String({ maxLength: 1024 })),
+    acsUrls: Type.Optional(Type.Array(Type.String({ maxLength: 2048 }), { maxItems: 20 })),
+    nameIdFormat: Type.Optional(Type.String({ maxLength: 256 })),
+    attributeMap: Type.Optional(
+      Type.Record(Type.String({ maxLength: 256 }), Type.String({ maxLength: 256 })),
+    ),
+    requireSignedRequests: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+const KeySchema = Type.Object({
+  id: Type.String(),
+  state: Type.String(),
+  algorithm: Type.String(),
+  createdAt: Type.String(),
+  activatedAt: Type.Union([Type.String(), Type.Null()]),
+  certificatePem: Type.String(),
+});
+const keyView = (k: SigningKey) => ({
+  id: k.id,
+  state: k.state,
+  algorithm: k.algorithm,
+  createdAt: k.createdAt,
+  activatedAt: k.activatedAt,
+  certificatePem: k.certificatePem,
+});
+const spView = (sp: ServiceProvider) => sp;
+
+/** Admin API for SAML: service providers and signing keys. */
+export const samlAdminApi: FastifyPluginAsync<SamlAdminOptions> = async (app, opts) => {
+  app.addHook('preHandler', opts.authenticate);
+  const security = [{ bearer: [] }];
+  const tags = ['saml'];
+  const Ref = Type.Object({ ref: Type.String({ maxLength: 1024 }) });
+
+  app.get(
+    '/saml/service-providers',
+    {
+      schema: {
+        tags,
+        summary: 'List SAML service providers',
+        security,
+        response: { 200: Type.Object({ items: Type.Array(SpSchema) }) },
+      },
+    },
+    async () => ({ items: (await opts.serviceProviders.list()).map(spView) }),
+  );
+  app.post<{ Body: Static<typeof SpBody> }>(
+    '/saml/service-providers',
+    {
+      schema: {
+        tags,
+        summary: 'Register a SAML service provider from its metadata or from an entity id and ACS URLs',
+        security,
+        body: SpBody,
+        response: { 201: SpSchema, ...problemResponses },
+      },
+    },
+    async (req, reply) =>
+      reply.code(201).send(spView(await opts.serviceProviders.add(opts.auditContext(req), req.body))),
+  );
+  app.get<{ Params: { ref: string } }>(
+    '/saml/service-providers/:ref',
+    {
+      schema: {
+        tags,
+        summary: 'A service provider by id or entity id',
+        security,
+        params: Ref,
+        response: { 200: SpSchema, ...problemResponses },
+      },
+    },
+    async (req) => spView(await opts.serviceProviders.get(req.params.ref)),
+  );
+  app.delete<{ Params: { ref: string } }>(
+    '/saml/service-providers/:ref',
+    {
+      schema: {
+        tags,
+        summary: 'Remove a service provider',
+        security,
+        params: Ref,
+        response: problemResponses,
+      },
+    },
+    async (req, reply) => {
+      await opts.serviceProviders.remove(opts.auditContext(req), req.params.ref);
+      return reply.code(204).send();
+    },
+  );
+
+  app.get(
+    '/keys/saml',
+    {
+      schema: {
+        tags,
+        summary: 'SAML signing keys: current, and next during a rotation',
+        security,
+        response: { 200: Type.Object({ items: Type.Array(KeySchema) }) },
+      },
+    },
+    async () => ({ items: (await opts.signingKeys.published('saml')).map(keyView) }),
+  );
+  app.post(
+    '/keys/saml/rotate',
+    {
+      schema: {
+        tags,
+        summary: 'Stage a next signing key: published in the metadata now, used after the grace period',
+        security,
+        response: { 200: KeySchema, ...problemResponses },
+      },
+    },
+    async (req) => keyView(await opts.signingKeys.rotate('saml', opts.auditContext(req))),
+  );
+  app.post(
+    '/keys/saml/activate',
+    {
+      schema: {
+        tags,
+        summary: 'Start signing with the staged key now; the old key is retired',
+        security,
+        response: { 200: KeySchema, ...problemResponses },
+      },
+    },
+    async (req) => keyView(await opts.signingKeys.activateNext('saml', opts.auditContext(req))),
+  );
+};

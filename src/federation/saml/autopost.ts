@@ -1,0 +1,33 @@
+import { type Html, html, page } from '../../identity/pages/html.js';
+
+/** The one script Ferry serves: it submits the SAML form so people don't have to click. */
+export const AUTOPOST_SCRIPT = "document.getElementById('saml-post').submit();\n";
+
+/**
+ * The HTTP-POST binding page: a form carrying the SAML message to `destination`, submitted by
+ * /static/saml-autopost.js, or by the button when scripts are off.
+ */
+export function autoPostPage(destination: string, fields: Record<string, string>, label: string): string {
+  const inputs: Html[] = Object.entries(fields).map(
+    ([k, v]) => html`<input type="hidden" name="${k}" value="${v}">`,
+  );
+  return page(
+    'Signing you in',
+    html`<h1>Signing you in…</h1>
+<form method="post" action="${destination}" id="saml-post">
+${inputs}
+<p>${label}</p>
+<button type="submit">Continue</button>
+</form>
+<script src="/static/saml-autopost.js"></script>`,
+  );
+}
+
+/**
+ * Pages that post a SAML message may run our one script and submit to the relying party; browsers
+ * also check form-action against the redirects that follow (AWS sign-in → console), so https: too.
+ */
+export function autoPostCsp(destination: string): string {
+  const origin = new URL(destination).origin;
+  return `default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action ${origin} https:; frame-ancestors 'none'; base-uri 'none'`;
+}

@@ -1,0 +1,434 @@
+import { randomUUID } from 'node:crypto';
+import type {} from '@fastify/cookie';
+import fastifyFormbody from '@fastify/formbody';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { AwsAccounts } from '../../access/aws-accounts.js';
+import type { AccessDecider } from '../../access/decide.js';
+import type { Decision } from '../../access/decision.js';
+import { formatTarget, type Target } from '../../access/targets.js';
+import type { Actor } from '../../audit/actor.js';
+import { recordIssued } from '../../audit/issued.js';
+import { appendAudit } from '../../audit/ledger.js';
+import type { Clock } from '../../clock.js';
+import { NotFound } from '../../errors.js';
+import { errorPage, html, PAGE_CSP, page } from '../../identity/pages/html.js';
+import { type DirectoryPrincipal, principalOf } from '../../identity/principal-of.js';
+import type { Session, SessionStore } from '../../identity/sessions.js';
+import type { MasterKey } from '../../keys/master-key.js';
+import type { SigningKeys } from '../../keys/signing-keys.js';
+import type { Store } from '../../store/open.js';
+import { mappedAttributes, nameIdFor } from './attributes.js';
+import {
+  parsePostAuthnRequest,
+  parseRedirectAuthnRequest,
+  type ReceivedAuthnRequest,
+  verifyAuthnRequestSignature,
+} from './authn-request.js';
+import { AUTOPOST_SCRIPT, autoPostCsp, autoPostPage } from './autopost.js';
+import {
+  AWS_SAML_AUDIENCE,
+  awsAttributes,
+  clampSessionDuration,
+  normalizeSessionName,
+  normalizeSourceIdentity,
+} from './aws-attributes.js';
+import { buildIdpMetadata } from './idp-metadata.js';
+import { AUTHN_CONTEXT, buildSignedResponse, NAMEID_FORMAT, type SamlAttribute } from './response.js';
+import type { ServiceProvider, ServiceProviders } from './service-providers.js';
+
+export interface SamlRoutesOptions {
+  store: Store;
+  clock: Clock;
+  masterKey: MasterKey;
+  signingKeys: SigningKeys;
+  serviceProviders: ServiceProviders;
+  accounts: AwsAccounts;
+  access: AccessDecider;
+  sessions: SessionStore;
+  cookieName: string;
+  publicUrl: string;
+  /** validity of an assertion and its bearer confirmation, seconds */
+  assertionLifetimeSeconds?: number;
+}
+
+/** An SP-initiated request waiting for the person to sign in: sealed, so it can't be forged or read. */
+interface PendingSso {
+  spId: string;
+  requestId: string;
+  acsUrl: string;
+  relayState?: string;
+  expiresAt: number;
+}
+const PENDING_CONTEXT = 'saml-sso-pending';
+const PENDING_TTL_MS = 10 * 60_000;
+
+type AwsRoleTarget = Extract<Target, { kind: 'aws-role' }>;
+
+/** Ferry as a SAML 2.0 identity provider: metadata, the AWS console (IdP-initiated) and SP-initiated SSO. */
+export const samlRoutes: FastifyPluginAsync<SamlRoutesOptions> = async (app, opts) => {
+  const { store, clock, signingKeys, serviceProviders, accounts, access, sessions } = opts;
+  const entityId = `${opts.publicUrl}/saml/metadata`;
+  const ssoUrl = `${opts.publicUrl}/saml/sso`;
+  const lifetime = opts.assertionLifetimeSeconds ?? 300;
+  await app.register(fastifyFormbody, { bodyLimit: 256 * 1024 });
+
+  const htmlPage = (reply: FastifyReply, status: number, title: string, body: ReturnType<typeof html>) =>
+    reply
+      .code(status)
+      .header('content-security-policy', PAGE_CSP)
+      .header('cache-control', 'no-store')
+      .type('text/html; charset=utf-8')
+      .send(page(title, body));
+
+  const currentSession = async (req: FastifyRequest): Promise<Session | null> => {
+    const token = req.cookies[opts.cookieName];
+    return token ? sessions.resolve(token) : null;
+  };
+  const toSignin = (reply: FastifyReply, returnTo: string) =>
+    reply.redirect(`/signin?return_to=${encodeURIComponent(returnTo)}`, 303);
+  const signals = (req: FastifyRequest) => ({
+    client: 'browser' as const,
+    ip: req.ip,
+    userAgent: req.headers['user-agent'] ?? null,
+  });
+  const userActor = (p: DirectoryPrincipal): Actor => ({ type: 'user', id: p.id, name: p.userName });
+
+  const refuse = async (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    who: DirectoryPrincipal,
+    target: string,
+    reasons: string[],
+  ) => {
+    await store.db.transaction().execute((trx) =>
+      appendAudit(trx, store.engine, clock, {
+        type: 'saml.assertion',
+        outcome: 'failure',
+        actor: userActor(who),
+        subject: who.userName,
+        ip: req.ip,
+        requestId: req.id,
+        data: { target, reasons },
+      }),
+    );
+    return htmlPage(
+      reply,
+      403,
+      'Access denied',
+      html`<h1>You can't open ${target}</h1><ul class="error" role="alert">${reasons.map((r) => html`<li>${r}</li>`)}</ul>
+<p>Ask your administrator for access, or <a href="/apps/aws-console">see the AWS roles you have</a>.</p>`,
+    );
+  };
+
+  /** Signs and records one assertion, then posts it to the relying party. */
+  const issue = async (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    who: DirectoryPrincipal,
+    session: Session,
+    a: {
+      destination: string;
+      audience: string;
+      inResponseTo?: string;
+      nameId: { value: string; format: string };
+      attributes: SamlAttribute[];
+      target: string;
+      relayState?: string;
+      details: Record<string, unknown>;
+      label: string;
+    },
+  ) => {
+    const key = await signingKeys.current('saml');
+    const now = clock.now();
+    const response = buildSignedResponse(
+      {
+        issuer: entityId,
+        destination: a.destination,
+        recipient: a.destination,
+        audience: a.audience,
+        inResponseTo: a.inResponseTo,
+        nameId: a.nameId,
+        sessionIndex: session.id,
+        authnInstant: new Date(session.authTime ?? session.createdAt),
+        authnContextClassRef: AUTHN_CONTEXT.passwordProtectedTransport,
+        attributes: a.attributes,
+        now,
+        assertionLifetimeSeconds: lifetime,
+        sessionNotOnOrAfter: new Date(session.absoluteExpiresAt),
+      },
+      key,
+    );
+    await store.db.transaction().execute(async (trx) => {
+      await recordIssued(trx, clock, {
+        kind: 'saml-assertion',
+        userId: who.id,
+        subject: who.userName,
+        target: a.target,
+        audience: a.audience,
+        externalId: response.assertionId,
+        details: {
+          ...a.details,
+          responseId: response.responseId,
+          destination: a.destination,
+          signingKey: key.id,
+        },
+        expiresAt: response.notOnOrAfter,
+      });
+      await appendAudit(trx, store.engine, clock, {
+        type: 'saml.assertion',
+        outcome: 'success',
+        actor: userActor(who),
+        subject: who.userName,
+        ip: req.ip,
+        requestId: req.id,
+        data: { target: a.target, assertionId: response.assertionId, audience: a.audience, ...a.details },
+      });
+    });
+    const fields: Record<string, string> = { SAMLResponse: response.base64 };
+    if (a.relayState !== undefined) fields.RelayState = a.relayState;
+    return reply
+      .code(200)
+      .header('content-security-policy', autoPostCsp(a.destination))
+      .header('cache-control', 'no-store')
+      .header('referrer-policy', 'no-referrer')
+      .type('text/html; charset=utf-8')
+      .send(autoPostPage(a.destination, fields, a.label));
+  };
+
+  app.get('/static/saml-autopost.js', { schema: { hide: true } }, async (_req, reply) =>
+    reply
+      .type('text/javascript; charset=utf-8')
+      .header('cache-control', 'public, max-age=3600')
+      .send(AUTOPOST_SCRIPT),
+  );
+
+  app.get('/saml/metadata', { schema: { hide: true } }, async (_req, reply) => {
+    const keys = await signingKeys.published('saml');
+    const xml = buildIdpMetadata({ entityId, ssoRedirectUrl: ssoUrl, ssoPostUrl: ssoUrl, keys });
+    return reply
+      .type('application/samlmetadata+xml; charset=utf-8')
+      .header('content-disposition', 'inline; filename="ferry-idp-metadata.xml"')
+      .send(xml);
+  });
+
+  // ---- The AWS console, IdP-initiated --------------------------------------------------------
+
+  app.get<{ Querystring: { account?: string; role?: string; all?: string } }>(
+    '/apps/aws-console',
+    { schema: { hide: true } },
+    async (req, reply) => {
+      const session = await currentSession(req);
+      if (!session) return toSignin(reply, req.url);
+      const who = await principalOf(store.db, session.userId, session);
+      const { account: accountRef, role } = req.query;
+      let chosen: Array<{ target: AwsRoleTarget; decision: Extract<Decision, { effect: 'allow' }> }>;
+      if (accountRef || role) {
+        const account = accountRef ? await accounts.find(store.db, accountRef) : null;
+        const target: AwsRoleTarget = {
+          kind: 'aws-role',
+          account: account?.id ?? accountRef ?? '',
+          role: role ?? '',
+        };
+        if (!account || !role)
+          return refuse(req, reply, who, formatTarget(target), ['no such AWS account or role is registered']);
+        const decision = await access.decide(who, target, signals(req)).catch((err: unknown) => {
+          if (err instanceof NotFound)
+            return {
+              effect: 'deny' as const,
+              reasons: [{ source: 'target' as const, message: err.message }],
+            };
+          throw err;
+        });
+        if (decision.effect !== 'allow')
+          return refuse(
+            req,
+            reply,
+            who,
+            formatTarget(target),
+            decision.reasons.map((r) => r.message),
+          );
+        chosen = [{ target, decision }];
+      } else {
+        const entitled = (await access.entitlements(who, signals(req))).filter(
+          (e): e is { target: AwsRoleTarget; decision: Extract<Decision, { effect: 'allow' }> } =>
+            e.decision.effect === 'allow',
+        );
+        if (entitled.length === 0)
+          return refuse(req, reply, who, 'the AWS console', [
+            'no AWS role is assigned to you or your groups',
+          ]);
+        if (entitled.length > 1 && req.query.all === undefined)
+          return rolePicker(
+            reply,
+            entitled.map((e) => e.target),
+          );
+        chosen = entitled;
+      }
+
+      const resolved = await Promise.all(
+        chosen.map(async (c) => ({ ...c, ...(await accounts.role(c.target.account, c.target.role)) })),
+      );
+      const partition = resolved[0]!.account.partition;
+      const samePartition = resolved.filter((r) => r.account.partition === partition);
+      let attributes: SamlAttribute[];
+      let duration: number;
+      try {
+        duration = clampSessionDuration(
+          undefined,
+          Math.min(...samePartition.map((r) => r.role.maxSessionDuration)),
+          Math.min(...samePartition.map((r) => r.decision.maxDuration)),
+        );
+        // Tags every chosen decision agrees on (one assertion carries one set for all its roles).
+        const tags = Object.fromEntries(
+          Object.entries(samePartition[0]!.decision.sessionTags).filter(([k, v]) =>
+            samePartition.every((r) => r.decision.sessionTags[k] === v),
+          ),
+        );
+        attributes = awsAttributes({
+          roles: samePartition.map((r) => ({ roleArn: r.role.arn, providerArn: r.account.samlProviderArn })),
+          sessionName: normalizeSessionName(who.userName),
+          sourceIdentity: normalizeSourceIdentity(who.userName),
+          sessionDurationSeconds: duration,
+          principalTags: tags,
+          transitiveTagKeys: Object.keys(tags),
+        });
+      } catch (err) {
+        return refuse(req, reply, who, samePartition.map((r) => formatTarget(r.target)).join(', '), [
+          (err as Error).message,
+        ]);
+      }
+      const targets = samePartition.map((r) => formatTarget(r.target));
+      return issue(req, reply, who, session, {
+        destination: samePartition[0]!.account.signinEndpoint,
+        audience: AWS_SAML_AUDIENCE,
+        nameId: { format: NAMEID_FORMAT.persistent, value: who.id },
+        attributes,
+        target: targets.join(','),
+        details: {
+          roles: samePartition.map((r) => r.role.arn),
+          sourceIdentity: normalizeSourceIdentity(who.userName),
+          sessionDuration: duration,
+        },
+        label: `Signing you in to AWS as ${targets.join(', ')}.`,
+      });
+    },
+  );
+
+  const rolePicker = (reply: FastifyReply, targets: AwsRoleTarget[]) =>
+    htmlPage(
+      reply,
+      200,
+      'Choose an AWS role',
+      html`<h1>Choose an AWS role</h1>
+<table id="roles"><thead><tr><th>Account</th><th>Role</th><th></th></tr></thead><tbody>
+${targets.map(
+  (t) =>
+    html`<tr><td>${t.account}</td><td>${t.role}</td><td><a href="/apps/aws-console?account=${t.account}&amp;role=${encodeURIComponent(t.role)}">Open console</a></td></tr>`,
+)}
+</tbody></table>
+<p class="muted"><a href="/apps/aws-console?all=1">Let AWS ask me</a> (sends every role; AWS shows its own picker)</p>`,
+    );
+
+  // ---- SP-initiated SSO (IAM Identity Center and any SAML SP) --------------------------------
+
+  const continueSso = async (req: FastifyRequest, reply: FastifyReply, authn: ReceivedAuthnRequest) => {
+    const sp = await serviceProviders.findByEntityId(authn.issuer);
+    const signature = verifyAuthnRequestSignature(authn, sp);
+    const acs = serviceProviders.resolveAcs(sp, authn.acsUrl, authn.acsIndex);
+    const pending: PendingSso = {
+      spId: sp.id,
+      requestId: authn.id,
+      acsUrl: acs.url,
+      relayState: authn.relayState,
+      expiresAt: clock.now().getTime() + PENDING_TTL_MS,
+    };
+    req.log.info(
+      { sp: sp.entityId, requestId: authn.id, binding: authn.binding, signature },
+      'saml authn request',
+    );
+    const session = await currentSession(req);
+    if (!session) {
+      const sealed = opts.masterKey.seal(JSON.stringify(pending), PENDING_CONTEXT);
+      return toSignin(reply, `/saml/sso/resume?state=${encodeURIComponent(sealed)}`);
+    }
+    return respondToSp(req, reply, session, sp, pending);
+  };
+
+  const respondToSp = async (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    session: Session,
+    sp: ServiceProvider,
+    pending: PendingSso,
+  ) => {
+    const who = await principalOf(store.db, session.userId, session);
+    const target: Target = { kind: 'app', name: sp.entityId };
+    const decision = await access.decide(who, target, signals(req));
+    if (decision.effect !== 'allow')
+      return refuse(
+        req,
+        reply,
+        who,
+        sp.name,
+        decision.reasons.map((r) => r.message),
+      );
+    return issue(req, reply, who, session, {
+      destination: pending.acsUrl,
+      audience: sp.entityId,
+      inResponseTo: pending.requestId,
+      nameId: nameIdFor(sp, who, `_${randomUUID().replaceAll('-', '')}`),
+      attributes: mappedAttributes(sp, who),
+      target: formatTarget(target),
+      relayState: pending.relayState,
+      details: { sp: sp.entityId, inResponseTo: pending.requestId },
+      label: `Signing you in to ${sp.name}.`,
+    });
+  };
+
+  app.get('/saml/sso', { schema: { hide: true } }, async (req, reply) => {
+    const rawQuery = req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : '';
+    const authn = parseRedirectAuthnRequest(req.query as Record<string, unknown>, rawQuery, {
+      now: clock.now(),
+      ssoUrls: [ssoUrl],
+    });
+    return continueSso(req, reply, authn);
+  });
+
+  app.post('/saml/sso', { schema: { hide: true } }, async (req, reply) => {
+    const authn = parsePostAuthnRequest((req.body ?? {}) as Record<string, unknown>, {
+      now: clock.now(),
+      ssoUrls: [ssoUrl],
+    });
+    return continueSso(req, reply, authn);
+  });
+
+  app.get<{ Querystring: { state?: string } }>(
+    '/saml/sso/resume',
+    { schema: { hide: true } },
+    async (req, reply) => {
+      let pending: PendingSso | null = null;
+      try {
+        pending = JSON.parse(opts.masterKey.unseal(req.query.state ?? '', PENDING_CONTEXT)) as PendingSso;
+      } catch {
+        pending = null;
+      }
+      if (!pending || pending.expiresAt < clock.now().getTime()) {
+        return reply
+          .code(400)
+          .type('text/html; charset=utf-8')
+          .header('content-security-policy', PAGE_CSP)
+          .send(
+            errorPage(
+              400,
+              'Sign-in request expired',
+              'This sign-in request is invalid or has expired. Go back to the application and start again.',
+            ),
+          );
+      }
+      const session = await currentSession(req);
+      if (!session) return toSignin(reply, req.url);
+      const sp = await serviceProviders.get(pending.spId);
+      return respondToSp(req, reply, session, sp, pending);
+    },
+  );
+};
