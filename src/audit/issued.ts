@@ -65,6 +65,9 @@ export async function listIssued(
   if (filter.userId) q = q.where('user_id', '=', filter.userId);
   if (filter.externalId) q = q.where('external_id', '=', filter.externalId);
   if (filter.kind) q = q.where('kind', '=', filter.kind);
-  const rows = await q.orderBy('issued_at', 'desc').limit(Math.min(filter.limit ?? 100, 1000)).execute();
+  const rows = await q
+    .orderBy('issued_at', 'desc')
+    .limit(Math.min(filter.limit ?? 100, 1000))
+    .execute();
   return rows.map(fromRow);
 }

@@ -114,7 +114,9 @@ describe('sign-in in a browser', () => {
       // The QR code (a data: image, allowed by the CSP) decoded and can be scanned.
       const qrWidth = await page
         .locator('#totp-qr')
-        .evaluate((img) => ((img as unknown as ImageElement).complete ? (img as unknown as ImageElement).naturalWidth : 0));
+        .evaluate((img) =>
+          (img as unknown as ImageElement).complete ? (img as unknown as ImageElement).naturalWidth : 0,
+        );
       expect(qrWidth).toBeGreaterThan(0);
       await page.screenshot({ path: ENROLL_SCREENSHOT, fullPage: true });
       const enrolledAt = new Date();

@@ -81,7 +81,9 @@ describe('npm run demo', () => {
   beforeAll(async () => {
     port = await freePort();
     demo = await startDemo(cwd, port);
-    credentials = JSON.parse(readFileSync(join(cwd, 'data', 'demo-credentials.json'), 'utf8')) as DemoCredentials;
+    credentials = JSON.parse(
+      readFileSync(join(cwd, 'data', 'demo-credentials.json'), 'utf8'),
+    ) as DemoCredentials;
   }, 90_000);
 
   afterAll(async () => {
@@ -105,13 +107,19 @@ describe('npm run demo', () => {
     const mode = (path: string) => statSync(path).mode & 0o777;
     expect(mode(join(cwd, 'data', 'demo-credentials.json'))).toBe(0o600);
     expect(mode(join(cwd, 'data', 'master.key'))).toBe(0o600);
-    expect(readFileSync(join(cwd, 'data', 'ferry.db')).subarray(0, 15).toString()).toBe('SQLite format 3');
+    expect(
+      readFileSync(join(cwd, 'data', 'ferry.db'))
+        .subarray(0, 15)
+        .toString(),
+    ).toBe('SQLite format 3');
   });
 
   it('lets a demo user sign in with password and TOTP and see their group', async () => {
     const dev = credentials.users.find((u) => u.displayName === 'Test-AWSDeveloper')!;
     const session = await signIn(`http://127.0.0.1:${port}`, dev.userName, dev.password, dev.totpSecret);
-    const account = await fetch(`http://127.0.0.1:${port}/account`, { headers: { cookie: `ferry_session=${session}` } });
+    const account = await fetch(`http://127.0.0.1:${port}/account`, {
+      headers: { cookie: `ferry_session=${session}` },
+    });
     expect(account.status).toBe(200);
     const html = await account.text();
     expect(html).toContain(dev.userName);
@@ -131,10 +139,20 @@ describe('npm run demo', () => {
     expect(credentials.aws).not.toBeNull();
     const aws = credentials.aws!;
     expect(aws.accountId).toBe('123456789012');
-    const admin = await awsCli(aws as { endpoint: string; region: string }, ['iam', 'list-attached-role-policies', '--role-name', 'Administrator']);
+    const admin = await awsCli(aws as { endpoint: string; region: string }, [
+      'iam',
+      'list-attached-role-policies',
+      '--role-name',
+      'Administrator',
+    ]);
     expect(admin.code).toBe(0);
     expect(admin.stdout).toContain('arn:aws:iam::aws:policy/AdministratorAccess');
-    const dev = await awsCli(aws as { endpoint: string; region: string }, ['iam', 'list-attached-role-policies', '--role-name', 'Developer']);
+    const dev = await awsCli(aws as { endpoint: string; region: string }, [
+      'iam',
+      'list-attached-role-policies',
+      '--role-name',
+      'Developer',
+    ]);
     expect(dev.stdout).toContain('AmazonS3FullAccess');
     expect(dev.stdout).not.toContain('AdministratorAccess');
   });
@@ -147,7 +165,9 @@ describe('npm run demo', () => {
 
     const again = await startDemo(cwd, port);
     try {
-      const second = JSON.parse(readFileSync(join(cwd, 'data', 'demo-credentials.json'), 'utf8')) as DemoCredentials;
+      const second = JSON.parse(
+        readFileSync(join(cwd, 'data', 'demo-credentials.json'), 'utf8'),
+      ) as DemoCredentials;
       expect(second.users.map((u) => [u.userName, u.password, u.totpSecret])).toEqual(
         credentials.users.map((u) => [u.userName, u.password, u.totpSecret]),
       );
