@@ -1,0 +1,329 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { SAML } from '@node-saml/node-saml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { awsLikeAccept, RelyingPartyRejected } from '../../../test/support/aws-saml-relying-party.js';
+import { Browser, inputValue } from '../../../test/support/browserless.js';
+import { ENGINES } from '../../../test/support/db.js';
+import { startTestFerry, type TestFerry } from '../../../test/support/ferry.js';
+import type { AuditContext } from '../../audit/actor.js';
+import { generateSelfSignedRsa } from '../../keys/self-signed-certificate.js';
+
+const run = promisify(execFile);
+const ctx: AuditContext = { actor: { type: 'operator', name: 'test' } };
+const PUBLIC_URL = 'https://ferry.test';
+const PASSWORD = 'correct horse battery staple';
+const AWS_SIGNIN = 'https://signin.aws.amazon.com/saml';
+const ROLE_ATTR = 'https://aws.amazon.com/SAML/Attributes/Role';
+
+describe.each(ENGINES)('SAML identity provider on %s', (engine) => {
+  let ferry: TestFerry;
+  let seq = 0;
+  const unique = (p: string) => `${p}${++seq}`;
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-saml-'));
+
+  beforeAll(async () => {
+    ferry = await startTestFerry(engine, { config: { publicUrl: PUBLIC_URL } });
+  });
+  afterAll(async () => {
+    await ferry?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A user in a group assigned Developer (and, when asked, a second role) in a fresh account. */
+  async function world(options: { secondRole?: boolean; department?: string } = {}) {
+    const s = ferry.services;
+    const accountId = String(300000000000 + ++seq);
+    await s.accounts.upsert(ctx, { id: accountId, alias: unique('Acct') });
+    await s.accounts.upsertRole(ctx, accountId, { name: 'Developer', maxSessionDuration: 7200 });
+    await s.accounts.upsertRole(ctx, accountId, { name: 'Administrator', maxSessionDuration: 43200 });
+    const group = await s.groups.create(ctx, { displayName: unique('Devs') });
+    const user = await s.users.create(ctx, {
+      userName: `${unique('dev')}@contoso.example`,
+      emails: [{ value: `dev${seq}@contoso.example`, primary: true }],
+      attributes: options.department ? { department: options.department } : {},
+      password: PASSWORD,
+    });
+    await s.groups.setMembership(ctx, group.id, user.id, true);
+    await s.assignments.add(
+      ctx,
+      { type: 'group', id: group.id, name: group.displayName },
+      accountId,
+      'Developer',
+    );
+    if (options.secondRole) {
+      await s.assignments.add(
+        ctx,
+        { type: 'user', id: user.id, name: user.userName },
+        accountId,
+        'Administrator',
+      );
+    }
+    const browser = new Browser(ferry.url);
+    return { s, accountId, user, browser };
+  }
+
+  async function signIn(browser: Browser, userName: string, returnTo = '/account') {
+    const form = await browser.get(`/signin?return_to=${encodeURIComponent(returnTo)}`);
+    const res = await browser.post('/signin', {
+      csrf: inputValue(form.text, 'csrf')!,
+      return_to: returnTo,
+      username: userName,
+      password: PASSWORD,
+    });
+    expect(res.status).toBe(303);
+    return res.location!;
+  }
+
+  const idpCert = async () => (await ferry.services.signingKeys.current('saml')).certificatePem;
+
+  it('publishes metadata AWS accepts: entity id, both bindings, the signing certificate', async () => {
+    const res = await ferry.api('/saml/metadata', { auth: false });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('application/samlmetadata+xml');
+    const xml = await res.text();
+    expect(xml.charCodeAt(0)).not.toBe(0xfeff);
+    expect(xml).toContain(`entityID="${PUBLIC_URL}/saml/metadata"`);
+    expect(xml).toContain('urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect');
+    expect(xml).toContain('urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST');
+    const certBody = (await idpCert()).replace(/-----[^-]+-----|\s/g, '');
+    expect(xml.replace(/\s/g, '')).toContain(certBody);
+  });
+
+  it('sends a signed assertion to the AWS console that an AWS-like relying party and xmlsec1 accept', async () => {
+    const { accountId, user, browser } = await world({ department: 'Engineering' });
+    await signIn(browser, user.userName);
+    const page = await browser.get('/apps/aws-console');
+    expect(page.status).toBe(200);
+    expect(page.text).toContain(`action="${AWS_SIGNIN}"`);
+    expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
+    const samlResponse = inputValue(page.text, 'SAMLResponse')!;
+    const profile = await awsLikeAccept(samlResponse, { idpCert: await idpCert() });
+    const attrs = profile as unknown as Record<string, string | string[]>;
+    expect(attrs[ROLE_ATTR]).toBe(
+      `arn:aws:iam::${accountId}:role/Developer,arn:aws:iam::${accountId}:saml-provider/Ferry`,
+    );
+    expect(attrs['https://aws.amazon.com/SAML/Attributes/RoleSessionName']).toBe(user.userName);
+    expect(attrs['https://aws.amazon.com/SAML/Attributes/SourceIdentity']).toBe(user.userName);
+    expect(attrs['https://aws.amazon.com/SAML/Attributes/SessionDuration']).toBe('7200');
+    expect(attrs['https://aws.amazon.com/SAML/Attributes/PrincipalTag:department']).toBe('Engineering');
+    expect(attrs['https://aws.amazon.com/SAML/Attributes/TransitiveTagKeys']).toBe('department');
+
+    // xmlsec1, an independent implementation, verifies the signature with the published certificate.
+    const xmlFile = join(dir, `response-${seq}.xml`);
+    const certFile = join(dir, `idp-${seq}.pem`);
+    writeFileSync(xmlFile, Buffer.from(samlResponse, 'base64'));
+    writeFileSync(certFile, await idpCert());
+    await run('xmlsec1', [
+      '--verify',
+      '--id-attr:ID',
+      'urn:oasis:names:tc:SAML:2.0:protocol:Response',
+      '--id-attr:ID',
+      'urn:oasis:names:tc:SAML:2.0:assertion:Assertion',
+      '--pubkey-cert-pem',
+      certFile,
+      xmlFile,
+    ]);
+
+    // The ledger knows the assertion id AWS will log, and the audit trail has the issuance.
+    const assertionId = /<saml:Assertion[^>]*\sID="([^"]+)"/.exec(
+      Buffer.from(samlResponse, 'base64').toString(),
+    )![1]!;
+    const issued = await ferry.services.store.db
+      .selectFrom('issued_credentials')
+      .selectAll()
+      .where('external_id', '=', assertionId)
+      .executeTakeFirstOrThrow();
+    expect(issued).toMatchObject({
+      kind: 'saml-assertion',
+      subject: user.userName,
+      target: `aws:${accountId}/Developer`,
+    });
+    const audit = (await (
+      await ferry.api(`/api/v1/audit/events?type=saml.assertion&subject=${user.userName}`)
+    ).json()) as {
+      items: Array<{ outcome: string; data: { assertionId: string } }>;
+    };
+    expect(audit.items.map((e) => [e.outcome, e.data.assertionId])).toEqual([['success', assertionId]]);
+  });
+
+  it('refuses a tampered or misaddressed assertion at the relying party', async () => {
+    const { user, browser } = await world();
+    await signIn(browser, user.userName);
+    const samlResponse = inputValue((await browser.get('/apps/aws-console')).text, 'SAMLResponse')!;
+    const xml = Buffer.from(samlResponse, 'base64').toString('utf8');
+    const tampered = Buffer.from(xml.replace(':role/Developer', ':role/Administrator')).toString('base64');
+    await expect(awsLikeAccept(tampered, { idpCert: await idpCert() })).rejects.toThrow();
+    await expect(
+      awsLikeAccept(samlResponse, {
+        idpCert: await idpCert(),
+        signInUrl: 'https://signin.amazonaws-us-gov.com/saml',
+      }),
+    ).rejects.toBeInstanceOf(RelyingPartyRejected);
+  });
+
+  it('refuses a role nobody assigned, with no assertion and an audited reason', async () => {
+    const { accountId, user, browser } = await world();
+    await signIn(browser, user.userName);
+    const page = await browser.get(`/apps/aws-console?account=${accountId}&role=Administrator`);
+    expect(page.status).toBe(403);
+    expect(page.text).not.toContain('SAMLResponse');
+    expect(page.text).toContain('no assignment');
+    const audit = (await (
+      await ferry.api(`/api/v1/audit/events?type=saml.assertion&subject=${user.userName}`)
+    ).json()) as {
+      items: Array<{ outcome: string; data: { reasons: string[] } }>;
+    };
+    expect(audit.items).toHaveLength(1);
+    expect(audit.items[0]!.outcome).toBe('failure');
+    expect(audit.items[0]!.data.reasons[0]).toContain('no assignment');
+  });
+
+  it('lists several roles to choose from, and sends them all as one multi-valued Role when asked', async () => {
+    const { accountId, user, browser } = await world({ secondRole: true });
+    await signIn(browser, user.userName);
+    const picker = await browser.get('/apps/aws-console');
+    expect(picker.status).toBe(200);
+    expect(picker.text).not.toContain('SAMLResponse');
+    expect(picker.text).toContain(`account=${accountId}&amp;role=Administrator`);
+    const chosen = await browser.get(`/apps/aws-console?account=${accountId}&role=Administrator`);
+    const one = await awsLikeAccept(inputValue(chosen.text, 'SAMLResponse')!, { idpCert: await idpCert() });
+    expect(
+      (one as unknown as Record<string, string>)['https://aws.amazon.com/SAML/Attributes/SessionDuration'],
+    ).toBe('43200');
+    const all = await browser.get('/apps/aws-console?all=1');
+    const profile = await awsLikeAccept(inputValue(all.text, 'SAMLResponse')!, { idpCert: await idpCert() });
+    const roles = (profile as unknown as Record<string, string[]>)[ROLE_ATTR];
+    expect(roles).toHaveLength(2);
+    // One assertion for both roles may not outlive the shorter one's MaxSessionDuration.
+    expect(
+      (profile as unknown as Record<string, string>)[
+        'https://aws.amazon.com/SAML/Attributes/SessionDuration'
+      ],
+    ).toBe('7200');
+  });
+
+  it('sends a person without a session to sign in first, and a disabled user gets nothing', async () => {
+    const { s, user, browser } = await world();
+    const res = await browser.get('/apps/aws-console');
+    expect(res.status).toBe(303);
+    expect(res.location).toBe(`/signin?return_to=${encodeURIComponent('/apps/aws-console')}`);
+    expect(await signIn(browser, user.userName, '/apps/aws-console')).toBe('/apps/aws-console');
+    await s.users.update(ctx, user.id, { active: false });
+    const after = await browser.get('/apps/aws-console');
+    expect(after.status).toBe(303);
+    expect(after.text).not.toContain('SAMLResponse');
+  });
+
+  describe('SP-initiated', () => {
+    let spKey: { privateKeyPem: string; certificatePem: string };
+    const spEntity = () => `https://sp${seq}.example/saml`;
+    const acs = () => `https://sp${seq}.example/acs`;
+
+    beforeAll(async () => {
+      spKey = await generateSelfSignedRsa({
+        commonName: 'test sp',
+        modulusLength: 2048,
+        notBefore: new Date(),
+        validityDays: 2,
+      });
+    });
+
+    async function registerSp(entityId: string, acsUrl: string) {
+      const res = await ferry.api('/api/v1/saml/service-providers', {
+        method: 'POST',
+        body: JSON.stringify({
+          name: unique('App'),
+          entityId,
+          acsUrls: [acsUrl],
+          nameIdFormat: 'emailAddress',
+          attributeMap: { email: 'email', groups: 'groups' },
+          signingCertificates: [spKey.certificatePem],
+          requireSignedRequests: true,
+        }),
+      });
+      expect(res.status).toBe(201);
+    }
+
+    const spClient = (entityId: string, acsUrl: string) =>
+      new SAML({
+        entryPoint: `${PUBLIC_URL}/saml/sso`,
+        issuer: entityId,
+        callbackUrl: acsUrl,
+        idpCert: 'placeholder',
+        privateKey: spKey.privateKeyPem,
+        publicCert: spKey.certificatePem,
+        signatureAlgorithm: 'sha256',
+        digestAlgorithm: 'sha256',
+        audience: entityId,
+        wantAuthnResponseSigned: true,
+        wantAssertionsSigned: true,
+      });
+
+    it('answers an AuthnRequest after sign-in with a response the SP library accepts, RelayState kept', async () => {
+      const { user, browser } = await world();
+      const entityId = spEntity();
+      const acsUrl = acs();
+      await registerSp(entityId, acsUrl);
+      const sp = spClient(entityId, acsUrl);
+      const redirect = new URL(await sp.getAuthorizeUrlAsync('state-123', undefined, {}));
+      const first = await browser.get(`/saml/sso${redirect.search}`);
+      expect(first.status).toBe(303);
+      const resumeAt = await signIn(
+        browser,
+        user.userName,
+        decodeURIComponent(first.location!.split('return_to=')[1]!),
+      );
+      expect(resumeAt).toMatch(/^\/saml\/sso\/resume\?state=/);
+      const posted = await browser.get(resumeAt);
+      expect(posted.status).toBe(200);
+      expect(posted.text).toContain(`action="${acsUrl}"`);
+      expect(inputValue(posted.text, 'RelayState')).toBe('state-123');
+      const verifier = new SAML({
+        callbackUrl: acsUrl,
+        issuer: entityId,
+        audience: entityId,
+        idpCert: await idpCert(),
+        wantAuthnResponseSigned: true,
+        wantAssertionsSigned: true,
+      });
+      const { profile } = await verifier.validatePostResponseAsync({
+        SAMLResponse: inputValue(posted.text, 'SAMLResponse')!,
+      });
+      expect(profile?.nameID).toBe(user.emails[0]!.value);
+      expect(profile?.inResponseTo).toMatch(/^_/);
+    });
+
+    it('shows an unknown SP and an unregistered ACS URL on the error page, with what is registered', async () => {
+      const browser = new Browser(ferry.url);
+      const entityId = spEntity();
+      const acsUrl = acs();
+      await registerSp(entityId, acsUrl);
+      const stranger = new URL(
+        await spClient('https://stranger.example/saml', acsUrl).getAuthorizeUrlAsync('', undefined, {}),
+      );
+      const unknown = await browser.get(`/saml/sso${stranger.search}`);
+      expect(unknown.status).toBe(400);
+      expect(unknown.text).toContain('https://stranger.example/saml');
+      expect(unknown.text).toContain(entityId);
+      const wrongAcs = new URL(
+        await spClient(entityId, 'https://evil.example/acs').getAuthorizeUrlAsync('', undefined, {}),
+      );
+      const unregistered = await browser.get(`/saml/sso${wrongAcs.search}`);
+      expect(unregistered.status).toBe(400);
+      expect(unregistered.text).toContain('https://evil.example/acs');
+      expect(unregistered.text).toContain(acsUrl);
+    });
+
+    it('refuses a forged resume state', async () => {
+      const { user, browser } = await world();
+      await signIn(browser, user.userName);
+      const res = await browser.get('/saml/sso/resume?state=v1.AAAA.BBBB.CCCC');
+      expect(res.status).toBe(400);
+      expect(res.text).not.toContain('SAMLResponse');
+    });
+  });
+});
