@@ -51,7 +51,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     },
     return503OnClosing: true,
     // A userName may be 256 characters, more once percent-encoded; the default (100) answered 414.
-    maxParamLength: 2048,
+    routerOptions: { maxParamLength: 2048 },
     // Router errors (a broken %-escape in the path) skip hooks and the error handler unless routed
     // here: they were bare JSON without a request id instead of problem details.
     frameworkErrors: (err, req, reply) => {
