@@ -35,6 +35,7 @@ import {
 import { buildIdpMetadata } from './idp-metadata.js';
 import { AUTHN_CONTEXT, buildSignedResponse, NAMEID_FORMAT, type SamlAttribute } from './response.js';
 import type { ServiceProvider, ServiceProviders } from './service-providers.js';
+import { InvalidXml } from './xml.js';
 
 export interface SamlRoutesOptions {
   store: Store;
@@ -140,24 +141,31 @@ export const samlRoutes: FastifyPluginAsync<SamlRoutesOptions> = async (app, opt
   ) => {
     const key = await signingKeys.current('saml');
     const now = clock.now();
-    const response = buildSignedResponse(
-      {
-        issuer: entityId,
-        destination: a.destination,
-        recipient: a.destination,
-        audience: a.audience,
-        inResponseTo: a.inResponseTo,
-        nameId: a.nameId,
-        sessionIndex: session.id,
-        authnInstant: new Date(session.authTime ?? session.createdAt),
-        authnContextClassRef: AUTHN_CONTEXT.passwordProtectedTransport,
-        attributes: a.attributes,
-        now,
-        assertionLifetimeSeconds: lifetime,
-        sessionNotOnOrAfter: new Date(session.absoluteExpiresAt),
-      },
-      key,
-    );
+    let response: ReturnType<typeof buildSignedResponse>;
+    try {
+      response = buildSignedResponse(
+        {
+          issuer: entityId,
+          destination: a.destination,
+          recipient: a.destination,
+          audience: a.audience,
+          inResponseTo: a.inResponseTo,
+          nameId: a.nameId,
+          sessionIndex: session.id,
+          authnInstant: new Date(session.authTime ?? session.createdAt),
+          authnContextClassRef: AUTHN_CONTEXT.passwordProtectedTransport,
+          attributes: a.attributes,
+          now,
+          assertionLifetimeSeconds: lifetime,
+          sessionNotOnOrAfter: new Date(session.absoluteExpiresAt),
+        },
+        key,
+      );
+    } catch (err) {
+      // Directory data XML can't carry (control characters in a name) refuses this one assertion.
+      if (err instanceof InvalidXml) return refuse(req, reply, who, a.target, [err.message]);
+      throw err;
+    }
     await store.db.transaction().execute(async (trx) => {
       await recordIssued(trx, clock, {
         kind: 'saml-assertion',
