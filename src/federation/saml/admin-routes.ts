@@ -44,7 +44,9 @@ const SpBody = Type.Object(
       Type.Record(Type.String({ maxLength: 256 }), Type.String({ maxLength: 256 })),
     ),
     signingCertificates: Type.Optional(
-      Type.Array(Type.String({ maxLength: 16384, description: 'PEM: verifies signed AuthnRequests' }), { maxItems: 10 }),
+      Type.Array(Type.String({ maxLength: 16384, description: 'PEM: verifies signed AuthnRequests' }), {
+        maxItems: 10,
+      }),
     ),
     requireSignedRequests: Type.Optional(Type.Boolean()),
   },
