@@ -1,20 +1,8 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import { FerryClient } from './client.js';
+import { clientOf, enc } from './context.js';
 import { printJson, table } from './output.js';
-
-interface GlobalOptions {
-  server: string;
-  token?: string;
-}
-
-const enc = encodeURIComponent;
-
-function clientOf(cmd: Command): FerryClient {
-  const g = cmd.optsWithGlobals<GlobalOptions>();
-  return new FerryClient({ server: g.server, token: g.token ?? process.env.FERRY_TOKEN });
-}
 
 /** 12h, 90m or plain seconds → seconds. */
 function seconds(text: string): number {

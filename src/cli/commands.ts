@@ -1,12 +1,7 @@
 import type { Command } from 'commander';
-import { FerryClient } from './client.js';
+import { clientOf, collect, enc } from './context.js';
 import { printJson, table } from './output.js';
 import { readLineFromStdin } from './read-secret.js';
-
-interface GlobalOptions {
-  server: string;
-  token?: string;
-}
 
 interface UserView {
   id: string;
@@ -31,17 +26,6 @@ interface AuditEventView {
   subject: string | null;
   ip: string | null;
   data: Record<string, unknown>;
-}
-
-const enc = encodeURIComponent;
-
-function clientOf(cmd: Command): FerryClient {
-  const g = cmd.optsWithGlobals<GlobalOptions>();
-  return new FerryClient({ server: g.server, token: g.token ?? process.env.FERRY_TOKEN });
-}
-
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
 }
 
 /** Client commands: each talks to a Ferry server over its HTTP API, authenticated by FERRY_TOKEN. */

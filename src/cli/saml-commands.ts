@@ -1,23 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { FerryClient } from './client.js';
+import { clientOf, collect, enc, type GlobalOptions } from './context.js';
 import { printJson, table } from './output.js';
-
-interface GlobalOptions {
-  server: string;
-  token?: string;
-}
-
-const enc = encodeURIComponent;
-
-function clientOf(cmd: Command): FerryClient {
-  const g = cmd.optsWithGlobals<GlobalOptions>();
-  return new FerryClient({ server: g.server, token: g.token ?? process.env.FERRY_TOKEN });
-}
-
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
 
 interface AccountView {
   id: string;

@@ -49,20 +49,8 @@ export const NewUserBody = Type.Object(
 );
 export type NewUserBody = Static<typeof NewUserBody>;
 
-export const UserPatchBody = Type.Object(
-  {
-    userName: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
-    displayName: Type.Optional(nullableString(256)),
-    givenName: Type.Optional(nullableString(128)),
-    familyName: Type.Optional(nullableString(128)),
-    emails: Type.Optional(Type.Array(Email, { maxItems: 10 })),
-    active: Type.Optional(Type.Boolean()),
-    externalId: Type.Optional(nullableString(256)),
-    attributes: Type.Optional(Attributes),
-    password: Type.Optional(Type.String({ minLength: 8, maxLength: 256, writeOnly: true })),
-  },
-  { additionalProperties: false },
-);
+/** Every field of a new user may change; `active: false` disables, `password` resets. */
+export const UserPatchBody = Type.Partial(NewUserBody, { additionalProperties: false });
 export type UserPatchBody = Static<typeof UserPatchBody>;
 
 export const GroupSchema = Type.Object({

@@ -1,21 +1,12 @@
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditContext } from '../../src/audit/actor.js';
 import { setupSamlAccount } from '../../src/aws/saml-setup.js';
 import { generateTotpSecret, totpCode } from '../../src/identity/totp.js';
+import { launchChromium } from '../support/chromium.js';
 import { startTestFerry, type TestFerry } from '../support/ferry.js';
 import { awsCli, type LocalAws, startLocalAws } from '../support/local-aws.js';
 
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const ctx: AuditContext = { actor: { type: 'operator', name: 'e2e' } };
 const ACCOUNT = '123456789012';
 const USER = 'test-awsdeveloper@contoso.example';
@@ -36,7 +27,7 @@ describe('AWS console sign-in through Ferry', () => {
     [aws, ferry, browser] = await Promise.all([
       startLocalAws(),
       startTestFerry('sqlite', { config: { signin: { requireMfa: true } } }),
-      chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS, timeout: 30_000 }),
+      launchChromium(),
     ]);
     const s = ferry.services;
     await s.accounts.upsert(ctx, { id: ACCOUNT, alias: 'Account1' });

@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpCode } from '../../src/identity/totp.js';
+import { launchChromium } from '../support/chromium.js';
 import { type FerryProcess, runFerry, startFerryProcess, stopAllFerryProcesses } from '../support/process.js';
 import { totpStep, waitForNextTotpStep } from '../support/web-form.js';
 
@@ -19,17 +20,6 @@ interface ImageElement {
   complete: boolean;
   naturalWidth: number;
 }
-
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 /**
  * A person in a real (headless) Chromium: the server-rendered pages, their strict CSP, the forms
@@ -51,7 +41,7 @@ describe('sign-in in a browser', () => {
     };
     const [created, launched] = await Promise.all([
       runFerry(['admin', 'token', 'create', '--name', 'e2e'], { cwd: dir, env }),
-      chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS, timeout: 30_000 }),
+      launchChromium(),
     ]);
     browser = launched;
     expect(created.code, created.stderr).toBe(0);
