@@ -232,6 +232,27 @@ export class AwsAccounts {
     return { account, role: roleFromRow(row, account.partition) };
   }
 
+  /** Several roles in one query (for entitlements), keyed `aws:<account>/<role>`. */
+  async rolesByTarget(targets: Array<{ account: string; role: string }>): Promise<Map<string, AwsRole>> {
+    const out = new Map<string, AwsRole>();
+    if (targets.length === 0) return out;
+    const rows = await this.store.db
+      .selectFrom('aws_roles')
+      .innerJoin('aws_accounts', 'aws_accounts.id', 'aws_roles.account_id')
+      .selectAll('aws_roles')
+      .select('aws_accounts.partition')
+      .where((eb) =>
+        eb.or(
+          targets.map((t) =>
+            eb.and([eb('aws_roles.account_id', '=', t.account), eb('aws_roles.name', '=', t.role)]),
+          ),
+        ),
+      )
+      .execute();
+    for (const r of rows) out.set(`aws:${r.account_id}/${r.name}`, roleFromRow(r, r.partition));
+    return out;
+  }
+
   /** Creates the role or updates its path, MaxSessionDuration and description. */
   async upsertRole(
     ctx: AuditContext,

@@ -1,5 +1,6 @@
-import type { Assignments } from './assignments.js';
-import { type AwsAccounts, MAX_SESSION_SECONDS } from './aws-accounts.js';
+import { NotFound } from '../errors.js';
+import type { Assignment, Assignments } from './assignments.js';
+import { type AwsAccounts, type AwsRole, MAX_SESSION_SECONDS } from './aws-accounts.js';
 import type { Decision, Reason } from './decision.js';
 import type { Principal, Signals } from './principal.js';
 import { formatTarget, type Target } from './targets.js';
@@ -33,8 +34,14 @@ export class AccessDecider {
       };
     }
     switch (target.kind) {
-      case 'aws-role':
-        return this.decideAwsRole(principal, target);
+      case 'aws-role': {
+        const assignments = await this.assignmentsOf(principal);
+        const { role } = await this.accounts.role(target.account, target.role).catch((err: unknown) => {
+          if (err instanceof NotFound) return { role: null };
+          throw err;
+        });
+        return this.decideAwsRole(principal, target, assignments, role);
+      }
       case 'app':
         // Registered SAML applications are open to every active directory user; policies narrow this.
         return {
@@ -51,43 +58,51 @@ export class AccessDecider {
     }
   }
 
-  /** Every AWS role the principal may have right now, each with its decision. */
+  /**
+   * Every AWS role the principal may have right now, each with its decision. Two queries whatever the
+   * number of roles: the principal's assignments, then their roles.
+   */
   async entitlements(
     principal: Principal,
-    signals: Signals,
+    _signals: Signals,
   ): Promise<Array<{ target: Extract<Target, { kind: 'aws-role' }>; decision: Decision }>> {
-    const found = await this.assignments.forPrincipal(
-      principal.id,
-      principal.groups.map((g) => g.id),
-    );
+    if (!principal.active) return [];
+    const assignments = await this.assignmentsOf(principal);
     const unique = new Map<string, Extract<Target, { kind: 'aws-role' }>>();
-    for (const a of found) unique.set(a.target, { kind: 'aws-role', account: a.accountId, role: a.roleName });
+    for (const a of assignments)
+      unique.set(a.target, { kind: 'aws-role', account: a.accountId, role: a.roleName });
+    const roles = await this.accounts.rolesByTarget([...unique.values()]);
     const out = [];
-    for (const target of unique.values()) {
-      const decision = await this.decide(principal, target, signals);
+    for (const [key, target] of unique) {
+      const decision = this.decideAwsRole(principal, target, assignments, roles.get(key) ?? null);
       if (decision.effect !== 'deny') out.push({ target, decision });
     }
     return out;
   }
 
-  private async decideAwsRole(
+  private assignmentsOf(principal: Principal): Promise<Assignment[]> {
+    return this.assignments.forPrincipal(
+      principal.id,
+      principal.groups.map((g) => g.id),
+    );
+  }
+
+  private decideAwsRole(
     principal: Principal,
     target: Extract<Target, { kind: 'aws-role' }>,
-  ): Promise<Decision> {
+    all: Assignment[],
+    role: AwsRole | null,
+  ): Decision {
     const name = formatTarget(target);
-    const assignments = (
-      await this.assignments.forPrincipal(
-        principal.id,
-        principal.groups.map((g) => g.id),
-      )
-    ).filter((a) => a.accountId === target.account && a.roleName === target.role);
+    if (!role)
+      return { effect: 'deny', reasons: [{ source: 'target', message: `${name} is not a registered role` }] };
+    const assignments = all.filter((a) => a.accountId === target.account && a.roleName === target.role);
     if (assignments.length === 0) {
       return {
         effect: 'deny',
         reasons: [{ source: 'assignment', message: `no assignment gives ${principal.userName} ${name}` }],
       };
     }
-    const { role } = await this.accounts.role(target.account, target.role);
     const groupName = new Map(principal.groups.map((g) => [g.id, g.name]));
     const reasons: Reason[] = assignments.map((a) => ({
       source: 'assignment',

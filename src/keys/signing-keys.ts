@@ -7,7 +7,7 @@ import { Conflict } from '../errors.js';
 import type { Store } from '../store/open.js';
 import type { Database, SigningKeysTable } from '../store/schema.js';
 import type { MasterKey } from './master-key.js';
-import { type GeneratedSigningKey, generateSelfSignedRsa } from './self-signed-certificate.js';
+import type { GeneratedSigningKey } from './self-signed-certificate.js';
 
 export type SigningKeyPurpose = 'saml';
 export type SigningKeyState = 'next' | 'current' | 'retired';
@@ -76,8 +76,10 @@ export class SigningKeys {
     this.#masterKey = masterKey;
     this.#generateKey =
       options.generateKey ??
-      ((purpose, now) =>
-        generateSelfSignedRsa({
+      // The X.509 library (and its DI container) loads only when a key is generated: a warm start never
+      // needs it, and it costs a quarter second and 20 MB.
+      (async (purpose, now) =>
+        (await import('./self-signed-certificate.js')).generateSelfSignedRsa({
           commonName: COMMON_NAMES[purpose],
           modulusLength: SIGNING_KEY_MODULUS_LENGTH,
           notBefore: now,
