@@ -1,6 +1,6 @@
-import { SignedXml } from 'xml-crypto';
+import { createHash, sign } from 'node:crypto';
 import type { SigningKey } from '../../keys/signing-keys.js';
-import { escapeAttr, escapeText, NS, samlId, samlInstant, truncateToSecond } from './xml.js';
+import { escapeAttrCanonical, escapeText, NS, samlId, samlInstant, truncateToSecond } from './xml.js';
 
 export const RSA_SHA256 = 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256';
 export const SHA256 = 'http://www.w3.org/2001/04/xmlenc#sha256';
@@ -74,6 +74,16 @@ export interface SignedResponse {
  * too, over the signed Assertion): RSA-SHA256, SHA-256 digests, exclusive canonicalization with the
  * enveloped-signature transform, Reference URI `#ID`, each Signature right after its Issuer (the
  * schema order), KeyInfo carrying the signing certificate.
+ *
+ * Canonical by construction: the XML is written in its exclusive-c14n form (each namespace declared
+ * on the first element that uses it, attributes in canonical order, no empty-element tags, text and
+ * attribute values escaped as c14n escapes them, no whitespace between elements). Parsed and
+ * canonicalized, each signed element (without its own Signature: the enveloped transform) is
+ * therefore exactly the string written, so the digests are computed over the strings themselves and
+ * no XML is parsed or canonicalized here. The Assertion declares `saml` itself and the Response
+ * never declares it on the Response element, so the Assertion is the same string alone and inside
+ * the Response. response-c14n.test.ts holds xml-crypto's canonicalization and xmlsec1 to that.
+ * One exception, for xmldom's sake (see forXmldom): NEL, LS and PS are written as references.
  */
 export function buildSignedResponse(input: ResponseInput, key: SigningKey): SignedResponse {
   checkInput(input);
@@ -84,43 +94,49 @@ export function buildSignedResponse(input: ResponseInput, key: SigningKey): Sign
   const responseId = samlId();
   const assertionId = samlId();
   const issueInstant = samlInstant(now);
+  const expiry = samlInstant(notOnOrAfter);
   const inResponseTo =
-    input.inResponseTo === undefined ? '' : ` InResponseTo="${escapeAttr(input.inResponseTo)}"`;
-  const issuer = `<saml:Issuer>${escapeText(input.issuer)}</saml:Issuer>`;
+    input.inResponseTo === undefined ? '' : ` InResponseTo="${escapeAttrCanonical(input.inResponseTo)}"`;
+  const issuerText = escapeText(input.issuer);
 
   const sessionNotOnOrAfter =
     input.sessionNotOnOrAfter === undefined
       ? ''
       : ` SessionNotOnOrAfter="${samlInstant(input.sessionNotOnOrAfter)}"`;
-  const assertion =
-    `<saml:Assertion xmlns:saml="${NS.assertion}" ID="${assertionId}" Version="2.0" IssueInstant="${issueInstant}">` +
-    issuer +
+  // Attributes in canonical order: by name (code points), as none of them has a namespace.
+  const assertionHead =
+    `<saml:Assertion xmlns:saml="${NS.assertion}" ID="${assertionId}" IssueInstant="${issueInstant}" Version="2.0">` +
+    `<saml:Issuer>${issuerText}</saml:Issuer>`;
+  const assertionTail =
     '<saml:Subject>' +
-    `<saml:NameID Format="${escapeAttr(input.nameId.format)}">${escapeText(input.nameId.value)}</saml:NameID>` +
+    `<saml:NameID Format="${escapeAttrCanonical(input.nameId.format)}">${escapeText(input.nameId.value)}</saml:NameID>` +
     `<saml:SubjectConfirmation Method="${BEARER}">` +
-    `<saml:SubjectConfirmationData NotOnOrAfter="${samlInstant(notOnOrAfter)}" Recipient="${escapeAttr(input.recipient)}"${inResponseTo}/>` +
+    `<saml:SubjectConfirmationData${inResponseTo} NotOnOrAfter="${expiry}" Recipient="${escapeAttrCanonical(input.recipient)}"></saml:SubjectConfirmationData>` +
     '</saml:SubjectConfirmation>' +
     '</saml:Subject>' +
-    `<saml:Conditions NotBefore="${samlInstant(notBefore)}" NotOnOrAfter="${samlInstant(notOnOrAfter)}">` +
+    `<saml:Conditions NotBefore="${samlInstant(notBefore)}" NotOnOrAfter="${expiry}">` +
     `<saml:AudienceRestriction><saml:Audience>${escapeText(input.audience)}</saml:Audience></saml:AudienceRestriction>` +
     '</saml:Conditions>' +
-    `<saml:AuthnStatement AuthnInstant="${samlInstant(input.authnInstant)}" SessionIndex="${escapeAttr(input.sessionIndex)}"${sessionNotOnOrAfter}>` +
+    `<saml:AuthnStatement AuthnInstant="${samlInstant(input.authnInstant)}" SessionIndex="${escapeAttrCanonical(input.sessionIndex)}"${sessionNotOnOrAfter}>` +
     `<saml:AuthnContext><saml:AuthnContextClassRef>${escapeText(input.authnContextClassRef)}</saml:AuthnContextClassRef></saml:AuthnContext>` +
     '</saml:AuthnStatement>' +
     attributeStatement(input.attributes) +
     '</saml:Assertion>';
-  const unsigned =
-    `<samlp:Response xmlns:samlp="${NS.protocol}" xmlns:saml="${NS.assertion}" ID="${responseId}" Version="2.0" IssueInstant="${issueInstant}" Destination="${escapeAttr(input.destination)}"${inResponseTo}>` +
-    issuer +
-    `<samlp:Status><samlp:StatusCode Value="${STATUS_SUCCESS}"/></samlp:Status>` +
+  const assertion = assertionHead + signature(assertionId, assertionHead, assertionTail, key) + assertionTail;
+
+  // The Response's Issuer is the first element that uses `saml`: it declares it (exclusive c14n).
+  const responseHead =
+    `<samlp:Response xmlns:samlp="${NS.protocol}" Destination="${escapeAttrCanonical(input.destination)}" ID="${responseId}"${inResponseTo} IssueInstant="${issueInstant}" Version="2.0">` +
+    `<saml:Issuer xmlns:saml="${NS.assertion}">${issuerText}</saml:Issuer>`;
+  const responseTail =
+    `<samlp:Status><samlp:StatusCode Value="${STATUS_SUCCESS}"></samlp:StatusCode></samlp:Status>` +
     assertion +
     '</samlp:Response>';
-
-  const response = "/*[local-name()='Response' and namespace-uri()='urn:oasis:names:tc:SAML:2.0:protocol']";
-  const assertionPath = `${response}/*[local-name()='Assertion' and namespace-uri()='${NS.assertion}']`;
-  const issuerOf = (path: string) => `${path}/*[local-name()='Issuer' and namespace-uri()='${NS.assertion}']`;
-  let xml = sign(unsigned, key, assertionPath, issuerOf(assertionPath));
-  if (input.signResponse !== false) xml = sign(xml, key, response, issuerOf(response));
+  const xml = forXmldom(
+    input.signResponse === false
+      ? responseHead + responseTail
+      : responseHead + signature(responseId, responseHead, responseTail, key) + responseTail,
+  );
   return {
     xml,
     base64: Buffer.from(xml, 'utf8').toString('base64'),
@@ -134,25 +150,65 @@ function attributeStatement(attributes: SamlAttribute[]): string {
   if (attributes.length === 0) return '';
   let out = '<saml:AttributeStatement>';
   for (const a of attributes) {
-    const format = a.nameFormat === undefined ? '' : ` NameFormat="${escapeAttr(a.nameFormat)}"`;
-    out += `<saml:Attribute Name="${escapeAttr(a.name)}"${format}>`;
+    const format = a.nameFormat === undefined ? '' : ` NameFormat="${escapeAttrCanonical(a.nameFormat)}"`;
+    out += `<saml:Attribute Name="${escapeAttrCanonical(a.name)}"${format}>`;
     for (const v of a.values) out += `<saml:AttributeValue>${escapeText(v)}</saml:AttributeValue>`;
     out += '</saml:Attribute>';
   }
   return `${out}</saml:AttributeStatement>`;
 }
 
-function sign(xml: string, key: SigningKey, target: string, after: string): string {
-  const sig = new SignedXml({
-    privateKey: key.privateKey,
-    publicCert: key.certificatePem,
-    signatureAlgorithm: RSA_SHA256,
-    canonicalizationAlgorithm: EXC_C14N,
-    idAttribute: 'ID',
-  });
-  sig.addReference({ xpath: target, transforms: [ENVELOPED_SIGNATURE, EXC_C14N], digestAlgorithm: SHA256 });
-  sig.computeSignature(xml, { prefix: 'ds', location: { reference: after, action: 'after' } });
-  return sig.getSignedXml();
+/**
+ * xmldom, which node-saml and xml-crypto parse with, treats NEL (U+0085), LINE SEPARATOR (U+2028)
+ * and (0.9) PARAGRAPH SEPARATOR (U+2029) as line ends the way XML 1.1 does and reads each as a line
+ * feed, while an XML 1.0 parser (libxml2, so xmlsec1) keeps it: written raw, no digest could satisfy
+ * both. Written as character references they parse back as
+ * themselves everywhere, and canonicalization writes them raw again, as the digests were computed.
+ * They only occur inside text and attribute values (Ferry's markup is ASCII), so the whole string
+ * can be rewritten; for everything else the written string is exactly the canonical form.
+ */
+function forXmldom(canonical: string): string {
+  if (!XML11_LINE_ENDS.test(canonical)) return canonical;
+  return canonical.replace(XML11_LINE_ENDS_ALL, (c) => `&#x${c.charCodeAt(0).toString(16).toUpperCase()};`);
+}
+const XML11_LINE_ENDS = /[\u0085\u2028\u2029]/;
+const XML11_LINE_ENDS_ALL = /[\u0085\u2028\u2029]/g;
+
+// ds:SignedInfo in canonical form, around the two values that change (the reference's ID and digest).
+const SIGNED_INFO_START =
+  `<ds:CanonicalizationMethod Algorithm="${EXC_C14N}"></ds:CanonicalizationMethod>` +
+  `<ds:SignatureMethod Algorithm="${RSA_SHA256}"></ds:SignatureMethod>` +
+  '<ds:Reference URI="#';
+const SIGNED_INFO_MIDDLE =
+  '"><ds:Transforms>' +
+  `<ds:Transform Algorithm="${ENVELOPED_SIGNATURE}"></ds:Transform>` +
+  `<ds:Transform Algorithm="${EXC_C14N}"></ds:Transform>` +
+  '</ds:Transforms>' +
+  `<ds:DigestMethod Algorithm="${SHA256}"></ds:DigestMethod>` +
+  '<ds:DigestValue>';
+const SIGNED_INFO_END = '</ds:DigestValue></ds:Reference></ds:SignedInfo>';
+const DS_XMLNS = ` xmlns:ds="${NS.dsig}"`;
+
+/**
+ * The enveloped ds:Signature of the element whose canonical form is `head + tail` (the Signature goes
+ * between them, right after the Issuer). The digest is over that canonical form; the signature value
+ * over SignedInfo canonicalized in place, where exclusive c14n renders `ds` on SignedInfo itself
+ * (the Signature around it declares it in the document).
+ */
+function signature(id: string, head: string, tail: string, key: SigningKey): string {
+  const digest = createHash('sha256').update(head, 'utf8').update(tail, 'utf8').digest('base64');
+  const signedInfo = `${SIGNED_INFO_START}${id}${SIGNED_INFO_MIDDLE}${digest}${SIGNED_INFO_END}`;
+  const value = sign(
+    'sha256',
+    Buffer.from(`<ds:SignedInfo${DS_XMLNS}>${signedInfo}`, 'utf8'),
+    key.privateKey,
+  );
+  return (
+    `<ds:Signature${DS_XMLNS}><ds:SignedInfo>${signedInfo}` +
+    `<ds:SignatureValue>${value.toString('base64')}</ds:SignatureValue>` +
+    `<ds:KeyInfo><ds:X509Data><ds:X509Certificate>${key.certificateBase64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>` +
+    '</ds:Signature>'
+  );
 }
 
 function checkInput(input: ResponseInput): void {

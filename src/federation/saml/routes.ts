@@ -137,6 +137,8 @@ export const samlRoutes: FastifyPluginAsync<SamlRoutesOptions> = async (app, opt
       relayState?: string;
       details: Record<string, unknown>;
       label: string;
+      /** also sign the Response: SPs may insist; AWS needs only the Assertion signed */
+      signResponse: boolean;
     },
   ) => {
     const key = await signingKeys.current('saml');
@@ -158,6 +160,7 @@ export const samlRoutes: FastifyPluginAsync<SamlRoutesOptions> = async (app, opt
           now,
           assertionLifetimeSeconds: lifetime,
           sessionNotOnOrAfter: new Date(session.absoluteExpiresAt),
+          signResponse: a.signResponse,
         },
         key,
       );
@@ -318,6 +321,8 @@ export const samlRoutes: FastifyPluginAsync<SamlRoutesOptions> = async (app, opt
           sessionDuration: duration,
         },
         label: `Signing you in to AWS as ${targets.join(', ')}.`,
+        // AWS verifies the Assertion's signature; one RSA operation per sign-in instead of two.
+        signResponse: false,
       });
     },
   );
@@ -390,6 +395,7 @@ ${targets.map(
       relayState: pending.relayState,
       details: { sp: sp.entityId, inResponseTo: pending.requestId },
       label: `Signing you in to ${sp.name}.`,
+      signResponse: true,
     });
   };
 

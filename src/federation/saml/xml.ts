@@ -44,12 +44,31 @@ export function escapeAttr(value: string): string {
   return value.replace(/[&<>"\t\n\r]/g, (c) => ATTR_ESCAPES[c]!);
 }
 
+/**
+ * Escapes an attribute value exactly as (exclusive) XML canonicalization writes it: `&`, `<`, `"`,
+ * tab, line feed and carriage return, and nothing else (`>` stays as it is). Parsed back and
+ * canonicalized, the attribute comes out byte for byte as written, so a value written with this can
+ * be digested as written.
+ */
+export function escapeAttrCanonical(value: string): string {
+  assertXmlChars(value);
+  return value.replace(/[&<"\t\n\r]/g, (c) => CANONICAL_ATTR_ESCAPES[c]!);
+}
+
 const TEXT_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '\r': '&#xD;' };
 const ATTR_ESCAPES: Record<string, string> = {
   ...TEXT_ESCAPES,
   '"': '&quot;',
   '\t': '&#x9;',
   '\n': '&#xA;',
+};
+const CANONICAL_ATTR_ESCAPES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '"': '&quot;',
+  '\t': '&#x9;',
+  '\n': '&#xA;',
+  '\r': '&#xD;',
 };
 
 /** A SAML ID: `_` and 32 hex digits (128 random bits), a valid xs:ID / NCName. */
