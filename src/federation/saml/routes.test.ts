@@ -260,8 +260,13 @@ describe.each(ENGINES)('SAML identity provider on %s', (engine) => {
       expect(res.status).toBe(201);
     }
 
-    const spClient = (entityId: string, acsUrl: string) =>
+    const spClient = (
+      entityId: string,
+      acsUrl: string,
+      extra: { forceAuthn?: boolean; passive?: boolean } = {},
+    ) =>
       new SAML({
+        ...extra,
         entryPoint: `${PUBLIC_URL}/saml/sso`,
         issuer: entityId,
         callbackUrl: acsUrl,
@@ -328,6 +333,53 @@ describe.each(ENGINES)('SAML identity provider on %s', (engine) => {
       expect(unregistered.status).toBe(400);
       expect(unregistered.text).toContain('https://evil.example/acs');
       expect(unregistered.text).toContain(acsUrl);
+    });
+
+    it('asks for a fresh sign-in when the SP sends ForceAuthn, even with a live session', async () => {
+      const { user, browser } = await world();
+      const entityId = spEntity();
+      const acsUrl = acs();
+      await registerSp(entityId, acsUrl);
+      await signIn(browser, user.userName);
+      await new Promise((r) => setTimeout(r, 1100)); // the live session predates the request
+      const redirect = new URL(
+        await spClient(entityId, acsUrl, { forceAuthn: true }).getAuthorizeUrlAsync('', undefined, {}),
+      );
+      const first = await browser.get(`/saml/sso${redirect.search}`);
+      expect(first.status).toBe(303);
+      expect(first.location).toMatch(/^\/signin\?prompt=login&return_to=/);
+      const form = await browser.get(first.location!);
+      expect(form.status).toBe(200); // the password form, not a redirect past it
+      const returnTo = inputValue(form.text, 'return_to')!;
+      expect(returnTo).toMatch(/^\/saml\/sso\/resume\?state=/);
+      const signedIn = await browser.post('/signin', {
+        csrf: inputValue(form.text, 'csrf')!,
+        return_to: returnTo,
+        username: user.userName,
+        password: PASSWORD,
+      });
+      expect(signedIn.status).toBe(303);
+      const resumeAt = signedIn.location!;
+      const posted = await browser.get(resumeAt);
+      expect(posted.text).toContain(`action="${acsUrl}"`);
+      expect(inputValue(posted.text, 'SAMLResponse')).toBeTruthy();
+    });
+
+    it('answers IsPassive with a NoPassive status when nobody is signed in, showing no sign-in page', async () => {
+      const browser = new Browser(ferry.url);
+      const entityId = spEntity();
+      const acsUrl = acs();
+      await registerSp(entityId, acsUrl);
+      const redirect = new URL(
+        await spClient(entityId, acsUrl, { passive: true }).getAuthorizeUrlAsync('rs', undefined, {}),
+      );
+      const res = await browser.get(`/saml/sso${redirect.search}`);
+      expect(res.status).toBe(200);
+      expect(res.text).toContain(`action="${acsUrl}"`);
+      expect(inputValue(res.text, 'RelayState')).toBe('rs');
+      const xml = Buffer.from(inputValue(res.text, 'SAMLResponse')!, 'base64').toString('utf8');
+      expect(xml).toContain('urn:oasis:names:tc:SAML:2.0:status:NoPassive');
+      expect(xml).not.toContain('<saml:Assertion');
     });
 
     it('refuses a forged resume state', async () => {

@@ -33,8 +33,10 @@ import {
   normalizeSourceIdentity,
 } from './aws-attributes.js';
 import { buildIdpMetadata } from './idp-metadata.js';
+import { SAML_STATUS } from './request-errors.js';
 import { AUTHN_CONTEXT, buildSignedResponse, NAMEID_FORMAT, type SamlAttribute } from './response.js';
 import type { ServiceProvider, ServiceProviders } from './service-providers.js';
+import { buildStatusResponse } from './status-response.js';
 import { InvalidXml } from './xml.js';
 
 export interface SamlRoutesOptions {
@@ -59,6 +61,8 @@ interface PendingSso {
   acsUrl: string;
   relayState?: string;
   expiresAt: number;
+  /** ForceAuthn: only a sign-in at or after this time (ms) will do */
+  authAfter?: number;
 }
 const PENDING_CONTEXT = 'saml-sso-pending';
 const PENDING_TTL_MS = 10 * 60_000;
@@ -85,8 +89,11 @@ export const samlRoutes: FastifyPluginAsync<SamlRoutesOptions> = async (app, opt
     const token = req.cookies[opts.cookieName];
     return token ? sessions.resolve(token) : null;
   };
-  const toSignin = (reply: FastifyReply, returnTo: string) =>
-    reply.redirect(`/signin?return_to=${encodeURIComponent(returnTo)}`, 303);
+  const toSignin = (reply: FastifyReply, returnTo: string, forceLogin = false) =>
+    reply.redirect(
+      `/signin?${forceLogin ? 'prompt=login&' : ''}return_to=${encodeURIComponent(returnTo)}`,
+      303,
+    );
   const signals = (req: FastifyRequest) => ({
     client: 'browser' as const,
     ip: req.ip,
@@ -355,17 +362,44 @@ ${targets.map(
       relayState: authn.relayState,
       expiresAt: clock.now().getTime() + PENDING_TTL_MS,
     };
+    if (authn.forceAuthn) pending.authAfter = clock.now().getTime() - 1000;
     req.log.info(
       { sp: sp.entityId, requestId: authn.id, binding: authn.binding, signature },
       'saml authn request',
     );
     const session = await currentSession(req);
-    if (!session) {
+    if (!session && authn.isPassive) {
+      // IsPassive: the SP asked us not to show anything; nobody is signed in, so say so (NoPassive).
+      const status = buildStatusResponse({
+        issuer: entityId,
+        destination: acs.url,
+        inResponseTo: authn.id,
+        status: [SAML_STATUS.responder, SAML_STATUS.noPassive],
+        message: 'no one is signed in',
+        now: clock.now(),
+      });
+      const fields: Record<string, string> = { SAMLResponse: status.base64 };
+      if (authn.relayState !== undefined) fields.RelayState = authn.relayState;
+      return reply
+        .header('content-security-policy', autoPostCsp(acs.url))
+        .header('cache-control', 'no-store')
+        .type('text/html; charset=utf-8')
+        .send(autoPostPage(acs.url, fields, `Returning to ${sp.name}.`));
+    }
+    if (!session || !freshEnough(session, pending)) {
       const sealed = opts.masterKey.seal(JSON.stringify(pending), PENDING_CONTEXT);
-      return toSignin(reply, `/saml/sso/resume?state=${encodeURIComponent(sealed)}`);
+      return toSignin(
+        reply,
+        `/saml/sso/resume?state=${encodeURIComponent(sealed)}`,
+        pending.authAfter !== undefined,
+      );
     }
     return respondToSp(req, reply, session, sp, pending);
   };
+
+  /** ForceAuthn asks for a sign-in made after the request, not an older session. */
+  const freshEnough = (session: Session, pending: PendingSso): boolean =>
+    pending.authAfter === undefined || Date.parse(session.authTime ?? session.createdAt) >= pending.authAfter;
 
   const respondToSp = async (
     req: FastifyRequest,
@@ -440,7 +474,9 @@ ${targets.map(
           );
       }
       const session = await currentSession(req);
-      if (!session) return toSignin(reply, req.url);
+      if (!session || !freshEnough(session, pending)) {
+        return toSignin(reply, req.url, pending.authAfter !== undefined);
+      }
       const sp = await serviceProviders.get(pending.spId);
       return respondToSp(req, reply, session, sp, pending);
     },

@@ -166,9 +166,10 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
 
   app.get('/', async (_req, reply) => reply.redirect('/account', 302));
 
-  app.get<{ Querystring: { return_to?: string } }>('/signin', async (req, reply) => {
+  app.get<{ Querystring: { return_to?: string; prompt?: string } }>('/signin', async (req, reply) => {
     const returnTo = safeReturnTo(req.query.return_to);
-    if (await current(req)) return reply.redirect(returnTo, 302);
+    // prompt=login (an SP's ForceAuthn) asks for a fresh sign-in even when a session exists.
+    if (req.query.prompt !== 'login' && (await current(req))) return reply.redirect(returnTo, 302);
     return passwordForm(req, reply, returnTo);
   });
 
