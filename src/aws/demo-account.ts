@@ -13,6 +13,7 @@ import {
   UpdateRoleCommand,
 } from '@aws-sdk/client-iam';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { SIGNIN_ENDPOINTS } from '../access/aws-accounts.js';
 
 /** The demo tenant's AWS account: moto's default account, named as in Microsoft's Entra-for-AWS guide. */
 export const DEMO_AWS_ACCOUNT = { id: '123456789012', name: 'Account1' } as const;
@@ -33,7 +34,7 @@ export interface DemoAwsAccount {
 }
 
 /** AWS's audience for SAML sign-in to the console and for AssumeRoleWithSAML. */
-const AWS_SAML_AUDIENCE = 'https://signin.aws.amazon.com/saml';
+const AWS_SAML_AUDIENCE = SIGNIN_ENDPOINTS.aws;
 // AWS's own limit for a role session; Ferry's policy decides the actual, usually far shorter, duration.
 const MAX_SESSION_DURATION_SECONDS = 43_200;
 const DEMO_TAG = { Key: 'ferry:demo', Value: 'true' };

@@ -1,14 +1,12 @@
+import { type Partition, SIGNIN_ENDPOINTS } from '../access/aws-accounts.js';
+
 /** The AWS partitions Ferry federates into. */
-export type AwsPartition = 'aws' | 'aws-us-gov' | 'aws-cn';
+export type AwsPartition = Partition;
 
 export const AWS_PARTITIONS: readonly AwsPartition[] = ['aws', 'aws-us-gov', 'aws-cn'];
 
 /** Each partition's SAML sign-in endpoint: where the console assertion is POSTed, and its `SAML:aud`. */
-export const SAML_SIGN_IN_URLS: Readonly<Record<AwsPartition, string>> = {
-  aws: 'https://signin.aws.amazon.com/saml',
-  'aws-us-gov': 'https://signin.amazonaws-us-gov.com/saml',
-  'aws-cn': 'https://signin.amazonaws.cn/saml',
-};
+export const SAML_SIGN_IN_URLS: Readonly<Record<AwsPartition, string>> = SIGNIN_ENDPOINTS;
 
 /** What a role must allow its SAML provider: sign-in, plus the SourceIdentity and session tags Ferry sends. */
 export const SAML_TRUST_ACTIONS = [

@@ -8,6 +8,7 @@ import { isUniqueViolation } from '../store/errors.js';
 import { enqueueEvent } from '../store/outbox.js';
 import type { Database, GroupRow } from '../store/schema.js';
 import type { IdentityDeps } from './deps.js';
+import { looksLikeId } from './refs.js';
 import { findUserRow } from './users.js';
 
 export interface Group {
@@ -37,9 +38,6 @@ export function groupFromRow(row: GroupRow): Group {
     version: Number(row.version),
   };
 }
-
-const looksLikeId = (ref: string): boolean =>
-  /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(ref);
 
 export async function findGroupRow(db: Kysely<Database>, ref: string): Promise<GroupRow | undefined> {
   const q = db.selectFrom('groups').selectAll();

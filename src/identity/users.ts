@@ -9,6 +9,7 @@ import { enqueueEvent } from '../store/outbox.js';
 import type { Database, UserRow, UserUpdate } from '../store/schema.js';
 import type { IdentityDeps } from './deps.js';
 import { checkPasswordPolicy } from './passwords.js';
+import { looksLikeId } from './refs.js';
 import { revokeUserSessions } from './sessions.js';
 
 export interface Email {
@@ -76,9 +77,6 @@ export function checkUserName(userName: string): string {
 }
 
 export const userNameKey = (userName: string): string => userName.trim().toLowerCase();
-
-const looksLikeId = (ref: string): boolean =>
-  /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(ref);
 
 /** Finds a user row by id or by userName (case-insensitive). */
 export async function findUserRow(db: Kysely<Database>, ref: string): Promise<UserRow | undefined> {

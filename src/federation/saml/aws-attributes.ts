@@ -8,16 +8,14 @@ import type { SamlAttribute } from './response.js';
  * broken assertion is never sent.
  */
 
+import { type Partition, SIGNIN_ENDPOINTS } from '../../access/aws-accounts.js';
+
 export const AWS_SAML_AUDIENCE = 'urn:amazon:webservices';
 
-export type AwsPartition = 'aws' | 'aws-us-gov' | 'aws-cn';
+export type AwsPartition = Partition;
 
 /** Where the console sign-in POST goes (the assertion's Destination and Recipient), per partition. */
-export const AWS_SIGNIN_ENDPOINTS: Readonly<Record<AwsPartition, string>> = {
-  aws: 'https://signin.aws.amazon.com/saml',
-  'aws-us-gov': 'https://signin.amazonaws-us-gov.com/saml',
-  'aws-cn': 'https://signin.amazonaws.cn/saml',
-};
+export const AWS_SIGNIN_ENDPOINTS: Readonly<Record<AwsPartition, string>> = SIGNIN_ENDPOINTS;
 
 export function awsSignInEndpoint(partition: AwsPartition): string {
   const url = AWS_SIGNIN_ENDPOINTS[partition];

@@ -10,7 +10,6 @@ import type { Actor } from '../../audit/actor.js';
 import { recordIssued } from '../../audit/issued.js';
 import { appendAudit } from '../../audit/ledger.js';
 import type { Clock } from '../../clock.js';
-import { NotFound } from '../../errors.js';
 import { errorPage, html, PAGE_CSP, page } from '../../identity/pages/html.js';
 import { type DirectoryPrincipal, principalOf } from '../../identity/principal-of.js';
 import type { Session, SessionStore } from '../../identity/sessions.js';
@@ -249,14 +248,7 @@ export const samlRoutes: FastifyPluginAsync<SamlRoutesOptions> = async (app, opt
         };
         if (!account || !role)
           return refuse(req, reply, who, formatTarget(target), ['no such AWS account or role is registered']);
-        const decision = await access.decide(who, target, signals(req)).catch((err: unknown) => {
-          if (err instanceof NotFound)
-            return {
-              effect: 'deny' as const,
-              reasons: [{ source: 'target' as const, message: err.message }],
-            };
-          throw err;
-        });
+        const decision = await access.decide(who, target, signals(req));
         if (decision.effect !== 'allow')
           return refuse(
             req,
