@@ -64,6 +64,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
   });
 
   app.decorateRequest('actor', null as never);
+  app.decorateRequest('caller', null);
   app.addHook('onRequest', async (req, reply) => {
     req.actor = { type: 'anonymous' };
     reply.header('x-request-id', req.id);

@@ -4,6 +4,7 @@ import { AccessDecider } from '../access/decide.js';
 import type { Clock } from '../clock.js';
 import { ServiceProviders } from '../federation/saml/service-providers.js';
 import { ApiTokens } from '../identity/api-tokens.js';
+import { anyCaller, browserSessionCaller, type CallerAuthenticator } from '../identity/caller.js';
 import type { IdentityDeps } from '../identity/deps.js';
 import { GroupDirectory } from '../identity/groups.js';
 import { TotpFactors } from '../identity/mfa.js';
@@ -38,6 +39,8 @@ export interface Services {
   access: AccessDecider;
   signingKeys: SigningKeys;
   serviceProviders: ServiceProviders;
+  /** recognises a person or workload on user-facing routes (use with requireCaller) */
+  authenticateCaller: CallerAuthenticator;
 }
 
 export function createServices(
@@ -86,5 +89,6 @@ export function createServices(
     access: new AccessDecider(accounts, assignments),
     signingKeys: new SigningKeys(store, clock, masterKey, signingKeyOptions),
     serviceProviders: new ServiceProviders(store, clock),
+    authenticateCaller: anyCaller(browserSessionCaller(store.db, sessions, config.sessions.cookieName)),
   };
 }
