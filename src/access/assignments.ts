@@ -8,16 +8,19 @@ import type { Store } from '../store/open.js';
 import type { AssignmentsTable } from '../store/schema.js';
 import type { AwsAccounts } from './aws-accounts.js';
 
-/** A directory principal as assignments name it; the caller resolves names to ids. */
+/** Who an assignment is for: a directory group or user, or a workload identity (an OAuth client). */
+export type AssigneeType = 'group' | 'user' | 'workload';
+
+/** A principal as assignments name it; the caller resolves names to ids. */
 export interface PrincipalRef {
-  type: 'group' | 'user';
+  type: AssigneeType;
   id: string;
   name: string;
 }
 
 export interface Assignment {
   id: string;
-  principalType: 'group' | 'user';
+  principalType: AssigneeType;
   principalId: string;
   accountId: string;
   roleName: string;
@@ -47,7 +50,7 @@ export class Assignments {
   ) {}
 
   async list(
-    filter: { principal?: { type: 'group' | 'user'; id: string }; accountId?: string } = {},
+    filter: { principal?: { type: AssigneeType; id: string }; accountId?: string } = {},
   ): Promise<Assignment[]> {
     let q = this.store.db.selectFrom('assignments').selectAll();
     if (filter.principal) {
@@ -60,14 +63,18 @@ export class Assignments {
     return rows.map(fromRow);
   }
 
-  /** Assignments that apply to a user: their own and their groups'. */
-  async forPrincipal(userId: string, groupIds: string[]): Promise<Assignment[]> {
+  /** Assignments that apply to a user (or workload): their own and their groups'. */
+  async forPrincipal(
+    userId: string,
+    groupIds: string[],
+    ownType: 'user' | 'workload' = 'user',
+  ): Promise<Assignment[]> {
     const rows = await this.store.db
       .selectFrom('assignments')
       .selectAll()
       .where((eb) =>
         eb.or([
-          eb.and([eb('principal_type', '=', 'user'), eb('principal_id', '=', userId)]),
+          eb.and([eb('principal_type', '=', ownType), eb('principal_id', '=', userId)]),
           ...(groupIds.length > 0
             ? [eb.and([eb('principal_type', '=', 'group'), eb('principal_id', 'in', groupIds)])]
             : []),
@@ -139,7 +146,7 @@ export class Assignments {
   }
 
   /** Drops every assignment of a deleted user or group (an outbox handler; idempotent). */
-  async removeForPrincipal(type: 'group' | 'user', id: string): Promise<number> {
+  async removeForPrincipal(type: AssigneeType, id: string): Promise<number> {
     const res = await this.store.db
       .deleteFrom('assignments')
       .where('principal_type', '=', type)

@@ -23,6 +23,8 @@ export interface AwsAccount {
   samlProviderName: string;
   samlProviderArn: string;
   signinEndpoint: string;
+  /** where Ferry (and `ferry aws config` profiles) reach this account's AWS APIs; null = AWS itself */
+  endpointUrl: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -47,6 +49,7 @@ const accountFromRow = (r: AwsAccountsTable): AwsAccount => ({
   samlProviderName: r.saml_provider_name,
   samlProviderArn: `arn:${r.partition}:iam::${r.id}:saml-provider/${r.saml_provider_name}`,
   signinEndpoint: SIGNIN_ENDPOINTS[r.partition],
+  endpointUrl: r.endpoint_url ?? null,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
 });
@@ -65,6 +68,8 @@ export interface AccountInput {
   alias: string;
   partition?: Partition;
   samlProviderName?: string;
+  /** an AWS endpoint override (the local AWS); null clears it, undefined keeps it */
+  endpointUrl?: string | null;
 }
 
 export interface RoleInput {
@@ -84,6 +89,15 @@ function checkAccount(input: AccountInput): void {
   }
   if (input.samlProviderName !== undefined && !/^[\w.-]{1,128}$/.test(input.samlProviderName)) {
     throw new InvalidInput('samlProviderName must be 1-128 letters, digits, . _ -', 'samlProviderName');
+  }
+  if (input.endpointUrl) {
+    const url = URL.parse(input.endpointUrl);
+    if (!url || !/^https?:$/.test(url.protocol) || url.search || url.hash || url.username) {
+      throw new InvalidInput(
+        'endpointUrl must be an http(s) URL without query, fragment or credentials',
+        'endpointUrl',
+      );
+    }
   }
 }
 
@@ -144,12 +158,17 @@ export class AwsAccounts {
           alias_key: input.alias.toLowerCase(),
           partition: input.partition ?? existing?.partition ?? 'aws',
           saml_provider_name: input.samlProviderName ?? existing?.saml_provider_name ?? 'Ferry',
+          endpoint_url:
+            input.endpointUrl === undefined
+              ? (existing?.endpoint_url ?? null)
+              : input.endpointUrl?.replace(/\/+$/, '') || null,
         };
         if (
           existing &&
           existing.alias === values.alias &&
           existing.partition === values.partition &&
-          existing.saml_provider_name === values.saml_provider_name
+          existing.saml_provider_name === values.saml_provider_name &&
+          (existing.endpoint_url ?? null) === values.endpoint_url
         ) {
           return { account: accountFromRow(existing), changed: false };
         }
@@ -176,6 +195,7 @@ export class AwsAccounts {
             alias: values.alias,
             partition: values.partition,
             samlProviderName: values.saml_provider_name,
+            endpointUrl: values.endpoint_url,
           },
         });
         const row = await trx

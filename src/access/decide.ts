@@ -84,6 +84,7 @@ export class AccessDecider {
     return this.assignments.forPrincipal(
       principal.id,
       principal.groups.map((g) => g.id),
+      principal.kind,
     );
   }
 
@@ -110,7 +111,7 @@ export class AccessDecider {
       message:
         a.principalType === 'group'
           ? `member of ${groupName.get(a.principalId) ?? a.principalId}, which is assigned ${name}`
-          : `${principal.userName} is assigned ${name} directly`,
+          : `${principal.kind === 'workload' ? 'workload ' : ''}${principal.userName} is assigned ${name} directly`,
     }));
     const sessionTags: Record<string, string> = {};
     for (const key of TAGGED_ATTRIBUTES) {

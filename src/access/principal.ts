@@ -1,6 +1,7 @@
 /** Who asks for access, as decide() sees it. Built by the caller from the session and the directory. */
 export interface Principal {
-  kind: 'user';
+  /** a person from the directory, or a workload identity (an OAuth client using client credentials) */
+  kind: 'user' | 'workload';
   id: string;
   userName: string;
   active: boolean;

@@ -23,6 +23,7 @@ const Account = Type.Object({
   samlProviderName: Type.String(),
   samlProviderArn: Type.String(),
   signinEndpoint: Type.String(),
+  endpointUrl: Type.Union([Type.String(), Type.Null()]),
   createdAt: Type.String(),
   updatedAt: Type.String(),
 });
@@ -52,6 +53,7 @@ const AccountBody = Type.Object(
       Type.Union([Type.Literal('aws'), Type.Literal('aws-us-gov'), Type.Literal('aws-cn')]),
     ),
     samlProviderName: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    endpointUrl: Type.Optional(Type.Union([Type.String({ maxLength: 2048 }), Type.Null()])),
   },
   { additionalProperties: false },
 );

@@ -116,6 +116,31 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    oidc: z
+      .object({
+        /** bearer tokens for Ferry's API (`ferry creds`, `ferry ssh`): short, refreshed silently */
+        accessTokenLifetime: duration('15m'),
+        idTokenLifetime: duration('1h'),
+        /** how long a CLI sign-in stays valid without the person signing in again */
+        refreshTokenLifetime: duration('12h'),
+        /** workload (client credentials) access tokens */
+        clientCredentialsLifetime: duration('10m'),
+        deviceCodeLifetime: duration('10m'),
+        /** how long a staged signing key is in the JWKS before it signs */
+        keyRotationGrace: duration('24h'),
+      })
+      .strict()
+      .prefault({}),
+    aws: z
+      .object({
+        /** the region Ferry's STS calls go to (STS is global; regional endpoints are faster) */
+        region: z
+          .string()
+          .regex(/^[a-z]{2}(-[a-z]+)+-\d$/)
+          .default('us-east-1'),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

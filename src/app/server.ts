@@ -5,6 +5,7 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { accessApi } from '../access/routes.js';
 import { auditApi } from '../audit/routes.js';
+import { oidcRoutes } from '../federation/oidc/routes.js';
 import { samlAdminApi } from '../federation/saml/admin-routes.js';
 import { samlRoutes } from '../federation/saml/routes.js';
 import { auditContextOf, requireAdminToken } from '../identity/admin-auth.js';
@@ -129,6 +130,14 @@ export async function buildServer(services: Services, options: ServerOptions = {
       }
       const u = await services.users.get(ref);
       return { type, id: u.id, name: u.userName };
+    },
+  });
+  services.oidc.onError = (err, what) => app.log.warn({ err }, `oidc: ${what} failed`);
+  await app.register(oidcRoutes, {
+    issuer: services.oidc,
+    ferrySession: async (req) => {
+      const cookie = req.cookies[config.sessions.cookieName];
+      return cookie ? services.sessions.resolve(cookie) : null;
     },
   });
   await app.register(samlRoutes, {

@@ -1,7 +1,11 @@
 import { Assignments } from '../access/assignments.js';
 import { AwsAccounts } from '../access/aws-accounts.js';
 import { AccessDecider } from '../access/decide.js';
+import { systemActor } from '../audit/actor.js';
 import type { Clock } from '../clock.js';
+import { accessTokenCaller } from '../federation/oidc/access-token-caller.js';
+import { OidcClients } from '../federation/oidc/clients.js';
+import { OidcIssuer } from '../federation/oidc/provider.js';
 import { ServiceProviders } from '../federation/saml/service-providers.js';
 import { ApiTokens } from '../identity/api-tokens.js';
 import { anyCaller, browserSessionCaller, type CallerAuthenticator } from '../identity/caller.js';
@@ -9,6 +13,7 @@ import type { IdentityDeps } from '../identity/deps.js';
 import { GroupDirectory } from '../identity/groups.js';
 import { TotpFactors } from '../identity/mfa.js';
 import { PasswordHasher } from '../identity/passwords.js';
+import { principalOf } from '../identity/principal-of.js';
 import { SessionStore } from '../identity/sessions.js';
 import { SigninService } from '../identity/signin.js';
 import { SigninThrottle } from '../identity/throttle.js';
@@ -39,6 +44,9 @@ export interface Services {
   access: AccessDecider;
   signingKeys: SigningKeys;
   serviceProviders: ServiceProviders;
+  oidcClients: OidcClients;
+  /** the OpenID provider (built lazily; rebuilt when its keys rotate) */
+  oidc: OidcIssuer;
   /** recognises a person or workload on user-facing routes (use with requireCaller) */
   authenticateCaller: CallerAuthenticator;
 }
@@ -70,6 +78,38 @@ export function createServices(
     onOutcome: (o) => metrics.signin(o),
   });
   const accounts = new AwsAccounts(store, clock);
+  const signingKeys = new SigningKeys(store, clock, masterKey, signingKeyOptions);
+  const oidcClients = new OidcClients(store, clock);
+  const oidc = new OidcIssuer({
+    issuer: () => config.publicUrl,
+    store,
+    clock,
+    masterKey,
+    signingKeys,
+    clients: oidcClients,
+    findUser: (id) => principalOf(store.db, id, null),
+    ferrySession: (cookie) => sessions.resolve(cookie),
+    endFerrySession: async (cookie) => {
+      const session = await sessions.resolve(cookie);
+      if (session)
+        await sessions.revoke(
+          { actor: systemActor('oidc-logout') },
+          session.id,
+          'signed out (OpenID logout)',
+        );
+    },
+    sessionCookieName: config.sessions.cookieName,
+    secureCookies: config.publicUrl.startsWith('https:'),
+    trustProxy: config.http.trustProxy !== false,
+    lifetimes: {
+      accessToken: Math.round(config.oidc.accessTokenLifetime / 1000),
+      idToken: Math.round(config.oidc.idTokenLifetime / 1000),
+      refreshToken: Math.round(config.oidc.refreshTokenLifetime / 1000),
+      clientCredentials: Math.round(config.oidc.clientCredentialsLifetime / 1000),
+      deviceCode: Math.round(config.oidc.deviceCodeLifetime / 1000),
+      session: Math.round(config.sessions.absoluteTimeout / 1000),
+    },
+  });
   const assignments = new Assignments(store, clock, accounts);
   return {
     config,
@@ -87,8 +127,13 @@ export function createServices(
     accounts,
     assignments,
     access: new AccessDecider(accounts, assignments),
-    signingKeys: new SigningKeys(store, clock, masterKey, signingKeyOptions),
+    signingKeys,
     serviceProviders: new ServiceProviders(store, clock),
-    authenticateCaller: anyCaller(browserSessionCaller(store.db, sessions, config.sessions.cookieName)),
+    oidcClients,
+    oidc,
+    authenticateCaller: anyCaller(
+      accessTokenCaller(store.db, oidc, oidcClients),
+      browserSessionCaller(store.db, sessions, config.sessions.cookieName),
+    ),
   };
 }

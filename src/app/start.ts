@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { type Clock, systemClock } from '../clock.js';
+import { OIDC_SIGNING_PURPOSES } from '../federation/oidc/provider.js';
 import type { SigningKeysOptions } from '../keys/signing-keys.js';
 import { migrateToLatest } from '../store/migrate.js';
 import { openStore, redactUrl } from '../store/open.js';
@@ -54,8 +55,9 @@ export async function startFerry(options: StartOptions): Promise<RunningFerry> {
   }
   const services = createServices(config, store, clock, masterKey, options.signingKeys);
   try {
-    // Every instance makes sure a SAML signing key exists; concurrent starts end with exactly one.
+    // Every instance makes sure its signing keys exist; concurrent starts end with exactly one each.
     await services.signingKeys.ensureCurrent('saml');
+    for (const purpose of OIDC_SIGNING_PURPOSES) await services.signingKeys.ensureCurrent(purpose);
   } catch (err) {
     await store.close();
     throw err;

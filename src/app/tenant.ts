@@ -36,6 +36,7 @@ export const tenantSchema = z
             alias: z.string().min(1).max(63),
             partition: z.enum(['aws', 'aws-us-gov', 'aws-cn']).optional(),
             samlProviderName: z.string().min(1).max(128).optional(),
+            endpointUrl: z.string().url().nullable().optional(),
             roles: z
               .array(
                 z
@@ -128,13 +129,15 @@ export async function applyTenant(
     const wanted = {
       partition: a.partition ?? existing?.partition ?? 'aws',
       samlProviderName: a.samlProviderName ?? existing?.samlProviderName ?? 'Ferry',
+      endpointUrl: a.endpointUrl === undefined ? (existing?.endpointUrl ?? null) : a.endpointUrl,
     };
     if (!existing) {
       changes.push({ action: 'create', kind: 'aws-account', name: `${a.id} (${a.alias})` });
     } else if (
       existing.alias !== a.alias ||
       existing.partition !== wanted.partition ||
-      existing.samlProviderName !== wanted.samlProviderName
+      existing.samlProviderName !== wanted.samlProviderName ||
+      existing.endpointUrl !== wanted.endpointUrl
     ) {
       changes.push({
         action: 'update',

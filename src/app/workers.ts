@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { DomainEvent, DomainEventType } from '../events.js';
+import { purgeExpiredOidcArtifacts } from '../federation/oidc/adapter.js';
+import { OIDC_SIGNING_PURPOSES } from '../federation/oidc/provider.js';
 import { claimEvents, completeEvent, failEvent } from '../store/outbox.js';
 import type { Services } from './services.js';
 
@@ -60,10 +62,13 @@ export function startWorkers(
       if (now - lastPurge > 3_600_000) {
         lastPurge = now;
         await services.sessions.purgeEnded();
+        await purgeExpiredOidcArtifacts(services.store, clock);
       }
       if (now - lastRotationCheck > 60_000) {
         lastRotationCheck = now;
         await services.signingKeys.rotateDue('saml', services.config.saml.keyRotationGrace);
+        for (const purpose of OIDC_SIGNING_PURPOSES)
+          await services.signingKeys.rotateDue(purpose, services.config.oidc.keyRotationGrace);
       }
     } catch (err) {
       // The database may be away; the next tick tries again.

@@ -71,10 +71,11 @@ export function registerAccessCommands(program: Command): void {
     .requiredOption('--alias <alias>', 'a short name, e.g. Account1')
     .option('--partition <partition>', 'aws, aws-us-gov or aws-cn', 'aws')
     .option('--saml-provider <name>', 'the IAM SAML provider name in that account', 'Ferry')
+    .option('--endpoint-url <url>', "the account's AWS endpoint when it is not AWS itself (a local AWS)")
     .action(async function (
       this: Command,
       id: string,
-      opts: { alias: string; partition: string; samlProvider: string },
+      opts: { alias: string; partition: string; samlProvider: string; endpointUrl?: string },
     ) {
       const a = await clientOf(this).request<{ id: string; alias: string }>(
         'PUT',
@@ -83,6 +84,7 @@ export function registerAccessCommands(program: Command): void {
           alias: opts.alias,
           partition: opts.partition,
           samlProviderName: opts.samlProvider,
+          ...(opts.endpointUrl ? { endpointUrl: opts.endpointUrl } : {}),
         },
       );
       process.stdout.write(`registered ${a.id} (${a.alias})\n`);

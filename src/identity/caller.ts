@@ -10,8 +10,11 @@ import type { SessionStore } from './sessions.js';
  * A person (or workload) calling Ferry's user-facing API: `ferry creds`, `ferry ssh`, the proxy.
  * Distinct from the admin API's bearer tokens: a caller acts only for themself.
  */
+/** A directory user, or a workload identity in the same shape (no groups, e-mails or names). */
+export type CallerPrincipal = Omit<DirectoryPrincipal, 'kind'> & { kind: 'user' | 'workload' };
+
 export interface Caller {
-  principal: DirectoryPrincipal;
+  principal: CallerPrincipal;
   /** how the caller proved who they are */
   via: 'browser-session' | 'access-token';
   /** the Ferry sign-in session behind the call, when there is one (revoked on offboarding) */
@@ -55,7 +58,10 @@ export function requireCaller(authenticate: CallerAuthenticator) {
       );
     }
     req.caller = caller;
-    req.actor = { type: 'user', id: caller.principal.id, name: caller.principal.userName };
+    req.actor =
+      caller.principal.kind === 'workload'
+        ? { type: 'workload', id: caller.principal.id, name: caller.principal.userName }
+        : { type: 'user', id: caller.principal.id, name: caller.principal.userName };
   };
 }
 

@@ -76,6 +76,9 @@ export async function revokeUserSessions(
   for (const r of revoked) {
     await enqueueEvent(trx, clock, { type: 'session.revoked', sessionId: r.id, userId, reason });
   }
+  // And every OpenID grant, refresh and access token issued on the user's sign-ins (the CLI's too):
+  // in the same transaction, so no token outlives the disablement that revoked it.
+  await trx.deleteFrom('oidc_artifacts').where('account_id', '=', userId).execute();
   return revoked.length;
 }
 

@@ -12,7 +12,10 @@ export interface GeneratedSigningKey {
 
 export interface SelfSignedOptions {
   commonName: string;
+  /** RSA key size; ignored for `curve` keys */
   modulusLength: 2048 | 3072 | 4096;
+  /** An ECDSA P-256 key (ES256) instead of RSA. */
+  curve?: 'P-256';
   notBefore: Date;
   /** Exactly one of validityYears (calendar years) and validityDays. */
   validityYears?: number;
@@ -20,18 +23,22 @@ export interface SelfSignedOptions {
 }
 
 const RSA_SHA256 = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } as const;
+const ECDSA_P256 = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
 /**
- * An RSA key pair and a self-signed X.509 v3 certificate for it (SHA-256 with RSA). SAML relying
+ * An RSA (or P-256) key pair and a self-signed X.509 v3 certificate for it (SHA-256). SAML relying
  * parties pin the certificate rather than validate a chain (AWS ignores its expiry but needs a valid
  * certificate), so a self-signed one with a long validity is what IdPs publish.
  */
 export async function generateSelfSignedRsa(options: SelfSignedOptions): Promise<GeneratedSigningKey> {
-  const keys = await globalThis.crypto.subtle.generateKey(
-    { ...RSA_SHA256, modulusLength: options.modulusLength, publicExponent: new Uint8Array([1, 0, 1]) },
-    true,
-    ['sign', 'verify'],
-  );
+  const algorithm = options.curve ? ECDSA_P256 : RSA_SHA256;
+  const keys = options.curve
+    ? await globalThis.crypto.subtle.generateKey(ECDSA_P256, true, ['sign', 'verify'])
+    : await globalThis.crypto.subtle.generateKey(
+        { ...RSA_SHA256, modulusLength: options.modulusLength, publicExponent: new Uint8Array([1, 0, 1]) },
+        true,
+        ['sign', 'verify'],
+      );
   const serial = randomBytes(16);
   serial[0] = (serial[0]! & 0x7f) | 0x40; // positive, and exactly 16 bytes long in DER
   const notBefore = new Date(Math.floor(options.notBefore.getTime() / 1000) * 1000);
@@ -49,7 +56,7 @@ export async function generateSelfSignedRsa(options: SelfSignedOptions): Promise
     name,
     notBefore,
     notAfter,
-    signingAlgorithm: RSA_SHA256,
+    signingAlgorithm: algorithm,
     keys,
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),

@@ -9,14 +9,16 @@ import type { Database, SigningKeysTable } from '../store/schema.js';
 import type { MasterKey } from './master-key.js';
 import type { GeneratedSigningKey } from './self-signed-certificate.js';
 
-export type SigningKeyPurpose = 'saml';
+/** saml: assertions; oidc-es256 / oidc-rs256: ID tokens and JWT access tokens (RS256 for clients that ask). */
+export type SigningKeyPurpose = 'saml' | 'oidc-es256' | 'oidc-rs256';
+export type SigningAlgorithm = 'rsa-sha256' | 'ecdsa-p256-sha256';
 export type SigningKeyState = 'next' | 'current' | 'retired';
 
 /** A signing key with its certificate; `privateKey` never leaves the process (never log it). */
 export interface SigningKey {
   id: string;
   purpose: SigningKeyPurpose;
-  algorithm: 'rsa-sha256';
+  algorithm: SigningAlgorithm;
   certificatePem: string;
   /** The certificate's DER as base64 on one line: the content of ds:X509Certificate. */
   certificateBase64: string;
@@ -43,7 +45,13 @@ export interface SigningKeysOptions {
 
 export const SIGNING_KEY_MODULUS_LENGTH = 3072;
 export const SIGNING_CERT_VALIDITY_YEARS = 10;
-const COMMON_NAMES: Record<SigningKeyPurpose, string> = { saml: 'Ferry SAML signing' };
+const COMMON_NAMES: Record<SigningKeyPurpose, string> = {
+  saml: 'Ferry SAML signing',
+  'oidc-es256': 'Ferry OpenID Connect signing (ES256)',
+  'oidc-rs256': 'Ferry OpenID Connect signing (RS256)',
+};
+const algorithmOf = (purpose: SigningKeyPurpose): SigningAlgorithm =>
+  purpose === 'oidc-es256' ? 'ecdsa-p256-sha256' : 'rsa-sha256';
 
 type Row = SigningKeysTable;
 type Db = Kysely<Database>;
@@ -82,6 +90,7 @@ export class SigningKeys {
         (await import('./self-signed-certificate.js')).generateSelfSignedRsa({
           commonName: COMMON_NAMES[purpose],
           modulusLength: SIGNING_KEY_MODULUS_LENGTH,
+          curve: purpose === 'oidc-es256' ? 'P-256' : undefined,
           notBefore: now,
           validityYears: SIGNING_CERT_VALIDITY_YEARS,
         }));
@@ -243,7 +252,7 @@ export class SigningKeys {
     const row: Row = {
       id,
       purpose,
-      algorithm: 'rsa-sha256',
+      algorithm: algorithmOf(purpose),
       private_key_sealed: this.#masterKey.seal(material.privateKeyPem, sealContext(id)),
       certificate_pem: material.certificatePem,
       state,
@@ -293,7 +302,7 @@ export class SigningKeys {
     return {
       id: row.id,
       purpose: row.purpose as SigningKeyPurpose,
-      algorithm: 'rsa-sha256',
+      algorithm: algorithmOf(row.purpose as SigningKeyPurpose),
       certificatePem: row.certificate_pem,
       certificateBase64: material.certificateBase64,
       privateKey: material.privateKey,

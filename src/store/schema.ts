@@ -22,6 +22,8 @@ export interface Database {
   signing_keys: SigningKeysTable;
   service_providers: ServiceProvidersTable;
   issued_credentials: IssuedCredentialsTable;
+  oidc_artifacts: OidcArtifactsTable;
+  oidc_clients: OidcClientsTable;
 }
 
 export interface UsersTable {
@@ -149,6 +151,8 @@ export interface AwsAccountsTable {
   alias_key: string;
   partition: 'aws' | 'aws-us-gov' | 'aws-cn';
   saml_provider_name: string;
+  /** the AWS endpoint (STS, IAM) this account is reached at: the local AWS in the demo, null for AWS itself */
+  endpoint_url: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -166,7 +170,7 @@ export interface AwsRolesTable {
 
 export interface AssignmentsTable {
   id: string;
-  principal_type: 'group' | 'user';
+  principal_type: 'group' | 'user' | 'workload';
   principal_id: string;
   account_id: string;
   role_name: string;
@@ -223,3 +227,25 @@ export type ApiTokenRow = Selectable<ApiTokensTable>;
 export type AuditEventRow = Selectable<AuditEventsTable>;
 export type OutboxRow = Selectable<OutboxTable>;
 export type { Generated };
+
+export interface OidcArtifactsTable {
+  model: string;
+  id: string;
+  payload: string;
+  grant_id: string | null;
+  user_code: string | null;
+  uid: string | null;
+  account_id: string | null;
+  expires_at: string | null;
+  consumed_at: string | null;
+}
+
+export interface OidcClientsTable {
+  id: string;
+  name: string;
+  kind: 'relying-party' | 'workload';
+  metadata: string;
+  active: number;
+  created_at: string;
+  updated_at: string;
+}

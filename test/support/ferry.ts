@@ -4,6 +4,7 @@ import { type RunningFerry, startFerry } from '../../src/app/start.js';
 import type { EventHandlers } from '../../src/app/workers.js';
 import type { Clock } from '../../src/clock.js';
 import { type GeneratedSigningKey, generateSelfSignedRsa } from '../../src/keys/self-signed-certificate.js';
+import type { SigningKeyPurpose } from '../../src/keys/signing-keys.js';
 import type { Engine } from '../../src/store/open.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 
@@ -31,15 +32,22 @@ export function testConfig(url: string, overrides: Record<string, unknown> = {})
   });
 }
 
-/** RSA-3072 generation costs about a second: tests share one key pair per process (each database still seals its own copy). */
-let sharedKeyMaterial: Promise<GeneratedSigningKey> | undefined;
-const reuseSigningKey = () =>
-  (sharedKeyMaterial ??= generateSelfSignedRsa({
-    commonName: 'Ferry SAML signing',
-    modulusLength: 2048,
-    notBefore: new Date('2026-01-01T00:00:00Z'),
-    validityYears: 10,
-  }));
+/** RSA-3072 generation costs about a second: tests share one key pair per purpose and process (each database still seals its own copy). */
+const sharedKeyMaterial = new Map<string, Promise<GeneratedSigningKey>>();
+const reuseSigningKey = (purpose: SigningKeyPurpose) => {
+  let material = sharedKeyMaterial.get(purpose);
+  if (!material) {
+    material = generateSelfSignedRsa({
+      commonName: `Ferry ${purpose} signing`,
+      modulusLength: 2048,
+      curve: purpose === 'oidc-es256' ? 'P-256' : undefined,
+      notBefore: new Date('2026-01-01T00:00:00Z'),
+      validityYears: 10,
+    });
+    sharedKeyMaterial.set(purpose, material);
+  }
+  return material;
+};
 
 /**
  * Starts a real Ferry (Fastify on a free loopback port, real database of the given engine) in this

@@ -1,0 +1,382 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { Account, Adapter, AdapterPayload, Configuration, KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { interactionPolicy } from 'oidc-provider';
+import { type AuditInput, appendAudit } from '../../audit/ledger.js';
+import type { Clock } from '../../clock.js';
+import type { DirectoryPrincipal } from '../../identity/principal-of.js';
+import { sha256Hex } from '../../identity/secrets.js';
+import type { Session } from '../../identity/sessions.js';
+import type { MasterKey } from '../../keys/master-key.js';
+import type { SigningKey, SigningKeyPurpose, SigningKeys } from '../../keys/signing-keys.js';
+import type { Store } from '../../store/open.js';
+import { StoreAdapter } from './adapter.js';
+import { CLI_CLIENT, type OidcClients } from './clients.js';
+import { deviceSources, logoutSources, renderOidcError } from './pages.js';
+
+/** REFEDS authentication context profiles: what an `acr` of Ferry's sign-in says. */
+export const ACR = {
+  mfa: 'https://refeds.org/profile/mfa',
+  singleFactor: 'https://refeds.org/profile/sfa',
+} as const;
+
+/** RFC 8176 methods that count as a second factor. */
+const SECOND_FACTORS = new Set(['otp', 'hwk', 'swk', 'fido', 'mfa', 'sms']);
+
+export function acrOf(amr: string[]): string {
+  return amr.some((m) => SECOND_FACTORS.has(m)) ? ACR.mfa : ACR.singleFactor;
+}
+
+export const OIDC_SIGNING_PURPOSES: SigningKeyPurpose[] = ['oidc-es256', 'oidc-rs256'];
+
+export interface OidcProviderOptions {
+  /** Ferry's public URL, read when the provider is built (it may be known only after listening) */
+  issuer: () => string;
+  store: Store;
+  clock: Clock;
+  masterKey: MasterKey;
+  signingKeys: SigningKeys;
+  clients: OidcClients;
+  /** the directory's view of a user, or null when unknown */
+  findUser: (userId: string) => Promise<DirectoryPrincipal | null>;
+  /** the Ferry sign-in session a browser presents (its cookie), or null */
+  ferrySession: (cookieValue: string) => Promise<Session | null>;
+  /** ends the Ferry sign-in behind a browser's cookie (RP-initiated logout signs out of Ferry too) */
+  endFerrySession: (cookieValue: string) => Promise<void>;
+  sessionCookieName: string;
+  secureCookies: boolean;
+  trustProxy: boolean;
+  lifetimes: {
+    accessToken: number;
+    idToken: number;
+    refreshToken: number;
+    clientCredentials: number;
+    deviceCode: number;
+    session: number;
+  };
+}
+
+/** How long a built provider trusts its key set before it looks for a rotation. */
+const KEY_CHECK_MS = 30_000;
+
+/**
+ * Ferry's OpenID provider: panva's oidc-provider, configured to use Ferry's store, keys, clients and
+ * sign-in. Keys come from `keys/` and rotate like the SAML key; when the published set changes the
+ * provider is rebuilt (it holds nothing else: every artifact is in the database).
+ */
+export class OidcIssuer {
+  readonly #options: OidcProviderOptions;
+  #built: { provider: Provider; keyIds: string; checkedAt: number } | null = null;
+  #building: Promise<Provider> | null = null;
+
+  constructor(options: OidcProviderOptions) {
+    this.#options = options;
+  }
+
+  /** failures of background bookkeeping (audit writes) go here; the server sets its logger */
+  onError: (err: unknown, what: string) => void = () => {};
+
+  get issuer(): string {
+    return this.#options.issuer().replace(/\/+$/, '');
+  }
+
+  /** The provider for the current keys (rebuilt when a rotation published or retired a key). */
+  async provider(): Promise<Provider> {
+    const now = this.#options.clock.now().getTime();
+    const built = this.#built;
+    if (built && now - built.checkedAt < KEY_CHECK_MS) return built.provider;
+    this.#building ??= (async () => {
+      try {
+        const keys = await this.#publishedKeys();
+        const keyIds = keys.map((k) => k.id).join(',');
+        if (this.#built && this.#built.keyIds === keyIds) {
+          this.#built.checkedAt = now;
+          return this.#built.provider;
+        }
+        const provider = this.#build(keys);
+        this.#built = { provider, keyIds, checkedAt: now };
+        return provider;
+      } finally {
+        this.#building = null;
+      }
+    })();
+    return this.#building;
+  }
+
+  async #publishedKeys(): Promise<SigningKey[]> {
+    const sets = await Promise.all(OIDC_SIGNING_PURPOSES.map((p) => this.#options.signingKeys.published(p)));
+    return sets.flat();
+  }
+
+  #build(keys: SigningKey[]): Provider {
+    const o = this.#options;
+    const jwks = {
+      // Current keys come first within each algorithm: oidc-provider signs with the first match.
+      keys: keys.map((k) => ({
+        ...(k.privateKey.export({ format: 'jwk' }) as Record<string, unknown>),
+        kid: k.id,
+        alg: k.algorithm === 'ecdsa-p256-sha256' ? 'ES256' : 'RS256',
+        use: 'sig',
+      })),
+    };
+    const policy = interactionPolicy.base();
+    // One sign-in system: an OpenID session is only as good as the Ferry session behind it, so
+    // signing out of Ferry (or being disabled) also ends single sign-on to relying parties.
+    policy.get('login')!.checks.add(
+      new interactionPolicy.Check(
+        'ferry_session',
+        'the Ferry sign-in has ended',
+        'login_required',
+        async (ctx) => {
+          const accountId = ctx.oidc.session?.accountId;
+          if (!accountId) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+          const cookie = ctx.cookies.get(o.sessionCookieName);
+          const session = cookie ? await o.ferrySession(cookie) : null;
+          return session?.userId === accountId
+            ? interactionPolicy.Check.NO_NEED_TO_PROMPT
+            : interactionPolicy.Check.REQUEST_PROMPT;
+        },
+      ),
+      0,
+    );
+
+    const configuration: Configuration = {
+      adapter: (name: string) =>
+        name === 'Client' ? new ClientAdapter(o.clients) : new StoreAdapter(name, o.store, o.clock),
+      clients: [CLI_CLIENT],
+      jwks: jwks as Configuration['jwks'],
+      cookies: {
+        keys: [o.masterKey.derive('oidc/cookies').toString('base64url')],
+        long: { signed: true, httpOnly: true, sameSite: 'lax', secure: o.secureCookies },
+        short: { signed: true, httpOnly: true, sameSite: 'lax', secure: o.secureCookies },
+        names: { session: 'ferry_oidc', interaction: 'ferry_oidc_i', resume: 'ferry_oidc_r' },
+      },
+      routes: {
+        authorization: '/oidc/auth',
+        token: '/oidc/token',
+        jwks: '/oidc/jwks',
+        userinfo: '/oidc/me',
+        device_authorization: '/oidc/device/auth',
+        code_verification: '/oidc/device',
+        end_session: '/oidc/session/end',
+        revocation: '/oidc/token/revocation',
+        introspection: '/oidc/token/introspection',
+        pushed_authorization_request: '/oidc/request',
+        backchannel_authentication: '/oidc/backchannel',
+        registration: '/oidc/reg',
+        challenge: '/oidc/challenge',
+      },
+      interactions: {
+        policy,
+        url: (_ctx, interaction) => `/oidc/interaction/${interaction.uid}`,
+      },
+      claims: {
+        // How the person signed in travels with every ID token (relying parties can require MFA).
+        openid: ['sub', 'acr', 'amr', 'auth_time'],
+        profile: ['preferred_username', 'name', 'given_name', 'family_name'],
+        email: ['email', 'email_verified'],
+        groups: ['groups'],
+      },
+      scopes: ['openid', 'offline_access', 'profile', 'email', 'groups'],
+      acrValues: [ACR.singleFactor, ACR.mfa],
+      // Ferry's tokens carry the claims the CLI and relying parties show; no second userinfo call.
+      conformIdTokenClaims: false,
+      findAccount: async (_ctx, sub) => {
+        const user = await o.findUser(sub).catch(() => null);
+        if (!user || !user.active) return undefined;
+        return accountOf(user);
+      },
+      features: {
+        devInteractions: { enabled: false },
+        deviceFlow: {
+          enabled: true,
+          charset: 'base-20',
+          mask: '****-****',
+          ...deviceSources,
+        },
+        clientCredentials: { enabled: true },
+        introspection: {
+          enabled: true,
+          // Only a client may ask about its own tokens.
+          allowedPolicy: async (ctx, client, token) =>
+            !('clientId' in token) || token.clientId === undefined || token.clientId === client.clientId,
+        },
+        revocation: { enabled: true },
+        rpInitiatedLogout: { enabled: true, ...logoutSources },
+        registration: { enabled: false },
+        userinfo: { enabled: true },
+      },
+      pkce: { required: () => true },
+      responseTypes: ['code'],
+      clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+      enabledJWA: {
+        idTokenSigningAlgValues: ['ES256', 'RS256'],
+        userinfoSigningAlgValues: ['ES256', 'RS256'],
+        introspectionSigningAlgValues: ['ES256', 'RS256'],
+        authorizationSigningAlgValues: ['ES256', 'RS256'],
+        clientAuthSigningAlgValues: ['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA'],
+        requestObjectSigningAlgValues: ['ES256', 'RS256', 'PS256', 'EdDSA'],
+      },
+      ttl: {
+        AccessToken: o.lifetimes.accessToken,
+        AuthorizationCode: 60,
+        ClientCredentials: o.lifetimes.clientCredentials,
+        DeviceCode: o.lifetimes.deviceCode,
+        IdToken: o.lifetimes.idToken,
+        RefreshToken: o.lifetimes.refreshToken,
+        Interaction: 600,
+        Session: o.lifetimes.session,
+        Grant: o.lifetimes.refreshToken,
+      },
+      // Every refresh returns a new refresh token; presenting a used one revokes the whole grant.
+      rotateRefreshToken: true,
+      // The CLI needs a refresh token without asking for offline_access: its sign-in lasts a working day.
+      issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+      expiresWithSession: async () => false,
+      // Access tokens remember how the person signed in: `ferry creds` passes amr on to decide().
+      extraTokenClaims: async (ctx) => {
+        const source =
+          ctx.oidc.entities.RefreshToken ??
+          ctx.oidc.entities.DeviceCode ??
+          ctx.oidc.entities.AuthorizationCode;
+        if (!source?.accountId) return undefined;
+        return { amr: source.amr ?? [], auth_time: source.authTime };
+      },
+      renderError: renderOidcError,
+      // Registered clients are Ferry's own or an admin's: their consent is the assignment itself.
+      loadExistingGrant: async (ctx) => {
+        const grantId =
+          ctx.oidc.result?.consent?.grantId ?? ctx.oidc.session!.grantIdFor(ctx.oidc.client!.clientId);
+        if (grantId) {
+          const existing = await ctx.oidc.provider.Grant.find(grantId);
+          if (existing) return existing;
+        }
+        const grant = new ctx.oidc.provider.Grant({
+          accountId: ctx.oidc.session!.accountId,
+          clientId: ctx.oidc.client!.clientId,
+        });
+        const scope = ctx.oidc.params?.scope;
+        if (typeof scope === 'string') grant.addOIDCScope(scope);
+        await grant.save();
+        return grant;
+      },
+    };
+    const provider = new Provider(this.issuer, configuration);
+    provider.proxy = o.trustProxy;
+    this.#observe(provider);
+    // Client secrets are stored as their SHA-256: compare the hash of what was presented.
+    provider.Client.prototype.compareClientSecret = function compareClientSecret(
+      this: { clientSecret?: string },
+      actual: string,
+    ) {
+      const stored = Buffer.from(this.clientSecret ?? '', 'utf8');
+      const presented = Buffer.from(sha256Hex(actual), 'utf8');
+      return stored.length === presented.length && timingSafeEqual(stored, presented);
+    };
+    return provider;
+  }
+
+  /** Audits what the token endpoint did, and signs the browser out of Ferry on RP-initiated logout. */
+  #observe(provider: Provider): void {
+    const o = this.#options;
+    const audit = (input: Omit<AuditInput, 'actor'> & { actor?: AuditInput['actor'] }) =>
+      o.store.db
+        .transaction()
+        .execute((trx) =>
+          appendAudit(trx, o.store.engine, o.clock, { actor: { type: 'anonymous' }, ...input }),
+        )
+        .catch((err: unknown) => this.onError(err, `audit ${input.type}`));
+    provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
+      const client = ctx.oidc.client?.clientId ?? null;
+      const token = ctx.oidc.entities.AccessToken ?? ctx.oidc.entities.ClientCredentials;
+      const accountId = ctx.oidc.entities.AccessToken?.accountId ?? null;
+      void audit({
+        type: 'oidc.token.issued',
+        outcome: 'success',
+        actor: accountId
+          ? { type: 'user', id: accountId, name: accountId }
+          : { type: 'system', name: `oidc-client:${client}` },
+        subject: accountId ?? `workload:${client}`,
+        ip: ctx.ip,
+        data: {
+          clientId: client,
+          grantType: ctx.oidc.params?.grant_type ?? null,
+          grantId: token && 'grantId' in token ? (token.grantId ?? null) : null,
+          // the token's id (jti) lets an admin find it, never the token value itself
+          tokenId: token?.jti ?? null,
+          scope: token?.scope ?? null,
+        },
+      });
+    });
+    provider.on(
+      'grant.error',
+      (ctx: KoaContextWithOIDC, error: Error & { error?: string; error_detail?: string }) => {
+        void audit({
+          type: 'oidc.token.refused',
+          outcome: 'failure',
+          subject: ctx.oidc.client?.clientId ?? 'unknown client',
+          ip: ctx.ip,
+          data: {
+            clientId: ctx.oidc.client?.clientId ?? null,
+            grantType: ctx.oidc.params?.grant_type ?? null,
+            error: error.error ?? error.name,
+            detail: error.error_detail ?? null,
+          },
+        });
+      },
+    );
+    provider.on('grant.revoked', (ctx: KoaContextWithOIDC, grantId: string) => {
+      void audit({
+        type: 'oidc.grant.revoked',
+        outcome: 'success',
+        subject: grantId,
+        ip: ctx.ip,
+        data: { clientId: ctx.oidc.client?.clientId ?? null, route: ctx.oidc.route },
+      });
+    });
+    provider.on('end_session.success', (ctx: KoaContextWithOIDC) => {
+      const cookie = ctx.cookies.get(o.sessionCookieName);
+      if (!cookie) return;
+      ctx.cookies.set(o.sessionCookieName, null, { path: '/' });
+      void o.endFerrySession(cookie).catch((err: unknown) => this.onError(err, 'end the Ferry session'));
+    });
+  }
+}
+
+/** The OpenID view of a directory user: stable sub (the user id), UPN, e-mail, groups. */
+export function accountOf(user: DirectoryPrincipal): Account {
+  const email = user.emails.find((e) => e.primary)?.value ?? user.emails[0]?.value;
+  return {
+    accountId: user.id,
+    claims: async () => ({
+      sub: user.id,
+      preferred_username: user.userName,
+      name: user.displayName ?? undefined,
+      given_name: user.givenName ?? undefined,
+      family_name: user.familyName ?? undefined,
+      ...(email ? { email, email_verified: true } : {}),
+      groups: user.groups.map((g) => g.name),
+    }),
+  };
+}
+
+/** Clients come from the registry (admin API), not from the artifact table; it is read-only here. */
+class ClientAdapter implements Adapter {
+  constructor(private readonly clients: OidcClients) {}
+  find(id: string): Promise<AdapterPayload | undefined> {
+    return this.clients.metadata(id);
+  }
+  async upsert(): Promise<void> {
+    throw new Error('clients are registered through the admin API');
+  }
+  async findByUserCode(): Promise<undefined> {
+    return undefined;
+  }
+  async findByUid(): Promise<undefined> {
+    return undefined;
+  }
+  async consume(): Promise<void> {}
+  async destroy(): Promise<void> {}
+  async revokeByGrantId(): Promise<void> {}
+}
+
+export type { KoaContextWithOIDC };
