@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerAccessCommands } from '../cli/access-commands.js';
+import { registerAwsCommands } from '../cli/aws-commands.js';
 import { ApiError, ServerUnreachable } from '../cli/client.js';
 import { registerClientCommands } from '../cli/commands.js';
+import { registerLoginCommands } from '../cli/login-commands.js';
 import { registerSamlCommands } from '../cli/saml-commands.js';
 import { OperatorError, registerOperatorCommands } from './commands.js';
 
@@ -20,6 +22,8 @@ export async function main(argv: string[]): Promise<number> {
   registerClientCommands(program);
   registerAccessCommands(program);
   registerSamlCommands(program);
+  registerLoginCommands(program);
+  registerAwsCommands(program);
   registerOperatorCommands(program);
   try {
     await program.parseAsync(argv);
@@ -39,7 +43,7 @@ function report(err: unknown): number {
   if (err instanceof ApiError) {
     const title = err.problem?.title ?? `HTTP ${err.status}`;
     process.stderr.write(`ferry: ${title}${err.problem?.detail ? `: ${err.problem.detail}` : ''}\n`);
-    if (err.status === 401)
+    if (err.status === 401 && !err.problem?.detail?.includes('ferry login'))
       process.stderr.write('hint: set FERRY_TOKEN (ferry admin token create --name NAME)\n');
     return 1;
   }

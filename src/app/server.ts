@@ -5,10 +5,13 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { accessApi } from '../access/routes.js';
 import { auditApi } from '../audit/routes.js';
+import { awsCallerRoutes } from '../aws/routes.js';
+import { deviceSigninApi } from '../federation/oidc/device-signin.js';
 import { oidcRoutes } from '../federation/oidc/routes.js';
 import { samlAdminApi } from '../federation/saml/admin-routes.js';
 import { samlRoutes } from '../federation/saml/routes.js';
 import { auditContextOf, requireAdminToken } from '../identity/admin-auth.js';
+import { requireCaller } from '../identity/caller.js';
 import { signinPages } from '../identity/pages/routes.js';
 import { directoryApi } from '../identity/routes.js';
 import { errorHandler, notFoundHandler } from './errors.js';
@@ -93,7 +96,14 @@ export async function buildServer(services: Services, options: ServerOptions = {
       },
       servers: [{ url: config.publicUrl }],
       components: {
-        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'an admin API token' } },
+        securitySchemes: {
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              'an admin API token (admin routes), or an access token from `ferry login` or a workload client (your own access: /aws/credentials, /aws/entitlements)',
+          },
+        },
       },
     },
   });
@@ -139,6 +149,15 @@ export async function buildServer(services: Services, options: ServerOptions = {
       const cookie = req.cookies[config.sessions.cookieName];
       return cookie ? services.sessions.resolve(cookie) : null;
     },
+  });
+  await app.register(deviceSigninApi, { prefix: '/api/v1', issuer: services.oidc, signin: services.signin });
+  await app.register(awsCallerRoutes, {
+    prefix: '/api/v1',
+    broker: services.credentials,
+    access: services.access,
+    accounts: services.accounts,
+    authenticate: requireCaller(services.authenticateCaller),
+    auditContext: auditContextOf,
   });
   await app.register(samlRoutes, {
     store: services.store,

@@ -2,10 +2,12 @@ import { Assignments } from '../access/assignments.js';
 import { AwsAccounts } from '../access/aws-accounts.js';
 import { AccessDecider } from '../access/decide.js';
 import { systemActor } from '../audit/actor.js';
+import { AwsCredentialBroker } from '../aws/credentials.js';
 import type { Clock } from '../clock.js';
 import { accessTokenCaller } from '../federation/oidc/access-token-caller.js';
 import { OidcClients } from '../federation/oidc/clients.js';
 import { OidcIssuer } from '../federation/oidc/provider.js';
+import { AwsRoleAssertions } from '../federation/saml/aws-role-assertion.js';
 import { ServiceProviders } from '../federation/saml/service-providers.js';
 import { ApiTokens } from '../identity/api-tokens.js';
 import { anyCaller, browserSessionCaller, type CallerAuthenticator } from '../identity/caller.js';
@@ -44,6 +46,8 @@ export interface Services {
   access: AccessDecider;
   signingKeys: SigningKeys;
   serviceProviders: ServiceProviders;
+  /** STS credentials for one role (`ferry creds`, workloads) */
+  credentials: AwsCredentialBroker;
   oidcClients: OidcClients;
   /** the OpenID provider (built lazily; rebuilt when its keys rotate) */
   oidc: OidcIssuer;
@@ -111,6 +115,13 @@ export function createServices(
     },
   });
   const assignments = new Assignments(store, clock, accounts);
+  const access = new AccessDecider(accounts, assignments);
+  const assertions = new AwsRoleAssertions(
+    signingKeys,
+    clock,
+    () => `${config.publicUrl.replace(/\/$/, '')}/saml/metadata`,
+    Math.round(config.saml.assertionLifetime / 1000),
+  );
   return {
     config,
     store,
@@ -126,7 +137,8 @@ export function createServices(
     apiTokens: new ApiTokens(store, clock),
     accounts,
     assignments,
-    access: new AccessDecider(accounts, assignments),
+    access,
+    credentials: new AwsCredentialBroker(store, clock, accounts, access, assertions, config.aws.region),
     signingKeys,
     serviceProviders: new ServiceProviders(store, clock),
     oidcClients,

@@ -27,15 +27,21 @@ function reasonOf(err: unknown): string {
 
 export interface ClientOptions {
   server: string;
-  token?: string;
+  /** a bearer token, or how to get one when the first request is made */
+  token?: string | (() => Promise<string>);
 }
 
 export class FerryClient {
   constructor(private readonly options: ClientOptions) {}
 
+  get server(): string {
+    return this.options.server;
+  }
+
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
-    if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
+    const token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
+    if (token) headers.authorization = `Bearer ${token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
     let res: Response;
     try {

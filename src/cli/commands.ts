@@ -31,7 +31,10 @@ interface AuditEventView {
 /** Client commands: each talks to a Ferry server over its HTTP API, authenticated by FERRY_TOKEN. */
 export function registerClientCommands(program: Command): void {
   program
-    .option('--server <url>', 'Ferry server URL', process.env.FERRY_SERVER ?? 'http://127.0.0.1:7070')
+    .option(
+      '--server <url>',
+      'Ferry server URL (default: $FERRY_SERVER, else the server of your last `ferry login`, else http://127.0.0.1:7070)',
+    )
     .option('--token <token>', 'admin API token (default: $FERRY_TOKEN)');
 
   const users = program.command('users').description('directory users');

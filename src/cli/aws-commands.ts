@@ -1,0 +1,222 @@
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { homedir } from 'node:os';
+import { delimiter, dirname, join } from 'node:path';
+import type { Command } from 'commander';
+import { parseDuration } from '../app/duration.js';
+import { applyProfiles, type ManagedProfile } from './aws-config-file.js';
+import { openBrowser } from './browser.js';
+import { readJson, writePrivateJson } from './config-dir.js';
+import { callerClientOf, serverOf } from './context.js';
+import { credentialsDir } from './login-session.js';
+import { printJson, table } from './output.js';
+
+/** As the server answers POST /api/v1/aws/credentials. */
+interface IssuedCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken: string;
+  expiration: string;
+  accountId: string;
+  accountAlias: string;
+  roleName: string;
+  roleArn: string;
+  assumedRoleArn: string;
+  sourceIdentity: string;
+  durationSeconds: number;
+}
+
+interface Entitlement {
+  accountId: string;
+  accountAlias: string;
+  roleName: string;
+  roleArn: string;
+  target: string;
+  maxDurationSeconds: number;
+  endpointUrl: string | null;
+  profile: string;
+}
+
+/** Cached credentials are used until this long before they expire (then fetched anew). */
+export const CREDENTIALS_REFRESH_MARGIN_MS = 5 * 60_000;
+
+const cacheFile = (server: string, account: string, role: string) => {
+  const who = process.env.FERRY_CLIENT_ID ? `workload-${process.env.FERRY_CLIENT_ID}` : 'user';
+  const safe = (s: string) => s.toLowerCase().replace(/[^\w.-]/g, '_');
+  return join(credentialsDir(server), who, `${safe(account)}-${safe(role)}.json`);
+};
+
+function render(c: IssuedCredentials, format: string): string {
+  switch (format) {
+    case 'credential_process':
+      // https://docs.aws.amazon.com/cli/latest/userguide/cli-configure-sourcing-external.html
+      return `${JSON.stringify({
+        Version: 1,
+        AccessKeyId: c.accessKeyId,
+        SecretAccessKey: c.secretAccessKey,
+        SessionToken: c.sessionToken,
+        Expiration: c.expiration,
+      })}\n`;
+    case 'env':
+      return [
+        `export AWS_ACCESS_KEY_ID=${c.accessKeyId}`,
+        `export AWS_SECRET_ACCESS_KEY=${c.secretAccessKey}`,
+        `export AWS_SESSION_TOKEN=${c.sessionToken}`,
+        `export AWS_CREDENTIAL_EXPIRATION=${c.expiration}`,
+        '',
+      ].join('\n');
+    default:
+      return `${JSON.stringify(c, null, 2)}\n`;
+  }
+}
+
+/** The command line that runs this same ferry: `ferry` when that is what PATH finds, else node + script. */
+export function ferryCommand(): string {
+  const script = process.argv[1] ? realpathSync(process.argv[1]) : '';
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    const candidate = join(dir, 'ferry');
+    try {
+      if (existsSync(candidate) && realpathSync(candidate) === script) return 'ferry';
+    } catch {
+      // unreadable PATH entry
+    }
+  }
+  const quote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `"${s.replace(/(["\\$`])/g, '\\$1')}"`);
+  return `${quote(process.execPath)} ${quote(script)}`;
+}
+
+export function registerAwsCommands(program: Command): void {
+  program
+    .command('creds')
+    .description('short-lived AWS credentials for one role (use as credential_process)')
+    .requiredOption('--account <account>', 'AWS account id or alias')
+    .requiredOption('--role <role>', 'IAM role name')
+    .option('--duration <duration>', 'how long, e.g. 1h (capped by the role and the access decision)')
+    .option('--format <format>', 'credential_process, env or json', 'json')
+    .option('--no-cache', 'always ask the server (the cache is used until 5 minutes before expiry)')
+    .action(async function (
+      this: Command,
+      opts: { account: string; role: string; duration?: string; format: string; cache: boolean },
+    ) {
+      if (!['credential_process', 'env', 'json'].includes(opts.format)) {
+        throw new Error(`--format must be credential_process, env or json, not ${opts.format}`);
+      }
+      let durationSeconds: number | undefined;
+      if (opts.duration !== undefined) {
+        const ms = parseDuration(opts.duration);
+        if (ms === null || ms < 900_000 || ms > 43_200_000) {
+          throw new Error('--duration must be between 15m and 12h (e.g. 1h)');
+        }
+        durationSeconds = Math.round(ms / 1000);
+      }
+      const server = serverOf(this);
+      const file = cacheFile(server, opts.account, opts.role);
+      const cached = opts.cache ? readJson<IssuedCredentials>(file) : null;
+      if (cached && Date.parse(cached.expiration) - Date.now() > CREDENTIALS_REFRESH_MARGIN_MS) {
+        process.stdout.write(render(cached, opts.format));
+        return;
+      }
+      const issued = await callerClientOf(this).request<IssuedCredentials>(
+        'POST',
+        '/api/v1/aws/credentials',
+        {
+          account: opts.account,
+          role: opts.role,
+          ...(durationSeconds ? { durationSeconds } : {}),
+        },
+      );
+      writePrivateJson(file, issued);
+      process.stdout.write(render(issued, opts.format));
+    });
+
+  program
+    .command('console')
+    .description('open (or with --print, print) an AWS console sign-in for one role')
+    .requiredOption('--account <account>', 'AWS account id or alias')
+    .requiredOption('--role <role>', 'IAM role name')
+    .option('--print', 'print the URL instead of opening a browser')
+    .action(async function (this: Command, opts: { account: string; role: string; print?: boolean }) {
+      const server = serverOf(this);
+      const url = `${server}/apps/aws-console?account=${encodeURIComponent(opts.account)}&role=${encodeURIComponent(opts.role)}`;
+      if (opts.print || !openBrowser(url)) {
+        process.stdout.write(`${url}\n`);
+        if (!opts.print) process.stderr.write('(open it in a browser signed in to Ferry)\n');
+      }
+    });
+
+  const aws = program.commands.find((c) => c.name() === 'aws') ?? program.command('aws');
+  aws
+    .command('roles-mine')
+    .alias('entitlements')
+    .description('the AWS roles you may have right now')
+    .option('--json', 'print JSON')
+    .action(async function (this: Command, opts: { json?: boolean }) {
+      const { items } = await callerClientOf(this).get<{ items: Entitlement[] }>('/api/v1/aws/entitlements');
+      if (opts.json) return printJson(items);
+      process.stdout.write(
+        table(items as unknown as Array<Record<string, unknown>>, [
+          'accountAlias',
+          'accountId',
+          'roleName',
+          'profile',
+        ]),
+      );
+    });
+
+  aws
+    .command('config')
+    .description("write a profile for each AWS role you're entitled to into the AWS config file")
+    .option('--file <path>', 'the AWS config file (default: $AWS_CONFIG_FILE or ~/.aws/config)')
+    .option(
+      '--region <region>',
+      'region for new profiles',
+      process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
+    )
+    .option('--dry-run', 'show what would change; write nothing')
+    .action(async function (this: Command, opts: { file?: string; region: string; dryRun?: boolean }) {
+      const server = serverOf(this);
+      const { items } = await callerClientOf(this).get<{ items: Entitlement[] }>('/api/v1/aws/entitlements');
+      const file = opts.file ?? process.env.AWS_CONFIG_FILE ?? join(homedir(), '.aws', 'config');
+      const before = existsSync(file) ? readFileSync(file, 'utf8') : '';
+      const ferry = ferryCommand();
+      const profiles: ManagedProfile[] = items.map((e) => ({
+        name: e.profile,
+        keys: [
+          [
+            'credential_process',
+            `${ferry} creds --server ${server} --account ${e.accountId} --role ${e.roleName} --format credential_process`,
+          ],
+          ...(e.endpointUrl ? ([['endpoint_url', e.endpointUrl]] as Array<[string, string]>) : []),
+        ],
+        defaults: [['region', opts.region]],
+      }));
+      const changes = applyProfiles(before, server, profiles);
+      for (const name of changes.added) process.stdout.write(`+ ${name}\n`);
+      for (const name of changes.updated) process.stdout.write(`~ ${name}\n`);
+      for (const name of changes.removed) process.stdout.write(`- ${name} (no longer entitled)\n`);
+      for (const name of changes.skipped) {
+        process.stderr.write(`! ${name}: a profile you wrote has this name; left as it is\n`);
+      }
+      if (opts.dryRun) return;
+      if (changes.text !== before) writeConfig(file, changes.text);
+      process.stdout.write(
+        `${items.length} Ferry profile(s) in ${file}${items[0] ? `; try: aws sts get-caller-identity --profile ${items[0].profile}` : ''}\n`,
+      );
+    });
+}
+
+/** Atomic (temporary file and rename), keeping the person's own file mode when the file exists. */
+function writeConfig(file: string, text: string): void {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const mode = existsSync(file) ? statSync(file).mode & 0o777 : 0o600;
+  const tmp = `${file}.ferry-${process.pid}.tmp`;
+  writeFileSync(tmp, text, { mode });
+  renameSync(tmp, file);
+}

@@ -1,0 +1,78 @@
+import { randomUUID } from 'node:crypto';
+import type { AwsAccount, AwsRole } from '../../access/aws-accounts.js';
+import type { Clock } from '../../clock.js';
+import type { SigningKeys } from '../../keys/signing-keys.js';
+import {
+  AWS_SAML_AUDIENCE,
+  awsAttributes,
+  normalizeSessionName,
+  normalizeSourceIdentity,
+} from './aws-attributes.js';
+import { AUTHN_CONTEXT, buildSignedResponse, NAMEID_FORMAT } from './response.js';
+
+export interface RoleAssertionInput {
+  /** the person's (or workload's) stable id: the persistent NameID */
+  subjectId: string;
+  /** UPN (or workload name): RoleSessionName and SourceIdentity */
+  userName: string;
+  account: AwsAccount;
+  role: AwsRole;
+  durationSeconds: number;
+  sessionTags: Record<string, string>;
+  authTime: Date | null;
+}
+
+export interface RoleAssertion {
+  /** the SAMLResponse, base64: what AssumeRoleWithSAML takes */
+  base64: string;
+  assertionId: string;
+  sessionName: string;
+  sourceIdentity: string;
+}
+
+/**
+ * A SAML assertion for exactly one AWS role, for Ferry itself to exchange at STS
+ * (AssumeRoleWithSAML): the same trust as the console sign-in, so an account set up once for the
+ * console also serves `ferry creds`, and AWS never needs to reach Ferry (see docs/decisions/0007).
+ */
+export class AwsRoleAssertions {
+  constructor(
+    private readonly signingKeys: SigningKeys,
+    private readonly clock: Clock,
+    private readonly entityId: () => string,
+    private readonly lifetimeSeconds: number,
+  ) {}
+
+  async build(input: RoleAssertionInput): Promise<RoleAssertion> {
+    const key = await this.signingKeys.current('saml');
+    const now = this.clock.now();
+    const sessionName = normalizeSessionName(input.userName);
+    const sourceIdentity = normalizeSourceIdentity(input.userName);
+    const tags = input.sessionTags;
+    const response = buildSignedResponse(
+      {
+        issuer: this.entityId(),
+        destination: input.account.signinEndpoint,
+        recipient: input.account.signinEndpoint,
+        audience: AWS_SAML_AUDIENCE,
+        nameId: { format: NAMEID_FORMAT.persistent, value: input.subjectId },
+        sessionIndex: randomUUID(),
+        authnInstant: input.authTime ?? now,
+        authnContextClassRef: AUTHN_CONTEXT.passwordProtectedTransport,
+        attributes: awsAttributes({
+          roles: [{ roleArn: input.role.arn, providerArn: input.account.samlProviderArn }],
+          sessionName,
+          sourceIdentity,
+          sessionDurationSeconds: input.durationSeconds,
+          principalTags: tags,
+          transitiveTagKeys: Object.keys(tags),
+        }),
+        now,
+        assertionLifetimeSeconds: this.lifetimeSeconds,
+        signResponse: false,
+      },
+      key,
+    );
+    return { base64: response.base64, assertionId: response.assertionId, sessionName, sourceIdentity };
+  }
+}
