@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { registerAccessCommands } from '../cli/access-commands.js';
 import { ApiError, ServerUnreachable } from '../cli/client.js';
 import { registerClientCommands } from '../cli/commands.js';
+import { registerMigrateCommands } from '../cli/migrate-commands.js';
 import { registerSamlCommands } from '../cli/saml-commands.js';
 import { OperatorError, registerOperatorCommands } from './commands.js';
 
@@ -20,6 +21,7 @@ export async function main(argv: string[]): Promise<number> {
   registerClientCommands(program);
   registerAccessCommands(program);
   registerSamlCommands(program);
+  registerMigrateCommands(program);
   registerOperatorCommands(program);
   try {
     await program.parseAsync(argv);

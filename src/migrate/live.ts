@@ -2,13 +2,19 @@ import {
   GenerateCredentialReportCommand,
   GetAccountAuthorizationDetailsCommand,
   GetCredentialReportCommand,
+  GetPolicyCommand,
+  GetPolicyVersionCommand,
+  GetRoleCommand,
+  GetRolePolicyCommand,
+  ListAttachedRolePoliciesCommand,
+  ListRolePoliciesCommand,
   IAMClient,
   ListAccountAliasesCommand,
   ListOpenIDConnectProvidersCommand,
   ListSAMLProvidersCommand,
 } from '@aws-sdk/client-iam';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
-import { parseAuthorizationDetails } from './auth-details.js';
+import { type PolicyDocument, parseAuthorizationDetails, policyDocument } from './auth-details.js';
 import { parseCredentialReport } from './credential-report.js';
 import { type AccountInventory, buildInventory } from './inventory.js';
 
@@ -77,4 +83,41 @@ async function credentialReport(iam: IAMClient): Promise<string> {
   const res = await iam.send(new GetCredentialReportCommand({}));
   if (!res.Content) throw new Error('GetCredentialReport returned no content');
   return Buffer.from(res.Content).toString('utf8');
+}
+
+/** A role's identity policies read from IAM (attached managed policies' default versions, then inline ones). */
+export async function readLiveRole(
+  source: LiveSource,
+  roleName: string,
+): Promise<{ accountId: string; roleArn: string; policies: Array<{ name: string; policy: PolicyDocument }> }> {
+  const config = {
+    region: source.region ?? 'us-east-1',
+    ...(source.profile ? { profile: source.profile } : {}),
+    ...(source.endpoint ? { endpoint: source.endpoint } : {}),
+    ...(source.endpoint && !source.profile ? { credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } } : {}),
+  };
+  const iam = new IAMClient(config);
+  const sts = new STSClient(config);
+  try {
+    const who = await sts.send(new GetCallerIdentityCommand({}));
+    const role = await iam.send(new GetRoleCommand({ RoleName: roleName }));
+    const policies: Array<{ name: string; policy: PolicyDocument }> = [];
+    const attached = await iam.send(new ListAttachedRolePoliciesCommand({ RoleName: roleName }));
+    for (const a of attached.AttachedPolicies ?? []) {
+      const p = await iam.send(new GetPolicyCommand({ PolicyArn: a.PolicyArn }));
+      const v = await iam.send(
+        new GetPolicyVersionCommand({ PolicyArn: a.PolicyArn, VersionId: p.Policy?.DefaultVersionId }),
+      );
+      policies.push({ name: a.PolicyArn!, policy: policyDocument(v.PolicyVersion?.Document, a.PolicyArn!) });
+    }
+    const inline = await iam.send(new ListRolePoliciesCommand({ RoleName: roleName }));
+    for (const name of inline.PolicyNames ?? []) {
+      const p = await iam.send(new GetRolePolicyCommand({ RoleName: roleName, PolicyName: name }));
+      policies.push({ name: `role/${roleName}/${name}`, policy: policyDocument(p.PolicyDocument, name) });
+    }
+    return { accountId: who.Account ?? '', roleArn: role.Role?.Arn ?? '', policies };
+  } finally {
+    iam.destroy();
+    sts.destroy();
+  }
 }

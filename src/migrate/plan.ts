@@ -31,6 +31,8 @@ export interface ProposedRole {
   trustPolicy: PolicyDocument;
   /** managed policies the export had no document for (attach them all the same) */
   unresolvedPolicies: string[];
+  /** every policy document the role would hold, so `ferry access simulate --input plan.json` needs nothing else */
+  documents: NamedPolicy[];
 }
 
 export interface UserChecklist {
@@ -161,6 +163,7 @@ async function planAccount(inv: AccountInventory, providerName: string, partitio
       inlinePolicies: s.first.inline,
       trustPolicy,
       unresolvedPolicies: s.first.missing,
+      documents: s.first.policies,
     };
   });
 
