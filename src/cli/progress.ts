@@ -8,7 +8,9 @@ export function progressBar(total: number, stream: NodeJS.WriteStream = process.
       if (!tty) return;
       const width = 24;
       const filled = Math.round((width * done) / total);
-      stream.write(`\r[${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${done}/${total} ${label.slice(0, 50).padEnd(50)}`);
+      stream.write(
+        `\r[${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${done}/${total} ${label.slice(0, 50).padEnd(50)}`,
+      );
     },
     end() {
       if (tty) stream.write('\n');

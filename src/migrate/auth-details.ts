@@ -97,7 +97,10 @@ function inline(v: unknown, where: string): InlinePolicy[] {
 function attached(v: unknown): AttachedPolicy[] {
   return list(v)
     .filter((p) => typeof p.PolicyArn === 'string')
-    .map((p) => ({ PolicyName: str(p.PolicyName) ?? String(p.PolicyArn).split('/').pop()!, PolicyArn: String(p.PolicyArn) }));
+    .map((p) => ({
+      PolicyName: str(p.PolicyName) ?? String(p.PolicyArn).split('/').pop()!,
+      PolicyArn: String(p.PolicyArn),
+    }));
 }
 
 function need(p: Record<string, unknown>, key: string, where: string): string {
@@ -112,12 +115,22 @@ function need(p: Record<string, unknown>, key: string, where: string): string {
  */
 export function parseAuthorizationDetails(pages: unknown | unknown[]): AuthorizationDetails {
   const all = Array.isArray(pages) ? pages : [pages];
-  const out: AuthorizationDetails = { UserDetailList: [], GroupDetailList: [], RoleDetailList: [], Policies: [] };
+  const out: AuthorizationDetails = {
+    UserDetailList: [],
+    GroupDetailList: [],
+    RoleDetailList: [],
+    Policies: [],
+  };
   for (const page of all) {
     if (typeof page !== 'object' || page === null)
       throw new InvalidInput('authorization details: expected a JSON object', 'input');
     const p = page as Record<string, unknown>;
-    if (!('UserDetailList' in p) && !('RoleDetailList' in p) && !('GroupDetailList' in p) && !('Policies' in p))
+    if (
+      !('UserDetailList' in p) &&
+      !('RoleDetailList' in p) &&
+      !('GroupDetailList' in p) &&
+      !('Policies' in p)
+    )
       throw new InvalidInput(
         'authorization details: expected the output of `aws iam get-account-authorization-details` (UserDetailList, GroupDetailList, RoleDetailList, Policies)',
         'input',
@@ -157,7 +170,12 @@ export function parseAuthorizationDetails(pages: unknown | unknown[]): Authoriza
         Arn: need(r, 'Arn', `role ${name}`),
         CreateDate: date(r.CreateDate),
         ...(r.AssumeRolePolicyDocument !== undefined
-          ? { AssumeRolePolicyDocument: policyDocument(r.AssumeRolePolicyDocument, `role ${name} trust policy`) }
+          ? {
+              AssumeRolePolicyDocument: policyDocument(
+                r.AssumeRolePolicyDocument,
+                `role ${name} trust policy`,
+              ),
+            }
           : {}),
         RolePolicyList: inline(r.RolePolicyList, `role ${name}`),
         AttachedManagedPolicies: attached(r.AttachedManagedPolicies),

@@ -13,15 +13,20 @@ export interface CredentialReportRow {
   passwordLastUsed: string | null;
   passwordLastChanged: string | null;
   mfaActive: boolean;
-  accessKeys: Array<{ slot: 1 | 2; active: boolean; lastRotated: string | null; lastUsed: string | null; lastUsedService: string | null }>;
+  accessKeys: Array<{
+    slot: 1 | 2;
+    active: boolean;
+    lastRotated: string | null;
+    lastUsed: string | null;
+    lastUsedService: string | null;
+  }>;
 }
 
 export const ROOT_ACCOUNT = '<root_account>';
 
 const MISSING = new Set(['', 'N/A', 'no_information', 'not_supported']);
 const value = (v: string | undefined): string | null => (v === undefined || MISSING.has(v) ? null : v);
-const flag = (v: string | undefined): boolean | null =>
-  v === 'true' ? true : v === 'false' ? false : null;
+const flag = (v: string | undefined): boolean | null => (v === 'true' ? true : v === 'false' ? false : null);
 
 /** Accepts the CSV itself, or the JSON `aws iam get-credential-report` prints (base64 `Content`). */
 export function parseCredentialReport(text: string): CredentialReportRow[] {
@@ -31,7 +36,10 @@ export function parseCredentialReport(text: string): CredentialReportRow[] {
     try {
       content = (JSON.parse(csv) as { Content?: unknown }).Content;
     } catch {
-      throw new InvalidInput('credential report: neither CSV nor the JSON of get-credential-report', 'credential-report');
+      throw new InvalidInput(
+        'credential report: neither CSV nor the JSON of get-credential-report',
+        'credential-report',
+      );
     }
     if (typeof content !== 'string')
       throw new InvalidInput('credential report: the JSON has no base64 Content', 'credential-report');

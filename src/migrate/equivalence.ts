@@ -15,7 +15,13 @@ export interface Equivalence {
   difference?: { action: string; resource: string; left: boolean; right: boolean };
 }
 
-const CANARIES = ['iam:CreateUser', 'sts:AssumeRole', 's3:GetObject', 'ec2:RunInstances', 'organizations:LeaveOrganization'];
+const CANARIES = [
+  'iam:CreateUser',
+  'sts:AssumeRole',
+  's3:GetObject',
+  'ec2:RunInstances',
+  'organizations:LeaveOrganization',
+];
 const PER_PATTERN = 40;
 
 export function fingerprint(policies: NamedPolicy[]): string {
@@ -25,6 +31,8 @@ export function fingerprint(policies: NamedPolicy[]): string {
     .join('\n');
 }
 
+const LISTS = new Set(['Action', 'NotAction', 'Resource', 'NotResource']);
+
 function canonical(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(canonical);
   if (v && typeof v === 'object')
@@ -32,19 +40,28 @@ function canonical(v: unknown): unknown {
       Object.keys(v)
         .filter((k) => k !== 'Sid')
         .sort()
-        .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+        .map((k) => {
+          const x = (v as Record<string, unknown>)[k];
+          return [k, LISTS.has(k) ? [x].flat().map(String).sort() : canonical(x)];
+        }),
     );
   return v;
 }
 
-export async function equivalent(left: NamedPolicy[], right: NamedPolicy[], principalArn: string): Promise<Equivalence> {
+export async function equivalent(
+  left: NamedPolicy[],
+  right: NamedPolicy[],
+  principalArn: string,
+): Promise<Equivalence> {
   if (fingerprint(left) === fingerprint(right)) return { equivalent: true, method: 'identical' };
   const mentioned = [...left, ...right].flatMap((p) => statements(p.policy));
   const actions = new Set<string>(CANARIES);
   const resources = new Set<string>(['*']);
   for (const s of mentioned) {
-    for (const a of [s.Action, s.NotAction].flat()) if (typeof a === 'string') for (const x of await expand(a)) actions.add(x);
-    for (const r of [s.Resource].flat()) if (typeof r === 'string' && r !== '*' && !r.includes('${')) resources.add(r.replace(/\*/g, 'probe'));
+    for (const a of [s.Action, s.NotAction].flat())
+      if (typeof a === 'string') for (const x of await expand(a)) actions.add(x);
+    for (const r of [s.Resource].flat())
+      if (typeof r === 'string' && r !== '*' && !r.includes('${')) resources.add(r.replace(/\*/g, 'probe'));
   }
   for (const action of actions) {
     const service = action.split(':')[0]!;
@@ -53,13 +70,21 @@ export async function equivalent(left: NamedPolicy[], right: NamedPolicy[], prin
       const request = { principalArn, action, resource };
       const [l, r] = await Promise.all([tryAllowed(left, request), tryAllowed(right, request)]);
       if (l === null || r === null) continue; // a resource this action doesn't take
-      if (l !== r) return { equivalent: false, method: 'simulated', difference: { action, resource, left: l, right: r } };
+      if (l !== r)
+        return {
+          equivalent: false,
+          method: 'simulated',
+          difference: { action, resource, left: l, right: r },
+        };
     }
   }
   return { equivalent: true, method: 'simulated' };
 }
 
-async function tryAllowed(policies: NamedPolicy[], request: { principalArn: string; action: string; resource: string }): Promise<boolean | null> {
+async function tryAllowed(
+  policies: NamedPolicy[],
+  request: { principalArn: string; action: string; resource: string },
+): Promise<boolean | null> {
   try {
     return (await simulate(policies, request)).allowed;
   } catch {
@@ -79,7 +104,13 @@ async function expand(pattern: string): Promise<string[]> {
   } catch {
     return [];
   }
-  const re = new RegExp(`^${action.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
+  const re = new RegExp(
+    `^${action
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+    'i',
+  );
   const matching = all.filter((a) => re.test(a)).map((a) => `${service}:${a}`);
   if (matching.length <= PER_PATTERN) return matching;
   const step = matching.length / PER_PATTERN;

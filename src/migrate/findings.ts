@@ -1,5 +1,12 @@
 import { ESCALATION_PATHS, escalationPaths } from './escalation.js';
-import { type AccountInventory, type InventoryUser, type NamedPolicy, rolePolicies, statements, userPolicies } from './inventory.js';
+import {
+  type AccountInventory,
+  type InventoryUser,
+  type NamedPolicy,
+  rolePolicies,
+  statements,
+  userPolicies,
+} from './inventory.js';
 import type { DecidingStatement } from './simulate.js';
 
 export type Severity = 'critical' | 'high' | 'medium' | 'low' | 'info';
@@ -23,7 +30,8 @@ export const INACTIVE_DAYS = 90;
 export const ROOT_RECENT_DAYS = 90;
 const ADMIN_POLICY = /^arn:aws[a-z-]*:iam::aws:policy\/AdministratorAccess$/;
 
-const ageDays = (asOf: Date, at: string | null) => (at ? Math.floor((asOf.getTime() - Date.parse(at)) / DAY) : null);
+const ageDays = (asOf: Date, at: string | null) =>
+  at ? Math.floor((asOf.getTime() - Date.parse(at)) / DAY) : null;
 
 /** Everything risky in one account's IAM as of `asOf` (the report date, never the wall clock). */
 export async function findFindings(inv: AccountInventory, asOf: Date): Promise<Finding[]> {
@@ -58,14 +66,26 @@ export async function findFindings(inv: AccountInventory, asOf: Date): Promise<F
         fix: 'Find out why in CloudTrail; do that task through a Ferry role; keep root for the few tasks that need it',
       });
     if (!inv.root.mfaActive)
-      add({ rule: 'root-no-mfa', severity: 'critical', subject: 'root', title: 'The root user has no MFA', fix: 'Enable a hardware or passkey MFA on the root user' });
+      add({
+        rule: 'root-no-mfa',
+        severity: 'critical',
+        subject: 'root',
+        title: 'The root user has no MFA',
+        fix: 'Enable a hardware or passkey MFA on the root user',
+      });
   }
 
   for (const u of inv.users) userFindings(u, asOf, add);
 
   for (const u of inv.users) {
     const { policies } = userPolicies(inv.details, u.name);
-    await privilegeFindings(`user/${u.name}`, u.arn, policies, u.attachedPolicies.concat(groupArns(inv, u)), add);
+    await privilegeFindings(
+      `user/${u.name}`,
+      u.arn,
+      policies,
+      u.attachedPolicies.concat(groupArns(inv, u)),
+      add,
+    );
   }
   for (const r of inv.roles) {
     if (r.serviceLinked) continue;
@@ -105,7 +125,10 @@ function userFindings(u: InventoryUser, asOf: Date, add: (f: Omit<Finding, 'acco
         severity: 'medium',
         subject,
         title: `Access key ${k.slot} of ${u.name} is ${age} days old (more than ${KEY_MAX_AGE_DAYS})`,
-        fix: u.kind === 'service' ? 'Replace the key by workload identity (a role); until then rotate it' : 'Use `ferry creds` (short-lived STS credentials) and delete the key',
+        fix:
+          u.kind === 'service'
+            ? 'Replace the key by workload identity (a role); until then rotate it'
+            : 'Use `ferry creds` (short-lived STS credentials) and delete the key',
       });
     const unusedFor = k.lastUsed ? ageDays(asOf, k.lastUsed) : age;
     if (unusedFor !== null && unusedFor > KEY_MAX_AGE_DAYS)
@@ -119,7 +142,11 @@ function userFindings(u: InventoryUser, asOf: Date, add: (f: Omit<Finding, 'acco
         fix: 'Deactivate the key, wait for complaints, then delete it',
       });
   }
-  const lastActivity = [u.passwordLastUsed, ...u.accessKeys.map((k) => k.lastUsed)].filter((x): x is string => x !== null).sort().pop() ?? null;
+  const lastActivity =
+    [u.passwordLastUsed, ...u.accessKeys.map((k) => k.lastUsed)]
+      .filter((x): x is string => x !== null)
+      .sort()
+      .pop() ?? null;
   const idleFor = ageDays(asOf, lastActivity ?? u.createdAt);
   if (u.kind !== 'unknown' && idleFor !== null && idleFor > INACTIVE_DAYS)
     add({
@@ -134,7 +161,9 @@ function userFindings(u: InventoryUser, asOf: Date, add: (f: Omit<Finding, 'acco
   if (u.kind === 'service')
     add({
       rule: 'service-account',
-      severity: u.accessKeys.some((k) => k.active && (ageDays(asOf, k.lastRotated) ?? 0) > KEY_MAX_AGE_DAYS) ? 'high' : 'medium',
+      severity: u.accessKeys.some((k) => k.active && (ageDays(asOf, k.lastRotated) ?? 0) > KEY_MAX_AGE_DAYS)
+        ? 'high'
+        : 'medium',
       subject,
       title: `${u.name} is a service account (access keys only, no console password)`,
       fix: 'Give the workload an IAM role it assumes by workload identity (OIDC federation, IAM Roles Anywhere or an instance/task role); rotate its keys until then',
@@ -176,7 +205,13 @@ function starStar(policies: NamedPolicy[]): string | undefined {
     for (const s of statements(p.policy)) {
       const actions = [s.Action].flat();
       const resources = [s.Resource].flat();
-      if (s.Effect === 'Allow' && s.Condition === undefined && actions.includes('*') && resources.includes('*')) return p.name;
+      if (
+        s.Effect === 'Allow' &&
+        s.Condition === undefined &&
+        actions.includes('*') &&
+        resources.includes('*')
+      )
+        return p.name;
     }
   return undefined;
 }

@@ -106,7 +106,10 @@ export function policyKind(arn: string): PolicyKind {
 
 /** AdministratorAccess is `*` on `*`; moto and some exports omit AWS managed documents, so it is known here. */
 const KNOWN_AWS_POLICIES: Record<string, PolicyDocument> = {
-  AdministratorAccess: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] },
+  AdministratorAccess: {
+    Version: '2012-10-17',
+    Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }],
+  },
 };
 
 export function accountIdOf(details: AuthorizationDetails): string | null {
@@ -150,7 +153,12 @@ export function buildInventory(input: {
       passwordLastUsed: row?.passwordLastUsed ?? null,
       passwordLastChanged: row?.passwordLastChanged ?? null,
       mfa: row ? row.mfaActive : null,
-      accessKeys: accessKeys.map((k) => ({ slot: k.slot, active: k.active, lastRotated: k.lastRotated, lastUsed: k.lastUsed })),
+      accessKeys: accessKeys.map((k) => ({
+        slot: k.slot,
+        active: k.active,
+        lastRotated: k.lastRotated,
+        lastUsed: k.lastUsed,
+      })),
       kind: !row ? 'unknown' : console ? 'person' : activeKeys.length > 0 ? 'service' : 'idle',
     };
   });
@@ -166,7 +174,12 @@ export function buildInventory(input: {
   const providers = new Map<string, IdentityProvider>();
   const addProvider = (arn: string, kind: 'saml' | 'oidc') => {
     if (!providers.has(arn))
-      providers.set(arn, { kind, arn, name: arn.split(/:(?:saml|oidc)-provider\//)[1] ?? arn, trustedBy: [] });
+      providers.set(arn, {
+        kind,
+        arn,
+        name: arn.split(/:(?:saml|oidc)-provider\//)[1] ?? arn,
+        trustedBy: [],
+      });
     return providers.get(arn)!;
   };
   for (const p of input.identityProviders ?? []) addProvider(p.arn, p.kind);
@@ -191,9 +204,12 @@ export function buildInventory(input: {
 
   const attachments = new Map<string, string[]>();
   const attach = (arn: string, who: string) => attachments.set(arn, [...(attachments.get(arn) ?? []), who]);
-  for (const u of details.UserDetailList) for (const p of u.AttachedManagedPolicies) attach(p.PolicyArn, `user/${u.UserName}`);
-  for (const g of details.GroupDetailList) for (const p of g.AttachedManagedPolicies) attach(p.PolicyArn, `group/${g.GroupName}`);
-  for (const r of details.RoleDetailList) for (const p of r.AttachedManagedPolicies) attach(p.PolicyArn, `role/${r.RoleName}`);
+  for (const u of details.UserDetailList)
+    for (const p of u.AttachedManagedPolicies) attach(p.PolicyArn, `user/${u.UserName}`);
+  for (const g of details.GroupDetailList)
+    for (const p of g.AttachedManagedPolicies) attach(p.PolicyArn, `group/${g.GroupName}`);
+  for (const r of details.RoleDetailList)
+    for (const p of r.AttachedManagedPolicies) attach(p.PolicyArn, `role/${r.RoleName}`);
 
   const policies: InventoryPolicy[] = [];
   const listed = new Set<string>();
@@ -210,12 +226,25 @@ export function buildInventory(input: {
   for (const [arn, who] of attachments) {
     if (listed.has(arn)) continue;
     const name = arn.split('/').pop()!;
-    policies.push({ kind: policyKind(arn), id: arn, name, attachedTo: who, hasDocument: name in KNOWN_AWS_POLICIES });
+    policies.push({
+      kind: policyKind(arn),
+      id: arn,
+      name,
+      attachedTo: who,
+      hasDocument: name in KNOWN_AWS_POLICIES,
+    });
   }
   const inline = (owner: string, list: InlinePolicy[]) =>
-    list.map((p) => ({ kind: 'inline' as const, id: `${owner}/${p.PolicyName}`, name: p.PolicyName, attachedTo: [owner], hasDocument: true }));
+    list.map((p) => ({
+      kind: 'inline' as const,
+      id: `${owner}/${p.PolicyName}`,
+      name: p.PolicyName,
+      attachedTo: [owner],
+      hasDocument: true,
+    }));
   for (const u of details.UserDetailList) policies.push(...inline(`user/${u.UserName}`, u.UserPolicyList));
-  for (const g of details.GroupDetailList) policies.push(...inline(`group/${g.GroupName}`, g.GroupPolicyList));
+  for (const g of details.GroupDetailList)
+    policies.push(...inline(`group/${g.GroupName}`, g.GroupPolicyList));
   for (const r of details.RoleDetailList) policies.push(...inline(`role/${r.RoleName}`, r.RolePolicyList));
 
   const root = rows.get(ROOT_ACCOUNT);
@@ -247,7 +276,8 @@ function trustedPrincipals(doc: PolicyDocument | undefined): string[] {
     const p = s.Principal;
     if (typeof p === 'string') out.push(p);
     else if (p && typeof p === 'object')
-      for (const v of Object.values(p as Record<string, unknown>)) out.push(...(Array.isArray(v) ? v.map(String) : [String(v)]));
+      for (const v of Object.values(p as Record<string, unknown>))
+        out.push(...(Array.isArray(v) ? v.map(String) : [String(v)]));
   }
   return [...new Set(out)];
 }
@@ -255,14 +285,18 @@ function trustedPrincipals(doc: PolicyDocument | undefined): string[] {
 export function statements(doc: PolicyDocument | undefined): Array<Record<string, unknown>> {
   if (!doc) return [];
   const s = doc.Statement;
-  return (Array.isArray(s) ? s : [s]).filter((x): x is Record<string, unknown> => typeof x === 'object' && x !== null);
+  return (Array.isArray(s) ? s : [s]).filter(
+    (x): x is Record<string, unknown> => typeof x === 'object' && x !== null,
+  );
 }
 
 /** The document of a managed policy by ARN, from the export or the few known AWS ones. */
 export function managedDocument(details: AuthorizationDetails, arn: string): PolicyDocument | undefined {
   const p = details.Policies.find((x) => x.Arn === arn);
   const doc = p ? defaultDocument(p) : undefined;
-  return doc ?? (policyKind(arn) === 'customer-managed' ? undefined : KNOWN_AWS_POLICIES[arn.split('/').pop()!]);
+  return (
+    doc ?? (policyKind(arn) === 'customer-managed' ? undefined : KNOWN_AWS_POLICIES[arn.split('/').pop()!])
+  );
 }
 
 /** Managed then inline policies, as the simulator takes them; `missing` lists ARNs with no document. */
@@ -284,29 +318,53 @@ export function collectPolicies(
 }
 
 /** A user's effective identity policies: their own plus those of every group they're in. */
-export function userPolicies(details: AuthorizationDetails, userName: string): { policies: NamedPolicy[]; missing: string[] } {
+export function userPolicies(
+  details: AuthorizationDetails,
+  userName: string,
+): { policies: NamedPolicy[]; missing: string[] } {
   const u = details.UserDetailList.find((x) => x.UserName === userName);
   if (!u) return { policies: [], missing: [] };
-  const own = collectPolicies(details, `user/${u.UserName}`, u.AttachedManagedPolicies.map((p) => p.PolicyArn), u.UserPolicyList);
+  const own = collectPolicies(
+    details,
+    `user/${u.UserName}`,
+    u.AttachedManagedPolicies.map((p) => p.PolicyArn),
+    u.UserPolicyList,
+  );
   const seen = new Set(own.policies.map((p) => p.name));
   for (const gName of u.GroupList) {
     const g = details.GroupDetailList.find((x) => x.GroupName === gName);
     if (!g) continue;
     const gp = groupPolicies(details, g.GroupName);
-    for (const p of gp.policies) if (!seen.has(p.name)) (seen.add(p.name), own.policies.push(p));
+    for (const p of gp.policies) if (!seen.has(p.name)) seen.add(p.name), own.policies.push(p);
     own.missing.push(...gp.missing.filter((m) => !own.missing.includes(m)));
   }
   return own;
 }
 
-export function groupPolicies(details: AuthorizationDetails, groupName: string): { policies: NamedPolicy[]; missing: string[] } {
+export function groupPolicies(
+  details: AuthorizationDetails,
+  groupName: string,
+): { policies: NamedPolicy[]; missing: string[] } {
   const g = details.GroupDetailList.find((x) => x.GroupName === groupName);
   if (!g) return { policies: [], missing: [] };
-  return collectPolicies(details, `group/${g.GroupName}`, g.AttachedManagedPolicies.map((p) => p.PolicyArn), g.GroupPolicyList);
+  return collectPolicies(
+    details,
+    `group/${g.GroupName}`,
+    g.AttachedManagedPolicies.map((p) => p.PolicyArn),
+    g.GroupPolicyList,
+  );
 }
 
-export function rolePolicies(details: AuthorizationDetails, roleName: string): { policies: NamedPolicy[]; missing: string[] } {
+export function rolePolicies(
+  details: AuthorizationDetails,
+  roleName: string,
+): { policies: NamedPolicy[]; missing: string[] } {
   const r = details.RoleDetailList.find((x) => x.RoleName === roleName);
   if (!r) return { policies: [], missing: [] };
-  return collectPolicies(details, `role/${r.RoleName}`, r.AttachedManagedPolicies.map((p) => p.PolicyArn), r.RolePolicyList);
+  return collectPolicies(
+    details,
+    `role/${r.RoleName}`,
+    r.AttachedManagedPolicies.map((p) => p.PolicyArn),
+    r.RolePolicyList,
+  );
 }

@@ -6,11 +6,11 @@ import {
   GetPolicyVersionCommand,
   GetRoleCommand,
   GetRolePolicyCommand,
-  ListAttachedRolePoliciesCommand,
-  ListRolePoliciesCommand,
   IAMClient,
   ListAccountAliasesCommand,
+  ListAttachedRolePoliciesCommand,
   ListOpenIDConnectProvidersCommand,
+  ListRolePoliciesCommand,
   ListSAMLProvidersCommand,
 } from '@aws-sdk/client-iam';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
@@ -28,13 +28,18 @@ export interface LiveSource {
 export const LIVE_STEPS = 5;
 
 /** Reads one account's IAM through the SDK; `progress(step)` is called after each of LIVE_STEPS steps. */
-export async function readLiveAccount(source: LiveSource, progress: (step: string) => void = () => {}): Promise<AccountInventory> {
+export async function readLiveAccount(
+  source: LiveSource,
+  progress: (step: string) => void = () => {},
+): Promise<AccountInventory> {
   const config = {
     region: source.region ?? 'us-east-1',
     ...(source.profile ? { profile: source.profile } : {}),
     ...(source.endpoint ? { endpoint: source.endpoint } : {}),
     // moto takes any credentials; real AWS goes through the SDK's chain (profile, env, SSO…)
-    ...(source.endpoint && !source.profile ? { credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } } : {}),
+    ...(source.endpoint && !source.profile
+      ? { credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } }
+      : {}),
   };
   const iam = new IAMClient(config);
   const sts = new STSClient(config);
@@ -45,7 +50,9 @@ export async function readLiveAccount(source: LiveSource, progress: (step: strin
     const pages: unknown[] = [];
     let marker: string | undefined;
     do {
-      const page = await iam.send(new GetAccountAuthorizationDetailsCommand({ ...(marker ? { Marker: marker } : {}) }));
+      const page = await iam.send(
+        new GetAccountAuthorizationDetailsCommand({ ...(marker ? { Marker: marker } : {}) }),
+      );
       pages.push(page);
       marker = page.IsTruncated ? page.Marker : undefined;
     } while (marker);
@@ -61,8 +68,12 @@ export async function readLiveAccount(source: LiveSource, progress: (step: strin
       ...(who.Account ? { accountId: who.Account } : {}),
       alias: aliases.AccountAliases?.[0] ?? null,
       identityProviders: [
-        ...(saml.SAMLProviderList ?? []).flatMap((p) => (p.Arn ? [{ kind: 'saml' as const, arn: p.Arn }] : [])),
-        ...(oidc.OpenIDConnectProviderList ?? []).flatMap((p) => (p.Arn ? [{ kind: 'oidc' as const, arn: p.Arn }] : [])),
+        ...(saml.SAMLProviderList ?? []).flatMap((p) =>
+          p.Arn ? [{ kind: 'saml' as const, arn: p.Arn }] : [],
+        ),
+        ...(oidc.OpenIDConnectProviderList ?? []).flatMap((p) =>
+          p.Arn ? [{ kind: 'oidc' as const, arn: p.Arn }] : [],
+        ),
       ],
     });
     progress('inventory');
@@ -89,12 +100,18 @@ async function credentialReport(iam: IAMClient): Promise<string> {
 export async function readLiveRole(
   source: LiveSource,
   roleName: string,
-): Promise<{ accountId: string; roleArn: string; policies: Array<{ name: string; policy: PolicyDocument }> }> {
+): Promise<{
+  accountId: string;
+  roleArn: string;
+  policies: Array<{ name: string; policy: PolicyDocument }>;
+}> {
   const config = {
     region: source.region ?? 'us-east-1',
     ...(source.profile ? { profile: source.profile } : {}),
     ...(source.endpoint ? { endpoint: source.endpoint } : {}),
-    ...(source.endpoint && !source.profile ? { credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } } : {}),
+    ...(source.endpoint && !source.profile
+      ? { credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } }
+      : {}),
   };
   const iam = new IAMClient(config);
   const sts = new STSClient(config);

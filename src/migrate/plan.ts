@@ -1,16 +1,16 @@
-import { SAML_SIGN_IN_URLS, type AwsPartition, withSamlTrust } from '../aws/trust-policy.js';
+import { type AwsPartition, SAML_SIGN_IN_URLS, withSamlTrust } from '../aws/trust-policy.js';
 import type { PolicyDocument } from './auth-details.js';
 import { equivalent } from './equivalence.js';
 import { type Finding, findFindings } from './findings.js';
 import {
   type AccountInventory,
+  groupPolicies,
+  type IdentityProvider,
   type InventoryGroup,
   type InventoryPolicy,
   type InventoryRole,
   type InventoryUser,
-  type IdentityProvider,
   type NamedPolicy,
-  groupPolicies,
   policyKind,
   userPolicies,
 } from './inventory.js';
@@ -92,10 +92,21 @@ export async function buildPlan(
     findings.push(...(await findFindings(inv, opts.asOf)));
     accounts.push(await planAccount(inv, providerName, opts.partition ?? 'aws'));
   }
-  return { kind: 'ferry-migration-plan', version: 1, asOf: opts.asOf.toISOString(), samlProviderName: providerName, accounts, findings };
+  return {
+    kind: 'ferry-migration-plan',
+    version: 1,
+    asOf: opts.asOf.toISOString(),
+    samlProviderName: providerName,
+    accounts,
+    findings,
+  };
 }
 
-async function planAccount(inv: AccountInventory, providerName: string, partition: AwsPartition): Promise<AccountPlan> {
+async function planAccount(
+  inv: AccountInventory,
+  providerName: string,
+  partition: AwsPartition,
+): Promise<AccountPlan> {
   const alias = inv.alias ?? inv.accountId;
   const candidates: Candidate[] = [];
   const emptyGroups: string[] = [];
@@ -150,7 +161,8 @@ async function planAccount(inv: AccountInventory, providerName: string, partitio
   }
 
   const providerArn = `arn:${partition}:iam::${inv.accountId}:saml-provider/${providerName}`;
-  const trustPolicy = withSamlTrust(undefined, providerArn, SAML_SIGN_IN_URLS[partition]).document as PolicyDocument;
+  const trustPolicy = withSamlTrust(undefined, providerArn, SAML_SIGN_IN_URLS[partition])
+    .document as PolicyDocument;
   const used = new Set<string>();
   const roles: ProposedRole[] = sets.map((s) => {
     const name = unique(roleName(s.first), used);
@@ -169,7 +181,9 @@ async function planAccount(inv: AccountInventory, providerName: string, partitio
 
   const users: UserChecklist[] = inv.users.map((u) => {
     const sources = [...u.groups.map((g) => `group/${g}`), `user/${u.name}`];
-    const mine = [...new Set(sources.map((s) => setOf.get(s)).filter((i): i is number => i !== undefined))].map((i) => roles[i]!);
+    const mine = [
+      ...new Set(sources.map((s) => setOf.get(s)).filter((i): i is number => i !== undefined)),
+    ].map((i) => roles[i]!);
     return {
       account: inv.accountId,
       user: u.name,

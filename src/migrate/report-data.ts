@@ -1,4 +1,4 @@
-import { type Severity, SEVERITIES } from './findings.js';
+import { SEVERITIES, type Severity } from './findings.js';
 import { MIGRATION_STATES, type MigrationPlan, type MigrationState } from './plan.js';
 
 /** The numbers every report format shows: findings by severity, access key ages, users by state. */
@@ -28,7 +28,10 @@ export function figures(plan: MigrationPlan, states?: Map<string, MigrationState
       }
   const users = plan.accounts.flatMap((a) => a.users);
   return {
-    findingsBySeverity: SEVERITIES.map((s) => ({ label: s, value: plan.findings.filter((f) => f.severity === s).length })),
+    findingsBySeverity: SEVERITIES.map((s) => ({
+      label: s,
+      value: plan.findings.filter((f) => f.severity === s).length,
+    })),
     keyAges,
     usersByState: MIGRATION_STATES.map((s) => ({
       label: s,

@@ -2,7 +2,10 @@ import type { MigrationPlan, MigrationState } from './plan.js';
 import { figures } from './report-data.js';
 
 const esc = (v: unknown) =>
-  String(v ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  String(v ?? '').replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
+  );
 const day = (iso: string | null) => (iso ? iso.slice(0, 10) : '—');
 
 const COLORS: Record<string, string> = {
@@ -51,7 +54,9 @@ export function htmlReport(plan: MigrationPlan, states?: Map<string, MigrationSt
   const f = figures(plan, states);
   const sev = (s: string) => `<span class="sev" style="background:${COLORS[s]}">${esc(s)}</span>`;
   const parts: string[] = [];
-  parts.push(`<h1>IAM migration plan</h1><p>As of ${esc(day(plan.asOf))} · ${plan.accounts.length} account(s) · ${plan.findings.length} finding(s)</p>`);
+  parts.push(
+    `<h1>IAM migration plan</h1><p>As of ${esc(day(plan.asOf))} · ${plan.accounts.length} account(s) · ${plan.findings.length} finding(s)</p>`,
+  );
   parts.push(
     `<div class="charts">${barChart('Findings by severity', f.findingsBySeverity)}${barChart('Active access keys by age', f.keyAges)}${barChart('Users by migration state', f.usersByState)}</div>`,
   );
@@ -59,7 +64,13 @@ export function htmlReport(plan: MigrationPlan, states?: Map<string, MigrationSt
   parts.push(
     table(
       ['severity', 'account', 'subject', 'finding', 'fix'],
-      plan.findings.map((x) => [sev(x.severity), esc(x.account), `<code>${esc(x.subject)}</code>`, esc(x.title), esc(x.fix)]),
+      plan.findings.map((x) => [
+        sev(x.severity),
+        esc(x.account),
+        `<code>${esc(x.subject)}</code>`,
+        esc(x.title),
+        esc(x.fix),
+      ]),
       true,
     ),
   );
@@ -73,7 +84,9 @@ export function htmlReport(plan: MigrationPlan, states?: Map<string, MigrationSt
         a.roles.map((r) => [
           r.directoryGroup,
           r.name,
-          r.replaces.map((x) => `${x.source}${x.equivalence === 'first' ? '' : ` (${x.equivalence})`}`).join(', '),
+          r.replaces
+            .map((x) => `${x.source}${x.equivalence === 'first' ? '' : ` (${x.equivalence})`}`)
+            .join(', '),
           r.managedPolicies.join(', '),
           r.inlinePolicies.map((p) => p.name).join(', '),
         ]),
@@ -93,19 +106,53 @@ export function htmlReport(plan: MigrationPlan, states?: Map<string, MigrationSt
             iu?.console ?? 'unknown',
             iu?.mfa ?? 'unknown',
             day(iu?.passwordLastUsed ?? null),
-            iu?.accessKeys.filter((k) => k.active).map((k) => `#${k.slot} rotated ${day(k.lastRotated)}, used ${day(k.lastUsed)}`).join('; ') || '—',
+            iu?.accessKeys
+              .filter((k) => k.active)
+              .map((k) => `#${k.slot} rotated ${day(k.lastRotated)}, used ${day(k.lastUsed)}`)
+              .join('; ') || '—',
           ];
         }),
       ),
     );
     parts.push('<h3>Groups</h3>');
-    parts.push(table(['group', 'members', 'managed policies', 'inline policies'], inv.groups.map((g) => [g.name, g.members.join(', '), g.attachedPolicies.join(', '), g.inlinePolicies.join(', ')])));
+    parts.push(
+      table(
+        ['group', 'members', 'managed policies', 'inline policies'],
+        inv.groups.map((g) => [
+          g.name,
+          g.members.join(', '),
+          g.attachedPolicies.join(', '),
+          g.inlinePolicies.join(', '),
+        ]),
+      ),
+    );
     parts.push('<h3>Roles</h3>');
-    parts.push(table(['role', 'type', 'trusted principals', 'managed policies', 'last used'], inv.roles.map((r) => [r.name, r.serviceLinked ? 'service-linked' : 'custom', r.trustedPrincipals.join(', '), r.attachedPolicies.join(', '), day(r.lastUsed)])));
+    parts.push(
+      table(
+        ['role', 'type', 'trusted principals', 'managed policies', 'last used'],
+        inv.roles.map((r) => [
+          r.name,
+          r.serviceLinked ? 'service-linked' : 'custom',
+          r.trustedPrincipals.join(', '),
+          r.attachedPolicies.join(', '),
+          day(r.lastUsed),
+        ]),
+      ),
+    );
     parts.push('<h3>Policies</h3>');
-    parts.push(table(['policy', 'kind', 'attached to'], inv.policies.map((p) => [p.id, p.kind, p.attachedTo.join(', ') || '—'])));
+    parts.push(
+      table(
+        ['policy', 'kind', 'attached to'],
+        inv.policies.map((p) => [p.id, p.kind, p.attachedTo.join(', ') || '—']),
+      ),
+    );
     parts.push('<h3>Identity providers to replace</h3>');
-    parts.push(table(['provider', 'kind', 'trusted by'], inv.identityProviders.map((p) => [p.arn, p.kind, p.trustedBy.join(', ') || '—'])));
+    parts.push(
+      table(
+        ['provider', 'kind', 'trusted by'],
+        inv.identityProviders.map((p) => [p.arn, p.kind, p.trustedBy.join(', ') || '—']),
+      ),
+    );
   }
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>IAM migration plan</title><style>${CSS}</style></head><body>${parts.join('\n')}</body></html>\n`;
 }

@@ -34,9 +34,12 @@ export class SimulationInputInvalid extends InvalidInput {
   }
 }
 
-const accountOf = (arn: string) => arn.split(':')[4] || '000000000000';
+const accountOf = (arn: string) => arn.split(':')[4] ?? '';
 
-export async function simulate(policies: NamedPolicy[], request: SimulationRequest): Promise<SimulationOutcome> {
+export async function simulate(
+  policies: NamedPolicy[],
+  request: SimulationRequest,
+): Promise<SimulationOutcome> {
   const byName = new Map(policies.map((p) => [p.name, p]));
   const res = await runSimulation(
     {
@@ -45,7 +48,8 @@ export async function simulate(policies: NamedPolicy[], request: SimulationReque
         action: request.action,
         resource: {
           resource: request.resource,
-          accountId: accountOf(request.resource === '*' ? request.principalArn : request.resource) || accountOf(request.principalArn),
+          // S3 ARNs carry no account: the resource is then taken to be in the principal's own account.
+          accountId: accountOf(request.resource) || accountOf(request.principalArn),
         },
         contextVariables: request.context ?? {},
       },
@@ -55,14 +59,16 @@ export async function simulate(policies: NamedPolicy[], request: SimulationReque
     },
     {},
   );
-  if (res.resultType === 'error') throw new SimulationInputInvalid(`cannot simulate ${request.action}: ${res.errors.message}`);
+  if (res.resultType === 'error')
+    throw new SimulationInputInvalid(`cannot simulate ${request.action}: ${res.errors.message}`);
   const analyses = res.resultType === 'single' ? [res.result.analysis] : res.results.map((r) => r.analysis);
   const allowed = res.overallResult === 'Allowed';
   const deciding: DecidingStatement[] = [];
   for (const analysis of analyses) {
     if (allowed) {
       for (const g of getGrantReasons(analysis))
-        if (g.policyType === 'identity') deciding.push(describe(byName, g.policyIdentifier, g.statementIndex, g.statementId, 'Allow'));
+        if (g.policyType === 'identity')
+          deciding.push(describe(byName, g.policyIdentifier, g.statementIndex, g.statementId, 'Allow'));
     } else {
       for (const d of getDenialReasons(analysis))
         if (d.denialType === 'Explicit' && d.policyIdentifier)

@@ -15,12 +15,17 @@ export interface MigrationStateFile {
 const ORDER: Record<MigrationState, number> = { unmapped: 0, mapped: 1, 'signed-in': 2, removed: 3 };
 
 /** A new state file for `plan`, keeping the progress already recorded in `previous` (a re-plan never goes back). */
-export function stateFromPlan(plan: MigrationPlan, previous: MigrationStateFile | null, at: Date): MigrationStateFile {
+export function stateFromPlan(
+  plan: MigrationPlan,
+  previous: MigrationStateFile | null,
+  at: Date,
+): MigrationStateFile {
   const old = new Map((previous?.users ?? []).map((u) => [`${u.account}/${u.user}`, u]));
   const users = plan.accounts.flatMap((a) =>
     a.users.map((u) => {
       const before = old.get(`${u.account}/${u.user}`);
-      if (before && ORDER[before.state] >= ORDER[u.state]) return { ...u, state: before.state, history: before.history };
+      if (before && ORDER[before.state] >= ORDER[u.state])
+        return { ...u, state: before.state, history: before.history };
       return { ...u, history: [...(before?.history ?? []), { state: u.state, at: at.toISOString() }] };
     }),
   );
@@ -32,7 +37,7 @@ export function stateFromPlan(plan: MigrationPlan, previous: MigrationStateFile 
 
 export function parseState(value: unknown): MigrationStateFile {
   const v = value as Partial<MigrationStateFile> | null;
-  if (!v || v.kind !== 'ferry-migration-state' || !Array.isArray(v.users))
+  if (v?.kind !== 'ferry-migration-state' || !Array.isArray(v.users))
     throw new InvalidInput('not a Ferry migration state file (kind ferry-migration-state)', 'state');
   return v as MigrationStateFile;
 }
@@ -43,7 +48,8 @@ export function mark(state: MigrationStateFile, ref: string, to: string, at: Dat
     throw new InvalidInput(`--mark takes signed-in or removed (got ${to})`, 'mark');
   const matches = state.users.filter((u) => u.user === ref || `${u.account}/${u.user}` === ref);
   if (matches.length === 0) throw new NotFound('IAM user', ref);
-  if (matches.length > 1) throw new InvalidInput(`${ref} is in several accounts: write ACCOUNT/${ref}`, 'mark');
+  if (matches.length > 1)
+    throw new InvalidInput(`${ref} is in several accounts: write ACCOUNT/${ref}`, 'mark');
   const u = matches[0]!;
   if (u.state === 'unmapped' && to === 'signed-in')
     throw new InvalidInput(`${ref} has no role in the plan: there is nothing to sign in to`, 'mark');

@@ -36,7 +36,10 @@ export function tenantOf(plan: MigrationPlan): GeneratedTenant {
       roles: a.roles.map((r) => ({
         name: r.name,
         maxSessionDuration: 3600,
-        description: (r.managedPolicies.map((p) => p.split('/').pop()).join(', ') || 'inline policies').slice(0, 1000),
+        description: (r.managedPolicies.map((p) => p.split('/').pop()).join(', ') || 'inline policies').slice(
+          0,
+          1000,
+        ),
       })),
     };
   });
