@@ -71,10 +71,8 @@ export function registerMigrateCommands(program: Command): void {
       const states = stateMap(state);
       for (const out of opts.out) writeFileSync(out, render(plan, out, states));
       if (opts.tenantOut) writeFileSync(opts.tenantOut, tenantYaml(plan));
-      const bySeverity = plan.findings.reduce<Record<string, number>>(
-        (m, f) => ({ ...m, [f.severity]: (m[f.severity] ?? 0) + 1 }),
-        {},
-      );
+      const bySeverity: Record<string, number> = {};
+      for (const f of plan.findings) bySeverity[f.severity] = (bySeverity[f.severity] ?? 0) + 1;
       process.stdout.write(
         `${plan.accounts.map((a) => `account ${a.alias} (${a.accountId}): ${a.inventory.users.length} users, ${a.inventory.groups.length} groups, ${a.inventory.roles.length} roles → ${a.roles.length} proposed roles`).join('\n')}\n` +
           `findings: ${

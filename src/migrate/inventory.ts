@@ -335,7 +335,11 @@ export function userPolicies(
     const g = details.GroupDetailList.find((x) => x.GroupName === gName);
     if (!g) continue;
     const gp = groupPolicies(details, g.GroupName);
-    for (const p of gp.policies) if (!seen.has(p.name)) seen.add(p.name), own.policies.push(p);
+    for (const p of gp.policies) {
+      if (seen.has(p.name)) continue;
+      seen.add(p.name);
+      own.policies.push(p);
+    }
     own.missing.push(...gp.missing.filter((m) => !own.missing.includes(m)));
   }
   return own;
