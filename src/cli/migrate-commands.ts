@@ -67,9 +67,11 @@ export function registerMigrateCommands(program: Command): void {
       const statePath = opts.state ?? join(opts.out[0] ? dirname(opts.out[0]) : '.', 'migration-state.json');
       const previous = existsSync(statePath) ? parseState(readJson(statePath)) : null;
       const state = stateFromPlan(plan, previous, asOf);
-      writeFileSync(statePath, `${JSON.stringify(state, null, 2)}\n`);
       const states = stateMap(state);
-      for (const out of opts.out) writeFileSync(out, render(plan, out, states));
+      // Render everything before writing anything, so a bad --out leaves no half-written state.
+      const rendered = opts.out.map((out) => [out, render(plan, out, states)] as const);
+      writeFileSync(statePath, `${JSON.stringify(state, null, 2)}\n`);
+      for (const [out, text] of rendered) writeFileSync(out, text);
       if (opts.tenantOut) writeFileSync(opts.tenantOut, tenantYaml(plan));
       const bySeverity: Record<string, number> = {};
       for (const f of plan.findings) bySeverity[f.severity] = (bySeverity[f.severity] ?? 0) + 1;
