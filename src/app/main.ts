@@ -5,6 +5,7 @@ import { registerAwsCommands } from '../cli/aws-commands.js';
 import { ApiError, ServerUnreachable } from '../cli/client.js';
 import { registerClientCommands } from '../cli/commands.js';
 import { registerLoginCommands } from '../cli/login-commands.js';
+import { registerMigrateCommands } from '../cli/migrate-commands.js';
 import { registerSamlCommands } from '../cli/saml-commands.js';
 import { OperatorError, registerOperatorCommands } from './commands.js';
 
@@ -24,6 +25,7 @@ export async function main(argv: string[]): Promise<number> {
   registerSamlCommands(program);
   registerLoginCommands(program);
   registerAwsCommands(program);
+  registerMigrateCommands(program);
   registerOperatorCommands(program);
   try {
     await program.parseAsync(argv);
