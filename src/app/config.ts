@@ -116,6 +116,25 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    aws: z
+      .object({
+        /** the local AWS (moto) for development and tests; omit for real AWS */
+        endpoint: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).optional(),
+        region: z
+          .string()
+          .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'expected an AWS region such as us-east-1')
+          .default('us-east-1'),
+        /**
+         * Keys for a local AWS only. Against real AWS leave them out: the SDK's default chain (instance
+         * or task role, AWS_* environment, profile) provides Ferry's credentials.
+         */
+        accessKeyId: z.string().optional(),
+        secretAccessKey: z.string().optional(),
+        /** added to every revocation cutoff, for clock skew between Ferry and AWS */
+        revocationClockSkew: duration('60s'),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -135,6 +154,7 @@ const envOverrides: Record<string, string[]> = {
   FERRY_MASTER_KEY: ['keys', 'masterKey'],
   FERRY_MASTER_KEY_FILE: ['keys', 'masterKeyFile'],
   FERRY_LOG_LEVEL: ['log', 'level'],
+  FERRY_AWS_ENDPOINT: ['aws', 'endpoint'],
   FERRY_REQUIRE_MFA: ['signin', 'requireMfa'],
 };
 

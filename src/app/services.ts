@@ -1,6 +1,8 @@
 import { Assignments } from '../access/assignments.js';
 import { AwsAccounts } from '../access/aws-accounts.js';
 import { AccessDecider } from '../access/decide.js';
+import { openAccountClients } from '../aws/account-clients.js';
+import { SessionRevoker } from '../aws/session-revocation.js';
 import type { Clock } from '../clock.js';
 import { ServiceProviders } from '../federation/saml/service-providers.js';
 import { ApiTokens } from '../identity/api-tokens.js';
@@ -39,6 +41,8 @@ export interface Services {
   access: AccessDecider;
   signingKeys: SigningKeys;
   serviceProviders: ServiceProviders;
+  /** ends a person's live AWS sessions (offboarding, end of a PIM activation) */
+  sessionRevoker: SessionRevoker;
   /** recognises a person or workload on user-facing routes (use with requireCaller) */
   authenticateCaller: CallerAuthenticator;
 }
@@ -71,6 +75,22 @@ export function createServices(
   });
   const accounts = new AwsAccounts(store, clock);
   const assignments = new Assignments(store, clock, accounts);
+  const { aws } = config;
+  const sessionRevoker = new SessionRevoker(
+    store,
+    clock,
+    accounts,
+    (accountId) =>
+      openAccountClients({
+        accountId,
+        region: aws.region,
+        ...(aws.endpoint === undefined ? {} : { endpoint: aws.endpoint }),
+        ...(aws.accessKeyId && aws.secretAccessKey
+          ? { credentials: { accessKeyId: aws.accessKeyId, secretAccessKey: aws.secretAccessKey } }
+          : {}),
+      }),
+    { clockSkewSeconds: aws.revocationClockSkew / 1000 },
+  );
   return {
     config,
     store,
@@ -89,6 +109,7 @@ export function createServices(
     access: new AccessDecider(accounts, assignments),
     signingKeys: new SigningKeys(store, clock, masterKey, signingKeyOptions),
     serviceProviders: new ServiceProviders(store, clock),
+    sessionRevoker,
     authenticateCaller: anyCaller(browserSessionCaller(store.db, sessions, config.sessions.cookieName)),
   };
 }

@@ -10,7 +10,6 @@ import {
 } from './revocation-policy.js';
 
 const ACCOUNT = '123456789012';
-const ROLE = `arn:aws:iam::${ACCOUNT}:role/Developer`;
 const ALICE = 'alice@contoso.example';
 const BOB = 'bob@contoso.example';
 const CUTOFF = new Date('2026-03-01T12:00:00.000Z');
