@@ -10,6 +10,7 @@ import type { Row, Scenario } from './lib/scenario.js';
 import { jsonRows, machineLine, markdownTable, notes, textTable } from './lib/table.js';
 import { residentMemory } from './memory.js';
 import { passwordSignin } from './password-signin.js';
+import { sessionRevocation } from './revocation.js';
 import { samlAssertions } from './saml.js';
 
 /** Every scenario, in the order they run (cheap references first, process-spawning ones last). */
@@ -19,6 +20,7 @@ export const SCENARIOS: Scenario[] = [
   passwordSignin,
   auditAppend,
   decideLatency,
+  sessionRevocation,
   coldStart,
   residentMemory,
 ];

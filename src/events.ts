@@ -11,6 +11,15 @@ export type DomainEvent =
   | { type: 'group.created'; groupId: string; displayName: string }
   | { type: 'group.deleted'; groupId: string; displayName: string }
   | { type: 'membership.changed'; groupId: string; userId: string; change: 'added' | 'removed' }
-  | { type: 'session.revoked'; sessionId: string; userId: string; reason: string };
+  | { type: 'session.revoked'; sessionId: string; userId: string; reason: string }
+  /** end the person's live AWS sessions on one role (PIM: an activation expired or was revoked) */
+  | {
+      type: 'aws.sessions-revoke-requested';
+      userId: string;
+      userName: string;
+      account: string;
+      role: string;
+      reason: string;
+    };
 
 export type DomainEventType = DomainEvent['type'];

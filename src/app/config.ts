@@ -133,11 +133,20 @@ export const configSchema = z
       .prefault({}),
     aws: z
       .object({
-        /** the region Ferry's STS calls go to (STS is global; regional endpoints are faster) */
+        /** the local AWS (moto) for development and tests; omit for real AWS */
+        endpoint: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).optional(),
         region: z
           .string()
-          .regex(/^[a-z]{2}(-[a-z]+)+-\d$/)
+          .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'expected an AWS region such as us-east-1')
           .default('us-east-1'),
+        /**
+         * Keys for a local AWS only. Against real AWS leave them out: the SDK's default chain (instance
+         * or task role, AWS_* environment, profile) provides Ferry's credentials.
+         */
+        accessKeyId: z.string().optional(),
+        secretAccessKey: z.string().optional(),
+        /** added to every revocation cutoff, for clock skew between Ferry and AWS */
+        revocationClockSkew: duration('60s'),
       })
       .strict()
       .prefault({}),
@@ -160,6 +169,7 @@ const envOverrides: Record<string, string[]> = {
   FERRY_MASTER_KEY: ['keys', 'masterKey'],
   FERRY_MASTER_KEY_FILE: ['keys', 'masterKeyFile'],
   FERRY_LOG_LEVEL: ['log', 'level'],
+  FERRY_AWS_ENDPOINT: ['aws', 'endpoint'],
   FERRY_REQUIRE_MFA: ['signin', 'requireMfa'],
 };
 

@@ -63,6 +63,8 @@ async function demo(): Promise<void> {
       process.stdout.write('note: moto_server is not on PATH, so the demo runs without a local AWS\n');
     }
 
+    // Offboarding revokes live sessions on this same local AWS.
+    if (aws?.endpoint) config.aws = { ...config.aws, endpoint: aws.endpoint, region: aws.region };
     ferry = await startFerry({ config, configSource: 'demo' });
     const credentialsFile = join(dataDir, 'demo-credentials.json');
     const tenant = await ensureDemoTenant(ferry.services, credentialsFile);

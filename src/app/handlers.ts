@@ -1,9 +1,30 @@
+import type { DomainEvent } from '../events.js';
 import type { Services } from './services.js';
-import type { EventHandlers } from './workers.js';
+import type { EventHandlers, EventMeta } from './workers.js';
 
 /** The outbox handlers every instance runs: how one module's change reaches another. */
 export function defaultHandlers(services: Services): EventHandlers {
+  const { sessionRevoker } = services;
+  // Offboarding: sessions issued before the change was committed end on every role the person used.
+  const revokeAll = (reason: string) => async (e: DomainEvent, meta: EventMeta) => {
+    if (e.type !== 'user.deactivated' && e.type !== 'user.deleted') return;
+    await sessionRevoker.revokeLiveSessions({ userId: e.userId, userName: e.userName }, meta.createdAt, {
+      reason,
+    });
+  };
   return {
+    'user.deactivated': [revokeAll('user deactivated')],
+    'aws.sessions-revoke-requested': [
+      async (e, meta) => {
+        if (e.type !== 'aws.sessions-revoke-requested') return;
+        await sessionRevoker.revokeRoleSessions(
+          { userId: e.userId, userName: e.userName },
+          { account: e.account, role: e.role },
+          meta.createdAt,
+          { reason: e.reason },
+        );
+      },
+    ],
     'group.deleted': [
       async (e) => {
         if (e.type === 'group.deleted') await services.assignments.removeForPrincipal('group', e.groupId);
@@ -13,6 +34,7 @@ export function defaultHandlers(services: Services): EventHandlers {
       async (e) => {
         if (e.type === 'user.deleted') await services.assignments.removeForPrincipal('user', e.userId);
       },
+      revokeAll('user deleted'),
     ],
   };
 }

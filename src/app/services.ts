@@ -2,7 +2,9 @@ import { Assignments } from '../access/assignments.js';
 import { AwsAccounts } from '../access/aws-accounts.js';
 import { AccessDecider } from '../access/decide.js';
 import { systemActor } from '../audit/actor.js';
+import { openAccountClients } from '../aws/account-clients.js';
 import { AwsCredentialBroker } from '../aws/credentials.js';
+import { SessionRevoker } from '../aws/session-revocation.js';
 import type { Clock } from '../clock.js';
 import { accessTokenCaller } from '../federation/oidc/access-token-caller.js';
 import { OidcClients } from '../federation/oidc/clients.js';
@@ -51,6 +53,8 @@ export interface Services {
   oidcClients: OidcClients;
   /** the OpenID provider (built lazily; rebuilt when its keys rotate) */
   oidc: OidcIssuer;
+  /** ends a person's live AWS sessions (offboarding, end of a PIM activation) */
+  sessionRevoker: SessionRevoker;
   /** recognises a person or workload on user-facing routes (use with requireCaller) */
   authenticateCaller: CallerAuthenticator;
 }
@@ -122,6 +126,22 @@ export function createServices(
     () => `${config.publicUrl.replace(/\/$/, '')}/saml/metadata`,
     Math.round(config.saml.assertionLifetime / 1000),
   );
+  const { aws } = config;
+  const sessionRevoker = new SessionRevoker(
+    store,
+    clock,
+    accounts,
+    (accountId) =>
+      openAccountClients({
+        accountId,
+        region: aws.region,
+        ...(aws.endpoint === undefined ? {} : { endpoint: aws.endpoint }),
+        ...(aws.accessKeyId && aws.secretAccessKey
+          ? { credentials: { accessKeyId: aws.accessKeyId, secretAccessKey: aws.secretAccessKey } }
+          : {}),
+      }),
+    { clockSkewSeconds: aws.revocationClockSkew / 1000 },
+  );
   return {
     config,
     store,
@@ -138,7 +158,15 @@ export function createServices(
     accounts,
     assignments,
     access,
-    credentials: new AwsCredentialBroker(store, clock, accounts, access, assertions, config.aws.region),
+    credentials: new AwsCredentialBroker(
+      store,
+      clock,
+      accounts,
+      access,
+      assertions,
+      config.aws.region,
+      config.aws.endpoint ?? null,
+    ),
     signingKeys,
     serviceProviders: new ServiceProviders(store, clock),
     oidcClients,
@@ -147,5 +175,6 @@ export function createServices(
       accessTokenCaller(store.db, oidc, oidcClients),
       browserSessionCaller(store.db, sessions, config.sessions.cookieName),
     ),
+    sessionRevoker,
   };
 }

@@ -6,7 +6,14 @@ import { OIDC_SIGNING_PURPOSES } from '../federation/oidc/provider.js';
 import { claimEvents, completeEvent, failEvent } from '../store/outbox.js';
 import type { Services } from './services.js';
 
-export type EventHandler = (event: DomainEvent) => Promise<void>;
+/** What a handler may need besides the event: when it happened (e.g. a revocation's cutoff). */
+export interface EventMeta {
+  id: string;
+  createdAt: Date;
+  attempts: number;
+}
+
+export type EventHandler = (event: DomainEvent, meta: EventMeta) => Promise<void>;
 
 /** Handlers by event type; each must be idempotent, since delivery is at least once. */
 export type EventHandlers = Partial<Record<DomainEventType, EventHandler[]>>;
@@ -39,7 +46,8 @@ export function startWorkers(
       if (batch.length === 0) return handled;
       for (const claimed of batch) {
         try {
-          for (const handle of handlers[claimed.event.type] ?? []) await handle(claimed.event);
+          const meta = { id: claimed.id, createdAt: new Date(claimed.createdAt), attempts: claimed.attempts };
+          for (const handle of handlers[claimed.event.type] ?? []) await handle(claimed.event, meta);
           await completeEvent(store, clock, claimed.id, workerId);
         } catch (err) {
           log.warn(

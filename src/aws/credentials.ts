@@ -112,6 +112,8 @@ export class AwsCredentialBroker {
     private readonly access: AccessDecider,
     private readonly assertions: RoleAssertionSource,
     private readonly region: string,
+    /** the local AWS for accounts without an endpoint of their own (config aws.endpoint) */
+    private readonly defaultEndpoint: string | null = null,
   ) {}
 
   async issue(
@@ -245,7 +247,8 @@ export class AwsCredentialBroker {
   }
 
   #client(account: AwsAccount): STSClient {
-    const key = account.endpointUrl ?? `aws:${account.partition}`;
+    const endpoint = account.endpointUrl ?? this.defaultEndpoint;
+    const key = endpoint ?? `aws:${account.partition}`;
     let client = this.#sts.get(key);
     if (!client) {
       client = new STSClient({
@@ -255,7 +258,7 @@ export class AwsCredentialBroker {
             : account.partition === 'aws-cn'
               ? 'cn-north-1'
               : this.region,
-        ...(account.endpointUrl ? { endpoint: account.endpointUrl } : {}),
+        ...(endpoint ? { endpoint } : {}),
         // AssumeRoleWithSAML is unsigned: Ferry needs no AWS credentials of its own to broker it.
         credentials: { accessKeyId: 'unused', secretAccessKey: 'unused' },
         maxAttempts: 2,

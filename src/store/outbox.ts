@@ -52,6 +52,8 @@ export async function enqueueEvent(trx: Kysely<Database>, clock: Clock, event: D
 export interface ClaimedEvent {
   id: string;
   attempts: number;
+  /** when the change it describes was committed */
+  createdAt: string;
   event: DomainEvent;
 }
 
@@ -93,7 +95,12 @@ export async function claimEvents(
     .sort((a, b) =>
       a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id < b.id ? -1 : 1,
     )
-    .map((r) => ({ id: r.id, attempts: r.attempts, event: JSON.parse(r.payload) as DomainEvent }));
+    .map((r) => ({
+      id: r.id,
+      attempts: r.attempts,
+      createdAt: r.created_at,
+      event: JSON.parse(r.payload) as DomainEvent,
+    }));
 }
 
 export async function completeEvent(store: Store, clock: Clock, id: string, workerId: string): Promise<void> {

@@ -24,6 +24,8 @@ export interface Database {
   issued_credentials: IssuedCredentialsTable;
   oidc_artifacts: OidcArtifactsTable;
   oidc_clients: OidcClientsTable;
+  aws_session_revocations: AwsSessionRevocationsTable;
+  aws_revocation_policies: AwsRevocationPoliciesTable;
 }
 
 export interface UsersTable {
@@ -216,6 +218,27 @@ export interface IssuedCredentialsTable {
   issued_at: string;
   expires_at: string;
   revoked_at: string | null;
+}
+
+/** One person denied on one role: sessions with their SourceIdentity issued before `cutoff`. */
+export interface AwsSessionRevocationsTable {
+  account_id: string;
+  role_name: string;
+  source_identity: string;
+  user_id: string | null;
+  cutoff: string;
+  reason: string;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Per role: `version` grows with every change of its revocations; `applied_version` is what IAM has. */
+export interface AwsRevocationPoliciesTable {
+  account_id: string;
+  role_name: string;
+  version: number;
+  applied_version: number;
+  applied_at: string | null;
 }
 
 export type UserRow = Selectable<UsersTable>;

@@ -28,6 +28,8 @@ const AWS_CLI_TIMEOUT_MS = 60_000;
 export async function awsCli(
   localAws: Pick<LocalAws, 'endpoint' | 'region'>,
   args: string[],
+  /** whose keys sign the requests (moto with IAM enforcement on); dummy keys by default */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string },
 ): Promise<AwsCliResult> {
   const dir = await mkdtemp(join(tmpdir(), 'ferry-awscli-'));
   try {
@@ -38,8 +40,9 @@ export async function awsCli(
     const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_')));
     const env: NodeJS.ProcessEnv = {
       ...inherited,
-      AWS_ACCESS_KEY_ID: 'testing',
-      AWS_SECRET_ACCESS_KEY: 'testing',
+      AWS_ACCESS_KEY_ID: credentials?.accessKeyId ?? 'testing',
+      AWS_SECRET_ACCESS_KEY: credentials?.secretAccessKey ?? 'testing',
+      ...(credentials?.sessionToken ? { AWS_SESSION_TOKEN: credentials.sessionToken } : {}),
       AWS_DEFAULT_REGION: localAws.region,
       AWS_CONFIG_FILE: configFile,
       AWS_SHARED_CREDENTIALS_FILE: credentialsFile,

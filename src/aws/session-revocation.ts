@@ -1,0 +1,437 @@
+import { DeleteRolePolicyCommand, NoSuchEntityException, PutRolePolicyCommand } from '@aws-sdk/client-iam';
+import type { Kysely } from 'kysely';
+import { type AwsAccounts, MAX_SESSION_SECONDS } from '../access/aws-accounts.js';
+import { type AuditContext, systemActor } from '../audit/actor.js';
+import { appendAudit } from '../audit/ledger.js';
+import { type Clock, iso } from '../clock.js';
+import type { Store } from '../store/open.js';
+import type { Database, IssuedCredentialsTable } from '../store/schema.js';
+import { type AccountClients, checkCallerAccount } from './account-clients.js';
+import {
+  cutoffText,
+  REVOCATION_POLICY_NAME,
+  type RevokedIdentity,
+  revocationPolicy,
+  stillNeeded,
+} from './revocation-policy.js';
+
+/** The person whose sessions end; their source identities come from what the ledger says was issued. */
+export interface RevocationPerson {
+  userId: string;
+  userName: string;
+}
+
+/** An AWS role, as the ledger's targets name it (aws:<account>/<role>). */
+export interface RoleRef {
+  account: string;
+  role: string;
+}
+
+export interface RevokeOptions {
+  /** why, in words for the audit trail: "user deactivated", "activation expired" */
+  reason: string;
+  /** only this role (PIM: an activation ended); all roles the person used when omitted */
+  only?: RoleRef;
+  ctx?: AuditContext;
+}
+
+export interface RoleRevocation {
+  target: string;
+  sourceIdentities: string[];
+  /** sessions of these identities issued before it are denied (ISO, whole seconds) */
+  cutoff: string;
+  policyName: string;
+  outcome: 'revoked' | 'failed';
+  error?: string;
+}
+
+export interface RevocationReport {
+  roles: RoleRevocation[];
+  /** ledger rows now marked revoked */
+  credentialsRevoked: number;
+  /** live credentials recorded without a SourceIdentity: no per-person deny can reach them */
+  unnarrowable: number;
+}
+
+/** Some roles could not be changed; the others were. Thrown so the outbox retries the event. */
+export class SessionRevocationIncomplete extends Error {
+  constructor(readonly report: RevocationReport) {
+    const failed = report.roles.filter((r) => r.outcome === 'failed');
+    super(
+      `revoking sessions failed on ${failed.map((r) => `${r.target} (${r.error})`).join(', ')}; ` +
+        `${report.roles.length - failed.length} other role(s) done`,
+    );
+    this.name = 'SessionRevocationIncomplete';
+  }
+}
+
+/** Opens the SDK clients for one AWS account (real AWS, or the local AWS when an endpoint is configured). */
+export type ConnectAccount = (accountId: string) => AccountClients;
+
+export interface SessionRevokerOptions {
+  /** added to every cutoff: Ferry's clock and AWS's may disagree by this much */
+  clockSkewSeconds: number;
+}
+
+const REVOCABLE_KINDS = ['saml-assertion', 'sts-credentials'] as const;
+const TARGET = /^aws:(\d{12})\/([\w+=,.@-]{1,64})$/;
+/** rewriting the policy again because someone changed the role's revocations meanwhile: a bounded number of times */
+const MAX_APPLY_ROUNDS = 5;
+
+interface LiveCredential {
+  row: IssuedCredentialsTable;
+  roles: RoleRef[];
+  sourceIdentity: string | null;
+}
+
+const targetOf = (r: RoleRef) => `aws:${r.account}/${r.role}`;
+
+/**
+ * Ends a person's live AWS sessions, role by role, with the FerryRevokedSessions inline deny
+ * (see revocation-policy.ts). What each role's policy must say is kept in the database and the policy is
+ * rendered from it, so concurrent revocations on one role (several instances) never lose each other's
+ * entries; every step is idempotent, as outbox handlers run at least once.
+ */
+export class SessionRevoker {
+  private readonly checkedAccounts = new Set<string>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly accounts: AwsAccounts,
+    private readonly connect: ConnectAccount,
+    private readonly options: SessionRevokerOptions,
+  ) {}
+
+  /**
+   * Denies every session the person may still hold, on every role the ledger says they received
+   * credentials for, when issued before `requestedAt` (moved later when a SAML assertion issued before
+   * it could still be redeemed after it). Marks those ledger rows revoked.
+   */
+  async revokeLiveSessions(
+    person: RevocationPerson,
+    requestedAt: Date,
+    options: RevokeOptions,
+  ): Promise<RevocationReport> {
+    const now = this.clock.now();
+    const live = (await this.liveCredentials(person.userId, now)).filter(
+      (c) => !options.only || c.roles.some((r) => targetOf(r) === targetOf(options.only!)),
+    );
+    const ctx = options.ctx ?? { actor: systemActor('session-revoker') };
+    const unnarrowable = live.filter((c) => c.sourceIdentity === null);
+    if (unnarrowable.length > 0) {
+      await this.audit(ctx, 'aws.sessions-revoke-failed', 'failure', person.userName, {
+        userId: person.userId,
+        reason: options.reason,
+        error: 'credentials were issued without a SourceIdentity; a per-person deny cannot reach them',
+        credentials: unnarrowable.map((c) => c.row.id),
+      });
+    }
+
+    // Per role: the identities to deny and the latest moment a credential issued before now could start a session.
+    const plan = new Map<
+      string,
+      { role: RoleRef; identities: Set<string>; latest: number; rows: Set<string> }
+    >();
+    for (const c of live) {
+      if (c.sourceIdentity === null) continue;
+      const redeemableUntil =
+        c.row.kind === 'saml-assertion'
+          ? new Date(c.row.expires_at).getTime()
+          : new Date(c.row.issued_at).getTime();
+      for (const role of c.roles) {
+        if (options.only && targetOf(role) !== targetOf(options.only)) continue;
+        const key = targetOf(role);
+        const entry = plan.get(key) ?? {
+          role,
+          identities: new Set(),
+          latest: requestedAt.getTime(),
+          rows: new Set(),
+        };
+        entry.identities.add(c.sourceIdentity);
+        entry.latest = Math.max(entry.latest, redeemableUntil);
+        entry.rows.add(c.row.id);
+        plan.set(key, entry);
+      }
+    }
+
+    const skewMs = this.options.clockSkewSeconds * 1000;
+    const results = await Promise.all(
+      [...plan.values()].map(async (p): Promise<RoleRevocation> => {
+        const cutoff = new Date(p.latest + skewMs);
+        const identities = [...p.identities].sort();
+        const base = {
+          target: targetOf(p.role),
+          sourceIdentities: identities,
+          cutoff: cutoffText(cutoff),
+          policyName: REVOCATION_POLICY_NAME,
+        };
+        try {
+          await this.record(p.role, identities, cutoff, person.userId, options.reason);
+          await this.apply(p.role);
+          await this.audit(ctx, 'aws.sessions-revoked', 'success', person.userName, {
+            userId: person.userId,
+            target: base.target,
+            policyName: REVOCATION_POLICY_NAME,
+            cutoff: base.cutoff,
+            sourceIdentities: identities,
+            reason: options.reason,
+          });
+          return { ...base, outcome: 'revoked' };
+        } catch (err) {
+          const error = (err as Error).message;
+          await this.audit(ctx, 'aws.sessions-revoke-failed', 'failure', person.userName, {
+            userId: person.userId,
+            target: base.target,
+            policyName: REVOCATION_POLICY_NAME,
+            cutoff: base.cutoff,
+            reason: options.reason,
+            error,
+          });
+          return { ...base, outcome: 'failed', error };
+        }
+      }),
+    );
+
+    // A credential is revoked once every role it opened is denied to it (a multi-role SAML assertion
+    // stays live while one of its roles is not).
+    const done = new Set(results.filter((r) => r.outcome === 'revoked').map((r) => r.target));
+    const revocable = live
+      .filter((c) => c.sourceIdentity !== null && c.roles.every((r) => done.has(targetOf(r))))
+      .map((c) => c.row.id);
+    let credentialsRevoked = 0;
+    if (revocable.length > 0) {
+      const updated = await this.store.db
+        .updateTable('issued_credentials')
+        .set({ revoked_at: iso(this.clock.now()) })
+        .where('id', 'in', revocable)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      credentialsRevoked = Number(updated.numUpdatedRows);
+    }
+    const report = { roles: results, credentialsRevoked, unnarrowable: unnarrowable.length };
+    if (results.some((r) => r.outcome === 'failed')) throw new SessionRevocationIncomplete(report);
+    return report;
+  }
+
+  /** PIM's call: an activation of `role` ended (expired or revoked), so the person's sessions on it end too. */
+  revokeRoleSessions(
+    person: RevocationPerson,
+    role: RoleRef,
+    requestedAt: Date,
+    options: Omit<RevokeOptions, 'only'>,
+  ): Promise<RevocationReport> {
+    return this.revokeLiveSessions(person, requestedAt, { ...options, only: role });
+  }
+
+  /** Credentials of the person that may still back a session: a SAML assertion lives on as the session it starts. */
+  private async liveCredentials(userId: string, now: Date): Promise<LiveCredential[]> {
+    const rows = await this.store.db
+      .selectFrom('issued_credentials')
+      .selectAll()
+      .where('user_id', '=', userId)
+      .where('kind', 'in', [...REVOCABLE_KINDS])
+      .where('revoked_at', 'is', null)
+      .where('expires_at', '>', iso(new Date(now.getTime() - MAX_SESSION_SECONDS * 1000)))
+      .execute();
+    const out: LiveCredential[] = [];
+    for (const row of rows) {
+      const details = JSON.parse(row.details) as Record<string, unknown>;
+      const sessionSeconds =
+        row.kind === 'saml-assertion'
+          ? typeof details['sessionDuration'] === 'number'
+            ? details['sessionDuration']
+            : MAX_SESSION_SECONDS
+          : 0;
+      if (new Date(row.expires_at).getTime() + sessionSeconds * 1000 <= now.getTime()) continue;
+      const roles = row.target
+        .split(',')
+        .map((t) => TARGET.exec(t.trim()))
+        .filter((m): m is RegExpExecArray => m !== null)
+        .map((m) => ({ account: m[1]!, role: m[2]! }));
+      if (roles.length === 0) continue;
+      const si = details['sourceIdentity'];
+      out.push({ row, roles, sourceIdentity: typeof si === 'string' && si !== '' ? si : null });
+    }
+    return out;
+  }
+
+  /** Writes what the role's policy must say; a later cutoff for the same identity wins. */
+  private async record(
+    role: RoleRef,
+    identities: string[],
+    cutoff: Date,
+    userId: string,
+    reason: string,
+  ): Promise<void> {
+    const now = iso(this.clock.now());
+    const cutoffIso = iso(cutoff);
+    await this.store.db.transaction().execute(async (trx) => {
+      for (const sourceIdentity of identities) {
+        await trx
+          .insertInto('aws_session_revocations')
+          .values({
+            account_id: role.account,
+            role_name: role.role,
+            source_identity: sourceIdentity,
+            user_id: userId,
+            cutoff: cutoffIso,
+            reason,
+            created_at: now,
+            updated_at: now,
+          })
+          .onConflict((oc) =>
+            oc.columns(['account_id', 'role_name', 'source_identity']).doUpdateSet((eb) => ({
+              cutoff: eb
+                .case()
+                .when('aws_session_revocations.cutoff', '<', cutoffIso)
+                .then(cutoffIso)
+                .else(eb.ref('aws_session_revocations.cutoff'))
+                .end(),
+              user_id: userId,
+              reason,
+              updated_at: now,
+            })),
+          )
+          .execute();
+      }
+      await bumpVersion(trx, role);
+    });
+  }
+
+  /**
+   * Renders the role's policy from the database and writes it to IAM, until what was written is the
+   * latest version: a writer that rendered an older version re-renders after its put, so the last put
+   * to land always carries every entry.
+   */
+  private async apply(role: RoleRef): Promise<void> {
+    const clients = this.connect(role.account);
+    try {
+      if (!this.checkedAccounts.has(role.account)) {
+        await checkCallerAccount(clients.sts, role.account);
+        this.checkedAccounts.add(role.account);
+      }
+      for (let round = 0; round < MAX_APPLY_ROUNDS; round++) {
+        const { version, entries } = await this.current(role);
+        const doc = revocationPolicy(entries);
+        if (doc) {
+          await clients.iam.send(
+            new PutRolePolicyCommand({
+              RoleName: role.role,
+              PolicyName: REVOCATION_POLICY_NAME,
+              PolicyDocument: JSON.stringify(doc),
+            }),
+          );
+        } else {
+          try {
+            await clients.iam.send(
+              new DeleteRolePolicyCommand({ RoleName: role.role, PolicyName: REVOCATION_POLICY_NAME }),
+            );
+          } catch (err) {
+            if (!(err instanceof NoSuchEntityException)) throw err;
+          }
+        }
+        const settled = await this.store.db.transaction().execute(async (trx) => {
+          const row = await trx
+            .selectFrom('aws_revocation_policies')
+            .select(['version', 'applied_version'])
+            .where('account_id', '=', role.account)
+            .where('role_name', '=', role.role)
+            .executeTakeFirst();
+          if (!row || Number(row.version) !== version) return false;
+          if (Number(row.applied_version) < version) {
+            await trx
+              .updateTable('aws_revocation_policies')
+              .set({ applied_version: version, applied_at: iso(this.clock.now()) })
+              .where('account_id', '=', role.account)
+              .where('role_name', '=', role.role)
+              .execute();
+          }
+          return true;
+        });
+        if (settled) return;
+      }
+      throw new Error(`the revocations of ${targetOf(role)} kept changing while being written`);
+    } finally {
+      clients.destroy();
+    }
+  }
+
+  /** The role's entries still needed now; those whose sessions have all expired are forgotten. */
+  private async current(role: RoleRef): Promise<{ version: number; entries: RevokedIdentity[] }> {
+    const now = this.clock.now();
+    const [registered] = [
+      ...(await this.accounts.rolesByTarget([{ account: role.account, role: role.role }])).values(),
+    ];
+    // A role Ferry no longer knows keeps IAM's longest session, so nothing is forgotten too early.
+    const maxSession = registered?.maxSessionDuration ?? MAX_SESSION_SECONDS;
+    return this.store.db.transaction().execute(async (trx) => {
+      const head = await trx
+        .selectFrom('aws_revocation_policies')
+        .select('version')
+        .where('account_id', '=', role.account)
+        .where('role_name', '=', role.role)
+        .executeTakeFirst();
+      const rows = await trx
+        .selectFrom('aws_session_revocations')
+        .select(['source_identity', 'cutoff'])
+        .where('account_id', '=', role.account)
+        .where('role_name', '=', role.role)
+        .execute();
+      const entries: RevokedIdentity[] = [];
+      for (const r of rows) {
+        const entry = { sourceIdentity: r.source_identity, cutoff: new Date(r.cutoff) };
+        if (stillNeeded(entry, now, maxSession)) {
+          entries.push(entry);
+        } else {
+          await trx
+            .deleteFrom('aws_session_revocations')
+            .where('account_id', '=', role.account)
+            .where('role_name', '=', role.role)
+            .where('source_identity', '=', r.source_identity)
+            .where('cutoff', '=', r.cutoff)
+            .execute();
+        }
+      }
+      return { version: Number(head?.version ?? 0), entries };
+    });
+  }
+
+  private async audit(
+    ctx: AuditContext,
+    type: string,
+    outcome: 'success' | 'failure',
+    subject: string,
+    data: Record<string, unknown>,
+  ): Promise<void> {
+    await this.store.db.transaction().execute((trx) =>
+      appendAudit(trx, this.store.engine, this.clock, {
+        type,
+        outcome,
+        actor: ctx.actor,
+        subject,
+        ip: ctx.ip,
+        requestId: ctx.requestId,
+        data,
+      }),
+    );
+  }
+}
+
+async function bumpVersion(trx: Kysely<Database>, role: RoleRef): Promise<void> {
+  await trx
+    .insertInto('aws_revocation_policies')
+    .values({
+      account_id: role.account,
+      role_name: role.role,
+      version: 1,
+      applied_version: 0,
+      applied_at: null,
+    })
+    .onConflict((oc) =>
+      oc.columns(['account_id', 'role_name']).doUpdateSet((eb) => ({
+        version: eb('aws_revocation_policies.version', '+', 1),
+      })),
+    )
+    .execute();
+}
