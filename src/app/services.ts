@@ -9,6 +9,7 @@ import type { IdentityDeps } from '../identity/deps.js';
 import { GroupDirectory } from '../identity/groups.js';
 import { TotpFactors } from '../identity/mfa.js';
 import { PasswordHasher } from '../identity/passwords.js';
+import { ScimConnections } from '../identity/scim/connections.js';
 import { SessionStore } from '../identity/sessions.js';
 import { SigninService } from '../identity/signin.js';
 import { SigninThrottle } from '../identity/throttle.js';
@@ -33,6 +34,8 @@ export interface Services {
   throttle: SigninThrottle;
   signin: SigninService;
   apiTokens: ApiTokens;
+  /** SCIM provisioning connections (Entra ID, …) and their bearer tokens */
+  scimConnections: ScimConnections;
   accounts: AwsAccounts;
   assignments: Assignments;
   /** the one decide() every issuer asks */
@@ -84,6 +87,7 @@ export function createServices(
     throttle,
     signin,
     apiTokens: new ApiTokens(store, clock),
+    scimConnections: new ScimConnections(store, clock),
     accounts,
     assignments,
     access: new AccessDecider(accounts, assignments),
