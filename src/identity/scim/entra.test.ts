@@ -27,17 +27,24 @@ describe.each(ENGINES)("Entra ID's provisioning sequence on %s", (engine) => {
     // Create User
     const userName = 'Test_User_ab6490ee-1e48-479e-a20b-2d77186b5dd1';
     const created = await scim.post('/Users', {
-      schemas: ['urn:ietf:params:scim:schemas:core:2.0:User', 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User'],
+      schemas: [
+        'urn:ietf:params:scim:schemas:core:2.0:User',
+        'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User',
+      ],
       externalId: '0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef',
       userName,
       active: true,
-      emails: [{ primary: true, type: 'work', value: 'Test_User_fd0ea19b-0777-472c-9f96-4f70d2226f2e@testuser.com' }],
+      emails: [
+        { primary: true, type: 'work', value: 'Test_User_fd0ea19b-0777-472c-9f96-4f70d2226f2e@testuser.com' },
+      ],
       meta: { resourceType: 'User' },
       name: { formatted: 'givenName familyName', familyName: 'familyName', givenName: 'givenName' },
       roles: [],
     });
     expect(created.status).toBe(201);
-    expect(created.headers.get('location')).toBe(created.body.meta && (created.body.meta as { location: string }).location);
+    expect(created.headers.get('location')).toBe(
+      created.body.meta && (created.body.meta as { location: string }).location,
+    );
     expect(created.body).toMatchObject({
       userName,
       active: true,
@@ -82,9 +89,21 @@ describe.each(ENGINES)("Entra ID's provisioning sequence on %s", (engine) => {
     // Enterprise extension attributes by full URN, manager as a bare id (Entra's form)
     const manager = await scim.post('/Users', { userName: 'manager@testuser.com' });
     const ext = await scim.patch(`/Users/${id}`, [
-      { op: 'Add', path: 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department', value: 'Finance' },
-      { op: 'Add', path: 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber', value: '1234' },
-      { op: 'Replace', path: 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager', value: manager.body.id },
+      {
+        op: 'Add',
+        path: 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department',
+        value: 'Finance',
+      },
+      {
+        op: 'Add',
+        path: 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber',
+        value: '1234',
+      },
+      {
+        op: 'Replace',
+        path: 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager',
+        value: manager.body.id,
+      },
     ]);
     expect(ext.body['urn:ietf:params:scim:schemas:extension:enterprise:2.0:User']).toMatchObject({
       department: 'Finance',
@@ -98,21 +117,36 @@ describe.each(ENGINES)("Entra ID's provisioning sequence on %s", (engine) => {
       schemas: [PATCH_OP],
     });
     expect(disabled.body.active).toBe(false);
-    expect((await scim.get(`/Users?filter=${encodeURIComponent(`userName eq "${newName}"`)}`)).body.Resources![0]!.active).toBe(false);
-    expect((await scim.patch(`/Users/${id}`, [{ op: 'Replace', path: 'active', value: 'True' }])).body.active).toBe(true);
+    expect(
+      (await scim.get(`/Users?filter=${encodeURIComponent(`userName eq "${newName}"`)}`)).body.Resources![0]!
+        .active,
+    ).toBe(false);
+    expect(
+      (await scim.patch(`/Users/${id}`, [{ op: 'Replace', path: 'active', value: 'True' }])).body.active,
+    ).toBe(true);
 
     // Create Group (with Microsoft's extra schema URN), Get Group, Get Group by displayName
     const group = await scim.post('/Groups', {
-      schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group', 'http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group'],
+      schemas: [
+        'urn:ietf:params:scim:schemas:core:2.0:Group',
+        'http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group',
+      ],
       externalId: '8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159',
       displayName: 'displayName',
       meta: { resourceType: 'Group' },
     });
     expect(group.status).toBe(201);
-    expect(group.body).toMatchObject({ displayName: 'displayName', externalId: '8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159' });
+    expect(group.body).toMatchObject({
+      displayName: 'displayName',
+      externalId: '8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159',
+    });
     const gid = group.body.id as string;
-    expect((await scim.get(`/Groups/${gid}?excludedAttributes=members`)).body.displayName).toBe('displayName');
-    const byName = await scim.get(`/Groups?excludedAttributes=members&filter=${encodeURIComponent('displayName eq "displayName"')}`);
+    expect((await scim.get(`/Groups/${gid}?excludedAttributes=members`)).body.displayName).toBe(
+      'displayName',
+    );
+    const byName = await scim.get(
+      `/Groups?excludedAttributes=members&filter=${encodeURIComponent('displayName eq "displayName"')}`,
+    );
     expect(byName.body.Resources!.map((r) => r.id)).toEqual([gid]);
 
     // Update Group [Non-member attributes]
@@ -125,7 +159,16 @@ describe.each(ENGINES)("Entra ID's provisioning sequence on %s", (engine) => {
     // Update Group [Add Members]
     const added = await scim.request('PATCH', `/Groups/${gid}`, {
       schemas: [PATCH_OP],
-      Operations: [{ op: 'Add', path: 'members', value: [{ $ref: null, value: id }, { $ref: null, value: manager.body.id }] }],
+      Operations: [
+        {
+          op: 'Add',
+          path: 'members',
+          value: [
+            { $ref: null, value: id },
+            { $ref: null, value: manager.body.id },
+          ],
+        },
+      ],
     });
     expect(added.status).toBe(200);
     expect((added.body.members as unknown[]).length).toBe(2);
@@ -141,10 +184,15 @@ describe.each(ENGINES)("Entra ID's provisioning sequence on %s", (engine) => {
       Operations: [{ op: 'Remove', path: 'members', value: [{ $ref: null, value: id }] }],
     });
     expect((removed.body.members as Array<{ value: string }>).map((m) => m.value)).toEqual([manager.body.id]);
-    const removed2 = await scim.patch(`/Groups/${gid}`, [{ op: 'Remove', path: `members[value eq "${manager.body.id}"]` }]);
+    const removed2 = await scim.patch(`/Groups/${gid}`, [
+      { op: 'Remove', path: `members[value eq "${manager.body.id}"]` },
+    ]);
     expect(removed2.body.members).toBeUndefined();
     // removing someone who is not a member is not an error (Entra retries)
-    expect((await scim.patch(`/Groups/${gid}`, [{ op: 'Remove', path: 'members', value: [{ value: id }] }])).status).toBe(200);
+    expect(
+      (await scim.patch(`/Groups/${gid}`, [{ op: 'Remove', path: 'members', value: [{ value: id }] }]))
+        .status,
+    ).toBe(200);
 
     // Delete User, Delete Group
     expect((await scim.del(`/Users/${id}`)).status).toBe(204);
@@ -156,9 +204,19 @@ describe.each(ENGINES)("Entra ID's provisioning sequence on %s", (engine) => {
     const actors = await ferry.services.store.db
       .selectFrom('audit_events')
       .select(['type', 'actor'])
-      .where('type', 'in', ['user.created', 'user.updated', 'user.disabled', 'group.created', 'group.member-added', 'group.member-removed', 'user.deleted', 'group.deleted'])
+      .where('type', 'in', [
+        'user.created',
+        'user.updated',
+        'user.disabled',
+        'group.created',
+        'group.member-added',
+        'group.member-removed',
+        'user.deleted',
+        'group.deleted',
+      ])
       .execute();
     expect(actors.length).toBeGreaterThanOrEqual(12);
-    for (const a of actors) expect(JSON.parse(a.actor)).toMatchObject({ type: 'scim-connection', name: 'entra' });
+    for (const a of actors)
+      expect(JSON.parse(a.actor)).toMatchObject({ type: 'scim-connection', name: 'entra' });
   });
 });
