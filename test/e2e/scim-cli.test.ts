@@ -47,7 +47,12 @@ describe('SCIM provisioning connections with the ferry command', () => {
     const listed = await ferry(['scim', 'token', 'list', '--json']);
     expect(listed.code, listed.stderr).toBe(0);
     expect(listed.stdout).not.toContain(token.split('_').pop()!);
-    const [conn] = JSON.parse(listed.stdout) as Array<{ id: string; name: string; revokedAt: string | null; lastUsedAt: string | null }>;
+    const [conn] = JSON.parse(listed.stdout) as Array<{
+      id: string;
+      name: string;
+      revokedAt: string | null;
+      lastUsedAt: string | null;
+    }>;
     expect(conn).toMatchObject({ name: 'entra', revokedAt: null });
     expect(conn!.lastUsedAt).not.toBeNull();
 
