@@ -11,6 +11,7 @@ import { jsonRows, machineLine, markdownTable, notes, textTable } from './lib/ta
 import { residentMemory } from './memory.js';
 import { passwordSignin } from './password-signin.js';
 import { samlAssertions } from './saml.js';
+import { scimImport } from './scim.js';
 
 /** Every scenario, in the order they run (cheap references first, process-spawning ones last). */
 export const SCENARIOS: Scenario[] = [
@@ -19,6 +20,7 @@ export const SCENARIOS: Scenario[] = [
   passwordSignin,
   auditAppend,
   decideLatency,
+  scimImport,
   coldStart,
   residentMemory,
 ];
