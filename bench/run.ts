@@ -12,6 +12,7 @@ import { residentMemory } from './memory.js';
 import { passwordSignin } from './password-signin.js';
 import { sessionRevocation } from './revocation.js';
 import { samlAssertions } from './saml.js';
+import { scimImport } from './scim.js';
 
 /** Every scenario, in the order they run (cheap references first, process-spawning ones last). */
 export const SCENARIOS: Scenario[] = [
@@ -21,6 +22,7 @@ export const SCENARIOS: Scenario[] = [
   auditAppend,
   decideLatency,
   sessionRevocation,
+  scimImport,
   coldStart,
   residentMemory,
 ];

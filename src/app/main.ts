@@ -7,6 +7,7 @@ import { registerClientCommands } from '../cli/commands.js';
 import { registerLoginCommands } from '../cli/login-commands.js';
 import { registerMigrateCommands } from '../cli/migrate-commands.js';
 import { registerSamlCommands } from '../cli/saml-commands.js';
+import { registerScimCommands } from '../cli/scim-commands.js';
 import { OperatorError, registerOperatorCommands } from './commands.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -26,6 +27,7 @@ export async function main(argv: string[]): Promise<number> {
   registerLoginCommands(program);
   registerAwsCommands(program);
   registerMigrateCommands(program);
+  registerScimCommands(program);
   registerOperatorCommands(program);
   try {
     await program.parseAsync(argv);

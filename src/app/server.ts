@@ -14,6 +14,8 @@ import { auditContextOf, requireAdminToken } from '../identity/admin-auth.js';
 import { requireCaller } from '../identity/caller.js';
 import { signinPages } from '../identity/pages/routes.js';
 import { directoryApi } from '../identity/routes.js';
+import { scimAdminApi } from '../identity/scim/admin-routes.js';
+import { scimRoutes } from '../identity/scim/routes.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { operationsRoutes } from './health.js';
 import type { Services } from './services.js';
@@ -183,6 +185,19 @@ export async function buildServer(services: Services, options: ServerOptions = {
     prefix: '/api/v1',
     services,
     authenticate: requireAdminToken(services.apiTokens),
+  });
+  await app.register(scimAdminApi, {
+    prefix: '/api/v1',
+    connections: services.scimConnections,
+    authenticate: requireAdminToken(services.apiTokens),
+  });
+  await app.register(scimRoutes, {
+    prefix: '/scim/v2',
+    store: services.store,
+    users: services.users,
+    groups: services.groups,
+    connections: services.scimConnections,
+    publicUrl: () => config.publicUrl,
   });
   await app.register(auditApi, {
     prefix: '/api/v1',

@@ -18,6 +18,7 @@ import { GroupDirectory } from '../identity/groups.js';
 import { TotpFactors } from '../identity/mfa.js';
 import { PasswordHasher } from '../identity/passwords.js';
 import { principalOf } from '../identity/principal-of.js';
+import { ScimConnections } from '../identity/scim/connections.js';
 import { SessionStore } from '../identity/sessions.js';
 import { SigninService } from '../identity/signin.js';
 import { SigninThrottle } from '../identity/throttle.js';
@@ -42,6 +43,8 @@ export interface Services {
   throttle: SigninThrottle;
   signin: SigninService;
   apiTokens: ApiTokens;
+  /** SCIM provisioning connections (Entra ID, …) and their bearer tokens */
+  scimConnections: ScimConnections;
   accounts: AwsAccounts;
   assignments: Assignments;
   /** the one decide() every issuer asks */
@@ -155,6 +158,7 @@ export function createServices(
     throttle,
     signin,
     apiTokens: new ApiTokens(store, clock),
+    scimConnections: new ScimConnections(store, clock),
     accounts,
     assignments,
     access,

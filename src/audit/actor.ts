@@ -3,6 +3,7 @@ export type Actor =
   | { type: 'user'; id: string; name: string }
   | { type: 'api-token'; id: string; name: string }
   | { type: 'workload'; id: string; name: string } // an OAuth client using client credentials
+  | { type: 'scim-connection'; id: string; name: string } // a provisioning client such as Entra ID
   | { type: 'operator'; name: string } // a command run beside the server's config (e.g. bootstrap)
   | { type: 'system'; name: string } // a background worker
   | { type: 'anonymous' };

@@ -106,86 +106,139 @@ export class GroupDirectory {
     ctx: AuditContext,
     input: { displayName: string; description?: string | null; externalId?: string | null },
   ): Promise<Group> {
-    const { store, clock } = this.deps;
-    const displayName = input.displayName.trim();
-    if (displayName.length === 0 || displayName.length > 256) {
-      throw new InvalidInput('displayName must be 1-256 characters', 'displayName');
-    }
-    const id = randomUUID();
-    const now = iso(clock.now());
+    const { store } = this.deps;
     try {
-      await store.db.transaction().execute(async (trx) => {
-        await trx
-          .insertInto('groups')
-          .values({
-            id,
-            display_name: displayName,
-            display_name_key: displayName.toLowerCase(),
-            description: input.description ?? null,
-            external_id: input.externalId ?? null,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-          })
-          .execute();
-        await enqueueEvent(trx, clock, { type: 'group.created', groupId: id, displayName });
-        await appendAudit(trx, store.engine, clock, {
-          type: 'group.created',
-          outcome: 'success',
-          actor: ctx.actor,
-          subject: displayName,
-          ip: ctx.ip,
-          requestId: ctx.requestId,
-          data: { groupId: id },
-        });
-      });
+      const id = await store.db.transaction().execute((trx) => this.createIn(trx, ctx, input));
+      return groupFromRow(
+        (await store.db
+          .selectFrom('groups')
+          .selectAll()
+          .where('id', '=', id)
+          .executeTakeFirstOrThrow()) as GroupRow,
+      );
     } catch (err) {
-      if (isUniqueViolation(err)) throw new Conflict(`a group named ${displayName} already exists`);
+      if (isUniqueViolation(err))
+        throw new Conflict(`a group named ${input.displayName.trim()} already exists`);
       throw err;
     }
-    return groupFromRow(
-      (await store.db
-        .selectFrom('groups')
-        .selectAll()
-        .where('id', '=', id)
-        .executeTakeFirstOrThrow()) as GroupRow,
-    );
+  }
+
+  /** Creates a group inside the caller's transaction; a taken name surfaces as a unique violation. */
+  async createIn(
+    trx: Kysely<Database>,
+    ctx: AuditContext,
+    input: { displayName: string; description?: string | null; externalId?: string | null },
+  ): Promise<string> {
+    const { store, clock } = this.deps;
+    const displayName = checkGroupName(input.displayName);
+    const id = randomUUID();
+    const now = iso(clock.now());
+    await trx
+      .insertInto('groups')
+      .values({
+        id,
+        display_name: displayName,
+        display_name_key: displayName.toLowerCase(),
+        description: input.description ?? null,
+        external_id: input.externalId ?? null,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+      })
+      .execute();
+    await enqueueEvent(trx, clock, { type: 'group.created', groupId: id, displayName });
+    await appendAudit(trx, store.engine, clock, {
+      type: 'group.created',
+      outcome: 'success',
+      actor: ctx.actor,
+      subject: displayName,
+      ip: ctx.ip,
+      requestId: ctx.requestId,
+      data: { groupId: id },
+    });
+    return id;
+  }
+
+  /** Renames or re-describes a group inside the caller's transaction; returns what changed. */
+  async updateIn(
+    trx: Kysely<Database>,
+    ctx: AuditContext,
+    row: GroupRow,
+    changes: { displayName?: string; description?: string | null; externalId?: string | null },
+  ): Promise<string[]> {
+    const { store, clock } = this.deps;
+    const set: Partial<GroupRow> = {};
+    const changed: string[] = [];
+    if (changes.displayName !== undefined && changes.displayName !== row.display_name) {
+      set.display_name = checkGroupName(changes.displayName);
+      set.display_name_key = set.display_name.toLowerCase();
+      changed.push('displayName');
+    }
+    if (changes.description !== undefined && changes.description !== row.description) {
+      set.description = changes.description;
+      changed.push('description');
+    }
+    if (changes.externalId !== undefined && changes.externalId !== row.external_id) {
+      set.external_id = changes.externalId;
+      changed.push('externalId');
+    }
+    if (changed.length === 0) return changed;
+    await trx
+      .updateTable('groups')
+      .set({ ...set, updated_at: iso(clock.now()), version: Number(row.version) + 1 })
+      .where('id', '=', row.id)
+      .execute();
+    await appendAudit(trx, store.engine, clock, {
+      type: 'group.updated',
+      outcome: 'success',
+      actor: ctx.actor,
+      subject: set.display_name ?? row.display_name,
+      ip: ctx.ip,
+      requestId: ctx.requestId,
+      data: { groupId: row.id, changed, ...(set.display_name ? { previousName: row.display_name } : {}) },
+    });
+    return changed;
   }
 
   async delete(ctx: AuditContext, ref: string): Promise<void> {
-    const { store, clock } = this.deps;
-    await store.db.transaction().execute(async (trx) => {
+    await this.deps.store.db.transaction().execute(async (trx) => {
       const row = await findGroupRow(trx, ref);
       if (!row) throw new NotFound('group', ref);
-      const members = await trx
-        .selectFrom('group_members')
-        .select('user_id')
-        .where('group_id', '=', row.id)
-        .execute();
-      for (const m of members) {
-        await enqueueEvent(trx, clock, {
-          type: 'membership.changed',
-          groupId: row.id,
-          userId: m.user_id,
-          change: 'removed',
-        });
-      }
-      await trx.deleteFrom('group_members').where('group_id', '=', row.id).execute();
-      await trx.deleteFrom('groups').where('id', '=', row.id).execute();
+      await this.deleteIn(trx, ctx, row);
+    });
+  }
+
+  /** Deletes a group inside the caller's transaction, with a membership event per member it had. */
+  async deleteIn(trx: Kysely<Database>, ctx: AuditContext, row: GroupRow): Promise<void> {
+    const { store, clock } = this.deps;
+    const members = await trx
+      .selectFrom('group_members')
+      .select('user_id')
+      .where('group_id', '=', row.id)
+      .execute();
+    for (const m of members) {
       await enqueueEvent(trx, clock, {
-        type: 'group.deleted',
+        type: 'membership.changed',
         groupId: row.id,
-        displayName: row.display_name,
+        userId: m.user_id,
+        change: 'removed',
       });
-      await appendAudit(trx, store.engine, clock, {
-        type: 'group.deleted',
-        outcome: 'success',
-        actor: ctx.actor,
-        subject: row.display_name,
-        ip: ctx.ip,
-        requestId: ctx.requestId,
-        data: { groupId: row.id, membersRemoved: members.length },
-      });
+    }
+    await trx.deleteFrom('group_members').where('group_id', '=', row.id).execute();
+    await trx.deleteFrom('groups').where('id', '=', row.id).execute();
+    await enqueueEvent(trx, clock, {
+      type: 'group.deleted',
+      groupId: row.id,
+      displayName: row.display_name,
+    });
+    await appendAudit(trx, store.engine, clock, {
+      type: 'group.deleted',
+      outcome: 'success',
+      actor: ctx.actor,
+      subject: row.display_name,
+      ip: ctx.ip,
+      requestId: ctx.requestId,
+      data: { groupId: row.id, membersRemoved: members.length },
     });
   }
 
@@ -196,7 +249,7 @@ export class GroupDirectory {
     userRef: string,
     member: boolean,
   ): Promise<boolean> {
-    const { store, clock } = this.deps;
+    const { store } = this.deps;
     return store.db
       .transaction()
       .execute(async (trx) => {
@@ -204,42 +257,7 @@ export class GroupDirectory {
         if (!group) throw new NotFound('group', groupRef);
         const user = await findUserRow(trx, userRef);
         if (!user) throw new NotFound('user', userRef);
-        const existing = await trx
-          .selectFrom('group_members')
-          .select('user_id')
-          .where('group_id', '=', group.id)
-          .where('user_id', '=', user.id)
-          .executeTakeFirst();
-        if (member === (existing !== undefined)) return false;
-        if (member) {
-          await trx
-            .insertInto('group_members')
-            .values({ group_id: group.id, user_id: user.id, created_at: iso(clock.now()) })
-            .execute();
-        } else {
-          await trx
-            .deleteFrom('group_members')
-            .where('group_id', '=', group.id)
-            .where('user_id', '=', user.id)
-            .execute();
-        }
-        const change = member ? 'added' : 'removed';
-        await enqueueEvent(trx, clock, {
-          type: 'membership.changed',
-          groupId: group.id,
-          userId: user.id,
-          change,
-        });
-        await appendAudit(trx, store.engine, clock, {
-          type: member ? 'group.member-added' : 'group.member-removed',
-          outcome: 'success',
-          actor: ctx.actor,
-          subject: group.display_name,
-          ip: ctx.ip,
-          requestId: ctx.requestId,
-          data: { groupId: group.id, userId: user.id, userName: user.user_name },
-        });
-        return true;
+        return this.setMembershipIn(trx, ctx, group, user, member);
       })
       .catch((err: unknown) => {
         // Two concurrent adds of the same member: the loser changed nothing.
@@ -247,4 +265,68 @@ export class GroupDirectory {
         throw err;
       });
   }
+
+  /**
+   * Adds or removes one member inside the caller's transaction, with its outbox event and audit row;
+   * the group's version moves so SCIM ETags see membership changes. False when nothing changed.
+   */
+  async setMembershipIn(
+    trx: Kysely<Database>,
+    ctx: AuditContext,
+    group: GroupRow,
+    user: { id: string; user_name: string },
+    member: boolean,
+  ): Promise<boolean> {
+    const { store, clock } = this.deps;
+    const existing = await trx
+      .selectFrom('group_members')
+      .select('user_id')
+      .where('group_id', '=', group.id)
+      .where('user_id', '=', user.id)
+      .executeTakeFirst();
+    if (member === (existing !== undefined)) return false;
+    const now = iso(clock.now());
+    if (member) {
+      await trx
+        .insertInto('group_members')
+        .values({ group_id: group.id, user_id: user.id, created_at: now })
+        .execute();
+    } else {
+      await trx
+        .deleteFrom('group_members')
+        .where('group_id', '=', group.id)
+        .where('user_id', '=', user.id)
+        .execute();
+    }
+    await trx
+      .updateTable('groups')
+      .set((eb) => ({ updated_at: now, version: eb('version', '+', 1) }))
+      .where('id', '=', group.id)
+      .execute();
+    const change = member ? 'added' : 'removed';
+    await enqueueEvent(trx, clock, {
+      type: 'membership.changed',
+      groupId: group.id,
+      userId: user.id,
+      change,
+    });
+    await appendAudit(trx, store.engine, clock, {
+      type: member ? 'group.member-added' : 'group.member-removed',
+      outcome: 'success',
+      actor: ctx.actor,
+      subject: group.display_name,
+      ip: ctx.ip,
+      requestId: ctx.requestId,
+      data: { groupId: group.id, userId: user.id, userName: user.user_name },
+    });
+    return true;
+  }
+}
+
+function checkGroupName(name: string): string {
+  const displayName = name.trim();
+  if (displayName.length === 0 || displayName.length > 256) {
+    throw new InvalidInput('displayName must be 1-256 characters', 'displayName');
+  }
+  return displayName;
 }

@@ -18,6 +18,24 @@ export interface Email {
   primary?: boolean;
 }
 
+export interface PhoneNumber {
+  value: string;
+  type?: string;
+  primary?: boolean;
+}
+
+/** A postal address as SCIM carries it (RFC 7643 §4.1.2). */
+export interface Address {
+  type?: string;
+  formatted?: string;
+  streetAddress?: string;
+  locality?: string;
+  region?: string;
+  postalCode?: string;
+  country?: string;
+  primary?: boolean;
+}
+
 export interface User {
   id: string;
   userName: string;
@@ -25,6 +43,8 @@ export interface User {
   givenName: string | null;
   familyName: string | null;
   emails: Email[];
+  phoneNumbers: PhoneNumber[];
+  addresses: Address[];
   active: boolean;
   externalId: string | null;
   /** free attributes from the directory: department, costCenter, jobTitle, … */
@@ -41,6 +61,8 @@ export interface NewUser {
   givenName?: string | null;
   familyName?: string | null;
   emails?: Email[];
+  phoneNumbers?: PhoneNumber[];
+  addresses?: Address[];
   active?: boolean;
   externalId?: string | null;
   attributes?: Record<string, string>;
@@ -57,6 +79,8 @@ export function userFromRow(row: UserRow): User {
     givenName: row.given_name,
     familyName: row.family_name,
     emails: JSON.parse(row.emails) as Email[],
+    phoneNumbers: JSON.parse(row.phone_numbers) as PhoneNumber[],
+    addresses: JSON.parse(row.addresses) as Address[],
     active: row.active === 1,
     externalId: row.external_id,
     attributes: JSON.parse(row.attributes) as Record<string, string>,
@@ -120,130 +144,178 @@ export class UserDirectory {
   }
 
   async create(ctx: AuditContext, input: NewUser): Promise<User> {
-    const { store, clock, hasher } = this.deps;
-    const userName = checkUserName(input.userName);
-    let passwordHash: string | null = null;
-    if (input.password !== undefined) {
-      checkPasswordPolicy(input.password);
-      passwordHash = await hasher.hash(input.password);
-    }
-    const now = iso(clock.now());
-    const id = randomUUID();
+    const { store } = this.deps;
+    const passwordHash = await this.hashNewPassword(input.password);
     try {
-      await store.db.transaction().execute(async (trx) => {
-        await trx
-          .insertInto('users')
-          .values({
-            id,
-            user_name: userName,
-            user_name_key: userNameKey(userName),
-            display_name: input.displayName ?? null,
-            given_name: input.givenName ?? null,
-            family_name: input.familyName ?? null,
-            emails: JSON.stringify(input.emails ?? []),
-            active: input.active === false ? 0 : 1,
-            external_id: input.externalId ?? null,
-            attributes: JSON.stringify(input.attributes ?? {}),
-            password_hash: passwordHash,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-          })
-          .execute();
-        await enqueueEvent(trx, clock, { type: 'user.created', userId: id, userName });
-        await appendAudit(trx, store.engine, clock, {
-          type: 'user.created',
-          outcome: 'success',
-          actor: ctx.actor,
-          subject: userName,
-          ip: ctx.ip,
-          requestId: ctx.requestId,
-          data: { userId: id, withPassword: passwordHash !== null },
-        });
-      });
+      const id = await store.db.transaction().execute((trx) => this.createIn(trx, ctx, input, passwordHash));
+      return await this.get(id);
     } catch (err) {
-      if (isUniqueViolation(err)) throw new Conflict(`a user named ${userName} already exists`);
+      if (isUniqueViolation(err)) throw new Conflict(`a user named ${input.userName.trim()} already exists`);
       throw err;
     }
-    return this.get(id);
+  }
+
+  /** Checks the policy and hashes a password given at creation (outside any transaction: it is slow). */
+  async hashNewPassword(password: string | undefined): Promise<string | null> {
+    if (password === undefined) return null;
+    checkPasswordPolicy(password);
+    return this.deps.hasher.hash(password);
+  }
+
+  /**
+   * Creates a user inside the caller's transaction (with its outbox event and audit row), so a
+   * protocol layer such as SCIM can make one request one transaction. Returns the new id; a taken
+   * userName surfaces as the database's unique violation.
+   */
+  async createIn(
+    trx: Kysely<Database>,
+    ctx: AuditContext,
+    input: NewUser,
+    passwordHash: string | null,
+  ): Promise<string> {
+    const { store, clock } = this.deps;
+    const userName = checkUserName(input.userName);
+    const now = iso(clock.now());
+    const id = randomUUID();
+    await trx
+      .insertInto('users')
+      .values({
+        id,
+        user_name: userName,
+        user_name_key: userNameKey(userName),
+        display_name: input.displayName ?? null,
+        given_name: input.givenName ?? null,
+        family_name: input.familyName ?? null,
+        emails: JSON.stringify(input.emails ?? []),
+        phone_numbers: JSON.stringify(input.phoneNumbers ?? []),
+        addresses: JSON.stringify(input.addresses ?? []),
+        active: input.active === false ? 0 : 1,
+        external_id: input.externalId ?? null,
+        attributes: JSON.stringify(input.attributes ?? {}),
+        password_hash: passwordHash,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+      })
+      .execute();
+    await enqueueEvent(trx, clock, { type: 'user.created', userId: id, userName });
+    await appendAudit(trx, store.engine, clock, {
+      type: 'user.created',
+      outcome: 'success',
+      actor: ctx.actor,
+      subject: userName,
+      ip: ctx.ip,
+      requestId: ctx.requestId,
+      data: { userId: id, withPassword: passwordHash !== null },
+    });
+    return id;
   }
 
   async update(ctx: AuditContext, ref: string, changes: UserChanges): Promise<User> {
-    const { store, clock } = this.deps;
-    const now = iso(clock.now());
+    const { store } = this.deps;
     let id = '';
     try {
       await store.db.transaction().execute(async (trx) => {
         const row = await findUserRow(trx, ref);
         if (!row) throw new NotFound('user', ref);
         id = row.id;
-        const set: UserUpdate = { updated_at: now, version: Number(row.version) + 1 };
-        const changed: string[] = [];
-        if (changes.userName !== undefined) {
-          set.user_name = checkUserName(changes.userName);
-          set.user_name_key = userNameKey(set.user_name);
-          changed.push('userName');
-        }
-        const plain = [
-          ['displayName', 'display_name'],
-          ['givenName', 'given_name'],
-          ['familyName', 'family_name'],
-          ['externalId', 'external_id'],
-        ] as const;
-        for (const [field, column] of plain) {
-          const value = changes[field];
-          if (value === undefined) continue;
-          set[column] = value;
-          changed.push(field);
-        }
-        if (changes.emails !== undefined) {
-          set.emails = JSON.stringify(changes.emails);
-          changed.push('emails');
-        }
-        if (changes.attributes !== undefined) {
-          set.attributes = JSON.stringify(changes.attributes);
-          changed.push('attributes');
-        }
-        const wasActive = row.active === 1;
-        const willBeActive = changes.active ?? wasActive;
-        if (changes.active !== undefined) set.active = willBeActive ? 1 : 0;
-        await trx.updateTable('users').set(set).where('id', '=', id).execute();
-        const userName = set.user_name ?? row.user_name;
-        const audit = { actor: ctx.actor, ip: ctx.ip, requestId: ctx.requestId, subject: userName };
-        if (changed.length > 0) {
-          await enqueueEvent(trx, clock, { type: 'user.updated', userId: id, userName });
-          await appendAudit(trx, store.engine, clock, {
-            ...audit,
-            type: 'user.updated',
-            outcome: 'success',
-            data: { userId: id, changed },
-          });
-        }
-        if (wasActive && !willBeActive) {
-          // Offboarding starts here: sessions end now, and the outbox tells every issuer.
-          const revoked = await revokeUserSessions(trx, clock, id, 'user disabled');
-          await enqueueEvent(trx, clock, { type: 'user.deactivated', userId: id, userName });
-          await appendAudit(trx, store.engine, clock, {
-            ...audit,
-            type: 'user.disabled',
-            outcome: 'success',
-            data: { userId: id, sessionsRevoked: revoked, by: actorName(ctx.actor) },
-          });
-        } else if (!wasActive && willBeActive) {
-          await enqueueEvent(trx, clock, { type: 'user.reactivated', userId: id, userName });
-          await appendAudit(trx, store.engine, clock, {
-            ...audit,
-            type: 'user.enabled',
-            outcome: 'success',
-            data: { userId: id },
-          });
-        }
+        await this.updateIn(trx, ctx, row, changes);
       });
     } catch (err) {
       if (isUniqueViolation(err)) throw new Conflict(`a user named ${changes.userName} already exists`);
       throw err;
     }
     return this.get(id);
+  }
+
+  /**
+   * Applies changes to a user read inside the caller's transaction. Deactivation is offboarding:
+   * in this same transaction every session is revoked and `user.deactivated` goes to the outbox,
+   * so workers (AWS session revocation, OIDC refresh tokens, SCIM push) see it if and only if it
+   * happened. Returns the names of the attributes that changed.
+   */
+  async updateIn(
+    trx: Kysely<Database>,
+    ctx: AuditContext,
+    row: UserRow,
+    changes: UserChanges & { passwordHash?: string },
+  ): Promise<string[]> {
+    const { store, clock } = this.deps;
+    const now = iso(clock.now());
+    const id = row.id;
+    const set: UserUpdate = { updated_at: now, version: Number(row.version) + 1 };
+    const changed: string[] = [];
+    if (changes.userName !== undefined) {
+      set.user_name = checkUserName(changes.userName);
+      set.user_name_key = userNameKey(set.user_name);
+      changed.push('userName');
+    }
+    const plain = [
+      ['displayName', 'display_name'],
+      ['givenName', 'given_name'],
+      ['familyName', 'family_name'],
+      ['externalId', 'external_id'],
+    ] as const;
+    for (const [field, column] of plain) {
+      const value = changes[field];
+      if (value === undefined) continue;
+      set[column] = value;
+      changed.push(field);
+    }
+    const json = [
+      ['emails', 'emails'],
+      ['phoneNumbers', 'phone_numbers'],
+      ['addresses', 'addresses'],
+      ['attributes', 'attributes'],
+    ] as const;
+    for (const [field, column] of json) {
+      const value = changes[field];
+      if (value === undefined) continue;
+      set[column] = JSON.stringify(value);
+      changed.push(field);
+    }
+    if (changes.passwordHash !== undefined) {
+      set.password_hash = changes.passwordHash;
+      changed.push('password');
+    }
+    const wasActive = row.active === 1;
+    const willBeActive = changes.active ?? wasActive;
+    if (changes.active !== undefined) set.active = willBeActive ? 1 : 0;
+    await trx.updateTable('users').set(set).where('id', '=', id).execute();
+    const userName = set.user_name ?? row.user_name;
+    const audit = { actor: ctx.actor, ip: ctx.ip, requestId: ctx.requestId, subject: userName };
+    if (changed.length > 0) {
+      await enqueueEvent(trx, clock, { type: 'user.updated', userId: id, userName });
+      await appendAudit(trx, store.engine, clock, {
+        ...audit,
+        type: 'user.updated',
+        outcome: 'success',
+        data: { userId: id, changed },
+      });
+    }
+    if (changes.passwordHash !== undefined && wasActive === willBeActive) {
+      await revokeUserSessions(trx, clock, id, 'password changed');
+    }
+    if (wasActive && !willBeActive) {
+      // Offboarding starts here: sessions end now, and the outbox tells every issuer.
+      const revoked = await revokeUserSessions(trx, clock, id, 'user disabled');
+      await enqueueEvent(trx, clock, { type: 'user.deactivated', userId: id, userName });
+      await appendAudit(trx, store.engine, clock, {
+        ...audit,
+        type: 'user.disabled',
+        outcome: 'success',
+        data: { userId: id, sessionsRevoked: revoked, by: actorName(ctx.actor) },
+      });
+    } else if (!wasActive && willBeActive) {
+      await enqueueEvent(trx, clock, { type: 'user.reactivated', userId: id, userName });
+      await appendAudit(trx, store.engine, clock, {
+        ...audit,
+        type: 'user.enabled',
+        outcome: 'success',
+        data: { userId: id },
+      });
+    }
+    return wasActive !== willBeActive ? [...changed, 'active'] : changed;
   }
 
   async setPassword(ctx: AuditContext, ref: string, password: string): Promise<void> {
@@ -273,24 +345,42 @@ export class UserDirectory {
   }
 
   async delete(ctx: AuditContext, ref: string): Promise<void> {
-    const { store, clock } = this.deps;
-    await store.db.transaction().execute(async (trx) => {
+    await this.deps.store.db.transaction().execute(async (trx) => {
       const row = await findUserRow(trx, ref);
       if (!row) throw new NotFound('user', ref);
-      await trx.deleteFrom('group_members').where('user_id', '=', row.id).execute();
-      await trx.deleteFrom('totp_factors').where('user_id', '=', row.id).execute();
-      await trx.deleteFrom('sessions').where('user_id', '=', row.id).execute();
-      await trx.deleteFrom('users').where('id', '=', row.id).execute();
-      await enqueueEvent(trx, clock, { type: 'user.deleted', userId: row.id, userName: row.user_name });
-      await appendAudit(trx, store.engine, clock, {
-        type: 'user.deleted',
-        outcome: 'success',
-        actor: ctx.actor,
-        subject: row.user_name,
-        ip: ctx.ip,
-        requestId: ctx.requestId,
-        data: { userId: row.id },
-      });
+      await this.deleteIn(trx, ctx, row);
+    });
+  }
+
+  /**
+   * Deletes a user inside the caller's transaction: sessions are revoked first (so `session.revoked`
+   * reaches the outbox like on deactivation), then the user, their memberships and factors go,
+   * with `user.deleted` and the audit row in the same transaction.
+   */
+  async deleteIn(trx: Kysely<Database>, ctx: AuditContext, row: UserRow): Promise<void> {
+    const { store, clock } = this.deps;
+    const revoked = await revokeUserSessions(trx, clock, row.id, 'user deleted');
+    // user.deleted implies leaving every group; consumers need no membership event per group.
+    const memberships = await trx
+      .deleteFrom('group_members')
+      .where('user_id', '=', row.id)
+      .executeTakeFirst();
+    await trx.deleteFrom('totp_factors').where('user_id', '=', row.id).execute();
+    await trx.deleteFrom('sessions').where('user_id', '=', row.id).execute();
+    await trx.deleteFrom('users').where('id', '=', row.id).execute();
+    await enqueueEvent(trx, clock, { type: 'user.deleted', userId: row.id, userName: row.user_name });
+    await appendAudit(trx, store.engine, clock, {
+      type: 'user.deleted',
+      outcome: 'success',
+      actor: ctx.actor,
+      subject: row.user_name,
+      ip: ctx.ip,
+      requestId: ctx.requestId,
+      data: {
+        userId: row.id,
+        sessionsRevoked: revoked,
+        membershipsRemoved: Number(memberships.numDeletedRows),
+      },
     });
   }
 }

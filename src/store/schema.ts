@@ -26,6 +26,7 @@ export interface Database {
   oidc_clients: OidcClientsTable;
   aws_session_revocations: AwsSessionRevocationsTable;
   aws_revocation_policies: AwsRevocationPoliciesTable;
+  scim_connections: ScimConnectionsTable;
 }
 
 export interface UsersTable {
@@ -40,6 +41,8 @@ export interface UsersTable {
   active: number;
   external_id: string | null;
   attributes: string; // JSON: free attributes (department, costCenter, …)
+  phone_numbers: Generated<string>; // JSON: Array<{ value, type?, primary? }> (0005)
+  addresses: Generated<string>; // JSON: Array<{ type?, formatted?, streetAddress?, … }> (0005)
   password_hash: string | null;
   created_at: string;
   updated_at: string;
@@ -241,6 +244,18 @@ export interface AwsRevocationPoliciesTable {
   applied_at: string | null;
 }
 
+export interface ScimConnectionsTable {
+  id: string;
+  name: string;
+  /** SHA-256 of the bearer token's secret part (256-bit random, so a fast hash is enough). */
+  secret_hash: string;
+  created_at: string;
+  created_by: string;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+export type ScimConnectionRow = Selectable<ScimConnectionsTable>;
 export type UserRow = Selectable<UsersTable>;
 export type NewUserRow = Insertable<UsersTable>;
 export type UserUpdate = Updateable<UsersTable>;

@@ -1,0 +1,225 @@
+import type { Kysely } from 'kysely';
+import type { AuditContext } from '../../audit/actor.js';
+import type { Store } from '../../store/open.js';
+import type { Database, GroupRow } from '../../store/schema.js';
+import { type GroupDirectory, groupFromRow } from '../groups.js';
+import { looksLikeId } from '../refs.js';
+import { coerceResource } from './coerce.js';
+import { invalidValue, scimNotFound } from './errors.js';
+import { attributesRead, type Filter, matches, parseFilter } from './filter.js';
+import { filterToSql } from './filter-sql.js';
+import { type GroupState, groupStateOf, type MemberRef, toScimGroup } from './group-resource.js';
+import { applyPatch, parsePatchBody } from './patch.js';
+import { type Projection, parseProjection, project, wants } from './projection.js';
+import {
+  checkIfMatch,
+  forChange,
+  inTransaction,
+  type ListQuery,
+  listResponse,
+  type Page,
+  pageOf,
+} from './request.js';
+import { GROUP } from './schema.js';
+
+const SCAN_BATCH = 500;
+
+/** /Groups: SCIM operations on Ferry's groups and memberships, one transaction per request. */
+export class ScimGroups {
+  constructor(
+    private readonly store: Store,
+    private readonly groups: GroupDirectory,
+    private readonly baseUrl: () => string,
+  ) {}
+
+  private async membersOf(db: Kysely<Database>, ids: string[]): Promise<Map<string, MemberRef[]>> {
+    const out = new Map<string, MemberRef[]>();
+    if (ids.length === 0) return out;
+    const rows = await db
+      .selectFrom('group_members')
+      .innerJoin('users', 'users.id', 'group_members.user_id')
+      .select(['group_members.group_id', 'users.id', 'users.user_name'])
+      .where('group_members.group_id', 'in', ids)
+      .orderBy('users.user_name_key')
+      .execute();
+    for (const r of rows) {
+      const list = out.get(r.group_id) ?? [];
+      list.push({ id: r.id, userName: r.user_name });
+      out.set(r.group_id, list);
+    }
+    return out;
+  }
+
+  private async docs(db: Kysely<Database>, rows: GroupRow[], withMembers: boolean) {
+    const members = withMembers
+      ? await this.membersOf(
+          db,
+          rows.map((r) => r.id),
+        )
+      : new Map();
+    return rows.map((r) => toScimGroup(groupFromRow(r), members.get(r.id) ?? [], this.baseUrl()));
+  }
+
+  private async row(db: Kysely<Database>, id: string, lock: boolean): Promise<GroupRow> {
+    if (!looksLikeId(id)) throw scimNotFound('Group', id);
+    const q = db.selectFrom('groups').selectAll().where('id', '=', id.toLowerCase());
+    const row = await (lock ? forChange(this.store, q) : q).executeTakeFirst();
+    if (!row) throw scimNotFound('Group', id);
+    return row;
+  }
+
+  async get(id: string, projection: Projection): Promise<{ doc: Record<string, unknown>; version: number }> {
+    const row = await this.row(this.store.db, id, false);
+    const [doc] = await this.docs(this.store.db, [row], wants(projection, 'members'));
+    return { doc: project(GROUP, doc!, projection), version: Number(row.version) };
+  }
+
+  async list(q: ListQuery) {
+    const page = pageOf(q);
+    const projection = parseProjection(GROUP, q.attributes, q.excludedAttributes);
+    const filter =
+      q.filter !== undefined && q.filter.trim() !== '' ? parseFilter(GROUP, q.filter) : undefined;
+    const { rows, total } = await this.find(filter, page);
+    const docs = await this.docs(this.store.db, rows, wants(projection, 'members'));
+    return listResponse(
+      total,
+      page,
+      docs.map((d) => project(GROUP, d, projection)),
+    );
+  }
+
+  private async find(filter: Filter | undefined, page: Page): Promise<{ rows: GroupRow[]; total: number }> {
+    const { db } = this.store;
+    const sqlFilter = filter
+      ? filterToSql('Group', this.store.engine, filter)
+      : { where: undefined, exact: true };
+    let base = db.selectFrom('groups');
+    if (sqlFilter.where) base = base.where(sqlFilter.where);
+    if (sqlFilter.exact || !filter) {
+      const rows = await base
+        .selectAll()
+        .orderBy('display_name_key')
+        .limit(page.count)
+        .offset(page.startIndex - 1)
+        .execute();
+      if (page.startIndex === 1 && rows.length < page.count) return { rows, total: rows.length };
+      const n = await base
+        .select((eb) => eb.fn.countAll<number | string>().as('n'))
+        .executeTakeFirstOrThrow();
+      return { rows, total: Number(n.n) };
+    }
+    const needMembers = attributesRead(filter).some((r) => r.attr.name === 'members');
+    const out: GroupRow[] = [];
+    let total = 0;
+    let after: string | undefined;
+    for (;;) {
+      let q = base.selectAll().orderBy('display_name_key').limit(SCAN_BATCH);
+      if (after !== undefined) q = q.where('display_name_key', '>', after);
+      const batch = await q.execute();
+      if (batch.length === 0) break;
+      const docs = await this.docs(db, batch, needMembers);
+      batch.forEach((row, i) => {
+        if (!matches(GROUP, docs[i]!, filter)) return;
+        total++;
+        if (total >= page.startIndex && out.length < page.count) out.push(row);
+      });
+      after = batch[batch.length - 1]!.display_name_key;
+      if (batch.length < SCAN_BATCH) break;
+    }
+    return { rows: out, total };
+  }
+
+  async create(ctx: AuditContext, body: unknown): Promise<string> {
+    const state = groupStateOf(coerceResource(GROUP, body));
+    return inTransaction(this.store, `displayName ${state.displayName}`, async (trx) => {
+      const id = await this.groups.createIn(trx, ctx, {
+        displayName: state.displayName,
+        externalId: state.externalId,
+      });
+      const row = await this.row(trx, id, false);
+      await this.setMembers(trx, ctx, row, [], state.members);
+      return id;
+    });
+  }
+
+  /** PUT: the body is the whole group, members included (left out: no members). */
+  async replace(ctx: AuditContext, id: string, body: unknown, ifMatch?: string): Promise<void> {
+    const state = groupStateOf(coerceResource(GROUP, body));
+    await inTransaction(this.store, `displayName ${state.displayName}`, (trx) =>
+      this.write(trx, ctx, id, ifMatch, () => state),
+    );
+  }
+
+  async patch(ctx: AuditContext, id: string, body: unknown, ifMatch?: string): Promise<void> {
+    const ops = parsePatchBody(body);
+    await inTransaction(this.store, 'the new displayName', (trx) =>
+      this.write(trx, ctx, id, ifMatch, (doc) => {
+        applyPatch(GROUP, doc, ops);
+        return groupStateOf(doc);
+      }),
+    );
+  }
+
+  private async write(
+    trx: Kysely<Database>,
+    ctx: AuditContext,
+    id: string,
+    ifMatch: string | undefined,
+    next: (doc: Record<string, unknown>) => GroupState,
+  ): Promise<void> {
+    let row = await this.row(trx, id, true);
+    checkIfMatch(ifMatch, Number(row.version));
+    const current = (await this.membersOf(trx, [row.id])).get(row.id) ?? [];
+    const state = next(toScimGroup(groupFromRow(row), current, this.baseUrl()));
+    const changed = await this.groups.updateIn(trx, ctx, row, {
+      displayName: state.displayName,
+      externalId: state.externalId,
+    });
+    if (changed.length > 0) row = await this.row(trx, id, false);
+    await this.setMembers(
+      trx,
+      ctx,
+      row,
+      current.map((m) => m.id),
+      state.members,
+    );
+  }
+
+  /** Moves membership from `before` to `after`, one audited change per member added or removed. */
+  private async setMembers(
+    trx: Kysely<Database>,
+    ctx: AuditContext,
+    group: GroupRow,
+    before: string[],
+    after: string[],
+  ): Promise<void> {
+    const had = new Set(before);
+    const wanted = new Set(after);
+    const added = after.filter((id) => !had.has(id));
+    const removed = before.filter((id) => !wanted.has(id));
+    if (added.length === 0 && removed.length === 0) return;
+    const users = new Map<string, { id: string; user_name: string }>();
+    for (let i = 0; i < Math.max(added.length, removed.length); i += 500) {
+      const ids = [...added.slice(i, i + 500), ...removed.slice(i, i + 500)];
+      const rows = await trx.selectFrom('users').select(['id', 'user_name']).where('id', 'in', ids).execute();
+      for (const r of rows) users.set(r.id, r);
+    }
+    for (const id of added) {
+      const user = users.get(id);
+      if (!user) throw invalidValue(`member ${id} is not a known user`);
+      await this.groups.setMembershipIn(trx, ctx, group, user, true);
+    }
+    for (const id of removed) {
+      const user = users.get(id);
+      if (user) await this.groups.setMembershipIn(trx, ctx, group, user, false);
+    }
+  }
+
+  async delete(ctx: AuditContext, id: string, ifMatch?: string): Promise<void> {
+    await inTransaction(this.store, 'group', async (trx) => {
+      const row = await this.row(trx, id, true);
+      checkIfMatch(ifMatch, Number(row.version));
+      await this.groups.deleteIn(trx, ctx, row);
+    });
+  }
+}

@@ -1,0 +1,82 @@
+import type { Kysely } from 'kysely';
+import { isUniqueViolation } from '../../store/errors.js';
+import type { Store } from '../../store/open.js';
+import type { Database } from '../../store/schema.js';
+import { invalidValue, ScimError } from './errors.js';
+import { LIST_SCHEMA } from './schema.js';
+
+export const MAX_RESULTS = 1000;
+
+/** Query parameters of a list request (RFC 7644 §3.4.2). */
+export interface ListQuery {
+  filter?: string;
+  startIndex?: string;
+  count?: string;
+  attributes?: string;
+  excludedAttributes?: string;
+  sortBy?: string;
+}
+
+export interface Page {
+  /** 1-based, as SCIM counts */
+  startIndex: number;
+  count: number;
+}
+
+const intParam = (name: string, v: string | undefined): number | undefined => {
+  if (v === undefined || v === '') return undefined;
+  if (!/^-?\d{1,9}$/.test(v.trim())) throw invalidValue(`${name} must be an integer`);
+  return Number(v);
+};
+
+/** startIndex below 1 counts as 1 and a negative count as 0 (RFC 7644 §3.4.2.4); count is capped. */
+export function pageOf(q: ListQuery): Page {
+  const startIndex = Math.max(1, intParam('startIndex', q.startIndex) ?? 1);
+  const count = Math.min(MAX_RESULTS, Math.max(0, intParam('count', q.count) ?? 100));
+  return { startIndex, count };
+}
+
+export const listResponse = (total: number, page: Page, resources: unknown[]) => ({
+  schemas: [LIST_SCHEMA],
+  totalResults: total,
+  startIndex: page.startIndex,
+  itemsPerPage: resources.length,
+  Resources: resources,
+});
+
+/** If-Match (RFC 7644 §3.14): `*` or one of the listed ETags must be the resource's version. */
+export function checkIfMatch(ifMatch: string | undefined, version: number): void {
+  if (ifMatch === undefined) return;
+  const tags = ifMatch.split(',').map((t) => t.trim());
+  if (tags.includes('*')) return;
+  const want = `"${version}"`;
+  if (!tags.some((t) => t.replace(/^W\//, '') === want)) {
+    throw new ScimError(412, `the resource has changed: its version is W/${want}`);
+  }
+}
+
+/** True when If-None-Match names the current version (the client's copy is fresh: 304). */
+export function notModified(ifNoneMatch: string | undefined, version: number): boolean {
+  if (ifNoneMatch === undefined) return false;
+  const want = `"${version}"`;
+  return ifNoneMatch.split(',').some((t) => t.trim() === '*' || t.trim().replace(/^W\//, '') === want);
+}
+
+/** One SCIM request, one transaction: everything it changes is written together or not at all. */
+export async function inTransaction<T>(
+  store: Store,
+  what: string,
+  fn: (trx: Kysely<Database>) => Promise<T>,
+): Promise<T> {
+  try {
+    return await store.db.transaction().execute(fn);
+  } catch (err) {
+    if (isUniqueViolation(err)) throw new ScimError(409, `${what} is already taken`, 'uniqueness');
+    throw err;
+  }
+}
+
+/** A row read for change, locked against concurrent writers where the engine allows it. */
+export function forChange<Q extends { forUpdate(): Q }>(store: Store, q: Q): Q {
+  return store.engine === 'postgres' ? q.forUpdate() : q;
+}

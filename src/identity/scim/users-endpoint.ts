@@ -1,0 +1,258 @@
+import type { Kysely } from 'kysely';
+import type { AuditContext } from '../../audit/actor.js';
+import type { Store } from '../../store/open.js';
+import type { Database, UserRow } from '../../store/schema.js';
+import { looksLikeId } from '../refs.js';
+import { type User, type UserChanges, type UserDirectory, userFromRow } from '../users.js';
+import { coerceResource } from './coerce.js';
+import { invalidValue, scimNotFound } from './errors.js';
+import { attributesRead, type Filter, matches, parseFilter } from './filter.js';
+import { filterToSql } from './filter-sql.js';
+import { applyPatch, parsePatchBody } from './patch.js';
+import { type Projection, parseProjection, project, wants } from './projection.js';
+import {
+  checkIfMatch,
+  forChange,
+  inTransaction,
+  type ListQuery,
+  listResponse,
+  type Page,
+  pageOf,
+} from './request.js';
+import { USER } from './schema.js';
+import {
+  mergeAttributes,
+  toScimUser,
+  type UserGroupRef,
+  type UserState,
+  userStateOf,
+} from './user-resource.js';
+
+const SCAN_BATCH = 500;
+
+/** /Users: SCIM operations carried out on Ferry's user directory, one transaction per request. */
+export class ScimUsers {
+  constructor(
+    private readonly store: Store,
+    private readonly users: UserDirectory,
+    /** the SCIM base URL, e.g. https://ferry.example/scim/v2 */
+    private readonly baseUrl: () => string,
+  ) {}
+
+  private async groupsOf(db: Kysely<Database>, ids: string[]): Promise<Map<string, UserGroupRef[]>> {
+    const out = new Map<string, UserGroupRef[]>();
+    if (ids.length === 0) return out;
+    const rows = await db
+      .selectFrom('group_members')
+      .innerJoin('groups', 'groups.id', 'group_members.group_id')
+      .select(['group_members.user_id', 'groups.id', 'groups.display_name'])
+      .where('group_members.user_id', 'in', ids)
+      .orderBy('groups.display_name_key')
+      .execute();
+    for (const r of rows) {
+      const list = out.get(r.user_id) ?? [];
+      list.push({ id: r.id, displayName: r.display_name });
+      out.set(r.user_id, list);
+    }
+    return out;
+  }
+
+  private async docs(db: Kysely<Database>, rows: UserRow[], withGroups: boolean) {
+    const groups = withGroups
+      ? await this.groupsOf(
+          db,
+          rows.map((r) => r.id),
+        )
+      : new Map();
+    return rows.map((r) => toScimUser(userFromRow(r), groups.get(r.id) ?? [], this.baseUrl()));
+  }
+
+  private async row(db: Kysely<Database>, id: string, lock: boolean): Promise<UserRow> {
+    if (!looksLikeId(id)) throw scimNotFound('User', id);
+    const q = db.selectFrom('users').selectAll().where('id', '=', id.toLowerCase());
+    const row = await (lock ? forChange(this.store, q) : q).executeTakeFirst();
+    if (!row) throw scimNotFound('User', id);
+    return row;
+  }
+
+  async get(id: string, projection: Projection): Promise<{ doc: Record<string, unknown>; version: number }> {
+    const row = await this.row(this.store.db, id, false);
+    const [doc] = await this.docs(this.store.db, [row], wants(projection, 'groups'));
+    return { doc: project(USER, doc!, projection), version: Number(row.version) };
+  }
+
+  async list(q: ListQuery) {
+    const page = pageOf(q);
+    const projection = parseProjection(USER, q.attributes, q.excludedAttributes);
+    const filter = q.filter !== undefined && q.filter.trim() !== '' ? parseFilter(USER, q.filter) : undefined;
+    const { rows, total } = filter ? await this.find(filter, page) : await this.all(page);
+    const docs = await this.docs(this.store.db, rows, wants(projection, 'groups'));
+    return listResponse(
+      total,
+      page,
+      docs.map((d) => project(USER, d, projection)),
+    );
+  }
+
+  private async all(page: Page) {
+    const rows = await this.store.db
+      .selectFrom('users')
+      .selectAll()
+      .orderBy('user_name_key')
+      .limit(page.count)
+      .offset(page.startIndex - 1)
+      .execute();
+    const total =
+      page.startIndex === 1 && rows.length < page.count
+        ? rows.length
+        : Number(
+            (
+              await this.store.db
+                .selectFrom('users')
+                .select((eb) => eb.fn.countAll<number | string>().as('n'))
+                .executeTakeFirstOrThrow()
+            ).n,
+          );
+    return { rows, total };
+  }
+
+  /**
+   * Simple filters (userName/externalId/id eq, active, dates, names) run as SQL on indexed columns;
+   * the rest are narrowed by SQL and checked in memory, batch by batch, counting every match.
+   */
+  private async find(filter: Filter, page: Page): Promise<{ rows: UserRow[]; total: number }> {
+    const { db } = this.store;
+    const sqlFilter = filterToSql('User', this.store.engine, filter);
+    let base = db.selectFrom('users');
+    if (sqlFilter.where) base = base.where(sqlFilter.where);
+    if (sqlFilter.exact) {
+      const rows = await base
+        .selectAll()
+        .orderBy('user_name_key')
+        .limit(page.count)
+        .offset(page.startIndex - 1)
+        .execute();
+      if (page.startIndex === 1 && rows.length < page.count) return { rows, total: rows.length };
+      const n = await base
+        .select((eb) => eb.fn.countAll<number | string>().as('n'))
+        .executeTakeFirstOrThrow();
+      return { rows, total: Number(n.n) };
+    }
+    const needGroups = attributesRead(filter).some((r) => r.attr.name === 'groups');
+    const out: UserRow[] = [];
+    let total = 0;
+    let after: string | undefined;
+    for (;;) {
+      let q = base.selectAll().orderBy('user_name_key').limit(SCAN_BATCH);
+      if (after !== undefined) q = q.where('user_name_key', '>', after);
+      const batch = await q.execute();
+      if (batch.length === 0) break;
+      const docs = await this.docs(db, batch, needGroups);
+      batch.forEach((row, i) => {
+        if (!matches(USER, docs[i]!, filter)) return;
+        total++;
+        if (total >= page.startIndex && out.length < page.count) out.push(row);
+      });
+      after = batch[batch.length - 1]!.user_name_key;
+      if (batch.length < SCAN_BATCH) break;
+    }
+    return { rows: out, total };
+  }
+
+  async create(ctx: AuditContext, body: unknown): Promise<string> {
+    const state = userStateOf(coerceResource(USER, body));
+    const passwordHash = await this.users.hashNewPassword(state.password);
+    return inTransaction(this.store, `userName ${state.userName}`, (trx) =>
+      this.users.createIn(
+        trx,
+        ctx,
+        {
+          userName: state.userName,
+          displayName: state.displayName,
+          givenName: state.givenName,
+          familyName: state.familyName,
+          externalId: state.externalId,
+          emails: state.emails,
+          phoneNumbers: state.phoneNumbers,
+          addresses: state.addresses,
+          active: state.active ?? true,
+          attributes: state.scimAttributes,
+        },
+        passwordHash,
+      ),
+    );
+  }
+
+  /** PUT: the body is the whole new resource; `active` left out keeps its value. */
+  async replace(ctx: AuditContext, id: string, body: unknown, ifMatch?: string): Promise<void> {
+    const state = userStateOf(coerceResource(USER, body));
+    const passwordHash =
+      state.password === undefined ? undefined : await this.users.hashNewPassword(state.password);
+    await inTransaction(this.store, `userName ${state.userName}`, async (trx) => {
+      const row = await this.row(trx, id, true);
+      checkIfMatch(ifMatch, Number(row.version));
+      await this.write(trx, ctx, row, state, passwordHash ?? undefined);
+    });
+  }
+
+  async patch(ctx: AuditContext, id: string, body: unknown, ifMatch?: string): Promise<void> {
+    const ops = parsePatchBody(body);
+    await inTransaction(this.store, 'the new userName', async (trx) => {
+      const row = await this.row(trx, id, true);
+      checkIfMatch(ifMatch, Number(row.version));
+      const groups = await this.groupsOf(trx, [row.id]);
+      const doc = toScimUser(userFromRow(row), groups.get(row.id) ?? [], this.baseUrl());
+      applyPatch(USER, doc, ops);
+      const state = userStateOf(doc);
+      const passwordHash =
+        state.password === undefined
+          ? undefined
+          : ((await this.users.hashNewPassword(state.password)) ?? undefined);
+      await this.write(trx, ctx, row, state, passwordHash);
+    });
+  }
+
+  /** Writes what differs (nothing written, no version change, when nothing does). */
+  private async write(
+    trx: Kysely<Database>,
+    ctx: AuditContext,
+    row: UserRow,
+    state: UserState,
+    passwordHash: string | undefined,
+  ): Promise<void> {
+    const changes = diff(userFromRow(row), state);
+    if (passwordHash !== undefined) (changes as { passwordHash?: string }).passwordHash = passwordHash;
+    if (Object.keys(changes).length === 0) return;
+    await this.users.updateIn(trx, ctx, row, changes);
+  }
+
+  /** DELETE: offboarding by removal, in one transaction (see UserDirectory.deleteIn). */
+  async delete(ctx: AuditContext, id: string, ifMatch?: string): Promise<void> {
+    await inTransaction(this.store, 'user', async (trx) => {
+      const row = await this.row(trx, id, true);
+      checkIfMatch(ifMatch, Number(row.version));
+      await this.users.deleteIn(trx, ctx, row);
+    });
+  }
+}
+
+const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+const sorted = (o: Record<string, string>) =>
+  Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : 1)));
+
+function diff(user: User, s: UserState): UserChanges {
+  const c: UserChanges = {};
+  if (s.userName !== user.userName) c.userName = s.userName;
+  if (s.displayName !== user.displayName) c.displayName = s.displayName;
+  if (s.givenName !== user.givenName) c.givenName = s.givenName;
+  if (s.familyName !== user.familyName) c.familyName = s.familyName;
+  if (s.externalId !== user.externalId) c.externalId = s.externalId;
+  if (!sameJson(s.emails, user.emails)) c.emails = s.emails;
+  if (!sameJson(s.phoneNumbers, user.phoneNumbers)) c.phoneNumbers = s.phoneNumbers;
+  if (!sameJson(s.addresses, user.addresses)) c.addresses = s.addresses;
+  const attributes = mergeAttributes(user.attributes, s.scimAttributes);
+  if (!sameJson(sorted(attributes), sorted(user.attributes))) c.attributes = attributes;
+  if (s.active !== undefined && s.active !== user.active) c.active = s.active;
+  if (c.userName !== undefined && c.userName.trim() === '') throw invalidValue('userName cannot be empty');
+  return c;
+}
