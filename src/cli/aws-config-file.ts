@@ -72,7 +72,7 @@ export function applyProfiles(text: string, server: string, profiles: ManagedPro
     }
     if (profile && section.name) {
       seen.add(section.name);
-      const before = section.lines.join('\n');
+      const before = section.lines.join('\n').trimEnd();
       const owned = new Set(profile.keys.map(([k]) => k));
       const kept = section.lines.filter((l) => {
         const key = /^\s*([\w.-]+)\s*=/.exec(l)?.[1];
@@ -81,7 +81,7 @@ export function applyProfiles(text: string, server: string, profiles: ManagedPro
       // Ferry's lines first, then whatever else the person keeps there (trailing blank lines last).
       while (kept.length > 0 && kept[kept.length - 1]!.trim() === '') kept.pop();
       section.lines = [markerFor(server), ...profile.keys.map(([k, v]) => `${k} = ${v}`), ...kept, ''];
-      if (section.lines.join('\n') !== before) changes.updated.push(section.name);
+      if (section.lines.join('\n').trimEnd() !== before) changes.updated.push(section.name);
       out.push(section);
       continue;
     }
