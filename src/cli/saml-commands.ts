@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { clientOf, collect, enc, type GlobalOptions } from './context.js';
+import { clientOf, collect, enc, serverOf } from './context.js';
 import { printJson, table } from './output.js';
 
 interface AccountView {
@@ -136,7 +136,7 @@ export function registerSamlCommands(program: Command): void {
       const client = clientOf(this);
       const account = await client.get<AccountView>(`/api/v1/aws/accounts/${enc(opts.account)}`);
       const metadataRes = await fetch(
-        new URL('/saml/metadata', this.optsWithGlobals<GlobalOptions>().server),
+        new URL('/saml/metadata', serverOf(this)),
       );
       if (!metadataRes.ok) throw new Error(`cannot read Ferry's SAML metadata (HTTP ${metadataRes.status})`);
       const { formatSetupReport, setupSamlAccount } = await import('../aws/saml-setup.js');

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { clientOf, enc } from './context.js';
+import { clientOf, enc, serverOf } from './context.js';
 import { printJson, table } from './output.js';
 
 interface ConnectionView {
@@ -28,7 +28,7 @@ export function registerScimCommands(program: Command): void {
         { name: opts.name },
       );
       if (opts.json) return printJson(res);
-      const server = this.optsWithGlobals<{ server: string }>().server.replace(/\/$/, '');
+      const server = serverOf(this);
       process.stdout.write(
         `${res.token}\n\nconnection: ${res.connection.name} (${res.connection.id})\n` +
           `tenant URL: ${server}/scim/v2\nThe token is shown only now; store it in Entra ID's Secret Token field.\n`,
