@@ -1,4 +1,8 @@
+import { systemActor } from '../audit/actor.js';
 import type { Services } from './services.js';
+
+const offboarding = { actor: systemActor('offboarding') };
+
 import type { EventHandlers } from './workers.js';
 
 /** The outbox handlers every instance runs: how one module's change reaches another. */
@@ -12,6 +16,17 @@ export function defaultHandlers(services: Services): EventHandlers {
     'user.deleted': [
       async (e) => {
         if (e.type === 'user.deleted') await services.assignments.removeForPrincipal('user', e.userId);
+      },
+      async (e) => {
+        if (e.type === 'user.deleted')
+          await services.ssh.revokeForUser(offboarding, e.userId, `${e.userName} was deleted`);
+      },
+    ],
+    // Offboarding: a person's live SSH certificates go into the KRL at once.
+    'user.deactivated': [
+      async (e) => {
+        if (e.type === 'user.deactivated')
+          await services.ssh.revokeForUser(offboarding, e.userId, `${e.userName} was deactivated`);
       },
     ],
   };

@@ -4,12 +4,15 @@ import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { accessApi } from '../access/routes.js';
+import { sshLoginsApi } from '../access/ssh-login-routes.js';
 import { auditApi } from '../audit/routes.js';
 import { samlAdminApi } from '../federation/saml/admin-routes.js';
 import { samlRoutes } from '../federation/saml/routes.js';
 import { auditContextOf, requireAdminToken } from '../identity/admin-auth.js';
+import { requireCaller } from '../identity/caller.js';
 import { signinPages } from '../identity/pages/routes.js';
 import { directoryApi } from '../identity/routes.js';
+import { sshApi } from '../ssh/routes.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { operationsRoutes } from './health.js';
 import type { Services } from './services.js';
@@ -149,6 +152,24 @@ export async function buildServer(services: Services, options: ServerOptions = {
     serviceProviders: services.serviceProviders,
     signingKeys: services.signingKeys,
     authenticate: requireAdminToken(services.apiTokens),
+    auditContext: auditContextOf,
+  });
+  await app.register(sshLoginsApi, {
+    prefix: '/api/v1',
+    sshLogins: services.sshLogins,
+    authenticate: requireAdminToken(services.apiTokens),
+    auditContext: auditContextOf,
+    resolveGroup: async (ref) => {
+      const g = await services.groups.get(ref);
+      return { type: 'group', id: g.id, name: g.displayName };
+    },
+  });
+  await app.register(sshApi, {
+    prefix: '/api/v1',
+    authority: services.ssh,
+    store: services.store,
+    authenticateCaller: requireCaller(services.authenticateCaller),
+    authenticateAdmin: requireAdminToken(services.apiTokens),
     auditContext: auditContextOf,
   });
   await app.register(tenantApi, {

@@ -1,6 +1,7 @@
 import { Assignments } from '../access/assignments.js';
 import { AwsAccounts } from '../access/aws-accounts.js';
 import { AccessDecider } from '../access/decide.js';
+import { SshLogins } from '../access/ssh-logins.js';
 import type { Clock } from '../clock.js';
 import { ServiceProviders } from '../federation/saml/service-providers.js';
 import { ApiTokens } from '../identity/api-tokens.js';
@@ -15,6 +16,9 @@ import { SigninThrottle } from '../identity/throttle.js';
 import { UserDirectory } from '../identity/users.js';
 import type { MasterKey } from '../keys/master-key.js';
 import { SigningKeys, type SigningKeysOptions } from '../keys/signing-keys.js';
+import { SshCaKeys } from '../keys/ssh-ca-keys.js';
+import { SshAuthority } from '../ssh/authority.js';
+import { publicBlobOf, publicKeyLine } from '../ssh/public-key.js';
 import type { Store } from '../store/open.js';
 import type { Config } from './config.js';
 import { Metrics } from './metrics.js';
@@ -39,6 +43,10 @@ export interface Services {
   access: AccessDecider;
   signingKeys: SigningKeys;
   serviceProviders: ServiceProviders;
+  /** group → Linux login mappings decide() reads for ssh targets */
+  sshLogins: SshLogins;
+  /** the SSH certificate authority (user and host certificates, KRL) */
+  ssh: SshAuthority;
   /** recognises a person or workload on user-facing routes (use with requireCaller) */
   authenticateCaller: CallerAuthenticator;
 }
@@ -71,6 +79,11 @@ export function createServices(
   });
   const accounts = new AwsAccounts(store, clock);
   const assignments = new Assignments(store, clock, accounts);
+  const sshLogins = new SshLogins(store, clock);
+  const access = new AccessDecider(accounts, assignments, sshLogins, {
+    sshMaxDuration: Math.round(config.ssh.certificateLifetime / 1000),
+  });
+  const sshCaKeys = new SshCaKeys(store, clock, masterKey, (k) => publicKeyLine(publicBlobOf(k), ''));
   return {
     config,
     store,
@@ -86,9 +99,14 @@ export function createServices(
     apiTokens: new ApiTokens(store, clock),
     accounts,
     assignments,
-    access: new AccessDecider(accounts, assignments),
+    access,
     signingKeys: new SigningKeys(store, clock, masterKey, signingKeyOptions),
     serviceProviders: new ServiceProviders(store, clock),
+    sshLogins,
+    ssh: new SshAuthority(store, clock, sshCaKeys, access, {
+      hostCertificateLifetime: Math.round(config.ssh.hostCertificateLifetime / 1000),
+      bindSourceAddress: config.ssh.bindSourceAddress,
+    }),
     authenticateCaller: anyCaller(browserSessionCaller(store.db, sessions, config.sessions.cookieName)),
   };
 }
