@@ -4,6 +4,7 @@ import { registerAccessCommands } from '../cli/access-commands.js';
 import { ApiError, ServerUnreachable } from '../cli/client.js';
 import { registerClientCommands } from '../cli/commands.js';
 import { registerSamlCommands } from '../cli/saml-commands.js';
+import { registerSshCommands } from '../cli/ssh-commands.js';
 import { OperatorError, registerOperatorCommands } from './commands.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -20,6 +21,7 @@ export async function main(argv: string[]): Promise<number> {
   registerClientCommands(program);
   registerAccessCommands(program);
   registerSamlCommands(program);
+  registerSshCommands(program);
   registerOperatorCommands(program);
   try {
     await program.parseAsync(argv);
