@@ -167,6 +167,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
   await app.register(sshApi, {
     prefix: '/api/v1',
     authority: services.ssh,
+    caKeys: services.sshCaKeys,
     store: services.store,
     authenticateCaller: requireCaller(services.authenticateCaller),
     authenticateAdmin: requireAdminToken(services.apiTokens),

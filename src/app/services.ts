@@ -47,6 +47,7 @@ export interface Services {
   sshLogins: SshLogins;
   /** the SSH certificate authority (user and host certificates, KRL) */
   ssh: SshAuthority;
+  sshCaKeys: SshCaKeys;
   /** recognises a person or workload on user-facing routes (use with requireCaller) */
   authenticateCaller: CallerAuthenticator;
 }
@@ -103,6 +104,7 @@ export function createServices(
     signingKeys: new SigningKeys(store, clock, masterKey, signingKeyOptions),
     serviceProviders: new ServiceProviders(store, clock),
     sshLogins,
+    sshCaKeys,
     ssh: new SshAuthority(store, clock, sshCaKeys, access, {
       hostCertificateLifetime: Math.round(config.ssh.hostCertificateLifetime / 1000),
       bindSourceAddress: config.ssh.bindSourceAddress,

@@ -198,6 +198,33 @@ export function registerSshCommands(program: Command): void {
     });
 
   ssh
+    .command('ca-keys')
+    .description('the CA keys and their states (admin)')
+    .option('--json', 'print JSON')
+    .action(async function (this: Command, opts: { json?: boolean }) {
+      const res = await clientOf(this).get<{ items: Array<Record<string, unknown>> }>('/api/v1/ssh/ca-keys');
+      if (opts.json) return printJson(res.items);
+      process.stdout.write(table(res.items, ['id', 'use', 'algorithm', 'state', 'createdAt', 'activatedAt']));
+    });
+
+  ssh
+    .command('rotate-ca')
+    .description('stage a new CA key (published at once); --activate makes the staged key current (admin)')
+    .option('--use <use>', 'user or host', 'user')
+    .option('--algorithm <algorithm>', 'ed25519 or rsa', 'ed25519')
+    .option('--activate', 'activate the staged key instead of staging one')
+    .action(async function (this: Command, opts: { use: string; algorithm: string; activate?: boolean }) {
+      const body = { use: opts.use, algorithm: caAlgorithm(opts.algorithm) };
+      const path = opts.activate ? '/api/v1/ssh/ca-keys/activate' : '/api/v1/ssh/ca-keys/rotate';
+      const k = await clientOf(this).request<{ id: string; state: string; publicKey: string }>(
+        'POST',
+        path,
+        body,
+      );
+      process.stdout.write(`${opts.use} CA key ${k.id} is ${k.state}: ${k.publicKey}\n`);
+    });
+
+  ssh
     .command('known-hosts')
     .description('print the @cert-authority line for ~/.ssh/known_hosts')
     .option('--hosts <pattern>', 'the hosts it vouches for, e.g. *.dev.internal', '*')

@@ -304,7 +304,11 @@ export class SshAuthority {
       .where('expires_at', '>', iso(now))
       .execute();
     const serials = rows.map((r) => BigInt(r.external_id));
-    const latest = rows.map((r) => r.revoked_at!).sort().at(-1) ?? '';
+    const latest =
+      rows
+        .map((r) => r.revoked_at!)
+        .sort()
+        .at(-1) ?? '';
     const cas = await this.keys.all('user');
     return encodeKrl({
       // The version moves with the newest revocation, so an unchanged list keeps its version.

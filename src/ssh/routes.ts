@@ -4,12 +4,14 @@ import type { FastifyPluginAsync, FastifyRequest, preHandlerAsyncHookHandler } f
 import type { AuditContext } from '../audit/actor.js';
 import { listIssued } from '../audit/issued.js';
 import { InvalidInput } from '../errors.js';
+import type { SshCaKey, SshCaKeys } from '../keys/ssh-ca-keys.js';
 import { ProblemSchema, problemResponses } from '../problem-schema.js';
 import type { Store } from '../store/open.js';
 import type { SshAuthority } from './authority.js';
 
 export interface SshApiOptions {
   authority: SshAuthority;
+  caKeys: SshCaKeys;
   store: Store;
   /** a person acting for themself (requireCaller) */
   authenticateCaller: preHandlerAsyncHookHandler;
@@ -168,6 +170,85 @@ export const sshApi: FastifyPluginAsync<SshApiOptions> = async (app, opts) => {
     },
     async (req, reply) =>
       reply.code(201).send(await authority.signHostCertificate(req.body, opts.auditContext(req))),
+  );
+
+  const CaKey = Type.Object({
+    id: Type.String(),
+    use: Type.String(),
+    algorithm: Type.String(),
+    publicKey: Type.String(),
+    state: Type.String(),
+    createdAt: Type.String(),
+    activatedAt: Type.Union([Type.String(), Type.Null()]),
+  });
+  const caView = (k: SshCaKey) => ({
+    id: k.id,
+    use: k.use,
+    algorithm: k.algorithm,
+    publicKey: k.publicKey,
+    state: k.state,
+    createdAt: k.createdAt,
+    activatedAt: k.activatedAt,
+  });
+  const CaKeyBody = Type.Object(
+    {
+      use: Type.Union([Type.Literal('user'), Type.Literal('host')]),
+      algorithm: Type.Union([Type.Literal('ssh-ed25519'), Type.Literal('rsa-sha2-512')]),
+    },
+    { additionalProperties: false },
+  );
+
+  app.get(
+    '/ssh/ca-keys',
+    {
+      preHandler: opts.authenticateAdmin,
+      schema: {
+        tags,
+        summary: 'The CA keys: current and staged ones are published, retired ones still name KRL entries',
+        security: [{ bearer: [] }],
+        response: { 200: Type.Object({ items: Type.Array(CaKey) }), ...problemResponses },
+      },
+    },
+    async () => {
+      await authority.ensureKeys();
+      const all = [...(await opts.caKeys.all('user')), ...(await opts.caKeys.all('host'))];
+      return { items: all.map(caView) };
+    },
+  );
+
+  app.post<{ Body: Static<typeof CaKeyBody> }>(
+    '/ssh/ca-keys/rotate',
+    {
+      preHandler: opts.authenticateAdmin,
+      schema: {
+        tags,
+        summary: 'Stage a new CA key: published at once, signs only once activated',
+        security: [{ bearer: [] }],
+        body: CaKeyBody,
+        response: { 201: CaKey, ...problemResponses },
+      },
+    },
+    async (req, reply) => {
+      await authority.ensureKeys();
+      const key = await opts.caKeys.rotate(req.body.use, req.body.algorithm, opts.auditContext(req));
+      return reply.code(201).send(caView(key));
+    },
+  );
+
+  app.post<{ Body: Static<typeof CaKeyBody> }>(
+    '/ssh/ca-keys/activate',
+    {
+      preHandler: opts.authenticateAdmin,
+      schema: {
+        tags,
+        summary: 'Make the staged CA key current (after servers have fetched ca.pub or known_hosts)',
+        security: [{ bearer: [] }],
+        body: CaKeyBody,
+        response: { 200: CaKey, ...problemResponses },
+      },
+    },
+    async (req) =>
+      caView(await opts.caKeys.activateNext(req.body.use, req.body.algorithm, opts.auditContext(req))),
   );
 
   app.get<{ Querystring: { user?: string; limit?: number } }>(

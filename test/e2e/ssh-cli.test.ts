@@ -115,6 +115,27 @@ describe('ferry ssh commands', () => {
     expect(listing).toContain(`Signing CA: ED25519 ${caFingerprint}`);
   });
 
+  it('rotates a CA key: staged keys are published at once and take over when activated', async () => {
+    const before = (await ferryCli(['ssh', 'ca'])).stdout;
+    const staged = await ferryCli(['ssh', 'rotate-ca', '--use', 'user', '--algorithm', 'ed25519']);
+    expect(staged.stdout).toMatch(/^user CA key \S+ is next: ssh-ed25519 /);
+    const during = (await ferryCli(['ssh', 'ca'])).stdout.split('\n').filter(Boolean);
+    expect(during).toHaveLength(3);
+    expect(during[1]).toMatch(/ ferry-user-ca-next$/);
+    const again = await ferryCli(['ssh', 'rotate-ca']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('already staged');
+    const activated = await ferryCli(['ssh', 'rotate-ca', '--activate']);
+    expect(activated.stdout).toMatch(/is current: ssh-ed25519 /);
+    const after = (await ferryCli(['ssh', 'ca'])).stdout;
+    expect(after.split('\n')[0]).toBe(`${during[1]!.replace(/next$/, 'current')}`);
+    expect(after).not.toContain(before.split('\n')[0]!.split(' ')[1]!);
+    const keys = JSON.parse((await ferryCli(['ssh', 'ca-keys', '--json'])).stdout) as Array<{
+      state: string;
+    }>;
+    expect(keys.filter((k) => k.state === 'retired')).toHaveLength(1);
+  });
+
   it('refuses to revoke what was never issued', async () => {
     const res = await ferryCli(['ssh', 'revoke', '12345']);
     expect(res.code).toBe(1);
