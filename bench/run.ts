@@ -11,11 +11,13 @@ import { jsonRows, machineLine, markdownTable, notes, textTable } from './lib/ta
 import { residentMemory } from './memory.js';
 import { passwordSignin } from './password-signin.js';
 import { samlAssertions } from './saml.js';
+import { sshCertificates } from './ssh.js';
 
 /** Every scenario, in the order they run (cheap references first, process-spawning ones last). */
 export const SCENARIOS: Scenario[] = [
   cryptoSign,
   samlAssertions,
+  sshCertificates,
   passwordSignin,
   auditAppend,
   decideLatency,
