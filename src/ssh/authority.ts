@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { Kysely } from 'kysely';
 import type { AccessDecider } from '../access/decide.js';
 import type { Decision, Reason } from '../access/decision.js';
@@ -116,7 +117,8 @@ export class SshAuthority {
     if (allowed.ssh?.portForwarding) extensions.push('permit-port-forwarding');
     if (allowed.ssh?.agentForwarding) extensions.push('permit-agent-forwarding');
     const criticalOptions: Record<string, string> = {};
-    if (this.options.bindSourceAddress && signals.ip) criticalOptions['source-address'] = signals.ip;
+    if (this.options.bindSourceAddress && signals.ip)
+      criticalOptions['source-address'] = sourceAddress(signals.ip);
     const ca = await this.#signer('user', request.caAlgorithm ?? 'ssh-ed25519');
     const now = this.clock.now();
     const issuedAt = Math.floor(now.getTime() / 1000);
@@ -398,6 +400,19 @@ export class SshAuthority {
   }
 
   readonly #signers = new Map<string, CertificateAuthorityKey>();
+}
+
+/**
+ * The caller's address as sshd will see it: an IPv4 client of a dual-stack listener arrives as
+ * ::ffff:a.b.c.d. Anything that is not an address (a forged X-Forwarded-For) refuses the request
+ * rather than writing it into a critical option.
+ */
+export function sourceAddress(ip: string): string {
+  const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1];
+  const address = v4 ?? ip;
+  if (isIP(address) === 0)
+    throw new InvalidInput(`cannot bind the certificate to the caller's address ${JSON.stringify(ip)}`, 'ip');
+  return address;
 }
 
 /** Takes the next serial inside the caller's transaction (unique across instances). */

@@ -203,3 +203,14 @@ describe('key revocation lists', () => {
     expect(query(certOf(31n, rsaCa)).stdout).toContain('REVOKED');
   });
 });
+
+describe('source-address', () => {
+  it('is the address sshd sees, and never anything that is not an address', async () => {
+    const { sourceAddress } = await import('./authority.js');
+    expect(sourceAddress('10.1.2.3')).toBe('10.1.2.3');
+    expect(sourceAddress('::ffff:10.1.2.3')).toBe('10.1.2.3');
+    expect(sourceAddress('2001:db8::1')).toBe('2001:db8::1');
+    for (const bad of ['', 'evil', '10.1.2.3,0.0.0.0/0', '10.1.2.3/8', '::ffff:evil'])
+      expect(() => sourceAddress(bad), bad).toThrow(InvalidInput);
+  });
+});
