@@ -89,13 +89,24 @@ export class AccessDecider {
     all: SshLogin[],
   ): Decision {
     const name = formatTarget(target);
+    const onHost = all.filter((m) => hostMatches(m.hosts, target.host));
+    if (onHost.length === 0) {
+      return {
+        effect: 'deny',
+        reasons: [
+          {
+            source: 'assignment',
+            message: `no SSH login mapping gives ${principal.userName} any login on ${target.host}`,
+          },
+        ],
+      };
+    }
     if (!target.login) {
       return {
         effect: 'deny',
         reasons: [{ source: 'target', message: `${name}: name the login (user@host)` }],
       };
     }
-    const onHost = all.filter((m) => hostMatches(m.hosts, target.host));
     const matching = onHost.filter((m) => m.logins.includes(target.login));
     if (matching.length === 0) {
       const offered = [...new Set(onHost.flatMap((m) => m.logins))].sort();
@@ -104,10 +115,7 @@ export class AccessDecider {
         reasons: [
           {
             source: 'assignment',
-            message:
-              offered.length > 0
-                ? `no SSH login mapping gives ${principal.userName} the login ${target.login} on ${target.host} (your groups may use: ${offered.join(', ')})`
-                : `no SSH login mapping gives ${principal.userName} any login on ${target.host}`,
+            message: `no SSH login mapping gives ${principal.userName} the login ${target.login} on ${target.host} (your groups may use: ${offered.join(', ')})`,
           },
         ],
       };
