@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { constants, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { FerryClient } from './client.js';
@@ -337,7 +337,8 @@ function runSsh(command: string, args: string[]): Promise<number> {
     });
     child.once('exit', (code, signal) => {
       process.off('SIGINT', ignore);
-      resolvePromise(code ?? (signal ? 128 + 1 : 1));
+      // A shell reports death by signal N as 128 + N; do the same.
+      resolvePromise(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1));
     });
   });
 }
