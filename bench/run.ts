@@ -13,11 +13,13 @@ import { passwordSignin } from './password-signin.js';
 import { sessionRevocation } from './revocation.js';
 import { samlAssertions } from './saml.js';
 import { scimImport } from './scim.js';
+import { sshCertificates } from './ssh.js';
 
 /** Every scenario, in the order they run (cheap references first, process-spawning ones last). */
 export const SCENARIOS: Scenario[] = [
   cryptoSign,
   samlAssertions,
+  sshCertificates,
   passwordSignin,
   auditAppend,
   decideLatency,

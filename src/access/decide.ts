@@ -3,7 +3,16 @@ import type { Assignment, Assignments } from './assignments.js';
 import { type AwsAccounts, type AwsRole, MAX_SESSION_SECONDS } from './aws-accounts.js';
 import type { Decision, Reason } from './decision.js';
 import type { Principal, Signals } from './principal.js';
+import { hostMatches, type SshLogin, type SshLogins } from './ssh-logins.js';
 import { formatTarget, type Target } from './targets.js';
+
+/** The longest an SSH certificate may live unless configured otherwise: minutes, not hours. */
+export const DEFAULT_SSH_MAX_SECONDS = 15 * 60;
+
+export interface AccessDeciderOptions {
+  /** seconds: the longest SSH certificate decide() allows (a mapping may only shorten it) */
+  sshMaxDuration?: number;
+}
 
 /** Directory attributes carried into AWS sessions as principal tags (and marked transitive). */
 export const TAGGED_ATTRIBUTES = ['department', 'costCenter'] as const;
@@ -23,6 +32,8 @@ export class AccessDecider {
   constructor(
     private readonly accounts: AwsAccounts,
     private readonly assignments: Assignments,
+    private readonly sshLogins: SshLogins | null = null,
+    private readonly options: AccessDeciderOptions = {},
   ) {}
 
   async decide(principal: Principal, target: Target, _signals: Signals): Promise<Decision> {
@@ -50,12 +61,83 @@ export class AccessDecider {
           sessionTags: {},
           reasons: [{ source: 'target', message: `${name} is open to all active users` }],
         };
+      case 'ssh':
+        return this.decideSsh(principal, target, await this.sshLoginsOf(principal));
       default:
         return {
           effect: 'deny',
           reasons: [{ source: 'target', message: `${name}: this kind of target is not served yet` }],
         };
     }
+  }
+
+  /** The logins the principal may use on a host, each with its decision (for picking a default login). */
+  async sshLoginsFor(principal: Principal, host: string): Promise<string[]> {
+    if (!principal.active) return [];
+    const mappings = (await this.sshLoginsOf(principal)).filter((m) => hostMatches(m.hosts, host));
+    return [...new Set(mappings.flatMap((m) => m.logins))].sort();
+  }
+
+  private async sshLoginsOf(principal: Principal): Promise<SshLogin[]> {
+    if (!this.sshLogins) return [];
+    return this.sshLogins.forGroups(principal.groups.map((g) => g.id));
+  }
+
+  private decideSsh(
+    principal: Principal,
+    target: Extract<Target, { kind: 'ssh' }>,
+    all: SshLogin[],
+  ): Decision {
+    const name = formatTarget(target);
+    const onHost = all.filter((m) => hostMatches(m.hosts, target.host));
+    if (onHost.length === 0) {
+      return {
+        effect: 'deny',
+        reasons: [
+          {
+            source: 'assignment',
+            message: `no SSH login mapping gives ${principal.userName} any login on ${target.host}`,
+          },
+        ],
+      };
+    }
+    if (!target.login) {
+      return {
+        effect: 'deny',
+        reasons: [{ source: 'target', message: `${name}: name the login (user@host)` }],
+      };
+    }
+    const matching = onHost.filter((m) => m.logins.includes(target.login));
+    if (matching.length === 0) {
+      const offered = [...new Set(onHost.flatMap((m) => m.logins))].sort();
+      return {
+        effect: 'deny',
+        reasons: [
+          {
+            source: 'assignment',
+            message: `no SSH login mapping gives ${principal.userName} the login ${target.login} on ${target.host} (your groups may use: ${offered.join(', ')})`,
+          },
+        ],
+      };
+    }
+    const groupName = new Map(principal.groups.map((g) => [g.id, g.name]));
+    const ceiling = this.options.sshMaxDuration ?? DEFAULT_SSH_MAX_SECONDS;
+    // Several mappings may apply: the most generous one wins, as with several assignments.
+    const maxDuration = Math.min(ceiling, Math.max(...matching.map((m) => m.maxDuration ?? ceiling)));
+    return {
+      effect: 'allow',
+      maxDuration,
+      sessionTags: {},
+      ssh: {
+        portForwarding: matching.some((m) => m.portForwarding),
+        agentForwarding: matching.some((m) => m.agentForwarding),
+      },
+      reasons: matching.map((m) => ({
+        source: 'assignment',
+        ref: m.id,
+        message: `member of ${groupName.get(m.groupId) ?? m.groupId}, which may log in as ${target.login} on ${m.hosts}`,
+      })),
+    };
   }
 
   /**

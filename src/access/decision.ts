@@ -13,6 +13,8 @@ export type Decision =
       /** seconds: no credential issued on this decision may live longer */
       maxDuration: number;
       sessionTags: Record<string, string>;
+      /** for ssh targets: what the certificate may permit beyond a terminal */
+      ssh?: { portForwarding: boolean; agentForwarding: boolean };
       reasons: Reason[];
     }
   | {

@@ -14,7 +14,7 @@ export function formatTarget(t: Target): string {
     case 'permission-set':
       return `aws:${t.account}/permission-set/${t.name}`;
     case 'ssh':
-      return `ssh:${t.login}@${t.host}`;
+      return `ssh:${t.login ? `${t.login}@` : ''}${t.host}`;
     case 'app':
       return `app:${t.name}`;
   }
@@ -27,7 +27,7 @@ export function parseTarget(text: string): Target {
       ? { kind: 'permission-set', account: aws[1]!, name: aws[3]! }
       : { kind: 'aws-role', account: aws[1]!, role: aws[3]! };
   }
-  const ssh = /^ssh:(?:([a-z_][\w.-]{0,31})@)?([\w.-]{1,253})$/i.exec(text);
+  const ssh = /^ssh:(?:([a-z_][\w.-]{0,31})@)?([\w.:*-]{1,253})$/i.exec(text);
   if (ssh) return { kind: 'ssh', host: ssh[2]!, login: ssh[1] ?? '' };
   const app = /^app:([\w.:/-]{1,256})$/.exec(text);
   if (app) return { kind: 'app', name: app[1]! };

@@ -150,6 +150,17 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    ssh: z
+      .object({
+        /** the longest a user certificate may live; login mappings may only shorten it */
+        certificateLifetime: duration('15m'),
+        /** how long host certificates signed by `ferry ssh host-cert` live unless asked otherwise */
+        hostCertificateLifetime: duration('30d'),
+        /** write the caller's address (as Ferry sees it) into user certificates as source-address */
+        bindSourceAddress: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -56,6 +56,11 @@ export const DEMO_TENANT_DOCUMENT = {
     { group: 'AWS-Account1-Administrators', account: 'Account1', role: 'Administrator' },
     { group: 'AWS-Account1-Developers', account: 'Account1', role: 'Developer' },
   ],
+  // EC2 Linux: both groups may log in as ec2-user on every host, with a 15-minute certificate.
+  sshLogins: [
+    { group: 'AWS-Account1-Administrators', hosts: '*', logins: ['ec2-user'], portForwarding: true },
+    { group: 'AWS-Account1-Developers', hosts: '*', logins: ['ec2-user'] },
+  ],
 };
 
 export interface DemoUserCredentials {

@@ -101,6 +101,7 @@ function banner(c: DemoCredentials, file: string, ms: number): string {
     `  AWS console    ${c.ferryUrl}/apps/aws-console   (SAML sign-in to the AWS console)`,
     `  SAML metadata  ${c.ferryUrl}/saml/metadata`,
     `  Your account   ${c.ferryUrl}/account`,
+    `  SSH CA         ${c.ferryUrl}/api/v1/ssh/ca.pub   ·   KRL ${c.ferryUrl}/api/v1/ssh/krl   (both groups → ec2-user on every host)`,
     `  Admin API      ${c.ferryUrl}/api/docs   (token below)`,
     `  Health         ${c.ferryUrl}/readyz   ·   metrics ${c.ferryUrl}/metrics`,
     c.aws
@@ -121,6 +122,7 @@ function banner(c: DemoCredentials, file: string, ms: number): string {
     `  open ${c.ferryUrl}/signin and sign in as ${c.users[1]?.userName ?? ''}`,
     `  FERRY_TOKEN=${c.adminToken} npx ferry users list`,
     `  FERRY_TOKEN=${c.adminToken} npx ferry audit tail`,
+    `  FERRY_TOKEN=${c.adminToken} npx ferry ssh logins list`,
     '',
   ];
   return `${lines.join('\n')}\n`;

@@ -1,6 +1,9 @@
+import { systemActor } from '../audit/actor.js';
 import type { DomainEvent } from '../events.js';
 import type { Services } from './services.js';
 import type { EventHandlers, EventMeta } from './workers.js';
+
+const offboarding = { actor: systemActor('offboarding') };
 
 /** The outbox handlers every instance runs: how one module's change reaches another. */
 export function defaultHandlers(services: Services): EventHandlers {
@@ -13,7 +16,14 @@ export function defaultHandlers(services: Services): EventHandlers {
     });
   };
   return {
-    'user.deactivated': [revokeAll('user deactivated')],
+    'user.deactivated': [
+      revokeAll('user deactivated'),
+      // Offboarding: a person's live SSH certificates go into the KRL at once.
+      async (e) => {
+        if (e.type === 'user.deactivated')
+          await services.ssh.revokeForUser(offboarding, e.userId, `${e.userName} was deactivated`);
+      },
+    ],
     'aws.sessions-revoke-requested': [
       async (e, meta) => {
         if (e.type !== 'aws.sessions-revoke-requested') return;
@@ -35,6 +45,10 @@ export function defaultHandlers(services: Services): EventHandlers {
         if (e.type === 'user.deleted') await services.assignments.removeForPrincipal('user', e.userId);
       },
       revokeAll('user deleted'),
+      async (e) => {
+        if (e.type === 'user.deleted')
+          await services.ssh.revokeForUser(offboarding, e.userId, `${e.userName} was deleted`);
+      },
     ],
   };
 }

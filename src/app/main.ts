@@ -8,6 +8,7 @@ import { registerLoginCommands } from '../cli/login-commands.js';
 import { registerMigrateCommands } from '../cli/migrate-commands.js';
 import { registerSamlCommands } from '../cli/saml-commands.js';
 import { registerScimCommands } from '../cli/scim-commands.js';
+import { registerSshCommands } from '../cli/ssh-commands.js';
 import { OperatorError, registerOperatorCommands } from './commands.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -28,6 +29,7 @@ export async function main(argv: string[]): Promise<number> {
   registerAwsCommands(program);
   registerMigrateCommands(program);
   registerScimCommands(program);
+  registerSshCommands(program);
   registerOperatorCommands(program);
   try {
     await program.parseAsync(argv);

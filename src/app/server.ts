@@ -4,6 +4,7 @@ import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { accessApi } from '../access/routes.js';
+import { sshLoginsApi } from '../access/ssh-login-routes.js';
 import { auditApi } from '../audit/routes.js';
 import { awsCallerRoutes } from '../aws/routes.js';
 import { deviceSigninApi } from '../federation/oidc/device-signin.js';
@@ -16,6 +17,7 @@ import { signinPages } from '../identity/pages/routes.js';
 import { directoryApi } from '../identity/routes.js';
 import { scimAdminApi } from '../identity/scim/admin-routes.js';
 import { scimRoutes } from '../identity/scim/routes.js';
+import { sshApi } from '../ssh/routes.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { operationsRoutes } from './health.js';
 import type { Services } from './services.js';
@@ -179,6 +181,25 @@ export async function buildServer(services: Services, options: ServerOptions = {
     serviceProviders: services.serviceProviders,
     signingKeys: services.signingKeys,
     authenticate: requireAdminToken(services.apiTokens),
+    auditContext: auditContextOf,
+  });
+  await app.register(sshLoginsApi, {
+    prefix: '/api/v1',
+    sshLogins: services.sshLogins,
+    authenticate: requireAdminToken(services.apiTokens),
+    auditContext: auditContextOf,
+    resolveGroup: async (ref) => {
+      const g = await services.groups.get(ref);
+      return { type: 'group', id: g.id, name: g.displayName };
+    },
+  });
+  await app.register(sshApi, {
+    prefix: '/api/v1',
+    authority: services.ssh,
+    caKeys: services.sshCaKeys,
+    store: services.store,
+    authenticateCaller: requireCaller(services.authenticateCaller),
+    authenticateAdmin: requireAdminToken(services.apiTokens),
     auditContext: auditContextOf,
   });
   await app.register(tenantApi, {

@@ -1,6 +1,7 @@
 import { Assignments } from '../access/assignments.js';
 import { AwsAccounts } from '../access/aws-accounts.js';
 import { AccessDecider } from '../access/decide.js';
+import { SshLogins } from '../access/ssh-logins.js';
 import { systemActor } from '../audit/actor.js';
 import { openAccountClients } from '../aws/account-clients.js';
 import { AwsCredentialBroker } from '../aws/credentials.js';
@@ -25,6 +26,9 @@ import { SigninThrottle } from '../identity/throttle.js';
 import { UserDirectory } from '../identity/users.js';
 import type { MasterKey } from '../keys/master-key.js';
 import { SigningKeys, type SigningKeysOptions } from '../keys/signing-keys.js';
+import { SshCaKeys } from '../keys/ssh-ca-keys.js';
+import { SshAuthority } from '../ssh/authority.js';
+import { publicBlobOf, publicKeyLine } from '../ssh/public-key.js';
 import type { Store } from '../store/open.js';
 import type { Config } from './config.js';
 import { Metrics } from './metrics.js';
@@ -58,6 +62,11 @@ export interface Services {
   oidc: OidcIssuer;
   /** ends a person's live AWS sessions (offboarding, end of a PIM activation) */
   sessionRevoker: SessionRevoker;
+  /** group → Linux login mappings decide() reads for ssh targets */
+  sshLogins: SshLogins;
+  /** the SSH certificate authority (user and host certificates, KRL) */
+  ssh: SshAuthority;
+  sshCaKeys: SshCaKeys;
   /** recognises a person or workload on user-facing routes (use with requireCaller) */
   authenticateCaller: CallerAuthenticator;
 }
@@ -122,7 +131,11 @@ export function createServices(
     },
   });
   const assignments = new Assignments(store, clock, accounts);
-  const access = new AccessDecider(accounts, assignments);
+  const sshLogins = new SshLogins(store, clock);
+  const access = new AccessDecider(accounts, assignments, sshLogins, {
+    sshMaxDuration: Math.round(config.ssh.certificateLifetime / 1000),
+  });
+  const sshCaKeys = new SshCaKeys(store, clock, masterKey, (k) => publicKeyLine(publicBlobOf(k), ''));
   const assertions = new AwsRoleAssertions(
     signingKeys,
     clock,
@@ -175,6 +188,12 @@ export function createServices(
     serviceProviders: new ServiceProviders(store, clock),
     oidcClients,
     oidc,
+    sshLogins,
+    sshCaKeys,
+    ssh: new SshAuthority(store, clock, sshCaKeys, access, {
+      hostCertificateLifetime: Math.round(config.ssh.hostCertificateLifetime / 1000),
+      bindSourceAddress: config.ssh.bindSourceAddress,
+    }),
     authenticateCaller: anyCaller(
       accessTokenCaller(store.db, oidc, oidcClients),
       browserSessionCaller(store.db, sessions, config.sessions.cookieName),

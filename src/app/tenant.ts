@@ -69,6 +69,20 @@ export const tenantSchema = z
           ),
       )
       .default([]),
+    sshLogins: z
+      .array(
+        z
+          .object({
+            group: z.string().min(1),
+            hosts: z.string().min(1).default('*'),
+            logins: z.array(z.string().min(1)).min(1),
+            portForwarding: z.boolean().optional(),
+            agentForwarding: z.boolean().optional(),
+            maxDuration: seconds.optional(),
+          })
+          .strict(),
+      )
+      .default([]),
   })
   .strict();
 
@@ -76,7 +90,7 @@ export type TenantFile = z.input<typeof tenantSchema>;
 
 export interface TenantChange {
   action: 'create' | 'update' | 'delete';
-  kind: 'group' | 'aws-account' | 'aws-role' | 'assignment';
+  kind: 'group' | 'aws-account' | 'aws-role' | 'assignment' | 'ssh-login';
   name: string;
   detail?: string;
 }
@@ -188,7 +202,48 @@ export async function applyTenant(
     if (!dryRun) await services.assignments.add(ctx, principal!, accountId, a.role);
   }
 
+  const wantedSshLogins = new Set<string>();
+  for (const m of tenant.sshLogins) {
+    const group = await resolve(services, 'group', m.group, knownGroups, dryRun);
+    const label = `group:${m.group} → ${m.logins.join(',')}@${m.hosts}`;
+    if (group) wantedSshLogins.add(`${group.id}:${m.hosts}`);
+    const input = {
+      hosts: m.hosts,
+      logins: m.logins,
+      portForwarding: m.portForwarding ?? false,
+      agentForwarding: m.agentForwarding ?? false,
+      maxDuration: m.maxDuration ?? null,
+    };
+    const current = group
+      ? (await services.sshLogins.list({ groupId: group.id })).find((x) => x.hosts === m.hosts)
+      : undefined;
+    if (!current) changes.push({ action: 'create', kind: 'ssh-login', name: label });
+    else {
+      const d = diff(current, { ...input, logins: undefined });
+      const loginsChanged = current.logins.join(',') !== [...new Set(m.logins)].join(',');
+      if (!d && !loginsChanged) continue;
+      changes.push({
+        action: 'update',
+        kind: 'ssh-login',
+        name: label,
+        detail: [d, loginsChanged ? `logins: ${current.logins.join(',')} → ${m.logins.join(',')}` : '']
+          .filter(Boolean)
+          .join(', '),
+      });
+    }
+    if (!dryRun) await services.sshLogins.set(ctx, group!, input);
+  }
+
   if (options.prune) {
+    for (const existing of await services.sshLogins.list()) {
+      if (wantedSshLogins.has(`${existing.groupId}:${existing.hosts}`)) continue;
+      changes.push({
+        action: 'delete',
+        kind: 'ssh-login',
+        name: `group:${existing.groupName ?? existing.groupId} → ${existing.logins.join(',')}@${existing.hosts}`,
+      });
+      if (!dryRun) await services.sshLogins.remove(ctx, existing.id);
+    }
     for (const existing of await services.assignments.list()) {
       const key = `${existing.principalType}:${existing.principalId}:${existing.target}`;
       if (wantedAssignments.has(key)) continue;

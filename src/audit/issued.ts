@@ -6,7 +6,7 @@ import type { Database, IssuedCredentialsTable } from '../store/schema.js';
 /** One credential an issuer handed out: what revocation and CloudTrail correlation read. */
 export interface IssuedCredential {
   id: string;
-  kind: 'saml-assertion' | 'sts-credentials' | 'ssh-certificate' | 'oidc-token';
+  kind: 'saml-assertion' | 'sts-credentials' | 'ssh-certificate' | 'ssh-host-certificate' | 'oidc-token';
   userId: string | null;
   subject: string;
   /** aws:<account>/<role>, an SP entity id, ssh:<host>… */

@@ -22,9 +22,9 @@ interface Change {
 export function registerAccessCommands(program: Command): void {
   program
     .command('apply <file>')
-    .description('apply a tenant file (groups, AWS accounts and roles, assignments); idempotent')
+    .description('apply a tenant file (groups, AWS accounts and roles, assignments, SSH logins); idempotent')
     .option('--dry-run', 'print what would change and change nothing')
-    .option('--prune', 'also remove assignments the file does not list')
+    .option('--prune', 'also remove assignments and SSH login mappings the file does not list')
     .option('--json', 'print JSON')
     .action(async function (
       this: Command,

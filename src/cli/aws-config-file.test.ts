@@ -55,7 +55,9 @@ describe('the AWS config file editor behind `ferry aws config`', () => {
 
 describe('re-running on its own output', () => {
   it('after the person’s profile, a second run reports no update', () => {
-    const once = applyProfiles('[profile personal]\nregion = eu-west-1\noutput = table\n', SERVER, [profile('ferry-a-dev')]);
+    const once = applyProfiles('[profile personal]\nregion = eu-west-1\noutput = table\n', SERVER, [
+      profile('ferry-a-dev'),
+    ]);
     const twice = applyProfiles(once.text, SERVER, [profile('ferry-a-dev')]);
     expect(twice.updated).toEqual([]);
     expect(twice.text).toBe(once.text);

@@ -63,6 +63,19 @@ export class FerryClient {
   get<T>(path: string): Promise<T> {
     return this.request<T>('GET', path);
   }
+
+  /** A plain-text resource (ca.pub, known_hosts). */
+  async text(path: string): Promise<string> {
+    let res: Response;
+    try {
+      res = await fetch(new URL(path, this.options.server), { signal: AbortSignal.timeout(30_000) });
+    } catch (err) {
+      throw new ServerUnreachable(this.options.server, err);
+    }
+    const text = await res.text();
+    if (!res.ok) throw new ApiError(res.status, safeJson(text) as { title?: string; detail?: string } | null);
+    return text;
+  }
 }
 
 function safeJson(text: string): unknown {

@@ -135,9 +135,7 @@ export function registerSamlCommands(program: Command): void {
     ) {
       const client = clientOf(this);
       const account = await client.get<AccountView>(`/api/v1/aws/accounts/${enc(opts.account)}`);
-      const metadataRes = await fetch(
-        new URL('/saml/metadata', serverOf(this)),
-      );
+      const metadataRes = await fetch(new URL('/saml/metadata', serverOf(this)));
       if (!metadataRes.ok) throw new Error(`cannot read Ferry's SAML metadata (HTTP ${metadataRes.status})`);
       const { formatSetupReport, setupSamlAccount } = await import('../aws/saml-setup.js');
       const report = await setupSamlAccount({

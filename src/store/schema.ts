@@ -27,6 +27,9 @@ export interface Database {
   aws_session_revocations: AwsSessionRevocationsTable;
   aws_revocation_policies: AwsRevocationPoliciesTable;
   scim_connections: ScimConnectionsTable;
+  ssh_ca_keys: SshCaKeysTable;
+  ssh_serials: SshSerialsTable;
+  ssh_logins: SshLoginsTable;
 }
 
 export interface UsersTable {
@@ -256,6 +259,39 @@ export interface ScimConnectionsTable {
 }
 
 export type ScimConnectionRow = Selectable<ScimConnectionsTable>;
+export interface SshCaKeysTable {
+  id: string;
+  use: 'user' | 'host';
+  algorithm: 'ssh-ed25519' | 'rsa-sha2-512';
+  /** PKCS#8 PEM sealed with the master key */
+  private_key_sealed: string;
+  /** `<type> <base64>`: what TrustedUserCAKeys and @cert-authority lines carry */
+  public_key: string;
+  state: 'next' | 'current' | 'retired';
+  created_at: string;
+  activated_at: string | null;
+  retired_at: string | null;
+}
+
+export interface SshSerialsTable {
+  id: number;
+  /** bigint: PostgreSQL returns it as a string */
+  last_serial: number | string;
+}
+
+export interface SshLoginsTable {
+  id: string;
+  group_id: string;
+  host_pattern: string;
+  logins: string; // JSON array of Linux principals
+  port_forwarding: number;
+  agent_forwarding: number;
+  max_duration: number | null;
+  created_at: string;
+  updated_at: string;
+  created_by: string;
+}
+
 export type UserRow = Selectable<UsersTable>;
 export type NewUserRow = Insertable<UsersTable>;
 export type UserUpdate = Updateable<UsersTable>;

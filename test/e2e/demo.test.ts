@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DemoCredentials } from '../../src/app/demo-tenant.js';
+import { generateEd25519KeyPair } from '../../src/cli/ssh-keys.js';
 import { totpCode } from '../../src/identity/totp.js';
 import { awsCli } from '../support/local-aws.js';
 
@@ -124,6 +125,20 @@ describe('npm run demo', () => {
     const html = await account.text();
     expect(html).toContain(dev.userName);
     expect(html).toContain('AWS-Account1-Developers');
+
+    // The demo maps the developers to ec2-user on every host: one session, one SSH certificate.
+    const ssh = await fetch(`http://127.0.0.1:${port}/api/v1/ssh/certificates`, {
+      method: 'POST',
+      headers: { cookie: `ferry_session=${session}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        publicKey: generateEd25519KeyPair('demo').publicKeyLine,
+        host: 'ip-10-0-0-5.ec2.internal',
+      }),
+    });
+    expect(ssh.status).toBe(201);
+    const cert = (await ssh.json()) as { principals: string[]; keyId: string };
+    expect(cert.principals).toEqual(['ec2-user']);
+    expect(cert.keyId).toMatch(new RegExp(`^${dev.userName} serial \\d+$`));
   });
 
   it('answers the admin API with the printed token', async () => {

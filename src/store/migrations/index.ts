@@ -2,6 +2,7 @@ import type { Migration } from 'kysely';
 import * as foundation from './0001_foundation.js';
 import * as awsAccessSaml from './0002_aws_access_saml.js';
 import * as oidc from './0003_oidc.js';
+import * as ssh from './0004_ssh.js';
 import * as scim from './0005_scim.js';
 import * as sessionRevocation from './0006_session_revocation.js';
 
@@ -10,6 +11,7 @@ export const migrations: Record<string, Migration> = {
   '0001_foundation': foundation,
   '0002_aws_access_saml': awsAccessSaml,
   '0003_oidc': oidc,
+  '0004_ssh': ssh,
   '0005_scim': scim,
   '0006_session_revocation': sessionRevocation,
 };
