@@ -176,6 +176,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     accounts: services.accounts,
     authenticate: requireCaller(services.authenticateCaller),
     auditContext: auditContextOf,
+    defaultEndpoint: config.aws.endpoint ?? null,
   });
   await app.register(samlRoutes, {
     store: services.store,
