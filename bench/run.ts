@@ -9,6 +9,7 @@ import { finish, machine } from './lib/machine.js';
 import type { Row, Scenario } from './lib/scenario.js';
 import { jsonRows, machineLine, markdownTable, notes, textTable } from './lib/table.js';
 import { residentMemory } from './memory.js';
+import { clientCredentials, credsWallTime } from './oidc.js';
 import { passwordSignin } from './password-signin.js';
 import { sessionRevocation } from './revocation.js';
 import { samlAssertions } from './saml.js';
@@ -19,12 +20,14 @@ import { sshCertificates } from './ssh.js';
 export const SCENARIOS: Scenario[] = [
   cryptoSign,
   samlAssertions,
+  clientCredentials,
   sshCertificates,
   passwordSignin,
   auditAppend,
   decideLatency,
   sessionRevocation,
   scimImport,
+  credsWallTime,
   coldStart,
   residentMemory,
 ];

@@ -165,6 +165,8 @@ export async function buildServer(services: Services, options: ServerOptions = {
   await app.register(oidcAdminApi, {
     prefix: '/api/v1',
     clients: services.oidcClients,
+    signingKeys: services.signingKeys,
+    keysChanged: () => services.oidc.keysChanged(),
     authenticate: requireAdminToken(services.apiTokens),
     auditContext: auditContextOf,
   });

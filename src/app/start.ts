@@ -56,8 +56,11 @@ export async function startFerry(options: StartOptions): Promise<RunningFerry> {
   const services = createServices(config, store, clock, masterKey, options.signingKeys);
   try {
     // Every instance makes sure its signing keys exist; concurrent starts end with exactly one each.
-    await services.signingKeys.ensureCurrent('saml');
-    for (const purpose of OIDC_SIGNING_PURPOSES) await services.signingKeys.ensureCurrent(purpose);
+    await Promise.all(
+      (['saml', ...OIDC_SIGNING_PURPOSES] as const).map((purpose) =>
+        services.signingKeys.ensureCurrent(purpose),
+      ),
+    );
   } catch (err) {
     await store.close();
     throw err;

@@ -82,7 +82,8 @@ export async function callerToken(server: string, now: () => number = Date.now):
     const config = new oidc.Configuration(
       { issuer: login.issuer, token_endpoint: login.tokenEndpoint },
       CLI_CLIENT_ID,
-      undefined,
+      // ferry-cli is registered for ES256 ID tokens (openid-client expects RS256 unless told).
+      { id_token_signed_response_alg: 'ES256' },
       oidc.None(),
     );
     if (login.tokenEndpoint.startsWith('http:')) oidc.allowInsecureRequests(config);

@@ -89,7 +89,8 @@ export class SigningKeys {
       (async (purpose, now) =>
         (await import('./self-signed-certificate.js')).generateSelfSignedRsa({
           commonName: COMMON_NAMES[purpose],
-          modulusLength: SIGNING_KEY_MODULUS_LENGTH,
+          // RS256 JWTs: 2048 bits, as AWS STS and every JOSE library expect; SAML keeps 3072.
+          modulusLength: purpose === 'oidc-rs256' ? 2048 : SIGNING_KEY_MODULUS_LENGTH,
           curve: purpose === 'oidc-es256' ? 'P-256' : undefined,
           notBefore: now,
           validityYears: SIGNING_CERT_VALIDITY_YEARS,

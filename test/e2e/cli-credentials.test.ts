@@ -326,6 +326,32 @@ describe('ferry login, ferry aws config and the AWS CLI through credential_proce
     expect(allowed.code).toBe(0);
   });
 
+  it('an expired access token is renewed silently with the refresh token (which rotates)', async () => {
+    process.env.FERRY_CONFIG_DIR = env.FERRY_CONFIG_DIR;
+    const file = loginFile(ferry.url);
+    delete process.env.FERRY_CONFIG_DIR;
+    const before = JSON.parse(readFileSync(file, 'utf8')) as {
+      accessTokenExpiresAt: number;
+      refreshToken: string;
+    };
+    writeFileSync(file, JSON.stringify({ ...before, accessTokenExpiresAt: Date.now() - 1000 }), {
+      mode: 0o600,
+    });
+    const res = await ferryCli(['aws', 'entitlements', '--json']);
+    expect(res.code, res.stderr).toBe(0);
+    const after = JSON.parse(readFileSync(file, 'utf8')) as {
+      accessTokenExpiresAt: number;
+      refreshToken: string;
+    };
+    expect(after.accessTokenExpiresAt).toBeGreaterThan(Date.now() + 60_000);
+    expect(after.refreshToken).not.toBe(before.refreshToken);
+  });
+
+  it('ferry console --print prints the console sign-in for one role', async () => {
+    const res = await ferryCli(['console', '--account', 'Account1', '--role', 'Developer', '--print']);
+    expect(res.stdout).toBe(`${ferry.url}/apps/aws-console?account=Account1&role=Developer\n`);
+  });
+
   it('ferry logout revokes the sign-in and forgets tokens and cached credentials', async () => {
     const out = await ferryCli(['logout']);
     expect(out.code).toBe(0);

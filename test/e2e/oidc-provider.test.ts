@@ -188,6 +188,15 @@ describe.each(ENGINES)('OpenID provider on %s, driven by openid-client', (engine
     expect((audit as { items: unknown[] }).items.length).toBeGreaterThan(0);
   });
 
+  it("a relying party's access token is not accepted by Ferry's own API (wrong audience)", async () => {
+    const { tokens } = await codeFlow(new Browser(ferry.url));
+    const res = await fetch(`${ferry.url}/api/v1/aws/entitlements`, {
+      headers: { authorization: `Bearer ${tokens.access_token}` },
+    });
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toContain('invalid_token');
+  });
+
   it('refuses a redirect_uri that is not registered, without redirecting to it', async () => {
     const browser = new Browser(ferry.url);
     const url = oidc.buildAuthorizationUrl(config, {
@@ -368,6 +377,35 @@ describe.each(ENGINES)('OpenID provider on %s, driven by openid-client', (engine
       insecure,
     );
     await expect(oidc.clientCredentialsGrant(impostor)).rejects.toMatchObject({ error: 'invalid_client' });
+  });
+
+  it('signing keys rotate: the staged keys are in the JWKS before they sign, then take over', async () => {
+    const jwks = async () =>
+      (
+        (await (await fetch(`${ferry.url}/oidc/jwks`)).json()) as {
+          keys: Array<{ kid: string; alg: string }>;
+        }
+      ).keys;
+    const before = await jwks();
+    expect(before.map((k) => k.alg).sort()).toEqual(['ES256', 'RS256']);
+    const staged = (await (await ferry.api('/api/v1/keys/oidc/rotate', { method: 'POST' })).json()) as {
+      items: Array<{ id: string; state: string }>;
+    };
+    expect(staged.items.map((k) => k.state)).toEqual(['next', 'next']);
+    const during = await jwks();
+    expect(during.map((k) => k.kid)).toEqual(
+      expect.arrayContaining([...before.map((k) => k.kid), ...staged.items.map((k) => k.id)]),
+    );
+    const idTokenKid = async () => {
+      const { tokens } = await codeFlow(new Browser(ferry.url));
+      return jose.decodeProtectedHeader(tokens.id_token!).kid;
+    };
+    expect(before.map((k) => k.kid)).toContain(await idTokenKid());
+    const activated = await ferry.api('/api/v1/keys/oidc/activate', { method: 'POST' });
+    expect(activated.status).toBe(200);
+    expect(staged.items.map((k) => k.id)).toContain(await idTokenKid());
+    const after = await jwks();
+    expect(after.map((k) => k.kid).sort()).toEqual(staged.items.map((k) => k.id).sort());
   });
 
   it('RP-initiated logout ends the Ferry session too', async () => {

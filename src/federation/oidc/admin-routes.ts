@@ -2,11 +2,16 @@ import type {} from '@fastify/swagger';
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import type { AuditContext } from '../../audit/actor.js';
+import type { SigningKey, SigningKeys } from '../../keys/signing-keys.js';
 import { problemResponses } from '../../problem-schema.js';
 import type { OidcClients } from './clients.js';
+import { OIDC_SIGNING_PURPOSES } from './provider.js';
 
 export interface OidcAdminOptions {
   clients: OidcClients;
+  signingKeys: SigningKeys;
+  /** tells the running provider its keys changed */
+  keysChanged: () => void;
   authenticate: preHandlerAsyncHookHandler;
   auditContext: (req: FastifyRequest) => AuditContext;
 }
@@ -119,6 +124,75 @@ export const oidcAdminApi: FastifyPluginAsync<OidcAdminOptions> = async (app, op
     async (req, reply) => {
       await opts.clients.remove(opts.auditContext(req), req.params.ref);
       return reply.code(204).send();
+    },
+  );
+
+  const KeySchema = Type.Object({
+    id: Type.String(),
+    purpose: Type.String(),
+    state: Type.String(),
+    algorithm: Type.String(),
+    createdAt: Type.String(),
+    activatedAt: Type.Union([Type.String(), Type.Null()]),
+  });
+  const keyView = (k: SigningKey) => ({
+    id: k.id,
+    purpose: k.purpose,
+    state: k.state,
+    algorithm: k.algorithm,
+    createdAt: k.createdAt,
+    activatedAt: k.activatedAt,
+  });
+  const keys = { tags: ['keys'], security };
+
+  app.get(
+    '/keys/oidc',
+    {
+      schema: {
+        ...keys,
+        summary: 'OpenID signing keys (ES256 and RS256): current, and next during a rotation',
+        response: { 200: Type.Object({ items: Type.Array(KeySchema) }) },
+      },
+    },
+    async () => ({
+      items: (await Promise.all(OIDC_SIGNING_PURPOSES.map((p) => opts.signingKeys.published(p))))
+        .flat()
+        .map(keyView),
+    }),
+  );
+  app.post(
+    '/keys/oidc/rotate',
+    {
+      schema: {
+        ...keys,
+        summary: 'Stage next ES256 and RS256 keys: in the JWKS now, signing after the grace period',
+        response: { 200: Type.Object({ items: Type.Array(KeySchema) }), ...problemResponses },
+      },
+    },
+    async (req) => {
+      const ctx = opts.auditContext(req);
+      const staged: SigningKey[] = [];
+      for (const purpose of OIDC_SIGNING_PURPOSES) staged.push(await opts.signingKeys.rotate(purpose, ctx));
+      opts.keysChanged();
+      return { items: staged.map(keyView) };
+    },
+  );
+  app.post(
+    '/keys/oidc/activate',
+    {
+      schema: {
+        ...keys,
+        summary: 'Start signing with the staged keys now; the old ones leave the JWKS',
+        response: { 200: Type.Object({ items: Type.Array(KeySchema) }), ...problemResponses },
+      },
+    },
+    async (req) => {
+      const ctx = opts.auditContext(req);
+      const active: SigningKey[] = [];
+      for (const purpose of OIDC_SIGNING_PURPOSES)
+        active.push(await opts.signingKeys.activateNext(purpose, ctx));
+      opts.keysChanged();
+      return { items: active.map(keyView) };
     },
   );
 };

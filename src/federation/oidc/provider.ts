@@ -84,6 +84,11 @@ export class OidcIssuer {
     return this.#options.issuer().replace(/\/+$/, '');
   }
 
+  /** After a rotation on this instance: look at the keys on the next request (others notice within 30 s). */
+  keysChanged(): void {
+    if (this.#built) this.#built.checkedAt = Number.NEGATIVE_INFINITY;
+  }
+
   /** The provider for the current keys (rebuilt when a rotation published or retired a key). */
   async provider(): Promise<Provider> {
     const now = this.#options.clock.now().getTime();
