@@ -47,7 +47,9 @@ export class EntraClient {
           oidc.ClientSecretPost(clientSecret),
           {
             [oidc.customFetch]: this.fetcher,
-            ...(insecure ? { execute: [oidc.allowInsecureRequests] } : {}),
+            // openid-client trusts the TLS channel for an ID token from the token endpoint and skips
+            // its signature unless asked: Ferry asks, so the tenant's JWKS always vouches for it.
+            execute: [oidc.enableNonRepudiationChecks, ...(insecure ? [oidc.allowInsecureRequests] : [])],
             timeout: 10,
           },
         )
