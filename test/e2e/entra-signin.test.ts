@@ -307,6 +307,44 @@ describe.each(ENGINES)('sign-in with Entra ID on %s', (engine) => {
     });
   });
 
+  describe('when Entra cannot be reached', () => {
+    let ferry: TestFerry;
+    beforeAll(async () => {
+      const tenant = randomUUID();
+      ferry = await startTestFerry(engine, {
+        config: {
+          upstream: {
+            entra: {
+              issuer: `https://login.microsoftonline.com/${tenant}/v2.0`,
+              clientId: randomUUID(),
+              clientSecret: 'secret',
+              loginEndpoint: 'http://127.0.0.1:9', // nothing listens there
+            },
+          },
+        },
+      });
+    }, 60_000);
+    afterAll(async () => {
+      await ferry?.close();
+    });
+
+    it('says so on a page (503) and audits it; the next attempt tries discovery again', async () => {
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const res = await new Browser(ferry.url).get('/signin/entra?return_to=%2Faccount');
+        expect(res.status).toBe(503);
+        expect(res.text).toMatch(/could not reach Microsoft sign-in/);
+        expect((await lastSignin(ferry)).data).toMatchObject({ reason: 'idp-unavailable' });
+      }
+      const attempts = await ferry.services.store.db
+        .selectFrom('audit_events')
+        .select('seq')
+        .where('type', '=', 'signin')
+        .where('outcome', '=', 'failure')
+        .execute();
+      expect(attempts).toHaveLength(2);
+    });
+  });
+
   describe('just-in-time users, organizations (multi-tenant) issuer, group claims', () => {
     let idp: EntraIdp;
     let ferry: TestFerry;
@@ -383,6 +421,39 @@ describe.each(ENGINES)('sign-in with Entra ID on %s', (engine) => {
         groups.map((g) => g.displayName).sort(),
       );
       expect((await lastSignin(ferry)).data).toMatchObject({ groupsFrom: 'graph' });
+    });
+
+    it('group overage with Graph unavailable: refused (502) rather than signed in with unknown memberships', async () => {
+      const [g] = await entraGroups(1, 'graph-down');
+      const a = account({ overage: true, groups: [g!.externalId!] });
+      idp.signInAs({ account: a, graphDown: true });
+      const browser = new Browser(ferry.url);
+      const { res } = await signInWithMicrosoft(browser, idp);
+      expect(res.status).toBe(502);
+      expect(res.text).toMatch(/could not read your group memberships/);
+      expect(browser.cookie('ferry_session')).toBeUndefined();
+      expect((await lastSignin(ferry)).data).toMatchObject({
+        reason: 'groups-unavailable',
+        detail: 'Microsoft Graph getMemberObjects answered 503 serviceNotAvailable',
+      });
+      await expect(ferry.services.users.get(a.preferredUsername)).rejects.toThrow(/not found/i);
+    });
+
+    it('a first sign-in of one person in two browsers at once makes one user and one link', async () => {
+      const a = account();
+      idp.signInAs({ account: a });
+      const results = await Promise.all([
+        signInWithMicrosoft(new Browser(ferry.url), idp),
+        signInWithMicrosoft(new Browser(ferry.url), idp),
+      ]);
+      expect(results.map((r) => r.res.status)).toEqual([303, 303]);
+      const links = await ferry.services.store.db
+        .selectFrom('upstream_identities')
+        .selectAll()
+        .where('object_id', '=', a.oid)
+        .execute();
+      expect(links).toHaveLength(1);
+      expect((await ferry.services.users.get(a.preferredUsername)).externalId).toBe(a.oid);
     });
 
     it('refuses a tenant that is not allowed (the {tenantid} issuer form verifies, the tenant check refuses)', async () => {

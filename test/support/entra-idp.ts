@@ -44,6 +44,8 @@ export interface NextSignin {
   tamper?: Tamper;
   /** answer the authorization request with this error instead of a code */
   error?: { error: string; error_description: string };
+  /** Microsoft Graph answers 503 for this sign-in's access token */
+  graphDown?: boolean;
 }
 
 interface IssuedCode {
@@ -118,7 +120,7 @@ export async function startEntraIdp(
     alg: 'RS256',
   };
   const codes = new Map<string, IssuedCode>();
-  const accessTokens = new Map<string, EntraAccount>();
+  const accessTokens = new Map<string, NextSignin>();
   let next: NextSignin | null = null;
   const calls = { authorize: 0, token: 0, graph: [] as string[] };
 
@@ -330,7 +332,7 @@ export async function startEntraIdp(
       );
     }
     const accessToken = `eyJ0eXAiOiJKV1Qi.${b64url(randomBytes(32))}`;
-    accessTokens.set(accessToken, code.signin.account);
+    accessTokens.set(accessToken, code.signin);
     return json(res, 200, {
       token_type: 'Bearer',
       scope: 'openid profile email User.Read',
@@ -344,13 +346,16 @@ export async function startEntraIdp(
   async function graph(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     calls.graph.push(`${req.method} /${path}`);
     const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
-    const account = bearer ? accessTokens.get(bearer) : undefined;
-    if (!account) {
+    const signin = bearer ? accessTokens.get(bearer) : undefined;
+    if (!signin) {
       return json(res, 401, {
         error: { code: 'InvalidAuthenticationToken', message: 'Access token validation failure.' },
       });
     }
-    const groups = account.groups ?? [];
+    if (signin.graphDown) {
+      return json(res, 503, { error: { code: 'serviceNotAvailable', message: 'Service unavailable.' } });
+    }
+    const groups = signin.account.groups ?? [];
     if (req.method === 'POST' && path === 'v1.0/me/getMemberObjects') {
       const body = JSON.parse((await readBody(req)) || '{}') as { securityEnabledOnly?: unknown };
       if (typeof body.securityEnabledOnly !== 'boolean') {

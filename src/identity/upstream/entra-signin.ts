@@ -1,6 +1,7 @@
 import * as oidc from 'openid-client';
 import { type Actor, anonymous, systemActor } from '../../audit/actor.js';
 import { appendAudit } from '../../audit/ledger.js';
+import { isUniqueViolation } from '../../store/errors.js';
 import type { IdentityDeps } from '../deps.js';
 import type { GroupDirectory } from '../groups.js';
 import { secretsEqual } from '../secrets.js';
@@ -104,7 +105,12 @@ export class EntraSignin {
         identity.groupsOverage && this.options.syncGroups
           ? await memberGroupIds(this.options.graphUrl, accessToken)
           : identity.groups;
-      const signedIn = await this.complete(identity, groupIds, req);
+      const person = identity;
+      const signedIn = await this.complete(person, groupIds, req).catch((err: unknown) => {
+        // Two first sign-ins of one person at once: the loser's insert collides; the retry finds the link.
+        if (isUniqueViolation(err)) return this.complete(person, groupIds, req);
+        throw err;
+      });
       return { status: 'signed-in', ...signedIn, returnTo };
     } catch (err) {
       // Anything else (the database gone) is the server's own failure, answered by its error handler.
