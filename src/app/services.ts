@@ -173,7 +173,9 @@ export function createServices(
     metrics,
     users,
     groups,
-    entraSignin: entraOptions ? new EntraSignin(deps, sessions, users, groups, entraOptions) : null,
+    entraSignin: entraOptions
+      ? new EntraSignin(deps, sessions, users, groups, entraOptions, (o) => metrics.signin(o))
+      : null,
     sessions,
     totp,
     throttle,

@@ -304,6 +304,14 @@ describe.each(ENGINES)('sign-in with Entra ID on %s', (engine) => {
       const res = await new Browser(ferry.url).get('/signin/entra/callback');
       expect(res.status).toBe(400);
       expect(res.text).toMatch(/Sign-in expired/);
+      // A crafted error link: refused and audited, but Ferry's page does not repeat its text.
+      const crafted = await new Browser(ferry.url).get(
+        `/signin/entra/callback?error=access_denied&error_description=${encodeURIComponent('Call +1 555 0100 to unlock your account')}`,
+      );
+      expect(crafted.status).toBe(400);
+      expect(crafted.text).toMatch(/Microsoft did not sign you in/);
+      expect(crafted.text).not.toContain('555');
+      expect((await lastSignin(ferry)).data).toMatchObject({ reason: 'idp-error' });
     });
   });
 

@@ -41,6 +41,7 @@ export class EntraSignin {
     users: UserDirectory,
     groups: GroupDirectory,
     readonly options: EntraOptions,
+    private readonly onOutcome?: (outcome: 'success' | 'failure') => void,
   ) {
     this.client = new EntraClient(options);
     this.pending = new PendingSignins(deps.store.db, deps.clock, deps.masterKey, options.requestLifetimeMs);
@@ -88,14 +89,19 @@ export class EntraSignin {
       // Taken first, so a state is spent even when the answer is an error.
       const pending = query.state ? await this.pending.take(ENTRA_PROVIDER, query.state) : null;
       if (pending) returnTo = pending.returnTo;
+      const bound = pending !== null && !!browserState && secretsEqual(browserState, pending.state);
       if (query.error) {
         const text = entraErrorText(query.error.slice(0, 100), query.error_description);
-        throw new UpstreamSigninError('idp-error', `authorization response: ${text}`, `(${text})`);
+        // Entra's words are shown only on an answer to this browser's own sign-in: anyone can craft
+        // a callback link, and Ferry's page must not repeat a stranger's text.
+        throw new UpstreamSigninError(
+          'idp-error',
+          `authorization response: ${text}`,
+          bound ? `(${text})` : undefined,
+        );
       }
       if (!pending) throw new UpstreamSigninError('state-invalid', 'unknown, expired or already used state');
-      if (!browserState || !secretsEqual(browserState, pending.state)) {
-        throw new UpstreamSigninError('state-invalid', 'state was not issued to this browser');
-      }
+      if (!bound) throw new UpstreamSigninError('state-invalid', 'state was not issued to this browser');
       const { claims, accessToken } = await this.client.exchange(callbackUrl, pending);
       identity = entraIdentityOf(claims);
       if (!this.options.allowedTenants.includes(identity.tenantId)) {
@@ -111,11 +117,13 @@ export class EntraSignin {
         if (isUniqueViolation(err)) return this.complete(person, groupIds, req);
         throw err;
       });
+      this.onOutcome?.('success');
       return { status: 'signed-in', ...signedIn, returnTo };
     } catch (err) {
       // Anything else (the database gone) is the server's own failure, answered by its error handler.
       if (!(err instanceof UpstreamSigninError)) throw err;
       await this.auditFailure(err, identity, req);
+      this.onOutcome?.('failure');
       return { status: 'failed', error: err, returnTo };
     }
   }
