@@ -36,7 +36,7 @@ async function signInWithMicrosoft(
   browser: Browser,
   idp: EntraIdp,
   returnTo = '/account',
-): Promise<{ res: PageResponse; callback: string }> {
+): Promise<{ res: PageResponse; callback: string; start: PageResponse }> {
   const page = await browser.get(`/signin?return_to=${encodeURIComponent(returnTo)}`);
   expect(page.status).toBe(200);
   const href = /<a class="button" id="signin-entra" href="([^"]+)">Sign in with Microsoft<\/a>/.exec(
@@ -54,7 +54,7 @@ async function signInWithMicrosoft(
   expect(answer.status).toBe(302);
   const callback = answer.headers.get('location')!;
   expect(callback.startsWith(`${browser.baseUrl}/signin/entra/callback?`)).toBe(true);
-  return { res: await browser.get(callback), callback };
+  return { res: await browser.get(callback), callback, start };
 }
 
 async function lastSignin(ferry: TestFerry) {
@@ -120,9 +120,18 @@ describe.each(ENGINES)('sign-in with Entra ID on %s', (engine) => {
       const a = await provision({ amr: ['pwd'] });
       idp.signInAs({ account: a });
       const browser = new Browser(ferry.url);
-      const { res } = await signInWithMicrosoft(browser, idp, '/account?tab=sessions');
+      const { res, start } = await signInWithMicrosoft(browser, idp, '/account?tab=sessions');
       expect(res.status).toBe(303);
       expect(res.location).toBe('/account?tab=sessions');
+      const state = start.setCookies.find((c) => c.name === 'ferry_entra_state')!;
+      expect(state.value).toBe(new URL(start.location!).searchParams.get('state'));
+      expect(state.attributes.get('path')).toBe('/signin/entra/callback');
+      expect(state.attributes.get('httponly')).toBe(true);
+      expect(state.attributes.get('samesite')).toBe('Lax');
+      const session = res.setCookies.find((c) => c.name === 'ferry_session')!;
+      expect(session.attributes.get('httponly')).toBe(true);
+      expect(session.attributes.get('path')).toBe('/');
+      expect(browser.cookie('ferry_entra_state')).toBeUndefined(); // spent
       expect(browser.cookie('ferry_session')).toBeDefined();
       const account = await browser.get('/account');
       expect(account.status).toBe(200);

@@ -20,12 +20,13 @@ export const ENTRA_CALLBACK_PATH = '/signin/entra/callback';
 /** `GET /signin/entra` sends the browser to Entra ID; `GET /signin/entra/callback` is where it comes back. */
 export const upstreamSigninRoutes: FastifyPluginAsync<UpstreamRoutesOptions> = async (app, opts) => {
   const { entra, cookieName, secureCookies } = opts;
-  const stateCookie = {
-    path: ENTRA_CALLBACK_PATH,
+  // The cookie's path is the redirect URI's, which a reverse proxy may prefix.
+  const stateCookie = () => ({
+    path: new URL(entra.options.redirectUri()).pathname,
     httpOnly: true,
     sameSite: 'lax' as const, // sent on Entra's top-level redirect back, not on cross-site subrequests
     secure: secureCookies,
-  };
+  });
 
   app.addHook('onSend', async (_req, reply, payload) => {
     if (String(reply.getHeader('content-type') ?? '').startsWith('text/html')) {
@@ -68,7 +69,7 @@ export const upstreamSigninRoutes: FastifyPluginAsync<UpstreamRoutesOptions> = a
     const started = await entra.begin(returnTo, meta(req));
     if (!('url' in started)) return refused(reply, req, started, returnTo);
     reply.setCookie(ENTRA_STATE_COOKIE, started.state, {
-      ...stateCookie,
+      ...stateCookie(),
       maxAge: Math.ceil(entra.options.requestLifetimeMs / 1000),
     });
     return reply.redirect(started.url, 303);
@@ -83,7 +84,7 @@ export const upstreamSigninRoutes: FastifyPluginAsync<UpstreamRoutesOptions> = a
     const callbackUrl = new URL(entra.options.redirectUri());
     for (const [k, v] of Object.entries(query)) callbackUrl.searchParams.set(k, v ?? '');
     const result = await entra.finish(query, callbackUrl, req.cookies[ENTRA_STATE_COOKIE], meta(req));
-    reply.clearCookie(ENTRA_STATE_COOKIE, { path: ENTRA_CALLBACK_PATH });
+    reply.clearCookie(ENTRA_STATE_COOKIE, { path: stateCookie().path });
     if (result.status === 'failed') return refused(reply, req, result.error, result.returnTo);
     reply.setCookie(cookieName, result.token, {
       path: '/',
