@@ -46,6 +46,7 @@ describe('Entra ID token claims', () => {
       'fido',
     ]);
     expect(entraIdentityOf({ ...base, amr: 'mfa' }).amr).toEqual([]);
+    expect(entraIdentityOf({ ...base, amr: ['ngcmfa'] }).amr).toEqual(['ngcmfa', 'mfa']);
   });
 
   it('refuses a token without a tenant or object id', () => {

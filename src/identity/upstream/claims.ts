@@ -42,11 +42,10 @@ export function entraIdentityOf(claims: Record<string, unknown>): EntraIdentity 
     groups = claims.groups.filter((g): g is string => typeof g === 'string' && GUID.test(g));
   }
   const amr = Array.isArray(claims.amr)
-    ? [...new Set(claims.amr.filter((m): m is string => typeof m === 'string' && AMR_VALUE.test(m)))].slice(
-        0,
-        10,
-      )
+    ? [...new Set(claims.amr.filter((m): m is string => typeof m === 'string' && AMR_VALUE.test(m)))]
     : [];
+  // Entra's `ngcmfa` (Windows Hello for Business and similar) is, in Microsoft's words, equivalent to mfa.
+  if (amr.includes('ngcmfa') && !amr.includes('mfa')) amr.push('mfa');
   return {
     tenantId: tenantId.toLowerCase(),
     objectId: objectId.toLowerCase(),
@@ -57,6 +56,6 @@ export function entraIdentityOf(claims: Record<string, unknown>): EntraIdentity 
     email: str(claims.email),
     groups,
     groupsOverage,
-    amr,
+    amr: amr.slice(0, 10),
   };
 }
