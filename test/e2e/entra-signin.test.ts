@@ -309,6 +309,17 @@ describe.each(ENGINES)('sign-in with Entra ID on %s', (engine) => {
       });
     });
 
+    it('leaves an audit trail that still verifies', async () => {
+      const verify = (await (await ferry.api('/api/v1/audit/verify')).json()) as { ok: boolean };
+      expect(verify.ok).toBe(true);
+      const types = await ferry.services.store.db
+        .selectFrom('audit_events')
+        .select('type')
+        .distinct()
+        .execute();
+      expect(types.map((t) => t.type)).toEqual(expect.arrayContaining(['signin', 'upstream.linked']));
+    });
+
     it('answers a callback without any parameters with a page, not a 500', async () => {
       const res = await new Browser(ferry.url).get('/signin/entra/callback');
       expect(res.status).toBe(400);
