@@ -161,6 +161,48 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    upstream: z
+      .object({
+        /** sign-in with Microsoft Entra ID (OpenID Connect); see docs/entra.md */
+        entra: z
+          .object({
+            /** https://login.microsoftonline.com/<tenant id>/v2.0, or …/organizations/v2.0 with allowedTenants */
+            issuer: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }),
+            clientId: z.string().min(1),
+            /** prefer clientSecretFile or FERRY_ENTRA_CLIENT_SECRET to a secret in the file */
+            clientSecret: z.string().min(1).optional(),
+            clientSecretFile: z.string().optional(),
+            /** default <publicUrl>/signin/entra/callback */
+            redirectUri: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).optional(),
+            /** tenant ids allowed to sign in; default: the tenant named in issuer */
+            allowedTenants: z
+              .array(
+                z
+                  .string()
+                  .regex(
+                    /^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$/,
+                    'expected a tenant id (GUID)',
+                  ),
+              )
+              .default([]),
+            userMapping: z.enum(['provisioned', 'jit']).default('provisioned'),
+            /** default: true for jit, false for provisioned (SCIM keeps memberships then) */
+            syncGroups: z.boolean().optional(),
+            graphUrl: z
+              .url({ protocol: /^https?$/, error: 'expected an http(s) URL' })
+              .default('https://graph.microsoft.com'),
+            /** requests meant for https://login.microsoftonline.com go here instead (a local test IdP) */
+            loginEndpoint: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).optional(),
+            scopes: z.string().default('openid profile email User.Read'),
+            clockTolerance: duration('2m'),
+            requestLifetime: duration('10m'),
+            label: z.string().min(1).max(60).default('Sign in with Microsoft'),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -182,6 +224,7 @@ const envOverrides: Record<string, string[]> = {
   FERRY_LOG_LEVEL: ['log', 'level'],
   FERRY_AWS_ENDPOINT: ['aws', 'endpoint'],
   FERRY_REQUIRE_MFA: ['signin', 'requireMfa'],
+  FERRY_ENTRA_CLIENT_SECRET: ['upstream', 'entra', 'clientSecret'],
 };
 
 function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {
@@ -203,6 +246,11 @@ function parseBoolean(variable: string, value: string): boolean {
     'signin.requireMfa',
     `expected true or false (got ${value})`,
   );
+}
+
+function hasEntraSection(raw: Record<string, unknown>): boolean {
+  const upstream = raw.upstream as Record<string, unknown> | undefined;
+  return typeof upstream?.entra === 'object' && upstream.entra !== null;
 }
 
 export interface LoadedConfig {
@@ -247,6 +295,8 @@ export function loadConfig(explicit: string | undefined, env: NodeJS.ProcessEnv 
   for (const [name, keyPath] of Object.entries(envOverrides)) {
     const value = env[name];
     if (value === undefined || value === '') continue;
+    // The secret alone does not turn Entra sign-in on: it fills in a configured upstream.entra.
+    if (name === 'FERRY_ENTRA_CLIENT_SECRET' && !hasEntraSection(merged)) continue;
     setPath(merged, keyPath, name === 'FERRY_REQUIRE_MFA' ? parseBoolean(name, value) : value);
     fromEnv.set(keyPath.join('.'), name);
   }
@@ -267,6 +317,10 @@ export function loadConfig(explicit: string | undefined, env: NodeJS.ProcessEnv 
   if (config.database.url.startsWith('sqlite:')) {
     const file = config.database.url.slice('sqlite:'.length);
     if (file !== ':memory:' && !isAbsolute(file)) config.database.url = `sqlite:${resolve(base, file)}`;
+  }
+  const entra = config.upstream.entra;
+  if (entra?.clientSecretFile && !isAbsolute(entra.clientSecretFile)) {
+    entra.clientSecretFile = resolve(base, entra.clientSecretFile);
   }
   if (config.keys.masterKeyFile && !isAbsolute(config.keys.masterKeyFile)) {
     config.keys.masterKeyFile = resolve(base, config.keys.masterKeyFile);

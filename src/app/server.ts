@@ -19,6 +19,7 @@ import { signinPages } from '../identity/pages/routes.js';
 import { directoryApi } from '../identity/routes.js';
 import { scimAdminApi } from '../identity/scim/admin-routes.js';
 import { scimRoutes } from '../identity/scim/routes.js';
+import { ENTRA_SIGNIN_PATH, upstreamSigninRoutes } from '../identity/upstream/routes.js';
 import { sshApi } from '../ssh/routes.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { operationsRoutes } from './health.js';
@@ -124,7 +125,17 @@ export async function buildServer(services: Services, options: ServerOptions = {
     groups: services.groups,
     cookieName: config.sessions.cookieName,
     secureCookies: config.publicUrl.startsWith('https:'),
+    upstream: services.entraSignin
+      ? [{ id: 'signin-entra', path: ENTRA_SIGNIN_PATH, label: services.entraSignin.options.label }]
+      : [],
   });
+  if (services.entraSignin) {
+    await app.register(upstreamSigninRoutes, {
+      entra: services.entraSignin,
+      cookieName: config.sessions.cookieName,
+      secureCookies: config.publicUrl.startsWith('https:'),
+    });
+  }
   await app.register(directoryApi, {
     prefix: '/api/v1',
     users: services.users,

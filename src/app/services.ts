@@ -23,6 +23,7 @@ import { ScimConnections } from '../identity/scim/connections.js';
 import { SessionStore } from '../identity/sessions.js';
 import { SigninService } from '../identity/signin.js';
 import { SigninThrottle } from '../identity/throttle.js';
+import { EntraSignin } from '../identity/upstream/entra-signin.js';
 import { UserDirectory } from '../identity/users.js';
 import type { MasterKey } from '../keys/master-key.js';
 import { SigningKeys, type SigningKeysOptions } from '../keys/signing-keys.js';
@@ -32,6 +33,7 @@ import { publicBlobOf, publicKeyLine } from '../ssh/public-key.js';
 import type { Store } from '../store/open.js';
 import type { Config } from './config.js';
 import { Metrics } from './metrics.js';
+import { entraOptionsOf } from './upstream.js';
 
 /** Everything a running Ferry holds, built once from config, store, clock and master key. */
 export interface Services {
@@ -67,6 +69,8 @@ export interface Services {
   /** the SSH certificate authority (user and host certificates, KRL) */
   ssh: SshAuthority;
   sshCaKeys: SshCaKeys;
+  /** sign-in with Microsoft Entra ID, when `upstream.entra` is configured */
+  entraSignin: EntraSignin | null;
   /** recognises a person or workload on user-facing routes (use with requireCaller) */
   authenticateCaller: CallerAuthenticator;
 }
@@ -97,6 +101,9 @@ export function createServices(
     requireMfa: config.signin.requireMfa,
     onOutcome: (o) => metrics.signin(o),
   });
+  const users = new UserDirectory(deps);
+  const groups = new GroupDirectory(deps);
+  const entraOptions = entraOptionsOf(config);
   const accounts = new AwsAccounts(store, clock);
   const signingKeys = new SigningKeys(store, clock, masterKey, signingKeyOptions);
   const oidcClients = new OidcClients(store, clock);
@@ -164,8 +171,11 @@ export function createServices(
     clock,
     masterKey,
     metrics,
-    users: new UserDirectory(deps),
-    groups: new GroupDirectory(deps),
+    users,
+    groups,
+    entraSignin: entraOptions
+      ? new EntraSignin(deps, sessions, users, groups, entraOptions, (o) => metrics.signin(o))
+      : null,
     sessions,
     totp,
     throttle,

@@ -71,6 +71,7 @@ export function startWorkers(
         lastPurge = now;
         await services.sessions.purgeEnded();
         await purgeExpiredOidcArtifacts(services.store, clock);
+        await services.entraSignin?.purgeExpired();
       }
       if (now - lastRotationCheck > 60_000) {
         lastRotationCheck = now;

@@ -30,6 +30,8 @@ export interface Database {
   ssh_ca_keys: SshCaKeysTable;
   ssh_serials: SshSerialsTable;
   ssh_logins: SshLoginsTable;
+  upstream_signin_requests: UpstreamSigninRequestsTable;
+  upstream_identities: UpstreamIdentitiesTable;
 }
 
 export interface UsersTable {
@@ -322,4 +324,27 @@ export interface OidcClientsTable {
   active: number;
   created_at: string;
   updated_at: string;
+}
+
+/** A sign-in sent to an upstream identity provider and not yet returned (0010). */
+export interface UpstreamSigninRequestsTable {
+  /** SHA-256 of the state parameter: the row is found, and deleted, by the state coming back */
+  state_hash: string;
+  provider: string;
+  nonce: string;
+  /** the PKCE code verifier, sealed with the master key */
+  code_verifier_sealed: string;
+  return_to: string;
+  created_at: string;
+  expires_at: string;
+}
+
+/** An upstream account (Entra tenant id + object id) linked to a Ferry user (0010). */
+export interface UpstreamIdentitiesTable {
+  provider: string;
+  tenant_id: string;
+  object_id: string;
+  user_id: string;
+  created_at: string;
+  last_signin_at: string;
 }

@@ -73,6 +73,8 @@ h1 { font-size: 1.5rem; margin: 0 0 1rem; }
 label { display: block; margin: 1rem 0 .25rem; font-weight: 600; }
 input[type=text], input[type=password], input[type=email] { width: 100%; padding: .6rem .7rem; font: inherit; border: 1px solid #8889; border-radius: .4rem; }
 button { margin-top: 1.25rem; padding: .6rem 1.1rem; font: inherit; font-weight: 600; border: 0; border-radius: .4rem; background: var(--accent); color: white; cursor: pointer; }
+a.button { display: inline-block; padding: .6rem 1.1rem; font-weight: 600; border: 1px solid var(--accent); border-radius: .4rem; color: var(--accent); text-decoration: none; }
+p.upstream { margin-top: 1.5rem; }
 button.link { background: none; color: var(--accent); padding: 0; margin: 0; font-weight: 400; }
 .error { color: var(--err); border-left: 3px solid var(--err); padding-left: .75rem; }
 .muted { color: GrayText; font-size: .9rem; overflow-wrap: anywhere; }

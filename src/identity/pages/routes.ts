@@ -18,6 +18,8 @@ export interface SigninPagesOptions {
   cookieName: string;
   /** Secure cookies when Ferry is served over https */
   secureCookies: boolean;
+  /** upstream identity providers offered beside the password form (a link each: no JavaScript) */
+  upstream?: Array<{ id: string; path: string; label: string }>;
 }
 
 /** The same words whatever failed: wrong user, password or code, disabled account, or lockout. */
@@ -91,7 +93,11 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
 <label for="password">Password</label>
 <input type="password" id="password" name="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button>
-</form>`,
+</form>
+${(opts.upstream ?? []).map(
+  (u) =>
+    html`<p class="upstream"><a class="button" id="${u.id}" href="${u.path}?return_to=${encodeURIComponent(returnTo)}">${u.label}</a></p>`,
+)}`,
     );
 
   const codeForm = (req: FastifyRequest, reply: FastifyReply, returnTo: string, error?: string) =>
