@@ -115,6 +115,10 @@ export class IdentityCenterTargets {
         .where('id', '=', TARGET_ID)
         .executeTakeFirst();
       if (Number(row.numDeletedRows) === 0) throw new NotFound('identity center target', TARGET_ID);
+      // The next target may be another instance: forget remote ids (a later push adopts by name).
+      await trx.deleteFrom('identity_center_members').execute();
+      await trx.deleteFrom('identity_center_groups').execute();
+      await trx.deleteFrom('identity_center_users').execute();
       await appendAudit(trx, this.store.engine, this.clock, {
         type: 'identity-center.target-removed',
         outcome: 'success',
