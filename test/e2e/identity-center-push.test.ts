@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -5,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type IdentityCenterScimServer, startIdentityCenterScim } from '../support/identity-center-scim.js';
 import {
+  FERRY_BIN,
   type FerryProcess,
   runFerry,
   startFerryProcess,
@@ -93,4 +95,37 @@ describe('ferry scim push to IAM Identity Center', () => {
     );
     expect(remote.requests.filter((r) => r.status >= 400)).toEqual([]);
   }, 120_000);
+
+  it('draws a progress bar on stderr when it is a terminal', async () => {
+    await ferry(['scim', 'target', 'remove']); // so the outbox does not push these first
+    for (const n of [1, 2, 3]) {
+      const r = await ferry(['users', 'add', `tty-${n}@contoso.example`]);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    const set = await ferry(['scim', 'target', 'set', '--endpoint', remote.endpoint], `${remote.token}\n`);
+    expect(set.code, set.stderr).toBe(0);
+    // `script` runs the command on a pseudo-terminal, as a person at a shell would.
+    // (asynchronously: the Identity Center test server runs in this process)
+    const run = await new Promise<{ status: number | null; stdout: string }>((resolve) => {
+      const child = spawn('script', ['-qec', `${process.execPath} ${FERRY_BIN} scim push`, '/dev/null'], {
+        cwd: dir,
+        env: { PATH: process.env.PATH, ...env },
+      });
+      let stdout = '';
+      child.stdout.on('data', (c: Buffer) => {
+        stdout += c.toString('utf8');
+      });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      child.on('close', (status) => {
+        clearTimeout(timer);
+        resolve({ status, stdout });
+      });
+    });
+    expect(run.status, run.stdout).toBe(0);
+    expect(run.stdout).toMatch(/\r\[#+ *\] 1\/7 create user Test-AWSAdmin@contoso\.example/);
+    expect(run.stdout).toMatch(/\r\[#{24}\] 7\/7 add-members group AWS-Account1-Developers/);
+    // Re-set target: Ferry forgot what it pushed, so the two earlier users were found (409) and taken over.
+    expect(run.stdout).toMatch(/pushed 7 change\(s\): users 3 created, 2 updated/);
+    expect(remote.users.size).toBe(5);
+  }, 60_000);
 });
