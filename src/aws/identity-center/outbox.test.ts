@@ -114,6 +114,24 @@ describe.each(ENGINES)('Identity Center push through the outbox and the admin AP
     expect(remote.userByName(carl.userName)).toMatchObject({ active: true });
   });
 
+  it('does not hold up the outbox for a long Retry-After: the event fails now and is pushed later', async () => {
+    remote.inject({ method: 'POST', path: /^\/Users$/, status: 429, retryAfter: '120' });
+    const erin = await newUser();
+    const started = performance.now();
+    await drain();
+    expect(performance.now() - started).toBeLessThan(5_000);
+    const row = await ferry.services.store.db
+      .selectFrom('outbox')
+      .select(['processed_at', 'last_error'])
+      .where('type', '=', 'user.created')
+      .where('payload', 'like', `%${erin.id}%`)
+      .executeTakeFirstOrThrow();
+    expect(row).toMatchObject({ processed_at: null, last_error: expect.stringMatching(/429/) });
+    clock.advance(10 * 60_000);
+    await drain();
+    expect(remote.userByName(erin.userName)).toBeDefined();
+  });
+
   it('shows a dry-run diff and streams an on-demand push through the admin API', async () => {
     // Changes made while nothing was configured are not pushed; a full push catches up.
     expect((await ferry.api('/api/v1/identity-center/scim', { method: 'DELETE' })).status).toBe(204);

@@ -33,6 +33,11 @@ export interface ScimClientOptions {
   token: string;
   retry?: RetryPolicy;
   requestTimeoutMs?: number;
+  /**
+   * The longest Retry-After waited for in place; a longer one fails the request at once (the outbox
+   * retries the event later rather than holding up the events behind it).
+   */
+  maxRetryAfterMs?: number;
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
   /** reads Retry-After dates */
@@ -176,11 +181,12 @@ export class IdentityCenterScimClient {
       if (res.ok) return text ? (JSON.parse(text) as unknown) : null;
       if (res.status === 404 && opts.notFoundOk) return null;
       const retryable = res.status === 429 || res.status >= 500;
-      if (retryable && attempt < maxAttempts) {
-        const retryAfter = retryAfterMs(
-          res.headers.get('retry-after'),
-          (this.options.clock ?? systemClock).now().getTime(),
-        );
+      const retryAfter = retryAfterMs(
+        res.headers.get('retry-after'),
+        (this.options.clock ?? systemClock).now().getTime(),
+      );
+      const waitable = retryAfter === null || retryAfter <= (this.options.maxRetryAfterMs ?? 300_000);
+      if (retryable && waitable && attempt < maxAttempts) {
         await this.sleep(retryAfter ?? this.backoff(attempt));
         continue;
       }

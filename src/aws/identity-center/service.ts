@@ -4,7 +4,7 @@ import { Conflict } from '../../errors.js';
 import type { Store } from '../../store/open.js';
 import { type PlanScope, type PushPlan, planPush } from './plan.js';
 import { type PushOptions, type PushResult, PushRun } from './push.js';
-import { IdentityCenterScimClient, type ScimClientOptions } from './scim-client.js';
+import { DEFAULT_RETRY, IdentityCenterScimClient, type ScimClientOptions } from './scim-client.js';
 import type { IdentityCenterTargets } from './target.js';
 
 export type ClientTuning = Omit<ScimClientOptions, 'endpoint' | 'token'>;
@@ -36,13 +36,22 @@ export class IdentityCenterPush {
     scope: PlanScope = {},
     options: PushOptions & { onPlan?: (plan: PushPlan) => void } = {},
   ): Promise<PushResult> {
+    return this.run(ctx, scope, options, this.tuning);
+  }
+
+  private run(
+    ctx: AuditContext,
+    scope: PlanScope,
+    options: PushOptions & { onPlan?: (plan: PushPlan) => void },
+    tuning: ClientTuning,
+  ): Promise<PushResult> {
     return this.serialised(async () => {
       const target = await this.targets.current();
       if (!target)
         throw new Conflict('no IAM Identity Center SCIM endpoint is configured (ferry scim target set)');
       const plan = await planPush(this.store.db, scope);
       options.onPlan?.(plan);
-      const client = new IdentityCenterScimClient({ ...this.tuning, clock: this.clock, ...target });
+      const client = new IdentityCenterScimClient({ ...tuning, clock: this.clock, ...target });
       return new PushRun(this.store, this.clock, client, ctx, options).apply(plan);
     });
   }
@@ -50,7 +59,18 @@ export class IdentityCenterPush {
   /** For outbox handlers: pushes what changed, or does nothing when no target is configured. */
   async sync(ctx: AuditContext, scope: PlanScope, options: PushOptions = {}): Promise<PushResult | null> {
     if (!(await this.targets.current())) return null;
-    return this.push(ctx, scope, options);
+    // The outbox drains events one after another: a push here must not hold up the revocations
+    // behind it for long. Few quick tries; a long throttle fails the event, which the outbox retries.
+    const retry = this.tuning.retry ?? DEFAULT_RETRY;
+    return this.run(ctx, scope, options, {
+      ...this.tuning,
+      retry: {
+        ...retry,
+        maxAttempts: Math.min(retry.maxAttempts, 3),
+        maxDelayMs: Math.min(retry.maxDelayMs, 1_000),
+      },
+      maxRetryAfterMs: 2_000,
+    });
   }
 
   private serialised<T>(fn: () => Promise<T>): Promise<T> {
