@@ -23,7 +23,12 @@ export function defaultHandlers(services: Services): EventHandlers {
       await services.identityCenter.sync(scimPush, { userIds: [e.userId] });
   };
   const pushGroup = async (e: DomainEvent) => {
-    if (e.type === 'group.created' || e.type === 'group.deleted' || e.type === 'membership.changed')
+    if (
+      e.type === 'group.created' ||
+      e.type === 'group.updated' ||
+      e.type === 'group.deleted' ||
+      e.type === 'membership.changed'
+    )
       await services.identityCenter.sync(scimPush, { groupIds: [e.groupId] });
   };
   return {
@@ -31,6 +36,7 @@ export function defaultHandlers(services: Services): EventHandlers {
     'user.updated': [pushUser],
     'user.reactivated': [pushUser],
     'group.created': [pushGroup],
+    'group.updated': [pushGroup],
     'membership.changed': [pushGroup],
     'user.deactivated': [
       revokeAll('user deactivated'),

@@ -63,6 +63,19 @@ describe.each(ENGINES)('Identity Center push through the outbox and the admin AP
     await drain();
     expect(remote.memberNames(team.displayName)).toEqual([ann.userName]);
 
+    // A rename (an admin, or Entra ID by SCIM) is pushed as a PatchGroup replace of displayName.
+    await ferry.services.store.db.transaction().execute(async (trx) => {
+      const row = await trx
+        .selectFrom('groups')
+        .selectAll()
+        .where('id', '=', team.id)
+        .executeTakeFirstOrThrow();
+      await ferry.services.groups.updateIn(trx, ctx, row, { displayName: `${team.displayName} renamed` });
+    });
+    await drain();
+    expect(remote.groupByName(team.displayName)).toBeUndefined();
+    expect(remote.memberNames(`${team.displayName} renamed`)).toEqual([ann.userName]);
+
     // Offboarding: deactivation reaches Identity Center as active=false, audited as its own step.
     await ferry.services.users.update(ctx, ann.id, { active: false });
     await drain();
@@ -85,7 +98,7 @@ describe.each(ENGINES)('Identity Center push through the outbox and the admin AP
     await ferry.services.groups.delete(ctx, team.id);
     await drain();
     expect(remote.userByName(bob.userName)).toBeUndefined();
-    expect(remote.groupByName(team.displayName)).toBeUndefined();
+    expect(remote.groupByName(`${team.displayName} renamed`)).toBeUndefined();
     expect(remote.requests.filter((r) => r.status >= 400)).toEqual([]);
     const pending = await ferry.services.store.db
       .selectFrom('outbox')
