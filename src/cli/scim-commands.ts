@@ -3,7 +3,7 @@ import type { PushDiff } from '../aws/identity-center/diff.js';
 import { clientOf, enc, serverOf } from './context.js';
 import { printJson, table } from './output.js';
 import { progressBar } from './progress.js';
-import { readLineFromStdin } from './read-secret.js';
+import { Prompter } from './prompt.js';
 
 interface TargetView {
   endpoint: string;
@@ -90,8 +90,8 @@ function registerPushCommands(scim: Command): void {
     .description('set the SCIM endpoint and access token (read from stdin) shown by IAM Identity Center')
     .requiredOption('--endpoint <url>', 'the "SCIM endpoint" from IAM Identity Center')
     .action(async function (this: Command, opts: { endpoint: string }) {
-      if (process.stdin.isTTY) process.stderr.write('Access token: ');
-      const token = (await readLineFromStdin()).trim();
+      // Hidden when typed at a terminal; otherwise the first line of standard input.
+      const token = (await new Prompter().ask('Access token: ', { secret: true })).trim();
       const t = await clientOf(this).request<TargetView>('PUT', '/api/v1/identity-center/scim', {
         endpoint: opts.endpoint,
         token,
