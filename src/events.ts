@@ -9,6 +9,8 @@ export type DomainEvent =
   | { type: 'user.reactivated'; userId: string; userName: string }
   | { type: 'user.deleted'; userId: string; userName: string }
   | { type: 'group.created'; groupId: string; displayName: string }
+  /** renamed (or its description/externalId changed) */
+  | { type: 'group.updated'; groupId: string; displayName: string }
   | { type: 'group.deleted'; groupId: string; displayName: string }
   | { type: 'membership.changed'; groupId: string; userId: string; change: 'added' | 'removed' }
   | { type: 'session.revoked'; sessionId: string; userId: string; reason: string }

@@ -150,6 +150,17 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    identityCenter: z
+      .object({
+        /** tries per SCIM request to IAM Identity Center (429 and 5xx are retried with backoff) */
+        maxAttempts: z.number().int().min(1).max(20).default(6),
+        /** first retry delay; it doubles per try (full jitter) up to maxBackoff */
+        baseBackoff: duration('250ms'),
+        maxBackoff: duration('30s'),
+        requestTimeout: duration('30s'),
+      })
+      .strict()
+      .prefault({}),
     ssh: z
       .object({
         /** the longest a user certificate may live; login mappings may only shorten it */

@@ -4,6 +4,7 @@ import type { Services } from './services.js';
 import type { EventHandlers, EventMeta } from './workers.js';
 
 const offboarding = { actor: systemActor('offboarding') };
+const scimPush = { actor: systemActor('identity-center-push') };
 
 /** The outbox handlers every instance runs: how one module's change reaches another. */
 export function defaultHandlers(services: Services): EventHandlers {
@@ -15,7 +16,28 @@ export function defaultHandlers(services: Services): EventHandlers {
       reason,
     });
   };
+  // SCIM push to IAM Identity Center: each handler makes Identity Center match Ferry for what the
+  // event touched (reading current state, so replays and reordering are harmless).
+  const pushUser = async (e: DomainEvent) => {
+    if ('userId' in e && e.type.startsWith('user.'))
+      await services.identityCenter.sync(scimPush, { userIds: [e.userId] });
+  };
+  const pushGroup = async (e: DomainEvent) => {
+    if (
+      e.type === 'group.created' ||
+      e.type === 'group.updated' ||
+      e.type === 'group.deleted' ||
+      e.type === 'membership.changed'
+    )
+      await services.identityCenter.sync(scimPush, { groupIds: [e.groupId] });
+  };
   return {
+    'user.created': [pushUser],
+    'user.updated': [pushUser],
+    'user.reactivated': [pushUser],
+    'group.created': [pushGroup],
+    'group.updated': [pushGroup],
+    'membership.changed': [pushGroup],
     'user.deactivated': [
       revokeAll('user deactivated'),
       // Offboarding: a person's live SSH certificates go into the KRL at once.
@@ -23,6 +45,8 @@ export function defaultHandlers(services: Services): EventHandlers {
         if (e.type === 'user.deactivated')
           await services.ssh.revokeForUser(offboarding, e.userId, `${e.userName} was deactivated`);
       },
+      // After the revocations (the urgent part): active=false in Identity Center.
+      pushUser,
     ],
     'aws.sessions-revoke-requested': [
       async (e, meta) => {
@@ -39,6 +63,7 @@ export function defaultHandlers(services: Services): EventHandlers {
       async (e) => {
         if (e.type === 'group.deleted') await services.assignments.removeForPrincipal('group', e.groupId);
       },
+      pushGroup,
     ],
     'user.deleted': [
       async (e) => {
@@ -49,6 +74,7 @@ export function defaultHandlers(services: Services): EventHandlers {
         if (e.type === 'user.deleted')
           await services.ssh.revokeForUser(offboarding, e.userId, `${e.userName} was deleted`);
       },
+      pushUser,
     ],
   };
 }

@@ -6,6 +6,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { accessApi } from '../access/routes.js';
 import { sshLoginsApi } from '../access/ssh-login-routes.js';
 import { auditApi } from '../audit/routes.js';
+import { identityCenterApi } from '../aws/identity-center/routes.js';
 import { awsCallerRoutes } from '../aws/routes.js';
 import { InvalidInput } from '../errors.js';
 import { oidcAdminApi } from '../federation/oidc/admin-routes.js';
@@ -239,6 +240,12 @@ export async function buildServer(services: Services, options: ServerOptions = {
     prefix: '/api/v1',
     connections: services.scimConnections,
     authenticate: requireAdminToken(services.apiTokens),
+  });
+  await app.register(identityCenterApi, {
+    prefix: '/api/v1',
+    push: services.identityCenter,
+    authenticate: requireAdminToken(services.apiTokens),
+    auditContext: auditContextOf,
   });
   await app.register(scimRoutes, {
     prefix: '/scim/v2',

@@ -5,6 +5,8 @@ import { SshLogins } from '../access/ssh-logins.js';
 import { systemActor } from '../audit/actor.js';
 import { openAccountClients } from '../aws/account-clients.js';
 import { AwsCredentialBroker } from '../aws/credentials.js';
+import { IdentityCenterPush } from '../aws/identity-center/service.js';
+import { IdentityCenterTargets } from '../aws/identity-center/target.js';
 import { SessionRevoker } from '../aws/session-revocation.js';
 import type { Clock } from '../clock.js';
 import { accessTokenCaller } from '../federation/oidc/access-token-caller.js';
@@ -73,6 +75,8 @@ export interface Services {
   entraSignin: EntraSignin | null;
   /** recognises a person or workload on user-facing routes (use with requireCaller) */
   authenticateCaller: CallerAuthenticator;
+  /** SCIM push of users, groups and memberships to AWS IAM Identity Center */
+  identityCenter: IdentityCenterPush;
 }
 
 export function createServices(
@@ -209,5 +213,13 @@ export function createServices(
       browserSessionCaller(store.db, sessions, config.sessions.cookieName),
     ),
     sessionRevoker,
+    identityCenter: new IdentityCenterPush(store, clock, new IdentityCenterTargets(store, clock, masterKey), {
+      retry: {
+        maxAttempts: config.identityCenter.maxAttempts,
+        baseDelayMs: config.identityCenter.baseBackoff,
+        maxDelayMs: config.identityCenter.maxBackoff,
+      },
+      requestTimeoutMs: config.identityCenter.requestTimeout,
+    }),
   };
 }

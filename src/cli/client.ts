@@ -60,6 +60,45 @@ export class FerryClient {
     return parsed as T;
   }
 
+  /**
+   * A POST whose answer is NDJSON (a long-running operation reporting progress): each line is
+   * handed to `onLine` as it arrives. No overall timeout, since the server keeps writing.
+   */
+  async streamLines(path: string, onLine: (value: unknown) => void): Promise<void> {
+    const headers: Record<string, string> = { accept: 'application/x-ndjson' };
+    const token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
+    if (token) headers.authorization = `Bearer ${token}`;
+    let res: Response;
+    try {
+      res = await fetch(new URL(path, this.options.server), { method: 'POST', headers });
+    } catch (err) {
+      throw new ServerUnreachable(this.options.server, err);
+    }
+    if (!res.ok || !res.body) {
+      const text = await res.text();
+      throw new ApiError(
+        res.status,
+        (text ? safeJson(text) : null) as { title?: string; detail?: string } | null,
+      );
+    }
+    const decoder = new TextDecoder();
+    let buffered = '';
+    const reader = res.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      buffered += decoder.decode(value, { stream: true });
+      let nl = buffered.indexOf('\n');
+      while (nl >= 0) {
+        const line = buffered.slice(0, nl).trim();
+        buffered = buffered.slice(nl + 1);
+        if (line) onLine(safeJson(line));
+        nl = buffered.indexOf('\n');
+      }
+    }
+    if (buffered.trim()) onLine(safeJson(buffered.trim()));
+  }
+
   get<T>(path: string): Promise<T> {
     return this.request<T>('GET', path);
   }

@@ -188,6 +188,11 @@ export class GroupDirectory {
       .set({ ...set, updated_at: iso(clock.now()), version: Number(row.version) + 1 })
       .where('id', '=', row.id)
       .execute();
+    await enqueueEvent(trx, clock, {
+      type: 'group.updated',
+      groupId: row.id,
+      displayName: set.display_name ?? row.display_name,
+    });
     await appendAudit(trx, store.engine, clock, {
       type: 'group.updated',
       outcome: 'success',

@@ -32,6 +32,10 @@ export interface Database {
   ssh_logins: SshLoginsTable;
   upstream_signin_requests: UpstreamSigninRequestsTable;
   upstream_identities: UpstreamIdentitiesTable;
+  identity_center_targets: IdentityCenterTargetsTable;
+  identity_center_users: IdentityCenterUsersTable;
+  identity_center_groups: IdentityCenterGroupsTable;
+  identity_center_members: IdentityCenterMembersTable;
 }
 
 export interface UsersTable {
@@ -347,4 +351,37 @@ export interface UpstreamIdentitiesTable {
   user_id: string;
   created_at: string;
   last_signin_at: string;
+/** Where Ferry pushes users and groups by SCIM: an IAM Identity Center endpoint and its token. (0011) */
+export interface IdentityCenterTargetsTable {
+  id: string;
+  endpoint: string;
+  /** the bearer token, sealed with the master key */
+  token_sealed: string;
+  created_at: string;
+  updated_at: string;
+  updated_by: string;
+}
+
+/** A Ferry user as last pushed to Identity Center; remote_id null while a create is unconfirmed. */
+export interface IdentityCenterUsersTable {
+  user_id: string;
+  user_name: string;
+  remote_id: string | null;
+  pushed: string; // JSON: the SCIM representation last sent
+  pushed_at: string;
+}
+
+export interface IdentityCenterGroupsTable {
+  group_id: string;
+  display_name: string;
+  remote_id: string | null;
+  pushed: string; // JSON: { displayName, externalId }
+  pushed_at: string;
+}
+
+/** A membership Identity Center confirmed (GetGroup there returns no members, so this is the record). */
+export interface IdentityCenterMembersTable {
+  group_id: string;
+  user_id: string;
+  pushed_at: string;
 }

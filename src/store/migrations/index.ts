@@ -6,6 +6,7 @@ import * as ssh from './0004_ssh.js';
 import * as scim from './0005_scim.js';
 import * as sessionRevocation from './0006_session_revocation.js';
 import * as upstream from './0010_upstream.js';
+import * as scimPush from './0011_scim_push.js';
 
 /** Every migration, in order. Add new ones at the end; never edit one that has shipped. */
 export const migrations: Record<string, Migration> = {
@@ -16,4 +17,5 @@ export const migrations: Record<string, Migration> = {
   '0005_scim': scim,
   '0006_session_revocation': sessionRevocation,
   '0010_upstream': upstream,
+  '0011_scim_push': scimPush,
 };
