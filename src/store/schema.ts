@@ -351,6 +351,8 @@ export interface UpstreamIdentitiesTable {
   user_id: string;
   created_at: string;
   last_signin_at: string;
+}
+
 /** Where Ferry pushes users and groups by SCIM: an IAM Identity Center endpoint and its token. (0011) */
 export interface IdentityCenterTargetsTable {
   id: string;
