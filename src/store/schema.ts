@@ -30,6 +30,8 @@ export interface Database {
   ssh_ca_keys: SshCaKeysTable;
   ssh_serials: SshSerialsTable;
   ssh_logins: SshLoginsTable;
+  proxy_apps: ProxyAppsTable;
+  app_assignments: AppAssignmentsTable;
 }
 
 export interface UsersTable {
@@ -289,6 +291,23 @@ export interface SshLoginsTable {
   max_duration: number | null;
   created_at: string;
   updated_at: string;
+  created_by: string;
+}
+
+export interface ProxyAppsTable {
+  name: string;
+  upstream_url: string;
+  /** scheme://host[:port], no path */
+  public_url: string;
+  created_at: string;
+  updated_at: string;
+  created_by: string;
+}
+
+export interface AppAssignmentsTable {
+  app_name: string;
+  group_id: string;
+  created_at: string;
   created_by: string;
 }
 
