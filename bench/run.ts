@@ -10,6 +10,7 @@ import type { Row, Scenario } from './lib/scenario.js';
 import { jsonRows, machineLine, markdownTable, notes, textTable } from './lib/table.js';
 import { residentMemory } from './memory.js';
 import { passwordSignin } from './password-signin.js';
+import { proxyLatency } from './proxy.js';
 import { sessionRevocation } from './revocation.js';
 import { samlAssertions } from './saml.js';
 import { scimImport } from './scim.js';
@@ -24,6 +25,7 @@ export const SCENARIOS: Scenario[] = [
   auditAppend,
   decideLatency,
   sessionRevocation,
+  proxyLatency,
   scimImport,
   coldStart,
   residentMemory,
