@@ -24,15 +24,8 @@ export function createProxy(services: Services, log: ProxyLog): IdentityAwarePro
     sampler: new AuditSampler(config.proxy.auditSampleRate),
     store,
     clock,
-    ferryCookies: [
-      config.sessions.cookieName,
-      'ferry_oidc',
-      'ferry_oidc.sig',
-      'ferry_oidc_i',
-      'ferry_oidc_i.sig',
-      'ferry_oidc_r',
-      'ferry_oidc_r.sig',
-    ],
+    // every ferry_* cookie is stripped too; a renamed session cookie is named here
+    ferryCookies: [config.sessions.cookieName],
     log,
   });
 }

@@ -81,6 +81,8 @@ describe('upstream headers', () => {
   it('encodes what a header cannot carry', () => {
     expect(headerValue('Zoë, 100%')).toBe('Zo%C3%AB%2C 100%25');
     expect(withoutCookies('a=1;b=2; ferry_session=x', new Set(['ferry_session']))).toBe('a=1; b=2');
+    expect(withoutCookies('sid=1; ferry_csrf=x; ferry_oidc.sig=y', new Set(['my_session']))).toBe('sid=1');
+    expect(withoutCookies('my_session=1; a=2', new Set(['my_session']))).toBe('a=2');
     expect(withoutCookies('ferry_session=x', new Set(['ferry_session']))).toBeUndefined();
     expect(
       downstreamHeaders({ 'transfer-encoding': 'chunked', 'set-cookie': ['a=1'], 'content-type': 'x' }),

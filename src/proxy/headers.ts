@@ -25,7 +25,7 @@ export interface UpstreamHeaderOptions {
   identity: UpstreamIdentity;
   /** the client's Authorization was Ferry's token: it must not reach the app */
   stripAuthorization: boolean;
-  /** cookies that are Ferry's or the proxy's own (session, sign-in): never forwarded */
+  /** cookies that are Ferry's or the proxy's own (session, sign-in): never forwarded; so is every `ferry_*` */
   ferryCookies: ReadonlySet<string>;
   /** upstream host[:port] for the Host header */
   upstreamHost: string;
@@ -42,15 +42,17 @@ export function headerValue(text: string): string {
   return text.replace(/[^\x21-\x7e ]|[%,]/g, (c) => encodeURIComponent(c));
 }
 
-/** Removes the named cookies from a Cookie header value; undefined when none remain. */
+/** Ferry's cookie namespace: its session, CSRF, OpenID and proxy cookies all start with it. */
+const FERRY_COOKIE_PREFIX = 'ferry_';
+
+/** Removes the named cookies (and Ferry's namespace) from a Cookie header value; undefined when none remain. */
 export function withoutCookies(cookie: string | undefined, names: ReadonlySet<string>): string | undefined {
   if (!cookie) return undefined;
+  const nameOf = (c: string) => (c.includes('=') ? c.slice(0, c.indexOf('=')) : c).trim();
   const kept = cookie
     .split(';')
     .map((c) => c.trim())
-    .filter(
-      (c) => c.length > 0 && !names.has(c.slice(0, c.indexOf('=') === -1 ? c.length : c.indexOf('=')).trim()),
-    );
+    .filter((c) => c.length > 0 && !names.has(nameOf(c)) && !nameOf(c).startsWith(FERRY_COOKIE_PREFIX));
   return kept.length > 0 ? kept.join('; ') : undefined;
 }
 

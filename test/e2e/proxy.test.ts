@@ -249,9 +249,19 @@ describe.each(ENGINES)('identity-aware proxy on %s', (engine) => {
       ),
     ).toBe(true);
 
-    // Ferry's sign-in page never learns about the proxy's cookie, and a second app needs its own.
+    // The session says who the person is, not what they may use: another app decides for itself.
+    // (This jar sends every cookie to every host; a real browser keeps the cookie on its app's origin.)
     const other = await browser.get(`http://${adminHost}/`);
-    expect(other.status).toBe(302);
+    expect(other.status).toBe(403);
+    expect(other.headers.get('content-type')).toContain('text/html');
+    expect(other.text).toContain('app:ops is assigned to AWS-Account1-Administrators');
+
+    // Signing out of the proxy clears its cookie; the next page load goes back to Ferry.
+    const out = await browser.get(`http://${dashHost}/.ferry/signout`);
+    expect(out.status).toBe(303);
+    const again = await browser.get(`http://${dashHost}/reports`);
+    expect(again.status).toBe(302);
+    expect(again.location).toContain(`${ferry.url}/oidc/auth?`);
   });
 
   it('answers a non-browser request without credentials with 401, not a redirect', async () => {
