@@ -105,3 +105,72 @@ describe.each(ENGINES)('proxied apps and app assignments on %s', (engine) => {
     await expect(s.proxyApps.set(ctx, 'second', input)).rejects.toThrow('already serves the app first');
   });
 });
+
+describe.each(ENGINES)('proxied apps in the tenant file on %s', (engine) => {
+  let ferry: TestFerry;
+  beforeAll(async () => {
+    ferry = await startTestFerry(engine);
+  });
+  afterAll(async () => {
+    await ferry?.close();
+  });
+  const apply = async (doc: unknown, flags: { dryRun?: boolean; prune?: boolean } = {}) => {
+    const res = await ferry.api('/api/v1/tenant/apply', {
+      method: 'POST',
+      body: JSON.stringify({ document: doc, ...flags }),
+    });
+    return {
+      status: res.status,
+      body: (await res.json()) as {
+        changes: Array<{ action: string; kind: string; name: string; detail?: string }>;
+        detail?: string;
+      },
+    };
+  };
+
+  it('creates, updates and prunes apps with their groups; applying twice changes nothing', async () => {
+    const doc = {
+      groups: [{ name: 'Grafana-Users' }],
+      proxyApps: [
+        {
+          name: 'grafana',
+          upstream: 'http://10.0.3.7:3000',
+          url: 'https://grafana.apps.example',
+          groups: ['Grafana-Users'],
+        },
+      ],
+    };
+    const dry = await apply(doc, { dryRun: true });
+    expect(dry.status).toBe(200);
+    expect(dry.body.changes).toContainEqual({ action: 'create', kind: 'proxy-app', name: 'grafana' });
+    await expect(ferry.services.proxyApps.get('grafana')).rejects.toThrow('not found');
+    expect((await apply(doc)).status).toBe(200);
+    expect(await ferry.services.proxyApps.get('grafana')).toMatchObject({
+      groups: ['Grafana-Users'],
+      url: 'https://grafana.apps.example',
+    });
+    expect((await apply(doc)).body.changes).toEqual([]);
+
+    const moved = {
+      ...doc,
+      proxyApps: [{ ...doc.proxyApps[0]!, upstream: 'http://10.0.3.8:3000', groups: [] }],
+    };
+    const update = await apply(moved);
+    expect(update.body.changes).toEqual([
+      {
+        action: 'update',
+        kind: 'proxy-app',
+        name: 'grafana',
+        detail: 'upstream: "http://10.0.3.7:3000" → "http://10.0.3.8:3000", groups: Grafana-Users → ',
+      },
+    ]);
+    expect((await ferry.services.proxyApps.get('grafana')).groups).toEqual([]);
+
+    const pruned = await apply({ groups: doc.groups }, { prune: true });
+    expect(pruned.body.changes).toContainEqual({ action: 'delete', kind: 'proxy-app', name: 'grafana' });
+    await expect(ferry.services.proxyApps.get('grafana')).rejects.toThrow('not found');
+
+    const bad = await apply({ proxyApps: [{ name: 'x', upstream: 'gopher://x', url: 'https://x.example' }] });
+    expect(bad.status).toBe(400);
+  });
+});

@@ -264,6 +264,30 @@ describe.each(ENGINES)('identity-aware proxy on %s', (engine) => {
     expect(again.location).toContain(`${ferry.url}/oidc/auth?`);
   });
 
+  it('refuses a callback it did not start, with the wrong state, a made-up code or another app’s cookie', async () => {
+    const browser = new Browser(ferry.url);
+    const bare = await browser.get(`http://${dashHost}/.ferry/callback?code=abc&state=xyz`);
+    expect(bare.status).toBe(400);
+    expect(bare.text).toContain('not started here');
+
+    const start = await browser.get(`http://${dashHost}/`);
+    expect(start.status).toBe(302);
+    const state = new URL(start.location!).searchParams.get('state')!;
+    const wrongState = await browser.get(`http://${dashHost}/.ferry/callback?code=abc&state=${state}x`);
+    expect(wrongState.status).toBe(400);
+    expect(wrongState.text).toContain('state mismatch');
+    const madeUp = await browser.get(`http://${dashHost}/.ferry/callback?code=made-up-code&state=${state}`);
+    expect(madeUp.status).toBe(400);
+    expect(madeUp.text).toContain('refused the code');
+    expect(madeUp.setCookies.some((c) => c.name === 'ferry_proxy_session')).toBe(false);
+    // The sealed sign-in state is bound to the app's origin.
+    const elsewhere = await browser.get(`http://${adminHost}/.ferry/callback?code=abc&state=${state}`);
+    expect(elsewhere.status).toBe(400);
+    expect(elsewhere.text).toContain('not valid for this app');
+    const denied = await browser.get(`http://${dashHost}/.ferry/callback?error=access_denied&state=${state}`);
+    expect(denied.status).toBe(400);
+  });
+
   it('answers a non-browser request without credentials with 401, not a redirect', async () => {
     const res = await viaProxy(proxyUrl, dashHost, '/api/data', { headers: { accept: 'application/json' } });
     expect(res.status).toBe(401);
