@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Agent, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { configSchema } from '../src/app/config.js';
 import { startFerry } from '../src/app/start.js';
 import type { BenchEnv } from './lib/env.js';
@@ -43,10 +42,10 @@ export const proxyLatency: Scenario = {
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
     const upstreamPort = (upstream.address() as AddressInfo).port;
     try {
-      for (const engine of ['sqlite'] as const) {
+      for (const engine of env.engines) {
         const config = configSchema.parse({
           listen: '127.0.0.1:0',
-          database: { url: `sqlite:${join(env.tmp, `proxy-${engine}.db`)}` },
+          database: { url: await env.freshDatabase(engine, `proxy-${engine}`) },
           keys: { masterKey: randomBytes(32).toString('base64') },
           log: { level: 'silent' },
           proxy: { listen: '127.0.0.1:0', auditSampleRate: 100 },
