@@ -57,6 +57,8 @@ export interface ProxyDeps {
 
 type AppRoute = Pick<ProxyApp, 'name' | 'upstream' | 'url'>;
 
+const ROUTE_CACHE_MS = 1000;
+
 function parseCookies(header: string | undefined): Map<string, string> {
   const out = new Map<string, string>();
   for (const part of (header ?? '').split(';')) {
@@ -87,6 +89,8 @@ export class IdentityAwareProxy {
   readonly #httpAgent = new Agent({ keepAlive: true, maxSockets: 256 });
   readonly #httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 256 });
   readonly server: Server;
+  /** host → app, for a second: spares every request one query; a changed app is seen a second later */
+  readonly #routes = new Map<string, { app: AppRoute; until: number }>();
 
   constructor(deps: ProxyDeps) {
     this.#deps = deps;
@@ -126,11 +130,22 @@ export class IdentityAwareProxy {
     }
   }
 
+  async #route(host: string): Promise<AppRoute | null> {
+    const now = this.#deps.clock.now().getTime();
+    const cached = this.#routes.get(host);
+    if (cached && cached.until > now) return cached.app;
+    const app = await this.#deps.apps.byHost(host);
+    if (this.#routes.size > 1000) this.#routes.clear();
+    if (app) this.#routes.set(host, { app, until: now + ROUTE_CACHE_MS });
+    else this.#routes.delete(host);
+    return app;
+  }
+
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestId = randomUUID();
     const html = wantsHtml(req);
     const host = req.headers.host ?? '';
-    const app = await this.#deps.apps.byHost(host);
+    const app = await this.#route(host);
     if (!app) {
       sendProblem(res, html, {
         status: 404,
@@ -367,7 +382,7 @@ export class IdentityAwareProxy {
   async #upgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     socket.on('error', () => socket.destroy());
     const requestId = randomUUID();
-    const app = await this.#deps.apps.byHost(req.headers.host ?? '');
+    const app = await this.#route(req.headers.host ?? '');
     if (!app) return refuseUpgrade(socket, 404, 'Not Found', 'no application is served at this host');
     const caller = await this.#authenticate(req);
     if (!caller)
@@ -401,10 +416,11 @@ export class IdentityAwareProxy {
       socket.pipe(upSocket);
     });
     upReq.on('response', (upRes) => {
-      // The upstream declined the upgrade: pass its answer on and close.
-      const lines = [`HTTP/1.1 ${upRes.statusCode} ${upRes.statusMessage}`];
-      for (let i = 0; i < upRes.rawHeaders.length; i += 2)
-        lines.push(`${upRes.rawHeaders[i]}: ${upRes.rawHeaders[i + 1]}`);
+      // The upstream declined the upgrade: pass its answer on (body already de-chunked) and close.
+      const headers = downstreamHeaders(upRes.headers);
+      const lines = [`HTTP/1.1 ${upRes.statusCode} ${upRes.statusMessage}`, 'connection: close'];
+      for (const [k, v] of Object.entries(headers))
+        for (const one of Array.isArray(v) ? v : [v]) lines.push(`${k}: ${one}`);
       socket.write(`${lines.join('\r\n')}\r\n\r\n`);
       upRes.pipe(socket);
     });
