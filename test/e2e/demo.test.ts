@@ -107,7 +107,10 @@ describe('npm run demo', () => {
   it('serves an internal app behind the identity-aware proxy, which sends a browser to Ferry’s sign-in', async () => {
     expect(credentials.proxiedApp).toMatch(/^http:\/\/localhost:\d+\/$/);
     expect(demo.output()).toContain(`Proxied app    ${credentials.proxiedApp}`);
-    const page = await fetch(credentials.proxiedApp!, { redirect: 'manual', headers: { accept: 'text/html' } });
+    const page = await fetch(credentials.proxiedApp!, {
+      redirect: 'manual',
+      headers: { accept: 'text/html' },
+    });
     expect(page.status).toBe(302);
     const location = new URL(page.headers.get('location')!);
     expect(`${location.origin}${location.pathname}`).toBe(`http://127.0.0.1:${port}/oidc/auth`);
