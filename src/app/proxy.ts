@@ -26,6 +26,7 @@ export function createProxy(services: Services, log: ProxyLog): IdentityAwarePro
     clock,
     // every ferry_* cookie is stripped too; a renamed session cookie is named here
     ferryCookies: [config.sessions.cookieName],
+    trustProxy: config.http.trustProxy,
     log,
   });
 }

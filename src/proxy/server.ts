@@ -10,6 +10,7 @@ import {
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import { pipeline } from 'node:stream';
+import proxyAddr from '@fastify/proxy-addr';
 import type { FastifyRequest } from 'fastify';
 import type { AccessDecider } from '../access/decide.js';
 import type { Decision } from '../access/decision.js';
@@ -52,6 +53,8 @@ export interface ProxyDeps {
   clock: Clock;
   /** cookie names that are Ferry's own (session, OIDC): stripped before the app */
   ferryCookies: string[];
+  /** whose X-Forwarded-For to believe (as `http.trustProxy`): true, or addresses/CIDRs */
+  trustProxy: boolean | string | string[];
   log: ProxyLog;
 }
 
@@ -75,7 +78,15 @@ const wantsHtml = (req: IncomingMessage) =>
 
 const bearerOf = (req: IncomingMessage) => /^Bearer\s+\S+$/i.test(req.headers.authorization ?? '');
 
-const clientAddress = (req: IncomingMessage) => req.socket.remoteAddress ?? null;
+type Trust = (addr: string, i: number) => boolean;
+
+/** The trust function `http.trustProxy` describes, the way Fastify reads it. */
+function trustOf(setting: boolean | string | string[]): Trust {
+  if (setting === true) return () => true;
+  if (setting === false) return () => false;
+  const list = (Array.isArray(setting) ? setting : setting.split(',')).map((a) => a.trim()).filter(Boolean);
+  return proxyAddr.compile(list);
+}
 
 /**
  * The identity-aware proxy: one listener serving every registered app at its own origin (chosen by
@@ -91,10 +102,12 @@ export class IdentityAwareProxy {
   readonly server: Server;
   /** host → app, for a second: spares every request one query; a changed app is seen a second later */
   readonly #routes = new Map<string, { app: AppRoute; until: number }>();
+  readonly #trust: Trust;
 
   constructor(deps: ProxyDeps) {
     this.#deps = deps;
     this.#ferryCookies = new Set([...deps.ferryCookies, PROXY_SESSION_COOKIE, PROXY_SIGNIN_COOKIE]);
+    this.#trust = trustOf(deps.trustProxy);
     this.server = createServer((req, res) => {
       this.#handle(req, res).catch((err: unknown) => this.#fail(req, res, err));
     });
@@ -263,7 +276,7 @@ export class IdentityAwareProxy {
   async #decide(req: IncomingMessage, app: AppRoute, caller: Caller, requestId: string): Promise<Decision> {
     const { principal } = caller;
     const signals: Signals = {
-      ip: clientAddress(req),
+      ip: this.#clientAddress(req),
       client:
         principal.kind === 'workload' ? 'workload' : caller.clientId === 'ferry-cli' ? 'cli' : 'browser',
       userAgent: req.headers['user-agent'] ?? null,
@@ -327,7 +340,7 @@ export class IdentityAwareProxy {
       stripAuthorization: bearerOf(req) && caller.clientId !== 'ferry-proxy',
       ferryCookies: this.#ferryCookies,
       upstreamHost: upstream.host,
-      forwardedFor: clientAddress(req),
+      forwardedFor: this.#clientAddress(req),
       forwardedProto: app.url.startsWith('https:') ? 'https' : 'http',
       forwardedHost: req.headers.host ?? new URL(app.url).host,
       requestId,
@@ -426,6 +439,11 @@ export class IdentityAwareProxy {
     });
     upReq.on('error', () => refuseUpgrade(socket, 502, 'Bad Gateway', `${app.name} did not answer`));
     upReq.end();
+  }
+
+  /** The client's address: the TCP peer, or what trusted proxies in front say in X-Forwarded-For. */
+  #clientAddress(req: IncomingMessage): string | null {
+    return req.socket.remoteAddress ? proxyAddr(req, this.#trust) : null;
   }
 
   #fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import * as jose from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { createProxy } from '../../src/app/proxy.js';
 import type { AuditContext } from '../../src/audit/actor.js';
 import { listAudit } from '../../src/audit/ledger.js';
 import { Browser, inputValue } from '../support/browserless.js';
@@ -486,6 +487,54 @@ describe.each(ENGINES)('identity-aware proxy on %s', (engine) => {
       notEntitled.on('error', () => resolve(-1));
     });
     expect(status).toBe(403);
+  });
+
+  it('answers 502 when the app does not answer, and samples allowed requests at the configured rate', async () => {
+    const s = ferry.services;
+    const port = new URL(proxyUrl).port;
+    await s.proxyApps.set(ctx, 'gone', {
+      upstream: 'http://127.0.0.1:9',
+      url: `http://[::1]:${port}`,
+      groups: [],
+    });
+    const res = await viaProxy(proxyUrl, `[::1]:${port}`, '/', {
+      headers: { authorization: `Bearer ${developerToken}` },
+    });
+    expect(res.status).toBe(502);
+    expect(JSON.parse(res.body)).toMatchObject({ title: 'Bad Gateway', detail: 'gone did not answer' });
+    // auditSampleRate 0 in this server: after the first request of a session, allowed ones go unrecorded.
+    const count = async () =>
+      (await listAudit(s.store.db, { type: 'proxy.request.allowed', subject: 'app:gone', limit: 100 }))
+        .length;
+    const before = await count();
+    for (let i = 0; i < 3; i++)
+      await viaProxy(proxyUrl, `[::1]:${port}`, '/', {
+        headers: { authorization: `Bearer ${developerToken}` },
+      });
+    expect(before).toBe(1);
+    expect(await count()).toBe(1);
+  });
+
+  it('believes X-Forwarded-For only from proxies http.trustProxy names', async () => {
+    const s = ferry.services;
+    const behindBalancer = createProxy(
+      { ...s, config: { ...s.config, http: { ...s.config.http, trustProxy: ['127.0.0.1'] } } },
+      { warn: () => {}, info: () => {} },
+    );
+    const { port } = await behindBalancer.listen('127.0.0.1', 0);
+    try {
+      await viaProxy(`http://127.0.0.1:${port}`, dashHost, '/trusted', {
+        headers: { authorization: `Bearer ${developerToken}`, 'x-forwarded-for': '203.0.113.9' },
+      });
+      expect(lastSeen().headers['x-forwarded-for']).toBe('203.0.113.9');
+    } finally {
+      await behindBalancer.close();
+    }
+    // The test server trusts nobody: the same header is replaced by the TCP peer.
+    await viaProxy(proxyUrl, dashHost, '/untrusted', {
+      headers: { authorization: `Bearer ${developerToken}`, 'x-forwarded-for': '203.0.113.9' },
+    });
+    expect(lastSeen().headers['x-forwarded-for']).toBe('127.0.0.1');
   });
 
   it('ends access when the person is disabled, at the next request', async () => {
