@@ -223,7 +223,12 @@ export class AccessDecider {
     if (assignments.length === 0) {
       return {
         effect: 'deny',
-        reasons: [{ source: 'assignment', message: `no assignment gives ${principal.userName} ${name}` }],
+        reasons: [
+          {
+            source: 'assignment',
+            message: `no assignment gives ${principal.kind === 'workload' ? 'workload ' : ''}${principal.userName} ${name}`,
+          },
+        ],
       };
     }
     const groupName = new Map(principal.groups.map((g) => [g.id, g.name]));

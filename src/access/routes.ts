@@ -4,7 +4,7 @@ import type { FastifyPluginAsync, FastifyRequest, preHandlerAsyncHookHandler } f
 import type { AuditContext } from '../audit/actor.js';
 import { InvalidInput } from '../errors.js';
 import { problemResponses } from '../problem-schema.js';
-import type { Assignments, PrincipalRef } from './assignments.js';
+import type { AssigneeType, Assignments, PrincipalRef } from './assignments.js';
 import type { AwsAccounts } from './aws-accounts.js';
 
 export interface AccessApiOptions {
@@ -13,7 +13,7 @@ export interface AccessApiOptions {
   authenticate: preHandlerAsyncHookHandler;
   auditContext: (req: FastifyRequest) => AuditContext;
   /** resolves a group or user name (or id) to the directory's id; throws NotFound */
-  resolvePrincipal: (type: 'group' | 'user', ref: string) => Promise<PrincipalRef>;
+  resolvePrincipal: (type: AssigneeType, ref: string) => Promise<PrincipalRef>;
 }
 
 const Account = Type.Object({
@@ -71,6 +71,7 @@ const AssignmentBody = Type.Object(
   {
     group: Type.Optional(Type.String({ maxLength: 256 })),
     user: Type.Optional(Type.String({ maxLength: 256 })),
+    workload: Type.Optional(Type.String({ maxLength: 256, description: 'a workload client id or name' })),
     account: Type.String({ maxLength: 63, description: 'account id or alias' }),
     role: Type.String({ maxLength: 64 }),
   },
@@ -198,7 +199,7 @@ export const accessApi: FastifyPluginAsync<AccessApiOptions> = async (app, opts)
     },
   );
 
-  app.get<{ Querystring: { group?: string; user?: string; account?: string } }>(
+  app.get<{ Querystring: { group?: string; user?: string; workload?: string; account?: string } }>(
     '/assignments',
     {
       schema: {
@@ -209,6 +210,7 @@ export const accessApi: FastifyPluginAsync<AccessApiOptions> = async (app, opts)
           {
             group: Type.Optional(Type.String({ maxLength: 256 })),
             user: Type.Optional(Type.String({ maxLength: 256 })),
+            workload: Type.Optional(Type.String({ maxLength: 256 })),
             account: Type.Optional(Type.String({ maxLength: 63 })),
           },
           { additionalProperties: false },
@@ -222,7 +224,9 @@ export const accessApi: FastifyPluginAsync<AccessApiOptions> = async (app, opts)
         ? await opts.resolvePrincipal('group', q.group)
         : q.user
           ? await opts.resolvePrincipal('user', q.user)
-          : undefined;
+          : q.workload
+            ? await opts.resolvePrincipal('workload', q.workload)
+            : undefined;
       const accountId = q.account ? (await accounts.get(q.account)).id : undefined;
       const items = await assignments.list({ principal, accountId });
       return { items };
@@ -234,19 +238,21 @@ export const accessApi: FastifyPluginAsync<AccessApiOptions> = async (app, opts)
     {
       schema: {
         tags,
-        summary: 'Assign an AWS role to a group or user (idempotent)',
+        summary: 'Assign an AWS role to a group, a user or a workload identity (idempotent)',
         security,
         body: AssignmentBody,
         response: { 200: AssignmentSchema, 201: AssignmentSchema, ...problemResponses },
       },
     },
     async (req, reply) => {
-      const { group, user } = req.body;
-      if ((group === undefined) === (user === undefined))
-        throw new InvalidInput('give exactly one of group or user', 'group');
+      const { group, user, workload } = req.body;
+      const given = [group, user, workload].filter((v) => v !== undefined).length;
+      if (given !== 1) throw new InvalidInput('give exactly one of group, user or workload', 'group');
       const principal = group
         ? await opts.resolvePrincipal('group', group)
-        : await opts.resolvePrincipal('user', user!);
+        : user
+          ? await opts.resolvePrincipal('user', user)
+          : await opts.resolvePrincipal('workload', workload!);
       const { assignment, created } = await assignments.add(
         opts.auditContext(req),
         principal,

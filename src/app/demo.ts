@@ -124,6 +124,7 @@ function banner(c: DemoCredentials, file: string, ms: number): string {
     `  Sign in        ${c.ferryUrl}/signin`,
     `  AWS console    ${c.ferryUrl}/apps/aws-console   (SAML sign-in to the AWS console)`,
     `  SAML metadata  ${c.ferryUrl}/saml/metadata`,
+    `  OpenID         ${c.ferryUrl}/.well-known/openid-configuration`,
     `  Your account   ${c.ferryUrl}/account`,
     `  SSH CA         ${c.ferryUrl}/api/v1/ssh/ca.pub   ·   KRL ${c.ferryUrl}/api/v1/ssh/krl   (both groups → ec2-user on every host)`,
     ...(c.proxiedApp
@@ -147,6 +148,10 @@ function banner(c: DemoCredentials, file: string, ms: number): string {
     '',
     'Next, try:',
     `  open ${c.ferryUrl}/signin and sign in as ${c.users[1]?.userName ?? ''}`,
+    `  npx ferry login --server ${c.ferryUrl} --user ${c.users[1]?.userName ?? ''}   (password, then the code)`,
+    ...(c.aws
+      ? ['  npx ferry aws config && aws sts get-caller-identity --profile ferry-account1-developer']
+      : []),
     `  FERRY_TOKEN=${c.adminToken} npx ferry users list`,
     `  FERRY_TOKEN=${c.adminToken} npx ferry audit tail`,
     `  FERRY_TOKEN=${c.adminToken} npx ferry ssh logins list`,

@@ -6,6 +6,7 @@ import { ApiError, ServerUnreachable } from '../cli/client.js';
 import { registerClientCommands } from '../cli/commands.js';
 import { registerLoginCommands } from '../cli/login-commands.js';
 import { registerMigrateCommands } from '../cli/migrate-commands.js';
+import { registerOidcCommands } from '../cli/oidc-commands.js';
 import { registerProxyCommands } from '../cli/proxy-commands.js';
 import { registerSamlCommands } from '../cli/saml-commands.js';
 import { registerScimCommands } from '../cli/scim-commands.js';
@@ -28,6 +29,7 @@ export async function main(argv: string[]): Promise<number> {
   registerSamlCommands(program);
   registerLoginCommands(program);
   registerAwsCommands(program);
+  registerOidcCommands(program);
   registerMigrateCommands(program);
   registerScimCommands(program);
   registerSshCommands(program);

@@ -7,6 +7,8 @@ import { accessApi } from '../access/routes.js';
 import { sshLoginsApi } from '../access/ssh-login-routes.js';
 import { auditApi } from '../audit/routes.js';
 import { awsCallerRoutes } from '../aws/routes.js';
+import { InvalidInput } from '../errors.js';
+import { oidcAdminApi } from '../federation/oidc/admin-routes.js';
 import { deviceSigninApi } from '../federation/oidc/device-signin.js';
 import { oidcRoutes } from '../federation/oidc/routes.js';
 import { samlAdminApi } from '../federation/saml/admin-routes.js';
@@ -139,6 +141,12 @@ export async function buildServer(services: Services, options: ServerOptions = {
     authenticate: requireAdminToken(services.apiTokens),
     auditContext: auditContextOf,
     resolvePrincipal: async (type, ref) => {
+      if (type === 'workload') {
+        const w = await services.oidcClients.get(ref);
+        if (w.kind !== 'workload')
+          throw new InvalidInput(`${ref} is a relying party, not a workload`, 'workload');
+        return { type, id: w.clientId, name: w.name };
+      }
       if (type === 'group') {
         const g = await services.groups.get(ref);
         return { type, id: g.id, name: g.displayName };
@@ -155,6 +163,12 @@ export async function buildServer(services: Services, options: ServerOptions = {
       return cookie ? services.sessions.resolve(cookie) : null;
     },
   });
+  await app.register(oidcAdminApi, {
+    prefix: '/api/v1',
+    clients: services.oidcClients,
+    authenticate: requireAdminToken(services.apiTokens),
+    auditContext: auditContextOf,
+  });
   await app.register(deviceSigninApi, { prefix: '/api/v1', issuer: services.oidc, signin: services.signin });
   await app.register(awsCallerRoutes, {
     prefix: '/api/v1',
@@ -163,6 +177,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     accounts: services.accounts,
     authenticate: requireCaller(services.authenticateCaller),
     auditContext: auditContextOf,
+    defaultEndpoint: config.aws.endpoint ?? null,
   });
   await app.register(samlRoutes, {
     store: services.store,

@@ -14,6 +14,8 @@ export interface AwsCallerRoutesOptions {
   accounts: AwsAccounts;
   authenticate: (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
   auditContext: (req: FastifyRequest) => AuditContext;
+  /** the local AWS every account without its own endpoint is reached at (config aws.endpoint) */
+  defaultEndpoint: string | null;
 }
 
 const CredentialsBody = Type.Object(
@@ -138,7 +140,7 @@ export const awsCallerRoutes: FastifyPluginAsync<AwsCallerRoutesOptions> = async
           roleArn: role.arn,
           target: `aws:${account.id}/${role.name}`,
           maxDurationSeconds: Math.min(role.maxSessionDuration, decision.maxDuration),
-          endpointUrl: account.endpointUrl,
+          endpointUrl: account.endpointUrl ?? opts.defaultEndpoint,
           profile: profileName(account.alias, role.name),
         });
       }

@@ -128,15 +128,17 @@ export function registerAccessCommands(program: Command): void {
     .command('list')
     .option('--group <group>')
     .option('--user <user>')
+    .option('--workload <workload>', 'a workload identity (client id or name)')
     .option('--account <account>')
     .option('--json', 'print JSON')
     .action(async function (
       this: Command,
-      opts: { group?: string; user?: string; account?: string; json?: boolean },
+      opts: { group?: string; user?: string; workload?: string; account?: string; json?: boolean },
     ) {
       const q = new URLSearchParams();
       if (opts.group) q.set('group', opts.group);
       if (opts.user) q.set('user', opts.user);
+      if (opts.workload) q.set('workload', opts.workload);
       if (opts.account) q.set('account', opts.account);
       const res = await clientOf(this).get<{ items: Array<Record<string, unknown>> }>(
         `/api/v1/assignments?${q}`,
@@ -146,21 +148,22 @@ export function registerAccessCommands(program: Command): void {
     });
   assignments
     .command('add')
-    .description('assign an AWS role to a group or a user')
+    .description('assign an AWS role to a group, a user or a workload identity')
     .option('--group <group>')
     .option('--user <user>')
+    .option('--workload <workload>', 'a workload identity (client id or name)')
     .requiredOption('--account <account>', 'account id or alias')
     .requiredOption('--role <role>')
     .action(async function (
       this: Command,
-      opts: { group?: string; user?: string; account: string; role: string },
+      opts: { group?: string; user?: string; workload?: string; account: string; role: string },
     ) {
       const a = await clientOf(this).request<{ target: string; principalName?: string }>(
         'POST',
         '/api/v1/assignments',
         opts,
       );
-      process.stdout.write(`${a.principalName ?? opts.group ?? opts.user} → ${a.target}\n`);
+      process.stdout.write(`${a.principalName ?? opts.group ?? opts.user ?? opts.workload} → ${a.target}\n`);
     });
   assignments.command('remove <id>').action(async function (this: Command, id: string) {
     await clientOf(this).request('DELETE', `/api/v1/assignments/${enc(id)}`);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   existsSync,
   mkdirSync,
@@ -48,7 +49,11 @@ interface Entitlement {
 export const CREDENTIALS_REFRESH_MARGIN_MS = 5 * 60_000;
 
 const cacheFile = (server: string, account: string, role: string) => {
-  const who = process.env.FERRY_CLIENT_ID ? `workload-${process.env.FERRY_CLIENT_ID}` : 'user';
+  // A workload's cache is tied to its secret too: a rotated or wrong secret never reads old credentials.
+  const secret = process.env.FERRY_CLIENT_SECRET ?? '';
+  const who = process.env.FERRY_CLIENT_ID
+    ? `workload-${process.env.FERRY_CLIENT_ID}-${createHash('sha256').update(secret).digest('hex').slice(0, 12)}`
+    : 'user';
   const safe = (s: string) => s.toLowerCase().replace(/[^\w.-]/g, '_');
   return join(credentialsDir(server), who, `${safe(account)}-${safe(role)}.json`);
 };

@@ -118,8 +118,18 @@ async function workloadToken(server: string, clientId: string, clientSecret: str
     undefined,
     base.protocol === 'http:' ? { execute: [oidc.allowInsecureRequests] } : undefined,
   );
-  const tokens = await oidc.clientCredentialsGrant(config);
-  return tokens.access_token;
+  try {
+    const tokens = await oidc.clientCredentialsGrant(config);
+    return tokens.access_token;
+  } catch (err) {
+    const e = err as { error?: string; error_description?: string };
+    if (e.error) {
+      throw new Error(
+        `workload ${clientId} could not get a token: ${e.error}${e.error_description ? ` (${e.error_description})` : ''}`,
+      );
+    }
+    throw err;
+  }
 }
 
 /** A lock directory beside the login file; a holder that died is taken over after 30 s. */

@@ -128,13 +128,59 @@ export function registerSamlCommands(program: Command): void {
     .option('--endpoint-url <url>', 'AWS endpoint (e.g. the local AWS of the demo); default: real AWS')
     .option('--region <region>')
     .option('--dry-run', 'show what would change and change nothing')
+    .option(
+      '--oidc',
+      "also create the IAM OIDC provider for Ferry's issuer and let the roles assigned to workloads trust it (AssumeRoleWithWebIdentity)",
+    )
+    .option(
+      '--thumbprint <sha1>',
+      'TLS thumbprint for the OIDC provider, when its CA needs one (repeatable)',
+      collect,
+      [],
+    )
     .option('--json', 'print JSON')
     .action(async function (
       this: Command,
-      opts: { account: string; endpointUrl?: string; region?: string; dryRun?: boolean; json?: boolean },
+      opts: {
+        account: string;
+        endpointUrl?: string;
+        region?: string;
+        dryRun?: boolean;
+        json?: boolean;
+        oidc?: boolean;
+        thumbprint: string[];
+      },
     ) {
       const client = clientOf(this);
       const account = await client.get<AccountView>(`/api/v1/aws/accounts/${enc(opts.account)}`);
+      if (opts.oidc) {
+        const discovery = await fetch(new URL('/.well-known/openid-configuration', serverOf(this)));
+        if (!discovery.ok)
+          throw new Error(`cannot read Ferry's OpenID configuration (HTTP ${discovery.status})`);
+        const { issuer } = (await discovery.json()) as { issuer: string };
+        const { items } = await client.get<{
+          items: Array<{ principalType: string; principalId: string; roleName: string }>;
+        }>(`/api/v1/assignments?account=${enc(account.id)}`);
+        const workloadsByRole = new Map<string, string[]>();
+        for (const a of items.filter((i) => i.principalType === 'workload')) {
+          workloadsByRole.set(a.roleName, [...(workloadsByRole.get(a.roleName) ?? []), a.principalId]);
+        }
+        const { setupOidcTrust } = await import('../aws/oidc-setup.js');
+        const result = await setupOidcTrust({
+          ...awsConnection(opts),
+          accountId: account.id,
+          partition: account.partition,
+          issuer,
+          workloadsByRole,
+          thumbprints: opts.thumbprint,
+          dryRun: opts.dryRun ?? false,
+        });
+        if (opts.json) printJson(result);
+        else {
+          for (const c of result.changes)
+            process.stdout.write(`${c.action.padEnd(12)} ${c.kind} ${c.name}\n`);
+        }
+      }
       const metadataRes = await fetch(new URL('/saml/metadata', serverOf(this)));
       if (!metadataRes.ok) throw new Error(`cannot read Ferry's SAML metadata (HTTP ${metadataRes.status})`);
       const { formatSetupReport, setupSamlAccount } = await import('../aws/saml-setup.js');

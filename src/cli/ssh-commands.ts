@@ -4,7 +4,7 @@ import { constants, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { FerryClient } from './client.js';
-import { clientOf, collect, enc } from './context.js';
+import { callerClientOf, clientOf, collect, enc } from './context.js';
 import { printJson, table } from './output.js';
 import { generateEd25519KeyPair } from './ssh-keys.js';
 
@@ -77,7 +77,7 @@ export function registerSshCommands(program: Command): void {
         const pair = generateEd25519KeyPair('ferry-ephemeral');
         const keyFile = join(dir, 'id_ed25519');
         writeFileSync(keyFile, pair.privateKeyFile, { mode: 0o600 });
-        const cert = await requestCertificate(clientOf(this), {
+        const cert = await requestCertificate(callerClientOf(this), {
           publicKey: pair.publicKeyLine,
           host,
           login,
@@ -143,7 +143,7 @@ export function registerSshCommands(program: Command): void {
       }
       const pair = privateKeyPath ? generateEd25519KeyPair('ferry') : null;
       if (pair) publicKey = pair.publicKeyLine;
-      const cert = await requestCertificate(clientOf(this), {
+      const cert = await requestCertificate(callerClientOf(this), {
         publicKey: publicKey!,
         host: opts.host,
         login: opts.principal,

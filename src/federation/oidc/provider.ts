@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Account, Adapter, AdapterPayload, Configuration, KoaContextWithOIDC } from 'oidc-provider';
-import Provider, { interactionPolicy } from 'oidc-provider';
+import Provider, { interactionPolicy, errors as oidcErrors } from 'oidc-provider';
 import { type AuditInput, appendAudit } from '../../audit/ledger.js';
 import type { Clock } from '../../clock.js';
 import type { DirectoryPrincipal } from '../../identity/principal-of.js';
@@ -26,6 +26,11 @@ const SECOND_FACTORS = new Set(['otp', 'hwk', 'swk', 'fido', 'mfa', 'sms']);
 export function acrOf(amr: string[]): string {
   return amr.some((m) => SECOND_FACTORS.has(m)) ? ACR.mfa : ACR.singleFactor;
 }
+
+/** The audience of workload tokens meant for AssumeRoleWithWebIdentity (as GitHub Actions uses). */
+export const STS_AUDIENCE = 'sts.amazonaws.com';
+/** The resource indicator (RFC 8707 wants an absolute URI) that asks for such a token. */
+export const STS_RESOURCE = 'https://sts.amazonaws.com';
 
 export const OIDC_SIGNING_PURPOSES: SigningKeyPurpose[] = ['oidc-es256', 'oidc-rs256'];
 
@@ -208,6 +213,27 @@ export class OidcIssuer {
         revocation: { enabled: true },
         rpInitiatedLogout: { enabled: true, ...logoutSources },
         registration: { enabled: false },
+        // A workload may ask for a JWT addressed to AWS STS (resource=https://sts.amazonaws.com, aud
+        // sts.amazonaws.com), the same shape
+        // GitHub Actions sends, to call AssumeRoleWithWebIdentity against roles that trust Ferry's issuer.
+        resourceIndicators: {
+          enabled: true,
+          defaultResource: async () => undefined as unknown as string,
+          useGrantedResource: async () => true,
+          getResourceServerInfo: async (_ctx, indicator, client) => {
+            if (indicator !== STS_RESOURCE || !client.grantTypeAllowed('client_credentials')) {
+              throw new oidcErrors.InvalidTarget(`${indicator} is not a resource Ferry issues tokens for`);
+            }
+            return {
+              audience: STS_AUDIENCE,
+              scope: 'sts',
+              accessTokenFormat: 'jwt',
+              accessTokenTTL: o.lifetimes.clientCredentials,
+              // RS256: every AWS region verifies it.
+              jwt: { sign: { alg: 'RS256' } },
+            };
+          },
+        },
         userinfo: { enabled: true },
       },
       pkce: { required: () => true },

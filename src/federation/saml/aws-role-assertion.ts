@@ -33,7 +33,7 @@ export interface RoleAssertion {
 /**
  * A SAML assertion for exactly one AWS role, for Ferry itself to exchange at STS
  * (AssumeRoleWithSAML): the same trust as the console sign-in, so an account set up once for the
- * console also serves `ferry creds`, and AWS never needs to reach Ferry (see docs/decisions/0007).
+ * console also serves `ferry creds`, and AWS never needs to reach Ferry (see docs/decisions/0011).
  */
 export class AwsRoleAssertions {
   constructor(

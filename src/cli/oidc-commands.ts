@@ -1,0 +1,142 @@
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { clientOf, collect, enc } from './context.js';
+import { printJson, table } from './output.js';
+
+interface ClientView {
+  clientId: string;
+  name: string;
+  kind: string;
+  authMethod: string;
+  redirectUris: string[];
+}
+
+/** Relying parties and workload identities of Ferry's OpenID provider (admin). */
+export function registerOidcCommands(program: Command): void {
+  const oidc = program.command('oidc').description("clients of Ferry's OpenID provider");
+  const clients = oidc.command('clients').description('relying parties and workload identities');
+
+  const create = async (
+    cmd: Command,
+    body: Record<string, unknown>,
+    opts: { json?: boolean },
+  ): Promise<void> => {
+    const res = await clientOf(cmd).request<{ client: ClientView; clientSecret: string | null }>(
+      'POST',
+      '/api/v1/oidc/clients',
+      body,
+    );
+    if (opts.json) return printJson(res);
+    process.stdout.write(`client_id: ${res.client.clientId}\n`);
+    if (res.clientSecret) {
+      process.stdout.write(
+        `client_secret: ${res.clientSecret}\n(shown only now: store it in the workload's secret store)\n`,
+      );
+    }
+  };
+
+  const readJwks = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as { keys: unknown[] };
+
+  clients
+    .command('create')
+    .description('register a relying party (code + PKCE) or a workload (client credentials)')
+    .requiredOption('--name <name>')
+    .option('--kind <kind>', 'relying-party or workload', 'relying-party')
+    .option('--redirect-uri <uri>', 'a redirect URI (repeatable)', collect, [])
+    .option(
+      '--post-logout-redirect-uri <uri>',
+      'where RP-initiated logout may return (repeatable)',
+      collect,
+      [],
+    )
+    .option('--auth <method>', 'client_secret_basic, client_secret_post, private_key_jwt or none')
+    .option('--jwks <file>', 'public keys for private_key_jwt (a JWKS file)')
+    .option('--id-token-alg <alg>', 'ES256 (default) or RS256')
+    .option('--json', 'print JSON')
+    .action(async function (
+      this: Command,
+      opts: {
+        name: string;
+        kind: string;
+        redirectUri: string[];
+        postLogoutRedirectUri: string[];
+        auth?: string;
+        jwks?: string;
+        idTokenAlg?: string;
+        json?: boolean;
+      },
+    ) {
+      await create(
+        this,
+        {
+          name: opts.name,
+          kind: opts.kind,
+          redirectUris: opts.redirectUri,
+          postLogoutRedirectUris: opts.postLogoutRedirectUri,
+          ...(opts.auth ? { authMethod: opts.auth } : {}),
+          ...(opts.jwks ? { jwks: readJwks(opts.jwks) } : {}),
+          ...(opts.idTokenAlg ? { idTokenSigningAlg: opts.idTokenAlg } : {}),
+        },
+        opts,
+      );
+    });
+
+  clients
+    .command('list')
+    .option('--kind <kind>', 'relying-party or workload')
+    .option('--json', 'print JSON')
+    .action(async function (this: Command, opts: { kind?: string; json?: boolean }) {
+      const q = opts.kind ? `?kind=${enc(opts.kind)}` : '';
+      const res = await clientOf(this).get<{ items: ClientView[] }>(`/api/v1/oidc/clients${q}`);
+      if (opts.json) return printJson(res.items);
+      process.stdout.write(
+        table(res.items as unknown as Array<Record<string, unknown>>, [
+          'name',
+          'kind',
+          'clientId',
+          'authMethod',
+        ]),
+      );
+    });
+
+  clients.command('remove <client>').action(async function (this: Command, ref: string) {
+    await clientOf(this).request('DELETE', `/api/v1/oidc/clients/${enc(ref)}`);
+    process.stdout.write(`removed ${ref}\n`);
+  });
+
+  // The common case, said in its own words: a CI job or agent that needs AWS without static keys.
+  const workloads = program
+    .command('workloads')
+    .description('workload identities (CI jobs, services, AI agents)');
+  workloads
+    .command('create')
+    .description('create a workload identity; assign it roles with `ferry assignments add --workload NAME`')
+    .requiredOption('--name <name>')
+    .option('--jwks <file>', 'authenticate with private_key_jwt using these public keys instead of a secret')
+    .option('--json', 'print JSON')
+    .action(async function (this: Command, opts: { name: string; jwks?: string; json?: boolean }) {
+      await create(
+        this,
+        {
+          name: opts.name,
+          kind: 'workload',
+          ...(opts.jwks ? { jwks: readJwks(opts.jwks), authMethod: 'private_key_jwt' } : {}),
+        },
+        opts,
+      );
+    });
+  workloads
+    .command('list')
+    .option('--json', 'print JSON')
+    .action(async function (this: Command, opts: { json?: boolean }) {
+      const res = await clientOf(this).get<{ items: ClientView[] }>('/api/v1/oidc/clients?kind=workload');
+      if (opts.json) return printJson(res.items);
+      process.stdout.write(
+        table(res.items as unknown as Array<Record<string, unknown>>, ['name', 'clientId', 'authMethod']),
+      );
+    });
+  workloads.command('remove <workload>').action(async function (this: Command, ref: string) {
+    await clientOf(this).request('DELETE', `/api/v1/oidc/clients/${enc(ref)}`);
+    process.stdout.write(`removed ${ref}\n`);
+  });
+}

@@ -1,0 +1,124 @@
+import type {} from '@fastify/swagger';
+import { type Static, Type } from '@sinclair/typebox';
+import type { FastifyPluginAsync, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import type { AuditContext } from '../../audit/actor.js';
+import { problemResponses } from '../../problem-schema.js';
+import type { OidcClients } from './clients.js';
+
+export interface OidcAdminOptions {
+  clients: OidcClients;
+  authenticate: preHandlerAsyncHookHandler;
+  auditContext: (req: FastifyRequest) => AuditContext;
+}
+
+const ClientSchema = Type.Object({
+  clientId: Type.String(),
+  name: Type.String(),
+  kind: Type.Union([Type.Literal('relying-party'), Type.Literal('workload')]),
+  authMethod: Type.String(),
+  redirectUris: Type.Array(Type.String()),
+  postLogoutRedirectUris: Type.Array(Type.String()),
+  idTokenSigningAlg: Type.String(),
+  active: Type.Boolean(),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+});
+
+const ClientBody = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 64 }),
+    kind: Type.Union([Type.Literal('relying-party'), Type.Literal('workload')]),
+    authMethod: Type.Optional(
+      Type.Union([
+        Type.Literal('client_secret_basic'),
+        Type.Literal('client_secret_post'),
+        Type.Literal('private_key_jwt'),
+        Type.Literal('none'),
+      ]),
+    ),
+    redirectUris: Type.Optional(Type.Array(Type.String({ maxLength: 2048 }), { maxItems: 20 })),
+    postLogoutRedirectUris: Type.Optional(Type.Array(Type.String({ maxLength: 2048 }), { maxItems: 20 })),
+    jwks: Type.Optional(
+      Type.Object({
+        keys: Type.Array(Type.Object({}, { additionalProperties: true }), { minItems: 1, maxItems: 10 }),
+      }),
+    ),
+    idTokenSigningAlg: Type.Optional(Type.Union([Type.Literal('ES256'), Type.Literal('RS256')])),
+  },
+  { additionalProperties: false },
+);
+
+/** Relying parties and workload identities of Ferry's OpenID provider (admin API). */
+export const oidcAdminApi: FastifyPluginAsync<OidcAdminOptions> = async (app, opts) => {
+  const tags = ['oidc'];
+  const security = [{ bearer: [] }];
+  app.addHook('preHandler', opts.authenticate);
+
+  app.get<{ Querystring: { kind?: 'relying-party' | 'workload' } }>(
+    '/oidc/clients',
+    {
+      schema: {
+        tags,
+        summary: 'List OpenID clients (relying parties and workload identities)',
+        security,
+        querystring: Type.Object(
+          { kind: Type.Optional(Type.Union([Type.Literal('relying-party'), Type.Literal('workload')])) },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ items: Type.Array(ClientSchema) }), ...problemResponses },
+      },
+    },
+    async (req) => ({ items: await opts.clients.list(req.query.kind) }),
+  );
+
+  app.post<{ Body: Static<typeof ClientBody> }>(
+    '/oidc/clients',
+    {
+      schema: {
+        tags,
+        summary: 'Register a relying party or a workload identity; the secret is in this answer only',
+        security,
+        body: ClientBody,
+        response: {
+          201: Type.Object({ client: ClientSchema, clientSecret: Type.Union([Type.String(), Type.Null()]) }),
+          ...problemResponses,
+        },
+      },
+    },
+    async (req, reply) => {
+      const { client, secret } = await opts.clients.create(opts.auditContext(req), req.body);
+      return reply.code(201).header('cache-control', 'no-store').send({ client, clientSecret: secret });
+    },
+  );
+
+  app.get<{ Params: { ref: string } }>(
+    '/oidc/clients/:ref',
+    {
+      schema: {
+        tags,
+        summary: 'One OpenID client, by client id or name',
+        security,
+        params: Type.Object({ ref: Type.String({ maxLength: 128 }) }),
+        response: { 200: ClientSchema, ...problemResponses },
+      },
+    },
+    async (req) => opts.clients.get(req.params.ref),
+  );
+
+  app.delete<{ Params: { ref: string } }>(
+    '/oidc/clients/:ref',
+    {
+      schema: {
+        tags,
+        summary: 'Remove a client, its tokens and (for a workload) its assignments',
+        security,
+        params: Type.Object({ ref: Type.String({ maxLength: 128 }) }),
+        response: { 204: Type.Null(), ...problemResponses },
+      },
+    },
+    async (req, reply) => {
+      await opts.clients.remove(opts.auditContext(req), req.params.ref);
+      return reply.code(204).send();
+    },
+  );
+};
