@@ -11,6 +11,7 @@ import { jsonRows, machineLine, markdownTable, notes, textTable } from './lib/ta
 import { residentMemory } from './memory.js';
 import { clientCredentials, credsWallTime } from './oidc.js';
 import { passwordSignin } from './password-signin.js';
+import { proxyLatency } from './proxy.js';
 import { sessionRevocation } from './revocation.js';
 import { samlAssertions } from './saml.js';
 import { scimImport } from './scim.js';
@@ -26,6 +27,7 @@ export const SCENARIOS: Scenario[] = [
   auditAppend,
   decideLatency,
   sessionRevocation,
+  proxyLatency,
   scimImport,
   credsWallTime,
   coldStart,

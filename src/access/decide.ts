@@ -1,4 +1,5 @@
 import { NotFound } from '../errors.js';
+import type { AppAssignments } from './app-assignments.js';
 import type { Assignment, Assignments } from './assignments.js';
 import { type AwsAccounts, type AwsRole, MAX_SESSION_SECONDS } from './aws-accounts.js';
 import type { Decision, Reason } from './decision.js';
@@ -12,6 +13,10 @@ export const DEFAULT_SSH_MAX_SECONDS = 15 * 60;
 export interface AccessDeciderOptions {
   /** seconds: the longest SSH certificate decide() allows (a mapping may only shorten it) */
   sshMaxDuration?: number;
+  /** group → app assignments; without them every app is open to all active users */
+  appAssignments?: AppAssignments;
+  /** seconds: the longest an app session (e.g. the proxy's) may last on one decision */
+  appMaxDuration?: number;
 }
 
 /** Directory attributes carried into AWS sessions as principal tags (and marked transitive). */
@@ -54,13 +59,7 @@ export class AccessDecider {
         return this.decideAwsRole(principal, target, assignments, role);
       }
       case 'app':
-        // Registered SAML applications are open to every active directory user; policies narrow this.
-        return {
-          effect: 'allow',
-          maxDuration: MAX_SESSION_SECONDS,
-          sessionTags: {},
-          reasons: [{ source: 'target', message: `${name} is open to all active users` }],
-        };
+        return this.decideApp(principal, target);
       case 'ssh':
         return this.decideSsh(principal, target, await this.sshLoginsOf(principal));
       default:
@@ -69,6 +68,47 @@ export class AccessDecider {
           reasons: [{ source: 'target', message: `${name}: this kind of target is not served yet` }],
         };
     }
+  }
+
+  /**
+   * An app with no group assigned is open to every active user (as SAML apps always were); once a
+   * group is assigned, only its members may reach it, and workloads only when it stays open.
+   */
+  private async decideApp(principal: Principal, target: Extract<Target, { kind: 'app' }>): Promise<Decision> {
+    const name = formatTarget(target);
+    const maxDuration = this.options.appMaxDuration ?? MAX_SESSION_SECONDS;
+    const assigned = (await this.options.appAssignments?.groupsOf(target.name)) ?? [];
+    if (assigned.length === 0) {
+      return {
+        effect: 'allow',
+        maxDuration,
+        sessionTags: {},
+        reasons: [{ source: 'target', message: `${name} is open to all active users` }],
+      };
+    }
+    const mine = new Set(principal.groups.map((g) => g.id));
+    const matching = assigned.filter((g) => mine.has(g.id));
+    if (matching.length === 0) {
+      return {
+        effect: 'deny',
+        reasons: [
+          {
+            source: 'assignment',
+            message: `${name} is assigned to ${assigned.map((g) => g.name).join(', ')}; ${principal.userName} is in none of them`,
+          },
+        ],
+      };
+    }
+    return {
+      effect: 'allow',
+      maxDuration,
+      sessionTags: {},
+      reasons: matching.map((g) => ({
+        source: 'assignment',
+        ref: g.id,
+        message: `member of ${g.name}, which is assigned ${name}`,
+      })),
+    };
   }
 
   /** The logins the principal may use on a host, each with its decision (for picking a default login). */

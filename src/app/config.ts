@@ -214,6 +214,17 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    proxy: z
+      .object({
+        /** host:port of the identity-aware proxy's listener; unset = no proxy in this process */
+        listen: listen.optional(),
+        /** audit one allowed request in this many (the first of each session always); 0 = only those */
+        auditSampleRate: z.number().int().min(0).max(1_000_000).default(100),
+        /** how long the signed X-Ferry-Identity header is valid */
+        identityHeaderLifetime: duration('60s'),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -236,6 +247,7 @@ const envOverrides: Record<string, string[]> = {
   FERRY_AWS_ENDPOINT: ['aws', 'endpoint'],
   FERRY_REQUIRE_MFA: ['signin', 'requireMfa'],
   FERRY_ENTRA_CLIENT_SECRET: ['upstream', 'entra', 'clientSecret'],
+  FERRY_PROXY_LISTEN: ['proxy', 'listen'],
 };
 
 function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {

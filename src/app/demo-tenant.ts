@@ -82,6 +82,8 @@ export interface DemoCredentials {
     accountName: string;
     roles: Array<{ name: string; arn: string }>;
   } | null;
+  /** the demo's internal app behind the identity-aware proxy */
+  proxiedApp?: string;
 }
 
 const demoActor: Actor = { type: 'operator', name: 'demo' };

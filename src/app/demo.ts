@@ -6,6 +6,7 @@ import { setupSamlAccount } from '../aws/saml-setup.js';
 import { totpCode } from '../identity/totp.js';
 import { loadConfig } from './config.js';
 import { type DemoCredentials, ensureDemoTenant, writeCredentials } from './demo-tenant.js';
+import { startWhoami } from './demo-whoami.js';
 import { ensureMasterKeyFile } from './master-key.js';
 import { type RunningFerry, startFerry } from './start.js';
 
@@ -30,6 +31,10 @@ async function demo(): Promise<void> {
     ...process.env,
   });
 
+  // The identity-aware proxy beside the server; the demo's internal app is served at localhost (a
+  // different host from Ferry's 127.0.0.1, so the browser keeps the cookies apart).
+  config.proxy.listen ??= config.listen === '127.0.0.1:7070' ? '127.0.0.1:7443' : '127.0.0.1:0';
+  let whoami: Awaited<ReturnType<typeof startWhoami>> | null = null;
   let localAws: LocalAws | null = null;
   let ferry: RunningFerry | null = null;
   let stopping = false;
@@ -38,6 +43,7 @@ async function demo(): Promise<void> {
     stopping = true;
     process.stdout.write('\nstopping Ferry and the local AWS…\n');
     await ferry?.stop().catch(() => {});
+    await whoami?.close().catch(() => {});
     await localAws?.stop().catch(() => {});
     process.exit(code);
   };
@@ -82,7 +88,25 @@ async function demo(): Promise<void> {
         roles: [{ name: 'Administrator' }, { name: 'Developer' }],
       });
     }
-    const credentials: DemoCredentials = { ferryUrl: ferry.url, ...tenant, aws };
+    whoami = await startWhoami();
+    const proxiedUrl = `http://localhost:${new URL(ferry.proxyUrl!).port}`;
+    const groups = await Promise.all(
+      ['AWS-Account1-Administrators', 'AWS-Account1-Developers'].map(async (name) => {
+        const g = await ferry!.services.groups.get(name);
+        return { type: 'group' as const, id: g.id, name: g.displayName };
+      }),
+    );
+    await ferry.services.proxyApps.set({ actor: { type: 'operator', name: 'demo' } }, 'whoami', {
+      upstream: whoami.url,
+      url: proxiedUrl,
+      groups,
+    });
+    const credentials: DemoCredentials = {
+      ferryUrl: ferry.url,
+      ...tenant,
+      aws,
+      proxiedApp: `${proxiedUrl}/`,
+    };
     writeCredentials(credentialsFile, credentials);
     process.stdout.write(banner(credentials, credentialsFile, performance.now() - started));
   } catch (err) {
@@ -103,6 +127,9 @@ function banner(c: DemoCredentials, file: string, ms: number): string {
     `  OpenID         ${c.ferryUrl}/.well-known/openid-configuration`,
     `  Your account   ${c.ferryUrl}/account`,
     `  SSH CA         ${c.ferryUrl}/api/v1/ssh/ca.pub   ·   KRL ${c.ferryUrl}/api/v1/ssh/krl   (both groups → ec2-user on every host)`,
+    ...(c.proxiedApp
+      ? [`  Proxied app    ${c.proxiedApp}   (an internal "whoami" app behind the identity-aware proxy)`]
+      : []),
     `  Admin API      ${c.ferryUrl}/api/docs   (token below)`,
     `  Health         ${c.ferryUrl}/readyz   ·   metrics ${c.ferryUrl}/metrics`,
     c.aws

@@ -7,6 +7,7 @@ import { registerClientCommands } from '../cli/commands.js';
 import { registerLoginCommands } from '../cli/login-commands.js';
 import { registerMigrateCommands } from '../cli/migrate-commands.js';
 import { registerOidcCommands } from '../cli/oidc-commands.js';
+import { registerProxyCommands } from '../cli/proxy-commands.js';
 import { registerSamlCommands } from '../cli/saml-commands.js';
 import { registerScimCommands } from '../cli/scim-commands.js';
 import { registerSshCommands } from '../cli/ssh-commands.js';
@@ -32,6 +33,7 @@ export async function main(argv: string[]): Promise<number> {
   registerMigrateCommands(program);
   registerScimCommands(program);
   registerSshCommands(program);
+  registerProxyCommands(program);
   registerOperatorCommands(program);
   try {
     await program.parseAsync(argv);

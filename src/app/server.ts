@@ -21,6 +21,7 @@ import { directoryApi } from '../identity/routes.js';
 import { scimAdminApi } from '../identity/scim/admin-routes.js';
 import { scimRoutes } from '../identity/scim/routes.js';
 import { ENTRA_SIGNIN_PATH, upstreamSigninRoutes } from '../identity/upstream/routes.js';
+import { proxyAppsApi } from '../proxy/routes.js';
 import { sshApi } from '../ssh/routes.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { operationsRoutes } from './health.js';
@@ -230,6 +231,16 @@ export async function buildServer(services: Services, options: ServerOptions = {
     authenticateCaller: requireCaller(services.authenticateCaller),
     authenticateAdmin: requireAdminToken(services.apiTokens),
     auditContext: auditContextOf,
+  });
+  await app.register(proxyAppsApi, {
+    prefix: '/api/v1',
+    apps: services.proxyApps,
+    authenticate: requireAdminToken(services.apiTokens),
+    auditContext: auditContextOf,
+    resolveGroup: async (ref) => {
+      const g = await services.groups.get(ref);
+      return { type: 'group', id: g.id, name: g.displayName };
+    },
   });
   await app.register(tenantApi, {
     prefix: '/api/v1',

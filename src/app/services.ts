@@ -1,3 +1,4 @@
+import { AppAssignments } from '../access/app-assignments.js';
 import { Assignments } from '../access/assignments.js';
 import { AwsAccounts } from '../access/aws-accounts.js';
 import { AccessDecider } from '../access/decide.js';
@@ -12,6 +13,7 @@ import type { Clock } from '../clock.js';
 import { accessTokenCaller } from '../federation/oidc/access-token-caller.js';
 import { OidcClients } from '../federation/oidc/clients.js';
 import { OidcIssuer } from '../federation/oidc/provider.js';
+import { proxyClientMetadata, proxyClientSecret } from '../federation/oidc/proxy-client.js';
 import { AwsRoleAssertions } from '../federation/saml/aws-role-assertion.js';
 import { ServiceProviders } from '../federation/saml/service-providers.js';
 import { ApiTokens } from '../identity/api-tokens.js';
@@ -30,6 +32,7 @@ import { UserDirectory } from '../identity/users.js';
 import type { MasterKey } from '../keys/master-key.js';
 import { SigningKeys, type SigningKeysOptions } from '../keys/signing-keys.js';
 import { SshCaKeys } from '../keys/ssh-ca-keys.js';
+import { ProxyApps } from '../proxy/apps.js';
 import { SshAuthority } from '../ssh/authority.js';
 import { publicBlobOf, publicKeyLine } from '../ssh/public-key.js';
 import type { Store } from '../store/open.js';
@@ -73,6 +76,10 @@ export interface Services {
   sshCaKeys: SshCaKeys;
   /** sign-in with Microsoft Entra ID, when `upstream.entra` is configured */
   entraSignin: EntraSignin | null;
+  /** group → app assignments decide() reads for `app:` targets */
+  appAssignments: AppAssignments;
+  /** applications the identity-aware proxy serves */
+  proxyApps: ProxyApps;
   /** recognises a person or workload on user-facing routes (use with requireCaller) */
   authenticateCaller: CallerAuthenticator;
   /** SCIM push of users, groups and memberships to AWS IAM Identity Center */
@@ -109,6 +116,8 @@ export function createServices(
   const groups = new GroupDirectory(deps);
   const entraOptions = entraOptionsOf(config);
   const accounts = new AwsAccounts(store, clock);
+  const appAssignments = new AppAssignments(store, clock);
+  const proxyApps = new ProxyApps(store, clock, appAssignments);
   const signingKeys = new SigningKeys(store, clock, masterKey, signingKeyOptions);
   const oidcClients = new OidcClients(store, clock);
   const oidc = new OidcIssuer({
@@ -131,6 +140,7 @@ export function createServices(
     },
     sessionCookieName: config.sessions.cookieName,
     secureCookies: config.publicUrl.startsWith('https:'),
+    proxyClient: async () => proxyClientMetadata(await proxyApps.origins(), proxyClientSecret(masterKey)),
     trustProxy: config.http.trustProxy !== false,
     lifetimes: {
       accessToken: Math.round(config.oidc.accessTokenLifetime / 1000),
@@ -145,6 +155,7 @@ export function createServices(
   const sshLogins = new SshLogins(store, clock);
   const access = new AccessDecider(accounts, assignments, sshLogins, {
     sshMaxDuration: Math.round(config.ssh.certificateLifetime / 1000),
+    appAssignments,
   });
   const sshCaKeys = new SshCaKeys(store, clock, masterKey, (k) => publicKeyLine(publicBlobOf(k), ''));
   const assertions = new AwsRoleAssertions(
@@ -221,5 +232,7 @@ export function createServices(
       },
       requestTimeoutMs: config.identityCenter.requestTimeout,
     }),
+    appAssignments,
+    proxyApps,
   };
 }

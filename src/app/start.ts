@@ -7,6 +7,7 @@ import { openStore, redactUrl } from '../store/open.js';
 import type { Config } from './config.js';
 import { defaultHandlers, mergeHandlers } from './handlers.js';
 import { loadMasterKey } from './master-key.js';
+import { createProxy } from './proxy.js';
 import { buildServer } from './server.js';
 import { createServices, type Services } from './services.js';
 import { type EventHandlers, startWorkers, type Workers } from './workers.js';
@@ -17,6 +18,8 @@ export interface RunningFerry {
   workers: Workers;
   /** the address it listens on, e.g. http://127.0.0.1:7070 */
   url: string;
+  /** the identity-aware proxy's listener, when `proxy.listen` is configured */
+  proxyUrl: string | null;
   /** stops taking requests, lets in-flight ones finish, stops workers, closes the database */
   stop(): Promise<void>;
 }
@@ -82,14 +85,31 @@ export async function startFerry(options: StartOptions): Promise<RunningFerry> {
   const actualPort = typeof address === 'object' && address ? address.port : port;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
   app.log.info({ url, database: redactUrl(config.database.url), engine: store.engine }, 'ferry listening');
+  const proxy = config.proxy.listen ? createProxy(services, app.log.child({ component: 'proxy' })) : null;
+  let proxyUrl: string | null = null;
+  if (proxy && config.proxy.listen) {
+    const at = listenAddress(config.proxy.listen);
+    try {
+      const bound = await proxy.listen(at.host, at.port);
+      proxyUrl = `http://${at.host.includes(':') ? `[${at.host}]` : at.host}:${bound.port}`;
+    } catch (err) {
+      await app.close();
+      await workers.stop();
+      await store.close();
+      throw err;
+    }
+    app.log.info({ url: proxyUrl }, 'identity-aware proxy listening');
+  }
   let stopping: Promise<void> | undefined;
   return {
     app,
     services,
     workers,
     url,
+    proxyUrl,
     stop() {
       stopping ??= (async () => {
+        await proxy?.close();
         // server.close() ends only the keep-alive connections idle at that moment; one whose request
         // was in flight stayed open after its response (up to keepAliveTimeout, 72 s) and held the
         // exit back. Close such connections as soon as their last response is sent.

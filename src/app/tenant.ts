@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { AuditContext } from '../audit/actor.js';
 import { InvalidInput, NotFound } from '../errors.js';
+import { normalizePublicUrl, normalizeUpstream } from '../proxy/apps.js';
 import { parseDuration } from './duration.js';
 import type { Services } from './services.js';
 
@@ -83,6 +84,19 @@ export const tenantSchema = z
           .strict(),
       )
       .default([]),
+    proxyApps: z
+      .array(
+        z
+          .object({
+            name: z.string().min(1).max(63),
+            upstream: z.string().min(1),
+            url: z.string().min(1),
+            /** groups that may use it; none = every active user */
+            groups: z.array(z.string().min(1)).default([]),
+          })
+          .strict(),
+      )
+      .default([]),
   })
   .strict();
 
@@ -90,7 +104,7 @@ export type TenantFile = z.input<typeof tenantSchema>;
 
 export interface TenantChange {
   action: 'create' | 'update' | 'delete';
-  kind: 'group' | 'aws-account' | 'aws-role' | 'assignment' | 'ssh-login';
+  kind: 'group' | 'aws-account' | 'aws-role' | 'assignment' | 'ssh-login' | 'proxy-app';
   name: string;
   detail?: string;
 }
@@ -234,7 +248,39 @@ export async function applyTenant(
     if (!dryRun) await services.sshLogins.set(ctx, group!, input);
   }
 
+  const existingApps = new Map((await services.proxyApps.list()).map((a) => [a.name, a]));
+  for (const a of tenant.proxyApps) {
+    const groups = [];
+    for (const g of a.groups) {
+      const group = await resolve(services, 'group', g, knownGroups, dryRun);
+      if (group) groups.push(group);
+    }
+    const current = existingApps.get(a.name);
+    const wanted = { upstream: normalizeUpstream(a.upstream), url: normalizePublicUrl(a.url) };
+    if (!current) changes.push({ action: 'create', kind: 'proxy-app', name: a.name });
+    else {
+      const lower = (names: string[]) => [...new Set(names.map((g) => g.toLowerCase()))].sort().join(',');
+      const groupsChanged = lower(current.groups) !== lower(a.groups);
+      const d = diff(current, wanted);
+      if (!d && !groupsChanged) continue;
+      changes.push({
+        action: 'update',
+        kind: 'proxy-app',
+        name: a.name,
+        detail: [d, groupsChanged ? `groups: ${current.groups.join(',')} → ${a.groups.join(',')}` : '']
+          .filter(Boolean)
+          .join(', '),
+      });
+    }
+    if (!dryRun) await services.proxyApps.set(ctx, a.name, { ...wanted, groups });
+  }
+
   if (options.prune) {
+    for (const existing of existingApps.values()) {
+      if (tenant.proxyApps.some((a) => a.name === existing.name)) continue;
+      changes.push({ action: 'delete', kind: 'proxy-app', name: existing.name });
+      if (!dryRun) await services.proxyApps.remove(ctx, existing.name);
+    }
     for (const existing of await services.sshLogins.list()) {
       if (wantedSshLogins.has(`${existing.groupId}:${existing.hosts}`)) continue;
       changes.push({

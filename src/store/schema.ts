@@ -36,6 +36,8 @@ export interface Database {
   identity_center_users: IdentityCenterUsersTable;
   identity_center_groups: IdentityCenterGroupsTable;
   identity_center_members: IdentityCenterMembersTable;
+  proxy_apps: ProxyAppsTable;
+  app_assignments: AppAssignmentsTable;
 }
 
 export interface UsersTable {
@@ -295,6 +297,23 @@ export interface SshLoginsTable {
   max_duration: number | null;
   created_at: string;
   updated_at: string;
+  created_by: string;
+}
+
+export interface ProxyAppsTable {
+  name: string;
+  upstream_url: string;
+  /** scheme://host[:port], no path */
+  public_url: string;
+  created_at: string;
+  updated_at: string;
+  created_by: string;
+}
+
+export interface AppAssignmentsTable {
+  app_name: string;
+  group_id: string;
+  created_at: string;
   created_by: string;
 }
 

@@ -104,6 +104,19 @@ describe('npm run demo', () => {
     expect(credentials.users.map((u) => u.displayName)).toEqual(['Test-AWSAdmin', 'Test-AWSDeveloper']);
   });
 
+  it('serves an internal app behind the identity-aware proxy, which sends a browser to Ferry’s sign-in', async () => {
+    expect(credentials.proxiedApp).toMatch(/^http:\/\/localhost:\d+\/$/);
+    expect(demo.output()).toContain(`Proxied app    ${credentials.proxiedApp}`);
+    const page = await fetch(credentials.proxiedApp!, {
+      redirect: 'manual',
+      headers: { accept: 'text/html' },
+    });
+    expect(page.status).toBe(302);
+    const location = new URL(page.headers.get('location')!);
+    expect(`${location.origin}${location.pathname}`).toBe(`http://127.0.0.1:${port}/oidc/auth`);
+    expect(location.searchParams.get('client_id')).toBe('ferry-proxy');
+  });
+
   it('keeps the tenant in SQLite under ./data and writes the credentials file owner-only', () => {
     const mode = (path: string) => statSync(path).mode & 0o777;
     expect(mode(join(cwd, 'data', 'demo-credentials.json'))).toBe(0o600);

@@ -12,6 +12,7 @@ import type { Store } from '../../store/open.js';
 import { StoreAdapter } from './adapter.js';
 import { CLI_CLIENT, type OidcClients } from './clients.js';
 import { deviceSources, logoutSources, renderOidcError } from './pages.js';
+import { PROXY_CLIENT_ID } from './proxy-client.js';
 
 /** REFEDS authentication context profiles: what an `acr` of Ferry's sign-in says. */
 export const ACR = {
@@ -49,6 +50,8 @@ export interface OidcProviderOptions {
   endFerrySession: (cookieValue: string) => Promise<void>;
   sessionCookieName: string;
   secureCookies: boolean;
+  /** metadata of the identity-aware proxy's client (its redirect URIs follow the registered apps) */
+  proxyClient?: () => Promise<AdapterPayload>;
   trustProxy: boolean;
   lifetimes: {
     accessToken: number;
@@ -151,7 +154,9 @@ export class OidcIssuer {
 
     const configuration: Configuration = {
       adapter: (name: string) =>
-        name === 'Client' ? new ClientAdapter(o.clients) : new StoreAdapter(name, o.store, o.clock),
+        name === 'Client'
+          ? new ClientAdapter(o.clients, o.proxyClient)
+          : new StoreAdapter(name, o.store, o.clock),
       clients: [CLI_CLIENT],
       jwks: jwks as Configuration['jwks'],
       cookies: {
@@ -392,8 +397,12 @@ export function accountOf(user: DirectoryPrincipal): Account {
 
 /** Clients come from the registry (admin API), not from the artifact table; it is read-only here. */
 class ClientAdapter implements Adapter {
-  constructor(private readonly clients: OidcClients) {}
+  constructor(
+    private readonly clients: OidcClients,
+    private readonly proxyClient?: () => Promise<AdapterPayload>,
+  ) {}
   find(id: string): Promise<AdapterPayload | undefined> {
+    if (id === PROXY_CLIENT_ID) return this.proxyClient ? this.proxyClient() : Promise.resolve(undefined);
     return this.clients.metadata(id);
   }
   async upsert(): Promise<void> {

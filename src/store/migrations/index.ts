@@ -5,6 +5,7 @@ import * as oidc from './0003_oidc.js';
 import * as ssh from './0004_ssh.js';
 import * as scim from './0005_scim.js';
 import * as sessionRevocation from './0006_session_revocation.js';
+import * as proxy from './0007_proxy.js';
 import * as upstream from './0010_upstream.js';
 import * as scimPush from './0011_scim_push.js';
 
@@ -16,6 +17,7 @@ export const migrations: Record<string, Migration> = {
   '0004_ssh': ssh,
   '0005_scim': scim,
   '0006_session_revocation': sessionRevocation,
+  '0007_proxy': proxy,
   '0010_upstream': upstream,
   '0011_scim_push': scimPush,
 };
