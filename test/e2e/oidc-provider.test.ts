@@ -6,6 +6,7 @@ import type { AuditContext } from '../../src/audit/actor.js';
 import { Browser, inputValue } from '../support/browserless.js';
 import { ENGINES } from '../support/db.js';
 import { startTestFerry, type TestFerry } from '../support/ferry.js';
+import { waitFor } from '../support/process.js';
 
 const ctx: AuditContext = { actor: { type: 'operator', name: 'e2e' } };
 const USER = 'test-awsdeveloper@contoso.example';
@@ -182,10 +183,14 @@ describe.each(ENGINES)('OpenID provider on %s, driven by openid-client', (engine
       error: 'invalid_grant',
     });
     await expect(oidc.fetchUserInfo(config, second.access_token, oidc.skipSubjectCheck)).rejects.toBeTruthy();
-    const audit = await ferry
-      .api('/api/v1/audit/events?type=oidc.token.refused&limit=5')
-      .then((r) => r.json());
-    expect((audit as { items: unknown[] }).items.length).toBeGreaterThan(0);
+    // The refusal is audited after the answer is sent: wait for it rather than race it.
+    const refused = await waitFor('the refused refresh in the audit trail', async () => {
+      const audit = (await ferry
+        .api('/api/v1/audit/events?type=oidc.token.refused&limit=5')
+        .then((r) => r.json())) as { items: Array<{ data: { error: string } }> };
+      return audit.items.length > 0 ? audit.items : undefined;
+    });
+    expect(refused[0]!.data.error).toBe('invalid_grant');
   });
 
   it("a relying party's access token is not accepted by Ferry's own API (wrong audience)", async () => {
