@@ -20,6 +20,15 @@ export type DomainEvent =
       account: string;
       role: string;
       reason: string;
+    }
+  /** PIM: tell one configured webhook that an activation changed (a snapshot, so retries say the same) */
+  | {
+      type: 'pim.notification';
+      webhook: string;
+      change: string;
+      actor: string;
+      reason: string | null;
+      activation: Record<string, unknown>;
     };
 
 export type DomainEventType = DomainEvent['type'];

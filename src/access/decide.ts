@@ -2,6 +2,7 @@ import { NotFound } from '../errors.js';
 import type { Assignment, Assignments } from './assignments.js';
 import { type AwsAccounts, type AwsRole, MAX_SESSION_SECONDS } from './aws-accounts.js';
 import type { Decision, Reason } from './decision.js';
+import type { ActiveGrant } from './pim/activations.js';
 import type { Principal, Signals } from './principal.js';
 import { hostMatches, type SshLogin, type SshLogins } from './ssh-logins.js';
 import { formatTarget, type Target } from './targets.js';
@@ -12,6 +13,8 @@ export const DEFAULT_SSH_MAX_SECONDS = 15 * 60;
 export interface AccessDeciderOptions {
   /** seconds: the longest SSH certificate decide() allows (a mapping may only shorten it) */
   sshMaxDuration?: number;
+  /** PIM: a person's live activations count as assignments until they end */
+  activations?: { activeFor(userId: string): Promise<ActiveGrant[]> };
 }
 
 /** Directory attributes carried into AWS sessions as principal tags (and marked transitive). */
@@ -47,11 +50,12 @@ export class AccessDecider {
     switch (target.kind) {
       case 'aws-role': {
         const assignments = await this.assignmentsOf(principal);
+        const grants = await this.activationsOf(principal);
         const { role } = await this.accounts.role(target.account, target.role).catch((err: unknown) => {
           if (err instanceof NotFound) return { role: null };
           throw err;
         });
-        return this.decideAwsRole(principal, target, assignments, role);
+        return this.decideAwsRole(principal, target, assignments, role, grants);
       }
       case 'app':
         // Registered SAML applications are open to every active directory user; policies narrow this.
@@ -150,13 +154,16 @@ export class AccessDecider {
   ): Promise<Array<{ target: Extract<Target, { kind: 'aws-role' }>; decision: Decision }>> {
     if (!principal.active) return [];
     const assignments = await this.assignmentsOf(principal);
+    const grants = await this.activationsOf(principal);
     const unique = new Map<string, Extract<Target, { kind: 'aws-role' }>>();
     for (const a of assignments)
       unique.set(a.target, { kind: 'aws-role', account: a.accountId, role: a.roleName });
+    for (const g of grants)
+      unique.set(`aws:${g.accountId}/${g.roleName}`, { kind: 'aws-role', account: g.accountId, role: g.roleName });
     const roles = await this.accounts.rolesByTarget([...unique.values()]);
     const out = [];
     for (const [key, target] of unique) {
-      const decision = this.decideAwsRole(principal, target, assignments, roles.get(key) ?? null);
+      const decision = this.decideAwsRole(principal, target, assignments, roles.get(key) ?? null, grants);
       if (decision.effect !== 'deny') out.push({ target, decision });
     }
     return out;
@@ -170,16 +177,40 @@ export class AccessDecider {
     );
   }
 
+  /** PIM: live activations of a person (workloads never activate). */
+  private async activationsOf(principal: Principal): Promise<ActiveGrant[]> {
+    if (!this.options.activations || principal.kind !== 'user') return [];
+    return this.options.activations.activeFor(principal.id);
+  }
+
   private decideAwsRole(
     principal: Principal,
     target: Extract<Target, { kind: 'aws-role' }>,
     all: Assignment[],
     role: AwsRole | null,
+    allGrants: ActiveGrant[] = [],
   ): Decision {
     const name = formatTarget(target);
     if (!role)
       return { effect: 'deny', reasons: [{ source: 'target', message: `${name} is not a registered role` }] };
     const assignments = all.filter((a) => a.accountId === target.account && a.roleName === target.role);
+    const grants = allGrants.filter((g) => g.accountId === target.account && g.roleName === target.role);
+    if (assignments.length === 0 && grants.length > 0) {
+      // Only an activation gives the role: nothing issued on it may outlive the activation.
+      const grant = grants.reduce((a, b) => (b.secondsLeft > a.secondsLeft ? b : a));
+      return {
+        effect: 'allow',
+        maxDuration: Math.min(role.maxSessionDuration, MAX_SESSION_SECONDS, grant.secondsLeft),
+        sessionTags: this.sessionTagsOf(principal),
+        reasons: [
+          {
+            source: 'activation',
+            ref: grant.id,
+            message: `${principal.userName} activated ${name} until ${grant.expiresAt} (activation ${grant.id})`,
+          },
+        ],
+      };
+    }
     if (assignments.length === 0) {
       return {
         effect: 'deny',
@@ -195,17 +226,21 @@ export class AccessDecider {
           ? `member of ${groupName.get(a.principalId) ?? a.principalId}, which is assigned ${name}`
           : `${principal.kind === 'workload' ? 'workload ' : ''}${principal.userName} is assigned ${name} directly`,
     }));
+    return {
+      effect: 'allow',
+      maxDuration: Math.min(role.maxSessionDuration, MAX_SESSION_SECONDS),
+      sessionTags: this.sessionTagsOf(principal),
+      reasons,
+    };
+  }
+
+  private sessionTagsOf(principal: Principal): Record<string, string> {
     const sessionTags: Record<string, string> = {};
     for (const key of TAGGED_ATTRIBUTES) {
       const value = principal.attributes[key];
       const tag = value === undefined ? null : tagValue(value);
       if (tag) sessionTags[key] = tag;
     }
-    return {
-      effect: 'allow',
-      maxDuration: Math.min(role.maxSessionDuration, MAX_SESSION_SECONDS),
-      sessionTags,
-      reasons,
-    };
+    return sessionTags;
   }
 }

@@ -1,3 +1,4 @@
+import { deliverNotification } from '../access/pim/notifications.js';
 import { systemActor } from '../audit/actor.js';
 import type { DomainEvent } from '../events.js';
 import type { Services } from './services.js';
@@ -35,14 +36,26 @@ export function defaultHandlers(services: Services): EventHandlers {
         );
       },
     ],
+    'pim.notification': [
+      async (e) => {
+        if (e.type === 'pim.notification')
+          await deliverNotification(services.config.pim.webhooks, e, services.config.publicUrl, services.clock);
+      },
+    ],
     'group.deleted': [
       async (e) => {
         if (e.type === 'group.deleted') await services.assignments.removeForPrincipal('group', e.groupId);
+      },
+      async (e) => {
+        if (e.type === 'group.deleted') await services.eligibilities.removeForPrincipal('group', e.groupId);
       },
     ],
     'user.deleted': [
       async (e) => {
         if (e.type === 'user.deleted') await services.assignments.removeForPrincipal('user', e.userId);
+      },
+      async (e) => {
+        if (e.type === 'user.deleted') await services.eligibilities.removeForPrincipal('user', e.userId);
       },
       revokeAll('user deleted'),
       async (e) => {

@@ -3,6 +3,7 @@ import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { pimApi } from '../access/pim/routes.js';
 import { accessApi } from '../access/routes.js';
 import { sshLoginsApi } from '../access/ssh-login-routes.js';
 import { auditApi } from '../audit/routes.js';
@@ -136,6 +137,22 @@ export async function buildServer(services: Services, options: ServerOptions = {
     accounts: services.accounts,
     assignments: services.assignments,
     authenticate: requireAdminToken(services.apiTokens),
+    auditContext: auditContextOf,
+    resolvePrincipal: async (type, ref) => {
+      if (type === 'group') {
+        const g = await services.groups.get(ref);
+        return { type, id: g.id, name: g.displayName };
+      }
+      const u = await services.users.get(ref);
+      return { type, id: u.id, name: u.userName };
+    },
+  });
+  await app.register(pimApi, {
+    prefix: '/api/v1',
+    eligibilities: services.eligibilities,
+    activations: services.activations,
+    authenticateCaller: requireCaller(services.authenticateCaller),
+    authenticateAdmin: requireAdminToken(services.apiTokens),
     auditContext: auditContextOf,
     resolvePrincipal: async (type, ref) => {
       if (type === 'group') {

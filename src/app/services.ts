@@ -1,6 +1,9 @@
 import { Assignments } from '../access/assignments.js';
 import { AwsAccounts } from '../access/aws-accounts.js';
 import { AccessDecider } from '../access/decide.js';
+import { Activations } from '../access/pim/activations.js';
+import { Eligibilities } from '../access/pim/eligibilities.js';
+import { webhookNotifier } from '../access/pim/notifications.js';
 import { SshLogins } from '../access/ssh-logins.js';
 import { systemActor } from '../audit/actor.js';
 import { openAccountClients } from '../aws/account-clients.js';
@@ -67,6 +70,10 @@ export interface Services {
   /** the SSH certificate authority (user and host certificates, KRL) */
   ssh: SshAuthority;
   sshCaKeys: SshCaKeys;
+  /** PIM: who may activate which role, under which rules */
+  eligibilities: Eligibilities;
+  /** PIM: activation requests and their lifecycle */
+  activations: Activations;
   /** recognises a person or workload on user-facing routes (use with requireCaller) */
   authenticateCaller: CallerAuthenticator;
 }
@@ -132,8 +139,14 @@ export function createServices(
   });
   const assignments = new Assignments(store, clock, accounts);
   const sshLogins = new SshLogins(store, clock);
+  const eligibilities = new Eligibilities(store, clock, accounts);
+  const activations = new Activations(store, clock, accounts, eligibilities, {
+    answerWithin: config.pim.answerWithin,
+    notify: webhookNotifier(clock, config.pim.webhooks),
+  });
   const access = new AccessDecider(accounts, assignments, sshLogins, {
     sshMaxDuration: Math.round(config.ssh.certificateLifetime / 1000),
+    activations,
   });
   const sshCaKeys = new SshCaKeys(store, clock, masterKey, (k) => publicKeyLine(publicBlobOf(k), ''));
   const assertions = new AwsRoleAssertions(
@@ -199,5 +212,7 @@ export function createServices(
       browserSessionCaller(store.db, sessions, config.sessions.cookieName),
     ),
     sessionRevoker,
+    eligibilities,
+    activations,
   };
 }

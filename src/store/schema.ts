@@ -30,6 +30,8 @@ export interface Database {
   ssh_ca_keys: SshCaKeysTable;
   ssh_serials: SshSerialsTable;
   ssh_logins: SshLoginsTable;
+  pim_eligibilities: PimEligibilitiesTable;
+  pim_activations: PimActivationsTable;
 }
 
 export interface UsersTable {
@@ -321,5 +323,52 @@ export interface OidcClientsTable {
   metadata: string;
   active: number;
   created_at: string;
+  updated_at: string;
+}
+
+/** PIM: a group or user may activate one AWS role for a while, under these rules (0008). */
+export interface PimEligibilitiesTable {
+  id: string;
+  principal_type: 'group' | 'user';
+  principal_id: string;
+  account_id: string;
+  role_name: string;
+  /** seconds */
+  max_duration: number;
+  require_justification: number;
+  require_ticket: number;
+  require_mfa: number;
+  approvers: string; // JSON Array<{ type: 'user' | 'group', id, name }>; [] = no approval needed
+  approvals_required: number;
+  auto_approve: string | null; // JSON AutoApprove
+  created_at: string;
+  created_by: string;
+  updated_at: string;
+}
+
+/** PIM: one request to activate an eligible role, through its states (0008). */
+export interface PimActivationsTable {
+  id: string;
+  eligibility_id: string;
+  user_id: string;
+  user_name: string;
+  account_id: string;
+  role_name: string;
+  state: string;
+  /** grows with every change: updates are conditional on it, so concurrent approvals make one transition */
+  version: number;
+  duration: number;
+  justification: string | null;
+  ticket: string | null;
+  approvers: string;
+  approvals_required: number;
+  approvals: string; // JSON Array<{ userId, userName, at, reason }>
+  requested_at: string;
+  answer_by: string;
+  activated_at: string | null;
+  expires_at: string | null;
+  ended_at: string | null;
+  ended_by: string | null;
+  end_reason: string | null;
   updated_at: string;
 }
