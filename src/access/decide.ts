@@ -159,7 +159,11 @@ export class AccessDecider {
     for (const a of assignments)
       unique.set(a.target, { kind: 'aws-role', account: a.accountId, role: a.roleName });
     for (const g of grants)
-      unique.set(`aws:${g.accountId}/${g.roleName}`, { kind: 'aws-role', account: g.accountId, role: g.roleName });
+      unique.set(`aws:${g.accountId}/${g.roleName}`, {
+        kind: 'aws-role',
+        account: g.accountId,
+        role: g.roleName,
+      });
     const roles = await this.accounts.rolesByTarget([...unique.values()]);
     const out = [];
     for (const [key, target] of unique) {

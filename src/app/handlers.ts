@@ -39,7 +39,12 @@ export function defaultHandlers(services: Services): EventHandlers {
     'pim.notification': [
       async (e) => {
         if (e.type === 'pim.notification')
-          await deliverNotification(services.config.pim.webhooks, e, services.config.publicUrl, services.clock);
+          await deliverNotification(
+            services.config.pim.webhooks,
+            e,
+            services.config.publicUrl,
+            services.clock,
+          );
       },
     ],
     'group.deleted': [

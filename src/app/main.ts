@@ -6,6 +6,7 @@ import { ApiError, ServerUnreachable } from '../cli/client.js';
 import { registerClientCommands } from '../cli/commands.js';
 import { registerLoginCommands } from '../cli/login-commands.js';
 import { registerMigrateCommands } from '../cli/migrate-commands.js';
+import { registerPimCommands } from '../cli/pim-commands.js';
 import { registerSamlCommands } from '../cli/saml-commands.js';
 import { registerScimCommands } from '../cli/scim-commands.js';
 import { registerSshCommands } from '../cli/ssh-commands.js';
@@ -28,6 +29,7 @@ export async function main(argv: string[]): Promise<number> {
   registerLoginCommands(program);
   registerAwsCommands(program);
   registerMigrateCommands(program);
+  registerPimCommands(program);
   registerScimCommands(program);
   registerSshCommands(program);
   registerOperatorCommands(program);

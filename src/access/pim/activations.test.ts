@@ -30,7 +30,8 @@ describe.each(ENGINES)('PIM activations on %s', (engine) => {
 
   beforeAll(async () => {
     ferry = await startTestFerry(engine, { clock, config: { pim: { answerWithin: '4h' } } });
-    const store = engine === 'postgres' ? (second = openStore(ferry.db.url)) : ferry.services.store;
+    if (engine === 'postgres') second = openStore(ferry.db.url);
+    const store = second ?? ferry.services.store;
     const accounts = new AwsAccounts(store, clock);
     other = new Activations(store, clock, accounts, new Eligibilities(store, clock, accounts), {
       answerWithin: 4 * 3600_000,
@@ -75,7 +76,8 @@ describe.each(ENGINES)('PIM activations on %s', (engine) => {
         autoApprove: null,
       },
     );
-    const as = (u: { id: string }, amr = ['pwd', 'otp']) => principalOf(s.store.db, u.id, { amr, authTime: null });
+    const as = (u: { id: string }, amr = ['pwd', 'otp']) =>
+      principalOf(s.store.db, u.id, { amr, authTime: null });
     const target = { kind: 'aws-role' as const, account: accountId, role: 'Administrator' };
     return { s, accountId, devs, admins, dev, admin1, admin2, devAdmin, eligibility, as, target };
   }
@@ -92,7 +94,13 @@ describe.each(ENGINES)('PIM activations on %s', (engine) => {
       .filter((r) => r.data.activationId === activationId);
   };
   const revokeEvents = async (userId: string) =>
-    (await ferry.services.store.db.selectFrom('outbox').select('payload').where('type', '=', 'aws.sessions-revoke-requested').execute())
+    (
+      await ferry.services.store.db
+        .selectFrom('outbox')
+        .select('payload')
+        .where('type', '=', 'aws.sessions-revoke-requested')
+        .execute()
+    )
       .map((r) => JSON.parse(r.payload))
       .filter((e) => e.userId === userId);
 
@@ -189,7 +197,12 @@ describe.each(ENGINES)('PIM activations on %s', (engine) => {
       ids.push(a.id);
     }
     clock.advance(901_000);
-    const results = await Promise.all([w.s.activations.runDue(2), other.runDue(2), w.s.activations.runDue(), other.runDue()]);
+    const results = await Promise.all([
+      w.s.activations.runDue(2),
+      other.runDue(2),
+      w.s.activations.runDue(),
+      other.runDue(),
+    ]);
     expect(results.reduce((n, r) => n + r.expired, 0)).toBe(6);
     for (const id of ids) {
       expect((await w.s.activations.get(id)).state).toBe('expired');
@@ -221,10 +234,20 @@ describe.each(ENGINES)('PIM activations on %s', (engine) => {
     const w = await world({ requireTicket: true });
     const devAdmin = await w.as(w.devAdmin);
     await expect(
-      w.s.activations.request(ctx, devAdmin, { account: w.accountId, role: 'Administrator', durationSeconds: HOUR, justification: 'x' }),
+      w.s.activations.request(ctx, devAdmin, {
+        account: w.accountId,
+        role: 'Administrator',
+        durationSeconds: HOUR,
+        justification: 'x',
+      }),
     ).rejects.toThrow(/ticket/);
     await expect(
-      w.s.activations.request(ctx, devAdmin, { account: w.accountId, role: 'Administrator', durationSeconds: HOUR, ticket: 'T-1' }),
+      w.s.activations.request(ctx, devAdmin, {
+        account: w.accountId,
+        role: 'Administrator',
+        durationSeconds: HOUR,
+        ticket: 'T-1',
+      }),
     ).rejects.toThrow(/justification/);
     await expect(
       w.s.activations.request(ctx, devAdmin, {
@@ -252,15 +275,27 @@ describe.each(ENGINES)('PIM activations on %s', (engine) => {
       ticket: 'T-1',
     });
     await expect(
-      w.s.activations.request(ctx, devAdmin, { account: w.accountId, role: 'Administrator', durationSeconds: HOUR, justification: 'x', ticket: 'T-2' }),
+      w.s.activations.request(ctx, devAdmin, {
+        account: w.accountId,
+        role: 'Administrator',
+        durationSeconds: HOUR,
+        justification: 'x',
+        ticket: 'T-2',
+      }),
     ).rejects.toThrow(/already has activation/);
     await expect(w.s.activations.approve(ctx, devAdmin, a.id, 'me')).rejects.toThrow(/their own request/);
-    await expect(w.s.activations.approve(ctx, await w.as(w.dev), a.id, null)).rejects.toThrow(/not an approver/);
-    await expect(w.s.activations.cancel(ctx, await w.as(w.admin1), a.id, null)).rejects.toBeInstanceOf(PimForbidden);
+    await expect(w.s.activations.approve(ctx, await w.as(w.dev), a.id, null)).rejects.toThrow(
+      /not an approver/,
+    );
+    await expect(w.s.activations.cancel(ctx, await w.as(w.admin1), a.id, null)).rejects.toBeInstanceOf(
+      PimForbidden,
+    );
     expect((await w.s.activations.get(a.id)).state).toBe('requested');
     const denied = await w.s.activations.deny(ctx, await w.as(w.admin1), a.id, 'not during the freeze');
     expect(denied).toMatchObject({ state: 'denied', endReason: 'not during the freeze' });
-    await expect(w.s.activations.deny(ctx, await w.as(w.admin2), a.id, null)).rejects.toBeInstanceOf(IllegalTransition);
+    await expect(w.s.activations.deny(ctx, await w.as(w.admin2), a.id, null)).rejects.toBeInstanceOf(
+      IllegalTransition,
+    );
   });
 
   it('MFA at activation: a password-only sign-in gets a step-up answer', async () => {
@@ -269,7 +304,9 @@ describe.each(ENGINES)('PIM activations on %s', (engine) => {
     const err = await w.s.activations.request(ctx, await w.as(w.dev, ['pwd']), req).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StepUpRequired);
     expect((err as StepUpRequired).require).toEqual(['mfa']);
-    expect((await w.s.activations.request(ctx, await w.as(w.dev, ['pwd', 'otp']), req)).state).toBe('requested');
+    expect((await w.s.activations.request(ctx, await w.as(w.dev, ['pwd', 'otp']), req)).state).toBe(
+      'requested',
+    );
   });
 
   it('two approvers at once (1 of M): exactly one transition, the other is a conflict', async () => {
@@ -307,7 +344,9 @@ describe.each(ENGINES)('PIM activations on %s', (engine) => {
     });
     const first = await w.s.activations.approve(ctx, await w.as(w.admin1), a.id, null);
     expect(first).toMatchObject({ state: 'requested', approvals: [{ userName: w.admin1.userName }] });
-    await expect(w.s.activations.approve(ctx, await w.as(w.admin1), a.id, null)).rejects.toThrow(/already approved/);
+    await expect(w.s.activations.approve(ctx, await w.as(w.admin1), a.id, null)).rejects.toThrow(
+      /already approved/,
+    );
     const b = await w.s.activations.request(ctx, await w.as(w.devAdmin), {
       account: w.accountId,
       role: 'Administrator',
@@ -321,7 +360,9 @@ describe.each(ENGINES)('PIM activations on %s', (engine) => {
     expect(results.map((r) => r.state).sort()).toEqual(['active', 'requested']);
     const final = await w.s.activations.get(b.id);
     expect(final.state).toBe('active');
-    expect(final.approvals.map((x) => x.userName).sort()).toEqual([w.admin1.userName, w.admin2.userName].sort());
+    expect(final.approvals.map((x) => x.userName).sort()).toEqual(
+      [w.admin1.userName, w.admin2.userName].sort(),
+    );
     const types = (await auditOf(b.id)).map((e) => e.type);
     expect(types).toEqual([
       'pim.activation.requested',
@@ -346,7 +387,12 @@ describe.each(ENGINES)('PIM activations on %s', (engine) => {
     expect(await revokeEvents(w.dev.id)).toHaveLength(1);
 
     // devAdmin is also in a group with a standing Administrator assignment: their sessions stay.
-    await w.s.assignments.add(ctx, { type: 'group', id: w.admins.id, name: w.admins.displayName }, w.accountId, 'Administrator');
+    await w.s.assignments.add(
+      ctx,
+      { type: 'group', id: w.admins.id, name: w.admins.displayName },
+      w.accountId,
+      'Administrator',
+    );
     const b = await w.s.activations.request(ctx, await w.as(w.devAdmin), {
       account: w.accountId,
       role: 'Administrator',
@@ -360,15 +406,21 @@ describe.each(ENGINES)('PIM activations on %s', (engine) => {
 
   it('auto-approval: conditions met → active at once by the system; not met → waits for approval', async () => {
     const w = await world();
-    await w.s.eligibilities.set(ctx, { type: 'group', id: w.devs.id, name: w.devs.displayName }, w.accountId, 'Administrator', {
-      maxDuration: HOUR,
-      requireJustification: false,
-      requireTicket: false,
-      requireMfa: false,
-      approvers: [{ type: 'group', id: w.admins.id, name: w.admins.displayName }],
-      approvalsRequired: 1,
-      autoApprove: { maxDuration: 1800, withTicket: true },
-    });
+    await w.s.eligibilities.set(
+      ctx,
+      { type: 'group', id: w.devs.id, name: w.devs.displayName },
+      w.accountId,
+      'Administrator',
+      {
+        maxDuration: HOUR,
+        requireJustification: false,
+        requireTicket: false,
+        requireMfa: false,
+        approvers: [{ type: 'group', id: w.admins.id, name: w.admins.displayName }],
+        approvalsRequired: 1,
+        autoApprove: { maxDuration: 1800, withTicket: true },
+      },
+    );
     const quick = await w.s.activations.request(ctx, await w.as(w.dev), {
       account: w.accountId,
       role: 'Administrator',

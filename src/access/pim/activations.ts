@@ -4,8 +4,8 @@ import { type Actor, type AuditContext, actorName, systemActor } from '../../aud
 import { appendAudit } from '../../audit/ledger.js';
 import { addMs, type Clock, iso } from '../../clock.js';
 import { Conflict, InvalidInput, NotFound } from '../../errors.js';
-import { enqueueEvent } from '../../store/outbox.js';
 import type { Store } from '../../store/open.js';
+import { enqueueEvent } from '../../store/outbox.js';
 import type { Database, PimActivationsTable } from '../../store/schema.js';
 import type { AwsAccounts } from '../aws-accounts.js';
 import {
@@ -18,7 +18,19 @@ import {
 import { type ActivationEvent, type ActivationState, FINAL_STATES, nextState } from './lifecycle.js';
 
 /** RFC 8176 methods that are a factor beyond the password. */
-const SECOND_FACTORS = new Set(['otp', 'mfa', 'hwk', 'swk', 'fido', 'sc', 'sms', 'tel', 'face', 'fpt', 'iris']);
+const SECOND_FACTORS = new Set([
+  'otp',
+  'mfa',
+  'hwk',
+  'swk',
+  'fido',
+  'sc',
+  'sms',
+  'tel',
+  'face',
+  'fpt',
+  'iris',
+]);
 export const hasSecondFactor = (amr: string[]): boolean => amr.some((m) => SECOND_FACTORS.has(m));
 
 /** The person acting: requester, approver or the one ending an activation. */
@@ -191,7 +203,9 @@ export class Activations {
     const open = await this.list({ states: ['requested'] });
     return open.filter(
       (a) =>
-        a.userId !== person.id && isApprover(a.approvers, person) && !a.approvals.some((x) => x.userId === person.id),
+        a.userId !== person.id &&
+        isApprover(a.approvers, person) &&
+        !a.approvals.some((x) => x.userId === person.id),
     );
   }
 
@@ -260,7 +274,9 @@ export class Activations {
         .where('state', 'in', OPEN_STATES)
         .executeTakeFirst();
       if (open)
-        throw new Conflict(`${person.userName} already has activation ${open.id} (${open.state}) for ${target}`);
+        throw new Conflict(
+          `${person.userName} already has activation ${open.id} (${open.state}) for ${target}`,
+        );
       const now = this.clock.now();
       let row: PimActivationsTable = {
         id: randomUUID(),
@@ -299,7 +315,12 @@ export class Activations {
   }
 
   /** One approver's yes; the request is approved (and activated) when N distinct approvers said yes. */
-  async approve(ctx: AuditContext, approver: PimPerson, id: string, reason: string | null): Promise<Activation> {
+  async approve(
+    ctx: AuditContext,
+    approver: PimPerson,
+    id: string,
+    reason: string | null,
+  ): Promise<Activation> {
     return this.mutate(id, async (trx, row) => {
       this.mayAnswer(row, approver, 'approve');
       const approvals = JSON.parse(row.approvals) as Approval[];
@@ -323,7 +344,8 @@ export class Activations {
   /** The requester withdraws a request not yet active. */
   async cancel(ctx: AuditContext, person: PimPerson, id: string, reason: string | null): Promise<Activation> {
     return this.mutate(id, (trx, row) => {
-      if (row.user_id !== person.id) throw new PimForbidden(`only ${row.user_name} may cancel activation ${id}`);
+      if (row.user_id !== person.id)
+        throw new PimForbidden(`only ${row.user_name} may cancel activation ${id}`);
       return this.apply(trx, ctx, row, 'cancel', reason, this.ending(ctx, reason));
     });
   }
@@ -363,7 +385,8 @@ export class Activations {
     limit: number,
   ): Promise<number> {
     const ctx: AuditContext = { actor: scheduler };
-    const reason = event === 'expire' ? 'the activation reached its end' : 'nobody answered the request in time';
+    const reason =
+      event === 'expire' ? 'the activation reached its end' : 'nobody answered the request in time';
     return this.store.db.transaction().execute(async (trx) => {
       let q = trx
         .selectFrom('pim_activations')
@@ -427,7 +450,12 @@ export class Activations {
   }
 
   /** Why the request needs nobody's approval, or null when it does. */
-  private autoApproval(e: Eligibility, person: PimPerson, duration: number, ticket: string | null): string | null {
+  private autoApproval(
+    e: Eligibility,
+    person: PimPerson,
+    duration: number,
+    ticket: string | null,
+  ): string | null {
     if (e.approvers.length === 0) return 'no approval required';
     const a = e.autoApprove;
     if (!a) return null;
@@ -456,7 +484,9 @@ export class Activations {
   ): Promise<Activation> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return toView(await this.store.db.transaction().execute(async (trx) => change(trx, await this.row(trx, id))));
+        return toView(
+          await this.store.db.transaction().execute(async (trx) => change(trx, await this.row(trx, id))),
+        );
       } catch (err) {
         if (!(err instanceof StaleActivation) || attempt >= 20) throw err;
       }
@@ -491,7 +521,13 @@ export class Activations {
       .where('version', '=', row.version)
       .executeTakeFirst();
     if (Number(res.numUpdatedRows) !== 1) throw new StaleActivation();
-    const next: PimActivationsTable = { ...row, ...patch, state: to, version: row.version + 1, updated_at: now };
+    const next: PimActivationsTable = {
+      ...row,
+      ...patch,
+      state: to,
+      version: row.version + 1,
+      updated_at: now,
+    };
     await this.record(trx, ctx, next, from, event ? to : 'approval-recorded', reason);
     if ((to === 'expired' || to === 'revoked') && !(await this.standingAssignment(trx, next))) {
       await enqueueEvent(trx, this.clock, {

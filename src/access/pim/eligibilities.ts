@@ -88,8 +88,14 @@ export function checkRules(rules: ActivationRules): void {
     );
   if (rules.approvers.length === 0 && rules.approvalsRequired !== 0)
     throw new InvalidInput('approvalsRequired needs approvers', 'approvalsRequired');
-  if (rules.approvers.length > 0 && (rules.approvalsRequired < 1 || !Number.isInteger(rules.approvalsRequired)))
-    throw new InvalidInput('approvalsRequired must be at least 1 when approvers are named', 'approvalsRequired');
+  if (
+    rules.approvers.length > 0 &&
+    (rules.approvalsRequired < 1 || !Number.isInteger(rules.approvalsRequired))
+  )
+    throw new InvalidInput(
+      'approvalsRequired must be at least 1 when approvers are named',
+      'approvalsRequired',
+    );
   // Users named one by one bound how many distinct people can approve; a group may hold any number.
   const onlyUsers = rules.approvers.every((a) => a.type === 'user');
   if (onlyUsers && rules.approvalsRequired > rules.approvers.length)
@@ -178,7 +184,9 @@ export class Eligibilities {
       let row: PimEligibilitiesTable;
       let change: 'created' | 'updated' | 'unchanged';
       if (existing) {
-        const same = (Object.keys(values) as Array<keyof typeof values>).every((k) => existing[k] === values[k]);
+        const same = (Object.keys(values) as Array<keyof typeof values>).every(
+          (k) => existing[k] === values[k],
+        );
         if (same) return { eligibility: fromRow(existing), change: 'unchanged' as const };
         row = { ...existing, ...values, updated_at: now };
         await trx
@@ -218,7 +226,11 @@ export class Eligibilities {
 
   async remove(ctx: AuditContext, id: string): Promise<Eligibility> {
     return this.store.db.transaction().execute(async (trx) => {
-      const row = await trx.selectFrom('pim_eligibilities').selectAll().where('id', '=', id).executeTakeFirst();
+      const row = await trx
+        .selectFrom('pim_eligibilities')
+        .selectAll()
+        .where('id', '=', id)
+        .executeTakeFirst();
       if (!row) throw new NotFound('eligibility', id);
       await trx.deleteFrom('pim_eligibilities').where('id', '=', id).execute();
       await appendAudit(trx, this.store.engine, this.clock, {

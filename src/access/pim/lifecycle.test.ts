@@ -15,9 +15,33 @@ import {
  */
 const EXPECTED: Record<ActivationState, Record<ActivationEvent, ActivationState | '-'>> = {
   //          approve     deny      lapse     activate  expire     revoke     cancel
-  requested: { approve: 'approved', deny: 'denied', lapse: 'lapsed', activate: '-', expire: '-', revoke: '-', cancel: 'cancelled' },
-  approved: { approve: '-', deny: '-', lapse: '-', activate: 'active', expire: '-', revoke: '-', cancel: 'cancelled' },
-  active: { approve: '-', deny: '-', lapse: '-', activate: '-', expire: 'expired', revoke: 'revoked', cancel: '-' },
+  requested: {
+    approve: 'approved',
+    deny: 'denied',
+    lapse: 'lapsed',
+    activate: '-',
+    expire: '-',
+    revoke: '-',
+    cancel: 'cancelled',
+  },
+  approved: {
+    approve: '-',
+    deny: '-',
+    lapse: '-',
+    activate: 'active',
+    expire: '-',
+    revoke: '-',
+    cancel: 'cancelled',
+  },
+  active: {
+    approve: '-',
+    deny: '-',
+    lapse: '-',
+    activate: '-',
+    expire: 'expired',
+    revoke: 'revoked',
+    cancel: '-',
+  },
   denied: { approve: '-', deny: '-', lapse: '-', activate: '-', expire: '-', revoke: '-', cancel: '-' },
   lapsed: { approve: '-', deny: '-', lapse: '-', activate: '-', expire: '-', revoke: '-', cancel: '-' },
   expired: { approve: '-', deny: '-', lapse: '-', activate: '-', expire: '-', revoke: '-', cancel: '-' },

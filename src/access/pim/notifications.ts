@@ -110,8 +110,18 @@ export function notificationBody(webhook: PimWebhook, n: Notification, publicUrl
         ? {
             type: 'actions',
             elements: [
-              { type: 'button', style: 'primary', text: { type: 'plain_text', text: 'Approve' }, url: links.approve },
-              { type: 'button', style: 'danger', text: { type: 'plain_text', text: 'Deny' }, url: links.deny },
+              {
+                type: 'button',
+                style: 'primary',
+                text: { type: 'plain_text', text: 'Approve' },
+                url: links.approve,
+              },
+              {
+                type: 'button',
+                style: 'danger',
+                text: { type: 'plain_text', text: 'Deny' },
+                url: links.deny,
+              },
             ],
           }
         : {
@@ -163,7 +173,10 @@ export async function deliverNotification(
   const webhook = webhooks.find((w) => w.name === n.webhook);
   if (!webhook) return; // removed from the config since: nobody to tell
   const body = JSON.stringify(notificationBody(webhook, n, publicUrl));
-  const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'Ferry-Webhooks/1' };
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    'user-agent': 'Ferry-Webhooks/1',
+  };
   if (webhook.format === 'generic' && webhook.secret)
     headers[SIGNATURE_HEADER] = signature(webhook.secret, Math.floor(clock.now().getTime() / 1000), body);
   let res: Response;

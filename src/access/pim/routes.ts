@@ -6,7 +6,13 @@ import { InvalidInput } from '../../errors.js';
 import type { Caller } from '../../identity/caller.js';
 import { Forbidden, Problem } from '../../problem.js';
 import { problemResponses } from '../../problem-schema.js';
-import { type Activation, type Activations, isApprover, PimForbidden, StepUpRequired } from './activations.js';
+import {
+  type Activation,
+  type Activations,
+  isApprover,
+  PimForbidden,
+  StepUpRequired,
+} from './activations.js';
 import type { ActivationRules, Approver, Eligibilities, Eligibility } from './eligibilities.js';
 import { ACTIVATION_STATES, type ActivationState, IllegalTransition } from './lifecycle.js';
 
@@ -21,7 +27,10 @@ export interface PimApiOptions {
   authenticateAdmin: PreHandler;
   auditContext: (req: FastifyRequest) => AuditContext;
   /** resolves a group or user name (or id); throws NotFound */
-  resolvePrincipal: (type: 'group' | 'user', ref: string) => Promise<{ type: 'group' | 'user'; id: string; name: string }>;
+  resolvePrincipal: (
+    type: 'group' | 'user',
+    ref: string,
+  ) => Promise<{ type: 'group' | 'user'; id: string; name: string }>;
 }
 
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
@@ -68,7 +77,12 @@ const ActivationSchema = Type.Object({
   approvers: Type.Array(ApproverSchema),
   approvalsRequired: Type.Integer(),
   approvals: Type.Array(
-    Type.Object({ userId: Type.String(), userName: Type.String(), at: Type.String(), reason: Nullable(Type.String()) }),
+    Type.Object({
+      userId: Type.String(),
+      userName: Type.String(),
+      at: Type.String(),
+      reason: Nullable(Type.String()),
+    }),
   ),
   requestedAt: Type.String(),
   answerBy: Type.String(),
@@ -179,7 +193,10 @@ export function pimProblem(err: unknown): unknown {
     });
   if (err instanceof PimForbidden) return new Forbidden(err.message);
   if (err instanceof IllegalTransition)
-    return new Problem(409, 'illegal-transition', 'Conflict', err.message, { state: err.state, event: err.event });
+    return new Problem(409, 'illegal-transition', 'Conflict', err.message, {
+      state: err.state,
+      event: err.event,
+    });
   return err;
 }
 
@@ -229,7 +246,8 @@ export const pimApi: FastifyPluginAsync<PimApiOptions> = async (app, opts) => {
       preHandler: opts.authenticateAdmin,
       schema: {
         tags,
-        summary: 'Create or replace an eligible assignment (group or user → account/role, with activation rules)',
+        summary:
+          'Create or replace an eligible assignment (group or user → account/role, with activation rules)',
         security,
         body: EligibilityBody,
         response: { 200: EligibilitySchema, 201: EligibilitySchema, ...problemResponses },
@@ -239,9 +257,18 @@ export const pimApi: FastifyPluginAsync<PimApiOptions> = async (app, opts) => {
       const b = req.body;
       if ((b.group === undefined) === (b.user === undefined))
         throw new InvalidInput('give exactly one of group or user', 'group');
-      const principal = await opts.resolvePrincipal(b.group !== undefined ? 'group' : 'user', (b.group ?? b.user)!);
+      const principal = await opts.resolvePrincipal(
+        b.group !== undefined ? 'group' : 'user',
+        (b.group ?? b.user)!,
+      );
       const rules = await rulesFromInput(b, opts.resolvePrincipal);
-      const { eligibility, change } = await eligibilities.set(opts.auditContext(req), principal, b.account, b.role, rules);
+      const { eligibility, change } = await eligibilities.set(
+        opts.auditContext(req),
+        principal,
+        b.account,
+        b.role,
+        rules,
+      );
       return reply.code(change === 'created' ? 201 : 200).send(eligibility);
     },
   );
@@ -250,7 +277,13 @@ export const pimApi: FastifyPluginAsync<PimApiOptions> = async (app, opts) => {
     '/pim/eligibilities/:id',
     {
       preHandler: opts.authenticateAdmin,
-      schema: { tags, summary: 'Remove an eligible assignment', security, params: IdParams, response: problemResponses },
+      schema: {
+        tags,
+        summary: 'Remove an eligible assignment',
+        security,
+        params: IdParams,
+        response: problemResponses,
+      },
     },
     async (req, reply) => {
       await eligibilities.remove(opts.auditContext(req), req.params.id);
@@ -272,7 +305,12 @@ export const pimApi: FastifyPluginAsync<PimApiOptions> = async (app, opts) => {
     async (req) => {
       const p = person(req);
       const items: Eligibility[] =
-        p.kind === 'user' ? await eligibilities.forPrincipal(p.id, p.groups.map((g) => g.id)) : [];
+        p.kind === 'user'
+          ? await eligibilities.forPrincipal(
+              p.id,
+              p.groups.map((g) => g.id),
+            )
+          : [];
       return { items };
     },
   );
@@ -343,7 +381,9 @@ export const pimApi: FastifyPluginAsync<PimApiOptions> = async (app, opts) => {
   const answer = (
     path: 'approve' | 'deny' | 'cancel' | 'revoke',
     summary: string,
-    run: (req: FastifyRequest<{ Params: { id: string }; Body: Static<typeof ReasonBody> }>) => Promise<Activation>,
+    run: (
+      req: FastifyRequest<{ Params: { id: string }; Body: Static<typeof ReasonBody> }>,
+    ) => Promise<Activation>,
   ) =>
     app.post<{ Params: { id: string }; Body: Static<typeof ReasonBody> }>(
       `/pim/activations/:id/${path}`,
