@@ -3,6 +3,7 @@ import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { pimPages } from '../access/pim/pages.js';
 import { pimApi } from '../access/pim/routes.js';
 import { accessApi } from '../access/routes.js';
 import { sshLoginsApi } from '../access/ssh-login-routes.js';
@@ -162,6 +163,12 @@ export async function buildServer(services: Services, options: ServerOptions = {
       const u = await services.users.get(ref);
       return { type, id: u.id, name: u.userName };
     },
+  });
+  await app.register(pimPages, {
+    activations: services.activations,
+    authenticate: services.authenticateCaller,
+    auditContext: auditContextOf,
+    secureCookies: config.publicUrl.startsWith('https:'),
   });
   services.oidc.onError = (err, what) => app.log.warn({ err }, `oidc: ${what} failed`);
   await app.register(oidcRoutes, {

@@ -172,7 +172,9 @@ export function registerPimCommands(program: Command): void {
     .command('show <id>')
     .description('one activation')
     .option('--json', 'print JSON')
-    .action(async function (this: Command, id: string, opts: { json?: boolean }) {
+    .action(async function (this: Command, id: string) {
+      // --json also names the parent's option: commander gives it to `activations`, so read both.
+      const opts = this.optsWithGlobals<{ json?: boolean }>();
       const a = await adminOrCallerClientOf(this).get<Activation>(`/api/v1/pim/activations/${enc(id)}`);
       if (opts.json) return printJson(a);
       process.stdout.write(summary(a));
@@ -187,7 +189,8 @@ export function registerPimCommands(program: Command): void {
       )
       .option('--reason <text>', 'why, for the audit trail')
       .option('--json', 'print the activation as JSON')
-      .action(async function (this: Command, id: string, opts: { reason?: string; json?: boolean }) {
+      .action(async function (this: Command, id: string) {
+        const opts = this.optsWithGlobals<{ reason?: string; json?: boolean }>();
         const client = verb === 'revoke' ? adminOrCallerClientOf(this) : callerClientOf(this);
         const a = await client.request<Activation>(
           'POST',

@@ -161,7 +161,7 @@ const autoApprover = systemActor('pim-auto-approval');
 const scheduler = systemActor('pim-scheduler');
 
 /** Whether this person is one of the approvers the rule names (directly or through a group). */
-export function isApprover(approvers: Approver[], person: PimPerson): boolean {
+export function isApprover(approvers: Approver[], person: Pick<PimPerson, 'id' | 'groups'>): boolean {
   const groups = new Set(person.groups.map((g) => g.id));
   return approvers.some((a) => (a.type === 'user' ? a.id === person.id : groups.has(a.id)));
 }
