@@ -29,6 +29,17 @@ export type DomainEvent =
       actor: string;
       reason: string | null;
       activation: Record<string, unknown>;
+    }
+  /** an access review decided (or left unreviewed) that this membership or eligibility goes */
+  | {
+      type: 'review.removal-requested';
+      campaignId: string;
+      itemId: string;
+      kind: 'membership' | 'eligibility';
+      groupId: string | null;
+      userId: string | null;
+      eligibilityId: string | null;
+      reason: string;
     };
 
 export type DomainEventType = DomainEvent['type'];

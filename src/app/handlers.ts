@@ -1,10 +1,12 @@
 import { deliverNotification } from '../access/pim/notifications.js';
 import { systemActor } from '../audit/actor.js';
+import { NotFound } from '../errors.js';
 import type { DomainEvent } from '../events.js';
 import type { Services } from './services.js';
 import type { EventHandlers, EventMeta } from './workers.js';
 
 const offboarding = { actor: systemActor('offboarding') };
+const accessReview = { actor: systemActor('access-review') };
 
 /** The outbox handlers every instance runs: how one module's change reaches another. */
 export function defaultHandlers(services: Services): EventHandlers {
@@ -45,6 +47,20 @@ export function defaultHandlers(services: Services): EventHandlers {
             services.config.publicUrl,
             services.clock,
           );
+      },
+    ],
+    // An access review removes what was denied (or left unreviewed); gone already is fine.
+    'review.removal-requested': [
+      async (e) => {
+        if (e.type !== 'review.removal-requested') return;
+        try {
+          if (e.kind === 'membership' && e.groupId && e.userId)
+            await services.groups.setMembership(accessReview, e.groupId, e.userId, false);
+          if (e.kind === 'eligibility' && e.eligibilityId)
+            await services.eligibilities.remove(accessReview, e.eligibilityId);
+        } catch (err) {
+          if (!(err instanceof NotFound)) throw err;
+        }
       },
     ],
     'group.deleted': [

@@ -5,6 +5,7 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { pimPages } from '../access/pim/pages.js';
 import { pimApi } from '../access/pim/routes.js';
+import { reviewsApi } from '../access/reviews/routes.js';
 import { accessApi } from '../access/routes.js';
 import { sshLoginsApi } from '../access/ssh-login-routes.js';
 import { auditApi } from '../audit/routes.js';
@@ -155,6 +156,22 @@ export async function buildServer(services: Services, options: ServerOptions = {
     authenticateCaller: requireCaller(services.authenticateCaller),
     authenticateAdmin: requireAdminToken(services.apiTokens),
     auditContext: auditContextOf,
+    resolvePrincipal: async (type, ref) => {
+      if (type === 'group') {
+        const g = await services.groups.get(ref);
+        return { type, id: g.id, name: g.displayName };
+      }
+      const u = await services.users.get(ref);
+      return { type, id: u.id, name: u.userName };
+    },
+  });
+  await app.register(reviewsApi, {
+    prefix: '/api/v1',
+    reviews: services.reviews,
+    authenticateCaller: requireCaller(services.authenticateCaller),
+    authenticateAdmin: requireAdminToken(services.apiTokens),
+    auditContext: auditContextOf,
+    now: () => services.clock.now(),
     resolvePrincipal: async (type, ref) => {
       if (type === 'group') {
         const g = await services.groups.get(ref);

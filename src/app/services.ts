@@ -4,6 +4,7 @@ import { AccessDecider } from '../access/decide.js';
 import { Activations } from '../access/pim/activations.js';
 import { Eligibilities } from '../access/pim/eligibilities.js';
 import { webhookNotifier } from '../access/pim/notifications.js';
+import { ReviewCampaigns } from '../access/reviews/campaigns.js';
 import { SshLogins } from '../access/ssh-logins.js';
 import { systemActor } from '../audit/actor.js';
 import { openAccountClients } from '../aws/account-clients.js';
@@ -74,6 +75,8 @@ export interface Services {
   eligibilities: Eligibilities;
   /** PIM: activation requests and their lifecycle */
   activations: Activations;
+  /** access reviews over memberships and eligibilities */
+  reviews: ReviewCampaigns;
   /** recognises a person or workload on user-facing routes (use with requireCaller) */
   authenticateCaller: CallerAuthenticator;
 }
@@ -214,5 +217,6 @@ export function createServices(
     sessionRevoker,
     eligibilities,
     activations,
+    reviews: new ReviewCampaigns(store, clock),
   };
 }

@@ -67,6 +67,7 @@ export function startWorkers(
     try {
       // PIM: end what is due (exactly once across instances), then deliver what that wrote to the outbox.
       await services.activations.runDue();
+      await services.reviews.closeDue();
       await drainOnce();
       const now = clock.now().getTime();
       if (now - lastPurge > 3_600_000) {

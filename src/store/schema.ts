@@ -32,6 +32,8 @@ export interface Database {
   ssh_logins: SshLoginsTable;
   pim_eligibilities: PimEligibilitiesTable;
   pim_activations: PimActivationsTable;
+  review_campaigns: ReviewCampaignsTable;
+  review_items: ReviewItemsTable;
 }
 
 export interface UsersTable {
@@ -371,4 +373,34 @@ export interface PimActivationsTable {
   ended_by: string | null;
   end_reason: string | null;
   updated_at: string;
+}
+
+/** Access reviews: one campaign over memberships and eligibilities (0008). */
+export interface ReviewCampaignsTable {
+  id: string;
+  name: string;
+  reviewers: string; // JSON Array<{ type: 'user' | 'group', id, name }>
+  deadline: string;
+  remove_unreviewed: number;
+  state: 'open' | 'closed';
+  created_at: string;
+  created_by: string;
+  closed_at: string | null;
+  closed_by: string | null;
+}
+
+export interface ReviewItemsTable {
+  id: string;
+  campaign_id: string;
+  kind: 'membership' | 'eligibility';
+  group_id: string | null;
+  user_id: string | null;
+  eligibility_id: string | null;
+  /** what a reviewer reads: "jane@… in AWS-Account1-Developers" */
+  label: string;
+  decision: 'approve' | 'deny' | null;
+  decided_by: string | null;
+  decided_at: string | null;
+  reason: string | null;
+  outcome: 'kept' | 'removed' | null;
 }

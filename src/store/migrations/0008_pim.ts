@@ -61,9 +61,41 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .on('pim_activations')
     .columns(['user_id', 'state'])
     .execute();
+  // Access reviews: a campaign snapshots memberships and eligibilities as items reviewers decide on.
+  await db.schema
+    .createTable('review_campaigns')
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('name', 'text', (c) => c.notNull())
+    .addColumn('reviewers', 'text', (c) => c.notNull()) // JSON [{type,id,name}]
+    .addColumn('deadline', 'text', (c) => c.notNull())
+    .addColumn('remove_unreviewed', 'integer', (c) => c.notNull())
+    .addColumn('state', 'text', (c) => c.notNull()) // open | closed
+    .addColumn('created_at', 'text', (c) => c.notNull())
+    .addColumn('created_by', 'text', (c) => c.notNull())
+    .addColumn('closed_at', 'text')
+    .addColumn('closed_by', 'text')
+    .execute();
+  await db.schema
+    .createTable('review_items')
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('campaign_id', 'text', (c) => c.notNull())
+    .addColumn('kind', 'text', (c) => c.notNull()) // membership | eligibility
+    .addColumn('group_id', 'text')
+    .addColumn('user_id', 'text')
+    .addColumn('eligibility_id', 'text')
+    .addColumn('label', 'text', (c) => c.notNull())
+    .addColumn('decision', 'text') // approve | deny | null (not reviewed)
+    .addColumn('decided_by', 'text')
+    .addColumn('decided_at', 'text')
+    .addColumn('reason', 'text')
+    .addColumn('outcome', 'text') // kept | removed, when the campaign closed
+    .execute();
+  await db.schema.createIndex('review_items_campaign_idx').on('review_items').columns(['campaign_id']).execute();
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
+  await db.schema.dropTable('review_items').execute();
+  await db.schema.dropTable('review_campaigns').execute();
   await db.schema.dropTable('pim_activations').execute();
   await db.schema.dropTable('pim_eligibilities').execute();
 }
