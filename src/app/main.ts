@@ -7,6 +7,7 @@ import { registerClientCommands } from '../cli/commands.js';
 import { registerLoginCommands } from '../cli/login-commands.js';
 import { registerMigrateCommands } from '../cli/migrate-commands.js';
 import { registerPimCommands } from '../cli/pim-commands.js';
+import { registerReviewCommands } from '../cli/review-commands.js';
 import { registerSamlCommands } from '../cli/saml-commands.js';
 import { registerScimCommands } from '../cli/scim-commands.js';
 import { registerSshCommands } from '../cli/ssh-commands.js';
@@ -30,6 +31,7 @@ export async function main(argv: string[]): Promise<number> {
   registerAwsCommands(program);
   registerMigrateCommands(program);
   registerPimCommands(program);
+  registerReviewCommands(program);
   registerScimCommands(program);
   registerSshCommands(program);
   registerOperatorCommands(program);

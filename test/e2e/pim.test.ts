@@ -453,4 +453,70 @@ describe('PIM: request, approve, use, revoke — with the CLI, moto and the AWS 
     const verify = (await (await ferry.api('/api/v1/audit/verify')).json()) as { ok: boolean };
     expect(verify.ok).toBe(true);
   }, 120_000);
+  it('an access review run from the CLI: a reviewer denies the eligibility, closing removes it', async () => {
+    const admin = { FERRY_TOKEN: ferry.adminToken };
+    const created = await ferryCli(
+      'admin',
+      [
+        'reviews',
+        'create',
+        '--name',
+        'Q1 Account1',
+        '--group',
+        'AWS-Account1-Developers',
+        '--eligibilities',
+        '--reviewer-group',
+        'AWS-Account1-Administrators',
+        '--deadline',
+        '14d',
+        '--json',
+      ],
+      undefined,
+      admin,
+    );
+    expect(created.code, created.stderr).toBe(0);
+    const campaign = JSON.parse(created.stdout) as { id: string; progress: { total: number } };
+    expect(campaign.progress.total).toBe(3); // the developer's membership, two eligibilities
+    const shown = await ferryCli('admin', ['reviews', 'show', campaign.id, '--json']);
+    expect(shown.code, shown.stderr).toBe(0);
+    const items = (JSON.parse(shown.stdout) as { items: Array<{ id: string; kind: string; label: string }> })
+      .items;
+    const membership = items.find((i) => i.kind === 'membership')!;
+    const adminElig = items.find((i) => i.label.endsWith('/Administrator'))!;
+    expect(membership.label).toBe(`${DEV} in AWS-Account1-Developers`);
+    const own = await ferryCli('dev', ['reviews', 'decide', campaign.id, membership.id, 'approve']);
+    expect(own.code).toBe(1); // the developer is no reviewer (and could not review themself)
+    const denied = await ferryCli('admin', [
+      'reviews',
+      'decide',
+      campaign.id,
+      adminElig.id,
+      'deny',
+      '--reason',
+      'use break-glass instead',
+    ]);
+    expect(denied.code, denied.stderr).toBe(0);
+    expect((await ferryCli('admin', ['reviews', 'decide', campaign.id, membership.id, 'approve'])).code).toBe(
+      0,
+    );
+    const closed = await ferryCli('admin', ['reviews', 'close', campaign.id], undefined, admin);
+    expect(closed.stdout).toContain('1 approved, 1 denied, 1 not reviewed of 3; 1 removed');
+    await ferry.workers.drainOnce();
+    const eligible = await ferryCli('dev', ['eligible', '--json']);
+    expect((JSON.parse(eligible.stdout) as Array<{ target: string }>).map((e) => e.target)).toEqual([
+      `aws:${ACCOUNT}/Auditor`,
+    ]);
+    const request = await ferryCli('dev', [
+      'request',
+      '--account',
+      'Account1',
+      '--role',
+      'Administrator',
+      '--duration',
+      '1h',
+      '--reason',
+      'x',
+    ]);
+    expect(request.stderr).toContain('is not eligible');
+  });
 });
