@@ -255,10 +255,9 @@ export class Activations {
     const justification = req.justification?.trim() || null;
     const ticket = req.ticket?.trim() || null;
     const problems = ordered.map((e) => this.unmet(e, duration, justification, ticket));
-    const index = problems.findIndex((p) => p === null);
+    const index = problems.indexOf(null);
     if (index < 0) {
       const first = problems[0]!;
-      if (first.field === 'mfa') throw new StepUpRequired(target);
       throw new InvalidInput(first.message, first.field);
     }
     const rule = ordered[index]!;

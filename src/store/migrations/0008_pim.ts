@@ -90,7 +90,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('reason', 'text')
     .addColumn('outcome', 'text') // kept | removed, when the campaign closed
     .execute();
-  await db.schema.createIndex('review_items_campaign_idx').on('review_items').columns(['campaign_id']).execute();
+  await db.schema
+    .createIndex('review_items_campaign_idx')
+    .on('review_items')
+    .columns(['campaign_id'])
+    .execute();
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
