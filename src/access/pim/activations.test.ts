@@ -404,6 +404,27 @@ describe.each(ENGINES)('PIM activations on %s', (engine) => {
     expect(await revokeEvents(w.devAdmin.id)).toEqual([]);
   });
 
+  it('an activation stops counting when the person leaves the eligible group or the eligibility is removed', async () => {
+    const w = await world();
+    const start = async (u: { id: string }) => {
+      const a = await w.s.activations.request(ctx, await w.as(u), {
+        account: w.accountId,
+        role: 'Administrator',
+        durationSeconds: HOUR,
+        justification: 'x',
+      });
+      return w.s.activations.approve(ctx, await w.as(w.admin1), a.id, null);
+    };
+    await start(w.dev);
+    expect((await w.s.access.decide(await w.as(w.dev), w.target, cli)).effect).toBe('allow');
+    await w.s.groups.setMembership(ctx, w.devs.id, w.dev.id, false);
+    expect((await w.s.access.decide(await w.as(w.dev), w.target, cli)).effect).toBe('deny');
+    await start(w.devAdmin);
+    expect((await w.s.access.decide(await w.as(w.devAdmin), w.target, cli)).effect).toBe('allow');
+    await w.s.eligibilities.remove(ctx, w.eligibility.id);
+    expect((await w.s.access.decide(await w.as(w.devAdmin), w.target, cli)).effect).toBe('deny');
+  });
+
   it('auto-approval: conditions met → active at once by the system; not met → waits for approval', async () => {
     const w = await world();
     await w.s.eligibilities.set(

@@ -209,15 +209,28 @@ export class Activations {
     );
   }
 
-  /** What decide() adds to a person's standing assignments: their live activations. */
+  /**
+   * What decide() adds to a person's standing assignments: their live activations, and only while the
+   * person is still eligible through the same eligibility (removed from the group, or the eligibility
+   * removed by an admin or an access review: issuance stops at once).
+   */
   async activeFor(userId: string): Promise<ActiveGrant[]> {
     const now = this.clock.now();
-    const rows = await this.store.db
-      .selectFrom('pim_activations')
-      .select(['id', 'account_id', 'role_name', 'expires_at'])
-      .where('user_id', '=', userId)
-      .where('state', '=', 'active')
-      .where('expires_at', '>', iso(now))
+    const db = this.store.db;
+    const groups = db.selectFrom('group_members').select('group_id').where('user_id', '=', userId);
+    const rows = await db
+      .selectFrom('pim_activations as a')
+      .innerJoin('pim_eligibilities as e', 'e.id', 'a.eligibility_id')
+      .select(['a.id', 'a.account_id', 'a.role_name', 'a.expires_at'])
+      .where('a.user_id', '=', userId)
+      .where('a.state', '=', 'active')
+      .where('a.expires_at', '>', iso(now))
+      .where((eb) =>
+        eb.or([
+          eb.and([eb('e.principal_type', '=', 'user'), eb('e.principal_id', '=', userId)]),
+          eb.and([eb('e.principal_type', '=', 'group'), eb('e.principal_id', 'in', groups)]),
+        ]),
+      )
       .execute();
     return rows.map((r) => ({
       id: r.id,
