@@ -55,7 +55,7 @@ export class AccessDecider {
           if (err instanceof NotFound) return { role: null };
           throw err;
         });
-        return this.decideAwsRole(principal, target, assignments, role, grants);
+        return this.decideAwsRoleOrActivation(principal, target, assignments, role, grants);
       }
       case 'app':
         // Registered SAML applications are open to every active directory user; policies narrow this.
@@ -167,7 +167,13 @@ export class AccessDecider {
     const roles = await this.accounts.rolesByTarget([...unique.values()]);
     const out = [];
     for (const [key, target] of unique) {
-      const decision = this.decideAwsRole(principal, target, assignments, roles.get(key) ?? null, grants);
+      const decision = this.decideAwsRoleOrActivation(
+        principal,
+        target,
+        assignments,
+        roles.get(key) ?? null,
+        grants,
+      );
       if (decision.effect !== 'deny') out.push({ target, decision });
     }
     return out;
@@ -187,34 +193,61 @@ export class AccessDecider {
     return this.options.activations.activeFor(principal.id);
   }
 
+  /**
+   * PIM: when no assignment gives the role but a live activation does, the role is decided as if
+   * assigned (so whatever else decideAwsRole checks still applies), capped at the activation's end
+   * and with the activation as its reason.
+   */
+  private decideAwsRoleOrActivation(
+    principal: Principal,
+    target: Extract<Target, { kind: 'aws-role' }>,
+    assignments: Assignment[],
+    role: AwsRole | null,
+    grants: ActiveGrant[],
+  ): Decision {
+    const matches = (x: { accountId: string; roleName: string }) =>
+      x.accountId === target.account && x.roleName === target.role;
+    const live = grants.filter(matches);
+    if (live.length === 0 || assignments.some(matches))
+      return this.decideAwsRole(principal, target, assignments, role);
+    const grant = live.reduce((a, b) => (b.secondsLeft > a.secondsLeft ? b : a));
+    const asAssignment: Assignment = {
+      id: grant.id,
+      principalType: 'user',
+      principalId: principal.id,
+      accountId: grant.accountId,
+      roleName: grant.roleName,
+      target: formatTarget(target),
+      createdAt: grant.expiresAt,
+      createdBy: 'pim',
+    };
+    const decision = this.decideAwsRole(principal, target, [...assignments, asAssignment], role);
+    if (decision.effect !== 'allow') return decision;
+    return {
+      ...decision,
+      maxDuration: Math.min(decision.maxDuration, grant.secondsLeft),
+      reasons: decision.reasons.map((r) =>
+        r.source === 'assignment' && r.ref === grant.id
+          ? {
+              source: 'activation',
+              ref: grant.id,
+              message: `${principal.userName} activated ${formatTarget(target)} until ${grant.expiresAt} (activation ${grant.id})`,
+            }
+          : r,
+      ),
+    };
+  }
+
   private decideAwsRole(
     principal: Principal,
     target: Extract<Target, { kind: 'aws-role' }>,
     all: Assignment[],
     role: AwsRole | null,
-    allGrants: ActiveGrant[] = [],
   ): Decision {
     const name = formatTarget(target);
     if (!role)
       return { effect: 'deny', reasons: [{ source: 'target', message: `${name} is not a registered role` }] };
     const assignments = all.filter((a) => a.accountId === target.account && a.roleName === target.role);
-    const grants = allGrants.filter((g) => g.accountId === target.account && g.roleName === target.role);
-    if (assignments.length === 0 && grants.length > 0) {
-      // Only an activation gives the role: nothing issued on it may outlive the activation.
-      const grant = grants.reduce((a, b) => (b.secondsLeft > a.secondsLeft ? b : a));
-      return {
-        effect: 'allow',
-        maxDuration: Math.min(role.maxSessionDuration, MAX_SESSION_SECONDS, grant.secondsLeft),
-        sessionTags: this.sessionTagsOf(principal),
-        reasons: [
-          {
-            source: 'activation',
-            ref: grant.id,
-            message: `${principal.userName} activated ${name} until ${grant.expiresAt} (activation ${grant.id})`,
-          },
-        ],
-      };
-    }
     if (assignments.length === 0) {
       return {
         effect: 'deny',
@@ -230,21 +263,17 @@ export class AccessDecider {
           ? `member of ${groupName.get(a.principalId) ?? a.principalId}, which is assigned ${name}`
           : `${principal.kind === 'workload' ? 'workload ' : ''}${principal.userName} is assigned ${name} directly`,
     }));
-    return {
-      effect: 'allow',
-      maxDuration: Math.min(role.maxSessionDuration, MAX_SESSION_SECONDS),
-      sessionTags: this.sessionTagsOf(principal),
-      reasons,
-    };
-  }
-
-  private sessionTagsOf(principal: Principal): Record<string, string> {
     const sessionTags: Record<string, string> = {};
     for (const key of TAGGED_ATTRIBUTES) {
       const value = principal.attributes[key];
       const tag = value === undefined ? null : tagValue(value);
       if (tag) sessionTags[key] = tag;
     }
-    return sessionTags;
+    return {
+      effect: 'allow',
+      maxDuration: Math.min(role.maxSessionDuration, MAX_SESSION_SECONDS),
+      sessionTags,
+      reasons,
+    };
   }
 }
