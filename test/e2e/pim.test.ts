@@ -339,7 +339,16 @@ describe('PIM: request, approve, use, revoke — with the CLI, moto and the AWS 
     const activation = JSON.parse(waited.stdout) as ActivationJson;
     expect(activation).toMatchObject({ id, state: 'active' });
 
-    // While active the role is one of the developer's entitlements.
+    // While active the role is one of the developer's entitlements: console sign-in, creds, aws config.
+    const browser = new CookieJar();
+    expect((await signInWithPassword(browser, ferry.url, DEV, PASSWORD)).status).toBe(303);
+    const console_ = await getPage(
+      ferry.url,
+      `/apps/aws-console?account=${ACCOUNT}&role=Administrator`,
+      browser,
+    );
+    expect(console_.status).toBe(200);
+    expect(inputValue(console_.body, 'SAMLResponse')).toBeTruthy();
     const config = await ferryCli('dev', ['aws', 'config']);
     expect(config.code, config.stderr).toBe(0);
     expect(config.stdout).toContain('+ ferry-account1-administrator');
@@ -404,7 +413,13 @@ describe('PIM: request, approve, use, revoke — with the CLI, moto and the AWS 
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/AccessDenied/);
 
-    // New issuance stopped: the role is gone from the entitlements and the API refuses credentials.
+    // New issuance stopped: no console sign-in, the role is gone from the entitlements, no credentials.
+    const noConsole = await getPage(
+      ferry.url,
+      `/apps/aws-console?account=${ACCOUNT}&role=Administrator`,
+      browser,
+    );
+    expect(noConsole.status).toBe(403);
     const after = await ferryCli('dev', ['aws', 'config']);
     expect(after.stdout).not.toContain('+ ferry-account1-administrator');
     const fresh = await ferryCli('dev', [
