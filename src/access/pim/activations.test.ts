@@ -298,6 +298,19 @@ describe.each(ENGINES)('PIM activations on %s', (engine) => {
     );
   });
 
+  it('two requests for the same role at once: one is open, the other is a conflict', async () => {
+    const w = await world();
+    const req = { account: w.accountId, role: 'Administrator', durationSeconds: HOUR, justification: 'x' };
+    const results = await Promise.allSettled([
+      w.s.activations.request(ctx, await w.as(w.dev), req),
+      other.request(ctx, await w.as(w.dev), req),
+    ]);
+    expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+    const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    expect((failed.reason as Error).name).toBe('Conflict');
+    expect(await w.s.activations.list({ userId: w.dev.id, states: ['requested'] })).toHaveLength(1);
+  });
+
   it('MFA at activation: a password-only sign-in gets a step-up answer', async () => {
     const w = await world({ requireMfa: true });
     const req = { account: w.accountId, role: 'Administrator', durationSeconds: HOUR, justification: 'x' };

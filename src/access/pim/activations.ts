@@ -4,6 +4,7 @@ import { type Actor, type AuditContext, actorName, systemActor } from '../../aud
 import { appendAudit } from '../../audit/ledger.js';
 import { addMs, type Clock, iso } from '../../clock.js';
 import { Conflict, InvalidInput, NotFound } from '../../errors.js';
+import { isUniqueViolation } from '../../store/errors.js';
 import type { Store } from '../../store/open.js';
 import { enqueueEvent } from '../../store/outbox.js';
 import type { Database, PimActivationsTable } from '../../store/schema.js';
@@ -276,54 +277,62 @@ export class Activations {
     const rule = ordered[index]!;
     if (rule.requireMfa && !hasSecondFactor(person.amr)) throw new StepUpRequired(target);
 
-    return this.store.db.transaction().execute(async (trx) => {
-      const open = await trx
-        .selectFrom('pim_activations')
-        .select(['id', 'state'])
-        .where('user_id', '=', person.id)
-        .where('account_id', '=', account.id)
-        .where('role_name', '=', role.name)
-        .where('state', 'in', OPEN_STATES)
-        .executeTakeFirst();
-      if (open)
-        throw new Conflict(
-          `${person.userName} already has activation ${open.id} (${open.state}) for ${target}`,
-        );
-      const now = this.clock.now();
-      let row: PimActivationsTable = {
-        id: randomUUID(),
-        eligibility_id: rule.id,
-        user_id: person.id,
-        user_name: person.userName,
-        account_id: account.id,
-        role_name: role.name,
-        state: 'requested',
-        version: 1,
-        duration,
-        justification,
-        ticket,
-        approvers: JSON.stringify(rule.approvers),
-        approvals_required: rule.approvalsRequired,
-        approvals: '[]',
-        requested_at: iso(now),
-        answer_by: iso(addMs(now, this.options.answerWithin)),
-        activated_at: null,
-        expires_at: null,
-        ended_at: null,
-        ended_by: null,
-        end_reason: null,
-        updated_at: iso(now),
-      };
-      await trx.insertInto('pim_activations').values(row).execute();
-      await this.record(trx, ctx, row, null, 'requested', justification);
-      const auto = this.autoApproval(rule, person, duration, ticket);
-      if (auto) {
-        const actx = { ...ctx, actor: autoApprover };
-        row = await this.apply(trx, actx, row, 'approve', auto, {});
-        row = await this.activate(trx, actx, row);
-      }
-      return toView(row);
-    });
+    return this.store.db
+      .transaction()
+      .execute(async (trx) => {
+        const open = await trx
+          .selectFrom('pim_activations')
+          .select(['id', 'state'])
+          .where('user_id', '=', person.id)
+          .where('account_id', '=', account.id)
+          .where('role_name', '=', role.name)
+          .where('state', 'in', OPEN_STATES)
+          .executeTakeFirst();
+        if (open)
+          throw new Conflict(
+            `${person.userName} already has activation ${open.id} (${open.state}) for ${target}`,
+          );
+        const now = this.clock.now();
+        let row: PimActivationsTable = {
+          id: randomUUID(),
+          eligibility_id: rule.id,
+          user_id: person.id,
+          user_name: person.userName,
+          account_id: account.id,
+          role_name: role.name,
+          state: 'requested',
+          version: 1,
+          duration,
+          justification,
+          ticket,
+          approvers: JSON.stringify(rule.approvers),
+          approvals_required: rule.approvalsRequired,
+          approvals: '[]',
+          requested_at: iso(now),
+          answer_by: iso(addMs(now, this.options.answerWithin)),
+          activated_at: null,
+          expires_at: null,
+          ended_at: null,
+          ended_by: null,
+          end_reason: null,
+          updated_at: iso(now),
+        };
+        await trx.insertInto('pim_activations').values(row).execute();
+        await this.record(trx, ctx, row, null, 'requested', justification);
+        const auto = this.autoApproval(rule, person, duration, ticket);
+        if (auto) {
+          const actx = { ...ctx, actor: autoApprover };
+          row = await this.apply(trx, actx, row, 'approve', auto, {});
+          row = await this.activate(trx, actx, row);
+        }
+        return toView(row);
+      })
+      .catch((err: unknown) => {
+        // A concurrent request for the same role won (the partial unique index of open activations).
+        if (isUniqueViolation(err))
+          throw new Conflict(`${person.userName} already has an open activation for ${target}`);
+        throw err;
+      });
   }
 
   /** One approver's yes; the request is approved (and activated) when N distinct approvers said yes. */

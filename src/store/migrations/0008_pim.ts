@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 
 // Just-in-time elevation: who may activate which role under which rules, and each activation's life.
 export async function up(db: Kysely<unknown>): Promise<void> {
@@ -55,6 +55,14 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .createIndex('pim_activations_due_idx')
     .on('pim_activations')
     .columns(['state', 'expires_at'])
+    .execute();
+  // One open activation per person and role, even when two requests race.
+  await db.schema
+    .createIndex('pim_activations_open_uq')
+    .on('pim_activations')
+    .columns(['user_id', 'account_id', 'role_name'])
+    .unique()
+    .where(sql.ref('state'), 'in', ['requested', 'approved', 'active'])
     .execute();
   await db.schema
     .createIndex('pim_activations_user_idx')
