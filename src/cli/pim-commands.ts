@@ -311,7 +311,7 @@ function eligibilityRow(e: Record<string, unknown>) {
   ].filter(Boolean);
   return {
     ...e,
-    principal: `${e.principalType}:${e.principalId}`,
+    principal: `${e.principalType}:${e.principalName ?? e.principalId}`,
     maxDuration: `${Math.round(Number(e.maxDuration) / 60)}m`,
     requires: requires.join(','),
     approvers: approvers.length

@@ -43,6 +43,8 @@ export interface Eligibility extends ActivationRules {
   id: string;
   principalType: 'group' | 'user';
   principalId: string;
+  /** the group's display name or the user's userName (as the directory has it now) */
+  principalName?: string;
   accountId: string;
   roleName: string;
   /** aws:<account>/<role> */
@@ -120,7 +122,34 @@ export class Eligibilities {
         .where('principal_type', '=', filter.principal.type)
         .where('principal_id', '=', filter.principal.id);
     const rows = await q.orderBy('account_id').orderBy('role_name').orderBy('created_at').execute();
-    return rows.map(fromRow);
+    return this.named(rows.map(fromRow));
+  }
+
+  /** Adds the principals' names: two lookups, whatever the number of eligibilities. */
+  private async named(list: Eligibility[]): Promise<Eligibility[]> {
+    const ids = (type: 'group' | 'user') => [
+      ...new Set(list.filter((e) => e.principalType === type).map((e) => e.principalId)),
+    ];
+    const names = new Map<string, string>();
+    const groupIds = ids('group');
+    const userIds = ids('user');
+    if (groupIds.length)
+      for (const g of await this.store.db
+        .selectFrom('groups')
+        .select(['id', 'display_name'])
+        .where('id', 'in', groupIds)
+        .execute())
+        names.set(g.id, g.display_name);
+    if (userIds.length)
+      for (const u of await this.store.db
+        .selectFrom('users')
+        .select(['id', 'user_name'])
+        .where('id', 'in', userIds)
+        .execute())
+        names.set(u.id, u.user_name);
+    return list.map((e) =>
+      names.has(e.principalId) ? { ...e, principalName: names.get(e.principalId)! } : e,
+    );
   }
 
   async get(id: string): Promise<Eligibility> {
@@ -149,7 +178,7 @@ export class Eligibilities {
       .orderBy('account_id')
       .orderBy('role_name')
       .execute();
-    return rows.map(fromRow);
+    return this.named(rows.map(fromRow));
   }
 
   /** Creates or replaces the rules of one eligibility (principal → account/role); idempotent. */

@@ -73,9 +73,11 @@ describe.each(ENGINES)('PIM API on %s', (engine) => {
     // People can't manage eligibilities with their sign-in.
     expect((await as('boss', '/api/v1/pim/eligibilities')).status).toBe(401);
     const mine = (await (await as('dev', '/api/v1/pim/eligible')).json()) as {
-      items: Array<{ target: string }>;
+      items: Array<{ target: string; principalName: string }>;
     };
-    expect(mine.items.map((e) => e.target)).toEqual(['aws:123456789012/Administrator']);
+    expect(mine.items.map((e) => [e.target, e.principalName])).toEqual([
+      ['aws:123456789012/Administrator', 'Devs'],
+    ]);
     expect(((await (await as('boss', '/api/v1/pim/eligible')).json()) as { items: unknown[] }).items).toEqual(
       [],
     );

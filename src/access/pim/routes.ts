@@ -48,6 +48,7 @@ const EligibilitySchema = Type.Object({
   id: Type.String(),
   principalType: Type.String(),
   principalId: Type.String(),
+  principalName: Type.Optional(Type.String()),
   accountId: Type.String(),
   roleName: Type.String(),
   target: Type.String(),
