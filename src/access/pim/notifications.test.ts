@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestFerry, type TestFerry } from '../../../test/support/ferry.js';
+import { configSchema } from '../../app/config.js';
 import type { AuditContext } from '../../audit/actor.js';
 import { principalOf } from '../../identity/principal-of.js';
 import { signature, verifySignature } from './notifications.js';
@@ -62,6 +63,17 @@ describe('PIM webhooks', () => {
   afterAll(async () => {
     await ferry?.close();
     await new Promise((r) => receiver?.close(r));
+  });
+
+  it('config: a generic webhook needs a secret of 32+ characters; Slack needs none', () => {
+    const parse = (webhooks: unknown) => configSchema.safeParse({ pim: { webhooks } });
+    expect(parse([{ name: 'soc', url: 'https://soc.example.com/h', format: 'generic' }]).success).toBe(false);
+    expect(parse([{ name: 'soc', url: 'https://soc.example.com/h', secret: 'short' }]).success).toBe(false);
+    expect(parse([{ name: 'soc', url: 'ftp://soc.example.com/h', secret: SECRET }]).success).toBe(false);
+    expect(parse([{ name: 'soc', url: 'https://soc.example.com/h', secret: SECRET }]).success).toBe(true);
+    expect(
+      parse([{ name: 'slack', url: 'https://hooks.slack.com/services/T/B/X', format: 'slack' }]).success,
+    ).toBe(true);
   });
 
   it('signatures: node:crypto agrees, and a changed body, wrong secret or old timestamp is refused', () => {
