@@ -22,6 +22,26 @@ export type DomainEvent =
       account: string;
       role: string;
       reason: string;
+    }
+  /** PIM: tell one configured webhook that an activation changed (a snapshot, so retries say the same) */
+  | {
+      type: 'pim.notification';
+      webhook: string;
+      change: string;
+      actor: string;
+      reason: string | null;
+      activation: Record<string, unknown>;
+    }
+  /** an access review decided (or left unreviewed) that this membership or eligibility goes */
+  | {
+      type: 'review.removal-requested';
+      campaignId: string;
+      itemId: string;
+      kind: 'membership' | 'eligibility';
+      groupId: string | null;
+      userId: string | null;
+      eligibilityId: string | null;
+      reason: string;
     };
 
 export type DomainEventType = DomainEvent['type'];

@@ -3,6 +3,7 @@ import type { AppAssignments } from './app-assignments.js';
 import type { Assignment, Assignments } from './assignments.js';
 import { type AwsAccounts, type AwsRole, MAX_SESSION_SECONDS } from './aws-accounts.js';
 import type { Decision, Reason } from './decision.js';
+import type { ActiveGrant } from './pim/activations.js';
 import type { Principal, Signals } from './principal.js';
 import { hostMatches, type SshLogin, type SshLogins } from './ssh-logins.js';
 import { formatTarget, type Target } from './targets.js';
@@ -17,6 +18,8 @@ export interface AccessDeciderOptions {
   appAssignments?: AppAssignments;
   /** seconds: the longest an app session (e.g. the proxy's) may last on one decision */
   appMaxDuration?: number;
+  /** PIM: a person's live activations count as assignments until they end */
+  activations?: { activeFor(userId: string): Promise<ActiveGrant[]> };
 }
 
 /** Directory attributes carried into AWS sessions as principal tags (and marked transitive). */
@@ -52,11 +55,12 @@ export class AccessDecider {
     switch (target.kind) {
       case 'aws-role': {
         const assignments = await this.assignmentsOf(principal);
+        const grants = await this.activationsOf(principal);
         const { role } = await this.accounts.role(target.account, target.role).catch((err: unknown) => {
           if (err instanceof NotFound) return { role: null };
           throw err;
         });
-        return this.decideAwsRole(principal, target, assignments, role);
+        return this.decideAwsRoleOrActivation(principal, target, assignments, role, grants);
       }
       case 'app':
         return this.decideApp(principal, target);
@@ -190,13 +194,26 @@ export class AccessDecider {
   ): Promise<Array<{ target: Extract<Target, { kind: 'aws-role' }>; decision: Decision }>> {
     if (!principal.active) return [];
     const assignments = await this.assignmentsOf(principal);
+    const grants = await this.activationsOf(principal);
     const unique = new Map<string, Extract<Target, { kind: 'aws-role' }>>();
     for (const a of assignments)
       unique.set(a.target, { kind: 'aws-role', account: a.accountId, role: a.roleName });
+    for (const g of grants)
+      unique.set(`aws:${g.accountId}/${g.roleName}`, {
+        kind: 'aws-role',
+        account: g.accountId,
+        role: g.roleName,
+      });
     const roles = await this.accounts.rolesByTarget([...unique.values()]);
     const out = [];
     for (const [key, target] of unique) {
-      const decision = this.decideAwsRole(principal, target, assignments, roles.get(key) ?? null);
+      const decision = this.decideAwsRoleOrActivation(
+        principal,
+        target,
+        assignments,
+        roles.get(key) ?? null,
+        grants,
+      );
       if (decision.effect !== 'deny') out.push({ target, decision });
     }
     return out;
@@ -208,6 +225,57 @@ export class AccessDecider {
       principal.groups.map((g) => g.id),
       principal.kind,
     );
+  }
+
+  /** PIM: live activations of a person (workloads never activate). */
+  private async activationsOf(principal: Principal): Promise<ActiveGrant[]> {
+    if (!this.options.activations || principal.kind !== 'user') return [];
+    return this.options.activations.activeFor(principal.id);
+  }
+
+  /**
+   * PIM: when no assignment gives the role but a live activation does, the role is decided as if
+   * assigned (so whatever else decideAwsRole checks still applies), capped at the activation's end
+   * and with the activation as its reason.
+   */
+  private decideAwsRoleOrActivation(
+    principal: Principal,
+    target: Extract<Target, { kind: 'aws-role' }>,
+    assignments: Assignment[],
+    role: AwsRole | null,
+    grants: ActiveGrant[],
+  ): Decision {
+    const matches = (x: { accountId: string; roleName: string }) =>
+      x.accountId === target.account && x.roleName === target.role;
+    const live = grants.filter(matches);
+    if (live.length === 0 || assignments.some(matches))
+      return this.decideAwsRole(principal, target, assignments, role);
+    const grant = live.reduce((a, b) => (b.secondsLeft > a.secondsLeft ? b : a));
+    const asAssignment: Assignment = {
+      id: grant.id,
+      principalType: 'user',
+      principalId: principal.id,
+      accountId: grant.accountId,
+      roleName: grant.roleName,
+      target: formatTarget(target),
+      createdAt: grant.expiresAt,
+      createdBy: 'pim',
+    };
+    const decision = this.decideAwsRole(principal, target, [...assignments, asAssignment], role);
+    if (decision.effect !== 'allow') return decision;
+    return {
+      ...decision,
+      maxDuration: Math.min(decision.maxDuration, grant.secondsLeft),
+      reasons: decision.reasons.map((r) =>
+        r.source === 'assignment' && r.ref === grant.id
+          ? {
+              source: 'activation',
+              ref: grant.id,
+              message: `${principal.userName} activated ${formatTarget(target)} until ${grant.expiresAt} (activation ${grant.id})`,
+            }
+          : r,
+      ),
+    };
   }
 
   private decideAwsRole(

@@ -1,7 +1,7 @@
 /** Why decide() said what it said, in words a person can read. */
 export interface Reason {
-  /** what produced it: an assignment, a policy, the directory */
-  source: 'assignment' | 'policy' | 'directory' | 'target';
+  /** what produced it: an assignment, a PIM activation, a policy, the directory */
+  source: 'assignment' | 'activation' | 'policy' | 'directory' | 'target';
   /** e.g. the assignment id or policy name */
   ref?: string;
   message: string;

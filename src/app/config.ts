@@ -225,6 +225,31 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    pim: z
+      .object({
+        /** a PIM request nobody answers within this lapses */
+        answerWithin: duration('24h'),
+        /** where activation requests and changes are announced (Slack, or signed JSON to any URL) */
+        webhooks: z
+          .array(
+            z
+              .object({
+                name: z.string().regex(/^[\w.-]{1,64}$/, 'expected a short name (letters, digits, . _ -)'),
+                url: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }),
+                format: z.enum(['slack', 'generic']).default('generic'),
+                /** generic: the HMAC-SHA256 key receivers verify `Ferry-Signature` with */
+                secret: z.string().min(32, 'use at least 32 characters').optional(),
+              })
+              .strict()
+              .refine((w) => w.format === 'slack' || w.secret !== undefined, {
+                message: 'a generic webhook needs a secret to sign its deliveries',
+                path: ['secret'],
+              }),
+          )
+          .default([]),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -56,6 +56,19 @@ export const DEMO_TENANT_DOCUMENT = {
     { group: 'AWS-Account1-Administrators', account: 'Account1', role: 'Administrator' },
     { group: 'AWS-Account1-Developers', account: 'Account1', role: 'Developer' },
   ],
+  // Just in time: developers may activate Administrator for at most an hour, saying why, once a member
+  // of AWS-Account1-Administrators approves.
+  eligibilities: [
+    {
+      group: 'AWS-Account1-Developers',
+      account: 'Account1',
+      role: 'Administrator',
+      maxDuration: '1h',
+      requireJustification: true,
+      approvers: { groups: ['AWS-Account1-Administrators'] },
+      approvalsRequired: 1,
+    },
+  ],
   // EC2 Linux: both groups may log in as ec2-user on every host, with a 15-minute certificate.
   sshLogins: [
     { group: 'AWS-Account1-Administrators', hosts: '*', logins: ['ec2-user'], portForwarding: true },

@@ -156,6 +156,11 @@ function banner(c: DemoCredentials, file: string, ms: number): string {
     `  FERRY_TOKEN=${c.adminToken} npx ferry audit tail`,
     `  FERRY_TOKEN=${c.adminToken} npx ferry ssh logins list`,
     '',
+    'Just-in-time elevation (Developers may activate Administrator for 1h, approved by an Administrator):',
+    `  npx ferry login --server ${c.ferryUrl} --user ${c.users[1]?.userName ?? ''}`,
+    `  npx ferry request --account Account1 --role Administrator --duration 1h --reason "INC-1 restore" --wait`,
+    `  (as ${c.users[0]?.userName ?? ''}, with FERRY_CONFIG_DIR set to another directory) npx ferry activations --pending; npx ferry approve ID`,
+    '',
   ];
   return `${lines.join('\n')}\n`;
 }

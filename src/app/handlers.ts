@@ -1,10 +1,13 @@
+import { deliverNotification } from '../access/pim/notifications.js';
 import { systemActor } from '../audit/actor.js';
+import { NotFound } from '../errors.js';
 import type { DomainEvent } from '../events.js';
 import type { Services } from './services.js';
 import type { EventHandlers, EventMeta } from './workers.js';
 
 const offboarding = { actor: systemActor('offboarding') };
 const scimPush = { actor: systemActor('identity-center-push') };
+const accessReview = { actor: systemActor('access-review') };
 
 /** The outbox handlers every instance runs: how one module's change reaches another. */
 export function defaultHandlers(services: Services): EventHandlers {
@@ -19,7 +22,7 @@ export function defaultHandlers(services: Services): EventHandlers {
   // SCIM push to IAM Identity Center: each handler makes Identity Center match Ferry for what the
   // event touched (reading current state, so replays and reordering are harmless).
   const pushUser = async (e: DomainEvent) => {
-    if ('userId' in e && e.type.startsWith('user.'))
+    if (e.type.startsWith('user.') && 'userId' in e && typeof e.userId === 'string')
       await services.identityCenter.sync(scimPush, { userIds: [e.userId] });
   };
   const pushGroup = async (e: DomainEvent) => {
@@ -59,15 +62,46 @@ export function defaultHandlers(services: Services): EventHandlers {
         );
       },
     ],
+    'pim.notification': [
+      async (e) => {
+        if (e.type === 'pim.notification')
+          await deliverNotification(
+            services.config.pim.webhooks,
+            e,
+            services.config.publicUrl,
+            services.clock,
+          );
+      },
+    ],
+    // An access review removes what was denied (or left unreviewed); gone already is fine.
+    'review.removal-requested': [
+      async (e) => {
+        if (e.type !== 'review.removal-requested') return;
+        try {
+          if (e.kind === 'membership' && e.groupId && e.userId)
+            await services.groups.setMembership(accessReview, e.groupId, e.userId, false);
+          if (e.kind === 'eligibility' && e.eligibilityId)
+            await services.eligibilities.remove(accessReview, e.eligibilityId);
+        } catch (err) {
+          if (!(err instanceof NotFound)) throw err;
+        }
+      },
+    ],
     'group.deleted': [
       async (e) => {
         if (e.type === 'group.deleted') await services.assignments.removeForPrincipal('group', e.groupId);
       },
       pushGroup,
+      async (e) => {
+        if (e.type === 'group.deleted') await services.eligibilities.removeForPrincipal('group', e.groupId);
+      },
     ],
     'user.deleted': [
       async (e) => {
         if (e.type === 'user.deleted') await services.assignments.removeForPrincipal('user', e.userId);
+      },
+      async (e) => {
+        if (e.type === 'user.deleted') await services.eligibilities.removeForPrincipal('user', e.userId);
       },
       revokeAll('user deleted'),
       async (e) => {

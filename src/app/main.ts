@@ -7,7 +7,9 @@ import { registerClientCommands } from '../cli/commands.js';
 import { registerLoginCommands } from '../cli/login-commands.js';
 import { registerMigrateCommands } from '../cli/migrate-commands.js';
 import { registerOidcCommands } from '../cli/oidc-commands.js';
+import { registerPimCommands } from '../cli/pim-commands.js';
 import { registerProxyCommands } from '../cli/proxy-commands.js';
+import { registerReviewCommands } from '../cli/review-commands.js';
 import { registerSamlCommands } from '../cli/saml-commands.js';
 import { registerScimCommands } from '../cli/scim-commands.js';
 import { registerSshCommands } from '../cli/ssh-commands.js';
@@ -31,6 +33,8 @@ export async function main(argv: string[]): Promise<number> {
   registerAwsCommands(program);
   registerOidcCommands(program);
   registerMigrateCommands(program);
+  registerPimCommands(program);
+  registerReviewCommands(program);
   registerScimCommands(program);
   registerSshCommands(program);
   registerProxyCommands(program);

@@ -3,6 +3,9 @@ import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { pimPages } from '../access/pim/pages.js';
+import { pimApi } from '../access/pim/routes.js';
+import { reviewsApi } from '../access/reviews/routes.js';
 import { accessApi } from '../access/routes.js';
 import { sshLoginsApi } from '../access/ssh-login-routes.js';
 import { auditApi } from '../audit/routes.js';
@@ -166,6 +169,44 @@ export async function buildServer(services: Services, options: ServerOptions = {
       const u = await services.users.get(ref);
       return { type, id: u.id, name: u.userName };
     },
+  });
+  await app.register(pimApi, {
+    prefix: '/api/v1',
+    eligibilities: services.eligibilities,
+    activations: services.activations,
+    authenticateCaller: requireCaller(services.authenticateCaller),
+    authenticateAdmin: requireAdminToken(services.apiTokens),
+    auditContext: auditContextOf,
+    resolvePrincipal: async (type, ref) => {
+      if (type === 'group') {
+        const g = await services.groups.get(ref);
+        return { type, id: g.id, name: g.displayName };
+      }
+      const u = await services.users.get(ref);
+      return { type, id: u.id, name: u.userName };
+    },
+  });
+  await app.register(reviewsApi, {
+    prefix: '/api/v1',
+    reviews: services.reviews,
+    authenticateCaller: requireCaller(services.authenticateCaller),
+    authenticateAdmin: requireAdminToken(services.apiTokens),
+    auditContext: auditContextOf,
+    now: () => services.clock.now(),
+    resolvePrincipal: async (type, ref) => {
+      if (type === 'group') {
+        const g = await services.groups.get(ref);
+        return { type, id: g.id, name: g.displayName };
+      }
+      const u = await services.users.get(ref);
+      return { type, id: u.id, name: u.userName };
+    },
+  });
+  await app.register(pimPages, {
+    activations: services.activations,
+    authenticate: services.authenticateCaller,
+    auditContext: auditContextOf,
+    secureCookies: config.publicUrl.startsWith('https:'),
   });
   services.oidc.onError = (err, what) => app.log.warn({ err }, `oidc: ${what} failed`);
   await app.register(oidcRoutes, {

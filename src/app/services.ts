@@ -2,6 +2,10 @@ import { AppAssignments } from '../access/app-assignments.js';
 import { Assignments } from '../access/assignments.js';
 import { AwsAccounts } from '../access/aws-accounts.js';
 import { AccessDecider } from '../access/decide.js';
+import { Activations } from '../access/pim/activations.js';
+import { Eligibilities } from '../access/pim/eligibilities.js';
+import { webhookNotifier } from '../access/pim/notifications.js';
+import { ReviewCampaigns } from '../access/reviews/campaigns.js';
 import { SshLogins } from '../access/ssh-logins.js';
 import { systemActor } from '../audit/actor.js';
 import { openAccountClients } from '../aws/account-clients.js';
@@ -80,6 +84,12 @@ export interface Services {
   appAssignments: AppAssignments;
   /** applications the identity-aware proxy serves */
   proxyApps: ProxyApps;
+  /** PIM: who may activate which role, under which rules */
+  eligibilities: Eligibilities;
+  /** PIM: activation requests and their lifecycle */
+  activations: Activations;
+  /** access reviews over memberships and eligibilities */
+  reviews: ReviewCampaigns;
   /** recognises a person or workload on user-facing routes (use with requireCaller) */
   authenticateCaller: CallerAuthenticator;
   /** SCIM push of users, groups and memberships to AWS IAM Identity Center */
@@ -153,9 +163,15 @@ export function createServices(
   });
   const assignments = new Assignments(store, clock, accounts);
   const sshLogins = new SshLogins(store, clock);
+  const eligibilities = new Eligibilities(store, clock, accounts);
+  const activations = new Activations(store, clock, accounts, eligibilities, {
+    answerWithin: config.pim.answerWithin,
+    notify: webhookNotifier(clock, config.pim.webhooks),
+  });
   const access = new AccessDecider(accounts, assignments, sshLogins, {
     sshMaxDuration: Math.round(config.ssh.certificateLifetime / 1000),
     appAssignments,
+    activations,
   });
   const sshCaKeys = new SshCaKeys(store, clock, masterKey, (k) => publicKeyLine(publicBlobOf(k), ''));
   const assertions = new AwsRoleAssertions(
@@ -234,5 +250,8 @@ export function createServices(
     }),
     appAssignments,
     proxyApps,
+    eligibilities,
+    activations,
+    reviews: new ReviewCampaigns(store, clock),
   };
 }

@@ -78,6 +78,58 @@ describe.each(ENGINES)('tenant file on %s', (engine) => {
     expect(list.items).toHaveLength(1);
   });
 
+  it('carries PIM eligibilities: created with their rules, unchanged on a second apply, updated, pruned', async () => {
+    const doc = {
+      groups: [{ name: 'E-Admins' }, { name: 'E-Devs' }],
+      accounts: [{ id: '444455556666', alias: 'Elig', roles: [{ name: 'Admin' }] }],
+      eligibilities: [
+        {
+          group: 'E-Devs',
+          account: 'Elig',
+          role: 'Admin',
+          maxDuration: '1h',
+          requireJustification: true,
+          approvers: { groups: ['E-Admins'] },
+          autoApprove: { maxDuration: '30m', withTicket: true },
+        },
+      ],
+    };
+    const dry = await apply(doc, { dryRun: true });
+    expect(dry.body.changes.filter((c) => c.kind === 'eligibility')).toEqual([
+      expect.objectContaining({ action: 'create', name: 'group:E-Devs → aws:444455556666/Admin' }),
+    ]);
+    await apply(doc);
+    const list = (await (await ferry.api('/api/v1/pim/eligibilities')).json()) as {
+      items: Array<Record<string, unknown>>;
+    };
+    const e = list.items.find((x) => x.target === 'aws:444455556666/Admin');
+    expect(e).toMatchObject({
+      principalType: 'group',
+      maxDuration: 3600,
+      requireJustification: true,
+      requireTicket: false,
+      requireMfa: false,
+      approvalsRequired: 1,
+      approvers: [expect.objectContaining({ type: 'group', name: 'E-Admins' })],
+      autoApprove: { maxDuration: 1800, withTicket: true },
+    });
+    expect((await apply(doc)).body.changes).toEqual([]);
+    const longer = structuredClone(doc);
+    longer.eligibilities[0]!.maxDuration = '2h';
+    expect((await apply(longer)).body.changes).toEqual([
+      expect.objectContaining({ action: 'update', kind: 'eligibility' }),
+    ]);
+    const pruned = await apply({ ...doc, eligibilities: [] }, { prune: true, dryRun: true });
+    expect(pruned.body.changes).toContainEqual(
+      expect.objectContaining({ action: 'delete', kind: 'eligibility' }),
+    );
+    const bad = await apply({
+      eligibilities: [{ group: 'E-Devs', account: 'Elig', role: 'Admin', maxDuration: '5m' }],
+    });
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.body)).toContain('maxDuration');
+  });
+
   it('refuses a bad document with a problem naming the key', async () => {
     const bad = await apply({ accounts: [{ id: '12', alias: 'x' }] });
     expect(bad.status).toBe(400);

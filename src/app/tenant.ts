@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { type ActivationRules, rulesOf } from '../access/pim/eligibilities.js';
 import type { AuditContext } from '../audit/actor.js';
 import { InvalidInput, NotFound } from '../errors.js';
 import { normalizePublicUrl, normalizeUpstream } from '../proxy/apps.js';
@@ -97,6 +98,43 @@ export const tenantSchema = z
           .strict(),
       )
       .default([]),
+    /** PIM: who may activate which role just in time, and under which rules */
+    eligibilities: z
+      .array(
+        z
+          .object({
+            group: z.string().optional(),
+            user: z.string().optional(),
+            account: z.string().min(1),
+            role: z.string().min(1),
+            maxDuration: seconds,
+            requireJustification: z.boolean().default(false),
+            requireTicket: z.boolean().default(false),
+            requireMfa: z.boolean().default(false),
+            approvers: z
+              .object({
+                groups: z.array(z.string().min(1)).default([]),
+                users: z.array(z.string().min(1)).default([]),
+              })
+              .strict()
+              .optional(),
+            approvalsRequired: z.number().int().min(0).max(50).optional(),
+            autoApprove: z
+              .object({
+                maxDuration: seconds.optional(),
+                requesterGroups: z.array(z.string().min(1)).optional(),
+                withTicket: z.boolean().optional(),
+              })
+              .strict()
+              .optional(),
+          })
+          .strict()
+          .refine(
+            (a) => (a.group === undefined) !== (a.user === undefined),
+            'give exactly one of group or user',
+          ),
+      )
+      .default([]),
   })
   .strict();
 
@@ -104,7 +142,7 @@ export type TenantFile = z.input<typeof tenantSchema>;
 
 export interface TenantChange {
   action: 'create' | 'update' | 'delete';
-  kind: 'group' | 'aws-account' | 'aws-role' | 'assignment' | 'ssh-login' | 'proxy-app';
+  kind: 'group' | 'aws-account' | 'aws-role' | 'assignment' | 'ssh-login' | 'proxy-app' | 'eligibility';
   name: string;
   detail?: string;
 }
@@ -275,11 +313,80 @@ export async function applyTenant(
     if (!dryRun) await services.proxyApps.set(ctx, a.name, { ...wanted, groups });
   }
 
+  const wantedEligibilities = new Set<string>();
+  for (const e of tenant.eligibilities) {
+    const type = e.group !== undefined ? 'group' : 'user';
+    const ref = (e.group ?? e.user)!;
+    const accountId =
+      plannedAccounts.get(e.account.toLowerCase()) ??
+      (await services.accounts.find(services.store.db, e.account))?.id;
+    if (!accountId)
+      throw new InvalidInput(`tenant file: eligibility names unknown account ${e.account}`, 'eligibilities');
+    const principal = await resolve(services, type, ref, knownGroups, dryRun);
+    const target = `aws:${accountId}/${e.role}`;
+    const label = `${type}:${ref} → ${target}`;
+    if (principal) wantedEligibilities.add(`${type}:${principal.id}:${target}`);
+    const approvers = [];
+    let unresolved = false;
+    for (const [t, names] of [
+      ['group', e.approvers?.groups ?? []],
+      ['user', e.approvers?.users ?? []],
+    ] as const) {
+      for (const name of names) {
+        const a = await resolve(services, t, name, knownGroups, dryRun);
+        if (a) approvers.push(a);
+        else unresolved = true;
+      }
+    }
+    const requesterGroups = [];
+    for (const name of e.autoApprove?.requesterGroups ?? []) {
+      const g = await resolve(services, 'group', name, knownGroups, dryRun);
+      if (g) requesterGroups.push({ id: g.id, name: g.name });
+      else unresolved = true;
+    }
+    const auto = e.autoApprove
+      ? {
+          ...(e.autoApprove.maxDuration !== undefined ? { maxDuration: e.autoApprove.maxDuration } : {}),
+          ...(requesterGroups.length ? { requesterGroups } : {}),
+          ...(e.autoApprove.withTicket ? { withTicket: true } : {}),
+        }
+      : null;
+    const rules: ActivationRules = {
+      maxDuration: e.maxDuration,
+      requireJustification: e.requireJustification,
+      requireTicket: e.requireTicket,
+      requireMfa: e.requireMfa,
+      approvers,
+      approvalsRequired: e.approvalsRequired ?? (approvers.length > 0 || unresolved ? 1 : 0),
+      autoApprove: auto,
+    };
+    const current = principal
+      ? (await services.eligibilities.list({ principal: { type, id: principal.id } })).find(
+          (x) => x.target === target,
+        )
+      : undefined;
+    if (!current) changes.push({ action: 'create', kind: 'eligibility', name: label });
+    else if (JSON.stringify(rulesOf(current)) !== JSON.stringify(rules))
+      changes.push({ action: 'update', kind: 'eligibility', name: label, detail: 'activation rules' });
+    else continue;
+    if (!dryRun) await services.eligibilities.set(ctx, principal!, accountId, e.role, rules);
+  }
+
   if (options.prune) {
     for (const existing of existingApps.values()) {
       if (tenant.proxyApps.some((a) => a.name === existing.name)) continue;
       changes.push({ action: 'delete', kind: 'proxy-app', name: existing.name });
       if (!dryRun) await services.proxyApps.remove(ctx, existing.name);
+    }
+    for (const existing of await services.eligibilities.list()) {
+      if (wantedEligibilities.has(`${existing.principalType}:${existing.principalId}:${existing.target}`))
+        continue;
+      changes.push({
+        action: 'delete',
+        kind: 'eligibility',
+        name: `${existing.principalType}:${existing.principalId} → ${existing.target}`,
+      });
+      if (!dryRun) await services.eligibilities.remove(ctx, existing.id);
     }
     for (const existing of await services.sshLogins.list()) {
       if (wantedSshLogins.has(`${existing.groupId}:${existing.hosts}`)) continue;

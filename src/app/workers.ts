@@ -65,6 +65,9 @@ export function startWorkers(
   let lastRotationCheck = 0;
   const tick = async () => {
     try {
+      // PIM: end what is due (exactly once across instances), then deliver what that wrote to the outbox.
+      await services.activations.runDue();
+      await services.reviews.closeDue();
       await drainOnce();
       const now = clock.now().getTime();
       if (now - lastPurge > 3_600_000) {

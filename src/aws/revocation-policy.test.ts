@@ -91,6 +91,23 @@ describe('the FerryRevokedSessions policy, judged by an IAM policy simulator', (
     );
   });
 
+  it('PIM: ends the sessions of an activation revoked at 09:40 (cutoff with 60 s skew), not those of the next activation', async () => {
+    // aws.sessions-revoke-requested written at the revocation; the handler adds aws.revocationClockSkew.
+    const revokedAt = new Date('2026-03-02T09:40:00.000Z');
+    const pim = revocationPolicy([{ sourceIdentity: ALICE, cutoff: new Date(revokedAt.getTime() + 60_000) }]);
+    // `ferry creds` during the activation (09:00–10:00), at its start and just before the revocation.
+    expect(await evaluate(pim, { sourceIdentity: ALICE, issuedAt: '2026-03-02T09:00:05Z' })).toBe(
+      'ExplicitlyDenied',
+    );
+    expect(
+      await evaluate(pim, { sourceIdentity: ALICE, issuedAt: '2026-03-02T09:39:59Z' }, 'iam:ListRoles', '*'),
+    ).toBe('ExplicitlyDenied');
+    // A new activation approved later: its sessions start after the cutoff and work.
+    expect(await evaluate(pim, { sourceIdentity: ALICE, issuedAt: '2026-03-02T09:45:00Z' })).toBe('Allowed');
+    // An administrator who holds the role by a standing assignment is untouched.
+    expect(await evaluate(pim, { sourceIdentity: BOB, issuedAt: '2026-03-02T09:10:00Z' })).toBe('Allowed');
+  });
+
   it('leaves a colleague on the same role untouched, whenever their session began', async () => {
     expect(await evaluate(policy, { sourceIdentity: BOB, issuedAt: '2026-03-01T11:00:00Z' })).toBe('Allowed');
     // Source identities compare exactly (StringEquals): a look-alike differing in case is someone else.

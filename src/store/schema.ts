@@ -38,6 +38,10 @@ export interface Database {
   identity_center_members: IdentityCenterMembersTable;
   proxy_apps: ProxyAppsTable;
   app_assignments: AppAssignmentsTable;
+  pim_eligibilities: PimEligibilitiesTable;
+  pim_activations: PimActivationsTable;
+  review_campaigns: ReviewCampaignsTable;
+  review_items: ReviewItemsTable;
 }
 
 export interface UsersTable {
@@ -405,4 +409,81 @@ export interface IdentityCenterMembersTable {
   group_id: string;
   user_id: string;
   pushed_at: string;
+}
+
+/** PIM: a group or user may activate one AWS role for a while, under these rules (0008). */
+export interface PimEligibilitiesTable {
+  id: string;
+  principal_type: 'group' | 'user';
+  principal_id: string;
+  account_id: string;
+  role_name: string;
+  /** seconds */
+  max_duration: number;
+  require_justification: number;
+  require_ticket: number;
+  require_mfa: number;
+  approvers: string; // JSON Array<{ type: 'user' | 'group', id, name }>; [] = no approval needed
+  approvals_required: number;
+  auto_approve: string | null; // JSON AutoApprove
+  created_at: string;
+  created_by: string;
+  updated_at: string;
+}
+
+/** PIM: one request to activate an eligible role, through its states (0008). */
+export interface PimActivationsTable {
+  id: string;
+  eligibility_id: string;
+  user_id: string;
+  user_name: string;
+  account_id: string;
+  role_name: string;
+  state: string;
+  /** grows with every change: updates are conditional on it, so concurrent approvals make one transition */
+  version: number;
+  duration: number;
+  justification: string | null;
+  ticket: string | null;
+  approvers: string;
+  approvals_required: number;
+  approvals: string; // JSON Array<{ userId, userName, at, reason }>
+  requested_at: string;
+  answer_by: string;
+  activated_at: string | null;
+  expires_at: string | null;
+  ended_at: string | null;
+  ended_by: string | null;
+  end_reason: string | null;
+  updated_at: string;
+}
+
+/** Access reviews: one campaign over memberships and eligibilities (0008). */
+export interface ReviewCampaignsTable {
+  id: string;
+  name: string;
+  reviewers: string; // JSON Array<{ type: 'user' | 'group', id, name }>
+  deadline: string;
+  remove_unreviewed: number;
+  state: 'open' | 'closed';
+  created_at: string;
+  created_by: string;
+  closed_at: string | null;
+  closed_by: string | null;
+}
+
+export interface ReviewItemsTable {
+  id: string;
+  campaign_id: string;
+  kind: 'membership' | 'eligibility';
+  group_id: string | null;
+  user_id: string | null;
+  eligibility_id: string | null;
+  /** what a reviewer reads: "jane@… in AWS-Account1-Developers" */
+  label: string;
+  decision: 'approve' | 'deny' | null;
+  decided_by: string | null;
+  decided_at: string | null;
+  reason: string | null;
+  outcome: 'kept' | 'removed' | null;
 }

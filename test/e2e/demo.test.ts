@@ -163,6 +163,24 @@ describe('npm run demo', () => {
     expect(group.members.map((m) => m.userName)).toEqual(['test-awsadmin@contoso.example']);
   });
 
+  it('makes Developers eligible for Administrator for an hour, with justification and an Administrator’s approval', async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/api/v1/pim/eligibilities`, {
+      headers: { authorization: `Bearer ${credentials.adminToken}` },
+    });
+    expect(res.status).toBe(200);
+    const { items } = (await res.json()) as { items: Array<Record<string, unknown>> };
+    expect(items).toEqual([
+      expect.objectContaining({
+        target: 'aws:123456789012/Administrator',
+        principalType: 'group',
+        maxDuration: 3600,
+        requireJustification: true,
+        approvalsRequired: 1,
+        approvers: [expect.objectContaining({ type: 'group', name: 'AWS-Account1-Administrators' })],
+      }),
+    ]);
+  });
+
   it('created the demo account roles in the local AWS', async () => {
     expect(credentials.aws).not.toBeNull();
     const aws = credentials.aws!;

@@ -6,6 +6,7 @@ import * as ssh from './0004_ssh.js';
 import * as scim from './0005_scim.js';
 import * as sessionRevocation from './0006_session_revocation.js';
 import * as proxy from './0007_proxy.js';
+import * as pim from './0008_pim.js';
 import * as upstream from './0010_upstream.js';
 import * as scimPush from './0011_scim_push.js';
 
@@ -18,6 +19,7 @@ export const migrations: Record<string, Migration> = {
   '0005_scim': scim,
   '0006_session_revocation': sessionRevocation,
   '0007_proxy': proxy,
+  '0008_pim': pim,
   '0010_upstream': upstream,
   '0011_scim_push': scimPush,
 };

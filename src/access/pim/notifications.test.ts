@@ -1,0 +1,183 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestFerry, type TestFerry } from '../../../test/support/ferry.js';
+import { configSchema } from '../../app/config.js';
+import type { AuditContext } from '../../audit/actor.js';
+import { principalOf } from '../../identity/principal-of.js';
+import { signature, verifySignature } from './notifications.js';
+
+const ctx: AuditContext = { actor: { type: 'operator', name: 'test' } };
+const SECRET = 'whsec_0123456789abcdef0123456789abcdef';
+
+interface Received {
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** What a receiver written without Ferry's code does: recompute HMAC-SHA256 over "<t>.<body>" with node:crypto. */
+function receiverAccepts(header: string, body: string, secret: string, nowSeconds: number): boolean {
+  const parts = Object.fromEntries(header.split(',').map((kv) => kv.split('=') as [string, string]));
+  const t = Number(parts.t);
+  if (!Number.isFinite(t) || Math.abs(nowSeconds - t) > 300) return false;
+  const expected = createHmac('sha256', secret).update(`${parts.t}.${body}`).digest();
+  const given = Buffer.from(parts.v1 ?? '', 'hex');
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+describe('PIM webhooks', () => {
+  let ferry: TestFerry;
+  let receiver: Server;
+  const received: Received[] = [];
+  let failNext = 0;
+
+  beforeAll(async () => {
+    receiver = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        if (failNext > 0) {
+          failNext -= 1;
+          res.writeHead(503).end();
+          return;
+        }
+        received.push({ path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString() });
+        res.writeHead(200).end('ok');
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+    ferry = await startTestFerry('sqlite', {
+      config: {
+        pim: {
+          webhooks: [
+            { name: 'slack', url: `${base}/slack`, format: 'slack' },
+            { name: 'soc', url: `${base}/generic`, format: 'generic', secret: SECRET },
+          ],
+        },
+      },
+    });
+  });
+  afterAll(async () => {
+    await ferry?.close();
+    await new Promise((r) => receiver?.close(r));
+  });
+
+  it('config: a generic webhook needs a secret of 32+ characters; Slack needs none', () => {
+    const parse = (webhooks: unknown) => configSchema.safeParse({ pim: { webhooks } });
+    expect(parse([{ name: 'soc', url: 'https://soc.example.com/h', format: 'generic' }]).success).toBe(false);
+    expect(parse([{ name: 'soc', url: 'https://soc.example.com/h', secret: 'short' }]).success).toBe(false);
+    expect(parse([{ name: 'soc', url: 'ftp://soc.example.com/h', secret: SECRET }]).success).toBe(false);
+    expect(parse([{ name: 'soc', url: 'https://soc.example.com/h', secret: SECRET }]).success).toBe(true);
+    expect(
+      parse([{ name: 'slack', url: 'https://hooks.slack.com/services/T/B/X', format: 'slack' }]).success,
+    ).toBe(true);
+  });
+
+  it('signatures: node:crypto agrees, and a changed body, wrong secret or old timestamp is refused', () => {
+    const body = '{"a":1}';
+    const now = 1_770_000_000;
+    const header = signature(SECRET, now, body);
+    expect(header).toMatch(/^t=1770000000,v1=[0-9a-f]{64}$/);
+    expect(receiverAccepts(header, body, SECRET, now)).toBe(true);
+    expect(verifySignature(SECRET, header, body, now)).toBe(true);
+    expect(verifySignature(SECRET, header, '{"a":2}', now)).toBe(false);
+    expect(verifySignature(`${SECRET}x`, header, body, now)).toBe(false);
+    expect(verifySignature(SECRET, header, body, now + 301)).toBe(false); // replayed later
+    expect(verifySignature(SECRET, header.replace('t=1770000000', 't=1770000100'), body, now + 100)).toBe(
+      false,
+    );
+    expect(verifySignature(SECRET, undefined, body, now)).toBe(false);
+    expect(verifySignature(SECRET, 'v1=00', body, now)).toBe(false);
+  });
+
+  it('a request goes to Slack and to the signed endpoint through the outbox, with approve/deny links; a failed delivery is retried', async () => {
+    const s = ferry.services;
+    await s.accounts.upsert(ctx, { id: '123456789012', alias: 'Account1' });
+    await s.accounts.upsertRole(ctx, '123456789012', { name: 'Administrator', maxSessionDuration: 3600 });
+    const devs = await s.groups.create(ctx, { displayName: 'Devs' });
+    const admins = await s.groups.create(ctx, { displayName: 'Admins' });
+    const dev = await s.users.create(ctx, { userName: 'dev@contoso.example' });
+    await s.groups.setMembership(ctx, devs.id, dev.id, true);
+    await s.eligibilities.set(
+      ctx,
+      { type: 'group', id: devs.id, name: 'Devs' },
+      '123456789012',
+      'Administrator',
+      {
+        maxDuration: 3600,
+        requireJustification: true,
+        requireTicket: false,
+        requireMfa: false,
+        approvers: [{ type: 'group', id: admins.id, name: 'Admins' }],
+        approvalsRequired: 1,
+        autoApprove: null,
+      },
+    );
+    failNext = 1; // the first delivery attempt fails
+    const a = await s.activations.request(ctx, await principalOf(s.store.db, dev.id, null), {
+      account: 'Account1',
+      role: 'Administrator',
+      durationSeconds: 1800,
+      justification: 'INC-42 <script> & co',
+      ticket: 'INC-42',
+    });
+    // The outbox rows exist with the request, before anything is delivered.
+    const queued = await s.store.db
+      .selectFrom('outbox')
+      .select(['type', 'payload'])
+      .where('type', '=', 'pim.notification')
+      .execute();
+    expect(queued.map((q) => JSON.parse(q.payload).webhook).sort()).toEqual(['slack', 'soc']);
+
+    await ferry.workers.drainOnce();
+    expect(received).toHaveLength(1); // one of the two failed and waits for its retry
+    const failed = await s.store.db
+      .selectFrom('outbox')
+      .select(['last_error', 'available_at', 'processed_at'])
+      .where('type', '=', 'pim.notification')
+      .where('processed_at', 'is', null)
+      .execute();
+    expect(failed).toHaveLength(1);
+    expect(failed[0]!.last_error).toMatch(/HTTP 503/);
+    await s.store.db
+      .updateTable('outbox')
+      .set({ available_at: '2000-01-01T00:00:00.000Z' })
+      .where('processed_at', 'is', null)
+      .execute();
+    await ferry.workers.drainOnce();
+    expect(received).toHaveLength(2);
+
+    const slack = received.find((r) => r.path === '/slack')!;
+    const generic = received.find((r) => r.path === '/generic')!;
+    expect(slack.headers['ferry-signature']).toBeUndefined();
+    const slackBody = JSON.parse(slack.body) as { text: string; blocks: Array<Record<string, unknown>> };
+    expect(slackBody.text).toBe('dev@contoso.example requests aws:123456789012/Administrator for 30m');
+    expect(JSON.stringify(slackBody.blocks)).toContain('INC-42 &lt;script&gt; &amp; co');
+    const buttons = (
+      slackBody.blocks.find((b) => b.type === 'actions') as { elements: Array<{ url: string }> }
+    ).elements;
+    expect(buttons.map((b) => b.url)).toEqual([
+      `${ferry.url}/pim/activations/${a.id}?action=approve`,
+      `${ferry.url}/pim/activations/${a.id}?action=deny`,
+    ]);
+
+    const header = generic.headers['ferry-signature'] as string;
+    expect(receiverAccepts(header, generic.body, SECRET, Math.floor(Date.now() / 1000))).toBe(true);
+    expect(
+      receiverAccepts(header, generic.body.replace('30', '90'), SECRET, Math.floor(Date.now() / 1000)),
+    ).toBe(false);
+    const body = JSON.parse(generic.body) as Record<string, unknown>;
+    expect(body).toMatchObject({
+      type: 'activation.requested',
+      actor: 'operator:test',
+      activation: { id: a.id, state: 'requested', userName: 'dev@contoso.example', ticket: 'INC-42' },
+      links: {
+        approve: `${ferry.url}/pim/activations/${a.id}?action=approve`,
+        deny: `${ferry.url}/pim/activations/${a.id}?action=deny`,
+      },
+    });
+  });
+});

@@ -1,0 +1,431 @@
+import type {} from '@fastify/swagger'; // OpenAPI keys (tags, summary, security) on route schemas
+import { type Static, Type } from '@sinclair/typebox';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { AuditContext } from '../../audit/actor.js';
+import { InvalidInput } from '../../errors.js';
+import type { Caller } from '../../identity/caller.js';
+import { Forbidden, Problem } from '../../problem.js';
+import { problemResponses } from '../../problem-schema.js';
+import {
+  type Activation,
+  type Activations,
+  isApprover,
+  PimForbidden,
+  StepUpRequired,
+} from './activations.js';
+import type { ActivationRules, Approver, Eligibilities, Eligibility } from './eligibilities.js';
+import { ACTIVATION_STATES, type ActivationState, IllegalTransition } from './lifecycle.js';
+
+type PreHandler = (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
+
+export interface PimApiOptions {
+  eligibilities: Eligibilities;
+  activations: Activations;
+  /** a signed-in person (`ferry login`, browser session) */
+  authenticateCaller: PreHandler;
+  /** an admin API token */
+  authenticateAdmin: PreHandler;
+  auditContext: (req: FastifyRequest) => AuditContext;
+  /** resolves a group or user name (or id); throws NotFound */
+  resolvePrincipal: (
+    type: 'group' | 'user',
+    ref: string,
+  ) => Promise<{ type: 'group' | 'user'; id: string; name: string }>;
+}
+
+const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
+const ApproverSchema = Type.Object({
+  type: Type.Union([Type.Literal('user'), Type.Literal('group')]),
+  id: Type.String(),
+  name: Type.String(),
+});
+const AutoApproveSchema = Type.Object({
+  maxDuration: Type.Optional(Type.Integer()),
+  requesterGroups: Type.Optional(Type.Array(Type.Object({ id: Type.String(), name: Type.String() }))),
+  withTicket: Type.Optional(Type.Boolean()),
+});
+const EligibilitySchema = Type.Object({
+  id: Type.String(),
+  principalType: Type.String(),
+  principalId: Type.String(),
+  principalName: Type.Optional(Type.String()),
+  accountId: Type.String(),
+  roleName: Type.String(),
+  target: Type.String(),
+  maxDuration: Type.Integer({ description: 'seconds' }),
+  requireJustification: Type.Boolean(),
+  requireTicket: Type.Boolean(),
+  requireMfa: Type.Boolean(),
+  approvers: Type.Array(ApproverSchema),
+  approvalsRequired: Type.Integer(),
+  autoApprove: Type.Union([AutoApproveSchema, Type.Null()]),
+  createdAt: Type.String(),
+  createdBy: Type.String(),
+  updatedAt: Type.String(),
+});
+const ActivationSchema = Type.Object({
+  id: Type.String(),
+  state: Type.String({ enum: [...ACTIVATION_STATES] }),
+  userId: Type.String(),
+  userName: Type.String(),
+  accountId: Type.String(),
+  roleName: Type.String(),
+  target: Type.String(),
+  eligibilityId: Type.String(),
+  durationSeconds: Type.Integer(),
+  justification: Nullable(Type.String()),
+  ticket: Nullable(Type.String()),
+  approvers: Type.Array(ApproverSchema),
+  approvalsRequired: Type.Integer(),
+  approvals: Type.Array(
+    Type.Object({
+      userId: Type.String(),
+      userName: Type.String(),
+      at: Type.String(),
+      reason: Nullable(Type.String()),
+    }),
+  ),
+  requestedAt: Type.String(),
+  answerBy: Type.String(),
+  activatedAt: Nullable(Type.String()),
+  expiresAt: Nullable(Type.String()),
+  endedAt: Nullable(Type.String()),
+  endedBy: Nullable(Type.String()),
+  endReason: Nullable(Type.String()),
+  version: Type.Integer(),
+});
+const RequestBody = Type.Object(
+  {
+    account: Type.String({ minLength: 1, maxLength: 63, description: '12-digit id or alias' }),
+    role: Type.String({ minLength: 1, maxLength: 64 }),
+    durationSeconds: Type.Integer({ minimum: 1, maximum: 86400 }),
+    justification: Type.Optional(Type.String({ maxLength: 1000 })),
+    ticket: Type.Optional(Type.String({ maxLength: 128 })),
+  },
+  { additionalProperties: false },
+);
+const ReasonBody = Type.Object(
+  { reason: Type.Optional(Type.String({ maxLength: 1000 })) },
+  { additionalProperties: false },
+);
+const EligibilityBody = Type.Object(
+  {
+    group: Type.Optional(Type.String({ maxLength: 256 })),
+    user: Type.Optional(Type.String({ maxLength: 256 })),
+    account: Type.String({ maxLength: 63, description: 'account id or alias' }),
+    role: Type.String({ maxLength: 64 }),
+    maxDuration: Type.Integer({ description: 'seconds (900..43200)' }),
+    requireJustification: Type.Optional(Type.Boolean()),
+    requireTicket: Type.Optional(Type.Boolean()),
+    requireMfa: Type.Optional(Type.Boolean()),
+    approverGroups: Type.Optional(Type.Array(Type.String({ maxLength: 256 }), { maxItems: 50 })),
+    approverUsers: Type.Optional(Type.Array(Type.String({ maxLength: 256 }), { maxItems: 50 })),
+    approvalsRequired: Type.Optional(Type.Integer({ minimum: 0, maximum: 50 })),
+    autoApprove: Type.Optional(
+      Type.Union([
+        Type.Object(
+          {
+            maxDuration: Type.Optional(Type.Integer({ minimum: 1 })),
+            requesterGroups: Type.Optional(Type.Array(Type.String({ maxLength: 256 }), { maxItems: 50 })),
+            withTicket: Type.Optional(Type.Boolean()),
+          },
+          { additionalProperties: false },
+        ),
+        Type.Null(),
+      ]),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type EligibilityInput = Static<typeof EligibilityBody>;
+const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+const ListQuery = Type.Object(
+  {
+    mine: Type.Optional(Type.Boolean()),
+    pending: Type.Optional(Type.Boolean()),
+    state: Type.Optional(Type.String({ enum: [...ACTIVATION_STATES] })),
+  },
+  { additionalProperties: false },
+);
+
+/** Turns the rules of the API body (names) into stored rules (ids); shared with the tenant file. */
+export async function rulesFromInput(
+  input: Omit<EligibilityInput, 'group' | 'user' | 'account' | 'role'>,
+  resolve: PimApiOptions['resolvePrincipal'],
+): Promise<ActivationRules> {
+  const approvers: Approver[] = [];
+  for (const g of input.approverGroups ?? []) approvers.push((await resolve('group', g)) as Approver);
+  for (const u of input.approverUsers ?? []) approvers.push((await resolve('user', u)) as Approver);
+  const auto = input.autoApprove ?? null;
+  return {
+    maxDuration: input.maxDuration,
+    requireJustification: input.requireJustification ?? false,
+    requireTicket: input.requireTicket ?? false,
+    requireMfa: input.requireMfa ?? false,
+    approvers,
+    approvalsRequired: input.approvalsRequired ?? (approvers.length > 0 ? 1 : 0),
+    autoApprove: auto
+      ? {
+          ...(auto.maxDuration !== undefined ? { maxDuration: auto.maxDuration } : {}),
+          ...(auto.requesterGroups?.length
+            ? {
+                requesterGroups: await Promise.all(
+                  auto.requesterGroups.map(async (g) => {
+                    const r = await resolve('group', g);
+                    return { id: r.id, name: r.name };
+                  }),
+                ),
+              }
+            : {}),
+          ...(auto.withTicket ? { withTicket: true } : {}),
+        }
+      : null,
+  };
+}
+
+/** The errors of the PIM domain as problems: 403 (with step-up), 409 for a transition the state forbids. */
+export function pimProblem(err: unknown): unknown {
+  if (err instanceof StepUpRequired)
+    return new Problem(403, 'step-up-required', 'Step-up required', err.message, {
+      target: err.target,
+      effect: 'step-up',
+      require: [...err.require],
+      hint: 'sign in again with your one-time code or security key: `ferry logout && ferry login`',
+    });
+  if (err instanceof PimForbidden) return new Forbidden(err.message);
+  if (err instanceof IllegalTransition)
+    return new Problem(409, 'illegal-transition', 'Conflict', err.message, {
+      state: err.state,
+      event: err.event,
+    });
+  return err;
+}
+
+const wrap =
+  <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
+  async (...args: A): Promise<R> => {
+    try {
+      return await fn(...args);
+    } catch (err) {
+      throw pimProblem(err);
+    }
+  };
+
+const isAdminToken = (req: FastifyRequest) => /^Bearer\s+ferry_at_/i.test(req.headers.authorization ?? '');
+
+/** Eligible roles (admin) and activations (the person, their approvers, admins) under /api/v1/pim. */
+export const pimApi: FastifyPluginAsync<PimApiOptions> = async (app, opts) => {
+  const { eligibilities, activations } = opts;
+  const security = [{ bearer: [] }];
+  const tags = ['pim'];
+  // Revoking and listing are open to admin tokens too; everything else is a person acting for themself.
+  const callerOrAdmin: PreHandler = (req, reply) =>
+    isAdminToken(req) ? opts.authenticateAdmin(req, reply) : opts.authenticateCaller(req, reply);
+  const person = (req: FastifyRequest) => {
+    const caller = req.caller as Caller;
+    return caller.principal;
+  };
+  const reasonOf = (body: unknown) => (body as { reason?: string } | undefined)?.reason?.trim() || null;
+
+  app.get(
+    '/pim/eligibilities',
+    {
+      preHandler: opts.authenticateAdmin,
+      schema: {
+        tags,
+        summary: 'List eligible assignments (who may activate which role, under which rules)',
+        security,
+        response: { 200: Type.Object({ items: Type.Array(EligibilitySchema) }), ...problemResponses },
+      },
+    },
+    async () => ({ items: await eligibilities.list() }),
+  );
+
+  app.post<{ Body: EligibilityInput }>(
+    '/pim/eligibilities',
+    {
+      preHandler: opts.authenticateAdmin,
+      schema: {
+        tags,
+        summary:
+          'Create or replace an eligible assignment (group or user → account/role, with activation rules)',
+        security,
+        body: EligibilityBody,
+        response: { 200: EligibilitySchema, 201: EligibilitySchema, ...problemResponses },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body;
+      if ((b.group === undefined) === (b.user === undefined))
+        throw new InvalidInput('give exactly one of group or user', 'group');
+      const principal = await opts.resolvePrincipal(
+        b.group !== undefined ? 'group' : 'user',
+        (b.group ?? b.user)!,
+      );
+      const rules = await rulesFromInput(b, opts.resolvePrincipal);
+      const { eligibility, change } = await eligibilities.set(
+        opts.auditContext(req),
+        principal,
+        b.account,
+        b.role,
+        rules,
+      );
+      return reply.code(change === 'created' ? 201 : 200).send(eligibility);
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/pim/eligibilities/:id',
+    {
+      preHandler: opts.authenticateAdmin,
+      schema: {
+        tags,
+        summary: 'Remove an eligible assignment',
+        security,
+        params: IdParams,
+        response: problemResponses,
+      },
+    },
+    async (req, reply) => {
+      await eligibilities.remove(opts.auditContext(req), req.params.id);
+      return reply.code(204).send();
+    },
+  );
+
+  app.get(
+    '/pim/eligible',
+    {
+      preHandler: opts.authenticateCaller,
+      schema: {
+        tags,
+        summary: 'The roles you may activate, with their rules',
+        security,
+        response: { 200: Type.Object({ items: Type.Array(EligibilitySchema) }), ...problemResponses },
+      },
+    },
+    async (req) => {
+      const p = person(req);
+      const items: Eligibility[] =
+        p.kind === 'user'
+          ? await eligibilities.forPrincipal(
+              p.id,
+              p.groups.map((g) => g.id),
+            )
+          : [];
+      return { items };
+    },
+  );
+
+  app.post<{ Body: Static<typeof RequestBody> }>(
+    '/pim/activations',
+    {
+      preHandler: opts.authenticateCaller,
+      schema: {
+        tags,
+        summary: 'Request to activate a role you are eligible for',
+        security,
+        body: RequestBody,
+        response: { 201: ActivationSchema, ...problemResponses },
+      },
+    },
+    wrap(async (req: FastifyRequest<{ Body: Static<typeof RequestBody> }>, reply: FastifyReply) => {
+      const activation = await activations.request(opts.auditContext(req), person(req), req.body);
+      return reply.code(201).send(activation);
+    }),
+  );
+
+  app.get<{ Querystring: Static<typeof ListQuery> }>(
+    '/pim/activations',
+    {
+      preHandler: callerOrAdmin,
+      schema: {
+        tags,
+        summary:
+          'Activations: yours (default, or mine=true), those waiting for your approval (pending=true); all with an admin token',
+        security,
+        querystring: ListQuery,
+        response: { 200: Type.Object({ items: Type.Array(ActivationSchema) }), ...problemResponses },
+      },
+    },
+    async (req) => {
+      const state = req.query.state as ActivationState | undefined;
+      const states = state ? [state] : undefined;
+      if (!req.caller) {
+        // admin token
+        if (req.query.pending) return { items: await activations.list({ states: ['requested'] }) };
+        return { items: await activations.list({ states }) };
+      }
+      if (req.query.pending) return { items: await activations.pendingFor(person(req)) };
+      return { items: await activations.list({ userId: person(req).id, states }) };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/pim/activations/:id',
+    {
+      preHandler: callerOrAdmin,
+      schema: {
+        tags,
+        summary: 'One activation (yours, one you may approve, or any with an admin token)',
+        security,
+        params: IdParams,
+        response: { 200: ActivationSchema, ...problemResponses },
+      },
+    },
+    async (req) => {
+      const activation = await activations.get(req.params.id);
+      if (req.caller) mayView(activation, person(req));
+      return activation;
+    },
+  );
+
+  const answer = (
+    path: 'approve' | 'deny' | 'cancel' | 'revoke',
+    summary: string,
+    run: (
+      req: FastifyRequest<{ Params: { id: string }; Body: Static<typeof ReasonBody> }>,
+    ) => Promise<Activation>,
+  ) =>
+    app.post<{ Params: { id: string }; Body: Static<typeof ReasonBody> }>(
+      `/pim/activations/:id/${path}`,
+      {
+        preHandler: path === 'revoke' ? callerOrAdmin : opts.authenticateCaller,
+        schema: {
+          tags,
+          summary,
+          security,
+          params: IdParams,
+          body: Type.Optional(ReasonBody),
+          response: { 200: ActivationSchema, ...problemResponses },
+        },
+      },
+      wrap(run),
+    );
+
+  answer('approve', 'Approve a request (you are one of its approvers and not its requester)', (req) =>
+    activations.approve(opts.auditContext(req), person(req), req.params.id, reasonOf(req.body)),
+  );
+  answer('deny', 'Deny a request', (req) =>
+    activations.deny(opts.auditContext(req), person(req), req.params.id, reasonOf(req.body)),
+  );
+  answer('cancel', 'Withdraw your own request before it is active', (req) =>
+    activations.cancel(opts.auditContext(req), person(req), req.params.id, reasonOf(req.body)),
+  );
+  answer(
+    'revoke',
+    'End an active activation early (you, an approver, or an admin token); your AWS sessions on the role are revoked',
+    (req) =>
+      activations.revoke(
+        opts.auditContext(req),
+        req.caller ? person(req) : null,
+        req.params.id,
+        reasonOf(req.body),
+      ),
+  );
+};
+
+/** A person sees their own activations and those they may approve; others are not found for them. */
+function mayView(a: Activation, p: Caller['principal']): void {
+  if (a.userId === p.id || isApprover(a.approvers, p)) return;
+  throw new Forbidden(`activation ${a.id} is neither yours nor one you may approve`);
+}
