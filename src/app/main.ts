@@ -5,7 +5,6 @@ import { registerAwsCommands } from '../cli/aws-commands.js';
 import { ApiError, ServerUnreachable } from '../cli/client.js';
 import { registerClientCommands } from '../cli/commands.js';
 import { registerLoginCommands } from '../cli/login-commands.js';
-import { registerMigrateCommands } from '../cli/migrate-commands.js';
 import { registerOidcCommands } from '../cli/oidc-commands.js';
 import { registerPimCommands } from '../cli/pim-commands.js';
 import { registerProxyCommands } from '../cli/proxy-commands.js';
@@ -32,7 +31,12 @@ export async function main(argv: string[]): Promise<number> {
   registerLoginCommands(program);
   registerAwsCommands(program);
   registerOidcCommands(program);
-  registerMigrateCommands(program);
+  // The migration planner loads the AWS SDK and the policy simulator (≈150 ms): only for the commands
+  // that may need it, so `ferry creds` as a credential_process starts fast.
+  const words = argv.slice(2);
+  if (words.length === 0 || words.some((w) => ['migrate', 'access', 'help', '--help', '-h'].includes(w))) {
+    (await import('../cli/migrate-commands.js')).registerMigrateCommands(program);
+  }
   registerPimCommands(program);
   registerReviewCommands(program);
   registerScimCommands(program);

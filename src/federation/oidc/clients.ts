@@ -84,7 +84,12 @@ function checkRedirectUri(uri: string, field: string): void {
  * The relying parties and workload identities allowed to use Ferry's OpenID provider. Secrets are
  * generated here, shown once, and kept only as their SHA-256 (compared in constant time).
  */
+/** How long this instance reuses a client's metadata (the token endpoint reads it on every grant). */
+const METADATA_CACHE_MS = 5_000;
+
 export class OidcClients {
+  readonly #cache = new Map<string, { at: number; metadata: AdapterPayload | undefined }>();
+
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
@@ -182,6 +187,7 @@ export class OidcClients {
   /** Deletes the client and every token it holds. */
   async remove(ctx: AuditContext, ref: string): Promise<void> {
     const client = await this.get(ref);
+    this.#cache.delete(client.clientId);
     await this.store.db.transaction().execute(async (trx) => {
       await trx.deleteFrom('oidc_clients').where('id', '=', client.clientId).execute();
       await trx
@@ -207,9 +213,23 @@ export class OidcClients {
     });
   }
 
-  /** What oidc-provider's Client adapter returns: the stored metadata of an active client. */
+  /**
+   * What oidc-provider's Client adapter returns: the stored metadata of an active client. Reused for a
+   * few seconds; a removal takes effect at once here and within that time on other instances (their
+   * tokens are deleted with the client in any case).
+   */
   async metadata(clientId: string): Promise<AdapterPayload | undefined> {
     if (clientId === CLI_CLIENT_ID) return undefined; // static, from the configuration
+    const now = this.clock.now().getTime();
+    const hit = this.#cache.get(clientId);
+    if (hit && now - hit.at < METADATA_CACHE_MS) return hit.metadata;
+    const metadata = await this.#load(clientId);
+    if (this.#cache.size > 10_000) this.#cache.clear();
+    this.#cache.set(clientId, { at: now, metadata });
+    return metadata;
+  }
+
+  async #load(clientId: string): Promise<AdapterPayload | undefined> {
     const row = await this.store.db
       .selectFrom('oidc_clients')
       .select(['metadata', 'active'])
