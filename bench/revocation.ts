@@ -13,7 +13,7 @@ import { stat } from './lib/stats.js';
 
 const ACCOUNT = '123456789012';
 const ROLES = ['Developer', 'Administrator'];
-const PER_RUN = 20;
+const PER_RUN = 8;
 const ctx: AuditContext = { actor: { type: 'operator', name: 'bench' } };
 
 const TRUST = JSON.stringify({
