@@ -6,6 +6,7 @@ import { ApiError, ServerUnreachable } from '../cli/client.js';
 import { registerClientCommands } from '../cli/commands.js';
 import { registerLoginCommands } from '../cli/login-commands.js';
 import { registerMigrateCommands } from '../cli/migrate-commands.js';
+import { registerPolicyCommands } from '../cli/policy-commands.js';
 import { registerSamlCommands } from '../cli/saml-commands.js';
 import { registerScimCommands } from '../cli/scim-commands.js';
 import { registerSshCommands } from '../cli/ssh-commands.js';
@@ -30,6 +31,7 @@ export async function main(argv: string[]): Promise<number> {
   registerMigrateCommands(program);
   registerScimCommands(program);
   registerSshCommands(program);
+  registerPolicyCommands(program);
   registerOperatorCommands(program);
   try {
     await program.parseAsync(argv);

@@ -3,10 +3,12 @@ import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { policyApi } from '../access/policies/routes.js';
 import { accessApi } from '../access/routes.js';
 import { sshLoginsApi } from '../access/ssh-login-routes.js';
 import { auditApi } from '../audit/routes.js';
 import { awsCallerRoutes } from '../aws/routes.js';
+import { NotFound } from '../errors.js';
 import { deviceSigninApi } from '../federation/oidc/device-signin.js';
 import { oidcRoutes } from '../federation/oidc/routes.js';
 import { samlAdminApi } from '../federation/saml/admin-routes.js';
@@ -14,6 +16,7 @@ import { samlRoutes } from '../federation/saml/routes.js';
 import { auditContextOf, requireAdminToken } from '../identity/admin-auth.js';
 import { requireCaller } from '../identity/caller.js';
 import { signinPages } from '../identity/pages/routes.js';
+import { principalOf } from '../identity/principal-of.js';
 import { directoryApi } from '../identity/routes.js';
 import { scimAdminApi } from '../identity/scim/admin-routes.js';
 import { scimRoutes } from '../identity/scim/routes.js';
@@ -224,6 +227,33 @@ export async function buildServer(services: Services, options: ServerOptions = {
     prefix: '/api/v1',
     store: services.store,
     authenticate: requireAdminToken(services.apiTokens),
+  });
+  await app.register(policyApi, {
+    prefix: '/api/v1',
+    policies: services.policies,
+    locations: services.namedLocations,
+    access: services.access,
+    clock: services.clock,
+    authenticate: requireAdminToken(services.apiTokens),
+    auditContext: auditContextOf,
+    principalFor: async (who, amr, authTime) => {
+      if (who.workload) {
+        const c = await services.oidcClients.get(who.workload);
+        if (c.kind !== 'workload') throw new NotFound('workload', who.workload);
+        return {
+          kind: 'workload',
+          id: c.clientId,
+          userName: c.name,
+          active: c.active,
+          groups: [],
+          attributes: {},
+          amr: [],
+          authTime: null,
+        };
+      }
+      const user = await services.users.get(who.user!);
+      return principalOf(services.store.db, user.id, { amr, authTime });
+    },
   });
   return app;
 }

@@ -1,12 +1,19 @@
 import { Assignments } from '../access/assignments.js';
 import { AwsAccounts } from '../access/aws-accounts.js';
 import { AccessDecider } from '../access/decide.js';
+import { DevicePostureVerifier } from '../access/policies/device-posture.js';
+import { ConditionalAccessEngine } from '../access/policies/engine.js';
+import { countryOf } from '../access/policies/geoip.js';
+import { NamedLocations } from '../access/policies/named-locations.js';
+import { ConditionalAccessPolicies } from '../access/policies/policies.js';
+import { storePolicySource } from '../access/policies/store-source.js';
 import { SshLogins } from '../access/ssh-logins.js';
 import { systemActor } from '../audit/actor.js';
 import { openAccountClients } from '../aws/account-clients.js';
 import { AwsCredentialBroker } from '../aws/credentials.js';
 import { SessionRevoker } from '../aws/session-revocation.js';
 import type { Clock } from '../clock.js';
+import { NotFound } from '../errors.js';
 import { accessTokenCaller } from '../federation/oidc/access-token-caller.js';
 import { OidcClients } from '../federation/oidc/clients.js';
 import { OidcIssuer } from '../federation/oidc/provider.js';
@@ -53,6 +60,11 @@ export interface Services {
   assignments: Assignments;
   /** the one decide() every issuer asks */
   access: AccessDecider;
+  /** conditional access policies and the named locations they use */
+  policies: ConditionalAccessPolicies;
+  namedLocations: NamedLocations;
+  /** the policy step of decide(), also used by what-if */
+  conditionalAccess: ConditionalAccessEngine;
   signingKeys: SigningKeys;
   serviceProviders: ServiceProviders;
   /** STS credentials for one role (`ferry creds`, workloads) */
@@ -132,8 +144,31 @@ export function createServices(
   });
   const assignments = new Assignments(store, clock, accounts);
   const sshLogins = new SshLogins(store, clock);
+  const users = new UserDirectory(deps);
+  const groups = new GroupDirectory(deps);
+  const policies = new ConditionalAccessPolicies(store, clock, async (type, name) => {
+    if (type === 'user') {
+      const u = await users.get(name);
+      return { id: u.id, name: u.userName };
+    }
+    if (type === 'group') {
+      const g = await groups.get(name);
+      return { id: g.id, name: g.displayName };
+    }
+    const c = await oidcClients.get(name);
+    if (c.kind !== 'workload') throw new NotFound('workload', name);
+    return { id: c.clientId, name: c.name };
+  });
+  const namedLocations = new NamedLocations(store, clock);
+  const posture = config.conditionalAccess.devicePosture;
+  const conditionalAccess = new ConditionalAccessEngine(
+    storePolicySource(store, policies, namedLocations, countryOf, clock),
+    clock,
+    posture ? new DevicePostureVerifier(posture.issuer, posture.publicKeyPem, clock) : null,
+  );
   const access = new AccessDecider(accounts, assignments, sshLogins, {
     sshMaxDuration: Math.round(config.ssh.certificateLifetime / 1000),
+    policies: conditionalAccess,
   });
   const sshCaKeys = new SshCaKeys(store, clock, masterKey, (k) => publicKeyLine(publicBlobOf(k), ''));
   const assertions = new AwsRoleAssertions(
@@ -164,8 +199,8 @@ export function createServices(
     clock,
     masterKey,
     metrics,
-    users: new UserDirectory(deps),
-    groups: new GroupDirectory(deps),
+    users,
+    groups,
     sessions,
     totp,
     throttle,
@@ -175,6 +210,9 @@ export function createServices(
     accounts,
     assignments,
     access,
+    policies,
+    namedLocations,
+    conditionalAccess,
     credentials: new AwsCredentialBroker(
       store,
       clock,

@@ -129,6 +129,74 @@ export class SigninService {
     return this.totp.pending(this.deps.store.db, user);
   }
 
+  /**
+   * Step-up for a signed-in person whose session lacks MFA: the TOTP enrollment to finish (started
+   * here when they have no authenticator yet), or null when they have one and need only a code.
+   */
+  async stepUpEnrollment(
+    sessionToken: string,
+    req: SigninRequest,
+  ): Promise<TotpEnrollment | null | 'no-session'> {
+    const { store } = this.deps;
+    const session = await this.sessions.resolve(sessionToken);
+    if (!session) return 'no-session';
+    if (await this.totp.hasConfirmed(store.db, session.userId)) return null;
+    const user = await this.totp.requireUser(store.db, session.userId);
+    const existing = await this.totp.pending(store.db, user);
+    if (existing) return existing;
+    const actor: Actor = { type: 'user', id: user.id, name: user.userName };
+    return store.db
+      .transaction()
+      .execute((trx) => this.totp.enroll(trx, { actor, ip: req.ip, requestId: req.requestId }, user));
+  }
+
+  /**
+   * Completes a step-up with a one-time code (confirming a new authenticator when one is pending):
+   * the session is replaced by one whose amr includes the second factor, with a new cookie value.
+   */
+  async stepUp(sessionToken: string, code: string, req: SigninRequest): Promise<SigninResult> {
+    const { store } = this.deps;
+    const session = await this.sessions.resolve(sessionToken);
+    if (!session) return this.fail([addressKey(req.ip)], null, 'expired', 'totp', req);
+    const row = await store.db
+      .selectFrom('users')
+      .select(['id', 'user_name', 'user_name_key'])
+      .where('id', '=', session.userId)
+      .executeTakeFirstOrThrow();
+    const keys = [accountKey(row.user_name_key), addressKey(req.ip)];
+    if ((await this.throttle.locked(keys)).length > 0)
+      return this.fail(keys, row.user_name, 'locked', 'totp', req);
+    const actor: Actor = { type: 'user', id: row.id, name: row.user_name };
+    const enrolling = !(await this.totp.hasConfirmed(store.db, row.id));
+    const result = await store.db.transaction().execute(async (trx): Promise<SigninResult | null> => {
+      const factorId = await this.totp.verify(trx, row.id, code.slice(0, 16), enrolling);
+      if (!factorId) return null;
+      const amr = [...new Set([...session.amr, 'otp', 'mfa'])];
+      const { token, session: upgraded } = await this.sessions.promote(trx, session, amr);
+      await this.throttle.recordSuccess(trx, keys[0]!);
+      if (enrolling)
+        await this.audit(
+          trx,
+          actor,
+          row.user_name,
+          'success',
+          req,
+          { step: 'totp-enrollment', factorId },
+          'mfa.totp.enrolled',
+        );
+      await this.audit(trx, actor, row.user_name, 'success', req, {
+        step: 'step-up',
+        previousSessionId: session.id,
+        sessionId: upgraded.id,
+        amr,
+      });
+      return { status: 'signed-in', token, session: upgraded };
+    });
+    if (!result) return this.fail(keys, row.user_name, 'bad-code', 'totp', req);
+    this.options.onOutcome?.('success');
+    return result;
+  }
+
   private async codeStep(
     pendingToken: string,
     code: string,

@@ -30,6 +30,10 @@ export interface Database {
   ssh_ca_keys: SshCaKeysTable;
   ssh_serials: SshSerialsTable;
   ssh_logins: SshLoginsTable;
+  ca_policies: CaPoliciesTable;
+  named_locations: NamedLocationsTable;
+  signin_history: SigninHistoryTable;
+  risk_detections: RiskDetectionsTable;
 }
 
 export interface UsersTable {
@@ -97,6 +101,8 @@ export interface SessionsTable {
   revoked_reason: string | null;
   ip: string | null;
   user_agent: string | null;
+  /** none | low | medium | high: identity protection's view of the sign-in (0009) */
+  signin_risk: Generated<string>;
 }
 
 export interface SigninThrottleTable {
@@ -322,4 +328,49 @@ export interface OidcClientsTable {
   active: number;
   created_at: string;
   updated_at: string;
+}
+
+/** Conditional access policies (0009). */
+export interface CaPoliciesTable {
+  id: string;
+  name: string;
+  name_key: string;
+  state: 'on' | 'report-only' | 'off';
+  definition: string; // JSON: PolicyDefinition (access/policies/policy.ts)
+  created_at: string;
+  updated_at: string;
+  version: number;
+}
+
+export interface NamedLocationsTable {
+  name: string;
+  ranges: string; // JSON: CIDR strings
+  created_at: string;
+  updated_at: string;
+}
+
+/** Every password sign-in attempt, for the detections (0009). */
+export interface SigninHistoryTable {
+  id: string;
+  user_id: string | null;
+  user_key: string;
+  ip: string;
+  country: string | null;
+  outcome: 'success' | 'failure';
+  password_fp: string | null;
+  at: string;
+}
+
+export interface RiskDetectionsTable {
+  id: string;
+  user_id: string | null;
+  subject: string;
+  kind: string;
+  level: 'low' | 'medium' | 'high';
+  ip: string | null;
+  detail: string; // JSON
+  state: 'open' | 'confirmed' | 'dismissed';
+  created_at: string;
+  resolved_at: string | null;
+  resolved_by: string | null;
 }

@@ -52,6 +52,7 @@ export function accessTokenCaller(
         externalId: null,
         amr: [],
         authTime: null,
+        signInRisk: 'none',
       },
       via: 'access-token',
       sessionId: null,

@@ -9,6 +9,7 @@ import type { UserDirectory } from '../users.js';
 import { csrfToken, csrfValid } from './csrf.js';
 import { errorPage, type Html, html, PAGE_CSP, page, STYLESHEET } from './html.js';
 import { qrDataUri } from './qr.js';
+import { stepUpPages } from './step-up.js';
 
 export interface SigninPagesOptions {
   signin: SigninService;
@@ -228,6 +229,8 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
       enrollForm(req, reply, returnTo, enrollment, 'That code did not match. Check the key and try again.')
     );
   });
+
+  await app.register(stepUpPages, { signin, cookieName, secureCookies });
 
   app.get('/account', async (req, reply) => {
     const session = await current(req);

@@ -5,6 +5,7 @@ import * as oidc from './0003_oidc.js';
 import * as ssh from './0004_ssh.js';
 import * as scim from './0005_scim.js';
 import * as sessionRevocation from './0006_session_revocation.js';
+import * as conditionalAccess from './0009_conditional_access.js';
 
 /** Every migration, in order. Add new ones at the end; never edit one that has shipped. */
 export const migrations: Record<string, Migration> = {
@@ -14,4 +15,5 @@ export const migrations: Record<string, Migration> = {
   '0004_ssh': ssh,
   '0005_scim': scim,
   '0006_session_revocation': sessionRevocation,
+  '0009_conditional_access': conditionalAccess,
 };
