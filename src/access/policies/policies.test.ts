@@ -187,6 +187,21 @@ describe.each(ENGINES)('conditional access on %s', (engine) => {
     expect((await decide(dev, WEBAUTHN, { ip: '192.0.2.200' })).effect).toBe('allow');
   });
 
+  it('countries from the offline GeoIP database: include and exclude', async () => {
+    const { decide, policy, dev } = await world();
+    await policy('gb', { conditions: { countries: { include: ['gb'] } }, grant: { block: true } });
+    const d = await decide(dev, TOTP, { ip: '81.2.69.160' });
+    expect(d.effect).toBe('deny');
+    expect(d.reasons[0]!.message).toMatch(/country GB matches/);
+    const us = await decide(dev, TOTP, { ip: '8.8.8.8' });
+    expect(us.effect).toBe('allow');
+    expect(us.policies!.find((e) => e.policy.startsWith('gb-'))!.why[0]).toMatch(/country US is not one of GB/);
+    expect((await decide(dev, TOTP, { ip: '10.1.2.3' })).effect).toBe('allow');
+    await policy('not-au', { conditions: { countries: { exclude: ['AU'] } }, grant: { require: ['phishing-resistant-mfa'] } });
+    expect((await decide(dev, TOTP, { ip: '1.0.0.7' })).effect).toBe('allow');
+    expect((await decide(dev, TOTP, { ip: '8.8.8.8' })).effect).toBe('step-up');
+  });
+
   it('client type: a CLI-only policy leaves the browser alone', async () => {
     const { decide, policy, dev } = await world();
     await policy('cli', { conditions: { clients: ['cli'] }, grant: { block: true } });
