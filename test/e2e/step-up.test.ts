@@ -24,7 +24,10 @@ describe('step-up in the browser', () => {
 
   beforeAll(async () => {
     [ferry, browser] = await Promise.all([
-      startTestFerry('sqlite', { clock, config: { sessions: { idleTimeout: '12h', absoluteTimeout: '24h' } } }),
+      startTestFerry('sqlite', {
+        clock,
+        config: { sessions: { idleTimeout: '12h', absoluteTimeout: '24h' } },
+      }),
       launchChromium(),
     ]);
     const s = ferry.services;
@@ -33,7 +36,12 @@ describe('step-up in the browser', () => {
     const group = await s.groups.create(ctx, { displayName: 'AWS-Account1-Developers' });
     const user = await s.users.create(ctx, { userName: USER, password: PASSWORD });
     await s.groups.setMembership(ctx, group.id, user.id, true);
-    await s.assignments.add(ctx, { type: 'group', id: group.id, name: group.displayName }, ACCOUNT, 'Developer');
+    await s.assignments.add(
+      ctx,
+      { type: 'group', id: group.id, name: group.displayName },
+      ACCOUNT,
+      'Developer',
+    );
     const res = await ferry.api('/api/v1/policies/Developers need MFA', {
       method: 'PUT',
       body: JSON.stringify({
@@ -56,7 +64,11 @@ describe('step-up in the browser', () => {
     const posts: URLSearchParams[] = [];
     await page.route('https://signin.aws.amazon.com/saml', async (route) => {
       posts.push(new URLSearchParams(route.request().postData() ?? ''));
-      await route.fulfill({ status: 200, contentType: 'text/html', body: '<html><body>AWS console</body></html>' });
+      await route.fulfill({
+        status: 200,
+        contentType: 'text/html',
+        body: '<html><body>AWS console</body></html>',
+      });
     });
     return posts;
   };

@@ -195,9 +195,14 @@ describe.each(ENGINES)('conditional access on %s', (engine) => {
     expect(d.reasons[0]!.message).toMatch(/country GB matches/);
     const us = await decide(dev, TOTP, { ip: '8.8.8.8' });
     expect(us.effect).toBe('allow');
-    expect(us.policies!.find((e) => e.policy.startsWith('gb-'))!.why[0]).toMatch(/country US is not one of GB/);
+    expect(us.policies!.find((e) => e.policy.startsWith('gb-'))!.why[0]).toMatch(
+      /country US is not one of GB/,
+    );
     expect((await decide(dev, TOTP, { ip: '10.1.2.3' })).effect).toBe('allow');
-    await policy('not-au', { conditions: { countries: { exclude: ['AU'] } }, grant: { require: ['phishing-resistant-mfa'] } });
+    await policy('not-au', {
+      conditions: { countries: { exclude: ['AU'] } },
+      grant: { require: ['phishing-resistant-mfa'] },
+    });
     expect((await decide(dev, TOTP, { ip: '1.0.0.7' })).effect).toBe('allow');
     expect((await decide(dev, TOTP, { ip: '8.8.8.8' })).effect).toBe('step-up');
   });
