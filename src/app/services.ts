@@ -31,6 +31,7 @@ import { SessionStore } from '../identity/sessions.js';
 import { SigninService } from '../identity/signin.js';
 import { SigninThrottle } from '../identity/throttle.js';
 import { UserDirectory } from '../identity/users.js';
+import { WebAuthnFactors } from '../identity/webauthn.js';
 import type { MasterKey } from '../keys/master-key.js';
 import { SigningKeys, type SigningKeysOptions } from '../keys/signing-keys.js';
 import { SshCaKeys } from '../keys/ssh-ca-keys.js';
@@ -51,6 +52,8 @@ export interface Services {
   groups: GroupDirectory;
   sessions: SessionStore;
   totp: TotpFactors;
+  /** security keys and passkeys */
+  webauthn: WebAuthnFactors;
   throttle: SigninThrottle;
   signin: SigninService;
   apiTokens: ApiTokens;
@@ -105,8 +108,10 @@ export function createServices(
     windowMs: config.signin.failureWindow,
     lockoutMs: config.signin.lockout,
   });
+  const webauthn = new WebAuthnFactors(deps, () => config.publicUrl);
   const signin = new SigninService(deps, sessions, totp, throttle, {
     requireMfa: config.signin.requireMfa,
+    webauthn,
     onOutcome: (o) => metrics.signin(o),
   });
   const accounts = new AwsAccounts(store, clock);
@@ -203,6 +208,7 @@ export function createServices(
     groups,
     sessions,
     totp,
+    webauthn,
     throttle,
     signin,
     apiTokens: new ApiTokens(store, clock),

@@ -1,3 +1,9 @@
+import type {
+  AuthenticationResponseJSON,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
+} from '@simplewebauthn/server';
 import type { Kysely } from 'kysely';
 import { type Actor, anonymous } from '../audit/actor.js';
 import { appendAudit } from '../audit/ledger.js';
@@ -7,6 +13,7 @@ import type { TotpEnrollment, TotpFactors } from './mfa.js';
 import type { Session, SessionStore } from './sessions.js';
 import { accountKey, addressKey, type SigninThrottle } from './throttle.js';
 import { findUserRow, userNameKey } from './users.js';
+import { type WebAuthnFactors, WebAuthnRejected } from './webauthn.js';
 
 /** Why a sign-in step failed: recorded in the audit trail, never shown to the person signing in. */
 export type SigninFailure =
@@ -22,9 +29,17 @@ export type SigninOutcome = 'success' | 'failure' | 'locked' | 'second-factor-re
 
 export type SigninResult =
   | { status: 'failed'; reason: SigninFailure }
-  | { status: 'second-factor-required'; token: string }
+  | { status: 'second-factor-required'; token: string; methods: SecondFactor[] }
   | { status: 'enrollment-required'; token: string; enrollment: TotpEnrollment }
   | { status: 'signed-in'; token: string; session: Session };
+
+export type SecondFactor = 'totp' | 'webauthn';
+
+/** What the security-key page does for a session: prove a registered key, or register one. */
+export type SecurityKeyCeremony =
+  | { mode: 'authenticate'; options: PublicKeyCredentialRequestOptionsJSON }
+  | { mode: 'register'; options: PublicKeyCredentialCreationOptionsJSON }
+  | { mode: 'needs-mfa-first' };
 
 export interface SigninRequest {
   ip: string;
@@ -35,6 +50,8 @@ export interface SigninRequest {
 export interface SigninOptions {
   /** when true, a user without an authenticator must enroll one before the session starts */
   requireMfa: boolean;
+  /** security keys and passkeys; without it only TOTP is offered */
+  webauthn?: WebAuthnFactors;
   onOutcome?: (outcome: SigninOutcome) => void;
 }
 
@@ -68,18 +85,22 @@ export class SigninService {
     const actor: Actor = { type: 'user', id: row.id, name: row.user_name };
     return store.db.transaction().execute(async (trx): Promise<SigninResult> => {
       const meta = { ip: req.ip, userAgent: req.userAgent ?? null };
-      if (await this.totp.hasConfirmed(trx, row.id)) {
+      const methods = await this.factorsOf(trx, row.id);
+      if (methods.length > 0) {
         const { token } = await this.sessions.start(trx, {
           userId: row.id,
           state: 'pending_mfa',
           amr: ['pwd'],
           ...meta,
         });
-        await this.audit(trx, actor, row.user_name, 'success', req, { step: 'password', next: 'totp' });
+        await this.audit(trx, actor, row.user_name, 'success', req, {
+          step: 'password',
+          next: methods.join('|'),
+        });
         this.options.onOutcome?.('second-factor-required');
-        return { status: 'second-factor-required', token };
+        return { status: 'second-factor-required', token, methods };
       }
-      if (this.options.requireMfa) {
+      if (this.options.requireMfa || Number(row.mfa_registration_required) === 1) {
         const { token } = await this.sessions.start(trx, {
           userId: row.id,
           state: 'pending_enrollment',
@@ -109,6 +130,114 @@ export class SigninService {
       this.options.onOutcome?.('success');
       return { status: 'signed-in', token, session };
     });
+  }
+
+  /** The second factors a user has registered. */
+  async factorsOf(db: Kysely<Database>, userId: string): Promise<SecondFactor[]> {
+    const out: SecondFactor[] = [];
+    if (await this.totp.hasConfirmed(db, userId)) out.push('totp');
+    if (this.options.webauthn && (await this.options.webauthn.has(db, userId))) out.push('webauthn');
+    return out;
+  }
+
+  /** Factors of the user behind a pending sign-in (to offer the right page), or null. */
+  async pendingFactors(pendingToken: string): Promise<SecondFactor[] | null> {
+    const pending = await this.sessions.resolve(pendingToken, ['pending_mfa']);
+    return pending ? this.factorsOf(this.deps.store.db, pending.userId) : null;
+  }
+
+  /**
+   * Starts a security-key ceremony for a sign-in waiting for its second factor, or for a signed-in
+   * session stepping up. Registering a new key needs a session that already proved a second factor,
+   * unless the person has none yet (then the key is their first, as a TOTP enrollment would be).
+   */
+  async securityKeyCeremony(token: string): Promise<SecurityKeyCeremony | null> {
+    const webauthn = this.options.webauthn;
+    const session = await this.sessions.resolve(token, ['pending_mfa', 'active']);
+    if (!webauthn || !session) return null;
+    const { db } = this.deps.store;
+    const factors = await this.factorsOf(db, session.userId);
+    if (factors.includes('webauthn'))
+      return { mode: 'authenticate', options: await webauthn.authenticationOptions(session.userId) };
+    if (session.state !== 'active') return { mode: 'needs-mfa-first' };
+    const proved = session.amr.some((m) => ['otp', 'mfa', 'hwk'].includes(m));
+    if (!proved && factors.length > 0) return { mode: 'needs-mfa-first' };
+    const user = await db
+      .selectFrom('users')
+      .select(['id', 'user_name', 'display_name'])
+      .where('id', '=', session.userId)
+      .executeTakeFirstOrThrow();
+    return {
+      mode: 'register',
+      options: await webauthn.registrationOptions({
+        id: user.id,
+        userName: user.user_name,
+        displayName: user.display_name,
+      }),
+    };
+  }
+
+  /**
+   * Finishes a security-key ceremony: the session is replaced by one whose amr says a hardware-bound
+   * key was used (hwk), which phishing-resistant policies and the MfaMethod=webauthn tag look for.
+   */
+  async securityKeyFinish(token: string, response: unknown, req: SigninRequest): Promise<SigninResult> {
+    const webauthn = this.options.webauthn;
+    const session = await this.sessions.resolve(token, ['pending_mfa', 'active']);
+    if (!webauthn || !session) return this.fail([addressKey(req.ip)], null, 'expired', 'webauthn', req);
+    const { store } = this.deps;
+    const row = await store.db
+      .selectFrom('users')
+      .select(['id', 'user_name', 'user_name_key'])
+      .where('id', '=', session.userId)
+      .executeTakeFirstOrThrow();
+    const keys = [accountKey(row.user_name_key), addressKey(req.ip)];
+    if ((await this.throttle.locked(keys)).length > 0)
+      return this.fail(keys, row.user_name, 'locked', 'webauthn', req);
+    const actor: Actor = { type: 'user', id: row.id, name: row.user_name };
+    const registering = !(await webauthn.has(store.db, row.id));
+    if (registering && (await this.securityKeyCeremony(token))?.mode !== 'register')
+      return this.fail(keys, row.user_name, 'bad-code', 'webauthn', req);
+    try {
+      if (registering) {
+        const body = response as { response: RegistrationResponseJSON; name?: string };
+        await webauthn.register(
+          { actor, ip: req.ip, requestId: req.requestId },
+          { id: row.id, userName: row.user_name },
+          body.response,
+          String(body.name ?? 'Security key'),
+        );
+      }
+      return await store.db.transaction().execute(async (trx): Promise<SigninResult> => {
+        if (!registering)
+          await webauthn.authenticate(
+            trx,
+            row.id,
+            (response as { response: AuthenticationResponseJSON }).response,
+          );
+        else
+          await trx
+            .updateTable('users')
+            .set({ mfa_registration_required: 0 })
+            .where('id', '=', row.id)
+            .execute();
+        const amr = [...new Set([...session.amr, 'hwk', 'mfa'])];
+        const { token: newToken, session: upgraded } = await this.sessions.promote(trx, session, amr);
+        await this.throttle.recordSuccess(trx, keys[0]!);
+        await this.audit(trx, actor, row.user_name, 'success', req, {
+          step: registering ? 'webauthn-registration' : 'webauthn',
+          ...(session.state === 'active' ? { previousSessionId: session.id } : {}),
+          sessionId: upgraded.id,
+          amr,
+        });
+        this.options.onOutcome?.('success');
+        return { status: 'signed-in', token: newToken, session: upgraded };
+      });
+    } catch (err) {
+      if (err instanceof WebAuthnRejected)
+        return this.fail(keys, row.user_name, 'bad-code', 'webauthn', req, err.message);
+      throw err;
+    }
   }
 
   /** The one-time code step; `pendingToken` is the cookie value from the password step. */
@@ -175,6 +304,12 @@ export class SigninService {
       const { token, session: upgraded } = await this.sessions.promote(trx, session, amr);
       await this.throttle.recordSuccess(trx, keys[0]!);
       if (enrolling)
+        await trx
+          .updateTable('users')
+          .set({ mfa_registration_required: 0 })
+          .where('id', '=', row.id)
+          .execute();
+      if (enrolling)
         await this.audit(
           trx,
           actor,
@@ -222,6 +357,12 @@ export class SigninService {
       const { token, session } = await this.sessions.promote(trx, pending, amr);
       await this.throttle.recordSuccess(trx, keys[0]!);
       if (state === 'pending_enrollment') {
+        // "Register MFA at next sign-in" is done once a factor is confirmed.
+        await trx
+          .updateTable('users')
+          .set({ mfa_registration_required: 0 })
+          .where('id', '=', row.id)
+          .execute();
         await this.audit(
           trx,
           actor,
@@ -248,8 +389,9 @@ export class SigninService {
     keys: string[],
     subject: string | null,
     reason: SigninFailure,
-    step: 'password' | 'totp',
+    step: 'password' | 'totp' | 'webauthn',
     req: SigninRequest,
+    detail?: string,
   ): Promise<SigninResult> {
     const { store } = this.deps;
     const locked = await store.db.transaction().execute(async (trx) => {
@@ -257,6 +399,7 @@ export class SigninService {
       await this.audit(trx, anonymous, subject || null, 'failure', req, {
         step,
         reason,
+        ...(detail ? { detail: detail.slice(0, 200) } : {}),
         ...(newlyLocked.length > 0 ? { locked: newlyLocked } : {}),
       });
       return newlyLocked;

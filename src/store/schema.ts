@@ -34,6 +34,9 @@ export interface Database {
   named_locations: NamedLocationsTable;
   signin_history: SigninHistoryTable;
   risk_detections: RiskDetectionsTable;
+  webauthn_credentials: WebauthnCredentialsTable;
+  webauthn_challenges: WebauthnChallengesTable;
+  recovery_codes: RecoveryCodesTable;
 }
 
 export interface UsersTable {
@@ -51,6 +54,8 @@ export interface UsersTable {
   phone_numbers: Generated<string>; // JSON: Array<{ value, type?, primary? }> (0005)
   addresses: Generated<string>; // JSON: Array<{ type?, formatted?, streetAddress?, … }> (0005)
   password_hash: string | null;
+  /** 1: the next sign-in must register a second factor (0009) */
+  mfa_registration_required: Generated<number>;
   created_at: string;
   updated_at: string;
   version: number;
@@ -373,4 +378,29 @@ export interface RiskDetectionsTable {
   created_at: string;
   resolved_at: string | null;
   resolved_by: string | null;
+}
+
+export interface WebauthnCredentialsTable {
+  id: string;
+  user_id: string;
+  public_key: string;
+  counter: number;
+  transports: string;
+  name: string;
+  created_at: string;
+  last_used_at: string | null;
+}
+
+export interface WebauthnChallengesTable {
+  challenge: string;
+  user_id: string;
+  purpose: 'register' | 'authenticate';
+  expires_at: string;
+}
+
+export interface RecoveryCodesTable {
+  code_hash: string;
+  user_id: string;
+  created_at: string;
+  used_at: string | null;
 }

@@ -9,6 +9,7 @@ import type { UserDirectory } from '../users.js';
 import { csrfToken, csrfValid } from './csrf.js';
 import { errorPage, type Html, html, PAGE_CSP, page, STYLESHEET } from './html.js';
 import { qrDataUri } from './qr.js';
+import { securityKeyPages } from './security-key.js';
 import { stepUpPages } from './step-up.js';
 
 export interface SigninPagesOptions {
@@ -50,7 +51,8 @@ export const signinPages: FastifyPluginAsync<SigninPagesOptions> = async (app, o
 
   app.addHook('onSend', async (_req, reply, payload) => {
     if (String(reply.getHeader('content-type') ?? '').startsWith('text/html')) {
-      reply.header('content-security-policy', PAGE_CSP);
+      // A page that runs Ferry's own script (the security-key page) sets its own, still strict, policy.
+      if (!reply.getHeader('content-security-policy')) reply.header('content-security-policy', PAGE_CSP);
       reply.header('x-frame-options', 'DENY');
       reply.header('cache-control', 'no-store');
     }
@@ -95,7 +97,13 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
 </form>`,
     );
 
-  const codeForm = (req: FastifyRequest, reply: FastifyReply, returnTo: string, error?: string) =>
+  const codeForm = (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    returnTo: string,
+    error?: string,
+    withKey = false,
+  ) =>
     send(
       reply,
       error ? 401 : 200,
@@ -109,7 +117,8 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
 <label for="code">Verification code</label>
 <input type="text" id="code" name="code" autocomplete="one-time-code" inputmode="numeric" pattern="[0-9]{6}" maxlength="6" required>
 <button type="submit">Verify</button>
-</form>`,
+</form>
+${withKey ? html`<p><a id="use-security-key" href="/signin/security-key?return_to=${encodeURIComponent(returnTo)}">Use a security key or passkey instead</a></p>` : ''}`,
     );
 
   const enrollForm = async (
@@ -146,7 +155,11 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
         return reply.redirect(returnTo, 303);
       case 'second-factor-required':
         reply.setCookie(cookieName, result.token, cookieOptions);
-        return reply.redirect(`/signin/code?return_to=${encodeURIComponent(returnTo)}`, 303);
+        // A security key when that is all the person has; otherwise the code page (which offers the key too).
+        return reply.redirect(
+          `/signin/${result.methods.includes('totp') ? 'code' : 'security-key'}?return_to=${encodeURIComponent(returnTo)}`,
+          303,
+        );
       case 'enrollment-required':
         reply.setCookie(cookieName, result.token, cookieOptions);
         return reply.redirect(`/signin/enroll?return_to=${encodeURIComponent(returnTo)}`, 303);
@@ -188,10 +201,9 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
   app.get<{ Querystring: { return_to?: string } }>('/signin/code', async (req, reply) => {
     const returnTo = safeReturnTo(req.query.return_to);
     const token = req.cookies[cookieName];
-    if (!token || !(await sessions.resolve(token, ['pending_mfa']))) {
-      return reply.redirect(`/signin?return_to=${encodeURIComponent(returnTo)}`, 303);
-    }
-    return codeForm(req, reply, returnTo);
+    const factors = token ? await signin.pendingFactors(token) : null;
+    if (!factors) return reply.redirect(`/signin?return_to=${encodeURIComponent(returnTo)}`, 303);
+    return codeForm(req, reply, returnTo, undefined, factors.includes('webauthn'));
   });
 
   app.post<{ Body: Form }>('/signin/code', async (req, reply) => {
@@ -231,6 +243,7 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
   });
 
   await app.register(stepUpPages, { signin, cookieName, secureCookies });
+  await app.register(securityKeyPages, { signin, cookieName, secureCookies });
 
   app.get('/account', async (req, reply) => {
     const session = await current(req);

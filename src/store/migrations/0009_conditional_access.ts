@@ -59,6 +59,40 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .columns(['user_id', 'state'])
     .execute();
   await db.schema
+    .createTable('webauthn_credentials')
+    .addColumn('id', 'text', (c) => c.primaryKey()) // the credential id, base64url
+    .addColumn('user_id', 'text', (c) => c.notNull())
+    .addColumn('public_key', 'text', (c) => c.notNull()) // COSE public key, base64url
+    .addColumn('counter', 'integer', (c) => c.notNull())
+    .addColumn('transports', 'text', (c) => c.notNull()) // JSON
+    .addColumn('name', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'text', (c) => c.notNull())
+    .addColumn('last_used_at', 'text')
+    .execute();
+  await db.schema
+    .createIndex('webauthn_credentials_user')
+    .on('webauthn_credentials')
+    .column('user_id')
+    .execute();
+  await db.schema
+    .createTable('webauthn_challenges')
+    .addColumn('challenge', 'text', (c) => c.primaryKey())
+    .addColumn('user_id', 'text', (c) => c.notNull())
+    .addColumn('purpose', 'text', (c) => c.notNull()) // register | authenticate
+    .addColumn('expires_at', 'text', (c) => c.notNull())
+    .execute();
+  await db.schema
+    .createTable('recovery_codes')
+    .addColumn('code_hash', 'text', (c) => c.primaryKey()) // SHA-256: the codes are random, 50 bits each
+    .addColumn('user_id', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'text', (c) => c.notNull())
+    .addColumn('used_at', 'text')
+    .execute();
+  await db.schema
+    .alterTable('users')
+    .addColumn('mfa_registration_required', 'integer', (c) => c.notNull().defaultTo(0))
+    .execute();
+  await db.schema
     .alterTable('sessions')
     .addColumn('signin_risk', 'text', (c) => c.notNull().defaultTo('none'))
     .execute();
@@ -66,6 +100,10 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
 export async function down(db: Kysely<unknown>): Promise<void> {
   await db.schema.alterTable('sessions').dropColumn('signin_risk').execute();
+  await db.schema.alterTable('users').dropColumn('mfa_registration_required').execute();
+  await db.schema.dropTable('recovery_codes').execute();
+  await db.schema.dropTable('webauthn_challenges').execute();
+  await db.schema.dropTable('webauthn_credentials').execute();
   await db.schema.dropTable('risk_detections').execute();
   await db.schema.dropTable('signin_history').execute();
   await db.schema.dropTable('named_locations').execute();
