@@ -17,6 +17,7 @@ import { auditContextOf, requireAdminToken } from '../identity/admin-auth.js';
 import { requireCaller } from '../identity/caller.js';
 import { signinPages } from '../identity/pages/routes.js';
 import { principalOf } from '../identity/principal-of.js';
+import { riskApi } from '../identity/risk/routes.js';
 import { directoryApi } from '../identity/routes.js';
 import { scimAdminApi } from '../identity/scim/admin-routes.js';
 import { scimRoutes } from '../identity/scim/routes.js';
@@ -227,6 +228,13 @@ export async function buildServer(services: Services, options: ServerOptions = {
     prefix: '/api/v1',
     store: services.store,
     authenticate: requireAdminToken(services.apiTokens),
+  });
+  await app.register(riskApi, {
+    prefix: '/api/v1',
+    protection: services.protection,
+    authenticate: requireAdminToken(services.apiTokens),
+    auditContext: auditContextOf,
+    userId: async (ref) => (await services.users.get(ref)).id,
   });
   await app.register(policyApi, {
     prefix: '/api/v1',

@@ -26,6 +26,7 @@ import { GroupDirectory } from '../identity/groups.js';
 import { TotpFactors } from '../identity/mfa.js';
 import { PasswordHasher } from '../identity/passwords.js';
 import { principalOf } from '../identity/principal-of.js';
+import { IdentityProtection } from '../identity/risk/protection.js';
 import { ScimConnections } from '../identity/scim/connections.js';
 import { SessionStore } from '../identity/sessions.js';
 import { SigninService } from '../identity/signin.js';
@@ -54,6 +55,8 @@ export interface Services {
   totp: TotpFactors;
   /** security keys and passkeys */
   webauthn: WebAuthnFactors;
+  /** identity protection: detections, sign-in and user risk */
+  protection: IdentityProtection;
   throttle: SigninThrottle;
   signin: SigninService;
   apiTokens: ApiTokens;
@@ -109,9 +112,16 @@ export function createServices(
     lockoutMs: config.signin.lockout,
   });
   const webauthn = new WebAuthnFactors(deps, () => config.publicUrl);
+  const protection = new IdentityProtection(
+    store,
+    clock,
+    masterKey.derive('signin-password-fingerprint'),
+    countryOf,
+  );
   const signin = new SigninService(deps, sessions, totp, throttle, {
     requireMfa: config.signin.requireMfa,
     webauthn,
+    protection,
     onOutcome: (o) => metrics.signin(o),
   });
   const accounts = new AwsAccounts(store, clock);
@@ -209,6 +219,7 @@ export function createServices(
     sessions,
     totp,
     webauthn,
+    protection,
     throttle,
     signin,
     apiTokens: new ApiTokens(store, clock),

@@ -10,6 +10,7 @@ import { appendAudit } from '../audit/ledger.js';
 import type { Database } from '../store/schema.js';
 import type { IdentityDeps } from './deps.js';
 import type { TotpEnrollment, TotpFactors } from './mfa.js';
+import type { IdentityProtection } from './risk/protection.js';
 import type { Session, SessionStore } from './sessions.js';
 import { accountKey, addressKey, type SigninThrottle } from './throttle.js';
 import { findUserRow, userNameKey } from './users.js';
@@ -52,6 +53,8 @@ export interface SigninOptions {
   requireMfa: boolean;
   /** security keys and passkeys; without it only TOTP is offered */
   webauthn?: WebAuthnFactors;
+  /** identity protection's detections, run in every password step */
+  protection?: IdentityProtection;
   onOutcome?: (outcome: SigninOutcome) => void;
 }
 
@@ -76,15 +79,31 @@ export class SigninService {
       return this.fail(keys, name, 'locked', 'password', req);
     const row = name ? await findUserRow(store.db, name) : undefined;
     const passwordOk = await hasher.verify(row?.password_hash ?? null, password.slice(0, 1024));
-    if (!row) return this.fail(keys, name, 'unknown-user', 'password', req);
-    if (!row.password_hash) return this.fail(keys, row.user_name, 'no-password', 'password', req);
-    if (!passwordOk) return this.fail(keys, row.user_name, 'bad-password', 'password', req);
+    const protection = this.options.protection;
+    const attempt = {
+      userKey: userNameKey(name),
+      userId: row?.id ?? null,
+      userName: row?.user_name ?? name,
+      ip: req.ip,
+      password: password.slice(0, 1024),
+    };
+    const remember = protection
+      ? (trx: Kysely<Database>) => protection.failedPassword(trx, attempt)
+      : undefined;
+    if (!row) return this.fail(keys, name, 'unknown-user', 'password', req, undefined, remember);
+    if (!row.password_hash)
+      return this.fail(keys, row.user_name, 'no-password', 'password', req, undefined, remember);
+    if (!passwordOk)
+      return this.fail(keys, row.user_name, 'bad-password', 'password', req, undefined, remember);
     if (row.active !== 1) return this.fail(keys, row.user_name, 'disabled', 'password', req);
 
     const user = { id: row.id, userName: row.user_name };
     const actor: Actor = { type: 'user', id: row.id, name: row.user_name };
     return store.db.transaction().execute(async (trx): Promise<SigninResult> => {
-      const meta = { ip: req.ip, userAgent: req.userAgent ?? null };
+      const signInRisk = protection
+        ? await protection.successfulPassword(trx, { ...attempt, userId: row.id })
+        : 'none';
+      const meta = { ip: req.ip, userAgent: req.userAgent ?? null, signInRisk };
       const methods = await this.factorsOf(trx, row.id);
       if (methods.length > 0) {
         const { token } = await this.sessions.start(trx, {
@@ -96,6 +115,7 @@ export class SigninService {
         await this.audit(trx, actor, row.user_name, 'success', req, {
           step: 'password',
           next: methods.join('|'),
+          signInRisk,
         });
         this.options.onOutcome?.('second-factor-required');
         return { status: 'second-factor-required', token, methods };
@@ -111,6 +131,7 @@ export class SigninService {
         await this.audit(trx, actor, row.user_name, 'success', req, {
           step: 'password',
           next: 'totp-enrollment',
+          signInRisk,
         });
         this.options.onOutcome?.('second-factor-required');
         return { status: 'enrollment-required', token, enrollment };
@@ -126,6 +147,7 @@ export class SigninService {
         step: 'password',
         sessionId: session.id,
         amr: ['pwd'],
+        signInRisk,
       });
       this.options.onOutcome?.('success');
       return { status: 'signed-in', token, session };
@@ -392,9 +414,11 @@ export class SigninService {
     step: 'password' | 'totp' | 'webauthn',
     req: SigninRequest,
     detail?: string,
+    remember?: (trx: Kysely<Database>) => Promise<void>,
   ): Promise<SigninResult> {
     const { store } = this.deps;
     const locked = await store.db.transaction().execute(async (trx) => {
+      await remember?.(trx);
       const newlyLocked = reason === 'locked' ? [] : await this.throttle.recordFailure(trx, keys);
       await this.audit(trx, anonymous, subject || null, 'failure', req, {
         step,
