@@ -126,6 +126,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     groups: services.groups,
     cookieName: config.sessions.cookieName,
     secureCookies: config.publicUrl.startsWith('https:'),
+    recoveryCodes: services.recoveryCodes,
   });
   await app.register(directoryApi, {
     prefix: '/api/v1',

@@ -26,6 +26,7 @@ import { GroupDirectory } from '../identity/groups.js';
 import { TotpFactors } from '../identity/mfa.js';
 import { PasswordHasher } from '../identity/passwords.js';
 import { principalOf } from '../identity/principal-of.js';
+import { RecoveryCodes } from '../identity/recovery-codes.js';
 import { IdentityProtection } from '../identity/risk/protection.js';
 import { ScimConnections } from '../identity/scim/connections.js';
 import { SessionStore } from '../identity/sessions.js';
@@ -55,6 +56,8 @@ export interface Services {
   totp: TotpFactors;
   /** security keys and passkeys */
   webauthn: WebAuthnFactors;
+  /** single-use recovery codes (hashed) */
+  recoveryCodes: RecoveryCodes;
   /** identity protection: detections, sign-in and user risk */
   protection: IdentityProtection;
   throttle: SigninThrottle;
@@ -112,6 +115,7 @@ export function createServices(
     lockoutMs: config.signin.lockout,
   });
   const webauthn = new WebAuthnFactors(deps, () => config.publicUrl);
+  const recoveryCodes = new RecoveryCodes(deps);
   const protection = new IdentityProtection(
     store,
     clock,
@@ -122,6 +126,7 @@ export function createServices(
     requireMfa: config.signin.requireMfa,
     webauthn,
     protection,
+    recoveryCodes,
     onOutcome: (o) => metrics.signin(o),
   });
   const accounts = new AwsAccounts(store, clock);
@@ -220,6 +225,7 @@ export function createServices(
     totp,
     webauthn,
     protection,
+    recoveryCodes,
     throttle,
     signin,
     apiTokens: new ApiTokens(store, clock),

@@ -10,6 +10,7 @@ import { appendAudit } from '../audit/ledger.js';
 import type { Database } from '../store/schema.js';
 import type { IdentityDeps } from './deps.js';
 import type { TotpEnrollment, TotpFactors } from './mfa.js';
+import { looksLikeRecoveryCode, type RecoveryCodes } from './recovery-codes.js';
 import type { IdentityProtection } from './risk/protection.js';
 import type { Session, SessionStore } from './sessions.js';
 import { accountKey, addressKey, type SigninThrottle } from './throttle.js';
@@ -55,6 +56,8 @@ export interface SigninOptions {
   webauthn?: WebAuthnFactors;
   /** identity protection's detections, run in every password step */
   protection?: IdentityProtection;
+  /** single-use codes accepted in place of a one-time code */
+  recoveryCodes?: RecoveryCodes;
   onOutcome?: (outcome: SigninOutcome) => void;
 }
 
@@ -373,7 +376,13 @@ export class SigninService {
       return this.fail(keys, row.user_name, 'locked', 'totp', req);
     const actor: Actor = { type: 'user', id: row.id, name: row.user_name };
     const result = await store.db.transaction().execute(async (trx): Promise<SigninResult | null> => {
-      const factorId = await this.totp.verify(trx, row.id, code.slice(0, 16), state === 'pending_enrollment');
+      const recovery =
+        state === 'pending_mfa' && this.options.recoveryCodes !== undefined && looksLikeRecoveryCode(code);
+      const factorId = recovery
+        ? (await this.options.recoveryCodes!.use(trx, row.id, code.slice(0, 16)))
+          ? 'recovery-code'
+          : null
+        : await this.totp.verify(trx, row.id, code.slice(0, 16), state === 'pending_enrollment');
       if (!factorId) return null;
       const amr = ['pwd', 'otp', 'mfa'];
       const { token, session } = await this.sessions.promote(trx, pending, amr);
@@ -396,7 +405,7 @@ export class SigninService {
         );
       }
       await this.audit(trx, actor, row.user_name, 'success', req, {
-        step: 'totp',
+        step: recovery ? 'recovery-code' : 'totp',
         sessionId: session.id,
         amr,
       });

@@ -3,6 +3,7 @@ import fastifyFormbody from '@fastify/formbody';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { GroupDirectory } from '../groups.js';
 import type { TotpEnrollment } from '../mfa.js';
+import type { RecoveryCodes } from '../recovery-codes.js';
 import type { Session, SessionStore } from '../sessions.js';
 import type { SigninResult, SigninService } from '../signin.js';
 import type { UserDirectory } from '../users.js';
@@ -20,6 +21,8 @@ export interface SigninPagesOptions {
   cookieName: string;
   /** Secure cookies when Ferry is served over https */
   secureCookies: boolean;
+  /** recovery codes a person generates on the account page */
+  recoveryCodes?: RecoveryCodes;
 }
 
 /** The same words whatever failed: wrong user, password or code, disabled account, or lockout. */
@@ -118,6 +121,14 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
 <input type="text" id="code" name="code" autocomplete="one-time-code" inputmode="numeric" pattern="[0-9]{6}" maxlength="6" required>
 <button type="submit">Verify</button>
 </form>
+<details><summary>Lost your authenticator? Use a recovery code</summary>
+<form method="post" action="/signin/code">
+<input type="hidden" name="csrf" value="${csrfToken(req, reply, secureCookies)}">
+<input type="hidden" name="return_to" value="${returnTo}">
+<label for="recovery-code">Recovery code</label>
+<input type="text" id="recovery-code" name="code" autocomplete="off" autocapitalize="none" spellcheck="false" maxlength="11" required>
+<button type="submit">Use recovery code</button>
+</form></details>
 ${withKey ? html`<p><a id="use-security-key" href="/signin/security-key?return_to=${encodeURIComponent(returnTo)}">Use a security key or passkey instead</a></p>` : ''}`,
     );
 
@@ -271,7 +282,35 @@ ${list.map(
     }</td></tr>`,
 )}
 </tbody></table>
+${
+  opts.recoveryCodes
+    ? html`<h2>Recovery codes</h2>
+<p class="muted">Single-use codes for when your authenticator is lost. <span id="recovery-remaining">${await opts.recoveryCodes.remaining(user.id)}</span> left.</p>
+<form method="post" action="/account/recovery-codes"><input type="hidden" name="csrf" value="${csrf}"><button type="submit" id="new-recovery-codes">Create new recovery codes</button></form>`
+    : ''
+}
 <form method="post" action="/signout"><input type="hidden" name="csrf" value="${csrf}"><button type="submit">Sign out</button></form>`,
+    );
+  });
+
+  app.post<{ Body: Form }>('/account/recovery-codes', async (req, reply) => {
+    const session = await current(req);
+    if (!session) return reply.redirect('/signin', 303);
+    if (!csrfValid(req, (req.body as Form | undefined)?.csrf)) return badForm(reply);
+    if (!opts.recoveryCodes) return reply.redirect('/account', 303);
+    const user = await users.get(session.userId);
+    const codes = await opts.recoveryCodes.generate(
+      { actor: { type: 'user', id: user.id, name: user.userName }, ip: req.ip, requestId: req.id },
+      user,
+    );
+    return send(
+      reply,
+      200,
+      'Your recovery codes',
+      html`<h1>Your recovery codes</h1>
+<p>Keep these somewhere safe: each works once, in place of a verification code. They are shown only now; your earlier codes no longer work.</p>
+<ul id="recovery-codes">${codes.map((c) => html`<li><code>${c}</code></li>`)}</ul>
+<p><a href="/account">Back to your account</a></p>`,
     );
   });
 
