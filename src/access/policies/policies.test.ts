@@ -3,6 +3,7 @@ import { importPKCS8, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENGINES } from '../../../test/support/db.js';
 import { startTestFerry, type TestFerry } from '../../../test/support/ferry.js';
+import { applyTenant } from '../../app/tenant.js';
 import type { AuditContext } from '../../audit/actor.js';
 import { ManualClock } from '../../clock.js';
 import { principalOf } from '../../identity/principal-of.js';
@@ -440,6 +441,36 @@ describe.each(ENGINES)('conditional access on %s', (engine) => {
       body: JSON.stringify({ user: user.userName, target: 'nope' }),
     });
     expect(bogus.status).toBe(400);
+  });
+
+  it('the tenant file carries named locations and policies; applying it twice changes nothing', async () => {
+    const { group } = await world();
+    const loc = unique('vpn');
+    const doc = {
+      namedLocations: [{ name: loc, ranges: ['10.8.0.0/16'] }],
+      policies: [
+        {
+          name: unique('tenant-policy'),
+          state: 'on',
+          include: { groups: [group.displayName] },
+          targets: ['aws:*/*'],
+          conditions: { locations: { include: ['any'], exclude: [loc] } },
+          grant: { require: ['mfa'] },
+        },
+      ],
+    };
+    const first = await applyTenant(ferry.services, ctx, doc, { dryRun: false, prune: false });
+    expect(first.map((c) => [c.action, c.kind])).toEqual([
+      ['create', 'named-location'],
+      ['create', 'policy'],
+    ]);
+    expect(await applyTenant(ferry.services, ctx, doc, { dryRun: false, prune: false })).toEqual([]);
+    const bad = {
+      policies: [{ name: unique('bad'), include: { groups: ['Nobody-At-All'] }, targets: ['all'] }],
+    };
+    await expect(applyTenant(ferry.services, ctx, bad, { dryRun: false, prune: false })).rejects.toThrow(
+      /tenant file: .*include.groups: unknown group Nobody-At-All/,
+    );
   });
 
   async function apiView(name: string) {
