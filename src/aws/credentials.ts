@@ -8,6 +8,7 @@ import type { AwsAccount, AwsAccounts, AwsRole } from '../access/aws-accounts.js
 import type { AccessDecider } from '../access/decide.js';
 import type { Decision, Reason } from '../access/decision.js';
 import type { Signals } from '../access/principal.js';
+import { stepUpAdvice } from '../access/step-up-advice.js';
 import { formatTarget, type Target } from '../access/targets.js';
 import type { AuditContext } from '../audit/actor.js';
 import { recordIssued } from '../audit/issued.js';
@@ -46,26 +47,6 @@ export interface AwsCredentials {
   durationSeconds: number;
 }
 
-/** Exactly what a CLI user does about each requirement. */
-export function whatToDo(require: string[]): string {
-  const steps: string[] = [];
-  if (require.includes('phishing-resistant-mfa'))
-    steps.push(
-      'Run `ferry login` (without --user) and sign in in the browser with your security key or passkey.',
-    );
-  else if (require.includes('mfa'))
-    steps.push(
-      'Run `ferry login` again and complete multi-factor authentication (the code from your authenticator app; register one at /account if you have none).',
-    );
-  else if (require.includes('reauthentication'))
-    steps.push('Your sign-in is too old: run `ferry login` again.');
-  if (require.includes('compliant-device'))
-    steps.push(
-      'Use a managed, compliant device: its device agent must send Ferry a device posture assertion (X-Ferry-Device-Posture).',
-    );
-  return steps.join(' ');
-}
-
 /** decide() said no (or asked for a step-up the CLI can't do here): nothing was issued. */
 export class CredentialsRefused extends Error {
   constructor(
@@ -74,7 +55,7 @@ export class CredentialsRefused extends Error {
   ) {
     super(
       decision.effect === 'step-up'
-        ? `${target} needs ${decision.require.join(' and ')} (${decision.reasons.map((r) => r.message).join('; ')}). ${whatToDo(decision.require)}`
+        ? `${target} needs ${decision.require.join(' and ')} (${decision.reasons.map((r) => r.message).join('; ')}). ${stepUpAdvice(decision.require)}`
         : `access to ${target} is refused: ${decision.reasons.map((r) => r.message).join('; ')}`,
     );
     this.name = 'CredentialsRefused';
