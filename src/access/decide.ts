@@ -176,8 +176,9 @@ export class AccessDecider {
     const out = [];
     for (const [key, target] of unique) {
       const assigned = this.decideAwsRole(principal, target, assignments, roles.get(key) ?? null);
+      // A listing, not an access: report-only policies are logged when a role is actually used.
       const decision = this.options.policies
-        ? await this.options.policies.apply(principal, target, signals, assigned)
+        ? await this.options.policies.apply(principal, target, signals, assigned, { record: false })
         : assigned;
       if (decision.effect !== 'deny') out.push({ target, decision });
     }

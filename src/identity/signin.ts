@@ -89,6 +89,7 @@ export class SigninService {
       userName: row?.user_name ?? name,
       ip: req.ip,
       password: password.slice(0, 1024),
+      country: protection ? protection.countryOf(req.ip) : null,
     };
     const remember = protection
       ? (trx: Kysely<Database>) => protection.failedPassword(trx, attempt)

@@ -108,7 +108,14 @@ export class IdentityProtection {
   /** A failed password: remember it, then look for brute force on the account and spray from the address. */
   async failedPassword(
     trx: Kysely<Database>,
-    a: { userKey: string; userId: string | null; userName: string; ip: string; password: string },
+    a: {
+      userKey: string;
+      userId: string | null;
+      userName: string;
+      ip: string;
+      password: string;
+      country: string | null;
+    },
   ): Promise<void> {
     const now = this.clock.now();
     await trx
@@ -118,7 +125,7 @@ export class IdentityProtection {
         user_id: a.userId,
         user_key: a.userKey,
         ip: a.ip,
-        country: this.safeCountry(a.ip),
+        country: a.country,
         outcome: 'failure',
         password_fp: createHmac('sha256', this.#pepper).update(a.password).digest('base64url').slice(0, 22),
         at: iso(now),
@@ -181,10 +188,17 @@ export class IdentityProtection {
    */
   async successfulPassword(
     trx: Kysely<Database>,
-    a: { userKey: string; userId: string; userName: string; ip: string; password: string },
+    a: {
+      userKey: string;
+      userId: string;
+      userName: string;
+      ip: string;
+      password: string;
+      country: string | null;
+    },
   ): Promise<RiskLevel> {
     const now = this.clock.now();
-    const country = this.safeCountry(a.ip);
+    const country = a.country;
     const previous = await trx
       .selectFrom('signin_history')
       .select(['ip', 'country', 'at'])
@@ -299,6 +313,11 @@ export class IdentityProtection {
       });
       return fromRow({ ...row, state: verdict, level, resolved_at: now, resolved_by: by });
     });
+  }
+
+  /** The address's country; look it up before opening a transaction (the first lookup loads the database). */
+  countryOf(ip: string): string | null {
+    return this.safeCountry(ip);
   }
 
   private safeCountry(ip: string): string | null {
