@@ -256,7 +256,9 @@ export function createServices(
       bindSourceAddress: config.ssh.bindSourceAddress,
     }),
     authenticateCaller: anyCaller(
-      accessTokenCaller(store.db, oidc, oidcClients),
+      accessTokenCaller(store.db, oidc, oidcClients, (grantId, user, ip) =>
+        protection.tokenUsed(grantId, user, ip),
+      ),
       browserSessionCaller(store.db, sessions, config.sessions.cookieName),
     ),
     sessionRevoker,

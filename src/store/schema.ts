@@ -37,6 +37,7 @@ export interface Database {
   webauthn_credentials: WebauthnCredentialsTable;
   webauthn_challenges: WebauthnChallengesTable;
   recovery_codes: RecoveryCodesTable;
+  token_sources: TokenSourcesTable;
 }
 
 export interface UsersTable {
@@ -403,4 +404,13 @@ export interface RecoveryCodesTable {
   user_id: string;
   created_at: string;
   used_at: string | null;
+}
+
+/** Where each `ferry login` grant was first used: token reuse from a new source (0009). */
+export interface TokenSourcesTable {
+  grant_hash: string;
+  user_id: string;
+  network: string;
+  ip: string;
+  first_seen_at: string;
 }

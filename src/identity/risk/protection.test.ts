@@ -115,6 +115,21 @@ describe.each(ENGINES)('identity protection on %s', (engine) => {
     expect(await detections('impossible-travel', { userId: traveller.id })).toEqual([]);
   });
 
+  it('token reuse: a login grant used from a second network is high risk; its first network and other grants are not', async () => {
+    const u = await user();
+    const p = ferry.services.protection;
+    expect(await p.tokenUsed('grant-a', u, '192.0.2.40')).toBe('none');
+    expect(await p.tokenUsed('grant-a', u, '192.0.2.41')).toBe('none');
+    expect(await p.tokenUsed('grant-b', u, '203.0.113.9')).toBe('none');
+    expect(await detections('token-reuse', { userId: u.id })).toEqual([]);
+    expect(await p.tokenUsed('grant-a', u, '203.0.113.9')).toBe('high');
+    expect(await p.tokenUsed('grant-a', u, '203.0.113.9')).toBe('high');
+    const found = await detections('token-reuse', { userId: u.id });
+    expect(found).toHaveLength(1);
+    expect(found[0]!.detail).toMatchObject({ firstNetwork: '192.0.2.0/24', network: '203.0.113.0/24' });
+    expect(JSON.stringify(found[0]!.detail)).not.toContain('grant-a');
+  });
+
   it('the sign-in risk reaches decide(), and an admin confirms or dismisses detections (audited)', async () => {
     const s = ferry.services;
     const u = await user('password123');

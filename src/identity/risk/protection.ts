@@ -1,4 +1,4 @@
-import { createHmac, randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Kysely } from 'kysely';
 import type { AuditContext } from '../../audit/actor.js';
@@ -15,7 +15,8 @@ export type DetectionKind =
   | 'password-spray'
   | 'leaked-password'
   | 'unfamiliar-source'
-  | 'impossible-travel';
+  | 'impossible-travel'
+  | 'token-reuse';
 
 export interface RiskDetection {
   id: string;
@@ -280,6 +281,56 @@ export class IdentityProtection {
     );
     if (spraying) risk = max(risk, 'high');
     return risk;
+  }
+
+  /**
+   * A `ferry login` token used: the first use of its grant pins the source network; a use from another
+   * network is token reuse from a new source (a copied token), high sign-in risk for that request.
+   */
+  async tokenUsed(grantId: string, user: { id: string; userName: string }, ip: string): Promise<RiskLevel> {
+    const grantHash = createHash('sha256').update(grantId).digest('hex');
+    const network = networkOf(ip);
+    const { db } = this.store;
+    const seen = await db
+      .selectFrom('token_sources')
+      .selectAll()
+      .where('grant_hash', '=', grantHash)
+      .executeTakeFirst();
+    if (!seen) {
+      await db
+        .insertInto('token_sources')
+        .values({
+          grant_hash: grantHash,
+          user_id: user.id,
+          network,
+          ip,
+          first_seen_at: iso(this.clock.now()),
+        })
+        .onConflict((oc) => oc.column('grant_hash').doNothing())
+        .execute();
+      return 'none';
+    }
+    if (seen.network === network) return 'none';
+    await db.transaction().execute(async (trx) => {
+      const already = await trx
+        .selectFrom('risk_detections')
+        .select('detail')
+        .where('kind', '=', 'token-reuse')
+        .where('user_id', '=', user.id)
+        .where('ip', '=', ip)
+        .execute();
+      if (already.some((d) => (JSON.parse(d.detail) as { grant?: string }).grant === grantHash.slice(0, 16)))
+        return;
+      await this.detect(trx, {
+        kind: 'token-reuse',
+        level: 'high',
+        userId: user.id,
+        subject: user.userName,
+        ip,
+        detail: { grant: grantHash.slice(0, 16), firstNetwork: seen.network, network },
+      });
+    });
+    return 'high';
   }
 
   async list(filter: { userId?: string; state?: RiskDetection['state'] } = {}): Promise<RiskDetection[]> {

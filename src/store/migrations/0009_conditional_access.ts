@@ -89,6 +89,14 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('used_at', 'text')
     .execute();
   await db.schema
+    .createTable('token_sources')
+    .addColumn('grant_hash', 'text', (c) => c.primaryKey()) // SHA-256 of the OpenID grant id (one `ferry login`)
+    .addColumn('user_id', 'text', (c) => c.notNull())
+    .addColumn('network', 'text', (c) => c.notNull())
+    .addColumn('ip', 'text', (c) => c.notNull())
+    .addColumn('first_seen_at', 'text', (c) => c.notNull())
+    .execute();
+  await db.schema
     .alterTable('users')
     .addColumn('mfa_registration_required', 'integer', (c) => c.notNull().defaultTo(0))
     .execute();
@@ -101,6 +109,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 export async function down(db: Kysely<unknown>): Promise<void> {
   await db.schema.alterTable('sessions').dropColumn('signin_risk').execute();
   await db.schema.alterTable('users').dropColumn('mfa_registration_required').execute();
+  await db.schema.dropTable('token_sources').execute();
   await db.schema.dropTable('recovery_codes').execute();
   await db.schema.dropTable('webauthn_challenges').execute();
   await db.schema.dropTable('webauthn_credentials').execute();
