@@ -121,14 +121,7 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
 <input type="text" id="code" name="code" autocomplete="one-time-code" inputmode="numeric" pattern="[0-9]{6}" maxlength="6" required>
 <button type="submit">Verify</button>
 </form>
-<details><summary>Lost your authenticator? Use a recovery code</summary>
-<form method="post" action="/signin/code">
-<input type="hidden" name="csrf" value="${csrfToken(req, reply, secureCookies)}">
-<input type="hidden" name="return_to" value="${returnTo}">
-<label for="recovery-code">Recovery code</label>
-<input type="text" id="recovery-code" name="code" autocomplete="off" autocapitalize="none" spellcheck="false" maxlength="11" required>
-<button type="submit">Use recovery code</button>
-</form></details>
+<p class="muted"><a id="use-recovery-code" href="/signin/recovery?return_to=${encodeURIComponent(returnTo)}">Lost your authenticator? Use a recovery code</a></p>
 ${withKey ? html`<p><a id="use-security-key" href="/signin/security-key?return_to=${encodeURIComponent(returnTo)}">Use a security key or passkey instead</a></p>` : ''}`,
     );
 
@@ -215,6 +208,28 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
     const factors = token ? await signin.pendingFactors(token) : null;
     if (!factors) return reply.redirect(`/signin?return_to=${encodeURIComponent(returnTo)}`, 303);
     return codeForm(req, reply, returnTo, undefined, factors.includes('webauthn'));
+  });
+
+  // A recovery code instead of the authenticator's code: the same step, its own page.
+  app.get<{ Querystring: { return_to?: string } }>('/signin/recovery', async (req, reply) => {
+    const returnTo = safeReturnTo(req.query.return_to);
+    const token = req.cookies[cookieName];
+    if (!token || !(await signin.pendingFactors(token)))
+      return reply.redirect(`/signin?return_to=${encodeURIComponent(returnTo)}`, 303);
+    return send(
+      reply,
+      200,
+      'Recovery code',
+      html`<h1>Use a recovery code</h1>
+<p>Enter one of the recovery codes you saved. Each works once.</p>
+<form method="post" action="/signin/code">
+<input type="hidden" name="csrf" value="${csrfToken(req, reply, secureCookies)}">
+<input type="hidden" name="return_to" value="${returnTo}">
+<label for="recovery-code">Recovery code</label>
+<input type="text" id="recovery-code" name="code" autocomplete="off" autocapitalize="none" spellcheck="false" maxlength="11" required>
+<button type="submit">Continue</button>
+</form>`,
+    );
   });
 
   app.post<{ Body: Form }>('/signin/code', async (req, reply) => {
