@@ -1,3 +1,4 @@
+import { bumpPolicyGeneration } from '../../src/access/policies/generation.js';
 import type { Store } from '../../src/store/open.js';
 import type { Directory } from './directory.js';
 import { prng } from './directory.js';
@@ -73,4 +74,5 @@ export async function insertPolicies(store: Store, d: Directory): Promise<void> 
 
 export async function removePolicies(store: Store): Promise<void> {
   await store.db.deleteFrom('ca_policies').where('id', 'like', 'bench-policy-%').execute();
+  await bumpPolicyGeneration(store.db);
 }

@@ -31,6 +31,7 @@ export interface Database {
   ssh_serials: SshSerialsTable;
   ssh_logins: SshLoginsTable;
   ca_policies: CaPoliciesTable;
+  ca_policy_set: { id: number; generation: number };
   named_locations: NamedLocationsTable;
   signin_history: SigninHistoryTable;
   risk_detections: RiskDetectionsTable;

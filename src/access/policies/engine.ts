@@ -24,6 +24,8 @@ export function mfaMethodOf(amr: string[]): 'webauthn' | 'totp' | 'none' {
 
 /** What the engine reads besides the request: kept behind an interface so the engine is testable without a database. */
 export interface PolicySource {
+  /** changes whenever a policy or named location does: while it stays, the compiled set is reused */
+  generation(): Promise<number>;
   /** policies not switched off, with a version so compiled forms can be cached */
   active(): Promise<Array<{ id: string; version: number; name: string; state: string; definition: string }>>;
   /** named location → its ranges */
@@ -63,6 +65,7 @@ class Facts {
     readonly now: Date,
     private readonly source: PolicySource,
     private readonly devices: DevicePostureVerifier | null,
+    private readonly namedLocations: () => Promise<Map<string, BlockList>>,
   ) {}
   posture(): Promise<PostureResult | null> {
     this.#posture ??= (async () => {
@@ -87,7 +90,7 @@ class Facts {
     return this.#userRisk;
   }
   locations(): Promise<Map<string, BlockList>> {
-    this.#locations ??= this.source.locations();
+    this.#locations ??= this.namedLocations();
     return this.#locations;
   }
   country(): string | null {
@@ -123,7 +126,9 @@ export class ConditionalAccessEngine {
   ): Promise<Decision> {
     const policies = await this.policies();
     if (policies.length === 0) return withMfaTag(assigned, principal);
-    const facts = new Facts(principal, target, signals, this.clock.now(), this.source, this.devices);
+    const facts = new Facts(principal, target, signals, this.clock.now(), this.source, this.devices, () =>
+      this.locations(),
+    );
     const evaluations: PolicyEvaluation[] = [];
     for (const p of policies) evaluations.push(await this.evaluate(p, facts));
 
@@ -356,7 +361,13 @@ export class ConditionalAccessEngine {
     }
   }
 
+  #set: { generation: number; policies: Compiled[]; locations?: Promise<Map<string, BlockList>> } | null =
+    null;
+
+  /** The compiled policy set: one tiny read per request while nothing changed, a reload when it did. */
   private async policies(): Promise<Compiled[]> {
+    const generation = await this.source.generation();
+    if (this.#set?.generation === generation) return this.#set.policies;
     const rows = await this.source.active();
     const out: Compiled[] = [];
     for (const r of rows) {
@@ -368,7 +379,7 @@ export class ConditionalAccessEngine {
           ...(d.conditions.locations?.include ?? []),
           ...(d.conditions.locations?.exclude ?? []),
         ])
-          if (e.includes('/') || /^[\d.]+$|:/.test(e)) ranges.set(e, cidrList([e]));
+          if (e.includes('/') || e.includes(':') || /^[\d.]+$/.test(e)) ranges.set(e, cidrList([e]));
         c = {
           id: r.id,
           version: Number(r.version),
@@ -382,7 +393,17 @@ export class ConditionalAccessEngine {
       out.push(c);
     }
     if (this.#compiled.size > rows.length * 2 + 100) this.#compiled.clear();
-    return out.sort((a, b) => a.name.localeCompare(b.name));
+    out.sort((a, b) => a.name.localeCompare(b.name));
+    this.#set = { generation, policies: out };
+    return out;
+  }
+
+  /** Named locations, read once per policy-set generation (they bump it too). */
+  private locations(): Promise<Map<string, BlockList>> {
+    const set = this.#set;
+    if (!set) return this.source.locations();
+    set.locations ??= this.source.locations();
+    return set.locations;
   }
 }
 

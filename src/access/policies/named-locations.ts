@@ -4,6 +4,7 @@ import { appendAudit } from '../../audit/ledger.js';
 import { type Clock, iso } from '../../clock.js';
 import { InvalidInput, NotFound } from '../../errors.js';
 import type { Store } from '../../store/open.js';
+import { bumpPolicyGeneration } from './generation.js';
 
 export interface NamedLocation {
   name: string;
@@ -103,6 +104,7 @@ export class NamedLocations {
     await this.store.db.transaction().execute(async (trx) => {
       const res = await trx.deleteFrom('named_locations').where('name', '=', name).executeTakeFirst();
       if (Number(res.numDeletedRows) === 0) throw new NotFound('named location', name);
+      await bumpPolicyGeneration(trx);
       await appendAudit(trx, this.store.engine, this.clock, {
         type: 'named-location.removed',
         outcome: 'success',

@@ -5,6 +5,7 @@ import { type Clock, iso } from '../../clock.js';
 import { Conflict, InvalidInput, NotFound } from '../../errors.js';
 import type { Store } from '../../store/open.js';
 import type { CaPoliciesTable } from '../../store/schema.js';
+import { bumpPolicyGeneration } from './generation.js';
 import { cidrList } from './named-locations.js';
 import {
   type ParsedPolicyInput,
@@ -102,6 +103,7 @@ export class ConditionalAccessPolicies {
           };
       if (existing) await trx.updateTable('ca_policies').set(row).where('id', '=', row.id).execute();
       else await trx.insertInto('ca_policies').values(row).execute();
+      await bumpPolicyGeneration(trx);
       await appendAudit(trx, this.store.engine, this.clock, {
         type: existing ? 'policy.updated' : 'policy.created',
         outcome: 'success',
@@ -150,6 +152,7 @@ export class ConditionalAccessPolicies {
     const policy = await this.get(ref);
     await this.store.db.transaction().execute(async (trx) => {
       await trx.deleteFrom('ca_policies').where('id', '=', policy.id).execute();
+      await bumpPolicyGeneration(trx);
       await appendAudit(trx, this.store.engine, this.clock, {
         type: 'policy.removed',
         outcome: 'success',

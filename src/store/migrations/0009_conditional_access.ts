@@ -15,6 +15,14 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('updated_at', 'text', (c) => c.notNull())
     .addColumn('version', 'integer', (c) => c.notNull())
     .execute();
+  // One row: bumped in the transaction of every policy or named-location change, so decide() can keep
+  // the compiled policies and ask only "has anything changed?" (one tiny read) per request.
+  await db.schema
+    .createTable('ca_policy_set')
+    .addColumn('id', 'integer', (c) => c.primaryKey())
+    .addColumn('generation', 'integer', (c) => c.notNull())
+    .execute();
+  await db.insertInto('ca_policy_set' as never).values({ id: 1, generation: 0 } as never).execute();
   await db.schema
     .createTable('named_locations')
     .addColumn('name', 'text', (c) => c.primaryKey())
@@ -116,5 +124,6 @@ export async function down(db: Kysely<unknown>): Promise<void> {
   await db.schema.dropTable('risk_detections').execute();
   await db.schema.dropTable('signin_history').execute();
   await db.schema.dropTable('named_locations').execute();
+  await db.schema.dropTable('ca_policy_set').execute();
   await db.schema.dropTable('ca_policies').execute();
 }
