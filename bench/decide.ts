@@ -76,6 +76,17 @@ export const decideLatency: Scenario = {
         // The same with 500 conditional access policies: one more query (the policies), compiled once.
         await insertPolicies(store, directory);
         try {
+          // The policies do apply: count what they answer for the sample (password-only sign-ins).
+          const effects: Record<string, number> = {};
+          for (let i = 0; i < SAMPLE; i++) {
+            const d = await services.access.decide(principals[i]!, targets[i]!, signals);
+            effects[d.effect] = (effects[d.effect] ?? 0) + 1;
+          }
+          if ((effects['step-up'] ?? 0) + (effects.deny ?? 0) === 0)
+            throw new Error('decide: no policy applied');
+          const answered = Object.entries(effects)
+            .map(([k, v]) => `${v} ${k}`)
+            .join(', ');
           const p = await latencies(
             {
               decide: (i) => services.access.decide(principals[at(i)]!, targets[at(i)]!, signals),
