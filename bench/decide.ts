@@ -105,7 +105,7 @@ export const decideLatency: Scenario = {
               goal: atMost(1000, 'µs'),
               note:
                 q === 'p99'
-                  ? 'conditional access reads every policy not switched off (one query) and evaluates it in memory'
+                  ? `compiled policies cached per policy-set generation (one tiny read per request), evaluated in memory; for ${SAMPLE} password-only sign-ins they answered ${answered}`
                   : undefined,
             });
         } finally {

@@ -70,6 +70,7 @@ export async function insertPolicies(store: Store, d: Directory): Promise<void> 
       .insertInto('ca_policies')
       .values(rows.slice(i, i + 100))
       .execute();
+  await bumpPolicyGeneration(store.db);
 }
 
 export async function removePolicies(store: Store): Promise<void> {

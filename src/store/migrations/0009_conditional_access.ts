@@ -22,7 +22,10 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('id', 'integer', (c) => c.primaryKey())
     .addColumn('generation', 'integer', (c) => c.notNull())
     .execute();
-  await db.insertInto('ca_policy_set' as never).values({ id: 1, generation: 0 } as never).execute();
+  await db
+    .insertInto('ca_policy_set' as never)
+    .values({ id: 1, generation: 0 } as never)
+    .execute();
   await db.schema
     .createTable('named_locations')
     .addColumn('name', 'text', (c) => c.primaryKey())
