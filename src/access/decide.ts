@@ -51,7 +51,7 @@ export class AccessDecider {
   async explain(principal: Principal, target: Target, signals: Signals): Promise<Decision> {
     const assigned = await this.decideAssignment(principal, target);
     return this.options.policies
-      ? this.options.policies.apply(principal, target, signals, assigned, { record: false })
+      ? this.options.policies.apply(principal, target, signals, assigned, { record: false, explain: true })
       : assigned;
   }
 

@@ -58,6 +58,7 @@ class Facts {
   #userRisk?: Promise<RiskLevel>;
   #locations?: Promise<Map<string, BlockList>>;
   #country?: string | null;
+  readonly groupIds: Set<string>;
   constructor(
     readonly principal: Principal,
     readonly target: Target,
@@ -66,7 +67,9 @@ class Facts {
     private readonly source: PolicySource,
     private readonly devices: DevicePostureVerifier | null,
     private readonly namedLocations: () => Promise<Map<string, BlockList>>,
-  ) {}
+  ) {
+    this.groupIds = new Set(principal.groups.map((g) => g.id));
+  }
   posture(): Promise<PostureResult | null> {
     this.#posture ??= (async () => {
       const assertion = this.signals.deviceAssertion;
@@ -122,7 +125,7 @@ export class ConditionalAccessEngine {
     target: Target,
     signals: Signals,
     assigned: Decision,
-    options: { record: boolean } = { record: true },
+    options: { record: boolean; explain?: boolean } = { record: true },
   ): Promise<Decision> {
     const policies = await this.policies();
     if (policies.length === 0) return withMfaTag(assigned, principal);
@@ -130,7 +133,10 @@ export class ConditionalAccessEngine {
       this.locations(),
     );
     const evaluations: PolicyEvaluation[] = [];
-    for (const p of policies) evaluations.push(await this.evaluate(p, facts));
+    // Most policies are about other people or other targets: without explain (what-if), those are
+    // skipped by a check that builds no words, and only the applying ones are evaluated in full.
+    for (const p of policies)
+      if (options.explain || this.mayApply(p.d, facts)) evaluations.push(await this.evaluate(p, facts));
 
     const enforced = evaluations.filter((e) => e.applied && e.state === 'on');
     const wouldHave = evaluations.filter(
@@ -253,6 +259,26 @@ export class ConditionalAccessEngine {
       result: 'satisfied',
       ...(max !== undefined ? { maxDuration: max } : {}),
     };
+  }
+
+  /** The assignment and target checks of evaluate(), without explanations. */
+  private mayApply(d: PolicyDefinition, f: Facts): boolean {
+    const p = f.principal;
+    if (p.kind === 'workload') {
+      if (d.exclude.workloads.some((w) => w.id === p.id)) return false;
+      if (!d.include.all && !d.include.workloads.some((w) => w.id === p.id)) return false;
+    } else {
+      if (d.exclude.users.some((u) => u.id === p.id)) return false;
+      if (d.exclude.groups.some((g) => f.groupIds.has(g.id))) return false;
+      if (
+        !d.include.all &&
+        !d.include.users.some((u) => u.id === p.id) &&
+        !d.include.groups.some((g) => f.groupIds.has(g.id))
+      )
+        return false;
+    }
+    if (d.excludeTargets.some((t) => targetMatches(t, f.target))) return false;
+    return d.targets.some((t) => targetMatches(t, f.target));
   }
 
   private assignment(d: PolicyDefinition, p: Principal): Check {

@@ -142,7 +142,11 @@ describe.each(ENGINES)('conditional access on %s', (engine) => {
       ...(await apiView(blockName)),
       exclude: { groups: [breakGlass.displayName] },
     });
-    const after = await decide(dev, WEBAUTHN);
+    const after = await s.access.explain(
+      await principalOf(s.store.db, user.id, { amr: WEBAUTHN, authTime: clock.now().toISOString() }),
+      parseTarget(dev),
+      { client: 'browser', ip: '198.51.100.7' },
+    );
     expect(after.effect).toBe('allow');
     const block = after.policies!.find((e) => e.policy === blockName)!;
     expect(block).toMatchObject({ applied: false });
@@ -189,12 +193,16 @@ describe.each(ENGINES)('conditional access on %s', (engine) => {
   });
 
   it('countries from the offline GeoIP database: include and exclude', async () => {
-    const { decide, policy, dev } = await world();
+    const { s, user, decide, policy, dev } = await world();
     await policy('gb', { conditions: { countries: { include: ['gb'] } }, grant: { block: true } });
     const d = await decide(dev, TOTP, { ip: '81.2.69.160' });
     expect(d.effect).toBe('deny');
     expect(d.reasons[0]!.message).toMatch(/country GB matches/);
-    const us = await decide(dev, TOTP, { ip: '8.8.8.8' });
+    const us = await s.access.explain(
+      await principalOf(s.store.db, user.id, { amr: TOTP, authTime: clock.now().toISOString() }),
+      parseTarget(dev),
+      { client: 'browser', ip: '8.8.8.8' },
+    );
     expect(us.effect).toBe('allow');
     expect(us.policies!.find((e) => e.policy.startsWith('gb-'))!.why[0]).toMatch(
       /country US is not one of GB/,
