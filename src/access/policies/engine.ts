@@ -438,6 +438,23 @@ function withMfaTag(d: Decision, principal: Principal): Decision {
   return { ...d, sessionTags: { ...d.sessionTags, MfaMethod: mfaMethodOf(principal.amr) } };
 }
 
+/** Building an Intl formatter costs far more than using one: one per time zone. */
+const formatters = new Map<string, Intl.DateTimeFormat>();
+function formatterFor(timeZone: string): Intl.DateTimeFormat {
+  let f = formatters.get(timeZone);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-GB', {
+      timeZone,
+      weekday: 'short',
+      hour: '2-digit',
+      minute: '2-digit',
+      hourCycle: 'h23',
+    });
+    formatters.set(timeZone, f);
+  }
+  return f;
+}
+
 const DAY_INDEX: Record<string, number> = { Mon: 0, Tue: 1, Wed: 2, Thu: 3, Fri: 4, Sat: 5, Sun: 6 };
 
 /** Inside (or outside) a weekly window in a time zone; a window whose end is before its start spans midnight. */
@@ -445,13 +462,7 @@ export function timeWindow(
   t: { days: string[]; from: string; to: string; timezone: string; outside: boolean },
   now: Date,
 ): Check {
-  const parts = new Intl.DateTimeFormat('en-GB', {
-    timeZone: t.timezone,
-    weekday: 'short',
-    hour: '2-digit',
-    minute: '2-digit',
-    hourCycle: 'h23',
-  }).formatToParts(now);
+  const parts = formatterFor(t.timezone).formatToParts(now);
   const get = (type: string) => parts.find((p) => p.type === type)?.value ?? '';
   const day = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'][DAY_INDEX[get('weekday')] ?? 0]!;
   const hm = `${get('hour')}:${get('minute')}`;
