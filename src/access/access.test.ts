@@ -48,7 +48,7 @@ describe.each(ENGINES)('access on %s', (engine) => {
     expect(d.effect).toBe('allow');
     if (d.effect !== 'allow') return;
     expect(d.maxDuration).toBe(7200);
-    expect(d.sessionTags).toEqual({ department: 'Engineering', costCenter: 'CC-42' });
+    expect(d.sessionTags).toEqual({ department: 'Engineering', costCenter: 'CC-42', MfaMethod: 'totp' });
     expect(d.reasons[0]!.message).toContain(group.displayName);
   });
 

@@ -4,6 +4,7 @@ import type { Assignment, Assignments } from './assignments.js';
 import { type AwsAccounts, type AwsRole, MAX_SESSION_SECONDS } from './aws-accounts.js';
 import type { Decision, Reason } from './decision.js';
 import type { ActiveGrant } from './pim/activations.js';
+import type { ConditionalAccessEngine } from './policies/engine.js';
 import type { Principal, Signals } from './principal.js';
 import { hostMatches, type SshLogin, type SshLogins } from './ssh-logins.js';
 import { formatTarget, type Target } from './targets.js';
@@ -20,6 +21,8 @@ export interface AccessDeciderOptions {
   appMaxDuration?: number;
   /** PIM: a person's live activations count as assignments until they end */
   activations?: { activeFor(userId: string): Promise<ActiveGrant[]> };
+  /** conditional access, applied after the assignment answer */
+  policies?: ConditionalAccessEngine;
 }
 
 /** Directory attributes carried into AWS sessions as principal tags (and marked transitive). */
@@ -44,7 +47,23 @@ export class AccessDecider {
     private readonly options: AccessDeciderOptions = {},
   ) {}
 
-  async decide(principal: Principal, target: Target, _signals: Signals): Promise<Decision> {
+  /** The assignment answer, then conditional access (which may block, ask for a step-up or shorten it). */
+  async decide(principal: Principal, target: Target, signals: Signals): Promise<Decision> {
+    const assigned = await this.decideAssignment(principal, target);
+    return this.options.policies
+      ? this.options.policies.apply(principal, target, signals, assigned)
+      : assigned;
+  }
+
+  /** decide() without side effects (report-only policies are not logged): what-if. */
+  async explain(principal: Principal, target: Target, signals: Signals): Promise<Decision> {
+    const assigned = await this.decideAssignment(principal, target);
+    return this.options.policies
+      ? this.options.policies.apply(principal, target, signals, assigned, { record: false, explain: true })
+      : assigned;
+  }
+
+  private async decideAssignment(principal: Principal, target: Target): Promise<Decision> {
     const name = formatTarget(target);
     if (!principal.active) {
       return {
@@ -190,7 +209,7 @@ export class AccessDecider {
    */
   async entitlements(
     principal: Principal,
-    _signals: Signals,
+    signals: Signals,
   ): Promise<Array<{ target: Extract<Target, { kind: 'aws-role' }>; decision: Decision }>> {
     if (!principal.active) return [];
     const assignments = await this.assignmentsOf(principal);
@@ -207,13 +226,17 @@ export class AccessDecider {
     const roles = await this.accounts.rolesByTarget([...unique.values()]);
     const out = [];
     for (const [key, target] of unique) {
-      const decision = this.decideAwsRoleOrActivation(
+      const assigned = this.decideAwsRoleOrActivation(
         principal,
         target,
         assignments,
         roles.get(key) ?? null,
         grants,
       );
+      // A listing, not an access: report-only policies are logged when a role is actually used.
+      const decision = this.options.policies
+        ? await this.options.policies.apply(principal, target, signals, assigned, { record: false })
+        : assigned;
       if (decision.effect !== 'deny') out.push({ target, decision });
     }
     return out;

@@ -7,6 +7,23 @@ export interface Reason {
   message: string;
 }
 
+/** What a step-up asks of the person: a second factor, a phishing-resistant one, a compliant device, or a fresh sign-in. */
+export type Requirement = 'mfa' | 'phishing-resistant-mfa' | 'compliant-device' | 'reauthentication';
+
+/** How each conditional access policy treated one request (what-if shows these). */
+export interface PolicyEvaluation {
+  policy: string;
+  policyId: string;
+  state: 'on' | 'report-only';
+  applied: boolean;
+  /** why it applied (each matched condition) or why not (the first condition that failed) */
+  why: string[];
+  /** what it asked for when it applied */
+  result?: 'block' | 'satisfied' | 'step-up';
+  require?: Requirement[];
+  maxDuration?: number;
+}
+
 export type Decision =
   | {
       effect: 'allow';
@@ -16,10 +33,12 @@ export type Decision =
       /** for ssh targets: what the certificate may permit beyond a terminal */
       ssh?: { portForwarding: boolean; agentForwarding: boolean };
       reasons: Reason[];
+      policies?: PolicyEvaluation[];
     }
   | {
       effect: 'step-up';
-      require: Array<'mfa' | 'phishing-resistant-mfa' | 'compliant-device'>;
+      require: Requirement[];
       reasons: Reason[];
+      policies?: PolicyEvaluation[];
     }
-  | { effect: 'deny'; reasons: Reason[] };
+  | { effect: 'deny'; reasons: Reason[]; policies?: PolicyEvaluation[] };

@@ -12,6 +12,8 @@ export interface Principal {
   /** RFC 8176 methods of the current sign-in */
   amr: string[];
   authTime: string | null;
+  /** identity protection's view of the sign-in behind this request (none when unknown) */
+  signInRisk?: 'none' | 'low' | 'medium' | 'high';
 }
 
 /** The circumstances of the request. */
@@ -19,4 +21,6 @@ export interface Signals {
   ip?: string | null;
   client: 'browser' | 'cli' | 'workload';
   userAgent?: string | null;
+  /** a device posture assertion (JWT) the client presented, verified by conditional access */
+  deviceAssertion?: string | null;
 }

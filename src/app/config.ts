@@ -250,6 +250,23 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    conditionalAccess: z
+      .object({
+        /**
+         * Device posture assertions (a JWT an MDM or device agent signs, sent as the
+         * `X-Ferry-Device-Posture` header): who signs them and with which public key (PEM).
+         */
+        devicePosture: z
+          .object({
+            issuer: z.string().min(1),
+            publicKeyPem: z.string().min(1),
+          })
+          .strict()
+          .nullable()
+          .default(null),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -74,6 +74,26 @@ export const DEMO_TENANT_DOCUMENT = {
     { group: 'AWS-Account1-Administrators', hosts: '*', logins: ['ec2-user'], portForwarding: true },
     { group: 'AWS-Account1-Developers', hosts: '*', logins: ['ec2-user'] },
   ],
+  // Conditional access (docs/conditional-access.md): MFA everywhere, and a trial of phishing-resistant
+  // MFA for administrators in report-only (see its `access.report-only` events in the audit trail).
+  namedLocations: [{ name: 'office', ranges: ['203.0.113.0/24'] }],
+  policies: [
+    {
+      name: 'Everyone needs MFA for AWS',
+      state: 'on',
+      include: { all: true },
+      targets: ['aws:*/*'],
+      grant: { require: ['mfa'] },
+      session: { signInFrequency: '12h' },
+    },
+    {
+      name: 'Administrators need a security key (trial)',
+      state: 'report-only',
+      include: { groups: ['AWS-Account1-Administrators'] },
+      targets: ['aws:*/Administrator'],
+      grant: { require: ['phishing-resistant-mfa'] },
+    },
+  ],
 };
 
 export interface DemoUserCredentials {

@@ -5,8 +5,10 @@ import { registerAwsCommands } from '../cli/aws-commands.js';
 import { ApiError, ServerUnreachable } from '../cli/client.js';
 import { registerClientCommands } from '../cli/commands.js';
 import { registerLoginCommands } from '../cli/login-commands.js';
+import { registerMigrateCommands } from '../cli/migrate-commands.js';
 import { registerOidcCommands } from '../cli/oidc-commands.js';
 import { registerPimCommands } from '../cli/pim-commands.js';
+import { registerPolicyCommands } from '../cli/policy-commands.js';
 import { registerProxyCommands } from '../cli/proxy-commands.js';
 import { registerReviewCommands } from '../cli/review-commands.js';
 import { registerSamlCommands } from '../cli/saml-commands.js';
@@ -42,6 +44,7 @@ export async function main(argv: string[]): Promise<number> {
   registerScimCommands(program);
   registerSshCommands(program);
   registerProxyCommands(program);
+  registerPolicyCommands(program);
   registerOperatorCommands(program);
   try {
     await program.parseAsync(argv);

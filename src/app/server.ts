@@ -5,13 +5,14 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { pimPages } from '../access/pim/pages.js';
 import { pimApi } from '../access/pim/routes.js';
+import { policyApi } from '../access/policies/routes.js';
 import { reviewsApi } from '../access/reviews/routes.js';
 import { accessApi } from '../access/routes.js';
 import { sshLoginsApi } from '../access/ssh-login-routes.js';
 import { auditApi } from '../audit/routes.js';
 import { identityCenterApi } from '../aws/identity-center/routes.js';
 import { awsCallerRoutes } from '../aws/routes.js';
-import { InvalidInput } from '../errors.js';
+import { InvalidInput, NotFound } from '../errors.js';
 import { oidcAdminApi } from '../federation/oidc/admin-routes.js';
 import { deviceSigninApi } from '../federation/oidc/device-signin.js';
 import { oidcRoutes } from '../federation/oidc/routes.js';
@@ -20,6 +21,8 @@ import { samlRoutes } from '../federation/saml/routes.js';
 import { auditContextOf, requireAdminToken } from '../identity/admin-auth.js';
 import { requireCaller } from '../identity/caller.js';
 import { signinPages } from '../identity/pages/routes.js';
+import { principalOf } from '../identity/principal-of.js';
+import { riskApi } from '../identity/risk/routes.js';
 import { directoryApi } from '../identity/routes.js';
 import { scimAdminApi } from '../identity/scim/admin-routes.js';
 import { scimRoutes } from '../identity/scim/routes.js';
@@ -133,6 +136,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     upstream: services.entraSignin
       ? [{ id: 'signin-entra', path: ENTRA_SIGNIN_PATH, label: services.entraSignin.options.label }]
       : [],
+    recoveryCodes: services.recoveryCodes,
   });
   if (services.entraSignin) {
     await app.register(upstreamSigninRoutes, {
@@ -311,6 +315,40 @@ export async function buildServer(services: Services, options: ServerOptions = {
     prefix: '/api/v1',
     store: services.store,
     authenticate: requireAdminToken(services.apiTokens),
+  });
+  await app.register(riskApi, {
+    prefix: '/api/v1',
+    protection: services.protection,
+    authenticate: requireAdminToken(services.apiTokens),
+    auditContext: auditContextOf,
+    userId: async (ref) => (await services.users.get(ref)).id,
+  });
+  await app.register(policyApi, {
+    prefix: '/api/v1',
+    policies: services.policies,
+    locations: services.namedLocations,
+    access: services.access,
+    clock: services.clock,
+    authenticate: requireAdminToken(services.apiTokens),
+    auditContext: auditContextOf,
+    principalFor: async (who, amr, authTime) => {
+      if (who.workload) {
+        const c = await services.oidcClients.get(who.workload);
+        if (c.kind !== 'workload') throw new NotFound('workload', who.workload);
+        return {
+          kind: 'workload',
+          id: c.clientId,
+          userName: c.name,
+          active: c.active,
+          groups: [],
+          attributes: {},
+          amr: [],
+          authTime: null,
+        };
+      }
+      const user = await services.users.get(who.user!);
+      return principalOf(services.store.db, user.id, { amr, authTime });
+    },
   });
   return app;
 }

@@ -5,6 +5,12 @@ import { AccessDecider } from '../access/decide.js';
 import { Activations } from '../access/pim/activations.js';
 import { Eligibilities } from '../access/pim/eligibilities.js';
 import { webhookNotifier } from '../access/pim/notifications.js';
+import { DevicePostureVerifier } from '../access/policies/device-posture.js';
+import { ConditionalAccessEngine } from '../access/policies/engine.js';
+import { countryOf } from '../access/policies/geoip.js';
+import { NamedLocations } from '../access/policies/named-locations.js';
+import { ConditionalAccessPolicies } from '../access/policies/policies.js';
+import { storePolicySource } from '../access/policies/store-source.js';
 import { ReviewCampaigns } from '../access/reviews/campaigns.js';
 import { SshLogins } from '../access/ssh-logins.js';
 import { systemActor } from '../audit/actor.js';
@@ -14,6 +20,7 @@ import { IdentityCenterPush } from '../aws/identity-center/service.js';
 import { IdentityCenterTargets } from '../aws/identity-center/target.js';
 import { SessionRevoker } from '../aws/session-revocation.js';
 import type { Clock } from '../clock.js';
+import { NotFound } from '../errors.js';
 import { accessTokenCaller } from '../federation/oidc/access-token-caller.js';
 import { OidcClients } from '../federation/oidc/clients.js';
 import { OidcIssuer } from '../federation/oidc/provider.js';
@@ -27,12 +34,15 @@ import { GroupDirectory } from '../identity/groups.js';
 import { TotpFactors } from '../identity/mfa.js';
 import { PasswordHasher } from '../identity/passwords.js';
 import { principalOf } from '../identity/principal-of.js';
+import { RecoveryCodes } from '../identity/recovery-codes.js';
+import { IdentityProtection } from '../identity/risk/protection.js';
 import { ScimConnections } from '../identity/scim/connections.js';
 import { SessionStore } from '../identity/sessions.js';
 import { SigninService } from '../identity/signin.js';
 import { SigninThrottle } from '../identity/throttle.js';
 import { EntraSignin } from '../identity/upstream/entra-signin.js';
 import { UserDirectory } from '../identity/users.js';
+import { WebAuthnFactors } from '../identity/webauthn.js';
 import type { MasterKey } from '../keys/master-key.js';
 import { SigningKeys, type SigningKeysOptions } from '../keys/signing-keys.js';
 import { SshCaKeys } from '../keys/ssh-ca-keys.js';
@@ -55,6 +65,12 @@ export interface Services {
   groups: GroupDirectory;
   sessions: SessionStore;
   totp: TotpFactors;
+  /** security keys and passkeys */
+  webauthn: WebAuthnFactors;
+  /** single-use recovery codes (hashed) */
+  recoveryCodes: RecoveryCodes;
+  /** identity protection: detections, sign-in and user risk */
+  protection: IdentityProtection;
   throttle: SigninThrottle;
   signin: SigninService;
   apiTokens: ApiTokens;
@@ -64,6 +80,11 @@ export interface Services {
   assignments: Assignments;
   /** the one decide() every issuer asks */
   access: AccessDecider;
+  /** conditional access policies and the named locations they use */
+  policies: ConditionalAccessPolicies;
+  namedLocations: NamedLocations;
+  /** the policy step of decide(), also used by what-if */
+  conditionalAccess: ConditionalAccessEngine;
   signingKeys: SigningKeys;
   serviceProviders: ServiceProviders;
   /** STS credentials for one role (`ferry creds`, workloads) */
@@ -118,8 +139,19 @@ export function createServices(
     windowMs: config.signin.failureWindow,
     lockoutMs: config.signin.lockout,
   });
+  const webauthn = new WebAuthnFactors(deps, () => config.publicUrl);
+  const recoveryCodes = new RecoveryCodes(deps);
+  const protection = new IdentityProtection(
+    store,
+    clock,
+    masterKey.derive('signin-password-fingerprint'),
+    countryOf,
+  );
   const signin = new SigninService(deps, sessions, totp, throttle, {
     requireMfa: config.signin.requireMfa,
+    webauthn,
+    protection,
+    recoveryCodes,
     onOutcome: (o) => metrics.signin(o),
   });
   const users = new UserDirectory(deps);
@@ -168,10 +200,31 @@ export function createServices(
     answerWithin: config.pim.answerWithin,
     notify: webhookNotifier(clock, config.pim.webhooks),
   });
+  const policies = new ConditionalAccessPolicies(store, clock, async (type, name) => {
+    if (type === 'user') {
+      const u = await users.get(name);
+      return { id: u.id, name: u.userName };
+    }
+    if (type === 'group') {
+      const g = await groups.get(name);
+      return { id: g.id, name: g.displayName };
+    }
+    const c = await oidcClients.get(name);
+    if (c.kind !== 'workload') throw new NotFound('workload', name);
+    return { id: c.clientId, name: c.name };
+  });
+  const namedLocations = new NamedLocations(store, clock);
+  const posture = config.conditionalAccess.devicePosture;
+  const conditionalAccess = new ConditionalAccessEngine(
+    storePolicySource(store, policies, namedLocations, countryOf, clock),
+    clock,
+    posture ? new DevicePostureVerifier(posture.issuer, posture.publicKeyPem, clock) : null,
+  );
   const access = new AccessDecider(accounts, assignments, sshLogins, {
     sshMaxDuration: Math.round(config.ssh.certificateLifetime / 1000),
     appAssignments,
     activations,
+    policies: conditionalAccess,
   });
   const sshCaKeys = new SshCaKeys(store, clock, masterKey, (k) => publicKeyLine(publicBlobOf(k), ''));
   const assertions = new AwsRoleAssertions(
@@ -209,6 +262,9 @@ export function createServices(
       : null,
     sessions,
     totp,
+    webauthn,
+    protection,
+    recoveryCodes,
     throttle,
     signin,
     apiTokens: new ApiTokens(store, clock),
@@ -216,6 +272,9 @@ export function createServices(
     accounts,
     assignments,
     access,
+    policies,
+    namedLocations,
+    conditionalAccess,
     credentials: new AwsCredentialBroker(
       store,
       clock,
@@ -236,7 +295,9 @@ export function createServices(
       bindSourceAddress: config.ssh.bindSourceAddress,
     }),
     authenticateCaller: anyCaller(
-      accessTokenCaller(store.db, oidc, oidcClients),
+      accessTokenCaller(store.db, oidc, oidcClients, (grantId, user, ip) =>
+        protection.tokenUsed(grantId, user, ip),
+      ),
       browserSessionCaller(store.db, sessions, config.sessions.cookieName),
     ),
     sessionRevoker,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { type ActivationRules, rulesOf } from '../access/pim/eligibilities.js';
+import { parsePolicyInput } from '../access/policies/policy.js';
 import type { AuditContext } from '../audit/actor.js';
 import { InvalidInput, NotFound } from '../errors.js';
 import { normalizePublicUrl, normalizeUpstream } from '../proxy/apps.js';
@@ -135,6 +136,12 @@ export const tenantSchema = z
           ),
       )
       .default([]),
+    /** named locations: name → CIDR ranges */
+    namedLocations: z
+      .array(z.object({ name: z.string().min(1), ranges: z.array(z.string().min(1)).min(1) }).strict())
+      .default([]),
+    /** conditional access policies, as `PUT /api/v1/policies/{name}` takes them (validated there) */
+    policies: z.array(z.object({ name: z.string().min(1) }).passthrough()).default([]),
   })
   .strict();
 
@@ -142,7 +149,16 @@ export type TenantFile = z.input<typeof tenantSchema>;
 
 export interface TenantChange {
   action: 'create' | 'update' | 'delete';
-  kind: 'group' | 'aws-account' | 'aws-role' | 'assignment' | 'ssh-login' | 'proxy-app' | 'eligibility';
+  kind:
+    | 'group'
+    | 'aws-account'
+    | 'aws-role'
+    | 'assignment'
+    | 'ssh-login'
+    | 'proxy-app'
+    | 'eligibility'
+    | 'named-location'
+    | 'policy';
   name: string;
   detail?: string;
 }
@@ -370,6 +386,35 @@ export async function applyTenant(
       changes.push({ action: 'update', kind: 'eligibility', name: label, detail: 'activation rules' });
     else continue;
     if (!dryRun) await services.eligibilities.set(ctx, principal!, accountId, e.role, rules);
+  }
+
+  const existingLocations = new Map((await services.namedLocations.list()).map((l) => [l.name, l]));
+  for (const l of tenant.namedLocations) {
+    const current = existingLocations.get(l.name);
+    if (current && current.ranges.join(',') === l.ranges.join(',')) continue;
+    changes.push({ action: current ? 'update' : 'create', kind: 'named-location', name: l.name });
+    if (!dryRun) await services.namedLocations.put(ctx, l.name, l.ranges);
+  }
+
+  const existingPolicies = new Map((await services.policies.list()).map((p) => [p.name.toLowerCase(), p]));
+  for (const p of tenant.policies) {
+    const current = existingPolicies.get(p.name.toLowerCase());
+    if (dryRun) {
+      // Validated without writing; a dry run can't tell an unchanged policy from a changed one cheaply.
+      parsePolicyInput(p, `tenant file: policies: ${p.name}`);
+      changes.push({
+        action: current ? 'update' : 'create',
+        kind: 'policy',
+        name: p.name,
+        detail: current ? 'if different' : undefined,
+      });
+      continue;
+    }
+    const { changed } = await services.policies.put(ctx, p).catch((err: unknown) => {
+      if (err instanceof InvalidInput) throw new InvalidInput(`tenant file: ${err.message}`, 'policies');
+      throw err;
+    });
+    if (changed) changes.push({ action: current ? 'update' : 'create', kind: 'policy', name: p.name });
   }
 
   if (options.prune) {

@@ -8,6 +8,7 @@ import type { AwsAccount, AwsAccounts, AwsRole } from '../access/aws-accounts.js
 import type { AccessDecider } from '../access/decide.js';
 import type { Decision, Reason } from '../access/decision.js';
 import type { Signals } from '../access/principal.js';
+import { stepUpAdvice } from '../access/step-up-advice.js';
 import { formatTarget, type Target } from '../access/targets.js';
 import type { AuditContext } from '../audit/actor.js';
 import { recordIssued } from '../audit/issued.js';
@@ -54,7 +55,7 @@ export class CredentialsRefused extends Error {
   ) {
     super(
       decision.effect === 'step-up'
-        ? `${target} needs ${decision.require.join(' and ')}: sign in again with \`ferry login\` meeting it`
+        ? `${target} needs ${decision.require.join(' and ')} (${decision.reasons.map((r) => r.message).join('; ')}). ${stepUpAdvice(decision.require)}`
         : `access to ${target} is refused: ${decision.reasons.map((r) => r.message).join('; ')}`,
     );
     this.name = 'CredentialsRefused';

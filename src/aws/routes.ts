@@ -67,6 +67,8 @@ export const awsCallerRoutes: FastifyPluginAsync<AwsCallerRoutesOptions> = async
     ip: req.ip,
     client: caller.principal.kind === 'workload' ? ('workload' as const) : ('cli' as const),
     userAgent: req.headers['user-agent'] ?? null,
+    // A managed device's agent (or `ferry creds --device-assertion`) presents its posture here.
+    deviceAssertion: String(req.headers['x-ferry-device-posture'] ?? '') || null,
   });
 
   app.post<{ Body: Static<typeof CredentialsBody> }>(

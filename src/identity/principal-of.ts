@@ -9,7 +9,7 @@ import type { Database } from '../store/schema.js';
 export async function principalOf(
   db: Kysely<Database>,
   userId: string,
-  session: { amr: string[]; authTime: string | null } | null,
+  session: { amr: string[]; authTime: string | null; signInRisk?: 'none' | 'low' | 'medium' | 'high' } | null,
 ) {
   const user = await db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirst();
   if (!user) throw new NotFound('user', userId);
@@ -34,6 +34,7 @@ export async function principalOf(
     externalId: user.external_id,
     amr: session?.amr ?? [],
     authTime: session?.authTime ?? null,
+    signInRisk: session?.signInRisk ?? ('none' as const),
   };
 }
 

@@ -159,6 +159,24 @@ export const directoryApi: FastifyPluginAsync<DirectoryApiOptions> = async (app,
     },
   );
 
+  app.put<{ Params: Ref; Body: { required: boolean } }>(
+    '/users/:ref/mfa/registration-required',
+    {
+      schema: {
+        tags: ['users'],
+        summary: 'Require (or stop requiring) the user to register MFA at their next sign-in',
+        security,
+        params: Ref,
+        body: Type.Object({ required: Type.Boolean() }, { additionalProperties: false }),
+        response: problemResponses,
+      },
+    },
+    async (req, reply) => {
+      await users.requireMfaRegistration(auditContextOf(req), req.params.ref, req.body.required);
+      return reply.code(204).send();
+    },
+  );
+
   app.delete<{ Params: { id: string } }>(
     '/sessions/:id',
     {

@@ -35,7 +35,11 @@ export interface Session {
   revokedReason: string | null;
   ip: string | null;
   userAgent: string | null;
+  /** identity protection's view of the sign-in: none | low | medium | high */
+  signInRisk: RiskLevel;
 }
+
+export type RiskLevel = 'none' | 'low' | 'medium' | 'high';
 
 export function sessionFromRow(row: SessionRow): Session {
   return {
@@ -52,6 +56,7 @@ export function sessionFromRow(row: SessionRow): Session {
     revokedReason: row.revoked_reason,
     ip: row.ip,
     userAgent: row.user_agent,
+    signInRisk: (row.signin_risk ?? 'none') as RiskLevel,
   };
 }
 
@@ -97,6 +102,7 @@ export class SessionStore {
       amr: string[];
       ip?: string | null;
       userAgent?: string | null;
+      signInRisk?: RiskLevel;
     },
   ): Promise<{ session: Session; token: string }> {
     const now = this.deps.clock.now();
@@ -119,6 +125,7 @@ export class SessionStore {
       revoked_reason: null,
       ip: input.ip ?? null,
       user_agent: input.userAgent?.slice(0, 512) ?? null,
+      signin_risk: input.signInRisk ?? 'none',
     };
     await trx.insertInto('sessions').values(row).execute();
     return { session: sessionFromRow(row), token };
@@ -144,6 +151,7 @@ export class SessionStore {
       amr,
       ip: pending.ip,
       userAgent: pending.userAgent,
+      signInRisk: pending.signInRisk,
     });
   }
 

@@ -318,6 +318,28 @@ export class UserDirectory {
     return wasActive !== willBeActive ? [...changed, 'active'] : changed;
   }
 
+  /** "Register MFA at next sign-in": the next password sign-in must enroll a second factor first. */
+  async requireMfaRegistration(ctx: AuditContext, ref: string, required: boolean): Promise<void> {
+    const user = await this.get(ref);
+    const { store, clock } = this.deps;
+    await store.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('users')
+        .set({ mfa_registration_required: required ? 1 : 0 })
+        .where('id', '=', user.id)
+        .execute();
+      await appendAudit(trx, store.engine, clock, {
+        type: 'user.mfa-registration-required',
+        outcome: 'success',
+        actor: ctx.actor,
+        subject: user.userName,
+        ip: ctx.ip,
+        requestId: ctx.requestId,
+        data: { required },
+      });
+    });
+  }
+
   async setPassword(ctx: AuditContext, ref: string, password: string): Promise<void> {
     const { store, clock, hasher } = this.deps;
     checkPasswordPolicy(password);

@@ -1,9 +1,10 @@
 import { isIP } from 'node:net';
 import type { Kysely } from 'kysely';
 import type { AccessDecider } from '../access/decide.js';
-import type { Decision, Reason } from '../access/decision.js';
+import type { Decision, Reason, Requirement } from '../access/decision.js';
 import type { Principal, Signals } from '../access/principal.js';
 import { HOST_PATTERN, LOGIN_PATTERN } from '../access/ssh-logins.js';
+import { stepUpAdvice } from '../access/step-up-advice.js';
 import { formatTarget } from '../access/targets.js';
 import type { AuditContext } from '../audit/actor.js';
 import { type IssuedCredential, listIssued, recordIssued } from '../audit/issued.js';
@@ -56,15 +57,16 @@ export interface IssuedCertificate {
 
 /** 403 with decide()'s reasons: the person may not have a certificate for this host and login. */
 export class SshAccessDenied extends Problem {
-  constructor(target: string, reasons: Reason[]) {
+  constructor(target: string, reasons: Reason[], require?: Requirement[]) {
     super(
       403,
       'access-denied',
       'Forbidden',
-      `no SSH certificate for ${target}: ${reasons.map((r) => r.message).join('; ')}`,
+      `no SSH certificate for ${target}: ${reasons.map((r) => r.message).join('; ')}${require ? `. ${stepUpAdvice(require)}` : ''}`,
       {
         target,
         reasons,
+        ...(require ? { effect: 'step-up', require } : {}),
       },
     );
   }
@@ -204,7 +206,11 @@ export class SshAuthority {
         data: { target, effect: decision.effect, reasons: decision.reasons.map((r) => r.message) },
       }),
     );
-    throw new SshAccessDenied(target, decision.reasons);
+    throw new SshAccessDenied(
+      target,
+      decision.reasons,
+      decision.effect === 'step-up' ? decision.require : undefined,
+    );
   }
 
   /** Signs a server's host key (admin only: the caller vouches for the host names). */

@@ -105,6 +105,7 @@ export const sshApi: FastifyPluginAsync<SshApiOptions> = async (app, opts) => {
           ip: req.ip,
           client: caller.via === 'access-token' ? 'cli' : 'browser',
           userAgent: req.headers['user-agent'] ?? null,
+          deviceAssertion: String(req.headers['x-ferry-device-posture'] ?? '') || null,
         },
         req.body,
         opts.auditContext(req),

@@ -42,6 +42,15 @@ export interface Database {
   pim_activations: PimActivationsTable;
   review_campaigns: ReviewCampaignsTable;
   review_items: ReviewItemsTable;
+  ca_policies: CaPoliciesTable;
+  ca_policy_set: { id: number; generation: number };
+  named_locations: NamedLocationsTable;
+  signin_history: SigninHistoryTable;
+  risk_detections: RiskDetectionsTable;
+  webauthn_credentials: WebauthnCredentialsTable;
+  webauthn_challenges: WebauthnChallengesTable;
+  recovery_codes: RecoveryCodesTable;
+  token_sources: TokenSourcesTable;
 }
 
 export interface UsersTable {
@@ -59,6 +68,8 @@ export interface UsersTable {
   phone_numbers: Generated<string>; // JSON: Array<{ value, type?, primary? }> (0005)
   addresses: Generated<string>; // JSON: Array<{ type?, formatted?, streetAddress?, … }> (0005)
   password_hash: string | null;
+  /** 1: the next sign-in must register a second factor (0009) */
+  mfa_registration_required: Generated<number>;
   created_at: string;
   updated_at: string;
   version: number;
@@ -109,6 +120,8 @@ export interface SessionsTable {
   revoked_reason: string | null;
   ip: string | null;
   user_agent: string | null;
+  /** none | low | medium | high: identity protection's view of the sign-in (0009) */
+  signin_risk: Generated<string>;
 }
 
 export interface SigninThrottleTable {
@@ -486,4 +499,83 @@ export interface ReviewItemsTable {
   decided_at: string | null;
   reason: string | null;
   outcome: 'kept' | 'removed' | null;
+}
+
+/** Conditional access policies (0009). */
+export interface CaPoliciesTable {
+  id: string;
+  name: string;
+  name_key: string;
+  state: 'on' | 'report-only' | 'off';
+  definition: string; // JSON: PolicyDefinition (access/policies/policy.ts)
+  created_at: string;
+  updated_at: string;
+  version: number;
+}
+
+export interface NamedLocationsTable {
+  name: string;
+  ranges: string; // JSON: CIDR strings
+  created_at: string;
+  updated_at: string;
+}
+
+/** Every password sign-in attempt, for the detections (0009). */
+export interface SigninHistoryTable {
+  id: string;
+  user_id: string | null;
+  user_key: string;
+  ip: string;
+  country: string | null;
+  outcome: 'success' | 'failure';
+  password_fp: string | null;
+  at: string;
+}
+
+export interface RiskDetectionsTable {
+  id: string;
+  user_id: string | null;
+  subject: string;
+  kind: string;
+  level: 'low' | 'medium' | 'high';
+  ip: string | null;
+  detail: string; // JSON
+  state: 'open' | 'confirmed' | 'dismissed';
+  created_at: string;
+  resolved_at: string | null;
+  resolved_by: string | null;
+}
+
+export interface WebauthnCredentialsTable {
+  id: string;
+  user_id: string;
+  public_key: string;
+  counter: number;
+  transports: string;
+  name: string;
+  created_at: string;
+  last_used_at: string | null;
+}
+
+export interface WebauthnChallengesTable {
+  challenge: string;
+  user_id: string;
+  purpose: 'register' | 'authenticate';
+  expires_at: string;
+}
+
+export interface RecoveryCodesTable {
+  code_hash: string;
+  user_id: string;
+  created_at: string;
+  used_at: string | null;
+}
+
+/** Where each `ferry login` grant was first used: token reuse from a new source (0009). */
+export interface TokenSourcesTable {
+  grant_hash: string;
+  user_id: string;
+  network: string;
+  ip: string;
+  first_seen_at: string;
 }

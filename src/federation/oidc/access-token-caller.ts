@@ -16,6 +16,12 @@ export function accessTokenCaller(
   db: Kysely<Database>,
   issuer: OidcIssuer,
   clients: OidcClients,
+  /** identity protection: where each sign-in's tokens are used (token reuse from a new source) */
+  tokenUsed?: (
+    grantId: string,
+    user: { id: string; userName: string },
+    ip: string,
+  ) => Promise<'none' | 'low' | 'medium' | 'high'>,
 ): CallerAuthenticator {
   return async (req) => {
     const m = /^Bearer\s+([\w.~+/-]{20,512}=*)$/i.exec(req.headers.authorization ?? '');
@@ -31,6 +37,8 @@ export function accessTokenCaller(
         authTime: typeof extra.auth_time === 'number' ? new Date(extra.auth_time * 1000).toISOString() : null,
       }).catch(() => null);
       if (!principal?.active) return null;
+      if (tokenUsed && token.grantId)
+        principal.signInRisk = await tokenUsed(token.grantId, principal, req.ip);
       return { principal, via: 'access-token', sessionId: null, clientId: token.clientId };
     }
     const workloadToken = await provider.ClientCredentials.find(value);
@@ -52,6 +60,7 @@ export function accessTokenCaller(
         externalId: null,
         amr: [],
         authTime: null,
+        signInRisk: 'none',
       },
       via: 'access-token',
       sessionId: null,

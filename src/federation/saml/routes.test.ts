@@ -113,7 +113,12 @@ describe.each(ENGINES)('SAML identity provider on %s', (engine) => {
     expect(attrs['https://aws.amazon.com/SAML/Attributes/SourceIdentity']).toBe(user.userName);
     expect(attrs['https://aws.amazon.com/SAML/Attributes/SessionDuration']).toBe('7200');
     expect(attrs['https://aws.amazon.com/SAML/Attributes/PrincipalTag:department']).toBe('Engineering');
-    expect(attrs['https://aws.amazon.com/SAML/Attributes/TransitiveTagKeys']).toBe('department');
+    // How the person proved a second factor rides along (password only here; IAM policies can require aws:PrincipalTag/MfaMethod).
+    expect(attrs['https://aws.amazon.com/SAML/Attributes/PrincipalTag:MfaMethod']).toBe('none');
+    expect(attrs['https://aws.amazon.com/SAML/Attributes/TransitiveTagKeys']).toEqual([
+      'department',
+      'MfaMethod',
+    ]);
 
     // xmlsec1, an independent implementation, verifies the signature with the published certificate.
     const xmlFile = join(dir, `response-${seq}.xml`);

@@ -11,6 +11,7 @@ import { recordIssued } from '../../audit/issued.js';
 import { appendAudit } from '../../audit/ledger.js';
 import type { Clock } from '../../clock.js';
 import { errorPage, html, PAGE_CSP, page } from '../../identity/pages/html.js';
+import { stepUpUrl } from '../../identity/pages/step-up.js';
 import { type DirectoryPrincipal, principalOf } from '../../identity/principal-of.js';
 import type { Session, SessionStore } from '../../identity/sessions.js';
 import type { MasterKey } from '../../keys/master-key.js';
@@ -249,6 +250,8 @@ export const samlRoutes: FastifyPluginAsync<SamlRoutesOptions> = async (app, opt
         if (!account || !role)
           return refuse(req, reply, who, formatTarget(target), ['no such AWS account or role is registered']);
         const decision = await access.decide(who, target, signals(req));
+        // Conditional access wants more (MFA, a fresh sign-in): ask for it and come back here.
+        if (decision.effect === 'step-up') return reply.redirect(stepUpUrl(decision.require, req.url), 303);
         if (decision.effect !== 'allow')
           return refuse(
             req,
@@ -259,18 +262,22 @@ export const samlRoutes: FastifyPluginAsync<SamlRoutesOptions> = async (app, opt
           );
         chosen = [{ target, decision }];
       } else {
-        const entitled = (await access.entitlements(who, signals(req))).filter(
+        const all = await access.entitlements(who, signals(req));
+        const entitled = all.filter(
           (e): e is { target: AwsRoleTarget; decision: Extract<Decision, { effect: 'allow' }> } =>
             e.decision.effect === 'allow',
         );
+        const stepUps = all.flatMap((e) => (e.decision.effect === 'step-up' ? [e.decision] : []));
+        if (entitled.length === 0 && stepUps.length > 0)
+          return reply.redirect(stepUpUrl([...new Set(stepUps.flatMap((d) => d.require))], req.url), 303);
         if (entitled.length === 0)
           return refuse(req, reply, who, 'the AWS console', [
             'no AWS role is assigned to you or your groups',
           ]);
-        if (entitled.length > 1 && req.query.all === undefined)
+        if ((entitled.length > 1 || stepUps.length > 0) && req.query.all === undefined)
           return rolePicker(
             reply,
-            entitled.map((e) => e.target),
+            all.map((e) => e.target),
           );
         chosen = entitled;
       }
@@ -403,6 +410,13 @@ ${targets.map(
     const who = await principalOf(store.db, session.userId, session);
     const target: Target = { kind: 'app', name: sp.entityId };
     const decision = await access.decide(who, target, signals(req));
+    if (decision.effect === 'step-up') {
+      const sealed = opts.masterKey.seal(JSON.stringify(pending), PENDING_CONTEXT);
+      return reply.redirect(
+        stepUpUrl(decision.require, `/saml/sso/resume?state=${encodeURIComponent(sealed)}`),
+        303,
+      );
+    }
     if (decision.effect !== 'allow')
       return refuse(
         req,

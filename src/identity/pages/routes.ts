@@ -3,12 +3,15 @@ import fastifyFormbody from '@fastify/formbody';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { GroupDirectory } from '../groups.js';
 import type { TotpEnrollment } from '../mfa.js';
+import type { RecoveryCodes } from '../recovery-codes.js';
 import type { Session, SessionStore } from '../sessions.js';
 import type { SigninResult, SigninService } from '../signin.js';
 import type { UserDirectory } from '../users.js';
 import { csrfToken, csrfValid } from './csrf.js';
 import { errorPage, type Html, html, PAGE_CSP, page, STYLESHEET } from './html.js';
 import { qrDataUri } from './qr.js';
+import { securityKeyPages } from './security-key.js';
+import { stepUpPages } from './step-up.js';
 
 export interface SigninPagesOptions {
   signin: SigninService;
@@ -20,6 +23,8 @@ export interface SigninPagesOptions {
   secureCookies: boolean;
   /** upstream identity providers offered beside the password form (a link each: no JavaScript) */
   upstream?: Array<{ id: string; path: string; label: string }>;
+  /** recovery codes a person generates on the account page */
+  recoveryCodes?: RecoveryCodes;
 }
 
 /** The same words whatever failed: wrong user, password or code, disabled account, or lockout. */
@@ -51,7 +56,8 @@ export const signinPages: FastifyPluginAsync<SigninPagesOptions> = async (app, o
 
   app.addHook('onSend', async (_req, reply, payload) => {
     if (String(reply.getHeader('content-type') ?? '').startsWith('text/html')) {
-      reply.header('content-security-policy', PAGE_CSP);
+      // A page that runs Ferry's own script (the security-key page) sets its own, still strict, policy.
+      if (!reply.getHeader('content-security-policy')) reply.header('content-security-policy', PAGE_CSP);
       reply.header('x-frame-options', 'DENY');
       reply.header('cache-control', 'no-store');
     }
@@ -100,7 +106,13 @@ ${(opts.upstream ?? []).map(
 )}`,
     );
 
-  const codeForm = (req: FastifyRequest, reply: FastifyReply, returnTo: string, error?: string) =>
+  const codeForm = (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    returnTo: string,
+    error?: string,
+    withKey = false,
+  ) =>
     send(
       reply,
       error ? 401 : 200,
@@ -114,7 +126,9 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
 <label for="code">Verification code</label>
 <input type="text" id="code" name="code" autocomplete="one-time-code" inputmode="numeric" pattern="[0-9]{6}" maxlength="6" required>
 <button type="submit">Verify</button>
-</form>`,
+</form>
+<p class="muted"><a id="use-recovery-code" href="/signin/recovery?return_to=${encodeURIComponent(returnTo)}">Lost your authenticator? Use a recovery code</a></p>
+${withKey ? html`<p><a id="use-security-key" href="/signin/security-key?return_to=${encodeURIComponent(returnTo)}">Use a security key or passkey instead</a></p>` : ''}`,
     );
 
   const enrollForm = async (
@@ -151,7 +165,11 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
         return reply.redirect(returnTo, 303);
       case 'second-factor-required':
         reply.setCookie(cookieName, result.token, cookieOptions);
-        return reply.redirect(`/signin/code?return_to=${encodeURIComponent(returnTo)}`, 303);
+        // A security key when that is all the person has; otherwise the code page (which offers the key too).
+        return reply.redirect(
+          `/signin/${result.methods.includes('totp') ? 'code' : 'security-key'}?return_to=${encodeURIComponent(returnTo)}`,
+          303,
+        );
       case 'enrollment-required':
         reply.setCookie(cookieName, result.token, cookieOptions);
         return reply.redirect(`/signin/enroll?return_to=${encodeURIComponent(returnTo)}`, 303);
@@ -193,10 +211,31 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
   app.get<{ Querystring: { return_to?: string } }>('/signin/code', async (req, reply) => {
     const returnTo = safeReturnTo(req.query.return_to);
     const token = req.cookies[cookieName];
-    if (!token || !(await sessions.resolve(token, ['pending_mfa']))) {
+    const factors = token ? await signin.pendingFactors(token) : null;
+    if (!factors) return reply.redirect(`/signin?return_to=${encodeURIComponent(returnTo)}`, 303);
+    return codeForm(req, reply, returnTo, undefined, factors.includes('webauthn'));
+  });
+
+  // A recovery code instead of the authenticator's code: the same step, its own page.
+  app.get<{ Querystring: { return_to?: string } }>('/signin/recovery', async (req, reply) => {
+    const returnTo = safeReturnTo(req.query.return_to);
+    const token = req.cookies[cookieName];
+    if (!token || !(await signin.pendingFactors(token)))
       return reply.redirect(`/signin?return_to=${encodeURIComponent(returnTo)}`, 303);
-    }
-    return codeForm(req, reply, returnTo);
+    return send(
+      reply,
+      200,
+      'Recovery code',
+      html`<h1>Use a recovery code</h1>
+<p>Enter one of the recovery codes you saved. Each works once.</p>
+<form method="post" action="/signin/code">
+<input type="hidden" name="csrf" value="${csrfToken(req, reply, secureCookies)}">
+<input type="hidden" name="return_to" value="${returnTo}">
+<label for="recovery-code">Recovery code</label>
+<input type="text" id="recovery-code" name="code" autocomplete="off" autocapitalize="none" spellcheck="false" maxlength="11" required>
+<button type="submit">Continue</button>
+</form>`,
+    );
   });
 
   app.post<{ Body: Form }>('/signin/code', async (req, reply) => {
@@ -235,6 +274,9 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
     );
   });
 
+  await app.register(stepUpPages, { signin, cookieName, secureCookies });
+  await app.register(securityKeyPages, { signin, cookieName, secureCookies });
+
   app.get('/account', async (req, reply) => {
     const session = await current(req);
     if (!session) return reply.redirect('/signin?return_to=%2Faccount', 303);
@@ -261,7 +303,35 @@ ${list.map(
     }</td></tr>`,
 )}
 </tbody></table>
+${
+  opts.recoveryCodes
+    ? html`<h2>Recovery codes</h2>
+<p class="muted">Single-use codes for when your authenticator is lost. <span id="recovery-remaining">${await opts.recoveryCodes.remaining(user.id)}</span> left.</p>
+<form method="post" action="/account/recovery-codes"><input type="hidden" name="csrf" value="${csrf}"><button type="submit" id="new-recovery-codes">Create new recovery codes</button></form>`
+    : ''
+}
 <form method="post" action="/signout"><input type="hidden" name="csrf" value="${csrf}"><button type="submit">Sign out</button></form>`,
+    );
+  });
+
+  app.post<{ Body: Form }>('/account/recovery-codes', async (req, reply) => {
+    const session = await current(req);
+    if (!session) return reply.redirect('/signin', 303);
+    if (!csrfValid(req, (req.body as Form | undefined)?.csrf)) return badForm(reply);
+    if (!opts.recoveryCodes) return reply.redirect('/account', 303);
+    const user = await users.get(session.userId);
+    const codes = await opts.recoveryCodes.generate(
+      { actor: { type: 'user', id: user.id, name: user.userName }, ip: req.ip, requestId: req.id },
+      user,
+    );
+    return send(
+      reply,
+      200,
+      'Your recovery codes',
+      html`<h1>Your recovery codes</h1>
+<p>Keep these somewhere safe: each works once, in place of a verification code. They are shown only now; your earlier codes no longer work.</p>
+<ul id="recovery-codes">${codes.map((c) => html`<li><code>${c}</code></li>`)}</ul>
+<p><a href="/account">Back to your account</a></p>`,
     );
   });
 

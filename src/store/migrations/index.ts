@@ -7,6 +7,7 @@ import * as scim from './0005_scim.js';
 import * as sessionRevocation from './0006_session_revocation.js';
 import * as proxy from './0007_proxy.js';
 import * as pim from './0008_pim.js';
+import * as conditionalAccess from './0009_conditional_access.js';
 import * as upstream from './0010_upstream.js';
 import * as scimPush from './0011_scim_push.js';
 
@@ -20,6 +21,7 @@ export const migrations: Record<string, Migration> = {
   '0006_session_revocation': sessionRevocation,
   '0007_proxy': proxy,
   '0008_pim': pim,
+  '0009_conditional_access': conditionalAccess,
   '0010_upstream': upstream,
   '0011_scim_push': scimPush,
 };
