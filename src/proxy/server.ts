@@ -265,7 +265,11 @@ export class IdentityAwareProxy {
   /** A bearer token first (the CLI, workloads), then the proxy's session cookie (browsers). */
   async #authenticate(req: IncomingMessage): Promise<Caller | null> {
     if (bearerOf(req)) {
-      const shim = { headers: req.headers, cookies: {} } as unknown as FastifyRequest;
+      const shim = {
+        headers: req.headers,
+        cookies: {},
+        ip: this.#clientAddress(req) ?? undefined,
+      } as unknown as FastifyRequest;
       const caller = await this.#deps.authenticateBearer(shim);
       if (caller) return caller;
     }

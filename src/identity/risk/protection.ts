@@ -289,7 +289,9 @@ export class IdentityProtection {
    */
   async tokenUsed(grantId: string, user: { id: string; userName: string }, ip: string): Promise<RiskLevel> {
     const grantHash = createHash('sha256').update(grantId).digest('hex');
-    const network = networkOf(ip);
+    const network = ip ? networkOf(ip) : null;
+    // Without a source address (a caller that could not tell it) there is nothing to compare.
+    if (!network) return 'none';
     const { db } = this.store;
     const seen = await db
       .selectFrom('token_sources')
