@@ -5,7 +5,6 @@ import { registerAwsCommands } from '../cli/aws-commands.js';
 import { ApiError, ServerUnreachable } from '../cli/client.js';
 import { registerClientCommands } from '../cli/commands.js';
 import { registerLoginCommands } from '../cli/login-commands.js';
-import { registerMigrateCommands } from '../cli/migrate-commands.js';
 import { registerOidcCommands } from '../cli/oidc-commands.js';
 import { registerPimCommands } from '../cli/pim-commands.js';
 import { registerPolicyCommands } from '../cli/policy-commands.js';
