@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { configSchema } from '../src/app/config.js';
 import { createServices } from '../src/app/services.js';
 import { systemClock } from '../src/clock.js';
@@ -17,6 +18,7 @@ import { published, stat } from './lib/stats.js';
 export const KEYCLOAK_BASE_MEMORY_MB = 1250;
 
 const SIGNINS = 10;
+const AUDIT_EVENTS = 1_000_000;
 const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A browser's worth of cookie handling for one sign-in. */
@@ -117,6 +119,34 @@ export const residentMemory: Scenario = {
     const file = join(dir, 'ferry.db');
     copyFileSync(sharedUrl.slice('sqlite:'.length), file);
     const databaseUrl = `sqlite:${file}`;
+    // A year of a busy tenant's trail: 1,000,000 audit events, written by SQL in one statement. Their
+    // hashes are placeholders (this database is never verified); the head moves past them, so the
+    // server's own appends continue after them as they would on a real install.
+    const filler = new Database(file);
+    try {
+      const head = filler.prepare('select seq, hash from audit_head where id = 1').get() as
+        | { seq: number; hash: string }
+        | undefined;
+      const base = head?.seq ?? 0;
+      filler
+        .prepare(
+          `with recursive n(x) as (select 1 union all select x + 1 from n where x < ${AUDIT_EVENTS})
+           insert into audit_events (seq, id, time, type, outcome, actor, subject, ip, request_id, data, prev_hash, hash)
+           select ? + x, lower(hex(randomblob(16))), '2026-01-01T00:00:00.000Z', 'aws.credentials.issued', 'success',
+                  '{"type":"user","id":"u","name":"bench@contoso.example"}', 'bench@contoso.example', '198.51.100.7', null,
+                  '{"target":"aws:123456789012/Developer","accessKeyId":"ASIABENCHEXAMPLE"}', printf('%064x', x - 1), printf('%064x', x)
+           from n`,
+        )
+        .run(base);
+      const last = base + AUDIT_EVENTS;
+      filler
+        .prepare(
+          'insert into audit_head (id, seq, hash) values (1, ?, ?) on conflict(id) do update set seq = excluded.seq, hash = excluded.hash',
+        )
+        .run(last, AUDIT_EVENTS.toString(16).padStart(64, '0'));
+    } finally {
+      filler.close();
+    }
     const masterKey = randomBytes(32).toString('base64');
     // The signing key and an admin token exist before the measured starts, as on any running install.
     const store = openStore(databaseUrl);
@@ -170,7 +200,7 @@ export const residentMemory: Scenario = {
     }
     const node = stat(bare);
     const servedStat = stat(served);
-    const users = `${directory.counts.users.toLocaleString('en-US')} users`;
+    const users = `${directory.counts.users.toLocaleString('en-US')} users, ${AUDIT_EVENTS.toLocaleString('en-US')} audit events`;
     return [
       {
         scenario: `resident memory, idle after start, ${users} (sqlite)`,

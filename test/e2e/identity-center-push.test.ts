@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type IdentityCenterScimServer, startIdentityCenterScim } from '../support/identity-center-scim.js';
 import {
@@ -24,6 +25,19 @@ describe('ferry scim push to IAM Identity Center', () => {
   let server: FerryProcess;
   let remote: IdentityCenterScimServer;
   let env: Record<string, string>;
+  /** Until the server's worker has handled every queued event (it runs on its own 1 s tick). */
+  const outboxDrained = () =>
+    waitFor('the outbox to drain', () => {
+      const db = new Database(join(dir, 'ferry.db'), { readonly: true });
+      try {
+        const { n } = db.prepare('select count(*) as n from outbox where processed_at is null').get() as {
+          n: number;
+        };
+        return n === 0 ? true : undefined;
+      } finally {
+        db.close();
+      }
+    });
   const ferry = (args: string[], input?: string) =>
     runFerry(args, { cwd: dir, env, timeoutMs: 60_000, ...(input === undefined ? {} : { input }) });
 
@@ -56,6 +70,9 @@ describe('ferry scim push to IAM Identity Center', () => {
       const r = await ferry(args);
       expect(r.code, r.stderr).toBe(0);
     }
+    // The server's outbox handled those changes with no target configured: wait until it has, so the
+    // changes below are the dry run's and the push's to make, not a worker tick's.
+    await outboxDrained();
     expect(remote.requests).toEqual([]); // nothing configured yet: the outbox pushed nothing
 
     const noTarget = await ferry(['scim', 'push']);
@@ -102,6 +119,7 @@ describe('ferry scim push to IAM Identity Center', () => {
       const r = await ferry(['users', 'add', `tty-${n}@contoso.example`]);
       expect(r.code, r.stderr).toBe(0);
     }
+    await outboxDrained();
     const set = await ferry(['scim', 'target', 'set', '--endpoint', remote.endpoint], `${remote.token}\n`);
     expect(set.code, set.stderr).toBe(0);
     // `script` runs the command on a pseudo-terminal, as a person at a shell would.
