@@ -284,7 +284,7 @@ export class AwsCredentialBroker {
         subject: principal.userName,
         ip: ctx.ip,
         requestId: ctx.requestId,
-        data: { ...data, at: iso(this.clock.now()) },
+        data,
       }),
     );
   }

@@ -158,8 +158,7 @@ export function registerAwsCommands(program: Command): void {
 
   const aws = program.commands.find((c) => c.name() === 'aws') ?? program.command('aws');
   aws
-    .command('roles-mine')
-    .alias('entitlements')
+    .command('entitlements')
     .description('the AWS roles you may have right now')
     .option('--json', 'print JSON')
     .action(async function (this: Command, opts: { json?: boolean }) {

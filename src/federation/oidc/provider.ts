@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Account, Adapter, AdapterPayload, Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import Provider, { interactionPolicy, errors as oidcErrors } from 'oidc-provider';
 import { type AuditInput, appendAudit } from '../../audit/ledger.js';
+import { STS_AUDIENCE } from '../../aws/oidc-setup.js';
 import type { Clock } from '../../clock.js';
 import type { DirectoryPrincipal } from '../../identity/principal-of.js';
 import { sha256Hex } from '../../identity/secrets.js';
@@ -27,8 +28,6 @@ export function acrOf(amr: string[]): string {
   return amr.some((m) => SECOND_FACTORS.has(m)) ? ACR.mfa : ACR.singleFactor;
 }
 
-/** The audience of workload tokens meant for AssumeRoleWithWebIdentity (as GitHub Actions uses). */
-export const STS_AUDIENCE = 'sts.amazonaws.com';
 /** The resource indicator (RFC 8707 wants an absolute URI) that asks for such a token. */
 export const STS_RESOURCE = 'https://sts.amazonaws.com';
 
