@@ -13,7 +13,7 @@ import { formatTarget, type Target } from '../access/targets.js';
 import type { AuditContext } from '../audit/actor.js';
 import { recordIssued } from '../audit/issued.js';
 import { appendAudit } from '../audit/ledger.js';
-import { type Clock, iso } from '../clock.js';
+import type { Clock } from '../clock.js';
 import { NotFound } from '../errors.js';
 import type { CallerPrincipal } from '../identity/caller.js';
 import type { Store } from '../store/open.js';
