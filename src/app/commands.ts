@@ -87,10 +87,12 @@ export function registerOperatorCommands(program: Command): void {
     .option('--expires-in <days>', 'days until it expires (default: never)')
     .option(...configOption)
     .action(async (opts: { name: string; expiresIn?: string; config?: string }) => {
-      await withStore(opts.config, async (store) => {
+      await withStore(opts.config, async (store, config) => {
         await (await lazy.migrate()).migrateToLatest(store);
         const { systemClock } = await import('../clock.js');
         const { ApiTokens } = await import('../identity/api-tokens.js');
+        const { loadMasterKey } = await import('./master-key.js');
+        const masterKey = loadMasterKey(config, opts.config ?? 'configuration');
         const days = opts.expiresIn === undefined ? undefined : Number(opts.expiresIn);
         if (days !== undefined && !(days > 0))
           throw new OperatorError('--expires-in must be a positive number of days');
@@ -98,7 +100,7 @@ export function registerOperatorCommands(program: Command): void {
           ? new Date(systemClock.now().getTime() + days * 86_400_000).toISOString()
           : null;
         const actor: Actor = { type: 'operator', name: process.env.USER ?? 'operator' };
-        const { token: value } = await new ApiTokens(store, systemClock).create(
+        const { token: value } = await new ApiTokens(store, systemClock, masterKey).create(
           { actor },
           { name: opts.name, expiresAt },
         );

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { type Clock, systemClock } from '../clock.js';
 import { OIDC_SIGNING_PURPOSES } from '../federation/oidc/provider.js';
+import { rekeyLegacyHashes } from '../identity/secrets.js';
 import type { SigningKeysOptions } from '../keys/signing-keys.js';
 import { migrateToLatest } from '../store/migrate.js';
 import { openStore, redactUrl } from '../store/open.js';
@@ -52,6 +53,7 @@ export async function startFerry(options: StartOptions): Promise<RunningFerry> {
   });
   try {
     await migrateToLatest(store);
+    await rekeyLegacyHashes(store, masterKey);
   } catch (err) {
     await store.close();
     throw err;

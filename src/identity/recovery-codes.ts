@@ -1,20 +1,20 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { AuditContext } from '../audit/actor.js';
 import { appendAudit } from '../audit/ledger.js';
 import { iso } from '../clock.js';
+import type { MasterKey } from '../keys/master-key.js';
 import type { Database } from '../store/schema.js';
 import type { IdentityDeps } from './deps.js';
+import { storedSecret } from './secrets.js';
 
 const ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789'; // no 0/o, 1/l/i: read off paper without doubt
 const COUNT = 10;
 
 /** A code's canonical form: lower case, no spaces or dashes. */
 const canonical = (code: string) => code.toLowerCase().replace(/[\s-]/g, '');
-const hash = (code: string) =>
-  createHash('sha256')
-    .update(`ferry-recovery:${canonical(code)}`)
-    .digest('hex');
+const hash = (masterKey: MasterKey, code: string) =>
+  storedSecret(masterKey, 'recovery-code', `ferry-recovery:${canonical(code)}`);
 
 function newCode(): string {
   const bytes = randomBytes(10);
@@ -27,7 +27,8 @@ export const looksLikeRecoveryCode = (code: string) => /^[a-z2-9]{5}-?[a-z2-9]{5
 
 /**
  * Recovery codes: ten single-use codes for the day the authenticator is lost. Shown once; only their
- * SHA-256 is stored (each carries about 50 random bits, so a fast hash is enough).
+ * keyed hash is stored (storedSecret: about 50 random bits each, so the key, not the hash, is what
+ * keeps a copy of the database from finding them).
  */
 export class RecoveryCodes {
   constructor(private readonly deps: IdentityDeps) {}
@@ -41,7 +42,14 @@ export class RecoveryCodes {
       const now = iso(clock.now());
       await trx
         .insertInto('recovery_codes')
-        .values(codes.map((c) => ({ code_hash: hash(c), user_id: user.id, created_at: now, used_at: null })))
+        .values(
+          codes.map((c) => ({
+            code_hash: hash(this.deps.masterKey, c),
+            user_id: user.id,
+            created_at: now,
+            used_at: null,
+          })),
+        )
         .execute();
       await appendAudit(trx, store.engine, clock, {
         type: 'mfa.recovery-codes.generated',
@@ -71,7 +79,7 @@ export class RecoveryCodes {
     const res = await trx
       .updateTable('recovery_codes')
       .set({ used_at: iso(this.deps.clock.now()) })
-      .where('code_hash', '=', hash(code))
+      .where('code_hash', '=', hash(this.deps.masterKey, code))
       .where('user_id', '=', userId)
       .where('used_at', 'is', null)
       .executeTakeFirst();

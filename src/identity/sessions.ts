@@ -7,7 +7,7 @@ import { NotFound } from '../errors.js';
 import { enqueueEvent } from '../store/outbox.js';
 import type { Database, SessionRow } from '../store/schema.js';
 import type { IdentityDeps } from './deps.js';
-import { randomToken, sha256Hex } from './secrets.js';
+import { randomToken, storedSecret } from './secrets.js';
 
 export interface SessionTimeouts {
   /** ends a session nobody used for this long */
@@ -112,7 +112,7 @@ export class SessionStore {
     const idle = addMs(now, pending ? this.timeouts.pendingMs : this.timeouts.idleMs);
     const row: SessionRow = {
       id: randomUUID(),
-      token_hash: sha256Hex(token),
+      token_hash: storedSecret(this.deps.masterKey, 'session', token),
       user_id: input.userId,
       state: input.state,
       amr: JSON.stringify(input.amr),
@@ -164,7 +164,7 @@ export class SessionStore {
     const row = await db
       .selectFrom('sessions')
       .selectAll()
-      .where('token_hash', '=', sha256Hex(token))
+      .where('token_hash', '=', storedSecret(this.deps.masterKey, 'session', token))
       .executeTakeFirst();
     if (!row || row.revoked_at !== null || !states.includes(row.state)) return null;
     if (row.idle_expires_at <= now || row.absolute_expires_at <= now) return null;

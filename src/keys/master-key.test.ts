@@ -165,3 +165,15 @@ describe('MasterKey.derive', () => {
     expect(key.derive('x', 16)).toHaveLength(16);
   });
 });
+
+describe('MasterKey lookup keys', () => {
+  it('are stable for one key and purpose, and differ across purposes and master keys', () => {
+    const a = new MasterKey(Buffer.alloc(32, 7));
+    const b = new MasterKey(Buffer.alloc(32, 8));
+    expect(a.lookupKey('session', 'v')).toBe(a.lookupKey('session', 'v'));
+    expect(a.lookupKey('session', 'v')).not.toBe(a.lookupKey('api-token', 'v'));
+    expect(a.lookupKey('session', 'v')).not.toBe(b.lookupKey('session', 'v'));
+    expect(a.lookupKey('session', 'a-bearer-value')).not.toContain('bearer');
+    expect(a.lookupKey('session', 'v')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+});

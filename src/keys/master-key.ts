@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 
 export class InvalidMasterKey extends Error {
   constructor(reason: string) {
@@ -33,6 +33,7 @@ export function generateMasterKey(): string {
  */
 export class MasterKey {
   readonly #root: Buffer;
+  readonly #lookupKeys = new Map<string, Buffer>();
   constructor(root: Buffer) {
     if (root.length !== 32) throw new InvalidMasterKey('must be 32 bytes');
     this.#root = root;
@@ -40,6 +41,21 @@ export class MasterKey {
 
   derive(purpose: string, length = 32): Buffer {
     return Buffer.from(hkdfSync('sha256', this.#root, Buffer.alloc(0), `ferry/${purpose}`, length));
+  }
+
+  /**
+   * The key under which a bearer value (token, session cookie, code) is stored and looked up: HMAC-SHA256
+   * under a per-purpose key derived from the master key. A copy of the database holds only these, which
+   * cannot be presented anywhere; and whoever can write the database still cannot mint a value that
+   * matches without the master key (docs/decisions/0019).
+   */
+  lookupKey(purpose: string, value: string): string {
+    let key = this.#lookupKeys.get(purpose);
+    if (!key) {
+      key = this.derive(`lookup/${purpose}`);
+      this.#lookupKeys.set(purpose, key);
+    }
+    return createHmac('sha256', key).update(value, 'utf8').digest('base64url');
   }
 
   /** AES-256-GCM; `context` is bound as associated data so a sealed value can't be moved to another row. */

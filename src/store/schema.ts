@@ -106,7 +106,7 @@ export interface TotpFactorsTable {
 
 export interface SessionsTable {
   id: string;
-  /** SHA-256 of the cookie value; the cookie value itself is never stored. */
+  /** keyed hash of the cookie value (identity/secrets.ts storedSecret); the value itself is never stored. */
   token_hash: string;
   user_id: string;
   state: 'pending_mfa' | 'pending_enrollment' | 'active';
@@ -135,7 +135,7 @@ export interface SigninThrottleTable {
 export interface ApiTokensTable {
   id: string;
   name: string;
-  /** SHA-256 of the token's secret part (tokens are 256-bit random, so a fast hash is enough). */
+  /** keyed hash of the token's secret part (identity/secrets.ts storedSecret). */
   secret_hash: string;
   created_at: string;
   created_by: string;
@@ -275,7 +275,7 @@ export interface AwsRevocationPoliciesTable {
 export interface ScimConnectionsTable {
   id: string;
   name: string;
-  /** SHA-256 of the bearer token's secret part (256-bit random, so a fast hash is enough). */
+  /** keyed hash of the bearer token's secret part (identity/secrets.ts storedSecret). */
   secret_hash: string;
   created_at: string;
   created_by: string;
@@ -344,6 +344,7 @@ export type AuditEventRow = Selectable<AuditEventsTable>;
 export type OutboxRow = Selectable<OutboxTable>;
 export type { Generated };
 
+/** oidc-provider's artifacts. Since 0013 id, grant_id, user_code and uid are keyed hashes, payload is sealed. */
 export interface OidcArtifactsTable {
   model: string;
   id: string;
@@ -354,6 +355,8 @@ export interface OidcArtifactsTable {
   account_id: string | null;
   expires_at: string | null;
   consumed_at: string | null;
+  /** Grant rows: the Ferry sign-in session it was given under; revoking that session ends it (0013) */
+  session_id: Generated<string | null>;
 }
 
 export interface OidcClientsTable {

@@ -1,5 +1,6 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { type Clock, iso } from '../../clock.js';
+import type { MasterKey } from '../../keys/master-key.js';
 import type { Store } from '../../store/open.js';
 import { workloadAccount } from './clients.js';
 
@@ -13,28 +14,61 @@ const GRANTABLE = new Set([
   'ClientCredentials',
 ]);
 
+/** The stored key of an artifact's id (opaque tokens, codes and cookies are their own id). */
+export function artifactKey(masterKey: MasterKey, model: string, id: string): string {
+  return masterKey.lookupKey('oidc-artifact', `${model}:${id}`);
+}
+
+/** The stored key of a grant id: the Grant row's own key, which its tokens carry in grant_id. */
+export const grantKey = (masterKey: MasterKey, grantId: string) => artifactKey(masterKey, 'Grant', grantId);
+
 /**
  * oidc-provider's storage in Ferry's database (SQLite or PostgreSQL): one table keyed by
  * (model, id), with the lookups the library needs (grant, user code, interaction uid) and the
  * account as columns. Nothing lives in process memory, so any instance can continue a flow another
  * one started. Expiry is enforced by oidc-provider on read; the purge worker deletes old rows.
  * Clients are not stored here: they come from the client registry (see clients.ts).
+ *
+ * Nothing stored can be presented back (docs/decisions/0019): an opaque access or refresh token,
+ * a code, a session cookie or an interaction uid IS the artifact's id, so every lookup column (id,
+ * grant_id, user_code, uid) holds a keyed hash under the master key, and the payload (which repeats
+ * the id as `jti`, and names the session cookie inside interactions) is sealed, bound to its row.
  */
 export class StoreAdapter implements Adapter {
   constructor(
     private readonly model: string,
     private readonly store: Store,
     private readonly clock: Clock,
+    private readonly masterKey: MasterKey,
   ) {}
 
+  #key(id: string): string {
+    return artifactKey(this.masterKey, this.model, id);
+  }
+
+  #userCodeKey(userCode: string): string {
+    return this.masterKey.lookupKey('oidc-user-code', userCode);
+  }
+
+  #uidKey(uid: string): string {
+    return this.masterKey.lookupKey('oidc-uid', `${this.model}:${uid}`);
+  }
+
+  #sealContext(key: string): string {
+    return `oidc_artifacts:${this.model}:${key}`;
+  }
+
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+    const key = this.#key(id);
+    const grantId =
+      this.model === 'Grant' ? id : GRANTABLE.has(this.model) ? (payload.grantId ?? null) : null;
     const row = {
       model: this.model,
-      id,
-      payload: JSON.stringify(payload),
-      grant_id: this.model === 'Grant' ? id : GRANTABLE.has(this.model) ? (payload.grantId ?? null) : null,
-      user_code: payload.userCode ?? null,
-      uid: payload.uid ?? null,
+      id: key,
+      payload: this.masterKey.seal(JSON.stringify(payload), this.#sealContext(key)),
+      grant_id: grantId ? grantKey(this.masterKey, grantId) : null,
+      user_code: payload.userCode ? this.#userCodeKey(payload.userCode) : null,
+      uid: payload.uid ? this.#uidKey(payload.uid) : null,
       account_id:
         payload.accountId ??
         (this.model === 'ClientCredentials' && payload.clientId ? workloadAccount(payload.clientId) : null),
@@ -58,15 +92,15 @@ export class StoreAdapter implements Adapter {
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
-    return this.#one('id', id);
+    return valid(id) ? this.#one('id', this.#key(id)) : undefined;
   }
 
   async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
-    return this.#one('user_code', userCode);
+    return valid(userCode) ? this.#one('user_code', this.#userCodeKey(userCode)) : undefined;
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
-    return this.#one('uid', uid);
+    return valid(uid) ? this.#one('uid', this.#uidKey(uid)) : undefined;
   }
 
   async consume(id: string): Promise<void> {
@@ -74,7 +108,7 @@ export class StoreAdapter implements Adapter {
       .updateTable('oidc_artifacts')
       .set({ consumed_at: iso(this.clock.now()) })
       .where('model', '=', this.model)
-      .where('id', '=', id)
+      .where('id', '=', this.#key(id))
       .execute();
   }
 
@@ -82,28 +116,40 @@ export class StoreAdapter implements Adapter {
     await this.store.db
       .deleteFrom('oidc_artifacts')
       .where('model', '=', this.model)
-      .where('id', '=', id)
+      .where('id', '=', this.#key(id))
       .execute();
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
-    await this.store.db.deleteFrom('oidc_artifacts').where('grant_id', '=', grantId).execute();
+    await this.store.db
+      .deleteFrom('oidc_artifacts')
+      .where('grant_id', '=', grantKey(this.masterKey, grantId))
+      .execute();
   }
 
-  async #one(column: 'id' | 'user_code' | 'uid', value: string): Promise<AdapterPayload | undefined> {
-    if (typeof value !== 'string' || value.length === 0 || value.length > 512) return undefined;
+  async #one(column: 'id' | 'user_code' | 'uid', key: string): Promise<AdapterPayload | undefined> {
     const row = await this.store.db
       .selectFrom('oidc_artifacts')
-      .select(['payload', 'consumed_at'])
+      .select(['id', 'payload', 'consumed_at'])
       .where('model', '=', this.model)
-      .where(column, '=', value)
+      .where(column, '=', key)
       .executeTakeFirst();
     if (!row) return undefined;
-    const payload = JSON.parse(row.payload) as AdapterPayload;
+    let json: string;
+    try {
+      json = this.masterKey.unseal(row.payload, this.#sealContext(row.id));
+    } catch {
+      // Sealed under another key, moved from another row, or written before 0013: not an artifact.
+      return undefined;
+    }
+    const payload = JSON.parse(json) as AdapterPayload;
     if (row.consumed_at) payload.consumed = Math.floor(Date.parse(row.consumed_at) / 1000);
     return payload;
   }
 }
+
+const valid = (value: unknown): value is string =>
+  typeof value === 'string' && value.length > 0 && value.length <= 512;
 
 /** Deletes artifacts that expired more than a day ago (oidc-provider already refuses them). */
 export async function purgeExpiredOidcArtifacts(store: Store, clock: Clock): Promise<number> {

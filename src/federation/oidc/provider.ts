@@ -155,7 +155,7 @@ export class OidcIssuer {
       adapter: (name: string) =>
         name === 'Client'
           ? new ClientAdapter(o.clients, o.proxyClient)
-          : new StoreAdapter(name, o.store, o.clock),
+          : new StoreAdapter(name, o.store, o.clock, o.masterKey),
       clients: [CLI_CLIENT],
       jwks: jwks as Configuration['jwks'],
       cookies: {

@@ -1,15 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import type { AuditContext } from '../../audit/actor.js';
-import { actorName } from '../../audit/actor.js';
-import { appendAudit } from '../../audit/ledger.js';
-import { type Clock, iso } from '../../clock.js';
-import { InvalidInput, NotFound } from '../../errors.js';
+import type { Clock } from '../../clock.js';
+import type { MasterKey } from '../../keys/master-key.js';
 import type { Store } from '../../store/open.js';
-import type { ScimConnectionRow } from '../../store/schema.js';
-import { randomToken, secretsEqual, sha256Hex } from '../secrets.js';
-
-/** `ferry_scim_<id>_<secret>`: the id finds the row, the secret is checked against its hash in constant time. */
-const TOKEN_PATTERN = /^ferry_scim_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$/;
+import { type BearerTokenRow, BearerTokens } from '../bearer-tokens.js';
 
 /** A provisioning client (Entra ID, …) and the state of its bearer token; the token itself is never kept. */
 export interface ScimConnection {
@@ -21,7 +14,7 @@ export interface ScimConnection {
   revokedAt: string | null;
 }
 
-const fromRow = (r: ScimConnectionRow): ScimConnection => ({
+const fromRow = (r: BearerTokenRow): ScimConnection => ({
   id: r.id,
   name: r.name,
   createdAt: r.created_at,
@@ -30,105 +23,45 @@ const fromRow = (r: ScimConnectionRow): ScimConnection => ({
   revokedAt: r.revoked_at,
 });
 
+/** SCIM connections: `ferry_scim_<id>_<secret>` (see BearerTokens for how they are kept). */
 export class ScimConnections {
-  constructor(
-    private readonly store: Store,
-    private readonly clock: Clock,
-  ) {}
+  readonly #tokens: BearerTokens;
+
+  constructor(store: Store, clock: Clock, masterKey: MasterKey) {
+    this.#tokens = new BearerTokens(store, clock, masterKey, {
+      table: 'scim_connections',
+      prefix: 'ferry_scim_',
+      purpose: 'scim-token',
+      noun: 'SCIM connection',
+      audit: {
+        created: 'scim-connection.created',
+        revoked: 'scim-connection.revoked',
+        idField: 'connectionId',
+      },
+      expires: false,
+    });
+  }
 
   /** Creates a connection and returns its bearer token: the only time it is ever shown. */
   async create(
     ctx: AuditContext,
     input: { name: string },
   ): Promise<{ token: string; connection: ScimConnection }> {
-    const name = input.name.trim();
-    if (!/^[\w .@-]{1,64}$/.test(name)) {
-      throw new InvalidInput('name must be 1-64 letters, digits, spaces or . _ @ -', 'name');
-    }
-    const id = randomUUID().replaceAll('-', '');
-    const secret = randomToken(32);
-    const row: ScimConnectionRow = {
-      id,
-      name,
-      secret_hash: sha256Hex(secret),
-      created_at: iso(this.clock.now()),
-      created_by: actorName(ctx.actor),
-      last_used_at: null,
-      revoked_at: null,
-    };
-    await this.store.db.transaction().execute(async (trx) => {
-      await trx.insertInto('scim_connections').values(row).execute();
-      await appendAudit(trx, this.store.engine, this.clock, {
-        type: 'scim-connection.created',
-        outcome: 'success',
-        actor: ctx.actor,
-        subject: name,
-        ip: ctx.ip,
-        requestId: ctx.requestId,
-        data: { connectionId: id },
-      });
-    });
-    return { token: `ferry_scim_${id}_${secret}`, connection: fromRow(row) };
+    const { token, row } = await this.#tokens.create(ctx, input);
+    return { token, connection: fromRow(row) };
   }
 
   /** The connection a bearer value names, or null if it is malformed, unknown or revoked. */
   async authenticate(bearer: string): Promise<ScimConnection | null> {
-    const m = TOKEN_PATTERN.exec(bearer);
-    if (!m) return null;
-    const [, id, secret] = m as unknown as [string, string, string];
-    const row = await this.store.db
-      .selectFrom('scim_connections')
-      .selectAll()
-      .where('id', '=', id)
-      .executeTakeFirst();
-    if (!row || !secretsEqual(sha256Hex(secret), row.secret_hash) || row.revoked_at !== null) return null;
-    const now = iso(this.clock.now());
-    // Hourly granularity keeps authentication a read, not a write, on every request.
-    if (!row.last_used_at || Date.parse(now) - Date.parse(row.last_used_at) > 3_600_000) {
-      await this.store.db
-        .updateTable('scim_connections')
-        .set({ last_used_at: now })
-        .where('id', '=', id)
-        .execute();
-    }
-    return fromRow(row);
+    const row = await this.#tokens.authenticate(bearer);
+    return row && fromRow(row);
   }
 
   async list(): Promise<ScimConnection[]> {
-    const rows = await this.store.db
-      .selectFrom('scim_connections')
-      .selectAll()
-      .orderBy('created_at')
-      .execute();
-    return rows.map(fromRow);
+    return (await this.#tokens.list()).map(fromRow);
   }
 
   async revoke(ctx: AuditContext, id: string): Promise<ScimConnection> {
-    return this.store.db.transaction().execute(async (trx) => {
-      const row = await trx
-        .selectFrom('scim_connections')
-        .selectAll()
-        .where('id', '=', id)
-        .executeTakeFirst();
-      if (!row) throw new NotFound('SCIM connection', id);
-      if (row.revoked_at === null) {
-        row.revoked_at = iso(this.clock.now());
-        await trx
-          .updateTable('scim_connections')
-          .set({ revoked_at: row.revoked_at })
-          .where('id', '=', id)
-          .execute();
-        await appendAudit(trx, this.store.engine, this.clock, {
-          type: 'scim-connection.revoked',
-          outcome: 'success',
-          actor: ctx.actor,
-          subject: row.name,
-          ip: ctx.ip,
-          requestId: ctx.requestId,
-          data: { connectionId: id },
-        });
-      }
-      return fromRow(row);
-    });
+    return fromRow(await this.#tokens.revoke(ctx, id));
   }
 }

@@ -1,0 +1,149 @@
+import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { AuditContext } from '../audit/actor.js';
+import { actorName } from '../audit/actor.js';
+import { appendAudit } from '../audit/ledger.js';
+import { type Clock, iso } from '../clock.js';
+import { InvalidInput, NotFound } from '../errors.js';
+import type { MasterKey } from '../keys/master-key.js';
+import type { Store } from '../store/open.js';
+import { randomToken, secretsEqual, storedSecret } from './secrets.js';
+
+/** The columns every table of named bearer tokens has (api_tokens, scim_connections). */
+export interface BearerTokenRow {
+  id: string;
+  name: string;
+  /** keyed hash of the secret part (see storedSecret); never the secret */
+  secret_hash: string;
+  created_at: string;
+  created_by: string;
+  last_used_at: string | null;
+  revoked_at: string | null;
+  /** api_tokens only */
+  expires_at?: string | null;
+}
+
+/** What differs between one kind of named bearer token and another. */
+export interface BearerTokenKind {
+  table: 'api_tokens' | 'scim_connections';
+  /** `ferry_at_`, `ferry_scim_`: the value is `<prefix><32 hex id>_<43 base64url secret>` */
+  prefix: string;
+  /** the lookup-key purpose its secrets are hashed under (MasterKey.lookupKey) */
+  purpose: string;
+  /** for "not found" problems */
+  noun: string;
+  /** audit event types, and the data field that names the token (its id: a handle, never the value) */
+  audit: { created: string; revoked: string; idField: string };
+  /** whether the table has an expiry column */
+  expires: boolean;
+}
+
+type TokenDb = Kysely<Record<BearerTokenKind['table'], BearerTokenRow>>;
+
+/**
+ * Named bearer tokens, hashed and compared one way for every kind: the id in the value finds the row,
+ * the secret is compared in constant time against its keyed hash; the value is shown once, at creation.
+ */
+export class BearerTokens {
+  readonly #pattern: RegExp;
+
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly masterKey: MasterKey,
+    private readonly kind: BearerTokenKind,
+  ) {
+    this.#pattern = new RegExp(`^${kind.prefix}([0-9a-f]{32})_([A-Za-z0-9_-]{43})$`);
+  }
+
+  get #db(): TokenDb {
+    return this.store.db as unknown as TokenDb;
+  }
+
+  async create(
+    ctx: AuditContext,
+    input: { name: string; expiresAt?: string | null },
+  ): Promise<{ token: string; row: BearerTokenRow }> {
+    const name = input.name.trim();
+    if (!/^[\w .@-]{1,64}$/.test(name)) {
+      throw new InvalidInput('name must be 1-64 letters, digits, spaces or . _ @ -', 'name');
+    }
+    const id = randomUUID().replaceAll('-', '');
+    const secret = randomToken(32);
+    const row: BearerTokenRow = {
+      id,
+      name,
+      secret_hash: storedSecret(this.masterKey, this.kind.purpose, secret),
+      created_at: iso(this.clock.now()),
+      created_by: actorName(ctx.actor),
+      last_used_at: null,
+      revoked_at: null,
+      ...(this.kind.expires ? { expires_at: input.expiresAt ?? null } : {}),
+    };
+    await this.store.db.transaction().execute(async (trx) => {
+      await (trx as unknown as TokenDb).insertInto(this.kind.table).values(row).execute();
+      await appendAudit(trx, this.store.engine, this.clock, {
+        type: this.kind.audit.created,
+        outcome: 'success',
+        actor: ctx.actor,
+        subject: name,
+        ip: ctx.ip,
+        requestId: ctx.requestId,
+        data: { [this.kind.audit.idField]: id, ...(this.kind.expires ? { expiresAt: row.expires_at } : {}) },
+      });
+    });
+    return { token: `${this.kind.prefix}${id}_${secret}`, row };
+  }
+
+  /** The row a bearer value names, or null if it is malformed, unknown, revoked or expired. */
+  async authenticate(bearer: string): Promise<BearerTokenRow | null> {
+    const m = this.#pattern.exec(bearer);
+    if (!m) return null;
+    const [, id, secret] = m as unknown as [string, string, string];
+    const row = await this.#db
+      .selectFrom(this.kind.table)
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
+    if (!row || !secretsEqual(storedSecret(this.masterKey, this.kind.purpose, secret), row.secret_hash)) {
+      return null;
+    }
+    const now = iso(this.clock.now());
+    if (row.revoked_at !== null || (row.expires_at != null && row.expires_at <= now)) return null;
+    // Hourly granularity keeps authentication a read, not a write, on every request.
+    if (!row.last_used_at || Date.parse(now) - Date.parse(row.last_used_at) > 3_600_000) {
+      await this.#db.updateTable(this.kind.table).set({ last_used_at: now }).where('id', '=', id).execute();
+    }
+    return row;
+  }
+
+  async list(): Promise<BearerTokenRow[]> {
+    return this.#db.selectFrom(this.kind.table).selectAll().orderBy('created_at').execute();
+  }
+
+  async revoke(ctx: AuditContext, id: string): Promise<BearerTokenRow> {
+    return this.store.db.transaction().execute(async (t) => {
+      const trx = t as unknown as TokenDb;
+      const row = await trx.selectFrom(this.kind.table).selectAll().where('id', '=', id).executeTakeFirst();
+      if (!row) throw new NotFound(this.kind.noun, id);
+      if (row.revoked_at === null) {
+        row.revoked_at = iso(this.clock.now());
+        await trx
+          .updateTable(this.kind.table)
+          .set({ revoked_at: row.revoked_at })
+          .where('id', '=', id)
+          .execute();
+        await appendAudit(t, this.store.engine, this.clock, {
+          type: this.kind.audit.revoked,
+          outcome: 'success',
+          actor: ctx.actor,
+          subject: row.name,
+          ip: ctx.ip,
+          requestId: ctx.requestId,
+          data: { [this.kind.audit.idField]: id },
+        });
+      }
+      return row;
+    });
+  }
+}
