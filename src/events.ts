@@ -13,7 +13,15 @@ export type DomainEvent =
   | { type: 'group.updated'; groupId: string; displayName: string }
   | { type: 'group.deleted'; groupId: string; displayName: string }
   | { type: 'membership.changed'; groupId: string; userId: string; change: 'added' | 'removed' }
-  | { type: 'session.revoked'; sessionId: string; userId: string; reason: string }
+  | {
+      type: 'session.revoked';
+      sessionId: string;
+      userId: string;
+      reason: string;
+      /** also end the person's live AWS sessions (the per-person deny), as offboarding does */
+      endAwsSessions?: boolean;
+      userName?: string;
+    }
   /** end the person's live AWS sessions on one role (PIM: an activation expired or was revoked) */
   | {
       type: 'aws.sessions-revoke-requested';

@@ -51,6 +51,17 @@ export function defaultHandlers(services: Services): EventHandlers {
       // After the revocations (the urgent part): active=false in Identity Center.
       pushUser,
     ],
+    // A sign-in session revoked with "end AWS sessions too": the person's live AWS sessions end.
+    'session.revoked': [
+      async (e, meta) => {
+        if (e.type !== 'session.revoked' || !e.endAwsSessions) return;
+        await sessionRevoker.revokeLiveSessions(
+          { userId: e.userId, userName: e.userName ?? e.userId },
+          meta.createdAt,
+          { reason: `sign-in session revoked: ${e.reason}` },
+        );
+      },
+    ],
     'aws.sessions-revoke-requested': [
       async (e, meta) => {
         if (e.type !== 'aws.sessions-revoke-requested') return;

@@ -220,10 +220,14 @@ export function registerClientCommands(program: Command): void {
     });
   sessions
     .command('revoke <id>')
-    .description('end a session now, on every instance')
-    .action(async function (this: Command, id: string) {
-      await clientOf(this).request('DELETE', `/api/v1/sessions/${enc(id)}`);
-      process.stdout.write(`revoked ${id}\n`);
+    .description('end a session now, on every instance, with the OpenID tokens issued under it')
+    .option('--end-aws-sessions', "also end the person's live AWS sessions (as offboarding does)")
+    .action(async function (this: Command, id: string, opts: { endAwsSessions?: boolean }) {
+      const query = opts.endAwsSessions ? '?endAwsSessions=true' : '';
+      await clientOf(this).request('DELETE', `/api/v1/sessions/${enc(id)}${query}`);
+      process.stdout.write(
+        `revoked ${id}${opts.endAwsSessions ? '; their live AWS sessions are being ended' : ''}\n`,
+      );
     });
 
   const audit = program.command('audit').description('the audit trail');

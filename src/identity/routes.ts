@@ -177,18 +177,26 @@ export const directoryApi: FastifyPluginAsync<DirectoryApiOptions> = async (app,
     },
   );
 
-  app.delete<{ Params: { id: string } }>(
+  app.delete<{ Params: { id: string }; Querystring: { endAwsSessions?: boolean } }>(
     '/sessions/:id',
     {
       schema: {
         tags: ['sessions'],
-        summary: 'Revoke a session; every instance refuses it from now on',
+        summary:
+          'Revoke a session, with the OpenID grants and tokens issued under it; every instance refuses them from now on. endAwsSessions=true also ends the person’s live AWS sessions',
         security,
         params: Type.Object({ id: Type.String({ maxLength: 64 }) }),
+        querystring: Type.Object(
+          { endAwsSessions: Type.Optional(Type.Boolean()) },
+          { additionalProperties: false },
+        ),
         response: { 200: SessionSchema, ...problemResponses },
       },
     },
-    async (req) => sessions.revoke(auditContextOf(req), req.params.id, 'revoked by an administrator'),
+    async (req) =>
+      sessions.revoke(auditContextOf(req), req.params.id, 'revoked by an administrator', undefined, {
+        endAwsSessions: req.query.endAwsSessions === true,
+      }),
   );
 
   app.get<{ Querystring: ListQuery }>(

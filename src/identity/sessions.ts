@@ -87,6 +87,30 @@ export async function revokeUserSessions(
   return revoked.length;
 }
 
+/**
+ * Deletes the OpenID grants given under one sign-in session and every artifact issued on them (a
+ * grant row's key is also its tokens' grant_id: federation/oidc/adapter.ts). In the caller's
+ * transaction, so no token outlives the revocation. Returns how many grants ended.
+ */
+async function revokeSessionGrants(trx: Kysely<Database>, sessionId: string): Promise<number> {
+  const grants = await trx
+    .selectFrom('oidc_artifacts')
+    .select('id')
+    .where('model', '=', 'Grant')
+    .where('session_id', '=', sessionId)
+    .execute();
+  if (grants.length === 0) return 0;
+  await trx
+    .deleteFrom('oidc_artifacts')
+    .where(
+      'grant_id',
+      'in',
+      grants.map((g) => g.id),
+    )
+    .execute();
+  return grants.length;
+}
+
 export class SessionStore {
   constructor(
     private readonly deps: IdentityDeps,
@@ -216,8 +240,19 @@ export class SessionStore {
     return sessionFromRow(row);
   }
 
-  /** Ends one session. `onlyUserId` limits a user's self-service revocation to their own sessions. */
-  async revoke(ctx: AuditContext, id: string, reason: string, onlyUserId?: string): Promise<Session> {
+  /**
+   * Ends one session, with every OpenID grant given under it and every code and token issued on those
+   * (the relying parties' and the CLI's: the next `ferry creds` is refused). `onlyUserId` limits a
+   * user's self-service revocation to their own sessions; `endAwsSessions` also ends the person's live
+   * AWS sessions (the per-person deny, through the outbox, as offboarding does).
+   */
+  async revoke(
+    ctx: AuditContext,
+    id: string,
+    reason: string,
+    onlyUserId?: string,
+    options: { endAwsSessions?: boolean } = {},
+  ): Promise<Session> {
     const { store, clock } = this.deps;
     return store.db.transaction().execute(async (trx) => {
       const row = await trx.selectFrom('sessions').selectAll().where('id', '=', id).executeTakeFirst();
@@ -231,17 +266,21 @@ export class SessionStore {
           .execute();
         row.revoked_at = now;
         row.revoked_reason = reason;
-        await enqueueEvent(trx, clock, {
-          type: 'session.revoked',
-          sessionId: id,
-          userId: row.user_id,
-          reason,
-        });
+        const grantsRevoked = await revokeSessionGrants(trx, id);
         const user = await trx
           .selectFrom('users')
           .select('user_name')
           .where('id', '=', row.user_id)
           .executeTakeFirst();
+        await enqueueEvent(trx, clock, {
+          type: 'session.revoked',
+          sessionId: id,
+          userId: row.user_id,
+          reason,
+          ...(options.endAwsSessions
+            ? { endAwsSessions: true, userName: user?.user_name ?? row.user_id }
+            : {}),
+        });
         await appendAudit(trx, store.engine, clock, {
           type: 'session.revoked',
           outcome: 'success',
@@ -249,7 +288,7 @@ export class SessionStore {
           subject: user?.user_name ?? row.user_id,
           ip: ctx.ip,
           requestId: ctx.requestId,
-          data: { sessionId: id, reason },
+          data: { sessionId: id, reason, grantsRevoked, endAwsSessions: options.endAwsSessions === true },
         });
       }
       return sessionFromRow(row);

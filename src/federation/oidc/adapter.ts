@@ -19,6 +19,13 @@ export function artifactKey(masterKey: MasterKey, model: string, id: string): st
   return masterKey.lookupKey('oidc-artifact', `${model}:${id}`);
 }
 
+/**
+ * How the audit trail names a token: the first 16 characters of its stored key. Not a credential
+ * (a keyed hash can't be inverted or presented), yet an admin finds the row with `id LIKE 'handle%'`.
+ */
+export const tokenHandle = (masterKey: MasterKey, model: string, id: string) =>
+  artifactKey(masterKey, model, id).slice(0, 16);
+
 /** The stored key of a grant id: the Grant row's own key, which its tokens carry in grant_id. */
 export const grantKey = (masterKey: MasterKey, grantId: string) => artifactKey(masterKey, 'Grant', grantId);
 
@@ -159,4 +166,37 @@ export async function purgeExpiredOidcArtifacts(store: Store, clock: Clock): Pro
     .where('expires_at', '<', cutoff)
     .executeTakeFirst();
   return Number(result.numDeletedRows);
+}
+
+/**
+ * Records the Ferry sign-in session a grant was given under: revoking that session (the person, an
+ * admin, signing out) deletes the grant and every code and token issued on it (identity/sessions.ts).
+ */
+export async function linkGrantToSession(
+  store: Store,
+  masterKey: MasterKey,
+  grantId: string,
+  sessionId: string,
+): Promise<void> {
+  await store.db
+    .updateTable('oidc_artifacts')
+    .set({ session_id: sessionId })
+    .where('model', '=', 'Grant')
+    .where('id', '=', grantKey(masterKey, grantId))
+    .execute();
+}
+
+/** The Ferry sign-in session a grant was given under, or null (a workload's, or unknown). */
+export async function sessionOfGrant(
+  store: Store,
+  masterKey: MasterKey,
+  grantId: string,
+): Promise<string | null> {
+  const row = await store.db
+    .selectFrom('oidc_artifacts')
+    .select('session_id')
+    .where('model', '=', 'Grant')
+    .where('id', '=', grantKey(masterKey, grantId))
+    .executeTakeFirst();
+  return row?.session_id ?? null;
 }

@@ -86,12 +86,15 @@ export const deviceSigninApi: FastifyPluginAsync<DeviceSigninOptions> = async (a
       const grant = new provider.Grant({ accountId: session.userId, clientId: code.clientId });
       grant.addOIDCScope(scope);
       const authTime = Math.floor(Date.parse(session.authTime ?? session.createdAt) / 1000);
+      const grantId = await grant.save();
+      // The CLI's tokens end with this sign-in: revoking it (ferry sessions revoke, an admin) ends them.
+      await opts.issuer.linkGrant(grantId, session.id);
       Object.assign(code, {
         accountId: session.userId,
         acr: acrOf(session.amr),
         amr: session.amr,
         authTime,
-        grantId: await grant.save(),
+        grantId,
         scope,
       });
       await code.save();

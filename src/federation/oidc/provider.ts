@@ -10,7 +10,7 @@ import type { Session } from '../../identity/sessions.js';
 import type { MasterKey } from '../../keys/master-key.js';
 import type { SigningKey, SigningKeyPurpose, SigningKeys } from '../../keys/signing-keys.js';
 import type { Store } from '../../store/open.js';
-import { StoreAdapter } from './adapter.js';
+import { linkGrantToSession, StoreAdapter, sessionOfGrant, tokenHandle } from './adapter.js';
 import { CLI_CLIENT, type OidcClients } from './clients.js';
 import { deviceSources, logoutSources, renderOidcError } from './pages.js';
 import { PROXY_CLIENT_ID } from './proxy-client.js';
@@ -84,6 +84,11 @@ export class OidcIssuer {
 
   get issuer(): string {
     return this.#options.issuer().replace(/\/+$/, '');
+  }
+
+  /** Ties a grant to the Ferry sign-in session it was given under: revoking the session ends it. */
+  async linkGrant(grantId: string, sessionId: string): Promise<void> {
+    await linkGrantToSession(this.#options.store, this.#options.masterKey, grantId, sessionId);
   }
 
   /** After a rotation on this instance: look at the keys on the next request (others notice within 30 s). */
@@ -278,12 +283,17 @@ export class OidcIssuer {
       },
       renderError: renderOidcError,
       // Registered clients are Ferry's own or an admin's: their consent is the assignment itself.
+      // A grant belongs to the Ferry sign-in it was given under (revoking that sign-in ends it), so
+      // one made under an earlier sign-in is not reused.
       loadExistingGrant: async (ctx) => {
+        const cookie = ctx.cookies.get(o.sessionCookieName);
+        const ferry = cookie ? await o.ferrySession(cookie) : null;
         const grantId =
           ctx.oidc.result?.consent?.grantId ?? ctx.oidc.session!.grantIdFor(ctx.oidc.client!.clientId);
         if (grantId) {
           const existing = await ctx.oidc.provider.Grant.find(grantId);
-          if (existing) return existing;
+          if (existing && (await sessionOfGrant(o.store, o.masterKey, grantId)) === (ferry?.id ?? null))
+            return existing;
         }
         const grant = new ctx.oidc.provider.Grant({
           accountId: ctx.oidc.session!.accountId,
@@ -291,7 +301,8 @@ export class OidcIssuer {
         });
         const scope = ctx.oidc.params?.scope;
         if (typeof scope === 'string') grant.addOIDCScope(scope);
-        await grant.save();
+        const saved = await grant.save();
+        if (ferry) await linkGrantToSession(o.store, o.masterKey, saved, ferry.id);
         return grant;
       },
     };
@@ -336,8 +347,9 @@ export class OidcIssuer {
           clientId: client,
           grantType: ctx.oidc.params?.grant_type ?? null,
           grantId: token && 'grantId' in token ? (token.grantId ?? null) : null,
-          // the token's id (jti) lets an admin find it, never the token value itself
-          tokenId: token?.jti ?? null,
+          // An opaque token's id (jti) IS the bearer value: the audit names it by a prefix of the key
+          // it is stored under (oidc_artifacts.id), which finds the row and can't be presented anywhere.
+          tokenHandle: token?.jti ? tokenHandle(o.masterKey, token.kind, token.jti) : null,
           scope: token?.scope ?? null,
         },
       });

@@ -119,10 +119,13 @@ export const oidcRoutes: FastifyPluginAsync<OidcRoutesOptions> = async (app, opt
       for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
         grant.addResourceScope(indicator, scopes.join(' '));
       }
+      const savedId = await grant.save();
+      const signedIn = await opts.ferrySession(req);
+      if (signedIn) await opts.issuer.linkGrant(savedId, signedIn.id);
       const to = await provider.interactionResult(
         req.raw,
         reply.raw,
-        { consent: { grantId: await grant.save() } },
+        { consent: { grantId: savedId } },
         { mergeWithLastSubmission: true },
       );
       return reply.redirect(to, 303);
