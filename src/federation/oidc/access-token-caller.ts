@@ -31,6 +31,9 @@ export function accessTokenCaller(
     const token = await provider.AccessToken.find(value);
     if (token) {
       if (token.clientId !== CLI_CLIENT_ID || !token.accountId || token.isExpired) return null;
+      // Its grant must still exist: a refresh racing a session revocation could have stored a token
+      // after the grant was deleted (identity/sessions.ts); such a token dies with the grant.
+      if (!token.grantId || !(await provider.Grant.find(token.grantId))) return null;
       const extra = (token.extra ?? {}) as { amr?: string[]; auth_time?: number };
       const principal = await principalOf(db, token.accountId, {
         amr: Array.isArray(extra.amr) ? extra.amr : [],
