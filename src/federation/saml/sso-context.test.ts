@@ -242,6 +242,27 @@ describe.each(ENGINES)('SAML SSO: authentication context, status, replay, assign
     expect(classRefOf(samlXml(exact.text))).toBe(SAML_AUTHN_CLASS.passwordProtectedTransport);
   });
 
+  it('lets conditional access require MFA for an SP; the assertion then states MFA unasked', async () => {
+    const w = await world();
+    const policy = await ferry.api(`/api/v1/policies/${encodeURIComponent(`MFA for ${w.entityId}`)}`, {
+      method: 'PUT',
+      body: JSON.stringify({
+        state: 'on',
+        include: { groups: [w.group.displayName] },
+        targets: [`app:${w.entityId}`],
+        grant: { require: ['mfa'] },
+      }),
+    });
+    expect(policy.status).toBe(201);
+    const first = await w.browser.get(await requestUrl(client(w, { disableRequestedAuthnContext: true })));
+    const resumed = await w.browser.get(
+      await signIn(w.browser, w.user.userName, returnToOf(first.location!)),
+    );
+    expect(resumed.location).toMatch(/^\/signin\/step-up\?require=mfa&/);
+    const posted = await w.browser.get(await stepUpWithTotp(w.browser, resumed.location!));
+    expect(classRefOf(samlXml(posted.text))).toBe(SAML_AUTHN_CLASS.mfa);
+  });
+
   it('asks for a security key when the SP requests the phishing-resistant class', async () => {
     const w = await world();
     const sp = client(w, { authnContext: [SAML_AUTHN_CLASS.phishingResistant] });
