@@ -438,21 +438,13 @@ ${targets.map(
     const sp = await serviceProviders.findByEntityId(authn.issuer);
     const signature = verifyAuthnRequestSignature(authn, sp);
     const acs = serviceProviders.resolveAcs(sp, authn.acsUrl, authn.acsIndex);
-    // Each request once: its ID is kept (in the database, for every instance) as long as its
-    // IssueInstant would be accepted, so a captured request cannot be sent again.
-    const issuedAt = Date.parse(
-      authn.issueInstant.endsWith('Z') || /[+-]\d\d:\d\d$/.test(authn.issueInstant)
-        ? authn.issueInstant
-        : `${authn.issueInstant}Z`,
-    );
+    // Each request once: its ID is kept (in the database, for every instance) for as long as its
+    // IssueInstant could be accepted: it is at most maxFutureSkew ahead of now, and accepted until
+    // maxAge after it. A captured request cannot be sent again.
     await serviceProviders.rememberRequest(
       sp.entityId,
       authn.id,
-      new Date(
-        Math.max(issuedAt, clock.now().getTime()) +
-          AUTHN_REQUEST_LIMITS.maxAgeMs +
-          AUTHN_REQUEST_LIMITS.maxFutureSkewMs,
-      ),
+      new Date(clock.now().getTime() + AUTHN_REQUEST_LIMITS.maxAgeMs + AUTHN_REQUEST_LIMITS.maxFutureSkewMs),
     );
     const pending: PendingSso = {
       spId: sp.id,

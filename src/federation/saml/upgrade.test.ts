@@ -5,13 +5,14 @@ import { ManualClock } from '../../clock.js';
 import { migrateToLatest } from '../../store/migrate.js';
 import { migrations } from '../../store/migrations/index.js';
 import { openStore, type Store } from '../../store/open.js';
+import { ReplayedAuthnRequest } from './request-errors.js';
 import { ServiceProviders } from './service-providers.js';
 
 /**
  * Migration 0017 closes SAML apps that have no group, but only for SPs registered after it: those
  * registered before keep working for every active user (as docs/saml.md's upgrade notes say).
  */
-describe.each(ENGINES)('upgrading SAML service providers to 0017 on %s', (engine) => {
+describe.each(ENGINES)('SAML service providers: upgrade to 0017 and request IDs on %s', (engine) => {
   let db: TestDatabase;
   let store: Store;
   afterAll(async () => {
@@ -64,5 +65,26 @@ describe.each(ENGINES)('upgrading SAML service providers to 0017 on %s', (engine
     expect(added).toMatchObject({ openToAll: false, signStatusResponses: true });
     expect(await sps.openToAll('https://new.example/saml')).toBe(false);
     expect(await sps.openToAll('https://unknown.example/saml')).toBeUndefined();
+  });
+
+  it('remembers an AuthnRequest ID until its window ends; only then may the ID come again', async () => {
+    const clock = new ManualClock('2026-03-01T10:00:00.000Z');
+    const sps = new ServiceProviders(store, clock);
+    const until = () => new Date(clock.now().getTime() + 15 * 60_000);
+    await sps.rememberRequest('https://old.example/saml', '_req1', until());
+    // Another SP may use the same ID: IDs are per issuer.
+    await sps.rememberRequest('https://new.example/saml', '_req1', until());
+    await expect(sps.rememberRequest('https://old.example/saml', '_req1', until())).rejects.toBeInstanceOf(
+      ReplayedAuthnRequest,
+    );
+    clock.advance(14 * 60_000);
+    await expect(sps.rememberRequest('https://old.example/saml', '_req1', until())).rejects.toBeInstanceOf(
+      ReplayedAuthnRequest,
+    );
+    clock.advance(2 * 60_000);
+    await sps.rememberRequest('https://old.example/saml', '_req1', until());
+    await expect(sps.rememberRequest('https://old.example/saml', '_req1', until())).rejects.toBeInstanceOf(
+      ReplayedAuthnRequest,
+    );
   });
 });
