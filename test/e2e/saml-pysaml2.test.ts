@@ -48,6 +48,7 @@ describe('pysaml2 SP against ferry serve, in Chromium', () => {
   let browser: Browser;
   let token: string;
   let totpSecret = '';
+  let env: Record<string, string>;
 
   const api = (path: string, init: RequestInit = {}) =>
     fetch(new URL(path, ferry.url), {
@@ -63,7 +64,7 @@ describe('pysaml2 SP against ferry serve, in Chromium', () => {
     db = await createTestDatabase('sqlite');
     dir = mkdtempSync(join(tmpdir(), 'ferry-e2e-pysaml2-'));
     const port = await freePort();
-    const env = {
+    env = {
       FERRY_DATABASE_URL: db.url,
       FERRY_MASTER_KEY: randomBytes(32).toString('base64'),
       FERRY_LISTEN: `127.0.0.1:${port}`,
@@ -81,14 +82,8 @@ describe('pysaml2 SP against ferry serve, in Chromium', () => {
     const metadata = await (await fetch(`${ferry.url}/saml/metadata`)).text();
     sp = await startPysaml2Sp(metadata);
 
-    // Register the SP from its own metadata, and let one group in.
-    const spMetadata = await (await fetch(sp.entityId)).text();
-    const registered = await api('/api/v1/saml/service-providers', {
-      method: 'POST',
-      body: JSON.stringify({ name: 'pysaml2 app', metadataXml: spMetadata, attributeMap: { mail: 'email' } }),
-    });
-    expect(registered.status, await registered.clone().text()).toBe(201);
-    expect(await registered.json()).toMatchObject({ requireSignedRequests: true, openToAll: false });
+    // A group with the person in it; then the SP, registered with the CLI from its own metadata and
+    // assigned to that group (a new SP reaches nobody until then).
     const group = await api('/api/v1/groups', {
       method: 'POST',
       body: JSON.stringify({ displayName: 'SAML-App-Users' }),
@@ -96,22 +91,36 @@ describe('pysaml2 SP against ferry serve, in Chromium', () => {
     expect(group.status).toBe(201);
     const user = await api('/api/v1/users', {
       method: 'POST',
-      body: JSON.stringify({
-        userName: USER,
-        password: PASSWORD,
-        emails: [{ value: USER, primary: true }],
-      }),
+      body: JSON.stringify({ userName: USER, password: PASSWORD, emails: [{ value: USER, primary: true }] }),
     });
     expect(user.status).toBe(201);
     const groupId = ((await group.json()) as { id: string }).id;
     const userId = ((await user.json()) as { id: string }).id;
     const member = await api(`/api/v1/groups/${groupId}/members/${userId}`, { method: 'PUT' });
     expect(member.status).toBeLessThan(300);
-    const assigned = await api(`/api/v1/saml/service-providers/${encodeURIComponent(sp.entityId)}/groups`, {
-      method: 'PUT',
-      body: JSON.stringify({ groups: ['SAML-App-Users'] }),
-    });
-    expect(assigned.status).toBe(200);
+    const cli = (args: string[]) =>
+      runFerry(args, {
+        cwd: dir,
+        env: { ...env, FERRY_SERVER: ferry.url, FERRY_TOKEN: token },
+        timeoutMs: 60_000,
+      });
+    const added = await cli([
+      'sp',
+      'add',
+      '--name',
+      'pysaml2 app',
+      '--metadata-url',
+      sp.entityId,
+      '--attribute',
+      'mail=email',
+      '--group',
+      'SAML-App-Users',
+    ]);
+    expect(added.code, added.stderr).toBe(0);
+    const groups = await cli(['sp', 'groups', sp.entityId]);
+    expect(groups.stdout.trim()).toBe('SAML-App-Users');
+    const registered = await api(`/api/v1/saml/service-providers/${encodeURIComponent(sp.entityId)}`);
+    expect(await registered.json()).toMatchObject({ requireSignedRequests: true, openToAll: false });
   }, 240_000);
 
   afterAll(async () => {
