@@ -17,6 +17,11 @@ export interface AccessDeciderOptions {
   sshMaxDuration?: number;
   /** group → app assignments; without them every app is open to all active users */
   appAssignments?: AppAssignments;
+  /**
+   * Registries of apps that say whether one with no group assigned is open to everyone (true), to
+   * nobody (false), or do not know the app (undefined). The first that knows it decides.
+   */
+  appOpenness?: Array<(appName: string) => Promise<boolean | undefined>>;
   /** seconds: the longest an app session (e.g. the proxy's) may last on one decision */
   appMaxDuration?: number;
   /** PIM: a person's live activations count as assignments until they end */
@@ -94,14 +99,25 @@ export class AccessDecider {
   }
 
   /**
-   * An app with no group assigned is open to every active user (as SAML apps always were); once a
-   * group is assigned, only its members may reach it, and workloads only when it stays open.
+   * An app with no group assigned is open to every active user unless its registry says it is closed
+   * (SAML service providers registered since 0017 are, unless configured open); once a group is
+   * assigned, only its members may reach it, and workloads only when it stays open.
    */
   private async decideApp(principal: Principal, target: Extract<Target, { kind: 'app' }>): Promise<Decision> {
     const name = formatTarget(target);
     const maxDuration = this.options.appMaxDuration ?? MAX_SESSION_SECONDS;
     const assigned = (await this.options.appAssignments?.groupsOf(target.name)) ?? [];
     if (assigned.length === 0) {
+      if ((await this.appIsOpen(target.name)) === false)
+        return {
+          effect: 'deny',
+          reasons: [
+            {
+              source: 'assignment',
+              message: `${name} is assigned to no group and is not open to all users; an administrator must assign it`,
+            },
+          ],
+        };
       return {
         effect: 'allow',
         maxDuration,
@@ -132,6 +148,14 @@ export class AccessDecider {
         message: `member of ${g.name}, which is assigned ${name}`,
       })),
     };
+  }
+
+  private async appIsOpen(appName: string): Promise<boolean | undefined> {
+    for (const registry of this.options.appOpenness ?? []) {
+      const open = await registry(appName);
+      if (open !== undefined) return open;
+    }
+    return undefined;
   }
 
   /** The logins the principal may use on a host, each with its decision (for picking a default login). */

@@ -257,6 +257,10 @@ export async function buildServer(services: Services, options: ServerOptions = {
     signingKeys: services.signingKeys,
     authenticate: requireAdminToken(services.apiTokens),
     auditContext: auditContextOf,
+    resolveGroup: async (ref) => {
+      const g = await services.groups.get(ref);
+      return { type: 'group', id: g.id, name: g.displayName };
+    },
   });
   await app.register(sshLoginsApi, {
     prefix: '/api/v1',

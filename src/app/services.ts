@@ -220,9 +220,11 @@ export function createServices(
     clock,
     posture ? new DevicePostureVerifier(posture.issuer, posture.publicKeyPem, clock) : null,
   );
+  const serviceProviders = new ServiceProviders(store, clock, appAssignments);
   const access = new AccessDecider(accounts, assignments, sshLogins, {
     sshMaxDuration: Math.round(config.ssh.certificateLifetime / 1000),
     appAssignments,
+    appOpenness: [(name) => serviceProviders.openToAll(name)],
     activations,
     policies: conditionalAccess,
   });
@@ -285,7 +287,7 @@ export function createServices(
       config.aws.endpoint ?? null,
     ),
     signingKeys,
-    serviceProviders: new ServiceProviders(store, clock),
+    serviceProviders,
     oidcClients,
     oidc,
     sshLogins,

@@ -36,6 +36,10 @@ export function registerSamlCommands(program: Command): void {
     .option('--entity-id <id>', 'the SP entity id (without metadata)')
     .option('--acs <url>', 'an assertion consumer service URL (repeatable; without metadata)', collect)
     .option('--attribute <name=field>', 'an attribute to send: SAML name = user field (repeatable)', collect)
+    .option('--group <group>', 'a group whose members may sign in to it (repeatable)', collect)
+    .option('--open', 'reachable by every active user while no group is assigned (default: nobody)')
+    .option('--min-authn-context <strength>', 'single-factor (default), mfa or phishing-resistant')
+    .option('--unsigned-status', 'send NoPassive/NoAuthnContext unsigned (only for SPs that need it)')
     .option('--json', 'print JSON')
     .action(async function (
       this: Command,
@@ -46,6 +50,10 @@ export function registerSamlCommands(program: Command): void {
         entityId?: string;
         acs?: string[];
         attribute?: string[];
+        group?: string[];
+        open?: boolean;
+        minAuthnContext?: string;
+        unsignedStatus?: boolean;
         json?: boolean;
       },
     ) {
@@ -71,8 +79,15 @@ export function registerSamlCommands(program: Command): void {
           ...(opts.entityId ? { entityId: opts.entityId } : {}),
           ...(opts.acs ? { acsUrls: opts.acs } : {}),
           ...(opts.attribute ? { attributeMap } : {}),
+          ...(opts.open ? { openToAll: true } : {}),
+          ...(opts.minAuthnContext ? { minimumAuthnContext: opts.minAuthnContext } : {}),
+          ...(opts.unsignedStatus ? { signStatusResponses: false } : {}),
         },
       );
+      if (opts.group)
+        await clientOf(this).request('PUT', `/api/v1/saml/service-providers/${enc(created.id)}/groups`, {
+          groups: opts.group,
+        });
       if (opts.json) return printJson(created);
       process.stdout.write(`registered ${created.entityId} (${created.id})\n`);
     });
@@ -84,6 +99,39 @@ export function registerSamlCommands(program: Command): void {
       );
       if (opts.json) return printJson(res.items);
       process.stdout.write(table(res.items, ['name', 'entityId', 'id']));
+    });
+  sp.command('set <sp>')
+    .description('change who may reach a service provider and what sign-in it needs')
+    .option('--open', 'reachable by every active user while no group is assigned')
+    .option('--closed', 'reachable only by assigned groups')
+    .option('--min-authn-context <strength>', 'single-factor, mfa or phishing-resistant')
+    .option('--sign-status <on|off>', 'sign NoPassive/NoAuthnContext status responses')
+    .action(async function (
+      this: Command,
+      ref: string,
+      opts: { open?: boolean; closed?: boolean; minAuthnContext?: string; signStatus?: string },
+    ) {
+      if (opts.open && opts.closed) throw new Error('--open and --closed contradict each other');
+      if (opts.signStatus !== undefined && !['on', 'off'].includes(opts.signStatus))
+        throw new Error('--sign-status takes on or off');
+      await clientOf(this).request('PATCH', `/api/v1/saml/service-providers/${enc(ref)}`, {
+        ...(opts.open ? { openToAll: true } : {}),
+        ...(opts.closed ? { openToAll: false } : {}),
+        ...(opts.minAuthnContext ? { minimumAuthnContext: opts.minAuthnContext } : {}),
+        ...(opts.signStatus ? { signStatusResponses: opts.signStatus === 'on' } : {}),
+      });
+      process.stdout.write(`updated ${ref}\n`);
+    });
+  sp.command('groups <sp> [groups...]')
+    .description('list the groups assigned to a service provider, or make exactly these the assigned groups')
+    .option('--none', 'assign no group (then only --open lets anyone in)')
+    .action(async function (this: Command, ref: string, groups: string[], opts: { none?: boolean }) {
+      const path = `/api/v1/saml/service-providers/${enc(ref)}/groups`;
+      const res =
+        groups.length > 0 || opts.none
+          ? await clientOf(this).request<{ groups: string[] }>('PUT', path, { groups })
+          : await clientOf(this).get<{ groups: string[] }>(path);
+      process.stdout.write(res.groups.length ? `${res.groups.join('\n')}\n` : '(no group)\n');
     });
   sp.command('remove <sp>')
     .description('remove a service provider (by id or entity id)')

@@ -7,6 +7,7 @@ import type {
 import type { Kysely } from 'kysely';
 import { type Actor, anonymous } from '../audit/actor.js';
 import { appendAudit } from '../audit/ledger.js';
+import { hasMfa } from '../authn/amr.js';
 import type { Database } from '../store/schema.js';
 import type { IdentityDeps } from './deps.js';
 import type { TotpEnrollment, TotpFactors } from './mfa.js';
@@ -186,7 +187,7 @@ export class SigninService {
     if (factors.includes('webauthn'))
       return { mode: 'authenticate', options: await webauthn.authenticationOptions(session.userId) };
     if (session.state !== 'active') return { mode: 'needs-mfa-first' };
-    const proved = session.amr.some((m) => ['otp', 'mfa', 'hwk'].includes(m));
+    const proved = hasMfa(session.amr);
     if (!proved && factors.length > 0) return { mode: 'needs-mfa-first' };
     const user = await db
       .selectFrom('users')

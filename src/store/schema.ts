@@ -21,6 +21,7 @@ export interface Database {
   assignments: AssignmentsTable;
   signing_keys: SigningKeysTable;
   service_providers: ServiceProvidersTable;
+  saml_request_ids: SamlRequestIdsTable;
   issued_credentials: IssuedCredentialsTable;
   oidc_artifacts: OidcArtifactsTable;
   oidc_clients: OidcClientsTable;
@@ -235,6 +236,12 @@ export interface ServiceProvidersTable {
   require_signed_requests: number;
   created_at: string;
   updated_at: string;
+  /** single-factor | mfa | phishing-resistant: the weakest sign-in an assertion to this SP may state */
+  minimum_authn_context: string;
+  /** 0/1: sign status-only responses (NoPassive, NoAuthnContext) */
+  sign_status_responses: number;
+  /** 0/1: reachable by every active user while no group is assigned */
+  open_to_all: number;
 }
 
 export interface IssuedCredentialsTable {
@@ -581,4 +588,11 @@ export interface TokenSourcesTable {
   network: string;
   ip: string;
   first_seen_at: string;
+}
+
+/** AuthnRequest IDs seen, kept until the request could no longer be accepted anyway (replay refusal). */
+export interface SamlRequestIdsTable {
+  issuer: string;
+  request_id: string;
+  expires_at: string;
 }

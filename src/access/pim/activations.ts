@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { type Actor, type AuditContext, actorName, systemActor } from '../../audit/actor.js';
 import { appendAudit } from '../../audit/ledger.js';
+import { hasMfa } from '../../authn/amr.js';
 import { addMs, type Clock, iso } from '../../clock.js';
 import { Conflict, InvalidInput, NotFound } from '../../errors.js';
 import { isUniqueViolation } from '../../store/errors.js';
@@ -17,22 +18,6 @@ import {
   MIN_ACTIVATION_SECONDS,
 } from './eligibilities.js';
 import { type ActivationEvent, type ActivationState, FINAL_STATES, nextState } from './lifecycle.js';
-
-/** RFC 8176 methods that are a factor beyond the password. */
-const SECOND_FACTORS = new Set([
-  'otp',
-  'mfa',
-  'hwk',
-  'swk',
-  'fido',
-  'sc',
-  'sms',
-  'tel',
-  'face',
-  'fpt',
-  'iris',
-]);
-export const hasSecondFactor = (amr: string[]): boolean => amr.some((m) => SECOND_FACTORS.has(m));
 
 /** The person acting: requester, approver or the one ending an activation. */
 export interface PimPerson {
@@ -275,7 +260,7 @@ export class Activations {
       throw new InvalidInput(first.message, first.field);
     }
     const rule = ordered[index]!;
-    if (rule.requireMfa && !hasSecondFactor(person.amr)) throw new StepUpRequired(target);
+    if (rule.requireMfa && !hasMfa(person.amr)) throw new StepUpRequired(target);
 
     return this.store.db
       .transaction()

@@ -1,4 +1,5 @@
 import type { BlockList } from 'node:net';
+import { hasMfa, hasPhishingResistantMfa, mfaMethodOf } from '../../authn/amr.js';
 import type { Clock } from '../../clock.js';
 import type { Decision, PolicyEvaluation, Reason, Requirement } from '../decision.js';
 import type { Principal, Signals } from '../principal.js';
@@ -7,20 +8,6 @@ import type { DevicePostureVerifier, PostureResult } from './device-posture.js';
 import { cidrList, inList } from './named-locations.js';
 import type { GrantControl, PolicyDefinition, RiskLevel } from './policy.js';
 import { targetMatches } from './target-pattern.js';
-
-/** RFC 8176 methods that prove a second factor, and those that also resist phishing (WebAuthn, FIDO). */
-const SECOND_FACTORS = new Set(['otp', 'hwk', 'swk', 'fido', 'mfa', 'sms']);
-const PHISHING_RESISTANT = new Set(['hwk', 'swk', 'fido']);
-
-export const hasMfa = (amr: string[]) => amr.some((m) => SECOND_FACTORS.has(m));
-export const hasPhishingResistantMfa = (amr: string[]) => amr.some((m) => PHISHING_RESISTANT.has(m));
-
-/** The `MfaMethod` session tag: how the person proved the second factor (IAM policies can require it). */
-export function mfaMethodOf(amr: string[]): 'webauthn' | 'totp' | 'none' {
-  if (hasPhishingResistantMfa(amr)) return 'webauthn';
-  if (hasMfa(amr)) return 'totp';
-  return 'none';
-}
 
 /** What the engine reads besides the request: kept behind an interface so the engine is testable without a database. */
 export interface PolicySource {

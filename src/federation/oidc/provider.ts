@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Account, Adapter, AdapterPayload, Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import Provider, { interactionPolicy, errors as oidcErrors } from 'oidc-provider';
 import { type AuditInput, appendAudit } from '../../audit/ledger.js';
+import { ACR } from '../../authn/amr.js';
 import { STS_AUDIENCE } from '../../aws/oidc-setup.js';
 import type { Clock } from '../../clock.js';
 import type { DirectoryPrincipal } from '../../identity/principal-of.js';
@@ -15,18 +16,8 @@ import { CLI_CLIENT, type OidcClients } from './clients.js';
 import { deviceSources, logoutSources, renderOidcError } from './pages.js';
 import { PROXY_CLIENT_ID } from './proxy-client.js';
 
-/** REFEDS authentication context profiles: what an `acr` of Ferry's sign-in says. */
-export const ACR = {
-  mfa: 'https://refeds.org/profile/mfa',
-  singleFactor: 'https://refeds.org/profile/sfa',
-} as const;
-
-/** RFC 8176 methods that count as a second factor. */
-const SECOND_FACTORS = new Set(['otp', 'hwk', 'swk', 'fido', 'mfa', 'sms']);
-
-export function acrOf(amr: string[]): string {
-  return amr.some((m) => SECOND_FACTORS.has(m)) ? ACR.mfa : ACR.singleFactor;
-}
+/** What counts as MFA is defined once (src/authn/amr.ts); the claims and device sign-in take acr from there. */
+export { ACR, acrOf } from '../../authn/amr.js';
 
 /** The resource indicator (RFC 8707 wants an absolute URI) that asks for such a token. */
 export const STS_RESOURCE = 'https://sts.amazonaws.com';

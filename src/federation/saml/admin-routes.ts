@@ -1,6 +1,7 @@
 import type {} from '@fastify/swagger';
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import type { PrincipalRef } from '../../access/assignments.js';
 import type { AuditContext } from '../../audit/actor.js';
 import type { SigningKey, SigningKeys } from '../../keys/signing-keys.js';
 import { problemResponses } from '../../problem-schema.js';
@@ -8,6 +9,8 @@ import type { ServiceProvider, ServiceProviders } from './service-providers.js';
 
 export interface SamlAdminOptions {
   serviceProviders: ServiceProviders;
+  /** a group by id or display name (for assigning SPs to groups) */
+  resolveGroup?: (ref: string) => Promise<PrincipalRef>;
   signingKeys: SigningKeys;
   authenticate: preHandlerAsyncHookHandler;
   auditContext: (req: FastifyRequest) => AuditContext;
@@ -28,6 +31,9 @@ const SpSchema = Type.Object({
   attributeMap: Type.Record(Type.String(), Type.String()),
   signingCertificates: Type.Array(Type.String()),
   requireSignedRequests: Type.Boolean(),
+  minimumAuthnContext: Type.String(),
+  signStatusResponses: Type.Boolean(),
+  openToAll: Type.Boolean(),
   createdAt: Type.String(),
   updatedAt: Type.String(),
 });
@@ -49,6 +55,29 @@ const SpBody = Type.Object(
       }),
     ),
     requireSignedRequests: Type.Optional(Type.Boolean()),
+    minimumAuthnContext: Type.Optional(
+      Type.Union([Type.Literal('single-factor'), Type.Literal('mfa'), Type.Literal('phishing-resistant')], {
+        description: 'the weakest sign-in an assertion to this SP may state, whatever the request asks',
+      }),
+    ),
+    signStatusResponses: Type.Optional(
+      Type.Boolean({ description: 'sign NoPassive/NoAuthnContext status responses (default true)' }),
+    ),
+    openToAll: Type.Optional(
+      Type.Boolean({
+        description: 'reachable by every active user while no group is assigned (default false)',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+const SpChanges = Type.Partial(SpBody, { additionalProperties: false });
+const Groups = Type.Object(
+  {
+    groups: Type.Array(Type.String({ minLength: 1, maxLength: 256 }), {
+      maxItems: 100,
+      description: 'the groups whose members may sign in to the SP; empty: nobody unless openToAll',
+    }),
   },
   { additionalProperties: false },
 );
@@ -115,6 +144,56 @@ export const samlAdminApi: FastifyPluginAsync<SamlAdminOptions> = async (app, op
       },
     },
     async (req) => spView(await opts.serviceProviders.get(req.params.ref)),
+  );
+  app.patch<{ Params: { ref: string }; Body: Static<typeof SpChanges> }>(
+    '/saml/service-providers/:ref',
+    {
+      schema: {
+        tags,
+        summary:
+          'Change a service provider (re-import metadata, minimum authentication context, openness, …)',
+        security,
+        params: Ref,
+        body: SpChanges,
+        response: { 200: SpSchema, ...problemResponses },
+      },
+    },
+    async (req) =>
+      spView(await opts.serviceProviders.update(opts.auditContext(req), req.params.ref, req.body)),
+  );
+  app.get<{ Params: { ref: string } }>(
+    '/saml/service-providers/:ref/groups',
+    {
+      schema: {
+        tags,
+        summary: 'The groups assigned to a service provider',
+        security,
+        params: Ref,
+        response: { 200: Groups, ...problemResponses },
+      },
+    },
+    async (req) => ({ groups: await opts.serviceProviders.groupsOf(req.params.ref) }),
+  );
+  app.put<{ Params: { ref: string }; Body: Static<typeof Groups> }>(
+    '/saml/service-providers/:ref/groups',
+    {
+      schema: {
+        tags,
+        summary: 'Assign a service provider to exactly these groups (decide() lets only their members in)',
+        security,
+        params: Ref,
+        body: Groups,
+        response: { 200: Groups, ...problemResponses },
+      },
+    },
+    async (req) => {
+      const resolve = opts.resolveGroup;
+      if (!resolve) throw new Error('resolveGroup is not configured');
+      const groups = await Promise.all(req.body.groups.map((g) => resolve(g)));
+      return {
+        groups: await opts.serviceProviders.setGroups(opts.auditContext(req), req.params.ref, groups),
+      };
+    },
   );
   app.delete<{ Params: { ref: string } }>(
     '/saml/service-providers/:ref',

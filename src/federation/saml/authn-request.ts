@@ -2,6 +2,7 @@ import { verify as cryptoVerify, X509Certificate } from 'node:crypto';
 import { inflateRawSync } from 'node:zlib';
 import type { Document, Element } from '@xmldom/xmldom';
 import { SignedXml } from 'xml-crypto';
+import type { RequestedAuthnContext } from './authn-context.js';
 import {
   AuthnRequestTooLarge,
   InvalidAuthnRequest,
@@ -54,6 +55,8 @@ export interface ReceivedAuthnRequest {
   nameIdPolicyFormat?: string;
   forceAuthn: boolean;
   isPassive: boolean;
+  /** what the SP asked of the authentication (SAML Core §3.3.2.2.1); absent: nothing in particular */
+  requestedAuthnContext?: RequestedAuthnContext;
   issueInstant: string;
   destination?: string;
   relayState?: string;
@@ -497,6 +500,7 @@ function readAuthnRequest(
   }
   const forceAuthn = booleanAttr(root, 'ForceAuthn');
   const isPassive = booleanAttr(root, 'IsPassive');
+  const requestedAuthnContext = readRequestedAuthnContext(root);
   const nameIdPolicy = firstChildElement(root, NS.samlp, 'NameIDPolicy');
   const nameIdPolicyFormat = nameIdPolicy ? attr(nameIdPolicy, 'Format') : undefined;
   const destination = attr(root, 'Destination');
@@ -518,9 +522,37 @@ function readAuthnRequest(
     ...(acsIndex !== undefined ? { acsIndex } : {}),
     ...(protocolBinding !== undefined ? { protocolBinding } : {}),
     ...(nameIdPolicyFormat !== undefined ? { nameIdPolicyFormat } : {}),
+    ...(requestedAuthnContext !== undefined ? { requestedAuthnContext } : {}),
     ...(destination !== undefined ? { destination } : {}),
   };
   return { doc, root, fields };
+}
+
+const COMPARISONS = ['exact', 'minimum', 'maximum', 'better'] as const;
+
+/** `<samlp:RequestedAuthnContext Comparison="…">` with class or declaration references (Core §3.3.2.2.1). */
+function readRequestedAuthnContext(root: Element): RequestedAuthnContext | undefined {
+  const all = childElements(root, NS.samlp, 'RequestedAuthnContext');
+  if (all.length === 0) return undefined;
+  if (all.length > 1)
+    throw new InvalidAuthnRequest('The AuthnRequest has more than one RequestedAuthnContext.');
+  const el = all[0] as Element;
+  const raw = attr(el, 'Comparison') ?? 'exact';
+  const comparison = COMPARISONS.find((c) => c === raw.trim());
+  if (!comparison) {
+    throw new InvalidAuthnRequest(
+      `RequestedAuthnContext Comparison="${raw.slice(0, 40)}" is not one of ${COMPARISONS.join(', ')}.`,
+    );
+  }
+  const text = (e: Element) => (e.textContent ?? '').trim();
+  const classRefs = childElements(el, NS.saml, 'AuthnContextClassRef').map(text).filter(Boolean);
+  const declRefs = childElements(el, NS.saml, 'AuthnContextDeclRef').map(text).filter(Boolean);
+  if (classRefs.length === 0 && declRefs.length === 0) {
+    throw new InvalidAuthnRequest(
+      'RequestedAuthnContext names no AuthnContextClassRef or AuthnContextDeclRef (SAML Core §3.3.2.2.1).',
+    );
+  }
+  return { comparison, classRefs: classRefs.slice(0, 20), declRefs: declRefs.slice(0, 20) };
 }
 
 function booleanAttr(el: Element, name: string): boolean {

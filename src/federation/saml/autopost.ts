@@ -24,10 +24,14 @@ ${inputs}
 }
 
 /**
- * Pages that post a SAML message may run our one script and submit to the relying party; browsers
- * also check form-action against the redirects that follow (AWS sign-in → console), so https: too.
+ * Pages that post a SAML message may run our one script and submit to the relying party: the
+ * form-action names exactly the destination's origin. Browsers also check form-action against the
+ * redirects that follow the post; a service provider's ACS redirects within its own origin, but AWS's
+ * sign-in endpoint sends the browser on to the console (another host), so only that page, with
+ * `followRedirects`, also allows https: destinations.
  */
-export function autoPostCsp(destination: string): string {
+export function autoPostCsp(destination: string, options: { followRedirects?: boolean } = {}): string {
   const origin = new URL(destination).origin;
-  return `default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action ${origin} https:; frame-ancestors 'none'; base-uri 'none'`;
+  const formAction = options.followRedirects ? `${origin} https:` : origin;
+  return `default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`;
 }

@@ -8,6 +8,7 @@ export const SAML_STATUS = {
   requestDenied: 'urn:oasis:names:tc:SAML:2.0:status:RequestDenied',
   requestUnsupported: 'urn:oasis:names:tc:SAML:2.0:status:RequestUnsupported',
   noPassive: 'urn:oasis:names:tc:SAML:2.0:status:NoPassive',
+  noAuthnContext: 'urn:oasis:names:tc:SAML:2.0:status:NoAuthnContext',
 } as const;
 
 /**
@@ -93,6 +94,24 @@ export class InvalidRequestSignature extends SamlRequestError {
       SAML_STATUS.requestDenied,
     ]);
     this.name = 'InvalidRequestSignature';
+  }
+}
+
+/** An AuthnRequest ID the SP already used inside the request validity window: a replay. */
+export class ReplayedAuthnRequest extends SamlRequestError {
+  constructor(
+    readonly issuer: string,
+    readonly requestId: string,
+  ) {
+    super(
+      'saml-request-replayed',
+      'SAML request already used',
+      `The AuthnRequest "${requestId}" from "${issuer}" was already received: each request may be used once. ` +
+        'Start the sign-in again from the application (a reloaded or copied sign-in link replays the old request).',
+      [SAML_STATUS.requester, SAML_STATUS.requestDenied],
+      { issuer, requestId },
+    );
+    this.name = 'ReplayedAuthnRequest';
   }
 }
 

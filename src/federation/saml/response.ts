@@ -122,7 +122,8 @@ export function buildSignedResponse(input: ResponseInput, key: SigningKey): Sign
     '</saml:AuthnStatement>' +
     attributeStatement(input.attributes) +
     '</saml:Assertion>';
-  const assertion = assertionHead + signature(assertionId, assertionHead, assertionTail, key) + assertionTail;
+  const assertion =
+    assertionHead + envelopedSignature(assertionId, assertionHead, assertionTail, key) + assertionTail;
 
   // The Response's Issuer is the first element that uses `saml`: it declares it (exclusive c14n).
   const responseHead =
@@ -135,7 +136,7 @@ export function buildSignedResponse(input: ResponseInput, key: SigningKey): Sign
   const xml = forXmldom(
     input.signResponse === false
       ? responseHead + responseTail
-      : responseHead + signature(responseId, responseHead, responseTail, key) + responseTail,
+      : responseHead + envelopedSignature(responseId, responseHead, responseTail, key) + responseTail,
   );
   return {
     xml,
@@ -195,7 +196,7 @@ const DS_XMLNS = ` xmlns:ds="${NS.dsig}"`;
  * over SignedInfo canonicalized in place, where exclusive c14n renders `ds` on SignedInfo itself
  * (the Signature around it declares it in the document).
  */
-function signature(id: string, head: string, tail: string, key: SigningKey): string {
+export function envelopedSignature(id: string, head: string, tail: string, key: SigningKey): string {
   const digest = createHash('sha256').update(head, 'utf8').update(tail, 'utf8').digest('base64');
   const signedInfo = `${SIGNED_INFO_START}${id}${SIGNED_INFO_MIDDLE}${digest}${SIGNED_INFO_END}`;
   const value = sign(

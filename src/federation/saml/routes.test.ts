@@ -260,6 +260,7 @@ describe.each(ENGINES)('SAML identity provider on %s', (engine) => {
           attributeMap: { email: 'email', groups: 'groups' },
           signingCertificates: [spKey.certificatePem],
           requireSignedRequests: true,
+          openToAll: true,
         }),
       });
       expect(res.status).toBe(201);

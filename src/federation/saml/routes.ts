@@ -6,9 +6,10 @@ import type { AwsAccounts } from '../../access/aws-accounts.js';
 import type { AccessDecider } from '../../access/decide.js';
 import type { Decision } from '../../access/decision.js';
 import { formatTarget, type Target } from '../../access/targets.js';
-import type { Actor } from '../../audit/actor.js';
+import { type Actor, anonymous } from '../../audit/actor.js';
 import { recordIssued } from '../../audit/issued.js';
 import { appendAudit } from '../../audit/ledger.js';
+import { authnMeaningOf, SIGN_IN_METHODS } from '../../authn/amr.js';
 import type { Clock } from '../../clock.js';
 import { errorPage, html, PAGE_CSP, page } from '../../identity/pages/html.js';
 import { stepUpUrl } from '../../identity/pages/step-up.js';
@@ -18,7 +19,9 @@ import type { MasterKey } from '../../keys/master-key.js';
 import type { SigningKeys } from '../../keys/signing-keys.js';
 import type { Store } from '../../store/open.js';
 import { mappedAttributes, nameIdFor } from './attributes.js';
+import { type AuthnContextAnswer, chooseAuthnContext, type RequestedAuthnContext } from './authn-context.js';
 import {
+  AUTHN_REQUEST_LIMITS,
   parsePostAuthnRequest,
   parseRedirectAuthnRequest,
   type ReceivedAuthnRequest,
@@ -34,7 +37,7 @@ import {
 } from './aws-attributes.js';
 import { buildIdpMetadata } from './idp-metadata.js';
 import { SAML_STATUS } from './request-errors.js';
-import { AUTHN_CONTEXT, buildSignedResponse, NAMEID_FORMAT, type SamlAttribute } from './response.js';
+import { buildSignedResponse, NAMEID_FORMAT, type SamlAttribute } from './response.js';
 import type { ServiceProvider, ServiceProviders } from './service-providers.js';
 import { buildStatusResponse } from './status-response.js';
 import { InvalidXml } from './xml.js';
@@ -52,6 +55,8 @@ export interface SamlRoutesOptions {
   publicUrl: string;
   /** validity of an assertion and its bearer confirmation, seconds */
   assertionLifetimeSeconds?: number;
+  /** false when no WebAuthn relying party is configured (default true: Ferry always has one) */
+  phishingResistantAvailable?: boolean;
 }
 
 /** An SP-initiated request waiting for the person to sign in: sealed, so it can't be forged or read. */
@@ -63,6 +68,14 @@ interface PendingSso {
   expiresAt: number;
   /** ForceAuthn: only a sign-in at or after this time (ms) will do */
   authAfter?: number;
+  /** RequestedAuthnContext, to be met (stepping up) or answered with NoAuthnContext */
+  requested?: RequestedAuthnContext;
+  /** IsPassive: nothing may be shown, so a needed step-up is answered with NoPassive */
+  isPassive?: boolean;
+  /** how many step-ups this request already sent the person to (a loop ends in NoAuthnContext) */
+  stepUps?: number;
+  /** IdP-initiated: no InResponseTo */
+  unsolicited?: boolean;
 }
 const PENDING_CONTEXT = 'saml-sso-pending';
 const PENDING_TTL_MS = 10 * 60_000;
@@ -146,6 +159,10 @@ export const samlRoutes: FastifyPluginAsync<SamlRoutesOptions> = async (app, opt
       label: string;
       /** also sign the Response: SPs may insist; AWS needs only the Assertion signed */
       signResponse: boolean;
+      /** what the assertion says about how the person signed in */
+      authnContextClassRef: string;
+      /** the Content-Security-Policy of the posting page */
+      csp: string;
     },
   ) => {
     const key = await signingKeys.current('saml');
@@ -162,7 +179,7 @@ export const samlRoutes: FastifyPluginAsync<SamlRoutesOptions> = async (app, opt
           nameId: a.nameId,
           sessionIndex: session.id,
           authnInstant: new Date(session.authTime ?? session.createdAt),
-          authnContextClassRef: AUTHN_CONTEXT.passwordProtectedTransport,
+          authnContextClassRef: a.authnContextClassRef,
           attributes: a.attributes,
           now,
           assertionLifetimeSeconds: lifetime,
@@ -199,14 +216,20 @@ export const samlRoutes: FastifyPluginAsync<SamlRoutesOptions> = async (app, opt
         subject: who.userName,
         ip: req.ip,
         requestId: req.id,
-        data: { target: a.target, assertionId: response.assertionId, audience: a.audience, ...a.details },
+        data: {
+          target: a.target,
+          assertionId: response.assertionId,
+          audience: a.audience,
+          authnContext: a.authnContextClassRef,
+          ...a.details,
+        },
       });
     });
     const fields: Record<string, string> = { SAMLResponse: response.base64 };
     if (a.relayState !== undefined) fields.RelayState = a.relayState;
     return reply
       .code(200)
-      .header('content-security-policy', autoPostCsp(a.destination))
+      .header('content-security-policy', a.csp)
       .header('cache-control', 'no-store')
       .header('referrer-policy', 'no-referrer')
       .type('text/html; charset=utf-8')
@@ -329,6 +352,9 @@ export const samlRoutes: FastifyPluginAsync<SamlRoutesOptions> = async (app, opt
         label: `Signing you in to AWS as ${targets.join(', ')}.`,
         // AWS verifies the Assertion's signature; one RSA operation per sign-in instead of two.
         signResponse: false,
+        authnContextClassRef: authnMeaningOf(session.amr).samlAuthnContext,
+        // AWS's sign-in page redirects on to the console (another origin): https: for those redirects.
+        csp: autoPostCsp(samePartition[0]!.account.signinEndpoint, { followRedirects: true }),
       });
     },
   );
@@ -350,10 +376,76 @@ ${targets.map(
 
   // ---- SP-initiated SSO (IAM Identity Center and any SAML SP) --------------------------------
 
+  /** A status-only Response posted back to the SP's (registered) ACS: signed unless the SP opted out. */
+  const sendStatus = async (
+    reply: FastifyReply,
+    sp: ServiceProvider,
+    pending: PendingSso,
+    status: readonly [string, string?],
+    message: string,
+  ) => {
+    const key = sp.signStatusResponses ? await signingKeys.current('saml') : undefined;
+    const response = buildStatusResponse(
+      {
+        issuer: entityId,
+        destination: pending.acsUrl,
+        inResponseTo: pending.requestId,
+        status,
+        message,
+        now: clock.now(),
+      },
+      key,
+    );
+    await store.db.transaction().execute((trx) =>
+      appendAudit(trx, store.engine, clock, {
+        type: 'saml.status-response',
+        outcome: 'failure',
+        actor: anonymous,
+        subject: sp.entityId,
+        requestId: reply.request.id,
+        ip: reply.request.ip,
+        data: {
+          sp: sp.entityId,
+          inResponseTo: pending.requestId,
+          status: [...status],
+          message,
+          signed: !!key,
+        },
+      }),
+    );
+    const fields: Record<string, string> = { SAMLResponse: response.base64 };
+    if (pending.relayState !== undefined) fields.RelayState = pending.relayState;
+    return reply
+      .header('content-security-policy', autoPostCsp(pending.acsUrl))
+      .header('cache-control', 'no-store')
+      .header('referrer-policy', 'no-referrer')
+      .type('text/html; charset=utf-8')
+      .send(autoPostPage(pending.acsUrl, fields, `Returning to ${sp.name}.`));
+  };
+
+  const phishingResistantAvailable = opts.phishingResistantAvailable ?? true;
+  const contextFor = (sp: ServiceProvider, pending: PendingSso, amr: readonly string[]): AuthnContextAnswer =>
+    chooseAuthnContext({
+      requested: pending.requested,
+      spMinimum: sp.minimumAuthnContext,
+      amr,
+      phishingResistantAvailable,
+    });
+  const sealPending = (pending: PendingSso) =>
+    encodeURIComponent(opts.masterKey.seal(JSON.stringify(pending), PENDING_CONTEXT));
+
   const continueSso = async (req: FastifyRequest, reply: FastifyReply, authn: ReceivedAuthnRequest) => {
     const sp = await serviceProviders.findByEntityId(authn.issuer);
     const signature = verifyAuthnRequestSignature(authn, sp);
     const acs = serviceProviders.resolveAcs(sp, authn.acsUrl, authn.acsIndex);
+    // Each request once: its ID is kept (in the database, for every instance) for as long as its
+    // IssueInstant could be accepted: it is at most maxFutureSkew ahead of now, and accepted until
+    // maxAge after it. A captured request cannot be sent again.
+    await serviceProviders.rememberRequest(
+      sp.entityId,
+      authn.id,
+      new Date(clock.now().getTime() + AUTHN_REQUEST_LIMITS.maxAgeMs + AUTHN_REQUEST_LIMITS.maxFutureSkewMs),
+    );
     const pending: PendingSso = {
       spId: sp.id,
       requestId: authn.id,
@@ -362,34 +454,37 @@ ${targets.map(
       expiresAt: clock.now().getTime() + PENDING_TTL_MS,
     };
     if (authn.forceAuthn) pending.authAfter = clock.now().getTime() - 1000;
+    if (authn.requestedAuthnContext) pending.requested = authn.requestedAuthnContext;
+    if (authn.isPassive) pending.isPassive = true;
     req.log.info(
       { sp: sp.entityId, requestId: authn.id, binding: authn.binding, signature },
       'saml authn request',
     );
+    // A context no sign-in could meet is answered at once, before anyone is asked to sign in.
+    const best = contextFor(sp, pending, SIGN_IN_METHODS['password + security key or passkey']!);
+    if (best.kind === 'impossible')
+      return sendStatus(
+        reply,
+        sp,
+        pending,
+        [SAML_STATUS.responder, SAML_STATUS.noAuthnContext],
+        best.message,
+      );
     const session = await currentSession(req);
-    if (!session && authn.isPassive) {
+    if (authn.isPassive && (!session || !freshEnough(session, pending))) {
       // IsPassive: the SP asked us not to show anything; nobody is signed in, so say so (NoPassive).
-      const status = buildStatusResponse({
-        issuer: entityId,
-        destination: acs.url,
-        inResponseTo: authn.id,
-        status: [SAML_STATUS.responder, SAML_STATUS.noPassive],
-        message: 'no one is signed in',
-        now: clock.now(),
-      });
-      const fields: Record<string, string> = { SAMLResponse: status.base64 };
-      if (authn.relayState !== undefined) fields.RelayState = authn.relayState;
-      return reply
-        .header('content-security-policy', autoPostCsp(acs.url))
-        .header('cache-control', 'no-store')
-        .type('text/html; charset=utf-8')
-        .send(autoPostPage(acs.url, fields, `Returning to ${sp.name}.`));
+      return sendStatus(
+        reply,
+        sp,
+        pending,
+        [SAML_STATUS.responder, SAML_STATUS.noPassive],
+        'no one is signed in',
+      );
     }
     if (!session || !freshEnough(session, pending)) {
-      const sealed = opts.masterKey.seal(JSON.stringify(pending), PENDING_CONTEXT);
       return toSignin(
         reply,
-        `/saml/sso/resume?state=${encodeURIComponent(sealed)}`,
+        `/saml/sso/resume?state=${sealPending(pending)}`,
         pending.authAfter !== undefined,
       );
     }
@@ -410,13 +505,32 @@ ${targets.map(
     const who = await principalOf(store.db, session.userId, session);
     const target: Target = { kind: 'app', name: sp.entityId };
     const decision = await access.decide(who, target, signals(req));
-    if (decision.effect === 'step-up') {
-      const sealed = opts.masterKey.seal(JSON.stringify(pending), PENDING_CONTEXT);
-      return reply.redirect(
-        stepUpUrl(decision.require, `/saml/sso/resume?state=${encodeURIComponent(sealed)}`),
-        303,
-      );
-    }
+    const context = contextFor(sp, pending, session.amr);
+    const stepUp = (require: string[]) => {
+      if (pending.isPassive)
+        return sendStatus(
+          reply,
+          sp,
+          pending,
+          [SAML_STATUS.responder, SAML_STATUS.noPassive],
+          'a stronger sign-in is needed, and the request is passive',
+        );
+      // After two step-ups the person could not (or would not) meet the context: say so to the SP.
+      if ((pending.stepUps ?? 0) >= 2)
+        return sendStatus(
+          reply,
+          sp,
+          pending,
+          [SAML_STATUS.responder, SAML_STATUS.noAuthnContext],
+          'the requested authentication context was not reached',
+        );
+      const next = { ...pending, stepUps: (pending.stepUps ?? 0) + 1 };
+      return reply.redirect(stepUpUrl(require, `/saml/sso/resume?state=${sealPending(next)}`), 303);
+    };
+    if (decision.effect === 'step-up')
+      return stepUp([
+        ...new Set([...decision.require, ...(context.kind === 'step-up' ? [context.require] : [])]),
+      ]);
     if (decision.effect !== 'allow')
       return refuse(
         req,
@@ -425,19 +539,75 @@ ${targets.map(
         sp.name,
         decision.reasons.map((r) => r.message),
       );
+    if (context.kind === 'step-up') return stepUp([context.require]);
+    if (context.kind === 'impossible')
+      return sendStatus(
+        reply,
+        sp,
+        pending,
+        [SAML_STATUS.responder, SAML_STATUS.noAuthnContext],
+        context.message,
+      );
     return issue(req, reply, who, session, {
       destination: pending.acsUrl,
       audience: sp.entityId,
-      inResponseTo: pending.requestId,
+      ...(pending.unsolicited ? {} : { inResponseTo: pending.requestId }),
       nameId: nameIdFor(sp, who, `_${randomUUID().replaceAll('-', '')}`),
       attributes: mappedAttributes(sp, who),
       target: formatTarget(target),
       relayState: pending.relayState,
-      details: { sp: sp.entityId, inResponseTo: pending.requestId },
+      details: {
+        sp: sp.entityId,
+        ...(pending.unsolicited ? { initiatedBy: 'idp' } : { inResponseTo: pending.requestId }),
+      },
       label: `Signing you in to ${sp.name}.`,
       signResponse: true,
+      authnContextClassRef: context.classRef,
+      csp: autoPostCsp(pending.acsUrl),
     });
   };
+
+  // ---- IdP-initiated SSO to any registered SP (a portal links here) --------------------------
+
+  app.get<{ Querystring: { sp?: string; RelayState?: string } }>(
+    '/saml/launch',
+    { schema: { hide: true } },
+    async (req, reply) => {
+      const ref = typeof req.query.sp === 'string' ? req.query.sp : '';
+      const relay = typeof req.query.RelayState === 'string' ? req.query.RelayState : undefined;
+      const sp = ref ? await serviceProviders.get(ref).catch(() => null) : null;
+      if (!sp || (relay !== undefined && Buffer.byteLength(relay) > AUTHN_REQUEST_LIMITS.maxRelayStateBytes))
+        return reply
+          .code(sp ? 400 : 404)
+          .type('text/html; charset=utf-8')
+          .header('content-security-policy', PAGE_CSP)
+          .send(
+            sp
+              ? errorPage(
+                  400,
+                  'RelayState too long',
+                  `RelayState may be at most ${AUTHN_REQUEST_LIMITS.maxRelayStateBytes} bytes.`,
+                )
+              : errorPage(
+                  404,
+                  'Unknown application',
+                  'No SAML application with that name is registered in Ferry. Check the link with your administrator.',
+                ),
+          );
+      const acs = serviceProviders.resolveAcs(sp);
+      const pending: PendingSso = {
+        spId: sp.id,
+        requestId: `_idp${randomUUID().replaceAll('-', '')}`,
+        acsUrl: acs.url,
+        ...(relay ? { relayState: relay } : {}),
+        expiresAt: clock.now().getTime() + PENDING_TTL_MS,
+        unsolicited: true,
+      };
+      const session = await currentSession(req);
+      if (!session) return toSignin(reply, `/saml/sso/resume?state=${sealPending(pending)}`);
+      return respondToSp(req, reply, session, sp, pending);
+    },
+  );
 
   app.get('/saml/sso', { schema: { hide: true } }, async (req, reply) => {
     const rawQuery = req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : '';
@@ -481,6 +651,14 @@ ${targets.map(
       }
       const session = await currentSession(req);
       if (!session || !freshEnough(session, pending)) {
+        if (pending.isPassive)
+          return sendStatus(
+            reply,
+            await serviceProviders.get(pending.spId),
+            pending,
+            [SAML_STATUS.responder, SAML_STATUS.noPassive],
+            'no one is signed in',
+          );
         return toSignin(reply, req.url, pending.authAfter !== undefined);
       }
       const sp = await serviceProviders.get(pending.spId);

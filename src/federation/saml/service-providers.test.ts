@@ -385,6 +385,9 @@ describe('resolveAcs', () => {
     attributeMap: {},
     signingCertificates: [],
     requireSignedRequests: false,
+    minimumAuthnContext: 'single-factor',
+    signStatusResponses: true,
+    openToAll: false,
     createdAt: '2026-03-01T09:00:00.000Z',
     updatedAt: '2026-03-01T09:00:00.000Z',
   };

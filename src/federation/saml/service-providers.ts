@@ -1,13 +1,16 @@
 import { randomUUID, X509Certificate } from 'node:crypto';
 import type { Kysely } from 'kysely';
+import type { AppAssignments } from '../../access/app-assignments.js';
+import type { PrincipalRef } from '../../access/assignments.js';
 import type { AuditContext } from '../../audit/actor.js';
 import { appendAudit } from '../../audit/ledger.js';
+import { AUTHN_STRENGTHS, type AuthnStrength } from '../../authn/amr.js';
 import { type Clock, iso } from '../../clock.js';
 import { Conflict, InvalidInput, NotFound } from '../../errors.js';
 import { isUniqueViolation } from '../../store/errors.js';
 import type { Store } from '../../store/open.js';
 import type { Database, ServiceProvidersTable } from '../../store/schema.js';
-import { UnknownServiceProvider, UnregisteredAcs } from './request-errors.js';
+import { ReplayedAuthnRequest, UnknownServiceProvider, UnregisteredAcs } from './request-errors.js';
 import {
   type AcsEndpoint,
   acsUrlProblem,
@@ -58,6 +61,12 @@ export interface ServiceProvider {
   /** PEM; AuthnRequest signatures are verified against these */
   signingCertificates: string[];
   requireSignedRequests: boolean;
+  /** the weakest sign-in an assertion to this SP may state, whatever the request asks */
+  minimumAuthnContext: AuthnStrength;
+  /** sign status-only responses (NoPassive, NoAuthnContext); SPs that want signed responses need it */
+  signStatusResponses: boolean;
+  /** reachable by every active user while no group is assigned to `app:<entityId>` */
+  openToAll: boolean;
   createdAt: string;
   updatedAt: string;
 }
@@ -76,6 +85,12 @@ export interface ServiceProviderInput {
   attributeMap?: Record<string, string>;
   signingCertificates?: string[];
   requireSignedRequests?: boolean;
+  /** single-factor (default), mfa or phishing-resistant */
+  minimumAuthnContext?: string;
+  /** default true */
+  signStatusResponses?: boolean;
+  /** default false: a new SP is reachable only by the groups assigned to it */
+  openToAll?: boolean;
 }
 
 export type ServiceProviderChanges = Partial<ServiceProviderInput>;
@@ -98,6 +113,9 @@ export function serviceProviderFromRow(row: ServiceProvidersTable): ServiceProvi
     attributeMap: JSON.parse(row.attribute_map) as AttributeMap,
     signingCertificates: JSON.parse(row.signing_certificates) as string[],
     requireSignedRequests: Number(row.require_signed_requests) === 1,
+    minimumAuthnContext: (row.minimum_authn_context ?? 'single-factor') as AuthnStrength,
+    signStatusResponses: Number(row.sign_status_responses ?? 1) === 1,
+    openToAll: Number(row.open_to_all ?? 0) === 1,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -163,7 +181,24 @@ export class ServiceProviders {
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
+    /** who may reach `app:<entityId>`; without it an SP cannot be assigned to groups */
+    private readonly appAssignments?: AppAssignments,
   ) {}
+
+  /** The groups assigned to the SP (`app:<entityId>`): only their members may sign in to it. */
+  async groupsOf(ref: string): Promise<string[]> {
+    const sp = await this.get(ref);
+    return ((await this.appAssignments?.groupsOf(sp.entityId)) ?? []).map((g) => g.name);
+  }
+
+  /** Makes exactly these groups the SP's assignments (empty: nobody, unless it is open to all); audited. */
+  async setGroups(ctx: AuditContext, ref: string, groups: PrincipalRef[]): Promise<string[]> {
+    const assignments = this.appAssignments;
+    if (!assignments) throw new InvalidInput('app assignments are not available here', 'groups');
+    const sp = await this.get(ref);
+    await this.store.db.transaction().execute((trx) => assignments.replace(trx, ctx, sp.entityId, groups));
+    return this.groupsOf(sp.id);
+  }
 
   async add(ctx: AuditContext, input: ServiceProviderInput): Promise<ServiceProvider> {
     const metadata = input.metadataXml !== undefined ? parseSpMetadata(input.metadataXml) : undefined;
@@ -189,6 +224,9 @@ export class ServiceProviders {
       input.nameIdFormat !== undefined ? checkNameIdFormat(input.nameIdFormat) : formatFromMetadata(metadata);
     const attributeMap = checkAttributeMap(input.attributeMap ?? {});
     const requireSignedRequests = input.requireSignedRequests ?? metadata?.authnRequestsSigned ?? false;
+    const minimumAuthnContext = checkMinimumAuthnContext(input.minimumAuthnContext ?? 'single-factor');
+    const signStatusResponses = input.signStatusResponses ?? true;
+    const openToAll = input.openToAll ?? false;
     checkSigningConsistency(requireSignedRequests, signingCertificates);
 
     const id = randomUUID();
@@ -213,6 +251,9 @@ export class ServiceProviders {
             attribute_map: JSON.stringify(attributeMap),
             signing_certificates: JSON.stringify(signingCertificates),
             require_signed_requests: requireSignedRequests ? 1 : 0,
+            minimum_authn_context: minimumAuthnContext,
+            sign_status_responses: signStatusResponses ? 1 : 0,
+            open_to_all: openToAll ? 1 : 0,
             created_at: now,
             updated_at: now,
           })
@@ -233,6 +274,9 @@ export class ServiceProviders {
             attributeMap,
             signingCertificates: signingCertificates.map(fingerprint),
             requireSignedRequests,
+            minimumAuthnContext,
+            signStatusResponses,
+            openToAll,
           },
         });
       });
@@ -297,6 +341,12 @@ export class ServiceProviders {
           requireSignedRequests:
             changes.requireSignedRequests ??
             (before.requireSignedRequests || (metadata?.authnRequestsSigned ?? false)),
+          minimumAuthnContext:
+            changes.minimumAuthnContext !== undefined
+              ? checkMinimumAuthnContext(changes.minimumAuthnContext)
+              : before.minimumAuthnContext,
+          signStatusResponses: changes.signStatusResponses ?? before.signStatusResponses,
+          openToAll: changes.openToAll ?? before.openToAll,
         };
         checkSigningConsistency(after.requireSignedRequests, after.signingCertificates);
         const changed = changedFields(before, after);
@@ -319,6 +369,9 @@ export class ServiceProviders {
             attribute_map: JSON.stringify(after.attributeMap),
             signing_certificates: JSON.stringify(after.signingCertificates),
             require_signed_requests: after.requireSignedRequests ? 1 : 0,
+            minimum_authn_context: after.minimumAuthnContext,
+            sign_status_responses: after.signStatusResponses ? 1 : 0,
+            open_to_all: after.openToAll ? 1 : 0,
             updated_at: iso(this.clock.now()),
           })
           .where('id', '=', row.id)
@@ -338,6 +391,9 @@ export class ServiceProviders {
             acsUrls: after.acsUrls.map((a) => a.url),
             signingCertificates: after.signingCertificates.map(fingerprint),
             requireSignedRequests: after.requireSignedRequests,
+            minimumAuthnContext: after.minimumAuthnContext,
+            signStatusResponses: after.signStatusResponses,
+            openToAll: after.openToAll,
           },
         });
       });
@@ -371,6 +427,7 @@ export class ServiceProviders {
       const row = await findRow(trx, ref);
       if (!row) throw new NotFound('service provider', ref);
       await trx.deleteFrom('service_providers').where('id', '=', row.id).execute();
+      await this.appAssignments?.removeAll(trx, row.entity_id);
       await appendAudit(trx, engine, this.clock, {
         type: 'service-provider.removed',
         outcome: 'success',
@@ -405,8 +462,68 @@ export class ServiceProviders {
     );
   }
 
+  /** For decide(): whether `app:<entityId>` is open to all while no group is assigned (undefined: no such SP). */
+  async openToAll(entityId: string): Promise<boolean | undefined> {
+    const row = await this.store.db
+      .selectFrom('service_providers')
+      .select('open_to_all')
+      .where('entity_id', '=', entityId)
+      .executeTakeFirst();
+    return row ? Number(row.open_to_all) === 1 : undefined;
+  }
+
   resolveAcs(sp: ServiceProvider, requestedAcsUrl?: string, requestedIndex?: number): ResolvedAcs {
     return resolveAcs(sp, requestedAcsUrl, requestedIndex);
+  }
+
+  /**
+   * Remembers an AuthnRequest ID until `expiresAt` (when its IssueInstant would be refused anyway) and
+   * throws ReplayedAuthnRequest when the SP already used it. The primary key decides, in the database,
+   * so two instances (or two requests at once) cannot both accept the same ID. Expired IDs are pruned
+   * here, a few at a time.
+   */
+  async rememberRequest(issuer: string, requestId: string, expiresAt: Date): Promise<void> {
+    const { db } = this.store;
+    const now = iso(this.clock.now());
+    try {
+      await db
+        .insertInto('saml_request_ids')
+        .values({ issuer, request_id: requestId, expires_at: iso(expiresAt) })
+        .execute();
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err;
+      const seen = await db
+        .selectFrom('saml_request_ids')
+        .select('expires_at')
+        .where('issuer', '=', issuer)
+        .where('request_id', '=', requestId)
+        .executeTakeFirst();
+      // A leftover from long ago (not pruned yet) is no replay: take it over, once.
+      if (seen && seen.expires_at < now) {
+        const taken = await db
+          .updateTable('saml_request_ids')
+          .set({ expires_at: iso(expiresAt) })
+          .where('issuer', '=', issuer)
+          .where('request_id', '=', requestId)
+          .where('expires_at', '=', seen.expires_at)
+          .executeTakeFirst();
+        if (Number(taken.numUpdatedRows) === 1) return;
+      }
+      throw new ReplayedAuthnRequest(issuer, requestId);
+    }
+    const stale = await db
+      .selectFrom('saml_request_ids')
+      .select(['issuer', 'request_id'])
+      .where('expires_at', '<', now)
+      .limit(20)
+      .execute();
+    for (const r of stale)
+      await db
+        .deleteFrom('saml_request_ids')
+        .where('issuer', '=', r.issuer)
+        .where('request_id', '=', r.request_id)
+        .where('expires_at', '<', now)
+        .execute();
   }
 }
 
@@ -550,6 +667,17 @@ function isAttributeSource(value: unknown): value is AttributeSource {
   return /^attributes\.[A-Za-z_][A-Za-z0-9_-]{0,127}$/.test(value);
 }
 
+function checkMinimumAuthnContext(value: string): AuthnStrength {
+  const v = typeof value === 'string' ? value.trim() : '';
+  const strength = AUTHN_STRENGTHS.find((s) => s === v);
+  if (!strength)
+    throw new InvalidInput(
+      `minimumAuthnContext "${v}" is not one of ${AUTHN_STRENGTHS.join(', ')}`,
+      'minimumAuthnContext',
+    );
+  return strength;
+}
+
 function checkSigningConsistency(requireSignedRequests: boolean, certificates: string[]): void {
   if (requireSignedRequests && certificates.length === 0) {
     throw new InvalidInput(
@@ -568,6 +696,9 @@ function changedFields(a: ServiceProvider, b: ServiceProvider): string[] {
     'attributeMap',
     'signingCertificates',
     'requireSignedRequests',
+    'minimumAuthnContext',
+    'signStatusResponses',
+    'openToAll',
   ];
   return keys.filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]));
 }

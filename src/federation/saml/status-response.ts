@@ -1,32 +1,37 @@
-import { escapeAttr, escapeText, samlId, samlInstant } from './xml.js';
+import type { SigningKey } from '../../keys/signing-keys.js';
+import { envelopedSignature } from './response.js';
+import { escapeAttrCanonical, escapeText, NS, samlId, samlInstant, truncateToSecond } from './xml.js';
 
 /**
- * A SAML Response that carries only a status (no assertion), e.g. NoPassive for an IsPassive request
- * when nobody is signed in. Sent only to an ACS URL already checked against the SP's registration.
- * Unsigned, as SAML Core allows for a Response without an assertion.
+ * A SAML Response that carries only a status (no assertion): NoPassive for an IsPassive request when
+ * nobody is signed in, NoAuthnContext when the requested authentication context cannot be met. Sent
+ * only to an ACS URL already checked against the SP's registration. Signed when a key is given (the
+ * default per SP: SPs that "want signed responses" reject an unsigned one), written in canonical form
+ * as buildSignedResponse writes its Response, so the digest is over the string itself.
  */
-export function buildStatusResponse(input: {
-  issuer: string;
-  destination: string;
-  inResponseTo: string;
-  status: readonly [string, string?];
-  message?: string;
-  now: Date;
-}): { xml: string; base64: string; responseId: string } {
+export function buildStatusResponse(
+  input: {
+    issuer: string;
+    destination: string;
+    inResponseTo: string;
+    status: readonly [string, string?];
+    message?: string;
+    now: Date;
+  },
+  key?: SigningKey,
+): { xml: string; base64: string; responseId: string } {
   const responseId = samlId();
   const [top, second] = input.status;
-  const code = second
-    ? `<samlp:StatusCode Value="${escapeAttr(top)}"><samlp:StatusCode Value="${escapeAttr(second)}"/></samlp:StatusCode>`
-    : `<samlp:StatusCode Value="${escapeAttr(top)}"/>`;
-  const message = input.message
-    ? `<samlp:StatusMessage>${escapeText(input.message)}</samlp:StatusMessage>`
-    : '';
-  const xml =
-    `<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion"` +
-    ` ID="${responseId}" Version="2.0" IssueInstant="${samlInstant(input.now)}" Destination="${escapeAttr(input.destination)}"` +
-    ` InResponseTo="${escapeAttr(input.inResponseTo)}">` +
-    `<saml:Issuer>${escapeText(input.issuer)}</saml:Issuer>` +
-    `<samlp:Status>${code}${message}</samlp:Status>` +
-    `</samlp:Response>`;
+  const inner = second ? `<samlp:StatusCode Value="${escapeAttrCanonical(second)}"></samlp:StatusCode>` : '';
+  const code = `<samlp:StatusCode Value="${escapeAttrCanonical(top)}">${inner}</samlp:StatusCode>`;
+  // Printable ASCII only: the message may quote what the SP sent, and must stay canonical as written.
+  const text = input.message?.replace(/[^\x20-\x7e]/g, '?').slice(0, 500);
+  const message = text ? `<samlp:StatusMessage>${escapeText(text)}</samlp:StatusMessage>` : '';
+  const head =
+    `<samlp:Response xmlns:samlp="${NS.protocol}" Destination="${escapeAttrCanonical(input.destination)}" ID="${responseId}"` +
+    ` InResponseTo="${escapeAttrCanonical(input.inResponseTo)}" IssueInstant="${samlInstant(truncateToSecond(input.now))}" Version="2.0">` +
+    `<saml:Issuer xmlns:saml="${NS.assertion}">${escapeText(input.issuer)}</saml:Issuer>`;
+  const tail = `<samlp:Status>${code}${message}</samlp:Status></samlp:Response>`;
+  const xml = key ? head + envelopedSignature(responseId, head, tail, key) + tail : head + tail;
   return { xml, base64: Buffer.from(xml, 'utf8').toString('base64'), responseId };
 }
