@@ -417,7 +417,13 @@ async function unauthorizedGrant(ctx: KoaContextWithOIDC, next: () => Promise<vo
   };
 }
 
-/** The OpenID view of a directory user: stable sub (the user id), UPN, e-mail, groups. */
+/**
+ * The OpenID view of a directory user: stable sub (the user id), UPN, e-mail, groups.
+ * `email_verified` would be true only for an address whose ownership Ferry verified. Nothing in Ferry
+ * verifies one: SCIM (RFC 7643 §4.1.2 has no verification attribute, and whatever a provisioning
+ * client adds to an e-mail object is its say-so), the admin API and the tenant file all just state
+ * addresses. So it is false, and a relying party that links accounts by e-mail must not rely on it.
+ */
 export function accountOf(user: DirectoryPrincipal): Account {
   const email = user.emails.find((e) => e.primary)?.value ?? user.emails[0]?.value;
   return {
@@ -428,7 +434,7 @@ export function accountOf(user: DirectoryPrincipal): Account {
       name: user.displayName ?? undefined,
       given_name: user.givenName ?? undefined,
       family_name: user.familyName ?? undefined,
-      ...(email ? { email, email_verified: true } : {}),
+      ...(email ? { email, email_verified: false } : {}),
       groups: user.groups.map((g) => g.name),
     }),
   };
