@@ -114,7 +114,7 @@ describe('Apache mod_auth_openidc against ferry serve', () => {
   });
 
   const whoami = async (page: Page) =>
-    JSON.parse(await page.locator('body').innerText()) as Record<string, string>;
+    JSON.parse((await page.locator('body').textContent()) ?? '{}') as Record<string, string>;
 
   it('signs in with code + PKCE and MFA, passes the claims, accepts introspected bearer tokens, and logs out from the app', async () => {
     const context = await browser.newContext();
