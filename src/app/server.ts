@@ -20,6 +20,7 @@ import { samlAdminApi } from '../federation/saml/admin-routes.js';
 import { samlRoutes } from '../federation/saml/routes.js';
 import { auditContextOf, requireAdminToken } from '../identity/admin-auth.js';
 import { requireCaller } from '../identity/caller.js';
+import { FormDestinations } from '../identity/pages/csp.js';
 import { signinPages } from '../identity/pages/routes.js';
 import { principalOf } from '../identity/principal-of.js';
 import { riskApi } from '../identity/risk/routes.js';
@@ -126,7 +127,11 @@ export async function buildServer(services: Services, options: ServerOptions = {
   await app.register(fastifySwaggerUi, { routePrefix: '/api/docs', staticCSP: true });
 
   await app.register(operationsRoutes, { store: services.store, metrics });
+  // Modules whose return paths end on another origin (OpenID interactions, SAML) register here; the
+  // sign-in pages name that origin in their form-action (see identity/pages/csp.ts).
+  const formDestinations = new FormDestinations();
   await app.register(signinPages, {
+    formDestinations,
     signin: services.signin,
     sessions: services.sessions,
     users: services.users,
@@ -215,6 +220,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
   services.oidc.onError = (err, what) => app.log.warn({ err }, `oidc: ${what} failed`);
   await app.register(oidcRoutes, {
     issuer: services.oidc,
+    formDestinations,
     ferrySession: async (req) => {
       const cookie = req.cookies[config.sessions.cookieName];
       return cookie ? services.sessions.resolve(cookie) : null;

@@ -3,6 +3,7 @@ import { type ActivationRules, rulesOf } from '../access/pim/eligibilities.js';
 import { parsePolicyInput } from '../access/policies/policy.js';
 import type { AuditContext } from '../audit/actor.js';
 import { InvalidInput, NotFound } from '../errors.js';
+import { RELYING_PARTY_GRANTS } from '../federation/oidc/clients.js';
 import { normalizePublicUrl, normalizeUpstream } from '../proxy/apps.js';
 import { parseDuration } from './duration.js';
 import type { Services } from './services.js';
@@ -140,6 +141,24 @@ export const tenantSchema = z
     namedLocations: z
       .array(z.object({ name: z.string().min(1), ranges: z.array(z.string().min(1)).min(1) }).strict())
       .default([]),
+    /**
+     * OpenID relying parties' grants, PKCE rule and redirect URIs. A missing client is created only
+     * when it is public (authMethod none): a secret is shown once, so such clients start with the CLI.
+     */
+    oidcClients: z
+      .array(
+        z
+          .object({
+            name: z.string().min(1).max(64),
+            authMethod: z.literal('none').optional(),
+            grantTypes: z.array(z.enum(RELYING_PARTY_GRANTS)).min(1).optional(),
+            requirePkce: z.boolean().optional(),
+            redirectUris: z.array(z.string().min(1)).optional(),
+            postLogoutRedirectUris: z.array(z.string().min(1)).optional(),
+          })
+          .strict(),
+      )
+      .default([]),
     /** conditional access policies, as `PUT /api/v1/policies/{name}` takes them (validated there) */
     policies: z.array(z.object({ name: z.string().min(1) }).passthrough()).default([]),
   })
@@ -158,7 +177,8 @@ export interface TenantChange {
     | 'proxy-app'
     | 'eligibility'
     | 'named-location'
-    | 'policy';
+    | 'policy'
+    | 'oidc-client';
   name: string;
   detail?: string;
 }
@@ -394,6 +414,42 @@ export async function applyTenant(
     if (current && current.ranges.join(',') === l.ranges.join(',')) continue;
     changes.push({ action: current ? 'update' : 'create', kind: 'named-location', name: l.name });
     if (!dryRun) await services.namedLocations.put(ctx, l.name, l.ranges);
+  }
+
+  for (const c of tenant.oidcClients) {
+    const current = await services.oidcClients.get(c.name).catch((err: unknown) => {
+      if (err instanceof NotFound) return null;
+      throw err;
+    });
+    if (!current) {
+      if (c.authMethod !== 'none')
+        throw new InvalidInput(
+          `tenant file: oidcClients: ${c.name} does not exist; create it with \`ferry oidc clients create\` (its secret is shown only then), or give authMethod: none for a public client`,
+          'oidcClients',
+        );
+      changes.push({ action: 'create', kind: 'oidc-client', name: c.name });
+      if (!dryRun) await services.oidcClients.create(ctx, { ...c, kind: 'relying-party' });
+      continue;
+    }
+    const wanted = {
+      grantTypes: c.grantTypes ?? current.grantTypes,
+      requirePkce: c.requirePkce ?? current.requirePkce,
+      redirectUris: c.redirectUris ?? current.redirectUris,
+      postLogoutRedirectUris: c.postLogoutRedirectUris ?? current.postLogoutRedirectUris,
+    };
+    const now = {
+      grantTypes: current.grantTypes,
+      requirePkce: current.requirePkce,
+      redirectUris: current.redirectUris,
+      postLogoutRedirectUris: current.postLogoutRedirectUris,
+    };
+    if (JSON.stringify(wanted) === JSON.stringify(now)) continue;
+    const detail = (Object.keys(wanted) as Array<keyof typeof wanted>)
+      .filter((k) => JSON.stringify(now[k]) !== JSON.stringify(wanted[k]))
+      .map((k) => `${k}: ${JSON.stringify(now[k])} → ${JSON.stringify(wanted[k])}`)
+      .join(', ');
+    changes.push({ action: 'update', kind: 'oidc-client', name: c.name, detail });
+    if (!dryRun) await services.oidcClients.update(ctx, c.name, c);
   }
 
   const existingPolicies = new Map((await services.policies.list()).map((p) => [p.name.toLowerCase(), p]));

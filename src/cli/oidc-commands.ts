@@ -9,6 +9,8 @@ interface ClientView {
   kind: string;
   authMethod: string;
   redirectUris: string[];
+  grantTypes: string[];
+  requirePkce: boolean;
 }
 
 /** Relying parties and workload identities of Ferry's OpenID provider (admin). */
@@ -52,6 +54,16 @@ export function registerOidcCommands(program: Command): void {
     .option('--auth <method>', 'client_secret_basic, client_secret_post, private_key_jwt or none')
     .option('--jwks <file>', 'public keys for private_key_jwt (a JWKS file)')
     .option('--id-token-alg <alg>', 'ES256 (default) or RS256')
+    .option(
+      '--grant <grant>',
+      'a grant the relying party may use (repeatable): authorization_code, refresh_token, device_code; default authorization_code + refresh_token',
+      collect,
+      [],
+    )
+    .option(
+      '--pkce-optional',
+      'let this confidential client use the code flow without PKCE (default: required)',
+    )
     .option('--json', 'print JSON')
     .action(async function (
       this: Command,
@@ -63,6 +75,8 @@ export function registerOidcCommands(program: Command): void {
         auth?: string;
         jwks?: string;
         idTokenAlg?: string;
+        grant: string[];
+        pkceOptional?: boolean;
         json?: boolean;
       },
     ) {
@@ -76,8 +90,53 @@ export function registerOidcCommands(program: Command): void {
           ...(opts.auth ? { authMethod: opts.auth } : {}),
           ...(opts.jwks ? { jwks: readJwks(opts.jwks) } : {}),
           ...(opts.idTokenAlg ? { idTokenSigningAlg: opts.idTokenAlg } : {}),
+          ...(opts.grant.length ? { grantTypes: opts.grant } : {}),
+          ...(opts.pkceOptional ? { requirePkce: false } : {}),
         },
         opts,
+      );
+    });
+
+  clients
+    .command('update <client>')
+    .description("change a relying party's grants, PKCE rule or redirect URIs (what you leave out stays)")
+    .option(
+      '--grant <grant>',
+      'the grants it may use from now on (repeatable): authorization_code, refresh_token, device_code',
+      collect,
+      [],
+    )
+    .option('--pkce-optional', 'let this confidential client leave PKCE out')
+    .option('--pkce-required', 'require PKCE again')
+    .option('--redirect-uri <uri>', 'the redirect URIs from now on (repeatable)', collect, [])
+    .option(
+      '--post-logout-redirect-uri <uri>',
+      'the logout return URIs from now on (repeatable)',
+      collect,
+      [],
+    )
+    .option('--json', 'print JSON')
+    .action(async function (
+      this: Command,
+      ref: string,
+      opts: {
+        grant: string[];
+        pkceOptional?: boolean;
+        pkceRequired?: boolean;
+        redirectUri: string[];
+        postLogoutRedirectUri: string[];
+        json?: boolean;
+      },
+    ) {
+      const client = await clientOf(this).request<ClientView>('PATCH', `/api/v1/oidc/clients/${enc(ref)}`, {
+        ...(opts.grant.length ? { grantTypes: opts.grant } : {}),
+        ...(opts.pkceOptional ? { requirePkce: false } : opts.pkceRequired ? { requirePkce: true } : {}),
+        ...(opts.redirectUri.length ? { redirectUris: opts.redirectUri } : {}),
+        ...(opts.postLogoutRedirectUri.length ? { postLogoutRedirectUris: opts.postLogoutRedirectUri } : {}),
+      });
+      if (opts.json) return printJson(client);
+      process.stdout.write(
+        `${client.name}: grants ${client.grantTypes.join(', ')}; PKCE ${client.requirePkce ? 'required' : 'optional'}\n`,
       );
     });
 
@@ -95,6 +154,7 @@ export function registerOidcCommands(program: Command): void {
           'kind',
           'clientId',
           'authMethod',
+          'grantTypes',
         ]),
       );
     });

@@ -24,10 +24,22 @@ const ClientSchema = Type.Object({
   redirectUris: Type.Array(Type.String()),
   postLogoutRedirectUris: Type.Array(Type.String()),
   idTokenSigningAlg: Type.String(),
+  grantTypes: Type.Array(Type.String()),
+  requirePkce: Type.Boolean(),
   active: Type.Boolean(),
   createdAt: Type.String(),
   updatedAt: Type.String(),
 });
+
+/** A relying party's grants (default authorization_code + refresh_token). */
+const GrantList = Type.Array(
+  Type.Union([
+    Type.Literal('authorization_code'),
+    Type.Literal('refresh_token'),
+    Type.Literal('device_code'),
+  ]),
+  { minItems: 1, maxItems: 3 },
+);
 
 const ClientBody = Type.Object(
   {
@@ -49,6 +61,19 @@ const ClientBody = Type.Object(
       }),
     ),
     idTokenSigningAlg: Type.Optional(Type.Union([Type.Literal('ES256'), Type.Literal('RS256')])),
+    grantTypes: Type.Optional(GrantList),
+    requirePkce: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
+/** What `PATCH /oidc/clients/{ref}` changes on a relying party; what is left out stays. */
+const ClientChange = Type.Object(
+  {
+    grantTypes: Type.Optional(GrantList),
+    requirePkce: Type.Optional(Type.Boolean()),
+    redirectUris: Type.Optional(Type.Array(Type.String({ maxLength: 2048 }), { maxItems: 20 })),
+    postLogoutRedirectUris: Type.Optional(Type.Array(Type.String({ maxLength: 2048 }), { maxItems: 20 })),
   },
   { additionalProperties: false },
 );
@@ -108,6 +133,21 @@ export const oidcAdminApi: FastifyPluginAsync<OidcAdminOptions> = async (app, op
       },
     },
     async (req) => opts.clients.get(req.params.ref),
+  );
+
+  app.patch<{ Params: { ref: string }; Body: Static<typeof ClientChange> }>(
+    '/oidc/clients/:ref',
+    {
+      schema: {
+        tags,
+        summary: "Change a relying party's grants, PKCE rule or redirect URIs",
+        security,
+        params: Type.Object({ ref: Type.String({ maxLength: 128 }) }),
+        body: ClientChange,
+        response: { 200: ClientSchema, ...problemResponses },
+      },
+    },
+    async (req) => opts.clients.update(opts.auditContext(req), req.params.ref, req.body),
   );
 
   app.delete<{ Params: { ref: string } }>(

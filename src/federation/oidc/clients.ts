@@ -27,6 +27,25 @@ export const CLI_CLIENT: ClientMetadata = {
 export const workloadAccount = (clientId: string) => `workload:${clientId}`;
 
 export type OidcClientKind = 'relying-party' | 'workload';
+
+/** The grants an operator may allow a relying party, by their short names (RFC 6749, RFC 8628). */
+export const RELYING_PARTY_GRANTS = ['authorization_code', 'refresh_token', 'device_code'] as const;
+export type RelyingPartyGrant = (typeof RELYING_PARTY_GRANTS)[number];
+/** What a relying party gets when it is registered without a choice: code + PKCE, with refresh. */
+export const DEFAULT_RELYING_PARTY_GRANTS: RelyingPartyGrant[] = ['authorization_code', 'refresh_token'];
+export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+
+/** Ferry's short grant name → the grant_type oidc-provider (and the token request) uses. */
+export const grantTypeOf = (grant: string): string => (grant === 'device_code' ? DEVICE_CODE_GRANT : grant);
+/** The reverse: what an operator calls the grant. */
+export const grantNameOf = (grantType: string): string =>
+  grantType === DEVICE_CODE_GRANT ? 'device_code' : grantType;
+
+/**
+ * Client metadata of Ferry's own (registered in the provider's extraClientMetadata): `false` lets a
+ * confidential client use the code flow without PKCE. Public clients always need PKCE (RFC 9700 §2.1.1).
+ */
+export const REQUIRE_PKCE_METADATA = 'ferry_require_pkce';
 export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt' | 'none';
 
 export interface OidcClient {
@@ -37,6 +56,10 @@ export interface OidcClient {
   redirectUris: string[];
   postLogoutRedirectUris: string[];
   idTokenSigningAlg: 'ES256' | 'RS256';
+  /** authorization_code, refresh_token, device_code for a relying party; client_credentials for a workload */
+  grantTypes: string[];
+  /** whether the code flow needs PKCE (always for public clients) */
+  requirePkce: boolean;
   active: boolean;
   createdAt: string;
   updatedAt: string;
@@ -51,6 +74,18 @@ export interface OidcClientInput {
   /** public keys for private_key_jwt (a JWKS) */
   jwks?: { keys: unknown[] };
   idTokenSigningAlg?: 'ES256' | 'RS256';
+  /** a relying party's grants (default authorization_code + refresh_token) */
+  grantTypes?: RelyingPartyGrant[];
+  /** false lets a confidential relying party leave PKCE out (default true) */
+  requirePkce?: boolean;
+}
+
+/** What may change on a registered client. */
+export interface OidcClientUpdate {
+  grantTypes?: RelyingPartyGrant[];
+  requirePkce?: boolean;
+  redirectUris?: string[];
+  postLogoutRedirectUris?: string[];
 }
 
 const fromRow = (r: OidcClientsTable): OidcClient => {
@@ -63,6 +98,8 @@ const fromRow = (r: OidcClientsTable): OidcClient => {
     redirectUris: (m.redirect_uris as string[] | undefined) ?? [],
     postLogoutRedirectUris: (m.post_logout_redirect_uris as string[] | undefined) ?? [],
     idTokenSigningAlg: (m.id_token_signed_response_alg ?? 'ES256') as 'ES256' | 'RS256',
+    grantTypes: ((m.grant_types as string[] | undefined) ?? []).map(grantNameOf),
+    requirePkce: m.token_endpoint_auth_method === 'none' || m[REQUIRE_PKCE_METADATA] !== false,
     active: r.active === 1,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
@@ -78,6 +115,48 @@ function checkRedirectUri(uri: string, field: string): void {
   if (url.protocol === 'http:' && !loopback) {
     throw new InvalidInput(`${uri}: redirect URIs must use https (http only on loopback)`, field);
   }
+}
+
+/**
+ * The grant part of a relying party's metadata, checked: known grants, once each; refresh only beside
+ * a grant that signs a person in; redirect URIs exactly when the code flow is allowed.
+ */
+function relyingPartyGrants(
+  grants: readonly string[],
+  authMethod: ClientAuthMethod,
+  requirePkce: boolean,
+  redirectUris: string[],
+  postLogoutRedirectUris: string[],
+): Record<string, unknown> {
+  const unknown = grants.filter((g) => !(RELYING_PARTY_GRANTS as readonly string[]).includes(g));
+  if (unknown.length)
+    throw new InvalidInput(
+      `unknown grant ${unknown.join(', ')}: a relying party may use ${RELYING_PARTY_GRANTS.join(', ')}`,
+      'grantTypes',
+    );
+  if (new Set(grants).size !== grants.length) throw new InvalidInput('a grant is listed twice', 'grantTypes');
+  if (!grants.includes('authorization_code') && !grants.includes('device_code'))
+    throw new InvalidInput(
+      'a relying party needs authorization_code or device_code (refresh_token alone signs nobody in)',
+      'grantTypes',
+    );
+  const code = grants.includes('authorization_code');
+  if (code && redirectUris.length === 0)
+    throw new InvalidInput('authorization_code needs at least one redirect URI', 'redirectUris');
+  if (!code && (redirectUris.length || postLogoutRedirectUris.length))
+    throw new InvalidInput(
+      'redirect URIs are for the authorization_code grant, which is not allowed',
+      'redirectUris',
+    );
+  if (!requirePkce && authMethod === 'none')
+    throw new InvalidInput('a public client (auth none) always needs PKCE', 'requirePkce');
+  return {
+    grant_types: grants.map(grantTypeOf),
+    response_types: code ? ['code'] : [],
+    redirect_uris: redirectUris,
+    post_logout_redirect_uris: postLogoutRedirectUris,
+    ...(requirePkce ? {} : { [REQUIRE_PKCE_METADATA]: false }),
+  };
 }
 
 /**
@@ -113,9 +192,11 @@ export class OidcClients {
     const redirectUris = input.redirectUris ?? [];
     for (const u of redirectUris) checkRedirectUri(u, 'redirectUris');
     for (const u of input.postLogoutRedirectUris ?? []) checkRedirectUri(u, 'postLogoutRedirectUris');
-    if (input.kind === 'relying-party' && redirectUris.length === 0) {
-      throw new InvalidInput('a relying party needs at least one redirect URI', 'redirectUris');
-    }
+    if (input.kind === 'workload' && (input.grantTypes || input.requirePkce !== undefined))
+      throw new InvalidInput(
+        'a workload uses client_credentials only: grants are for relying parties',
+        'grantTypes',
+      );
     const clientId = `${input.kind === 'workload' ? 'wl' : 'rp'}-${randomBytes(10).toString('hex')}`;
     const secret =
       authMethod === 'client_secret_basic' || authMethod === 'client_secret_post'
@@ -127,12 +208,13 @@ export class OidcClients {
       id_token_signed_response_alg: input.idTokenSigningAlg ?? 'ES256',
       ...(input.kind === 'workload'
         ? { grant_types: ['client_credentials'], response_types: [], redirect_uris: [] }
-        : {
-            grant_types: ['authorization_code', 'refresh_token'],
-            response_types: ['code'],
-            redirect_uris: redirectUris,
-            post_logout_redirect_uris: input.postLogoutRedirectUris ?? [],
-          }),
+        : relyingPartyGrants(
+            input.grantTypes ?? DEFAULT_RELYING_PARTY_GRANTS,
+            authMethod,
+            input.requirePkce ?? true,
+            redirectUris,
+            input.postLogoutRedirectUris ?? [],
+          )),
       ...(secret ? { client_secret: sha256Hex(secret) } : {}),
       ...(input.jwks ? { jwks: input.jwks as ClientMetadata['jwks'] } : {}),
     };
@@ -161,10 +243,76 @@ export class OidcClients {
         subject: clientId,
         ip: ctx.ip,
         requestId: ctx.requestId,
-        data: { name, kind: input.kind, authMethod, redirectUris },
+        data: {
+          name,
+          kind: input.kind,
+          authMethod,
+          redirectUris,
+          grantTypes: fromRow(row).grantTypes,
+          requirePkce: fromRow(row).requirePkce,
+        },
       });
     });
     return { client: fromRow(row), secret };
+  }
+
+  /** Changes a relying party's grants, PKCE rule or redirect URIs; checked like a new registration. */
+  async update(ctx: AuditContext, ref: string, change: OidcClientUpdate): Promise<OidcClient> {
+    const client = await this.get(ref);
+    if (client.kind !== 'relying-party')
+      throw new InvalidInput(
+        'a workload uses client_credentials only: grants are for relying parties',
+        'grantTypes',
+      );
+    for (const u of change.redirectUris ?? []) checkRedirectUri(u, 'redirectUris');
+    for (const u of change.postLogoutRedirectUris ?? []) checkRedirectUri(u, 'postLogoutRedirectUris');
+    const grants = relyingPartyGrants(
+      change.grantTypes ?? (client.grantTypes as RelyingPartyGrant[]),
+      client.authMethod,
+      change.requirePkce ?? client.requirePkce,
+      change.redirectUris ?? client.redirectUris,
+      change.postLogoutRedirectUris ?? client.postLogoutRedirectUris,
+    );
+    const updated = await this.store.db.transaction().execute(async (trx) => {
+      const row = await trx
+        .selectFrom('oidc_clients')
+        .selectAll()
+        .where('id', '=', client.clientId)
+        .executeTakeFirstOrThrow();
+      const { [REQUIRE_PKCE_METADATA]: _old, ...metadata } = JSON.parse(row.metadata) as Record<
+        string,
+        unknown
+      >;
+      const next: OidcClientsTable = {
+        ...row,
+        metadata: JSON.stringify({ ...metadata, ...grants }),
+        updated_at: iso(this.clock.now()),
+      };
+      await trx
+        .updateTable('oidc_clients')
+        .set({ metadata: next.metadata, updated_at: next.updated_at })
+        .where('id', '=', client.clientId)
+        .execute();
+      const after = fromRow(next);
+      await appendAudit(trx, this.store.engine, this.clock, {
+        type: 'oidc-client.updated',
+        outcome: 'success',
+        actor: ctx.actor,
+        subject: client.clientId,
+        ip: ctx.ip,
+        requestId: ctx.requestId,
+        data: {
+          name: client.name,
+          grantTypes: after.grantTypes,
+          requirePkce: after.requirePkce,
+          redirectUris: after.redirectUris,
+          postLogoutRedirectUris: after.postLogoutRedirectUris,
+        },
+      });
+      return after;
+    });
+    this.#cache.delete(client.clientId);
+    return updated;
   }
 
   async list(kind?: OidcClientKind): Promise<OidcClient[]> {

@@ -1,11 +1,21 @@
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import { Html, html, PAGE_CSP, page } from '../../identity/pages/html.js';
+import { pageCsp } from '../../identity/pages/csp.js';
+import { Html, html, page } from '../../identity/pages/html.js';
 
-/** oidc-provider's own pages (device code entry, logout, errors) in Ferry's look and CSP. */
-function render(ctx: KoaContextWithOIDC, title: string, body: Html, status?: number): void {
+/**
+ * oidc-provider's own pages (device code entry, logout, errors) in Ferry's look and CSP. A form whose
+ * redirects end at a registered URI on another origin names that URI in `formDestinations`.
+ */
+function render(
+  ctx: KoaContextWithOIDC,
+  title: string,
+  body: Html,
+  status?: number,
+  formDestinations: string[] = [],
+): void {
   if (status) ctx.status = status;
   ctx.type = 'html';
-  ctx.set('content-security-policy', PAGE_CSP);
+  ctx.set('content-security-policy', pageCsp(formDestinations));
   ctx.set('cache-control', 'no-store');
   ctx.body = page(title, body);
 }
@@ -65,6 +75,10 @@ ${new Html(form)}
 
 export const logoutSources = {
   async logoutSource(ctx: KoaContextWithOIDC, form: string) {
+    // Confirming redirects to the post_logout_redirect_uri, which end_session checked against the
+    // client's registration before it stored it in the session state.
+    const state = ctx.oidc.session?.state as { postLogoutRedirectUri?: unknown } | undefined;
+    const back = typeof state?.postLogoutRedirectUri === 'string' ? [state.postLogoutRedirectUri] : [];
     render(
       ctx,
       'Sign out',
@@ -72,6 +86,8 @@ export const logoutSources = {
 ${new Html(form)}
 <button type="submit" form="op.logoutForm" name="logout" value="yes" id="logout">Yes, sign me out</button>
 <button type="submit" form="op.logoutForm" class="secondary">No, stay signed in</button>`,
+      undefined,
+      back,
     );
   },
   async postLogoutSuccessSource(ctx: KoaContextWithOIDC) {

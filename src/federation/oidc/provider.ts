@@ -12,7 +12,7 @@ import type { MasterKey } from '../../keys/master-key.js';
 import type { SigningKey, SigningKeyPurpose, SigningKeys } from '../../keys/signing-keys.js';
 import type { Store } from '../../store/open.js';
 import { linkGrantToSession, StoreAdapter, sessionOfGrant, tokenHandle } from './adapter.js';
-import { CLI_CLIENT, type OidcClients } from './clients.js';
+import { CLI_CLIENT, grantNameOf, type OidcClients, REQUIRE_PKCE_METADATA } from './clients.js';
 import { deviceSources, logoutSources, renderOidcError } from './pages.js';
 import { PROXY_CLIENT_ID } from './proxy-client.js';
 
@@ -236,7 +236,19 @@ export class OidcIssuer {
         },
         userinfo: { enabled: true },
       },
-      pkce: { required: () => true },
+      // PKCE for every code flow, unless an operator let one confidential client leave it out (its
+      // registration says ferry_require_pkce: false); a public client can never opt out.
+      pkce: {
+        required: (_ctx, client) =>
+          client.clientAuthMethod === 'none' || client.metadata()[REQUIRE_PKCE_METADATA] !== false,
+      },
+      extraClientMetadata: {
+        properties: [REQUIRE_PKCE_METADATA],
+        validator: (_ctx, key, value) => {
+          if (key === REQUIRE_PKCE_METADATA && value !== undefined && typeof value !== 'boolean')
+            throw new oidcErrors.InvalidClientMetadata(`${REQUIRE_PKCE_METADATA} must be a boolean`);
+        },
+      },
       responseTypes: ['code'],
       clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
       enabledJWA: {
@@ -299,6 +311,7 @@ export class OidcIssuer {
     };
     const provider = new Provider(this.issuer, configuration);
     provider.proxy = o.trustProxy;
+    provider.use(unauthorizedGrant);
     this.#observe(provider);
     // Client secrets are stored as their SHA-256: compare the hash of what was presented.
     provider.Client.prototype.compareClientSecret = function compareClientSecret(
@@ -380,7 +393,40 @@ export class OidcIssuer {
   }
 }
 
-/** The OpenID view of a directory user: stable sub (the user id), UPN, e-mail, groups. */
+/**
+ * A client asking for a grant its registration does not allow gets RFC 6749 §5.2's
+ * `unauthorized_client`, naming the grant and what it may use (oidc-provider answers a generic
+ * `invalid_request`), at the token and the device authorization endpoints alike.
+ */
+async function unauthorizedGrant(ctx: KoaContextWithOIDC, next: () => Promise<void>): Promise<void> {
+  await next();
+  const route = ctx.oidc?.route;
+  if (route !== 'token' && route !== 'device_authorization') return;
+  const body = ctx.body as { error?: string; error_description?: string } | undefined;
+  if (
+    body?.error !== 'invalid_request' ||
+    !/is not allowed for this client$/.test(body.error_description ?? '')
+  )
+    return;
+  const client = ctx.oidc.client;
+  if (!client) return;
+  const asked =
+    route === 'device_authorization' ? 'device_code' : grantNameOf(String(ctx.oidc.params?.grant_type ?? ''));
+  const allowed = (client.grantTypes ?? []).map(grantNameOf);
+  ctx.status = 400;
+  ctx.body = {
+    error: 'unauthorized_client',
+    error_description: `client ${client.clientId} may not use the ${asked} grant (allowed: ${allowed.join(', ') || 'none'})`,
+  };
+}
+
+/**
+ * The OpenID view of a directory user: stable sub (the user id), UPN, e-mail, groups.
+ * `email_verified` would be true only for an address whose ownership Ferry verified. Nothing in Ferry
+ * verifies one: SCIM (RFC 7643 §4.1.2 has no verification attribute, and whatever a provisioning
+ * client adds to an e-mail object is its say-so), the admin API and the tenant file all just state
+ * addresses. So it is false, and a relying party that links accounts by e-mail must not rely on it.
+ */
 export function accountOf(user: DirectoryPrincipal): Account {
   const email = user.emails.find((e) => e.primary)?.value ?? user.emails[0]?.value;
   return {
@@ -391,7 +437,7 @@ export function accountOf(user: DirectoryPrincipal): Account {
       name: user.displayName ?? undefined,
       given_name: user.givenName ?? undefined,
       family_name: user.familyName ?? undefined,
-      ...(email ? { email, email_verified: true } : {}),
+      ...(email ? { email, email_verified: false } : {}),
       groups: user.groups.map((g) => g.name),
     }),
   };

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type Provider from 'oidc-provider';
 import { errors as oidcErrors } from 'oidc-provider';
+import type { FormDestinations } from '../../identity/pages/csp.js';
 import { errorPage, PAGE_CSP } from '../../identity/pages/html.js';
 import type { Session } from '../../identity/sessions.js';
 import { acrOf, type OidcIssuer } from './provider.js';
@@ -10,6 +11,27 @@ export interface OidcRoutesOptions {
   issuer: OidcIssuer;
   /** the Ferry session a browser holds (its cookie), or null */
   ferrySession: (req: FastifyRequest) => Promise<Session | null>;
+  /** the sign-in pages ask here where an interaction ends, to name that origin in their form-action */
+  formDestinations?: FormDestinations;
+}
+
+/** `/oidc/interaction/<uid>`: the interaction a sign-in page returns to. */
+const INTERACTION_PATH = /^\/oidc\/interaction\/([\w-]{1,128})(?:[?#]|$)/;
+
+/**
+ * Where the interaction behind a sign-in page ends: the redirect_uri of its authorization request,
+ * checked once more against the client's registration (the proxy's client included).
+ */
+export async function interactionDestination(issuer: OidcIssuer, returnTo: string): Promise<string[]> {
+  const uid = INTERACTION_PATH.exec(returnTo)?.[1];
+  if (!uid) return [];
+  const provider = await issuer.provider();
+  const interaction = await provider.Interaction.find(uid);
+  const redirectUri = interaction?.params?.redirect_uri;
+  const clientId = interaction?.params?.client_id;
+  if (typeof redirectUri !== 'string' || typeof clientId !== 'string') return [];
+  const client = await provider.Client.find(clientId);
+  return client?.redirectUriAllowed(redirectUri) ? [redirectUri] : [];
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => unknown;
@@ -24,6 +46,9 @@ export const oidcRoutes: FastifyPluginAsync<OidcRoutesOptions> = async (app, opt
   // oidc-provider reads request bodies itself: leave the stream untouched in this scope.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, _payload, done) => done(null));
+  opts.formDestinations?.register('/oidc/interaction/', (returnTo) =>
+    interactionDestination(opts.issuer, returnTo),
+  );
 
   const forward = async (req: FastifyRequest, reply: FastifyReply) => {
     const provider = await opts.issuer.provider();

@@ -58,9 +58,8 @@ export function errorPage(status: number, title: string, detail: string): string
   );
 }
 
-/** Content-Security-Policy for every server-rendered page: nothing runs, nothing is framed. */
-export const PAGE_CSP =
-  "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/** Content-Security-Policy for every server-rendered page (see csp.ts for the per-response form-action). */
+export { PAGE_CSP } from './csp.js';
 
 export const STYLESHEET = `
 :root { color-scheme: light dark; --accent: #0b6bcb; --err: #b3261e; }

@@ -7,6 +7,7 @@ import type { RecoveryCodes } from '../recovery-codes.js';
 import type { Session, SessionStore } from '../sessions.js';
 import type { SigninResult, SigninService } from '../signin.js';
 import type { UserDirectory } from '../users.js';
+import { type FormDestinations, withFormDestinations } from './csp.js';
 import { csrfToken, csrfValid } from './csrf.js';
 import { errorPage, type Html, html, PAGE_CSP, page, STYLESHEET } from './html.js';
 import { qrDataUri } from './qr.js';
@@ -25,6 +26,11 @@ export interface SigninPagesOptions {
   upstream?: Array<{ id: string; path: string; label: string }>;
   /** recovery codes a person generates on the account page */
   recoveryCodes?: RecoveryCodes;
+  /**
+   * Where a return path finally leads (an OpenID client, a SAML SP): that origin is added to the
+   * page's `form-action`, since browsers apply it to the redirects after the form is sent.
+   */
+  formDestinations?: FormDestinations;
 }
 
 /** The same words whatever failed: wrong user, password or code, disabled account, or lockout. */
@@ -54,10 +60,17 @@ export const signinPages: FastifyPluginAsync<SigninPagesOptions> = async (app, o
   await app.register(fastifyFormbody, { bodyLimit: 64 * 1024 });
   const cookieOptions = { path: '/', httpOnly: true, sameSite: 'lax' as const, secure: secureCookies };
 
-  app.addHook('onSend', async (_req, reply, payload) => {
+  app.addHook('onSend', async (req, reply, payload) => {
     if (String(reply.getHeader('content-type') ?? '').startsWith('text/html')) {
       // A page that runs Ferry's own script (the security-key page) sets its own, still strict, policy.
-      if (!reply.getHeader('content-security-policy')) reply.header('content-security-policy', PAGE_CSP);
+      const policy = String(reply.getHeader('content-security-policy') ?? PAGE_CSP);
+      const returnTo =
+        (req.query as Form | undefined)?.return_to ?? (req.body as Form | undefined)?.return_to;
+      const destinations =
+        returnTo === undefined || !opts.formDestinations
+          ? []
+          : await opts.formDestinations.originsFor(safeReturnTo(returnTo));
+      reply.header('content-security-policy', withFormDestinations(policy, destinations));
       reply.header('x-frame-options', 'DENY');
       reply.header('cache-control', 'no-store');
     }
