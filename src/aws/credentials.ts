@@ -5,6 +5,7 @@ import {
   STSServiceException,
 } from '@aws-sdk/client-sts';
 import type { AwsAccount, AwsAccounts, AwsRole } from '../access/aws-accounts.js';
+import { AwsIdentityCollision, awsIdentityOf } from '../access/aws-identity.js';
 import type { AccessDecider } from '../access/decide.js';
 import type { Decision, Reason } from '../access/decision.js';
 import type { Signals } from '../access/principal.js';
@@ -23,6 +24,8 @@ export interface RoleAssertionSource {
   build(input: {
     subjectId: string;
     userName: string;
+    /** RoleSessionName and SourceIdentity (awsIdentityOf) */
+    awsIdentity: string;
     account: AwsAccount;
     role: AwsRole;
     durationSeconds: number;
@@ -146,9 +149,22 @@ export class AwsCredentialBroker {
       900,
       Math.min(request.durationSeconds ?? DEFAULT_DURATION_SECONDS, ceiling),
     );
+    let awsIdentity: string;
+    try {
+      awsIdentity = await awsIdentityOf(this.store.db, this.clock, principal);
+    } catch (err) {
+      if (err instanceof AwsIdentityCollision)
+        await this.#audit(ctx, principal, 'aws.credentials.refused', 'failure', {
+          target: name,
+          effect: 'deny',
+          reasons: [{ message: err.message }],
+        });
+      throw err;
+    }
     const assertion = await this.assertions.build({
       subjectId: principal.id,
       userName: principal.userName,
+      awsIdentity,
       account,
       role,
       durationSeconds,

@@ -6,8 +6,10 @@ import {
 } from '@aws-sdk/client-iam';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
+import { evaluateSession } from '../../test/support/iam-simulate.js';
 import { type LocalAws, startLocalAws } from '../../test/support/local-aws.js';
 import { AwsAccounts } from '../access/aws-accounts.js';
+import { awsIdentityOf } from '../access/aws-identity.js';
 import type { AuditContext } from '../audit/actor.js';
 import { recordIssued } from '../audit/issued.js';
 import { ManualClock } from '../clock.js';
@@ -277,6 +279,44 @@ describe.each(ENGINES)('revoking a person’s live AWS sessions (%s, moto)', (en
     expect(denied(await policyOn(ghost))).toEqual({ [ALICE.userName]: '2026-03-01T12:01:00Z' });
     const left = await store.db.selectFrom('issued_credentials').select('revoked_at').execute();
     expect(left.every((r) => r.revoked_at !== null)).toBe(true);
+  });
+
+  it('ends exactly one of two people whose UPNs normalise alike (IAM policy simulator on the policy moto holds)', async () => {
+    const jose = { userId: 'u-jose', userName: 'jose@contoso.example' };
+    const joseAccent = { userId: 'u-jose-accent', userName: 'josé@contoso.example' };
+    // What every issuer calls them (the console and `ferry creds` both ask awsIdentityOf).
+    const identity = (p: typeof jose) =>
+      awsIdentityOf(store.db, clock, { kind: 'user', id: p.userId, userName: p.userName });
+    const joseId = await identity(jose);
+    const accentId = await identity(joseAccent);
+    expect(joseId).not.toBe(accentId);
+    await issue(jose, 'sts-credentials', [role('Developer')], {
+      expiresInMs: 3600_000,
+      sourceIdentity: joseId,
+    });
+    await issue(joseAccent, 'sts-credentials', [role('Developer')], {
+      expiresInMs: 3600_000,
+      sourceIdentity: accentId,
+    });
+    const issuedAt = '2026-03-01T12:00:00Z';
+    clock.advance(60_000);
+    await revoker.revokeLiveSessions(joseAccent, clock.now(), { reason: 'user deactivated', ctx });
+
+    const policy = await policyOn(role('Developer'));
+    const judge = (sourceIdentity: string) =>
+      evaluateSession(policy, { sourceIdentity, issuedAt }, { account: ACCOUNT, role: role('Developer') });
+    expect(await judge(accentId)).toBe('ExplicitlyDenied');
+    expect(await judge(joseId)).toBe('Allowed');
+    // What main wrote for both of them (the bare normalised UPN) is not what the deny names.
+    expect(Object.keys(denied(policy))).toEqual([accentId]);
+    const marked = await store.db
+      .selectFrom('issued_credentials')
+      .select(['user_id', 'revoked_at'])
+      .execute();
+    expect(Object.fromEntries(marked.map((r) => [r.user_id, r.revoked_at !== null]))).toEqual({
+      'u-jose': false,
+      'u-jose-accent': true,
+    });
   });
 
   it('refuses to pretend for credentials issued without a SourceIdentity: audited, not marked revoked', async () => {

@@ -51,6 +51,7 @@ export interface Database {
   webauthn_challenges: WebauthnChallengesTable;
   recovery_codes: RecoveryCodesTable;
   token_sources: TokenSourcesTable;
+  aws_identities: AwsIdentitiesTable;
 }
 
 export interface UsersTable {
@@ -578,4 +579,13 @@ export interface TokenSourcesTable {
   network: string;
   ip: string;
   first_seen_at: string;
+}
+
+/** One value ever issued as RoleSessionName/SourceIdentity and its only owner (see 0014_aws_identities). */
+export interface AwsIdentitiesTable {
+  identity_key: string;
+  identity: string;
+  owner_key: string;
+  user_name: string;
+  created_at: string;
 }
