@@ -14,7 +14,7 @@ import { storePolicySource } from '../access/policies/store-source.js';
 import { ReviewCampaigns } from '../access/reviews/campaigns.js';
 import { SshLogins } from '../access/ssh-logins.js';
 import { systemActor } from '../audit/actor.js';
-import { openAccountClients } from '../aws/account-clients.js';
+import { accountConnection, openAccountClients } from '../aws/account-clients.js';
 import { AwsCredentialBroker } from '../aws/credentials.js';
 import { IdentityCenterPush } from '../aws/identity-center/service.js';
 import { IdentityCenterTargets } from '../aws/identity-center/target.js';
@@ -238,15 +238,16 @@ export function createServices(
     store,
     clock,
     accounts,
-    (accountId) =>
-      openAccountClients({
-        accountId,
-        region: aws.region,
-        ...(aws.endpoint === undefined ? {} : { endpoint: aws.endpoint }),
-        ...(aws.accessKeyId && aws.secretAccessKey
-          ? { credentials: { accessKeyId: aws.accessKeyId, secretAccessKey: aws.secretAccessKey } }
-          : {}),
-      }),
+    (account) =>
+      openAccountClients(
+        accountConnection(account, {
+          region: aws.region,
+          endpoint: aws.endpoint ?? null,
+          ...(aws.accessKeyId && aws.secretAccessKey
+            ? { credentials: { accessKeyId: aws.accessKeyId, secretAccessKey: aws.secretAccessKey } }
+            : {}),
+        }),
+      ),
     { clockSkewSeconds: aws.revocationClockSkew / 1000 },
   );
   return {

@@ -18,6 +18,7 @@ import type { Clock } from '../clock.js';
 import { NotFound } from '../errors.js';
 import type { CallerPrincipal } from '../identity/caller.js';
 import type { Store } from '../store/open.js';
+import { accountConnection } from './account-clients.js';
 
 /** The SAML assertion for one role that STS exchanges (built in federation/saml, injected here). */
 export interface RoleAssertionSource {
@@ -264,17 +265,15 @@ export class AwsCredentialBroker {
   }
 
   #client(account: AwsAccount): STSClient {
-    const endpoint = account.endpointUrl ?? this.defaultEndpoint;
-    const key = endpoint ?? `aws:${account.partition}`;
+    const { endpoint, region } = accountConnection(account, {
+      region: this.region,
+      endpoint: this.defaultEndpoint,
+    });
+    const key = `${endpoint ?? 'aws'} ${region}`;
     let client = this.#sts.get(key);
     if (!client) {
       client = new STSClient({
-        region:
-          account.partition === 'aws-us-gov'
-            ? 'us-gov-west-1'
-            : account.partition === 'aws-cn'
-              ? 'cn-north-1'
-              : this.region,
+        region,
         ...(endpoint ? { endpoint } : {}),
         // AssumeRoleWithSAML is unsigned: Ferry needs no AWS credentials of its own to broker it.
         credentials: { accessKeyId: 'unused', secretAccessKey: 'unused' },

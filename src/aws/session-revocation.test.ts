@@ -15,7 +15,7 @@ import { recordIssued } from '../audit/issued.js';
 import { ManualClock } from '../clock.js';
 import { migrateToLatest } from '../store/migrate.js';
 import { openStore, type Store } from '../store/open.js';
-import { openAccountClients } from './account-clients.js';
+import { accountConnection, openAccountClients } from './account-clients.js';
 import { REVOCATION_POLICY_NAME, type RevocationPolicyDocument } from './revocation-policy.js';
 import { SessionRevocationIncomplete, SessionRevoker } from './session-revocation.js';
 
@@ -86,7 +86,8 @@ describe.each(ENGINES)('revoking a person’s live AWS sessions (%s, moto)', (en
       store,
       clock,
       accounts,
-      (accountId) => openAccountClients({ endpoint: aws.endpoint, region: aws.region, accountId }),
+      (account) =>
+        openAccountClients(accountConnection(account, { region: aws.region, endpoint: aws.endpoint })),
       { clockSkewSeconds: SKEW_SECONDS },
     );
   });
@@ -317,6 +318,57 @@ describe.each(ENGINES)('revoking a person’s live AWS sessions (%s, moto)', (en
       'u-jose': false,
       'u-jose-accent': true,
     });
+  });
+
+  it('GovCloud: writes the deny on the role in the aws-us-gov partition, where issuance reached it', async () => {
+    const accounts = new AwsAccounts(store, clock);
+    await accounts.upsert(ctx, { id: ACCOUNT, alias: 'Account1', partition: 'aws-us-gov' });
+    const name = role('GovDeveloper');
+    await accounts.upsertRole(ctx, ACCOUNT, { name, maxSessionDuration: 3600 });
+    // The role exists only in the GovCloud partition (moto keeps IAM per partition, as AWS does).
+    const gov = new IAMClient({
+      endpoint: aws.endpoint,
+      region: 'us-gov-west-1',
+      credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+    });
+    try {
+      const created = await gov.send(
+        new CreateRoleCommand({
+          RoleName: name,
+          AssumeRolePolicyDocument: TRUST.replace('arn:aws:', 'arn:aws-us-gov:'),
+        }),
+      );
+      const govArn = `arn:aws-us-gov:iam::${ACCOUNT}:role/${name}`;
+      expect(created.Role!.Arn).toBe(govArn);
+      await issue(ALICE, 'sts-credentials', [name], { expiresInMs: 3600_000 });
+      await issue(BOB, 'sts-credentials', [name], { expiresInMs: 3600_000 });
+      clock.advance(60_000);
+
+      // On main the revoker ignored the partition: it asked the commercial IAM, found no such role, and failed.
+      const report = await revoker.revokeLiveSessions(ALICE, clock.now(), {
+        reason: 'user deactivated',
+        ctx,
+      });
+      expect(report.roles.map((r) => [r.roleArn, r.outcome])).toEqual([[govArn, 'revoked']]);
+      expect((await auditOf('aws.sessions-revoked')).map((d) => d['roleArn'])).toEqual([govArn]);
+      const out = await gov.send(
+        new GetRolePolicyCommand({ RoleName: name, PolicyName: REVOCATION_POLICY_NAME }),
+      );
+      const policy = JSON.parse(decodeURIComponent(out.PolicyDocument!)) as RevocationPolicyDocument;
+      expect(Object.keys(denied(policy))).toEqual([ALICE.userName]);
+      expect(await policyOn(name)).toBeNull(); // nothing written in the commercial partition
+
+      const judge = (sourceIdentity: string) =>
+        evaluateSession(
+          policy,
+          { sourceIdentity, issuedAt: '2026-03-01T12:00:00Z' },
+          { account: ACCOUNT, role: name, partition: 'aws-us-gov' },
+        );
+      expect(await judge(ALICE.userName)).toBe('ExplicitlyDenied');
+      expect(await judge(BOB.userName)).toBe('Allowed');
+    } finally {
+      gov.destroy();
+    }
   });
 
   it('refuses to pretend for credentials issued without a SourceIdentity: audited, not marked revoked', async () => {
