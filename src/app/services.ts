@@ -218,7 +218,17 @@ export function createServices(
   const conditionalAccess = new ConditionalAccessEngine(
     storePolicySource(store, policies, namedLocations, countryOf, clock),
     clock,
-    posture ? new DevicePostureVerifier(posture.issuer, posture.publicKeyPem, clock) : null,
+    posture
+      ? new DevicePostureVerifier(
+          {
+            issuer: posture.issuer,
+            publicKeyPem: posture.publicKeyPem,
+            audience: posture.audience ?? config.publicUrl.replace(/\/$/, ''),
+            maxAgeSeconds: Math.round(posture.maxAge / 1000),
+          },
+          clock,
+        )
+      : null,
   );
   const access = new AccessDecider(accounts, assignments, sshLogins, {
     sshMaxDuration: Math.round(config.ssh.certificateLifetime / 1000),
