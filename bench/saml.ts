@@ -2,13 +2,12 @@ import { randomBytes, randomUUID, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import samlify from 'samlify';
+import { awsIdentityCandidates } from '../src/access/aws-identity.js';
 import {
   AWS_SAML_AUDIENCE,
   AWS_SIGNIN_ENDPOINTS,
   awsAttributes,
   clampSessionDuration,
-  normalizeSessionName,
-  normalizeSourceIdentity,
 } from '../src/federation/saml/aws-attributes.js';
 import {
   AUTHN_CONTEXT,
@@ -24,6 +23,8 @@ import { type Row, ratioAtLeast, type Scenario } from './lib/scenario.js';
 const IDP_ENTITY_ID = 'https://ferry.example.com/saml/metadata';
 const ACS = AWS_SIGNIN_ENDPOINTS.aws;
 const UPN = 'test-awsdeveloper@contoso.example';
+/** The identity the console route derives (the registry lookup is a database read, left out here). */
+const AWS_IDENTITY = awsIdentityCandidates('user:bench', UPN)[0]!;
 const ROLE = {
   roleArn: 'arn:aws:iam::123456789012:role/Developer',
   providerArn: 'arn:aws:iam::123456789012:saml-provider/Ferry',
@@ -34,8 +35,8 @@ const TAGS = { department: 'Engineering' };
 function ferryAttributes(): SamlAttribute[] {
   return awsAttributes({
     roles: [ROLE],
-    sessionName: normalizeSessionName(UPN),
-    sourceIdentity: normalizeSourceIdentity(UPN),
+    sessionName: AWS_IDENTITY,
+    sourceIdentity: AWS_IDENTITY,
     sessionDurationSeconds: clampSessionDuration(undefined, 43_200, 43_200),
     principalTags: TAGS,
     transitiveTagKeys: Object.keys(TAGS),
@@ -124,8 +125,8 @@ function samlifyIssuer(privateKeyPem: string, certificatePem: string) {
         SessionNotOnOrAfter: new Date(now.getTime() + 12 * 3_600_000).toISOString(),
         AuthnContextClassRef: AUTHN_CONTEXT.passwordProtectedTransport,
         attrRole: `${ROLE.roleArn},${ROLE.providerArn}`,
-        attrRoleSessionName: normalizeSessionName(UPN),
-        attrSourceIdentity: normalizeSourceIdentity(UPN),
+        attrRoleSessionName: AWS_IDENTITY,
+        attrSourceIdentity: AWS_IDENTITY,
         attrSessionDuration: '43200',
         attrDepartment: TAGS.department,
         attrTransitiveTagKeys: 'department',

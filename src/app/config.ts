@@ -260,6 +260,10 @@ export const configSchema = z
           .object({
             issuer: z.string().min(1),
             publicKeyPem: z.string().min(1),
+            /** what the assertions' `aud` must be; default: publicUrl */
+            audience: z.string().min(1).optional(),
+            /** the oldest assertion (by `iat`) that counts */
+            maxAge: duration('5m'),
           })
           .strict()
           .nullable()

@@ -14,7 +14,7 @@ import { storePolicySource } from '../access/policies/store-source.js';
 import { ReviewCampaigns } from '../access/reviews/campaigns.js';
 import { SshLogins } from '../access/ssh-logins.js';
 import { systemActor } from '../audit/actor.js';
-import { openAccountClients } from '../aws/account-clients.js';
+import { accountConnection, openAccountClients } from '../aws/account-clients.js';
 import { AwsCredentialBroker } from '../aws/credentials.js';
 import { IdentityCenterPush } from '../aws/identity-center/service.js';
 import { IdentityCenterTargets } from '../aws/identity-center/target.js';
@@ -218,7 +218,17 @@ export function createServices(
   const conditionalAccess = new ConditionalAccessEngine(
     storePolicySource(store, policies, namedLocations, countryOf, clock),
     clock,
-    posture ? new DevicePostureVerifier(posture.issuer, posture.publicKeyPem, clock) : null,
+    posture
+      ? new DevicePostureVerifier(
+          {
+            issuer: posture.issuer,
+            publicKeyPem: posture.publicKeyPem,
+            audience: posture.audience ?? config.publicUrl.replace(/\/$/, ''),
+            maxAgeSeconds: Math.round(posture.maxAge / 1000),
+          },
+          clock,
+        )
+      : null,
   );
   const serviceProviders = new ServiceProviders(store, clock, appAssignments);
   const access = new AccessDecider(accounts, assignments, sshLogins, {
@@ -240,15 +250,16 @@ export function createServices(
     store,
     clock,
     accounts,
-    (accountId) =>
-      openAccountClients({
-        accountId,
-        region: aws.region,
-        ...(aws.endpoint === undefined ? {} : { endpoint: aws.endpoint }),
-        ...(aws.accessKeyId && aws.secretAccessKey
-          ? { credentials: { accessKeyId: aws.accessKeyId, secretAccessKey: aws.secretAccessKey } }
-          : {}),
-      }),
+    (account) =>
+      openAccountClients(
+        accountConnection(account, {
+          region: aws.region,
+          endpoint: aws.endpoint ?? null,
+          ...(aws.accessKeyId && aws.secretAccessKey
+            ? { credentials: { accessKeyId: aws.accessKeyId, secretAccessKey: aws.secretAccessKey } }
+            : {}),
+        }),
+      ),
     { clockSkewSeconds: aws.revocationClockSkew / 1000 },
   );
   return {

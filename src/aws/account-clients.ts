@@ -1,5 +1,6 @@
 import { IAMClient } from '@aws-sdk/client-iam';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import type { AwsAccount, Partition } from '../access/aws-accounts.js';
 
 /** How to reach one AWS account: real AWS when `endpoint` is omitted, the local AWS (moto) when it is given. */
 export interface AwsAccountConnection {
@@ -86,3 +87,46 @@ export async function checkCallerAccount(
 }
 
 export const ACCOUNT_ID_PATTERN = /^\d{12}$/;
+
+/**
+ * The region Ferry talks to an account's STS and IAM in. IAM and STS of the aws-us-gov and aws-cn
+ * partitions answer only in their own regions (a commercial region would reach another partition's
+ * IAM, where the role does not exist), so those ignore the configured region.
+ */
+export function partitionRegion(partition: Partition, defaultRegion: string): string {
+  switch (partition) {
+    case 'aws-us-gov':
+      return 'us-gov-west-1';
+    case 'aws-cn':
+      return 'cn-north-1';
+    default:
+      return defaultRegion;
+  }
+}
+
+/** What every AWS call for one registered account uses (credential issuance and revocation alike). */
+export interface AccountConnectionDefaults {
+  /** config aws.region: the region for accounts in the aws partition */
+  region: string;
+  /** config aws.endpoint: the local AWS for accounts without an endpoint of their own */
+  endpoint?: string | null;
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+}
+
+/**
+ * How to reach one registered account: its own endpoint (else the configured one, else AWS itself) and its
+ * partition's region. The one place that decides, so a deny lands where the credentials came from.
+ */
+export function accountConnection(
+  account: Pick<AwsAccount, 'id' | 'partition' | 'endpointUrl'>,
+  defaults: AccountConnectionDefaults,
+): AwsAccountConnection & { partition: Partition } {
+  const endpoint = account.endpointUrl ?? defaults.endpoint ?? undefined;
+  return {
+    accountId: account.id,
+    partition: account.partition,
+    region: partitionRegion(account.partition, defaults.region),
+    ...(endpoint === undefined ? {} : { endpoint }),
+    ...(defaults.credentials ? { credentials: defaults.credentials } : {}),
+  };
+}

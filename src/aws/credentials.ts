@@ -5,6 +5,7 @@ import {
   STSServiceException,
 } from '@aws-sdk/client-sts';
 import type { AwsAccount, AwsAccounts, AwsRole } from '../access/aws-accounts.js';
+import { AwsIdentityCollision, awsIdentityOf } from '../access/aws-identity.js';
 import type { AccessDecider } from '../access/decide.js';
 import type { Decision, Reason } from '../access/decision.js';
 import type { Signals } from '../access/principal.js';
@@ -17,12 +18,15 @@ import type { Clock } from '../clock.js';
 import { NotFound } from '../errors.js';
 import type { CallerPrincipal } from '../identity/caller.js';
 import type { Store } from '../store/open.js';
+import { accountConnection } from './account-clients.js';
 
 /** The SAML assertion for one role that STS exchanges (built in federation/saml, injected here). */
 export interface RoleAssertionSource {
   build(input: {
     subjectId: string;
     userName: string;
+    /** RoleSessionName and SourceIdentity (awsIdentityOf) */
+    awsIdentity: string;
     account: AwsAccount;
     role: AwsRole;
     durationSeconds: number;
@@ -146,9 +150,22 @@ export class AwsCredentialBroker {
       900,
       Math.min(request.durationSeconds ?? DEFAULT_DURATION_SECONDS, ceiling),
     );
+    let awsIdentity: string;
+    try {
+      awsIdentity = await awsIdentityOf(this.store.db, this.clock, principal);
+    } catch (err) {
+      if (err instanceof AwsIdentityCollision)
+        await this.#audit(ctx, principal, 'aws.credentials.refused', 'failure', {
+          target: name,
+          effect: 'deny',
+          reasons: [{ message: err.message }],
+        });
+      throw err;
+    }
     const assertion = await this.assertions.build({
       subjectId: principal.id,
       userName: principal.userName,
+      awsIdentity,
       account,
       role,
       durationSeconds,
@@ -248,17 +265,15 @@ export class AwsCredentialBroker {
   }
 
   #client(account: AwsAccount): STSClient {
-    const endpoint = account.endpointUrl ?? this.defaultEndpoint;
-    const key = endpoint ?? `aws:${account.partition}`;
+    const { endpoint, region } = accountConnection(account, {
+      region: this.region,
+      endpoint: this.defaultEndpoint,
+    });
+    const key = `${endpoint ?? 'aws'} ${region}`;
     let client = this.#sts.get(key);
     if (!client) {
       client = new STSClient({
-        region:
-          account.partition === 'aws-us-gov'
-            ? 'us-gov-west-1'
-            : account.partition === 'aws-cn'
-              ? 'cn-north-1'
-              : this.region,
+        region,
         ...(endpoint ? { endpoint } : {}),
         // AssumeRoleWithSAML is unsigned: Ferry needs no AWS credentials of its own to broker it.
         credentials: { accessKeyId: 'unused', secretAccessKey: 'unused' },

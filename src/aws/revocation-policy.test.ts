@@ -1,5 +1,5 @@
-import { type RunSimulationResults, runSimulation } from '@cloud-copilot/iam-simulate';
 import { describe, expect, it } from 'vitest';
+import { evaluateSession, type SimulatedSession } from '../../test/support/iam-simulate.js';
 import {
   cutoffText,
   INLINE_ROLE_POLICY_LIMIT,
@@ -14,41 +14,14 @@ const ALICE = 'alice@contoso.example';
 const BOB = 'bob@contoso.example';
 const CUTOFF = new Date('2026-03-01T12:00:00.000Z');
 
-/** What the role already allows: the revocation must take it away from exactly the revoked sessions. */
-const ROLE_PERMISSIONS = {
-  Version: '2012-10-17',
-  Statement: [{ Effect: 'Allow', Action: ['s3:GetObject', 'iam:ListRoles'], Resource: '*' }],
-};
-
 /** IAM's own evaluation (as iam-simulate models it) of one request by a session of the Developer role. */
-async function evaluate(
+const evaluate = (
   revocation: unknown,
-  session: { sourceIdentity?: string; issuedAt: string },
-  action = 's3:GetObject',
+  session: SimulatedSession,
+  action?: string,
   resource = 'arn:aws:s3:::reports/q1.csv',
-): Promise<string> {
-  const context: Record<string, string> = { 'aws:TokenIssueTime': session.issuedAt };
-  if (session.sourceIdentity !== undefined) context['aws:SourceIdentity'] = session.sourceIdentity;
-  const result: RunSimulationResults = await runSimulation(
-    {
-      request: {
-        principal: `arn:aws:sts::${ACCOUNT}:assumed-role/Developer/${session.sourceIdentity ?? 'someone'}`,
-        action,
-        resource: { resource, accountId: ACCOUNT },
-        contextVariables: context,
-      },
-      identityPolicies: [
-        { name: 'DeveloperAccess', policy: ROLE_PERMISSIONS },
-        ...(revocation ? [{ name: 'FerryRevokedSessions', policy: revocation }] : []),
-      ],
-      serviceControlPolicies: [],
-      resourceControlPolicies: [],
-    },
-    {},
-  );
-  if (result.resultType === 'error') throw new Error(`simulation refused: ${JSON.stringify(result.errors)}`);
-  return result.overallResult;
-}
+): Promise<string> =>
+  evaluateSession(revocation, session, { account: ACCOUNT, ...(action ? { action } : {}), resource });
 
 describe('the FerryRevokedSessions policy, judged by an IAM policy simulator', () => {
   const policy = revocationPolicy([{ sourceIdentity: ALICE, cutoff: CUTOFF }]);

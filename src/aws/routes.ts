@@ -1,6 +1,7 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { AwsAccounts } from '../access/aws-accounts.js';
+import { AwsIdentityCollision } from '../access/aws-identity.js';
 import type { AccessDecider } from '../access/decide.js';
 import type { AuditContext } from '../audit/actor.js';
 import type { Caller } from '../identity/caller.js';
@@ -101,6 +102,9 @@ export const awsCallerRoutes: FastifyPluginAsync<AwsCallerRoutesOptions> = async
             reasons: err.decision.reasons,
             ...(err.decision.effect === 'step-up' ? { require: err.decision.require } : {}),
           });
+        }
+        if (err instanceof AwsIdentityCollision) {
+          throw new Problem(409, err.code, 'AWS identity taken', err.message, { tried: err.tried });
         }
         if (err instanceof StsExchangeFailed) {
           throw new Problem(502, 'aws-sts-failed', 'AWS STS refused the exchange', err.message, {

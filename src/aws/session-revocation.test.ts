@@ -6,14 +6,16 @@ import {
 } from '@aws-sdk/client-iam';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
+import { evaluateSession } from '../../test/support/iam-simulate.js';
 import { type LocalAws, startLocalAws } from '../../test/support/local-aws.js';
 import { AwsAccounts } from '../access/aws-accounts.js';
+import { awsIdentityOf } from '../access/aws-identity.js';
 import type { AuditContext } from '../audit/actor.js';
 import { recordIssued } from '../audit/issued.js';
 import { ManualClock } from '../clock.js';
 import { migrateToLatest } from '../store/migrate.js';
 import { openStore, type Store } from '../store/open.js';
-import { openAccountClients } from './account-clients.js';
+import { accountConnection, openAccountClients } from './account-clients.js';
 import { REVOCATION_POLICY_NAME, type RevocationPolicyDocument } from './revocation-policy.js';
 import { SessionRevocationIncomplete, SessionRevoker } from './session-revocation.js';
 
@@ -84,7 +86,8 @@ describe.each(ENGINES)('revoking a person’s live AWS sessions (%s, moto)', (en
       store,
       clock,
       accounts,
-      (accountId) => openAccountClients({ endpoint: aws.endpoint, region: aws.region, accountId }),
+      (account) =>
+        openAccountClients(accountConnection(account, { region: aws.region, endpoint: aws.endpoint })),
       { clockSkewSeconds: SKEW_SECONDS },
     );
   });
@@ -277,6 +280,95 @@ describe.each(ENGINES)('revoking a person’s live AWS sessions (%s, moto)', (en
     expect(denied(await policyOn(ghost))).toEqual({ [ALICE.userName]: '2026-03-01T12:01:00Z' });
     const left = await store.db.selectFrom('issued_credentials').select('revoked_at').execute();
     expect(left.every((r) => r.revoked_at !== null)).toBe(true);
+  });
+
+  it('ends exactly one of two people whose UPNs normalise alike (IAM policy simulator on the policy moto holds)', async () => {
+    const jose = { userId: 'u-jose', userName: 'jose@contoso.example' };
+    const joseAccent = { userId: 'u-jose-accent', userName: 'josé@contoso.example' };
+    // What every issuer calls them (the console and `ferry creds` both ask awsIdentityOf).
+    const identity = (p: typeof jose) =>
+      awsIdentityOf(store.db, clock, { kind: 'user', id: p.userId, userName: p.userName });
+    const joseId = await identity(jose);
+    const accentId = await identity(joseAccent);
+    expect(joseId).not.toBe(accentId);
+    await issue(jose, 'sts-credentials', [role('Developer')], {
+      expiresInMs: 3600_000,
+      sourceIdentity: joseId,
+    });
+    await issue(joseAccent, 'sts-credentials', [role('Developer')], {
+      expiresInMs: 3600_000,
+      sourceIdentity: accentId,
+    });
+    const issuedAt = '2026-03-01T12:00:00Z';
+    clock.advance(60_000);
+    await revoker.revokeLiveSessions(joseAccent, clock.now(), { reason: 'user deactivated', ctx });
+
+    const policy = await policyOn(role('Developer'));
+    const judge = (sourceIdentity: string) =>
+      evaluateSession(policy, { sourceIdentity, issuedAt }, { account: ACCOUNT, role: role('Developer') });
+    expect(await judge(accentId)).toBe('ExplicitlyDenied');
+    expect(await judge(joseId)).toBe('Allowed');
+    // What main wrote for both of them (the bare normalised UPN) is not what the deny names.
+    expect(Object.keys(denied(policy))).toEqual([accentId]);
+    const marked = await store.db
+      .selectFrom('issued_credentials')
+      .select(['user_id', 'revoked_at'])
+      .execute();
+    expect(Object.fromEntries(marked.map((r) => [r.user_id, r.revoked_at !== null]))).toEqual({
+      'u-jose': false,
+      'u-jose-accent': true,
+    });
+  });
+
+  it('GovCloud: writes the deny on the role in the aws-us-gov partition, where issuance reached it', async () => {
+    const accounts = new AwsAccounts(store, clock);
+    await accounts.upsert(ctx, { id: ACCOUNT, alias: 'Account1', partition: 'aws-us-gov' });
+    const name = role('GovDeveloper');
+    await accounts.upsertRole(ctx, ACCOUNT, { name, maxSessionDuration: 3600 });
+    // The role exists only in the GovCloud partition (moto keeps IAM per partition, as AWS does).
+    const gov = new IAMClient({
+      endpoint: aws.endpoint,
+      region: 'us-gov-west-1',
+      credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+    });
+    try {
+      const created = await gov.send(
+        new CreateRoleCommand({
+          RoleName: name,
+          AssumeRolePolicyDocument: TRUST.replace('arn:aws:', 'arn:aws-us-gov:'),
+        }),
+      );
+      const govArn = `arn:aws-us-gov:iam::${ACCOUNT}:role/${name}`;
+      expect(created.Role!.Arn).toBe(govArn);
+      await issue(ALICE, 'sts-credentials', [name], { expiresInMs: 3600_000 });
+      await issue(BOB, 'sts-credentials', [name], { expiresInMs: 3600_000 });
+      clock.advance(60_000);
+
+      // On main the revoker ignored the partition: it asked the commercial IAM, found no such role, and failed.
+      const report = await revoker.revokeLiveSessions(ALICE, clock.now(), {
+        reason: 'user deactivated',
+        ctx,
+      });
+      expect(report.roles.map((r) => [r.roleArn, r.outcome])).toEqual([[govArn, 'revoked']]);
+      expect((await auditOf('aws.sessions-revoked')).map((d) => d['roleArn'])).toEqual([govArn]);
+      const out = await gov.send(
+        new GetRolePolicyCommand({ RoleName: name, PolicyName: REVOCATION_POLICY_NAME }),
+      );
+      const policy = JSON.parse(decodeURIComponent(out.PolicyDocument!)) as RevocationPolicyDocument;
+      expect(Object.keys(denied(policy))).toEqual([ALICE.userName]);
+      expect(await policyOn(name)).toBeNull(); // nothing written in the commercial partition
+
+      const judge = (sourceIdentity: string) =>
+        evaluateSession(
+          policy,
+          { sourceIdentity, issuedAt: '2026-03-01T12:00:00Z' },
+          { account: ACCOUNT, role: name, partition: 'aws-us-gov' },
+        );
+      expect(await judge(ALICE.userName)).toBe('ExplicitlyDenied');
+      expect(await judge(BOB.userName)).toBe('Allowed');
+    } finally {
+      gov.destroy();
+    }
   });
 
   it('refuses to pretend for credentials issued without a SourceIdentity: audited, not marked revoked', async () => {

@@ -1,6 +1,6 @@
 import { DeleteRolePolicyCommand, NoSuchEntityException, PutRolePolicyCommand } from '@aws-sdk/client-iam';
 import type { Kysely } from 'kysely';
-import { type AwsAccounts, MAX_SESSION_SECONDS } from '../access/aws-accounts.js';
+import { type AwsAccount, type AwsAccounts, MAX_SESSION_SECONDS } from '../access/aws-accounts.js';
 import { type AuditContext, systemActor } from '../audit/actor.js';
 import { appendAudit } from '../audit/ledger.js';
 import { type Clock, iso } from '../clock.js';
@@ -37,6 +37,8 @@ export interface RevokeOptions {
 
 export interface RoleRevocation {
   target: string;
+  /** the IAM role the deny was written on, in the account's partition (arn:aws-us-gov:iam::…) */
+  roleArn: string;
   sourceIdentities: string[];
   /** sessions of these identities issued before it are denied (ISO, whole seconds) */
   cutoff: string;
@@ -65,8 +67,11 @@ export class SessionRevocationIncomplete extends Error {
   }
 }
 
-/** Opens the SDK clients for one AWS account (real AWS, or the local AWS when an endpoint is configured). */
-export type ConnectAccount = (accountId: string) => AccountClients;
+/**
+ * Opens the SDK clients for one registered AWS account: its partition's region and its endpoint, exactly as
+ * credential issuance reaches it (wire it with accountConnection).
+ */
+export type ConnectAccount = (account: AwsAccount) => AccountClients;
 
 export interface SessionRevokerOptions {
   /** added to every cutoff: Ferry's clock and AWS's may disagree by this much */
@@ -162,6 +167,7 @@ export class SessionRevoker {
         const identities = [...p.identities].sort();
         const base = {
           target: targetOf(p.role),
+          roleArn: await this.roleArn(p.role),
           sourceIdentities: identities,
           cutoff: cutoffText(cutoff),
           policyName: REVOCATION_POLICY_NAME,
@@ -172,6 +178,7 @@ export class SessionRevoker {
           await this.audit(ctx, 'aws.sessions-revoked', 'success', person.userName, {
             userId: person.userId,
             target: base.target,
+            roleArn: base.roleArn,
             policyName: REVOCATION_POLICY_NAME,
             cutoff: base.cutoff,
             sourceIdentities: identities,
@@ -305,11 +312,19 @@ export class SessionRevoker {
    * to land always carries every entry.
    */
   private async apply(role: RoleRef): Promise<void> {
-    const clients = this.connect(role.account);
+    const account = await this.accounts.find(this.store.db, role.account);
+    if (!account)
+      throw new Error(
+        `AWS account ${role.account} is no longer registered; its partition and endpoint are unknown`,
+      );
+    const clients = this.connect(account);
     try {
-      if (!this.checkedAccounts.has(role.account)) {
-        await checkCallerAccount(clients.sts, role.account);
-        this.checkedAccounts.add(role.account);
+      // The credentials must be for this account in its partition: a GovCloud role is not reached through
+      // a commercial-partition IAM (where a role of the same name could exist and be changed instead).
+      const checked = `${account.id} ${account.partition}`;
+      if (!this.checkedAccounts.has(checked)) {
+        await checkCallerAccount(clients.sts, account.id, account.partition);
+        this.checkedAccounts.add(checked);
       }
       for (let round = 0; round < MAX_APPLY_ROUNDS; round++) {
         const { version, entries } = await this.current(role);
@@ -355,6 +370,14 @@ export class SessionRevoker {
     } finally {
       clients.destroy();
     }
+  }
+
+  /** The role's ARN in its account's partition (as registered; built from the account when the role is not). */
+  private async roleArn(role: RoleRef): Promise<string> {
+    const [registered] = [...(await this.accounts.rolesByTarget([role])).values()];
+    if (registered) return registered.arn;
+    const account = await this.accounts.find(this.store.db, role.account);
+    return `arn:${account?.partition ?? 'aws'}:iam::${role.account}:role/${role.role}`;
   }
 
   /** The role's entries still needed now; those whose sessions have all expired are forgotten. */

@@ -99,6 +99,13 @@ function openPostgres(url: string, options: StoreOptions): Store {
     query_timeout: 15_000,
   });
   pool.on('error', (err) => options.onIdleError?.(err));
+  // A connection ended while checked out (pg_terminate_backend, a restart, a failover between two queries
+  // of a transaction) emits 'error' on its client; without a listener that is an uncaught exception that
+  // ends the process. The query in flight (or the next one) fails on its own and becomes a 503; the pool
+  // drops the dead client on release (it is no longer queryable), so the instance recovers by itself.
+  pool.on('connect', (client) => {
+    client.on('error', (err) => options.onIdleError?.(err));
+  });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
     db,

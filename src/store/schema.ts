@@ -52,6 +52,7 @@ export interface Database {
   webauthn_challenges: WebauthnChallengesTable;
   recovery_codes: RecoveryCodesTable;
   token_sources: TokenSourcesTable;
+  aws_identities: AwsIdentitiesTable;
 }
 
 export interface UsersTable {
@@ -595,4 +596,11 @@ export interface SamlRequestIdsTable {
   issuer: string;
   request_id: string;
   expires_at: string;
+/** One value ever issued as RoleSessionName/SourceIdentity and its only owner (see 0014_aws_identities). */
+export interface AwsIdentitiesTable {
+  identity_key: string;
+  identity: string;
+  owner_key: string;
+  user_name: string;
+  created_at: string;
 }

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import {
@@ -176,6 +178,113 @@ describe('PostgreSQL goes away and comes back', () => {
     }
     expect(server.alive()).toBe(true);
   });
+});
+
+describe('PostgreSQL ends connections mid-transaction (pg_terminate_backend)', () => {
+  let db: TestDatabase;
+  let dir: string;
+  let server: FerryProcess;
+  let token: string;
+  let killer: pg.Client;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('postgres');
+    dir = mkdtempSync(join(tmpdir(), 'ferry-e2e-terminate-'));
+    const env = { FERRY_DATABASE_URL: db.url, FERRY_MASTER_KEY: masterKey() };
+    const created = await runFerry(['admin', 'token', 'create', '--name', 'e2e'], { cwd: dir, env });
+    expect(created.code, created.stderr).toBe(0);
+    token = created.stdout.trim();
+    server = await startFerryProcess({ cwd: dir, env, readyTimeoutMs: 60_000 });
+    killer = new pg.Client({ connectionString: db.url });
+    await killer.connect();
+  }, 90_000);
+
+  afterAll(async () => {
+    await killer?.end();
+    await stopAllFerryProcesses();
+    await db?.drop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Ends every connection Ferry holds to its database, as a failover or an operator would. */
+  const terminateAll = async () =>
+    (
+      await killer.query(
+        'select count(pg_terminate_backend(pid))::int as n from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()',
+      )
+    ).rows[0].n as number;
+
+  it('answers 503 (never 500) for requests on ended connections, stays up, and recovers by itself', async () => {
+    expect((await call(server, '/api/v1/users', token)).status).toBe(200);
+    // The reference for the recovery figure: one write on a healthy pool, measured in the same run.
+    const healthyStarted = performance.now();
+    const healthy = await call(server, '/api/v1/groups', token, {
+      method: 'POST',
+      body: JSON.stringify({ displayName: 'Before' }),
+    });
+    expect(healthy.status).toBe(201);
+    const healthyMs = performance.now() - healthyStarted;
+    const statuses = new Map<number, number>();
+    const problems: string[] = [];
+    let terminated = 0;
+    let stop = false;
+    // Writers (each a transaction: the group, its audit event) and readers, while connections keep dying.
+    const load = async (worker: number) => {
+      for (let i = 0; !stop; i++) {
+        const res =
+          i % 2 === 0
+            ? await call(server, '/api/v1/groups', token, {
+                method: 'POST',
+                body: JSON.stringify({ displayName: `W${worker}-${i}` }),
+              })
+            : await call(server, '/api/v1/users', token);
+        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+        if (res.status >= 500) {
+          problems.push(`${res.status} ${res.headers.get('content-type')}`);
+          await res.body?.cancel();
+        } else await res.arrayBuffer();
+      }
+    };
+    const workers = Array.from({ length: 6 }, (_, w) => load(w));
+    for (let round = 0; round < 10; round++) {
+      await new Promise((r) => setTimeout(r, 150));
+      terminated += await terminateAll();
+    }
+    const lastTermination = performance.now();
+    stop = true;
+    await Promise.all(workers);
+
+    expect(terminated).toBeGreaterThan(0);
+    expect(server.alive()).toBe(true);
+    expect([...statuses.keys()].filter((s) => s >= 500 && s !== 503)).toEqual([]);
+    for (const p of problems) expect(p).toMatch(/^503 application\/problem\+json/);
+
+    // Recovery: the first successful write after the last termination, with no restart.
+    const created = await waitFor(
+      'a write to succeed again',
+      async () => {
+        const res = await call(server, '/api/v1/groups', token, {
+          method: 'POST',
+          body: JSON.stringify({ displayName: `After-${Date.now()}` }),
+        });
+        return res.status === 201 ? res : undefined;
+      },
+      { timeoutMs: 10_000, intervalMs: 20 },
+    );
+    const recoveredMs = performance.now() - lastTermination;
+    expect(created.status).toBe(201);
+    expect((await call(server, '/readyz')).status).toBe(200);
+    expect(server.alive()).toBe(true);
+    // Every group that was answered 201 exists, with its audit event (no half-written change).
+    const verify = (await (await call(server, '/api/v1/audit/verify', token)).json()) as { ok: boolean };
+    expect(verify.ok).toBe(true);
+    console.log(
+      `[pg_terminate_backend] ${terminated} connections ended over 10 rounds; answers ${JSON.stringify(
+        Object.fromEntries(statuses),
+      )}; first successful write ${recoveredMs.toFixed(0)} ms after the last termination ` +
+        `(${(recoveredMs / healthyMs).toFixed(1)}× one write on a healthy pool, ${healthyMs.toFixed(0)} ms)`,
+    );
+  }, 120_000);
 });
 
 describe('SQLite: stopping with SIGTERM', () => {

@@ -62,7 +62,7 @@ class Facts {
       const assertion = this.signals.deviceAssertion;
       if (!assertion) return null;
       if (!this.devices) return { ok: false as const, problem: 'no device posture issuer is configured' };
-      return this.devices.verify(assertion, this.principal.userName);
+      return this.devices.verify(assertion, this.principal);
     })();
     return this.#posture;
   }

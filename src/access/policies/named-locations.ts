@@ -87,6 +87,8 @@ export class NamedLocations {
           .insertInto('named_locations')
           .values({ name, ranges: json, created_at: now, updated_at: now })
           .execute();
+      // Policies name locations: every instance must re-read the ranges at once.
+      await bumpPolicyGeneration(trx);
       await appendAudit(trx, this.store.engine, this.clock, {
         type: existing ? 'named-location.updated' : 'named-location.created',
         outcome: 'success',

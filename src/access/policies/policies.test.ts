@@ -13,6 +13,8 @@ import { parseTarget } from '../targets.js';
 const ctx: AuditContext = { actor: { type: 'operator', name: 'test' } };
 const DEVICE_ISSUER = 'https://mdm.contoso.example';
 const PWD = ['pwd'];
+/** what this Ferry's posture assertions must be addressed to (conditionalAccess.devicePosture.audience) */
+const FERRY_AUDIENCE = 'https://ferry.contoso.example';
 const TOTP = ['pwd', 'otp', 'mfa'];
 const WEBAUTHN = ['pwd', 'hwk', 'mfa'];
 
@@ -30,6 +32,7 @@ describe.each(ENGINES)('conditional access on %s', (engine) => {
         conditionalAccess: {
           devicePosture: {
             issuer: DEVICE_ISSUER,
+            audience: FERRY_AUDIENCE,
             publicKeyPem: deviceKeys.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
           },
         },
@@ -49,6 +52,7 @@ describe.each(ENGINES)('conditional access on %s', (engine) => {
     await s.accounts.upsertRole(ctx, accountId, { name: 'Administrator', maxSessionDuration: 43200 });
     const group = await s.groups.create(ctx, { displayName: unique('Devs') });
     const user = await s.users.create(ctx, { userName: `${unique('dev')}@contoso.example` });
+    lastUser = user.userName;
     await s.groups.setMembership(ctx, group.id, user.id, true);
     for (const role of ['Developer', 'Administrator'])
       await s.assignments.add(ctx, { type: 'group', id: group.id, name: group.displayName }, accountId, role);
@@ -82,19 +86,31 @@ describe.each(ENGINES)('conditional access on %s', (engine) => {
     return { s, accountId, group, user, decide, policy, dev, admin };
   }
 
+  /** A posture assertion for `sub` (the person), addressed to Ferry, issued now, unless told otherwise. */
   const device = async (
     claims: Record<string, unknown>,
-    opts: { key?: string; exp?: number; iss?: string } = {},
+    opts: {
+      key?: string;
+      exp?: number;
+      iss?: string;
+      sub?: string;
+      aud?: string | null;
+      iat?: number | null;
+    } = {},
   ) => {
     const pem = opts.key ?? deviceKeys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-    return new SignJWT(claims)
+    const now = Math.floor(clock.now().getTime() / 1000);
+    const jwt = new SignJWT({ device_id: 'device-42', ...claims })
       .setProtectedHeader({ alg: 'ES256' })
       .setIssuer(opts.iss ?? DEVICE_ISSUER)
-      .setSubject('device-42')
-      .setIssuedAt(Math.floor(clock.now().getTime() / 1000))
-      .setExpirationTime(opts.exp ?? Math.floor(clock.now().getTime() / 1000) + 600)
-      .sign(await importPKCS8(pem, 'ES256'));
+      .setSubject(opts.sub ?? lastUser)
+      .setExpirationTime(opts.exp ?? now + 600);
+    if (opts.aud !== null) jwt.setAudience(opts.aud ?? FERRY_AUDIENCE);
+    if (opts.iat !== null) jwt.setIssuedAt(opts.iat ?? now);
+    return jwt.sign(await importPKCS8(pem, 'ES256'));
   };
+  /** the person the last world() made: device() binds to them unless told otherwise */
+  let lastUser = '';
 
   it('without policies allows with the assignment and tags the MFA method', async () => {
     const { decide, dev } = await world();
@@ -303,6 +319,53 @@ describe.each(ENGINES)('conditional access on %s', (engine) => {
         })
       ).effect,
     ).toBe('step-up');
+  });
+
+  it('device posture is bound: Ferry as audience, this person as subject, the issuer, a short maximum age', async () => {
+    const { decide, policy, dev, user } = await world();
+    await policy('bound', { grant: { require: ['compliant-device'] } });
+    const now = Math.floor(clock.now().getTime() / 1000);
+    const judged = async (assertion: string) => {
+      const d = await decide(dev, TOTP, { deviceAssertion: assertion });
+      return { effect: d.effect, why: d.reasons.map((r) => r.message).join(' | ') };
+    };
+    // The person named by UPN (any case) or by user id counts.
+    expect((await judged(await device({ compliant: true }))).effect).toBe('allow');
+    expect(
+      (await judged(await device({ compliant: true }, { sub: user.userName.toUpperCase() }))).effect,
+    ).toBe('allow');
+    expect((await judged(await device({ compliant: true }, { sub: user.id }))).effect).toBe('allow');
+    // Each of these would have counted on main; now each is ignored, saying why.
+    for (const [what, assertion, why] of [
+      ['another audience', await device({ compliant: true }, { aud: 'https://other-app.example' }), /"aud"/],
+      ['no audience', await device({ compliant: true }, { aud: null }), /"aud"/],
+      [
+        'another person',
+        await device({ compliant: true }, { sub: 'someone-else@contoso.example' }),
+        /is about "someone-else@contoso\.example", not/,
+      ],
+      ['a bare device id', await device({ compliant: true }, { sub: 'device-42' }), /is about "device-42"/],
+      ['ten minutes old', await device({ compliant: true }, { iat: now - 600 }), /"iat"|too old|age/i],
+      ['no issue time', await device({ compliant: true }, { iat: null }), /"iat"/],
+      ['another issuer', await device({ compliant: true }, { iss: 'https://evil.example' }), /"iss"/],
+    ] as const) {
+      const got = await judged(assertion);
+      expect(got.effect, what).toBe('step-up');
+      expect(got.why, what).toMatch(why);
+    }
+
+    // What-if shows the reason too.
+    const res = await ferry.api('/api/v1/access/what-if', {
+      method: 'POST',
+      body: JSON.stringify({
+        user: user.userName,
+        target: dev,
+        mfa: 'totp',
+        device: await device({ compliant: true }, { sub: 'someone-else@contoso.example' }),
+      }),
+    });
+    expect(res.status).toBe(200);
+    expect(JSON.stringify(await res.json())).toContain('its sub must name the person');
   });
 
   it('AND needs every control, OR any one of them', async () => {

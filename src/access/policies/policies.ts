@@ -135,6 +135,8 @@ export class ConditionalAccessPolicies {
         .executeTakeFirst();
       if (Number(res.numUpdatedRows) !== 1)
         throw new Conflict(`policy ${policy.name} changed meanwhile; try again`);
+      // Enabling, disabling or switching to report-only changes decisions on every instance at once.
+      await bumpPolicyGeneration(trx);
       await appendAudit(trx, this.store.engine, this.clock, {
         type: 'policy.state-changed',
         outcome: 'success',

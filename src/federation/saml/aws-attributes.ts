@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { SamlAttribute } from './response.js';
 
 /**
@@ -9,6 +8,7 @@ import type { SamlAttribute } from './response.js';
  */
 
 import { type Partition, SIGNIN_ENDPOINTS } from '../../access/aws-accounts.js';
+import { AWS_IDENTITY_PATTERN } from '../../access/aws-identity.js';
 
 export const AWS_SAML_AUDIENCE = 'urn:amazon:webservices';
 
@@ -52,55 +52,15 @@ export class InvalidAwsAttribute extends Error {
   }
 }
 
-const SESSION_NAME = /^[\w+=,.@-]{2,64}$/;
-const SESSION_NAME_DISALLOWED = /[^\w+=,.@-]/gu;
+const SESSION_NAME = AWS_IDENTITY_PATTERN;
 const TAG_KEY = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$/u;
 const TAG_VALUE = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u;
-
-/**
- * Makes a RoleSessionName (CloudTrail shows it in the assumed-role ARN) from a UPN, or says why it
- * can't. Accents are dropped (josé → jose), other disallowed characters become `-`, and a name
- * longer than 64 characters keeps its first 55 and a `-` and 8 hex digits of the SHA-256 of the whole
- * input: the same UPN always gives the same name, and two long UPNs that share a prefix stay apart.
- */
-export function normalizeSessionName(upn: string): string {
-  return normalizeName('RoleSessionName', upn);
-}
-
-/** SourceIdentity follows the same rules (2..64 of `[\w+=,.@-]`); it is set once and sticks. */
-export function normalizeSourceIdentity(upn: string): string {
-  return normalizeName('SourceIdentity', upn);
-}
-
-function normalizeName(attribute: string, input: string): string {
-  if (typeof input !== 'string') throw new InvalidAwsAttribute(attribute, 'a name is required');
-  const trimmed = input.trim();
-  const ascii = trimmed.normalize('NFKD').replace(/\p{M}/gu, '').replace(SESSION_NAME_DISALLOWED, '-');
-  if (!/[A-Za-z0-9]/.test(ascii)) {
-    throw new InvalidAwsAttribute(
-      attribute,
-      `${JSON.stringify(input)} has no letters or digits AWS accepts (allowed: letters, digits and _+=,.@-)`,
-    );
-  }
-  let name = ascii;
-  if (name.length > 64) {
-    const digest = createHash('sha256').update(trimmed, 'utf8').digest('hex').slice(0, 8);
-    name = `${name.slice(0, 55)}-${digest}`;
-  }
-  if (!SESSION_NAME.test(name)) {
-    throw new InvalidAwsAttribute(
-      attribute,
-      `${JSON.stringify(input)} can't be made into 2 to 64 of letters, digits and _+=,.@-`,
-    );
-  }
-  return name;
-}
 
 function assertName(attribute: string, value: string): void {
   if (!SESSION_NAME.test(value)) {
     throw new InvalidAwsAttribute(
       attribute,
-      `${JSON.stringify(value)} must be 2 to 64 of letters, digits and _+=,.@- (normalize it first)`,
+      `${JSON.stringify(value)} must be 2 to 64 of letters, digits and _+=,.@- (derive it with awsIdentityOf)`,
     );
   }
 }
@@ -146,9 +106,9 @@ export interface AwsRoleChoice {
 export interface AwsAttributesInput {
   /** Every role the user may pick; more than one makes AWS show its role picker. */
   roles: AwsRoleChoice[];
-  /** Already normalized (normalizeSessionName); checked again here. */
+  /** The person's AWS identity (awsIdentityOf in aws-identity.ts); checked again here. */
   sessionName: string;
-  /** Already normalized (normalizeSourceIdentity); omitted when undefined. */
+  /** The same value as sessionName (awsIdentityOf); omitted when undefined. */
   sourceIdentity?: string;
   /** Already clamped (clampSessionDuration); checked to be within 900..43200. */
   sessionDurationSeconds: number;

@@ -2,19 +2,16 @@ import { randomUUID } from 'node:crypto';
 import type { AwsAccount, AwsRole } from '../../access/aws-accounts.js';
 import type { Clock } from '../../clock.js';
 import type { SigningKeys } from '../../keys/signing-keys.js';
-import {
-  AWS_SAML_AUDIENCE,
-  awsAttributes,
-  normalizeSessionName,
-  normalizeSourceIdentity,
-} from './aws-attributes.js';
+import { AWS_SAML_AUDIENCE, awsAttributes } from './aws-attributes.js';
 import { AUTHN_CONTEXT, buildSignedResponse, NAMEID_FORMAT } from './response.js';
 
 export interface RoleAssertionInput {
   /** the person's (or workload's) stable id: the persistent NameID */
   subjectId: string;
-  /** UPN (or workload name): RoleSessionName and SourceIdentity */
+  /** UPN (or workload name) */
   userName: string;
+  /** RoleSessionName and SourceIdentity: the caller's awsIdentityOf (access/aws-identity.ts) */
+  awsIdentity: string;
   account: AwsAccount;
   role: AwsRole;
   durationSeconds: number;
@@ -46,8 +43,8 @@ export class AwsRoleAssertions {
   async build(input: RoleAssertionInput): Promise<RoleAssertion> {
     const key = await this.signingKeys.current('saml');
     const now = this.clock.now();
-    const sessionName = normalizeSessionName(input.userName);
-    const sourceIdentity = normalizeSourceIdentity(input.userName);
+    const sessionName = input.awsIdentity;
+    const sourceIdentity = input.awsIdentity;
     const tags = input.sessionTags;
     const response = buildSignedResponse(
       {

@@ -9,6 +9,7 @@ import { awsLikeAccept, RelyingPartyRejected } from '../../../test/support/aws-s
 import { Browser, inputValue } from '../../../test/support/browserless.js';
 import { ENGINES } from '../../../test/support/db.js';
 import { startTestFerry, type TestFerry } from '../../../test/support/ferry.js';
+import { awsIdentityCandidates } from '../../access/aws-identity.js';
 import type { AuditContext } from '../../audit/actor.js';
 import { generateSelfSignedRsa } from '../../keys/self-signed-certificate.js';
 
@@ -34,7 +35,7 @@ describe.each(ENGINES)('SAML identity provider on %s', (engine) => {
   });
 
   /** A user in a group assigned Developer (and, when asked, a second role) in a fresh account. */
-  async function world(options: { secondRole?: boolean; department?: string } = {}) {
+  async function world(options: { secondRole?: boolean; department?: string; userName?: string } = {}) {
     const s = ferry.services;
     const accountId = String(300000000000 + ++seq);
     await s.accounts.upsert(ctx, { id: accountId, alias: unique('Acct') });
@@ -42,7 +43,7 @@ describe.each(ENGINES)('SAML identity provider on %s', (engine) => {
     await s.accounts.upsertRole(ctx, accountId, { name: 'Administrator', maxSessionDuration: 43200 });
     const group = await s.groups.create(ctx, { displayName: unique('Devs') });
     const user = await s.users.create(ctx, {
-      userName: `${unique('dev')}@contoso.example`,
+      userName: options.userName ?? `${unique('dev')}@contoso.example`,
       emails: [{ value: `dev${seq}@contoso.example`, primary: true }],
       attributes: options.department ? { department: options.department } : {},
       password: PASSWORD,
@@ -191,6 +192,57 @@ describe.each(ENGINES)('SAML identity provider on %s', (engine) => {
     expect(audit.items).toHaveLength(1);
     expect(audit.items[0]!.outcome).toBe('failure');
     expect(audit.items[0]!.data.reasons[0]).toContain('no assignment');
+  });
+
+  it('gives two people whose UPNs normalise alike two AWS identities, and refuses when none is free', async () => {
+    const n = ++seq;
+    const plain = await world({ userName: `jose${n}@contoso.example` });
+    const accented = await world({ userName: `josé${n}@contoso.example` });
+    await signIn(plain.browser, plain.user.userName);
+    await signIn(accented.browser, accented.user.userName);
+    const identityOf = async (w: typeof plain) => {
+      const page = await w.browser.get('/apps/aws-console');
+      expect(page.status).toBe(200);
+      const attrs = (await awsLikeAccept(inputValue(page.text, 'SAMLResponse')!, {
+        idpCert: await idpCert(),
+        wantAuthnResponseSigned: false,
+      })) as unknown as Record<string, string>;
+      expect(attrs['https://aws.amazon.com/SAML/Attributes/RoleSessionName']).toBe(
+        attrs['https://aws.amazon.com/SAML/Attributes/SourceIdentity'],
+      );
+      return attrs['https://aws.amazon.com/SAML/Attributes/SourceIdentity'];
+    };
+    expect(await identityOf(plain)).toBe(`jose${n}@contoso.example`);
+    const other = await identityOf(accented);
+    // On main both were jose<n>@contoso.example: a deny for one ended the other's sessions.
+    expect(other).toMatch(new RegExp(`^jose${n}@contoso\\.example-[0-9a-f]{8}$`));
+    expect(await identityOf(accented)).toBe(other);
+    const ledger = await ferry.services.store.db
+      .selectFrom('issued_credentials')
+      .select('details')
+      .where('user_id', '=', accented.user.id)
+      .execute();
+    expect(ledger.map((r) => JSON.parse(r.details).sourceIdentity)).toEqual([other, other]);
+
+    // Someone already holds both values a third person could carry: the console refuses, audited.
+    const taken = await world({ userName: `taken${n}@contoso.example` });
+    await ferry.services.store.db
+      .insertInto('aws_identities')
+      .values(
+        awsIdentityCandidates(`user:${taken.user.id}`, taken.user.userName).map((identity) => ({
+          identity_key: identity.toLowerCase(),
+          identity,
+          owner_key: 'user:someone-else',
+          user_name: 'someone-else',
+          created_at: new Date().toISOString(),
+        })),
+      )
+      .execute();
+    await signIn(taken.browser, taken.user.userName);
+    const refused = await taken.browser.get('/apps/aws-console');
+    expect(refused.status).toBe(403);
+    expect(refused.text).not.toContain('SAMLResponse');
+    expect(refused.text).toContain('already belong to someone else');
   });
 
   it('lists several roles to choose from, and sends them all as one multi-valued Role when asked', async () => {

@@ -3,6 +3,7 @@ import type {} from '@fastify/cookie';
 import fastifyFormbody from '@fastify/formbody';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { AwsAccounts } from '../../access/aws-accounts.js';
+import { AwsIdentityCollision, awsIdentityOf } from '../../access/aws-identity.js';
 import type { AccessDecider } from '../../access/decide.js';
 import type { Decision } from '../../access/decision.js';
 import { formatTarget, type Target } from '../../access/targets.js';
@@ -28,13 +29,7 @@ import {
   verifyAuthnRequestSignature,
 } from './authn-request.js';
 import { AUTOPOST_SCRIPT, autoPostCsp, autoPostPage } from './autopost.js';
-import {
-  AWS_SAML_AUDIENCE,
-  awsAttributes,
-  clampSessionDuration,
-  normalizeSessionName,
-  normalizeSourceIdentity,
-} from './aws-attributes.js';
+import { AWS_SAML_AUDIENCE, awsAttributes, clampSessionDuration } from './aws-attributes.js';
 import { buildIdpMetadata } from './idp-metadata.js';
 import { SAML_STATUS } from './request-errors.js';
 import { buildSignedResponse, NAMEID_FORMAT, type SamlAttribute } from './response.js';
@@ -310,6 +305,15 @@ export const samlRoutes: FastifyPluginAsync<SamlRoutesOptions> = async (app, opt
       );
       const partition = resolved[0]!.account.partition;
       const samePartition = resolved.filter((r) => r.account.partition === partition);
+      let awsIdentity: string;
+      try {
+        awsIdentity = await awsIdentityOf(store.db, clock, who);
+      } catch (err) {
+        if (!(err instanceof AwsIdentityCollision)) throw err;
+        return refuse(req, reply, who, samePartition.map((r) => formatTarget(r.target)).join(', '), [
+          err.message,
+        ]);
+      }
       let attributes: SamlAttribute[];
       let duration: number;
       try {
@@ -326,8 +330,8 @@ export const samlRoutes: FastifyPluginAsync<SamlRoutesOptions> = async (app, opt
         );
         attributes = awsAttributes({
           roles: samePartition.map((r) => ({ roleArn: r.role.arn, providerArn: r.account.samlProviderArn })),
-          sessionName: normalizeSessionName(who.userName),
-          sourceIdentity: normalizeSourceIdentity(who.userName),
+          sessionName: awsIdentity,
+          sourceIdentity: awsIdentity,
           sessionDurationSeconds: duration,
           principalTags: tags,
           transitiveTagKeys: Object.keys(tags),
@@ -346,7 +350,7 @@ export const samlRoutes: FastifyPluginAsync<SamlRoutesOptions> = async (app, opt
         target: targets.join(','),
         details: {
           roles: samePartition.map((r) => r.role.arn),
-          sourceIdentity: normalizeSourceIdentity(who.userName),
+          sourceIdentity: awsIdentity,
           sessionDuration: duration,
         },
         label: `Signing you in to AWS as ${targets.join(', ')}.`,
