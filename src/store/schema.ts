@@ -596,6 +596,8 @@ export interface SamlRequestIdsTable {
   issuer: string;
   request_id: string;
   expires_at: string;
+}
+
 /** One value ever issued as RoleSessionName/SourceIdentity and its only owner (see 0014_aws_identities). */
 export interface AwsIdentitiesTable {
   identity_key: string;

@@ -11,8 +11,8 @@ import * as conditionalAccess from './0009_conditional_access.js';
 import * as upstream from './0010_upstream.js';
 import * as scimPush from './0011_scim_push.js';
 import * as secretsAtRest from './0013_secrets_at_rest.js';
-import * as samlRequests from './0017_saml_requests.js';
 import * as awsIdentities from './0014_aws_identities.js';
+import * as samlRequests from './0017_saml_requests.js';
 
 /** Every migration, in order. Add new ones at the end; never edit one that has shipped. */
 export const migrations: Record<string, Migration> = {
@@ -28,6 +28,6 @@ export const migrations: Record<string, Migration> = {
   '0010_upstream': upstream,
   '0011_scim_push': scimPush,
   '0013_secrets_at_rest': secretsAtRest,
-  '0017_saml_requests': samlRequests,
   '0014_aws_identities': awsIdentities,
+  '0017_saml_requests': samlRequests,
 };
