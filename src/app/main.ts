@@ -4,6 +4,7 @@ import { registerAccessCommands } from '../cli/access-commands.js';
 import { registerAwsCommands } from '../cli/aws-commands.js';
 import { ApiError, ServerUnreachable } from '../cli/client.js';
 import { registerClientCommands } from '../cli/commands.js';
+import { UsageError } from '../cli/context.js';
 import { registerLoginCommands } from '../cli/login-commands.js';
 import { registerOidcCommands } from '../cli/oidc-commands.js';
 import { lines, note, t } from '../cli/output.js';
@@ -57,7 +58,7 @@ export async function main(argv: string[]): Promise<number> {
 function report(err: unknown): number {
   if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
   // By name: the classes live in modules that load only when an operator command runs.
-  if ((err as Error)?.name === 'ConfigInvalid' || err instanceof OperatorError) {
+  if ((err as Error)?.name === 'ConfigInvalid' || err instanceof OperatorError || err instanceof UsageError) {
     note(t`ferry: ${lines((err as Error).message)}\n`);
     return 2;
   }

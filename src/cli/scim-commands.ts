@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { PushDiff } from '../aws/identity-center/diff.js';
-import { clientOf, enc, serverOf } from './context.js';
+import { clientOf, enc, serverOf, UsageError } from './context.js';
 import { type Inert, out, printJson, progressBar, t, table } from './output.js';
 import { Prompter } from './prompt.js';
 
@@ -26,6 +26,7 @@ interface ConnectionView {
   createdBy: string;
   lastUsedAt: string | null;
   revokedAt: string | null;
+  passwordWrites: boolean;
 }
 
 /** `ferry scim token create|list|revoke`: the bearer tokens provisioning clients such as Entra ID use. */
@@ -37,12 +38,16 @@ export function registerScimCommands(program: Command): void {
     .command('create')
     .description("create a connection and print its token once (Entra ID's Secret Token)")
     .requiredOption('--name <name>', 'what provisions with it, e.g. entra')
+    .option(
+      '--allow-passwords',
+      'let it set passwords of the users it provisions (off by default; never for accounts handed to it)',
+    )
     .option('--json', 'print JSON')
-    .action(async function (this: Command, opts: { name: string; json?: boolean }) {
+    .action(async function (this: Command, opts: { name: string; allowPasswords?: boolean; json?: boolean }) {
       const res = await clientOf(this).request<{ token: string; connection: ConnectionView }>(
         'POST',
         '/api/v1/scim/tokens',
-        { name: opts.name },
+        { name: opts.name, ...(opts.allowPasswords ? { allowPasswords: true } : {}) },
       );
       if (opts.json) return printJson(res);
       const server = serverOf(this);
@@ -60,8 +65,12 @@ export function registerScimCommands(program: Command): void {
       if (opts.json) return printJson(res.items);
       out(
         table(
-          res.items.map((c) => ({ ...c, state: c.revokedAt ? 'revoked' : 'active' })),
-          ['name', 'state', 'lastUsedAt', 'createdAt', 'createdBy', 'id'],
+          res.items.map((c) => ({
+            ...c,
+            state: c.revokedAt ? 'revoked' : 'active',
+            passwords: c.passwordWrites ? 'allowed' : 'no',
+          })),
+          ['name', 'state', 'passwords', 'lastUsedAt', 'createdAt', 'createdBy', 'id'],
         ),
       );
     });
@@ -72,6 +81,25 @@ export function registerScimCommands(program: Command): void {
     .action(async function (this: Command, id: string) {
       const c = await clientOf(this).request<ConnectionView>('DELETE', `/api/v1/scim/tokens/${enc(id)}`);
       out(t`revoked ${c.name} (${c.id})\n`);
+    });
+
+  token
+    .command('hand-over <id>')
+    .description(
+      'let a connection manage an existing user or group (one it did not create); it can never set that password',
+    )
+    .option('--user <user>', 'the user (UPN or id)')
+    .option('--group <group>', 'the group (name or id)')
+    .action(async function (this: Command, id: string, opts: { user?: string; group?: string }) {
+      if ((opts.user === undefined) === (opts.group === undefined)) {
+        throw new UsageError('give exactly one of --user or --group');
+      }
+      const res = await clientOf(this).request<{ kind: string; name: string; connection: ConnectionView }>(
+        'POST',
+        `/api/v1/scim/tokens/${enc(id)}/hand-over`,
+        opts.user !== undefined ? { user: opts.user } : { group: opts.group },
+      );
+      out(t`${res.kind} ${res.name} is now managed by ${res.connection.name} (${res.connection.id})\n`);
     });
 
   registerPushCommands(scim);
