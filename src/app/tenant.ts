@@ -4,7 +4,7 @@ import { parsePolicyInput } from '../access/policies/policy.js';
 import type { AuditContext } from '../audit/actor.js';
 import { InvalidInput, NotFound } from '../errors.js';
 import { normalizePublicUrl, normalizeUpstream } from '../proxy/apps.js';
-import { parseDuration } from './duration.js';
+import { parseDuration } from '../duration.js';
 import type { Services } from './services.js';
 
 /**

@@ -11,7 +11,7 @@ import {
 import { homedir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import type { Command } from 'commander';
-import { parseDuration } from '../app/duration.js';
+import { parseDuration } from '../duration.js';
 import { applyProfiles, type ManagedProfile } from './aws-config-file.js';
 import { openBrowser } from './browser.js';
 import { readJson, writePrivateJson } from './config-dir.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { parseDuration } from '../app/duration.js';
+import { parseDuration } from '../duration.js';
 import { ApiError, type FerryClient } from './client.js';
 import { callerClientOf, clientOf, collect, enc, type GlobalOptions } from './context.js';
 import { type Inert, note, out, printJson, t, table } from './output.js';
