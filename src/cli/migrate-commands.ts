@@ -1,5 +1,5 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, extname, join } from 'node:path';
+import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { dirname, extname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { systemClock } from '../clock.js';
 import { parseAuthorizationDetails } from '../migrate/auth-details.js';
@@ -19,7 +19,7 @@ import {
   stateFromPlan,
 } from '../migrate/state.js';
 import { tenantYaml } from '../migrate/tenant-file.js';
-import { collect } from './context.js';
+import { collect, UsageError } from './context.js';
 import { type Inert, json, note, out, printJson, progressBar, t, table } from './output.js';
 
 /**
@@ -60,6 +60,7 @@ export function registerMigrateCommands(program: Command): void {
     .option('--saml-provider <name>', "the name of Ferry's SAML provider in each account", 'Ferry')
     .option('--as-of <date>', 'the report date findings are measured from (default: now)')
     .action(async (opts: PlanOptions) => {
+      refuseToOverwriteInputs(opts);
       const asOf = opts.asOf ? parseDate(opts.asOf) : systemClock.now();
       const inventories = opts.live ? await readLive(opts) : readFiles(opts);
       const plan = await buildPlan(inventories, { asOf, samlProviderName: opts.samlProvider });
@@ -334,6 +335,30 @@ async function roleUnderTest(
   const { policies, missing } = rolePolicies(details, role.RoleName);
   if (missing.length) note(t`warning: no document in the export for ${missing.join(', ')}: not evaluated\n`);
   return { principalArn: role.Arn, policies };
+}
+
+/** An output that is also an input would replace the export it was made from (docs/migrate.md once did). */
+function refuseToOverwriteInputs(opts: PlanOptions): void {
+  const key = (file: string) => {
+    const path = resolve(file);
+    try {
+      return realpathSync(path);
+    } catch {
+      return path; // not there yet: an output that does not exist cannot be an input
+    }
+  };
+  const inputs = new Map([...opts.input, ...opts.credentialReport].map((f) => [key(f), f]));
+  const outputs = [
+    ...opts.out,
+    ...(opts.tenantOut ? [opts.tenantOut] : []),
+    ...(opts.state ? [opts.state] : []),
+  ];
+  for (const out of outputs) {
+    const input = inputs.get(key(out));
+    if (input !== undefined) {
+      throw new UsageError(`${out} is also an input (${input}); write the report to another file`);
+    }
+  }
 }
 
 function describe(o: SimulationOutcome, principalArn: string, opts: SimulateOptions): Inert {
