@@ -317,6 +317,27 @@ describe('plan, tenant file, reports and checklist', () => {
     expect(tenant.accounts[0]!.roles.map((r) => r.name).sort()).toEqual(a.roles.map((r) => r.name).sort());
   });
 
+  it('reports list the policies in use and summarise the AWS managed catalogue in one row', async () => {
+    const base = details();
+    const catalogue = Array.from({ length: 1485 }, (_, i) => ({
+      PolicyName: `AwsCatalogue${i}`,
+      Arn: `arn:aws:iam::aws:policy/AwsCatalogue${i}`,
+      AttachmentCount: 0,
+      DefaultVersionId: 'v1',
+      PolicyVersionList: [],
+    }));
+    const withCatalogue = { ...base, Policies: [...base.Policies, ...catalogue] } as typeof base;
+    const plan = await buildPlan([buildInventory({ details: withCatalogue, credentialReport: report() })], {
+      asOf: ASOF,
+    });
+    for (const text of [htmlReport(plan), markdownReport(plan)]) {
+      expect(text).not.toContain('AwsCatalogue7');
+      expect(text).toMatch(/\d+ AWS managed policies/);
+      // a policy in use is still listed by name
+      expect(text).toContain('arn:aws:iam::aws:policy/AdministratorAccess');
+    }
+  });
+
   it('reports: HTML is self-contained with three SVG charts; Markdown lists the findings', async () => {
     const plan = await buildPlan([inventory()], { asOf: ASOF });
     const html = htmlReport(plan);
