@@ -193,7 +193,12 @@ export function registerSamlCommands(program: Command): void {
         dryRun: opts.dryRun ?? false,
       });
       if (opts.json) return printJson(report);
-      out(t`${formatSetupReport(report)}\n`);
+      // Each line of the report escaped whole: it quotes names from the account.
+      out(
+        t`${formatSetupReport(report)
+          .split('\n')
+          .map((line) => t`${line}\n`)}`,
+      );
     });
   aws
     .command('import-roles')
