@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { parseDuration } from './duration.js';
+import { parseDuration } from '../duration.js';
 
 /** Raised for a config that can't be used; the message names the key and the reason. */
 export class ConfigInvalid extends Error {

@@ -4,8 +4,10 @@ import { registerAccessCommands } from '../cli/access-commands.js';
 import { registerAwsCommands } from '../cli/aws-commands.js';
 import { ApiError, ServerUnreachable } from '../cli/client.js';
 import { registerClientCommands } from '../cli/commands.js';
+import { UsageError } from '../cli/context.js';
 import { registerLoginCommands } from '../cli/login-commands.js';
 import { registerOidcCommands } from '../cli/oidc-commands.js';
+import { lines, note, t } from '../cli/output.js';
 import { registerPimCommands } from '../cli/pim-commands.js';
 import { registerPolicyCommands } from '../cli/policy-commands.js';
 import { registerProxyCommands } from '../cli/proxy-commands.js';
@@ -56,25 +58,26 @@ export async function main(argv: string[]): Promise<number> {
 function report(err: unknown): number {
   if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
   // By name: the classes live in modules that load only when an operator command runs.
-  if ((err as Error)?.name === 'ConfigInvalid' || err instanceof OperatorError) {
-    process.stderr.write(`ferry: ${(err as Error).message}\n`);
+  if ((err as Error)?.name === 'ConfigInvalid' || err instanceof OperatorError || err instanceof UsageError) {
+    note(t`ferry: ${lines((err as Error).message)}\n`);
     return 2;
   }
   if (err instanceof ApiError) {
     const title = err.problem?.title ?? `HTTP ${err.status}`;
-    process.stderr.write(`ferry: ${title}${err.problem?.detail ? `: ${err.problem.detail}` : ''}\n`);
+    // The problem comes from the server and may quote what someone typed: each field escaped whole.
+    note(t`ferry: ${title}${err.problem?.detail ? t`: ${err.problem.detail}` : ''}\n`);
     if (err.status === 401 && !err.problem?.detail?.includes('ferry login'))
-      process.stderr.write('hint: set FERRY_TOKEN (ferry admin token create --name NAME)\n');
+      note(t`hint: set FERRY_TOKEN (ferry admin token create --name NAME)\n`);
     return 1;
   }
   if (err instanceof Error && err.name === 'MigrationFailed') {
-    process.stderr.write(`ferry: ${err.message}: ${(err.cause as Error)?.message ?? ''}\n`);
+    note(t`ferry: ${lines(err.message)}: ${lines((err.cause as Error)?.message ?? '')}\n`);
     return 1;
   }
   if (err instanceof ServerUnreachable || err instanceof Error) {
-    process.stderr.write(`ferry: ${err.message}\n`);
+    note(t`ferry: ${lines(err.message)}\n`);
     return 1;
   }
-  process.stderr.write(`ferry: ${String(err)}\n`);
+  note(t`ferry: ${String(err)}\n`);
   return 1;
 }

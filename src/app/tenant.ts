@@ -2,10 +2,10 @@ import { z } from 'zod';
 import { type ActivationRules, rulesOf } from '../access/pim/eligibilities.js';
 import { parsePolicyInput } from '../access/policies/policy.js';
 import type { AuditContext } from '../audit/actor.js';
+import { parseDuration } from '../duration.js';
 import { InvalidInput, NotFound } from '../errors.js';
 import { RELYING_PARTY_GRANTS } from '../federation/oidc/clients.js';
 import { normalizePublicUrl, normalizeUpstream } from '../proxy/apps.js';
-import { parseDuration } from './duration.js';
 import type { Services } from './services.js';
 
 /**

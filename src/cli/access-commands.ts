@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { clientOf, enc } from './context.js';
-import { printJson, table } from './output.js';
+import { out, printJson, t, table } from './output.js';
 
 /** 12h, 90m or plain seconds → seconds. */
 function seconds(text: string): number {
@@ -48,11 +48,11 @@ export function registerAccessCommands(program: Command): void {
       );
       if (opts.json) return printJson(res);
       const sign = { create: '+', update: '~', delete: '-' } as const;
-      if (res.changes.length === 0) process.stdout.write('no changes\n');
+      if (res.changes.length === 0) out(t`no changes\n`);
       for (const c of res.changes) {
-        process.stdout.write(`${sign[c.action]} ${c.kind} ${c.name}${c.detail ? `  (${c.detail})` : ''}\n`);
+        out(t`${sign[c.action]} ${c.kind} ${c.name}${c.detail ? `  (${c.detail})` : ''}\n`);
       }
-      if (res.dryRun && res.changes.length > 0) process.stdout.write('(dry run: nothing was changed)\n');
+      if (res.dryRun && res.changes.length > 0) out(t`(dry run: nothing was changed)\n`);
     });
 
   const aws = program.command('aws').description('AWS accounts and roles known to Ferry');
@@ -63,7 +63,7 @@ export function registerAccessCommands(program: Command): void {
     .action(async function (this: Command, opts: { json?: boolean }) {
       const res = await clientOf(this).get<{ items: Array<Record<string, unknown>> }>('/api/v1/aws/accounts');
       if (opts.json) return printJson(res.items);
-      process.stdout.write(table(res.items, ['id', 'alias', 'partition', 'samlProviderArn']));
+      out(table(res.items, ['id', 'alias', 'partition', 'samlProviderArn']));
     });
   accounts
     .command('add <id>')
@@ -87,7 +87,7 @@ export function registerAccessCommands(program: Command): void {
           ...(opts.endpointUrl ? { endpointUrl: opts.endpointUrl } : {}),
         },
       );
-      process.stdout.write(`registered ${a.id} (${a.alias})\n`);
+      out(t`registered ${a.id} (${a.alias})\n`);
     });
 
   const roles = aws.command('roles').description("an account's IAM roles");
@@ -99,7 +99,7 @@ export function registerAccessCommands(program: Command): void {
         `/api/v1/aws/accounts/${enc(account)}`,
       );
       if (opts.json) return printJson(res.roles);
-      process.stdout.write(table(res.roles, ['name', 'maxSessionDuration', 'arn']));
+      out(table(res.roles, ['name', 'maxSessionDuration', 'arn']));
     });
   roles
     .command('add <account> <role>')
@@ -120,7 +120,7 @@ export function registerAccessCommands(program: Command): void {
           path: opts.path,
         },
       );
-      process.stdout.write(`registered ${r.arn}\n`);
+      out(t`registered ${r.arn}\n`);
     });
 
   const assignments = program.command('assignments').description('who may have which AWS role');
@@ -144,7 +144,7 @@ export function registerAccessCommands(program: Command): void {
         `/api/v1/assignments?${q}`,
       );
       if (opts.json) return printJson(res.items);
-      process.stdout.write(table(res.items, ['id', 'principalType', 'principalId', 'target']));
+      out(table(res.items, ['id', 'principalType', 'principalId', 'target']));
     });
   assignments
     .command('add')
@@ -163,10 +163,10 @@ export function registerAccessCommands(program: Command): void {
         '/api/v1/assignments',
         opts,
       );
-      process.stdout.write(`${a.principalName ?? opts.group ?? opts.user ?? opts.workload} → ${a.target}\n`);
+      out(t`${a.principalName ?? opts.group ?? opts.user ?? opts.workload} → ${a.target}\n`);
     });
   assignments.command('remove <id>').action(async function (this: Command, id: string) {
     await clientOf(this).request('DELETE', `/api/v1/assignments/${enc(id)}`);
-    process.stdout.write(`removed ${id}\n`);
+    out(t`removed ${id}\n`);
   });
 }

@@ -11,13 +11,13 @@ import {
 import { homedir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import type { Command } from 'commander';
-import { parseDuration } from '../app/duration.js';
+import { parseDuration } from '../duration.js';
 import { applyProfiles, type ManagedProfile } from './aws-config-file.js';
 import { openBrowser } from './browser.js';
 import { readJson, writePrivateJson } from './config-dir.js';
 import { callerClientOf, serverOf } from './context.js';
 import { credentialsDir } from './login-session.js';
-import { printJson, table } from './output.js';
+import { type Inert, json, note, out, printJson, t, table } from './output.js';
 
 /** As the server answers POST /api/v1/aws/credentials. */
 interface IssuedCredentials {
@@ -58,11 +58,11 @@ const cacheFile = (server: string, account: string, role: string) => {
   return join(credentialsDir(server), who, `${safe(account)}-${safe(role)}.json`);
 };
 
-function render(c: IssuedCredentials, format: string): string {
+function render(c: IssuedCredentials, format: string): Inert {
   switch (format) {
     case 'credential_process':
       // https://docs.aws.amazon.com/cli/latest/userguide/cli-configure-sourcing-external.html
-      return `${JSON.stringify({
+      return t`${json({
         Version: 1,
         AccessKeyId: c.accessKeyId,
         SecretAccessKey: c.secretAccessKey,
@@ -70,15 +70,13 @@ function render(c: IssuedCredentials, format: string): string {
         Expiration: c.expiration,
       })}\n`;
     case 'env':
-      return [
-        `export AWS_ACCESS_KEY_ID=${c.accessKeyId}`,
-        `export AWS_SECRET_ACCESS_KEY=${c.secretAccessKey}`,
-        `export AWS_SESSION_TOKEN=${c.sessionToken}`,
-        `export AWS_CREDENTIAL_EXPIRATION=${c.expiration}`,
-        '',
-      ].join('\n');
+      return t`export AWS_ACCESS_KEY_ID=${c.accessKeyId}
+export AWS_SECRET_ACCESS_KEY=${c.secretAccessKey}
+export AWS_SESSION_TOKEN=${c.sessionToken}
+export AWS_CREDENTIAL_EXPIRATION=${c.expiration}
+`;
     default:
-      return `${JSON.stringify(c, null, 2)}\n`;
+      return t`${json(c, 2)}\n`;
   }
 }
 
@@ -125,7 +123,7 @@ export function registerAwsCommands(program: Command): void {
       const file = cacheFile(server, opts.account, opts.role);
       const cached = opts.cache ? readJson<IssuedCredentials>(file) : null;
       if (cached && Date.parse(cached.expiration) - Date.now() > CREDENTIALS_REFRESH_MARGIN_MS) {
-        process.stdout.write(render(cached, opts.format));
+        out(render(cached, opts.format));
         return;
       }
       const issued = await callerClientOf(this).request<IssuedCredentials>(
@@ -138,7 +136,7 @@ export function registerAwsCommands(program: Command): void {
         },
       );
       writePrivateJson(file, issued);
-      process.stdout.write(render(issued, opts.format));
+      out(render(issued, opts.format));
     });
 
   program
@@ -151,8 +149,8 @@ export function registerAwsCommands(program: Command): void {
       const server = serverOf(this);
       const url = `${server}/apps/aws-console?account=${encodeURIComponent(opts.account)}&role=${encodeURIComponent(opts.role)}`;
       if (opts.print || !openBrowser(url)) {
-        process.stdout.write(`${url}\n`);
-        if (!opts.print) process.stderr.write('(open it in a browser signed in to Ferry)\n');
+        out(t`${url}\n`);
+        if (!opts.print) note(t`(open it in a browser signed in to Ferry)\n`);
       }
     });
 
@@ -164,7 +162,7 @@ export function registerAwsCommands(program: Command): void {
     .action(async function (this: Command, opts: { json?: boolean }) {
       const { items } = await callerClientOf(this).get<{ items: Entitlement[] }>('/api/v1/aws/entitlements');
       if (opts.json) return printJson(items);
-      process.stdout.write(
+      out(
         table(items as unknown as Array<Record<string, unknown>>, [
           'accountAlias',
           'accountId',
@@ -202,16 +200,16 @@ export function registerAwsCommands(program: Command): void {
         defaults: [['region', opts.region]],
       }));
       const changes = applyProfiles(before, server, profiles);
-      for (const name of changes.added) process.stdout.write(`+ ${name}\n`);
-      for (const name of changes.updated) process.stdout.write(`~ ${name}\n`);
-      for (const name of changes.removed) process.stdout.write(`- ${name} (no longer entitled)\n`);
+      for (const name of changes.added) out(t`+ ${name}\n`);
+      for (const name of changes.updated) out(t`~ ${name}\n`);
+      for (const name of changes.removed) out(t`- ${name} (no longer entitled)\n`);
       for (const name of changes.skipped) {
-        process.stderr.write(`! ${name}: a profile you wrote has this name; left as it is\n`);
+        note(t`! ${name}: a profile you wrote has this name; left as it is\n`);
       }
       if (opts.dryRun) return;
       if (changes.text !== before) writeConfig(file, changes.text);
-      process.stdout.write(
-        `${items.length} Ferry profile(s) in ${file}${items[0] ? `; try: aws sts get-caller-identity --profile ${items[0].profile}` : ''}\n`,
+      out(
+        t`${items.length} Ferry profile(s) in ${file}${items[0] ? t`; try: aws sts get-caller-identity --profile ${items[0].profile}` : ''}\n`,
       );
     });
 }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { clientOf, collect, enc } from './context.js';
-import { printJson, table } from './output.js';
+import { json, out, printJson, t, table } from './output.js';
 import { readLineFromStdin } from './read-secret.js';
 
 interface UserView {
@@ -49,7 +49,7 @@ export function registerClientCommands(program: Command): void {
         `/api/v1/users?limit=1000${q}`,
       );
       if (opts.json) return printJson(res.items);
-      process.stdout.write(
+      out(
         table(
           res.items.map((u) => ({
             ...u,
@@ -68,8 +68,8 @@ export function registerClientCommands(program: Command): void {
     .action(async function (this: Command, user: string, opts: { json?: boolean }) {
       const u = await clientOf(this).get<UserView>(`/api/v1/users/${enc(user)}`);
       if (opts.json) return printJson(u);
-      process.stdout.write(
-        `${u.userName}  ${u.displayName ?? ''}\nactive: ${u.active ? 'yes' : 'no'}\ngroups: ${(u.groups ?? []).join(', ') || 'none'}\nid: ${u.id}\n`,
+      out(
+        t`${u.userName}  ${u.displayName ?? ''}\nactive: ${u.active ? 'yes' : 'no'}\ngroups: ${(u.groups ?? []).join(', ') || 'none'}\nid: ${u.id}\n`,
       );
     });
 
@@ -118,7 +118,7 @@ export function registerClientCommands(program: Command): void {
       };
       const u = await clientOf(this).request<UserView>('POST', '/api/v1/users', body);
       if (opts.json) return printJson(u);
-      process.stdout.write(`created ${u.userName} (${u.id})\n`);
+      out(t`created ${u.userName} (${u.id})\n`);
     });
 
   for (const [name, active] of [
@@ -134,7 +134,7 @@ export function registerClientCommands(program: Command): void {
       )
       .action(async function (this: Command, user: string) {
         const u = await clientOf(this).request<UserView>('PATCH', `/api/v1/users/${enc(user)}`, { active });
-        process.stdout.write(`${u.userName} ${active ? 'enabled' : 'disabled'}\n`);
+        out(t`${u.userName} ${active ? 'enabled' : 'disabled'}\n`);
       });
   }
 
@@ -146,7 +146,7 @@ export function registerClientCommands(program: Command): void {
         'DELETE',
         `/api/v1/users/${enc(user)}/mfa`,
       );
-      process.stdout.write(`removed ${res.removed} authenticator(s)\n`);
+      out(t`removed ${res.removed} authenticator(s)\n`);
     });
 
   const groups = program.command('groups').description('directory groups');
@@ -159,7 +159,7 @@ export function registerClientCommands(program: Command): void {
       const q = opts.query ? `&q=${enc(opts.query)}` : '';
       const res = await clientOf(this).get<{ items: GroupView[] }>(`/api/v1/groups?limit=1000${q}`);
       if (opts.json) return printJson(res.items);
-      process.stdout.write(table(res.items as never, ['displayName', 'description', 'id']));
+      out(table(res.items as never, ['displayName', 'description', 'id']));
     });
 
   groups
@@ -169,9 +169,7 @@ export function registerClientCommands(program: Command): void {
     .action(async function (this: Command, group: string, opts: { json?: boolean }) {
       const g = await clientOf(this).get<GroupView>(`/api/v1/groups/${enc(group)}`);
       if (opts.json) return printJson(g);
-      process.stdout.write(
-        `${g.displayName}\nmembers: ${(g.members ?? []).map((m) => m.userName).join(', ') || 'none'}\n`,
-      );
+      out(t`${g.displayName}\nmembers: ${(g.members ?? []).map((m) => m.userName).join(', ') || 'none'}\n`);
     });
 
   groups
@@ -185,7 +183,7 @@ export function registerClientCommands(program: Command): void {
         description: opts.description,
       });
       if (opts.json) return printJson(g);
-      process.stdout.write(`created ${g.displayName} (${g.id})\n`);
+      out(t`created ${g.displayName} (${g.id})\n`);
     });
 
   for (const [name, method, verb] of [
@@ -200,8 +198,8 @@ export function registerClientCommands(program: Command): void {
           method,
           `/api/v1/groups/${enc(group)}/members/${enc(user)}`,
         );
-        process.stdout.write(
-          res.changed ? `${user} ${verb} ${group}\n` : `no change: ${user} already ${verb.split(' ')[0]}\n`,
+        out(
+          res.changed ? t`${user} ${verb} ${group}\n` : t`no change: ${user} already ${verb.split(' ')[0]}\n`,
         );
       });
   }
@@ -216,7 +214,7 @@ export function registerClientCommands(program: Command): void {
         `/api/v1/users/${enc(user)}/sessions`,
       );
       if (opts.json) return printJson(res.items);
-      process.stdout.write(table(res.items, ['id', 'createdAt', 'lastSeenAt', 'ip', 'amr']));
+      out(table(res.items, ['id', 'createdAt', 'lastSeenAt', 'ip', 'amr']));
     });
   sessions
     .command('revoke <id>')
@@ -225,15 +223,14 @@ export function registerClientCommands(program: Command): void {
     .action(async function (this: Command, id: string, opts: { endAwsSessions?: boolean }) {
       const query = opts.endAwsSessions ? '?endAwsSessions=true' : '';
       await clientOf(this).request('DELETE', `/api/v1/sessions/${enc(id)}${query}`);
-      process.stdout.write(
-        `revoked ${id}${opts.endAwsSessions ? '; their live AWS sessions are being ended' : ''}\n`,
-      );
+      out(t`revoked ${id}${opts.endAwsSessions ? '; their live AWS sessions are being ended' : ''}\n`);
     });
 
   const audit = program.command('audit').description('the audit trail');
+  // One event, one line: every field is escaped, so no field can end the line or draw on the screen.
   const line = (e: AuditEventView) =>
-    `${e.time}  #${e.seq}  ${e.type}  ${e.outcome}  ${e.actor.type === 'anonymous' ? '-' : `${e.actor.type}:${e.actor.name ?? ''}`}  ${e.subject ?? ''}  ${e.ip ?? ''}${
-      e.data.reason ? `  reason=${String(e.data.reason)}` : ''
+    t`${e.time}  #${e.seq}  ${e.type}  ${e.outcome}  ${e.actor.type === 'anonymous' ? '-' : t`${e.actor.type}:${e.actor.name ?? ''}`}  ${e.subject ?? ''}  ${e.ip ?? ''}${
+      e.data.reason ? t`  reason=${String(e.data.reason)}` : ''
     }\n`;
   audit
     .command('tail')
@@ -243,8 +240,7 @@ export function registerClientCommands(program: Command): void {
     .option('--json', 'one JSON object per line')
     .action(async function (this: Command, opts: { lines: string; follow?: boolean; json?: boolean }) {
       const client = clientOf(this);
-      const print = (e: AuditEventView) =>
-        process.stdout.write(opts.json ? `${JSON.stringify(e)}\n` : line(e));
+      const print = (e: AuditEventView) => out(opts.json ? t`${json(e)}\n` : line(e));
       const first = await client.get<{ items: AuditEventView[] }>(
         `/api/v1/audit/events?last=${Number(opts.lines) || 20}`,
       );
@@ -271,7 +267,7 @@ export function registerClientCommands(program: Command): void {
       let path = `/api/v1/audit/events?since=${enc(since)}&limit=1000`;
       for (;;) {
         const res = await client.get<{ items: AuditEventView[] }>(path);
-        for (const e of res.items) process.stdout.write(`${JSON.stringify(e)}\n`);
+        for (const e of res.items) out(t`${json(e)}\n`);
         if (res.items.length < 1000) break;
         path = `/api/v1/audit/events?since=${enc(since)}&after=${res.items.at(-1)!.seq}&limit=1000`;
       }

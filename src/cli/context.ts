@@ -35,3 +35,11 @@ export function callerClientOf(cmd: Command): FerryClient {
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
+
+/** The command line itself is wrong (options that exclude each other, a bad value): exit status 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}

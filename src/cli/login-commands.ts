@@ -12,7 +12,7 @@ import {
   type StoredLogin,
   saveLogin,
 } from './login-session.js';
-import { printJson } from './output.js';
+import { note, out, printJson, t } from './output.js';
 import { Prompter } from './prompt.js';
 
 const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -45,9 +45,8 @@ export function registerLoginCommands(program: Command): void {
         });
       } else {
         const url = device.verification_uri_complete ?? device.verification_uri;
-        process.stderr.write(
-          `To sign in, open ${url}\nand check that it shows the code ${device.user_code}.\n` +
-            `(Or go to ${device.verification_uri} and enter the code.) Waiting…\n`,
+        note(
+          t`To sign in, open ${url}\nand check that it shows the code ${device.user_code}.\n(Or go to ${device.verification_uri} and enter the code.) Waiting…\n`,
         );
         if (opts.browser) openBrowser(url);
         tokens = await oidc.pollDeviceAuthorizationGrant(config, device);
@@ -74,7 +73,7 @@ export function registerLoginCommands(program: Command): void {
       saveLogin(login);
       rememberServer(server);
       if (opts.json) return printJson(whoamiView(login));
-      process.stdout.write(`Signed in to ${server} as ${login.userName}\n`);
+      out(t`Signed in to ${server} as ${login.userName}\n`);
     });
 
   program
@@ -84,7 +83,7 @@ export function registerLoginCommands(program: Command): void {
       const server = serverOf(this);
       const login = loadLogin(server);
       if (!login) {
-        process.stdout.write(`Not signed in to ${server}\n`);
+        out(t`Not signed in to ${server}\n`);
         return;
       }
       if (login.revocationEndpoint && login.refreshToken) {
@@ -101,7 +100,7 @@ export function registerLoginCommands(program: Command): void {
         }).catch(() => undefined);
       }
       forgetLogin(server);
-      process.stdout.write(`Signed out of ${server}\n`);
+      out(t`Signed out of ${server}\n`);
     });
 
   program
@@ -114,16 +113,12 @@ export function registerLoginCommands(program: Command): void {
       if (!login) throw new NotSignedIn(server);
       const view = whoamiView(login);
       if (opts.json) return printJson(view);
-      process.stdout.write(
-        [
-          `User:       ${view.userName}`,
-          `Server:     ${view.server}`,
-          `Groups:     ${view.groups.join(', ') || '(none)'}`,
-          `Signed in:  ${view.signedInAt} (${view.amr.join('+') || 'unknown'})`,
-          `Access:     token valid until ${view.accessTokenExpiresAt}${view.refreshable ? ', renewed automatically while the sign-in lasts' : ''}`,
-          '',
-        ].join('\n'),
-      );
+      out(t`User:       ${view.userName}
+Server:     ${view.server}
+Groups:     ${view.groups.join(', ') || '(none)'}
+Signed in:  ${view.signedInAt} (${view.amr.join('+') || 'unknown'})
+Access:     token valid until ${view.accessTokenExpiresAt}${view.refreshable ? ', renewed automatically while the sign-in lasts' : ''}
+`);
     });
 }
 
@@ -144,7 +139,7 @@ function whoamiView(login: StoredLogin) {
 async function approveWithPassword(server: string, userCode: string, userName: string): Promise<void> {
   const prompter = new Prompter();
   const client = new FerryClient({ server });
-  const password = await prompter.ask(`Password for ${userName}: `, { secret: true });
+  const password = await prompter.ask(t`Password for ${userName}: `, { secret: true });
   let otp: string | undefined;
   for (;;) {
     try {
@@ -158,7 +153,7 @@ async function approveWithPassword(server: string, userCode: string, userName: s
     } catch (err) {
       const type = err instanceof ApiError ? (err.problem?.type ?? '') : '';
       if (!otp && type.endsWith('/mfa-required')) {
-        otp = (await prompter.ask('One-time code: ')).trim();
+        otp = (await prompter.ask(t`One-time code: `)).trim();
         continue;
       }
       throw err;

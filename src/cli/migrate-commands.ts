@@ -1,5 +1,5 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, extname, join } from 'node:path';
+import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { dirname, extname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { systemClock } from '../clock.js';
 import { parseAuthorizationDetails } from '../migrate/auth-details.js';
@@ -19,9 +19,8 @@ import {
   stateFromPlan,
 } from '../migrate/state.js';
 import { tenantYaml } from '../migrate/tenant-file.js';
-import { collect } from './context.js';
-import { printJson, table } from './output.js';
-import { progressBar } from './progress.js';
+import { collect, UsageError } from './context.js';
+import { type Inert, json, note, out, printJson, progressBar, t, table } from './output.js';
 
 /**
  * `ferry migrate …` and `ferry access simulate`. These work on files and on AWS directly, not on a Ferry
@@ -61,6 +60,7 @@ export function registerMigrateCommands(program: Command): void {
     .option('--saml-provider <name>', "the name of Ferry's SAML provider in each account", 'Ferry')
     .option('--as-of <date>', 'the report date findings are measured from (default: now)')
     .action(async (opts: PlanOptions) => {
+      refuseToOverwriteInputs(opts);
       const asOf = opts.asOf ? parseDate(opts.asOf) : systemClock.now();
       const inventories = opts.live ? await readLive(opts) : readFiles(opts);
       const plan = await buildPlan(inventories, { asOf, samlProviderName: opts.samlProvider });
@@ -75,16 +75,12 @@ export function registerMigrateCommands(program: Command): void {
       if (opts.tenantOut) writeFileSync(opts.tenantOut, tenantYaml(plan));
       const bySeverity: Record<string, number> = {};
       for (const f of plan.findings) bySeverity[f.severity] = (bySeverity[f.severity] ?? 0) + 1;
-      process.stdout.write(
-        `${plan.accounts.map((a) => `account ${a.alias} (${a.accountId}): ${a.inventory.users.length} users, ${a.inventory.groups.length} groups, ${a.inventory.roles.length} roles → ${a.roles.length} proposed roles`).join('\n')}\n` +
-          `findings: ${
-            Object.entries(bySeverity)
-              .map(([k, v]) => `${v} ${k}`)
-              .join(', ') || 'none'
-          }\n` +
-          [...opts.out, ...(opts.tenantOut ? [opts.tenantOut] : []), statePath]
-            .map((f) => `wrote ${f}\n`)
-            .join(''),
+      out(
+        t`${plan.accounts.map((a) => t`account ${a.alias} (${a.accountId}): ${a.inventory.users.length} users, ${a.inventory.groups.length} groups, ${a.inventory.roles.length} roles → ${a.roles.length} proposed roles\n`)}findings: ${
+          Object.entries(bySeverity)
+            .map(([k, v]) => `${v} ${k}`)
+            .join(', ') || 'none'
+        }\n${[...opts.out, ...(opts.tenantOut ? [opts.tenantOut] : []), statePath].map((f) => t`wrote ${f}\n`)}`,
       );
     });
 
@@ -112,27 +108,27 @@ export function registerMigrateCommands(program: Command): void {
           const to = step;
           if (!to) throw new Error('--mark needs a user and a state: --mark USER signed-in|removed');
           const u = mark(state, opts.mark, to, at);
-          process.stderr.write(`${u.account}/${u.user}: ${u.state}\n`);
+          note(t`${u.account}/${u.user}: ${u.state}\n`);
           changed = true;
         }
         if (opts.input) {
           const details = parseAuthorizationDetails(readJson(opts.input));
           const inv = buildInventory({ details });
           for (const name of detectRemoved(state, inv, at))
-            process.stderr.write(`${inv.accountId}/${name}: removed (gone from ${opts.input})\n`);
+            note(t`${inv.accountId}/${name}: removed (gone from ${opts.input})\n`);
           changed = true;
         }
         if (changed) writeFileSync(opts.state, `${JSON.stringify(state, null, 2)}\n`);
         if (opts.json) return printJson(state.users);
-        process.stdout.write(
+        out(
           table(
             state.users.map((u) => ({ ...u, groups: u.directoryGroups })),
             ['account', 'user', 'kind', 'groups', 'state'],
           ),
         );
         const counts = countByState(state.users);
-        process.stdout.write(
-          `${Object.entries(counts)
+        out(
+          t`${Object.entries(counts)
             .map(([k, v]) => `${v} ${k}`)
             .join(', ')}\n`,
         );
@@ -182,7 +178,7 @@ export function registerMigrateCommands(program: Command): void {
       });
       if (opts.json)
         printJson({ role: principalArn, action: opts.action, resource: opts.resource, ...outcome });
-      else process.stdout.write(describe(outcome, principalArn, opts));
+      else out(describe(outcome, principalArn, opts));
       process.exitCode = outcome.allowed ? 0 : 1;
     });
 }
@@ -337,18 +333,40 @@ async function roleUnderTest(
   const role = details.RoleDetailList.find((r) => r.RoleName === opts.role);
   if (!role) throw new Error(`${opts.input} has no role ${opts.role}`);
   const { policies, missing } = rolePolicies(details, role.RoleName);
-  if (missing.length)
-    process.stderr.write(`warning: no document in the export for ${missing.join(', ')}: not evaluated\n`);
+  if (missing.length) note(t`warning: no document in the export for ${missing.join(', ')}: not evaluated\n`);
   return { principalArn: role.Arn, policies };
 }
 
-function describe(o: SimulationOutcome, principalArn: string, opts: SimulateOptions): string {
-  const head = `${o.allowed ? 'allowed' : 'denied'}: ${opts.action} on ${opts.resource} for ${principalArn}`;
-  if (o.deciding.length === 0) return `${head}\n  ${o.allowed ? '' : 'implicitly: no statement allows it'}\n`;
-  return `${head}\n${o.deciding
-    .map(
-      (d) =>
-        `  ${d.effect} by ${d.policy} statement ${d.statementIndex}${d.sid ? ` (Sid ${d.sid})` : ''}: ${JSON.stringify(d.statement ?? {})}`,
-    )
-    .join('\n')}\n`;
+/** An output that is also an input would replace the export it was made from (docs/migrate.md once did). */
+function refuseToOverwriteInputs(opts: PlanOptions): void {
+  const key = (file: string) => {
+    const path = resolve(file);
+    try {
+      return realpathSync(path);
+    } catch {
+      return path; // not there yet: an output that does not exist cannot be an input
+    }
+  };
+  const inputs = new Map([...opts.input, ...opts.credentialReport].map((f) => [key(f), f]));
+  const outputs = [
+    ...opts.out,
+    ...(opts.tenantOut ? [opts.tenantOut] : []),
+    ...(opts.state ? [opts.state] : []),
+  ];
+  for (const out of outputs) {
+    const input = inputs.get(key(out));
+    if (input !== undefined) {
+      throw new UsageError(`${out} is also an input (${input}); write the report to another file`);
+    }
+  }
+}
+
+function describe(o: SimulationOutcome, principalArn: string, opts: SimulateOptions): Inert {
+  const head = t`${o.allowed ? 'allowed' : 'denied'}: ${opts.action} on ${opts.resource} for ${principalArn}`;
+  if (o.deciding.length === 0)
+    return t`${head}\n  ${o.allowed ? '' : 'implicitly: no statement allows it'}\n`;
+  return t`${head}\n${o.deciding.map(
+    (d) =>
+      t`  ${d.effect} by ${d.policy} statement ${d.statementIndex}${d.sid ? t` (Sid ${d.sid})` : ''}: ${json(d.statement ?? {})}\n`,
+  )}`;
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { clientOf, collect, enc } from './context.js';
-import { printJson, table } from './output.js';
+import { out, printJson, t, table } from './output.js';
 
 interface ClientView {
   clientId: string;
@@ -29,11 +29,9 @@ export function registerOidcCommands(program: Command): void {
       body,
     );
     if (opts.json) return printJson(res);
-    process.stdout.write(`client_id: ${res.client.clientId}\n`);
+    out(t`client_id: ${res.client.clientId}\n`);
     if (res.clientSecret) {
-      process.stdout.write(
-        `client_secret: ${res.clientSecret}\n(shown only now: store it in the workload's secret store)\n`,
-      );
+      out(t`client_secret: ${res.clientSecret}\n(shown only now: store it in the workload's secret store)\n`);
     }
   };
 
@@ -148,7 +146,7 @@ export function registerOidcCommands(program: Command): void {
       const q = opts.kind ? `?kind=${enc(opts.kind)}` : '';
       const res = await clientOf(this).get<{ items: ClientView[] }>(`/api/v1/oidc/clients${q}`);
       if (opts.json) return printJson(res.items);
-      process.stdout.write(
+      out(
         table(res.items as unknown as Array<Record<string, unknown>>, [
           'name',
           'kind',
@@ -161,7 +159,7 @@ export function registerOidcCommands(program: Command): void {
 
   clients.command('remove <client>').action(async function (this: Command, ref: string) {
     await clientOf(this).request('DELETE', `/api/v1/oidc/clients/${enc(ref)}`);
-    process.stdout.write(`removed ${ref}\n`);
+    out(t`removed ${ref}\n`);
   });
 
   // The common case, said in its own words: a CI job or agent that needs AWS without static keys.
@@ -191,12 +189,10 @@ export function registerOidcCommands(program: Command): void {
     .action(async function (this: Command, opts: { json?: boolean }) {
       const res = await clientOf(this).get<{ items: ClientView[] }>('/api/v1/oidc/clients?kind=workload');
       if (opts.json) return printJson(res.items);
-      process.stdout.write(
-        table(res.items as unknown as Array<Record<string, unknown>>, ['name', 'clientId', 'authMethod']),
-      );
+      out(table(res.items as unknown as Array<Record<string, unknown>>, ['name', 'clientId', 'authMethod']));
     });
   workloads.command('remove <workload>').action(async function (this: Command, ref: string) {
     await clientOf(this).request('DELETE', `/api/v1/oidc/clients/${enc(ref)}`);
-    process.stdout.write(`removed ${ref}\n`);
+    out(t`removed ${ref}\n`);
   });
 }

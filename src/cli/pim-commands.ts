@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { parseDuration } from '../app/duration.js';
+import { parseDuration } from '../duration.js';
 import { ApiError, type FerryClient } from './client.js';
 import { callerClientOf, clientOf, collect, enc, type GlobalOptions } from './context.js';
-import { printJson, table } from './output.js';
+import { type Inert, note, out, printJson, t, table } from './output.js';
 
 /** As the server answers /api/v1/pim/activations. */
 interface Activation {
@@ -41,14 +41,14 @@ const rows = (items: Activation[]) =>
     until: a.expiresAt ?? (a.state === 'requested' ? `answer by ${a.answerBy}` : ''),
   }));
 
-function summary(a: Activation): string {
+function summary(a: Activation): Inert {
   switch (a.state) {
     case 'requested':
-      return `Activation ${a.id} requested: ${a.target} for ${Math.round(a.durationSeconds / 60)} min, waiting for approval (${a.approvals.length} of ${a.approvalsRequired}, answer by ${a.answerBy})\n`;
+      return t`Activation ${a.id} requested: ${a.target} for ${Math.round(a.durationSeconds / 60)} min, waiting for approval (${a.approvals.length} of ${a.approvalsRequired}, answer by ${a.answerBy})\n`;
     case 'active':
-      return `Activation ${a.id} is active: ${a.target} until ${a.expiresAt}\n`;
+      return t`Activation ${a.id} is active: ${a.target} until ${a.expiresAt}\n`;
     default:
-      return `Activation ${a.id} is ${a.state}${a.endReason ? `: ${a.endReason}` : ''}\n`;
+      return t`Activation ${a.id} is ${a.state}${a.endReason ? t`: ${a.endReason}` : ''}\n`;
   }
 }
 
@@ -59,7 +59,7 @@ async function explainStepUp<T>(run: () => Promise<T>): Promise<T> {
   } catch (err) {
     if (err instanceof ApiError && err.problem?.type?.endsWith('/step-up-required')) {
       const hint = (err.problem as { hint?: string }).hint;
-      if (hint) process.stderr.write(`hint: ${hint}\n`);
+      if (hint) note(t`hint: ${hint}\n`);
     }
     throw err;
   }
@@ -104,7 +104,7 @@ export function registerPimCommands(program: Command): void {
         }),
       );
       if (opts.wait) {
-        if (!opts.json) process.stderr.write(summary(a));
+        if (!opts.json) note(summary(a));
         const every = durationSeconds(opts.poll) * 1000;
         while (a.state === 'requested' || a.state === 'approved') {
           await sleep(every);
@@ -113,7 +113,7 @@ export function registerPimCommands(program: Command): void {
         if (a.state !== 'active') process.exitCode = 1;
       }
       if (opts.json) return printJson(a);
-      process.stdout.write(summary(a));
+      out(summary(a));
     });
 
   for (const verb of ['approve', 'deny'] as const) {
@@ -129,7 +129,7 @@ export function registerPimCommands(program: Command): void {
           opts.reason !== undefined ? { reason: opts.reason } : {},
         );
         if (opts.json) return printJson(a);
-        process.stdout.write(summary(a));
+        out(summary(a));
       });
   }
 
@@ -155,7 +155,7 @@ export function registerPimCommands(program: Command): void {
         `/api/v1/pim/activations${q.size ? `?${q}` : ''}`,
       );
       if (opts.json) return printJson(res.items);
-      process.stdout.write(
+      out(
         table(rows(res.items), [
           'id',
           'state',
@@ -177,7 +177,7 @@ export function registerPimCommands(program: Command): void {
       const opts = this.optsWithGlobals<{ json?: boolean }>();
       const a = await adminOrCallerClientOf(this).get<Activation>(`/api/v1/pim/activations/${enc(id)}`);
       if (opts.json) return printJson(a);
-      process.stdout.write(summary(a));
+      out(summary(a));
     });
   for (const verb of ['revoke', 'cancel'] as const) {
     activations
@@ -198,7 +198,7 @@ export function registerPimCommands(program: Command): void {
           opts.reason !== undefined ? { reason: opts.reason } : {},
         );
         if (opts.json) return printJson(a);
-        process.stdout.write(summary(a));
+        out(summary(a));
       });
   }
 
@@ -211,7 +211,7 @@ export function registerPimCommands(program: Command): void {
         '/api/v1/pim/eligible',
       );
       if (opts.json) return printJson(res.items);
-      process.stdout.write(table(res.items.map(eligibilityRow), ELIGIBILITY_COLUMNS));
+      out(table(res.items.map(eligibilityRow), ELIGIBILITY_COLUMNS));
     });
 
   const eligibility = program
@@ -225,7 +225,7 @@ export function registerPimCommands(program: Command): void {
         '/api/v1/pim/eligibilities',
       );
       if (opts.json) return printJson(res.items);
-      process.stdout.write(table(res.items.map(eligibilityRow), ['id', ...ELIGIBILITY_COLUMNS]));
+      out(table(res.items.map(eligibilityRow), ['id', ...ELIGIBILITY_COLUMNS]));
     });
   eligibility
     .command('add')
@@ -293,11 +293,11 @@ export function registerPimCommands(program: Command): void {
         autoApprove: auto,
       });
       if (opts.json) return printJson(e);
-      process.stdout.write(`eligibility ${e.id}: ${opts.group ?? opts.user} may activate ${e.target}\n`);
+      out(t`eligibility ${e.id}: ${opts.group ?? opts.user} may activate ${e.target}\n`);
     });
   eligibility.command('remove <id>').action(async function (this: Command, id: string) {
     await clientOf(this).request('DELETE', `/api/v1/pim/eligibilities/${enc(id)}`);
-    process.stdout.write(`removed eligibility ${id}\n`);
+    out(t`removed eligibility ${id}\n`);
   });
 }
 

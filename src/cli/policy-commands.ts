@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { clientOf, enc } from './context.js';
-import { printJson, table } from './output.js';
+import { type Inert, joinInert, out, printJson, t, table } from './output.js';
 
 interface PolicyView {
   name: string;
@@ -41,29 +41,29 @@ const grantOf = (p: PolicyView) =>
       : '-';
 
 /** The what-if report as a person reads it: the answer first, then every policy with why. */
-export function formatWhatIf(w: WhatIf): string {
+export function formatWhatIf(w: WhatIf): Inert {
   const lines = [
-    `${w.user} → ${w.target}: ${w.result.toUpperCase()}${w.require ? ` (needs ${w.require.join(' and ')})` : ''}`,
+    t`${w.user} → ${w.target}: ${w.result.toUpperCase()}${w.require ? ` (needs ${w.require.join(' and ')})` : ''}`,
   ];
-  if (w.maxDuration !== undefined) lines.push(`  credentials up to ${w.maxDuration} s`);
+  if (w.maxDuration !== undefined) lines.push(t`  credentials up to ${w.maxDuration} s`);
   if (w.sessionTags && Object.keys(w.sessionTags).length)
     lines.push(
-      `  session tags: ${Object.entries(w.sessionTags)
+      t`  session tags: ${Object.entries(w.sessionTags)
         .map(([k, v]) => `${k}=${v}`)
         .join(', ')}`,
     );
-  lines.push('reasons:');
-  for (const r of w.reasons) lines.push(`  - ${r.message}`);
-  lines.push('policies:');
-  if (w.policies.length === 0) lines.push('  (none)');
+  lines.push(t`reasons:`);
+  for (const r of w.reasons) lines.push(t`  - ${r.message}`);
+  lines.push(t`policies:`);
+  if (w.policies.length === 0) lines.push(t`  (none)`);
   for (const p of w.policies) {
     const verdict = p.applied
       ? `applied → ${p.result}${p.require ? ` (${p.require.join(' and ')})` : ''}`
       : 'not applied';
-    lines.push(`  ${p.applied ? '●' : '○'} ${p.policy} [${p.state}]: ${verdict}`);
-    for (const why of p.why) lines.push(`      ${why}`);
+    lines.push(t`  ${p.applied ? '●' : '○'} ${p.policy} [${p.state}]: ${verdict}`);
+    for (const why of p.why) lines.push(t`      ${why}`);
   }
-  return `${lines.join('\n')}\n`;
+  return t`${joinInert(lines, '\n')}\n`;
 }
 
 /** Conditional access: `ferry policies …`, `ferry locations …` and `ferry access what-if`. */
@@ -75,7 +75,7 @@ export function registerPolicyCommands(program: Command): void {
     .action(async function (this: Command, opts: { json?: boolean }) {
       const res = await clientOf(this).get<{ items: PolicyView[] }>('/api/v1/policies');
       if (opts.json) return printJson(res.items);
-      process.stdout.write(
+      out(
         table(
           res.items.map((p) => ({ ...p, targets: p.targets.join(','), grant: grantOf(p) })),
           ['name', 'state', 'targets', 'grant'],
@@ -104,7 +104,7 @@ export function registerPolicyCommands(program: Command): void {
       for (const p of list) {
         if (typeof p?.name !== 'string') throw new Error(`${file}: every policy needs a name`);
         const res = await clientOf(this).request<PolicyView>('PUT', `/api/v1/policies/${enc(p.name)}`, p);
-        process.stdout.write(`${res.name}: ${res.state}\n`);
+        out(t`${res.name}: ${res.state}\n`);
       }
     });
   for (const state of ['on', 'off', 'report-only'] as const) {
@@ -115,12 +115,12 @@ export function registerPolicyCommands(program: Command): void {
         const res = await clientOf(this).request<PolicyView>('POST', `/api/v1/policies/${enc(name)}/state`, {
           state,
         });
-        process.stdout.write(`${res.name}: ${res.state}\n`);
+        out(t`${res.name}: ${res.state}\n`);
       });
   }
   policies.command('remove <name>').action(async function (this: Command, name: string) {
     await clientOf(this).request('DELETE', `/api/v1/policies/${enc(name)}`);
-    process.stdout.write(`removed ${name}\n`);
+    out(t`removed ${name}\n`);
   });
 
   const locations = program.command('locations').description('named locations (IP ranges) policies refer to');
@@ -132,7 +132,7 @@ export function registerPolicyCommands(program: Command): void {
         '/api/v1/named-locations',
       );
       if (opts.json) return printJson(res.items);
-      process.stdout.write(
+      out(
         table(
           res.items.map((l) => ({ ...l, ranges: l.ranges.join(',') })),
           ['name', 'ranges'],
@@ -144,11 +144,11 @@ export function registerPolicyCommands(program: Command): void {
     .description('create or replace a named location, e.g. `ferry locations set office 203.0.113.0/24`')
     .action(async function (this: Command, name: string, ranges: string[]) {
       await clientOf(this).request('PUT', `/api/v1/named-locations/${enc(name)}`, { ranges });
-      process.stdout.write(`${name}: ${ranges.join(', ')}\n`);
+      out(t`${name}: ${ranges.join(', ')}\n`);
     });
   locations.command('remove <name>').action(async function (this: Command, name: string) {
     await clientOf(this).request('DELETE', `/api/v1/named-locations/${enc(name)}`);
-    process.stdout.write(`removed ${name}\n`);
+    out(t`removed ${name}\n`);
   });
 
   const access =
@@ -197,7 +197,7 @@ export function registerPolicyCommands(program: Command): void {
         ...(opts.device ? { device: opts.device } : {}),
       });
       if (opts.json) printJson(res);
-      else process.stdout.write(formatWhatIf(res));
+      else out(formatWhatIf(res));
       process.exitCode = res.result === 'allow' ? 0 : res.result === 'deny' ? 1 : 2;
     });
 }

@@ -1,4 +1,5 @@
 import { createInterface } from 'node:readline';
+import type { Inert } from './output.js';
 
 /**
  * Answers for the questions a command asks: typed at a terminal (hidden for secrets), or, without a
@@ -18,7 +19,9 @@ export class Prompter {
     return Boolean(this.input.isTTY);
   }
 
-  async ask(question: string, options: { secret?: boolean } = {}): Promise<string> {
+  /** The question is `Inert` (built with `t`), so a user name in it cannot draw on the terminal. */
+  async ask(prompt: Inert, options: { secret?: boolean } = {}): Promise<string> {
+    const question = prompt.text;
     if (!this.interactive) {
       this.#piped ??= readAll(this.input).then((text) => text.split(/\r?\n/));
       const lines = await this.#piped;

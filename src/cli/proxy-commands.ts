@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { ProxyApp } from '../proxy/apps.js';
 import { clientOf, collect, enc } from './context.js';
-import { printJson, table } from './output.js';
+import { out, printJson, t, table } from './output.js';
 
 /** `ferry proxy apps …`: the applications the identity-aware proxy serves (admin API). */
 export function registerProxyCommands(program: Command): Command {
@@ -16,7 +16,7 @@ export function registerProxyCommands(program: Command): Command {
     .action(async function (this: Command, opts: { json?: boolean }) {
       const res = await clientOf(this).request<{ items: ProxyApp[] }>('GET', '/api/v1/proxy/apps');
       if (opts.json) return printJson(res.items);
-      process.stdout.write(
+      out(
         table(
           res.items.map((a) => ({ ...a, groups: a.groups.length > 0 ? a.groups : ['(all active users)'] })),
           ['name', 'url', 'upstream', 'groups'],
@@ -30,8 +30,8 @@ export function registerProxyCommands(program: Command): Command {
     .action(async function (this: Command, name: string, opts: { json?: boolean }) {
       const a = await clientOf(this).request<ProxyApp>('GET', `/api/v1/proxy/apps/${enc(name)}`);
       if (opts.json) return printJson(a);
-      process.stdout.write(
-        `${a.name}\n  url:      ${a.url}\n  upstream: ${a.upstream}\n  groups:   ${a.groups.length > 0 ? a.groups.join(', ') : '(all active users)'}\n`,
+      out(
+        t`${a.name}\n  url:      ${a.url}\n  upstream: ${a.upstream}\n  groups:   ${a.groups.length > 0 ? a.groups.join(', ') : '(all active users)'}\n`,
       );
     });
 
@@ -53,14 +53,14 @@ export function registerProxyCommands(program: Command): Command {
         groups: opts.group ?? [],
       });
       if (opts.json) return printJson(a);
-      process.stdout.write(
-        `${a.name}: ${a.url} → ${a.upstream} (${a.groups.length > 0 ? `groups ${a.groups.join(', ')}` : 'every active user'})\n`,
+      out(
+        t`${a.name}: ${a.url} → ${a.upstream} (${a.groups.length > 0 ? `groups ${a.groups.join(', ')}` : 'every active user'})\n`,
       );
     });
 
   apps.command('remove <name>').action(async function (this: Command, name: string) {
     await clientOf(this).request('DELETE', `/api/v1/proxy/apps/${enc(name)}`);
-    process.stdout.write(`removed ${name}\n`);
+    out(t`removed ${name}\n`);
   });
   return proxy;
 }

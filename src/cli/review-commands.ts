@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { FerryClient } from './client.js';
 import { callerClientOf, clientOf, collect, enc, type GlobalOptions } from './context.js';
-import { printJson, table } from './output.js';
+import { out, printJson, t, table } from './output.js';
 
 interface Campaign {
   id: string;
@@ -69,7 +69,7 @@ export function registerReviewCommands(program: Command): void {
         removeUnreviewed: opts.removeUnreviewed ?? false,
       });
       if (opts.json) return printJson(c);
-      process.stdout.write(`review ${c.id} (${c.name}): ${c.progress.total} items, deadline ${c.deadline}\n`);
+      out(t`review ${c.id} (${c.name}): ${c.progress.total} items, deadline ${c.deadline}\n`);
     });
   reviews
     .command('list')
@@ -78,7 +78,7 @@ export function registerReviewCommands(program: Command): void {
     .action(async function (this: Command, opts: { json?: boolean }) {
       const res = await adminOrCallerClientOf(this).get<{ items: Campaign[] }>('/api/v1/reviews');
       if (opts.json) return printJson(res.items);
-      process.stdout.write(
+      out(
         table(
           res.items.map((c) => ({ ...c, progress: progressOf(c) })),
           ['id', 'name', 'state', 'deadline', 'progress'],
@@ -94,8 +94,8 @@ export function registerReviewCommands(program: Command): void {
       const c = await client.get<Campaign>(`/api/v1/reviews/${enc(id)}`);
       const { items } = await client.get<{ items: Item[] }>(`/api/v1/reviews/${enc(id)}/items`);
       if (opts.json) return printJson({ ...c, items });
-      process.stdout.write(`${c.name} (${c.state}, deadline ${c.deadline}): ${progressOf(c)}\n`);
-      process.stdout.write(
+      out(t`${c.name} (${c.state}, deadline ${c.deadline}): ${progressOf(c)}\n`);
+      out(
         table(
           items.map((i) => ({ ...i })),
           ['id', 'kind', 'label', 'decision', 'decidedBy', 'outcome'],
@@ -121,7 +121,7 @@ export function registerReviewCommands(program: Command): void {
         { decision, ...(opts.reason !== undefined ? { reason: opts.reason } : {}) },
       );
       if (opts.json) return printJson(res);
-      process.stdout.write(`${res.label}: ${res.decision}\n`);
+      out(t`${res.label}: ${res.decision}\n`);
     });
   reviews
     .command('close <id>')
@@ -130,6 +130,6 @@ export function registerReviewCommands(program: Command): void {
     .action(async function (this: Command, id: string, opts: { json?: boolean }) {
       const c = await clientOf(this).request<Campaign>('POST', `/api/v1/reviews/${enc(id)}/close`);
       if (opts.json) return printJson(c);
-      process.stdout.write(`review ${c.id} closed: ${progressOf(c)}\n`);
+      out(t`review ${c.id} closed: ${progressOf(c)}\n`);
     });
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { clientOf, collect, enc, serverOf } from './context.js';
-import { printJson, table } from './output.js';
+import { out, printJson, t, table } from './output.js';
 
 interface AccountView {
   id: string;
@@ -89,7 +89,7 @@ export function registerSamlCommands(program: Command): void {
           groups: opts.group,
         });
       if (opts.json) return printJson(created);
-      process.stdout.write(`registered ${created.entityId} (${created.id})\n`);
+      out(t`registered ${created.entityId} (${created.id})\n`);
     });
   sp.command('list')
     .option('--json', 'print JSON')
@@ -98,7 +98,7 @@ export function registerSamlCommands(program: Command): void {
         '/api/v1/saml/service-providers',
       );
       if (opts.json) return printJson(res.items);
-      process.stdout.write(table(res.items, ['name', 'entityId', 'id']));
+      out(table(res.items, ['name', 'entityId', 'id']));
     });
   sp.command('set <sp>')
     .description('change who may reach a service provider and what sign-in it needs')
@@ -137,7 +137,7 @@ export function registerSamlCommands(program: Command): void {
     .description('remove a service provider (by id or entity id)')
     .action(async function (this: Command, ref: string) {
       await clientOf(this).request('DELETE', `/api/v1/saml/service-providers/${enc(ref)}`);
-      process.stdout.write(`removed ${ref}\n`);
+      out(t`removed ${ref}\n`);
     });
 
   const keys = program.command('keys').description('SAML signing keys');
@@ -147,7 +147,7 @@ export function registerSamlCommands(program: Command): void {
     .action(async function (this: Command, opts: { json?: boolean }) {
       const res = await clientOf(this).get<{ items: Array<Record<string, unknown>> }>('/api/v1/keys/saml');
       if (opts.json) return printJson(res.items);
-      process.stdout.write(table(res.items, ['id', 'state', 'createdAt', 'activatedAt']));
+      out(table(res.items, ['id', 'state', 'createdAt', 'activatedAt']));
     });
   keys
     .command('rotate')
@@ -157,12 +157,12 @@ export function registerSamlCommands(program: Command): void {
       const client = clientOf(this);
       if (opts.activate) {
         const k = await client.request<{ id: string }>('POST', '/api/v1/keys/saml/activate');
-        process.stdout.write(`signing with ${k.id} now\n`);
+        out(t`signing with ${k.id} now\n`);
         return;
       }
       const k = await client.request<{ id: string }>('POST', '/api/v1/keys/saml/rotate');
-      process.stdout.write(
-        `staged ${k.id}: it is in /saml/metadata now; update the SAML providers (ferry aws setup-account), then it takes over after the grace period or with --activate\n`,
+      out(
+        t`staged ${k.id}: it is in /saml/metadata now; update the SAML providers (ferry aws setup-account), then it takes over after the grace period or with --activate\n`,
       );
     });
 
@@ -225,8 +225,7 @@ export function registerSamlCommands(program: Command): void {
         });
         if (opts.json) printJson(result);
         else {
-          for (const c of result.changes)
-            process.stdout.write(`${c.action.padEnd(12)} ${c.kind} ${c.name}\n`);
+          for (const c of result.changes) out(t`${c.action.padEnd(12)} ${c.kind} ${c.name}\n`);
         }
       }
       const metadataRes = await fetch(new URL('/saml/metadata', serverOf(this)));
@@ -242,7 +241,12 @@ export function registerSamlCommands(program: Command): void {
         dryRun: opts.dryRun ?? false,
       });
       if (opts.json) return printJson(report);
-      process.stdout.write(`${formatSetupReport(report)}\n`);
+      // Each line of the report escaped whole: it quotes names from the account.
+      out(
+        t`${formatSetupReport(report)
+          .split('\n')
+          .map((line) => t`${line}\n`)}`,
+      );
     });
   aws
     .command('import-roles')
@@ -278,10 +282,10 @@ export function registerSamlCommands(program: Command): void {
             ...(role.description ? { description: role.description } : {}),
           });
         }
-        process.stdout.write(
-          `${action === 'add' ? '+' : action === 'update' ? '~' : '='} ${role.arn}  MaxSessionDuration ${role.maxSessionDuration}s${role.trustsSaml ? '  (trusts SAML)' : ''}\n`,
+        out(
+          t`${action === 'add' ? '+' : action === 'update' ? '~' : '='} ${role.arn}  MaxSessionDuration ${role.maxSessionDuration}s${role.trustsSaml ? '  (trusts SAML)' : ''}\n`,
         );
       }
-      if (opts.dryRun) process.stdout.write('(dry run: nothing was changed)\n');
+      if (opts.dryRun) out(t`(dry run: nothing was changed)\n`);
     });
 }

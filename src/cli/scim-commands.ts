@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import type { PushDiff } from '../aws/identity-center/diff.js';
-import { clientOf, enc, serverOf } from './context.js';
-import { printJson, table } from './output.js';
-import { progressBar } from './progress.js';
+import { clientOf, enc, serverOf, UsageError } from './context.js';
+import { type Inert, out, printJson, progressBar, t, table } from './output.js';
 import { Prompter } from './prompt.js';
 
 interface TargetView {
@@ -27,6 +26,7 @@ interface ConnectionView {
   createdBy: string;
   lastUsedAt: string | null;
   revokedAt: string | null;
+  passwordWrites: boolean;
 }
 
 /** `ferry scim token create|list|revoke`: the bearer tokens provisioning clients such as Entra ID use. */
@@ -38,18 +38,21 @@ export function registerScimCommands(program: Command): void {
     .command('create')
     .description("create a connection and print its token once (Entra ID's Secret Token)")
     .requiredOption('--name <name>', 'what provisions with it, e.g. entra')
+    .option(
+      '--allow-passwords',
+      'let it set passwords of the users it provisions (off by default; never for accounts handed to it)',
+    )
     .option('--json', 'print JSON')
-    .action(async function (this: Command, opts: { name: string; json?: boolean }) {
+    .action(async function (this: Command, opts: { name: string; allowPasswords?: boolean; json?: boolean }) {
       const res = await clientOf(this).request<{ token: string; connection: ConnectionView }>(
         'POST',
         '/api/v1/scim/tokens',
-        { name: opts.name },
+        { name: opts.name, ...(opts.allowPasswords ? { allowPasswords: true } : {}) },
       );
       if (opts.json) return printJson(res);
       const server = serverOf(this);
-      process.stdout.write(
-        `${res.token}\n\nconnection: ${res.connection.name} (${res.connection.id})\n` +
-          `tenant URL: ${server}/scim/v2\nThe token is shown only now; store it in Entra ID's Secret Token field.\n`,
+      out(
+        t`${res.token}\n\nconnection: ${res.connection.name} (${res.connection.id})\ntenant URL: ${server}/scim/v2\nThe token is shown only now; store it in Entra ID's Secret Token field.\n`,
       );
     });
 
@@ -60,10 +63,14 @@ export function registerScimCommands(program: Command): void {
     .action(async function (this: Command, opts: { json?: boolean }) {
       const res = await clientOf(this).get<{ items: ConnectionView[] }>('/api/v1/scim/tokens');
       if (opts.json) return printJson(res.items);
-      process.stdout.write(
+      out(
         table(
-          res.items.map((c) => ({ ...c, state: c.revokedAt ? 'revoked' : 'active' })),
-          ['name', 'state', 'lastUsedAt', 'createdAt', 'createdBy', 'id'],
+          res.items.map((c) => ({
+            ...c,
+            state: c.revokedAt ? 'revoked' : 'active',
+            passwords: c.passwordWrites ? 'allowed' : 'no',
+          })),
+          ['name', 'state', 'passwords', 'lastUsedAt', 'createdAt', 'createdBy', 'id'],
         ),
       );
     });
@@ -73,7 +80,26 @@ export function registerScimCommands(program: Command): void {
     .description('revoke a connection: its token stops working at once')
     .action(async function (this: Command, id: string) {
       const c = await clientOf(this).request<ConnectionView>('DELETE', `/api/v1/scim/tokens/${enc(id)}`);
-      process.stdout.write(`revoked ${c.name} (${c.id})\n`);
+      out(t`revoked ${c.name} (${c.id})\n`);
+    });
+
+  token
+    .command('hand-over <id>')
+    .description(
+      'let a connection manage an existing user or group (one it did not create); it can never set that password',
+    )
+    .option('--user <user>', 'the user (UPN or id)')
+    .option('--group <group>', 'the group (name or id)')
+    .action(async function (this: Command, id: string, opts: { user?: string; group?: string }) {
+      if ((opts.user === undefined) === (opts.group === undefined)) {
+        throw new UsageError('give exactly one of --user or --group');
+      }
+      const res = await clientOf(this).request<{ kind: string; name: string; connection: ConnectionView }>(
+        'POST',
+        `/api/v1/scim/tokens/${enc(id)}/hand-over`,
+        opts.user !== undefined ? { user: opts.user } : { group: opts.group },
+      );
+      out(t`${res.kind} ${res.name} is now managed by ${res.connection.name} (${res.connection.id})\n`);
     });
 
   registerPushCommands(scim);
@@ -91,12 +117,12 @@ function registerPushCommands(scim: Command): void {
     .requiredOption('--endpoint <url>', 'the "SCIM endpoint" from IAM Identity Center')
     .action(async function (this: Command, opts: { endpoint: string }) {
       // Hidden when typed at a terminal; otherwise the first line of standard input.
-      const token = (await new Prompter().ask('Access token: ', { secret: true })).trim();
-      const t = await clientOf(this).request<TargetView>('PUT', '/api/v1/identity-center/scim', {
+      const token = (await new Prompter().ask(t`Access token: `, { secret: true })).trim();
+      const target = await clientOf(this).request<TargetView>('PUT', '/api/v1/identity-center/scim', {
         endpoint: opts.endpoint,
         token,
       });
-      process.stdout.write(`pushing to ${t.endpoint}\n`);
+      out(t`pushing to ${target.endpoint}\n`);
     });
 
   target
@@ -104,9 +130,9 @@ function registerPushCommands(scim: Command): void {
     .description('show the endpoint (never the token)')
     .option('--json', 'print JSON')
     .action(async function (this: Command, opts: { json?: boolean }) {
-      const t = await clientOf(this).get<TargetView>('/api/v1/identity-center/scim');
-      if (opts.json) return printJson(t);
-      process.stdout.write(`endpoint: ${t.endpoint}\nupdated: ${t.updatedAt} by ${t.updatedBy}\n`);
+      const target = await clientOf(this).get<TargetView>('/api/v1/identity-center/scim');
+      if (opts.json) return printJson(target);
+      out(t`endpoint: ${target.endpoint}\nupdated: ${target.updatedAt} by ${target.updatedBy}\n`);
     });
 
   target
@@ -114,7 +140,7 @@ function registerPushCommands(scim: Command): void {
     .description('stop pushing to IAM Identity Center')
     .action(async function (this: Command) {
       await clientOf(this).request('DELETE', '/api/v1/identity-center/scim');
-      process.stdout.write('no longer pushing to IAM Identity Center\n');
+      out(t`no longer pushing to IAM Identity Center\n`);
     });
 
   scim
@@ -127,7 +153,7 @@ function registerPushCommands(scim: Command): void {
       if (opts.dryRun) {
         const diff = await client.get<PushDiff>('/api/v1/identity-center/scim/plan');
         if (opts.json) return printJson(diff);
-        process.stdout.write(renderDiff(diff));
+        out(renderDiff(diff));
         return;
       }
       let bar: ReturnType<typeof progressBar> | null = null;
@@ -145,10 +171,8 @@ function registerPushCommands(scim: Command): void {
       if (!result) throw new PushFailed('the server closed the stream early');
       if (opts.json) return printJson(result);
       const r = result as { requests: PushSummary; applied: number };
-      process.stdout.write(
-        `pushed ${r.applied} change(s): users ${r.requests.users.created} created, ${r.requests.users.updated} updated, ` +
-          `${r.requests.users.deleted} deleted; groups ${r.requests.groups.created} created, ${r.requests.groups.renamed} renamed, ` +
-          `${r.requests.groups.deleted} deleted; members ${r.requests.members.added} added, ${r.requests.members.removed} removed\n`,
+      out(
+        t`pushed ${r.applied} change(s): users ${r.requests.users.created} created, ${r.requests.users.updated} updated, ${r.requests.users.deleted} deleted; groups ${r.requests.groups.created} created, ${r.requests.groups.renamed} renamed, ${r.requests.groups.deleted} deleted; members ${r.requests.members.added} added, ${r.requests.members.removed} removed\n`,
       );
     });
 }
@@ -168,21 +192,19 @@ const SIGN: Record<string, string> = {
 };
 
 /** A dry run as a person reads it: one line per change, then the totals. */
-export function renderDiff(diff: PushDiff): string {
+export function renderDiff(diff: PushDiff): Inert {
   const lines = diff.changes.map((c) => {
     const what = c.action.endsWith('members') ? `${c.kind} ${c.name} members` : `${c.kind} ${c.name}`;
     const detail = c.details.length
       ? ` (${c.details.length > 5 ? `${c.details.slice(0, 5).join(', ')}, … ${c.details.length} in all` : c.details.join(', ')})`
       : '';
-    return `${SIGN[c.action]} ${c.action.replace('-members', '')} ${what}${detail}`;
+    return t`${SIGN[c.action]} ${c.action.replace('-members', '')} ${what}${detail}\n`;
   });
   const s = diff.summary;
-  lines.push(
-    '',
-    `users: ${s.users.create} to create, ${s.users.update} to update, ${s.users.delete} to delete`,
-    `groups: ${s.groups.create} to create, ${s.groups.update} to update, ${s.groups.delete} to delete`,
-    `memberships: ${s.members.add} to add, ${s.members.remove} to remove`,
-    diff.changes.length === 0 ? 'IAM Identity Center is up to date.' : 'dry run: nothing was changed.',
-  );
-  return `${lines.join('\n')}\n`;
+  return t`${lines}
+users: ${s.users.create} to create, ${s.users.update} to update, ${s.users.delete} to delete
+groups: ${s.groups.create} to create, ${s.groups.update} to update, ${s.groups.delete} to delete
+memberships: ${s.members.add} to add, ${s.members.remove} to remove
+${diff.changes.length === 0 ? 'IAM Identity Center is up to date.' : 'dry run: nothing was changed.'}
+`;
 }

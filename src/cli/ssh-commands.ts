@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { FerryClient } from './client.js';
 import { callerClientOf, clientOf, collect, enc } from './context.js';
-import { printJson, table } from './output.js';
+import { lines, note, out, printJson, t, table } from './output.js';
 import { generateEd25519KeyPair } from './ssh-keys.js';
 
 /** What POST /api/v1/ssh/certificates (and host-certificates) answers. */
@@ -86,7 +86,7 @@ export function registerSshCommands(program: Command): void {
         });
         const certFile = join(dir, 'id_ed25519-cert.pub');
         writeFileSync(certFile, `${cert.certificate}\n`, { mode: 0o600 });
-        process.stderr.write(`ferry: certificate ${cert.keyId}, valid until ${cert.validBefore}\n`);
+        note(t`ferry: certificate ${cert.keyId}, valid until ${cert.validBefore}\n`);
         process.exitCode = await runSsh(opts.sshCommand, [
           '-i',
           keyFile,
@@ -129,13 +129,15 @@ export function registerSshCommands(program: Command): void {
     ) {
       let publicKey: string;
       let privateKeyPath: string | null = null;
-      let out: string;
+      let certFile: string;
       if (opts.key) {
         publicKey = readFileSync(opts.key, 'utf8').trim();
-        out = resolve(opts.out ?? `${opts.key.replace(/\.pub$/, '')}-cert.pub`);
+        certFile = resolve(opts.out ?? `${opts.key.replace(/\.pub$/, '')}-cert.pub`);
       } else {
-        out = resolve(opts.out ?? 'ferry_ed25519-cert.pub');
-        privateKeyPath = out.endsWith('-cert.pub') ? out.slice(0, -'-cert.pub'.length) : `${out}.key`;
+        certFile = resolve(opts.out ?? 'ferry_ed25519-cert.pub');
+        privateKeyPath = certFile.endsWith('-cert.pub')
+          ? certFile.slice(0, -'-cert.pub'.length)
+          : `${certFile}.key`;
         if (existsSync(privateKeyPath))
           throw new Error(
             `${privateKeyPath} exists: certify it with --key ${privateKeyPath}.pub, or remove it`,
@@ -154,16 +156,15 @@ export function registerSshCommands(program: Command): void {
         writeFileSync(privateKeyPath, pair.privateKeyFile, { mode: 0o600 });
         writeFileSync(`${privateKeyPath}.pub`, `${pair.publicKeyLine}\n`, { mode: 0o644 });
       }
-      writeFileSync(out, `${cert.certificate}\n`, { mode: 0o644 });
+      writeFileSync(certFile, `${cert.certificate}\n`, { mode: 0o644 });
       const paths = {
-        certificate: out,
+        certificate: certFile,
         privateKey: privateKeyPath,
         publicKey: privateKeyPath ? `${privateKeyPath}.pub` : opts.key,
       };
       if (opts.json) return printJson({ ...paths, ...cert });
-      process.stdout.write(
-        `certificate: ${out}\n${privateKeyPath ? `private key: ${privateKeyPath}\n` : ''}` +
-          `principals:  ${cert.principals.join(', ')}\nkey id:      ${cert.keyId}\nvalid until: ${cert.validBefore}\n`,
+      out(
+        t`certificate: ${certFile}\n${privateKeyPath ? t`private key: ${privateKeyPath}\n` : ''}principals:  ${cert.principals.join(', ')}\nkey id:      ${cert.keyId}\nvalid until: ${cert.validBefore}\n`,
       );
     });
 
@@ -182,11 +183,10 @@ export function registerSshCommands(program: Command): void {
         hostnames: opts.hostname,
         duration: duration ? durationSeconds(duration) : undefined,
       });
-      const out = resolve(opts.out ?? `${opts.key.replace(/\.pub$/, '')}-cert.pub`);
-      writeFileSync(out, `${cert.certificate}\n`, { mode: 0o644 });
-      process.stdout.write(
-        `host certificate: ${out}\nhost names:       ${cert.principals.join(', ')}\nvalid until:      ${cert.validBefore}\n` +
-          `add to sshd_config: HostCertificate ${out}\n`,
+      const certFile = resolve(opts.out ?? `${opts.key.replace(/\.pub$/, '')}-cert.pub`);
+      writeFileSync(certFile, `${cert.certificate}\n`, { mode: 0o644 });
+      out(
+        t`host certificate: ${certFile}\nhost names:       ${cert.principals.join(', ')}\nvalid until:      ${cert.validBefore}\nadd to sshd_config: HostCertificate ${certFile}\n`,
       );
     });
 
@@ -194,7 +194,7 @@ export function registerSshCommands(program: Command): void {
     .command('ca')
     .description("print the user CA keys (sshd's TrustedUserCAKeys)")
     .action(async function (this: Command) {
-      process.stdout.write(await clientOf(this).text('/api/v1/ssh/ca.pub'));
+      out(lines(await clientOf(this).text('/api/v1/ssh/ca.pub')));
     });
 
   ssh
@@ -204,7 +204,7 @@ export function registerSshCommands(program: Command): void {
     .action(async function (this: Command, opts: { json?: boolean }) {
       const res = await clientOf(this).get<{ items: Array<Record<string, unknown>> }>('/api/v1/ssh/ca-keys');
       if (opts.json) return printJson(res.items);
-      process.stdout.write(table(res.items, ['id', 'use', 'algorithm', 'state', 'createdAt', 'activatedAt']));
+      out(table(res.items, ['id', 'use', 'algorithm', 'state', 'createdAt', 'activatedAt']));
     });
 
   ssh
@@ -221,7 +221,7 @@ export function registerSshCommands(program: Command): void {
         path,
         body,
       );
-      process.stdout.write(`${opts.use} CA key ${k.id} is ${k.state}: ${k.publicKey}\n`);
+      out(t`${opts.use} CA key ${k.id} is ${k.state}: ${k.publicKey}\n`);
     });
 
   ssh
@@ -229,7 +229,7 @@ export function registerSshCommands(program: Command): void {
     .description('print the @cert-authority line for ~/.ssh/known_hosts')
     .option('--hosts <pattern>', 'the hosts it vouches for, e.g. *.dev.internal', '*')
     .action(async function (this: Command, opts: { hosts: string }) {
-      process.stdout.write(await clientOf(this).text(`/api/v1/ssh/known_hosts?hosts=${enc(opts.hosts)}`));
+      out(lines(await clientOf(this).text(`/api/v1/ssh/known_hosts?hosts=${enc(opts.hosts)}`)));
     });
 
   ssh
@@ -243,7 +243,7 @@ export function registerSshCommands(program: Command): void {
         `/api/v1/ssh/certificates${q}`,
       );
       if (opts.json) return printJson(res.items);
-      process.stdout.write(table(res.items, ['serial', 'subject', 'target', 'expiresAt', 'revokedAt']));
+      out(table(res.items, ['serial', 'subject', 'target', 'expiresAt', 'revokedAt']));
     });
 
   ssh
@@ -256,7 +256,7 @@ export function registerSshCommands(program: Command): void {
         `/api/v1/ssh/certificates/${enc(serial)}/revoke`,
         opts.reason ? { reason: opts.reason } : {},
       );
-      process.stdout.write(`revoked serial ${r.serial} (${r.subject}) at ${r.revokedAt}\n`);
+      out(t`revoked serial ${r.serial} (${r.subject}) at ${r.revokedAt}\n`);
     });
 
   const logins = ssh
@@ -272,7 +272,7 @@ export function registerSshCommands(program: Command): void {
         `/api/v1/ssh/logins${q}`,
       );
       if (opts.json) return printJson(res.items);
-      process.stdout.write(
+      out(
         table(res.items, [
           'id',
           'groupName',
@@ -317,11 +317,11 @@ export function registerSshCommands(program: Command): void {
         agentForwarding: opts.agentForwarding ?? false,
         maxDuration: opts.maxDuration ? durationSeconds(opts.maxDuration) : null,
       });
-      process.stdout.write(`${m.groupName} may log in as ${m.logins.join(', ')} on ${m.hosts} (${m.id})\n`);
+      out(t`${m.groupName} may log in as ${m.logins.join(', ')} on ${m.hosts} (${m.id})\n`);
     });
   logins.command('remove <id>').action(async function (this: Command, id: string) {
     await clientOf(this).request('DELETE', `/api/v1/ssh/logins/${enc(id)}`);
-    process.stdout.write(`removed ${id}\n`);
+    out(t`removed ${id}\n`);
   });
 }
 

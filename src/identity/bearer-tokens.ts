@@ -21,6 +21,8 @@ export interface BearerTokenRow {
   revoked_at: string | null;
   /** api_tokens only */
   expires_at?: string | null;
+  /** scim_connections only: 1 when the connection may set passwords */
+  password_writes?: number;
 }
 
 /** What differs between one kind of named bearer token and another. */
@@ -62,7 +64,13 @@ export class BearerTokens {
 
   async create(
     ctx: AuditContext,
-    input: { name: string; expiresAt?: string | null },
+    input: {
+      name: string;
+      expiresAt?: string | null;
+      /** kind-specific columns, and what the audit event says of them */
+      columns?: Pick<BearerTokenRow, 'password_writes'>;
+      auditData?: Record<string, unknown>;
+    },
   ): Promise<{ token: string; row: BearerTokenRow }> {
     const name = input.name.trim();
     if (!/^[\w .@-]{1,64}$/.test(name)) {
@@ -79,6 +87,7 @@ export class BearerTokens {
       last_used_at: null,
       revoked_at: null,
       ...(this.kind.expires ? { expires_at: input.expiresAt ?? null } : {}),
+      ...input.columns,
     };
     await this.store.db.transaction().execute(async (trx) => {
       await (trx as unknown as TokenDb).insertInto(this.kind.table).values(row).execute();
@@ -89,7 +98,11 @@ export class BearerTokens {
         subject: name,
         ip: ctx.ip,
         requestId: ctx.requestId,
-        data: { [this.kind.audit.idField]: id, ...(this.kind.expires ? { expiresAt: row.expires_at } : {}) },
+        data: {
+          [this.kind.audit.idField]: id,
+          ...(this.kind.expires ? { expiresAt: row.expires_at } : {}),
+          ...input.auditData,
+        },
       });
     });
     return { token: `${this.kind.prefix}${id}_${secret}`, row };

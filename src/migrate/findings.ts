@@ -34,7 +34,15 @@ const ageDays = (asOf: Date, at: string | null) =>
   at ? Math.floor((asOf.getTime() - Date.parse(at)) / DAY) : null;
 
 /** Everything risky in one account's IAM as of `asOf` (the report date, never the wall clock). */
-export async function findFindings(inv: AccountInventory, asOf: Date): Promise<Finding[]> {
+/**
+ * `ferryProvider`: the name of Ferry's own SAML provider in the account (default `Ferry`), which the
+ * plan keeps: it is what the new roles trust.
+ */
+export async function findFindings(
+  inv: AccountInventory,
+  asOf: Date,
+  ferryProvider = 'Ferry',
+): Promise<Finding[]> {
   const out: Finding[] = [];
   const account = inv.accountId;
   const add = (f: Omit<Finding, 'account'>) => out.push({ account, ...f });
@@ -92,7 +100,8 @@ export async function findFindings(inv: AccountInventory, asOf: Date): Promise<F
     const { policies } = rolePolicies(inv.details, r.name);
     await privilegeFindings(`role/${r.name}`, r.arn, policies, r.attachedPolicies, add);
   }
-  for (const p of inv.identityProviders)
+  for (const p of inv.identityProviders) {
+    if (p.kind === 'saml' && p.name === ferryProvider) continue;
     add({
       rule: 'identity-provider-to-replace',
       severity: 'info',
@@ -100,6 +109,7 @@ export async function findFindings(inv: AccountInventory, asOf: Date): Promise<F
       title: `${p.kind.toUpperCase()} provider ${p.name} is trusted by ${p.trustedBy.length ? p.trustedBy.join(', ') : 'no role'}`,
       fix: "Move those roles' trust to Ferry's SAML provider (ferry aws setup-account), then delete this provider",
     });
+  }
   return out;
 }
 

@@ -103,6 +103,28 @@ describe('findings (each with a positive and a negative case)', () => {
     expect(fs2.filter((f) => f.subject === 'root')).toEqual([]);
   });
 
+  it("suggests replacing other identity providers, never Ferry's own SAML provider", async () => {
+    const withFerry = (name: string) =>
+      buildInventory({
+        details: details(),
+        credentialReport: report(),
+        identityProviders: [{ kind: 'saml', arn: `arn:aws:iam::${ACCOUNT}:saml-provider/${name}` }],
+      });
+    const providers = (fs: Finding[]) =>
+      fs.filter((f) => f.rule === 'identity-provider-to-replace').map((f) => f.subject);
+    expect(providers(await findFindings(withFerry('Ferry'), ASOF))).toEqual(['provider/Okta']);
+    expect(providers(await findFindings(withFerry('CorpFerry'), ASOF, 'CorpFerry'))).toEqual([
+      'provider/Okta',
+    ]);
+    // a provider merely called like Ferry's default, when Ferry's is named otherwise, is still another IdP
+    expect(providers(await findFindings(withFerry('Ferry'), ASOF, 'CorpFerry')).sort()).toEqual([
+      'provider/Ferry',
+      'provider/Okta',
+    ]);
+    const plan = await buildPlan([withFerry('Ferry')], { asOf: ASOF });
+    expect(plan.findings.some((f) => f.subject === 'provider/Ferry')).toBe(false);
+  });
+
   it('console users without MFA, not those with MFA nor programmatic users', async () => {
     const fs = await load();
     expect(has(fs, 'user-no-mfa', 'user/bob')).toBe(true);
@@ -293,6 +315,27 @@ describe('plan, tenant file, reports and checklist', () => {
       role: 'Administrator',
     });
     expect(tenant.accounts[0]!.roles.map((r) => r.name).sort()).toEqual(a.roles.map((r) => r.name).sort());
+  });
+
+  it('reports list the policies in use and summarise the AWS managed catalogue in one row', async () => {
+    const base = details();
+    const catalogue = Array.from({ length: 1485 }, (_, i) => ({
+      PolicyName: `AwsCatalogue${i}`,
+      Arn: `arn:aws:iam::aws:policy/AwsCatalogue${i}`,
+      AttachmentCount: 0,
+      DefaultVersionId: 'v1',
+      PolicyVersionList: [],
+    }));
+    const withCatalogue = { ...base, Policies: [...base.Policies, ...catalogue] } as typeof base;
+    const plan = await buildPlan([buildInventory({ details: withCatalogue, credentialReport: report() })], {
+      asOf: ASOF,
+    });
+    for (const text of [htmlReport(plan), markdownReport(plan)]) {
+      expect(text).not.toContain('AwsCatalogue7');
+      expect(text).toMatch(/\d+ AWS managed policies/);
+      // a policy in use is still listed by name
+      expect(text).toContain('arn:aws:iam::aws:policy/AdministratorAccess');
+    }
   });
 
   it('reports: HTML is self-contained with three SVG charts; Markdown lists the findings', async () => {

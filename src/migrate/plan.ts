@@ -89,7 +89,7 @@ export async function buildPlan(
   const accounts: AccountPlan[] = [];
   const findings: Finding[] = [];
   for (const inv of inventories) {
-    findings.push(...(await findFindings(inv, opts.asOf)));
+    findings.push(...(await findFindings(inv, opts.asOf, providerName)));
     accounts.push(await planAccount(inv, providerName, opts.partition ?? 'aws'));
   }
   return {

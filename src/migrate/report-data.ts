@@ -1,4 +1,5 @@
 import { SEVERITIES, type Severity } from './findings.js';
+import type { AccountInventory } from './inventory.js';
 import { MIGRATION_STATES, type MigrationPlan, type MigrationState } from './plan.js';
 
 /** The numbers every report format shows: findings by severity, access key ages, users by state. */
@@ -38,4 +39,20 @@ export function figures(plan: MigrationPlan, states?: Map<string, MigrationState
       value: users.filter((u) => (states?.get(`${u.account}/${u.user}`) ?? u.state) === s).length,
     })),
   };
+}
+
+/**
+ * The policy rows of a report: every policy something is attached to, one row each; AWS-managed and
+ * job-function policies that nothing uses (an export lists every one of them, about 1,500) summarised
+ * in a single row, so the report is about this account rather than AWS's catalogue.
+ */
+export function policyRows(inv: Pick<AccountInventory, 'policies'>): string[][] {
+  const catalogue = (p: AccountInventory['policies'][number]) =>
+    (p.kind === 'aws-managed' || p.kind === 'job-function') && p.attachedTo.length === 0;
+  const rows = inv.policies
+    .filter((p) => !catalogue(p))
+    .map((p) => [p.id, p.kind, p.attachedTo.join(', ') || '—']);
+  const unused = inv.policies.filter(catalogue).length;
+  if (unused > 0) rows.push([`${unused} AWS managed policies`, 'aws-managed', 'nothing (not listed)']);
+  return rows;
 }

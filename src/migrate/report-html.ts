@@ -1,5 +1,5 @@
 import type { MigrationPlan, MigrationState } from './plan.js';
-import { figures } from './report-data.js';
+import { figures, policyRows } from './report-data.js';
 
 const esc = (v: unknown) =>
   String(v ?? '').replace(
@@ -140,12 +140,7 @@ export function htmlReport(plan: MigrationPlan, states?: Map<string, MigrationSt
       ),
     );
     parts.push('<h3>Policies</h3>');
-    parts.push(
-      table(
-        ['policy', 'kind', 'attached to'],
-        inv.policies.map((p) => [p.id, p.kind, p.attachedTo.join(', ') || '—']),
-      ),
-    );
+    parts.push(table(['policy', 'kind', 'attached to'], policyRows(inv)));
     parts.push('<h3>Identity providers to replace</h3>');
     parts.push(
       table(

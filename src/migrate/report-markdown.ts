@@ -1,5 +1,5 @@
 import type { MigrationPlan, MigrationState } from './plan.js';
-import { figures } from './report-data.js';
+import { figures, policyRows } from './report-data.js';
 
 const cell = (v: unknown) =>
   String(v ?? '')
@@ -108,12 +108,7 @@ export function markdownReport(plan: MigrationPlan, states?: Map<string, Migrati
       ),
     );
     out.push('\n### Policies\n');
-    out.push(
-      table(
-        ['policy', 'kind', 'attached to'],
-        inv.policies.map((p) => [p.id, p.kind, p.attachedTo.join(', ') || '—']),
-      ),
-    );
+    out.push(table(['policy', 'kind', 'attached to'], policyRows(inv)));
     out.push('\n### Identity providers to replace\n');
     out.push(
       table(

@@ -28,6 +28,7 @@ export interface Database {
   aws_session_revocations: AwsSessionRevocationsTable;
   aws_revocation_policies: AwsRevocationPoliciesTable;
   scim_connections: ScimConnectionsTable;
+  scim_managed_objects: ScimManagedObjectsTable;
   ssh_ca_keys: SshCaKeysTable;
   ssh_serials: SshSerialsTable;
   ssh_logins: SshLoginsTable;
@@ -289,6 +290,18 @@ export interface ScimConnectionsTable {
   created_by: string;
   last_used_at: string | null;
   revoked_at: string | null;
+  /** 1: this connection may set passwords (off by default; never for an account it was handed) (0015) */
+  password_writes: number;
+}
+
+/** Which SCIM connection manages a user or group, and how it came to (0015). */
+export interface ScimManagedObjectsTable {
+  kind: 'user' | 'group';
+  object_id: string;
+  connection_id: string;
+  /** 'provisioned': the connection created it; 'handed': an admin handed an existing object to it */
+  origin: 'provisioned' | 'handed';
+  since: string;
 }
 
 export type ScimConnectionRow = Selectable<ScimConnectionsTable>;

@@ -26,10 +26,14 @@ export interface ScimClient {
   del(path: string, headers?: Record<string, string>): Promise<ScimResponse>;
 }
 
-export async function scimClient(ferry: TestFerry, name = 'entra'): Promise<ScimClient> {
-  const { token } = await ferry.services.scimConnections.create(
+export async function scimClient(
+  ferry: TestFerry,
+  name = 'entra',
+  options: { passwordWrites?: boolean } = {},
+): Promise<ScimClient & { connectionId: string }> {
+  const { token, connection } = await ferry.services.scimConnections.create(
     { actor: { type: 'operator', name: 'test' } },
-    { name },
+    { name, passwordWrites: options.passwordWrites },
   );
   const request = async (
     method: string,
@@ -54,6 +58,7 @@ export async function scimClient(ferry: TestFerry, name = 'entra'): Promise<Scim
   };
   return {
     token,
+    connectionId: connection.id,
     request,
     get: (path, headers) => request('GET', path, undefined, headers),
     post: (path, body) => request('POST', path, body),

@@ -17,6 +17,7 @@ const ConnectionSchema = Type.Object({
   createdBy: Type.String(),
   lastUsedAt: Type.Union([Type.String(), Type.Null()]),
   revokedAt: Type.Union([Type.String(), Type.Null()]),
+  passwordWrites: Type.Boolean(),
 });
 
 /** Admin API for SCIM provisioning connections (one bearer token each) under /api/v1/scim/tokens. */
@@ -38,7 +39,7 @@ export const scimAdminApi: FastifyPluginAsync<ScimAdminApiOptions> = async (app,
     async () => ({ items: await connections.list() }),
   );
 
-  app.post<{ Body: { name: string } }>(
+  app.post<{ Body: { name: string; allowPasswords?: boolean } }>(
     '/scim/tokens',
     {
       schema: {
@@ -46,7 +47,12 @@ export const scimAdminApi: FastifyPluginAsync<ScimAdminApiOptions> = async (app,
         summary: 'Create a SCIM provisioning connection; its bearer token is in this response only',
         security,
         body: Type.Object(
-          { name: Type.String({ minLength: 1, maxLength: 64 }) },
+          {
+            name: Type.String({ minLength: 1, maxLength: 64 }),
+            allowPasswords: Type.Optional(
+              Type.Boolean({ description: 'let this connection set passwords of the users it provisions' }),
+            ),
+          },
           { additionalProperties: false },
         ),
         response: {
@@ -55,7 +61,51 @@ export const scimAdminApi: FastifyPluginAsync<ScimAdminApiOptions> = async (app,
         },
       },
     },
-    async (req, reply) => reply.code(201).send(await connections.create(auditContextOf(req), req.body)),
+    async (req, reply) =>
+      reply.code(201).send(
+        await connections.create(auditContextOf(req), {
+          name: req.body.name,
+          passwordWrites: req.body.allowPasswords === true,
+        }),
+      ),
+  );
+
+  app.post<{ Params: { id: string }; Body: { user?: string; group?: string } }>(
+    '/scim/tokens/:id/hand-over',
+    {
+      schema: {
+        tags: ['scim'],
+        summary:
+          'Hand an existing user or group to a SCIM connection, which may then manage it (never its password)',
+        security,
+        params: Type.Object({ id: Type.String({ maxLength: 64 }) }),
+        body: Type.Union([
+          Type.Object(
+            { user: Type.String({ minLength: 1, maxLength: 256 }) },
+            { additionalProperties: false },
+          ),
+          Type.Object(
+            { group: Type.String({ minLength: 1, maxLength: 256 }) },
+            { additionalProperties: false },
+          ),
+        ]),
+        response: {
+          200: Type.Object({
+            kind: Type.Union([Type.Literal('user'), Type.Literal('group')]),
+            id: Type.String(),
+            name: Type.String(),
+            connection: ConnectionSchema,
+          }),
+          ...problemResponses,
+        },
+      },
+    },
+    async (req) => {
+      const { user, group } = req.body;
+      return user !== undefined
+        ? connections.handOver(auditContextOf(req), req.params.id, 'user', user)
+        : connections.handOver(auditContextOf(req), req.params.id, 'group', group!);
+    },
   );
 
   app.delete<{ Params: { id: string } }>(

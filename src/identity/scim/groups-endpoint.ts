@@ -9,6 +9,7 @@ import { invalidValue, scimNotFound } from './errors.js';
 import { attributesRead, type Filter, matches, parseFilter } from './filter.js';
 import { filterToSql } from './filter-sql.js';
 import { type GroupState, groupStateOf, type MemberRef, toScimGroup } from './group-resource.js';
+import type { ScimLane } from './lane.js';
 import { applyPatch, parsePatchBody } from './patch.js';
 import { type Projection, parseProjection, project, wants } from './projection.js';
 import {
@@ -30,6 +31,8 @@ export class ScimGroups {
     private readonly store: Store,
     private readonly groups: GroupDirectory,
     private readonly baseUrl: () => string,
+    /** the connection asking: it sees and changes only its own groups, and only its own users in them */
+    private readonly lane: ScimLane,
   ) {}
 
   private async membersOf(db: Kysely<Database>, ids: string[]): Promise<Map<string, MemberRef[]>> {
@@ -40,6 +43,7 @@ export class ScimGroups {
       .innerJoin('users', 'users.id', 'group_members.user_id')
       .select(['group_members.group_id', 'users.id', 'users.user_name'])
       .where('group_members.group_id', 'in', ids)
+      .where('users.id', 'in', this.lane.managed(db, 'user'))
       .orderBy('users.user_name_key')
       .execute();
     for (const r of rows) {
@@ -65,6 +69,8 @@ export class ScimGroups {
     const q = db.selectFrom('groups').selectAll().where('id', '=', id.toLowerCase());
     const row = await (lock ? forChange(this.store, q) : q).executeTakeFirst();
     if (!row) throw scimNotFound('Group', id);
+    if (lock) await this.lane.checkWrite(db, 'group', row.id);
+    else await this.lane.checkRead(db, 'group', row.id);
     return row;
   }
 
@@ -93,7 +99,7 @@ export class ScimGroups {
     const sqlFilter = filter
       ? filterToSql('Group', this.store.engine, filter)
       : { where: undefined, exact: true };
-    let base = db.selectFrom('groups');
+    let base = db.selectFrom('groups').where('id', 'in', this.lane.managed(db, 'group'));
     if (sqlFilter.where) base = base.where(sqlFilter.where);
     if (sqlFilter.exact || !filter) {
       const rows = await base
@@ -136,6 +142,7 @@ export class ScimGroups {
         displayName: state.displayName,
         externalId: state.externalId,
       });
+      await this.lane.claim(trx, 'group', id);
       const row = await this.row(trx, id, false);
       await this.setMembers(trx, ctx, row, [], state.members);
       return id;
@@ -201,7 +208,13 @@ export class ScimGroups {
     const users = new Map<string, { id: string; user_name: string }>();
     for (let i = 0; i < Math.max(added.length, removed.length); i += 500) {
       const ids = [...added.slice(i, i + 500), ...removed.slice(i, i + 500)];
-      const rows = await trx.selectFrom('users').select(['id', 'user_name']).where('id', 'in', ids).execute();
+      // Only this connection's users: another lane's user is "not a known user" here.
+      const rows = await trx
+        .selectFrom('users')
+        .select(['id', 'user_name'])
+        .where('id', 'in', ids)
+        .where('id', 'in', this.lane.managed(trx, 'user'))
+        .execute();
       for (const r of rows) users.set(r.id, r);
     }
     for (const id of added) {

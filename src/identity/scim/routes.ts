@@ -16,6 +16,7 @@ import {
 } from './discovery.js';
 import { invalidSyntax, ScimError } from './errors.js';
 import { ScimGroups } from './groups-endpoint.js';
+import type { ScimLane } from './lane.js';
 import { parseProjection } from './projection.js';
 import { type ListQuery, notModified } from './request.js';
 import { GROUP, USER } from './schema.js';
@@ -64,8 +65,13 @@ const header = (req: FastifyRequest, name: string): string | undefined => first(
  */
 export const scimRoutes: FastifyPluginAsync<ScimRoutesOptions> = async (app, opts) => {
   const base = () => `${opts.publicUrl().replace(/\/$/, '')}/scim/v2`;
-  const users = new ScimUsers(opts.store, opts.users, base);
-  const groups = new ScimGroups(opts.store, opts.groups, base);
+  // Each request acts in its connection's lane (issue 14 point 11), set when it authenticates.
+  const lanes = new WeakMap<FastifyRequest, ScimLane>();
+  const laneOf = (req: FastifyRequest): ScimLane => {
+    const lane = lanes.get(req);
+    if (!lane) throw new ScimError(401, 'a bearer token is required');
+    return lane;
+  };
 
   // application/scim+json and application/json alike; an empty body (DELETE from Entra) is no body.
   app.removeAllContentTypeParsers();
@@ -98,6 +104,7 @@ export const scimRoutes: FastifyPluginAsync<ScimRoutesOptions> = async (app, opt
       throw new ScimError(401, m ? 'the bearer token is invalid or revoked' : 'a bearer token is required');
     }
     req.actor = { type: 'scim-connection', id: connection.id, name: connection.name };
+    lanes.set(req, opts.connections.laneOf(connection));
   });
 
   app.setNotFoundHandler((req, reply) =>
@@ -126,11 +133,19 @@ export const scimRoutes: FastifyPluginAsync<ScimRoutesOptions> = async (app, opt
   });
 
   const endpoints = [
-    { path: '/Users', rs: USER, ep: users },
-    { path: '/Groups', rs: GROUP, ep: groups },
+    {
+      path: '/Users',
+      rs: USER,
+      of: (req: FastifyRequest) => new ScimUsers(opts.store, opts.users, base, laneOf(req)),
+    },
+    {
+      path: '/Groups',
+      rs: GROUP,
+      of: (req: FastifyRequest) => new ScimGroups(opts.store, opts.groups, base, laneOf(req)),
+    },
   ] as const;
 
-  for (const { path, rs, ep } of endpoints) {
+  for (const { path, rs, of: ep } of endpoints) {
     const listQuery = (q: Record<string, unknown>): ListQuery => ({
       filter: first(q.filter),
       startIndex: first(q.startIndex),
@@ -140,7 +155,7 @@ export const scimRoutes: FastifyPluginAsync<ScimRoutesOptions> = async (app, opt
     });
 
     app.get<{ Querystring: Record<string, unknown> }>(path, async (req, reply) =>
-      send(reply, await ep.list(listQuery(req.query ?? {}))),
+      send(reply, await ep(req).list(listQuery(req.query ?? {}))),
     );
 
     // POST /.search (RFC 7644 §3.4.3): the same query in a body, so filters stay out of URLs and logs.
@@ -150,7 +165,7 @@ export const scimRoutes: FastifyPluginAsync<ScimRoutesOptions> = async (app, opt
       const num = (v: unknown) => (typeof v === 'number' ? String(v) : first(v));
       return send(
         reply,
-        await ep.list({
+        await ep(req).list({
           filter: first(b.filter),
           startIndex: num(b.startIndex),
           count: num(b.count),
@@ -168,7 +183,7 @@ export const scimRoutes: FastifyPluginAsync<ScimRoutesOptions> = async (app, opt
           first(req.query?.attributes),
           first(req.query?.excludedAttributes),
         );
-        const { doc, version } = await ep.get(req.params.id, projection);
+        const { doc, version } = await ep(req).get(req.params.id, projection);
         if (notModified(header(req, 'if-none-match'), version))
           return reply.code(304).header('etag', etagOf(version)).send();
         return send(reply, doc, version);
@@ -176,8 +191,8 @@ export const scimRoutes: FastifyPluginAsync<ScimRoutesOptions> = async (app, opt
     );
 
     app.post<{ Body: unknown }>(path, async (req, reply) => {
-      const id = await ep.create(auditContextOf(req), req.body);
-      const { doc, version } = await ep.get(id, {});
+      const id = await ep(req).create(auditContextOf(req), req.body);
+      const { doc, version } = await ep(req).get(id, {});
       return send(
         reply.code(201).header('location', (doc.meta as { location: string }).location),
         doc,
@@ -186,27 +201,27 @@ export const scimRoutes: FastifyPluginAsync<ScimRoutesOptions> = async (app, opt
     });
 
     app.put<{ Params: { id: string }; Body: unknown }>(`${path}/:id`, async (req, reply) => {
-      await ep.replace(auditContextOf(req), req.params.id, req.body, header(req, 'if-match'));
-      const { doc, version } = await ep.get(req.params.id, {});
+      await ep(req).replace(auditContextOf(req), req.params.id, req.body, header(req, 'if-match'));
+      const { doc, version } = await ep(req).get(req.params.id, {});
       return send(reply, doc, version);
     });
 
     app.patch<{ Params: { id: string }; Body: unknown; Querystring: Record<string, unknown> }>(
       `${path}/:id`,
       async (req, reply) => {
-        await ep.patch(auditContextOf(req), req.params.id, req.body, header(req, 'if-match'));
+        await ep(req).patch(auditContextOf(req), req.params.id, req.body, header(req, 'if-match'));
         const projection = parseProjection(
           rs,
           first(req.query?.attributes),
           first(req.query?.excludedAttributes),
         );
-        const { doc, version } = await ep.get(req.params.id, projection);
+        const { doc, version } = await ep(req).get(req.params.id, projection);
         return send(reply, doc, version);
       },
     );
 
     app.delete<{ Params: { id: string } }>(`${path}/:id`, async (req, reply) => {
-      await ep.delete(auditContextOf(req), req.params.id, header(req, 'if-match'));
+      await ep(req).delete(auditContextOf(req), req.params.id, header(req, 'if-match'));
       return reply.code(204).send();
     });
   }

@@ -8,6 +8,7 @@ import { coerceResource } from './coerce.js';
 import { invalidValue, scimNotFound } from './errors.js';
 import { attributesRead, type Filter, matches, parseFilter } from './filter.js';
 import { filterToSql } from './filter-sql.js';
+import type { ScimLane } from './lane.js';
 import { applyPatch, parsePatchBody } from './patch.js';
 import { type Projection, parseProjection, project, wants } from './projection.js';
 import {
@@ -34,9 +35,11 @@ const SCAN_BATCH = 500;
 export class ScimUsers {
   constructor(
     private readonly store: Store,
-    private readonly users: UserDirectory,
+    private readonly directory: UserDirectory,
     /** the SCIM base URL, e.g. https://ferry.example/scim/v2 */
     private readonly baseUrl: () => string,
+    /** the connection asking: it sees and changes only its own users */
+    private readonly lane: ScimLane,
   ) {}
 
   private async groupsOf(db: Kysely<Database>, ids: string[]): Promise<Map<string, UserGroupRef[]>> {
@@ -47,6 +50,7 @@ export class ScimUsers {
       .innerJoin('groups', 'groups.id', 'group_members.group_id')
       .select(['group_members.user_id', 'groups.id', 'groups.display_name'])
       .where('group_members.user_id', 'in', ids)
+      .where('groups.id', 'in', this.lane.managed(db, 'group'))
       .orderBy('groups.display_name_key')
       .execute();
     for (const r of rows) {
@@ -72,7 +76,20 @@ export class ScimUsers {
     const q = db.selectFrom('users').selectAll().where('id', '=', id.toLowerCase());
     const row = await (lock ? forChange(this.store, q) : q).executeTakeFirst();
     if (!row) throw scimNotFound('User', id);
+    if (!lock) await this.lane.checkRead(db, 'user', row.id);
     return row;
+  }
+
+  /** The row to change, locked, once the lane allows it; a password only where the lane allows that too. */
+  private async rowToChange(db: Kysely<Database>, id: string, settingPassword: boolean): Promise<UserRow> {
+    if (!looksLikeId(id)) throw scimNotFound('User', id);
+    const origin = await this.lane.checkWrite(db, 'user', id.toLowerCase());
+    if (settingPassword) this.lane.checkPassword(origin);
+    return this.row(db, id, true);
+  }
+
+  private users(db: Kysely<Database>) {
+    return db.selectFrom('users').where('id', 'in', this.lane.managed(db, 'user'));
   }
 
   async get(id: string, projection: Projection): Promise<{ doc: Record<string, unknown>; version: number }> {
@@ -95,8 +112,7 @@ export class ScimUsers {
   }
 
   private async all(page: Page) {
-    const rows = await this.store.db
-      .selectFrom('users')
+    const rows = await this.users(this.store.db)
       .selectAll()
       .orderBy('user_name_key')
       .limit(page.count)
@@ -107,8 +123,7 @@ export class ScimUsers {
         ? rows.length
         : Number(
             (
-              await this.store.db
-                .selectFrom('users')
+              await this.users(this.store.db)
                 .select((eb) => eb.fn.countAll<number | string>().as('n'))
                 .executeTakeFirstOrThrow()
             ).n,
@@ -123,7 +138,7 @@ export class ScimUsers {
   private async find(filter: Filter, page: Page): Promise<{ rows: UserRow[]; total: number }> {
     const { db } = this.store;
     const sqlFilter = filterToSql('User', this.store.engine, filter);
-    let base = db.selectFrom('users');
+    let base = this.users(db);
     if (sqlFilter.where) base = base.where(sqlFilter.where);
     if (sqlFilter.exact) {
       const rows = await base
@@ -161,9 +176,10 @@ export class ScimUsers {
 
   async create(ctx: AuditContext, body: unknown): Promise<string> {
     const state = userStateOf(coerceResource(USER, body));
-    const passwordHash = await this.users.hashNewPassword(state.password);
-    return inTransaction(this.store, `userName ${state.userName}`, (trx) =>
-      this.users.createIn(
+    if (state.password !== undefined) this.lane.checkPassword('provisioned');
+    const passwordHash = await this.directory.hashNewPassword(state.password);
+    return inTransaction(this.store, `userName ${state.userName}`, async (trx) => {
+      const id = await this.directory.createIn(
         trx,
         ctx,
         {
@@ -179,17 +195,21 @@ export class ScimUsers {
           attributes: state.scimAttributes,
         },
         passwordHash,
-      ),
-    );
+      );
+      await this.lane.claim(trx, 'user', id);
+      return id;
+    });
   }
 
   /** PUT: the body is the whole new resource; `active` left out keeps its value. */
   async replace(ctx: AuditContext, id: string, body: unknown, ifMatch?: string): Promise<void> {
     const state = userStateOf(coerceResource(USER, body));
-    const passwordHash =
-      state.password === undefined ? undefined : await this.users.hashNewPassword(state.password);
+    const settingPassword = state.password !== undefined;
+    // Checked before the (slow) hash, and again under the lock in case an admin moved the user meanwhile.
+    if (looksLikeId(id)) await this.lane.checkWrite(this.store.db, 'user', id.toLowerCase());
+    const passwordHash = settingPassword ? await this.directory.hashNewPassword(state.password) : undefined;
     await inTransaction(this.store, `userName ${state.userName}`, async (trx) => {
-      const row = await this.row(trx, id, true);
+      const row = await this.rowToChange(trx, id, settingPassword);
       checkIfMatch(ifMatch, Number(row.version));
       await this.write(trx, ctx, row, state, passwordHash ?? undefined);
     });
@@ -198,16 +218,18 @@ export class ScimUsers {
   async patch(ctx: AuditContext, id: string, body: unknown, ifMatch?: string): Promise<void> {
     const ops = parsePatchBody(body);
     await inTransaction(this.store, 'the new userName', async (trx) => {
-      const row = await this.row(trx, id, true);
+      const row = await this.rowToChange(trx, id, false);
       checkIfMatch(ifMatch, Number(row.version));
       const groups = await this.groupsOf(trx, [row.id]);
       const doc = toScimUser(userFromRow(row), groups.get(row.id) ?? [], this.baseUrl());
       applyPatch(USER, doc, ops);
       const state = userStateOf(doc);
+      if (state.password !== undefined)
+        this.lane.checkPassword(await this.lane.checkWrite(trx, 'user', row.id));
       const passwordHash =
         state.password === undefined
           ? undefined
-          : ((await this.users.hashNewPassword(state.password)) ?? undefined);
+          : ((await this.directory.hashNewPassword(state.password)) ?? undefined);
       await this.write(trx, ctx, row, state, passwordHash);
     });
   }
@@ -223,15 +245,15 @@ export class ScimUsers {
     const changes = diff(userFromRow(row), state);
     if (passwordHash !== undefined) (changes as { passwordHash?: string }).passwordHash = passwordHash;
     if (Object.keys(changes).length === 0) return;
-    await this.users.updateIn(trx, ctx, row, changes);
+    await this.directory.updateIn(trx, ctx, row, changes);
   }
 
   /** DELETE: offboarding by removal, in one transaction (see UserDirectory.deleteIn). */
   async delete(ctx: AuditContext, id: string, ifMatch?: string): Promise<void> {
     await inTransaction(this.store, 'user', async (trx) => {
-      const row = await this.row(trx, id, true);
+      const row = await this.rowToChange(trx, id, false);
       checkIfMatch(ifMatch, Number(row.version));
-      await this.users.deleteIn(trx, ctx, row);
+      await this.directory.deleteIn(trx, ctx, row);
     });
   }
 }

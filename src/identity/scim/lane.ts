@@ -1,0 +1,88 @@
+import type { Kysely } from 'kysely';
+import { type Clock, iso } from '../../clock.js';
+import type { Database } from '../../store/schema.js';
+import { mutability, ScimError, scimNotFound } from './errors.js';
+
+export type ManagedKind = 'user' | 'group';
+
+/**
+ * What one SCIM connection may touch (issue 14 point 11): the users and groups it provisioned, or that
+ * an admin handed to it. Others it neither sees (lists leave them out, a read is 404) nor changes
+ * (403). It sets a password only when enabled for the connection, and never on an account that was
+ * created elsewhere and handed to it.
+ */
+export class ScimLane {
+  constructor(
+    readonly connectionId: string,
+    readonly passwordWrites: boolean,
+    private readonly clock: Clock,
+  ) {}
+
+  /** The ids this connection manages, as a subquery for `where('id', 'in', …)`. */
+  managed(db: Kysely<Database>, kind: ManagedKind) {
+    return db
+      .selectFrom('scim_managed_objects')
+      .select('object_id')
+      .where('kind', '=', kind)
+      .where('connection_id', '=', this.connectionId);
+  }
+
+  private async originOf(db: Kysely<Database>, kind: ManagedKind, id: string) {
+    const row = await db
+      .selectFrom('scim_managed_objects')
+      .select(['origin', 'connection_id'])
+      .where('kind', '=', kind)
+      .where('object_id', '=', id)
+      .executeTakeFirst();
+    return row?.connection_id === this.connectionId ? row.origin : null;
+  }
+
+  /** A read of another lane's object is answered as if it did not exist. */
+  async checkRead(db: Kysely<Database>, kind: ManagedKind, id: string): Promise<void> {
+    if ((await this.originOf(db, kind, id)) === null)
+      throw scimNotFound(kind === 'user' ? 'User' : 'Group', id);
+  }
+
+  /** RFC 7644 §3.12: 403, "operation is not permitted based on the supplied authorization". */
+  async checkWrite(db: Kysely<Database>, kind: ManagedKind, id: string): Promise<'provisioned' | 'handed'> {
+    const origin = await this.originOf(db, kind, id);
+    if (origin === null) {
+      const table = kind === 'user' ? 'users' : 'groups';
+      const exists = await db.selectFrom(table).select('id').where('id', '=', id).executeTakeFirst();
+      if (!exists) throw scimNotFound(kind === 'user' ? 'User' : 'Group', id);
+      throw new ScimError(
+        403,
+        `${kind} ${id} is not managed by this SCIM connection (an admin can hand it over: ferry scim token hand-over)`,
+      );
+    }
+    return origin;
+  }
+
+  /** Setting a password: refused unless enabled for this connection, and always for a handed-over account. */
+  checkPassword(origin: 'provisioned' | 'handed'): void {
+    if (!this.passwordWrites) {
+      throw mutability(
+        'this SCIM connection may not set passwords (enable it with ferry scim token create --allow-passwords)',
+      );
+    }
+    if (origin === 'handed') {
+      throw mutability(
+        'the password of an account not created by this SCIM connection cannot be set over SCIM',
+      );
+    }
+  }
+
+  /** Records that this connection created the object, in the transaction that created it. */
+  async claim(trx: Kysely<Database>, kind: ManagedKind, id: string): Promise<void> {
+    await trx
+      .insertInto('scim_managed_objects')
+      .values({
+        kind,
+        object_id: id,
+        connection_id: this.connectionId,
+        origin: 'provisioned',
+        since: iso(this.clock.now()),
+      })
+      .execute();
+  }
+}
