@@ -133,8 +133,8 @@ export function registerOidcCommands(program: Command): void {
         ...(opts.postLogoutRedirectUri.length ? { postLogoutRedirectUris: opts.postLogoutRedirectUri } : {}),
       });
       if (opts.json) return printJson(client);
-      process.stdout.write(
-        `${client.name}: grants ${client.grantTypes.join(', ')}; PKCE ${client.requirePkce ? 'required' : 'optional'}\n`,
+      out(
+        t`${client.name}: grants ${client.grantTypes.join(', ')}; PKCE ${client.requirePkce ? 'required' : 'optional'}\n`,
       );
     });
 

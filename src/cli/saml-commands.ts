@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { clientOf, collect, enc, serverOf } from './context.js';
-import { out, printJson, t, table } from './output.js';
+import { joinInert, out, printJson, t, table } from './output.js';
 
 interface AccountView {
   id: string;
@@ -120,7 +120,7 @@ export function registerSamlCommands(program: Command): void {
         ...(opts.minAuthnContext ? { minimumAuthnContext: opts.minAuthnContext } : {}),
         ...(opts.signStatus ? { signStatusResponses: opts.signStatus === 'on' } : {}),
       });
-      process.stdout.write(`updated ${ref}\n`);
+      out(t`updated ${ref}\n`);
     });
   sp.command('groups <sp> [groups...]')
     .description('list the groups assigned to a service provider, or make exactly these the assigned groups')
@@ -131,7 +131,7 @@ export function registerSamlCommands(program: Command): void {
         groups.length > 0 || opts.none
           ? await clientOf(this).request<{ groups: string[] }>('PUT', path, { groups })
           : await clientOf(this).get<{ groups: string[] }>(path);
-      process.stdout.write(res.groups.length ? `${res.groups.join('\n')}\n` : '(no group)\n');
+      out(res.groups.length ? joinInert(res.groups.map((g) => t`${g}\n`)) : t`(no group)\n`);
     });
   sp.command('remove <sp>')
     .description('remove a service provider (by id or entity id)')

@@ -35,7 +35,11 @@ const fromRow = (r: BearerTokenRow): ScimConnection => ({
 export class ScimConnections {
   readonly #tokens: BearerTokens;
 
-  constructor(store: Store, clock: Clock, masterKey: MasterKey) {
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    masterKey: MasterKey,
+  ) {
     this.#tokens = new BearerTokens(store, clock, masterKey, {
       table: 'scim_connections',
       prefix: 'ferry_scim_',

@@ -10,13 +10,10 @@ import * as pim from './0008_pim.js';
 import * as conditionalAccess from './0009_conditional_access.js';
 import * as upstream from './0010_upstream.js';
 import * as scimPush from './0011_scim_push.js';
-<<<<<<< HEAD
 import * as secretsAtRest from './0013_secrets_at_rest.js';
 import * as awsIdentities from './0014_aws_identities.js';
-import * as samlRequests from './0017_saml_requests.js';
-=======
 import * as scimLanes from './0015_scim_lanes.js';
->>>>>>> trust-edges
+import * as samlRequests from './0017_saml_requests.js';
 
 /** Every migration, in order. Add new ones at the end; never edit one that has shipped. */
 export const migrations: Record<string, Migration> = {
@@ -31,11 +28,8 @@ export const migrations: Record<string, Migration> = {
   '0009_conditional_access': conditionalAccess,
   '0010_upstream': upstream,
   '0011_scim_push': scimPush,
-<<<<<<< HEAD
   '0013_secrets_at_rest': secretsAtRest,
   '0014_aws_identities': awsIdentities,
-  '0017_saml_requests': samlRequests,
-=======
   '0015_scim_lanes': scimLanes,
->>>>>>> trust-edges
+  '0017_saml_requests': samlRequests,
 };
