@@ -135,6 +135,20 @@ export function registerOperatorCommands(program: Command): void {
       });
     });
 
+  db.command('copy')
+    .description('move a SQLite installation to PostgreSQL (sessions, keys, audit ledger); stop Ferry first')
+    .requiredOption('--to <url>', 'the PostgreSQL database, postgres://user@host:5432/ferry (empty)')
+    .option(...configOption)
+    .action(async (opts: { to: string; config?: string }) => {
+      const { config } = await configuredOrRefuse(opts.config);
+      const { copyDatabase } = await import('./db-copy.js');
+      const { redactUrl } = await lazy.store();
+      const result = await copyDatabase(config.database.url, opts.to);
+      process.stdout.write(
+        `copied ${result.rows} rows in ${result.tables} tables to ${redactUrl(opts.to)}\nnext: set database.url to it, then ferry audit verify and ferry serve\n`,
+      );
+    });
+
   const admin = program
     .command('admin')
     .description('bootstrap administration (works on the database directly)');
