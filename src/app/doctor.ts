@@ -1,9 +1,9 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { Migrator, sql } from 'kysely';
+import { sql } from 'kysely';
 import { systemClock } from '../clock.js';
 import { type SigningKeyPurpose, SigningKeys } from '../keys/signing-keys.js';
-import { migrations } from '../store/migrations/index.js';
+import { migratorFor } from '../store/migrate.js';
 import { openStore, redactUrl, type Store } from '../store/open.js';
 import { type Config, ConfigInvalid, loadConfig } from './config.js';
 import { describeFileModeProblem, fileModeProblems } from './file-modes.js';
@@ -115,12 +115,7 @@ async function checkMigrations(
   store: Store,
   add: (n: string, s: CheckStatus, d: string) => void,
 ): Promise<void> {
-  const migrator = new Migrator({
-    db: store.db,
-    provider: { getMigrations: async () => migrations },
-    migrationTableName: 'ferry_migrations',
-    migrationLockTableName: 'ferry_migrations_lock',
-  });
+  const migrator = migratorFor(store);
   const all = await migrator.getMigrations();
   const pending = all.filter((m) => !m.executedAt).map((m) => m.name);
   if (pending.length)
