@@ -36,6 +36,8 @@ export function registerOperatorCommands(program: Command): void {
           () => process.exit(1),
         );
       };
+      // Certificate renewal (certbot, cert-manager) without a restart: new connections get the new pair.
+      process.on('SIGHUP', () => ferry.reloadTls());
       process.once('SIGTERM', () => shutdown('SIGTERM'));
       process.once('SIGINT', () => shutdown('SIGINT'));
     });
@@ -74,6 +76,77 @@ export function registerOperatorCommands(program: Command): void {
           `${redactUrl(config.database.url)}: ${applied.length ? `applied ${applied.join(', ')}` : 'already up to date'}\n`,
         );
       });
+    });
+
+  program
+    .command('doctor')
+    .description(
+      'check config, database and migrations, file modes, keys, clock skew, AWS and the public URL; exits 1 on a problem',
+    )
+    .option(...configOption)
+    .option('--json', 'print the checks as JSON')
+    .action(async (opts: { config?: string; json?: boolean }) => {
+      const { runDoctor, formatChecks } = await import('./doctor.js');
+      const checks = await runDoctor(opts.config);
+      process.stdout.write(opts.json ? `${JSON.stringify(checks)}\n` : formatChecks(checks));
+      if (checks.some((c) => c.status === 'fail')) process.exitCode = 1;
+    });
+
+  program
+    .command('backup')
+    .description(
+      'copy the database while Ferry runs (SQLite online backup, or pg_dump); the master key is not in it',
+    )
+    .requiredOption('--out <file>', 'where to write the backup (created 0600; refused if it exists)')
+    .option(...configOption)
+    .action(async (opts: { out: string; config?: string }) => {
+      const { config } = await configuredOrRefuse(opts.config);
+      const { backupDatabase } = await import('./backup.js');
+      const out = await backupDatabase(config.database.url, resolve(opts.out));
+      process.stdout.write(`wrote ${out}\n`);
+      process.stderr.write(
+        `The master key is not in the backup: keep ${config.keys.masterKeyFile ?? 'FERRY_MASTER_KEY'} backed up apart from it.\n`,
+      );
+    });
+
+  program
+    .command('restore')
+    .description(
+      'replace the database with a backup (stop every Ferry instance first), then verify the audit trail',
+    )
+    .argument('<file>', 'a file written by ferry backup')
+    .option('--force', 'replace a database that exists')
+    .option(...configOption)
+    .action(async (file: string, opts: { force?: boolean; config?: string }) => {
+      const { config } = await configuredOrRefuse(opts.config);
+      const { restoreDatabase } = await import('./backup.js');
+      await restoreDatabase(config.database.url, resolve(file), { force: opts.force ?? false });
+      process.stdout.write(`restored ${resolve(file)}\n`);
+      await withStore(opts.config, async (store) => {
+        const { verifyAudit } = await import('../audit/verify.js');
+        const result = await verifyAudit(store.db);
+        if (result.ok) process.stdout.write(`audit trail intact: ${result.events} events\n`);
+        else {
+          process.stdout.write(
+            `audit trail BROKEN at event ${result.firstBad!.seq}: ${result.firstBad!.reason}\n`,
+          );
+          process.exitCode = 1;
+        }
+      });
+    });
+
+  db.command('copy')
+    .description('move a SQLite installation to PostgreSQL (sessions, keys, audit ledger); stop Ferry first')
+    .requiredOption('--to <url>', 'the PostgreSQL database, postgres://user@host:5432/ferry (empty)')
+    .option(...configOption)
+    .action(async (opts: { to: string; config?: string }) => {
+      const { config } = await configuredOrRefuse(opts.config);
+      const { copyDatabase } = await import('./db-copy.js');
+      const { redactUrl } = await lazy.store();
+      const result = await copyDatabase(config.database.url, opts.to);
+      process.stdout.write(
+        `copied ${result.rows} rows in ${result.tables} tables to ${redactUrl(opts.to)}\nnext: set database.url to it, then ferry audit verify and ferry serve\n`,
+      );
     });
 
   const admin = program
@@ -142,11 +215,32 @@ export class OperatorError extends Error {
   }
 }
 
+/**
+ * The config, refusing to go on in a directory that is not a Ferry installation: no ferry.yaml (nor
+ * --config, FERRY_CONFIG or FERRY_DATABASE_URL) and no database at the default path. An operator
+ * command there would otherwise create an empty database under ./data and work on it.
+ */
+async function configuredOrRefuse(configFlag: string | undefined): Promise<{ config: Config }> {
+  const { config, path } = (await lazy.config()).loadConfig(configFlag);
+  const url = config.database.url;
+  if (
+    path === null &&
+    !process.env.FERRY_DATABASE_URL &&
+    url.startsWith('sqlite:') &&
+    !existsSync(url.slice('sqlite:'.length))
+  ) {
+    throw new OperatorError(
+      `no ferry.yaml in ${process.cwd()} and no database at ${url.slice('sqlite:'.length)}: run this where ferry.yaml is, pass --config PATH or set FERRY_CONFIG (ferry init creates one)`,
+    );
+  }
+  return { config };
+}
+
 async function withStore(
   configFlag: string | undefined,
   fn: (store: Store, config: Config) => Promise<void>,
 ): Promise<void> {
-  const { config } = (await lazy.config()).loadConfig(configFlag);
+  const { config } = await configuredOrRefuse(configFlag);
   const store = (await lazy.store()).openStore(config.database.url, { poolSize: 2 });
   try {
     await fn(store, config);

@@ -94,6 +94,11 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** serve HTTPS directly: PEM files, read again on SIGHUP (see docs/install.md) */
+    tls: z
+      .object({ certFile: z.string().min(1), keyFile: z.string().min(1) })
+      .strict()
+      .optional(),
     http: z
       .object({
         bodyLimit: z
@@ -390,6 +395,10 @@ export function loadConfig(explicit: string | undefined, env: NodeJS.ProcessEnv 
   const entra = config.upstream.entra;
   if (entra?.clientSecretFile && !isAbsolute(entra.clientSecretFile)) {
     entra.clientSecretFile = resolve(base, entra.clientSecretFile);
+  }
+  if (config.tls) {
+    config.tls.certFile = resolve(base, config.tls.certFile);
+    config.tls.keyFile = resolve(base, config.tls.keyFile);
   }
   if (config.keys.masterKeyFile && !isAbsolute(config.keys.masterKeyFile)) {
     config.keys.masterKeyFile = resolve(base, config.keys.masterKeyFile);

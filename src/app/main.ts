@@ -16,6 +16,7 @@ import { registerSamlCommands } from '../cli/saml-commands.js';
 import { registerScimCommands } from '../cli/scim-commands.js';
 import { registerSshCommands } from '../cli/ssh-commands.js';
 import { OperatorError, registerOperatorCommands } from './commands.js';
+import { nativeModuleProblem } from './native-modules.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -56,6 +57,11 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 function report(err: unknown): number {
+  const native = nativeModuleProblem(err);
+  if (native) {
+    process.stderr.write(`ferry: ${native}\n`);
+    return 1;
+  }
   if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
   // By name: the classes live in modules that load only when an operator command runs.
   if ((err as Error)?.name === 'ConfigInvalid' || err instanceof OperatorError || err instanceof UsageError) {

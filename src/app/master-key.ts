@@ -34,7 +34,7 @@ export function loadMasterKey(config: Config, source: string): MasterKey {
 /** Creates a master key file readable by its owner only, unless one exists. */
 export function ensureMasterKeyFile(path: string): boolean {
   if (existsSync(path)) return false;
-  mkdirSync(dirname(path), { recursive: true });
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   writeFileSync(path, `${generateMasterKey()}\n`, { mode: 0o600, flag: 'wx' });
   chmodSync(path, 0o600);
   return true;

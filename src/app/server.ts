@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
@@ -56,9 +57,15 @@ export const logOptions = (level: string) => ({
   },
 });
 
+/** The certificate chain and key for `tls`; read at start and again on SIGHUP. */
+export function readTlsFiles(tls: { certFile: string; keyFile: string }): { cert: Buffer; key: Buffer } {
+  return { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) };
+}
+
 export async function buildServer(services: Services, options: ServerOptions = {}): Promise<FastifyInstance> {
   const { config, metrics } = services;
   const app = Fastify({
+    ...(config.tls ? { https: readTlsFiles(config.tls) } : {}),
     logger: options.logger ?? logOptions(config.log.level),
     bodyLimit: config.http.bodyLimit,
     trustProxy: config.http.trustProxy,

@@ -1,3 +1,4 @@
+import type { Server as TlsServer } from 'node:tls';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { type Clock, systemClock } from '../clock.js';
 import { OIDC_SIGNING_PURPOSES } from '../federation/oidc/provider.js';
@@ -6,10 +7,11 @@ import type { SigningKeysOptions } from '../keys/signing-keys.js';
 import { migrateToLatest } from '../store/migrate.js';
 import { openStore, redactUrl } from '../store/open.js';
 import type { Config } from './config.js';
+import { describeFileModeProblem, fileModeProblems } from './file-modes.js';
 import { defaultHandlers, mergeHandlers } from './handlers.js';
 import { loadMasterKey } from './master-key.js';
 import { createProxy } from './proxy.js';
-import { buildServer } from './server.js';
+import { buildServer, readTlsFiles } from './server.js';
 import { createServices, type Services } from './services.js';
 import { type EventHandlers, startWorkers, type Workers } from './workers.js';
 
@@ -23,6 +25,11 @@ export interface RunningFerry {
   proxyUrl: string | null;
   /** stops taking requests, lets in-flight ones finish, stops workers, closes the database */
   stop(): Promise<void>;
+  /**
+   * Reads `tls.certFile` and `tls.keyFile` again for new connections (SIGHUP); open connections keep
+   * theirs. A pair that does not load is logged and the previous one stays in use. False without TLS.
+   */
+  reloadTls(): boolean;
 }
 
 export interface StartOptions {
@@ -71,6 +78,9 @@ export async function startFerry(options: StartOptions): Promise<RunningFerry> {
     throw err;
   }
   app = await buildServer(services, { logger: options.logger });
+  for (const problem of fileModeProblems(config)) {
+    app.log.warn({ path: problem.path, mode: problem.mode.toString(8) }, describeFileModeProblem(problem));
+  }
   const handlers = mergeHandlers(defaultHandlers(services), options.handlers ?? {});
   const workers = startWorkers(services, handlers, app.log, {
     intervalMs: options.workerIntervalMs,
@@ -85,7 +95,7 @@ export async function startFerry(options: StartOptions): Promise<RunningFerry> {
   }
   const address = app.server.address();
   const actualPort = typeof address === 'object' && address ? address.port : port;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
+  const url = `${config.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
   app.log.info({ url, database: redactUrl(config.database.url), engine: store.engine }, 'ferry listening');
   const proxy = config.proxy.listen ? createProxy(services, app.log.child({ component: 'proxy' })) : null;
   let proxyUrl: string | null = null;
@@ -109,6 +119,20 @@ export async function startFerry(options: StartOptions): Promise<RunningFerry> {
     workers,
     url,
     proxyUrl,
+    reloadTls() {
+      if (!config.tls) return false;
+      try {
+        (app.server as unknown as TlsServer).setSecureContext(readTlsFiles(config.tls));
+        app.log.info({ certFile: config.tls.certFile }, 'TLS certificate reloaded');
+        return true;
+      } catch (err) {
+        app.log.error(
+          { err, certFile: config.tls.certFile },
+          'TLS certificate reload failed; keeping the previous one',
+        );
+        return false;
+      }
+    },
     stop() {
       stopping ??= (async () => {
         await proxy?.close();

@@ -9,7 +9,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { homedir } from 'node:os';
-import { delimiter, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { parseDuration } from '../duration.js';
 import { applyProfiles, type ManagedProfile } from './aws-config-file.js';
@@ -80,19 +80,28 @@ export AWS_CREDENTIAL_EXPIRATION=${c.expiration}
   }
 }
 
-/** The command line that runs this same ferry: `ferry` when that is what PATH finds, else node + script. */
-export function ferryCommand(): string {
-  const script = process.argv[1] ? realpathSync(process.argv[1]) : '';
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    const candidate = join(dir, 'ferry');
-    try {
-      if (existsSync(candidate) && realpathSync(candidate) === script) return 'ferry';
-    } catch {
-      // unreadable PATH entry
-    }
-  }
-  const quote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `"${s.replace(/(["\\$`])/g, '\\$1')}"`);
-  return `${quote(process.execPath)} ${quote(script)}`;
+/**
+ * The command line that runs this same ferry: the absolute paths of this node binary and of the ferry
+ * script being run (symlinks such as node_modules/.bin/ferry resolved). The AWS CLI and SDKs run
+ * credential_process without a shell and with their own PATH, so a bare `ferry` fails for anyone who
+ * ran `npx ferry` in a checkout or whose PATH differs in the IDE (issue 17).
+ */
+export function ferryCommand(
+  node: string = process.execPath,
+  script: string = process.argv[1] ? realpathSync(process.argv[1]) : '',
+  platform: NodeJS.Platform = process.platform,
+): string {
+  return `${shellWord(node, platform)} ${shellWord(script, platform)}`;
+}
+
+/**
+ * One word as the AWS CLI splits credential_process: POSIX shell rules (botocore's shlex.split), so
+ * single quotes keep everything literal; on Windows, double quotes (no quote can occur in a path).
+ */
+export function shellWord(word: string, platform: NodeJS.Platform = process.platform): string {
+  if (/^[\w@%+=:,./-]+$/.test(word)) return word;
+  if (platform === 'win32') return `"${word}"`;
+  return `'${word.replace(/'/g, `'"'"'`)}'`;
 }
 
 export function registerAwsCommands(program: Command): void {

@@ -11,16 +11,21 @@ export class MigrationFailed extends Error {
 
 /** Brings the schema to the latest version; safe to run from several instances (Kysely locks). */
 export async function migrateToLatest(store: Store): Promise<string[]> {
-  const migrator = new Migrator({
-    db: store.db,
-    provider: { getMigrations: async () => migrations },
-    migrationTableName: 'ferry_migrations',
-    migrationLockTableName: 'ferry_migrations_lock',
-  });
+  const migrator = migratorFor(store);
   const result: MigrationResultSet = await migrator.migrateToLatest();
   if (result.error) {
     const failed = result.results?.find((r) => r.status === 'Error');
     throw new MigrationFailed(failed?.migrationName, result.error);
   }
   return (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/** Ferry's migrations on this store, under Ferry's own migration table names. */
+export function migratorFor(store: Store): Migrator {
+  return new Migrator({
+    db: store.db,
+    provider: { getMigrations: async () => migrations },
+    migrationTableName: 'ferry_migrations',
+    migrationLockTableName: 'ferry_migrations_lock',
+  });
 }

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import {
@@ -55,7 +55,7 @@ export function openStore(url: string, options: StoreOptions = {}): Store {
 function openSqlite(url: string): Store {
   const path = url.slice('sqlite:'.length);
   const file = path === ':memory:' ? ':memory:' : resolve(path);
-  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  if (file !== ':memory:') createPrivately(file);
   const sqlite = new SqliteDatabase(file);
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('busy_timeout = 5000');
@@ -72,6 +72,21 @@ function openSqlite(url: string): Store {
       await db.destroy();
     },
   };
+}
+
+/**
+ * A new database is created 0600 in a directory created 0700 (issue 14 point 3): SQLite gives its -wal
+ * and -shm files the mode of the database file (os_unix.c, findCreateFileMode), so those follow. An
+ * existing file or directory keeps its mode; start-up and `ferry doctor` report one that is wider.
+ */
+function createPrivately(file: string): void {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  if (existsSync(file)) return;
+  try {
+    closeSync(openSync(file, 'wx', 0o600));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
 }
 
 /**
