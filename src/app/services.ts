@@ -149,8 +149,10 @@ export function createServices(
     countryOf,
   );
   const signin = new SigninService(deps, sessions, totp, throttle, {
+    // One attempt per core, and always fewer than the pool has connections (each uses at most one).
     hashQueue: new HashQueue(
-      config.signin.hashConcurrency ?? availableParallelism(),
+      config.signin.hashConcurrency ??
+        Math.max(1, Math.min(availableParallelism(), config.database.poolSize - 1)),
       config.signin.hashQueue,
     ),
     requireMfa: config.signin.requireMfa,

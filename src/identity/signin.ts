@@ -1,17 +1,17 @@
+import { availableParallelism } from 'node:os';
 import type {
   AuthenticationResponseJSON,
   PublicKeyCredentialCreationOptionsJSON,
   PublicKeyCredentialRequestOptionsJSON,
   RegistrationResponseJSON,
 } from '@simplewebauthn/server';
-import { availableParallelism } from 'node:os';
 import type { Kysely } from 'kysely';
 import { type Actor, anonymous } from '../audit/actor.js';
 import { appendAudit } from '../audit/ledger.js';
 import type { Database } from '../store/schema.js';
 import type { IdentityDeps } from './deps.js';
-import { HashQueue, type HashTicket, SigninBusy } from './passwords.js';
 import type { TotpEnrollment, TotpFactors } from './mfa.js';
+import { HashQueue, SigninBusy } from './passwords.js';
 import { looksLikeRecoveryCode, type RecoveryCodes } from './recovery-codes.js';
 import type { IdentityProtection } from './risk/protection.js';
 import type { Session, SessionStore } from './sessions.js';
@@ -61,7 +61,7 @@ export interface SigninOptions {
   /** single-use codes accepted in place of a one-time code */
   recoveryCodes?: RecoveryCodes;
   onOutcome?: (outcome: SigninOutcome) => void;
-  /** bounds the password hashes anonymous callers can start (default: one per core, 64 waiting) */
+  /** bounds the password attempts anonymous callers can start (default: one per core, 64 waiting) */
   hashQueue?: HashQueue;
 }
 
@@ -89,15 +89,12 @@ export class SigninService {
       this.options.onOutcome?.('busy');
       throw new SigninBusy();
     }
-    try {
-      return await this.passwordAdmitted(ticket, userName, password, req);
-    } finally {
-      ticket.release();
-    }
+    // The whole attempt runs in its slot: its queries as well as its hash, so sign-ins never hold
+    // more pool connections than there are slots, whatever the burst (waiters wait in memory).
+    return ticket.run(() => this.passwordAdmitted(userName, password, req));
   }
 
   private async passwordAdmitted(
-    ticket: HashTicket,
     userName: string,
     password: string,
     req: SigninRequest,
@@ -111,7 +108,7 @@ export class SigninService {
     const reservation = await this.throttle.reserve(keys);
     if (!reservation.granted) return this.refused();
     const candidate = password.slice(0, 1024);
-    const passwordOk = await ticket.run(() => hasher.verify(row?.password_hash ?? null, candidate));
+    const passwordOk = await hasher.verify(row?.password_hash ?? null, candidate);
     const protection = this.options.protection;
     const attempt = {
       userKey: userNameKey(name),
@@ -128,7 +125,8 @@ export class SigninService {
     if (!row) return this.fail(keys, name, 'unknown-user', 'password', req, reserved);
     if (!row.password_hash) return this.fail(keys, row.user_name, 'no-password', 'password', req, reserved);
     if (!passwordOk) return this.fail(keys, row.user_name, 'bad-password', 'password', req, reserved);
-    if (row.active !== 1) return this.fail(keys, row.user_name, 'disabled', 'password', req, { reserved: true });
+    if (row.active !== 1)
+      return this.fail(keys, row.user_name, 'disabled', 'password', req, { reserved: true });
 
     const user = { id: row.id, userName: row.user_name };
     const actor: Actor = { type: 'user', id: row.id, name: row.user_name };

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { ExpressionBuilder, Kysely } from 'kysely';
 import { anonymous } from '../audit/actor.js';
 import { appendAudit } from '../audit/ledger.js';
 import { addMs, type Clock, iso } from '../clock.js';
@@ -113,33 +113,103 @@ export class SigninThrottle {
   }
 
   /**
-   * Reserves one attempt on every key, atomically, before anything is evaluated. Refused when any
-   * key is locked or already has the threshold of attempts in this window (evaluated or in flight);
-   * a refusal is counted on the locked keys.
+   * Reserves one attempt on every key before anything is evaluated. Refused when any key is locked
+   * or already has the threshold of attempts in this window (evaluated or in flight); a refusal is
+   * counted on the key that refused. Each step is one atomic statement (no transaction, no row lock
+   * held across round trips), so a burst neither piles up on row locks nor holds pool connections.
    */
   async reserve(keys: string[]): Promise<Reservation> {
-    const now = iso(this.clock.now());
-    return this.db.transaction().execute(async (trx): Promise<Reservation> => {
-      const rows: Row[] = [];
-      for (const row of await this.lockRows(trx, keys)) rows.push(await this.renewIfEnded(trx, row));
-      const lockedKeys = rows
-        .filter((r) => (r.locked_until !== null && r.locked_until > now) || r.failures >= this.max(r.key))
-        .map((r) => r.key);
-      for (const r of rows) {
-        const refused = lockedKeys.includes(r.key);
-        await trx
-          .updateTable('signin_throttle')
-          .set({
-            failures: lockedKeys.length === 0 ? r.failures + 1 : r.failures,
-            window_started_at: r.window_started_at,
-            locked_until: r.locked_until,
-            refused: refused ? r.refused + 1 : r.refused,
-          })
-          .where('key', '=', r.key)
-          .execute();
+    const granted: string[] = [];
+    for (const key of [...new Set(keys)].sort()) {
+      if (await this.reserveOne(key)) {
+        granted.push(key);
+        continue;
       }
-      return lockedKeys.length > 0 ? { granted: false, lockedKeys } : { granted: true, keys: rows.map((r) => r.key) };
-    });
+      // Each key's count stays within its threshold on its own; give back what this attempt took.
+      for (const k of granted) await this.giveBack(this.db, k);
+      return { granted: false, lockedKeys: [key] };
+    }
+    return { granted: true, keys: granted };
+  }
+
+  private async reserveOne(key: string): Promise<boolean> {
+    const nowDate = this.clock.now();
+    const now = iso(nowDate);
+    const windowStart = iso(addMs(nowDate, -this.policy.windowMs));
+    const max = this.max(key);
+    for (let round = 0; round < 3; round++) {
+      // Granted: the count rises, in one statement that checks the threshold on the locked row.
+      const grantedRow = await this.db
+        .insertInto('signin_throttle')
+        .values({ key, failures: 1, window_started_at: now, locked_until: null, refused: 0 })
+        .onConflict((oc) =>
+          oc
+            .column('key')
+            .doUpdateSet((eb) => ({ failures: eb(eb.ref('signin_throttle.failures'), '+', 1) }))
+            .where((eb) =>
+              eb.and([
+                eb('signin_throttle.failures', '<', max),
+                this.live(eb, now, windowStart),
+                eb.or([
+                  eb('signin_throttle.locked_until', 'is', null),
+                  eb('signin_throttle.locked_until', '<=', now),
+                ]),
+              ]),
+            ),
+        )
+        .returning('key')
+        .executeTakeFirst();
+      if (grantedRow) return true;
+      // Refused by a live lock or a full window: counted, not evaluated.
+      const refusedRow = await this.db
+        .updateTable('signin_throttle')
+        .set((eb) => ({ refused: eb(eb.ref('refused'), '+', 1) }))
+        .where('key', '=', key)
+        .where((eb) => this.live(eb, now, windowStart))
+        .returning('key')
+        .executeTakeFirst();
+      if (refusedRow) return false;
+      // The lock or window has ended: summarise it and start a new count, then try again.
+      await this.db.transaction().execute(async (trx) => {
+        const [row] = await this.lockRows(trx, [key]);
+        const renewed = await this.renewIfEnded(trx, row!);
+        if (renewed !== row) await this.write(trx, renewed);
+      });
+    }
+    return false;
+  }
+
+  /** The row's lock, or its window when unlocked, has not ended. */
+  private live(eb: ExpressionBuilder<Database, 'signin_throttle'>, now: string, windowStart: string) {
+    return eb.or([
+      eb('signin_throttle.locked_until', '>', now),
+      eb.and([
+        eb('signin_throttle.locked_until', 'is', null),
+        eb('signin_throttle.window_started_at', '>=', windowStart),
+      ]),
+    ]);
+  }
+
+  private async giveBack(db: Kysely<Database>, key: string): Promise<void> {
+    await db
+      .updateTable('signin_throttle')
+      .set((eb) => ({ failures: eb(eb.ref('failures'), '-', 1) }))
+      .where('key', '=', key)
+      .where('failures', '>', 0)
+      .execute();
+  }
+
+  private async write(trx: Kysely<Database>, row: Row): Promise<void> {
+    await trx
+      .updateTable('signin_throttle')
+      .set({
+        failures: row.failures,
+        window_started_at: row.window_started_at,
+        locked_until: row.locked_until,
+        refused: row.refused,
+      })
+      .where('key', '=', row.key)
+      .execute();
   }
 
   /**
@@ -151,24 +221,28 @@ export class SigninThrottle {
     const nowDate = this.clock.now();
     const lockedUntil = iso(addMs(nowDate, this.policy.lockoutMs));
     const newlyLocked: string[] = [];
-    for (let row of await this.lockRows(trx, keys)) {
-      if (!reserved) {
-        row = await this.renewIfEnded(trx, row);
-        row = { ...row, failures: row.failures + 1 };
+    if (reserved) {
+      // Already counted: lock the keys that have reached their threshold, in one statement each.
+      for (const key of [...new Set(keys)].sort()) {
+        const locked = await trx
+          .updateTable('signin_throttle')
+          .set({ locked_until: lockedUntil })
+          .where('key', '=', key)
+          .where('failures', '>=', this.max(key))
+          .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', iso(nowDate))]))
+          .returning('key')
+          .executeTakeFirst();
+        if (locked) newlyLocked.push(key);
       }
+      return newlyLocked;
+    }
+    for (let row of await this.lockRows(trx, keys)) {
+      row = await this.renewIfEnded(trx, row);
+      row = { ...row, failures: row.failures + 1 };
       const locked = row.locked_until !== null && row.locked_until > iso(nowDate);
       const locks = !locked && row.failures >= this.max(row.key);
       if (locks) newlyLocked.push(row.key);
-      await trx
-        .updateTable('signin_throttle')
-        .set({
-          failures: row.failures,
-          window_started_at: row.window_started_at,
-          locked_until: locks ? lockedUntil : row.locked_until,
-          refused: row.refused,
-        })
-        .where('key', '=', row.key)
-        .execute();
+      await this.write(trx, { ...row, locked_until: locks ? lockedUntil : row.locked_until });
     }
     return newlyLocked;
   }
@@ -178,18 +252,16 @@ export class SigninThrottle {
    * address's reservation returned (one good sign-in must not launder a spray from that address).
    * Call it before anything else in the transaction that locks rows (see the lock order above).
    */
-  async recordSuccess(trx: Kysely<Database>, keys: string[], reserved = true): Promise<void> {
-    for (const row of await this.lockRows(trx, keys)) {
-      if (row.key.startsWith('account:')) {
-        await this.summarise(trx, row);
-        await trx.deleteFrom('signin_throttle').where('key', '=', row.key).execute();
-      } else if (reserved) {
-        await trx
-          .updateTable('signin_throttle')
-          .set({ failures: Math.max(0, row.failures - 1) })
-          .where('key', '=', row.key)
-          .execute();
-      }
+  async recordSuccess(trx: Kysely<Database>, keys: string[], clearAccount = true): Promise<void> {
+    for (const key of [...new Set(keys)].sort()) {
+      if (clearAccount && key.startsWith('account:')) {
+        const gone = await trx
+          .deleteFrom('signin_throttle')
+          .where('key', '=', key)
+          .returning(['key', 'failures', 'window_started_at', 'locked_until', 'refused'])
+          .executeTakeFirst();
+        if (gone) await this.summarise(trx, { ...gone, refused: Number(gone.refused) });
+      } else await this.giveBack(trx, key);
     }
   }
 
@@ -220,16 +292,7 @@ export class SigninThrottle {
         const renewed = await this.renewIfEnded(trx, row!);
         if (renewed === row) return;
         n += 1;
-        await trx
-          .updateTable('signin_throttle')
-          .set({
-            failures: renewed.failures,
-            window_started_at: renewed.window_started_at,
-            locked_until: renewed.locked_until,
-            refused: renewed.refused,
-          })
-          .where('key', '=', key)
-          .execute();
+        await this.write(trx, renewed);
       });
     }
     return n;
