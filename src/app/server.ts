@@ -28,11 +28,23 @@ import { scimAdminApi } from '../identity/scim/admin-routes.js';
 import { scimRoutes } from '../identity/scim/routes.js';
 import { ENTRA_SIGNIN_PATH, upstreamSigninRoutes } from '../identity/upstream/routes.js';
 import { proxyAppsApi } from '../proxy/routes.js';
+import { type ListenerTimeouts, listenerOptions } from '../proxy/server.js';
 import { sshApi } from '../ssh/routes.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { operationsRoutes } from './health.js';
 import type { Services } from './services.js';
 import { tenantApi } from './tenant-routes.js';
+
+/** The configured timeouts of a listener, in the form node:http takes them. */
+export const timeoutsOf = (t: {
+  headersTimeout: number;
+  bodyTimeout: number;
+  idleTimeout: number;
+}): ListenerTimeouts => ({
+  headersTimeoutMs: t.headersTimeout,
+  bodyTimeoutMs: t.bodyTimeout,
+  idleTimeoutMs: t.idleTimeout,
+});
 
 export interface ServerOptions {
   /** a pino logger config, or false for none (tests) */
@@ -60,6 +72,10 @@ export async function buildServer(services: Services, options: ServerOptions = {
   const app = Fastify({
     logger: options.logger ?? logOptions(config.log.level),
     bodyLimit: config.http.bodyLimit,
+    // Slow clients are cut off: headers, the whole request, and idle keep-alive (docs/configuration.md).
+    http: listenerOptions(timeoutsOf(config.http)),
+    requestTimeout: config.http.bodyTimeout,
+    keepAliveTimeout: config.http.idleTimeout,
     trustProxy: config.http.trustProxy,
     // A proxy's x-request-id is kept when it looks like an id; anything else would let a client
     // write arbitrary text into every log line of its request.

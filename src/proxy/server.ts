@@ -56,6 +56,29 @@ export interface ProxyDeps {
   /** whose X-Forwarded-For to believe (as `http.trustProxy`): true, or addresses/CIDRs */
   trustProxy: boolean | string | string[];
   log: ProxyLog;
+  /** how long a client may take over a request's headers, its whole request, and idle between requests */
+  timeouts?: ListenerTimeouts;
+}
+
+export interface ListenerTimeouts {
+  headersTimeoutMs: number;
+  /** the whole request, headers and body: a client trickling its body is cut off after this */
+  bodyTimeoutMs: number;
+  /** a kept-alive connection with no request in progress is closed after this */
+  idleTimeoutMs: number;
+}
+
+/**
+ * node:http options enforcing `t`. Node checks the header and request deadlines on a timer
+ * (every 30 s by default), so the check runs at least every second to cut a slow client off on time.
+ */
+export function listenerOptions(t: ListenerTimeouts) {
+  return {
+    headersTimeout: t.headersTimeoutMs,
+    requestTimeout: t.bodyTimeoutMs,
+    keepAliveTimeout: t.idleTimeoutMs,
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(t.headersTimeoutMs / 2))),
+  };
 }
 
 type AppRoute = Pick<ProxyApp, 'name' | 'upstream' | 'url'>;
@@ -108,9 +131,13 @@ export class IdentityAwareProxy {
     this.#deps = deps;
     this.#ferryCookies = new Set([...deps.ferryCookies, PROXY_SESSION_COOKIE, PROXY_SIGNIN_COOKIE]);
     this.#trust = trustOf(deps.trustProxy);
-    this.server = createServer((req, res) => {
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
       this.#handle(req, res).catch((err: unknown) => this.#fail(req, res, err));
-    });
+    };
+    this.server = deps.timeouts
+      ? createServer(listenerOptions(deps.timeouts), handler)
+      : createServer(handler);
+    if (deps.timeouts) this.server.keepAliveTimeout = deps.timeouts.idleTimeoutMs;
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       this.#upgrade(req, socket, head).catch((err: unknown) => {
         deps.log.warn({ err }, 'proxy: websocket handshake failed');
