@@ -295,6 +295,13 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    metrics: z
+      .object({
+        /** when set, GET /metrics needs `Authorization: Bearer <token>`; FERRY_METRICS_TOKEN overrides */
+        token: z.string().min(16, 'use at least 16 characters').optional(),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -318,6 +325,7 @@ const envOverrides: Record<string, string[]> = {
   FERRY_REQUIRE_MFA: ['signin', 'requireMfa'],
   FERRY_ENTRA_CLIENT_SECRET: ['upstream', 'entra', 'clientSecret'],
   FERRY_PROXY_LISTEN: ['proxy', 'listen'],
+  FERRY_METRICS_TOKEN: ['metrics', 'token'],
 };
 
 function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {
