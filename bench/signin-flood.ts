@@ -52,8 +52,8 @@ const form = (userName: string, password: string, ip: string) => {
 };
 
 /**
- * 200 concurrent anonymous sign-ins (unknown names from 200 addresses, each looping: a botnet
- * guessing) against a `ferry serve` process, while /healthz is probed every 5 ms and the person who
+ * Waves of 200 concurrent anonymous sign-ins (unknown names from 200 addresses, the next wave as
+ * soon as the last is answered: a botnet guessing) against a `ferry serve` process, while /healthz is probed every 5 ms and the person who
  * knows their password signs in (retrying on 503). Reference: the same probes with no flood, in the
  * same run. The flood's hashes are bounded by the sign-in queue; beyond it the answer is a fast 503.
  */
@@ -101,21 +101,28 @@ export const signinFlood: Scenario = {
           let n = 0;
           const loops: Promise<void>[] = [];
           if (flood) {
-            for (let i = 0; i < FLOOD; i++) {
-              loops.push(
-                (async () => {
-                  while (performance.now() < end) {
-                    const a = await call(
-                      floodAgent,
-                      signinUrl,
-                      form(`guess-${i}-${n++}@contoso.example`, 'Summer2026!', `198.18.${i >> 8}.${i & 255}`),
-                    );
-                    floodAnswers++;
-                    if (a.status === 503) floodBusy++;
-                  }
-                })(),
-              );
-            }
+            // Waves: 200 attempts at once, the next wave as soon as the last answered.
+            loops.push(
+              (async () => {
+                while (performance.now() < end) {
+                  const answers = await Promise.all(
+                    Array.from({ length: FLOOD }, (_, i) =>
+                      call(
+                        floodAgent,
+                        signinUrl,
+                        form(
+                          `guess-${i}-${n++}@contoso.example`,
+                          'Summer2026!',
+                          `198.18.${i >> 8}.${i & 255}`,
+                        ),
+                      ),
+                    ),
+                  );
+                  floodAnswers += answers.length;
+                  floodBusy += answers.filter((a) => a.status === 503).length;
+                }
+              })(),
+            );
           }
           loops.push(
             (async () => {
