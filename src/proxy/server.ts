@@ -25,6 +25,7 @@ import type { ProxyApp, ProxyApps } from './apps.js';
 import type { AuditSampler } from './audit-sampler.js';
 import { downstreamHeaders, upstreamHeaders } from './headers.js';
 import type { IdentityHeaderSigner } from './identity-header.js';
+import { canonicalPath } from './paths.js';
 import { refuseUpgrade, sendProblem } from './responses.js';
 import { type ProxySignin, ProxySigninFailed } from './signin.js';
 
@@ -196,7 +197,20 @@ export class IdentityAwareProxy {
       });
       return;
     }
-    const path = req.url ?? '/';
+    // One spelling of the path before anything reads it: the callback, the decision, the upstream.
+    const canonical = canonicalPath(req.url ?? '/');
+    if (!canonical.ok) {
+      sendProblem(res, html, {
+        status: 400,
+        code: 'bad-path',
+        title: 'Bad Request',
+        detail: canonical.reason,
+        requestId,
+      });
+      return;
+    }
+    req.url = canonical.url;
+    const path = req.url;
     const pathname = path.split('?')[0]!;
     if (pathname === PROXY_CALLBACK_PATH) return this.#callback(req, res, app, requestId);
     if (pathname === PROXY_SIGNOUT_PATH) {
@@ -428,6 +442,9 @@ export class IdentityAwareProxy {
     const requestId = randomUUID();
     const app = await this.#route(req.headers.host ?? '');
     if (!app) return refuseUpgrade(socket, 404, 'Not Found', 'no application is served at this host');
+    const canonical = canonicalPath(req.url ?? '/');
+    if (!canonical.ok) return refuseUpgrade(socket, 400, 'Bad Request', canonical.reason);
+    req.url = canonical.url;
     const caller = await this.#authenticate(req);
     if (!caller)
       return refuseUpgrade(
