@@ -65,8 +65,8 @@ describe('listener timeouts', () => {
       // bodyTimeout is 3 s: cut off long before the 60 s the body would take (the check runs every second).
       expect(sent).toBeLessThan(10);
       // The main listener is still waiting for the body and says so; the proxy may have refused an
-    // unknown host already, and is cut off all the same.
-    if (which === 'main') expect(answer).toMatch(/^HTTP\/1\.1 408/);
+      // unknown host already, and is cut off all the same.
+      if (which === 'main') expect(answer).toMatch(/^HTTP\/1\.1 408/);
     },
   );
 
