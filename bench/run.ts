@@ -15,6 +15,7 @@ import { proxyLatency } from './proxy.js';
 import { sessionRevocation } from './revocation.js';
 import { samlAssertions } from './saml.js';
 import { scimImport } from './scim.js';
+import { signinFlood } from './signin-flood.js';
 import { sshCertificates } from './ssh.js';
 
 /** Every scenario, in the order they run (cheap references first, process-spawning ones last). */
@@ -32,6 +33,7 @@ export const SCENARIOS: Scenario[] = [
   credsWallTime,
   coldStart,
   residentMemory,
+  signinFlood,
 ];
 
 const USAGE = `npm run bench [-- options]

@@ -86,7 +86,7 @@ const RoleParams = Type.Object({
 /** AWS accounts, their roles, and assignments under /api/v1. */
 export const accessApi: FastifyPluginAsync<AccessApiOptions> = async (app, opts) => {
   const { accounts, assignments } = opts;
-  app.addHook('preHandler', opts.authenticate);
+  app.addHook('onRequest', opts.authenticate);
   const security = [{ bearer: [] }];
   const tags = ['aws'];
 

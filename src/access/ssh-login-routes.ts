@@ -41,7 +41,7 @@ const SshLoginBody = Type.Object(
 
 /** Group → Linux login mappings for SSH under /api/v1/ssh/logins (admin). */
 export const sshLoginsApi: FastifyPluginAsync<SshLoginsApiOptions> = async (app, opts) => {
-  app.addHook('preHandler', opts.authenticate);
+  app.addHook('onRequest', opts.authenticate);
   const security = [{ bearer: [] }];
   const tags = ['ssh'];
 

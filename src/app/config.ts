@@ -32,6 +32,25 @@ const duration = (fallback: string) =>
       return ms;
     });
 
+/** A listener's timeouts: slow or idle clients are cut off instead of holding a connection forever. */
+const listenerTimeouts = (defaults: { body: string }) => ({
+  /** the request line and headers must arrive within this */
+  headersTimeout: duration('10s'),
+  /** the whole request, headers and body, must arrive within this (a client trickling bytes is cut off) */
+  bodyTimeout: duration(defaults.body),
+  /** a kept-alive connection with no request in progress is closed after this (above a load balancer's 60 s) */
+  idleTimeout: duration('72s'),
+});
+
+const headersWithinBody = (t: { headersTimeout: number; bodyTimeout: number }, ctx: z.RefinementCtx) => {
+  if (t.headersTimeout > t.bodyTimeout)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['headersTimeout'],
+      message: 'must not be longer than bodyTimeout (which covers the headers too)',
+    });
+};
+
 const listen = z
   .string()
   .regex(/^(\[[0-9a-fA-F:.]+\]|[\w.-]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:7070');
@@ -78,6 +97,10 @@ export const configSchema = z
         addressMaxFailures: z.number().int().min(1).max(100000).default(20),
         failureWindow: duration('15m'),
         lockout: duration('15m'),
+        /** password hashes evaluated at once (default: one per core) */
+        hashConcurrency: z.number().int().min(1).max(256).optional(),
+        /** password checks that may wait for a hash; beyond that sign-in answers 503 at once */
+        hashQueue: z.number().int().min(0).max(10_000).default(64),
       })
       .strict()
       .prefault({}),
@@ -109,9 +132,11 @@ export const configSchema = z
           .default(1024 * 1024),
         /** trust X-Forwarded-For from these proxies (true, or addresses/CIDRs) */
         trustProxy: z.union([z.boolean(), z.string(), z.array(z.string())]).default(false),
+        ...listenerTimeouts({ body: '30s' }),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .superRefine(headersWithinBody),
     saml: z
       .object({
         /** how long an assertion (and its bearer confirmation) is valid: minutes, not hours */
@@ -227,9 +252,12 @@ export const configSchema = z
         auditSampleRate: z.number().int().min(0).max(1_000_000).default(100),
         /** how long the signed X-Ferry-Identity header is valid */
         identityHeaderLifetime: duration('60s'),
+        // Uploads through the proxy may be large: the whole request may take longer than on the API.
+        ...listenerTimeouts({ body: '5m' }),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .superRefine(headersWithinBody),
     pim: z
       .object({
         /** a PIM request nobody answers within this lapses */
@@ -276,6 +304,13 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    metrics: z
+      .object({
+        /** when set, GET /metrics needs `Authorization: Bearer <token>`; FERRY_METRICS_TOKEN overrides */
+        token: z.string().min(16, 'use at least 16 characters').optional(),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -299,6 +334,7 @@ const envOverrides: Record<string, string[]> = {
   FERRY_REQUIRE_MFA: ['signin', 'requireMfa'],
   FERRY_ENTRA_CLIENT_SECRET: ['upstream', 'entra', 'clientSecret'],
   FERRY_PROXY_LISTEN: ['proxy', 'listen'],
+  FERRY_METRICS_TOKEN: ['metrics', 'token'],
 };
 
 function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {

@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { Conflict, InvalidInput, NotFound } from '../errors.js';
 import { errorPage } from '../identity/pages/html.js';
-import { PasswordPolicyViolation } from '../identity/passwords.js';
+import { PasswordPolicyViolation, SigninBusy } from '../identity/passwords.js';
 import { Problem } from '../problem.js';
 import { DatabaseUnavailable, isDatabaseUnavailable } from '../store/errors.js';
 
@@ -21,6 +21,9 @@ export function toProblem(err: unknown): Problem {
   }
   if (err instanceof PasswordPolicyViolation) {
     return new Problem(400, 'password-policy', 'Password rejected', err.message, { field: 'password' });
+  }
+  if (err instanceof SigninBusy) {
+    return new Problem(503, err.code, 'Service Unavailable', err.message);
   }
   if (err instanceof DatabaseUnavailable || isDatabaseUnavailable(err)) {
     return new Problem(
@@ -58,7 +61,10 @@ const wantsHtml = (req: FastifyRequest): boolean =>
 
 export function errorHandler(err: FastifyError, req: FastifyRequest, reply: FastifyReply) {
   const problem = toProblem(err);
-  if (problem.status >= 500) {
+  if (err instanceof SigninBusy) {
+    // Expected under a flood: one log line each would be the flood's amplifier; the metric counts them.
+    reply.header('retry-after', String(err.retryAfterSeconds));
+  } else if (problem.status >= 500) {
     req.log.error({ err }, problem.status === 503 ? 'database unavailable' : 'request failed');
     if (problem.status === 503) reply.header('retry-after', '5');
   }

@@ -1,4 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
+import { secretsEqual } from '../identity/secrets.js';
+import { Unauthorized } from '../problem.js';
 import type { Store } from '../store/open.js';
 import type { Metrics } from './metrics.js';
 
@@ -7,6 +9,8 @@ export interface OperationsOptions {
   metrics: Metrics;
   /** how long /readyz waits for the database before calling it unreachable */
   readyTimeoutMs?: number;
+  /** when set, /metrics answers only `Authorization: Bearer <token>` */
+  metricsToken?: string | null;
 }
 
 /** /healthz (the process is up), /readyz (it can serve: the database answers), /metrics (Prometheus). */
@@ -38,7 +42,21 @@ export const operationsRoutes: FastifyPluginAsync<OperationsOptions> = async (ap
     }
   });
 
-  app.get('/metrics', hide, async (_req, reply) =>
-    reply.type(opts.metrics.registry.contentType).send(await opts.metrics.registry.metrics()),
+  // Metrics name routes and rates that help an attacker time a spray: behind a token when one is set.
+  const metricsToken = opts.metricsToken ?? null;
+  app.get(
+    '/metrics',
+    {
+      ...hide,
+      onRequest: async (req, reply) => {
+        if (metricsToken === null) return;
+        const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+        if (m && secretsEqual(m[1]!, metricsToken)) return;
+        reply.header('www-authenticate', m ? 'Bearer error="invalid_token"' : 'Bearer realm="metrics"');
+        throw new Unauthorized('/metrics needs the metrics token (metrics.token)');
+      },
+    },
+    async (_req, reply) =>
+      reply.type(opts.metrics.registry.contentType).send(await opts.metrics.registry.metrics()),
   );
 };

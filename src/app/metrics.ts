@@ -26,6 +26,7 @@ export class Metrics {
       'failure',
       'locked',
       'second-factor-required',
+      'busy',
     ] satisfies SigninOutcome[]) {
       this.signins.inc({ outcome }, 0);
     }

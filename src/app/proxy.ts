@@ -3,6 +3,7 @@ import { AuditSampler } from '../proxy/audit-sampler.js';
 import { IdentityHeaderSigner } from '../proxy/identity-header.js';
 import { IdentityAwareProxy, type ProxyLog } from '../proxy/server.js';
 import { ProxySignin } from '../proxy/signin.js';
+import { timeoutsOf } from './server.js';
 import type { Services } from './services.js';
 
 /** Builds the identity-aware proxy on the services of this process (it listens separately). */
@@ -28,5 +29,6 @@ export function createProxy(services: Services, log: ProxyLog): IdentityAwarePro
     ferryCookies: [config.sessions.cookieName],
     trustProxy: config.http.trustProxy,
     log,
+    timeouts: timeoutsOf(config.proxy),
   });
 }

@@ -30,11 +30,23 @@ import { scimAdminApi } from '../identity/scim/admin-routes.js';
 import { scimRoutes } from '../identity/scim/routes.js';
 import { ENTRA_SIGNIN_PATH, upstreamSigninRoutes } from '../identity/upstream/routes.js';
 import { proxyAppsApi } from '../proxy/routes.js';
+import { type ListenerTimeouts, listenerOptions } from '../proxy/server.js';
 import { sshApi } from '../ssh/routes.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { operationsRoutes } from './health.js';
 import type { Services } from './services.js';
 import { tenantApi } from './tenant-routes.js';
+
+/** The configured timeouts of a listener, in the form node:http takes them. */
+export const timeoutsOf = (t: {
+  headersTimeout: number;
+  bodyTimeout: number;
+  idleTimeout: number;
+}): ListenerTimeouts => ({
+  headersTimeoutMs: t.headersTimeout,
+  bodyTimeoutMs: t.bodyTimeout,
+  idleTimeoutMs: t.idleTimeout,
+});
 
 export interface ServerOptions {
   /** a pino logger config, or false for none (tests) */
@@ -65,9 +77,15 @@ export function readTlsFiles(tls: { certFile: string; keyFile: string }): { cert
 export async function buildServer(services: Services, options: ServerOptions = {}): Promise<FastifyInstance> {
   const { config, metrics } = services;
   const app = Fastify({
-    ...(config.tls ? { https: readTlsFiles(config.tls) } : {}),
+    // Slow clients are cut off: headers, the whole request, and idle keep-alive (docs/configuration.md),
+    // over TLS as over plain HTTP.
+    ...(config.tls
+      ? { https: { ...readTlsFiles(config.tls), ...listenerOptions(timeoutsOf(config.http)) } }
+      : { http: listenerOptions(timeoutsOf(config.http)) }),
     logger: options.logger ?? logOptions(config.log.level),
     bodyLimit: config.http.bodyLimit,
+    requestTimeout: config.http.bodyTimeout,
+    keepAliveTimeout: config.http.idleTimeout,
     trustProxy: config.http.trustProxy,
     // A proxy's x-request-id is kept when it looks like an id; anything else would let a client
     // write arbitrary text into every log line of its request.
@@ -133,7 +151,11 @@ export async function buildServer(services: Services, options: ServerOptions = {
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(fastifySwaggerUi, { routePrefix: '/api/docs', staticCSP: true });
 
-  await app.register(operationsRoutes, { store: services.store, metrics });
+  await app.register(operationsRoutes, {
+    store: services.store,
+    metrics,
+    metricsToken: config.metrics.token ?? null,
+  });
   // Modules whose return paths end on another origin (OpenID interactions, SAML) register here; the
   // sign-in pages name that origin in their form-action (see identity/pages/csp.ts).
   const formDestinations = new FormDestinations();

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { AppAssignments } from '../access/app-assignments.js';
 import { Assignments } from '../access/assignments.js';
 import { AwsAccounts } from '../access/aws-accounts.js';
@@ -32,7 +33,7 @@ import { anyCaller, browserSessionCaller, type CallerAuthenticator } from '../id
 import type { IdentityDeps } from '../identity/deps.js';
 import { GroupDirectory } from '../identity/groups.js';
 import { TotpFactors } from '../identity/mfa.js';
-import { PasswordHasher } from '../identity/passwords.js';
+import { HashQueue, PasswordHasher } from '../identity/passwords.js';
 import { principalOf } from '../identity/principal-of.js';
 import { RecoveryCodes } from '../identity/recovery-codes.js';
 import { IdentityProtection } from '../identity/risk/protection.js';
@@ -148,6 +149,12 @@ export function createServices(
     countryOf,
   );
   const signin = new SigninService(deps, sessions, totp, throttle, {
+    // One attempt per core, and always fewer than the pool has connections (each uses at most one).
+    hashQueue: new HashQueue(
+      config.signin.hashConcurrency ??
+        Math.max(1, Math.min(availableParallelism(), config.database.poolSize - 1)),
+      config.signin.hashQueue,
+    ),
     requireMfa: config.signin.requireMfa,
     webauthn,
     protection,

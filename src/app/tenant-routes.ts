@@ -11,7 +11,7 @@ export const tenantApi: FastifyPluginAsync<{
   services: Services;
   authenticate: preHandlerAsyncHookHandler;
 }> = async (app, opts) => {
-  app.addHook('preHandler', opts.authenticate);
+  app.addHook('onRequest', opts.authenticate);
   app.post<{ Body: { document: unknown; dryRun?: boolean; prune?: boolean } }>(
     '/tenant/apply',
     {

@@ -78,6 +78,8 @@ export function startWorkers(
       }
       if (now - lastRotationCheck > 60_000) {
         lastRotationCheck = now;
+        // One audit event per ended lock with the number of attempts it refused.
+        await services.throttle.summariseEnded();
         await services.signingKeys.rotateDue('saml', services.config.saml.keyRotationGrace);
         for (const purpose of OIDC_SIGNING_PURPOSES)
           await services.signingKeys.rotateDue(purpose, services.config.oidc.keyRotationGrace);

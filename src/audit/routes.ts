@@ -27,7 +27,7 @@ const AuditEventSchema = Type.Object({
 });
 
 export const auditApi: FastifyPluginAsync<AuditApiOptions> = async (app, opts) => {
-  app.addHook('preHandler', opts.authenticate);
+  app.addHook('onRequest', opts.authenticate);
   const security = [{ bearer: [] }];
   const Query = Type.Object(
     {

@@ -75,7 +75,7 @@ export const awsCallerRoutes: FastifyPluginAsync<AwsCallerRoutesOptions> = async
   app.post<{ Body: Static<typeof CredentialsBody> }>(
     '/aws/credentials',
     {
-      preHandler: opts.authenticate,
+      onRequest: opts.authenticate,
       schema: {
         tags,
         summary: 'Short-lived STS credentials for one role you are entitled to (AssumeRoleWithSAML)',
@@ -121,7 +121,7 @@ export const awsCallerRoutes: FastifyPluginAsync<AwsCallerRoutesOptions> = async
   app.get(
     '/aws/entitlements',
     {
-      preHandler: opts.authenticate,
+      onRequest: opts.authenticate,
       schema: {
         tags,
         summary: 'The AWS roles you may have right now',

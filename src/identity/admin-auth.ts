@@ -15,7 +15,7 @@ export function auditContextOf(req: FastifyRequest): AuditContext {
   return { actor: req.actor ?? { type: 'anonymous' }, ip: req.ip, requestId: req.id };
 }
 
-/** A preHandler that admits only requests with a live admin API token (`Authorization: Bearer …`). */
+/** An onRequest hook (before the body is read) that admits only requests with a live admin API token (`Authorization: Bearer …`). */
 export function requireAdminToken(tokens: ApiTokens) {
   return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const header = req.headers.authorization ?? '';

@@ -44,7 +44,7 @@ export function anyCaller(...authenticators: CallerAuthenticator[]): CallerAuthe
   };
 }
 
-/** A preHandler admitting only a signed-in caller; sets req.caller and the audit actor. */
+/** An onRequest hook (before the body is read) admitting only a signed-in caller; sets req.caller and the audit actor. */
 export function requireCaller(authenticate: CallerAuthenticator) {
   return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const caller = await authenticate(req);

@@ -51,3 +51,70 @@ export class PasswordHasher {
     }
   }
 }
+
+/** A place in the hashing queue: run the hash with it, or give it back unused. */
+export interface HashTicket {
+  run<T>(work: () => Promise<T>): Promise<T>;
+  /** gives the place back (idempotent; `run` gives it back by itself) */
+  release(): void;
+}
+
+/**
+ * Anonymous callers may ask Ferry to hash passwords; each hash costs tens of milliseconds and
+ * 19 MiB. This bounds how many run at once and how many may wait; beyond that `tryAdmit` says no
+ * at once, without a database query, and the caller answers 503 with Retry-After
+ * (docs/decisions/0018).
+ */
+export class HashQueue {
+  #admitted = 0;
+  #running = 0;
+  readonly #waiting: Array<() => void> = [];
+
+  constructor(
+    readonly concurrency: number,
+    readonly maxWaiting: number,
+  ) {}
+
+  /** how many are admitted (running or waiting) right now */
+  get admitted(): number {
+    return this.#admitted;
+  }
+
+  tryAdmit(): HashTicket | null {
+    if (this.#admitted >= this.concurrency + this.maxWaiting) return null;
+    this.#admitted += 1;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.#admitted -= 1;
+    };
+    return {
+      release,
+      run: async <T>(work: () => Promise<T>): Promise<T> => {
+        if (released) throw new Error('hash ticket already released');
+        if (this.#running >= this.concurrency) await new Promise<void>((go) => this.#waiting.push(go));
+        else this.#running += 1;
+        try {
+          return await work();
+        } finally {
+          const next = this.#waiting.shift();
+          // The slot passes straight to the next waiter, so #running never dips below the truth.
+          if (next) next();
+          else this.#running -= 1;
+          release();
+        }
+      },
+    };
+  }
+}
+
+/** Too many sign-ins are being evaluated at once; the caller should retry in a few seconds. */
+export class SigninBusy extends Error {
+  readonly code = 'signin-busy';
+  readonly retryAfterSeconds = 2;
+  constructor() {
+    super('too many sign-ins at once; try again in a few seconds');
+    this.name = 'SigninBusy';
+  }
+}

@@ -34,7 +34,7 @@ const page = <T extends Parameters<typeof Type.Array>[0]>(item: T) =>
 /** The directory admin API under /api/v1: users, groups, memberships, sessions, MFA, API tokens. */
 export const directoryApi: FastifyPluginAsync<DirectoryApiOptions> = async (app, opts) => {
   const { users, groups, sessions, totp, apiTokens } = opts;
-  app.addHook('preHandler', requireAdminToken(apiTokens));
+  app.addHook('onRequest', requireAdminToken(apiTokens));
   const security = [{ bearer: [] }];
 
   app.get<{ Querystring: ListQuery & { active?: boolean } }>(

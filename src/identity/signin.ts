@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import type {
   AuthenticationResponseJSON,
   PublicKeyCredentialCreationOptionsJSON,
@@ -11,6 +12,7 @@ import { hasMfa } from '../authn/amr.js';
 import type { Database } from '../store/schema.js';
 import type { IdentityDeps } from './deps.js';
 import type { TotpEnrollment, TotpFactors } from './mfa.js';
+import { HashQueue, SigninBusy } from './passwords.js';
 import { looksLikeRecoveryCode, type RecoveryCodes } from './recovery-codes.js';
 import type { IdentityProtection } from './risk/protection.js';
 import type { Session, SessionStore } from './sessions.js';
@@ -28,7 +30,7 @@ export type SigninFailure =
   | 'bad-code'
   | 'expired';
 
-export type SigninOutcome = 'success' | 'failure' | 'locked' | 'second-factor-required';
+export type SigninOutcome = 'success' | 'failure' | 'locked' | 'second-factor-required' | 'busy';
 
 export type SigninResult =
   | { status: 'failed'; reason: SigninFailure }
@@ -60,6 +62,8 @@ export interface SigninOptions {
   /** single-use codes accepted in place of a one-time code */
   recoveryCodes?: RecoveryCodes;
   onOutcome?: (outcome: SigninOutcome) => void;
+  /** bounds the password attempts anonymous callers can start (default: one per core, 64 waiting) */
+  hashQueue?: HashQueue;
 }
 
 /**
@@ -73,43 +77,71 @@ export class SigninService {
     private readonly totp: TotpFactors,
     private readonly throttle: SigninThrottle,
     private readonly options: SigninOptions,
-  ) {}
+  ) {
+    this.hashQueue = options.hashQueue ?? new HashQueue(availableParallelism(), 64);
+  }
+
+  private readonly hashQueue: HashQueue;
 
   async password(userName: string, password: string, req: SigninRequest): Promise<SigninResult> {
+    // Admission first: when the hashing queue is full the answer costs no query and no hash.
+    const ticket = this.hashQueue.tryAdmit();
+    if (!ticket) {
+      this.options.onOutcome?.('busy');
+      throw new SigninBusy();
+    }
+    // The whole attempt runs in its slot: its queries as well as its hash, so sign-ins never hold
+    // more pool connections than there are slots, whatever the burst (waiters wait in memory).
+    return ticket.run(() => this.passwordAdmitted(userName, password, req));
+  }
+
+  private async passwordAdmitted(
+    userName: string,
+    password: string,
+    req: SigninRequest,
+  ): Promise<SigninResult> {
     const { store, hasher } = this.deps;
     const name = userName.trim().slice(0, 256);
-    const keys = [accountKey(userNameKey(name)), addressKey(req.ip)];
-    if ((await this.throttle.locked(keys)).length > 0)
-      return this.fail(keys, name, 'locked', 'password', req);
     const row = name ? await findUserRow(store.db, name) : undefined;
-    const passwordOk = await hasher.verify(row?.password_hash ?? null, password.slice(0, 1024));
+    // Keyed on the account the name resolves to (its user id and every spelling of its name meet).
+    const keys = [accountKey(row?.user_name ?? name), addressKey(req.ip)];
+    // Reserve before hashing: a burst can never have more than the threshold evaluated.
+    const reservation = await this.throttle.reserve(keys);
+    if (!reservation.granted) return this.refused();
+    const candidate = password.slice(0, 1024);
+    const passwordOk = await hasher.verify(row?.password_hash ?? null, candidate);
     const protection = this.options.protection;
     const attempt = {
       userKey: userNameKey(name),
       userId: row?.id ?? null,
       userName: row?.user_name ?? name,
       ip: req.ip,
-      password: password.slice(0, 1024),
+      password: candidate,
       country: protection ? protection.countryOf(req.ip) : null,
     };
     const remember = protection
       ? (trx: Kysely<Database>) => protection.failedPassword(trx, attempt)
       : undefined;
-    if (!row) return this.fail(keys, name, 'unknown-user', 'password', req, undefined, remember);
-    if (!row.password_hash)
-      return this.fail(keys, row.user_name, 'no-password', 'password', req, undefined, remember);
-    if (!passwordOk)
-      return this.fail(keys, row.user_name, 'bad-password', 'password', req, undefined, remember);
-    if (row.active !== 1) return this.fail(keys, row.user_name, 'disabled', 'password', req);
+    const reserved = { reserved: true, remember };
+    if (!row) return this.fail(keys, name, 'unknown-user', 'password', req, reserved);
+    if (!row.password_hash) return this.fail(keys, row.user_name, 'no-password', 'password', req, reserved);
+    if (!passwordOk) return this.fail(keys, row.user_name, 'bad-password', 'password', req, reserved);
+    if (row.active !== 1)
+      return this.fail(keys, row.user_name, 'disabled', 'password', req, { reserved: true });
 
     const user = { id: row.id, userName: row.user_name };
     const actor: Actor = { type: 'user', id: row.id, name: row.user_name };
     return store.db.transaction().execute(async (trx): Promise<SigninResult> => {
+      const methods = await this.factorsOf(trx, row.id);
+      const needsMore =
+        methods.length > 0 || this.options.requireMfa || Number(row.mfa_registration_required) === 1;
+      // Throttle rows first (lock order), the reservation given back; the account's counter is
+      // cleared only when a session starts: a second-factor step still counts against it.
+      await this.throttle.recordSuccess(trx, keys, !needsMore);
       const signInRisk = protection
         ? await protection.successfulPassword(trx, { ...attempt, userId: row.id })
         : 'none';
       const meta = { ip: req.ip, userAgent: req.userAgent ?? null, signInRisk };
-      const methods = await this.factorsOf(trx, row.id);
       if (methods.length > 0) {
         const { token } = await this.sessions.start(trx, {
           userId: row.id,
@@ -147,7 +179,6 @@ export class SigninService {
         amr: ['pwd'],
         ...meta,
       });
-      await this.throttle.recordSuccess(trx, keys[0]!);
       await this.audit(trx, actor, row.user_name, 'success', req, {
         step: 'password',
         sessionId: session.id,
@@ -218,13 +249,12 @@ export class SigninService {
       .select(['id', 'user_name', 'user_name_key'])
       .where('id', '=', session.userId)
       .executeTakeFirstOrThrow();
-    const keys = [accountKey(row.user_name_key), addressKey(req.ip)];
-    if ((await this.throttle.locked(keys)).length > 0)
-      return this.fail(keys, row.user_name, 'locked', 'webauthn', req);
+    const keys = [accountKey(row.user_name), addressKey(req.ip)];
+    if (!(await this.throttle.reserve(keys)).granted) return this.refused();
     const actor: Actor = { type: 'user', id: row.id, name: row.user_name };
     const registering = !(await webauthn.has(store.db, row.id));
     if (registering && (await this.securityKeyCeremony(token))?.mode !== 'register')
-      return this.fail(keys, row.user_name, 'bad-code', 'webauthn', req);
+      return this.fail(keys, row.user_name, 'bad-code', 'webauthn', req, { reserved: true });
     try {
       if (registering) {
         const body = response as { response: RegistrationResponseJSON; name?: string };
@@ -248,9 +278,9 @@ export class SigninService {
             .set({ mfa_registration_required: 0 })
             .where('id', '=', row.id)
             .execute();
+        await this.throttle.recordSuccess(trx, keys);
         const amr = [...new Set([...session.amr, 'hwk', 'mfa'])];
         const { token: newToken, session: upgraded } = await this.sessions.promote(trx, session, amr);
-        await this.throttle.recordSuccess(trx, keys[0]!);
         await this.audit(trx, actor, row.user_name, 'success', req, {
           step: registering ? 'webauthn-registration' : 'webauthn',
           ...(session.state === 'active' ? { previousSessionId: session.id } : {}),
@@ -262,7 +292,10 @@ export class SigninService {
       });
     } catch (err) {
       if (err instanceof WebAuthnRejected)
-        return this.fail(keys, row.user_name, 'bad-code', 'webauthn', req, err.message);
+        return this.fail(keys, row.user_name, 'bad-code', 'webauthn', req, {
+          reserved: true,
+          detail: err.message,
+        });
       throw err;
     }
   }
@@ -319,17 +352,16 @@ export class SigninService {
       .select(['id', 'user_name', 'user_name_key'])
       .where('id', '=', session.userId)
       .executeTakeFirstOrThrow();
-    const keys = [accountKey(row.user_name_key), addressKey(req.ip)];
-    if ((await this.throttle.locked(keys)).length > 0)
-      return this.fail(keys, row.user_name, 'locked', 'totp', req);
+    const keys = [accountKey(row.user_name), addressKey(req.ip)];
+    if (!(await this.throttle.reserve(keys)).granted) return this.refused();
     const actor: Actor = { type: 'user', id: row.id, name: row.user_name };
     const enrolling = !(await this.totp.hasConfirmed(store.db, row.id));
     const result = await store.db.transaction().execute(async (trx): Promise<SigninResult | null> => {
       const factorId = await this.totp.verify(trx, row.id, code.slice(0, 16), enrolling);
       if (!factorId) return null;
+      await this.throttle.recordSuccess(trx, keys);
       const amr = [...new Set([...session.amr, 'otp', 'mfa'])];
       const { token, session: upgraded } = await this.sessions.promote(trx, session, amr);
-      await this.throttle.recordSuccess(trx, keys[0]!);
       if (enrolling)
         await trx
           .updateTable('users')
@@ -354,7 +386,7 @@ export class SigninService {
       });
       return { status: 'signed-in', token, session: upgraded };
     });
-    if (!result) return this.fail(keys, row.user_name, 'bad-code', 'totp', req);
+    if (!result) return this.fail(keys, row.user_name, 'bad-code', 'totp', req, { reserved: true });
     this.options.onOutcome?.('success');
     return result;
   }
@@ -373,9 +405,8 @@ export class SigninService {
       .select(['id', 'user_name', 'user_name_key'])
       .where('id', '=', pending.userId)
       .executeTakeFirstOrThrow();
-    const keys = [accountKey(row.user_name_key), addressKey(req.ip)];
-    if ((await this.throttle.locked(keys)).length > 0)
-      return this.fail(keys, row.user_name, 'locked', 'totp', req);
+    const keys = [accountKey(row.user_name), addressKey(req.ip)];
+    if (!(await this.throttle.reserve(keys)).granted) return this.refused();
     const actor: Actor = { type: 'user', id: row.id, name: row.user_name };
     const result = await store.db.transaction().execute(async (trx): Promise<SigninResult | null> => {
       const recovery =
@@ -386,9 +417,9 @@ export class SigninService {
           : null
         : await this.totp.verify(trx, row.id, code.slice(0, 16), state === 'pending_enrollment');
       if (!factorId) return null;
+      await this.throttle.recordSuccess(trx, keys);
       const amr = ['pwd', 'otp', 'mfa'];
       const { token, session } = await this.sessions.promote(trx, pending, amr);
-      await this.throttle.recordSuccess(trx, keys[0]!);
       if (state === 'pending_enrollment') {
         // "Register MFA at next sign-in" is done once a factor is confirmed.
         await trx
@@ -413,33 +444,47 @@ export class SigninService {
       });
       return { status: 'signed-in', token, session };
     });
-    if (!result) return this.fail(keys, row.user_name, 'bad-code', 'totp', req);
+    if (!result) return this.fail(keys, row.user_name, 'bad-code', 'totp', req, { reserved: true });
     this.options.onOutcome?.('success');
     return result;
+  }
+
+  /**
+   * An attempt refused unevaluated by an existing lock: counted on the throttle row (one summary
+   * event per key and lock), not audited one by one, and answered like every other failure.
+   */
+  private refused(): SigninResult {
+    this.options.onOutcome?.('locked');
+    return { status: 'failed', reason: 'locked' };
   }
 
   private async fail(
     keys: string[],
     subject: string | null,
-    reason: SigninFailure,
+    reason: Exclude<SigninFailure, 'locked'>,
     step: 'password' | 'totp' | 'webauthn',
     req: SigninRequest,
-    detail?: string,
-    remember?: (trx: Kysely<Database>) => Promise<void>,
+    opts: {
+      /** the attempt holds a reservation on `keys` (it is already counted) */
+      reserved?: boolean;
+      detail?: string;
+      remember?: (trx: Kysely<Database>) => Promise<void>;
+    } = {},
   ): Promise<SigninResult> {
     const { store } = this.deps;
     const locked = await store.db.transaction().execute(async (trx) => {
-      await remember?.(trx);
-      const newlyLocked = reason === 'locked' ? [] : await this.throttle.recordFailure(trx, keys);
+      // Throttle rows before anything that appends to the audit chain (the lock order).
+      const newlyLocked = await this.throttle.recordFailure(trx, keys, opts.reserved ?? false);
+      await opts.remember?.(trx);
       await this.audit(trx, anonymous, subject || null, 'failure', req, {
         step,
         reason,
-        ...(detail ? { detail: detail.slice(0, 200) } : {}),
+        ...(opts.detail ? { detail: opts.detail.slice(0, 200) } : {}),
         ...(newlyLocked.length > 0 ? { locked: newlyLocked } : {}),
       });
       return newlyLocked;
     });
-    this.options.onOutcome?.(reason === 'locked' || locked.length > 0 ? 'locked' : 'failure');
+    this.options.onOutcome?.(locked.length > 0 ? 'locked' : 'failure');
     return { status: 'failed', reason };
   }
 

@@ -102,6 +102,13 @@ export function checkUserName(userName: string): string {
 
 export const userNameKey = (userName: string): string => userName.trim().toLowerCase();
 
+/**
+ * One spelling per name for counting and comparing: NFKC (full-width and compatibility forms),
+ * then case folding (upper then lower, so ß and SS meet), NFKC again. Not used to find accounts.
+ */
+export const canonicalUserName = (userName: string): string =>
+  userName.trim().normalize('NFKC').toUpperCase().toLowerCase().normalize('NFKC');
+
 /** Finds a user row by id or by userName (case-insensitive). */
 export async function findUserRow(db: Kysely<Database>, ref: string): Promise<UserRow | undefined> {
   const q = db.selectFrom('users').selectAll();

@@ -13,6 +13,26 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
+/**
+ * Headers a client could send to pass as another address, host or path to an app that believes its
+ * proxy: only the proxy may say these, so a client's are dropped before the proxy adds its own.
+ */
+const CLIENT_CLAIMS = new Set([
+  'forwarded',
+  'x-real-ip',
+  'x-client-ip',
+  'x-cluster-client-ip',
+  'true-client-ip',
+  'cf-connecting-ip',
+  'fastly-client-ip',
+  'fly-client-ip',
+  'x-original-forwarded-for',
+  'x-original-url',
+  'x-rewrite-url',
+  'x-original-host',
+  'x-host',
+]);
+
 /** The identity the proxy vouches for, as plain headers beside the signed one. */
 export interface UpstreamIdentity {
   jwt: string;
@@ -75,7 +95,7 @@ export function upstreamHeaders(
   for (const [name, value] of Object.entries(incoming)) {
     if (value === undefined) continue;
     if (HOP_BY_HOP.has(name) || listed.has(name)) continue;
-    if (name.startsWith('x-ferry-') || name.startsWith('x-forwarded-') || name === 'forwarded') continue;
+    if (name.startsWith('x-ferry-') || name.startsWith('x-forwarded-') || CLIENT_CLAIMS.has(name)) continue;
     if (name === 'host' || name === 'x-request-id') continue;
     if (name === 'authorization' && o.stripAuthorization) continue;
     if (name === 'cookie') {

@@ -35,7 +35,7 @@ const NameParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 63
 
 /** Applications behind the identity-aware proxy, under /api/v1/proxy/apps (admin). */
 export const proxyAppsApi: FastifyPluginAsync<ProxyAppsApiOptions> = async (app, opts) => {
-  app.addHook('preHandler', opts.authenticate);
+  app.addHook('onRequest', opts.authenticate);
   const security = [{ bearer: [] }];
   const tags = ['proxy'];
 

@@ -25,6 +25,7 @@ import type { ProxyApp, ProxyApps } from './apps.js';
 import type { AuditSampler } from './audit-sampler.js';
 import { downstreamHeaders, upstreamHeaders } from './headers.js';
 import type { IdentityHeaderSigner } from './identity-header.js';
+import { canonicalPath } from './paths.js';
 import { refuseUpgrade, sendProblem } from './responses.js';
 import { type ProxySignin, ProxySigninFailed } from './signin.js';
 
@@ -56,6 +57,29 @@ export interface ProxyDeps {
   /** whose X-Forwarded-For to believe (as `http.trustProxy`): true, or addresses/CIDRs */
   trustProxy: boolean | string | string[];
   log: ProxyLog;
+  /** how long a client may take over a request's headers, its whole request, and idle between requests */
+  timeouts?: ListenerTimeouts;
+}
+
+export interface ListenerTimeouts {
+  headersTimeoutMs: number;
+  /** the whole request, headers and body: a client trickling its body is cut off after this */
+  bodyTimeoutMs: number;
+  /** a kept-alive connection with no request in progress is closed after this */
+  idleTimeoutMs: number;
+}
+
+/**
+ * node:http options enforcing `t`. Node checks the header and request deadlines on a timer
+ * (every 30 s by default), so the check runs at least every second to cut a slow client off on time.
+ */
+export function listenerOptions(t: ListenerTimeouts) {
+  return {
+    headersTimeout: t.headersTimeoutMs,
+    requestTimeout: t.bodyTimeoutMs,
+    keepAliveTimeout: t.idleTimeoutMs,
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(t.headersTimeoutMs / 2))),
+  };
 }
 
 type AppRoute = Pick<ProxyApp, 'name' | 'upstream' | 'url'>;
@@ -108,9 +132,13 @@ export class IdentityAwareProxy {
     this.#deps = deps;
     this.#ferryCookies = new Set([...deps.ferryCookies, PROXY_SESSION_COOKIE, PROXY_SIGNIN_COOKIE]);
     this.#trust = trustOf(deps.trustProxy);
-    this.server = createServer((req, res) => {
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
       this.#handle(req, res).catch((err: unknown) => this.#fail(req, res, err));
-    });
+    };
+    this.server = deps.timeouts
+      ? createServer(listenerOptions(deps.timeouts), handler)
+      : createServer(handler);
+    if (deps.timeouts) this.server.keepAliveTimeout = deps.timeouts.idleTimeoutMs;
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       this.#upgrade(req, socket, head).catch((err: unknown) => {
         deps.log.warn({ err }, 'proxy: websocket handshake failed');
@@ -169,7 +197,20 @@ export class IdentityAwareProxy {
       });
       return;
     }
-    const path = req.url ?? '/';
+    // One spelling of the path before anything reads it: the callback, the decision, the upstream.
+    const canonical = canonicalPath(req.url ?? '/');
+    if (!canonical.ok) {
+      sendProblem(res, html, {
+        status: 400,
+        code: 'bad-path',
+        title: 'Bad Request',
+        detail: canonical.reason,
+        requestId,
+      });
+      return;
+    }
+    req.url = canonical.url;
+    const path = req.url;
     const pathname = path.split('?')[0]!;
     if (pathname === PROXY_CALLBACK_PATH) return this.#callback(req, res, app, requestId);
     if (pathname === PROXY_SIGNOUT_PATH) {
@@ -401,6 +442,9 @@ export class IdentityAwareProxy {
     const requestId = randomUUID();
     const app = await this.#route(req.headers.host ?? '');
     if (!app) return refuseUpgrade(socket, 404, 'Not Found', 'no application is served at this host');
+    const canonical = canonicalPath(req.url ?? '/');
+    if (!canonical.ok) return refuseUpgrade(socket, 400, 'Bad Request', canonical.reason);
+    req.url = canonical.url;
     const caller = await this.#authenticate(req);
     if (!caller)
       return refuseUpgrade(

@@ -87,7 +87,7 @@ export const sshApi: FastifyPluginAsync<SshApiOptions> = async (app, opts) => {
   app.post<{ Body: Static<typeof UserCertBody> }>(
     '/ssh/certificates',
     {
-      preHandler: opts.authenticateCaller,
+      onRequest: opts.authenticateCaller,
       schema: {
         tags,
         summary: 'A short-lived certificate for your public key, to log in to one host as one login',
@@ -160,7 +160,7 @@ export const sshApi: FastifyPluginAsync<SshApiOptions> = async (app, opts) => {
   app.post<{ Body: Static<typeof HostCertBody> }>(
     '/ssh/host-certificates',
     {
-      preHandler: opts.authenticateAdmin,
+      onRequest: opts.authenticateAdmin,
       schema: {
         tags,
         summary: "Sign a server's host key for the given host names",
@@ -202,7 +202,7 @@ export const sshApi: FastifyPluginAsync<SshApiOptions> = async (app, opts) => {
   app.get(
     '/ssh/ca-keys',
     {
-      preHandler: opts.authenticateAdmin,
+      onRequest: opts.authenticateAdmin,
       schema: {
         tags,
         summary: 'The CA keys: current and staged ones are published, retired ones still name KRL entries',
@@ -220,7 +220,7 @@ export const sshApi: FastifyPluginAsync<SshApiOptions> = async (app, opts) => {
   app.post<{ Body: Static<typeof CaKeyBody> }>(
     '/ssh/ca-keys/rotate',
     {
-      preHandler: opts.authenticateAdmin,
+      onRequest: opts.authenticateAdmin,
       schema: {
         tags,
         summary: 'Stage a new CA key: published at once, signs only once activated',
@@ -239,7 +239,7 @@ export const sshApi: FastifyPluginAsync<SshApiOptions> = async (app, opts) => {
   app.post<{ Body: Static<typeof CaKeyBody> }>(
     '/ssh/ca-keys/activate',
     {
-      preHandler: opts.authenticateAdmin,
+      onRequest: opts.authenticateAdmin,
       schema: {
         tags,
         summary: 'Make the staged CA key current (after servers have fetched ca.pub or known_hosts)',
@@ -255,7 +255,7 @@ export const sshApi: FastifyPluginAsync<SshApiOptions> = async (app, opts) => {
   app.get<{ Querystring: { user?: string; limit?: number } }>(
     '/ssh/certificates',
     {
-      preHandler: opts.authenticateAdmin,
+      onRequest: opts.authenticateAdmin,
       schema: {
         tags,
         summary: 'User certificates issued, newest first',
@@ -284,7 +284,7 @@ export const sshApi: FastifyPluginAsync<SshApiOptions> = async (app, opts) => {
   app.post<{ Params: { serial: string }; Body: { reason?: string } | undefined }>(
     '/ssh/certificates/:serial/revoke',
     {
-      preHandler: opts.authenticateAdmin,
+      onRequest: opts.authenticateAdmin,
       schema: {
         tags,
         summary: 'Revoke one user certificate: its serial goes into the KRL',

@@ -128,11 +128,14 @@ export interface SessionsTable {
 }
 
 export interface SigninThrottleTable {
-  /** 'account:<user_name_key>' or 'address:<ip>' */
+  /** 'account:<canonical user name>' or 'address:<ip>' */
   key: string;
+  /** attempts reserved in this window (evaluated or in flight), less the ones that succeeded */
   failures: number;
   window_started_at: string;
   locked_until: string | null;
+  /** attempts refused unevaluated since the window or lock began (0012) */
+  refused: number;
 }
 
 export interface ApiTokensTable {

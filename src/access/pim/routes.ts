@@ -230,7 +230,7 @@ export const pimApi: FastifyPluginAsync<PimApiOptions> = async (app, opts) => {
   app.get(
     '/pim/eligibilities',
     {
-      preHandler: opts.authenticateAdmin,
+      onRequest: opts.authenticateAdmin,
       schema: {
         tags,
         summary: 'List eligible assignments (who may activate which role, under which rules)',
@@ -244,7 +244,7 @@ export const pimApi: FastifyPluginAsync<PimApiOptions> = async (app, opts) => {
   app.post<{ Body: EligibilityInput }>(
     '/pim/eligibilities',
     {
-      preHandler: opts.authenticateAdmin,
+      onRequest: opts.authenticateAdmin,
       schema: {
         tags,
         summary:
@@ -277,7 +277,7 @@ export const pimApi: FastifyPluginAsync<PimApiOptions> = async (app, opts) => {
   app.delete<{ Params: { id: string } }>(
     '/pim/eligibilities/:id',
     {
-      preHandler: opts.authenticateAdmin,
+      onRequest: opts.authenticateAdmin,
       schema: {
         tags,
         summary: 'Remove an eligible assignment',
@@ -295,7 +295,7 @@ export const pimApi: FastifyPluginAsync<PimApiOptions> = async (app, opts) => {
   app.get(
     '/pim/eligible',
     {
-      preHandler: opts.authenticateCaller,
+      onRequest: opts.authenticateCaller,
       schema: {
         tags,
         summary: 'The roles you may activate, with their rules',
@@ -319,7 +319,7 @@ export const pimApi: FastifyPluginAsync<PimApiOptions> = async (app, opts) => {
   app.post<{ Body: Static<typeof RequestBody> }>(
     '/pim/activations',
     {
-      preHandler: opts.authenticateCaller,
+      onRequest: opts.authenticateCaller,
       schema: {
         tags,
         summary: 'Request to activate a role you are eligible for',
@@ -337,7 +337,7 @@ export const pimApi: FastifyPluginAsync<PimApiOptions> = async (app, opts) => {
   app.get<{ Querystring: Static<typeof ListQuery> }>(
     '/pim/activations',
     {
-      preHandler: callerOrAdmin,
+      onRequest: callerOrAdmin,
       schema: {
         tags,
         summary:
@@ -363,7 +363,7 @@ export const pimApi: FastifyPluginAsync<PimApiOptions> = async (app, opts) => {
   app.get<{ Params: { id: string } }>(
     '/pim/activations/:id',
     {
-      preHandler: callerOrAdmin,
+      onRequest: callerOrAdmin,
       schema: {
         tags,
         summary: 'One activation (yours, one you may approve, or any with an admin token)',
@@ -389,7 +389,7 @@ export const pimApi: FastifyPluginAsync<PimApiOptions> = async (app, opts) => {
     app.post<{ Params: { id: string }; Body: Static<typeof ReasonBody> }>(
       `/pim/activations/:id/${path}`,
       {
-        preHandler: path === 'revoke' ? callerOrAdmin : opts.authenticateCaller,
+        onRequest: path === 'revoke' ? callerOrAdmin : opts.authenticateCaller,
         schema: {
           tags,
           summary,

@@ -53,7 +53,7 @@ export const WhatIfBody = Type.Object(
 /** Conditional access policies, named locations and what-if under /api/v1. */
 export const policyApi: FastifyPluginAsync<PolicyApiOptions> = async (app, opts) => {
   const { policies, locations } = opts;
-  app.addHook('preHandler', opts.authenticate);
+  app.addHook('onRequest', opts.authenticate);
   const security = [{ bearer: [] }];
   const tags = ['conditional access'];
 

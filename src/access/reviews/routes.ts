@@ -101,7 +101,7 @@ export const reviewsApi: FastifyPluginAsync<ReviewsApiOptions> = async (app, opt
   app.post<{ Body: Static<typeof CampaignBody> }>(
     '/reviews',
     {
-      preHandler: opts.authenticateAdmin,
+      onRequest: opts.authenticateAdmin,
       schema: {
         tags,
         summary: 'Start an access review campaign',
@@ -137,7 +137,7 @@ export const reviewsApi: FastifyPluginAsync<ReviewsApiOptions> = async (app, opt
   app.get(
     '/reviews',
     {
-      preHandler: callerOrAdmin,
+      onRequest: callerOrAdmin,
       schema: {
         tags,
         summary: 'Review campaigns (those you review, or all with an admin token)',
@@ -155,7 +155,7 @@ export const reviewsApi: FastifyPluginAsync<ReviewsApiOptions> = async (app, opt
   app.get<{ Params: { id: string } }>(
     '/reviews/:id',
     {
-      preHandler: callerOrAdmin,
+      onRequest: callerOrAdmin,
       schema: {
         tags,
         summary: 'One campaign with its progress',
@@ -170,7 +170,7 @@ export const reviewsApi: FastifyPluginAsync<ReviewsApiOptions> = async (app, opt
   app.get<{ Params: { id: string } }>(
     '/reviews/:id/items',
     {
-      preHandler: callerOrAdmin,
+      onRequest: callerOrAdmin,
       schema: {
         tags,
         summary: "A campaign's items and their decisions",
@@ -188,7 +188,7 @@ export const reviewsApi: FastifyPluginAsync<ReviewsApiOptions> = async (app, opt
   app.post<{ Params: { id: string; item: string }; Body: Static<typeof DecisionBody> }>(
     '/reviews/:id/items/:item/decision',
     {
-      preHandler: opts.authenticateCaller,
+      onRequest: opts.authenticateCaller,
       schema: {
         tags,
         summary: 'Approve or deny one item (a reviewer, never on their own access)',
@@ -219,7 +219,7 @@ export const reviewsApi: FastifyPluginAsync<ReviewsApiOptions> = async (app, opt
   app.post<{ Params: { id: string } }>(
     '/reviews/:id/close',
     {
-      preHandler: opts.authenticateAdmin,
+      onRequest: opts.authenticateAdmin,
       schema: {
         tags,
         summary: 'Close a campaign now and apply its results',

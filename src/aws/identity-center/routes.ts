@@ -42,7 +42,7 @@ const Diff = Type.Object({
  */
 export const identityCenterApi: FastifyPluginAsync<IdentityCenterApiOptions> = async (app, opts) => {
   const { push } = opts;
-  app.addHook('preHandler', opts.authenticate);
+  app.addHook('onRequest', opts.authenticate);
   const security = [{ bearer: [] }];
   const tags = ['identity-center'];
 

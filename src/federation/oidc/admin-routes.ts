@@ -82,7 +82,7 @@ const ClientChange = Type.Object(
 export const oidcAdminApi: FastifyPluginAsync<OidcAdminOptions> = async (app, opts) => {
   const tags = ['oidc'];
   const security = [{ bearer: [] }];
-  app.addHook('preHandler', opts.authenticate);
+  app.addHook('onRequest', opts.authenticate);
 
   app.get<{ Querystring: { kind?: 'relying-party' | 'workload' } }>(
     '/oidc/clients',

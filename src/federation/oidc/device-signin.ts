@@ -1,5 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
+import { SIGNIN_FORM_BODY_LIMIT } from '../../identity/pages/routes.js';
 import type { SigninResult, SigninService } from '../../identity/signin.js';
 import { Problem } from '../../problem.js';
 import { problemResponses } from '../../problem-schema.js';
@@ -32,6 +33,8 @@ export const deviceSigninApi: FastifyPluginAsync<DeviceSigninOptions> = async (a
   app.post<{ Body: Static<typeof Body> }>(
     '/signin/device',
     {
+      // Anonymous: a user code, a name, a password and a one-time code need kilobytes at most.
+      bodyLimit: SIGNIN_FORM_BODY_LIMIT,
       schema: {
         tags: ['sign-in'],
         summary:

@@ -101,7 +101,7 @@ const spView = (sp: ServiceProvider) => sp;
 
 /** Admin API for SAML: service providers and signing keys. */
 export const samlAdminApi: FastifyPluginAsync<SamlAdminOptions> = async (app, opts) => {
-  app.addHook('preHandler', opts.authenticate);
+  app.addHook('onRequest', opts.authenticate);
   const security = [{ bearer: [] }];
   const tags = ['saml'];
   const Ref = Type.Object({ ref: Type.String({ maxLength: 1024 }) });

@@ -54,10 +54,20 @@ export function safeReturnTo(value: unknown): string {
 
 type Form = Record<string, string | undefined>;
 
+/** The largest body a sign-in form may send: a user name, a password, a code, a return path. */
+export const SIGNIN_FORM_BODY_LIMIT = 16 * 1024;
+/** A security key's registration (attestation with its certificate chain) needs more. */
+export const SECURITY_KEY_BODY_LIMIT = 64 * 1024;
+
 export const signinPages: FastifyPluginAsync<SigninPagesOptions> = async (app, opts) => {
   const { signin, sessions, users, cookieName, secureCookies } = opts;
+  // Anyone may post to these pages before signing in: a form needs kilobytes, so that is all a body
+  // may be (the server-wide limit is for the admin API). Routes that need more say so.
+  app.addHook('onRoute', (route) => {
+    route.bodyLimit ??= SIGNIN_FORM_BODY_LIMIT;
+  });
   // Form bodies are for these pages only: the admin API takes JSON and answers anything else with 415.
-  await app.register(fastifyFormbody, { bodyLimit: 64 * 1024 });
+  await app.register(fastifyFormbody, { bodyLimit: SIGNIN_FORM_BODY_LIMIT });
   const cookieOptions = { path: '/', httpOnly: true, sameSite: 'lax' as const, secure: secureCookies };
 
   app.addHook('onSend', async (req, reply, payload) => {

@@ -3,7 +3,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { SigninService } from '../signin.js';
 import { csrfToken, csrfValid } from './csrf.js';
 import { html, page } from './html.js';
-import { safeReturnTo } from './routes.js';
+import { SECURITY_KEY_BODY_LIMIT, safeReturnTo } from './routes.js';
 import { WEBAUTHN_SCRIPT } from './webauthn-script.js';
 
 export interface SecurityKeyPagesOptions {
@@ -82,6 +82,7 @@ ${register ? html`<label for="key-name">Name for this key</label><input type="te
 
   app.post<{ Body: { csrf?: string; response?: unknown; name?: string; returnTo?: string } }>(
     '/signin/security-key/verify',
+    { bodyLimit: SECURITY_KEY_BODY_LIMIT },
     async (req, reply) => {
       const body = req.body ?? {};
       if (!csrfValid(req, body.csrf))

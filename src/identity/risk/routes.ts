@@ -32,7 +32,7 @@ const Detection = Type.Object(
 
 /** Identity protection's detections under /api/v1: list them, confirm or dismiss one (audited). */
 export const riskApi: FastifyPluginAsync<RiskApiOptions> = async (app, opts) => {
-  app.addHook('preHandler', opts.authenticate);
+  app.addHook('onRequest', opts.authenticate);
   const tags = ['identity protection'];
   const security = [{ bearer: [] }];
 

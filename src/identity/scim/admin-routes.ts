@@ -23,7 +23,7 @@ const ConnectionSchema = Type.Object({
 /** Admin API for SCIM provisioning connections (one bearer token each) under /api/v1/scim/tokens. */
 export const scimAdminApi: FastifyPluginAsync<ScimAdminApiOptions> = async (app, opts) => {
   const { connections } = opts;
-  app.addHook('preHandler', opts.authenticate);
+  app.addHook('onRequest', opts.authenticate);
   const security = [{ bearer: [] }];
 
   app.get(

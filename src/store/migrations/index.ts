@@ -10,6 +10,7 @@ import * as pim from './0008_pim.js';
 import * as conditionalAccess from './0009_conditional_access.js';
 import * as upstream from './0010_upstream.js';
 import * as scimPush from './0011_scim_push.js';
+import * as signinRefusals from './0012_signin_refusals.js';
 import * as secretsAtRest from './0013_secrets_at_rest.js';
 import * as awsIdentities from './0014_aws_identities.js';
 import * as scimLanes from './0015_scim_lanes.js';
@@ -28,6 +29,7 @@ export const migrations: Record<string, Migration> = {
   '0009_conditional_access': conditionalAccess,
   '0010_upstream': upstream,
   '0011_scim_push': scimPush,
+  '0012_signin_refusals': signinRefusals,
   '0013_secrets_at_rest': secretsAtRest,
   '0014_aws_identities': awsIdentities,
   '0015_scim_lanes': scimLanes,
