@@ -87,9 +87,13 @@ describe.each(ENGINES)('sign-in with Entra ID on %s', (engine) => {
     });
 
     /** A person provisioned by Entra's SCIM, externalId mapped to objectId. */
-    async function provision(extra: Partial<EntraAccount> = {}): Promise<EntraAccount> {
+    /** Provisions over SCIM; the connection that did so is the one that may later change the user. */
+    async function provision(
+      extra: Partial<EntraAccount> = {},
+      connection?: Awaited<ReturnType<typeof scimClient>>,
+    ): Promise<EntraAccount> {
       const a = account(extra);
-      const scim = await scimClient(ferry, `entra-${a.oid.slice(0, 6)}`);
+      const scim = connection ?? (await scimClient(ferry, `entra-${a.oid.slice(0, 6)}`));
       const res = await scim.post('/Users', {
         schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'],
         userName: a.preferredUsername,
@@ -206,8 +210,8 @@ describe.each(ENGINES)('sign-in with Entra ID on %s', (engine) => {
     });
 
     it('refuses a disabled (offboarded) user', async () => {
-      const a = await provision();
       const scim = await scimClient(ferry, 'entra-disable');
+      const a = await provision({}, scim);
       const user = await ferry.services.users.get(a.preferredUsername);
       const res = await scim.patch(`/Users/${user.id}`, [{ op: 'Replace', path: 'active', value: 'False' }]);
       expect(res.status).toBe(200);
