@@ -314,6 +314,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
   await app.register(auditApi, {
     prefix: '/api/v1',
     store: services.store,
+    keys: services.auditKeys,
     authenticate: requireAdminToken(services.apiTokens),
   });
   await app.register(riskApi, {

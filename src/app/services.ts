@@ -43,6 +43,7 @@ import { SigninThrottle } from '../identity/throttle.js';
 import { EntraSignin } from '../identity/upstream/entra-signin.js';
 import { UserDirectory } from '../identity/users.js';
 import { WebAuthnFactors } from '../identity/webauthn.js';
+import { AuditSigningKeys } from '../keys/audit-signing-keys.js';
 import type { MasterKey } from '../keys/master-key.js';
 import { SigningKeys, type SigningKeysOptions } from '../keys/signing-keys.js';
 import { SshCaKeys } from '../keys/ssh-ca-keys.js';
@@ -115,6 +116,8 @@ export interface Services {
   authenticateCaller: CallerAuthenticator;
   /** SCIM push of users, groups and memberships to AWS IAM Identity Center */
   identityCenter: IdentityCenterPush;
+  /** the Ed25519 key that signs audit tree heads (sealed under the master key) */
+  auditKeys: AuditSigningKeys;
 }
 
 export function createServices(
@@ -285,6 +288,7 @@ export function createServices(
       config.aws.endpoint ?? null,
     ),
     signingKeys,
+    auditKeys: new AuditSigningKeys(store, clock, masterKey),
     serviceProviders: new ServiceProviders(store, clock),
     oidcClients,
     oidc,

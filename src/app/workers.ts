@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
+import { Sequencer } from '../audit/sequencer.js';
 import type { DomainEvent, DomainEventType } from '../events.js';
 import { purgeExpiredOidcArtifacts } from '../federation/oidc/adapter.js';
 import { OIDC_SIGNING_PURPOSES } from '../federation/oidc/provider.js';
@@ -21,6 +22,8 @@ export type EventHandlers = Partial<Record<DomainEventType, EventHandler[]>>;
 export interface Workers {
   /** drains the outbox once (tests call it to avoid waiting for the timer) */
   drainOnce(): Promise<number>;
+  /** the audit sequencer of this instance (tests call sealAll to avoid waiting for it) */
+  sequencer: Sequencer;
   stop(): Promise<void>;
 }
 
@@ -32,10 +35,17 @@ export function startWorkers(
   services: Services,
   handlers: EventHandlers,
   log: FastifyBaseLogger,
-  options: { intervalMs?: number; autostart?: boolean } = {},
+  options: { intervalMs?: number; autostart?: boolean; auditPollMs?: number } = {},
 ): Workers {
   const workerId = randomUUID();
   const { store, clock } = services;
+  // Seals committed audit events into the signed Merkle tree: woken by this process's appends,
+  // polling for other instances'; one instance at a time holds its lease.
+  const sequencer = new Sequencer(
+    { store, clock, keys: services.auditKeys, log },
+    { pollMs: options.auditPollMs },
+  );
+  if (options.autostart !== false) sequencer.start();
   let stopped = false;
   let running: Promise<unknown> = Promise.resolve();
 
@@ -101,10 +111,12 @@ export function startWorkers(
 
   return {
     drainOnce,
+    sequencer,
     async stop() {
       stopped = true;
       clearTimeout(timer);
       await running;
+      await sequencer.stop();
     },
   };
 }

@@ -10,6 +10,7 @@ import * as pim from './0008_pim.js';
 import * as conditionalAccess from './0009_conditional_access.js';
 import * as upstream from './0010_upstream.js';
 import * as scimPush from './0011_scim_push.js';
+import * as auditLedger from './0019_audit_ledger.js';
 
 /** Every migration, in order. Add new ones at the end; never edit one that has shipped. */
 export const migrations: Record<string, Migration> = {
@@ -24,4 +25,5 @@ export const migrations: Record<string, Migration> = {
   '0009_conditional_access': conditionalAccess,
   '0010_upstream': upstream,
   '0011_scim_push': scimPush,
+  '0019_audit_ledger': auditLedger,
 };
