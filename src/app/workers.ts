@@ -41,11 +41,13 @@ export function startWorkers(
   const { store, clock } = services;
   // Seals committed audit events into the signed Merkle tree: woken by this process's appends,
   // polling for other instances'; one instance at a time holds its lease.
+  // It starts with the first tick, not at once: a backlog sealed during start-up would hold SQLite's
+  // one connection batch after batch while start-up waits for it.
   const sequencer = new Sequencer(
     { store, clock, keys: services.auditKeys, log },
-    { pollMs: options.auditPollMs },
+    // SQLite seals in smaller batches: each holds the only connection, and requests queue behind it.
+    { pollMs: options.auditPollMs, batchSize: store.engine === 'sqlite' ? 200 : 1000 },
   );
-  if (options.autostart !== false) sequencer.start();
   let stopped = false;
   let running: Promise<unknown> = Promise.resolve();
 
@@ -103,6 +105,7 @@ export function startWorkers(
   const schedule = () => {
     if (stopped) return;
     timer = setTimeout(() => {
+      sequencer.start();
       running = tick().finally(schedule);
     }, interval);
     timer.unref();
