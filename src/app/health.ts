@@ -1,4 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
+import type { ExportStatus } from '../audit/export.js';
+import { unsealedBacklog } from '../audit/sequencer.js';
 import type { Store } from '../store/open.js';
 import type { Metrics } from './metrics.js';
 
@@ -7,6 +9,8 @@ export interface OperationsOptions {
   metrics: Metrics;
   /** how long /readyz waits for the database before calling it unreachable */
   readyTimeoutMs?: number;
+  /** where audit tree heads are published, and how that goes (detail only: never makes /readyz fail) */
+  auditExport?: () => Promise<ExportStatus[]>;
 }
 
 /** /healthz (the process is up), /readyz (it can serve: the database answers), /metrics (Prometheus). */
@@ -24,7 +28,23 @@ export const operationsRoutes: FastifyPluginAsync<OperationsOptions> = async (ap
           timer = setTimeout(() => reject(new Error('database ping timed out')), timeout);
         }),
       ]);
-      return { status: 'ready', database: 'ok' };
+      const exports = (await opts.auditExport?.().catch(() => [])) ?? [];
+      return {
+        status: 'ready',
+        database: 'ok',
+        ...(exports.length
+          ? {
+              auditExport: exports.map((e) => ({
+                destination: e.destination,
+                ok: e.failures === 0,
+                treeSize: e.treeSize,
+                ...(e.failures
+                  ? { failures: e.failures, lastError: e.lastError, nextAttemptAt: e.nextAttemptAt }
+                  : {}),
+              })),
+            }
+          : {}),
+      };
     } catch (err) {
       req.log.warn({ err: (err as Error).message }, 'not ready: database unreachable');
       return reply.code(503).header('retry-after', '5').type('application/problem+json').send({
@@ -38,7 +58,16 @@ export const operationsRoutes: FastifyPluginAsync<OperationsOptions> = async (ap
     }
   });
 
-  app.get('/metrics', hide, async (_req, reply) =>
-    reply.type(opts.metrics.registry.contentType).send(await opts.metrics.registry.metrics()),
-  );
+  app.get('/metrics', hide, async (_req, reply) => {
+    try {
+      for (const e of (await opts.auditExport?.()) ?? []) {
+        opts.metrics.auditExportFailures.set({ destination: e.destination }, e.failures);
+        opts.metrics.auditExportedTreeSize.set({ destination: e.destination }, e.treeSize);
+      }
+      opts.metrics.auditUnsealed.set((await unsealedBacklog(opts.store.db)).count);
+    } catch {
+      // the database is away: /readyz says so; the process metrics still answer
+    }
+    return reply.type(opts.metrics.registry.contentType).send(await opts.metrics.registry.metrics());
+  });
 };

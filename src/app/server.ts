@@ -125,7 +125,11 @@ export async function buildServer(services: Services, options: ServerOptions = {
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.register(fastifySwaggerUi, { routePrefix: '/api/docs', staticCSP: true });
 
-  await app.register(operationsRoutes, { store: services.store, metrics });
+  await app.register(operationsRoutes, {
+    store: services.store,
+    metrics,
+    auditExport: () => services.auditExporter.status(),
+  });
   await app.register(signinPages, {
     signin: services.signin,
     sessions: services.sessions,

@@ -14,7 +14,9 @@ import { storePolicySource } from '../access/policies/store-source.js';
 import { ReviewCampaigns } from '../access/reviews/campaigns.js';
 import { SshLogins } from '../access/ssh-logins.js';
 import { systemActor } from '../audit/actor.js';
+import { fileDestination, HeadExporter, webhookDestination } from '../audit/export.js';
 import { openAccountClients } from '../aws/account-clients.js';
+import { s3HeadDestination } from '../aws/audit-heads-s3.js';
 import { AwsCredentialBroker } from '../aws/credentials.js';
 import { IdentityCenterPush } from '../aws/identity-center/service.js';
 import { IdentityCenterTargets } from '../aws/identity-center/target.js';
@@ -118,6 +120,8 @@ export interface Services {
   identityCenter: IdentityCenterPush;
   /** the Ed25519 key that signs audit tree heads (sealed under the master key) */
   auditKeys: AuditSigningKeys;
+  /** publishes signed tree heads to the destinations in `audit.export` */
+  auditExporter: HeadExporter;
 }
 
 export function createServices(
@@ -289,6 +293,29 @@ export function createServices(
     ),
     signingKeys,
     auditKeys: new AuditSigningKeys(store, clock, masterKey),
+    auditExporter: new HeadExporter(
+      { store, clock },
+      config.audit.export.destinations.map((d) =>
+        d.type === 'file'
+          ? fileDestination(d.directory)
+          : d.type === 'webhook'
+            ? webhookDestination(d.url)
+            : s3HeadDestination(
+                {
+                  bucket: d.bucket,
+                  prefix: d.prefix,
+                  retainDays: d.retainDays,
+                  region: d.region ?? config.aws.region,
+                  endpoint: d.endpoint ?? config.aws.endpoint,
+                  credentials:
+                    config.aws.accessKeyId && config.aws.secretAccessKey
+                      ? { accessKeyId: config.aws.accessKeyId, secretAccessKey: config.aws.secretAccessKey }
+                      : undefined,
+                },
+                clock,
+              ),
+      ),
+    ),
     serviceProviders: new ServiceProviders(store, clock),
     oidcClients,
     oidc,

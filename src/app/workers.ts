@@ -75,6 +75,8 @@ export function startWorkers(
 
   let lastPurge = 0;
   let lastRotationCheck = 0;
+  let lastHeadExport = 0;
+  let exporting: Promise<unknown> | undefined;
   const tick = async () => {
     try {
       // PIM: end what is due (exactly once across instances), then deliver what that wrote to the outbox.
@@ -87,6 +89,16 @@ export function startWorkers(
         await services.sessions.purgeEnded();
         await purgeExpiredOidcArtifacts(services.store, clock);
         await services.entraSignin?.purgeExpired();
+      }
+      if (!exporting && now - lastHeadExport >= services.config.audit.export.interval) {
+        lastHeadExport = now;
+        // Beside the tick, not in it: a destination that hangs until its timeout delays only itself.
+        exporting = services.auditExporter
+          .exportDue()
+          .catch((err) => log.warn({ err }, 'audit head export failed; retrying'))
+          .finally(() => {
+            exporting = undefined;
+          });
       }
       if (now - lastRotationCheck > 60_000) {
         lastRotationCheck = now;
@@ -119,6 +131,7 @@ export function startWorkers(
       stopped = true;
       clearTimeout(timer);
       await running;
+      await exporting;
       await sequencer.stop();
     },
   };

@@ -121,6 +121,10 @@ export class Sequencer {
         await trx
           .insertInto('audit_tree_nodes')
           .values(nodes.slice(i, i + 500))
+          // A node's hash is fixed by its leaves; one left behind by leaves deleted around Ferry is stale.
+          .onConflict((oc) =>
+            oc.columns(['level', 'idx']).doUpdateSet((eb) => ({ hash: eb.ref('excluded.hash') })),
+          )
           .execute();
       const head = signHead(
         {
