@@ -16,6 +16,9 @@ import { deviceSources, logoutSources, renderOidcError } from './pages.js';
 import { PROXY_CLIENT_ID } from './proxy-client.js';
 
 /** REFEDS authentication context profiles: what an `acr` of Ferry's sign-in says. */
+
+/** Where grant.success leaves the commit of its `oidc.token.issued` record for the response to await. */
+const ISSUED_AUDIT = Symbol('ferry.oidc.issuedAudit');
 export const ACR = {
   mfa: 'https://refeds.org/profile/mfa',
   singleFactor: 'https://refeds.org/profile/sfa',
@@ -320,11 +323,32 @@ export class OidcIssuer {
           appendAudit(trx, o.store.engine, o.clock, { actor: { type: 'anonymous' }, ...input }),
         )
         .catch((err: unknown) => this.onError(err, `audit ${input.type}`));
+    const recordIssued = (input: AuditInput) =>
+      o.store.db.transaction().execute((trx) => appendAudit(trx, o.store.engine, o.clock, input));
+    provider.use(async (ctx, next) => {
+      await next();
+      const pending = (ctx as unknown as Record<symbol, Promise<unknown> | undefined>)[ISSUED_AUDIT];
+      if (!pending) return;
+      try {
+        await pending;
+      } catch (err) {
+        // Every issued credential is recorded, or not issued: the token stays in this process.
+        this.onError(err, 'audit oidc.token.issued');
+        ctx.status = 500;
+        ctx.set('cache-control', 'no-store');
+        ctx.body = {
+          error: 'server_error',
+          error_description: 'the token could not be recorded, so it was not issued',
+        };
+      }
+    });
     provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
       const client = ctx.oidc.client?.clientId ?? null;
       const token = ctx.oidc.entities.AccessToken ?? ctx.oidc.entities.ClientCredentials;
       const accountId = ctx.oidc.entities.AccessToken?.accountId ?? null;
-      void audit({
+      // Recorded before the response leaves (see the middleware below): a token whose record did not
+      // commit is never sent.
+      (ctx as unknown as Record<symbol, Promise<unknown>>)[ISSUED_AUDIT] = recordIssued({
         type: 'oidc.token.issued',
         outcome: 'success',
         actor: accountId
