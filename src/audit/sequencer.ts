@@ -181,11 +181,19 @@ export class Sequencer {
     this.#schedule(this.#settleMs);
   }
 
+  /** Stops, and hands the lease back so another instance can seal at once (a crash waits it out). */
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#unsubscribe?.();
     clearTimeout(this.#timer);
     await this.#running;
+    await this.#deps.store.db
+      .updateTable('audit_sequencer')
+      .set({ holder: null, lease_until: null })
+      .where('id', '=', 1)
+      .where('holder', '=', this.holder)
+      .execute()
+      .catch(() => {});
   }
 
   #schedule(delayMs: number): void {
