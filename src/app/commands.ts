@@ -123,13 +123,14 @@ export function registerOperatorCommands(program: Command): void {
       const { restoreDatabase } = await import('./backup.js');
       await restoreDatabase(config.database.url, resolve(file), { force: opts.force ?? false });
       process.stdout.write(`restored ${resolve(file)}\n`);
-      await withStore(opts.config, async (store) => {
-        const { verifyAudit } = await import('../audit/verify.js');
-        const result = await verifyAudit(store.db);
-        if (result.ok) process.stdout.write(`audit trail intact: ${result.events} events\n`);
+      await withStore(opts.config, async (store, config) => {
+        const { verifyLedger } = await import('../audit/verify.js');
+        const result = await verifyLedger(store.db, { keys: await trustedKeys(store, config, undefined) });
+        if (result.ok) process.stdout.write(`audit ledger intact: ${result.events} events\n`);
         else {
+          const bad = result.firstBad!;
           process.stdout.write(
-            `audit trail BROKEN at event ${result.firstBad!.seq}: ${result.firstBad!.reason}\n`,
+            `audit ledger BROKEN${bad.leafIndex === null ? '' : ` at leaf ${bad.leafIndex}`}: ${bad.reason}\n`,
           );
           process.exitCode = 1;
         }
