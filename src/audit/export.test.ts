@@ -173,15 +173,13 @@ describe('publishing signed tree heads to S3 (moto)', () => {
     ).toBe(0);
     expect((await awsCli(aws, ['s3api', 'create-bucket', '--bucket', 'ferry-heads-plain'])).code).toBe(0);
     const keys = new AuditSigningKeys(store, clock, new MasterKey(randomBytes(32)));
-    await store.db
-      .transaction()
-      .execute((trx) =>
-        appendAudit(trx, store.engine, clock, {
-          type: 'x',
-          outcome: 'success',
-          actor: { type: 'anonymous' },
-        }),
-      );
+    await store.db.transaction().execute((trx) =>
+      appendAudit(trx, store.engine, clock, {
+        type: 'x',
+        outcome: 'success',
+        actor: { type: 'anonymous' },
+      }),
+    );
     await new Sequencer({ store, clock, keys }).sealAll();
     const common = { prefix: 'ferry/', retainDays: 30, region: aws.region, endpoint: aws.endpoint };
     const exporter = new HeadExporter({ store, clock }, [
