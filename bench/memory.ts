@@ -120,30 +120,39 @@ export const residentMemory: Scenario = {
     copyFileSync(sharedUrl.slice('sqlite:'.length), file);
     const databaseUrl = `sqlite:${file}`;
     // A year of a busy tenant's trail: 1,000,000 audit events, written by SQL in one statement. Their
-    // hashes are placeholders (this database is never verified); the head moves past them, so the
-    // server's own appends continue after them as they would on a real install.
+    // hashes are placeholders (this database is never verified).
     const filler = new Database(file);
     try {
-      const head = filler.prepare('select seq, hash from audit_head where id = 1').get() as
-        | { seq: number; hash: string }
-        | undefined;
-      const base = head?.seq ?? 0;
+      const last = filler.prepare('select coalesce(max(seq), 0) as seq from audit_events').get() as {
+        seq: number;
+      };
+      const base = last.seq;
+      const sealedBefore = (
+        filler.prepare('select count(leaf_index) as n from audit_events').get() as { n: number }
+      ).n;
+      // Written as already sealed (positions after the events there), with a placeholder head whose
+      // frontier lets the server's sequencer continue the tree after them, as on a real install.
       filler
         .prepare(
           `with recursive n(x) as (select 1 union all select x + 1 from n where x < ${AUDIT_EVENTS})
-           insert into audit_events (seq, id, time, type, outcome, actor, subject, ip, request_id, data, prev_hash, hash)
+           insert into audit_events (seq, id, time, type, outcome, actor, subject, ip, request_id, data, prev_hash, hash, leaf_index, leaf_hash)
            select ? + x, lower(hex(randomblob(16))), '2026-01-01T00:00:00.000Z', 'aws.credentials.issued', 'success',
                   '{"type":"user","id":"u","name":"bench@contoso.example"}', 'bench@contoso.example', '198.51.100.7', null,
-                  '{"target":"aws:123456789012/Developer","accessKeyId":"ASIABENCHEXAMPLE"}', printf('%064x', x - 1), printf('%064x', x)
+                  '{"target":"aws:123456789012/Developer","accessKeyId":"ASIABENCHEXAMPLE"}', '', printf('%064x', x), ? + x - 1, printf('%064x', x)
            from n`,
         )
-        .run(base);
-      const last = base + AUDIT_EVENTS;
+        .run(base, sealedBefore);
+      const size = sealedBefore + AUDIT_EVENTS;
+      const frontier = size
+        .toString(2)
+        .replace(/0/g, '')
+        .split('')
+        .map(() => '0'.repeat(64));
       filler
         .prepare(
-          'insert into audit_head (id, seq, hash) values (1, ?, ?) on conflict(id) do update set seq = excluded.seq, hash = excluded.hash',
+          'insert into audit_tree_heads (tree_size, root_hash, frontier, signed_at, key_id, signature) values (?, ?, ?, ?, ?, ?)',
         )
-        .run(last, AUDIT_EVENTS.toString(16).padStart(64, '0'));
+        .run(size, '0'.repeat(64), JSON.stringify(frontier), '2026-01-01T00:00:00.000Z', 'bench', 'bench');
     } finally {
       filler.close();
     }

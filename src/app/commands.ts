@@ -2,6 +2,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Actor } from '../audit/actor.js';
+
 import type { Store } from '../store/open.js';
 import type { Config } from './config.js';
 
@@ -122,13 +123,14 @@ export function registerOperatorCommands(program: Command): void {
       const { restoreDatabase } = await import('./backup.js');
       await restoreDatabase(config.database.url, resolve(file), { force: opts.force ?? false });
       process.stdout.write(`restored ${resolve(file)}\n`);
-      await withStore(opts.config, async (store) => {
-        const { verifyAudit } = await import('../audit/verify.js');
-        const result = await verifyAudit(store.db);
-        if (result.ok) process.stdout.write(`audit trail intact: ${result.events} events\n`);
+      await withStore(opts.config, async (store, config) => {
+        const { verifyLedger } = await import('../audit/verify.js');
+        const result = await verifyLedger(store.db, { keys: await trustedKeys(store, config, undefined) });
+        if (result.ok) process.stdout.write(`audit ledger intact: ${result.events} events\n`);
         else {
+          const bad = result.firstBad!;
           process.stdout.write(
-            `audit trail BROKEN at event ${result.firstBad!.seq}: ${result.firstBad!.reason}\n`,
+            `audit ledger BROKEN${bad.leafIndex === null ? '' : ` at leaf ${bad.leafIndex}`}: ${bad.reason}\n`,
           );
           process.exitCode = 1;
         }
@@ -187,24 +189,148 @@ export function registerOperatorCommands(program: Command): void {
     program.command('audit').description('the audit trail');
   audit
     .command('verify')
-    .description('check the audit hash chain; exits 1 and names the first bad event if any was changed')
+    .description(
+      'recompute the audit Merkle tree and check it against every signed tree head (and published heads); exits 1 naming what is wrong',
+    )
     .option(...configOption)
+    .option(
+      '--against <path...>',
+      'published heads (files or directories of exported heads) the database must still contain',
+    )
+    .option('--from-head <file>', 'a head saved earlier: the current tree must extend it')
+    .option('--public-key <file>', 'trust only this Ed25519 public key (PEM) instead of the sealed keys')
     .option('--json', 'print the result as JSON')
-    .action(async (opts: { config?: string; json?: boolean }) => {
-      await withStore(opts.config, async (store) => {
-        const { verifyAudit } = await import('../audit/verify.js');
-        const result = await verifyAudit(store.db);
-        if (opts.json) process.stdout.write(`${JSON.stringify(result)}\n`);
-        else if (result.ok) process.stdout.write(`audit trail intact: ${result.events} events\n`);
-        else {
-          const bad = result.firstBad!;
-          process.stdout.write(
-            `audit trail BROKEN at event ${bad.seq}${bad.id ? ` (${bad.id})` : ''}: ${bad.reason}; ${result.events} events before it verified\n`,
-          );
-        }
-        if (!result.ok) process.exitCode = 1;
+    .action(
+      async (opts: {
+        config?: string;
+        against?: string[];
+        fromHead?: string;
+        publicKey?: string;
+        json?: boolean;
+      }) => {
+        const { readHeads } = await import('../audit/export.js');
+        const against = [
+          ...readHeads(opts.against ?? []),
+          ...readHeads(opts.fromHead ? [opts.fromHead] : []),
+        ];
+        await withStore(opts.config, async (store, config) => {
+          const { verifyLedger } = await import('../audit/verify.js');
+          const keys = await trustedKeys(store, config, opts.publicKey);
+          const result = await verifyLedger(store.db, { keys, against });
+          if (opts.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+          else if (result.ok)
+            process.stdout.write(
+              `audit ledger intact: ${result.events} events, ${result.headsChecked} signed heads checked${
+                against.length ? ` (${against.length} published)` : ''
+              }${result.unsealed ? `, ${result.unsealed} not sealed yet` : ''}\n`,
+            );
+          else {
+            const bad = result.firstBad!;
+            const at =
+              bad.leafIndex === null ? '' : ` at leaf ${bad.leafIndex}${bad.id ? ` (${bad.id})` : ''}`;
+            process.stdout.write(`audit ledger BROKEN${at}: ${bad.reason}\n`);
+          }
+          if (!result.ok) process.exitCode = 1;
+        });
+      },
+    );
+
+  audit
+    .command('prove')
+    .description('print an inclusion proof for one event: checkable offline with the public key alone')
+    .argument('<event-id>', 'the audit event id')
+    .option('--size <n>', 'against the signed head of this tree size (default: the latest)')
+    .option(...configOption)
+    .action(async (eventId: string, opts: { size?: string; config?: string }) => {
+      await withStore(opts.config, async (store, config) => {
+        const { proveInclusion } = await import('../audit/verify.js');
+        const key = await (await auditKeys(store, config)).current();
+        const proof = await ledgerCall(() =>
+          proveInclusion(store.db, eventId, {
+            treeSize: opts.size === undefined ? undefined : Number(opts.size),
+            publicKey: key.publicKeyPem,
+          }),
+        );
+        process.stdout.write(`${JSON.stringify(proof, null, 2)}\n`);
       });
     });
+
+  audit
+    .command('consistency')
+    .description('print a proof that the tree of one signed head extends the tree of an older one')
+    .requiredOption('--from <size>', 'tree size of the older signed head')
+    .option('--to <size>', 'tree size of the newer signed head (default: the latest)')
+    .option(...configOption)
+    .action(async (opts: { from: string; to?: string; config?: string }) => {
+      await withStore(opts.config, async (store) => {
+        const { proveConsistency } = await import('../audit/verify.js');
+        const proof = await ledgerCall(() =>
+          proveConsistency(store.db, Number(opts.from), opts.to === undefined ? undefined : Number(opts.to)),
+        );
+        process.stdout.write(`${JSON.stringify(proof, null, 2)}\n`);
+      });
+    });
+
+  audit
+    .command('public-key')
+    .description('print the Ed25519 public key (PEM) that signs audit tree heads')
+    .option(...configOption)
+    .action(async (opts: { config?: string }) => {
+      await withStore(opts.config, async (store, config) => {
+        process.stdout.write((await (await auditKeys(store, config)).current()).publicKeyPem);
+      });
+    });
+
+  audit
+    .command('check-proof')
+    .description(
+      'check an inclusion or consistency proof offline, with only the public key (no config, no database)',
+    )
+    .argument('<proof>', 'a file written by `ferry audit prove` or `ferry audit consistency` (- for stdin)')
+    .requiredOption('--public-key <file>', 'the Ed25519 public key (PEM) from `ferry audit public-key`')
+    .action(async (file: string, opts: { publicKey: string }) => {
+      const { readFileSync } = await import('node:fs');
+      const { checkProofFile } = await import('../audit/tree-head.js');
+      let proof: unknown;
+      try {
+        proof = JSON.parse(readFileSync(file === '-' ? 0 : file, 'utf8'));
+      } catch (err) {
+        throw new OperatorError(`cannot read the proof ${file}: ${(err as Error).message}`);
+      }
+      const problem = checkProofFile(proof, readFileSync(opts.publicKey, 'utf8'));
+      if (problem) {
+        process.stdout.write(`proof does NOT hold: ${problem}\n`);
+        process.exitCode = 1;
+      } else process.stdout.write('proof holds\n');
+    });
+}
+
+async function trustedKeys(store: Store, config: Config, publicKeyFile: string | undefined) {
+  const { createPublicKey } = await import('node:crypto');
+  if (publicKeyFile) {
+    const { readFileSync } = await import('node:fs');
+    const { auditKeyId } = await import('../keys/audit-signing-keys.js');
+    const key = createPublicKey(readFileSync(publicKeyFile, 'utf8'));
+    return new Map([[auditKeyId(key), key]]);
+  }
+  return (await auditKeys(store, config)).trusted();
+}
+
+async function auditKeys(store: Store, config: Config) {
+  const { AuditSigningKeys } = await import('../keys/audit-signing-keys.js');
+  const { loadMasterKey } = await import('./master-key.js');
+  const { systemClock } = await import('../clock.js');
+  return new AuditSigningKeys(store, systemClock, loadMasterKey(config, 'configuration'));
+}
+
+/** A missing event or head is the operator's mistake: say so, exit 2. */
+async function ledgerCall<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if ((err as Error).name === 'LedgerNotFound') throw new OperatorError((err as Error).message);
+    throw err;
+  }
 }
 
 /** An operator mistake: printed without a stack trace, exit status 2. */

@@ -283,6 +283,50 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** The audit ledger: where its signed tree heads are published, outside Ferry's database. */
+    audit: z
+      .object({
+        export: z
+          .object({
+            /** how often the latest signed head is published to every destination */
+            interval: duration('60s'),
+            destinations: z
+              .array(
+                z.discriminatedUnion('type', [
+                  z
+                    .object({
+                      type: z.literal('file'),
+                      /** a directory (ideally on another machine's mount, or append-only storage) */
+                      directory: z.string().min(1),
+                    })
+                    .strict(),
+                  z
+                    .object({
+                      type: z.literal('webhook'),
+                      url: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }),
+                    })
+                    .strict(),
+                  z
+                    .object({
+                      type: z.literal('s3'),
+                      bucket: z.string().min(3),
+                      prefix: z.string().default('ferry-audit-heads/'),
+                      /** Object Lock retention (COMPLIANCE) when the bucket has Object Lock; 0 = none */
+                      retainDays: z.number().int().min(0).max(36_500).default(365),
+                      region: z.string().optional(),
+                      /** a local S3 (moto) for tests; omit for real AWS */
+                      endpoint: z.url({ protocol: /^https?$/ }).optional(),
+                    })
+                    .strict(),
+                ]),
+              )
+              .default([]),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
     conditionalAccess: z
       .object({
         /**

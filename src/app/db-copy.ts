@@ -59,6 +59,10 @@ export async function copyDatabase(fromUrl: string, toUrl: string): Promise<Copy
         }
         rows += all.length;
       }
+      // Appends take `seq` from a sequence (0019_audit_ledger): continue after the copied events.
+      await sql`select setval('audit_events_seq_seq', coalesce((select max(seq) from audit_events), 0) + 1, false)`.execute(
+        trx,
+      );
     });
     return { tables: tables.length, rows };
   } finally {

@@ -1,4 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
+import type { ExportStatus } from '../audit/export.js';
+import { unsealedBacklog } from '../audit/sequencer.js';
 import { secretsEqual } from '../identity/secrets.js';
 import { Unauthorized } from '../problem.js';
 import type { Store } from '../store/open.js';
@@ -11,6 +13,8 @@ export interface OperationsOptions {
   readyTimeoutMs?: number;
   /** when set, /metrics answers only `Authorization: Bearer <token>` */
   metricsToken?: string | null;
+  /** where audit tree heads are published, and how that goes (detail only: never makes /readyz fail) */
+  auditExport?: () => Promise<ExportStatus[]>;
 }
 
 /** /healthz (the process is up), /readyz (it can serve: the database answers), /metrics (Prometheus). */
@@ -28,7 +32,23 @@ export const operationsRoutes: FastifyPluginAsync<OperationsOptions> = async (ap
           timer = setTimeout(() => reject(new Error('database ping timed out')), timeout);
         }),
       ]);
-      return { status: 'ready', database: 'ok' };
+      const exports = (await opts.auditExport?.().catch(() => [])) ?? [];
+      return {
+        status: 'ready',
+        database: 'ok',
+        ...(exports.length
+          ? {
+              auditExport: exports.map((e) => ({
+                destination: e.destination,
+                ok: e.failures === 0,
+                treeSize: e.treeSize,
+                ...(e.failures
+                  ? { failures: e.failures, lastError: e.lastError, nextAttemptAt: e.nextAttemptAt }
+                  : {}),
+              })),
+            }
+          : {}),
+      };
     } catch (err) {
       req.log.warn({ err: (err as Error).message }, 'not ready: database unreachable');
       return reply.code(503).header('retry-after', '5').type('application/problem+json').send({
@@ -56,7 +76,17 @@ export const operationsRoutes: FastifyPluginAsync<OperationsOptions> = async (ap
         throw new Unauthorized('/metrics needs the metrics token (metrics.token)');
       },
     },
-    async (_req, reply) =>
-      reply.type(opts.metrics.registry.contentType).send(await opts.metrics.registry.metrics()),
+    async (_req, reply) => {
+      try {
+        for (const e of (await opts.auditExport?.()) ?? []) {
+          opts.metrics.auditExportFailures.set({ destination: e.destination }, e.failures);
+          opts.metrics.auditExportedTreeSize.set({ destination: e.destination }, e.treeSize);
+        }
+        opts.metrics.auditUnsealed.set((await unsealedBacklog(opts.store.db)).count);
+      } catch {
+        // the database is away: /readyz says so; the process metrics still answer
+      }
+      return reply.type(opts.metrics.registry.contentType).send(await opts.metrics.registry.metrics());
+    },
   );
 };

@@ -1,4 +1,4 @@
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { SigninOutcome } from '../identity/signin.js';
 
 /** One registry per server instance, so tests can run several servers in one process. */
@@ -15,6 +15,24 @@ export class Metrics {
     name: 'ferry_signins_total',
     help: 'Sign-in steps by outcome',
     labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly auditExportFailures = new Gauge({
+    name: 'ferry_audit_export_failures',
+    help: 'Failed attempts to publish the audit tree head since the last success, by destination',
+    labelNames: ['destination'] as const,
+    registers: [this.registry],
+  });
+  readonly auditExportedTreeSize = new Gauge({
+    name: 'ferry_audit_exported_tree_size',
+    help: 'Tree size of the newest audit head published, by destination',
+    labelNames: ['destination'] as const,
+    registers: [this.registry],
+  });
+  readonly auditUnsealed = new Gauge({
+    name: 'ferry_audit_unsealed_events',
+    help: 'Audit events committed but not yet sealed into the signed tree',
     registers: [this.registry],
   });
 

@@ -155,6 +155,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     store: services.store,
     metrics,
     metricsToken: config.metrics.token ?? null,
+    auditExport: () => services.auditExporter.status(),
   });
   // Modules whose return paths end on another origin (OpenID interactions, SAML) register here; the
   // sign-in pages name that origin in their form-action (see identity/pages/csp.ts).
@@ -353,6 +354,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
   await app.register(auditApi, {
     prefix: '/api/v1',
     store: services.store,
+    keys: services.auditKeys,
     authenticate: requireAdminToken(services.apiTokens),
   });
   await app.register(riskApi, {

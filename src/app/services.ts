@@ -15,7 +15,9 @@ import { storePolicySource } from '../access/policies/store-source.js';
 import { ReviewCampaigns } from '../access/reviews/campaigns.js';
 import { SshLogins } from '../access/ssh-logins.js';
 import { systemActor } from '../audit/actor.js';
+import { fileDestination, HeadExporter, webhookDestination } from '../audit/export.js';
 import { accountConnection, openAccountClients } from '../aws/account-clients.js';
+import { s3HeadDestination } from '../aws/audit-heads-s3.js';
 import { AwsCredentialBroker } from '../aws/credentials.js';
 import { IdentityCenterPush } from '../aws/identity-center/service.js';
 import { IdentityCenterTargets } from '../aws/identity-center/target.js';
@@ -44,6 +46,7 @@ import { SigninThrottle } from '../identity/throttle.js';
 import { EntraSignin } from '../identity/upstream/entra-signin.js';
 import { UserDirectory } from '../identity/users.js';
 import { WebAuthnFactors } from '../identity/webauthn.js';
+import { AuditSigningKeys } from '../keys/audit-signing-keys.js';
 import type { MasterKey } from '../keys/master-key.js';
 import { SigningKeys, type SigningKeysOptions } from '../keys/signing-keys.js';
 import { SshCaKeys } from '../keys/ssh-ca-keys.js';
@@ -116,6 +119,10 @@ export interface Services {
   authenticateCaller: CallerAuthenticator;
   /** SCIM push of users, groups and memberships to AWS IAM Identity Center */
   identityCenter: IdentityCenterPush;
+  /** the Ed25519 key that signs audit tree heads (sealed under the master key) */
+  auditKeys: AuditSigningKeys;
+  /** publishes signed tree heads to the destinations in `audit.export` */
+  auditExporter: HeadExporter;
 }
 
 export function createServices(
@@ -305,6 +312,30 @@ export function createServices(
       config.aws.endpoint ?? null,
     ),
     signingKeys,
+    auditKeys: new AuditSigningKeys(store, clock, masterKey),
+    auditExporter: new HeadExporter(
+      { store, clock },
+      config.audit.export.destinations.map((d) =>
+        d.type === 'file'
+          ? fileDestination(d.directory)
+          : d.type === 'webhook'
+            ? webhookDestination(d.url)
+            : s3HeadDestination(
+                {
+                  bucket: d.bucket,
+                  prefix: d.prefix,
+                  retainDays: d.retainDays,
+                  region: d.region ?? config.aws.region,
+                  endpoint: d.endpoint ?? config.aws.endpoint,
+                  credentials:
+                    config.aws.accessKeyId && config.aws.secretAccessKey
+                      ? { accessKeyId: config.aws.accessKeyId, secretAccessKey: config.aws.secretAccessKey }
+                      : undefined,
+                },
+                clock,
+              ),
+      ),
+    ),
     serviceProviders,
     oidcClients,
     oidc,

@@ -68,11 +68,12 @@ export async function startFerry(options: StartOptions): Promise<RunningFerry> {
   const services = createServices(config, store, clock, masterKey, options.signingKeys);
   try {
     // Every instance makes sure its signing keys exist; concurrent starts end with exactly one each.
-    await Promise.all(
-      (['saml', ...OIDC_SIGNING_PURPOSES] as const).map((purpose) =>
+    await Promise.all([
+      ...(['saml', ...OIDC_SIGNING_PURPOSES] as const).map((purpose) =>
         services.signingKeys.ensureCurrent(purpose),
       ),
-    );
+      services.auditKeys.current(),
+    ]);
   } catch (err) {
     await store.close();
     throw err;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
+import { Sequencer } from '../audit/sequencer.js';
 import type { DomainEvent, DomainEventType } from '../events.js';
 import { purgeExpiredOidcArtifacts } from '../federation/oidc/adapter.js';
 import { OIDC_SIGNING_PURPOSES } from '../federation/oidc/provider.js';
@@ -21,6 +22,8 @@ export type EventHandlers = Partial<Record<DomainEventType, EventHandler[]>>;
 export interface Workers {
   /** drains the outbox once (tests call it to avoid waiting for the timer) */
   drainOnce(): Promise<number>;
+  /** the audit sequencer of this instance (tests call sealAll to avoid waiting for it) */
+  sequencer: Sequencer;
   stop(): Promise<void>;
 }
 
@@ -32,10 +35,19 @@ export function startWorkers(
   services: Services,
   handlers: EventHandlers,
   log: FastifyBaseLogger,
-  options: { intervalMs?: number; autostart?: boolean } = {},
+  options: { intervalMs?: number; autostart?: boolean; auditPollMs?: number } = {},
 ): Workers {
   const workerId = randomUUID();
   const { store, clock } = services;
+  // Seals committed audit events into the signed Merkle tree: woken by this process's appends,
+  // polling for other instances'; one instance at a time holds its lease.
+  // It starts with the first tick, not at once: a backlog sealed during start-up would hold SQLite's
+  // one connection batch after batch while start-up waits for it.
+  const sequencer = new Sequencer(
+    { store, clock, keys: services.auditKeys, log },
+    // SQLite seals in smaller batches: each holds the only connection, and requests queue behind it.
+    { pollMs: options.auditPollMs, batchSize: store.engine === 'sqlite' ? 200 : 1000 },
+  );
   let stopped = false;
   let running: Promise<unknown> = Promise.resolve();
 
@@ -63,6 +75,8 @@ export function startWorkers(
 
   let lastPurge = 0;
   let lastRotationCheck = 0;
+  let lastHeadExport = 0;
+  let exporting: Promise<unknown> | undefined;
   const tick = async () => {
     try {
       // PIM: end what is due (exactly once across instances), then deliver what that wrote to the outbox.
@@ -75,6 +89,16 @@ export function startWorkers(
         await services.sessions.purgeEnded();
         await purgeExpiredOidcArtifacts(services.store, clock);
         await services.entraSignin?.purgeExpired();
+      }
+      if (!exporting && now - lastHeadExport >= services.config.audit.export.interval) {
+        lastHeadExport = now;
+        // Beside the tick, not in it: a destination that hangs until its timeout delays only itself.
+        exporting = services.auditExporter
+          .exportDue()
+          .catch((err) => log.warn({ err }, 'audit head export failed; retrying'))
+          .finally(() => {
+            exporting = undefined;
+          });
       }
       if (now - lastRotationCheck > 60_000) {
         lastRotationCheck = now;
@@ -95,6 +119,7 @@ export function startWorkers(
   const schedule = () => {
     if (stopped) return;
     timer = setTimeout(() => {
+      sequencer.start();
       running = tick().finally(schedule);
     }, interval);
     timer.unref();
@@ -103,10 +128,13 @@ export function startWorkers(
 
   return {
     drainOnce,
+    sequencer,
     async stop() {
       stopped = true;
       clearTimeout(timer);
       await running;
+      await exporting;
+      await sequencer.stop();
     },
   };
 }

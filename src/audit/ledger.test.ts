@@ -1,24 +1,15 @@
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  type KyselyPlugin,
-  type PluginTransformQueryArgs,
-  type PluginTransformResultArgs,
-  type QueryId,
-  type QueryResult,
-  type RootOperationNode,
-  SelectQueryNode,
-  TableNode,
-  type UnknownRow,
-} from 'kysely';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { stringify as toYaml } from 'yaml';
 import { createTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
 import { ManualClock } from '../clock.js';
+import { AuditSigningKeys, auditKeyId } from '../keys/audit-signing-keys.js';
+import { MasterKey } from '../keys/master-key.js';
 import { migrateToLatest } from '../store/migrate.js';
 import { openStore, type Store } from '../store/open.js';
 import type { Actor } from './actor.js';
@@ -27,11 +18,16 @@ import {
   type AuditEvent,
   type AuditInput,
   appendAudit,
+  eventFromRow,
   GENESIS_HASH,
   hashEvent,
+  leafHashOf,
   listAudit,
 } from './ledger.js';
-import { type VerifyResult, verifyAudit } from './verify.js';
+import { Frontier } from './merkle.js';
+import { Sequencer } from './sequencer.js';
+import { checkProofFile, type SignedTreeHead, signHead } from './tree-head.js';
+import { headFromRow, proveConsistency, proveInclusion, type VerifyResult, verifyLedger } from './verify.js';
 
 const FERRY_BIN = fileURLToPath(new URL('../../bin/ferry.js', import.meta.url));
 
@@ -61,44 +57,71 @@ async function append(store: Store, clock: ManualClock, i: number): Promise<Audi
   return store.db.transaction().execute((trx) => appendAudit(trx, store.engine, clock, input(i)));
 }
 
-async function appendMany(store: Store, clock: ManualClock, n: number): Promise<AuditEvent[]> {
+async function appendMany(store: Store, clock: ManualClock, n: number, from = 1): Promise<AuditEvent[]> {
   const out: AuditEvent[] = [];
-  for (let i = 1; i <= n; i++) out.push(await append(store, clock, i));
+  for (let i = from; i < from + n; i++) out.push(await append(store, clock, i));
   return out;
 }
 
 async function resetLedger(store: Store): Promise<void> {
-  await store.db.deleteFrom('audit_events').execute();
-  await store.db.updateTable('audit_head').set({ seq: 0, hash: GENESIS_HASH }).where('id', '=', 1).execute();
+  for (const t of ['audit_events', 'audit_tree_nodes', 'audit_tree_heads', 'audit_signing_keys'] as const)
+    await store.db.deleteFrom(t).execute();
+  await store.db.updateTable('audit_sequencer').set({ holder: null, lease_until: null }).execute();
 }
 
-async function rowAt(store: Store, seq: number) {
-  return store.db.selectFrom('audit_events').selectAll().where('seq', '=', seq).executeTakeFirstOrThrow();
+async function sealedEvents(store: Store): Promise<AuditEvent[]> {
+  const rows = await store.db
+    .selectFrom('audit_events')
+    .selectAll()
+    .where('leaf_index', 'is not', null)
+    .orderBy('leaf_index')
+    .execute();
+  return rows.map(eventFromRow);
 }
 
-/** Runs `action` once, right after the first query that reads the audit head has returned. */
-class AfterHeadRead implements KyselyPlugin {
-  readonly #headQueries = new WeakSet<QueryId>();
-  #fired = false;
-  constructor(private readonly action: () => Promise<void>) {}
-
-  transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
-    const node = args.node;
-    if (
-      SelectQueryNode.is(node) &&
-      node.from?.froms.some((f) => TableNode.is(f) && f.table.identifier.name === 'audit_head')
-    ) {
-      this.#headQueries.add(args.queryId);
-    }
-    return node;
+/**
+ * What an attacker with write access to the database (but not the master key) does after changing
+ * events: recompute every leaf hash, every stored tree node and every head's root and frontier, so
+ * that nothing stored disagrees with anything else. Heads keep their signature, or are re-signed with
+ * `forgeKey` (a key of the attacker's own).
+ */
+async function recomputeEverything(store: Store, forgeKey?: { id: string; privateKey: KeyObject }) {
+  const events = await sealedEvents(store);
+  const heads = await store.db.selectFrom('audit_tree_heads').selectAll().orderBy('tree_size').execute();
+  await store.db.deleteFrom('audit_tree_nodes').execute();
+  const f = new Frontier();
+  const nodes: Array<{ level: number; idx: number; hash: string }> = [];
+  const rootAt = new Map<number, { root: string; frontier: string }>();
+  for (const e of events) {
+    const hash = leafHashOf(e);
+    await store.db.updateTable('audit_events').set({ leaf_hash: hash }).where('id', '=', e.id).execute();
+    f.append(Buffer.from(hash, 'hex'), (level, idx, h) =>
+      nodes.push({ level, idx, hash: h.toString('hex') }),
+    );
+    rootAt.set(f.size, {
+      root: f.root().toString('hex'),
+      frontier: JSON.stringify(f.hashes().map((h) => h.toString('hex'))),
+    });
   }
-
-  async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
-    if (!this.#fired && this.#headQueries.has(args.queryId)) {
-      this.#fired = true;
-      await this.action();
+  if (nodes.length) await store.db.insertInto('audit_tree_nodes').values(nodes).execute();
+  for (const h of heads) {
+    const at = rootAt.get(Number(h.tree_size));
+    if (!at) continue;
+    let signature = h.signature;
+    let keyId = h.key_id;
+    if (forgeKey) {
+      const forged = signHead(
+        { treeSize: Number(h.tree_size), rootHash: at.root, timestamp: h.signed_at, keyId: forgeKey.id },
+        forgeKey.privateKey,
+      );
+      signature = forged.signature;
+      keyId = forgeKey.id;
     }
-    return args.result;
+    await store.db
+      .updateTable('audit_tree_heads')
+      .set({ root_hash: at.root, frontier: at.frontier, signature, key_id: keyId })
+      .where('tree_size', '=', h.tree_size)
+      .execute();
   }
 }
 
@@ -106,12 +129,13 @@ describe.each(ENGINES)('audit ledger on %s', (engine) => {
   let tdb: TestDatabase;
   let store: Store;
   let clock: ManualClock;
-  const N = 7;
-  const MIDDLE = 4;
+  let keys: AuditSigningKeys;
+  let sequencer: Sequencer;
+  const masterKey = new MasterKey(randomBytes(32));
 
   beforeAll(async () => {
     tdb = await createTestDatabase(engine);
-    store = openStore(tdb.url);
+    store = openStore(tdb.url, { poolSize: 4 });
     await migrateToLatest(store);
   });
   afterAll(async () => {
@@ -121,190 +145,107 @@ describe.each(ENGINES)('audit ledger on %s', (engine) => {
   beforeEach(async () => {
     await resetLedger(store);
     clock = new ManualClock('2026-02-01T08:00:00.000Z');
+    keys = new AuditSigningKeys(store, clock, masterKey);
+    sequencer = new Sequencer({ store, clock, keys }, { batchSize: 4 });
   });
 
-  const expectBrokenAt = (result: VerifyResult, seq: number, reason: RegExp) => {
+  const verify = async (against?: unknown[]) =>
+    verifyLedger(store.db, { keys: await keys.trusted(), against, batch: 3 });
+  const expectBroken = (result: VerifyResult, reason: RegExp) => {
     expect(result.ok).toBe(false);
-    expect(result.firstBad?.seq).toBe(seq);
     expect(result.firstBad?.reason).toMatch(reason);
-    expect(result.events).toBe(seq - 1); // the events before it did verify
   };
 
-  describe('an untouched chain', () => {
-    it('an empty ledger verifies', async () => {
-      expect(await verifyAudit(store.db)).toEqual({ ok: true, events: 0, headSeq: 0, firstBad: null });
-    });
+  /** 10 events sealed in batches of 4 (heads of 4, 8 and 10), and the latest head. */
+  async function sealedLedger(): Promise<{ events: AuditEvent[]; head: SignedTreeHead }> {
+    await appendMany(store, clock, 10);
+    expect(await sequencer.sealAll()).toBe(10);
+    const events = await sealedEvents(store);
+    const row = await store.db
+      .selectFrom('audit_tree_heads')
+      .selectAll()
+      .orderBy('tree_size', 'desc')
+      .executeTakeFirstOrThrow();
+    return { events, head: headFromRow(row) };
+  }
 
-    it('N appends form one chain that verifies with events=N', async () => {
-      const events = await appendMany(store, clock, N);
-      expect(events.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7]);
-      expect(events[0]!.prevHash).toBe(GENESIS_HASH);
-      for (let i = 1; i < N; i++) expect(events[i]!.prevHash).toBe(events[i - 1]!.hash);
-      expect(await verifyAudit(store.db)).toEqual({ ok: true, events: N, headSeq: N, firstBad: null });
+  it('appends without a position, then seals every event exactly once at consecutive leaves under signed heads', async () => {
+    const appended = await appendMany(store, clock, 10);
+    expect(appended.every((e) => e.leafIndex === null)).toBe(true);
+    expect((await verify()).unsealed).toBe(10);
+    expect(await sequencer.sealAll()).toBe(10);
+    const events = await sealedEvents(store);
+    expect(events.map((e) => e.leafIndex)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(events.map((e) => e.id)).toEqual(appended.map((e) => e.id));
+    const heads = await store.db
+      .selectFrom('audit_tree_heads')
+      .select('tree_size')
+      .orderBy('tree_size')
+      .execute();
+    expect(heads.map((h) => Number(h.tree_size))).toEqual([4, 8, 10]);
+    expect(await verify()).toEqual({
+      ok: true,
+      events: 10,
+      treeSize: 10,
+      headsChecked: 3,
+      unsealed: 0,
+      firstBad: null,
     });
-
-    it('reads back every event exactly as it was appended', async () => {
-      const events = await appendMany(store, clock, N);
-      expect(await listAudit(store.db, {})).toEqual(events);
-      expect(events[2]).toMatchObject({
-        seq: 3,
-        time: '2026-02-01T08:00:03.000Z',
-        type: 'signin.password',
-        outcome: 'failure',
-        actor: ACTORS[3],
-        subject: 'user-3@contoso.example',
-        ip: '192.0.2.3',
-        requestId: 'req-3',
-        data: { i: 3, changed: ['displayName'], nested: { a: 'ä €', b: 6 } },
-      });
-    });
-
-    it('verifies in batches smaller than the chain, including an exact multiple of the batch', async () => {
-      await appendMany(store, clock, 6);
-      expect(await verifyAudit(store.db, 2)).toMatchObject({ ok: true, events: 6 });
-      expect(await verifyAudit(store.db, 3)).toMatchObject({ ok: true, events: 6 });
-      await append(store, clock, 7);
-      expect(await verifyAudit(store.db, 2)).toMatchObject({ ok: true, events: 7 });
-    });
-
-    it('a verify while another instance appends reports the chain intact', async () => {
-      await appendMany(store, clock, N);
-      const other = openStore(tdb.url, { poolSize: 1 });
-      try {
-        // The other instance commits an event after verify has read the head, before it walks the rows.
-        const db = store.db.withPlugin(new AfterHeadRead(() => append(other, clock, N + 1).then(() => {})));
-        expect(await verifyAudit(db, 2)).toEqual({ ok: true, events: N, headSeq: N, firstBad: null });
-        expect(await verifyAudit(store.db)).toMatchObject({ ok: true, events: N + 1 });
-      } finally {
-        await other.close();
-      }
-    });
+    // listAudit still reads in append order, now with positions.
+    const listed = await listAudit(store.db, { limit: 100 });
+    expect(listed.map((e) => e.leafIndex)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   });
 
-  describe('tampering', () => {
-    beforeEach(async () => {
-      await appendMany(store, clock, N);
-    });
+  it('an append rolled back with its change leaves nothing to seal', async () => {
+    await expect(
+      store.db.transaction().execute(async (trx) => {
+        await appendAudit(trx, store.engine, clock, input(1));
+        throw new Error('the change failed');
+      }),
+    ).rejects.toThrow('the change failed');
+    expect(await sequencer.sealAll()).toBe(0);
+    expect(await verify()).toMatchObject({ ok: true, events: 0, unsealed: 0 });
+  });
 
-    it.each([
-      ['data', '{"i":4,"changed":[]}'],
-      ['time', '2026-02-01T07:59:59.000Z'],
-      ['type', 'user.created'],
-      ['actor', '{"type":"system","name":"outbox-worker"}'],
-      ['outcome', 'failure'],
-      ['subject', 'someone-else@contoso.example'],
-      ['ip', '198.51.100.7'],
-      ['request_id', 'req-forged'],
-    ] as const)('editing %s of a middle event fails at exactly that event', async (column, value) => {
-      const before = await rowAt(store, MIDDLE);
-      expect(before[column]).not.toBe(value);
+  describe('finds tampering even when every stored hash, node and root was recomputed', () => {
+    it('an edited event', async () => {
+      const { events } = await sealedLedger();
       await store.db
         .updateTable('audit_events')
-        .set({ [column]: value })
-        .where('seq', '=', MIDDLE)
+        .set({ data: '{"i":99}' })
+        .where('id', '=', events[5]!.id)
         .execute();
-      const result = await verifyAudit(store.db);
-      expectBrokenAt(result, MIDDLE, /edited/);
-      expect(result.firstBad?.id).toBe(before.id);
+      const naive = await verify();
+      expectBroken(naive, /do not match the signed head/);
+      expect(naive.firstBad).toMatchObject({ leafIndex: 5, id: events[5]!.id });
+      await recomputeEverything(store);
+      expectBroken(await verify(), /bad signature/);
     });
 
-    it('editing a middle event and recomputing its hash fails at the next event', async () => {
-      const row = await rowAt(store, MIDDLE);
-      const data = { ...JSON.parse(row.data), i: 400 };
-      const hash = hashEvent({
-        seq: MIDDLE,
-        id: row.id,
-        time: row.time,
-        type: row.type,
-        outcome: row.outcome as 'success' | 'failure',
-        actor: JSON.parse(row.actor),
-        subject: row.subject,
-        ip: row.ip,
-        requestId: row.request_id,
-        data,
-        prevHash: row.prev_hash,
-      });
-      await store.db
-        .updateTable('audit_events')
-        .set({ data: canonicalJson(data), hash })
-        .where('seq', '=', MIDDLE)
-        .execute();
-      expectBrokenAt(await verifyAudit(store.db), MIDDLE + 1, /prev_hash/);
+    it('a deleted event', async () => {
+      const { events } = await sealedLedger();
+      await store.db.deleteFrom('audit_events').where('id', '=', events[3]!.id).execute();
+      expectBroken(await verify(), /leaf 3 is missing/);
+      // …and with the later events moved up to close the gap:
+      for (const e of events.slice(4))
+        await store.db
+          .updateTable('audit_events')
+          .set({ leaf_index: (e.leafIndex as number) - 1 })
+          .where('id', '=', e.id)
+          .execute();
+      await recomputeEverything(store);
+      expectBroken(await verify(), /bad signature|truncated/);
     });
 
-    it('deleting a middle event fails at that event (missing)', async () => {
-      await store.db.deleteFrom('audit_events').where('seq', '=', MIDDLE).execute();
-      const result = await verifyAudit(store.db);
-      expectBrokenAt(result, MIDDLE, /missing/);
-      // Also when the gap falls on a batch boundary.
-      expectBrokenAt(await verifyAudit(store.db, 3), MIDDLE, /missing/);
-    });
-
-    it('deleting the first event fails at event 1', async () => {
-      await store.db.deleteFrom('audit_events').where('seq', '=', 1).execute();
-      expectBrokenAt(await verifyAudit(store.db), 1, /missing/);
-    });
-
-    it('deleting the newest event fails (the head records more)', async () => {
-      await store.db.deleteFrom('audit_events').where('seq', '=', N).execute();
-      const result = await verifyAudit(store.db);
-      expectBrokenAt(result, N, /head/);
-      expect(result.headSeq).toBe(N);
-    });
-
-    it('deleting the newest events fails at the first one removed', async () => {
-      await store.db
-        .deleteFrom('audit_events')
-        .where('seq', '>', N - 3)
-        .execute();
-      expectBrokenAt(await verifyAudit(store.db), N - 2, /head/);
-    });
-
-    it('deleting every event fails', async () => {
-      await store.db.deleteFrom('audit_events').execute();
-      expectBrokenAt(await verifyAudit(store.db), 1, /head/);
-    });
-
-    it('swapping two events (reorder) fails at the first of them', async () => {
-      const a = await rowAt(store, 3);
-      const b = await rowAt(store, 5);
-      const { seq: _a, ...contentA } = a;
-      const { seq: _b, ...contentB } = b;
-      // ids are unique: park one first
-      await store.db.updateTable('audit_events').set({ id: 'parked' }).where('seq', '=', 3).execute();
-      await store.db.updateTable('audit_events').set(contentA).where('seq', '=', 5).execute();
-      await store.db.updateTable('audit_events').set(contentB).where('seq', '=', 3).execute();
-      expectBrokenAt(await verifyAudit(store.db), 3, /prev_hash/);
-    });
-
-    it('swapping only the content of two neighbours, keeping the hashes in place, fails at the first', async () => {
-      const a = await rowAt(store, MIDDLE);
-      const b = await rowAt(store, MIDDLE + 1);
-      const pick = (r: typeof a) => ({ time: r.time, type: r.type, data: r.data, subject: r.subject });
-      await store.db.updateTable('audit_events').set(pick(b)).where('seq', '=', MIDDLE).execute();
-      await store.db
-        .updateTable('audit_events')
-        .set(pick(a))
-        .where('seq', '=', MIDDLE + 1)
-        .execute();
-      expectBrokenAt(await verifyAudit(store.db), MIDDLE, /edited/);
-    });
-
-    it('an event inserted after the newest one, around Ferry, fails at that event', async () => {
-      const last = await rowAt(store, N);
-      const forged = {
-        seq: N + 1,
-        id: 'forged-event',
-        time: '2026-02-01T09:00:00.000Z',
-        type: 'user.updated',
-        outcome: 'success' as const,
-        actor: { type: 'system', name: 'outbox-worker' } as Actor,
-        subject: 'x',
-        ip: null,
-        requestId: null,
-        data: {},
-        prevHash: last.hash,
-      };
+    it('an inserted event', async () => {
+      const { events } = await sealedLedger();
+      for (const e of [...events].reverse().slice(0, 8))
+        await store.db
+          .updateTable('audit_events')
+          .set({ leaf_index: (e.leafIndex as number) + 1 })
+          .where('id', '=', e.id)
+          .execute();
+      const forged = { ...events[1]!, id: 'forged-event', seq: 10_000, data: { forged: true } };
       await store.db
         .insertInto('audit_events')
         .values({
@@ -315,22 +256,223 @@ describe.each(ENGINES)('audit ledger on %s', (engine) => {
           outcome: forged.outcome,
           actor: canonicalJson(forged.actor),
           subject: forged.subject,
-          ip: null,
-          request_id: null,
-          data: '{}',
-          prev_hash: forged.prevHash,
-          hash: hashEvent(forged),
+          ip: forged.ip,
+          request_id: forged.requestId,
+          data: canonicalJson(forged.data),
+          prev_hash: '',
+          hash: leafHashOf(forged),
+          leaf_hash: leafHashOf(forged),
+          leaf_index: 2,
         })
         .execute();
-      const result = await verifyAudit(store.db);
-      expect(result.ok).toBe(false);
-      expect(result.firstBad).toMatchObject({ seq: N + 1, id: 'forged-event' });
+      await recomputeEverything(store);
+      expectBroken(await verify(), /bad signature/);
+    });
+
+    it('two events swapped', async () => {
+      const { events } = await sealedLedger();
+      const [a, b] = [events[2]!, events[6]!];
+      await store.db.updateTable('audit_events').set({ leaf_index: -1 }).where('id', '=', a.id).execute();
+      await store.db.updateTable('audit_events').set({ leaf_index: 2 }).where('id', '=', b.id).execute();
+      await store.db.updateTable('audit_events').set({ leaf_index: 6 }).where('id', '=', a.id).execute();
+      expectBroken(await verify(), /do not match the signed head/);
+      await recomputeEverything(store);
+      expectBroken(await verify(), /bad signature/);
+    });
+
+    it('the newest events removed: caught by the head, and by a published head once the heads go too', async () => {
+      const { events, head } = await sealedLedger();
+      await store.db.deleteFrom('audit_events').where('leaf_index', '>=', 8).execute();
+      expectBroken(await verify(), /has 8 events but the latest signed head signs 10 \(truncated\)/);
+      // The attacker also deletes the heads that cover them: the database alone is consistent again…
+      await store.db.deleteFrom('audit_tree_heads').where('tree_size', '>', 8).execute();
+      expect((await verify()).ok).toBe(true);
+      // …but not with the head that was published before.
+      expect(events).toHaveLength(10);
+      expectBroken(await verify([head]), /published head signs 10 events but the database's tree has 8/);
+    });
+
+    it('a history rewritten and re-signed with another key', async () => {
+      const { events } = await sealedLedger();
+      await store.db
+        .updateTable('audit_events')
+        .set({ subject: 'someone-else' })
+        .where('id', '=', events[0]!.id)
+        .execute();
+      const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+      await recomputeEverything(store, { id: auditKeyId(publicKey), privateKey });
+      expectBroken(await verify(), /signed with an unknown key/);
+    });
+
+    it('a public key swapped in the database is not trusted', async () => {
+      await sealedLedger();
+      const { publicKey } = generateKeyPairSync('ed25519');
+      await store.db
+        .updateTable('audit_signing_keys')
+        .set({ public_key: publicKey.export({ format: 'pem', type: 'spki' }) as string })
+        .execute();
+      await expect(new AuditSigningKeys(store, clock, masterKey).trusted()).rejects.toThrow(/does not match/);
+    });
+
+    it('an event placed in the tree without a head covering it', async () => {
+      await sealedLedger();
+      const [extra] = await appendMany(store, clock, 1, 50);
+      await store.db
+        .updateTable('audit_events')
+        .set({ leaf_index: 10 })
+        .where('id', '=', extra!.id)
+        .execute();
+      expectBroken(await verify(), /no signed head covers them/);
     });
   });
 
-  describe('ferry audit verify (the operator command)', () => {
+  it('prints inclusion proofs that hold offline with the public key alone, and not for anything else', async () => {
+    const { events, head } = await sealedLedger();
+    const pem = (await keys.current()).publicKeyPem;
+    for (const e of events) {
+      const proof = await proveInclusion(store.db, e.id);
+      expect(proof.head).toEqual(head);
+      expect(checkProofFile(JSON.parse(JSON.stringify(proof)), pem)).toBeNull();
+    }
+    const proof = await proveInclusion(store.db, events[4]!.id, { treeSize: 8 });
+    expect(proof.head.treeSize).toBe(8);
+    expect(checkProofFile(proof, pem)).toBeNull();
+    // An altered event, another key, or a proof moved onto another tree's head: each fails, and says so.
+    expect(checkProofFile({ ...proof, event: { ...proof.event, outcome: 'failure' } }, pem)).toMatch(
+      /not at leaf 4/,
+    );
+    const other = generateKeyPairSync('ed25519').publicKey.export({ format: 'pem', type: 'spki' }) as string;
+    expect(checkProofFile(proof, other)).toMatch(/unknown key|bad signature/);
+    expect(checkProofFile({ ...proof, head }, pem)).toMatch(/proof for another tree/);
+    expect(checkProofFile({ format: 'nonsense' }, pem)).toMatch(/not a Ferry audit inclusion proof/);
+    const unsealed = await append(store, clock, 99);
+    await expect(proveInclusion(store.db, unsealed.id)).rejects.toThrow(/not sealed yet/);
+    await expect(proveInclusion(store.db, 'no-such-event')).rejects.toThrow(/no audit event/);
+  });
+
+  it('proves each signed head extends every earlier one, and a rewrite breaks that', async () => {
+    const { events } = await sealedLedger();
+    const pem = (await keys.current()).publicKeyPem;
+    for (const [from, to] of [
+      [4, 8],
+      [4, 10],
+      [8, 10],
+      [10, 10],
+    ] as const)
+      expect(checkProofFile(await proveConsistency(store.db, from, to), pem)).toBeNull();
+    const old = await proveConsistency(store.db, 4, 10);
+    // Rewriting event 1 and re-deriving everything cannot be shown consistent with the signed head of 4.
+    await store.db
+      .updateTable('audit_events')
+      .set({ ip: '203.0.113.66' })
+      .where('id', '=', events[1]!.id)
+      .execute();
+    await recomputeEverything(store);
+    const after = await proveConsistency(store.db, 4, 10);
+    expect(checkProofFile(after, pem)).toMatch(/bad signature/);
+    // Even someone holding the master key, who re-signs the rewritten tree, cannot show it extends
+    // the head of 4 that was published before.
+    const key = await keys.current();
+    const resigned = signHead(
+      { treeSize: 10, rootHash: after.to.rootHash, timestamp: after.to.timestamp, keyId: key.id },
+      key.privateKey,
+    );
+    expect(resigned.rootHash).not.toBe(old.to.rootHash);
+    expect(checkProofFile({ ...after, from: old.from, to: resigned }, pem)).toMatch(
+      /does not extend the signed tree of 4/,
+    );
+  });
+
+  it('seals the old hash chain first, in its order, keeping each event’s chain link inside its leaf', async () => {
+    // Events as the chain wrote them before migration 0019.
+    let prev = GENESIS_HASH;
+    for (let seq = 1; seq <= 5; seq++) {
+      const e = {
+        seq,
+        id: `legacy-${seq}`,
+        time: `2025-12-0${seq}T00:00:00.000Z`,
+        type: 'user.created',
+        outcome: 'success' as const,
+        actor: { type: 'operator', name: 'root' } as Actor,
+        subject: `u${seq}`,
+        ip: null,
+        requestId: null,
+        data: { seq },
+        prevHash: prev,
+      };
+      const hash = hashEvent(e);
+      await store.db
+        .insertInto('audit_events')
+        .values({
+          seq,
+          id: e.id,
+          time: e.time,
+          type: e.type,
+          outcome: e.outcome,
+          actor: canonicalJson(e.actor),
+          subject: e.subject,
+          ip: null,
+          request_id: null,
+          data: canonicalJson(e.data),
+          prev_hash: prev,
+          hash,
+        })
+        .execute();
+      prev = hash;
+    }
+    const fresh = await appendMany(store, clock, 3);
+    expect(fresh[0]!.seq).toBeGreaterThan(5);
+    await sequencer.sealAll();
+    const sealed = await sealedEvents(store);
+    expect(sealed.map((e) => e.id)).toEqual([
+      ...[1, 2, 3, 4, 5].map((s) => `legacy-${s}`),
+      ...fresh.map((e) => e.id),
+    ]);
+    const proof = await proveInclusion(store.db, 'legacy-3');
+    expect(proof.event.chain?.prevHash).toBe(sealed[1]!.hash);
+    expect(checkProofFile(proof, (await keys.current()).publicKeyPem)).toBeNull();
+    expect(await verify()).toMatchObject({ ok: true, events: 8 });
+  });
+
+  it('one sequencer at a time: the lease holder seals, another takes over only once the lease ran out', async () => {
+    const other = new Sequencer(
+      { store, clock, keys: new AuditSigningKeys(store, clock, masterKey) },
+      { batchSize: 4 },
+    );
+    await appendMany(store, clock, 3);
+    expect(await sequencer.sealOnce()).toMatchObject({ sealed: 3, leader: true });
+    await appendMany(store, clock, 2);
+    expect(await other.sealOnce()).toEqual({ sealed: 0, head: null, leader: false });
+    clock.advance(5_001); // the first holder died and its lease ran out
+    expect(await other.sealOnce()).toMatchObject({ sealed: 2, leader: true });
+    expect(await sequencer.sealOnce()).toMatchObject({ sealed: 0, leader: false });
+    expect(await verify()).toMatchObject({ ok: true, events: 5, treeSize: 5 });
+  });
+
+  it('sequencers racing while appends keep coming seal each event once, in one consistent tree', async () => {
+    const racers = [sequencer, new Sequencer({ store, clock, keys }, { batchSize: 4 })];
+    let stop = false;
+    const sealing = racers.map(async (s) => {
+      while (!stop) {
+        await s.sealOnce();
+        clock.advance(2_000); // leases keep running out, so both get turns
+      }
+    });
+    await Promise.all(Array.from({ length: 4 }, (_, w) => appendMany(store, clock, 10, w * 100)));
+    stop = true;
+    await Promise.all(sealing);
+    clock.advance(10_000);
+    await sequencer.sealAll();
+    const sealed = await sealedEvents(store);
+    expect(sealed.map((e) => e.leafIndex)).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    expect(new Set(sealed.map((e) => e.id)).size).toBe(40);
+    expect(await verify()).toMatchObject({ ok: true, events: 40, unsealed: 0 });
+  });
+
+  describe('ferry audit verify / prove / check-proof (operator commands)', () => {
     let dir: string;
     let configFile: string;
+    const cliMasterKey = randomBytes(32);
 
     beforeAll(() => {
       dir = mkdtempSync(join(tmpdir(), 'ferry-audit-cli-'));
@@ -339,7 +481,7 @@ describe.each(ENGINES)('audit ledger on %s', (engine) => {
         configFile,
         toYaml({
           database: { url: tdb.url },
-          keys: { masterKey: randomBytes(32).toString('base64') },
+          keys: { masterKey: cliMasterKey.toString('base64') },
           log: { level: 'warn' },
         }),
       );
@@ -348,69 +490,105 @@ describe.each(ENGINES)('audit ledger on %s', (engine) => {
       if (dir) rmSync(dir, { recursive: true, force: true });
     });
     beforeEach(async () => {
-      await appendMany(store, clock, 5);
+      await store.db.deleteFrom('audit_signing_keys').execute();
+      keys = new AuditSigningKeys(store, clock, new MasterKey(cliMasterKey));
+      sequencer = new Sequencer({ store, clock, keys }, { batchSize: 4 });
     });
 
-    it('exits 0 and says the trail is intact', async () => {
-      const run = await ferry(['audit', 'verify', '--config', configFile], dir);
-      expect(run.stderr).toBe('');
-      expect(run.code).toBe(0);
-      expect(run.stdout).toMatch(/intact/);
-      expect(run.stdout).toMatch(/\b5 events\b/);
-    });
+    it('verify exits 0 when intact, 1 naming the edited event; prove’s output holds under check-proof', async () => {
+      const { events, head } = await sealedLedger();
+      const ok = await ferry(['audit', 'verify', '--config', configFile], dir);
+      expect(ok.stderr).toBe('');
+      expect(ok.code).toBe(0);
+      expect(ok.stdout).toMatch(/intact: 10 events, 3 signed heads checked/);
 
-    it('exits 1 and names the edited event', async () => {
-      const bad = await rowAt(store, 3);
-      await store.db.updateTable('audit_events').set({ data: '{"i":99}' }).where('seq', '=', 3).execute();
-      const run = await ferry(['audit', 'verify', '--config', configFile], dir);
-      expect(run.code).toBe(1);
-      expect(run.stdout).toMatch(/\bevent 3\b/);
-      expect(run.stdout).toContain(bad.id);
-      expect(run.stdout).not.toMatch(/intact/);
-    });
+      const headsDir = join(dir, 'heads');
+      rmSync(headsDir, { recursive: true, force: true });
+      const { mkdirSync } = await import('node:fs');
+      mkdirSync(headsDir);
+      writeFileSync(join(headsDir, '10.json'), JSON.stringify(head));
+      expect(
+        (await ferry(['audit', 'verify', '--against', headsDir, '--config', configFile], dir)).stdout,
+      ).toMatch(/\(1 published\)/);
 
-    it('--json prints the VerifyResult, intact or not', async () => {
-      const intact = await ferry(['audit', 'verify', '--json', '--config', configFile], dir);
-      expect(intact.code).toBe(0);
-      expect(JSON.parse(intact.stdout)).toEqual({ ok: true, events: 5, headSeq: 5, firstBad: null });
+      const proved = await ferry(['audit', 'prove', events[7]!.id, '--config', configFile], dir);
+      expect(proved.code).toBe(0);
+      writeFileSync(join(dir, 'proof.json'), proved.stdout);
+      const pub = await ferry(['audit', 'public-key', '--config', configFile], dir);
+      writeFileSync(join(dir, 'audit.pub'), pub.stdout);
+      // No config, no database: the proof and the key are enough.
+      const checked = await ferry(
+        ['audit', 'check-proof', join(dir, 'proof.json'), '--public-key', join(dir, 'audit.pub')],
+        tmpdir(),
+      );
+      expect(checked).toMatchObject({ code: 0, stdout: 'proof holds\n' });
+      const tampered = JSON.parse(proved.stdout);
+      tampered.event.subject = 'nobody';
+      writeFileSync(join(dir, 'tampered.json'), JSON.stringify(tampered));
+      const refused = await ferry(
+        ['audit', 'check-proof', join(dir, 'tampered.json'), '--public-key', join(dir, 'audit.pub')],
+        tmpdir(),
+      );
+      expect(refused.code).toBe(1);
+      expect(refused.stdout).toMatch(/does NOT hold: event .* is not at leaf 7/);
 
-      await store.db.deleteFrom('audit_events').where('seq', '=', 2).execute();
-      const broken = await ferry(['audit', 'verify', '--json', '--config', configFile], dir);
+      await store.db
+        .updateTable('audit_events')
+        .set({ data: '{"i":99}' })
+        .where('id', '=', events[2]!.id)
+        .execute();
+      const broken = await ferry(['audit', 'verify', '--config', configFile], dir);
       expect(broken.code).toBe(1);
-      const result = JSON.parse(broken.stdout) as VerifyResult;
-      expect(result).toEqual(await verifyAudit(store.db));
-      expect(result).toMatchObject({ ok: false, events: 1, headSeq: 5, firstBad: { seq: 2, id: null } });
+      expect(broken.stdout).toContain(`at leaf 2 (${events[2]!.id})`);
+      const json = await ferry(['audit', 'verify', '--json', '--config', configFile], dir);
+      expect(json.code).toBe(1);
+      expect(JSON.parse(json.stdout)).toMatchObject({
+        ok: false,
+        firstBad: { leafIndex: 2, id: events[2]!.id },
+      });
+      const missing = await ferry(['audit', 'prove', 'no-such-event', '--config', configFile], dir);
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toMatch(/no audit event no-such-event/);
     });
   });
 });
 
-describe('audit ledger with several instances on one PostgreSQL', () => {
+describe('audit appends on PostgreSQL hold no shared row', () => {
   let tdb: TestDatabase;
-  const stores: Store[] = [];
+  let store: Store;
   beforeAll(async () => {
     tdb = await createTestDatabase('postgres');
-    stores.push(openStore(tdb.url, { poolSize: 5 }), openStore(tdb.url, { poolSize: 5 }));
-    await migrateToLatest(stores[0]!);
+    store = openStore(tdb.url, { poolSize: 6 });
+    await migrateToLatest(store);
   });
   afterAll(async () => {
-    for (const s of stores) await s.close();
+    await store?.close();
     await tdb?.drop();
   });
 
-  it('two instances appending 25 events each at once produce one valid chain of 50', async () => {
+  it('an append commits while another append’s transaction is still open', async () => {
     const clock = new ManualClock();
-    const appended = await Promise.all(
-      stores.flatMap((s, n) =>
-        Array.from({ length: 25 }, (_, i) =>
-          s.db.transaction().execute((trx) => appendAudit(trx, s.engine, clock, input(n * 25 + i))),
-        ),
-      ),
-    );
-    const seqs = appended.map((e) => e.seq).sort((a, b) => a - b);
-    expect(seqs).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
-    expect(await verifyAudit(stores[1]!.db)).toEqual({ ok: true, events: 50, headSeq: 50, firstBad: null });
-    const rows = await stores[0]!.db.selectFrom('audit_events').select('seq').execute();
-    expect(new Set(rows.map((r) => Number(r.seq))).size).toBe(50);
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    let firstAppended!: () => void;
+    const appended = new Promise<void>((r) => {
+      firstAppended = r;
+    });
+    const slow = store.db.transaction().execute(async (trx) => {
+      await appendAudit(trx, store.engine, clock, input(1));
+      firstAppended();
+      await held; // a long transaction: on the old chain, every other append waited for it
+    });
+    await appended;
+    const fast = await Promise.race([
+      store.db.transaction().execute((trx) => appendAudit(trx, store.engine, clock, input(2))),
+      new Promise<'blocked'>((r) => setTimeout(() => r('blocked'), 3_000)),
+    ]);
+    expect(fast).not.toBe('blocked');
+    release();
+    await slow;
   });
 });
 

@@ -5,6 +5,8 @@ import type { Engine } from '../store/open.js';
 import type { AuditEventRow, Database } from '../store/schema.js';
 import type { Actor } from './actor.js';
 import { canonicalJson } from './canonical-json.js';
+import { leafHash } from './merkle.js';
+import { type LeafEvent, leafData } from './tree-head.js';
 
 export type Outcome = 'success' | 'failure';
 
@@ -22,6 +24,7 @@ export interface AuditInput {
 }
 
 export interface AuditEvent {
+  /** read order (ascending as appended); the tree order is `leafIndex` */
   seq: number;
   id: string;
   time: string;
@@ -32,14 +35,18 @@ export interface AuditEvent {
   ip: string | null;
   requestId: string | null;
   data: Record<string, unknown>;
+  /** '' for ledger events; the previous event's hash for events of the old hash chain */
   prevHash: string;
+  /** the leaf hash (hex); for events of the old hash chain, their chain hash */
   hash: string;
+  /** position in the Merkle tree; null until the sequencer sealed it (usually within a second) */
+  leafIndex: number | null;
 }
 
 export const GENESIS_HASH = '0'.repeat(64);
 
-/** The hash covers every field of the event and the previous event's hash. */
-export function hashEvent(e: Omit<AuditEvent, 'hash'>): string {
+/** The old chain's hash (events written before migration 0019): previous hash + the event's fields. */
+export function hashEvent(e: Omit<AuditEvent, 'hash' | 'leafIndex'>): string {
   const body = canonicalJson({
     seq: e.seq,
     id: e.id,
@@ -55,22 +62,50 @@ export function hashEvent(e: Omit<AuditEvent, 'hash'>): string {
   return createHash('sha256').update(e.prevHash).update('\n').update(body).digest('hex');
 }
 
+/** What the tree commits to for an event (old-chain events carry their chain link along). */
+export function leafEventOf(e: AuditEvent): LeafEvent {
+  const leaf: LeafEvent = {
+    id: e.id,
+    time: e.time,
+    type: e.type,
+    outcome: e.outcome,
+    actor: e.actor,
+    subject: e.subject,
+    ip: e.ip,
+    requestId: e.requestId,
+    data: e.data,
+  };
+  if (e.prevHash !== '') leaf.chain = { prevHash: e.prevHash, hash: e.hash };
+  return leaf;
+}
+
+/** The event's leaf hash, hex, recomputed from its fields. */
+export function leafHashOf(e: AuditEvent): string {
+  return leafHash(leafData(leafEventOf(e))).toString('hex');
+}
+
+type AppendListener = () => void;
+const appendListeners = new Set<AppendListener>();
+
+/** Called after each append in this process (the sequencer wakes on it instead of waiting to poll). */
+export function onAuditAppended(listener: AppendListener): () => void {
+  appendListeners.add(listener);
+  return () => appendListeners.delete(listener);
+}
+
 /**
- * Appends one event to the hash chain. Call it inside the transaction that makes the change, so
- * the event exists exactly when the change does. The head row is locked first: appends from several
- * instances are serialised and the chain never forks.
+ * Appends one event. Call it inside the transaction that makes the change, so the event exists exactly
+ * when the change does. It touches no shared row: the sequence number comes from a database sequence
+ * (PostgreSQL) or the rowid (SQLite), and the sequencer gives the event its place in the Merkle tree
+ * after commit (sequencer.ts). `engine` is kept for the call sites; nothing depends on it any more.
  */
 export async function appendAudit(
   trx: Kysely<Database>,
-  engine: Engine,
+  _engine: Engine,
   clock: Clock,
   input: AuditInput,
 ): Promise<AuditEvent> {
-  let headQuery = trx.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1);
-  if (engine === 'postgres') headQuery = headQuery.forUpdate();
-  const head = await headQuery.executeTakeFirstOrThrow();
-  const partial: Omit<AuditEvent, 'hash'> = {
-    seq: Number(head.seq) + 1,
+  const fields = {
     id: randomUUID(),
     time: iso(clock.now()),
     type: input.type,
@@ -80,27 +115,28 @@ export async function appendAudit(
     ip: input.ip ?? null,
     requestId: input.requestId ?? null,
     data: input.data ?? {},
-    prevHash: head.hash,
   };
-  const event: AuditEvent = { ...partial, hash: hashEvent(partial) };
-  await trx
+  const hash = leafHash(leafData({ ...fields, actor: fields.actor })).toString('hex');
+  const inserted = await trx
     .insertInto('audit_events')
     .values({
-      seq: event.seq,
-      id: event.id,
-      time: event.time,
-      type: event.type,
-      outcome: event.outcome,
-      actor: canonicalJson(event.actor),
-      subject: event.subject,
-      ip: event.ip,
-      request_id: event.requestId,
-      data: canonicalJson(event.data),
-      prev_hash: event.prevHash,
-      hash: event.hash,
+      id: fields.id,
+      time: fields.time,
+      type: fields.type,
+      outcome: fields.outcome,
+      actor: canonicalJson(fields.actor),
+      subject: fields.subject,
+      ip: fields.ip,
+      request_id: fields.requestId,
+      data: canonicalJson(fields.data),
+      prev_hash: '',
+      hash,
+      leaf_hash: hash,
     })
-    .execute();
-  await trx.updateTable('audit_head').set({ seq: event.seq, hash: event.hash }).where('id', '=', 1).execute();
+    .returning('seq')
+    .executeTakeFirstOrThrow();
+  const event: AuditEvent = { seq: Number(inserted.seq), ...fields, prevHash: '', hash, leafIndex: null };
+  for (const listener of appendListeners) listener();
   return event;
 }
 
@@ -118,6 +154,7 @@ export function eventFromRow(row: AuditEventRow): AuditEvent {
     data: JSON.parse(row.data) as Record<string, unknown>,
     prevHash: row.prev_hash,
     hash: row.hash,
+    leafIndex: row.leaf_index === null ? null : Number(row.leaf_index),
   };
 }
 

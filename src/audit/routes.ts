@@ -1,12 +1,15 @@
 import type {} from '@fastify/swagger'; // OpenAPI keys (tags, summary, security) on route schemas
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, preHandlerAsyncHookHandler } from 'fastify';
+import type { AuditSigningKeys } from '../keys/audit-signing-keys.js';
 import type { Store } from '../store/open.js';
 import { latestAudit, listAudit } from './ledger.js';
-import { verifyAudit } from './verify.js';
+import { headFromRow, verifyLedger } from './verify.js';
 
 export interface AuditApiOptions {
   store: Store;
+  /** the keys signed tree heads are checked with */
+  keys: AuditSigningKeys;
   /** authentication for the audit API (the admin token check) */
   authenticate: preHandlerAsyncHookHandler;
 }
@@ -24,6 +27,16 @@ const AuditEventSchema = Type.Object({
   data: Type.Object({}, { additionalProperties: true }),
   prevHash: Type.String(),
   hash: Type.String(),
+  leafIndex: Type.Union([Type.Integer(), Type.Null()]),
+});
+
+const TreeHeadSchema = Type.Object({
+  format: Type.Literal('ferry-audit-tree-head/v1'),
+  treeSize: Type.Integer(),
+  rootHash: Type.String(),
+  timestamp: Type.String(),
+  keyId: Type.String(),
+  signature: Type.String(),
 });
 
 export const auditApi: FastifyPluginAsync<AuditApiOptions> = async (app, opts) => {
@@ -86,16 +99,19 @@ export const auditApi: FastifyPluginAsync<AuditApiOptions> = async (app, opts) =
     {
       schema: {
         tags: ['audit'],
-        summary: 'Check the hash chain; names the first event that was edited, removed or reordered',
+        summary:
+          'Recompute the Merkle tree from the events and check it against every signed tree head; names what was edited, removed, inserted or reordered',
         security,
         response: {
           200: Type.Object({
             ok: Type.Boolean(),
             events: Type.Integer(),
-            headSeq: Type.Integer(),
+            treeSize: Type.Integer(),
+            headsChecked: Type.Integer(),
+            unsealed: Type.Integer(),
             firstBad: Type.Union([
               Type.Object({
-                seq: Type.Integer(),
+                leafIndex: Type.Union([Type.Integer(), Type.Null()]),
                 id: Type.Union([Type.String(), Type.Null()]),
                 reason: Type.String(),
               }),
@@ -105,6 +121,30 @@ export const auditApi: FastifyPluginAsync<AuditApiOptions> = async (app, opts) =
         },
       },
     },
-    async () => verifyAudit(opts.store.db),
+    async () => verifyLedger(opts.store.db, { keys: await opts.keys.trusted() }),
+  );
+
+  app.get(
+    '/audit/head',
+    {
+      schema: {
+        tags: ['audit'],
+        summary: 'The latest signed tree head and the public key that signed it',
+        security,
+        response: {
+          200: Type.Object({ head: Type.Union([TreeHeadSchema, Type.Null()]), publicKey: Type.String() }),
+        },
+      },
+    },
+    async () => {
+      const row = await opts.store.db
+        .selectFrom('audit_tree_heads')
+        .selectAll()
+        .orderBy('tree_size', 'desc')
+        .limit(1)
+        .executeTakeFirst();
+      const key = await opts.keys.current();
+      return { head: row ? headFromRow(row) : null, publicKey: key.publicKeyPem };
+    },
   );
 };

@@ -1,93 +1,264 @@
+import type { KeyObject } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Database } from '../store/schema.js';
-import { eventFromRow, GENESIS_HASH, hashEvent } from './ledger.js';
+import { eventFromRow, leafEventOf, leafHashOf } from './ledger.js';
+import { consistencyPath, Frontier, inclusionPath, type SubtreeHash } from './merkle.js';
+import { type ConsistencyProof, checkHead, type InclusionProof, type SignedTreeHead } from './tree-head.js';
 
-export interface ChainBreak {
-  seq: number;
+export interface LedgerBreak {
+  /** the leaf (tree position) where it goes wrong, when one can be named */
+  leafIndex: number | null;
   id: string | null;
   reason: string;
 }
 
 export interface VerifyResult {
   ok: boolean;
+  /** sealed events checked */
   events: number;
-  headSeq: number;
-  firstBad: ChainBreak | null;
+  /** size of the latest signed head in the database */
+  treeSize: number;
+  /** signed heads compared with the recomputed tree (database and --against) */
+  headsChecked: number;
+  /** events committed but not sealed yet (sealing runs within a second while a server runs) */
+  unsealed: number;
+  firstBad: LedgerBreak | null;
+}
+
+export interface VerifyOptions {
+  /** public keys a head may be signed with, by key id */
+  keys: Map<string, KeyObject>;
+  /** heads published elsewhere (exports, or a head saved earlier): the tree must still contain them */
+  against?: unknown[];
+  batch?: number;
+}
+
+/** A tree head row as the sequencer stores it. */
+export function headFromRow(r: {
+  tree_size: number;
+  root_hash: string;
+  signed_at: string;
+  key_id: string;
+  signature: string;
+}): SignedTreeHead {
+  return {
+    format: 'ferry-audit-tree-head/v1',
+    treeSize: Number(r.tree_size),
+    rootHash: r.root_hash,
+    timestamp: r.signed_at,
+    keyId: r.key_id,
+    signature: r.signature,
+  };
 }
 
 /**
- * Walks the chain from the first event: every seq present in order, every prev_hash equal to the
- * previous event's hash, every hash recomputed from the row's own fields, and the head row
- * pointing at the last event (which catches deleting the newest events).
+ * Recomputes the whole tree from the events' own fields (never trusting stored hashes or nodes) and
+ * compares it with every signed head: those in the database and those given as `against`. An edit,
+ * deletion, insertion or reordering changes the root of every head after it; a forged head needs the
+ * signing key. Removing the newest events together with their heads leaves a smaller, consistent tree:
+ * only a head published outside (`against`) catches that, which is why heads are exported.
  */
-export async function verifyAudit(db: Kysely<Database>, batch = 1000): Promise<VerifyResult> {
-  const head = await db
-    .selectFrom('audit_head')
-    .select(['seq', 'hash'])
-    .where('id', '=', 1)
-    .executeTakeFirst();
-  const headSeq = Number(head?.seq ?? 0);
-  let expectedSeq = 1;
-  let prevHash = GENESIS_HASH;
-  let count = 0;
-  const fail = (seq: number, id: string | null, reason: string): VerifyResult => ({
-    ok: false,
-    events: count,
-    headSeq,
-    firstBad: { seq, id, reason },
+export async function verifyLedger(db: Kysely<Database>, options: VerifyOptions): Promise<VerifyResult> {
+  const batch = options.batch ?? 2000;
+  const headRows = await db.selectFrom('audit_tree_heads').selectAll().orderBy('tree_size').execute();
+  const unsealedRow = await db
+    .selectFrom('audit_events')
+    .select((eb) => eb.fn.countAll<number | string>().as('n'))
+    .where('leaf_index', 'is', null)
+    .executeTakeFirstOrThrow();
+  const latest = headRows.at(-1);
+  const treeSize = latest ? Number(latest.tree_size) : 0;
+  let events = 0;
+  let headsChecked = 0;
+  const result = (firstBad: LedgerBreak | null): VerifyResult => ({
+    ok: firstBad === null,
+    events,
+    treeSize,
+    headsChecked,
+    unsealed: Number(unsealedRow.n),
+    firstBad,
   });
+  const fail = (reason: string, leafIndex: number | null = null, id: string | null = null) =>
+    result({ leafIndex, id, reason });
+
+  // Every head must carry a good signature before its root means anything.
+  const checkpoints = new Map<number, Array<{ root: string; source: string }>>();
+  for (const row of headRows) {
+    const head = headFromRow(row);
+    const bad = checkHead(head, options.keys);
+    if (bad) return fail(`${bad} (database)`);
+    const list = checkpoints.get(head.treeSize) ?? [];
+    list.push({ root: head.rootHash, source: 'signed head in the database' });
+    checkpoints.set(head.treeSize, list);
+  }
+  for (const [i, h] of (options.against ?? []).entries()) {
+    const bad = checkHead(h, options.keys);
+    if (bad) return fail(`${bad} (published head #${i + 1})`);
+    const head = h as SignedTreeHead;
+    if (head.treeSize > treeSize)
+      return fail(
+        `a published head signs ${head.treeSize} events but the database's tree has ${treeSize}: events were removed (truncated)`,
+      );
+    const list = checkpoints.get(head.treeSize) ?? [];
+    list.push({ root: head.rootHash, source: `published head #${i + 1}` });
+    checkpoints.set(head.treeSize, list);
+  }
+
+  const frontier = new Frontier();
+  let after = -1;
   for (;;) {
     const rows = await db
       .selectFrom('audit_events')
       .selectAll()
-      .where('seq', '>=', expectedSeq)
-      // Only up to the head read above: events appended while we walk are checked below, not
-      // counted, else a verify during normal traffic reported the trail as broken.
-      .where('seq', '<=', headSeq)
-      .orderBy('seq')
+      .where('leaf_index', '>', after)
+      .orderBy('leaf_index')
       .limit(batch)
       .execute();
     for (const row of rows) {
       const event = eventFromRow(row);
-      if (event.seq !== expectedSeq) return fail(expectedSeq, null, `event ${expectedSeq} is missing`);
-      if (event.prevHash !== prevHash) {
+      const index = event.leafIndex as number;
+      if (index !== frontier.size)
         return fail(
-          event.seq,
-          event.id,
-          'prev_hash does not match the previous event (deleted or reordered)',
+          `leaf ${frontier.size} is missing (deleted, or positions rewritten)`,
+          frontier.size,
+          null,
         );
+      const hash = leafHashOf(event);
+      frontier.append(Buffer.from(hash, 'hex'));
+      events += 1;
+      after = index;
+      const expected = checkpoints.get(frontier.size);
+      if (expected) {
+        const root = frontier.root().toString('hex');
+        for (const c of expected) {
+          headsChecked += 1;
+          if (c.root !== root) {
+            // A naive edit leaves the stored leaf hash behind: name that event when we can.
+            const edited = await firstStaleLeaf(db, frontier.size);
+            return fail(
+              `the first ${frontier.size} events do not match the ${c.source} for that size: an event was edited, inserted, removed or reordered${edited ? '' : ' (stored hashes were recomputed to hide which)'}`,
+              edited?.leafIndex ?? null,
+              edited?.id ?? null,
+            );
+          }
+        }
       }
-      const { hash, ...rest } = event;
-      if (hashEvent(rest) !== hash)
-        return fail(event.seq, event.id, 'hash does not match the content (edited)');
-      prevHash = hash;
-      expectedSeq += 1;
-      count += 1;
     }
     if (rows.length < batch) break;
   }
-  if (!head) return fail(0, null, 'audit head row is missing');
-  if (headSeq !== count || head.hash !== prevHash) {
+  if (frontier.size < treeSize)
     return fail(
-      count + 1,
-      null,
-      `chain ends at event ${count} but the head records ${headSeq} (events removed)`,
+      `the tree has ${frontier.size} events but the latest signed head signs ${treeSize} (truncated)`,
+      frontier.size,
     );
-  }
-  // An event past the head is fine if an append committed it since (the head moves in the same
-  // transaction); otherwise it was written around Ferry.
-  const beyond = await db
-    .selectFrom('audit_events')
-    .select(['seq', 'id'])
-    .where('seq', '>', headSeq)
-    .orderBy('seq')
-    .limit(1)
-    .executeTakeFirst();
-  if (beyond) {
-    const now = await db.selectFrom('audit_head').select('seq').where('id', '=', 1).executeTakeFirst();
-    if (Number(now?.seq ?? 0) < Number(beyond.seq)) {
-      return fail(Number(beyond.seq), beyond.id, 'event after the head (not written by Ferry)');
+  if (frontier.size > treeSize)
+    return fail(
+      `events at leaf ${treeSize} and after are placed in the tree but no signed head covers them (not sealed by Ferry)`,
+      treeSize,
+    );
+  return result(null);
+}
+
+async function firstStaleLeaf(
+  db: Kysely<Database>,
+  upTo: number,
+): Promise<{ leafIndex: number; id: string } | null> {
+  let after = -1;
+  for (;;) {
+    const rows = await db
+      .selectFrom('audit_events')
+      .selectAll()
+      .where('leaf_index', '>', after)
+      .where('leaf_index', '<', upTo)
+      .orderBy('leaf_index')
+      .limit(2000)
+      .execute();
+    for (const row of rows) {
+      const e = eventFromRow(row);
+      if (leafHashOf(e) !== row.leaf_hash) return { leafIndex: e.leafIndex as number, id: e.id };
+      after = e.leafIndex as number;
     }
+    if (rows.length < 2000) return null;
   }
-  return { ok: true, events: count, headSeq, firstBad: null };
+}
+
+/** Stored subtree hashes: level 0 from the events, higher levels from audit_tree_nodes. */
+function storedSubtrees(db: Kysely<Database>): SubtreeHash {
+  return async (level, index) => {
+    if (level === 0) {
+      const row = await db
+        .selectFrom('audit_events')
+        .select('leaf_hash')
+        .where('leaf_index', '=', index)
+        .executeTakeFirst();
+      if (!row?.leaf_hash) throw new LedgerNotFound(`leaf ${index} is not in the tree`);
+      return Buffer.from(row.leaf_hash, 'hex');
+    }
+    const row = await db
+      .selectFrom('audit_tree_nodes')
+      .select('hash')
+      .where('level', '=', level)
+      .where('idx', '=', index)
+      .executeTakeFirst();
+    if (!row) throw new LedgerNotFound(`tree node ${level}/${index} is missing`);
+    return Buffer.from(row.hash, 'hex');
+  };
+}
+
+export class LedgerNotFound extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'LedgerNotFound';
+  }
+}
+
+async function headOfSize(db: Kysely<Database>, size?: number): Promise<SignedTreeHead> {
+  let q = db.selectFrom('audit_tree_heads').selectAll();
+  q = size === undefined ? q.orderBy('tree_size', 'desc').limit(1) : q.where('tree_size', '=', size);
+  const row = await q.executeTakeFirst();
+  if (!row)
+    throw new LedgerNotFound(
+      size === undefined ? 'no signed tree head yet' : `no signed head of size ${size}`,
+    );
+  return headFromRow(row);
+}
+
+/** An inclusion proof for one event against the latest signed head (or the head of `treeSize`). */
+export async function proveInclusion(
+  db: Kysely<Database>,
+  eventId: string,
+  options: { treeSize?: number; publicKey?: string } = {},
+): Promise<InclusionProof> {
+  const row = await db.selectFrom('audit_events').selectAll().where('id', '=', eventId).executeTakeFirst();
+  if (!row) throw new LedgerNotFound(`no audit event ${eventId}`);
+  const event = eventFromRow(row);
+  if (event.leafIndex === null)
+    throw new LedgerNotFound(`audit event ${eventId} is not sealed yet; try again in a second`);
+  const head = await headOfSize(db, options.treeSize);
+  if (event.leafIndex >= head.treeSize)
+    throw new LedgerNotFound(`audit event ${eventId} was sealed after the head of ${head.treeSize} events`);
+  const path = await inclusionPath(event.leafIndex, head.treeSize, storedSubtrees(db));
+  return {
+    format: 'ferry-audit-inclusion-proof/v1',
+    event: leafEventOf(event),
+    leafIndex: event.leafIndex,
+    path: path.map((h) => h.toString('hex')),
+    head,
+    ...(options.publicKey ? { publicKey: options.publicKey } : {}),
+  };
+}
+
+/** A consistency proof from the head of `fromSize` to the latest head (or the head of `toSize`). */
+export async function proveConsistency(
+  db: Kysely<Database>,
+  fromSize: number,
+  toSize?: number,
+): Promise<ConsistencyProof> {
+  const from = await headOfSize(db, fromSize);
+  const to = await headOfSize(db, toSize);
+  if (to.treeSize < from.treeSize)
+    throw new LedgerNotFound(`head ${to.treeSize} is older than head ${from.treeSize}`);
+  const path =
+    from.treeSize === 0 ? [] : await consistencyPath(from.treeSize, to.treeSize, storedSubtrees(db));
+  return { format: 'ferry-audit-consistency-proof/v1', from, to, path: path.map((h) => h.toString('hex')) };
 }

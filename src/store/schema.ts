@@ -54,6 +54,12 @@ export interface Database {
   recovery_codes: RecoveryCodesTable;
   token_sources: TokenSourcesTable;
   aws_identities: AwsIdentitiesTable;
+  audit_tree_nodes: AuditTreeNodesTable;
+  audit_tree_heads: AuditTreeHeadsTable;
+  audit_signing_keys: AuditSigningKeysTable;
+  audit_sequencer: AuditSequencerTable;
+  audit_exports: AuditExportsTable;
+  worker_instances: WorkerInstancesTable;
 }
 
 export interface UsersTable {
@@ -151,7 +157,8 @@ export interface ApiTokensTable {
 }
 
 export interface AuditEventsTable {
-  seq: number;
+  /** read order; from a sequence (PostgreSQL) or the rowid (SQLite), never from a shared row */
+  seq: Generated<number>;
   id: string;
   time: string;
   type: string;
@@ -161,8 +168,11 @@ export interface AuditEventsTable {
   ip: string | null;
   request_id: string | null;
   data: string; // JSON
-  prev_hash: string;
-  hash: string;
+  prev_hash: string; // '' since 0019; the hash chain of events written before it
+  hash: string; // since 0019: the leaf hash (as leaf_hash)
+  /** position in the Merkle tree, given by the sequencer; null until sealed */
+  leaf_index: number | null;
+  leaf_hash: string | null;
 }
 
 export interface AuditHeadTable {
@@ -621,4 +631,49 @@ export interface AwsIdentitiesTable {
   owner_key: string;
   user_name: string;
   created_at: string;
+}
+// The audit ledger (0019): Merkle tree nodes, signed heads, their keys, the sequencer's lease,
+// export progress per destination, and instance heartbeats.
+export interface AuditTreeNodesTable {
+  level: number;
+  idx: number;
+  hash: string;
+}
+
+export interface AuditTreeHeadsTable {
+  tree_size: number;
+  root_hash: string;
+  frontier: string; // JSON string[]
+  signed_at: string;
+  key_id: string;
+  signature: string;
+}
+
+export interface AuditSigningKeysTable {
+  id: string;
+  public_key: string;
+  private_key_sealed: string;
+  state: 'current' | 'retired';
+  created_at: string;
+}
+
+export interface AuditSequencerTable {
+  id: number;
+  holder: string | null;
+  lease_until: string | null;
+}
+
+export interface AuditExportsTable {
+  destination: string;
+  tree_size: number;
+  exported_at: string | null;
+  attempts: number;
+  next_attempt_at: string | null;
+  last_error: string | null;
+}
+
+export interface WorkerInstancesTable {
+  id: string;
+  started_at: string;
+  heartbeat_at: string;
 }

@@ -1,8 +1,10 @@
 import { generateKeyPairSync } from 'node:crypto';
 import * as jose from 'jose';
+import { sql } from 'kysely';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditContext } from '../../src/audit/actor.js';
+import { listAudit } from '../../src/audit/ledger.js';
 import { Browser, inputValue } from '../support/browserless.js';
 import { ENGINES } from '../support/db.js';
 import { startTestFerry, type TestFerry } from '../support/ferry.js';
@@ -326,6 +328,56 @@ describe.each(ENGINES)('OpenID provider on %s, driven by openid-client', (engine
     });
     expect(res.status).toBe(400);
     expect(res.text).toContain('not valid');
+  });
+
+  it('records every issued token before answering, and issues none when the record cannot be written', async () => {
+    const s = ferry.services;
+    const created = await s.oidcClients.create(ctx, { name: 'audited-pipeline', kind: 'workload' });
+    const wl = await oidc.discovery(
+      new URL(ferry.url),
+      created.client.clientId,
+      created.secret!,
+      undefined,
+      insecure,
+    );
+    const issuedEvents = () =>
+      listAudit(s.store.db, { type: 'oidc.token.issued', subject: `workload:${created.client.clientId}` });
+    expect((await oidc.clientCredentialsGrant(wl)).access_token).toBeTruthy();
+    // Already there when the response arrives: no waiting for a background write.
+    expect(await issuedEvents()).toHaveLength(1);
+    const db = s.store.db;
+    if (engine === 'sqlite')
+      await sql`create trigger ferry_test_no_audit before insert on audit_events begin select raise(abort, 'audit refused'); end`.execute(
+        db,
+      );
+    else {
+      await sql`create function ferry_test_no_audit() returns trigger language plpgsql as $$ begin raise exception 'audit refused'; end $$`.execute(
+        db,
+      );
+      await sql`create trigger ferry_test_no_audit before insert on audit_events for each row execute function ferry_test_no_audit()`.execute(
+        db,
+      );
+    }
+    try {
+      const res = await fetch(wl.serverMetadata().token_endpoint!, {
+        method: 'POST',
+        headers: {
+          authorization: `Basic ${Buffer.from(`${encodeURIComponent(created.client.clientId)}:${encodeURIComponent(created.secret!)}`).toString('base64')}`,
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body: 'grant_type=client_credentials',
+      });
+      expect(res.status).toBe(500);
+      const body = (await res.json()) as Record<string, unknown>;
+      expect(body).toMatchObject({ error: 'server_error' });
+      expect(body.access_token).toBeUndefined();
+    } finally {
+      await sql`drop trigger ferry_test_no_audit${engine === 'postgres' ? sql` on audit_events` : sql``}`.execute(
+        db,
+      );
+      if (engine === 'postgres') await sql`drop function ferry_test_no_audit()`.execute(db);
+    }
+    expect(await issuedEvents()).toHaveLength(1);
   });
 
   it('client credentials for a workload with a secret and with private_key_jwt; a wrong secret is invalid_client', async () => {

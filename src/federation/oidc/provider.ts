@@ -19,6 +19,9 @@ import { PROXY_CLIENT_ID } from './proxy-client.js';
 /** What counts as MFA is defined once (src/authn/amr.ts); the claims and device sign-in take acr from there. */
 export { ACR, acrOf } from '../../authn/amr.js';
 
+/** Where grant.success leaves the commit of its `oidc.token.issued` record for the response to await. */
+const ISSUED_AUDIT = Symbol('ferry.oidc.issuedAudit');
+
 /** The resource indicator (RFC 8707 wants an absolute URI) that asks for such a token. */
 export const STS_RESOURCE = 'https://sts.amazonaws.com';
 
@@ -335,11 +338,32 @@ export class OidcIssuer {
           appendAudit(trx, o.store.engine, o.clock, { actor: { type: 'anonymous' }, ...input }),
         )
         .catch((err: unknown) => this.onError(err, `audit ${input.type}`));
+    const recordIssued = (input: AuditInput) =>
+      o.store.db.transaction().execute((trx) => appendAudit(trx, o.store.engine, o.clock, input));
+    provider.use(async (ctx, next) => {
+      await next();
+      const pending = (ctx as unknown as Record<symbol, Promise<unknown> | undefined>)[ISSUED_AUDIT];
+      if (!pending) return;
+      try {
+        await pending;
+      } catch (err) {
+        // Every issued credential is recorded, or not issued: the token stays in this process.
+        this.onError(err, 'audit oidc.token.issued');
+        ctx.status = 500;
+        ctx.set('cache-control', 'no-store');
+        ctx.body = {
+          error: 'server_error',
+          error_description: 'the token could not be recorded, so it was not issued',
+        };
+      }
+    });
     provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
       const client = ctx.oidc.client?.clientId ?? null;
       const token = ctx.oidc.entities.AccessToken ?? ctx.oidc.entities.ClientCredentials;
       const accountId = ctx.oidc.entities.AccessToken?.accountId ?? null;
-      void audit({
+      // Recorded before the response leaves (see the middleware below): a token whose record did not
+      // commit is never sent.
+      (ctx as unknown as Record<symbol, Promise<unknown>>)[ISSUED_AUDIT] = recordIssued({
         type: 'oidc.token.issued',
         outcome: 'success',
         actor: accountId

@@ -71,8 +71,11 @@ describe.each(ENGINES)('ServiceProviders on %s', (engine) => {
     await store.db.deleteFrom('service_providers').execute();
     clock = new ManualClock('2026-03-01T09:00:00.000Z');
     sps = new ServiceProviders(store, clock);
-    const head = await store.db.selectFrom('audit_head').select('seq').executeTakeFirstOrThrow();
-    auditSeqBefore = Number(head.seq);
+    const last = await store.db
+      .selectFrom('audit_events')
+      .select((eb) => eb.fn.max('seq').as('seq'))
+      .executeTakeFirst();
+    auditSeqBefore = Number(last?.seq ?? 0);
   });
 
   const auditOf = async (type: string, subject: string) =>

@@ -15,6 +15,7 @@ import * as secretsAtRest from './0013_secrets_at_rest.js';
 import * as awsIdentities from './0014_aws_identities.js';
 import * as scimLanes from './0015_scim_lanes.js';
 import * as samlRequests from './0017_saml_requests.js';
+import * as auditLedger from './0019_audit_ledger.js';
 
 /** Every migration, in order. Add new ones at the end; never edit one that has shipped. */
 export const migrations: Record<string, Migration> = {
@@ -34,4 +35,5 @@ export const migrations: Record<string, Migration> = {
   '0014_aws_identities': awsIdentities,
   '0015_scim_lanes': scimLanes,
   '0017_saml_requests': samlRequests,
+  '0019_audit_ledger': auditLedger,
 };
