@@ -53,7 +53,14 @@ export function registerProxyCommands(program: Command): Command {
     .action(async function (
       this: Command,
       name: string,
-      opts: { upstream: string; url: string; group?: string[]; open?: boolean; closed?: boolean; json?: boolean },
+      opts: {
+        upstream: string;
+        url: string;
+        group?: string[];
+        open?: boolean;
+        closed?: boolean;
+        json?: boolean;
+      },
     ) {
       if (opts.open && opts.closed) throw new Error('--open and --closed contradict each other');
       const a = await clientOf(this).request<ProxyApp>('PUT', `/api/v1/proxy/apps/${enc(name)}`, {

@@ -162,7 +162,9 @@ export class ProxyApps {
             url,
             openToAll,
             ...(existing
-              ? { previous: { upstream: existing.upstream_url, url: existing.public_url, openToAll: wasOpen } }
+              ? {
+                  previous: { upstream: existing.upstream_url, url: existing.public_url, openToAll: wasOpen },
+                }
               : {}),
           },
         });
