@@ -100,8 +100,9 @@ export class AccessDecider {
 
   /**
    * An app with no group assigned is open to every active user unless its registry says it is closed
-   * (SAML service providers registered since 0017 are, unless configured open); once a group is
-   * assigned, only its members may reach it, and workloads only when it stays open.
+   * (SAML service providers registered since 0017 and proxied apps since 0020 are, unless configured
+   * open); once a group is assigned, only its members may reach it, and workloads only when it stays
+   * open.
    */
   private async decideApp(principal: Principal, target: Extract<Target, { kind: 'app' }>): Promise<Decision> {
     const name = formatTarget(target);

@@ -248,7 +248,7 @@ export function createServices(
   const access = new AccessDecider(accounts, assignments, sshLogins, {
     sshMaxDuration: Math.round(config.ssh.certificateLifetime / 1000),
     appAssignments,
-    appOpenness: [(name) => serviceProviders.openToAll(name)],
+    appOpenness: [(name) => serviceProviders.openToAll(name), (name) => proxyApps.openToAll(name)],
     activations,
     policies: conditionalAccess,
   });

@@ -94,8 +94,10 @@ export const tenantSchema = z
             name: z.string().min(1).max(63),
             upstream: z.string().min(1),
             url: z.string().min(1),
-            /** groups that may use it; none = every active user */
+            /** groups that may use it; none = nobody, unless openToAll */
             groups: z.array(z.string().min(1)).default([]),
+            /** open to every active user while no group is assigned; omitted: false for a new app, unchanged otherwise */
+            openToAll: z.boolean().optional(),
           })
           .strict(),
       )
@@ -335,7 +337,7 @@ export async function applyTenant(
     else {
       const lower = (names: string[]) => [...new Set(names.map((g) => g.toLowerCase()))].sort().join(',');
       const groupsChanged = lower(current.groups) !== lower(a.groups);
-      const d = diff(current, wanted);
+      const d = diff(current, { ...wanted, openToAll: a.openToAll });
       if (!d && !groupsChanged) continue;
       changes.push({
         action: 'update',
@@ -346,7 +348,12 @@ export async function applyTenant(
           .join(', '),
       });
     }
-    if (!dryRun) await services.proxyApps.set(ctx, a.name, { ...wanted, groups });
+    if (!dryRun)
+      await services.proxyApps.set(ctx, a.name, {
+        ...wanted,
+        groups,
+        ...(a.openToAll !== undefined ? { openToAll: a.openToAll } : {}),
+      });
   }
 
   const wantedEligibilities = new Set<string>();

@@ -18,7 +18,7 @@ describe.each(ENGINES)('proxied apps and app assignments on %s', (engine) => {
     await ferry?.close();
   });
 
-  it('opens an app to every active user until a group is assigned, then only to its members', async () => {
+  it('closes a new app with no group to everyone, opens it when configured open, then only to its groups', async () => {
     const s = ferry.services;
     const devs = await s.groups.create(ctx, { displayName: 'Dash-Devs' });
     const ops = await s.groups.create(ctx, { displayName: 'Dash-Ops' });
@@ -28,12 +28,39 @@ describe.each(ENGINES)('proxied apps and app assignments on %s', (engine) => {
     const who = (id: string) => principalOf(s.store.db, id, null);
     const target = { kind: 'app' as const, name: 'dash' };
 
-    await s.proxyApps.set(ctx, 'dash', {
+    const added = await s.proxyApps.set(ctx, 'dash', {
       upstream: 'http://10.0.0.5:3000/',
       url: 'https://dash.apps.example/',
       groups: [],
     });
-    expect((await s.access.decide(await who(outsider.id), target, browser)).effect).toBe('allow');
+    expect(added.app.openToAll).toBe(false);
+    for (const id of [dev.id, outsider.id])
+      expect(await s.access.decide(await who(id), target, browser)).toEqual({
+        effect: 'deny',
+        reasons: [
+          {
+            source: 'assignment',
+            message:
+              'app:dash is assigned to no group and is not open to all users; an administrator must assign it',
+          },
+        ],
+      });
+
+    // Configured open: every signed-in, active person may use it while no group is assigned.
+    const opened = await s.proxyApps.set(ctx, 'dash', {
+      upstream: 'http://10.0.0.5:3000',
+      url: 'https://dash.apps.example',
+      groups: [],
+      openToAll: true,
+    });
+    expect(opened).toMatchObject({ changed: true, app: { openToAll: true } });
+    const open = await s.access.decide(await who(outsider.id), target, browser);
+    expect(open).toMatchObject({
+      effect: 'allow',
+      reasons: [{ message: 'app:dash is open to all active users' }],
+    });
+    const updated = await listAudit(s.store.db, { type: 'proxy-app.updated', subject: 'app:dash' });
+    expect(updated.at(-1)!.data).toMatchObject({ openToAll: true, previous: { openToAll: false } });
 
     const { app, created } = await s.proxyApps.set(ctx, 'dash', {
       upstream: 'http://10.0.0.5:3000',
@@ -82,10 +109,17 @@ describe.each(ENGINES)('proxied apps and app assignments on %s', (engine) => {
     expect(await s.proxyApps.byHost('DASH.apps.example')).toMatchObject({ name: 'dash' });
     expect(await s.proxyApps.byHost('other.apps.example')).toBeNull();
 
-    // Removing the app removes its assignments: a later app of the same name starts open.
+    // Removing the app removes its assignments: a later app of the same name starts closed again.
     await s.proxyApps.remove(ctx, 'dash');
     expect(await s.appAssignments.groupsOf('dash')).toEqual([]);
     await expect(s.proxyApps.get('dash')).rejects.toThrow('not found');
+    await s.proxyApps.set(ctx, 'dash', {
+      upstream: 'http://10.0.0.5:3000',
+      url: 'https://dash.apps.example',
+      groups: [],
+    });
+    expect((await s.access.decide(await who(dev.id), target, browser)).effect).toBe('deny');
+    await s.proxyApps.remove(ctx, 'dash');
   });
 
   it('refuses names, URLs and origins it cannot serve', async () => {
@@ -153,7 +187,7 @@ describe.each(ENGINES)('proxied apps in the tenant file on %s', (engine) => {
 
     const moved = {
       ...doc,
-      proxyApps: [{ ...doc.proxyApps[0]!, upstream: 'http://10.0.3.8:3000', groups: [] }],
+      proxyApps: [{ ...doc.proxyApps[0]!, upstream: 'http://10.0.3.8:3000', groups: [], openToAll: true }],
     };
     const update = await apply(moved);
     expect(update.body.changes).toEqual([
@@ -161,10 +195,14 @@ describe.each(ENGINES)('proxied apps in the tenant file on %s', (engine) => {
         action: 'update',
         kind: 'proxy-app',
         name: 'grafana',
-        detail: 'upstream: "http://10.0.3.7:3000" → "http://10.0.3.8:3000", groups: Grafana-Users → ',
+        detail:
+          'upstream: "http://10.0.3.7:3000" → "http://10.0.3.8:3000", openToAll: false → true, groups: Grafana-Users → ',
       },
     ]);
-    expect((await ferry.services.proxyApps.get('grafana')).groups).toEqual([]);
+    expect(await ferry.services.proxyApps.get('grafana')).toMatchObject({ groups: [], openToAll: true });
+    // Leaving openToAll out of the file keeps what the app has.
+    const { openToAll: _, ...unsaid } = moved.proxyApps[0]!;
+    expect((await apply({ ...doc, proxyApps: [unsaid] })).body.changes).toEqual([]);
 
     const pruned = await apply({ groups: doc.groups }, { prune: true });
     expect(pruned.body.changes).toContainEqual({ action: 'delete', kind: 'proxy-app', name: 'grafana' });

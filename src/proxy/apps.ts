@@ -14,8 +14,10 @@ export interface ProxyApp {
   upstream: string;
   /** the origin people open, e.g. https://grafana.apps.example.com; the proxy routes by its Host */
   url: string;
-  /** names of the groups that may use it; empty = every active user */
+  /** names of the groups that may use it; empty = nobody, unless openToAll */
   groups: string[];
+  /** while no group is assigned: every active user may use it (true) or nobody (false) */
+  openToAll: boolean;
   createdAt: string;
   updatedAt: string;
   createdBy: string;
@@ -25,6 +27,8 @@ export interface ProxyAppInput {
   upstream: string;
   url: string;
   groups: PrincipalRef[];
+  /** open to every active user while no group is assigned; omitted: false for a new app, unchanged otherwise */
+  openToAll?: boolean;
 }
 
 export const APP_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -120,6 +124,8 @@ export class ProxyApps {
         .where('name', '=', name)
         .executeTakeFirst();
       const now = iso(this.clock.now());
+      const openToAll = input.openToAll ?? (existing ? Number(existing.open_to_all) === 1 : false);
+      const wasOpen = existing ? Number(existing.open_to_all) === 1 : undefined;
       let changed = false;
       if (!existing) {
         await trx
@@ -131,13 +137,14 @@ export class ProxyApps {
             created_at: now,
             updated_at: now,
             created_by: actorName(ctx.actor),
+            open_to_all: openToAll ? 1 : 0,
           })
           .execute();
         changed = true;
-      } else if (existing.upstream_url !== upstream || existing.public_url !== url) {
+      } else if (existing.upstream_url !== upstream || existing.public_url !== url || wasOpen !== openToAll) {
         await trx
           .updateTable('proxy_apps')
-          .set({ upstream_url: upstream, public_url: url, updated_at: now })
+          .set({ upstream_url: upstream, public_url: url, open_to_all: openToAll ? 1 : 0, updated_at: now })
           .where('name', '=', name)
           .execute();
         changed = true;
@@ -153,13 +160,28 @@ export class ProxyApps {
           data: {
             upstream,
             url,
-            ...(existing ? { previous: { upstream: existing.upstream_url, url: existing.public_url } } : {}),
+            openToAll,
+            ...(existing
+              ? {
+                  previous: { upstream: existing.upstream_url, url: existing.public_url, openToAll: wasOpen },
+                }
+              : {}),
           },
         });
       const groupsChanged = await this.appAssignments.replace(trx, ctx, name, input.groups);
       return { created: !existing, changed: changed || groupsChanged };
     });
     return { app: await this.get(name), ...result };
+  }
+
+  /** For decide(): whether `app:<name>` is open to all while no group is assigned (undefined: no such app). */
+  async openToAll(name: string): Promise<boolean | undefined> {
+    const row = await this.store.db
+      .selectFrom('proxy_apps')
+      .select('open_to_all')
+      .where('name', '=', name)
+      .executeTakeFirst();
+    return row ? Number(row.open_to_all) === 1 : undefined;
   }
 
   async remove(ctx: AuditContext, name: string): Promise<ProxyApp> {
@@ -188,6 +210,7 @@ export class ProxyApps {
       upstream: r.upstream_url,
       url: r.public_url,
       groups: groups.map((g) => g.name),
+      openToAll: Number(r.open_to_all) === 1,
       createdAt: r.created_at,
       updatedAt: r.updated_at,
       createdBy: r.created_by,

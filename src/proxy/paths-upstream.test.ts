@@ -44,6 +44,7 @@ describe('proxy paths reach the upstream canonical, inside the app’s base', ()
       upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/base`,
       url: `http://${host}`,
       groups: [],
+      openToAll: true,
     });
     const created = await s.oidcClients.create(ctx, { name: 'paths-test', kind: 'workload' });
     const res = await fetch(`${ferry.url}/oidc/token`, {

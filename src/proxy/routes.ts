@@ -18,7 +18,12 @@ export const ProxyAppSchema = Type.Object({
   name: Type.String(),
   upstream: Type.String({ description: 'where requests go, e.g. http://10.0.3.7:3000' }),
   url: Type.String({ description: 'the origin people open; the proxy routes by its host' }),
-  groups: Type.Array(Type.String(), { description: 'groups that may use it; empty = every active user' }),
+  groups: Type.Array(Type.String(), {
+    description: 'groups that may use it; empty = nobody, unless openToAll',
+  }),
+  openToAll: Type.Boolean({
+    description: 'while no group is assigned: every active user may use it (true) or nobody (false)',
+  }),
   createdAt: Type.String(),
   updatedAt: Type.String(),
   createdBy: Type.String(),
@@ -28,6 +33,12 @@ const ProxyAppBody = Type.Object(
     upstream: Type.String({ minLength: 1, maxLength: 2048 }),
     url: Type.String({ minLength: 1, maxLength: 2048 }),
     groups: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { maxItems: 100 })),
+    openToAll: Type.Optional(
+      Type.Boolean({
+        description:
+          'open to every active user while no group is assigned; omitted: false for a new app, unchanged otherwise',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -84,6 +95,7 @@ export const proxyAppsApi: FastifyPluginAsync<ProxyAppsApiOptions> = async (app,
         upstream: req.body.upstream,
         url: req.body.url,
         groups,
+        ...(req.body.openToAll !== undefined ? { openToAll: req.body.openToAll } : {}),
       });
       return reply.code(created ? 201 : 200).send(saved);
     },

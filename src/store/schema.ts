@@ -359,6 +359,8 @@ export interface ProxyAppsTable {
   created_at: string;
   updated_at: string;
   created_by: string;
+  /** 0/1: reachable by every active user while no group is assigned (0020; earlier apps were set to 1) */
+  open_to_all: number;
 }
 
 export interface AppAssignmentsTable {

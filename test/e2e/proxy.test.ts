@@ -332,6 +332,55 @@ describe.each(ENGINES)('identity-aware proxy on %s', (engine) => {
     expect(unknownHost.status).toBe(404);
   });
 
+  it('refuses everyone an app added with no group, until it is added open (CLI)', async () => {
+    const host = `closed.example:${new URL(proxyUrl).port}`;
+    const admin = { FERRY_TOKEN: ferry.adminToken, HOME: home };
+    const add = (...flags: string[]) =>
+      runFerry(
+        [
+          '--server',
+          ferry.url,
+          'proxy',
+          'apps',
+          'add',
+          'closed',
+          '--upstream',
+          upstream.url,
+          '--url',
+          `http://${host}`,
+          ...flags,
+        ],
+        { cwd: home, env: admin },
+      );
+    const added = await add();
+    expect(added.stderr).toBe('');
+    expect(added.stdout).toContain('(nobody (no group assigned; not open))');
+    const before = upstream.seen.length;
+    const res = await viaProxy(proxyUrl, host, '/', {
+      headers: { authorization: `Bearer ${developerToken}`, accept: 'application/json' },
+    });
+    expect(res.status).toBe(403);
+    expect((JSON.parse(res.body) as { detail: string }).detail).toBe(
+      'you may not use closed: app:closed is assigned to no group and is not open to all users; an administrator must assign it',
+    );
+    expect(upstream.seen.length).toBe(before);
+    const denied = await listAudit(ferry.services.store.db, {
+      type: 'proxy.request.denied',
+      subject: 'app:closed',
+    });
+    expect(denied.at(-1)).toMatchObject({ outcome: 'failure', actor: { name: DEVELOPER } });
+    expect(JSON.stringify(denied.at(-1)!.data)).toContain('assigned to no group');
+
+    const opened = await add('--open');
+    expect(opened.stdout).toContain('(every active user)');
+    const allowed = await viaProxy(proxyUrl, host, '/open', {
+      headers: { authorization: `Bearer ${developerToken}` },
+    });
+    expect(allowed.status).toBe(200);
+    expect(upstream.seen.length).toBe(before + 1);
+    await ferry.services.proxyApps.remove(ctx, 'closed');
+  });
+
   it('signs the identity header so it verifies with Ferry’s JWKS, and only for this app', async () => {
     await viaProxy(proxyUrl, dashHost, '/whoami', { headers: { authorization: `Bearer ${developerToken}` } });
     const jwt = lastSeen().headers['x-ferry-identity'] as string;
@@ -496,6 +545,7 @@ describe.each(ENGINES)('identity-aware proxy on %s', (engine) => {
       upstream: 'http://127.0.0.1:9',
       url: `http://[::1]:${port}`,
       groups: [],
+      openToAll: true,
     });
     const res = await viaProxy(proxyUrl, `[::1]:${port}`, '/', {
       headers: { authorization: `Bearer ${developerToken}` },
