@@ -126,7 +126,14 @@ export function registerOperatorCommands(program: Command): void {
       await withStore(opts.config, async (store, config) => {
         const { verifyLedger } = await import('../audit/verify.js');
         const result = await verifyLedger(store.db, { keys: await trustedKeys(store, config, undefined) });
-        if (result.ok) process.stdout.write(`audit ledger intact: ${result.events} events\n`);
+        if (result.ok)
+          process.stdout.write(
+            `audit ledger intact: ${result.events} sealed events${
+              result.unsealed
+                ? `, ${result.unsealed} not sealed yet (the server seals them when it starts)`
+                : ''
+            }\n`,
+          );
         else {
           const bad = result.firstBad!;
           process.stdout.write(

@@ -178,7 +178,12 @@ describe.each(ENGINES)('ferry backup and ferry restore on %s', (engine) => {
     expect(refused.stderr).toContain('--force');
     const restored = await runFerry(['restore', backup, '--force'], { cwd: dir, env });
     expect(restored.code, restored.stderr).toBe(0);
-    expect(restored.stdout).toMatch(/audit trail intact: [1-9]\d* events/);
+    // Events written by operator commands alone are not sealed yet (no server ran): both count.
+    const intact = /audit ledger intact: (\d+) sealed events(?:, (\d+) not sealed yet)?/.exec(
+      restored.stdout,
+    );
+    expect(intact, restored.stdout).not.toBeNull();
+    expect(Number(intact![1]) + Number(intact![2] ?? 0)).toBeGreaterThan(0);
     expect(await tokenNames(database.url)).toEqual(['before-1', 'before-2']);
     const verify = await runFerry(['audit', 'verify'], { cwd: dir, env });
     expect(verify.code, verify.stdout).toBe(0);
