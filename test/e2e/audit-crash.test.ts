@@ -102,10 +102,10 @@ describe.each(ENGINES)('audit sealing survives kill -9 on %s', (engine) => {
       }
     })();
     await waitFor(
-      'the sequencer to be part-way through the backlog',
+      'the sequencer to be part-way through the backlog, with a write acknowledged meanwhile',
       async () => {
         const c = await counts();
-        return c.sealed >= 1_000 && c.sealed < BACKLOG;
+        return acknowledged.length > 0 && c.sealed >= 1_000 && c.sealed < BACKLOG;
       },
       { timeoutMs: 60_000, intervalMs: 5 },
     );
