@@ -5,6 +5,7 @@ import { registerAwsCommands } from '../cli/aws-commands.js';
 import { ApiError, ServerUnreachable } from '../cli/client.js';
 import { registerClientCommands } from '../cli/commands.js';
 import { UsageError } from '../cli/context.js';
+import { registerExecCommands } from '../cli/exec-commands.js';
 import { registerLoginCommands } from '../cli/login-commands.js';
 import { registerOidcCommands } from '../cli/oidc-commands.js';
 import { lines, note, t } from '../cli/output.js';
@@ -34,6 +35,7 @@ export async function main(argv: string[]): Promise<number> {
   registerSamlCommands(program);
   registerLoginCommands(program);
   registerAwsCommands(program);
+  registerExecCommands(program);
   registerOidcCommands(program);
   // The migration planner loads the AWS SDK and the policy simulator (≈150 ms): only for the commands
   // that may need it, so `ferry creds` as a credential_process starts fast.
