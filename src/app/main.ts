@@ -61,7 +61,7 @@ export async function main(argv: string[]): Promise<number> {
 function report(err: unknown): number {
   const native = nativeModuleProblem(err);
   if (native) {
-    process.stderr.write(`ferry: ${native}\n`);
+    note(t`ferry: ${lines(native)}\n`);
     return 1;
   }
   if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
