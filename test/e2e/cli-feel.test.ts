@@ -185,4 +185,38 @@ describe('a CLI that feels like aws-vault, Granted and tsh', () => {
     ]);
     expect(both.code).toBe(2);
   }, 60_000);
+
+  it('ferry completion bash prints a script bash loads, completing commands, subcommands and options from the program', async () => {
+    const script = join(home, 'ferry.bash');
+    const res = await sh(
+      `ferry completion bash > ${script} && bash -n ${script} && source ${script} && complete -p ferry
+complete_words() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMPREPLY=(); _ferry; echo "\${COMPREPLY[*]}"; }
+complete_words ferry ex
+complete_words ferry aws co
+complete_words ferry --server http://x users list --j
+complete_words ferry console --p
+complete_words ferry exec ferry-account1-developer -- a`,
+      env,
+    );
+    expect(res.stderr).toBe('');
+    expect(res.stdout.split('\n')).toEqual([
+      'complete -o default -F _ferry ferry',
+      'exec',
+      'config',
+      '--json',
+      '--profile --print',
+      '',
+      '',
+    ]);
+    for (const shell of ['zsh', 'fish']) {
+      const printed = await ferryCli(['completion', shell]);
+      expect(printed.code).toBe(0);
+      expect(printed.stdout).toContain(
+        shell === 'zsh'
+          ? 'complete -o default -F _ferry ferry'
+          : "complete -c ferry -n '__ferry_at ferry aws' -a config",
+      );
+    }
+    expect((await ferryCli(['completion', 'csh'])).code).toBe(2);
+  }, 60_000);
 });
