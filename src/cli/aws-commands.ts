@@ -190,13 +190,13 @@ export function registerAwsCommands(program: Command): void {
       opts: { account: string; role: string; duration?: string; format: string; cache: boolean },
     ) {
       if (!['credential_process', 'env', 'json'].includes(opts.format)) {
-        throw new Error(`--format must be credential_process, env or json, not ${opts.format}`);
+        throw new UsageError(`--format must be credential_process, env or json, not ${opts.format}`);
       }
       let durationSeconds: number | undefined;
       if (opts.duration !== undefined) {
         const ms = parseDuration(opts.duration);
         if (ms === null || ms < 900_000 || ms > 43_200_000) {
-          throw new Error('--duration must be between 15m and 12h (e.g. 1h)');
+          throw new UsageError('--duration must be between 15m and 12h (e.g. 1h)');
         }
         durationSeconds = Math.round(ms / 1000);
       }

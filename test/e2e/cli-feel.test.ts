@@ -1,14 +1,16 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createTlsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AuditContext } from '../../src/audit/actor.js';
 import { ensureDemoAwsAccount } from '../../src/aws/demo-account.js';
 import { setupSamlAccount } from '../../src/aws/saml-setup.js';
 import { startTestFerry, type TestFerry } from '../support/ferry.js';
 import { type LocalAws, startLocalAws } from '../support/local-aws.js';
-import { FERRY_BIN, runFerry } from '../support/process.js';
+import { FERRY_BIN, freePort, runFerry } from '../support/process.js';
 
 const ctx: AuditContext = { actor: { type: 'operator', name: 'e2e' } };
 const ACCOUNT = '123456789012';
@@ -218,5 +220,158 @@ complete_words ferry exec ferry-account1-developer -- a`,
       );
     }
     expect((await ferryCli(['completion', 'csh'])).code).toBe(2);
+  }, 60_000);
+
+  it('an unreachable server names the URL, the reason and what to do', async () => {
+    const port = await freePort();
+    const refused = await runFerry(['--server', `http://127.0.0.1:${port}`, 'users', 'list'], {
+      cwd: home,
+      env,
+    });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(
+      `cannot reach Ferry at http://127.0.0.1:${port}: connection refused (ECONNREFUSED)`,
+    );
+    expect(refused.stderr).toContain('ferry serve');
+    const dns = await runFerry(['--server', 'http://ferry.invalid', 'users', 'list'], { cwd: home, env });
+    expect(dns.code).toBe(1);
+    expect(dns.stderr).toMatch(
+      /cannot reach Ferry at http:\/\/ferry\.invalid: the name ferry\.invalid does not resolve \(DNS (ENOTFOUND|EAI_AGAIN)\)/,
+    );
+    const plain = await runFerry(['--server', ferry.url.replace('http:', 'https:'), 'users', 'list'], {
+      cwd: home,
+      env,
+    });
+    expect(plain.code).toBe(1);
+    expect(plain.stderr).toContain('does not speak TLS');
+    // a server whose certificate no one here trusts
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-e2e-feel-tls-'));
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+    const server = createTlsServer(
+      { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) },
+      (_req, res) => res.end('{}'),
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const untrusted = await runFerry(['--server', url, 'users', 'list'], { cwd: home, env });
+      expect(untrusted.code).toBe(1);
+      expect(untrusted.stderr).toContain(`cannot reach Ferry at ${url}: TLS failed`);
+      expect(untrusted.stderr).toContain('NODE_EXTRA_CA_CERTS');
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('signed out, a command says the exact ferry login command; usage errors exit 2', async () => {
+    const signedOut = { ...env, FERRY_CONFIG_DIR: join(home, 'nobody') };
+    const res = await sh(`ferry exec ferry-account1-developer -- true`, signedOut);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain(`run \`ferry login --server ${ferry.url}\``);
+    expect((await ferryCli(['users', 'list', '--no-such-option'])).code).toBe(2);
+    expect(
+      (await ferryCli(['creds', '--account', ACCOUNT, '--role', 'Developer', '--format', 'xml'])).code,
+    ).toBe(2);
+    expect((await ferryCli(['audit', 'export', '--since', 'yesterday'])).code).toBe(2);
+  }, 60_000);
+
+  it('a broken pipe ends the command quietly with status 0', async () => {
+    const admin = { ...env, FERRY_TOKEN: ferry.adminToken };
+    // more than a pipe holds (64 KiB), so the writes after `head` has gone meet EPIPE
+    for (let i = 0; i < 600; i++) {
+      await ferry.services.users.create(ctx, {
+        userName: `pipe-${i}-${'x'.repeat(60)}@contoso.example`,
+        displayName: 'y'.repeat(80),
+      });
+    }
+    const list = await sh(`ferry users list | head -1; echo "status=\${PIPESTATUS[0]}"`, admin);
+    expect(list.stderr).toBe('');
+    expect(list.stdout).toMatch(/^USERNAME +DISPLAYNAME.*\nstatus=0\n$/);
+    const tail = spawn(
+      'bash',
+      [
+        '-c',
+        `${JSON.stringify(process.execPath)} ${JSON.stringify(FERRY_BIN)} audit tail -f -n 1 | head -1; echo "status=\${PIPESTATUS[0]}"`,
+      ],
+      {
+        env: { PATH: process.env.PATH ?? '', ...admin },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    tail.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    tail.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const closed = new Promise<number | null>((resolve) => tail.once('close', resolve));
+    await vi.waitFor(() => expect(stdout).toContain('\n'), { timeout: 20_000 });
+    // head has gone; the next event ferry prints meets the closed pipe
+    await vi.waitFor(
+      async () => {
+        await ferry.services.users.create(ctx, { userName: `after-${Date.now()}@contoso.example` });
+        expect(stdout).toContain('status=');
+      },
+      { timeout: 20_000, interval: 1500 },
+    );
+    expect(await closed).toBe(0);
+    expect(stdout).toMatch(/status=0\n$/);
+    expect(stderr).toBe('');
+  }, 120_000);
+
+  it('ferry whoami tells the access token from the sign-in, and says when the sign-in is over', async () => {
+    const active = await ferryCli(['whoami']);
+    expect(active.code).toBe(0);
+    expect(active.stdout).toMatch(/Access token: +valid until \S+ \(\d+ min left\)/);
+    expect(active.stdout).toContain('Sign-in:       active; the access token is renewed automatically');
+    const copy = (name: string, edit: (login: Record<string, unknown>) => void) => {
+      const dir = join(home, name);
+      cpSync(env.FERRY_CONFIG_DIR!, dir, { recursive: true });
+      const file = join(dir, 'logins', readdirSync(join(dir, 'logins')).find((f) => f.endsWith('.json'))!);
+      const login = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+      edit(login);
+      writeFileSync(file, JSON.stringify(login));
+      return { ...env, FERRY_CONFIG_DIR: dir };
+    };
+    // the access token has run out but the sign-in lasts: whoami renews it, as any command would
+    const renewable = copy('renewable', (l) => (l.accessTokenExpiresAt = Date.now() - 1000));
+    const renewed = await ferryCli(['whoami', '--json'], undefined, renewable);
+    expect(renewed.code).toBe(0);
+    expect(JSON.parse(renewed.stdout)).toMatchObject({ accessTokenExpired: false, signedIn: true });
+    // no refresh token and the access token gone: the sign-in is over
+    const over = copy('over', (l) => {
+      l.accessTokenExpiresAt = Date.now() - 1000;
+      l.refreshToken = null;
+    });
+    const expired = await ferryCli(['whoami'], undefined, over);
+    expect(expired.code).toBe(1);
+    expect(expired.stdout).toContain(`Sign-in:       expired — run \`ferry login --server ${ferry.url}\``);
+    // the server refuses the refresh token (revoked, or the sign-in ended): the same truth
+    const revoked = copy('revoked', (l) => {
+      l.accessTokenExpiresAt = Date.now() - 1000;
+      l.refreshToken = 'not-a-refresh-token';
+    });
+    const refused = await ferryCli(['whoami', '--json'], undefined, revoked);
+    expect(refused.code).toBe(1);
+    expect(JSON.parse(refused.stdout)).toMatchObject({ accessTokenExpired: true, signedIn: false });
   }, 60_000);
 });
