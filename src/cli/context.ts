@@ -33,7 +33,10 @@ export function callerClientOf(cmd: Command): FerryClient {
     server,
     token: () => callerToken(server),
     ...(person
-      ? { unauthorized: () => new NotSignedIn(server, 'the server no longer accepts your sign-in') }
+      ? {
+          unauthorized: () =>
+            new NotSignedIn(server, 'the server refused your sign-in (ended or revoked); sign in again'),
+        }
       : {}),
   });
 }
