@@ -11,7 +11,8 @@ interface Node {
 
 /** Every command of the program, walked from the root; the program's own options apply everywhere. */
 export function commandTree(program: Command): Node[] {
-  const global = optionsOf(program);
+  // --version answers only on the program itself.
+  const global = optionsOf(program).filter((o) => o.flag !== '--version' && o.flag !== '-V');
   const nodes: Node[] = [];
   const walk = (cmd: Command, path: string) => {
     const subs = cmd.commands.filter((c) => !(c as unknown as { _hidden?: boolean })._hidden);
