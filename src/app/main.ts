@@ -4,7 +4,9 @@ import { registerAccessCommands } from '../cli/access-commands.js';
 import { registerAwsCommands } from '../cli/aws-commands.js';
 import { ApiError, ServerUnreachable } from '../cli/client.js';
 import { registerClientCommands } from '../cli/commands.js';
+import { registerCompletionCommand } from '../cli/completion.js';
 import { UsageError } from '../cli/context.js';
+import { registerExecCommands } from '../cli/exec-commands.js';
 import { registerLoginCommands } from '../cli/login-commands.js';
 import { registerOidcCommands } from '../cli/oidc-commands.js';
 import { lines, note, t } from '../cli/output.js';
@@ -34,11 +36,15 @@ export async function main(argv: string[]): Promise<number> {
   registerSamlCommands(program);
   registerLoginCommands(program);
   registerAwsCommands(program);
+  registerExecCommands(program);
   registerOidcCommands(program);
   // The migration planner loads the AWS SDK and the policy simulator (≈150 ms): only for the commands
   // that may need it, so `ferry creds` as a credential_process starts fast.
   const words = argv.slice(2);
-  if (words.length === 0 || words.some((w) => ['migrate', 'access', 'help', '--help', '-h'].includes(w))) {
+  if (
+    words.length === 0 ||
+    words.some((w) => ['migrate', 'access', 'help', '--help', '-h', 'completion'].includes(w))
+  ) {
     (await import('../cli/migrate-commands.js')).registerMigrateCommands(program);
   }
   registerPimCommands(program);
@@ -48,6 +54,7 @@ export async function main(argv: string[]): Promise<number> {
   registerProxyCommands(program);
   registerPolicyCommands(program);
   registerOperatorCommands(program);
+  registerCompletionCommand(program);
   try {
     await program.parseAsync(argv);
     return Number(process.exitCode ?? 0);
@@ -59,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
 function report(err: unknown): number {
   const native = nativeModuleProblem(err);
   if (native) {
-    process.stderr.write(`ferry: ${native}\n`);
+    note(t`ferry: ${lines(native)}\n`);
     return 1;
   }
   if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;

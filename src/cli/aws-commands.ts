@@ -12,15 +12,15 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { parseDuration } from '../duration.js';
-import { applyProfiles, type ManagedProfile } from './aws-config-file.js';
+import { applyProfiles, type ManagedProfile, profileSetting } from './aws-config-file.js';
 import { openBrowser } from './browser.js';
 import { readJson, writePrivateJson } from './config-dir.js';
-import { callerClientOf, serverOf } from './context.js';
+import { callerClientOf, serverOf, UsageError } from './context.js';
 import { credentialsDir } from './login-session.js';
 import { type Inert, json, note, out, printJson, t, table } from './output.js';
 
 /** As the server answers POST /api/v1/aws/credentials. */
-interface IssuedCredentials {
+export interface IssuedCredentials {
   accessKeyId: string;
   secretAccessKey: string;
   sessionToken: string;
@@ -34,7 +34,7 @@ interface IssuedCredentials {
   durationSeconds: number;
 }
 
-interface Entitlement {
+export interface Entitlement {
   accountId: string;
   accountAlias: string;
   roleName: string;
@@ -104,6 +104,78 @@ export function shellWord(word: string, platform: NodeJS.Platform = process.plat
   return `'${word.replace(/'/g, `'"'"'`)}'`;
 }
 
+/**
+ * Credentials for one role, from the cache while they have more than CREDENTIALS_REFRESH_MARGIN_MS
+ * left, else from the server (and cached): what `ferry creds`, `ferry exec` and `ferry env` print.
+ */
+export async function credentialsFor(
+  cmd: Command,
+  account: string,
+  role: string,
+  opts: { cache: boolean; durationSeconds?: number },
+): Promise<IssuedCredentials> {
+  const server = serverOf(cmd);
+  const file = cacheFile(server, account, role);
+  const cached = opts.cache ? readJson<IssuedCredentials>(file) : null;
+  if (cached && Date.parse(cached.expiration) - Date.now() > CREDENTIALS_REFRESH_MARGIN_MS) return cached;
+  const issued = await callerClientOf(cmd).request<IssuedCredentials>('POST', '/api/v1/aws/credentials', {
+    account,
+    role,
+    ...(opts.durationSeconds ? { durationSeconds: opts.durationSeconds } : {}),
+  });
+  writePrivateJson(file, issued);
+  return issued;
+}
+
+/** The AWS config file `ferry aws config` writes to. */
+export const awsConfigFile = (): string => process.env.AWS_CONFIG_FILE ?? join(homedir(), '.aws', 'config');
+
+/** One role named the way a person names it, with what the server and the AWS config file know of it. */
+export interface RoleTarget {
+  account: string;
+  role: string;
+  /** the account's local AWS endpoint (moto, LocalStack), as `ferry aws config` writes endpoint_url */
+  endpointUrl: string | null;
+  /** the region of its profile in the AWS config file, if it has one */
+  region: string | null;
+}
+
+/**
+ * `ferry-<alias>-<role>` (a profile name as `ferry aws config` writes it) or `account/role` (as
+ * `ferry creds --account --role` takes them), matched against the roles the server says you have.
+ */
+export async function resolveRole(cmd: Command, spec: string): Promise<RoleTarget> {
+  const { items } = await callerClientOf(cmd).get<{ items: Entitlement[] }>('/api/v1/aws/entitlements');
+  const slash = spec.indexOf('/');
+  let found: Entitlement | undefined;
+  let account: string;
+  let role: string;
+  if (slash > 0 && slash < spec.length - 1) {
+    account = spec.slice(0, slash);
+    role = spec.slice(slash + 1);
+    const lower = (s: string) => s.toLowerCase();
+    found = items.find(
+      (e) =>
+        (e.accountId === account || lower(e.accountAlias) === lower(account)) &&
+        lower(e.roleName) === lower(role),
+    );
+  } else {
+    found = items.find((e) => e.profile === spec.toLowerCase());
+    if (!found) {
+      const yours = items.map((e) => e.profile).join(', ') || 'none';
+      throw new UsageError(
+        `${spec} is not a profile of yours (yours: ${yours}); give a profile name or ACCOUNT/ROLE`,
+      );
+    }
+    account = found.accountId;
+    role = found.roleName;
+  }
+  const file = awsConfigFile();
+  const region =
+    found && existsSync(file) ? profileSetting(readFileSync(file, 'utf8'), found.profile, 'region') : null;
+  return { account, role, endpointUrl: found?.endpointUrl ?? null, region };
+}
+
 export function registerAwsCommands(program: Command): void {
   program
     .command('creds')
@@ -118,45 +190,42 @@ export function registerAwsCommands(program: Command): void {
       opts: { account: string; role: string; duration?: string; format: string; cache: boolean },
     ) {
       if (!['credential_process', 'env', 'json'].includes(opts.format)) {
-        throw new Error(`--format must be credential_process, env or json, not ${opts.format}`);
+        throw new UsageError(`--format must be credential_process, env or json, not ${opts.format}`);
       }
       let durationSeconds: number | undefined;
       if (opts.duration !== undefined) {
         const ms = parseDuration(opts.duration);
         if (ms === null || ms < 900_000 || ms > 43_200_000) {
-          throw new Error('--duration must be between 15m and 12h (e.g. 1h)');
+          throw new UsageError('--duration must be between 15m and 12h (e.g. 1h)');
         }
         durationSeconds = Math.round(ms / 1000);
       }
-      const server = serverOf(this);
-      const file = cacheFile(server, opts.account, opts.role);
-      const cached = opts.cache ? readJson<IssuedCredentials>(file) : null;
-      if (cached && Date.parse(cached.expiration) - Date.now() > CREDENTIALS_REFRESH_MARGIN_MS) {
-        out(render(cached, opts.format));
-        return;
-      }
-      const issued = await callerClientOf(this).request<IssuedCredentials>(
-        'POST',
-        '/api/v1/aws/credentials',
-        {
-          account: opts.account,
-          role: opts.role,
-          ...(durationSeconds ? { durationSeconds } : {}),
-        },
-      );
-      writePrivateJson(file, issued);
+      const issued = await credentialsFor(this, opts.account, opts.role, {
+        cache: opts.cache,
+        ...(durationSeconds ? { durationSeconds } : {}),
+      });
       out(render(issued, opts.format));
     });
 
   program
     .command('console')
     .description('open (or with --print, print) an AWS console sign-in for one role')
-    .requiredOption('--account <account>', 'AWS account id or alias')
-    .requiredOption('--role <role>', 'IAM role name')
+    .option('--account <account>', 'AWS account id or alias')
+    .option('--role <role>', 'IAM role name')
+    .option('--profile <profile>', 'the role of a profile `ferry aws config` wrote (or ACCOUNT/ROLE)')
     .option('--print', 'print the URL instead of opening a browser')
-    .action(async function (this: Command, opts: { account: string; role: string; print?: boolean }) {
+    .action(async function (
+      this: Command,
+      opts: { account?: string; role?: string; profile?: string; print?: boolean },
+    ) {
+      if (opts.profile ? opts.account || opts.role : !(opts.account && opts.role)) {
+        throw new UsageError('give either --profile, or --account and --role');
+      }
+      const { account, role } = opts.profile
+        ? await resolveRole(this, opts.profile)
+        : { account: opts.account!, role: opts.role! };
       const server = serverOf(this);
-      const url = `${server}/apps/aws-console?account=${encodeURIComponent(opts.account)}&role=${encodeURIComponent(opts.role)}`;
+      const url = `${server}/apps/aws-console?account=${encodeURIComponent(account)}&role=${encodeURIComponent(role)}`;
       if (opts.print || !openBrowser(url)) {
         out(t`${url}\n`);
         if (!opts.print) note(t`(open it in a browser signed in to Ferry)\n`);
@@ -194,7 +263,7 @@ export function registerAwsCommands(program: Command): void {
     .action(async function (this: Command, opts: { file?: string; region: string; dryRun?: boolean }) {
       const server = serverOf(this);
       const { items } = await callerClientOf(this).get<{ items: Entitlement[] }>('/api/v1/aws/entitlements');
-      const file = opts.file ?? process.env.AWS_CONFIG_FILE ?? join(homedir(), '.aws', 'config');
+      const file = opts.file ?? awsConfigFile();
       const before = existsSync(file) ? readFileSync(file, 'utf8') : '';
       const ferry = ferryCommand();
       const profiles: ManagedProfile[] = items.map((e) => ({

@@ -108,3 +108,13 @@ export function applyProfiles(text: string, server: string, profiles: ManagedPro
   changes.text = lines.length > 0 ? `${lines.join('\n')}\n` : '';
   return changes;
 }
+
+/** One setting of one profile (`region` of `[profile ferry-account1-developer]`), or null. */
+export function profileSetting(text: string, profile: string, key: string): string | null {
+  const section = parse(text).find((s) => s.name === profile);
+  for (const line of section?.lines ?? []) {
+    const m = /^\s*([\w.-]+)\s*=\s*(.*?)\s*$/.exec(line);
+    if (m && m[1] === key) return m[2]!;
+  }
+  return null;
+}

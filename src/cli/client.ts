@@ -12,23 +12,68 @@ export class ApiError extends Error {
 
 export class ServerUnreachable extends Error {
   constructor(server: string, cause: unknown) {
-    super(`cannot reach Ferry at ${server} (${reasonOf(cause)})`);
+    const { why, hint } = explain(server, cause);
+    super(`cannot reach Ferry at ${server}: ${why}\n${hint}`);
     this.name = 'ServerUnreachable';
   }
 }
 
-/** fetch() wraps the socket error ("fetch failed"); the useful part is the innermost code or message. */
-function reasonOf(err: unknown): string {
+/** The innermost error: fetch() wraps the socket's ("fetch failed"), which holds the useful code. */
+function rootOf(err: unknown): { code?: string; message?: string; name?: string } | undefined {
   let e = err as { cause?: unknown; code?: string; message?: string; name?: string } | undefined;
   while (e?.cause) e = e.cause as typeof e;
-  if (e?.name === 'TimeoutError') return 'no answer within 30 s';
-  return e?.code ?? e?.message ?? String(err);
+  return e;
+}
+
+const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_|ERR_TLS|ERR_SSL|EPROTO|HOSTNAME_MISMATCH/;
+
+/** Why the server could not be reached, in words, and what to do about it. */
+function explain(server: string, err: unknown): { why: string; hint: string } {
+  const e = rootOf(err);
+  const code = e?.code ?? '';
+  const host = URL.canParse(server) ? new URL(server).hostname : server;
+  const check = 'check --server, $FERRY_SERVER or the server of your last `ferry login`';
+  if (e?.name === 'TimeoutError')
+    return {
+      why: 'no answer within 30 s',
+      hint: `hint: is the server overloaded or behind a firewall? ${check}`,
+    };
+  if (code === 'ECONNREFUSED')
+    return {
+      why: 'connection refused (ECONNREFUSED): nothing listens on that port',
+      hint: `hint: start the server (ferry serve) or ${check}`,
+    };
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+    return {
+      why: `the name ${host} does not resolve (DNS ${code})`,
+      hint: `hint: check the spelling and your network or VPN; ${check}`,
+    };
+  if (code === 'ECONNRESET' || code === 'EPIPE')
+    return {
+      why: `the connection was closed (${code})`,
+      hint: 'hint: an https:// server answered plain http (or the other way round)? a proxy in between?',
+    };
+  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ETIMEDOUT')
+    return { why: `no route to ${host} (${code})`, hint: 'hint: check your network or VPN' };
+  if (/wrong version number|packet length too long/i.test(e?.message ?? ''))
+    return {
+      why: `TLS failed: the server there does not speak TLS (${code || e?.message})`,
+      hint: 'hint: use http:// for this server, or the port where it serves https',
+    };
+  if (TLS_CODES.test(code) || /certificate|TLS|SSL/i.test(e?.message ?? ''))
+    return {
+      why: `TLS failed: ${e?.message ?? code}${code && !(e?.message ?? '').includes(code) ? ` (${code})` : ''}`,
+      hint: `hint: if ${host} uses your own certificate authority, point NODE_EXTRA_CA_CERTS at its PEM file; if the name differs from the certificate's, use the name the certificate holds`,
+    };
+  return { why: code || e?.message || String(err), hint: `hint: ${check}` };
 }
 
 export interface ClientOptions {
   server: string;
   /** a bearer token, or how to get one when the first request is made */
   token?: string | (() => Promise<string>);
+  /** the error for a 401 (the signed-in person's token refused: say how to sign in again) */
+  unauthorized?: () => Error;
 }
 
 export class FerryClient {
@@ -56,6 +101,7 @@ export class FerryClient {
     }
     const text = await res.text();
     const parsed = text ? safeJson(text) : null;
+    if (res.status === 401 && this.options.unauthorized) throw this.options.unauthorized();
     if (!res.ok) throw new ApiError(res.status, parsed as { title?: string; detail?: string } | null);
     return parsed as T;
   }

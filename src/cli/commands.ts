@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { clientOf, collect, enc } from './context.js';
+import { clientOf, collect, enc, UsageError } from './context.js';
 import { json, out, printJson, t, table } from './output.js';
 import { readLineFromStdin } from './read-secret.js';
 
@@ -103,7 +103,7 @@ export function registerClientCommands(program: Command): void {
       const attributes: Record<string, string> = {};
       for (const pair of opts.attribute ?? []) {
         const i = pair.indexOf('=');
-        if (i <= 0) throw new Error(`--attribute expects key=value (got ${pair})`);
+        if (i <= 0) throw new UsageError(`--attribute expects key=value (got ${pair})`);
         attributes[pair.slice(0, i)] = pair.slice(i + 1);
       }
       const email = opts.email ?? (userName.includes('@') ? userName : undefined);
@@ -261,7 +261,8 @@ export function registerClientCommands(program: Command): void {
     .requiredOption('--since <time>', 'ISO-8601 time or a relative age like 24h or 7d')
     .option('--format <format>', 'only jsonl is supported', 'jsonl')
     .action(async function (this: Command, opts: { since: string; format: string }) {
-      if (opts.format !== 'jsonl') throw new Error(`--format ${opts.format} is not supported (use jsonl)`);
+      if (opts.format !== 'jsonl')
+        throw new UsageError(`--format ${opts.format} is not supported (use jsonl)`);
       const since = parseSince(opts.since);
       const client = clientOf(this);
       let path = `/api/v1/audit/events?since=${enc(since)}&limit=1000`;
@@ -282,6 +283,7 @@ export function parseSince(value: string): string {
     return new Date(Date.now() - ms).toISOString();
   }
   const t = Date.parse(value);
-  if (Number.isNaN(t)) throw new Error(`--since expects an ISO-8601 time or an age like 24h (got ${value})`);
+  if (Number.isNaN(t))
+    throw new UsageError(`--since expects an ISO-8601 time or an age like 24h (got ${value})`);
   return new Date(t).toISOString();
 }

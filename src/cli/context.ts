@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { FerryClient } from './client.js';
 import { resolveServer } from './config-dir.js';
-import { callerToken } from './login-session.js';
+import { callerToken, NotSignedIn } from './login-session.js';
 
 /** The options every client command inherits from the program. */
 export interface GlobalOptions {
@@ -28,7 +28,17 @@ export function serverOf(cmd: Command): string {
  */
 export function callerClientOf(cmd: Command): FerryClient {
   const server = serverOf(cmd);
-  return new FerryClient({ server, token: () => callerToken(server) });
+  const person = !(process.env.FERRY_CLIENT_ID && process.env.FERRY_CLIENT_SECRET);
+  return new FerryClient({
+    server,
+    token: () => callerToken(server),
+    ...(person
+      ? {
+          unauthorized: () =>
+            new NotSignedIn(server, 'the server refused your sign-in (ended or revoked); sign in again'),
+        }
+      : {}),
+  });
 }
 
 /** For repeatable options: `--attribute a=1 --attribute b=2`. */

@@ -9,6 +9,7 @@ import {
   LOGIN_SCOPE,
   loadLogin,
   NotSignedIn,
+  personToken,
   type StoredLogin,
   saveLogin,
 } from './login-session.js';
@@ -109,20 +110,52 @@ export function registerLoginCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async function (this: Command, opts: { json?: boolean }) {
       const server = serverOf(this);
-      const login = loadLogin(server);
+      let login = loadLogin(server);
       if (!login) throw new NotSignedIn(server);
-      const view = whoamiView(login);
-      if (opts.json) return printJson(view);
-      out(t`User:       ${view.userName}
-Server:     ${view.server}
-Groups:     ${view.groups.join(', ') || '(none)'}
-Signed in:  ${view.signedInAt} (${view.amr.join('+') || 'unknown'})
-Access:     token valid until ${view.accessTokenExpiresAt}${view.refreshable ? ', renewed automatically while the sign-in lasts' : ''}
+      // An expired access token says nothing of the sign-in: renew it as any command would, to tell.
+      let renewal: 'ok' | 'ended' | string = 'ok';
+      if (login.accessTokenExpiresAt - Date.now() <= 60_000) {
+        try {
+          await personToken(server);
+          login = loadLogin(server) ?? login;
+        } catch (err) {
+          renewal = err instanceof NotSignedIn ? 'ended' : (err as Error).message;
+        }
+      }
+      const view = whoamiView(login, renewal === 'ended');
+      if (opts.json) {
+        printJson(view);
+      } else {
+        const access =
+          view.accessTokenExpired && renewal !== 'ended'
+            ? t`expired at ${view.accessTokenExpiresAt}; could not renew it now (${renewal})`
+            : view.accessTokenExpired
+              ? t`expired at ${view.accessTokenExpiresAt}`
+              : t`valid until ${view.accessTokenExpiresAt} (${minutesLeft(login.accessTokenExpiresAt)})`;
+        const signIn = view.signedIn
+          ? view.refreshable
+            ? t`active; the access token is renewed automatically until the server ends the sign-in`
+            : t`active until the access token expires (no refresh token)`
+          : t`expired — run \`ferry login --server ${server}\``;
+        out(t`User:          ${view.userName}
+Server:        ${view.server}
+Groups:        ${view.groups.join(', ') || '(none)'}
+Signed in at:  ${view.signedInAt} (${view.amr.join('+') || 'unknown'})
+Access token:  ${access}
+Sign-in:       ${signIn}
 `);
+      }
+      if (!view.signedIn) process.exitCode = 1;
     });
 }
 
-function whoamiView(login: StoredLogin) {
+function minutesLeft(at: number): string {
+  const minutes = Math.max(0, Math.round((at - Date.now()) / 60_000));
+  return minutes >= 120 ? `${Math.round(minutes / 60)} h left` : `${minutes} min left`;
+}
+
+function whoamiView(login: StoredLogin, ended = false) {
+  const accessTokenExpired = login.accessTokenExpiresAt <= Date.now();
   return {
     userName: login.userName,
     subject: login.subject,
@@ -132,6 +165,9 @@ function whoamiView(login: StoredLogin) {
     signedInAt: login.signedInAt,
     accessTokenExpiresAt: new Date(login.accessTokenExpiresAt).toISOString(),
     refreshable: Boolean(login.refreshToken),
+    accessTokenExpired,
+    /** false once the sign-in is over (refresh refused, or no refresh token and the access token gone) */
+    signedIn: !ended && !(accessTokenExpired && !login.refreshToken),
   };
 }
 

@@ -70,6 +70,11 @@ export async function callerToken(server: string, now: () => number = Date.now):
   const clientId = process.env.FERRY_CLIENT_ID;
   const clientSecret = process.env.FERRY_CLIENT_SECRET;
   if (clientId && clientSecret) return workloadToken(server, clientId, clientSecret);
+  return personToken(server, now);
+}
+
+/** The signed-in person's access token, refreshed when it has less than a minute left. */
+export async function personToken(server: string, now: () => number = Date.now): Promise<string> {
   const current = loadLogin(server);
   if (!current) throw new NotSignedIn(server);
   if (current.accessTokenExpiresAt - now() > ACCESS_TOKEN_MARGIN_MS) return current.accessToken;

@@ -58,8 +58,18 @@ export function table(rows: Array<Record<string, unknown>>, columns: string[]): 
   return new Inert(`${[line(columns.map((c) => c.toUpperCase())), ...cells.map(line)].join('\n')}\n`);
 }
 
+let quietOnBrokenPipe = false;
+
 /** Writes to standard output. */
 export function out(text: Inert): void {
+  if (!quietOnBrokenPipe) {
+    // `ferry audit tail -f | head -1`: once the reader is gone there is no one to tell; stop quietly.
+    quietOnBrokenPipe = true;
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(0);
+      throw err;
+    });
+  }
   write(process.stdout, text);
 }
 

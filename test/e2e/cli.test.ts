@@ -222,7 +222,10 @@ describe('ferry CLI, end to end', () => {
       env: { FERRY_TOKEN: token },
     });
     expect(never.code).toBe(1);
-    expect(never.stderr).toBe(`ferry: cannot reach Ferry at http://127.0.0.1:${port} (ECONNREFUSED)\n`);
+    expect(never.stderr).toBe(
+      `ferry: cannot reach Ferry at http://127.0.0.1:${port}: connection refused (ECONNREFUSED): nothing listens on that port\n` +
+        'hint: start the server (ferry serve) or check --server, $FERRY_SERVER or the server of your last `ferry login`\n',
+    );
 
     // The server we used all along, stopped the way a service manager stops it.
     expect(await server.stop('SIGTERM')).toEqual({ code: 0, signal: null });

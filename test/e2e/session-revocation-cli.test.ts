@@ -138,7 +138,7 @@ describe.each(ENGINES)('revoking a sign-in session with the real CLI on %s', (en
     // Its access token is still fresh on the laptop, and refused.
     const refused = await creds('laptop');
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/sign in again with `ferry login`/);
+    expect(refused.stderr).toMatch(/sign in again to \S+: run `ferry login --server /);
     // After a refresh attempt too: the refresh token died with the sign-in.
     const { file, login } = loginOf('laptop');
     writeFileSync(file, JSON.stringify({ ...login, accessTokenExpiresAt: Date.now() - 1000 }), {
