@@ -1,10 +1,9 @@
-import { type Kysely, Migrator } from 'kysely';
+import type { Kysely } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
 import { AppAssignments } from '../access/app-assignments.js';
 import { ManualClock } from '../clock.js';
-import { migrateToLatest } from '../store/migrate.js';
-import { migrations } from '../store/migrations/index.js';
+import { migrateToLatest, migratorFor } from '../store/migrate.js';
 import { openStore, type Store } from '../store/open.js';
 import { ProxyApps } from './apps.js';
 
@@ -23,12 +22,7 @@ describe.each(ENGINES)('proxied apps: upgrade to 0020 on %s', (engine) => {
   it('keeps apps registered before the upgrade open, and registers new ones closed', async () => {
     db = await createTestDatabase(engine);
     store = openStore(db.url);
-    const migrator = new Migrator({
-      db: store.db,
-      provider: { getMigrations: async () => migrations },
-      migrationTableName: 'ferry_migrations',
-      migrationLockTableName: 'ferry_migrations_lock',
-    });
+    const migrator = migratorFor(store);
     const before = await migrator.migrateTo('0019_audit_ledger');
     expect(before.error).toBeUndefined();
     const now = '2026-03-01T09:00:00.000Z';

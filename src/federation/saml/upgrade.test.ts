@@ -1,9 +1,7 @@
-import { Migrator } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, ENGINES, type TestDatabase } from '../../../test/support/db.js';
 import { ManualClock } from '../../clock.js';
-import { migrateToLatest } from '../../store/migrate.js';
-import { migrations } from '../../store/migrations/index.js';
+import { migrateToLatest, migratorFor } from '../../store/migrate.js';
 import { openStore, type Store } from '../../store/open.js';
 import { ReplayedAuthnRequest } from './request-errors.js';
 import { ServiceProviders } from './service-providers.js';
@@ -23,12 +21,7 @@ describe.each(ENGINES)('SAML service providers: upgrade to 0017 and request IDs 
   it('keeps SPs registered before the upgrade open, and registers new ones closed', async () => {
     db = await createTestDatabase(engine);
     store = openStore(db.url);
-    const migrator = new Migrator({
-      db: store.db,
-      provider: { getMigrations: async () => migrations },
-      migrationTableName: 'ferry_migrations',
-      migrationLockTableName: 'ferry_migrations_lock',
-    });
+    const migrator = migratorFor(store);
     const before = await migrator.migrateTo('0011_scim_push');
     expect(before.error).toBeUndefined();
     const now = '2026-03-01T09:00:00.000Z';
