@@ -32,6 +32,8 @@ export interface RoleAssertionSource {
     durationSeconds: number;
     sessionTags: Record<string, string>;
     authTime: Date | null;
+    /** RFC 8176 methods of the sign-in: the assertion's AuthnContext says what it was */
+    amr: readonly string[];
   }): Promise<{ base64: string; assertionId: string; sessionName: string; sourceIdentity: string }>;
 }
 
@@ -171,6 +173,7 @@ export class AwsCredentialBroker {
       durationSeconds,
       sessionTags: decision.sessionTags,
       authTime: principal.authTime ? new Date(principal.authTime) : null,
+      amr: principal.amr,
     });
     let answer: AssumeRoleWithSAMLCommandOutput;
     try {

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { AwsAccount, AwsRole } from '../../access/aws-accounts.js';
+import { authnMeaningOf } from '../../authn/amr.js';
 import type { Clock } from '../../clock.js';
 import type { SigningKeys } from '../../keys/signing-keys.js';
 import { AWS_SAML_AUDIENCE, awsAttributes } from './aws-attributes.js';
-import { AUTHN_CONTEXT, buildSignedResponse, NAMEID_FORMAT } from './response.js';
+import { buildSignedResponse, NAMEID_FORMAT } from './response.js';
 
 export interface RoleAssertionInput {
   /** the person's (or workload's) stable id: the persistent NameID */
@@ -17,6 +18,8 @@ export interface RoleAssertionInput {
   durationSeconds: number;
   sessionTags: Record<string, string>;
   authTime: Date | null;
+  /** RFC 8176 methods of the sign-in behind the request: the assertion states what it really was */
+  amr: readonly string[];
 }
 
 export interface RoleAssertion {
@@ -55,7 +58,7 @@ export class AwsRoleAssertions {
         nameId: { format: NAMEID_FORMAT.persistent, value: input.subjectId },
         sessionIndex: randomUUID(),
         authnInstant: input.authTime ?? now,
-        authnContextClassRef: AUTHN_CONTEXT.passwordProtectedTransport,
+        authnContextClassRef: authnMeaningOf(input.amr).samlAuthnContext,
         attributes: awsAttributes({
           roles: [{ roleArn: input.role.arn, providerArn: input.account.samlProviderArn }],
           sessionName,
