@@ -17,21 +17,41 @@ describe('usage errors in the migrate, access, saml and ssh commands', async () 
   const cases: Array<[string, string[], RegExp]> = [
     // migrate plan / status
     ['plan without input', ['migrate', 'plan', '--out', 'p.json'], /give --input/],
-    ['plan with --input and --live', ['migrate', 'plan', '--input', 'a.json', '--live'], /exclude each other/],
+    [
+      'plan with --input and --live',
+      ['migrate', 'plan', '--input', 'a.json', '--live'],
+      /exclude each other/,
+    ],
     [
       'more credential reports than inputs',
       ['migrate', 'plan', '--input', 'a.json', '--credential-report', 'r1', '--credential-report', 'r2'],
       /more --credential-report/,
     ],
-    ['an unknown report extension', ['migrate', 'plan', '--input', 'a.json', '--out', 'x.pdf'], /\.html, \.md or \.json/],
-    ['a date that is not one', ['migrate', 'plan', '--input', 'a.json', '--as-of', 'soon'], /--as-of takes a date/],
+    [
+      'an unknown report extension',
+      ['migrate', 'plan', '--input', 'a.json', '--out', 'x.pdf'],
+      /\.html, \.md or \.json/,
+    ],
+    [
+      'a date that is not one',
+      ['migrate', 'plan', '--input', 'a.json', '--as-of', 'soon'],
+      /--as-of takes a date/,
+    ],
     ['an unknown option', ['migrate', 'plan', '--bogus'], /unknown option/],
     ['--mark without the state', ['migrate', 'status', '--mark', 'bob'], /--mark USER signed-in\|removed/],
     ['--mark with an unknown state', ['migrate', 'status', '--mark', 'bob', 'gone'], /\(got gone\)/],
     ['a state without --mark', ['migrate', 'status', 'removed'], /only with --mark/],
     // access simulate
-    ['simulate without --role', ['access', 'simulate', '--action', 's3:GetObject', '--input', 'p.json'], /--role/],
-    ['simulate without input', ['access', 'simulate', '--role', 'R', '--action', 's3:GetObject'], /give --input/],
+    [
+      'simulate without --role',
+      ['access', 'simulate', '--action', 's3:GetObject', '--input', 'p.json'],
+      /--role/,
+    ],
+    [
+      'simulate without input',
+      ['access', 'simulate', '--role', 'R', '--action', 's3:GetObject'],
+      /give --input/,
+    ],
     [
       'simulate with --input and --live',
       ['access', 'simulate', '--role', 'R', '--action', 'a', '--input', 'p.json', '--live'],
@@ -39,10 +59,25 @@ describe('usage errors in the migrate, access, saml and ssh commands', async () 
     ],
     [
       'a context without =',
-      ['access', 'simulate', '--role', 'R', '--action', 'a', '--input', 'p.json', '--context', 'aws:SourceIp'],
+      [
+        'access',
+        'simulate',
+        '--role',
+        'R',
+        '--action',
+        'a',
+        '--input',
+        'p.json',
+        '--context',
+        'aws:SourceIp',
+      ],
       /--context takes key=value/,
     ],
-    ['a role duration that is not one', ['aws', 'roles', 'add', 'acct', 'Dev', '--max-session', 'long'], /12h/],
+    [
+      'a role duration that is not one',
+      ['aws', 'roles', 'add', 'acct', 'Dev', '--max-session', 'long'],
+      /12h/,
+    ],
     // saml
     ['sp add without --name', ['sp', 'add', '--metadata-file', 'm.xml'], /--name/],
     ['an attribute without =', ['sp', 'add', '--name', 'X', '--attribute', 'email'], /name=field/],
@@ -51,13 +86,25 @@ describe('usage errors in the migrate, access, saml and ssh commands', async () 
       ['sp', 'add', '--name', 'X', '--metadata-file', 'm.xml', '--metadata-url', 'https://sp.test/m'],
       /exclude each other/,
     ],
-    ['an unknown authn strength', ['sp', 'add', '--name', 'X', '--min-authn-context', 'strong'], /single-factor/],
+    [
+      'an unknown authn strength',
+      ['sp', 'add', '--name', 'X', '--min-authn-context', 'strong'],
+      /single-factor/,
+    ],
     ['--open with --closed', ['sp', 'update', 'sp1', '--open', '--closed'], /contradict/],
     ['--sign-status maybe', ['sp', 'update', 'sp1', '--sign-status', 'maybe'], /on or off/],
-    ['sp update with an unknown strength', ['sp', 'update', 'sp1', '--min-authn-context', 'x'], /single-factor/],
+    [
+      'sp update with an unknown strength',
+      ['sp', 'update', 'sp1', '--min-authn-context', 'x'],
+      /single-factor/,
+    ],
     ['sp update without its argument', ['sp', 'update'], /missing required argument/],
     ['setup-account without --account', ['aws', 'setup-account'], /--account/],
-    ['--thumbprint without --oidc', ['aws', 'setup-account', '--account', 'a', '--thumbprint', 'ab'], /--oidc/],
+    [
+      '--thumbprint without --oidc',
+      ['aws', 'setup-account', '--account', 'a', '--thumbprint', 'ab'],
+      /--oidc/,
+    ],
     // ssh
     ['ssh without a destination', ['ssh'], /Usage: ferry ssh/],
     ['ssh with a bad duration', ['ssh', 'host.test', '--duration', 'forever'], /duration like 15m/],
