@@ -197,7 +197,7 @@ describe('the packed package, installed with npm install -g', () => {
     expect(version.stdout.trim()).toBe(JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).version);
     const help = await run('ferry', ['--help'], { cwd: tmpdir(), env: clientEnv });
     expect(help.stdout).toContain('creds');
-  });
+    }, 60_000);
 
   it('signs in, writes AWS profiles, and the AWS CLI gets credentials with no ferry on its PATH', async () => {
     const dev = credentials.users.find((u) => u.displayName === 'Test-AWSDeveloper')!;
@@ -229,5 +229,6 @@ describe('the packed package, installed with npm install -g', () => {
     expect(
       execFileSync('sh', ['-c', 'command -v ferry || true'], { env: { PATH: awsPath } }).toString(),
     ).toBe('');
-  });
+    // Four CLI processes (login, aws config, the AWS CLI and its credential_process): seconds each when loaded.
+  }, 180_000);
 });

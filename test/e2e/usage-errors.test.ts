@@ -91,14 +91,10 @@ describe('usage errors in the migrate, access, saml and ssh commands', async () 
       ['sp', 'add', '--name', 'X', '--min-authn-context', 'strong'],
       /single-factor/,
     ],
-    ['--open with --closed', ['sp', 'update', 'sp1', '--open', '--closed'], /contradict/],
-    ['--sign-status maybe', ['sp', 'update', 'sp1', '--sign-status', 'maybe'], /on or off/],
-    [
-      'sp update with an unknown strength',
-      ['sp', 'update', 'sp1', '--min-authn-context', 'x'],
-      /single-factor/,
-    ],
-    ['sp update without its argument', ['sp', 'update'], /missing required argument/],
+    ['--open with --closed', ['sp', 'set', 'sp1', '--open', '--closed'], /contradict/],
+    ['--sign-status maybe', ['sp', 'set', 'sp1', '--sign-status', 'maybe'], /on or off/],
+    ['sp set with an unknown strength', ['sp', 'set', 'sp1', '--min-authn-context', 'x'], /single-factor/],
+    ['sp set without its argument', ['sp', 'set'], /missing required argument/],
     ['setup-account without --account', ['aws', 'setup-account'], /--account/],
     [
       '--thumbprint without --oidc',
