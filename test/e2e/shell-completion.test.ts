@@ -9,7 +9,8 @@ import { FERRY_BIN } from '../support/process.js';
  * `ferry completion bash|zsh|fish` loaded the ways docs/cli.md says, in the real shells (Debian's bash,
  * zsh and fish; .ci/run installs them), with `ferry` on PATH as after `npm install -g`.
  */
-describe('shell completion in real shells', () => {
+// Each case is its own shell process with its own files: they run side by side.
+describe.concurrent('shell completion in real shells', { timeout: 90_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-completion-'));
   const bin = join(dir, 'bin');
   const env = {
@@ -36,10 +37,15 @@ describe('shell completion in real shells', () => {
       child.once('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
     });
 
-  beforeAll(() => {
+  beforeAll(async () => {
     mkdirSync(bin);
     writeFileSync(join(bin, 'ferry'), `#!/bin/sh\nexec '${process.execPath}' '${FERRY_BIN}' "$@"\n`);
     chmodSync(join(bin, 'ferry'), 0o755);
+    // The zsh script once, by the installed command, both ways docs/cli.md puts it: a file to source,
+    // and _ferry on $fpath.
+    mkdirSync(join(dir, 'zfunc'));
+    const zsh = await shell('sh', ['-c', 'ferry completion zsh > ferry.zsh && cp ferry.zsh zfunc/_ferry']);
+    expect(zsh.code, zsh.stderr).toBe(0);
     // Drives an interactive zsh in a pseudo-terminal, as a person would: type the line, press TAB, and
     // collect what the line editor draws until the expected text shows (or ten seconds pass).
     writeFileSync(
@@ -90,12 +96,12 @@ compgen -W "$(_ferry_subcommands 'ferry ssh')" -- ro`,
 
   describe.each([
     [
-      'sourced (source <(ferry completion zsh))',
-      'autoload -Uz compinit && compinit -u -d $TMPDIR/.zcompdump-sourced; source <(ferry completion zsh)',
+      'sourced (source ferry.zsh)',
+      'autoload -Uz compinit && compinit -u -d $TMPDIR/.zcompdump-$$; source $TMPDIR/ferry.zsh',
     ],
     [
       'from $fpath as _ferry, autoloaded by compinit',
-      'mkdir -p $TMPDIR/zfunc && ferry completion zsh > $TMPDIR/zfunc/_ferry && fpath=($TMPDIR/zfunc $fpath) && autoload -Uz compinit && compinit -u -d $TMPDIR/.zcompdump-fpath',
+      'fpath=($TMPDIR/zfunc $fpath) && autoload -Uz compinit && compinit -u -d $TMPDIR/.zcompdump-$$',
     ],
   ])('zsh, %s', (_how, setup) => {
     // Every case starts a fresh zsh: the first TAB after loading is the one an autoloaded file can miss.
@@ -117,13 +123,13 @@ compgen -W "$(_ferry_subcommands 'ferry ssh')" -- ro`,
       '--no-config',
       '-c',
       `ferry completion fish | source
-complete -C "ferry au"; echo --
-complete -C "ferry aws co"; echo --
-complete -C "ferry users list --j"; echo --
+complete -C "ferry au"; echo ==
+complete -C "ferry aws co"; echo ==
+complete -C "ferry users list --j"; echo ==
 complete -C "ferry ssh ro"`,
     ]);
     expect(r.stderr).toBe('');
-    expect(r.stdout.split('--\n').map((block) => block.trim().split('\n'))).toEqual([
+    expect(r.stdout.split('==\n').map((block) => block.trim().split('\n'))).toEqual([
       ['audit\tthe audit trail'],
       [expect.stringMatching(/^config\twrite a profile for each AWS role/)],
       ['--json\tprint JSON'],
