@@ -5,7 +5,8 @@
 #   deploy/container/smoke.sh [IMAGE]      (default localhost/ferry:latest; needs root and buildah)
 set -euo pipefail
 image=${1:-localhost/ferry:latest}
-port=${PORT:-17070}
+# The image's own port: its HEALTHCHECK asks 127.0.0.1:7070.
+port=${PORT:-7070}
 ctr=$(buildah from "$image")
 root=$(mktemp -d "${TMPDIR:-/tmp}/ferry-smoke-root.XXXXXX")
 data=$(mktemp -d "${TMPDIR:-/tmp}/ferry-smoke-data.XXXXXX")
@@ -51,6 +52,7 @@ done
 curl -fsS "http://127.0.0.1:$port/readyz"; echo
 echo "smoke: the image's HEALTHCHECK: $health"
 mapfile -t health_cmd <<<"$health"
-inside "${health_cmd[@]}" && echo "smoke: healthy"
+if ! inside "${health_cmd[@]}"; then echo "smoke: the HEALTHCHECK failed" >&2; exit 1; fi
+echo "smoke: healthy"
 ls -ln "$data"
 rm -f "$data.log"
