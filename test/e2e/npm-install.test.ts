@@ -197,7 +197,7 @@ describe('the packed package, installed with npm install -g', () => {
     expect(version.stdout.trim()).toBe(JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).version);
     const help = await run('ferry', ['--help'], { cwd: tmpdir(), env: clientEnv });
     expect(help.stdout).toContain('creds');
-    }, 60_000);
+  }, 60_000);
 
   it('signs in, writes AWS profiles, and the AWS CLI gets credentials with no ferry on its PATH', async () => {
     const dev = credentials.users.find((u) => u.displayName === 'Test-AWSDeveloper')!;
