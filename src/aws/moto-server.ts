@@ -23,7 +23,8 @@ export class LocalAwsStartFailed extends Error {
 
 const MOTO_COMMAND = 'moto_server';
 const LOCAL_AWS_REGION = 'us-east-1';
-const START_TIMEOUT_MS = 30_000;
+// moto (Python) takes seconds to start, and over 30 s on a machine shared by many test runs.
+const START_TIMEOUT_MS = 90_000;
 const POLL_INTERVAL_MS = 100;
 const KILL_GRACE_MS = 3_000;
 const OUTPUT_TAIL_BYTES = 8 * 1024;

@@ -1,7 +1,16 @@
+import {
+  CreateRoleCommand,
+  GetRoleCommand,
+  GetSAMLProviderCommand,
+  IAMClient,
+  ListSAMLProvidersCommand,
+  UpdateAssumeRolePolicyCommand,
+  UpdateRoleCommand,
+} from '@aws-sdk/client-iam';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { iamErrorXml, startAwsQueryProxy } from '../../test/support/aws-query-proxy.js';
 import { makeTestIdpMetadata } from '../../test/support/idp-metadata.js';
-import { awsCli, type LocalAws, startLocalAws } from '../../test/support/local-aws.js';
+import { type LocalAws, startLocalAws } from '../../test/support/local-aws.js';
 import {
   formatSetupReport,
   InvalidSamlSetup,
@@ -30,59 +39,80 @@ const EC2_STATEMENT = {
 
 type Pointer = Pick<LocalAws, 'endpoint' | 'region'>;
 
-/** Runs the AWS CLI and parses its JSON, failing the test with the CLI's stderr if it did not succeed. */
-async function aws(localAws: Pointer, args: string[]): Promise<Record<string, unknown>> {
-  const result = await awsCli(localAws, args);
-  expect(result.code, `aws ${args.join(' ')}: ${result.stderr}`).toBe(0);
-  return result.stdout.trim() === '' ? {} : (JSON.parse(result.stdout) as Record<string, unknown>);
+/**
+ * The test's own view of IAM, through an SDK client of its own (not the code under test). Independent reads
+ * are what matter here; the AWS CLI would say the same at seconds a call.
+ */
+const clients = new Map<string, IAMClient>();
+function iamOf(localAws: Pointer): IAMClient {
+  const key = `${localAws.endpoint} ${localAws.region}`;
+  let client = clients.get(key);
+  if (!client) {
+    client = new IAMClient({
+      endpoint: localAws.endpoint,
+      region: localAws.region,
+      credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+    });
+    clients.set(key, client);
+  }
+  return client;
 }
 
-interface CliRole {
+interface ReadRole {
   Arn: string;
   MaxSessionDuration: number;
   Description?: string;
   AssumeRolePolicyDocument: unknown;
 }
 
-async function cliRole(localAws: Pointer, name: string): Promise<CliRole> {
-  return (await aws(localAws, ['iam', 'get-role', '--role-name', name]))['Role'] as CliRole;
+async function readRole(localAws: Pointer, name: string): Promise<ReadRole> {
+  const { Role } = await iamOf(localAws).send(new GetRoleCommand({ RoleName: name }));
+  return Role as ReadRole;
 }
 
-/** The CLI decodes policy documents itself; accept the raw (URL-encoded or plain) form too. */
+/** IAM returns policy documents URL-encoded; accept the plain form too. */
 function policyDocument(doc: unknown): { Version: string; Statement: unknown[] } {
   const parsed = typeof doc === 'string' ? JSON.parse(decodeURIComponent(doc)) : doc;
   return parsed as { Version: string; Statement: unknown[] };
 }
 
-async function cliTrust(localAws: Pointer, name: string): Promise<unknown[]> {
-  return policyDocument((await cliRole(localAws, name)).AssumeRolePolicyDocument).Statement;
+async function readTrust(localAws: Pointer, name: string): Promise<unknown[]> {
+  return policyDocument((await readRole(localAws, name)).AssumeRolePolicyDocument).Statement;
 }
 
-async function cliProviderArns(localAws: Pointer): Promise<string[]> {
-  const out = await aws(localAws, ['iam', 'list-saml-providers']);
-  return (out['SAMLProviderList'] as Array<{ Arn: string }>).map((p) => p.Arn);
+async function readProviderArns(localAws: Pointer): Promise<string[]> {
+  const out = await iamOf(localAws).send(new ListSAMLProvidersCommand({}));
+  return (out.SAMLProviderList ?? []).map((p) => p.Arn!);
 }
 
-async function cliMetadata(localAws: Pointer, arn: string): Promise<string> {
-  const out = await aws(localAws, ['iam', 'get-saml-provider', '--saml-provider-arn', arn]);
-  return out['SAMLMetadataDocument'] as string;
+async function readMetadata(localAws: Pointer, arn: string): Promise<string> {
+  const out = await iamOf(localAws).send(new GetSAMLProviderCommand({ SAMLProviderArn: arn }));
+  return out.SAMLMetadataDocument!;
 }
 
-async function cliCreateRole(
+async function createRole(
   localAws: Pointer,
   name: string,
   statements: unknown[],
-  extra: string[] = [],
+  description?: string,
 ): Promise<void> {
-  await aws(localAws, [
-    'iam',
-    'create-role',
-    '--role-name',
-    name,
-    '--assume-role-policy-document',
-    JSON.stringify({ Version: '2012-10-17', Statement: statements }),
-    ...extra,
-  ]);
+  await iamOf(localAws).send(
+    new CreateRoleCommand({
+      RoleName: name,
+      AssumeRolePolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: statements }),
+      ...(description ? { Description: description } : {}),
+    }),
+  );
+}
+
+/** Resolves to the error IAM answered with, or fails if there was none. */
+async function refusal(promise: Promise<unknown>): Promise<Error> {
+  return promise.then(
+    () => {
+      throw new Error('IAM answered, a refusal was expected');
+    },
+    (err: Error) => err,
+  );
 }
 
 function actionsOf(report: SetupReport): string[] {
@@ -102,7 +132,7 @@ describe('setupSamlAccount against moto', () => {
     metadataA = a.xml;
     metadataB = b.xml;
     // An existing workload role that EC2 instances assume; Ferry must add its sign-in without taking that away.
-    await cliCreateRole(localAws, 'Operator', [EC2_STATEMENT], ['--description', 'EC2 and people']);
+    await createRole(localAws, 'Operator', [EC2_STATEMENT], 'EC2 and people');
     options = {
       endpoint: localAws.endpoint,
       region: localAws.region,
@@ -140,11 +170,10 @@ describe('setupSamlAccount against moto', () => {
       'role Operator: unchanged',
       'trust-policy Operator: would-update',
     ]);
-    expect(await cliProviderArns(localAws)).toEqual([]);
-    const missing = await awsCli(localAws, ['iam', 'get-role', '--role-name', 'Developer']);
-    expect(missing.code).not.toBe(0);
-    expect(missing.stderr).toMatch(/NoSuchEntity/);
-    expect(await cliTrust(localAws, 'Operator')).toEqual([EC2_STATEMENT]);
+    expect(await readProviderArns(localAws)).toEqual([]);
+    const missing = await refusal(readRole(localAws, 'Developer'));
+    expect(missing.name).toBe('NoSuchEntityException');
+    expect(await readTrust(localAws, 'Operator')).toEqual([EC2_STATEMENT]);
   });
 
   it('creates the SAML provider from the metadata and a trusting role on the first run', async () => {
@@ -159,10 +188,10 @@ describe('setupSamlAccount against moto', () => {
       'role Operator: unchanged',
       'trust-policy Operator: updated',
     ]);
-    expect(await cliProviderArns(localAws)).toEqual([PROVIDER_ARN]);
-    expect((await cliMetadata(localAws, PROVIDER_ARN)).trim()).toBe(metadataA.trim());
+    expect(await readProviderArns(localAws)).toEqual([PROVIDER_ARN]);
+    expect((await readMetadata(localAws, PROVIDER_ARN)).trim()).toBe(metadataA.trim());
 
-    const developer = await cliRole(localAws, 'Developer');
+    const developer = await readRole(localAws, 'Developer');
     expect(developer.Arn).toBe(`arn:aws:iam::${ACCOUNT}:role/Developer`);
     expect(developer.MaxSessionDuration).toBe(7200);
     expect(policyDocument(developer.AssumeRolePolicyDocument)).toEqual({
@@ -172,7 +201,7 @@ describe('setupSamlAccount against moto', () => {
   });
 
   it('keeps the unrelated EC2 statement of an existing role and its description', async () => {
-    const operator = await cliRole(localAws, 'Operator');
+    const operator = await readRole(localAws, 'Operator');
     expect(policyDocument(operator.AssumeRolePolicyDocument).Statement).toEqual([
       EC2_STATEMENT,
       FERRY_STATEMENT,
@@ -201,13 +230,13 @@ describe('setupSamlAccount against moto', () => {
       'role Operator: unchanged',
       'trust-policy Operator: unchanged',
     ]);
-    expect(await cliTrust(localAws, 'Operator')).toEqual([EC2_STATEMENT, FERRY_STATEMENT]);
+    expect(await readTrust(localAws, 'Operator')).toEqual([EC2_STATEMENT, FERRY_STATEMENT]);
   });
 
   it('updates the provider when the metadata changed (a dry run first leaves it alone)', async () => {
     const dry = await setupSamlAccount({ ...options, metadataXml: metadataB, dryRun: true });
     expect(dry.changes[0]).toEqual({ kind: 'saml-provider', name: 'Ferry', action: 'would-update' });
-    expect((await cliMetadata(localAws, PROVIDER_ARN)).trim()).toBe(metadataA.trim());
+    expect((await readMetadata(localAws, PROVIDER_ARN)).trim()).toBe(metadataA.trim());
 
     const report = await setupSamlAccount({ ...options, metadataXml: metadataB });
 
@@ -219,8 +248,8 @@ describe('setupSamlAccount against moto', () => {
       'role Operator: unchanged',
       'trust-policy Operator: unchanged',
     ]);
-    expect((await cliMetadata(localAws, PROVIDER_ARN)).trim()).toBe(metadataB.trim());
-    expect(await cliProviderArns(localAws)).toEqual([PROVIDER_ARN]);
+    expect((await readMetadata(localAws, PROVIDER_ARN)).trim()).toBe(metadataB.trim());
+    expect(await readProviderArns(localAws)).toEqual([PROVIDER_ARN]);
   });
 
   it('treats metadata that differs only in line endings as unchanged', async () => {
@@ -238,19 +267,17 @@ describe('setupSamlAccount against moto', () => {
         StringLike: { 'SAML:sub': '*@contoso.example' },
       },
     };
-    await aws(localAws, [
-      'iam',
-      'update-assume-role-policy',
-      '--role-name',
-      'Developer',
-      '--policy-document',
-      JSON.stringify({ Version: '2012-10-17', Statement: [EC2_STATEMENT, signInOnly] }),
-    ]);
+    await iamOf(localAws).send(
+      new UpdateAssumeRolePolicyCommand({
+        RoleName: 'Developer',
+        PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [EC2_STATEMENT, signInOnly] }),
+      }),
+    );
 
     const report = await setupSamlAccount(options);
 
     expect(report.changes).toContainEqual({ kind: 'trust-policy', name: 'Developer', action: 'updated' });
-    expect(await cliTrust(localAws, 'Developer')).toEqual([
+    expect(await readTrust(localAws, 'Developer')).toEqual([
       EC2_STATEMENT,
       {
         ...signInOnly,
@@ -260,16 +287,13 @@ describe('setupSamlAccount against moto', () => {
   });
 
   it('corrects a drifted maximum session duration without losing the description', async () => {
-    await aws(localAws, [
-      'iam',
-      'update-role',
-      '--role-name',
-      'Operator',
-      '--max-session-duration',
-      '3600',
-      '--description',
-      'EC2 and people',
-    ]);
+    await iamOf(localAws).send(
+      new UpdateRoleCommand({
+        RoleName: 'Operator',
+        MaxSessionDuration: 3600,
+        Description: 'EC2 and people',
+      }),
+    );
 
     const report = await setupSamlAccount({
       ...options,
@@ -282,7 +306,7 @@ describe('setupSamlAccount against moto', () => {
       'trust-policy Operator: unchanged',
       'max-session-duration Operator: updated',
     ]);
-    const operator = await cliRole(localAws, 'Operator');
+    const operator = await readRole(localAws, 'Operator');
     expect(operator.MaxSessionDuration).toBe(14_400);
     expect(operator.Description).toBe('EC2 and people');
   });
@@ -299,15 +323,15 @@ describe('setupSamlAccount against moto', () => {
       expected: { accountId: '111122223333', partition: 'aws' },
       actual: { accountId: ACCOUNT, partition: 'aws' },
     });
-    expect(await cliProviderArns(localAws)).toEqual([PROVIDER_ARN]);
-    expect((await awsCli(localAws, ['iam', 'get-role', '--role-name', 'Elsewhere'])).code).not.toBe(0);
+    expect(await readProviderArns(localAws)).toEqual([PROVIDER_ARN]);
+    expect((await refusal(readRole(localAws, 'Elsewhere'))).name).toBe('NoSuchEntityException');
   });
 
   it('refuses with WrongAwsAccount when the credentials are for another partition', async () => {
     const attempt = setupSamlAccount({ ...options, partition: 'aws-cn', providerName: 'China' });
     await expect(attempt).rejects.toBeInstanceOf(WrongAwsAccount);
     await expect(attempt).rejects.toThrow(/partition aws\)/);
-    expect(await cliProviderArns(localAws)).toEqual([PROVIDER_ARN]);
+    expect(await readProviderArns(localAws)).toEqual([PROVIDER_ARN]);
   });
 
   it('refuses names and durations AWS would refuse, before calling AWS', async () => {
@@ -340,17 +364,23 @@ describe('setupSamlAccount against moto', () => {
   });
 });
 
+// One moto for the two describes below: moto keeps IAM apart per partition, so the aws-us-gov account
+// and the aws account the propagation tests build in do not see each other.
+let partitioned: LocalAws | undefined;
+const partitionedAws = async (): Promise<LocalAws> => {
+  partitioned ??= await startLocalAws();
+  return partitioned;
+};
+afterAll(async () => {
+  for (const client of clients.values()) client.destroy();
+  await partitioned?.stop();
+});
+
 describe('setupSamlAccount in the aws-us-gov partition (moto by region)', () => {
-  let localAws: LocalAws;
   let gov: Pointer;
 
   beforeAll(async () => {
-    localAws = await startLocalAws();
-    gov = { endpoint: localAws.endpoint, region: 'us-gov-west-1' };
-  });
-
-  afterAll(async () => {
-    await localAws?.stop();
+    gov = { endpoint: (await partitionedAws()).endpoint, region: 'us-gov-west-1' };
   });
 
   it("trusts the partition's provider ARN with the GovCloud sign-in URL as SAML:aud", async () => {
@@ -369,8 +399,8 @@ describe('setupSamlAccount in the aws-us-gov partition (moto by region)', () => 
 
     const arn = `arn:aws-us-gov:iam::${ACCOUNT}:saml-provider/Ferry`;
     expect(report.providerArn).toBe(arn);
-    expect(await cliProviderArns(gov)).toEqual([arn]);
-    expect(await cliTrust(gov, 'Developer')).toEqual([
+    expect(await readProviderArns(gov)).toEqual([arn]);
+    expect(await readTrust(gov, 'Developer')).toEqual([
       {
         ...FERRY_STATEMENT,
         Principal: { Federated: arn },
@@ -384,11 +414,7 @@ describe('setupSamlAccount while IAM has not yet propagated a new SAML provider'
   let localAws: LocalAws;
 
   beforeAll(async () => {
-    localAws = await startLocalAws();
-  });
-
-  afterAll(async () => {
-    await localAws?.stop();
+    localAws = await partitionedAws();
   });
 
   it('retries a trust policy refused as "Invalid principal", as real IAM does for a moment', async () => {
@@ -423,7 +449,7 @@ describe('setupSamlAccount while IAM has not yet propagated a new SAML provider'
 
       expect(report.changes).toContainEqual({ kind: 'role', name: 'Developer', action: 'created' });
       expect(proxy.seen.filter((r) => r.action === 'CreateRole')).toHaveLength(3);
-      expect(await cliTrust(localAws, 'Developer')).toEqual([FERRY_STATEMENT]);
+      expect(await readTrust(localAws, 'Developer')).toEqual([FERRY_STATEMENT]);
     } finally {
       await proxy.stop();
     }

@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import { clientOf, enc } from './context.js';
+import { clientOf, enc, UsageError } from './context.js';
 import { out, printJson, t, table } from './output.js';
 
 /** 12h, 90m or plain seconds → seconds. */
 function seconds(text: string): number {
   const m = /^(\d+)(s|m|h)?$/.exec(text.trim());
-  if (!m) throw new Error(`expected seconds or a duration like 12h (got ${text})`);
+  if (!m) throw new UsageError(`expected seconds or a duration like 12h (got ${text})`);
   return Number(m[1]) * ({ s: 1, m: 60, h: 3600 }[(m[2] ?? 's') as 's' | 'm' | 'h'] ?? 1);
 }
 

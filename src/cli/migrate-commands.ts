@@ -60,6 +60,7 @@ export function registerMigrateCommands(program: Command): void {
     .option('--saml-provider <name>', "the name of Ferry's SAML provider in each account", 'Ferry')
     .option('--as-of <date>', 'the report date findings are measured from (default: now)')
     .action(async (opts: PlanOptions) => {
+      checkPlanUsage(opts);
       refuseToOverwriteInputs(opts);
       const asOf = opts.asOf ? parseDate(opts.asOf) : systemClock.now();
       const inventories = opts.live ? await readLive(opts) : readFiles(opts);
@@ -102,12 +103,16 @@ export function registerMigrateCommands(program: Command): void {
         opts: { state: string; mark?: string; input?: string; asOf?: string; json?: boolean },
       ) => {
         const at = opts.asOf ? parseDate(opts.asOf) : systemClock.now();
+        if (opts.mark !== undefined && step !== 'signed-in' && step !== 'removed')
+          throw new UsageError(
+            `--mark needs a user and a state: --mark USER signed-in|removed${step ? ` (got ${step})` : ''}`,
+          );
+        if (opts.mark === undefined && step !== undefined)
+          throw new UsageError(`${step}: a state is given only with --mark USER`);
         const state = parseState(readJson(opts.state));
         let changed = false;
-        if (opts.mark !== undefined) {
-          const to = step;
-          if (!to) throw new Error('--mark needs a user and a state: --mark USER signed-in|removed');
-          const u = mark(state, opts.mark, to, at);
+        if (opts.mark !== undefined && step !== undefined) {
+          const u = mark(state, opts.mark, step, at);
           note(t`${u.account}/${u.user}: ${u.state}\n`);
           changed = true;
         }
@@ -162,14 +167,18 @@ export function registerMigrateCommands(program: Command): void {
     .option('--endpoint-url <url>', 'with --live: an IAM/STS endpoint (moto)')
     .option('--json', 'print JSON')
     .action(async (opts: SimulateOptions) => {
-      const { principalArn, policies } = await roleUnderTest(opts);
+      // The command line is checked whole before any file or AWS is read.
+      if (opts.live && opts.input) throw new UsageError('--input and --live exclude each other');
+      if (!opts.live && !opts.input)
+        throw new UsageError('give --input (auth details or a plan JSON) or --live');
       const context = Object.fromEntries(
         opts.context.map((kv) => {
           const i = kv.indexOf('=');
-          if (i <= 0) throw new Error(`--context takes key=value (got ${kv})`);
+          if (i <= 0) throw new UsageError(`--context takes key=value (got ${kv})`);
           return [kv.slice(0, i), kv.slice(i + 1)];
         }),
       );
+      const { principalArn, policies } = await roleUnderTest(opts);
       const outcome = await simulate(policies, {
         principalArn,
         action: opts.action,
@@ -228,14 +237,27 @@ function readJson(file: string): unknown {
 
 function parseDate(text: string): Date {
   const d = new Date(text);
-  if (Number.isNaN(d.getTime())) throw new Error(`--as-of takes a date such as 2026-06-30 (got ${text})`);
+  if (Number.isNaN(d.getTime()))
+    throw new UsageError(`--as-of takes a date such as 2026-06-30 (got ${text})`);
   return d;
 }
 
-function readFiles(opts: PlanOptions): AccountInventory[] {
-  if (opts.input.length === 0) throw new Error('give --input auth-details.json (or --live)');
+/** What the command line alone can tell is wrong (exit 2), before anything is read or written. */
+function checkPlanUsage(opts: PlanOptions): void {
+  if (opts.live && opts.input.length > 0) throw new UsageError('--input and --live exclude each other');
+  if (!opts.live && opts.input.length === 0)
+    throw new UsageError('give --input auth-details.json (or --live)');
   if (opts.credentialReport.length > opts.input.length)
-    throw new Error('more --credential-report files than --input files');
+    throw new UsageError('more --credential-report files than --input files');
+  if (opts.asOf) parseDate(opts.asOf);
+  for (const file of opts.out)
+    if (!REPORT_EXTENSIONS.includes(extname(file).toLowerCase()))
+      throw new UsageError(`--out ${file}: the extension must be .html, .md or .json`);
+}
+
+const REPORT_EXTENSIONS = ['.html', '.htm', '.md', '.json'];
+
+function readFiles(opts: PlanOptions): AccountInventory[] {
   return opts.input.map((file, i) => {
     const details = parseAuthorizationDetails(readJson(file));
     const reportFile = opts.credentialReport[i];
@@ -301,7 +323,7 @@ async function roleUnderTest(
       throw new Error(`the AWS credentials in use are for account ${r.accountId}, not ${opts.account}`);
     return { principalArn: r.roleArn, policies: r.policies };
   }
-  if (!opts.input) throw new Error('give --input (auth details or a plan JSON) or --live');
+  if (!opts.input) throw new UsageError('give --input (auth details or a plan JSON) or --live');
   const doc = readJson(opts.input) as Record<string, unknown>;
   if (doc.kind === 'ferry-migration-plan') {
     const plan = doc as unknown as MigrationPlan;
@@ -310,11 +332,9 @@ async function roleUnderTest(
         !opts.account || a.accountId === opts.account || a.alias.toLowerCase() === opts.account.toLowerCase(),
     );
     if (accounts.length !== 1)
-      throw new Error(
-        opts.account
-          ? `the plan has no account ${opts.account}`
-          : 'the plan has several accounts: give --account',
-      );
+      throw opts.account
+        ? new Error(`the plan has no account ${opts.account}`)
+        : new UsageError('the plan has several accounts: give --account');
     const a = accounts[0]!;
     const role = a.roles.find((r) => r.name.toLowerCase() === opts.role.toLowerCase());
     if (!role)

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { clientOf, collect, enc, serverOf } from './context.js';
+import { clientOf, collect, enc, serverOf, UsageError } from './context.js';
 import { joinInert, out, printJson, t, table } from './output.js';
 
 interface AccountView {
@@ -18,6 +18,12 @@ function awsConnection(opts: { endpointUrl?: string; region?: string }) {
     ...(endpoint ? { endpoint } : {}),
     region: opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
   };
+}
+
+const AUTHN_CONTEXTS = ['single-factor', 'mfa', 'phishing-resistant'];
+function checkAuthnContext(value: string | undefined): void {
+  if (value !== undefined && !AUTHN_CONTEXTS.includes(value))
+    throw new UsageError(`--min-authn-context is ${AUTHN_CONTEXTS.join(', ')} (got ${value})`);
 }
 
 /** SAML service providers, signing keys, and the AWS-side setup of an account. */
@@ -57,18 +63,21 @@ export function registerSamlCommands(program: Command): void {
         json?: boolean;
       },
     ) {
+      if (opts.metadataFile && opts.metadataUrl)
+        throw new UsageError('--metadata-file and --metadata-url exclude each other');
+      checkAuthnContext(opts.minAuthnContext);
+      const attributeMap: Record<string, string> = {};
+      for (const pair of opts.attribute ?? []) {
+        const i = pair.indexOf('=');
+        if (i <= 0) throw new UsageError(`--attribute expects name=field (got ${pair})`);
+        attributeMap[pair.slice(0, i)] = pair.slice(i + 1);
+      }
       let metadataXml: string | undefined;
       if (opts.metadataFile) metadataXml = readFileSync(opts.metadataFile, 'utf8');
       if (opts.metadataUrl) {
         const res = await fetch(opts.metadataUrl, { signal: AbortSignal.timeout(15_000) });
         if (!res.ok) throw new Error(`${opts.metadataUrl}: HTTP ${res.status}`);
         metadataXml = await res.text();
-      }
-      const attributeMap: Record<string, string> = {};
-      for (const pair of opts.attribute ?? []) {
-        const i = pair.indexOf('=');
-        if (i <= 0) throw new Error(`--attribute expects name=field (got ${pair})`);
-        attributeMap[pair.slice(0, i)] = pair.slice(i + 1);
       }
       const created = await clientOf(this).request<{ id: string; entityId: string }>(
         'POST',
@@ -111,9 +120,10 @@ export function registerSamlCommands(program: Command): void {
       ref: string,
       opts: { open?: boolean; closed?: boolean; minAuthnContext?: string; signStatus?: string },
     ) {
-      if (opts.open && opts.closed) throw new Error('--open and --closed contradict each other');
+      if (opts.open && opts.closed) throw new UsageError('--open and --closed contradict each other');
       if (opts.signStatus !== undefined && !['on', 'off'].includes(opts.signStatus))
-        throw new Error('--sign-status takes on or off');
+        throw new UsageError('--sign-status takes on or off');
+      checkAuthnContext(opts.minAuthnContext);
       await clientOf(this).request('PATCH', `/api/v1/saml/service-providers/${enc(ref)}`, {
         ...(opts.open ? { openToAll: true } : {}),
         ...(opts.closed ? { openToAll: false } : {}),
@@ -199,6 +209,7 @@ export function registerSamlCommands(program: Command): void {
         thumbprint: string[];
       },
     ) {
+      if (opts.thumbprint.length > 0 && !opts.oidc) throw new UsageError('--thumbprint goes with --oidc');
       const client = clientOf(this);
       const account = await client.get<AccountView>(`/api/v1/aws/accounts/${enc(opts.account)}`);
       if (opts.oidc) {

@@ -4,7 +4,7 @@ import { constants, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { FerryClient } from './client.js';
-import { callerClientOf, clientOf, collect, enc } from './context.js';
+import { callerClientOf, clientOf, collect, enc, UsageError } from './context.js';
 import { lines, note, out, printJson, t, table } from './output.js';
 import { generateEd25519KeyPair } from './ssh-keys.js';
 
@@ -23,7 +23,7 @@ interface CertificateView {
 /** 90s, 15m, 12h, 30d or plain seconds → seconds. */
 export function durationSeconds(text: string): number {
   const m = /^(\d+)(s|m|h|d)?$/.exec(text.trim());
-  if (!m) throw new Error(`expected seconds or a duration like 15m (got ${text})`);
+  if (!m) throw new UsageError(`expected seconds or a duration like 15m (got ${text})`);
   return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
 }
 
@@ -44,7 +44,7 @@ function requestCertificate(
 const caAlgorithm = (ca?: string) =>
   ca === undefined ? undefined : ca === 'rsa' ? 'rsa-sha2-512' : ca === 'ed25519' ? 'ssh-ed25519' : bad(ca);
 function bad(ca: string): never {
-  throw new Error(`--ca is ed25519 or rsa (got ${ca})`);
+  throw new UsageError(`--ca is ed25519 or rsa (got ${ca})`);
 }
 
 /** `ferry ssh`, `ferry ssh-cert` and the SSH administration commands. */
@@ -70,6 +70,8 @@ export function registerSshCommands(program: Command): void {
         this.help({ error: true });
         return;
       }
+      const duration = opts.duration ? durationSeconds(opts.duration) : undefined;
+      const ca = caAlgorithm(opts.ca);
       const { login, host } = parseDestination(destination);
       // The key pair lives for this one connection, in a directory only this user can read.
       const dir = mkdtempSync(join(tmpdir(), 'ferry-ssh-'));
@@ -81,8 +83,8 @@ export function registerSshCommands(program: Command): void {
           publicKey: pair.publicKeyLine,
           host,
           login,
-          duration: opts.duration ? durationSeconds(opts.duration) : undefined,
-          caAlgorithm: caAlgorithm(opts.ca),
+          duration,
+          caAlgorithm: ca,
         });
         const certFile = join(dir, 'id_ed25519-cert.pub');
         writeFileSync(certFile, `${cert.certificate}\n`, { mode: 0o600 });
@@ -127,6 +129,8 @@ export function registerSshCommands(program: Command): void {
         json?: boolean;
       },
     ) {
+      const duration = opts.duration ? durationSeconds(opts.duration) : undefined;
+      const ca = caAlgorithm(opts.ca);
       let publicKey: string;
       let privateKeyPath: string | null = null;
       let certFile: string;
@@ -149,8 +153,8 @@ export function registerSshCommands(program: Command): void {
         publicKey: publicKey!,
         host: opts.host,
         login: opts.principal,
-        duration: opts.duration ? durationSeconds(opts.duration) : undefined,
-        caAlgorithm: caAlgorithm(opts.ca),
+        duration,
+        caAlgorithm: ca,
       });
       if (pair && privateKeyPath) {
         writeFileSync(privateKeyPath, pair.privateKeyFile, { mode: 0o600 });
@@ -178,10 +182,11 @@ export function registerSshCommands(program: Command): void {
     .action(async function (this: Command, opts: { key: string; hostname: string[]; out?: string }) {
       // `ferry ssh` has a --duration of its own, which takes the value before this command sees it.
       const { duration } = this.optsWithGlobals<{ duration?: string }>();
+      const seconds = duration ? durationSeconds(duration) : undefined;
       const cert = await clientOf(this).request<CertificateView>('POST', '/api/v1/ssh/host-certificates', {
         publicKey: readFileSync(opts.key, 'utf8').trim(),
         hostnames: opts.hostname,
-        duration: duration ? durationSeconds(duration) : undefined,
+        duration: seconds,
       });
       const certFile = resolve(opts.out ?? `${opts.key.replace(/\.pub$/, '')}-cert.pub`);
       writeFileSync(certFile, `${cert.certificate}\n`, { mode: 0o644 });
@@ -214,6 +219,8 @@ export function registerSshCommands(program: Command): void {
     .option('--algorithm <algorithm>', 'ed25519 or rsa', 'ed25519')
     .option('--activate', 'activate the staged key instead of staging one')
     .action(async function (this: Command, opts: { use: string; algorithm: string; activate?: boolean }) {
+      if (opts.use !== 'user' && opts.use !== 'host')
+        throw new UsageError(`--use is user or host (got ${opts.use})`);
       const body = { use: opts.use, algorithm: caAlgorithm(opts.algorithm) };
       const path = opts.activate ? '/api/v1/ssh/ca-keys/activate' : '/api/v1/ssh/ca-keys/rotate';
       const k = await clientOf(this).request<{ id: string; state: string; publicKey: string }>(
@@ -304,6 +311,7 @@ export function registerSshCommands(program: Command): void {
         maxDuration?: string;
       },
     ) {
+      const maxDuration = opts.maxDuration ? durationSeconds(opts.maxDuration) : null;
       const m = await clientOf(this).request<{
         id: string;
         groupName: string;
@@ -315,7 +323,7 @@ export function registerSshCommands(program: Command): void {
         logins: opts.login,
         portForwarding: opts.portForwarding ?? false,
         agentForwarding: opts.agentForwarding ?? false,
-        maxDuration: opts.maxDuration ? durationSeconds(opts.maxDuration) : null,
+        maxDuration,
       });
       out(t`${m.groupName} may log in as ${m.logins.join(', ')} on ${m.hosts} (${m.id})\n`);
     });

@@ -1,12 +1,11 @@
 import type { MigrationPlan, MigrationState } from './plan.js';
-import { figures, policyRows } from './report-data.js';
+import { accountTables, day, figures, findingsTable } from './report-data.js';
 
 const esc = (v: unknown) =>
   String(v ?? '').replace(
     /[&<>"']/g,
     (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
   );
-const day = (iso: string | null) => (iso ? iso.slice(0, 10) : '—');
 
 const COLORS: Record<string, string> = {
   critical: '#7f1d1d',
@@ -60,94 +59,28 @@ export function htmlReport(plan: MigrationPlan, states?: Map<string, MigrationSt
   parts.push(
     `<div class="charts">${barChart('Findings by severity', f.findingsBySeverity)}${barChart('Active access keys by age', f.keyAges)}${barChart('Users by migration state', f.usersByState)}</div>`,
   );
-  parts.push('<h2>Findings</h2>');
+  const findings = findingsTable(plan);
+  parts.push(`<h2>${esc(findings.title)}</h2>`);
   parts.push(
     table(
-      ['severity', 'account', 'subject', 'finding', 'fix'],
-      plan.findings.map((x) => [
-        sev(x.severity),
-        esc(x.account),
-        `<code>${esc(x.subject)}</code>`,
-        esc(x.title),
-        esc(x.fix),
+      findings.header,
+      findings.rows.map(([severity, account, subject, title, fix]) => [
+        sev(String(severity)),
+        esc(account),
+        `<code>${esc(subject)}</code>`,
+        esc(title),
+        esc(fix),
       ]),
       true,
     ),
   );
   for (const a of plan.accounts) {
-    const inv = a.inventory;
     parts.push(`<h2>Account ${esc(a.alias)} (${esc(a.accountId)})</h2>`);
-    parts.push('<h3>Proposed roles and directory groups</h3>');
-    parts.push(
-      table(
-        ['directory group', 'role', 'replaces', 'managed policies', 'inline policies'],
-        a.roles.map((r) => [
-          r.directoryGroup,
-          r.name,
-          r.replaces
-            .map((x) => `${x.source}${x.equivalence === 'first' ? '' : ` (${x.equivalence})`}`)
-            .join(', '),
-          r.managedPolicies.join(', '),
-          r.inlinePolicies.map((p) => p.name).join(', '),
-        ]),
-      ),
-    );
-    parts.push('<h3>Users: migration checklist</h3>');
-    parts.push(
-      table(
-        ['user', 'kind', 'directory groups', 'state', 'console', 'MFA', 'password last used', 'active keys'],
-        a.users.map((u) => {
-          const iu = inv.users.find((x) => x.name === u.user);
-          return [
-            u.user,
-            u.kind,
-            u.directoryGroups.join(', ') || '—',
-            states?.get(`${u.account}/${u.user}`) ?? u.state,
-            iu?.console ?? 'unknown',
-            iu?.mfa ?? 'unknown',
-            day(iu?.passwordLastUsed ?? null),
-            iu?.accessKeys
-              .filter((k) => k.active)
-              .map((k) => `#${k.slot} rotated ${day(k.lastRotated)}, used ${day(k.lastUsed)}`)
-              .join('; ') || '—',
-          ];
-        }),
-      ),
-    );
-    parts.push('<h3>Groups</h3>');
-    parts.push(
-      table(
-        ['group', 'members', 'managed policies', 'inline policies'],
-        inv.groups.map((g) => [
-          g.name,
-          g.members.join(', '),
-          g.attachedPolicies.join(', '),
-          g.inlinePolicies.join(', '),
-        ]),
-      ),
-    );
-    parts.push('<h3>Roles</h3>');
-    parts.push(
-      table(
-        ['role', 'type', 'trusted principals', 'managed policies', 'last used'],
-        inv.roles.map((r) => [
-          r.name,
-          r.serviceLinked ? 'service-linked' : 'custom',
-          r.trustedPrincipals.join(', '),
-          r.attachedPolicies.join(', '),
-          day(r.lastUsed),
-        ]),
-      ),
-    );
-    parts.push('<h3>Policies</h3>');
-    parts.push(table(['policy', 'kind', 'attached to'], policyRows(inv)));
-    parts.push('<h3>Identity providers to replace</h3>');
-    parts.push(
-      table(
-        ['provider', 'kind', 'trusted by'],
-        inv.identityProviders.map((p) => [p.arn, p.kind, p.trustedBy.join(', ') || '—']),
-      ),
-    );
+    for (const section of accountTables(a, states)) {
+      parts.push(`<h3>${esc(section.title)}</h3>`);
+      parts.push(table(section.header, section.rows));
+      if (section.note) parts.push(`<p>${esc(section.note).replace(/`([^`]+)`/g, '<code>$1</code>')}</p>`);
+    }
   }
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>IAM migration plan</title><style>${CSS}</style></head><body>${parts.join('\n')}</body></html>\n`;
 }

@@ -1,5 +1,5 @@
 import type { MigrationPlan, MigrationState } from './plan.js';
-import { figures, policyRows } from './report-data.js';
+import { accountTables, day, figures, findingsTable } from './report-data.js';
 
 const cell = (v: unknown) =>
   String(v ?? '')
@@ -9,7 +9,6 @@ function table(header: string[], rows: unknown[][]): string {
   if (rows.length === 0) return '_none_\n';
   return `| ${header.join(' | ')} |\n| ${header.map(() => '---').join(' | ')} |\n${rows.map((r) => `| ${r.map(cell).join(' | ')} |`).join('\n')}\n`;
 }
-const day = (iso: string | null) => (iso ? iso.slice(0, 10) : '—');
 
 /** The plan as Markdown: for a pull request or a ticket. */
 export function markdownReport(plan: MigrationPlan, states?: Map<string, MigrationState>): string {
@@ -34,88 +33,14 @@ export function markdownReport(plan: MigrationPlan, states?: Map<string, Migrati
       f.usersByState.map((x) => [x.label, x.value]),
     )}`,
   );
-  out.push('\n## Findings\n');
-  out.push(
-    table(
-      ['severity', 'account', 'subject', 'finding', 'fix'],
-      plan.findings.map((x) => [x.severity, x.account, x.subject, x.title, x.fix]),
-    ),
-  );
+  const findings = findingsTable(plan);
+  out.push(`\n## ${findings.title}\n`, table(findings.header, findings.rows));
   for (const a of plan.accounts) {
-    const inv = a.inventory;
     out.push(`\n## Account ${a.alias} (${a.accountId})\n`);
-    out.push('### Proposed roles and directory groups\n');
-    out.push(
-      table(
-        ['directory group', 'role', 'replaces', 'managed policies', 'inline policies'],
-        a.roles.map((r) => [
-          r.directoryGroup,
-          r.name,
-          r.replaces
-            .map((x) => `${x.source}${x.equivalence === 'first' ? '' : ` (${x.equivalence})`}`)
-            .join(', '),
-          r.managedPolicies.join(', '),
-          r.inlinePolicies.map((p) => p.name).join(', '),
-        ]),
-      ),
-    );
-    out.push("\nEach role trusts Ferry's SAML provider only (`ferry aws setup-account` adds the trust).\n");
-    out.push('\n### Users: migration checklist\n');
-    out.push(
-      table(
-        ['user', 'kind', 'directory groups', 'state', 'console', 'MFA', 'password last used', 'active keys'],
-        a.users.map((u) => {
-          const iu = inv.users.find((x) => x.name === u.user);
-          return [
-            u.user,
-            u.kind,
-            u.directoryGroups.join(', ') || '—',
-            states?.get(`${u.account}/${u.user}`) ?? u.state,
-            iu?.console ?? 'unknown',
-            iu?.mfa ?? 'unknown',
-            day(iu?.passwordLastUsed ?? null),
-            iu?.accessKeys
-              .filter((k) => k.active)
-              .map((k) => `#${k.slot} rotated ${day(k.lastRotated)}, used ${day(k.lastUsed)}`)
-              .join('; ') || '—',
-          ];
-        }),
-      ),
-    );
-    out.push('\n### Groups\n');
-    out.push(
-      table(
-        ['group', 'members', 'managed policies', 'inline policies'],
-        inv.groups.map((g) => [
-          g.name,
-          g.members.join(', '),
-          g.attachedPolicies.join(', '),
-          g.inlinePolicies.join(', '),
-        ]),
-      ),
-    );
-    out.push('\n### Roles\n');
-    out.push(
-      table(
-        ['role', 'type', 'trusted principals', 'managed policies', 'last used'],
-        inv.roles.map((r) => [
-          r.name,
-          r.serviceLinked ? 'service-linked' : 'custom',
-          r.trustedPrincipals.join(', '),
-          r.attachedPolicies.join(', '),
-          day(r.lastUsed),
-        ]),
-      ),
-    );
-    out.push('\n### Policies\n');
-    out.push(table(['policy', 'kind', 'attached to'], policyRows(inv)));
-    out.push('\n### Identity providers to replace\n');
-    out.push(
-      table(
-        ['provider', 'kind', 'trusted by'],
-        inv.identityProviders.map((p) => [p.arn, p.kind, p.trustedBy.join(', ') || '—']),
-      ),
-    );
+    for (const [i, section] of accountTables(a, states).entries()) {
+      out.push(`${i === 0 ? '' : '\n'}### ${section.title}\n`, table(section.header, section.rows));
+      if (section.note) out.push(`\n${section.note}\n`);
+    }
     if (a.emptyGroups.length)
       out.push(`\nGroups that grant nothing (no role proposed): ${a.emptyGroups.join(', ')}\n`);
   }

@@ -215,7 +215,7 @@ complete_words ferry exec ferry-account1-developer -- a`,
       expect(printed.code).toBe(0);
       expect(printed.stdout).toContain(
         shell === 'zsh'
-          ? 'complete -o default -F _ferry ferry'
+          ? 'complete -o default -F _ferry_bash ferry'
           : "complete -c ferry -n '__ferry_at ferry aws' -a config",
       );
     }

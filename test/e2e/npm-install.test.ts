@@ -119,12 +119,34 @@ describe('the packed package, installed with npm install -g', () => {
     expect(files.filter((f) => f.startsWith('src/') || f.endsWith('.test.js'))).toEqual([]);
     expect(existsSync(join(stage, 'npm-shrinkwrap.json'))).toBe(false);
 
+    // better-sqlite3 installs with `prebuild-install || node-gyp rebuild`. Off the network its GitHub
+    // download fails and node-gyp compiles SQLite (minutes). Online, users get a prebuilt binary; here the
+    // same path is taken from a local prebuild made of the checkout's own build for this Node's ABI:
+    // prebuild-install unpacks it into the installed package and require()s it there, or falls back to
+    // compiling. Either way the install runs the package's real install script.
+    const sqlitePkg = join(REPO, 'node_modules', 'better-sqlite3');
+    const sqliteVersion = (
+      JSON.parse(readFileSync(join(sqlitePkg, 'package.json'), 'utf8')) as { version: string }
+    ).version;
+    const prebuilds = join(work, 'prebuilds');
+    mkdirSync(prebuilds);
+    const prebuild = join(
+      prebuilds,
+      `better-sqlite3-v${sqliteVersion}-node-v${process.versions.modules}-${process.platform}-${process.arch}.tar.gz`,
+    );
+    execFileSync('tar', ['-czf', prebuild, '-C', sqlitePkg, 'build/Release/better_sqlite3.node']);
     const installed = await run(
       'npm',
       ['install', '-g', '--prefix', prefix, tarball, '--prefer-offline', '--no-audit', '--no-fund'],
-      { cwd: work, env: baseEnv, timeoutMs: 1_500_000 },
+      {
+        cwd: work,
+        env: { ...baseEnv, npm_config_better_sqlite3_local_prebuilds: prebuilds },
+        timeoutMs: 1_500_000,
+      },
     );
     expect(installed.code, installed.stderr).toBe(0);
+    const installedSqlite = join(prefix, 'lib', 'node_modules', 'ferry', 'node_modules', 'better-sqlite3');
+    expect(existsSync(join(installedSqlite, 'build', 'Release', 'better_sqlite3.node'))).toBe(true);
 
     // The installed package's demo (moto, SQLite under ./data), from a directory of its own.
     mkdirSync(demoDir);
@@ -175,7 +197,7 @@ describe('the packed package, installed with npm install -g', () => {
     expect(version.stdout.trim()).toBe(JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).version);
     const help = await run('ferry', ['--help'], { cwd: tmpdir(), env: clientEnv });
     expect(help.stdout).toContain('creds');
-  });
+  }, 60_000);
 
   it('signs in, writes AWS profiles, and the AWS CLI gets credentials with no ferry on its PATH', async () => {
     const dev = credentials.users.find((u) => u.displayName === 'Test-AWSDeveloper')!;
@@ -207,5 +229,6 @@ describe('the packed package, installed with npm install -g', () => {
     expect(
       execFileSync('sh', ['-c', 'command -v ferry || true'], { env: { PATH: awsPath } }).toString(),
     ).toBe('');
-  });
+    // Four CLI processes (login, aws config, the AWS CLI and its credential_process): seconds each when loaded.
+  }, 180_000);
 });

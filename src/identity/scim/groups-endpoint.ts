@@ -20,10 +20,9 @@ import {
   listResponse,
   type Page,
   pageOf,
+  searchPage,
 } from './request.js';
 import { GROUP } from './schema.js';
-
-const SCAN_BATCH = 500;
 
 /** /Groups: SCIM operations on Ferry's groups and memberships, one transaction per request. */
 export class ScimGroups {
@@ -96,43 +95,25 @@ export class ScimGroups {
 
   private async find(filter: Filter | undefined, page: Page): Promise<{ rows: GroupRow[]; total: number }> {
     const { db } = this.store;
-    const sqlFilter = filter
-      ? filterToSql('Group', this.store.engine, filter)
-      : { where: undefined, exact: true };
+    const sqlFilter = filter ? filterToSql('Group', this.store.engine, filter) : undefined;
     let base = db.selectFrom('groups').where('id', 'in', this.lane.managed(db, 'group'));
-    if (sqlFilter.where) base = base.where(sqlFilter.where);
-    if (sqlFilter.exact || !filter) {
-      const rows = await base
-        .selectAll()
-        .orderBy('display_name_key')
-        .limit(page.count)
-        .offset(page.startIndex - 1)
-        .execute();
-      if (page.startIndex === 1 && rows.length < page.count) return { rows, total: rows.length };
-      const n = await base
-        .select((eb) => eb.fn.countAll<number | string>().as('n'))
-        .executeTakeFirstOrThrow();
-      return { rows, total: Number(n.n) };
-    }
-    const needMembers = attributesRead(filter).some((r) => r.attr.name === 'members');
-    const out: GroupRow[] = [];
-    let total = 0;
-    let after: string | undefined;
-    for (;;) {
-      let q = base.selectAll().orderBy('display_name_key').limit(SCAN_BATCH);
-      if (after !== undefined) q = q.where('display_name_key', '>', after);
-      const batch = await q.execute();
-      if (batch.length === 0) break;
-      const docs = await this.docs(db, batch, needMembers);
-      batch.forEach((row, i) => {
-        if (!matches(GROUP, docs[i]!, filter)) return;
-        total++;
-        if (total >= page.startIndex && out.length < page.count) out.push(row);
-      });
-      after = batch[batch.length - 1]!.display_name_key;
-      if (batch.length < SCAN_BATCH) break;
-    }
-    return { rows: out, total };
+    if (sqlFilter?.where) base = base.where(sqlFilter.where);
+    const needMembers = filter ? attributesRead(filter).some((r) => r.attr.name === 'members') : false;
+    return searchPage(page, !filter || sqlFilter!.exact, {
+      rows: ({ limit, offset, after }) => {
+        let q = base.selectAll().orderBy('display_name_key').limit(limit);
+        if (offset) q = q.offset(offset);
+        if (after !== undefined) q = q.where('display_name_key', '>', after);
+        return q.execute();
+      },
+      count: async () =>
+        Number(
+          (await base.select((eb) => eb.fn.countAll<number | string>().as('n')).executeTakeFirstOrThrow()).n,
+        ),
+      sortKey: (row) => row.display_name_key,
+      matching: async (batch) =>
+        (await this.docs(db, batch, needMembers)).map((doc) => matches(GROUP, doc, filter!)),
+    });
   }
 
   async create(ctx: AuditContext, body: unknown): Promise<string> {

@@ -80,3 +80,47 @@ export async function inTransaction<T>(
 export function forChange<Q extends { forUpdate(): Q }>(store: Store, q: Q): Q {
   return store.engine === 'postgres' ? q.forUpdate() : q;
 }
+
+const SCAN_BATCH = 500;
+
+/** How one resource type's rows are read for a list: in sort-key order, counted, and checked in memory. */
+export interface Searchable<Row> {
+  /** rows that pass the SQL part of the filter (all rows without one), in sort-key order */
+  rows(q: { limit: number; offset?: number; after?: string }): Promise<Row[]>;
+  count(): Promise<number>;
+  sortKey(row: Row): string;
+  /** the in-memory check of each row, for the part of the filter SQL cannot decide */
+  matching(batch: Row[]): Promise<boolean[]>;
+}
+
+/**
+ * One page of a list. Where SQL decides the whole filter (`exact`), the page is one query and the total
+ * one count; otherwise rows are read in batches of SCAN_BATCH, checked in memory, and every match counted.
+ */
+export async function searchPage<Row>(
+  page: Page,
+  exact: boolean,
+  s: Searchable<Row>,
+): Promise<{ rows: Row[]; total: number }> {
+  if (exact) {
+    const rows = await s.rows({ limit: page.count, offset: page.startIndex - 1 });
+    if (page.startIndex === 1 && rows.length < page.count) return { rows, total: rows.length };
+    return { rows, total: await s.count() };
+  }
+  const out: Row[] = [];
+  let total = 0;
+  let after: string | undefined;
+  for (;;) {
+    const batch = await s.rows({ limit: SCAN_BATCH, ...(after !== undefined ? { after } : {}) });
+    if (batch.length === 0) break;
+    const kept = await s.matching(batch);
+    batch.forEach((row, i) => {
+      if (!kept[i]) return;
+      total++;
+      if (total >= page.startIndex && out.length < page.count) out.push(row);
+    });
+    after = s.sortKey(batch[batch.length - 1]!);
+    if (batch.length < SCAN_BATCH) break;
+  }
+  return { rows: out, total };
+}

@@ -19,6 +19,7 @@ import {
   listResponse,
   type Page,
   pageOf,
+  searchPage,
 } from './request.js';
 import { USER } from './schema.js';
 import {
@@ -28,8 +29,6 @@ import {
   type UserState,
   userStateOf,
 } from './user-resource.js';
-
-const SCAN_BATCH = 500;
 
 /** /Users: SCIM operations carried out on Ferry's user directory, one transaction per request. */
 export class ScimUsers {
@@ -102,7 +101,7 @@ export class ScimUsers {
     const page = pageOf(q);
     const projection = parseProjection(USER, q.attributes, q.excludedAttributes);
     const filter = q.filter !== undefined && q.filter.trim() !== '' ? parseFilter(USER, q.filter) : undefined;
-    const { rows, total } = filter ? await this.find(filter, page) : await this.all(page);
+    const { rows, total } = await this.find(filter, page);
     const docs = await this.docs(this.store.db, rows, wants(projection, 'groups'));
     return listResponse(
       total,
@@ -111,67 +110,31 @@ export class ScimUsers {
     );
   }
 
-  private async all(page: Page) {
-    const rows = await this.users(this.store.db)
-      .selectAll()
-      .orderBy('user_name_key')
-      .limit(page.count)
-      .offset(page.startIndex - 1)
-      .execute();
-    const total =
-      page.startIndex === 1 && rows.length < page.count
-        ? rows.length
-        : Number(
-            (
-              await this.users(this.store.db)
-                .select((eb) => eb.fn.countAll<number | string>().as('n'))
-                .executeTakeFirstOrThrow()
-            ).n,
-          );
-    return { rows, total };
-  }
-
   /**
    * Simple filters (userName/externalId/id eq, active, dates, names) run as SQL on indexed columns;
    * the rest are narrowed by SQL and checked in memory, batch by batch, counting every match.
    */
-  private async find(filter: Filter, page: Page): Promise<{ rows: UserRow[]; total: number }> {
+  private async find(filter: Filter | undefined, page: Page): Promise<{ rows: UserRow[]; total: number }> {
     const { db } = this.store;
-    const sqlFilter = filterToSql('User', this.store.engine, filter);
+    const sqlFilter = filter ? filterToSql('User', this.store.engine, filter) : undefined;
     let base = this.users(db);
-    if (sqlFilter.where) base = base.where(sqlFilter.where);
-    if (sqlFilter.exact) {
-      const rows = await base
-        .selectAll()
-        .orderBy('user_name_key')
-        .limit(page.count)
-        .offset(page.startIndex - 1)
-        .execute();
-      if (page.startIndex === 1 && rows.length < page.count) return { rows, total: rows.length };
-      const n = await base
-        .select((eb) => eb.fn.countAll<number | string>().as('n'))
-        .executeTakeFirstOrThrow();
-      return { rows, total: Number(n.n) };
-    }
-    const needGroups = attributesRead(filter).some((r) => r.attr.name === 'groups');
-    const out: UserRow[] = [];
-    let total = 0;
-    let after: string | undefined;
-    for (;;) {
-      let q = base.selectAll().orderBy('user_name_key').limit(SCAN_BATCH);
-      if (after !== undefined) q = q.where('user_name_key', '>', after);
-      const batch = await q.execute();
-      if (batch.length === 0) break;
-      const docs = await this.docs(db, batch, needGroups);
-      batch.forEach((row, i) => {
-        if (!matches(USER, docs[i]!, filter)) return;
-        total++;
-        if (total >= page.startIndex && out.length < page.count) out.push(row);
-      });
-      after = batch[batch.length - 1]!.user_name_key;
-      if (batch.length < SCAN_BATCH) break;
-    }
-    return { rows: out, total };
+    if (sqlFilter?.where) base = base.where(sqlFilter.where);
+    const needGroups = filter ? attributesRead(filter).some((r) => r.attr.name === 'groups') : false;
+    return searchPage(page, !filter || sqlFilter!.exact, {
+      rows: ({ limit, offset, after }) => {
+        let q = base.selectAll().orderBy('user_name_key').limit(limit);
+        if (offset) q = q.offset(offset);
+        if (after !== undefined) q = q.where('user_name_key', '>', after);
+        return q.execute();
+      },
+      count: async () =>
+        Number(
+          (await base.select((eb) => eb.fn.countAll<number | string>().as('n')).executeTakeFirstOrThrow()).n,
+        ),
+      sortKey: (row) => row.user_name_key,
+      matching: async (batch) =>
+        (await this.docs(db, batch, needGroups)).map((doc) => matches(USER, doc, filter!)),
+    });
   }
 
   async create(ctx: AuditContext, body: unknown): Promise<string> {
