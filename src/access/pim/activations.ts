@@ -654,8 +654,13 @@ export class Activations {
     const now = iso(this.clock.now());
     const kind = row.target_kind ?? 'aws-role';
     // An effect that began (or may have) is undone when the activation ends; its handler confirms.
-    if ((to === 'expired' || to === 'revoked') && HAS_EFFECT.has(kind) && row.effect_state)
-      patch = { ...patch, effect_state: 'removing', effect_at: now };
+    // ('kept': the person held it anyway, by something Ferry's activation did not make; never undone)
+    const undo =
+      (to === 'expired' || to === 'revoked') &&
+      HAS_EFFECT.has(kind) &&
+      !!row.effect_state &&
+      row.effect_state !== 'kept';
+    if (undo) patch = { ...patch, effect_state: 'removing', effect_at: now };
     const res = await trx
       .updateTable('pim_activations')
       .set({ ...patch, state: to, version: row.version + 1, updated_at: now })
@@ -672,8 +677,7 @@ export class Activations {
     };
     await this.record(trx, ctx, next, from, event ? to : 'approval-recorded', reason);
     if (from !== to && to === 'active') await this.enqueueEffect(trx, next, 'begin');
-    if ((to === 'expired' || to === 'revoked') && HAS_EFFECT.has(kind) && row.effect_state)
-      await this.enqueueEffect(trx, next, 'end');
+    if (undo) await this.enqueueEffect(trx, next, 'end');
     if (
       (to === 'expired' || to === 'revoked') &&
       kind === 'aws-role' &&
