@@ -654,12 +654,17 @@ export class Activations {
     const now = iso(this.clock.now());
     const kind = row.target_kind ?? 'aws-role';
     // An effect that began (or may have) is undone when the activation ends; its handler confirms.
-    // ('kept': the person held it anyway, by something Ferry's activation did not make; never undone)
-    const undo =
-      (to === 'expired' || to === 'revoked') &&
-      HAS_EFFECT.has(kind) &&
-      !!row.effect_state &&
-      row.effect_state !== 'kept';
+    // 'pending': its handler has not started, and will find the activation ended: nothing to undo.
+    // 'kept': the person held it anyway, by something this activation did not make: never undone.
+    const ending = (to === 'expired' || to === 'revoked') && HAS_EFFECT.has(kind) && !!row.effect_state;
+    if (ending && row.effect_state === 'pending')
+      patch = {
+        ...patch,
+        effect_state: 'removed',
+        effect_detail: `ended before it was carried out`,
+        effect_at: now,
+      };
+    const undo = ending && row.effect_state !== 'pending' && row.effect_state !== 'kept';
     if (undo) patch = { ...patch, effect_state: 'removing', effect_at: now };
     const res = await trx
       .updateTable('pim_activations')

@@ -58,6 +58,8 @@ export class NoIdentityCenterUser extends Problem {
 class AssignmentFailed extends Error {}
 
 const ENDED = new Set(['expired', 'revoked']);
+/** A create's outcome lands only while the create holds the effect (the end may have taken it over). */
+const APPLYING = ['applying'];
 
 /**
  * PIM for IAM Identity Center permission sets: an activation becomes the person's own account
@@ -126,19 +128,23 @@ export class PimAccountAssignments {
   private async create(e: AssignmentEvent): Promise<void> {
     const { activations } = this.deps;
     const activation = await activations.get(e.activationId);
-    // Ended before this ran: its delete event follows (or ran); assigning now would outlive it.
+    // Ended before this ran (the end saw 'pending' and undid nothing): assigning now would outlive it.
     if (activation.state !== 'active') return;
+    // Claim the effect; a redelivery after a crash finds 'applying' and carries on.
+    const claimed = await activations.recordEffect(e.activationId, {
+      state: 'applying',
+      detail: null,
+      onlyFrom: ['pending', 'failed', 'applying'],
+    });
+    if (!claimed) return;
     const principalId = await this.identityCenterUserId(e.userId);
     if (!principalId) {
-      await this.fail(e, `${e.userName} has no Identity Center user yet; retrying`, ['pending', 'failed']);
+      await this.fail(e, `${e.userName} has no Identity Center user yet; retrying`, APPLYING);
       throw new AssignmentFailed(`${e.userName} has no Identity Center user`);
     }
     const ps = await this.deps.lookup.byName(e.permissionSet);
     if (!ps) {
-      await this.fail(e, `Identity Center has no permission set ${e.permissionSet}; retrying`, [
-        'pending',
-        'failed',
-      ]);
+      await this.fail(e, `Identity Center has no permission set ${e.permissionSet}; retrying`, APPLYING);
       throw new AssignmentFailed(`no permission set ${e.permissionSet}`);
     }
     // Drift since the eligibility was checked: refuse rather than grant longer sessions than allowed.
@@ -148,7 +154,7 @@ export class PimAccountAssignments {
       await this.fail(
         e,
         `not assigned: permission set ${ps.name} now has SessionDuration ${ps.sessionDurationSeconds}s, longer than the eligibility's ${max}s`,
-        ['pending', 'failed'],
+        APPLYING,
       );
       return;
     }
@@ -159,7 +165,7 @@ export class PimAccountAssignments {
         {
           state: 'kept',
           detail: `${e.userName} was already assigned ${ps.name} in ${e.account}; left as it was`,
-          onlyFrom: ['pending', 'failed'],
+          onlyFrom: APPLYING,
         },
         { type: 'assignment-kept', outcome: 'success', data: this.facts(ps, e, principalId) },
       );
@@ -180,7 +186,7 @@ export class PimAccountAssignments {
       await this.fail(
         e,
         `CreateAccountAssignment ${status.Status}: ${status.FailureReason ?? 'no reason given'}`,
-        ['pending', 'failed'],
+        APPLYING,
       );
       throw new AssignmentFailed(`CreateAccountAssignment ${status.Status}`);
     }
@@ -189,7 +195,7 @@ export class PimAccountAssignments {
       {
         state: 'applied',
         detail: `assigned ${ps.name} in ${e.account} (request ${status.RequestId})`,
-        onlyFrom: ['pending', 'failed'],
+        onlyFrom: APPLYING,
       },
       {
         type: 'assignment-created',
@@ -197,15 +203,15 @@ export class PimAccountAssignments {
         data: this.facts(ps, e, principalId, status.RequestId),
       },
     );
-    // The activation ended while the assignment was being made: its delete may have run first.
+    // The activation ended while the assignment was being made: undo it here, whatever the end recorded.
     if (!recorded && ENDED.has((await activations.get(e.activationId)).state))
-      await this.delete({ ...e, action: 'delete' });
+      await this.delete({ ...e, action: 'delete' }, true);
   }
 
-  private async delete(e: AssignmentEvent): Promise<void> {
+  private async delete(e: AssignmentEvent, force = false): Promise<void> {
     const { activations } = this.deps;
     const activation = await activations.get(e.activationId);
-    if (activation.effect?.state === 'kept' || activation.effect?.state === 'removed') return;
+    if (!force && (activation.effect?.state === 'kept' || activation.effect?.state === 'removed')) return;
     const principalId = await this.identityCenterUserId(e.userId);
     const ps = principalId ? await this.deps.lookup.byName(e.permissionSet) : null;
     if (!principalId || !ps || !(await this.assigned(ps, e.account, principalId))) {
