@@ -155,7 +155,7 @@ describe.each(ENGINES)('tenant file on %s', (engine) => {
     );
     expect((await apply(doc)).body.changes).toEqual([]);
     const bad = await apply({
-      eligibilities: [{ group: 'T-Devs', target: 'ssh:Not A Login@host', maxDuration: '30m' }],
+      eligibilities: [{ group: 'T-Devs', target: 'ssh:-bad@host', maxDuration: '30m' }],
     });
     expect(bad.status).toBe(400);
     expect(JSON.stringify(bad.body)).toContain('not a Linux user name');
