@@ -245,6 +245,56 @@ describe.each(ENGINES)('PIM beyond IAM roles on %s', (engine) => {
     expect(await userAssignments(w.accountId, ps.arn)).toEqual([remoteId]);
   });
 
+  it('a failed assignment is visible on the activation and retried until it succeeds', async () => {
+    const w = await world();
+    const ps = await permissionSet();
+    const target = `aws:${w.accountId}/permission-set/${ps.name}`;
+    await w.s.eligibilities.setTarget(ctx, w.principal, target, rules());
+    // Someone deletes the permission set in the console after the eligibility was set.
+    const { DeletePermissionSetCommand } = await import('@aws-sdk/client-sso-admin');
+    await sso.send(new DeletePermissionSetCommand({ InstanceArn: instanceArn, PermissionSetArn: ps.arn }));
+    const a = await w.s.activations.request(ctx, await as(w.dev), {
+      target,
+      durationSeconds: HOUR,
+      justification: 'x',
+    });
+    await drain();
+    const failed = await w.s.activations.get(a.id);
+    expect(failed.effect).toMatchObject({
+      state: 'failed',
+      detail: expect.stringContaining(`no permission set ${ps.name}`),
+    });
+    const pending = await w.s.store.db
+      .selectFrom('outbox')
+      .select(['payload', 'last_error', 'processed_at'])
+      .where('type', '=', 'pim.account-assignment-requested')
+      .where('processed_at', 'is', null)
+      .execute();
+    expect(pending.filter((e) => JSON.parse(e.payload).activationId === a.id)).toHaveLength(1);
+    const audit = await w.s.store.db
+      .selectFrom('audit_events')
+      .select(['outcome', 'data'])
+      .where('type', '=', 'pim.activation.assignment-failed')
+      .execute();
+    expect(audit.filter((e) => JSON.parse(e.data).activationId === a.id)[0]).toMatchObject({
+      outcome: 'failure',
+    });
+
+    // Put back (same name): the next retry assigns it.
+    const again = await sso.send(
+      new CreatePermissionSetCommand({ InstanceArn: instanceArn, Name: ps.name, SessionDuration: 'PT1H' }),
+    );
+    clock.advance(2_000);
+    await drain();
+    expect((await w.s.activations.get(a.id)).effect).toMatchObject({ state: 'applied' });
+    expect(await userAssignments(w.accountId, again.PermissionSet!.PermissionSetArn!)).toEqual([
+      scim.userByName(w.dev.userName)!.id,
+    ]);
+    await w.s.activations.revoke(ctx, null, a.id, null);
+    await drain();
+    expect(await userAssignments(w.accountId, again.PermissionSet!.PermissionSetArn!)).toEqual([]);
+  });
+
   it('refuses a person with no Identity Center user yet, and a permission set whose sessions outlast the activation', async () => {
     const w = await world({ pushed: false });
     const ps = await permissionSet();
