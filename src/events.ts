@@ -31,6 +31,29 @@ export type DomainEvent =
       role: string;
       reason: string;
     }
+  /**
+   * PIM (0024): an activation of a permission set began or ended: create or delete the person's
+   * Identity Center account assignment, confirmed through the assignment status API.
+   */
+  | {
+      type: 'pim.account-assignment-requested';
+      activationId: string;
+      action: 'create' | 'delete';
+      userId: string;
+      userName: string;
+      account: string;
+      permissionSet: string;
+    }
+  /** PIM (0024): an activation of a group membership began or ended: add or remove the membership */
+  | {
+      type: 'pim.group-membership-requested';
+      activationId: string;
+      action: 'add' | 'remove';
+      groupId: string;
+      userId: string;
+      userName: string;
+      expiresAt: string | null;
+    }
   /** PIM: tell one configured webhook that an activation changed (a snapshot, so retries say the same) */
   | {
       type: 'pim.notification';

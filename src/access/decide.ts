@@ -3,7 +3,7 @@ import type { AppAssignments } from './app-assignments.js';
 import type { Assignment, Assignments } from './assignments.js';
 import { type AwsAccounts, type AwsRole, MAX_SESSION_SECONDS } from './aws-accounts.js';
 import type { Decision, Reason } from './decision.js';
-import type { ActiveGrant } from './pim/activations.js';
+import type { ActiveGrant, ActiveTarget } from './pim/activations.js';
 import type { ConditionalAccessEngine } from './policies/engine.js';
 import type { Principal, Signals } from './principal.js';
 import { hostMatches, type SshLogin, type SshLogins } from './ssh-logins.js';
@@ -25,7 +25,11 @@ export interface AccessDeciderOptions {
   /** seconds: the longest an app session (e.g. the proxy's) may last on one decision */
   appMaxDuration?: number;
   /** PIM: a person's live activations count as assignments until they end */
-  activations?: { activeFor(userId: string): Promise<ActiveGrant[]> };
+  activations?: {
+    activeFor(userId: string): Promise<ActiveGrant[]>;
+    /** PIM beyond roles (0024): live activations of permission sets and SSH logins */
+    activeTargetsFor?(userId: string, kinds?: Array<'permission-set' | 'ssh'>): Promise<ActiveTarget[]>;
+  };
   /** conditional access, applied after the assignment answer */
   policies?: ConditionalAccessEngine;
 }
@@ -54,7 +58,11 @@ export class AccessDecider {
 
   /** The assignment answer, then conditional access (which may block, ask for a step-up or shorten it). */
   async decide(principal: Principal, target: Target, signals: Signals): Promise<Decision> {
-    const assigned = await this.decideAssignment(principal, target);
+    const assigned = await this.orActivated(
+      principal,
+      target,
+      await this.decideAssignment(principal, target),
+    );
     return this.options.policies
       ? this.options.policies.apply(principal, target, signals, assigned)
       : assigned;
@@ -62,7 +70,11 @@ export class AccessDecider {
 
   /** decide() without side effects (report-only policies are not logged): what-if. */
   async explain(principal: Principal, target: Target, signals: Signals): Promise<Decision> {
-    const assigned = await this.decideAssignment(principal, target);
+    const assigned = await this.orActivated(
+      principal,
+      target,
+      await this.decideAssignment(principal, target),
+    );
     return this.options.policies
       ? this.options.policies.apply(principal, target, signals, assigned, { record: false, explain: true })
       : assigned;
@@ -96,6 +108,40 @@ export class AccessDecider {
           reasons: [{ source: 'target', message: `${name}: this kind of target is not served yet` }],
         };
     }
+  }
+
+  /**
+   * PIM beyond roles (0024): a permission set or SSH login nothing else gives is allowed while a live
+   * activation of it lasts, capped at what is left of it. A standing answer that allows stays as it is
+   * (its options may be more generous); conditional access applies afterwards either way. Group
+   * activations need nothing here: they are memberships, so the principal's groups carry them.
+   */
+  private async orActivated(principal: Principal, target: Target, assigned: Decision): Promise<Decision> {
+    if (assigned.effect === 'allow' || !principal.active || principal.kind !== 'user') return assigned;
+    if (target.kind !== 'permission-set' && target.kind !== 'ssh') return assigned;
+    const live = (await this.options.activations?.activeTargetsFor?.(principal.id, [target.kind])) ?? [];
+    const matching = live.filter((a) =>
+      target.kind === 'permission-set'
+        ? a.accountId === target.account && a.roleName === `permission-set/${target.name}`
+        : a.roleName === target.login && hostMatches(a.accountId.slice('ssh:'.length), target.host),
+    );
+    if (matching.length === 0) return assigned;
+    const grant = matching.reduce((a, b) => (b.secondsLeft > a.secondsLeft ? b : a));
+    const ceiling =
+      target.kind === 'ssh' ? (this.options.sshMaxDuration ?? DEFAULT_SSH_MAX_SECONDS) : MAX_SESSION_SECONDS;
+    return {
+      effect: 'allow',
+      maxDuration: Math.min(ceiling, grant.secondsLeft),
+      sessionTags: {},
+      ...(target.kind === 'ssh' ? { ssh: { portForwarding: false, agentForwarding: false } } : {}),
+      reasons: [
+        {
+          source: 'activation',
+          ref: grant.id,
+          message: `${principal.userName} activated ${grant.target} until ${grant.expiresAt} (activation ${grant.id})`,
+        },
+      ],
+    };
   }
 
   /**
@@ -163,7 +209,14 @@ export class AccessDecider {
   async sshLoginsFor(principal: Principal, host: string): Promise<string[]> {
     if (!principal.active) return [];
     const mappings = (await this.sshLoginsOf(principal)).filter((m) => hostMatches(m.hosts, host));
-    return [...new Set(mappings.flatMap((m) => m.logins))].sort();
+    // PIM (0024): logins activated just in time count while they last
+    const activated =
+      principal.kind === 'user'
+        ? ((await this.options.activations?.activeTargetsFor?.(principal.id, ['ssh'])) ?? [])
+            .filter((a) => hostMatches(a.accountId.slice('ssh:'.length), host))
+            .map((a) => a.roleName)
+        : [];
+    return [...new Set([...mappings.flatMap((m) => m.logins), ...activated])].sort();
   }
 
   private async sshLoginsOf(principal: Principal): Promise<SshLogin[]> {

@@ -1,3 +1,4 @@
+import { groupMembershipEffect } from '../access/pim/group-effects.js';
 import { deliverNotification } from '../access/pim/notifications.js';
 import { systemActor } from '../audit/actor.js';
 import { NotFound } from '../errors.js';
@@ -82,6 +83,18 @@ export function defaultHandlers(services: Services): EventHandlers {
             services.config.publicUrl,
             services.clock,
           );
+      },
+    ],
+    // PIM beyond roles (0024): an activation's Identity Center account assignment or group membership.
+    'pim.account-assignment-requested': [
+      async (e) => {
+        if (e.type === 'pim.account-assignment-requested') await services.pimAssignments.handle(e);
+      },
+    ],
+    'pim.group-membership-requested': [
+      async (e) => {
+        if (e.type === 'pim.group-membership-requested')
+          await groupMembershipEffect(services.groups, services.activations)(e);
       },
     ],
     // An access review removes what was denied (or left unreviewed); gone already is fine.

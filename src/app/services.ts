@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import { SSOAdminClient } from '@aws-sdk/client-sso-admin';
 import { AppAssignments } from '../access/app-assignments.js';
 import { Assignments } from '../access/assignments.js';
 import { AwsAccounts } from '../access/aws-accounts.js';
@@ -19,6 +20,8 @@ import { fileDestination, HeadExporter, webhookDestination } from '../audit/expo
 import { accountConnection, openAccountClients } from '../aws/account-clients.js';
 import { s3HeadDestination } from '../aws/audit-heads-s3.js';
 import { AwsCredentialBroker } from '../aws/credentials.js';
+import { PermissionSetLookup } from '../aws/identity-center/permission-set-lookup.js';
+import { PimAccountAssignments } from '../aws/identity-center/pim-assignments.js';
 import { IdentityCenterPush } from '../aws/identity-center/service.js';
 import { IdentityCenterTargets } from '../aws/identity-center/target.js';
 import { SessionRevoker } from '../aws/session-revocation.js';
@@ -115,6 +118,8 @@ export interface Services {
   activations: Activations;
   /** access reviews over memberships and eligibilities */
   reviews: ReviewCampaigns;
+  /** PIM for permission sets: the person's Identity Center account assignment while an activation lasts */
+  pimAssignments: PimAccountAssignments;
   /** recognises a person or workload on user-facing routes (use with requireCaller) */
   authenticateCaller: CallerAuthenticator;
   /** SCIM push of users, groups and memberships to AWS IAM Identity Center */
@@ -209,10 +214,31 @@ export function createServices(
   });
   const assignments = new Assignments(store, clock, accounts);
   const sshLogins = new SshLogins(store, clock);
-  const eligibilities = new Eligibilities(store, clock, accounts);
+  // PIM for permission sets (0024): checked against, and carried out in, IAM Identity Center.
+  let pimAssignments: PimAccountAssignments | undefined;
+  const eligibilities = new Eligibilities(store, clock, accounts, {
+    checkPermissionSet: (q) => pimAssignments!.checkPermissionSet(q),
+  });
   const activations = new Activations(store, clock, accounts, eligibilities, {
     answerWithin: config.pim.answerWithin,
     notify: webhookNotifier(clock, config.pim.webhooks),
+    precheck: (target, person) => pimAssignments!.precheck(target, person),
+  });
+  const ssoAdmin = new SSOAdminClient({
+    region: config.aws.region,
+    ...(config.aws.endpoint ? { endpoint: config.aws.endpoint } : {}),
+    ...(config.aws.accessKeyId && config.aws.secretAccessKey
+      ? { credentials: { accessKeyId: config.aws.accessKeyId, secretAccessKey: config.aws.secretAccessKey } }
+      : config.aws.endpoint
+        ? { credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } }
+        : {}),
+  });
+  pimAssignments = new PimAccountAssignments({
+    store,
+    sso: ssoAdmin,
+    lookup: new PermissionSetLookup(ssoAdmin),
+    activations,
+    eligibilities,
   });
   const policies = new ConditionalAccessPolicies(store, clock, async (type, name) => {
     if (type === 'user') {
@@ -365,5 +391,6 @@ export function createServices(
     eligibilities,
     activations,
     reviews: new ReviewCampaigns(store, clock),
+    pimAssignments,
   };
 }

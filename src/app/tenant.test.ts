@@ -130,6 +130,37 @@ describe.each(ENGINES)('tenant file on %s', (engine) => {
     expect(JSON.stringify(bad.body)).toContain('maxDuration');
   });
 
+  it('carries eligibilities for a group membership and an SSH login (target), converging on a second apply', async () => {
+    const doc = {
+      groups: [{ name: 'T-Devs' }, { name: 'T-Breakglass' }],
+      eligibilities: [
+        { group: 'T-Devs', target: 'group:T-Breakglass', maxDuration: '1h', requireJustification: true },
+        { group: 'T-Devs', target: 'ssh:root@*.prod.internal', maxDuration: '30m' },
+      ],
+    };
+    const dry = await apply(doc, { dryRun: true });
+    expect(dry.body.changes.filter((c) => c.kind === 'eligibility').map((c) => c.name)).toEqual([
+      'group:T-Devs → group:T-Breakglass',
+      'group:T-Devs → ssh:root@*.prod.internal',
+    ]);
+    expect((await apply(doc)).status).toBe(200);
+    const list = (await (await ferry.api('/api/v1/pim/eligibilities')).json()) as {
+      items: Array<Record<string, unknown>>;
+    };
+    expect(list.items.filter((x) => x.principalName === 'T-Devs').map((x) => [x.kind, x.target])).toEqual(
+      expect.arrayContaining([
+        ['group', 'group:T-Breakglass'],
+        ['ssh', 'ssh:root@*.prod.internal'],
+      ]),
+    );
+    expect((await apply(doc)).body.changes).toEqual([]);
+    const bad = await apply({
+      eligibilities: [{ group: 'T-Devs', target: 'ssh:-bad@host', maxDuration: '30m' }],
+    });
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.body)).toContain('not a Linux user name');
+  });
+
   it('refuses a bad document with a problem naming the key', async () => {
     const bad = await apply({ accounts: [{ id: '12', alias: 'x' }] });
     expect(bad.status).toBe(400);

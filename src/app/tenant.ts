@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { type ActivationRules, rulesOf } from '../access/pim/eligibilities.js';
+import { targetText } from '../access/pim/targets.js';
 import { parsePolicyInput } from '../access/policies/policy.js';
 import type { AuditContext } from '../audit/actor.js';
 import { parseDuration } from '../duration.js';
@@ -109,8 +110,10 @@ export const tenantSchema = z
           .object({
             group: z.string().optional(),
             user: z.string().optional(),
-            account: z.string().min(1),
-            role: z.string().min(1),
+            account: z.string().min(1).optional(),
+            role: z.string().min(1).optional(),
+            /** instead of account and role (0024): aws:<account>/permission-set/<name>, group:<name>, ssh:<login>@<host> */
+            target: z.string().min(1).optional(),
             maxDuration: seconds,
             requireJustification: z.boolean().default(false),
             requireTicket: z.boolean().default(false),
@@ -360,13 +363,32 @@ export async function applyTenant(
   for (const e of tenant.eligibilities) {
     const type = e.group !== undefined ? 'group' : 'user';
     const ref = (e.group ?? e.user)!;
-    const accountId =
-      plannedAccounts.get(e.account.toLowerCase()) ??
-      (await services.accounts.find(services.store.db, e.account))?.id;
-    if (!accountId)
-      throw new InvalidInput(`tenant file: eligibility names unknown account ${e.account}`, 'eligibilities');
+    if (e.target === undefined && (e.account === undefined || e.role === undefined))
+      throw new InvalidInput(
+        'tenant file: an eligibility names a target, or an account and a role',
+        'eligibilities',
+      );
+    let accountId: string | undefined;
+    let target: string;
+    if (e.target !== undefined) {
+      // PIM beyond roles (0024): a group planned in this run is not there yet on a dry run
+      const stored = await services.eligibilities.resolveTarget(e.target).catch((err: unknown) => {
+        if (dryRun && err instanceof NotFound) return null;
+        throw err;
+      });
+      target = stored ? targetText(stored) : e.target;
+    } else {
+      accountId =
+        plannedAccounts.get(e.account!.toLowerCase()) ??
+        (await services.accounts.find(services.store.db, e.account!))?.id;
+      if (!accountId)
+        throw new InvalidInput(
+          `tenant file: eligibility names unknown account ${e.account}`,
+          'eligibilities',
+        );
+      target = `aws:${accountId}/${e.role}`;
+    }
     const principal = await resolve(services, type, ref, knownGroups, dryRun);
-    const target = `aws:${accountId}/${e.role}`;
     const label = `${type}:${ref} → ${target}`;
     if (principal) wantedEligibilities.add(`${type}:${principal.id}:${target}`);
     const approvers = [];
@@ -412,7 +434,9 @@ export async function applyTenant(
     else if (JSON.stringify(rulesOf(current)) !== JSON.stringify(rules))
       changes.push({ action: 'update', kind: 'eligibility', name: label, detail: 'activation rules' });
     else continue;
-    if (!dryRun) await services.eligibilities.set(ctx, principal!, accountId, e.role, rules);
+    if (!dryRun)
+      if (e.target !== undefined) await services.eligibilities.setTarget(ctx, principal!, e.target, rules);
+      else await services.eligibilities.set(ctx, principal!, accountId!, e.role!, rules);
   }
 
   const existingLocations = new Map((await services.namedLocations.list()).map((l) => [l.name, l]));

@@ -19,6 +19,10 @@ interface Activation {
   answerBy: string;
   expiresAt: string | null;
   endReason: string | null;
+  /** 0024: an Identity Center account assignment or group membership, as the workers last found it */
+  effect?: { state: string; detail: string | null } | null;
+  /** 0024: what happens to sessions already open when it ends */
+  openSessions?: string;
 }
 
 function durationSeconds(text: string): number {
@@ -46,10 +50,19 @@ function summary(a: Activation): Inert {
     case 'requested':
       return t`Activation ${a.id} requested: ${a.target} for ${Math.round(a.durationSeconds / 60)} min, waiting for approval (${a.approvals.length} of ${a.approvalsRequired}, answer by ${a.answerBy})\n`;
     case 'active':
-      return t`Activation ${a.id} is active: ${a.target} until ${a.expiresAt}\n`;
+      return t`Activation ${a.id} is active: ${a.target} until ${a.expiresAt}\n${effectLines(a)}`;
     default:
-      return t`Activation ${a.id} is ${a.state}${a.endReason ? t`: ${a.endReason}` : ''}\n`;
+      return t`Activation ${a.id} is ${a.state}${a.endReason ? t`: ${a.endReason}` : ''}\n${effectLines(a)}`;
   }
+}
+
+/** What was done outside Ferry (assignment, membership) and, plainly, what ends when it ends. */
+function effectLines(a: Activation): Inert {
+  const effect = a.effect
+    ? t`  ${a.effect.state === 'pending' || a.effect.state === 'applying' ? 'being applied' : a.effect.state}${a.effect.detail ? t`: ${a.effect.detail}` : ''}${a.effect.state === 'pending' ? t` (see \`ferry activations show ${a.id}\`)` : ''}\n`
+    : '';
+  const sessions = a.state === 'active' && a.openSessions ? t`  note: ${a.openSessions}\n` : '';
+  return t`${effect}${sessions}`;
 }
 
 /** The step-up answer tells the person what to do; print it with the error. */
@@ -71,9 +84,15 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export function registerPimCommands(program: Command): void {
   program
     .command('request')
-    .description('request to activate a role you are eligible for (just-in-time elevation)')
-    .requiredOption('--account <account>', 'AWS account id or alias')
-    .requiredOption('--role <role>', 'IAM role name')
+    .description(
+      'request to activate a role, permission set, group membership or SSH login you are eligible for (just-in-time elevation)',
+    )
+    .option('--account <account>', 'AWS account id or alias (with --role)')
+    .option('--role <role>', 'IAM role name')
+    .option(
+      '--target <target>',
+      'instead of --account/--role: aws:<account>/permission-set/<name>, group:<name> or ssh:<login>@<host>',
+    )
     .requiredOption('--duration <duration>', 'how long, e.g. 1h or 30m')
     .option('--reason <text>', 'the justification approvers and the audit trail see')
     .option('--ticket <id>', 'a ticket or change number')
@@ -83,8 +102,9 @@ export function registerPimCommands(program: Command): void {
     .action(async function (
       this: Command,
       opts: {
-        account: string;
-        role: string;
+        account?: string;
+        role?: string;
+        target?: string;
         duration: string;
         reason?: string;
         ticket?: string;
@@ -96,8 +116,9 @@ export function registerPimCommands(program: Command): void {
       const client = callerClientOf(this);
       let a = await explainStepUp(() =>
         client.request<Activation>('POST', '/api/v1/pim/activations', {
-          account: opts.account,
-          role: opts.role,
+          ...(opts.target !== undefined
+            ? { target: opts.target }
+            : { account: opts.account, role: opts.role }),
           durationSeconds: durationSeconds(opts.duration),
           ...(opts.reason !== undefined ? { justification: opts.reason } : {}),
           ...(opts.ticket !== undefined ? { ticket: opts.ticket } : {}),
@@ -232,8 +253,12 @@ export function registerPimCommands(program: Command): void {
     .description('make a group or user eligible for a role (replaces the rules of an existing one)')
     .option('--group <name>', 'the eligible group')
     .option('--user <userName>', 'the eligible user')
-    .requiredOption('--account <account>', 'AWS account id or alias')
-    .requiredOption('--role <role>', 'IAM role name')
+    .option('--account <account>', 'AWS account id or alias (with --role)')
+    .option('--role <role>', 'IAM role name')
+    .option(
+      '--target <target>',
+      'instead of --account/--role: aws:<account>/permission-set/<name>, group:<name> or ssh:<login>@<host or glob>',
+    )
     .requiredOption('--max-duration <duration>', 'the longest activation, e.g. 1h')
     .option('--require-justification', 'a request must say why')
     .option('--require-ticket', 'a request must name a ticket')
@@ -255,8 +280,9 @@ export function registerPimCommands(program: Command): void {
       opts: {
         group?: string;
         user?: string;
-        account: string;
-        role: string;
+        account?: string;
+        role?: string;
+        target?: string;
         maxDuration: string;
         requireJustification?: boolean;
         requireTicket?: boolean;
@@ -281,8 +307,7 @@ export function registerPimCommands(program: Command): void {
       const e = await clientOf(this).request<Record<string, unknown>>('POST', '/api/v1/pim/eligibilities', {
         ...(opts.group !== undefined ? { group: opts.group } : {}),
         ...(opts.user !== undefined ? { user: opts.user } : {}),
-        account: opts.account,
-        role: opts.role,
+        ...(opts.target !== undefined ? { target: opts.target } : { account: opts.account, role: opts.role }),
         maxDuration: durationSeconds(opts.maxDuration),
         requireJustification: opts.requireJustification ?? false,
         requireTicket: opts.requireTicket ?? false,

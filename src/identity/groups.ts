@@ -326,7 +326,107 @@ export class GroupDirectory {
     });
     return true;
   }
+
+  /**
+   * PIM (0024): makes the person a member until `expiresAt`, for one activation; idempotent. A standing
+   * membership is left alone ('already-member'): the activation then adds nothing and removes nothing.
+   * The membership is an ordinary one otherwise (membership.changed → SCIM push, assignments follow).
+   */
+  async grantForActivation(
+    ctx: AuditContext,
+    grant: { groupId: string; userId: string; activationId: string; expiresAt: string },
+  ): Promise<ActivationMembership> {
+    const { store, clock } = this.deps;
+    return store.db.transaction().execute(async (trx) => {
+      const group = await findGroupRow(trx, grant.groupId);
+      if (!group) throw new NotFound('group', grant.groupId);
+      const user = await findUserRow(trx, grant.userId);
+      if (!user) throw new NotFound('user', grant.userId);
+      const existing = await trx
+        .selectFrom('group_members')
+        .select(['activation_id'])
+        .where('group_id', '=', group.id)
+        .where('user_id', '=', user.id)
+        .executeTakeFirst();
+      if (existing) return existing.activation_id === grant.activationId ? 'added' : 'already-member';
+      await trx
+        .insertInto('group_members')
+        .values({
+          group_id: group.id,
+          user_id: user.id,
+          created_at: iso(clock.now()),
+          activation_id: grant.activationId,
+          expires_at: grant.expiresAt,
+        })
+        .execute();
+      await this.membershipMoved(trx, ctx, group, user, 'added', grant.activationId, grant.expiresAt);
+      return 'added';
+    });
+  }
+
+  /** PIM (0024): ends the membership one activation granted (never a standing one); idempotent. */
+  async endForActivation(
+    ctx: AuditContext,
+    grant: { groupId: string; userId: string; activationId: string },
+  ): Promise<boolean> {
+    return this.deps.store.db.transaction().execute(async (trx) => {
+      const group = await findGroupRow(trx, grant.groupId);
+      const user = await findUserRow(trx, grant.userId);
+      if (!group || !user) return false;
+      const res = await trx
+        .deleteFrom('group_members')
+        .where('group_id', '=', group.id)
+        .where('user_id', '=', user.id)
+        .where('activation_id', '=', grant.activationId)
+        .executeTakeFirst();
+      if (Number(res.numDeletedRows) === 0) return false;
+      await this.membershipMoved(trx, ctx, group, user, 'removed', grant.activationId, null);
+      return true;
+    });
+  }
+
+  private async membershipMoved(
+    trx: Kysely<Database>,
+    ctx: AuditContext,
+    group: GroupRow,
+    user: { id: string; user_name: string },
+    change: 'added' | 'removed',
+    activationId: string,
+    expiresAt: string | null,
+  ): Promise<void> {
+    const { store, clock } = this.deps;
+    const now = iso(clock.now());
+    await trx
+      .updateTable('groups')
+      .set((eb) => ({ updated_at: now, version: eb('version', '+', 1) }))
+      .where('id', '=', group.id)
+      .execute();
+    await enqueueEvent(trx, clock, {
+      type: 'membership.changed',
+      groupId: group.id,
+      userId: user.id,
+      change,
+    });
+    await appendAudit(trx, store.engine, clock, {
+      type: change === 'added' ? 'group.member-added' : 'group.member-removed',
+      outcome: 'success',
+      actor: ctx.actor,
+      subject: group.display_name,
+      ip: ctx.ip,
+      requestId: ctx.requestId,
+      data: {
+        groupId: group.id,
+        userId: user.id,
+        userName: user.user_name,
+        activationId,
+        ...(expiresAt ? { expiresAt } : {}),
+      },
+    });
+  }
 }
+
+/** PIM (0024): what granting a membership for an activation found. */
+export type ActivationMembership = 'added' | 'already-member';
 
 function checkGroupName(name: string): string {
   const displayName = name.trim();

@@ -99,6 +99,10 @@ export interface GroupMembersTable {
   group_id: string;
   user_id: string;
   created_at: string;
+  /** PIM (0024): the activation that granted this membership for a while; null for a standing one */
+  activation_id?: string | null;
+  /** PIM (0024): when the granting activation ends */
+  expires_at?: string | null;
 }
 
 export interface TotpFactorsTable {
@@ -478,6 +482,8 @@ export interface PimEligibilitiesTable {
   approvers: string; // JSON Array<{ type: 'user' | 'group', id, name }>; [] = no approval needed
   approvals_required: number;
   auto_approve: string | null; // JSON AutoApprove
+  /** 0024: aws-role | permission-set | group | ssh (what account_id and role_name mean: see the migration) */
+  target_kind?: PimTargetKind;
   created_at: string;
   created_by: string;
   updated_at: string;
@@ -508,7 +514,16 @@ export interface PimActivationsTable {
   ended_by: string | null;
   end_reason: string | null;
   updated_at: string;
+  /** 0024: aws-role | permission-set | group | ssh */
+  target_kind?: PimTargetKind;
+  /** 0024: the effect outside Ferry's tables: pending | applied | failed | removing | removed | kept */
+  effect_state?: string | null;
+  effect_detail?: string | null;
+  effect_at?: string | null;
 }
+
+/** PIM (0024): what an eligibility or activation is for. */
+export type PimTargetKind = 'aws-role' | 'permission-set' | 'group' | 'ssh';
 
 /** Access reviews: one campaign over memberships and eligibilities (0008). */
 export interface ReviewCampaignsTable {

@@ -16,8 +16,16 @@ import {
   type Eligibility,
   MAX_ACTIVATION_SECONDS,
   MIN_ACTIVATION_SECONDS,
+  storedOf,
 } from './eligibilities.js';
 import { type ActivationEvent, type ActivationState, FINAL_STATES, nextState } from './lifecycle.js';
+import {
+  openSessionsNote,
+  type PimTargetKind,
+  type StoredTarget,
+  targetParts,
+  targetText,
+} from './targets.js';
 
 /** The person acting: requester, approver or the one ending an activation. */
 export interface PimPerson {
@@ -30,8 +38,11 @@ export interface PimPerson {
 }
 
 export interface ActivationRequest {
-  account: string;
-  role: string;
+  /** an IAM role: account and role (the form before 0024) ... */
+  account?: string;
+  role?: string;
+  /** ... or any target kind as written: aws:…/permission-set/…, group:…, ssh:login@host */
+  target?: string;
   /** seconds */
   durationSeconds: number;
   justification?: string | null;
@@ -51,9 +62,18 @@ export interface Activation {
   state: ActivationState;
   userId: string;
   userName: string;
+  /** what was activated (0024); accountId and roleName hold the kind's two parts (migration 0024) */
+  kind: PimTargetKind;
   accountId: string;
   roleName: string;
   target: string;
+  /**
+   * The activation's effect outside Ferry's own tables (an Identity Center account assignment, a group
+   * membership), as the outbox handlers last recorded it; null for kinds decide() alone carries out.
+   */
+  effect: { state: string; detail: string | null; at: string | null } | null;
+  /** what happens to sessions already open when the activation ends, said plainly */
+  openSessions: string;
   eligibilityId: string;
   durationSeconds: number;
   justification: string | null;
@@ -81,6 +101,24 @@ export interface ActiveGrant {
   /** seconds until it ends */
   secondsLeft: number;
 }
+
+/** A live activation of a target other than an IAM role (permission set, group, SSH login). */
+export interface ActiveTarget extends StoredTarget {
+  id: string;
+  target: string;
+  expiresAt: string;
+  /** seconds until it ends */
+  secondsLeft: number;
+}
+
+/** Kinds whose activation changes something outside decide(): an outbox handler carries it out. */
+const HAS_EFFECT: ReadonlySet<PimTargetKind> = new Set(['permission-set', 'group']);
+
+/**
+ * Checks what the request needs beyond Ferry's own tables before anything is written (e.g. that the
+ * person already has an Identity Center user for a permission set); throws a typed error. Wired by app/.
+ */
+export type ActivationPrecheck = (target: StoredTarget, person: PimPerson) => Promise<void>;
 
 /** The requester's sign-in lacks what the rule asks: sign in again with a second factor. */
 export class StepUpRequired extends Error {
@@ -115,6 +153,7 @@ export interface ActivationsOptions {
   /** ms: a request nobody answers within this lapses */
   answerWithin: number;
   notify?: ActivationNotifier;
+  precheck?: ActivationPrecheck;
 }
 
 const toView = (r: PimActivationsTable): Activation => ({
@@ -122,9 +161,14 @@ const toView = (r: PimActivationsTable): Activation => ({
   state: r.state as ActivationState,
   userId: r.user_id,
   userName: r.user_name,
+  kind: r.target_kind ?? 'aws-role',
   accountId: r.account_id,
   roleName: r.role_name,
-  target: `aws:${r.account_id}/${r.role_name}`,
+  target: targetText(storedOf(r)),
+  effect: r.effect_state
+    ? { state: r.effect_state, detail: r.effect_detail ?? null, at: r.effect_at ?? null }
+    : null,
+  openSessions: openSessionsNote(r.target_kind ?? 'aws-role'),
   eligibilityId: r.eligibility_id,
   durationSeconds: r.duration,
   justification: r.justification,
@@ -161,7 +205,8 @@ export class Activations {
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
-    private readonly accounts: AwsAccounts,
+    // kept for callers; targets are resolved through the eligibilities since 0024
+    readonly accounts: AwsAccounts,
     private readonly eligibilities: Eligibilities,
     private readonly options: ActivationsOptions,
   ) {}
@@ -210,6 +255,7 @@ export class Activations {
       .select(['a.id', 'a.account_id', 'a.role_name', 'a.expires_at'])
       .where('a.user_id', '=', userId)
       .where('a.state', '=', 'active')
+      .where('a.target_kind', '=', 'aws-role')
       .where('a.expires_at', '>', iso(now))
       .where((eb) =>
         eb.or([
@@ -227,18 +273,95 @@ export class Activations {
     }));
   }
 
+  /**
+   * Live activations of the other kinds (0024), under the same rule as activeFor: only until
+   * expiresAt and while the person is still eligible through the same eligibility.
+   */
+  async activeTargetsFor(userId: string, kinds?: PimTargetKind[]): Promise<ActiveTarget[]> {
+    const now = this.clock.now();
+    const db = this.store.db;
+    const groups = db.selectFrom('group_members').select('group_id').where('user_id', '=', userId);
+    const rows = await db
+      .selectFrom('pim_activations as a')
+      .innerJoin('pim_eligibilities as e', 'e.id', 'a.eligibility_id')
+      .select(['a.id', 'a.target_kind', 'a.account_id', 'a.role_name', 'a.expires_at'])
+      .where('a.user_id', '=', userId)
+      .where('a.state', '=', 'active')
+      .where('a.target_kind', 'in', kinds?.length ? kinds : ['permission-set', 'group', 'ssh'])
+      .where('a.expires_at', '>', iso(now))
+      .where((eb) =>
+        eb.or([
+          eb.and([eb('e.principal_type', '=', 'user'), eb('e.principal_id', '=', userId)]),
+          eb.and([eb('e.principal_type', '=', 'group'), eb('e.principal_id', 'in', groups)]),
+        ]),
+      )
+      .execute();
+    return rows.map((r) => {
+      const stored = storedOf(r);
+      return {
+        ...stored,
+        id: r.id,
+        target: targetText(stored),
+        expiresAt: r.expires_at!,
+        secondsLeft: Math.floor((new Date(r.expires_at!).getTime() - now.getTime()) / 1000),
+      };
+    });
+  }
+
+  /**
+   * What an outbox handler found when it carried out an activation's effect: its status (visible in
+   * the activation), and an audit event in the same transaction. `onlyFrom` keeps a late answer from
+   * overwriting a newer one (an assignment confirmed after the activation already ended). False when
+   * the status was not in `onlyFrom`.
+   */
+  async recordEffect(
+    id: string,
+    effect: { state: string; detail: string | null; onlyFrom?: string[] },
+    audit?: { type: string; outcome: 'success' | 'failure'; data: Record<string, unknown> },
+  ): Promise<boolean> {
+    return this.store.db.transaction().execute(async (trx) => {
+      const row = await this.row(trx, id);
+      if (effect.onlyFrom && !effect.onlyFrom.includes(row.effect_state ?? '')) return false;
+      const now = iso(this.clock.now());
+      await trx
+        .updateTable('pim_activations')
+        .set({ effect_state: effect.state, effect_detail: effect.detail, effect_at: now })
+        .where('id', '=', id)
+        .execute();
+      if (audit)
+        await appendAudit(trx, this.store.engine, this.clock, {
+          type: `pim.activation.${audit.type}`,
+          outcome: audit.outcome,
+          actor: systemActor('pim-effects'),
+          subject: row.user_name,
+          data: { activationId: id, target: targetText(storedOf(row)), ...audit.data },
+        });
+      return true;
+    });
+  }
+
   /** A person asks to activate a role they are eligible for. */
   async request(ctx: AuditContext, person: PimPerson, req: ActivationRequest): Promise<Activation> {
     if (person.kind !== 'user' || !person.active)
       throw new PimForbidden('only an active directory user may request an activation');
-    const { account, role } = await this.accounts.role(req.account, req.role);
-    const target = `aws:${account.id}/${role.name}`;
+    if (!req.target && (!req.account || !req.role))
+      throw new InvalidInput('name the target, or the account and role', 'target');
+    const stored = await this.eligibilities.resolveTarget(
+      req.target ?? { kind: 'aws-role', account: req.account!, role: req.role! },
+    );
+    const target = targetText(stored);
     const candidates = (
       await this.eligibilities.forPrincipal(
         person.id,
         person.groups.map((g) => g.id),
       )
-    ).filter((e) => e.accountId === account.id && e.roleName === role.name);
+    ).filter(
+      (e) =>
+        e.kind === stored.kind &&
+        e.accountId === stored.accountId &&
+        // a group's label may be stale: its id (in accountId) decides
+        (stored.kind === 'group' || e.roleName === stored.roleName),
+    );
     if (candidates.length === 0) throw new PimForbidden(`${person.userName} is not eligible for ${target}`);
     const duration = req.durationSeconds;
     if (!Number.isInteger(duration) || duration < MIN_ACTIVATION_SECONDS || duration > MAX_ACTIVATION_SECONDS)
@@ -261,6 +384,9 @@ export class Activations {
     }
     const rule = ordered[index]!;
     if (rule.requireMfa && !hasMfa(person.amr)) throw new StepUpRequired(target);
+    await this.options.precheck?.(stored, person);
+    const account = { id: rule.accountId };
+    const role = { name: rule.roleName };
 
     return this.store.db
       .transaction()
@@ -285,6 +411,7 @@ export class Activations {
           user_name: person.userName,
           account_id: account.id,
           role_name: role.name,
+          target_kind: stored.kind,
           state: 'requested',
           version: 1,
           duration,
@@ -425,6 +552,10 @@ export class Activations {
     return this.apply(trx, ctx, row, 'activate', null, {
       activated_at: iso(now),
       expires_at: iso(addMs(now, row.duration * 1000)),
+      // an outbox handler carries the effect out and records what it found
+      ...(HAS_EFFECT.has(row.target_kind ?? 'aws-role')
+        ? { effect_state: 'pending', effect_detail: null, effect_at: iso(now) }
+        : {}),
     });
   }
 
@@ -515,11 +646,26 @@ export class Activations {
     row: PimActivationsTable,
     event: ActivationEvent | null,
     reason: string | null,
-    patch: Partial<PimActivationsTable>,
+    given: Partial<PimActivationsTable>,
   ): Promise<PimActivationsTable> {
+    let patch = given;
     const from = row.state as ActivationState;
     const to = event ? nextState(row.id, from, event) : from;
     const now = iso(this.clock.now());
+    const kind = row.target_kind ?? 'aws-role';
+    // An effect that began (or may have) is undone when the activation ends; its handler confirms.
+    // 'pending': its handler has not started, and will find the activation ended: nothing to undo.
+    // 'kept': the person held it anyway, by something this activation did not make: never undone.
+    const ending = (to === 'expired' || to === 'revoked') && HAS_EFFECT.has(kind) && !!row.effect_state;
+    if (ending && row.effect_state === 'pending')
+      patch = {
+        ...patch,
+        effect_state: 'removed',
+        effect_detail: `ended before it was carried out`,
+        effect_at: now,
+      };
+    const undo = ending && row.effect_state !== 'pending' && row.effect_state !== 'kept';
+    if (undo) patch = { ...patch, effect_state: 'removing', effect_at: now };
     const res = await trx
       .updateTable('pim_activations')
       .set({ ...patch, state: to, version: row.version + 1, updated_at: now })
@@ -535,7 +681,13 @@ export class Activations {
       updated_at: now,
     };
     await this.record(trx, ctx, next, from, event ? to : 'approval-recorded', reason);
-    if ((to === 'expired' || to === 'revoked') && !(await this.standingAssignment(trx, next))) {
+    if (from !== to && to === 'active') await this.enqueueEffect(trx, next, 'begin');
+    if (undo) await this.enqueueEffect(trx, next, 'end');
+    if (
+      (to === 'expired' || to === 'revoked') &&
+      kind === 'aws-role' &&
+      !(await this.standingAssignment(trx, next))
+    ) {
       await enqueueEvent(trx, this.clock, {
         type: 'aws.sessions-revoke-requested',
         userId: next.user_id,
@@ -546,6 +698,36 @@ export class Activations {
       });
     }
     return next;
+  }
+
+  /** The outbox event that carries out (or undoes) an activation's effect, in the transition's transaction. */
+  private async enqueueEffect(
+    trx: Kysely<Database>,
+    row: PimActivationsTable,
+    phase: 'begin' | 'end',
+  ): Promise<void> {
+    const stored = storedOf(row);
+    const parts = targetParts(stored);
+    if (stored.kind === 'permission-set')
+      await enqueueEvent(trx, this.clock, {
+        type: 'pim.account-assignment-requested',
+        activationId: row.id,
+        action: phase === 'begin' ? 'create' : 'delete',
+        userId: row.user_id,
+        userName: row.user_name,
+        account: parts.account!,
+        permissionSet: parts.permissionSet!,
+      });
+    if (stored.kind === 'group')
+      await enqueueEvent(trx, this.clock, {
+        type: 'pim.group-membership-requested',
+        activationId: row.id,
+        action: phase === 'begin' ? 'add' : 'remove',
+        groupId: parts.groupId!,
+        userId: row.user_id,
+        userName: row.user_name,
+        expiresAt: phase === 'begin' ? row.expires_at : null,
+      });
   }
 
   private async record(

@@ -7,6 +7,16 @@ import { InvalidInput, NotFound } from '../../errors.js';
 import type { Store } from '../../store/open.js';
 import type { PimEligibilitiesTable } from '../../store/schema.js';
 import type { AwsAccounts } from '../aws-accounts.js';
+import {
+  type PimTargetInput,
+  type PimTargetKind,
+  parsePimTarget,
+  type StoredTarget,
+  storedGroup,
+  storedPermissionSet,
+  storedSsh,
+  targetText,
+} from './targets.js';
 
 /** A person or group who may approve: any one member of a group counts as one approval. */
 export interface Approver {
@@ -45,9 +55,11 @@ export interface Eligibility extends ActivationRules {
   principalId: string;
   /** the group's display name or the user's userName (as the directory has it now) */
   principalName?: string;
+  /** what it is for (0024); accountId and roleName hold the kind's two parts (see migration 0024) */
+  kind: PimTargetKind;
   accountId: string;
   roleName: string;
-  /** aws:<account>/<role> */
+  /** aws:<account>/<role>, aws:<account>/permission-set/<name>, group:<name>, ssh:<login>@<hosts> */
   target: string;
   createdAt: string;
   createdBy: string;
@@ -63,9 +75,10 @@ const fromRow = (r: PimEligibilitiesTable): Eligibility => ({
   id: r.id,
   principalType: r.principal_type,
   principalId: r.principal_id,
+  kind: r.target_kind ?? 'aws-role',
   accountId: r.account_id,
   roleName: r.role_name,
-  target: `aws:${r.account_id}/${r.role_name}`,
+  target: targetText(storedOf(r)),
   maxDuration: r.max_duration,
   requireJustification: r.require_justification === 1,
   requireTicket: r.require_ticket === 1,
@@ -77,6 +90,28 @@ const fromRow = (r: PimEligibilitiesTable): Eligibility => ({
   createdBy: r.created_by,
   updatedAt: r.updated_at,
 });
+
+/** The stored target of an eligibility or activation row. */
+export const storedOf = (r: {
+  target_kind?: PimTargetKind;
+  account_id: string;
+  role_name: string;
+}): StoredTarget => ({ kind: r.target_kind ?? 'aws-role', accountId: r.account_id, roleName: r.role_name });
+
+/**
+ * Checks, before an eligibility for a permission set is stored, what only AWS knows: that the
+ * permission set exists in Identity Center and its SessionDuration does not exceed the eligibility's
+ * maxDuration (decision 0029). Wired by app/ from aws/identity-center.
+ */
+export type PermissionSetCheck = (q: {
+  accountId: string;
+  name: string;
+  maxDuration: number;
+}) => Promise<void>;
+
+export interface EligibilitiesOptions {
+  checkPermissionSet?: PermissionSetCheck;
+}
 
 export function checkRules(rules: ActivationRules): void {
   if (
@@ -113,6 +148,7 @@ export class Eligibilities {
     private readonly store: Store,
     private readonly clock: Clock,
     private readonly accounts: AwsAccounts,
+    private readonly options: EligibilitiesOptions = {},
   ) {}
 
   async list(filter: { principal?: { type: 'group' | 'user'; id: string } } = {}): Promise<Eligibility[]> {
@@ -189,8 +225,56 @@ export class Eligibilities {
     roleName: string,
     rules: ActivationRules,
   ): Promise<{ eligibility: Eligibility; change: 'created' | 'updated' | 'unchanged' }> {
+    return this.setTarget(ctx, principal, { kind: 'aws-role', account: accountRef, role: roleName }, rules);
+  }
+
+  /**
+   * Resolves a target as written (or parsed) to what is stored: the account and role must be
+   * registered, the group must exist; a permission set is checked against Identity Center.
+   */
+  async resolveTarget(input: string | PimTargetInput): Promise<StoredTarget> {
+    const t = typeof input === 'string' ? parsePimTarget(input) : input;
+    switch (t.kind) {
+      case 'aws-role': {
+        const { account, role } = await this.accounts.role(t.account, t.role);
+        return { kind: 'aws-role', accountId: account.id, roleName: role.name };
+      }
+      case 'permission-set': {
+        const account = await this.accounts.get(t.account);
+        return storedPermissionSet(account.id, t.name);
+      }
+      case 'group': {
+        const q = this.store.db.selectFrom('groups').select(['id', 'display_name']);
+        const row =
+          (await q.where('id', '=', t.group.toLowerCase()).executeTakeFirst()) ??
+          (await q.where('display_name_key', '=', t.group.toLowerCase()).executeTakeFirst());
+        if (!row) throw new NotFound('group', t.group);
+        return storedGroup(row.id, row.display_name);
+      }
+      case 'ssh':
+        return storedSsh(t.hosts, t.login);
+    }
+  }
+
+  /** Creates or replaces the rules of one eligibility (principal → any target kind); idempotent. */
+  async setTarget(
+    ctx: AuditContext,
+    principal: { type: 'group' | 'user'; id: string; name: string },
+    target: string | PimTargetInput,
+    rules: ActivationRules,
+  ): Promise<{ eligibility: Eligibility; change: 'created' | 'updated' | 'unchanged' }> {
     checkRules(rules);
-    const { account, role } = await this.accounts.role(accountRef, roleName);
+    const stored = await this.resolveTarget(target);
+    if (stored.kind === 'group' && principal.type === 'group' && `group:${principal.id}` === stored.accountId)
+      throw new InvalidInput('a group cannot be eligible for membership of itself', 'target');
+    if (stored.kind === 'permission-set')
+      await this.options.checkPermissionSet?.({
+        accountId: stored.accountId,
+        name: stored.roleName.slice('permission-set/'.length),
+        maxDuration: rules.maxDuration,
+      });
+    const account = { id: stored.accountId };
+    const role = { name: stored.roleName };
     const now = iso(this.clock.now());
     return this.store.db.transaction().execute(async (trx) => {
       const existing = await trx
@@ -199,7 +283,8 @@ export class Eligibilities {
         .where('principal_type', '=', principal.type)
         .where('principal_id', '=', principal.id)
         .where('account_id', '=', account.id)
-        .where('role_name', '=', role.name)
+        // a group's label (its name when granted) may be stale: the group id in account_id decides
+        .$if(stored.kind !== 'group', (q) => q.where('role_name', '=', role.name))
         .executeTakeFirst();
       const values = {
         max_duration: rules.maxDuration,
@@ -231,6 +316,7 @@ export class Eligibilities {
           principal_id: principal.id,
           account_id: account.id,
           role_name: role.name,
+          target_kind: stored.kind,
           ...values,
           created_at: now,
           created_by: actorName(ctx.actor),
@@ -269,7 +355,7 @@ export class Eligibilities {
         subject: `${row.principal_type}:${row.principal_id}`,
         ip: ctx.ip,
         requestId: ctx.requestId,
-        data: { eligibilityId: id, target: `aws:${row.account_id}/${row.role_name}` },
+        data: { eligibilityId: id, target: targetText(storedOf(row)) },
       });
       return fromRow(row);
     });

@@ -146,4 +146,41 @@ describe.each(ENGINES)('PIM API on %s', (engine) => {
     expect((await ferry.api('/api/v1/pim/activations/nope')).status).toBe(404);
     expect((await as('dev', '/api/v1/pim/activations?state=bogus')).status).toBe(400);
   });
+
+  it('takes targets beyond roles: an SSH login is eligible, activated and reported with what happens to open sessions', async () => {
+    const post = (body: unknown) =>
+      ferry.api('/api/v1/pim/eligibilities', { method: 'POST', body: JSON.stringify(body) });
+    const bad = await post({ group: 'Devs', target: 'ssh:-x@host', maxDuration: 3600 });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({
+      type: expect.stringContaining('invalid-input'),
+      field: 'target',
+    });
+    const unknown = await post({ group: 'Devs', target: 'printer:7', maxDuration: 3600 });
+    expect(unknown.status).toBe(400);
+    expect((await post({ group: 'Devs', target: 'group:NoSuchGroup', maxDuration: 3600 })).status).toBe(404);
+    expect((await post({ group: 'Devs', maxDuration: 3600 })).status).toBe(400);
+    const created = await post({ group: 'Devs', target: 'ssh:deploy@web-*', maxDuration: 1800 });
+    expect(created.status).toBe(201);
+    expect(await created.json()).toMatchObject({ kind: 'ssh', target: 'ssh:deploy@web-*' });
+
+    const res = await as('dev', '/api/v1/pim/activations', {
+      method: 'POST',
+      body: JSON.stringify({ target: 'ssh:deploy@web-*', durationSeconds: 1800 }),
+    });
+    expect(res.status).toBe(201);
+    const a = (await res.json()) as Record<string, unknown>;
+    expect(a).toMatchObject({ state: 'active', kind: 'ssh', effect: null });
+    expect(a.openSessions).toMatch(/open SSH connections are not cut/);
+    const again = await as('dev', '/api/v1/pim/activations', {
+      method: 'POST',
+      body: JSON.stringify({ target: 'ssh:deploy@web-*', durationSeconds: 1800 }),
+    });
+    expect(again.status).toBe(409);
+    const notEligible = await as('boss', '/api/v1/pim/activations', {
+      method: 'POST',
+      body: JSON.stringify({ target: 'ssh:deploy@web-*', durationSeconds: 1800 }),
+    });
+    expect(notEligible.status).toBe(403);
+  });
 });

@@ -49,6 +49,7 @@ const EligibilitySchema = Type.Object({
   principalType: Type.String(),
   principalId: Type.String(),
   principalName: Type.Optional(Type.String()),
+  kind: Type.String({ enum: ['aws-role', 'permission-set', 'group', 'ssh'] }),
   accountId: Type.String(),
   roleName: Type.String(),
   target: Type.String(),
@@ -68,9 +69,21 @@ const ActivationSchema = Type.Object({
   state: Type.String({ enum: [...ACTIVATION_STATES] }),
   userId: Type.String(),
   userName: Type.String(),
+  kind: Type.String({ enum: ['aws-role', 'permission-set', 'group', 'ssh'] }),
   accountId: Type.String(),
   roleName: Type.String(),
   target: Type.String(),
+  effect: Type.Union([
+    Type.Object(
+      { state: Type.String(), detail: Nullable(Type.String()), at: Nullable(Type.String()) },
+      {
+        description:
+          'the Identity Center account assignment or group membership: pending, applying, applied, failed (retried), kept, removing, removed',
+      },
+    ),
+    Type.Null(),
+  ]),
+  openSessions: Type.String({ description: 'what happens to sessions already open when it ends' }),
   eligibilityId: Type.String(),
   durationSeconds: Type.Integer(),
   justification: Nullable(Type.String()),
@@ -96,8 +109,16 @@ const ActivationSchema = Type.Object({
 });
 const RequestBody = Type.Object(
   {
-    account: Type.String({ minLength: 1, maxLength: 63, description: '12-digit id or alias' }),
-    role: Type.String({ minLength: 1, maxLength: 64 }),
+    account: Type.Optional(Type.String({ minLength: 1, maxLength: 63, description: '12-digit id or alias' })),
+    role: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    target: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 600,
+        description:
+          'instead of account and role: aws:<account>/permission-set/<name>, group:<name>, ssh:<login>@<host>',
+      }),
+    ),
     durationSeconds: Type.Integer({ minimum: 1, maximum: 86400 }),
     justification: Type.Optional(Type.String({ maxLength: 1000 })),
     ticket: Type.Optional(Type.String({ maxLength: 128 })),
@@ -112,8 +133,15 @@ const EligibilityBody = Type.Object(
   {
     group: Type.Optional(Type.String({ maxLength: 256 })),
     user: Type.Optional(Type.String({ maxLength: 256 })),
-    account: Type.String({ maxLength: 63, description: 'account id or alias' }),
-    role: Type.String({ maxLength: 64 }),
+    account: Type.Optional(Type.String({ maxLength: 63, description: 'account id or alias' })),
+    role: Type.Optional(Type.String({ maxLength: 64 })),
+    target: Type.Optional(
+      Type.String({
+        maxLength: 600,
+        description:
+          'instead of account and role: aws:<account>/permission-set/<name>, group:<name>, ssh:<login>@<host or glob>',
+      }),
+    ),
     maxDuration: Type.Integer({ description: 'seconds (900..43200)' }),
     requireJustification: Type.Optional(Type.Boolean()),
     requireTicket: Type.Optional(Type.Boolean()),
@@ -150,7 +178,7 @@ const ListQuery = Type.Object(
 
 /** Turns the rules of the API body (names) into stored rules (ids); shared with the tenant file. */
 export async function rulesFromInput(
-  input: Omit<EligibilityInput, 'group' | 'user' | 'account' | 'role'>,
+  input: Omit<EligibilityInput, 'group' | 'user' | 'account' | 'role' | 'target'>,
   resolve: PimApiOptions['resolvePrincipal'],
 ): Promise<ActivationRules> {
   const approvers: Approver[] = [];
@@ -262,12 +290,13 @@ export const pimApi: FastifyPluginAsync<PimApiOptions> = async (app, opts) => {
         b.group !== undefined ? 'group' : 'user',
         (b.group ?? b.user)!,
       );
+      if (b.target === undefined && (b.account === undefined || b.role === undefined))
+        throw new InvalidInput('give target, or account and role', 'target');
       const rules = await rulesFromInput(b, opts.resolvePrincipal);
-      const { eligibility, change } = await eligibilities.set(
+      const { eligibility, change } = await eligibilities.setTarget(
         opts.auditContext(req),
         principal,
-        b.account,
-        b.role,
+        b.target ?? { kind: 'aws-role', account: b.account!, role: b.role! },
         rules,
       );
       return reply.code(change === 'created' ? 201 : 200).send(eligibility);

@@ -9,6 +9,8 @@ import { enqueueEvent } from '../../store/outbox.js';
 import type { Database, ReviewCampaignsTable, ReviewItemsTable } from '../../store/schema.js';
 import { isApprover, PimForbidden } from '../pim/activations.js';
 import type { Approver } from '../pim/eligibilities.js';
+import { storedOf } from '../pim/eligibilities.js';
+import { targetText } from '../pim/targets.js';
 
 /** What a campaign reviews: members of these groups, and (optionally) every eligible assignment. */
 export interface CampaignScope {
@@ -155,7 +157,7 @@ export class ReviewCampaigns {
             group_id: e.principal_type === 'group' ? e.principal_id : null,
             user_id: e.principal_type === 'user' ? e.principal_id : null,
             eligibility_id: e.id,
-            label: `${e.principal_type} ${names.get(e.principal_id) ?? e.principal_id} eligible for aws:${e.account_id}/${e.role_name}`,
+            label: `${e.principal_type} ${names.get(e.principal_id) ?? e.principal_id} eligible for ${targetText(storedOf(e))}`,
             ...blank,
           });
       }

@@ -42,6 +42,8 @@ export class ScimGroups {
       .innerJoin('users', 'users.id', 'group_members.user_id')
       .select(['group_members.group_id', 'users.id', 'users.user_name'])
       .where('group_members.group_id', 'in', ids)
+      // PIM (0024): memberships Ferry granted for a while are Ferry's, not the provisioning client's
+      .where('group_members.activation_id', 'is', null)
       .where('users.id', 'in', this.lane.managed(db, 'user'))
       .orderBy('users.user_name_key')
       .execute();

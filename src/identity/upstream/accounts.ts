@@ -180,6 +180,8 @@ export class UpstreamAccounts {
       .selectAll('groups')
       .where('group_members.user_id', '=', user.id)
       .where('groups.external_id', 'is not', null)
+      // PIM (0024): a membership granted just in time is not the upstream's to take away
+      .where('group_members.activation_id', 'is', null)
       .execute();
     const added: string[] = [];
     const removed: string[] = [];
