@@ -209,7 +209,7 @@ export class Sequencer {
     // Overdue: appends that never leave the microtask queue (SQLite in this process, back to back)
     // keep timers from firing, so the append that notices starts the batch.
     clearTimeout(this.#timer);
-    this.#running = this.#tick();
+    this.#running = this.#tick(true);
   }
 
   /** Stops, and hands the lease back so another instance can seal at once (a crash waits it out). */
@@ -230,19 +230,21 @@ export class Sequencer {
   #schedule(delayMs: number): void {
     if (this.#stopped || this.#busy) return;
     clearTimeout(this.#timer);
+    const woken = this.#settling;
     this.#timer = setTimeout(() => {
-      this.#running = this.#tick();
+      this.#running = this.#tick(woken);
     }, delayMs);
     this.#timer.unref();
   }
 
-  async #tick(): Promise<void> {
+  /** `woken`: an append in this process says there is work (no need to look first). */
+  async #tick(woken = false): Promise<void> {
     this.#busy = true;
     this.#again = false;
     this.#wokenAt = undefined;
     this.#settling = false;
     try {
-      if (await this.#anyUnsealed()) await this.sealAll();
+      if (woken || (await this.#anyUnsealed())) await this.sealAll();
     } catch (err) {
       this.#deps.log?.warn({ err }, 'audit sequencer: sealing failed; retrying');
     } finally {
