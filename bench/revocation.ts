@@ -147,7 +147,7 @@ export const sessionRevocation: Scenario = {
             { runs: env.runs, perRun: 50, warmup: 10 },
           );
           const toMs = (st: typeof raw.put.p99) => stat(st.samples.map((us) => us / 1000));
-          const note = `worker polls the outbox every 1 s; ${ROLES.length} roles per person, policies growing to ${total} statements`;
+          const note = `worker woken by the commit (urgent lane; 1 s poll as fallback); ${ROLES.length} roles per person, policies growing to ${total} statements`;
           rows.push(
             {
               scenario: `offboarding → sessions revoked p50 (${engine})`,

@@ -39,6 +39,8 @@ export interface StartOptions {
   logger?: FastifyServerOptions['logger'];
   handlers?: EventHandlers;
   workerIntervalMs?: number;
+  /** drain the outbox when an event is committed (default true; tests that drain by hand turn it off) */
+  workerWake?: boolean;
   /** test seam: where new signing keys come from (default RSA-3072, generated on first start) */
   signingKeys?: SigningKeysOptions;
 }
@@ -85,6 +87,7 @@ export async function startFerry(options: StartOptions): Promise<RunningFerry> {
   const handlers = mergeHandlers(defaultHandlers(services), options.handlers ?? {});
   const workers = startWorkers(services, handlers, app.log, {
     intervalMs: options.workerIntervalMs,
+    wake: options.workerWake,
   });
   const { host, port } = listenAddress(config.listen);
   try {

@@ -4,7 +4,18 @@ import { Sequencer } from '../audit/sequencer.js';
 import type { DomainEvent, DomainEventType } from '../events.js';
 import { purgeExpiredOidcArtifacts } from '../federation/oidc/adapter.js';
 import { OIDC_SIGNING_PURPOSES } from '../federation/oidc/provider.js';
-import { claimEvents, completeEvent, failEvent } from '../store/outbox.js';
+import {
+  type ClaimedEvent,
+  claimEvents,
+  completeEvent,
+  failEvent,
+  forgetDeadInstances,
+  heartbeat,
+  LANES,
+  type Lane,
+  onEventEnqueued,
+  retireInstance,
+} from '../store/outbox.js';
 import type { Services } from './services.js';
 
 /** What a handler may need besides the event: when it happened (e.g. a revocation's cutoff). */
@@ -35,7 +46,13 @@ export function startWorkers(
   services: Services,
   handlers: EventHandlers,
   log: FastifyBaseLogger,
-  options: { intervalMs?: number; autostart?: boolean; auditPollMs?: number } = {},
+  options: {
+    intervalMs?: number;
+    autostart?: boolean;
+    auditPollMs?: number;
+    /** drain a lane as soon as an event for it is committed (default true) */
+    wake?: boolean;
+  } = {},
 ): Workers {
   const workerId = randomUUID();
   const { store, clock } = services;
@@ -51,27 +68,66 @@ export function startWorkers(
   let stopped = false;
   let running: Promise<unknown> = Promise.resolve();
 
-  async function drainOnce(): Promise<number> {
-    let handled = 0;
-    for (;;) {
-      const batch = await claimEvents(store, clock, workerId, 50, 60_000);
-      if (batch.length === 0) return handled;
-      for (const claimed of batch) {
-        try {
-          const meta = { id: claimed.id, createdAt: new Date(claimed.createdAt), attempts: claimed.attempts };
-          for (const handle of handlers[claimed.event.type] ?? []) await handle(claimed.event, meta);
-          await completeEvent(store, clock, claimed.id, workerId);
-        } catch (err) {
-          log.warn(
-            { err, eventId: claimed.id, type: claimed.event.type },
-            'outbox handler failed; will retry',
-          );
-          await failEvent(store, clock, claimed.id, workerId, claimed.attempts, (err as Error).message);
-        }
-        handled += 1;
-      }
+  async function handle(claimed: ClaimedEvent): Promise<void> {
+    try {
+      const meta = { id: claimed.id, createdAt: new Date(claimed.createdAt), attempts: claimed.attempts };
+      for (const handler of handlers[claimed.event.type] ?? []) await handler(claimed.event, meta);
+      await completeEvent(store, clock, claimed.id, workerId);
+    } catch (err) {
+      log.warn({ err, eventId: claimed.id, type: claimed.event.type }, 'outbox handler failed; will retry');
+      await failEvent(store, clock, claimed.id, workerId, claimed.attempts, (err as Error).message);
     }
   }
+
+  /**
+   * Drains one lane until it is empty. The urgent lane (revocation, offboarding) handles a claimed
+   * batch in parallel, its handlers being idempotent and about different people; the bulk lane one
+   * event after another, in order.
+   */
+  async function drainLane(lane: Lane): Promise<number> {
+    let handled = 0;
+    for (;;) {
+      const batch = await claimEvents(store, clock, workerId, lane === 'urgent' ? 16 : 50, 60_000, { lane });
+      if (batch.length === 0) return handled;
+      if (lane === 'urgent') await Promise.all(batch.map(handle));
+      else for (const claimed of batch) await handle(claimed);
+      handled += batch.length;
+    }
+  }
+
+  async function drainOnce(): Promise<number> {
+    let handled = 0;
+    for (const lane of LANES) handled += await drainLane(lane);
+    return handled;
+  }
+
+  // Each lane drains on its own: woken by a commit (this process's enqueue; on PostgreSQL the
+  // `ferry_outbox` notification from any instance), and polled by the tick as a fallback.
+  const lanes = new Map(
+    LANES.map((lane) => [
+      lane,
+      { busy: false, again: false, running: Promise.resolve() as Promise<unknown> },
+    ]),
+  );
+  const kick = (lane: Lane) => {
+    const state = lanes.get(lane);
+    if (!state || stopped) return;
+    if (state.busy) {
+      state.again = true;
+      return;
+    }
+    state.busy = true;
+    state.again = false;
+    state.running = drainLane(lane)
+      .catch((err) => log.warn({ err: (err as Error).message, lane }, 'outbox drain failed; retrying'))
+      .finally(() => {
+        state.busy = false;
+        if (state.again) kick(lane);
+      });
+  };
+  const kickAll = () => {
+    for (const lane of LANES) kick(lane);
+  };
 
   let lastPurge = 0;
   let lastRotationCheck = 0;
@@ -82,10 +138,11 @@ export function startWorkers(
       // PIM: end what is due (exactly once across instances), then deliver what that wrote to the outbox.
       await services.activations.runDue();
       await services.reviews.closeDue();
-      await drainOnce();
+      kickAll();
       const now = clock.now().getTime();
       if (now - lastPurge > 3_600_000) {
         lastPurge = now;
+        await forgetDeadInstances(store.db, clock);
         await services.sessions.purgeEnded();
         await purgeExpiredOidcArtifacts(services.store, clock);
         await services.entraSignin?.purgeExpired();
@@ -116,6 +173,9 @@ export function startWorkers(
 
   const interval = options.intervalMs ?? 1_000;
   let timer: NodeJS.Timeout | undefined;
+  let beat: NodeJS.Timeout | undefined;
+  let unsubscribe: (() => void) | undefined;
+  let unlisten: (() => Promise<void>) | undefined;
   const schedule = () => {
     if (stopped) return;
     timer = setTimeout(() => {
@@ -124,7 +184,24 @@ export function startWorkers(
     }, interval);
     timer.unref();
   };
-  if (options.autostart !== false) schedule();
+  if (options.autostart !== false) {
+    // A heartbeat of its own (not the tick, which may wait on slow work): claims of an instance that
+    // stops beating are taken over by the others (store/outbox.ts).
+    const beatOnce = () =>
+      heartbeat(store.db, clock, workerId).catch((err) =>
+        log.warn({ err: (err as Error).message }, 'worker heartbeat failed; retrying'),
+      );
+    void beatOnce();
+    beat = setInterval(beatOnce, 1_000);
+    beat.unref();
+    if (options.wake !== false) {
+      unsubscribe = onEventEnqueued((lane) => kick(lane));
+      unlisten = store.listen?.('ferry_outbox', (lane) =>
+        lane === 'urgent' || lane === 'bulk' ? kick(lane) : kickAll(),
+      );
+    }
+    schedule();
+  }
 
   return {
     drainOnce,
@@ -132,9 +209,14 @@ export function startWorkers(
     async stop() {
       stopped = true;
       clearTimeout(timer);
+      clearInterval(beat);
+      unsubscribe?.();
+      await unlisten?.();
       await running;
+      await Promise.all([...lanes.values()].map((l) => l.running));
       await exporting;
       await sequencer.stop();
+      if (beat) await retireInstance(store.db, workerId).catch(() => {});
     },
   };
 }

@@ -434,6 +434,42 @@ describe.each(ENGINES)('audit ledger on %s', (engine) => {
     expect(await verify()).toMatchObject({ ok: true, events: 8 });
   });
 
+  it('an event edited after its append but before sealing is named by verify (sealing places the appended hash)', async () => {
+    const appended = await appendMany(store, clock, 5);
+    await store.db
+      .updateTable('audit_events')
+      .set({ data: '{"i":99}' })
+      .where('id', '=', appended[2]!.id)
+      .execute();
+    expect(await sequencer.sealAll()).toBe(5);
+    const result = await verify();
+    expectBroken(result, /./);
+    expect(result.firstBad).toMatchObject({ leafIndex: 2, id: appended[2]!.id });
+  });
+
+  it('seals while appends keep the event loop busy back to back, without waiting for them to pause', async () => {
+    const sealedDuring: number[] = [];
+    let appending = true;
+    const running = new Sequencer(
+      { store, clock, keys, onSealed: (_head, n) => appending && sealedDuring.push(n) },
+      { batchSize: 1000, settleMs: 5, pollMs: 60_000 },
+    );
+    running.start();
+    const until = performance.now() + 1_500;
+    let appended = 0;
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, w) => {
+        while (performance.now() < until) await append(store, clock, w * 100_000 + appended++);
+      }),
+    );
+    appending = false;
+    await running.stop();
+    // Sealed in several batches while the writers ran, not in one after they stopped (before the
+    // fix, SQLite's back-to-back appends starved the sequencer's timer: no batch until the end).
+    expect(sealedDuring.length).toBeGreaterThan(1);
+    expect(appended).toBeGreaterThan(0);
+  });
+
   it('one sequencer at a time: the lease holder seals, another takes over only once the lease ran out', async () => {
     const other = new Sequencer(
       { store, clock, keys: new AuditSigningKeys(store, clock, masterKey) },

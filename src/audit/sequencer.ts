@@ -14,6 +14,8 @@ export interface SequencerDeps {
   keys: AuditSigningKeys;
   /** operator log; warnings only */
   log?: { warn(obj: object, msg: string): void };
+  /** called after each batch committed (metrics, the bench's latency figure) */
+  onSealed?: (head: SignedTreeHead, sealed: number) => void;
 }
 
 export interface SequencerOptions {
@@ -53,6 +55,10 @@ export class Sequencer {
   #again = false;
   #stopped = true;
   #unsubscribe: (() => void) | undefined;
+  /** when the first append since the last tick woke this sequencer (performance.now()) */
+  #wokenAt: number | undefined;
+  /** a settle timer is set */
+  #settling = false;
 
   constructor(deps: SequencerDeps, options: SequencerOptions = {}) {
     this.#deps = deps;
@@ -66,7 +72,7 @@ export class Sequencer {
   async sealOnce(): Promise<SealResult> {
     const { store, clock, keys } = this.#deps;
     const key = await keys.current();
-    return store.db.transaction().execute(async (trx) => {
+    const result = await store.db.transaction().execute(async (trx): Promise<SealResult> => {
       const now = clock.now();
       // The conditional update is the lease: it succeeds for the holder, or for anyone once the lease
       // ran out. On PostgreSQL it also locks the row until commit, so a second sequencer waits here and
@@ -85,14 +91,21 @@ export class Sequencer {
         )
         .executeTakeFirst();
       if (Number(taken.numUpdatedRows) === 0) return { sealed: 0, head: null, leader: false };
+      // The leaf hash was computed when the event was appended; sealing only places it. (An edit of the
+      // event after its append no longer matches its sealed leaf, so verify names it.) Events written
+      // before the ledger (0019) are hashed here, with their old chain link.
       const rows = await trx
         .selectFrom('audit_events')
-        .selectAll()
+        .select(['seq', 'leaf_hash', 'prev_hash'])
         .where('leaf_index', 'is', null)
         .orderBy('seq')
         .limit(this.#batchSize)
         .execute();
       if (rows.length === 0) return { sealed: 0, head: null, leader: true };
+      const legacy = await hashLegacy(
+        trx,
+        rows.filter((r) => r.leaf_hash === null || r.prev_hash !== '').map((r) => Number(r.seq)),
+      );
 
       const last = await trx
         .selectFrom('audit_tree_heads')
@@ -107,11 +120,12 @@ export class Sequencer {
           )
         : new Frontier();
       const nodes: Array<{ level: number; idx: number; hash: string }> = [];
-      const leaves: Array<{ seq: number; index: number; hash: string }> = [];
+      const leaves: Array<{ seq: number; index: number; hash: string; rehashed: boolean }> = [];
       for (const row of rows) {
-        const event = eventFromRow(row);
-        const hash = leafHashOf(event);
-        leaves.push({ seq: event.seq, index: frontier.size, hash });
+        const seq = Number(row.seq);
+        const rehashed = legacy.get(seq);
+        const hash = rehashed ?? (row.leaf_hash as string);
+        leaves.push({ seq, index: frontier.size, hash, rehashed: rehashed !== undefined });
         frontier.append(Buffer.from(hash, 'hex'), (level, idx, h) => {
           nodes.push({ level, idx, hash: h.toString('hex') });
         });
@@ -148,6 +162,8 @@ export class Sequencer {
         .execute();
       return { sealed: rows.length, head, leader: true };
     });
+    if (result.head) this.#deps.onSealed?.(result.head, result.sealed);
+    return result;
   }
 
   /** Seals until nothing is left (or another instance holds the lease); returns how many it sealed. */
@@ -174,11 +190,26 @@ export class Sequencer {
   /** Run soon (after settleMs), not waiting for the next poll. */
   wake(): void {
     if (this.#stopped) return;
+    const now = performance.now();
+    this.#wokenAt ??= now;
     if (this.#busy) {
       this.#again = true;
       return;
     }
-    this.#schedule(this.#settleMs);
+    const waited = now - this.#wokenAt;
+    if (waited < this.#settleMs) {
+      // Only one wake sets the timer: one that every append pushed back would never fire under
+      // steady appends.
+      if (!this.#settling) {
+        this.#settling = true;
+        this.#schedule(this.#settleMs - waited);
+      }
+      return;
+    }
+    // Overdue: appends that never leave the microtask queue (SQLite in this process, back to back)
+    // keep timers from firing, so the append that notices starts the batch.
+    clearTimeout(this.#timer);
+    this.#running = this.#tick(true);
   }
 
   /** Stops, and hands the lease back so another instance can seal at once (a crash waits it out). */
@@ -199,22 +230,30 @@ export class Sequencer {
   #schedule(delayMs: number): void {
     if (this.#stopped || this.#busy) return;
     clearTimeout(this.#timer);
+    const woken = this.#settling;
     this.#timer = setTimeout(() => {
-      this.#running = this.#tick();
+      this.#running = this.#tick(woken);
     }, delayMs);
     this.#timer.unref();
   }
 
-  async #tick(): Promise<void> {
+  /** `woken`: an append in this process says there is work (no need to look first). */
+  async #tick(woken = false): Promise<void> {
     this.#busy = true;
     this.#again = false;
+    this.#wokenAt = undefined;
+    this.#settling = false;
     try {
-      if (await this.#anyUnsealed()) await this.sealAll();
+      if (woken || (await this.#anyUnsealed())) await this.sealAll();
     } catch (err) {
       this.#deps.log?.warn({ err }, 'audit sequencer: sealing failed; retrying');
     } finally {
       this.#busy = false;
-      this.#schedule(this.#again ? this.#settleMs : this.#pollMs);
+      if (this.#again) {
+        // Appends arrived during the batch: the next one starts at once if they waited a settle.
+        this.#again = false;
+        this.wake();
+      } else this.#schedule(this.#pollMs);
     }
   }
 
@@ -230,35 +269,48 @@ export class Sequencer {
   }
 }
 
+/** Leaf hashes of events appended before the ledger (their stored hash is the old chain's). */
+async function hashLegacy(trx: Kysely<Database>, seqs: number[]): Promise<Map<number, string>> {
+  const hashes = new Map<number, string>();
+  for (let i = 0; i < seqs.length; i += 500) {
+    const rows = await trx
+      .selectFrom('audit_events')
+      .selectAll()
+      .where('seq', 'in', seqs.slice(i, i + 500))
+      .execute();
+    for (const row of rows) hashes.set(Number(row.seq), leafHashOf(eventFromRow(row)));
+  }
+  return hashes;
+}
+
 /**
- * Gives each event its leaf index and leaf hash. PostgreSQL: one statement per 500 events (a round
- * trip each would dominate). SQLite: one primary-key update per event, which in-process costs
- * microseconds, where its planner turns UPDATE … FROM a VALUES list into a scan of the whole table.
+ * Gives each event its leaf index, set-based: a round trip (and, on SQLite, a statement prepared)
+ * per event was most of a batch's time. PostgreSQL: one UPDATE … FROM unnest(arrays) per batch.
+ * SQLite: one UPDATE … CASE per 400 events, found by rowid (its planner turns UPDATE … FROM a
+ * VALUES list into a scan of the whole table).
  */
 async function placeLeaves(
   trx: Kysely<Database>,
   engine: Store['engine'],
-  leaves: Array<{ seq: number; index: number; hash: string }>,
+  leaves: Array<{ seq: number; index: number; hash: string; rehashed: boolean }>,
 ): Promise<void> {
-  if (engine === 'sqlite') {
-    for (const l of leaves)
-      await trx
-        .updateTable('audit_events')
-        .set({ leaf_index: l.index, leaf_hash: l.hash })
-        .where('seq', '=', l.seq)
-        .execute();
+  for (const l of leaves.filter((x) => x.rehashed))
+    await trx.updateTable('audit_events').set({ leaf_hash: l.hash }).where('seq', '=', l.seq).execute();
+  if (engine === 'postgres') {
+    await sql`update audit_events set leaf_index = v.leaf_index
+      from unnest(cast(${leaves.map((l) => l.seq)} as bigint[]), cast(${leaves.map((l) => l.index)} as bigint[]))
+        as v(seq, leaf_index)
+      where audit_events.seq = v.seq`.execute(trx);
     return;
   }
-  for (let i = 0; i < leaves.length; i += 500) {
-    const chunk = leaves.slice(i, i + 500);
-    const values = sql.join(
-      chunk.map(
-        (l) => sql`(cast(${l.seq} as integer), cast(${l.index} as integer), cast(${l.hash} as text))`,
-      ),
+  for (let i = 0; i < leaves.length; i += 400) {
+    const chunk = leaves.slice(i, i + 400);
+    const cases = sql.join(
+      chunk.map((l) => sql`when ${l.seq} then ${l.index}`),
+      sql` `,
     );
-    await sql`with v(seq, leaf_index, leaf_hash) as (values ${values})
-      update audit_events set leaf_index = v.leaf_index, leaf_hash = v.leaf_hash
-      from v where audit_events.seq = v.seq`.execute(trx);
+    const seqs = sql.join(chunk.map((l) => sql`${l.seq}`));
+    await sql`update audit_events set leaf_index = case seq ${cases} end where seq in (${seqs})`.execute(trx);
   }
 }
 

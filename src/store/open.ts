@@ -22,6 +22,12 @@ export interface Store {
   /** Cheap round trip used by /readyz; rejects while the database is unreachable. */
   ping(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * PostgreSQL only: calls `onNotify` for each NOTIFY on `channel` (delivered when the sending
+   * transaction commits), on a connection of its own that reconnects after a loss (and then calls
+   * `onNotify` once with no payload: something may have been missed). Returns how to stop.
+   */
+  listen?(channel: string, onNotify: (payload: string | undefined) => void): () => Promise<void>;
 }
 
 export interface StoreOptions {
@@ -130,6 +136,43 @@ function openPostgres(url: string, options: StoreOptions): Store {
     },
     async close() {
       await db.destroy();
+    },
+    listen(channel, onNotify) {
+      let stopped = false;
+      let client: pg.Client | undefined;
+      let retry: NodeJS.Timeout | undefined;
+      const connect = async (delayMs: number) => {
+        if (stopped) return;
+        const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 });
+        client = c;
+        let lost = false;
+        const reconnect = (err?: Error) => {
+          if (lost || stopped) return;
+          lost = true;
+          if (err) options.onIdleError?.(err);
+          c.end().catch(() => {});
+          retry = setTimeout(() => void connect(Math.min(delayMs * 2, 5_000)), delayMs);
+          retry.unref();
+        };
+        c.on('error', reconnect);
+        c.on('end', () => reconnect());
+        c.on('notification', (n) => {
+          if (n.channel === channel) onNotify(n.payload);
+        });
+        try {
+          await c.connect();
+          await c.query(`listen ${pg.escapeIdentifier(channel)}`);
+          if (delayMs > 100) onNotify(undefined);
+        } catch (err) {
+          reconnect(err as Error);
+        }
+      };
+      void connect(100);
+      return async () => {
+        stopped = true;
+        clearTimeout(retry);
+        await client?.end().catch(() => {});
+      };
     },
   };
 }

@@ -31,10 +31,42 @@ function orderedId(): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
+/**
+ * The outbox's lanes, each claimed and handled on its own: revocation and offboarding ('urgent') never
+ * wait behind bulk work (Identity Center pushes, notifications) however much of it is queued.
+ */
+export type Lane = 'urgent' | 'bulk';
+export const LANES: readonly Lane[] = ['urgent', 'bulk'];
+
+const URGENT_TYPES: ReadonlySet<string> = new Set([
+  'user.deactivated',
+  'user.deleted',
+  'session.revoked',
+  'aws.sessions-revoke-requested',
+]);
+
+export function laneOf(type: DomainEvent['type']): Lane {
+  return URGENT_TYPES.has(type) ? 'urgent' : 'bulk';
+}
+
+type EnqueueListener = (lane: Lane) => void;
+const enqueueListeners = new Set<EnqueueListener>();
+
+/**
+ * Called when this process enqueues an event (the worker wakes on it instead of waiting for its poll).
+ * It runs before the transaction commits: on SQLite the drain it starts queues behind that commit on
+ * the one connection; on PostgreSQL the `ferry_outbox` notification (sent at commit) is what counts.
+ */
+export function onEventEnqueued(listener: EnqueueListener): () => void {
+  enqueueListeners.add(listener);
+  return () => enqueueListeners.delete(listener);
+}
+
 /** Records a domain event; call it with the transaction that makes the change it describes. */
 export async function enqueueEvent(trx: Kysely<Database>, clock: Clock, event: DomainEvent): Promise<string> {
   const id = orderedId();
   const now = iso(clock.now());
+  const lane = laneOf(event.type);
   await trx
     .insertInto('outbox')
     .values({
@@ -44,8 +76,10 @@ export async function enqueueEvent(trx: Kysely<Database>, clock: Clock, event: D
       created_at: now,
       available_at: now,
       attempts: 0,
+      lane,
     })
     .execute();
+  for (const listener of enqueueListeners) listener(lane);
   return id;
 }
 
@@ -57,10 +91,23 @@ export interface ClaimedEvent {
   event: DomainEvent;
 }
 
+export interface ClaimOptions {
+  /** only this lane's events (default: every lane) */
+  lane?: Lane;
+  /**
+   * An instance whose heartbeat is older than this is dead: what it claimed is claimable at once,
+   * not after its lease (default 5 s; heartbeats are every second, see heartbeat()).
+   */
+  deadAfterMs?: number;
+}
+
+export const DEAD_AFTER_MS = 5_000;
+
 /**
  * Leases up to `limit` due events to one worker. On PostgreSQL the rows are picked with
  * FOR UPDATE SKIP LOCKED, so several instances drain one outbox without handing an event to two
- * workers at once; an expired lease makes the event claimable again (at-least-once delivery).
+ * workers at once; an expired lease, or a claim by an instance that stopped heartbeating, makes the
+ * event claimable again (at-least-once delivery).
  */
 export async function claimEvents(
   store: Store,
@@ -68,19 +115,32 @@ export async function claimEvents(
   workerId: string,
   limit: number,
   leaseMs: number,
+  options: ClaimOptions = {},
 ): Promise<ClaimedEvent[]> {
   const now = iso(clock.now());
   const until = iso(addMs(clock.now(), leaseMs));
+  const deadSince = iso(addMs(clock.now(), -(options.deadAfterMs ?? DEAD_AFTER_MS)));
   const rows = await store.db.transaction().execute(async (trx) => {
     let pick = trx
       .selectFrom('outbox')
       .select('id')
       .where('processed_at', 'is', null)
       .where('available_at', '<=', now)
-      .where((eb) => eb.or([eb('claimed_until', 'is', null), eb('claimed_until', '<', now)]))
+      .where((eb) =>
+        eb.or([
+          eb('claimed_until', 'is', null),
+          eb('claimed_until', '<', now),
+          eb(
+            'claimed_by',
+            'in',
+            eb.selectFrom('worker_instances').select('id').where('heartbeat_at', '<', deadSince),
+          ),
+        ]),
+      )
       .orderBy('created_at')
       .orderBy('id')
       .limit(limit);
+    if (options.lane) pick = pick.where('lane', '=', options.lane);
     if (store.engine === 'postgres') pick = pick.forUpdate().skipLocked();
     const ids = (await pick.execute()).map((r) => r.id);
     if (ids.length === 0) return [] as OutboxRow[];
@@ -101,6 +161,32 @@ export async function claimEvents(
       createdAt: r.created_at,
       event: JSON.parse(r.payload) as DomainEvent,
     }));
+}
+
+/**
+ * Records that this instance is alive (worker_instances). A worker beats every second; one that
+ * stopped (kill -9, a lost host) is dead DEAD_AFTER_MS later and its claims are taken over.
+ */
+export async function heartbeat(db: Kysely<Database>, clock: Clock, instanceId: string): Promise<void> {
+  const now = iso(clock.now());
+  await db
+    .insertInto('worker_instances')
+    .values({ id: instanceId, started_at: now, heartbeat_at: now })
+    .onConflict((oc) => oc.column('id').doUpdateSet({ heartbeat_at: now }))
+    .execute();
+}
+
+/** A clean stop: the instance's row goes (its claims were completed or released before). */
+export async function retireInstance(db: Kysely<Database>, instanceId: string): Promise<void> {
+  await db.deleteFrom('worker_instances').where('id', '=', instanceId).execute();
+}
+
+/** Forgets instances dead for a day (their claims were taken over long ago). */
+export async function forgetDeadInstances(db: Kysely<Database>, clock: Clock): Promise<void> {
+  await db
+    .deleteFrom('worker_instances')
+    .where('heartbeat_at', '<', iso(addMs(clock.now(), -86_400_000)))
+    .execute();
 }
 
 export async function completeEvent(store: Store, clock: Clock, id: string, workerId: string): Promise<void> {

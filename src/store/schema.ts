@@ -60,6 +60,7 @@ export interface Database {
   audit_sequencer: AuditSequencerTable;
   audit_exports: AuditExportsTable;
   worker_instances: WorkerInstancesTable;
+  leases: LeasesTable;
 }
 
 export interface UsersTable {
@@ -196,6 +197,8 @@ export interface OutboxTable {
   claimed_until: string | null;
   processed_at: string | null;
   last_error: string | null;
+  /** since 0027: 'urgent' (revocation, offboarding) or 'bulk'; each lane is claimed on its own */
+  lane: Generated<string>;
 }
 
 export interface AwsAccountsTable {
@@ -693,4 +696,11 @@ export interface WorkerInstancesTable {
   id: string;
   started_at: string;
   heartbeat_at: string;
+}
+
+/** Named leases across instances (0027): one holder at a time, taken over once expired. */
+export interface LeasesTable {
+  name: string;
+  holder: string | null;
+  lease_until: string | null;
 }

@@ -60,6 +60,8 @@ export async function startTestFerry(
     config?: Record<string, unknown>;
     handlers?: EventHandlers;
     db?: TestDatabase;
+    /** drain the outbox as events commit (off by default: tests drain by hand) */
+    workerWake?: boolean;
   } = {},
 ): Promise<TestFerry> {
   const db = options.db ?? (await createTestDatabase(engine));
@@ -70,6 +72,7 @@ export async function startTestFerry(
     logger: false,
     handlers: options.handlers,
     workerIntervalMs: 60_000,
+    workerWake: options.workerWake ?? false,
     signingKeys: { generateKey: reuseSigningKey },
   });
   const { token } = await ferry.services.apiTokens.create(

@@ -1,6 +1,7 @@
 import type { AuditContext } from '../../audit/actor.js';
 import type { Clock } from '../../clock.js';
 import { Conflict } from '../../errors.js';
+import { withLease } from '../../store/leases.js';
 import type { Store } from '../../store/open.js';
 import { type PlanScope, type PushPlan, planPush } from './plan.js';
 import { type PushOptions, type PushResult, PushRun } from './push.js';
@@ -11,9 +12,8 @@ export type ClientTuning = Omit<ScimClientOptions, 'endpoint' | 'token'>;
 
 /**
  * SCIM push to IAM Identity Center: `ferry scim push` (everything, or a dry run) and the outbox
- * handlers (what one event touched) both go through here. Runs in this process are serialised so
- * an on-demand push and a handler never race on the same object; across instances the pending
- * rows and the 409 look-up keep creates single.
+ * handlers (what one event touched) both go through here. Runs are serialised, in this process and
+ * across instances (the `identity-center-push` lease), so two never race on the same object.
  */
 export class IdentityCenterPush {
   #queue: Promise<unknown> = Promise.resolve();
@@ -45,15 +45,19 @@ export class IdentityCenterPush {
     options: PushOptions & { onPlan?: (plan: PushPlan) => void },
     tuning: ClientTuning,
   ): Promise<PushResult> {
-    return this.serialised(async () => {
-      const target = await this.targets.current();
-      if (!target)
-        throw new Conflict('no IAM Identity Center SCIM endpoint is configured (ferry scim target set)');
-      const plan = await planPush(this.store.db, scope);
-      options.onPlan?.(plan);
-      const client = new IdentityCenterScimClient({ ...tuning, clock: this.clock, ...target });
-      return new PushRun(this.store, this.clock, client, ctx, options).apply(plan);
-    });
+    // One push at a time in this process, and across instances (a lease in the database): two
+    // instances planning the same user at once would each see it missing and each create it.
+    return this.serialised(() =>
+      withLease(this.store, this.clock, 'identity-center-push', async () => {
+        const target = await this.targets.current();
+        if (!target)
+          throw new Conflict('no IAM Identity Center SCIM endpoint is configured (ferry scim target set)');
+        const plan = await planPush(this.store.db, scope);
+        options.onPlan?.(plan);
+        const client = new IdentityCenterScimClient({ ...tuning, clock: this.clock, ...target });
+        return new PushRun(this.store, this.clock, client, ctx, options).apply(plan);
+      }),
+    );
   }
 
   /** For outbox handlers: pushes what changed, or does nothing when no target is configured. */

@@ -18,6 +18,7 @@ import * as samlRequests from './0017_saml_requests.js';
 import * as auditLedger from './0019_audit_ledger.js';
 import * as proxyAppsClosed from './0020_proxy_apps_closed.js';
 import * as pimBeyondRoles from './0024_pim_beyond_roles.js';
+import * as outboxLanes from './0027_outbox_lanes.js';
 
 /** Every migration, in order. Add new ones at the end; never edit one that has shipped. */
 export const migrations: Record<string, Migration> = {
@@ -40,4 +41,5 @@ export const migrations: Record<string, Migration> = {
   '0019_audit_ledger': auditLedger,
   '0020_proxy_apps_closed': proxyAppsClosed,
   '0024_pim_beyond_roles': pimBeyondRoles,
+  '0027_outbox_lanes': outboxLanes,
 };
