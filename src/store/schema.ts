@@ -60,6 +60,11 @@ export interface Database {
   audit_sequencer: AuditSequencerTable;
   audit_exports: AuditExportsTable;
   worker_instances: WorkerInstancesTable;
+  detection_counts: DetectionCountsTable;
+  alerts: AlertsTable;
+  alert_sinks: AlertSinksTable;
+  alert_deliveries: AlertDeliveriesTable;
+  detection_cursors: DetectionCursorsTable;
 }
 
 export interface UsersTable {
@@ -678,4 +683,63 @@ export interface WorkerInstancesTable {
   id: string;
   started_at: string;
   heartbeat_at: string;
+}
+
+/** Events counted towards a spike rule, per subject and fixed window (0026). */
+export interface DetectionCountsTable {
+  rule: string;
+  subject: string;
+  window_start: string;
+  count: number;
+  updated_at: string;
+}
+
+/** One alert per deduplication key and window; repeats raise `occurrences` (0026). */
+export interface AlertsTable {
+  id: string;
+  rule: string;
+  severity: string;
+  title: string;
+  subject: string;
+  account: string | null;
+  dedup_key: string;
+  dedup_slot: string;
+  first_seen_at: string;
+  last_seen_at: string;
+  occurrences: number;
+  evidence: string;
+  /** JSON */
+  details: string;
+  /** set when a suppression window covered it: recorded, not sent */
+  suppressed_reason: string | null;
+  created_at: string;
+}
+
+/** Where alerts go; the webhook key, Slack URL or SMTP password sealed under the master key (0026). */
+export interface AlertSinksTable {
+  name: string;
+  type: 'webhook' | 'slack' | 'email';
+  /** JSON of the non-secret settings */
+  settings: string;
+  secret_sealed: string;
+  min_severity: string;
+  created_at: string;
+  created_by: string;
+}
+
+export interface AlertDeliveriesTable {
+  alert_id: string;
+  sink: string;
+  state: 'pending' | 'delivered' | 'failed' | 'rate-limited';
+  attempts: number;
+  last_error: string | null;
+  updated_at: string;
+  delivered_at: string | null;
+}
+
+/** How far a reader of the audit trail got (the Ferry-side detections), by name (0026). */
+export interface DetectionCursorsTable {
+  name: string;
+  position: number;
+  updated_at: string;
 }
