@@ -14,6 +14,12 @@ import { ConditionalAccessPolicies } from '../access/policies/policies.js';
 import { storePolicySource } from '../access/policies/store-source.js';
 import { ReviewCampaigns } from '../access/reviews/campaigns.js';
 import { SshLogins } from '../access/ssh-logins.js';
+import { AlertDelivery } from '../activity/alerts/delivery.js';
+import { AlertSinks } from '../activity/alerts/sinks.js';
+import { detectionObserver } from '../activity/detections/observer.js';
+import { Detections } from '../activity/detections/service.js';
+import { detectionSettings } from '../activity/detections/settings.js';
+import type { ActivityObserver } from '../activity/record.js';
 import { systemActor } from '../audit/actor.js';
 import { fileDestination, HeadExporter, webhookDestination } from '../audit/export.js';
 import { accountConnection, openAccountClients } from '../aws/account-clients.js';
@@ -123,6 +129,14 @@ export interface Services {
   auditKeys: AuditSigningKeys;
   /** publishes signed tree heads to the destinations in `audit.export` */
   auditExporter: HeadExporter;
+  /** detections: spike counts, deduplication, suppression; raises alerts */
+  detections: Detections;
+  /** where alerts go (secrets sealed) */
+  alertSinks: AlertSinks;
+  /** carries alerts to sinks from the outbox; `ferry alerts test` */
+  alertDelivery: AlertDelivery;
+  /** the CloudTrail detections, for ingestion's observers */
+  detectionObserver: ActivityObserver;
 }
 
 export function createServices(
@@ -276,7 +290,22 @@ export function createServices(
       ),
     { clockSkewSeconds: aws.revocationClockSkew / 1000 },
   );
+  const alertSinks = new AlertSinks(store, clock, masterKey);
+  const detections = new Detections({
+    store,
+    clock,
+    settings: detectionSettingsOf(config),
+    sinks: (trx) => alertSinks.filters(trx),
+    metrics,
+  });
   return {
+    detections,
+    alertSinks,
+    alertDelivery: new AlertDelivery(
+      { store, clock, sinks: alertSinks, metrics, consoleUrl: () => config.publicUrl },
+      { maxPerSinkPerHour: config.alerts.maxPerSinkPerHour, maxAttempts: config.alerts.maxAttempts },
+    ),
+    detectionObserver: detectionObserver({ store, accounts, publicUrl: () => config.publicUrl }, detections),
     config,
     store,
     clock,
@@ -366,4 +395,35 @@ export function createServices(
     activations,
     reviews: new ReviewCampaigns(store, clock),
   };
+}
+
+/** detections.* of the config file as the detection service reads it (durations in ms, dates parsed). */
+export function detectionSettingsOf(config: Config) {
+  const d = config.detections;
+  return detectionSettings({
+    rules: Object.fromEntries(
+      Object.entries(d.rules).map(([rule, r]) => [
+        rule,
+        Object.fromEntries(
+          Object.entries({
+            enabled: r?.enabled,
+            severity: r?.severity,
+            dedupWindowMs: r?.dedupWindow,
+            threshold: r?.threshold,
+            windowMs: r?.window,
+          }).filter(([, v]) => v !== undefined),
+        ),
+      ]),
+    ),
+    suppress: d.suppress.map((s) => ({
+      rule: s.rule ?? null,
+      subject: s.subject ?? null,
+      account: s.account ?? null,
+      from: new Date(s.from),
+      until: new Date(s.until),
+      reason: s.reason,
+    })),
+    ...(d.administratorRoles ? { administratorRoles: d.administratorRoles } : {}),
+    ferryPrincipals: d.ferryPrincipals,
+  });
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
+import { watchAuditOnce } from '../activity/detections/observer.js';
 import { Sequencer } from '../audit/sequencer.js';
 import type { DomainEvent, DomainEventType } from '../events.js';
 import { purgeExpiredOidcArtifacts } from '../federation/oidc/adapter.js';
@@ -83,6 +84,8 @@ export function startWorkers(
       await services.activations.runDue();
       await services.reviews.closeDue();
       await drainOnce();
+      // Ferry-side detections read what the sequencer sealed; alerts they raise go out on the next drain.
+      await watchAuditOnce(store, clock, services.detections);
       const now = clock.now().getTime();
       if (now - lastPurge > 3_600_000) {
         lastPurge = now;

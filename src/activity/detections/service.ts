@@ -245,6 +245,32 @@ export class Detections {
     );
   }
 
+  /**
+   * A provisioning request failed: Entra ID → Ferry (a SCIM request Ferry answered with an error) or
+   * Ferry → IAM Identity Center (a push the outbox will retry). Counted per direction and connection.
+   */
+  async provisioningFailed(p: {
+    direction: 'inbound' | 'identity-center';
+    connection: string;
+    detail: string;
+    evidence?: string;
+  }): Promise<void> {
+    const now = this.deps.clock.now();
+    await this.observe([
+      {
+        kind: 'count',
+        count: {
+          rule: 'provisioning-errors',
+          subject: p.direction === 'inbound' ? `scim ${p.connection} → Ferry` : `Ferry → IAM Identity Center`,
+          account: null,
+          occurredAt: now,
+          evidence: p.evidence ?? `${p.direction}:${iso(now)}:${randomUUID()}`,
+          details: { direction: p.direction, connection: p.connection, lastError: p.detail.slice(0, 300) },
+        },
+      },
+    ]);
+  }
+
   /** The newest alerts first, with their deliveries. */
   async list(options: { limit?: number; since?: Date; rule?: RuleId } = {}): Promise<AlertView[]> {
     const { db } = this.deps.store;
