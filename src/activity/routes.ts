@@ -1,196 +1,217 @@
 import type {} from '@fastify/swagger';
-import { Type } from '@sinclair/typebox';
+import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuditContext } from '../audit/actor.js';
-import { InvalidInput } from '../errors.js';
+import type { Clock } from '../clock.js';
 import { problemResponses } from '../problem-schema.js';
-import type { AlertDelivery } from './alerts/delivery.js';
-import type { AlertSinks, SinkInput } from './alerts/sinks.js';
-import { RULES, type RuleId, SEVERITIES } from './detections/finding.js';
-import type { Detections } from './detections/service.js';
+import type { CloudTrail } from './ingest.js';
+import type { LeastPrivilege } from './least-privilege.js';
+import { type ActivityViews, sinceOf } from './timeline.js';
 
-export interface AlertsApiOptions {
-  detections: Detections;
-  sinks: AlertSinks;
-  delivery: AlertDelivery;
+export interface ActivityApiOptions {
+  cloudtrail: CloudTrail;
+  views: ActivityViews;
+  leastPrivilege: LeastPrivilege;
+  clock: Clock;
   authenticate: (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
   auditContext: (req: FastifyRequest) => AuditContext;
 }
 
-const Severity = Type.Union(SEVERITIES.map((s) => Type.Literal(s)));
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 
-export const AlertSchema = Type.Object({
+export const SourceSchema = Type.Object({
   id: Type.String(),
-  rule: Type.String(),
-  severity: Type.String(),
-  title: Type.String(),
-  subject: Type.String(),
-  account: Type.Union([Type.String(), Type.Null()]),
-  firstSeenAt: Type.String(),
-  lastSeenAt: Type.String(),
-  occurrences: Type.Integer(),
-  evidence: Type.String(),
-  details: Type.Record(Type.String(), Type.Unknown()),
-  suppressedReason: Type.Union([Type.String(), Type.Null()]),
+  bucket: Type.String(),
+  prefix: Type.String(),
+  region: Nullable(Type.String()),
   createdAt: Type.String(),
-  deliveries: Type.Array(
+  lastSyncAt: Nullable(Type.String()),
+  lastError: Nullable(Type.String()),
+  positions: Type.Array(Type.Object({ folder: Type.String(), afterKey: Type.String() })),
+});
+
+const Skipped = Type.Object({
+  bucket: Type.String(),
+  key: Type.String(),
+  reason: Type.String(),
+  recordsKept: Type.Integer(),
+});
+
+export const SyncResultSchema = Type.Object({
+  sources: Type.Array(
     Type.Object({
-      sink: Type.String(),
-      state: Type.String(),
-      attempts: Type.Integer(),
-      lastError: Type.Union([Type.String(), Type.Null()]),
-      deliveredAt: Type.Union([Type.String(), Type.Null()]),
+      sourceId: Type.String(),
+      bucket: Type.String(),
+      prefix: Type.String(),
+      files: Type.Integer(),
+      records: Type.Integer(),
+      stored: Type.Integer(),
+      duplicates: Type.Integer(),
+      rejected: Type.Integer(),
+      aheadOfClock: Type.Integer(),
+      skipped: Type.Array(Skipped),
+      error: Nullable(Type.String()),
+      busy: Type.Optional(Type.Boolean()),
     }),
   ),
+  stored: Type.Integer(),
+  skipped: Type.Array(Skipped),
+  pruned: Type.Integer(),
 });
+export type SyncResultView = Static<typeof SyncResultSchema>;
 
-export const SinkSchema = Type.Object({
-  name: Type.String(),
-  type: Type.String(),
-  minSeverity: Type.String(),
-  settings: Type.Record(Type.String(), Type.Unknown()),
-  createdAt: Type.String(),
-  createdBy: Type.String(),
+export const ActivityItemSchema = Type.Object({
+  time: Type.String(),
+  source: Type.Union([Type.Literal('ferry'), Type.Literal('cloudtrail')]),
+  eventName: Type.String(),
+  person: Nullable(Type.String()),
+  accessKeyId: Nullable(Type.String()),
+  account: Nullable(Type.String()),
+  role: Nullable(Type.String()),
+  outcome: Type.Union([
+    Type.Literal('success'),
+    Type.Literal('failure'),
+    Type.Literal('error'),
+    Type.Literal('denied'),
+  ]),
+  eventSource: Nullable(Type.String()),
+  errorCode: Nullable(Type.String()),
+  attribution: Nullable(Type.String()),
+  issuedByFerry: Nullable(Type.Boolean()),
+  sourceIpAddress: Nullable(Type.String()),
+  detail: Nullable(Type.String()),
+  id: Type.String(),
 });
+export type ActivityItemView = Static<typeof ActivityItemSchema>;
 
-const SinkBody = Type.Union([
-  Type.Object(
-    {
-      name: Type.String({ minLength: 1, maxLength: 64 }),
-      type: Type.Literal('webhook'),
-      url: Type.String({ minLength: 1, maxLength: 2048 }),
-      secret: Type.String({ minLength: 32, maxLength: 512 }),
-      minSeverity: Type.Optional(Severity),
-    },
-    { additionalProperties: false },
-  ),
-  Type.Object(
-    {
-      name: Type.String({ minLength: 1, maxLength: 64 }),
-      type: Type.Literal('slack'),
-      url: Type.String({ minLength: 1, maxLength: 2048 }),
-      minSeverity: Type.Optional(Severity),
-    },
-    { additionalProperties: false },
-  ),
-  Type.Object(
-    {
-      name: Type.String({ minLength: 1, maxLength: 64 }),
-      type: Type.Literal('email'),
-      host: Type.String({ minLength: 1, maxLength: 255 }),
-      port: Type.Integer({ minimum: 1, maximum: 65535 }),
-      secure: Type.Optional(Type.Boolean()),
-      requireTls: Type.Optional(Type.Boolean()),
-      user: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
-      password: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
-      from: Type.String({ minLength: 3, maxLength: 320 }),
-      to: Type.Array(Type.String({ minLength: 3, maxLength: 320 }), { minItems: 1, maxItems: 50 }),
-      minSeverity: Type.Optional(Severity),
-    },
-    { additionalProperties: false },
-  ),
-]);
+const Ref = Type.String({ minLength: 1, maxLength: 256 });
+const Since = Type.String({ minLength: 1, maxLength: 64 });
 
 /**
- * Admin API for detections and alerts under /api/v1/alerts: recent alerts, the sinks (never their
- * secrets), and a sample sent to one sink.
+ * Admin API for AWS activity: CloudTrail sources and sync under /api/v1/cloudtrail, timelines at
+ * /api/v1/activity, least privilege from use at /api/v1/access/least-privilege.
  */
-export const alertsApi: FastifyPluginAsync<AlertsApiOptions> = async (app, opts) => {
+export const activityApi: FastifyPluginAsync<ActivityApiOptions> = async (app, opts) => {
   app.addHook('onRequest', opts.authenticate);
   const security = [{ bearer: [] }];
-  const tags = ['alerts'];
 
-  app.get<{ Querystring: { limit?: number; since?: string; rule?: string } }>(
-    '/alerts',
+  app.get(
+    '/cloudtrail/sources',
     {
       schema: {
-        tags,
-        summary: 'Recent alerts, newest first, with their deliveries',
+        tags: ['activity'],
+        summary: 'The S3 places CloudTrail log files are read from, with the position in each folder',
         security,
-        querystring: Type.Object(
+        response: { 200: Type.Object({ items: Type.Array(SourceSchema) }), ...problemResponses },
+      },
+    },
+    async () => ({ items: await opts.cloudtrail.sources() }),
+  );
+
+  app.post<{ Body: { bucket: string; prefix?: string; region?: string } }>(
+    '/cloudtrail/sources',
+    {
+      schema: {
+        tags: ['activity'],
+        summary: "Read CloudTrail log files from a bucket (a trail's or an organization trail's)",
+        security,
+        body: Type.Object(
           {
-            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
-            since: Type.Optional(Type.String({ format: 'date-time' })),
-            rule: Type.Optional(Type.String({ maxLength: 64 })),
+            bucket: Type.String({ minLength: 3, maxLength: 63 }),
+            prefix: Type.Optional(Type.String({ maxLength: 512 })),
+            region: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
           },
           { additionalProperties: false },
         ),
-        response: { 200: Type.Object({ alerts: Type.Array(AlertSchema) }), ...problemResponses },
+        response: { 201: SourceSchema, ...problemResponses },
       },
     },
-    async (req) => {
-      const { limit, since, rule } = req.query;
-      if (rule !== undefined && !(RULES as readonly string[]).includes(rule))
-        throw new InvalidInput(`rule must be one of ${RULES.join(', ')}`, 'rule');
-      return {
-        alerts: await opts.detections.list({
-          limit,
-          ...(since ? { since: new Date(since) } : {}),
-          ...(rule ? { rule: rule as RuleId } : {}),
-        }),
-      };
-    },
+    async (req, reply) =>
+      reply.code(201).send(await opts.cloudtrail.addSource(opts.auditContext(req), req.body)),
   );
 
-  app.get(
-    '/alerts/sinks',
+  app.delete<{ Params: { id: string } }>(
+    '/cloudtrail/sources/:id',
     {
       schema: {
-        tags,
-        summary: 'Where alerts go (never their secrets)',
+        tags: ['activity'],
+        summary: 'Stop reading a source (its records stay until retention removes them)',
         security,
-        response: { 200: Type.Object({ sinks: Type.Array(SinkSchema) }), ...problemResponses },
-      },
-    },
-    async () => ({ sinks: await opts.sinks.list() }),
-  );
-
-  app.post<{ Body: SinkInput }>(
-    '/alerts/sinks',
-    {
-      schema: {
-        tags,
-        summary: 'Add a sink: an HMAC-signed webhook, a Slack incoming webhook or e-mail over SMTP',
-        security,
-        body: SinkBody,
-        response: { 201: SinkSchema, ...problemResponses },
-      },
-    },
-    async (req, reply) => reply.code(201).send(await opts.sinks.add(opts.auditContext(req), req.body)),
-  );
-
-  app.delete<{ Params: { name: string } }>(
-    '/alerts/sinks/:name',
-    {
-      schema: {
-        tags,
-        summary: 'Remove a sink (pending deliveries to it are recorded as failed)',
-        security,
-        params: Type.Object({ name: Type.String({ maxLength: 64 }) }),
+        params: Type.Object({ id: Ref }),
         response: { 204: Type.Null(), ...problemResponses },
       },
     },
     async (req, reply) => {
-      await opts.sinks.remove(opts.auditContext(req), req.params.name);
+      await opts.cloudtrail.removeSource(opts.auditContext(req), req.params.id);
       return reply.code(204).send();
     },
   );
 
-  app.post<{ Params: { name: string } }>(
-    '/alerts/sinks/:name/test',
+  app.post(
+    '/cloudtrail/sync',
     {
       schema: {
-        tags,
-        summary:
-          'Send a sample alert to one sink now (502 alert-sink-unreachable with the reason when it fails)',
+        tags: ['activity'],
+        summary: 'Read new log files from every source now; malformed files are skipped and listed',
         security,
-        params: Type.Object({ name: Type.String({ maxLength: 64 }) }),
-        response: { 200: Type.Object({ sent: Type.Literal(true), alert: AlertSchema }), ...problemResponses },
+        response: { 200: SyncResultSchema, ...problemResponses },
       },
     },
-    async (req) => ({
-      sent: true as const,
-      alert: await opts.delivery.test(opts.auditContext(req), req.params.name),
-    }),
+    async (req) => opts.cloudtrail.sync(opts.auditContext(req), req.log),
+  );
+
+  app.get<{
+    Querystring: { user?: string; account?: string; role?: string; since?: string; limit?: number };
+  }>(
+    '/activity',
+    {
+      schema: {
+        tags: ['activity'],
+        summary:
+          "A timeline: Ferry's sign-ins, decisions and credentials, then the AWS calls made with them (by user, or by account and role)",
+        security,
+        querystring: Type.Object(
+          {
+            user: Type.Optional(Ref),
+            account: Type.Optional(Ref),
+            role: Type.Optional(Ref),
+            since: Type.Optional(Since),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 20_000 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ items: Type.Array(ActivityItemSchema) }), ...problemResponses },
+      },
+    },
+    async (req) => {
+      const { since, ...q } = req.query;
+      return { items: await opts.views.timeline({ ...q, since: sinceOf(since, opts.clock, '24h') }) };
+    },
+  );
+
+  app.get<{ Querystring: { account: string; role?: string; permissionSet?: string; since?: string } }>(
+    '/access/least-privilege',
+    {
+      schema: {
+        tags: ['activity'],
+        summary:
+          'Actions a role used (CloudTrail) vs what its policies allow, and a narrower policy checked against every recorded call',
+        security,
+        querystring: Type.Object(
+          {
+            account: Ref,
+            role: Type.Optional(Ref),
+            permissionSet: Type.Optional(Ref),
+            since: Type.Optional(Since),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({}, { additionalProperties: true }), ...problemResponses },
+      },
+    },
+    async (req) => {
+      const { since, ...q } = req.query;
+      return opts.leastPrivilege.report({ ...q, since: sinceOf(since, opts.clock, '30d') });
+    },
   );
 };

@@ -344,6 +344,23 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    cloudtrail: z
+      .object({
+        /** how often the worker reads new CloudTrail log files from every source (0 = only `ferry cloudtrail sync`) */
+        syncInterval: duration('5m'),
+        /** records older than this (by eventTime) are removed */
+        retention: duration('90d'),
+        /** top-level fields of each record kept as `raw`; omit to keep whole records */
+        keepFields: z.array(z.string().min(1)).min(1).optional(),
+        /** allowed difference between AWS's clock and Ferry's (correlation windows) */
+        clockSkew: duration('5m'),
+        /** records per stored batch */
+        batchSize: z.number().int().min(1).max(10_000).default(1000),
+        /** a local S3 (moto) for tests; omit for real AWS (default: aws.endpoint) */
+        endpoint: z.url({ protocol: /^https?$/ }).optional(),
+      })
+      .strict()
+      .prefault({}),
     conditionalAccess: z
       .object({
         /**

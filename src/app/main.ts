@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerAccessCommands } from '../cli/access-commands.js';
+import { registerActivityCommands } from '../cli/activity-commands.js';
 import { registerAwsCommands } from '../cli/aws-commands.js';
 import { ApiError, ServerUnreachable } from '../cli/client.js';
 import { registerClientCommands } from '../cli/commands.js';
@@ -53,6 +54,7 @@ export async function main(argv: string[]): Promise<number> {
   registerSshCommands(program);
   registerProxyCommands(program);
   registerPolicyCommands(program);
+  registerActivityCommands(program);
   registerOperatorCommands(program);
   registerCompletionCommand(program);
   try {

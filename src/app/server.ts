@@ -10,7 +10,8 @@ import { policyApi } from '../access/policies/routes.js';
 import { reviewsApi } from '../access/reviews/routes.js';
 import { accessApi } from '../access/routes.js';
 import { sshLoginsApi } from '../access/ssh-login-routes.js';
-import { alertsApi } from '../activity/routes.js';
+import { alertsApi } from '../activity/alerts/routes.js';
+import { activityApi } from '../activity/routes.js';
 import { auditApi } from '../audit/routes.js';
 import { identityCenterApi } from '../aws/identity-center/routes.js';
 import { awsCallerRoutes } from '../aws/routes.js';
@@ -372,6 +373,15 @@ export async function buildServer(services: Services, options: ServerOptions = {
     store: services.store,
     keys: services.auditKeys,
     authenticate: requireAdminToken(services.apiTokens),
+  });
+  await app.register(activityApi, {
+    prefix: '/api/v1',
+    cloudtrail: services.cloudtrail,
+    views: services.activity,
+    leastPrivilege: services.leastPrivilege,
+    clock: services.clock,
+    authenticate: requireAdminToken(services.apiTokens),
+    auditContext: auditContextOf,
   });
   await app.register(riskApi, {
     prefix: '/api/v1',

@@ -78,6 +78,8 @@ export function startWorkers(
   let lastRotationCheck = 0;
   let lastHeadExport = 0;
   let exporting: Promise<unknown> | undefined;
+  let lastCloudTrailSync = 0;
+  let syncingCloudTrail: Promise<unknown> | undefined;
   const tick = async () => {
     try {
       // PIM: end what is due (exactly once across instances), then deliver what that wrote to the outbox.
@@ -101,6 +103,17 @@ export function startWorkers(
           .catch((err) => log.warn({ err }, 'audit head export failed; retrying'))
           .finally(() => {
             exporting = undefined;
+          });
+      }
+      const { syncInterval } = services.config.cloudtrail;
+      if (syncInterval > 0 && !syncingCloudTrail && now - lastCloudTrailSync >= syncInterval) {
+        lastCloudTrailSync = now;
+        // Beside the tick: a large backlog of log files must not hold up the outbox and PIM.
+        syncingCloudTrail = services.cloudtrail
+          .sync(undefined, log)
+          .catch((err) => log.warn({ err }, 'cloudtrail sync failed; retrying'))
+          .finally(() => {
+            syncingCloudTrail = undefined;
           });
       }
       if (now - lastRotationCheck > 60_000) {
@@ -137,6 +150,7 @@ export function startWorkers(
       clearTimeout(timer);
       await running;
       await exporting;
+      await syncingCloudTrail;
       await sequencer.stop();
     },
   };

@@ -23,6 +23,9 @@ export interface Database {
   service_providers: ServiceProvidersTable;
   saml_request_ids: SamlRequestIdsTable;
   issued_credentials: IssuedCredentialsTable;
+  cloudtrail_sources: CloudTrailSourcesTable;
+  cloudtrail_positions: CloudTrailPositionsTable;
+  cloudtrail_records: CloudTrailRecordsTable;
   oidc_artifacts: OidcArtifactsTable;
   oidc_clients: OidcClientsTable;
   aws_session_revocations: AwsSessionRevocationsTable;
@@ -685,6 +688,52 @@ export interface WorkerInstancesTable {
   heartbeat_at: string;
 }
 
+export interface CloudTrailSourcesTable {
+  id: string;
+  bucket: string;
+  prefix: string;
+  region: string | null;
+  created_at: string;
+  last_sync_at: string | null;
+  last_error: string | null;
+  lease_holder: string | null;
+  lease_until: string | null;
+}
+
+export interface CloudTrailPositionsTable {
+  source_id: string;
+  folder: string;
+  after_key: string;
+  updated_at: string;
+}
+
+export interface CloudTrailRecordsTable {
+  event_id: string;
+  event_time: string;
+  event_source: string;
+  event_name: string;
+  aws_region: string | null;
+  account: string;
+  source_ip: string | null;
+  user_agent: string | null;
+  error_code: string | null;
+  error_message: string | null;
+  identity_type: string;
+  access_key_id: string | null;
+  role_arn: string | null;
+  role_name: string | null;
+  role_session_name: string | null;
+  source_identity: string | null;
+  method: string;
+  user_id: string | null;
+  user_name: string | null;
+  credential_id: string | null;
+  issued_by_ferry: number;
+  raw: string;
+  source_id: string;
+  object_key: string;
+  ingested_at: string;
+}
 /** Events counted towards a spike rule, per subject and fixed window (0026). */
 export interface DetectionCountsTable {
   rule: string;
