@@ -14,6 +14,22 @@ import { appendAudit } from '../../audit/ledger.js';
 import { ManualClock } from '../../clock.js';
 import { watchAuditOnce } from '../detections/observer.js';
 
+interface Delivery {
+  sink: string;
+  state: string;
+  attempts: number;
+  lastError: string | null;
+}
+interface AlertJson {
+  id: string;
+  rule: string;
+  subject: string;
+  title: string;
+  account: string | null;
+  deliveries: Delivery[];
+  [field: string]: unknown;
+}
+
 interface Received {
   path: string;
   headers: IncomingMessage['headers'];
@@ -40,7 +56,7 @@ async function receiver(
   return { url: `http://127.0.0.1:${port}`, got, close: () => new Promise((r) => server.close(() => r())) };
 }
 
-const HMAC_KEY = 'k'.repeat(24) + 'webhook-hmac-key';
+const HMAC_KEY = `${'k'.repeat(24)}webhook-hmac-key`;
 const SMTP_PASSWORD = 'smtp-password-never-logged';
 
 describe.each(ENGINES)('detections raise alerts that reach their sinks (%s)', (engine) => {
@@ -84,8 +100,7 @@ describe.each(ENGINES)('detections raise alerts that reach their sinks (%s)', (e
   const addSink = (body: Record<string, unknown>) =>
     ferry.api('/api/v1/alerts/sinks', { method: 'POST', body: JSON.stringify(body) });
   const alerts = async () =>
-    ((await (await ferry.api('/api/v1/alerts?limit=100')).json()) as { alerts: Array<Record<string, any>> })
-      .alerts;
+    ((await (await ferry.api('/api/v1/alerts?limit=100')).json()) as { alerts: AlertJson[] }).alerts;
   const auditTypes = async () =>
     (
       await ferry.services.store.db
@@ -184,7 +199,7 @@ describe.each(ENGINES)('detections raise alerts that reach their sinks (%s)', (e
     );
     expect(mail!.raw).toContain('rule:        root-activity');
     const alert = (await alerts()).find((a) => a.rule === 'root-activity');
-    expect(alert!.deliveries.map((d: any) => [d.sink, d.state])).toEqual([
+    expect(alert!.deliveries.map((d: Delivery) => [d.sink, d.state])).toEqual([
       ['soc-mail', 'delivered'],
       ['soc-slack', 'delivered'],
       ['soc-webhook', 'delivered'],
@@ -234,18 +249,16 @@ describe.each(ENGINES)('detections raise alerts that reach their sinks (%s)', (e
   it('counts failed sign-ins per person from the audit trail and raises at the threshold, not below', async () => {
     const { store } = ferry.services;
     const fail = (subject: string) =>
-      store.db
-        .transaction()
-        .execute((trx) =>
-          appendAudit(trx, store.engine, clock, {
-            type: 'signin',
-            outcome: 'failure',
-            actor: { type: 'anonymous' },
-            subject,
-            ip: '203.0.113.9',
-            data: { step: 'password', reason: 'bad-password' },
-          }),
-        );
+      store.db.transaction().execute((trx) =>
+        appendAudit(trx, store.engine, clock, {
+          type: 'signin',
+          outcome: 'failure',
+          actor: { type: 'anonymous' },
+          subject,
+          ip: '203.0.113.9',
+          data: { step: 'password', reason: 'bad-password' },
+        }),
+      );
     for (let i = 0; i < 2; i++) await fail('test-awsadmin@contoso.example');
     await fail('test-awsdeveloper@contoso.example');
     await ferry.workers.sequencer.sealAll();
@@ -263,25 +276,23 @@ describe.each(ENGINES)('detections raise alerts that reach their sinks (%s)', (e
   it('raises when an administrator role is activated, not for other roles', async () => {
     const { store } = ferry.services;
     const activated = (target: string) =>
-      store.db
-        .transaction()
-        .execute((trx) =>
-          appendAudit(trx, store.engine, clock, {
-            type: 'pim.activation.activated',
-            outcome: 'success',
-            actor: { type: 'user', id: 'u1', name: 'test-awsadmin@contoso.example' },
-            subject: 'test-awsadmin@contoso.example',
-            data: {
-              activationId: `a-${target}`,
-              target,
-              from: 'approved',
-              to: 'active',
-              reason: 'INC-7 database failover',
-              durationSeconds: 3600,
-              approvals: [],
-            },
-          }),
-        );
+      store.db.transaction().execute((trx) =>
+        appendAudit(trx, store.engine, clock, {
+          type: 'pim.activation.activated',
+          outcome: 'success',
+          actor: { type: 'user', id: 'u1', name: 'test-awsadmin@contoso.example' },
+          subject: 'test-awsadmin@contoso.example',
+          data: {
+            activationId: `a-${target}`,
+            target,
+            from: 'approved',
+            to: 'active',
+            reason: 'INC-7 database failover',
+            durationSeconds: 3600,
+            approvals: [],
+          },
+        }),
+      );
     await activated('aws:123456789012/Developer');
     await activated('aws:123456789012/Administrator');
     await ferry.workers.sequencer.sealAll();
@@ -300,7 +311,7 @@ describe.each(ENGINES)('detections raise alerts that reach their sinks (%s)', (e
     expect((await alerts()).filter((a) => a.rule === 'provisioning-errors')).toHaveLength(0);
     expect((await scim('still-not-a-token')).status).toBe(401);
     // counted after the answer went out: wait for it
-    let errors: Array<Record<string, any>> = [];
+    let errors: AlertJson[] = [];
     for (let i = 0; i < 100 && errors.length === 0; i++) {
       errors = (await alerts()).filter((a) => a.rule === 'provisioning-errors');
       if (errors.length === 0) await new Promise((r) => setTimeout(r, 50));
@@ -325,7 +336,7 @@ describe.each(ENGINES)('detections raise alerts that reach their sinks (%s)', (e
     ]);
     await ferry.workers.drainOnce();
     let alert = (await alerts()).find((a) => a.rule === 'cloudtrail-disabled')!;
-    expect(alert.deliveries.find((d: any) => d.sink === 'soc-webhook')).toMatchObject({
+    expect(alert.deliveries.find((d: Delivery) => d.sink === 'soc-webhook')).toMatchObject({
       state: 'pending',
       attempts: 1,
       lastError: 'alert sink soc-webhook: HTTP 500',
@@ -333,7 +344,7 @@ describe.each(ENGINES)('detections raise alerts that reach their sinks (%s)', (e
     clock.advance(5_000); // past the outbox's first backoff
     await ferry.workers.drainOnce();
     alert = (await alerts()).find((a) => a.rule === 'cloudtrail-disabled')!;
-    expect(alert.deliveries.find((d: any) => d.sink === 'soc-webhook')).toMatchObject({
+    expect(alert.deliveries.find((d: Delivery) => d.sink === 'soc-webhook')).toMatchObject({
       state: 'failed',
       attempts: 2,
     });
@@ -372,7 +383,9 @@ describe.each(ENGINES)('detections raise alerts that reach their sinks (%s)', (e
     await ferry.workers.drainOnce();
     const states = (await alerts())
       .filter((a) => String(a.account).startsWith('2109876543'))
-      .flatMap((a) => a.deliveries.filter((d: any) => d.sink === 'soc-webhook').map((d: any) => d.state));
+      .flatMap((a) =>
+        a.deliveries.filter((d: Delivery) => d.sink === 'soc-webhook').map((d: Delivery) => d.state),
+      );
     expect(states.filter((s: string) => s === 'delivered')).toHaveLength(4);
     expect(states.filter((s: string) => s === 'rate-limited')).toHaveLength(1);
   });

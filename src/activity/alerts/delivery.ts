@@ -51,7 +51,7 @@ export class AlertDelivery {
       .where('alert_id', '=', alertId)
       .where('sink', '=', sinkName)
       .executeTakeFirst();
-    if (!row || row.state !== 'pending') return 'skipped';
+    if (row?.state !== 'pending') return 'skipped';
     const alertRow = await store.db
       .selectFrom('alerts')
       .selectAll()
