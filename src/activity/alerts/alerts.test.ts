@@ -226,6 +226,84 @@ describe.each(ENGINES)('detections raise alerts that reach their sinks (%s)', (e
     expect(metrics).toContain('ferry_alert_deliveries_total{sink="soc-webhook",outcome="delivered"} 1');
   });
 
+  it("reads Ferry's roles, SAML provider and revocations from the database for the CloudTrail rules", async () => {
+    const s = ferry.services;
+    const ctx = { actor: { type: 'operator' as const, name: 'test' } };
+    await s.accounts.upsert(ctx, { id: '123456789012', alias: 'Account1' });
+    await s.accounts.upsertRole(ctx, '123456789012', { name: 'Developer', maxSessionDuration: 43200 });
+    await s.store.db
+      .insertInto('aws_session_revocations')
+      .values({
+        account_id: '123456789012',
+        role_name: 'Developer',
+        source_identity: 'test-awsdeveloper@contoso.example',
+        user_id: null,
+        cutoff: '2026-12-06T09:00:00.000Z',
+        reason: 'user deactivated',
+        created_at: '2026-12-06T09:00:00.000Z',
+        updated_at: '2026-12-06T09:00:00.000Z',
+      })
+      .execute();
+    const developer = 'arn:aws:iam::123456789012:role/Developer';
+    const provider = 'arn:aws:iam::123456789012:saml-provider/Ferry';
+    const sts = (
+      eventName: string,
+      userIdentity: Record<string, unknown>,
+      requestParameters: Record<string, unknown>,
+    ) =>
+      attributed(
+        cloudTrailRecord({
+          eventName,
+          eventSource: 'sts.amazonaws.com',
+          userIdentity,
+          requestParameters,
+          eventTime: '2026-12-06T09:27:00Z',
+        }),
+      );
+    await s.detectionObserver([
+      sts(
+        'AssumeRoleWithSAML',
+        identities.samlUser({ user: 'test-awsdeveloper@contoso.example', provider }),
+        { roleArn: developer, principalArn: provider },
+      ),
+      sts('AssumeRole', identities.iamUser('mallory'), { roleArn: developer, roleSessionName: 'x' }),
+      attributed(
+        cloudTrailRecord({
+          eventName: 'UpdateAssumeRolePolicy',
+          eventSource: 'iam.amazonaws.com',
+          userIdentity: identities.iamUser('mallory'),
+          requestParameters: { roleName: 'Developer' },
+          eventTime: '2026-12-06T09:27:00Z',
+        }),
+      ),
+      attributed(
+        cloudTrailRecord({
+          eventName: 'ListBuckets',
+          eventSource: 's3.amazonaws.com',
+          eventTime: '2026-12-06T09:28:00Z',
+          userIdentity: identities.assumedRole({
+            role: 'Developer',
+            session: 'test-awsdeveloper@contoso.example',
+            sourceIdentity: 'test-awsdeveloper@contoso.example',
+            creationDate: '2026-12-06T08:10:00Z',
+          }),
+        }),
+      ),
+    ]);
+    const raised = (await alerts()).filter((a) =>
+      ['session-outside-ferry', 'federation-tampering', 'revoked-credentials-used'].includes(a.rule),
+    );
+    expect(raised.map((a) => [a.rule, a.subject]).sort()).toEqual([
+      ['federation-tampering', developer],
+      ['revoked-credentials-used', 'test-awsdeveloper@contoso.example'],
+      ['session-outside-ferry', developer],
+    ]);
+    expect(raised.find((a) => a.rule === 'session-outside-ferry')!.title).toContain(
+      'AssumeRole into Ferry-managed role',
+    );
+    await ferry.workers.drainOnce();
+  });
+
   it('records an alert inside a suppression window without sending it', async () => {
     const before = hook.got.length;
     const created = cloudTrailRecord({
