@@ -135,6 +135,6 @@ describe.each(ENGINES)(
       expect(again.code).toBe(0);
       await ferry.workers.drainOnce();
       expect(got).toHaveLength(3);
-    });
+    }, 180_000);
   },
 );
