@@ -73,6 +73,8 @@ export type DomainEvent =
       userId: string | null;
       eligibilityId: string | null;
       reason: string;
-    };
+    }
+  /** detections: send one alert to one sink (retried with the outbox's backoff) */
+  | { type: 'alert.delivery-requested'; alertId: string; sink: string };
 
 export type DomainEventType = DomainEvent['type'];

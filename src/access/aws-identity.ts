@@ -110,3 +110,24 @@ export async function awsIdentityOf(
   }
   throw new AwsIdentityCollision(owner.userName, candidates);
 }
+
+/**
+ * Whose AWS identities these are (CloudTrail correlation by sourceIdentity): lower-cased identity →
+ * owner (`user:<id>` or `workload:<client id>`) and the name it was derived from. Unknown ones are absent.
+ */
+export async function ownersOfAwsIdentities(
+  db: Kysely<Database>,
+  identities: readonly string[],
+): Promise<Map<string, { ownerKey: string; userName: string }>> {
+  const found = new Map<string, { ownerKey: string; userName: string }>();
+  const keys = [...new Set(identities.map((i) => i.toLowerCase()))];
+  for (let i = 0; i < keys.length; i += 500) {
+    const rows = await db
+      .selectFrom('aws_identities')
+      .select(['identity_key', 'owner_key', 'user_name'])
+      .where('identity_key', 'in', keys.slice(i, i + 500))
+      .execute();
+    for (const r of rows) found.set(r.identity_key, { ownerKey: r.owner_key, userName: r.user_name });
+  }
+  return found;
+}

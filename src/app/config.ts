@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { RULES, SEVERITIES } from '../activity/detections/finding.js';
 import { parseDuration } from '../duration.js';
 
 /** Raised for a config that can't be used; the message names the key and the reason. */
@@ -31,6 +32,22 @@ const duration = (fallback: string) =>
       }
       return ms;
     });
+
+/** A duration that may be left out (then the rule's own default holds). */
+const optionalDuration = z
+  .union([z.string(), z.number()])
+  .transform((v, ctx) => {
+    const ms = parseDuration(v);
+    if (ms === null) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a duration such as 30m, 12h or 90s (got ${JSON.stringify(v)})`,
+      });
+      return z.NEVER;
+    }
+    return ms;
+  })
+  .optional();
 
 /** A listener's timeouts: slow or idle clients are cut off instead of holding a connection forever. */
 const listenerTimeouts = (defaults: { body: string }) => ({
@@ -327,6 +344,23 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    cloudtrail: z
+      .object({
+        /** how often the worker reads new CloudTrail log files from every source (0 = only `ferry cloudtrail sync`) */
+        syncInterval: duration('5m'),
+        /** records older than this (by eventTime) are removed */
+        retention: duration('90d'),
+        /** top-level fields of each record kept as `raw`; omit to keep whole records */
+        keepFields: z.array(z.string().min(1)).min(1).optional(),
+        /** allowed difference between AWS's clock and Ferry's (correlation windows) */
+        clockSkew: duration('5m'),
+        /** records per stored batch */
+        batchSize: z.number().int().min(1).max(10_000).default(1000),
+        /** a local S3 (moto) for tests; omit for real AWS (default: aws.endpoint) */
+        endpoint: z.url({ protocol: /^https?$/ }).optional(),
+      })
+      .strict()
+      .prefault({}),
     conditionalAccess: z
       .object({
         /**
@@ -352,6 +386,58 @@ export const configSchema = z
       .object({
         /** when set, GET /metrics needs `Authorization: Bearer <token>`; FERRY_METRICS_TOKEN overrides */
         token: z.string().min(16, 'use at least 16 characters').optional(),
+      })
+      .strict()
+      .prefault({}),
+    /** CloudTrail and Ferry-side detections (docs/activity.md, "Detections and alerts") */
+    detections: z
+      .object({
+        /** per rule: enabled, severity, dedupWindow; spike rules also threshold and window */
+        rules: z
+          .partialRecord(
+            z.enum(RULES),
+            z
+              .object({
+                enabled: z.boolean().optional(),
+                severity: z.enum(SEVERITIES).optional(),
+                dedupWindow: optionalDuration,
+                threshold: z.number().int().min(1).max(1_000_000).optional(),
+                window: optionalDuration,
+              })
+              .strict(),
+          )
+          .default({}),
+        /** windows in which matching alerts are recorded but not sent (maintenance, planned changes) */
+        suppress: z
+          .array(
+            z
+              .object({
+                rule: z.enum(RULES).optional(),
+                subject: z.string().min(1).optional(),
+                account: z
+                  .string()
+                  .regex(/^\d{12}$/, 'expected a 12-digit AWS account id')
+                  .optional(),
+                from: z.iso.datetime({ offset: true }),
+                until: z.iso.datetime({ offset: true }),
+                reason: z.string().min(1).max(200),
+              })
+              .strict(),
+          )
+          .default([]),
+        /** PIM targets whose activation raises admin-role-activated (* matches any run) */
+        administratorRoles: z.array(z.string().min(1)).optional(),
+        /** ARNs (trailing * = prefix) of Ferry's own AWS identity: its writes of the deny policy are expected */
+        ferryPrincipals: z.array(z.string().min(1)).default([]),
+      })
+      .strict()
+      .prefault({}),
+    alerts: z
+      .object({
+        /** alerts one sink receives per hour at most; the rest are recorded as rate-limited */
+        maxPerSinkPerHour: z.number().int().min(1).max(100_000).default(60),
+        /** tries per alert and sink before it is recorded as failed (the outbox backs off up to 10 min) */
+        maxAttempts: z.number().int().min(1).max(100).default(12),
       })
       .strict()
       .prefault({}),

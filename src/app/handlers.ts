@@ -22,11 +22,28 @@ export function defaultHandlers(services: Services): EventHandlers {
   };
   // SCIM push to IAM Identity Center: each handler makes Identity Center match Ferry for what the
   // event touched (reading current state, so replays and reordering are harmless).
-  const pushUser = async (e: DomainEvent) => {
+  // A push that fails counts towards the provisioning-errors detection; the outbox still retries it.
+  const reported =
+    (push: (e: DomainEvent) => Promise<void>) =>
+    async (e: DomainEvent): Promise<void> => {
+      try {
+        await push(e);
+      } catch (err) {
+        await services.detections
+          .provisioningFailed({
+            direction: 'identity-center',
+            connection: 'identity-center',
+            detail: (err as Error).message,
+          })
+          .catch(() => undefined);
+        throw err;
+      }
+    };
+  const pushUser = reported(async (e: DomainEvent) => {
     if (e.type.startsWith('user.') && 'userId' in e && typeof e.userId === 'string')
       await services.identityCenter.sync(scimPush, { userIds: [e.userId] });
-  };
-  const pushGroup = async (e: DomainEvent) => {
+  });
+  const pushGroup = reported(async (e: DomainEvent) => {
     if (
       e.type === 'group.created' ||
       e.type === 'group.updated' ||
@@ -34,7 +51,7 @@ export function defaultHandlers(services: Services): EventHandlers {
       e.type === 'membership.changed'
     )
       await services.identityCenter.sync(scimPush, { groupIds: [e.groupId] });
-  };
+  });
   return {
     'user.created': [pushUser],
     'user.updated': [pushUser],
@@ -72,6 +89,11 @@ export function defaultHandlers(services: Services): EventHandlers {
           meta.createdAt,
           { reason: e.reason },
         );
+      },
+    ],
+    'alert.delivery-requested': [
+      async (e) => {
+        if (e.type === 'alert.delivery-requested') await services.alertDelivery.deliver(e.alertId, e.sink);
       },
     ],
     'pim.notification': [

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerAccessCommands } from '../cli/access-commands.js';
+import { registerActivityCommands } from '../cli/activity-commands.js';
+import { registerAlertCommands } from '../cli/alert-commands.js';
 import { registerAwsCommands } from '../cli/aws-commands.js';
 import { ApiError, ServerUnreachable } from '../cli/client.js';
 import { registerClientCommands } from '../cli/commands.js';
@@ -53,6 +55,8 @@ export async function main(argv: string[]): Promise<number> {
   registerSshCommands(program);
   registerProxyCommands(program);
   registerPolicyCommands(program);
+  registerActivityCommands(program);
+  registerAlertCommands(program);
   registerOperatorCommands(program);
   registerCompletionCommand(program);
   try {

@@ -36,6 +36,19 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly alertsRaised = new Counter({
+    name: 'ferry_alerts_raised_total',
+    help: 'Alerts raised by the detections, by rule, severity and whether a suppression window held them',
+    labelNames: ['rule', 'severity', 'suppressed'] as const,
+    registers: [this.registry],
+  });
+  readonly alertDeliveries = new Counter({
+    name: 'ferry_alert_deliveries_total',
+    help: 'Alert deliveries by sink and outcome (delivered, retrying, failed, rate-limited)',
+    labelNames: ['sink', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'ferry_' });
     // Start every outcome at zero so dashboards and rate() see the series from the first scrape.
@@ -48,6 +61,14 @@ export class Metrics {
     ] satisfies SigninOutcome[]) {
       this.signins.inc({ outcome }, 0);
     }
+  }
+
+  alertRaised(rule: string, severity: string, suppressed: boolean): void {
+    this.alertsRaised.inc({ rule, severity, suppressed: String(suppressed) });
+  }
+
+  alertDelivery(sink: string, outcome: string): void {
+    this.alertDeliveries.inc({ sink, outcome });
   }
 
   signin(outcome: SigninOutcome): void {

@@ -10,6 +10,8 @@ import { policyApi } from '../access/policies/routes.js';
 import { reviewsApi } from '../access/reviews/routes.js';
 import { accessApi } from '../access/routes.js';
 import { sshLoginsApi } from '../access/ssh-login-routes.js';
+import { alertsApi } from '../activity/alerts/routes.js';
+import { activityApi } from '../activity/routes.js';
 import { auditApi } from '../audit/routes.js';
 import { identityCenterApi } from '../aws/identity-center/routes.js';
 import { awsCallerRoutes } from '../aws/routes.js';
@@ -121,6 +123,21 @@ export async function buildServer(services: Services, options: ServerOptions = {
       { method: req.method, route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
       reply.elapsedTime / 1000,
     );
+  });
+  // SCIM requests Ferry answered with an error count towards the provisioning-errors detection
+  // (a GET of an id that does not exist is how Entra ID checks for a user, not an error).
+  app.addHook('onResponse', async (req, reply) => {
+    if (!req.url.startsWith('/scim/v2/') || reply.statusCode < 400) return;
+    if (reply.statusCode === 404 && req.method === 'GET') return;
+    const connection = req.actor?.type === 'scim-connection' ? req.actor.name : 'unauthenticated';
+    await services.detections
+      .provisioningFailed({
+        direction: 'inbound',
+        connection,
+        detail: `${req.method} ${req.url.split('?')[0]} answered ${reply.statusCode}`,
+        evidence: req.id,
+      })
+      .catch((err) => req.log.warn({ err }, 'provisioning error not counted'));
   });
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
@@ -357,12 +374,29 @@ export async function buildServer(services: Services, options: ServerOptions = {
     keys: services.auditKeys,
     authenticate: requireAdminToken(services.apiTokens),
   });
+  await app.register(activityApi, {
+    prefix: '/api/v1',
+    cloudtrail: services.cloudtrail,
+    views: services.activity,
+    leastPrivilege: services.leastPrivilege,
+    clock: services.clock,
+    authenticate: requireAdminToken(services.apiTokens),
+    auditContext: auditContextOf,
+  });
   await app.register(riskApi, {
     prefix: '/api/v1',
     protection: services.protection,
     authenticate: requireAdminToken(services.apiTokens),
     auditContext: auditContextOf,
     userId: async (ref) => (await services.users.get(ref)).id,
+  });
+  await app.register(alertsApi, {
+    prefix: '/api/v1',
+    detections: services.detections,
+    sinks: services.alertSinks,
+    delivery: services.alertDelivery,
+    authenticate: requireAdminToken(services.apiTokens),
+    auditContext: auditContextOf,
   });
   await app.register(policyApi, {
     prefix: '/api/v1',

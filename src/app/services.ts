@@ -15,15 +15,26 @@ import { ConditionalAccessPolicies } from '../access/policies/policies.js';
 import { storePolicySource } from '../access/policies/store-source.js';
 import { ReviewCampaigns } from '../access/reviews/campaigns.js';
 import { SshLogins } from '../access/ssh-logins.js';
+import { AlertDelivery } from '../activity/alerts/delivery.js';
+import { AlertSinks } from '../activity/alerts/sinks.js';
+import { detectionObserver } from '../activity/detections/observer.js';
+import { Detections } from '../activity/detections/service.js';
+import { detectionSettings } from '../activity/detections/settings.js';
+import { CloudTrail } from '../activity/ingest.js';
+import { LeastPrivilege } from '../activity/least-privilege.js';
+import type { ActivityObserver } from '../activity/record.js';
+import { ActivityViews } from '../activity/timeline.js';
 import { systemActor } from '../audit/actor.js';
 import { fileDestination, HeadExporter, webhookDestination } from '../audit/export.js';
 import { accountConnection, openAccountClients } from '../aws/account-clients.js';
 import { s3HeadDestination } from '../aws/audit-heads-s3.js';
+import { cloudTrailS3 } from '../aws/cloudtrail-s3.js';
 import { AwsCredentialBroker } from '../aws/credentials.js';
 import { PermissionSetLookup } from '../aws/identity-center/permission-set-lookup.js';
 import { PimAccountAssignments } from '../aws/identity-center/pim-assignments.js';
 import { IdentityCenterPush } from '../aws/identity-center/service.js';
 import { IdentityCenterTargets } from '../aws/identity-center/target.js';
+import { rolePoliciesReader } from '../aws/role-policies.js';
 import { SessionRevoker } from '../aws/session-revocation.js';
 import type { Clock } from '../clock.js';
 import { NotFound } from '../errors.js';
@@ -128,6 +139,25 @@ export interface Services {
   auditKeys: AuditSigningKeys;
   /** publishes signed tree heads to the destinations in `audit.export` */
   auditExporter: HeadExporter;
+  /**
+   * Called with every batch of CloudTrail records ingestion stored (each record once). Detections push
+   * their observer here before the first sync (the array is the one CloudTrail holds).
+   */
+  activityObservers: ActivityObserver[];
+  /** CloudTrail ingestion from S3: sources, sync, retention */
+  cloudtrail: CloudTrail;
+  /** actions used vs allowed per role, and a narrower policy */
+  leastPrivilege: LeastPrivilege;
+  /** timelines joining the audit trail to CloudTrail */
+  activity: ActivityViews;
+  /** detections: spike counts, deduplication, suppression; raises alerts */
+  detections: Detections;
+  /** where alerts go (secrets sealed) */
+  alertSinks: AlertSinks;
+  /** carries alerts to sinks from the outbox; `ferry alerts test` */
+  alertDelivery: AlertDelivery;
+  /** the CloudTrail detections, for ingestion's observers */
+  detectionObserver: ActivityObserver;
 }
 
 export function createServices(
@@ -286,6 +316,30 @@ export function createServices(
     Math.round(config.saml.assertionLifetime / 1000),
   );
   const { aws } = config;
+  const activityObservers: ActivityObserver[] = [];
+  const awsKeys =
+    aws.accessKeyId && aws.secretAccessKey
+      ? { accessKeyId: aws.accessKeyId, secretAccessKey: aws.secretAccessKey }
+      : undefined;
+  const cloudtrail = new CloudTrail(
+    {
+      store,
+      clock,
+      s3: cloudTrailS3({
+        region: aws.region,
+        endpoint: config.cloudtrail.endpoint ?? aws.endpoint ?? undefined,
+        credentials: awsKeys,
+      }),
+      activityObservers,
+    },
+    {
+      batchSize: config.cloudtrail.batchSize,
+      retentionMs: config.cloudtrail.retention,
+      keepFields: config.cloudtrail.keepFields ?? null,
+      clockSkewMs: config.cloudtrail.clockSkew,
+      leaseMs: 10 * 60_000,
+    },
+  );
   const sessionRevoker = new SessionRevoker(
     store,
     clock,
@@ -302,7 +356,28 @@ export function createServices(
       ),
     { clockSkewSeconds: aws.revocationClockSkew / 1000 },
   );
+  const alertSinks = new AlertSinks(store, clock, masterKey);
+  const detections = new Detections({
+    store,
+    clock,
+    settings: detectionSettingsOf(config),
+    sinks: (trx) => alertSinks.filters(trx),
+    metrics,
+  });
+  // The CloudTrail detections watch every batch ingestion stores.
+  const cloudTrailDetections = detectionObserver(
+    { store, accounts, publicUrl: () => config.publicUrl },
+    detections,
+  );
+  activityObservers.push(cloudTrailDetections);
   return {
+    detections,
+    alertSinks,
+    alertDelivery: new AlertDelivery(
+      { store, clock, sinks: alertSinks, metrics, consoleUrl: () => config.publicUrl },
+      { maxPerSinkPerHour: config.alerts.maxPerSinkPerHour, maxAttempts: config.alerts.maxAttempts },
+    ),
+    detectionObserver: cloudTrailDetections,
     config,
     store,
     clock,
@@ -392,5 +467,56 @@ export function createServices(
     activations,
     reviews: new ReviewCampaigns(store, clock),
     pimAssignments,
+    activityObservers,
+    cloudtrail,
+    activity: new ActivityViews({
+      store,
+      clock,
+      findUser: (ref) => users.get(ref),
+      accountId: async (ref) => ((await accounts.find(store.db, ref)) ?? { id: ref }).id,
+    }),
+    leastPrivilege: new LeastPrivilege({
+      store,
+      clock,
+      accounts,
+      rolePolicies: rolePoliciesReader((account) =>
+        accountConnection(account, {
+          region: aws.region,
+          endpoint: aws.endpoint ?? null,
+          credentials: awsKeys,
+        }),
+      ),
+    }),
   };
+}
+
+/** detections.* of the config file as the detection service reads it (durations in ms, dates parsed). */
+export function detectionSettingsOf(config: Config) {
+  const d = config.detections;
+  return detectionSettings({
+    rules: Object.fromEntries(
+      Object.entries(d.rules).map(([rule, r]) => [
+        rule,
+        Object.fromEntries(
+          Object.entries({
+            enabled: r?.enabled,
+            severity: r?.severity,
+            dedupWindowMs: r?.dedupWindow,
+            threshold: r?.threshold,
+            windowMs: r?.window,
+          }).filter(([, v]) => v !== undefined),
+        ),
+      ]),
+    ),
+    suppress: d.suppress.map((s) => ({
+      rule: s.rule ?? null,
+      subject: s.subject ?? null,
+      account: s.account ?? null,
+      from: new Date(s.from),
+      until: new Date(s.until),
+      reason: s.reason,
+    })),
+    ...(d.administratorRoles ? { administratorRoles: d.administratorRoles } : {}),
+    ferryPrincipals: d.ferryPrincipals,
+  });
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
+import { watchAuditOnce } from '../activity/detections/observer.js';
 import { Sequencer } from '../audit/sequencer.js';
 import type { DomainEvent, DomainEventType } from '../events.js';
 import { purgeExpiredOidcArtifacts } from '../federation/oidc/adapter.js';
@@ -133,12 +134,16 @@ export function startWorkers(
   let lastRotationCheck = 0;
   let lastHeadExport = 0;
   let exporting: Promise<unknown> | undefined;
+  let lastCloudTrailSync = 0;
+  let syncingCloudTrail: Promise<unknown> | undefined;
   const tick = async () => {
     try {
       // PIM: end what is due (exactly once across instances), then deliver what that wrote to the outbox.
       await services.activations.runDue();
       await services.reviews.closeDue();
       kickAll();
+      // Ferry-side detections read what the sequencer sealed; the alerts they raise wake the bulk lane.
+      await watchAuditOnce(store, clock, services.detections);
       const now = clock.now().getTime();
       if (now - lastPurge > 3_600_000) {
         lastPurge = now;
@@ -155,6 +160,17 @@ export function startWorkers(
           .catch((err) => log.warn({ err }, 'audit head export failed; retrying'))
           .finally(() => {
             exporting = undefined;
+          });
+      }
+      const { syncInterval } = services.config.cloudtrail;
+      if (syncInterval > 0 && !syncingCloudTrail && now - lastCloudTrailSync >= syncInterval) {
+        lastCloudTrailSync = now;
+        // Beside the tick: a large backlog of log files must not hold up the outbox and PIM.
+        syncingCloudTrail = services.cloudtrail
+          .sync(undefined, log)
+          .catch((err) => log.warn({ err }, 'cloudtrail sync failed; retrying'))
+          .finally(() => {
+            syncingCloudTrail = undefined;
           });
       }
       if (now - lastRotationCheck > 60_000) {
@@ -215,6 +231,7 @@ export function startWorkers(
       await running;
       await Promise.all([...lanes.values()].map((l) => l.running));
       await exporting;
+      await syncingCloudTrail;
       await sequencer.stop();
       if (beat) await retireInstance(store.db, workerId).catch(() => {});
     },

@@ -71,3 +71,44 @@ export async function listIssued(
     .execute();
   return rows.map(fromRow);
 }
+
+/** Issued credentials by the id the far side logs (CloudTrail correlation by AccessKeyId), in one query per 500. */
+export async function issuedByExternalIds(
+  db: Kysely<Database>,
+  kind: IssuedCredential['kind'],
+  externalIds: readonly string[],
+): Promise<Map<string, IssuedCredential>> {
+  const found = new Map<string, IssuedCredential>();
+  const ids = [...new Set(externalIds)];
+  for (let i = 0; i < ids.length; i += 500) {
+    const rows = await db
+      .selectFrom('issued_credentials')
+      .selectAll()
+      .where('kind', '=', kind)
+      .where('external_id', 'in', ids.slice(i, i + 500))
+      .execute();
+    for (const r of rows) found.set(r.external_id, fromRow(r));
+  }
+  return found;
+}
+
+/** Credentials of these kinds issued for one target between two instants (ISO-8601), newest first. */
+export async function issuedForTarget(
+  db: Kysely<Database>,
+  kinds: ReadonlyArray<IssuedCredential['kind']>,
+  target: string,
+  issuedFrom: string,
+  issuedTo: string,
+): Promise<IssuedCredential[]> {
+  const rows = await db
+    .selectFrom('issued_credentials')
+    .selectAll()
+    .where('kind', 'in', [...kinds])
+    .where('target', '=', target)
+    .where('issued_at', '>=', issuedFrom)
+    .where('issued_at', '<=', issuedTo)
+    .orderBy('issued_at', 'desc')
+    .limit(1000)
+    .execute();
+  return rows.map(fromRow);
+}

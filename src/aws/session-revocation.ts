@@ -458,3 +458,33 @@ async function bumpVersion(trx: Kysely<Database>, role: RoleRef): Promise<void> 
     )
     .execute();
 }
+
+/**
+ * The revocations Ferry holds for these identities or people (detections read them to tell activity
+ * after a cutoff). Entries leave the table once no session issued before the cutoff can be alive.
+ */
+export async function revocationsOf(
+  db: Kysely<Database>,
+  who: { sourceIdentities: string[]; userIds: string[] },
+): Promise<
+  Array<{ account: string; role: string; sourceIdentity: string; userId: string | null; cutoff: Date }>
+> {
+  if (who.sourceIdentities.length === 0 && who.userIds.length === 0) return [];
+  const rows = await db
+    .selectFrom('aws_session_revocations')
+    .select(['account_id', 'role_name', 'source_identity', 'user_id', 'cutoff'])
+    .where((eb) =>
+      eb.or([
+        ...(who.sourceIdentities.length > 0 ? [eb('source_identity', 'in', who.sourceIdentities)] : []),
+        ...(who.userIds.length > 0 ? [eb('user_id', 'in', who.userIds)] : []),
+      ]),
+    )
+    .execute();
+  return rows.map((r) => ({
+    account: r.account_id,
+    role: r.role_name,
+    sourceIdentity: r.source_identity,
+    userId: r.user_id,
+    cutoff: new Date(r.cutoff),
+  }));
+}

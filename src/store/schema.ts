@@ -23,6 +23,9 @@ export interface Database {
   service_providers: ServiceProvidersTable;
   saml_request_ids: SamlRequestIdsTable;
   issued_credentials: IssuedCredentialsTable;
+  cloudtrail_sources: CloudTrailSourcesTable;
+  cloudtrail_positions: CloudTrailPositionsTable;
+  cloudtrail_records: CloudTrailRecordsTable;
   oidc_artifacts: OidcArtifactsTable;
   oidc_clients: OidcClientsTable;
   aws_session_revocations: AwsSessionRevocationsTable;
@@ -61,6 +64,11 @@ export interface Database {
   audit_exports: AuditExportsTable;
   worker_instances: WorkerInstancesTable;
   leases: LeasesTable;
+  detection_counts: DetectionCountsTable;
+  alerts: AlertsTable;
+  alert_sinks: AlertSinksTable;
+  alert_deliveries: AlertDeliveriesTable;
+  detection_cursors: DetectionCursorsTable;
 }
 
 export interface UsersTable {
@@ -703,4 +711,108 @@ export interface LeasesTable {
   name: string;
   holder: string | null;
   lease_until: string | null;
+}
+export interface CloudTrailSourcesTable {
+  id: string;
+  bucket: string;
+  prefix: string;
+  region: string | null;
+  created_at: string;
+  last_sync_at: string | null;
+  last_error: string | null;
+  lease_holder: string | null;
+  lease_until: string | null;
+}
+
+export interface CloudTrailPositionsTable {
+  source_id: string;
+  folder: string;
+  after_key: string;
+  updated_at: string;
+}
+
+export interface CloudTrailRecordsTable {
+  event_id: string;
+  event_time: string;
+  event_source: string;
+  event_name: string;
+  aws_region: string | null;
+  account: string;
+  source_ip: string | null;
+  user_agent: string | null;
+  error_code: string | null;
+  error_message: string | null;
+  identity_type: string;
+  access_key_id: string | null;
+  role_arn: string | null;
+  role_name: string | null;
+  role_session_name: string | null;
+  source_identity: string | null;
+  method: string;
+  user_id: string | null;
+  user_name: string | null;
+  credential_id: string | null;
+  issued_by_ferry: number;
+  raw: string;
+  source_id: string;
+  object_key: string;
+  ingested_at: string;
+}
+/** Events counted towards a spike rule, per subject and fixed window (0026). */
+export interface DetectionCountsTable {
+  rule: string;
+  subject: string;
+  window_start: string;
+  count: number;
+  updated_at: string;
+}
+
+/** One alert per deduplication key and window; repeats raise `occurrences` (0026). */
+export interface AlertsTable {
+  id: string;
+  rule: string;
+  severity: string;
+  title: string;
+  subject: string;
+  account: string | null;
+  dedup_key: string;
+  dedup_slot: string;
+  first_seen_at: string;
+  last_seen_at: string;
+  occurrences: number;
+  evidence: string;
+  /** JSON */
+  details: string;
+  /** set when a suppression window covered it: recorded, not sent */
+  suppressed_reason: string | null;
+  created_at: string;
+}
+
+/** Where alerts go; the webhook key, Slack URL or SMTP password sealed under the master key (0026). */
+export interface AlertSinksTable {
+  name: string;
+  type: 'webhook' | 'slack' | 'email';
+  /** JSON of the non-secret settings */
+  settings: string;
+  secret_sealed: string;
+  min_severity: string;
+  created_at: string;
+  created_by: string;
+}
+
+export interface AlertDeliveriesTable {
+  alert_id: string;
+  sink: string;
+  state: 'pending' | 'delivered' | 'failed' | 'rate-limited';
+  attempts: number;
+  last_error: string | null;
+  updated_at: string;
+  delivered_at: string | null;
+}
+
+/** How far a reader of the audit trail got (the Ferry-side detections), by name (0026). */
+export interface DetectionCursorsTable {
+  name: string;
+  position: number;
+  updated_at: string;
 }

@@ -18,6 +18,8 @@ import * as samlRequests from './0017_saml_requests.js';
 import * as auditLedger from './0019_audit_ledger.js';
 import * as proxyAppsClosed from './0020_proxy_apps_closed.js';
 import * as pimBeyondRoles from './0024_pim_beyond_roles.js';
+import * as cloudtrail from './0025_cloudtrail.js';
+import * as detectionsAlerts from './0026_detections_alerts.js';
 import * as outboxLanes from './0027_outbox_lanes.js';
 
 /** Every migration, in order. Add new ones at the end; never edit one that has shipped. */
@@ -41,5 +43,7 @@ export const migrations: Record<string, Migration> = {
   '0019_audit_ledger': auditLedger,
   '0020_proxy_apps_closed': proxyAppsClosed,
   '0024_pim_beyond_roles': pimBeyondRoles,
+  '0025_cloudtrail': cloudtrail,
+  '0026_detections_alerts': detectionsAlerts,
   '0027_outbox_lanes': outboxLanes,
 };
