@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { type Kysely, sql } from 'kysely';
 import type { AuditContext } from '../audit/actor.js';
 import { systemActor } from '../audit/actor.js';
 import { appendAudit } from '../audit/ledger.js';
 import { type Clock, iso } from '../clock.js';
 import { Conflict, InvalidInput, NotFound } from '../errors.js';
-import type { Store } from '../store/open.js';
-import type { CloudTrailRecordsTable, CloudTrailSourcesTable } from '../store/schema.js';
+import type { Engine, Store } from '../store/open.js';
+import type { CloudTrailRecordsTable, CloudTrailSourcesTable, Database } from '../store/schema.js';
 import { MalformedLogFile, readLogFile } from './cloudtrail-file.js';
 import { Correlator, type ParsedRecord, parseRecord } from './correlate.js';
 import type { ActivityObserver, AttributedRecord } from './record.js';
@@ -97,7 +98,7 @@ const ACCOUNT_FOLDER = /^\d{12}$/;
 const ORG_FOLDER = /^o-[a-z0-9]{10,32}$/;
 /** AWS's log file name: <account>_CloudTrail_<region>_<YYYYMMDDTHHmmZ>_<random>.json.gz */
 const LOG_FILE = /\/\d{12}_CloudTrail_[a-z0-9-]+_\d{8}T\d{4}Z_[A-Za-z0-9]+\.json(\.gz)?$/;
-const INSERT_ROWS = 400;
+const INSERT_ROWS = 1000;
 
 const normalisePrefix = (prefix: string | undefined): string => {
   const p = (prefix ?? '').replace(/^\/+/, '');
@@ -435,12 +436,15 @@ export class CloudTrail {
     raws: readonly unknown[],
     from: { sourceId: string; objectKey: string; fileAccount: string | null },
     result: Pick<SourceSyncResult, 'records' | 'stored' | 'duplicates' | 'rejected' | 'aheadOfClock'>,
+    /** the records' texts as read (kept as they are when whole records are kept) */
+    texts?: readonly string[],
   ): Promise<number> {
     const now = this.deps.clock.now();
     const ahead = now.getTime() + this.options.clockSkewMs;
     const parsed: ParsedRecord[] = [];
+    const rawTexts: string[] = [];
     const seen = new Set<string>();
-    for (const raw of raws) {
+    for (const [i, raw] of raws.entries()) {
       const p = parseRecord(raw, from.fileAccount);
       if ('rejected' in p) {
         result.rejected++;
@@ -454,22 +458,18 @@ export class CloudTrail {
       seen.add(p.eventId);
       if (p.eventTime.getTime() > ahead) result.aheadOfClock++;
       if (this.options.keepFields) p.raw = pick(p.raw, this.options.keepFields);
+      rawTexts.push(!this.options.keepFields && texts?.[i] !== undefined ? texts[i]! : JSON.stringify(p.raw));
       parsed.push(p);
     }
     if (parsed.length === 0) return 0;
     const attributed = await this.#correlator.attribute(parsed);
     const ingestedAt = iso(now);
-    const rows = attributed.map((a, i) => rowOf(a, parsed[i]!.roleName, from, ingestedAt));
+    const rows = attributed.map((a, i) => rowOf(a, parsed[i]!.roleName, rawTexts[i]!, from, ingestedAt));
     const inserted = new Set<string>();
     await this.deps.store.db.transaction().execute(async (trx) => {
       for (let i = 0; i < rows.length; i += INSERT_ROWS) {
-        const done = await trx
-          .insertInto('cloudtrail_records')
-          .values(rows.slice(i, i + INSERT_ROWS))
-          .onConflict((oc) => oc.column('event_id').doNothing())
-          .returning('event_id')
-          .execute();
-        for (const d of done) inserted.add(d.event_id);
+        for (const id of await insertRows(trx, this.deps.store.engine, rows.slice(i, i + INSERT_ROWS)))
+          inserted.add(id);
       }
     });
     result.stored += inserted.size;
@@ -519,6 +519,7 @@ function pick(raw: Record<string, unknown>, fields: string[]): Record<string, un
 function rowOf(
   a: AttributedRecord,
   roleName: string | null,
+  raw: string,
   from: { sourceId: string; objectKey: string },
   ingestedAt: string,
 ): CloudTrailRecordsTable {
@@ -544,7 +545,7 @@ function rowOf(
     user_name: a.attribution.userName,
     credential_id: a.attribution.credentialId,
     issued_by_ferry: a.attribution.issuedByFerry ? 1 : 0,
-    raw: JSON.stringify(a.raw),
+    raw,
     source_id: from.sourceId,
     object_key: from.objectKey,
     ingested_at: ingestedAt,
@@ -579,4 +580,62 @@ export function recordFromRow(r: CloudTrailRecordsTable): AttributedRecord & { r
     },
     raw: JSON.parse(r.raw) as Record<string, unknown>,
   };
+}
+
+const COLUMNS: Array<keyof CloudTrailRecordsTable> = [
+  'event_id',
+  'event_time',
+  'event_source',
+  'event_name',
+  'aws_region',
+  'account',
+  'source_ip',
+  'user_agent',
+  'error_code',
+  'error_message',
+  'identity_type',
+  'access_key_id',
+  'role_arn',
+  'role_name',
+  'role_session_name',
+  'source_identity',
+  'method',
+  'user_id',
+  'user_name',
+  'credential_id',
+  'issued_by_ferry',
+  'raw',
+  'source_id',
+  'object_key',
+  'ingested_at',
+];
+
+/**
+ * Inserts rows that are not there yet (by eventID) and returns the ids it inserted. The rows travel as
+ * one JSON parameter unpacked by the database (json_each / json_array_elements): a statement of 25,000
+ * placeholders cost more to build and prepare than the rows took to store.
+ */
+async function insertRows(
+  trx: Kysely<Database>,
+  engine: Engine,
+  rows: readonly CloudTrailRecordsTable[],
+): Promise<string[]> {
+  const payload = JSON.stringify(rows.map((r) => COLUMNS.map((c) => r[c])));
+  const columns = sql.join(COLUMNS.map((c) => sql.ref(c)));
+  const values = sql.join(
+    COLUMNS.map((c, i) =>
+      engine === 'postgres'
+        ? c === 'issued_by_ferry'
+          ? sql`(e->>${sql.lit(i)})::integer`
+          : sql`e->>${sql.lit(i)}`
+        : sql`e.value->>${sql.lit(i)}`,
+    ),
+  );
+  const from =
+    engine === 'postgres' ? sql`json_array_elements(${payload}::json) as e` : sql`json_each(${payload}) as e`;
+  // "where true": SQLite reads an ON CONFLICT after a bare SELECT … FROM as a join constraint otherwise.
+  const res = await sql<{ event_id: string }>`insert into cloudtrail_records (${columns})
+    select ${values} from ${from} where true
+    on conflict (event_id) do nothing returning event_id`.execute(trx);
+  return res.rows.map((r) => r.event_id);
 }
