@@ -1,14 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { type Kysely, sql } from 'kysely';
 import type { AuditContext } from '../audit/actor.js';
 import { systemActor } from '../audit/actor.js';
 import { appendAudit } from '../audit/ledger.js';
 import { type Clock, iso } from '../clock.js';
 import { Conflict, InvalidInput, NotFound } from '../errors.js';
-import type { Engine, Store } from '../store/open.js';
-import type { CloudTrailRecordsTable, CloudTrailSourcesTable, Database } from '../store/schema.js';
+import type { Store } from '../store/open.js';
+import type { CloudTrailRecordsTable, CloudTrailSourcesTable } from '../store/schema.js';
 import { MalformedLogFile, readLogFile } from './cloudtrail-file.js';
 import { Correlator, type ParsedRecord, parseRecord } from './correlate.js';
 import type { ActivityObserver, AttributedRecord } from './record.js';
@@ -98,7 +97,8 @@ const ACCOUNT_FOLDER = /^\d{12}$/;
 const ORG_FOLDER = /^o-[a-z0-9]{10,32}$/;
 /** AWS's log file name: <account>_CloudTrail_<region>_<YYYYMMDDTHHmmZ>_<random>.json.gz */
 const LOG_FILE = /\/\d{12}_CloudTrail_[a-z0-9-]+_\d{8}T\d{4}Z_[A-Za-z0-9]+\.json(\.gz)?$/;
-const INSERT_ROWS = 1000;
+/** rows per insert statement: 25 parameters each, well under SQLite's and PostgreSQL's limits */
+const INSERT_ROWS = 400;
 
 const normalisePrefix = (prefix: string | undefined): string => {
   const p = (prefix ?? '').replace(/^\/+/, '');
@@ -468,8 +468,13 @@ export class CloudTrail {
     const inserted = new Set<string>();
     await this.deps.store.db.transaction().execute(async (trx) => {
       for (let i = 0; i < rows.length; i += INSERT_ROWS) {
-        for (const id of await insertRows(trx, this.deps.store.engine, rows.slice(i, i + INSERT_ROWS)))
-          inserted.add(id);
+        const done = await trx
+          .insertInto('cloudtrail_records')
+          .values(rows.slice(i, i + INSERT_ROWS))
+          .onConflict((oc) => oc.column('event_id').doNothing())
+          .returning('event_id')
+          .execute();
+        for (const d of done) inserted.add(d.event_id);
       }
     });
     result.stored += inserted.size;
@@ -580,62 +585,4 @@ export function recordFromRow(r: CloudTrailRecordsTable): AttributedRecord & { r
     },
     raw: JSON.parse(r.raw) as Record<string, unknown>,
   };
-}
-
-const COLUMNS: Array<keyof CloudTrailRecordsTable> = [
-  'event_id',
-  'event_time',
-  'event_source',
-  'event_name',
-  'aws_region',
-  'account',
-  'source_ip',
-  'user_agent',
-  'error_code',
-  'error_message',
-  'identity_type',
-  'access_key_id',
-  'role_arn',
-  'role_name',
-  'role_session_name',
-  'source_identity',
-  'method',
-  'user_id',
-  'user_name',
-  'credential_id',
-  'issued_by_ferry',
-  'raw',
-  'source_id',
-  'object_key',
-  'ingested_at',
-];
-
-/**
- * Inserts rows that are not there yet (by eventID) and returns the ids it inserted. The rows travel as
- * one JSON parameter unpacked by the database (json_each / json_array_elements): a statement of 25,000
- * placeholders cost more to build and prepare than the rows took to store.
- */
-async function insertRows(
-  trx: Kysely<Database>,
-  engine: Engine,
-  rows: readonly CloudTrailRecordsTable[],
-): Promise<string[]> {
-  const payload = JSON.stringify(rows.map((r) => COLUMNS.map((c) => r[c])));
-  const columns = sql.join(COLUMNS.map((c) => sql.ref(c)));
-  const values = sql.join(
-    COLUMNS.map((c, i) =>
-      engine === 'postgres'
-        ? c === 'issued_by_ferry'
-          ? sql`(e->>${sql.lit(i)})::integer`
-          : sql`e->>${sql.lit(i)}`
-        : sql`e.value->>${sql.lit(i)}`,
-    ),
-  );
-  const from =
-    engine === 'postgres' ? sql`json_array_elements(${payload}::json) as e` : sql`json_each(${payload}) as e`;
-  // "where true": SQLite reads an ON CONFLICT after a bare SELECT … FROM as a join constraint otherwise.
-  const res = await sql<{ event_id: string }>`insert into cloudtrail_records (${columns})
-    select ${values} from ${from} where true
-    on conflict (event_id) do nothing returning event_id`.execute(trx);
-  return res.rows.map((r) => r.event_id);
 }
