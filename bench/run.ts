@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { auditAppend } from './audit.js';
+import { cloudtrailIngest } from './cloudtrail.js';
 import { coldStart } from './cold-start.js';
 import { cryptoSign } from './crypto-sign.js';
 import { decideLatency } from './decide.js';
@@ -26,6 +27,7 @@ export const SCENARIOS: Scenario[] = [
   sshCertificates,
   passwordSignin,
   auditAppend,
+  cloudtrailIngest,
   decideLatency,
   sessionRevocation,
   proxyLatency,

@@ -135,7 +135,7 @@ export class RecordsSplitter {
 export async function* readLogFile(
   body: Readable,
   options: { batchSize: number },
-): AsyncGenerator<{ records: unknown[]; nonObjects: number }> {
+): AsyncGenerator<{ records: unknown[]; texts: string[]; nonObjects: number }> {
   const splitter = new RecordsSplitter();
   const chunks = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const first = await chunks.next();
@@ -154,6 +154,8 @@ export async function* readLogFile(
     source = raw.pipe(gunzip);
   }
   let batch: unknown[] = [];
+  // each record's text as the file has it: stored as it is, instead of serialising the parsed record again
+  let texts: string[] = [];
   let reportedNonObjects = 0;
   let failure: MalformedLogFile | null = null;
   try {
@@ -161,14 +163,16 @@ export async function* readLogFile(
       for (const text of splitter.feed(chunk)) {
         try {
           batch.push(JSON.parse(text));
+          texts.push(text);
         } catch {
           throw new MalformedLogFile('a record is not valid JSON');
         }
       }
       if (batch.length >= options.batchSize) {
-        yield { records: batch, nonObjects: splitter.nonObjects - reportedNonObjects };
+        yield { records: batch, texts, nonObjects: splitter.nonObjects - reportedNonObjects };
         reportedNonObjects = splitter.nonObjects;
         batch = [];
+        texts = [];
       }
     }
   } catch (err) {
@@ -186,7 +190,7 @@ export async function* readLogFile(
   }
   // What was read whole before a failure is kept: those records are as real as any.
   if (batch.length > 0 || splitter.nonObjects > reportedNonObjects)
-    yield { records: batch, nonObjects: splitter.nonObjects - reportedNonObjects };
+    yield { records: batch, texts, nonObjects: splitter.nonObjects - reportedNonObjects };
   if (failure) throw failure;
   splitter.end();
 }

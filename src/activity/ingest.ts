@@ -97,6 +97,7 @@ const ACCOUNT_FOLDER = /^\d{12}$/;
 const ORG_FOLDER = /^o-[a-z0-9]{10,32}$/;
 /** AWS's log file name: <account>_CloudTrail_<region>_<YYYYMMDDTHHmmZ>_<random>.json.gz */
 const LOG_FILE = /\/\d{12}_CloudTrail_[a-z0-9-]+_\d{8}T\d{4}Z_[A-Za-z0-9]+\.json(\.gz)?$/;
+/** rows per insert statement: 25 parameters each, well under SQLite's and PostgreSQL's limits */
 const INSERT_ROWS = 400;
 
 const normalisePrefix = (prefix: string | undefined): string => {
@@ -435,12 +436,15 @@ export class CloudTrail {
     raws: readonly unknown[],
     from: { sourceId: string; objectKey: string; fileAccount: string | null },
     result: Pick<SourceSyncResult, 'records' | 'stored' | 'duplicates' | 'rejected' | 'aheadOfClock'>,
+    /** the records' texts as read (kept as they are when whole records are kept) */
+    texts?: readonly string[],
   ): Promise<number> {
     const now = this.deps.clock.now();
     const ahead = now.getTime() + this.options.clockSkewMs;
     const parsed: ParsedRecord[] = [];
+    const rawTexts: string[] = [];
     const seen = new Set<string>();
-    for (const raw of raws) {
+    for (const [i, raw] of raws.entries()) {
       const p = parseRecord(raw, from.fileAccount);
       if ('rejected' in p) {
         result.rejected++;
@@ -454,12 +458,13 @@ export class CloudTrail {
       seen.add(p.eventId);
       if (p.eventTime.getTime() > ahead) result.aheadOfClock++;
       if (this.options.keepFields) p.raw = pick(p.raw, this.options.keepFields);
+      rawTexts.push(!this.options.keepFields && texts?.[i] !== undefined ? texts[i]! : JSON.stringify(p.raw));
       parsed.push(p);
     }
     if (parsed.length === 0) return 0;
     const attributed = await this.#correlator.attribute(parsed);
     const ingestedAt = iso(now);
-    const rows = attributed.map((a, i) => rowOf(a, parsed[i]!.roleName, from, ingestedAt));
+    const rows = attributed.map((a, i) => rowOf(a, parsed[i]!.roleName, rawTexts[i]!, from, ingestedAt));
     const inserted = new Set<string>();
     await this.deps.store.db.transaction().execute(async (trx) => {
       for (let i = 0; i < rows.length; i += INSERT_ROWS) {
@@ -519,6 +524,7 @@ function pick(raw: Record<string, unknown>, fields: string[]): Record<string, un
 function rowOf(
   a: AttributedRecord,
   roleName: string | null,
+  raw: string,
   from: { sourceId: string; objectKey: string },
   ingestedAt: string,
 ): CloudTrailRecordsTable {
@@ -544,7 +550,7 @@ function rowOf(
     user_name: a.attribution.userName,
     credential_id: a.attribution.credentialId,
     issued_by_ferry: a.attribution.issuedByFerry ? 1 : 0,
-    raw: JSON.stringify(a.raw),
+    raw,
     source_id: from.sourceId,
     object_key: from.objectKey,
     ingested_at: ingestedAt,
