@@ -152,6 +152,30 @@ export const scopesAllow = (scopes: readonly string[], permission: Permission): 
  */
 export const ADMIN_ACCOUNT = 'ferry';
 
+/** How PIM names what it grants: `admin:<role>` for the pseudo-account, `aws:<account>/<role>` otherwise. */
+export const pimTargetText = (accountId: string, roleName: string): string =>
+  accountId === ADMIN_ACCOUNT ? `admin:${roleName}` : `aws:${accountId}/${roleName}`;
+
+/**
+ * Resolves what a PIM rule or request names: an AWS role (account id or alias) or an admin role
+ * (account `ferry`, or the whole target `admin:<role>` as the role).
+ */
+export async function pimTargetOf(
+  accounts: {
+    role(account: string, role: string): Promise<{ account: { id: string }; role: { name: string } }>;
+  },
+  accountRef: string,
+  roleName: string,
+): Promise<{ accountId: string; roleName: string; target: string }> {
+  if (accountRef === ADMIN_ACCOUNT) {
+    const role = roleName.startsWith('admin:') ? roleName.slice(6) : roleName;
+    adminRole(role);
+    return { accountId: ADMIN_ACCOUNT, roleName: role, target: `admin:${role}` };
+  }
+  const { account, role } = await accounts.role(accountRef, roleName);
+  return { accountId: account.id, roleName: role.name, target: `aws:${account.id}/${role.name}` };
+}
+
 export interface AdminRoleAssignment {
   id: string;
   principalType: 'group' | 'user';
@@ -247,6 +271,15 @@ export class AdminRoleAssignments {
       });
       return { assignment: fromRow(row), created: true };
     });
+  }
+
+  async get(id: string): Promise<AdminRoleAssignment | null> {
+    const row = await this.store.db
+      .selectFrom('admin_role_assignments')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row ? fromRow(row) : null;
   }
 
   /** Removes an assignment by id; null when the id is not an admin role assignment. */

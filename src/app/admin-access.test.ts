@@ -94,7 +94,7 @@ describe.each(ENGINES)('admin rights on %s', (engine) => {
     }
     const policy = await as('helpdesk', '/api/v1/policies/block-all', {
       method: 'PUT',
-      body: JSON.stringify({ users: ['all'], targets: ['all'], grant: { block: true } }),
+      body: JSON.stringify({ include: { all: true }, targets: ['all'], grant: { block: true } }),
     });
     expect(policy.status).toBe(403);
     expect(await policy.json()).toMatchObject({ permission: 'policies:write' });

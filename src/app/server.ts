@@ -8,6 +8,8 @@ import { PERMISSIONS } from '../access/admin-roles.js';
 import { pimPages } from '../access/pim/pages.js';
 import { pimApi } from '../access/pim/routes.js';
 import { policyApi } from '../access/policies/routes.js';
+import { Reach } from '../access/reach.js';
+import { reachApi } from '../access/reach-routes.js';
 import { reviewsApi } from '../access/reviews/routes.js';
 import { accessApi } from '../access/routes.js';
 import { sshLoginsApi } from '../access/ssh-login-routes.js';
@@ -219,6 +221,9 @@ export async function buildServer(services: Services, options: ServerOptions = {
     assignments: services.assignments,
     authenticate: admin.guard({ read: 'access:read', write: 'access:write' }),
     auditContext: auditContextOf,
+    adminRoles: services.adminRoles,
+    groupsOf: async (userId) => (await principalOf(services.store.db, userId, null)).groups,
+    requirePermission: (req, reply, permission) => admin.authorize(req, reply, permission),
     resolvePrincipal: async (type, ref) => {
       if (type === 'workload') {
         const w = await services.oidcClients.get(ref);
@@ -234,6 +239,23 @@ export async function buildServer(services: Services, options: ServerOptions = {
       return { type, id: u.id, name: u.userName };
     },
   });
+  await app.register(reachApi, {
+    prefix: '/api/v1',
+    reach: new Reach({
+      access: services.access,
+      assignments: services.assignments,
+      adminRoles: services.adminRoles,
+      eligibilities: services.eligibilities,
+      activations: services.activations,
+      sshLogins: services.sshLogins,
+      appAssignments: services.appAssignments,
+      principal: (userId) => principalOf(services.store.db, userId, null),
+      members: async (groupId) => (await services.groups.get(groupId)).members.map((m) => m.id),
+      groupName: async (groupId) => (await services.groups.get(groupId)).displayName,
+    }),
+    authenticate: admin.guard({ read: 'access:read', write: 'access:write' }),
+    userId: async (ref) => (await services.users.get(ref)).id,
+  });
   await app.register(pimApi, {
     prefix: '/api/v1',
     eligibilities: services.eligibilities,
@@ -241,6 +263,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     authenticateCaller: requireCaller(services.authenticateCaller),
     authenticateAdmin: admin.guard({ read: 'pim:read', write: 'pim:write' }),
     auditContext: auditContextOf,
+    requirePermission: (req, reply, permission) => admin.authorize(req, reply, permission),
     resolvePrincipal: async (type, ref) => {
       if (type === 'group') {
         const g = await services.groups.get(ref);

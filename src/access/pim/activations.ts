@@ -9,6 +9,7 @@ import { isUniqueViolation } from '../../store/errors.js';
 import type { Store } from '../../store/open.js';
 import { enqueueEvent } from '../../store/outbox.js';
 import type { Database, PimActivationsTable } from '../../store/schema.js';
+import { ADMIN_ACCOUNT, pimTargetOf, pimTargetText } from '../admin-roles.js';
 import type { AwsAccounts } from '../aws-accounts.js';
 import {
   type Approver,
@@ -124,7 +125,7 @@ const toView = (r: PimActivationsTable): Activation => ({
   userName: r.user_name,
   accountId: r.account_id,
   roleName: r.role_name,
-  target: `aws:${r.account_id}/${r.role_name}`,
+  target: pimTargetText(r.account_id, r.role_name),
   eligibilityId: r.eligibility_id,
   durationSeconds: r.duration,
   justification: r.justification,
@@ -231,8 +232,10 @@ export class Activations {
   async request(ctx: AuditContext, person: PimPerson, req: ActivationRequest): Promise<Activation> {
     if (person.kind !== 'user' || !person.active)
       throw new PimForbidden('only an active directory user may request an activation');
-    const { account, role } = await this.accounts.role(req.account, req.role);
-    const target = `aws:${account.id}/${role.name}`;
+    const resolved = await pimTargetOf(this.accounts, req.account, req.role);
+    const account = { id: resolved.accountId };
+    const role = { name: resolved.roleName };
+    const target = resolved.target;
     const candidates = (
       await this.eligibilities.forPrincipal(
         person.id,
@@ -535,7 +538,12 @@ export class Activations {
       updated_at: now,
     };
     await this.record(trx, ctx, next, from, event ? to : 'approval-recorded', reason);
-    if ((to === 'expired' || to === 'revoked') && !(await this.standingAssignment(trx, next))) {
+    // An admin role ends with its activation (decide() runs on every admin call); AWS sessions outlive it.
+    if (
+      (to === 'expired' || to === 'revoked') &&
+      next.account_id !== ADMIN_ACCOUNT &&
+      !(await this.standingAssignment(trx, next))
+    ) {
       await enqueueEvent(trx, this.clock, {
         type: 'aws.sessions-revoke-requested',
         userId: next.user_id,

@@ -6,6 +6,7 @@ import { type Clock, iso } from '../../clock.js';
 import { InvalidInput, NotFound } from '../../errors.js';
 import type { Store } from '../../store/open.js';
 import type { PimEligibilitiesTable } from '../../store/schema.js';
+import { pimTargetOf, pimTargetText } from '../admin-roles.js';
 import type { AwsAccounts } from '../aws-accounts.js';
 
 /** A person or group who may approve: any one member of a group counts as one approval. */
@@ -65,7 +66,7 @@ const fromRow = (r: PimEligibilitiesTable): Eligibility => ({
   principalId: r.principal_id,
   accountId: r.account_id,
   roleName: r.role_name,
-  target: `aws:${r.account_id}/${r.role_name}`,
+  target: pimTargetText(r.account_id, r.role_name),
   maxDuration: r.max_duration,
   requireJustification: r.require_justification === 1,
   requireTicket: r.require_ticket === 1,
@@ -190,7 +191,9 @@ export class Eligibilities {
     rules: ActivationRules,
   ): Promise<{ eligibility: Eligibility; change: 'created' | 'updated' | 'unchanged' }> {
     checkRules(rules);
-    const { account, role } = await this.accounts.role(accountRef, roleName);
+    const resolved = await pimTargetOf(this.accounts, accountRef, roleName);
+    const account = { id: resolved.accountId };
+    const role = { name: resolved.roleName };
     const now = iso(this.clock.now());
     return this.store.db.transaction().execute(async (trx) => {
       const existing = await trx
@@ -269,7 +272,7 @@ export class Eligibilities {
         subject: `${row.principal_type}:${row.principal_id}`,
         ip: ctx.ip,
         requestId: ctx.requestId,
-        data: { eligibilityId: id, target: `aws:${row.account_id}/${row.role_name}` },
+        data: { eligibilityId: id, target: pimTargetText(row.account_id, row.role_name) },
       });
       return fromRow(row);
     });
