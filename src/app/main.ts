@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerAccessCommands } from '../cli/access-commands.js';
+import { registerAdminRightsCommands } from '../cli/admin-rights-commands.js';
 import { registerAwsCommands } from '../cli/aws-commands.js';
 import { ApiError, ServerUnreachable } from '../cli/client.js';
 import { registerClientCommands } from '../cli/commands.js';
@@ -33,6 +34,7 @@ export async function main(argv: string[]): Promise<number> {
     .showHelpAfterError();
   registerClientCommands(program);
   registerAccessCommands(program);
+  registerAdminRightsCommands(program);
   registerSamlCommands(program);
   registerLoginCommands(program);
   registerAwsCommands(program);
