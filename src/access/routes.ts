@@ -1,10 +1,16 @@
 import type {} from '@fastify/swagger'; // OpenAPI keys (tags, summary, security) on route schemas
 import { type Static, Type } from '@sinclair/typebox';
-import type { FastifyPluginAsync, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import type { AuditContext } from '../audit/actor.js';
 import { InvalidInput } from '../errors.js';
 import { problemResponses } from '../problem-schema.js';
-import type { AssigneeType, Assignments, PrincipalRef } from './assignments.js';
+import {
+  ADMIN_ACCOUNT,
+  type AdminRoleAssignment,
+  type AdminRoleAssignments,
+  type Permission,
+} from './admin-roles.js';
+import type { AssigneeType, Assignment, Assignments, PrincipalRef } from './assignments.js';
 import type { AwsAccounts } from './aws-accounts.js';
 
 export interface AccessApiOptions {
@@ -14,7 +20,25 @@ export interface AccessApiOptions {
   auditContext: (req: FastifyRequest) => AuditContext;
   /** resolves a group or user name (or id) to the directory's id; throws NotFound */
   resolvePrincipal: (type: AssigneeType, ref: string) => Promise<PrincipalRef>;
+  /** standing admin roles: assignments on account `ferry` (role: helpdesk, ferry-administrator, …) */
+  adminRoles: AdminRoleAssignments;
+  /** a user's groups, for the assignments they have through them */
+  groupsOf: (userId: string) => Promise<Array<{ id: string; name: string }>>;
+  /** a second permission some inputs need (admin-roles:write to grant an admin role) */
+  requirePermission: (req: FastifyRequest, reply: FastifyReply, permission: Permission) => Promise<void>;
 }
+
+/** An admin role assignment in the shape of any other (account `ferry`, the role's name). */
+const asAssignment = (a: AdminRoleAssignment): Assignment => ({
+  id: a.id,
+  principalType: a.principalType,
+  principalId: a.principalId,
+  accountId: ADMIN_ACCOUNT,
+  roleName: a.role,
+  target: a.target,
+  createdAt: a.createdAt,
+  createdBy: a.createdBy,
+});
 
 const Account = Type.Object({
   id: Type.String(),
@@ -45,6 +69,12 @@ const AssignmentSchema = Type.Object({
   target: Type.String(),
   createdAt: Type.String(),
   createdBy: Type.String(),
+  via: Type.Optional(
+    Type.Union([Type.Literal('direct'), Type.Literal('group')], {
+      description: 'with ?user=: the person holds it directly or through viaGroup',
+    }),
+  ),
+  viaGroup: Type.Optional(Type.String()),
 });
 const AccountBody = Type.Object(
   {
@@ -72,7 +102,10 @@ const AssignmentBody = Type.Object(
     group: Type.Optional(Type.String({ maxLength: 256 })),
     user: Type.Optional(Type.String({ maxLength: 256 })),
     workload: Type.Optional(Type.String({ maxLength: 256, description: 'a workload client id or name' })),
-    account: Type.String({ maxLength: 63, description: 'account id or alias' }),
+    account: Type.String({
+      maxLength: 63,
+      description: 'account id or alias; `ferry` for an admin role (role: helpdesk, ferry-administrator, …)',
+    }),
     role: Type.String({ maxLength: 64 }),
   },
   { additionalProperties: false },
@@ -204,7 +237,8 @@ export const accessApi: FastifyPluginAsync<AccessApiOptions> = async (app, opts)
     {
       schema: {
         tags,
-        summary: 'List assignments, optionally of one group or user or account',
+        summary:
+          "List assignments (AWS roles, and admin roles on account `ferry`), optionally of one group, user or account; a user's include their groups' (marked via: group)",
         security,
         querystring: Type.Object(
           {
@@ -220,16 +254,43 @@ export const accessApi: FastifyPluginAsync<AccessApiOptions> = async (app, opts)
     },
     async (req) => {
       const q = req.query;
+      const admin = q.account === ADMIN_ACCOUNT;
+      const accountId = q.account && !admin ? (await accounts.get(q.account)).id : undefined;
+      if (q.user) {
+        // A person's assignments are theirs and their groups': list both, saying which is which.
+        const user = await opts.resolvePrincipal('user', q.user);
+        const groups = await opts.groupsOf(user.id);
+        const groupName = new Map(groups.map((g) => [g.id, g.name]));
+        const ids = groups.map((g) => g.id);
+        const all = [
+          ...(admin ? [] : await assignments.forPrincipal(user.id, ids)),
+          ...(accountId ? [] : (await opts.adminRoles.forPrincipal(user.id, ids)).map(asAssignment)),
+        ].filter((a) => !accountId || a.accountId === accountId);
+        return {
+          items: all.map((a) =>
+            a.principalType === 'group'
+              ? { ...a, via: 'group' as const, viaGroup: groupName.get(a.principalId) ?? a.principalId }
+              : { ...a, via: 'direct' as const, principalName: user.name },
+          ),
+        };
+      }
       const principal = q.group
         ? await opts.resolvePrincipal('group', q.group)
-        : q.user
-          ? await opts.resolvePrincipal('user', q.user)
-          : q.workload
-            ? await opts.resolvePrincipal('workload', q.workload)
-            : undefined;
-      const accountId = q.account ? (await accounts.get(q.account)).id : undefined;
-      const items = await assignments.list({ principal, accountId });
-      return { items };
+        : q.workload
+          ? await opts.resolvePrincipal('workload', q.workload)
+          : undefined;
+      const aws = admin ? [] : await assignments.list({ principal, accountId });
+      const adminRoles =
+        accountId || principal?.type === 'workload'
+          ? []
+          : (
+              await opts.adminRoles.list(
+                principal
+                  ? { principal: { type: principal.type as 'group' | 'user', id: principal.id } }
+                  : {},
+              )
+            ).map(asAssignment);
+      return { items: [...aws, ...adminRoles] };
     },
   );
 
@@ -253,6 +314,20 @@ export const accessApi: FastifyPluginAsync<AccessApiOptions> = async (app, opts)
         : user
           ? await opts.resolvePrincipal('user', user)
           : await opts.resolvePrincipal('workload', workload!);
+      if (req.body.account === ADMIN_ACCOUNT) {
+        await opts.requirePermission(req, reply, 'admin-roles:write');
+        if (principal.type === 'workload')
+          throw new InvalidInput('workloads hold no admin roles: give them a scoped API token', 'workload');
+        const role = req.body.role.startsWith('admin:') ? req.body.role.slice(6) : req.body.role;
+        const r = await opts.adminRoles.add(
+          opts.auditContext(req),
+          { type: principal.type, id: principal.id, name: principal.name },
+          role,
+        );
+        return reply
+          .code(r.created ? 201 : 200)
+          .send({ ...asAssignment(r.assignment), principalName: principal.name });
+      }
       const { assignment, created } = await assignments.add(
         opts.auditContext(req),
         principal,
@@ -274,6 +349,13 @@ export const accessApi: FastifyPluginAsync<AccessApiOptions> = async (app, opts)
         response: { 200: AssignmentSchema, ...problemResponses },
       },
     },
-    async (req) => assignments.remove(opts.auditContext(req), req.params.id),
+    async (req, reply) => {
+      if (await opts.adminRoles.get(req.params.id)) {
+        await opts.requirePermission(req, reply, 'admin-roles:write');
+        const removed = await opts.adminRoles.remove(opts.auditContext(req), req.params.id);
+        if (removed) return asAssignment(removed);
+      }
+      return assignments.remove(opts.auditContext(req), req.params.id);
+    },
   );
 };

@@ -167,12 +167,28 @@ export function registerOperatorCommands(program: Command): void {
     .description('create an admin API token and print it once')
     .requiredOption('--name <name>', 'what the token is for, e.g. admin or terraform')
     .option('--expires-in <days>', 'days until it expires (default: never)')
+    .option(
+      '--scope <permission...>',
+      'permissions it carries, e.g. audit:read users:read (default: * = all; see docs/api.md)',
+    )
     .option(...configOption)
-    .action(async (opts: { name: string; expiresIn?: string; config?: string }) => {
+    .action(async (opts: { name: string; expiresIn?: string; scope?: string[]; config?: string }) => {
       await withStore(opts.config, async (store, config) => {
         await (await lazy.migrate()).migrateToLatest(store);
         const { systemClock } = await import('../clock.js');
-        const { ApiTokens } = await import('../identity/api-tokens.js');
+        const { ApiTokens, checkScopes } = await import('../identity/api-tokens.js');
+        const { PERMISSIONS } = await import('../access/admin-roles.js');
+        let scopes: string[] | undefined;
+        try {
+          scopes = opts.scope
+            ? checkScopes(
+                opts.scope.flatMap((s) => s.split(',')),
+                PERMISSIONS,
+              )
+            : undefined;
+        } catch (err) {
+          throw new OperatorError((err as Error).message);
+        }
         const { loadMasterKey } = await import('./master-key.js');
         const masterKey = loadMasterKey(config, opts.config ?? 'configuration');
         const days = opts.expiresIn === undefined ? undefined : Number(opts.expiresIn);
@@ -184,7 +200,7 @@ export function registerOperatorCommands(program: Command): void {
         const actor: Actor = { type: 'operator', name: process.env.USER ?? 'operator' };
         const { token: value } = await new ApiTokens(store, systemClock, masterKey).create(
           { actor },
-          { name: opts.name, expiresAt },
+          { name: opts.name, expiresAt, scopes },
         );
         process.stdout.write(`${value}\n`);
         process.stderr.write('This token is shown once. Use it as: export FERRY_TOKEN=<token>\n');

@@ -24,6 +24,47 @@ export const DEMO_USERS = [
     department: 'Engineering',
     group: 'AWS-Account1-Developers',
   },
+  {
+    userName: 'test-helpdesk@contoso.example',
+    displayName: 'Test-Helpdesk',
+    givenName: 'Test',
+    familyName: 'Helpdesk',
+    department: 'IT Support',
+    group: 'Ferry-Helpdesk',
+  },
+  {
+    userName: 'test-auditor@contoso.example',
+    displayName: 'Test-Auditor',
+    givenName: 'Test',
+    familyName: 'Auditor',
+    department: 'Internal Audit',
+    group: 'Ferry-Auditors',
+  },
+] as const;
+
+/**
+ * Ferry's own admin roles in the demo, each granted to a group (docs/api.md, "Who may call the admin
+ * API"): Test-AWSAdmin administers Ferry, Test-Helpdesk resets MFA, Test-Auditor reads everything.
+ */
+export const DEMO_ADMIN_GROUPS = [
+  {
+    displayName: 'Ferry-Administrators',
+    description: 'Ferry Administrator (admin:ferry-administrator)',
+    role: 'ferry-administrator',
+    members: ['test-awsadmin@contoso.example'],
+  },
+  {
+    displayName: 'Ferry-Helpdesk',
+    description: 'Helpdesk (admin:helpdesk): users and MFA resets',
+    role: 'helpdesk',
+    members: ['test-helpdesk@contoso.example'],
+  },
+  {
+    displayName: 'Ferry-Auditors',
+    description: 'Auditor (admin:auditor): reads everything, changes nothing',
+    role: 'auditor',
+    members: ['test-auditor@contoso.example'],
+  },
 ] as const;
 
 export const DEMO_GROUPS = [
@@ -148,7 +189,10 @@ export async function ensureDemoTenant(
   credentialsFile: string,
 ): Promise<Omit<DemoCredentials, 'ferryUrl' | 'aws'>> {
   const saved = readCredentials(credentialsFile);
-  for (const group of DEMO_GROUPS) {
+  for (const group of [
+    ...DEMO_GROUPS,
+    ...DEMO_ADMIN_GROUPS.map((g) => ({ displayName: g.displayName, description: g.description })),
+  ]) {
     try {
       await services.groups.get(group.displayName);
     } catch (err) {
@@ -200,6 +244,16 @@ export async function ensureDemoTenant(
       totpSecret,
       groups: [demo.group],
     });
+  }
+  for (const admin of DEMO_ADMIN_GROUPS) {
+    const group = await services.groups.get(admin.displayName);
+    await services.adminRoles.add(ctx, { type: 'group', id: group.id, name: group.displayName }, admin.role);
+    for (const member of admin.members) {
+      const user = await services.users.get(member);
+      await services.groups.setMembership(ctx, group.id, user.id, true);
+      const shown = users.find((u) => u.userName === member);
+      if (shown && !shown.groups.includes(admin.displayName)) shown.groups.push(admin.displayName);
+    }
   }
   await applyTenant(services, ctx, DEMO_TENANT_DOCUMENT, { dryRun: false, prune: false });
   let adminToken = saved?.adminToken;

@@ -31,6 +31,10 @@ async function demo(): Promise<void> {
     ...process.env,
   });
 
+  // Demo users sign in with a password and TOTP: Ferry Administrator's standing demand for a security
+  // key would leave Test-AWSAdmin with no console on first sign-in. A real installation keeps it.
+  config.adminRoles.builtInRequirements = false;
+
   // The identity-aware proxy beside the server; the demo's internal app is served at localhost (a
   // different host from Ferry's 127.0.0.1, so the browser keeps the cookies apart).
   config.proxy.listen ??= config.listen === '127.0.0.1:7070' ? '127.0.0.1:7443' : '127.0.0.1:0';

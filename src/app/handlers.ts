@@ -141,6 +141,9 @@ export function defaultHandlers(services: Services): EventHandlers {
       async (e) => {
         if (e.type === 'group.deleted') await services.eligibilities.removeForPrincipal('group', e.groupId);
       },
+      async (e) => {
+        if (e.type === 'group.deleted') await services.adminRoles.removeForPrincipal('group', e.groupId);
+      },
     ],
     'user.deleted': [
       async (e) => {
@@ -148,6 +151,9 @@ export function defaultHandlers(services: Services): EventHandlers {
       },
       async (e) => {
         if (e.type === 'user.deleted') await services.eligibilities.removeForPrincipal('user', e.userId);
+      },
+      async (e) => {
+        if (e.type === 'user.deleted') await services.adminRoles.removeForPrincipal('user', e.userId);
       },
       revokeAll('user deleted'),
       async (e) => {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerAccessCommands } from '../cli/access-commands.js';
 import { registerActivityCommands } from '../cli/activity-commands.js';
+import { registerAdminRightsCommands } from '../cli/admin-rights-commands.js';
 import { registerAlertCommands } from '../cli/alert-commands.js';
 import { registerAwsCommands } from '../cli/aws-commands.js';
 import { ApiError, ServerUnreachable } from '../cli/client.js';
@@ -35,6 +36,7 @@ export async function main(argv: string[]): Promise<number> {
     .showHelpAfterError();
   registerClientCommands(program);
   registerAccessCommands(program);
+  registerAdminRightsCommands(program);
   registerSamlCommands(program);
   registerLoginCommands(program);
   registerAwsCommands(program);

@@ -4,9 +4,12 @@ import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { PERMISSIONS } from '../access/admin-roles.js';
 import { pimPages } from '../access/pim/pages.js';
 import { pimApi } from '../access/pim/routes.js';
 import { policyApi } from '../access/policies/routes.js';
+import { Reach } from '../access/reach.js';
+import { reachApi } from '../access/reach-routes.js';
 import { reviewsApi } from '../access/reviews/routes.js';
 import { accessApi } from '../access/routes.js';
 import { sshLoginsApi } from '../access/ssh-login-routes.js';
@@ -21,8 +24,8 @@ import { deviceSigninApi } from '../federation/oidc/device-signin.js';
 import { oidcRoutes } from '../federation/oidc/routes.js';
 import { samlAdminApi } from '../federation/saml/admin-routes.js';
 import { samlRoutes } from '../federation/saml/routes.js';
-import { auditContextOf, requireAdminToken } from '../identity/admin-auth.js';
-import { requireCaller } from '../identity/caller.js';
+import { auditContextOf } from '../identity/admin-auth.js';
+import { browserSessionCaller, requireCaller } from '../identity/caller.js';
 import { FormDestinations } from '../identity/pages/csp.js';
 import { signinPages } from '../identity/pages/routes.js';
 import { principalOf } from '../identity/principal-of.js';
@@ -34,9 +37,11 @@ import { ENTRA_SIGNIN_PATH, upstreamSigninRoutes } from '../identity/upstream/ro
 import { proxyAppsApi } from '../proxy/routes.js';
 import { type ListenerTimeouts, listenerOptions } from '../proxy/server.js';
 import { sshApi } from '../ssh/routes.js';
+import { AdminAccess } from './admin-access.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { operationsRoutes } from './health.js';
 import type { Services } from './services.js';
+import { sessionApi } from './session-routes.js';
 import { tenantApi } from './tenant-routes.js';
 
 /** The configured timeouts of a listener, in the form node:http takes them. */
@@ -143,6 +148,18 @@ export async function buildServer(services: Services, options: ServerOptions = {
   app.setNotFoundHandler(notFoundHandler);
 
   await app.register(fastifyCookie);
+  // One admin path for every admin route: a scoped API token, or a person whose admin role decide() allows.
+  const browserPerson = browserSessionCaller(
+    services.store.db,
+    services.sessions,
+    config.sessions.cookieName,
+    services.csrf,
+  );
+  const admin = new AdminAccess({
+    apiTokens: services.apiTokens,
+    person: browserPerson,
+    access: services.access,
+  });
   await app.register(fastifySwagger, {
     hideUntagged: true,
     openapi: {
@@ -204,13 +221,26 @@ export async function buildServer(services: Services, options: ServerOptions = {
     sessions: services.sessions,
     totp: services.totp,
     apiTokens: services.apiTokens,
+    authenticate: admin.guard({ read: 'users:read', write: 'users:write' }),
+    permissions: PERMISSIONS,
+    permissionsOf: (req) => admin.permissionsOfRequest(req),
+  });
+  await app.register(sessionApi, {
+    prefix: '/api/v1',
+    person: browserPerson,
+    admin,
+    csrf: services.csrf,
+    cookieName: config.sessions.cookieName,
   });
   await app.register(accessApi, {
     prefix: '/api/v1',
     accounts: services.accounts,
     assignments: services.assignments,
-    authenticate: requireAdminToken(services.apiTokens),
+    authenticate: admin.guard({ read: 'access:read', write: 'access:write' }),
     auditContext: auditContextOf,
+    adminRoles: services.adminRoles,
+    groupsOf: async (userId) => (await principalOf(services.store.db, userId, null)).groups,
+    requirePermission: (req, reply, permission) => admin.authorize(req, reply, permission),
     resolvePrincipal: async (type, ref) => {
       if (type === 'workload') {
         const w = await services.oidcClients.get(ref);
@@ -226,13 +256,31 @@ export async function buildServer(services: Services, options: ServerOptions = {
       return { type, id: u.id, name: u.userName };
     },
   });
+  await app.register(reachApi, {
+    prefix: '/api/v1',
+    reach: new Reach({
+      access: services.access,
+      assignments: services.assignments,
+      adminRoles: services.adminRoles,
+      eligibilities: services.eligibilities,
+      activations: services.activations,
+      sshLogins: services.sshLogins,
+      appAssignments: services.appAssignments,
+      principal: (userId) => principalOf(services.store.db, userId, null),
+      members: async (groupId) => (await services.groups.get(groupId)).members.map((m) => m.id),
+      groupName: async (groupId) => (await services.groups.get(groupId)).displayName,
+    }),
+    authenticate: admin.guard({ read: 'access:read', write: 'access:write' }),
+    userId: async (ref) => (await services.users.get(ref)).id,
+  });
   await app.register(pimApi, {
     prefix: '/api/v1',
     eligibilities: services.eligibilities,
     activations: services.activations,
     authenticateCaller: requireCaller(services.authenticateCaller),
-    authenticateAdmin: requireAdminToken(services.apiTokens),
+    authenticateAdmin: admin.guard({ read: 'pim:read', write: 'pim:write' }),
     auditContext: auditContextOf,
+    requirePermission: (req, reply, permission) => admin.authorize(req, reply, permission),
     resolvePrincipal: async (type, ref) => {
       if (type === 'group') {
         const g = await services.groups.get(ref);
@@ -246,7 +294,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     prefix: '/api/v1',
     reviews: services.reviews,
     authenticateCaller: requireCaller(services.authenticateCaller),
-    authenticateAdmin: requireAdminToken(services.apiTokens),
+    authenticateAdmin: admin.guard({ read: 'reviews:read', write: 'reviews:write' }),
     auditContext: auditContextOf,
     now: () => services.clock.now(),
     resolvePrincipal: async (type, ref) => {
@@ -278,7 +326,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     clients: services.oidcClients,
     signingKeys: services.signingKeys,
     keysChanged: () => services.oidc.keysChanged(),
-    authenticate: requireAdminToken(services.apiTokens),
+    authenticate: admin.guard({ read: 'apps:read', write: 'apps:write' }),
     auditContext: auditContextOf,
   });
   await app.register(deviceSigninApi, { prefix: '/api/v1', issuer: services.oidc, signin: services.signin });
@@ -308,7 +356,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     prefix: '/api/v1',
     serviceProviders: services.serviceProviders,
     signingKeys: services.signingKeys,
-    authenticate: requireAdminToken(services.apiTokens),
+    authenticate: admin.guard({ read: 'apps:read', write: 'apps:write' }),
     auditContext: auditContextOf,
     resolveGroup: async (ref) => {
       const g = await services.groups.get(ref);
@@ -318,7 +366,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
   await app.register(sshLoginsApi, {
     prefix: '/api/v1',
     sshLogins: services.sshLogins,
-    authenticate: requireAdminToken(services.apiTokens),
+    authenticate: admin.guard({ read: 'access:read', write: 'access:write' }),
     auditContext: auditContextOf,
     resolveGroup: async (ref) => {
       const g = await services.groups.get(ref);
@@ -331,13 +379,13 @@ export async function buildServer(services: Services, options: ServerOptions = {
     caKeys: services.sshCaKeys,
     store: services.store,
     authenticateCaller: requireCaller(services.authenticateCaller),
-    authenticateAdmin: requireAdminToken(services.apiTokens),
+    authenticateAdmin: admin.guard({ read: 'access:read', write: 'access:write' }),
     auditContext: auditContextOf,
   });
   await app.register(proxyAppsApi, {
     prefix: '/api/v1',
     apps: services.proxyApps,
-    authenticate: requireAdminToken(services.apiTokens),
+    authenticate: admin.guard({ read: 'apps:read', write: 'apps:write' }),
     auditContext: auditContextOf,
     resolveGroup: async (ref) => {
       const g = await services.groups.get(ref);
@@ -347,17 +395,17 @@ export async function buildServer(services: Services, options: ServerOptions = {
   await app.register(tenantApi, {
     prefix: '/api/v1',
     services,
-    authenticate: requireAdminToken(services.apiTokens),
+    authenticate: admin.guard({ read: 'tenant:write', write: 'tenant:write' }),
   });
   await app.register(scimAdminApi, {
     prefix: '/api/v1',
     connections: services.scimConnections,
-    authenticate: requireAdminToken(services.apiTokens),
+    authenticate: admin.guard({ read: 'provisioning:read', write: 'provisioning:write' }),
   });
   await app.register(identityCenterApi, {
     prefix: '/api/v1',
     push: services.identityCenter,
-    authenticate: requireAdminToken(services.apiTokens),
+    authenticate: admin.guard({ read: 'provisioning:read', write: 'provisioning:write' }),
     auditContext: auditContextOf,
   });
   await app.register(scimRoutes, {
@@ -372,7 +420,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     prefix: '/api/v1',
     store: services.store,
     keys: services.auditKeys,
-    authenticate: requireAdminToken(services.apiTokens),
+    authenticate: admin.guard({ read: 'audit:read', write: 'audit:read' }),
   });
   await app.register(activityApi, {
     prefix: '/api/v1',
@@ -380,13 +428,13 @@ export async function buildServer(services: Services, options: ServerOptions = {
     views: services.activity,
     leastPrivilege: services.leastPrivilege,
     clock: services.clock,
-    authenticate: requireAdminToken(services.apiTokens),
+    authenticate: admin.guard({ read: 'activity:read', write: 'activity:write' }),
     auditContext: auditContextOf,
   });
   await app.register(riskApi, {
     prefix: '/api/v1',
     protection: services.protection,
-    authenticate: requireAdminToken(services.apiTokens),
+    authenticate: admin.guard({ read: 'policies:read', write: 'policies:write' }),
     auditContext: auditContextOf,
     userId: async (ref) => (await services.users.get(ref)).id,
   });
@@ -395,7 +443,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     detections: services.detections,
     sinks: services.alertSinks,
     delivery: services.alertDelivery,
-    authenticate: requireAdminToken(services.apiTokens),
+    authenticate: admin.guard({ read: 'alerts:read', write: 'alerts:write' }),
     auditContext: auditContextOf,
   });
   await app.register(policyApi, {
@@ -404,7 +452,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     locations: services.namedLocations,
     access: services.access,
     clock: services.clock,
-    authenticate: requireAdminToken(services.apiTokens),
+    authenticate: admin.guard({ read: 'policies:read', write: 'policies:write' }),
     auditContext: auditContextOf,
     principalFor: async (who, amr, authTime) => {
       if (who.workload) {

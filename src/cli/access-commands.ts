@@ -144,7 +144,16 @@ export function registerAccessCommands(program: Command): void {
         `/api/v1/assignments?${q}`,
       );
       if (opts.json) return printJson(res.items);
-      out(table(res.items, ['id', 'principalType', 'principalId', 'target']));
+      // With --user, assignments through a group are listed too, marked with the group.
+      out(
+        table(
+          res.items.map((a) => ({
+            ...a,
+            via: a.via === 'group' ? `group ${String(a.viaGroup)}` : (a.via ?? ''),
+          })),
+          opts.user ? ['id', 'target', 'via'] : ['id', 'principalType', 'principalId', 'target'],
+        ),
+      );
     });
   assignments
     .command('add')

@@ -9,6 +9,7 @@ import { isUniqueViolation } from '../../store/errors.js';
 import type { Store } from '../../store/open.js';
 import { enqueueEvent } from '../../store/outbox.js';
 import type { Database, PimActivationsTable } from '../../store/schema.js';
+import { ADMIN_ACCOUNT } from '../admin-roles.js';
 import type { AwsAccounts } from '../aws-accounts.js';
 import {
   type Approver,
@@ -686,6 +687,8 @@ export class Activations {
     if (
       (to === 'expired' || to === 'revoked') &&
       kind === 'aws-role' &&
+      // An admin role ends with its activation (decide() runs on every admin call); AWS sessions outlive it.
+      next.account_id !== ADMIN_ACCOUNT &&
       !(await this.standingAssignment(trx, next))
     ) {
       await enqueueEvent(trx, this.clock, {

@@ -6,6 +6,7 @@ import { type Clock, iso } from '../../clock.js';
 import { InvalidInput, NotFound } from '../../errors.js';
 import type { Store } from '../../store/open.js';
 import type { PimEligibilitiesTable } from '../../store/schema.js';
+import { pimTargetOf } from '../admin-roles.js';
 import type { AwsAccounts } from '../aws-accounts.js';
 import {
   type PimTargetInput,
@@ -236,8 +237,9 @@ export class Eligibilities {
     const t = typeof input === 'string' ? parsePimTarget(input) : input;
     switch (t.kind) {
       case 'aws-role': {
-        const { account, role } = await this.accounts.role(t.account, t.role);
-        return { kind: 'aws-role', accountId: account.id, roleName: role.name };
+        // an AWS role, or an admin role on the pseudo-account `ferry`
+        const { accountId, roleName } = await pimTargetOf(this.accounts, t.account, t.role);
+        return { kind: 'aws-role', accountId, roleName };
       }
       case 'permission-set': {
         const account = await this.accounts.get(t.account);

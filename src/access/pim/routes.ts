@@ -6,6 +6,7 @@ import { InvalidInput } from '../../errors.js';
 import type { Caller } from '../../identity/caller.js';
 import { Forbidden, Problem } from '../../problem.js';
 import { problemResponses } from '../../problem-schema.js';
+import { ADMIN_ACCOUNT, type Permission } from '../admin-roles.js';
 import {
   type Activation,
   type Activations,
@@ -26,6 +27,8 @@ export interface PimApiOptions {
   /** an admin API token */
   authenticateAdmin: PreHandler;
   auditContext: (req: FastifyRequest) => AuditContext;
+  /** a second permission a route needs for some inputs (admin-roles:write to make an admin role eligible) */
+  requirePermission: (req: FastifyRequest, reply: FastifyReply, permission: Permission) => Promise<void>;
   /** resolves a group or user name (or id); throws NotFound */
   resolvePrincipal: (
     type: 'group' | 'user',
@@ -109,7 +112,14 @@ const ActivationSchema = Type.Object({
 });
 const RequestBody = Type.Object(
   {
-    account: Type.Optional(Type.String({ minLength: 1, maxLength: 63, description: '12-digit id or alias' })),
+    account: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 63,
+        description:
+          '12-digit id or alias; `ferry` for an admin role (role: helpdesk, ferry-administrator, …)',
+      }),
+    ),
     role: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
     target: Type.Optional(
       Type.String({
@@ -133,7 +143,13 @@ const EligibilityBody = Type.Object(
   {
     group: Type.Optional(Type.String({ maxLength: 256 })),
     user: Type.Optional(Type.String({ maxLength: 256 })),
-    account: Type.Optional(Type.String({ maxLength: 63, description: 'account id or alias' })),
+    account: Type.Optional(
+      Type.String({
+        maxLength: 63,
+        description:
+          'account id or alias; `ferry` for an admin role (role: helpdesk, ferry-administrator, …)',
+      }),
+    ),
     role: Type.Optional(Type.String({ maxLength: 64 })),
     target: Type.Optional(
       Type.String({
@@ -286,6 +302,8 @@ export const pimApi: FastifyPluginAsync<PimApiOptions> = async (app, opts) => {
       const b = req.body;
       if ((b.group === undefined) === (b.user === undefined))
         throw new InvalidInput('give exactly one of group or user', 'group');
+      // Making someone eligible for an admin role is granting it: as much as an assignment is.
+      if (b.account === ADMIN_ACCOUNT) await opts.requirePermission(req, reply, 'admin-roles:write');
       const principal = await opts.resolvePrincipal(
         b.group !== undefined ? 'group' : 'user',
         (b.group ?? b.user)!,

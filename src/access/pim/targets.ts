@@ -1,5 +1,6 @@
 import { InvalidInput } from '../../errors.js';
 import type { PimTargetKind } from '../../store/schema.js';
+import { ADMIN_ACCOUNT, pimTargetText } from '../admin-roles.js';
 import { HOST_PATTERN, LOGIN_PATTERN } from '../ssh-logins.js';
 
 export type { PimTargetKind } from '../../store/schema.js';
@@ -7,6 +8,7 @@ export type { PimTargetKind } from '../../store/schema.js';
 /**
  * What an eligibility lets a person activate, as written in the CLI, API and tenant file:
  *   aws:<account>/<role>                     an IAM role (account: 12-digit id or alias)
+ *   admin:<role>                             a Ferry admin role (stored as the pseudo-account `ferry`)
  *   aws:<account>/permission-set/<name>      an IAM Identity Center permission set in an account
  *   group:<name>                             membership of a Ferry group (and so whatever it is assigned)
  *   ssh:<login>@<host or glob>               an SSH login mapping (the syntax of access/targets.ts)
@@ -31,6 +33,8 @@ export function parsePimTarget(text: string): PimTargetInput {
       );
     return { kind: 'permission-set', account: ps[1]!, name: ps[2]! };
   }
+  const admin = /^admin:([\w-]{1,64})$/.exec(t);
+  if (admin) return { kind: 'aws-role', account: ADMIN_ACCOUNT, role: admin[1]! };
   const role = /^aws:([^/\s]{1,63})\/([\w+=,.@-]{1,64})$/.exec(t);
   if (role) return { kind: 'aws-role', account: role[1]!, role: role[2]! };
   const group = /^group:(.{1,256})$/.exec(t);
@@ -44,7 +48,7 @@ export function parsePimTarget(text: string): PimTargetInput {
     return { kind: 'ssh', hosts: ssh[2]!, login: ssh[1]! };
   }
   throw new InvalidInput(
-    `target ${JSON.stringify(text)} is not one of aws:<account>/<role>, aws:<account>/permission-set/<name>, group:<name>, ssh:<login>@<host or pattern>`,
+    `target ${JSON.stringify(text)} is not one of aws:<account>/<role>, admin:<role>, aws:<account>/permission-set/<name>, group:<name>, ssh:<login>@<host or pattern>`,
     'target',
   );
 }
@@ -76,7 +80,7 @@ export function targetText(t: StoredTarget): string {
     case 'ssh':
       return `ssh:${t.roleName}@${t.accountId.slice('ssh:'.length)}`;
     default:
-      return `aws:${t.accountId}/${t.roleName}`;
+      return pimTargetText(t.accountId, t.roleName);
   }
 }
 
