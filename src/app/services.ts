@@ -54,6 +54,10 @@ import { ProxyApps } from '../proxy/apps.js';
 import { SshAuthority } from '../ssh/authority.js';
 import { publicBlobOf, publicKeyLine } from '../ssh/public-key.js';
 import type { Store } from '../store/open.js';
+import { AwsOrganization } from '../access/organization.js';
+import { PermissionSets } from '../access/permission-sets.js';
+import { PermissionSetSync } from '../aws/identity-center/permission-set-sync.js';
+import { type IdentityCenterConnection, openIdentityCenter } from '../aws/identity-center/sso-admin.js';
 import type { Config } from './config.js';
 import { Metrics } from './metrics.js';
 import { entraOptionsOf } from './upstream.js';
@@ -82,6 +86,14 @@ export interface Services {
   scimConnections: ScimConnections;
   accounts: AwsAccounts;
   assignments: Assignments;
+  /** IAM Identity Center permission sets and their assignments as declared (issue 19) */
+  permissionSets: PermissionSets;
+  /** AWS Organizations' OU tree as last discovered */
+  organization: AwsOrganization;
+  /** makes Identity Center match the declared permission sets */
+  permissionSetSync: PermissionSetSync;
+  /** how Ferry reaches Identity Center and Organizations (config aws.*) */
+  identityCenterConnection: IdentityCenterConnection;
   /** the one decide() every issuer asks */
   access: AccessDecider;
   /** conditional access policies and the named locations they use */
@@ -172,6 +184,32 @@ export function createServices(
   const groups = new GroupDirectory(deps);
   const entraOptions = entraOptionsOf(config);
   const accounts = new AwsAccounts(store, clock);
+  const organization = new AwsOrganization(store, clock);
+  const permissionSets = new PermissionSets({ store, clock, accounts, organization });
+  const identityCenterConnection: IdentityCenterConnection = {
+    region: config.aws.region,
+    ...(config.aws.endpoint ? { endpoint: config.aws.endpoint } : {}),
+    ...(config.aws.accessKeyId && config.aws.secretAccessKey
+      ? { credentials: { accessKeyId: config.aws.accessKeyId, secretAccessKey: config.aws.secretAccessKey } }
+      : {}),
+  };
+  let identityCenterClients: ReturnType<typeof openIdentityCenter> | null = null;
+  const permissionSetSync = new PermissionSetSync({
+    store,
+    clock,
+    permissionSets,
+    principalName: async (type, id) => {
+      const row =
+        type === 'group'
+          ? await store.db.selectFrom('groups').select('display_name as name').where('id', '=', id).executeTakeFirst()
+          : await store.db.selectFrom('users').select('user_name as name').where('id', '=', id).executeTakeFirst();
+      return row?.name ?? null;
+    },
+    identityCenter: () => {
+      identityCenterClients ??= openIdentityCenter(identityCenterConnection);
+      return identityCenterClients;
+    },
+  });
   const appAssignments = new AppAssignments(store, clock);
   const proxyApps = new ProxyApps(store, clock, appAssignments);
   const signingKeys = new SigningKeys(store, clock, masterKey, signingKeyOptions);
@@ -251,6 +289,12 @@ export function createServices(
     appOpenness: [(name) => serviceProviders.openToAll(name), (name) => proxyApps.openToAll(name)],
     activations,
     policies: conditionalAccess,
+    permissionSets: {
+      spec: (name) => permissionSets.find(store.db, name),
+      forPrincipal: (userId, groupIds) => permissionSets.forPrincipal(userId, groupIds),
+      ancestorsOf: (accountId) => organization.ancestorsOf(accountId),
+      accountKnown: async (accountId) => (await accounts.find(store.db, accountId)) !== null,
+    },
   });
   const sshCaKeys = new SshCaKeys(store, clock, masterKey, (k) => publicKeyLine(publicBlobOf(k), ''));
   const assertions = new AwsRoleAssertions(
@@ -298,6 +342,10 @@ export function createServices(
     scimConnections: new ScimConnections(store, clock, masterKey),
     accounts,
     assignments,
+    permissionSets,
+    organization,
+    permissionSetSync,
+    identityCenterConnection,
     access,
     policies,
     namedLocations,

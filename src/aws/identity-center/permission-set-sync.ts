@@ -127,6 +127,11 @@ export class PermissionSetSync {
     return declared.length + made.length > 0;
   }
 
+  /** The AWS access portal URL (for the AWS CLI's own `sso` profiles). */
+  async startUrl(): Promise<string> {
+    return (await this.clients().instance()).startUrl;
+  }
+
   async plan(): Promise<SyncPlan> {
     const c = this.clients();
     const { ssoAdmin } = c;
