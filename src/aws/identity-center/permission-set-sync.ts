@@ -78,6 +78,12 @@ export interface PermissionSetSyncDeps {
   maxPolls?: number;
 }
 
+/** The declared state to plan against. */
+export interface WantedState {
+  sets: PermissionSetSpec[];
+  assignments: Array<Pick<PermissionSetAssignment, 'principalType' | 'principalId' | 'scopeType' | 'scopeId' | 'permissionSet'>>;
+}
+
 interface ActualSet {
   arn: string;
   spec: PermissionSetSpec;
@@ -132,12 +138,16 @@ export class PermissionSetSync {
     return (await this.clients().instance()).startUrl;
   }
 
-  async plan(): Promise<SyncPlan> {
+  /**
+   * What applying would change. `wanted` replaces the declared state (a dry run of a tenant file compares
+   * the file's permission sets, not the ones stored).
+   */
+  async plan(wanted?: WantedState): Promise<SyncPlan> {
     const c = this.clients();
     const { ssoAdmin } = c;
     const { instanceArn, startUrl } = await c.instance();
     const db = this.deps.store.db;
-    const wanted = await this.deps.permissionSets.list();
+    const wantedSets = wanted?.sets ?? (await this.deps.permissionSets.list());
     const managed = new Map(
       (await db.selectFrom('iic_permission_sets').selectAll().execute()).map((r) => [r.name, r]),
     );
@@ -147,7 +157,7 @@ export class PermissionSetSync {
     const unmanaged: string[] = [];
     const usable = new Map<string, string | null>(); // set name → arn (null: to be created)
 
-    for (const spec of wanted) {
+    for (const spec of wantedSets) {
       const record = managed.get(spec.name);
       const there = actual.get(spec.name);
       if (there && (!record || (record.arn !== null && record.arn !== there.arn))) {
@@ -176,7 +186,7 @@ export class PermissionSetSync {
 
     // Assignments: wanted (Ferry's, expanded over OUs) against what Identity Center has on Ferry's sets.
     const wantedAssignments = new Map<string, WantedAssignment>();
-    for (const a of await this.deps.permissionSets.assignments()) {
+    for (const a of wanted?.assignments ?? (await this.deps.permissionSets.assignments())) {
       if (!usable.has(a.permissionSet)) continue;
       const resolved = await this.resolvePrincipal(c, a).catch((err: unknown) => {
         problems.push({
@@ -289,7 +299,7 @@ export class PermissionSetSync {
         });
     }
     for (const [name, record] of managed) {
-      if (wanted.some((s) => s.name === name)) continue;
+      if (wantedSets.some((s) => s.name === name)) continue;
       steps.push({
         action: 'delete',
         kind: 'permission-set',
@@ -641,7 +651,7 @@ export class PermissionSetSync {
 
   private async resolvePrincipal(
     c: IdentityCenterClients,
-    a: PermissionSetAssignment,
+    a: Pick<PermissionSetAssignment, 'principalType' | 'principalId'>,
   ): Promise<{ type: 'GROUP' | 'USER'; id: string; name: string }> {
     const name = await this.deps.principalName(a.principalType, a.principalId);
     if (!name) throw new Error(`${a.principalType} ${a.principalId} no longer exists in Ferry`);
