@@ -37,7 +37,7 @@ export async function startSsoAdminStandIn(
   const seen: string[] = [];
 
   const forward = (
-    req: IncomingMessage,
+    req: Pick<IncomingMessage, 'url' | 'method' | 'headers'>,
     body: Buffer,
   ): Promise<{ status: number; body: string; headers: Record<string, string> }> =>
     new Promise((resolve, reject) => {
