@@ -261,7 +261,7 @@ describe.each(ENGINES)('IAM Identity Center permission sets against the local AW
     const dry = await applyTenant(tenant(), { dryRun: true });
     expect(dry.status, dry.text).toBe(200);
     const names = dry.body.changes.map((c: { kind: string; name: string }) => `${c.kind} ${c.name}`);
-    expect(names).toContain('permission-set ReadOnly');
+    expect(names, JSON.stringify(dry.body)).toContain('iic-permission-set ReadOnly');
     expect(await arnOf('ReadOnly')).toBeNull();
 
     const applied = await applyTenant(tenant());
@@ -350,6 +350,7 @@ describe.each(ENGINES)('IAM Identity Center permission sets against the local AW
       new UpdatePermissionSetCommand({
         InstanceArn: instanceArn,
         PermissionSetArn: arn,
+        Description: 'Read-only access',
         SessionDuration: 'PT12H',
       }),
     );
@@ -379,7 +380,7 @@ describe.each(ENGINES)('IAM Identity Center permission sets against the local AW
       }),
     ]);
     const result = await sync();
-    expect(result.applied.every((s) => s.ok)).toBe(true);
+    expect(result.applied.every((s) => s.ok), JSON.stringify(result)).toBe(true);
     expect(aws.seen).toContain('ProvisionPermissionSet');
     expect(await assignedIn('123456789012', 'ReadOnly')).toEqual([developers]);
     expect((await plan()).steps).toEqual([]);
@@ -415,7 +416,7 @@ describe.each(ENGINES)('IAM Identity Center permission sets against the local AW
       ],
       permissionSets: [
         ...(tenant().permissionSets as object[]),
-        { name: 'Billing', managedPolicies: ['arn:aws:iam::aws:policy/job-function/Billing'] },
+        { name: 'Billing', managedPolicies: ['arn:aws:iam::aws:policy/AdministratorAccess'] },
       ],
       permissionSetAssignments: [
         { group: 'AWS-Account1-Developers', account: 'Account1', permissionSet: 'ReadOnly' },
