@@ -99,3 +99,25 @@ export function openIdentityCenter(conn: IdentityCenterConnection): IdentityCent
   };
   return clients;
 }
+
+/**
+ * The demo's stand-in for Ferry's SCIM push, which moto cannot receive: the groups in the local Identity
+ * Center's identity store, so account assignments can name them. Idempotent.
+ */
+export async function ensureIdentityStoreGroups(
+  conn: IdentityCenterConnection,
+  names: string[],
+): Promise<void> {
+  const { CreateGroupCommand } = await import('@aws-sdk/client-identitystore');
+  const c = openIdentityCenter(conn);
+  try {
+    const { identityStoreId } = await c.instance();
+    for (const name of names)
+      if (!(await c.principalId('GROUP', name)))
+        await c.identityStore.send(
+          new CreateGroupCommand({ IdentityStoreId: identityStoreId, DisplayName: name }),
+        );
+  } finally {
+    c.destroy();
+  }
+}
