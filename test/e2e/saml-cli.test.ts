@@ -61,7 +61,7 @@ describe('SAML administration with the ferry command', () => {
     const listed = await ferry(['aws', 'accounts', 'list', '--json']);
     expect(JSON.parse(listed.stdout)).toEqual([]);
     const applied = await ferry(['apply', TENANT]);
-    expect(applied.code, applied.stderr).toBe(0);
+    expect(applied.code, applied.stdout + applied.stderr).toBe(0);
     expect((await ferry(['apply', TENANT])).stdout).toBe('no changes\n');
     const roles = await ferry(['aws', 'roles', 'list', 'Account1', '--json']);
     expect(

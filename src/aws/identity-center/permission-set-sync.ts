@@ -105,7 +105,7 @@ const assignmentName = (a: Omit<WantedAssignment, 'principalId'>) =>
   `${a.permissionSet} → ${a.accountId} ← ${a.principalType.toLowerCase()}:${a.principalName}`;
 const errorText = (err: unknown) => `${(err as Error).name ?? 'Error'}: ${(err as Error).message}`;
 const unsupported = (err: unknown) =>
-  /UnknownOperation|NotImplemented|not yet implemented/i.test(
+  /UnknownOperation|NotImplemented|not yet implemented|<!doctype/i.test(
     `${(err as Error).name} ${(err as Error).message}`,
   ) || (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404;
 
