@@ -3,6 +3,8 @@ import { AppAssignments } from '../access/app-assignments.js';
 import { Assignments } from '../access/assignments.js';
 import { AwsAccounts } from '../access/aws-accounts.js';
 import { AccessDecider } from '../access/decide.js';
+import { AwsOrganization } from '../access/organization.js';
+import { PermissionSets } from '../access/permission-sets.js';
 import { Activations } from '../access/pim/activations.js';
 import { Eligibilities } from '../access/pim/eligibilities.js';
 import { webhookNotifier } from '../access/pim/notifications.js';
@@ -19,7 +21,9 @@ import { fileDestination, HeadExporter, webhookDestination } from '../audit/expo
 import { accountConnection, openAccountClients } from '../aws/account-clients.js';
 import { s3HeadDestination } from '../aws/audit-heads-s3.js';
 import { AwsCredentialBroker } from '../aws/credentials.js';
+import { PermissionSetSync } from '../aws/identity-center/permission-set-sync.js';
 import { IdentityCenterPush } from '../aws/identity-center/service.js';
+import { type IdentityCenterConnection, openIdentityCenter } from '../aws/identity-center/sso-admin.js';
 import { IdentityCenterTargets } from '../aws/identity-center/target.js';
 import { SessionRevoker } from '../aws/session-revocation.js';
 import type { Clock } from '../clock.js';
@@ -54,10 +58,6 @@ import { ProxyApps } from '../proxy/apps.js';
 import { SshAuthority } from '../ssh/authority.js';
 import { publicBlobOf, publicKeyLine } from '../ssh/public-key.js';
 import type { Store } from '../store/open.js';
-import { AwsOrganization } from '../access/organization.js';
-import { PermissionSets } from '../access/permission-sets.js';
-import { PermissionSetSync } from '../aws/identity-center/permission-set-sync.js';
-import { type IdentityCenterConnection, openIdentityCenter } from '../aws/identity-center/sso-admin.js';
 import type { Config } from './config.js';
 import { Metrics } from './metrics.js';
 import { entraOptionsOf } from './upstream.js';
@@ -201,8 +201,16 @@ export function createServices(
     principalName: async (type, id) => {
       const row =
         type === 'group'
-          ? await store.db.selectFrom('groups').select('display_name as name').where('id', '=', id).executeTakeFirst()
-          : await store.db.selectFrom('users').select('user_name as name').where('id', '=', id).executeTakeFirst();
+          ? await store.db
+              .selectFrom('groups')
+              .select('display_name as name')
+              .where('id', '=', id)
+              .executeTakeFirst()
+          : await store.db
+              .selectFrom('users')
+              .select('user_name as name')
+              .where('id', '=', id)
+              .executeTakeFirst();
       return row?.name ?? null;
     },
     identityCenter: () => {

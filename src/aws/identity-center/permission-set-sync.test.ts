@@ -380,7 +380,10 @@ describe.each(ENGINES)('IAM Identity Center permission sets against the local AW
       }),
     ]);
     const result = await sync();
-    expect(result.applied.every((s) => s.ok), JSON.stringify(result)).toBe(true);
+    expect(
+      result.applied.every((s) => s.ok),
+      JSON.stringify(result),
+    ).toBe(true);
     expect(aws.seen).toContain('ProvisionPermissionSet');
     expect(await assignedIn('123456789012', 'ReadOnly')).toEqual([developers]);
     expect((await plan()).steps).toEqual([]);

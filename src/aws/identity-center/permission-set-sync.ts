@@ -81,7 +81,9 @@ export interface PermissionSetSyncDeps {
 /** The declared state to plan against. */
 export interface WantedState {
   sets: PermissionSetSpec[];
-  assignments: Array<Pick<PermissionSetAssignment, 'principalType' | 'principalId' | 'scopeType' | 'scopeId' | 'permissionSet'>>;
+  assignments: Array<
+    Pick<PermissionSetAssignment, 'principalType' | 'principalId' | 'scopeType' | 'scopeId' | 'permissionSet'>
+  >;
 }
 
 interface ActualSet {
