@@ -4,6 +4,11 @@ import { ADMIN_ACCOUNT, ADMIN_ROLES, type AdminRoleAssignment, isAdminRole } fro
 import type { AppAssignments } from './app-assignments.js';
 import type { Assignment, Assignments } from './assignments.js';
 import { type AwsAccounts, type AwsRole, MAX_SESSION_SECONDS } from './aws-accounts.js';
+import {
+  decidePermissionSet,
+  type PermissionSetDirectory,
+  type PermissionSetTarget,
+} from './decide-permission-set.js';
 import type { Decision, Reason } from './decision.js';
 import type { ActiveGrant, ActiveTarget } from './pim/activations.js';
 import type { ConditionalAccessEngine } from './policies/engine.js';
@@ -38,6 +43,8 @@ export interface AccessDeciderOptions {
   adminRoles?: { forPrincipal(userId: string, groupIds: string[]): Promise<AdminRoleAssignment[]> };
   /** false: skip what an admin role always requires (Ferry Administrator: phishing-resistant MFA) */
   adminRoleRequirements?: boolean;
+  /** IAM Identity Center permission sets; without them `aws:<account>/permission-set/<name>` is denied */
+  permissionSets?: PermissionSetDirectory;
 }
 
 /** Directory attributes carried into AWS sessions as principal tags (and marked transitive). */
@@ -148,6 +155,15 @@ export class AccessDecider {
         return this.decideSsh(principal, target, await this.sshLoginsOf(principal));
       case 'admin':
         return this.decideAdmin(principal, target);
+      case 'permission-set':
+        if (this.options.permissionSets)
+          return decidePermissionSet(principal, target, this.options.permissionSets);
+        return {
+          effect: 'deny',
+          reasons: [
+            { source: 'target', message: `${name}: permission sets are not configured on this server` },
+          ],
+        };
       default:
         return {
           effect: 'deny',
@@ -419,6 +435,41 @@ export class AccessDecider {
         grants,
       );
       // A listing, not an access: report-only policies are logged when a role is actually used.
+      const decision = this.options.policies
+        ? await this.options.policies.apply(principal, target, signals, assigned, { record: false })
+        : assigned;
+      if (decision.effect !== 'deny') out.push({ target, decision });
+    }
+    return out;
+  }
+
+  /**
+   * Every (account, permission set) the person may use right now, each with its decision: the accounts of
+   * their assignments, an OU's as last discovered.
+   */
+  async permissionSetEntitlements(
+    principal: Principal,
+    signals: Signals,
+    accountsOf: (a: { scopeType: 'account' | 'ou'; scopeId: string }) => Promise<string[]>,
+  ): Promise<Array<{ target: PermissionSetTarget; decision: Decision }>> {
+    const directory = this.options.permissionSets;
+    if (!directory || !principal.active || principal.kind !== 'user') return [];
+    const assignments = await directory.forPrincipal(
+      principal.id,
+      principal.groups.map((g) => g.id),
+    );
+    const unique = new Map<string, PermissionSetTarget>();
+    for (const a of assignments)
+      for (const account of await accountsOf(a))
+        unique.set(`${account}/${a.permissionSet}`, {
+          kind: 'permission-set',
+          account,
+          name: a.permissionSet,
+        });
+    const out = [];
+    for (const target of unique.values()) {
+      const assigned = await decidePermissionSet(principal, target, directory);
+      // A listing, not an access: report-only policies are not logged for it.
       const decision = this.options.policies
         ? await this.options.policies.apply(principal, target, signals, assigned, { record: false })
         : assigned;

@@ -97,6 +97,18 @@ export const DEMO_TENANT_DOCUMENT = {
     { group: 'AWS-Account1-Administrators', account: 'Account1', role: 'Administrator' },
     { group: 'AWS-Account1-Developers', account: 'Account1', role: 'Developer' },
   ],
+  // IAM Identity Center: a read-only permission set for the developers in Account1 (docs/identity-center.md).
+  permissionSets: [
+    {
+      name: 'ReadOnly',
+      description: 'Read-only access to every service',
+      sessionDuration: 'PT4H',
+      managedPolicies: ['arn:aws:iam::aws:policy/ReadOnlyAccess'],
+    },
+  ],
+  permissionSetAssignments: [
+    { group: 'AWS-Account1-Developers', account: 'Account1', permissionSet: 'ReadOnly' },
+  ],
   // Just in time: developers may activate Administrator for at most an hour, saying why, once a member
   // of AWS-Account1-Administrators approves.
   eligibilities: [
@@ -158,6 +170,8 @@ export interface DemoCredentials {
   } | null;
   /** the demo's internal app behind the identity-aware proxy */
   proxiedApp?: string;
+  /** the permission set made in the local Identity Center */
+  permissionSets?: string;
 }
 
 const demoActor: Actor = { type: 'operator', name: 'demo' };

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DEMO_AWS_ACCOUNT, ensureDemoAwsAccount } from '../aws/demo-account.js';
+import { ensureIdentityStoreGroups } from '../aws/identity-center/sso-admin.js';
 import { type LocalAws, motoAvailable, startMotoServer } from '../aws/moto-server.js';
 import { setupSamlAccount } from '../aws/saml-setup.js';
 import { totpCode } from '../identity/totp.js';
@@ -92,6 +93,22 @@ async function demo(): Promise<void> {
         roles: [{ name: 'Administrator' }, { name: 'Developer' }],
       });
     }
+    let permissionSets = '';
+    if (aws?.endpoint) {
+      // IAM Identity Center in the local AWS: the demo groups in its identity store (Ferry's SCIM push
+      // does this against AWS), then the demo's ReadOnly permission set and its assignment.
+      await ensureIdentityStoreGroups({ endpoint: aws.endpoint, region: aws.region }, [
+        'AWS-Account1-Administrators',
+        'AWS-Account1-Developers',
+      ]);
+      const synced = await ferry.services.permissionSetSync.apply({
+        actor: { type: 'operator', name: 'demo' },
+      });
+      const failed = synced.applied.filter((s) => !s.ok).length + synced.problems.length;
+      if (failed > 0)
+        process.stdout.write(`note: ${failed} Identity Center item(s) failed; run \`ferry iic drift\`\n`);
+      permissionSets = 'ReadOnly → AWS-Account1-Developers in Account1';
+    }
     whoami = await startWhoami();
     const proxiedUrl = `http://localhost:${new URL(ferry.proxyUrl!).port}`;
     const groups = await Promise.all(
@@ -133,6 +150,9 @@ function banner(c: DemoCredentials, file: string, ms: number): string {
     `  SSH CA         ${c.ferryUrl}/api/v1/ssh/ca.pub   ·   KRL ${c.ferryUrl}/api/v1/ssh/krl   (both groups → ec2-user on every host)`,
     ...(c.proxiedApp
       ? [`  Proxied app    ${c.proxiedApp}   (an internal "whoami" app behind the identity-aware proxy)`]
+      : []),
+    ...(c.permissionSets
+      ? [`  Identity Center ${c.permissionSets}   (FERRY_TOKEN=… npx ferry iic drift)`]
       : []),
     `  Admin API      ${c.ferryUrl}/api/docs   (token below)`,
     `  Health         ${c.ferryUrl}/readyz   ·   metrics ${c.ferryUrl}/metrics`,

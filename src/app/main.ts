@@ -10,6 +10,7 @@ import { registerClientCommands } from '../cli/commands.js';
 import { registerCompletionCommand } from '../cli/completion.js';
 import { UsageError } from '../cli/context.js';
 import { registerExecCommands } from '../cli/exec-commands.js';
+import { registerIicCommands } from '../cli/iic-commands.js';
 import { registerLoginCommands } from '../cli/login-commands.js';
 import { registerOidcCommands } from '../cli/oidc-commands.js';
 import { lines, note, t } from '../cli/output.js';
@@ -40,6 +41,7 @@ export async function main(argv: string[]): Promise<number> {
   registerSamlCommands(program);
   registerLoginCommands(program);
   registerAwsCommands(program);
+  registerIicCommands(program);
   registerExecCommands(program);
   registerOidcCommands(program);
   // The migration planner loads the AWS SDK and the policy simulator (≈150 ms): only for the commands

@@ -16,6 +16,7 @@ import { sshLoginsApi } from '../access/ssh-login-routes.js';
 import { alertsApi } from '../activity/alerts/routes.js';
 import { activityApi } from '../activity/routes.js';
 import { auditApi } from '../audit/routes.js';
+import { permissionSetApi } from '../aws/identity-center/permission-set-routes.js';
 import { identityCenterApi } from '../aws/identity-center/routes.js';
 import { awsCallerRoutes } from '../aws/routes.js';
 import { InvalidInput, NotFound } from '../errors.js';
@@ -407,6 +408,32 @@ export async function buildServer(services: Services, options: ServerOptions = {
     push: services.identityCenter,
     authenticate: admin.guard({ read: 'provisioning:read', write: 'provisioning:write' }),
     auditContext: auditContextOf,
+  });
+  await app.register(permissionSetApi, {
+    prefix: '/api/v1',
+    permissionSets: services.permissionSets,
+    sync: services.permissionSetSync,
+    organization: services.organization,
+    accounts: services.accounts,
+    access: services.access,
+    connection: services.identityCenterConnection,
+    authenticate: admin.guard({ read: 'access:read', write: 'access:write' }),
+    authenticateCaller: requireCaller(services.authenticateCaller),
+    signals: (req, caller) => ({
+      ip: req.ip,
+      client: caller.principal.kind === 'workload' ? 'workload' : 'cli',
+      userAgent: req.headers['user-agent'] ?? null,
+      deviceAssertion: String(req.headers['x-ferry-device-posture'] ?? '') || null,
+    }),
+    auditContext: auditContextOf,
+    resolvePrincipal: async (type, ref) => {
+      if (type === 'group') {
+        const g = await services.groups.get(ref);
+        return { type, id: g.id, name: g.displayName };
+      }
+      const u = await services.users.get(ref);
+      return { type, id: u.id, name: u.userName };
+    },
   });
   await app.register(scimRoutes, {
     prefix: '/scim/v2',

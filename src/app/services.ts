@@ -5,6 +5,8 @@ import { AppAssignments } from '../access/app-assignments.js';
 import { Assignments } from '../access/assignments.js';
 import { AwsAccounts } from '../access/aws-accounts.js';
 import { AccessDecider } from '../access/decide.js';
+import { AwsOrganization } from '../access/organization.js';
+import { PermissionSets } from '../access/permission-sets.js';
 import { Activations } from '../access/pim/activations.js';
 import { Eligibilities } from '../access/pim/eligibilities.js';
 import { webhookNotifier } from '../access/pim/notifications.js';
@@ -32,8 +34,10 @@ import { s3HeadDestination } from '../aws/audit-heads-s3.js';
 import { cloudTrailS3 } from '../aws/cloudtrail-s3.js';
 import { AwsCredentialBroker } from '../aws/credentials.js';
 import { PermissionSetLookup } from '../aws/identity-center/permission-set-lookup.js';
+import { PermissionSetSync } from '../aws/identity-center/permission-set-sync.js';
 import { PimAccountAssignments } from '../aws/identity-center/pim-assignments.js';
 import { IdentityCenterPush } from '../aws/identity-center/service.js';
+import { type IdentityCenterConnection, openIdentityCenter } from '../aws/identity-center/sso-admin.js';
 import { IdentityCenterTargets } from '../aws/identity-center/target.js';
 import { rolePoliciesReader } from '../aws/role-policies.js';
 import { SessionRevoker } from '../aws/session-revocation.js';
@@ -100,6 +104,14 @@ export interface Services {
   assignments: Assignments;
   /** standing admin roles (group or user → admin:<role>) */
   adminRoles: AdminRoleAssignments;
+  /** IAM Identity Center permission sets and their assignments as declared (issue 19) */
+  permissionSets: PermissionSets;
+  /** AWS Organizations' OU tree as last discovered */
+  organization: AwsOrganization;
+  /** makes Identity Center match the declared permission sets */
+  permissionSetSync: PermissionSetSync;
+  /** how Ferry reaches Identity Center and Organizations (config aws.*) */
+  identityCenterConnection: IdentityCenterConnection;
   /** the one decide() every issuer asks */
   access: AccessDecider;
   /** conditional access policies and the named locations they use */
@@ -213,6 +225,40 @@ export function createServices(
   const groups = new GroupDirectory(deps);
   const entraOptions = entraOptionsOf(config);
   const accounts = new AwsAccounts(store, clock);
+  const organization = new AwsOrganization(store, clock);
+  const permissionSets = new PermissionSets({ store, clock, accounts, organization });
+  const identityCenterConnection: IdentityCenterConnection = {
+    region: config.aws.region,
+    ...(config.aws.endpoint ? { endpoint: config.aws.endpoint } : {}),
+    ...(config.aws.accessKeyId && config.aws.secretAccessKey
+      ? { credentials: { accessKeyId: config.aws.accessKeyId, secretAccessKey: config.aws.secretAccessKey } }
+      : {}),
+  };
+  let identityCenterClients: ReturnType<typeof openIdentityCenter> | null = null;
+  const permissionSetSync = new PermissionSetSync({
+    store,
+    clock,
+    permissionSets,
+    principalName: async (type, id) => {
+      const row =
+        type === 'group'
+          ? await store.db
+              .selectFrom('groups')
+              .select('display_name as name')
+              .where('id', '=', id)
+              .executeTakeFirst()
+          : await store.db
+              .selectFrom('users')
+              .select('user_name as name')
+              .where('id', '=', id)
+              .executeTakeFirst();
+      return row?.name ?? null;
+    },
+    identityCenter: () => {
+      identityCenterClients ??= openIdentityCenter(identityCenterConnection);
+      return identityCenterClients;
+    },
+  });
   const appAssignments = new AppAssignments(store, clock);
   const proxyApps = new ProxyApps(store, clock, appAssignments);
   const signingKeys = new SigningKeys(store, clock, masterKey, signingKeyOptions);
@@ -317,6 +363,12 @@ export function createServices(
     appOpenness: [(name) => serviceProviders.openToAll(name), (name) => proxyApps.openToAll(name)],
     activations,
     policies: conditionalAccess,
+    permissionSets: {
+      spec: (name) => permissionSets.find(store.db, name),
+      forPrincipal: (userId, groupIds) => permissionSets.forPrincipal(userId, groupIds),
+      ancestorsOf: (accountId) => organization.ancestorsOf(accountId),
+      accountKnown: async (accountId) => (await accounts.find(store.db, accountId)) !== null,
+    },
   });
   const sshCaKeys = new SshCaKeys(store, clock, masterKey, (k) => publicKeyLine(publicBlobOf(k), ''));
   const assertions = new AwsRoleAssertions(
@@ -410,6 +462,10 @@ export function createServices(
     accounts,
     assignments,
     adminRoles,
+    permissionSets,
+    organization,
+    permissionSetSync,
+    identityCenterConnection,
     access,
     policies,
     namedLocations,

@@ -32,6 +32,15 @@ export const tenantApi: FastifyPluginAsync<{
         response: {
           200: Type.Object({
             dryRun: Type.Boolean(),
+            identityCenter: Type.Optional(
+              Type.Object({
+                syncNeeded: Type.Boolean({
+                  description: 'apply: POST /identity-center/permission-sets/apply next',
+                }),
+                problems: Type.Array(Type.Object({ name: Type.String(), error: Type.String() })),
+                unmanaged: Type.Array(Type.String()),
+              }),
+            ),
             changes: Type.Array(
               Type.Object({
                 action: Type.String(),
@@ -47,11 +56,18 @@ export const tenantApi: FastifyPluginAsync<{
     },
     async (req) => {
       const dryRun = req.body.dryRun ?? false;
+      let identityCenter:
+        | { syncNeeded: boolean; problems: Array<{ name: string; error: string }>; unmanaged: string[] }
+        | undefined;
       const changes = await applyTenant(opts.services, auditContextOf(req), req.body.document, {
         dryRun,
         prune: req.body.prune ?? false,
+        onIdentityCenter: ({ plan, syncNeeded }) => {
+          if (plan || syncNeeded)
+            identityCenter = { syncNeeded, problems: plan?.problems ?? [], unmanaged: plan?.unmanaged ?? [] };
+        },
       });
-      return { dryRun, changes };
+      return { dryRun, changes, ...(identityCenter ? { identityCenter } : {}) };
     },
   );
 };

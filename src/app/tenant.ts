@@ -1,8 +1,14 @@
 import { z } from 'zod';
+import {
+  checkPermissionSet,
+  type PermissionSetInput,
+  type PermissionSetSpec,
+} from '../access/permission-set-rules.js';
 import { type ActivationRules, rulesOf } from '../access/pim/eligibilities.js';
 import { targetText } from '../access/pim/targets.js';
 import { parsePolicyInput } from '../access/policies/policy.js';
 import type { AuditContext } from '../audit/actor.js';
+import type { SyncPlan, WantedState } from '../aws/identity-center/permission-set-sync.js';
 import { parseDuration } from '../duration.js';
 import { InvalidInput, NotFound } from '../errors.js';
 import { RELYING_PARTY_GRANTS } from '../federation/oidc/clients.js';
@@ -164,6 +170,58 @@ export const tenantSchema = z
           .strict(),
       )
       .default([]),
+    /** IAM Identity Center permission sets (docs/identity-center.md), checked against AWS's rules first */
+    permissionSets: z
+      .array(
+        z
+          .object({
+            name: z.string(),
+            description: z.string().optional(),
+            sessionDuration: z.union([z.string(), z.number().int()]).optional(),
+            relayState: z.string().optional(),
+            managedPolicies: z.array(z.string()).optional(),
+            customerManagedPolicies: z
+              .array(z.object({ name: z.string(), path: z.string().optional() }).strict())
+              .optional(),
+            inlinePolicy: z.union([z.string(), z.record(z.string(), z.unknown())]).optional(),
+            permissionsBoundary: z
+              .union([
+                z.object({ managedPolicyArn: z.string() }).strict(),
+                z
+                  .object({
+                    customerManagedPolicy: z
+                      .object({ name: z.string(), path: z.string().optional() })
+                      .strict(),
+                  })
+                  .strict(),
+              ])
+              .optional(),
+          })
+          .strict(),
+      )
+      .default([]),
+    /** who gets which permission set in which account, or in every account of an OU (ou-…, r-… or /Root/…) */
+    permissionSetAssignments: z
+      .array(
+        z
+          .object({
+            group: z.string().optional(),
+            user: z.string().optional(),
+            account: z.string().min(1).optional(),
+            ou: z.string().min(1).optional(),
+            permissionSet: z.string().min(1),
+          })
+          .strict()
+          .refine(
+            (a) => (a.group === undefined) !== (a.user === undefined),
+            'give exactly one of group or user',
+          )
+          .refine(
+            (a) => (a.account === undefined) !== (a.ou === undefined),
+            'give exactly one of account or ou',
+          ),
+      )
+      .default([]),
     /** conditional access policies, as `PUT /api/v1/policies/{name}` takes them (validated there) */
     policies: z.array(z.object({ name: z.string().min(1) }).passthrough()).default([]),
   })
@@ -183,7 +241,11 @@ export interface TenantChange {
     | 'eligibility'
     | 'named-location'
     | 'policy'
-    | 'oidc-client';
+    | 'oidc-client'
+    | 'permission-set'
+    | 'permission-set-assignment'
+    | 'iic-permission-set'
+    | 'iic-account-assignment';
   name: string;
   detail?: string;
 }
@@ -209,11 +271,29 @@ export async function applyTenant(
   services: Services,
   ctx: AuditContext,
   document: unknown,
-  options: { dryRun: boolean; prune: boolean },
+  options: {
+    dryRun: boolean;
+    prune: boolean;
+    /** what the Identity Center side says: the dry run's plan, or that a sync should follow */
+    onIdentityCenter?: (r: { plan: SyncPlan | null; syncNeeded: boolean }) => void;
+  },
 ): Promise<TenantChange[]> {
   const tenant = parseTenant(document);
   const { dryRun } = options;
   const changes: TenantChange[] = [];
+  // Every permission set is checked against Identity Center's rules before anything is written or called.
+  const wantedSets: PermissionSetSpec[] = tenant.permissionSets.map((p, i) => {
+    try {
+      return checkPermissionSet(p as PermissionSetInput);
+    } catch (err) {
+      if (err instanceof InvalidInput)
+        throw new InvalidInput(
+          `tenant file: permissionSets.${i}: ${err.message}`,
+          `permissionSets.${i}.${err.field}`,
+        );
+      throw err;
+    }
+  });
   const knownGroups = new Set<string>();
 
   for (const g of tenant.groups) {
@@ -439,6 +519,17 @@ export async function applyTenant(
       else await services.eligibilities.set(ctx, principal!, accountId!, e.role!, rules);
   }
 
+  const wantedPsAssignments = await applyPermissionSets(
+    services,
+    ctx,
+    tenant,
+    wantedSets,
+    plannedAccounts,
+    knownGroups,
+    changes,
+    dryRun,
+  );
+
   const existingLocations = new Map((await services.namedLocations.list()).map((l) => [l.name, l]));
   for (const l of tenant.namedLocations) {
     const current = existingLocations.get(l.name);
@@ -505,6 +596,20 @@ export async function applyTenant(
   }
 
   if (options.prune) {
+    for (const existing of await services.permissionSets.assignments()) {
+      if (wantedPsAssignments.keys.has(psKey(existing))) continue;
+      changes.push({
+        action: 'delete',
+        kind: 'permission-set-assignment',
+        name: `${existing.principalType}:${existing.principalId} → ${existing.permissionSet} in ${existing.scopeId}`,
+      });
+      if (!dryRun) await services.permissionSets.unassign(ctx, existing.id);
+    }
+    for (const existing of await services.permissionSets.list()) {
+      if (wantedSets.some((p) => p.name === existing.name)) continue;
+      changes.push({ action: 'delete', kind: 'permission-set', name: existing.name });
+      if (!dryRun) await services.permissionSets.remove(ctx, existing.name);
+    }
     for (const existing of existingApps.values()) {
       if (tenant.proxyApps.some((a) => a.name === existing.name)) continue;
       changes.push({ action: 'delete', kind: 'proxy-app', name: existing.name });
@@ -540,7 +645,138 @@ export async function applyTenant(
       if (!dryRun) await services.assignments.remove(ctx, existing.id);
     }
   }
+  await planIdentityCenter(services, tenant, wantedSets, wantedPsAssignments.rows, changes, options);
   return changes;
+}
+
+type PsRow = WantedState['assignments'][number];
+const psKey = (a: PsRow) => `${a.principalType}:${a.principalId}:${a.scopeId}:${a.permissionSet}`;
+
+/** Permission sets and their assignments: the declared state in Ferry (Identity Center follows by sync). */
+async function applyPermissionSets(
+  services: Services,
+  ctx: AuditContext,
+  tenant: ReturnType<typeof parseTenant>,
+  wantedSets: PermissionSetSpec[],
+  plannedAccounts: Map<string, string>,
+  knownGroups: Set<string>,
+  changes: TenantChange[],
+  dryRun: boolean,
+): Promise<{ keys: Set<string>; rows: PsRow[] }> {
+  const existingSets = new Map((await services.permissionSets.list()).map((p) => [p.name, p]));
+  for (const spec of wantedSets) {
+    const current = existingSets.get(spec.name);
+    if (current && JSON.stringify(current) === JSON.stringify(spec)) continue;
+    const detail = current
+      ? (Object.keys(spec) as Array<keyof PermissionSetSpec>)
+          .filter((k) => JSON.stringify(current[k]) !== JSON.stringify(spec[k]))
+          .join(', ')
+      : undefined;
+    changes.push({
+      action: current ? 'update' : 'create',
+      kind: 'permission-set',
+      name: spec.name,
+      ...(detail ? { detail } : {}),
+    });
+    if (!dryRun) await services.permissionSets.put(ctx, spec);
+  }
+  const keys = new Set<string>();
+  const rows: PsRow[] = [];
+  const existing = await services.permissionSets.assignments();
+  for (const a of tenant.permissionSetAssignments) {
+    if (!wantedSets.some((p) => p.name === a.permissionSet) && !existingSets.has(a.permissionSet))
+      throw new InvalidInput(
+        `tenant file: permissionSetAssignments: unknown permission set ${a.permissionSet}`,
+        'permissionSetAssignments',
+      );
+    const type = a.group !== undefined ? 'group' : 'user';
+    const ref = (a.group ?? a.user)!;
+    const principal = await resolve(services, type, ref, knownGroups, dryRun);
+    let scope: { type: 'account' | 'ou'; id: string; label: string };
+    if (a.account !== undefined) {
+      const id =
+        plannedAccounts.get(a.account.toLowerCase()) ??
+        (await services.accounts.find(services.store.db, a.account))?.id;
+      if (!id)
+        throw new InvalidInput(
+          `tenant file: permissionSetAssignments names unknown account ${a.account}`,
+          'permissionSetAssignments',
+        );
+      scope = { type: 'account', id, label: id };
+    } else {
+      scope = await services.permissionSets.resolveScope(a.ou!).catch((err: unknown) => {
+        if (err instanceof InvalidInput)
+          throw new InvalidInput(
+            `tenant file: permissionSetAssignments: ${err.message}`,
+            'permissionSetAssignments',
+          );
+        throw err;
+      });
+    }
+    const label = `${type}:${ref} → ${a.permissionSet} in ${scope.label}`;
+    if (!principal) {
+      changes.push({ action: 'create', kind: 'permission-set-assignment', name: label });
+      continue;
+    }
+    const row: PsRow = {
+      principalType: type,
+      principalId: principal.id,
+      scopeType: scope.type,
+      scopeId: scope.id,
+      permissionSet: a.permissionSet,
+    };
+    keys.add(psKey(row));
+    rows.push(row);
+    if (existing.some((x) => psKey(x) === psKey(row))) continue;
+    changes.push({ action: 'create', kind: 'permission-set-assignment', name: label });
+    if (!dryRun) await services.permissionSets.assign(ctx, principal, scope.id, a.permissionSet);
+  }
+  return { keys, rows };
+}
+
+/**
+ * The Identity Center side: a dry run compares what the file declares with Identity Center itself (so it
+ * shows console-made drift too); an apply says whether a sync should follow (the CLI streams it with progress).
+ */
+async function planIdentityCenter(
+  services: Services,
+  tenant: ReturnType<typeof parseTenant>,
+  wantedSets: PermissionSetSpec[],
+  wantedRows: PsRow[],
+  changes: TenantChange[],
+  options: Parameters<typeof applyTenant>[3],
+): Promise<void> {
+  const inUse =
+    wantedSets.length > 0 ||
+    tenant.permissionSetAssignments.length > 0 ||
+    (await services.permissionSetSync.inUse());
+  if (!inUse) {
+    options.onIdentityCenter?.({ plan: null, syncNeeded: false });
+    return;
+  }
+  if (!options.dryRun) {
+    options.onIdentityCenter?.({ plan: null, syncNeeded: true });
+    return;
+  }
+  const stored = await services.permissionSets.list();
+  const storedRows = await services.permissionSets.assignments();
+  const sets = options.prune
+    ? wantedSets
+    : [...wantedSets, ...stored.filter((p) => !wantedSets.some((w) => w.name === p.name))];
+  const rows = options.prune
+    ? wantedRows
+    : [...wantedRows, ...storedRows.filter((r) => !wantedRows.some((w) => psKey(w) === psKey(r)))];
+  const plan = await services.permissionSetSync.plan({ sets, assignments: rows });
+  for (const step of plan.steps)
+    changes.push({
+      action: step.action,
+      kind: step.kind === 'permission-set' ? 'iic-permission-set' : 'iic-account-assignment',
+      name: step.name,
+      ...(step.details.length || step.drift
+        ? { detail: [...(step.drift ? ['drift'] : []), ...step.details].join(', ') }
+        : {}),
+    });
+  options.onIdentityCenter?.({ plan, syncNeeded: false });
 }
 
 async function resolve(

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { clientOf, enc, UsageError } from './context.js';
+import { IdentityCenterItemsFailed, syncIdentityCenter } from './iic-commands.js';
 import { out, printJson, t, table } from './output.js';
 
 /** 12h, 90m or plain seconds → seconds. */
@@ -37,22 +38,40 @@ export function registerAccessCommands(program: Command): void {
       } catch (err) {
         throw new Error(`${file}: ${(err as Error).message.split('\n')[0]}`);
       }
-      const res = await clientOf(this).request<{ dryRun: boolean; changes: Change[] }>(
-        'POST',
-        '/api/v1/tenant/apply',
-        {
-          document: document ?? {},
-          dryRun: opts.dryRun ?? false,
-          prune: opts.prune ?? false,
-        },
-      );
-      if (opts.json) return printJson(res);
+      const client = clientOf(this);
+      const res = await client.request<{
+        dryRun: boolean;
+        changes: Change[];
+        identityCenter?: {
+          syncNeeded: boolean;
+          problems: Array<{ name: string; error: string }>;
+          unmanaged: string[];
+        };
+      }>('POST', '/api/v1/tenant/apply', {
+        document: document ?? {},
+        dryRun: opts.dryRun ?? false,
+        prune: opts.prune ?? false,
+      });
+      if (opts.json && !res.identityCenter?.syncNeeded) return printJson(res);
       const sign = { create: '+', update: '~', delete: '-' } as const;
-      if (res.changes.length === 0) out(t`no changes\n`);
-      for (const c of res.changes) {
-        out(t`${sign[c.action]} ${c.kind} ${c.name}${c.detail ? `  (${c.detail})` : ''}\n`);
+      const problems = res.identityCenter?.problems ?? [];
+      if (!opts.json)
+        for (const c of res.changes) {
+          out(t`${sign[c.action]} ${c.kind} ${c.name}${c.detail ? `  (${c.detail})` : ''}\n`);
+        }
+      for (const p of problems) out(t`! ${p.name}: ${p.error}\n`);
+      // Permission sets: Identity Center is made to match next, with progress, each item reported.
+      let synced = 0;
+      let failed = problems.length;
+      if (res.identityCenter?.syncNeeded) {
+        const sync = await syncIdentityCenter(client);
+        synced = sync.result.applied.length;
+        failed += sync.failed;
+        if (opts.json) printJson({ ...res, identityCenter: sync.result });
       }
+      if (!opts.json && res.changes.length === 0 && synced === 0 && failed === 0) out(t`no changes\n`);
       if (res.dryRun && res.changes.length > 0) out(t`(dry run: nothing was changed)\n`);
+      if (failed > 0) throw new IdentityCenterItemsFailed(failed);
     });
 
   const aws = program.command('aws').description('AWS accounts and roles known to Ferry');

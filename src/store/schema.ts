@@ -70,6 +70,12 @@ export interface Database {
   alert_sinks: AlertSinksTable;
   alert_deliveries: AlertDeliveriesTable;
   detection_cursors: DetectionCursorsTable;
+  permission_sets: PermissionSetsTable;
+  permission_set_assignments: PermissionSetAssignmentsTable;
+  iic_permission_sets: IicPermissionSetsTable;
+  iic_assignments: IicAssignmentsTable;
+  aws_org_units: AwsOrgUnitsTable;
+  aws_org_accounts: AwsOrgAccountsTable;
 }
 
 export interface UsersTable {
@@ -827,5 +833,71 @@ export interface AlertDeliveriesTable {
 export interface DetectionCursorsTable {
   name: string;
   position: number;
+  updated_at: string;
+}
+
+/** 0023: an IAM Identity Center permission set as declared (tenant file, API, CLI). */
+export interface PermissionSetsTable {
+  name: string;
+  description: string | null;
+  session_duration: string;
+  relay_state: string | null;
+  managed_policies: string;
+  customer_managed_policies: string;
+  inline_policy: string | null;
+  permissions_boundary: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** 0023: a group or user assigned a permission set in an account or every account of an OU. */
+export interface PermissionSetAssignmentsTable {
+  id: string;
+  principal_type: 'group' | 'user';
+  principal_id: string;
+  scope_type: 'account' | 'ou';
+  scope_id: string;
+  permission_set: string;
+  created_at: string;
+  created_by: string;
+}
+
+/** 0023: a permission set Ferry created (or adopted) in Identity Center: the only ones it changes. */
+export interface IicPermissionSetsTable {
+  name: string;
+  instance_arn: string;
+  arn: string | null;
+  updated_at: string;
+}
+
+/** 0023: an account assignment Ferry made in Identity Center, with the state of its last request. */
+export interface IicAssignmentsTable {
+  permission_set: string;
+  account_id: string;
+  principal_type: 'GROUP' | 'USER';
+  principal_id: string;
+  principal_name: string;
+  state: 'creating' | 'created' | 'deleting' | 'failed';
+  request_id: string | null;
+  failure: string | null;
+  updated_at: string;
+}
+
+/** 0023: an organizational unit (or the root) as AWS Organizations last described it. */
+export interface AwsOrgUnitsTable {
+  id: string;
+  name: string;
+  parent_id: string | null;
+  path: string;
+  updated_at: string;
+}
+
+/** 0023: an account of the organization and the OU (or root) it is in. */
+export interface AwsOrgAccountsTable {
+  id: string;
+  name: string;
+  email: string | null;
+  status: string;
+  parent_id: string;
   updated_at: string;
 }

@@ -118,6 +118,8 @@ describe('PIM: request, approve, use, revoke — with the CLI, moto and the AWS 
       readFileSync(new URL('../../examples/tenant.yaml', import.meta.url), 'utf8')
         // This test signs in with a password only: leave out the example's conditional access policies.
         .replace(/^policies:\n(?:[ #].*\n|\n)*/m, '')
+        // Identity Center permission sets are tested in permission-set-sync.test.ts and saml-cli.test.ts.
+        .replace(/^permissionSets:\n(?:[ #].*\n)*permissionSetAssignments:\n(?:[ #].*\n)*/m, '')
         .replace(
           'roles:\n',
           `endpointUrl: ${aws.endpoint}\n    roles:\n      - name: Auditor\n        maxSessionDuration: 1h\n`,

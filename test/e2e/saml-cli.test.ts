@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureIdentityStoreGroups } from '../../src/aws/identity-center/sso-admin.js';
 import { generateSelfSignedRsa } from '../../src/keys/self-signed-certificate.js';
 import { awsCli, type LocalAws, startLocalAws } from '../support/local-aws.js';
 import { type FerryProcess, runFerry, startFerryProcess, stopAllFerryProcesses } from '../support/process.js';
@@ -30,7 +31,12 @@ describe('SAML administration with the ferry command', () => {
     };
     const token = await runFerry(['admin', 'token', 'create', '--name', 'e2e'], { cwd: dir, env: base });
     expect(token.code, token.stderr).toBe(0);
-    [aws, server] = await Promise.all([startLocalAws(), startFerryProcess({ cwd: dir, env: base })]);
+    // The example tenant has a permission set: Identity Center is the local AWS's, with the group there.
+    aws = await startLocalAws();
+    await ensureIdentityStoreGroups({ endpoint: aws.endpoint, region: aws.region }, [
+      'AWS-Account1-Developers',
+    ]);
+    server = await startFerryProcess({ cwd: dir, env: { ...base, FERRY_AWS_ENDPOINT: aws.endpoint } });
     env = {
       ...base,
       FERRY_SERVER: server.url,
@@ -50,11 +56,12 @@ describe('SAML administration with the ferry command', () => {
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stdout).toContain('+ aws-account 123456789012 (Account1)');
     expect(dry.stdout).toContain('+ assignment group:AWS-Account1-Developers → aws:123456789012/Developer');
+    expect(dry.stdout).toContain('+ iic-permission-set ReadOnly');
     expect(dry.stdout).toContain('dry run');
     const listed = await ferry(['aws', 'accounts', 'list', '--json']);
     expect(JSON.parse(listed.stdout)).toEqual([]);
     const applied = await ferry(['apply', TENANT]);
-    expect(applied.code, applied.stderr).toBe(0);
+    expect(applied.code, applied.stdout + applied.stderr).toBe(0);
     expect((await ferry(['apply', TENANT])).stdout).toBe('no changes\n');
     const roles = await ferry(['aws', 'roles', 'list', 'Account1', '--json']);
     expect(

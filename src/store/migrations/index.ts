@@ -18,6 +18,7 @@ import * as samlRequests from './0017_saml_requests.js';
 import * as auditLedger from './0019_audit_ledger.js';
 import * as proxyAppsClosed from './0020_proxy_apps_closed.js';
 import * as adminRoles from './0021_admin_roles.js';
+import * as permissionSets from './0023_permission_sets.js';
 import * as pimBeyondRoles from './0024_pim_beyond_roles.js';
 import * as cloudtrail from './0025_cloudtrail.js';
 import * as detectionsAlerts from './0026_detections_alerts.js';
@@ -44,6 +45,7 @@ export const migrations: Record<string, Migration> = {
   '0019_audit_ledger': auditLedger,
   '0020_proxy_apps_closed': proxyAppsClosed,
   '0021_admin_roles': adminRoles,
+  '0023_permission_sets': permissionSets,
   '0024_pim_beyond_roles': pimBeyondRoles,
   '0025_cloudtrail': cloudtrail,
   '0026_detections_alerts': detectionsAlerts,

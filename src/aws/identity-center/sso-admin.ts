@@ -1,0 +1,123 @@
+import { GetGroupIdCommand, GetUserIdCommand, IdentitystoreClient } from '@aws-sdk/client-identitystore';
+import { ListInstancesCommand, SSOAdminClient } from '@aws-sdk/client-sso-admin';
+import { Conflict } from '../../errors.js';
+
+/** How Ferry reaches IAM Identity Center's admin API (and the identity store): config `aws.*`. */
+export interface IdentityCenterConnection {
+  /** the local AWS; omit for AWS itself */
+  endpoint?: string;
+  region: string;
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+}
+
+export interface IdentityCenterInstance {
+  instanceArn: string;
+  identityStoreId: string;
+  /** the AWS access portal, for the AWS CLI's own `sso` profiles */
+  startUrl: string;
+}
+
+export interface IdentityCenterClients {
+  ssoAdmin: SSOAdminClient;
+  identityStore: IdentitystoreClient;
+  instance(): Promise<IdentityCenterInstance>;
+  /** a group's or user's Identity Center id by its display name / user name; null when it is not there */
+  principalId(type: 'GROUP' | 'USER', name: string): Promise<string | null>;
+  destroy(): void;
+}
+
+export function sdkConfig(conn: IdentityCenterConnection) {
+  const credentials =
+    conn.credentials ??
+    (conn.endpoint === undefined ? undefined : { accessKeyId: 'testing', secretAccessKey: 'testing' });
+  return {
+    region: conn.region,
+    ...(conn.endpoint === undefined ? {} : { endpoint: conn.endpoint }),
+    ...(credentials === undefined ? {} : { credentials }),
+  };
+}
+
+/** The Identity Center instance (there is one per organization) and the clients that talk to it. */
+export function openIdentityCenter(conn: IdentityCenterConnection): IdentityCenterClients {
+  const config = sdkConfig(conn);
+  const ssoAdmin = new SSOAdminClient(config);
+  const identityStore = new IdentitystoreClient(config);
+  let instance: Promise<IdentityCenterInstance> | null = null;
+  const clients: IdentityCenterClients = {
+    ssoAdmin,
+    identityStore,
+    instance() {
+      instance ??= (async () => {
+        const res = await ssoAdmin.send(new ListInstancesCommand({}));
+        const all = (res.Instances ?? []).filter((i) => i.InstanceArn && i.IdentityStoreId);
+        if (all.length !== 1)
+          throw new Conflict(
+            `expected one IAM Identity Center instance in ${conn.region}, found ${all.length}; enable Identity Center (organization instance) or set aws.region`,
+          );
+        const i = all[0]!;
+        return {
+          instanceArn: i.InstanceArn!,
+          identityStoreId: i.IdentityStoreId!,
+          startUrl: `https://${i.IdentityStoreId}.awsapps.com/start`,
+        };
+      })();
+      instance.catch(() => {
+        instance = null;
+      });
+      return instance;
+    },
+    async principalId(type, name) {
+      const { identityStoreId } = await clients.instance();
+      try {
+        if (type === 'GROUP') {
+          const res = await identityStore.send(
+            new GetGroupIdCommand({
+              IdentityStoreId: identityStoreId,
+              AlternateIdentifier: {
+                UniqueAttribute: { AttributePath: 'displayName', AttributeValue: name },
+              },
+            }),
+          );
+          return res.GroupId ?? null;
+        }
+        const res = await identityStore.send(
+          new GetUserIdCommand({
+            IdentityStoreId: identityStoreId,
+            AlternateIdentifier: { UniqueAttribute: { AttributePath: 'userName', AttributeValue: name } },
+          }),
+        );
+        return res.UserId ?? null;
+      } catch (err) {
+        if ((err as { name?: string }).name === 'ResourceNotFoundException') return null;
+        throw err;
+      }
+    },
+    destroy() {
+      ssoAdmin.destroy();
+      identityStore.destroy();
+    },
+  };
+  return clients;
+}
+
+/**
+ * The demo's stand-in for Ferry's SCIM push, which moto cannot receive: the groups in the local Identity
+ * Center's identity store, so account assignments can name them. Idempotent.
+ */
+export async function ensureIdentityStoreGroups(
+  conn: IdentityCenterConnection,
+  names: string[],
+): Promise<void> {
+  const { CreateGroupCommand } = await import('@aws-sdk/client-identitystore');
+  const c = openIdentityCenter(conn);
+  try {
+    const { identityStoreId } = await c.instance();
+    for (const name of names)
+      if (!(await c.principalId('GROUP', name)))
+        await c.identityStore.send(
+          new CreateGroupCommand({ IdentityStoreId: identityStoreId, DisplayName: name }),
+        );
+  } finally {
+    c.destroy();
+  }
+}
