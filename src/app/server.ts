@@ -3,12 +3,13 @@ import { readFileSync } from 'node:fs';
 import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
 import { pimPages } from '../access/pim/pages.js';
 import { pimApi } from '../access/pim/routes.js';
 import { policyApi } from '../access/policies/routes.js';
 import { reviewsApi } from '../access/reviews/routes.js';
 import { accessApi } from '../access/routes.js';
+import { myAccessApi } from '../access/my-access-routes.js';
 import { sshLoginsApi } from '../access/ssh-login-routes.js';
 import { auditApi } from '../audit/routes.js';
 import { identityCenterApi } from '../aws/identity-center/routes.js';
@@ -36,6 +37,7 @@ import { errorHandler, notFoundHandler } from './errors.js';
 import { operationsRoutes } from './health.js';
 import type { Services } from './services.js';
 import { tenantApi } from './tenant-routes.js';
+import { webConsole } from './web-console.js';
 
 /** The configured timeouts of a listener, in the form node:http takes them. */
 export const timeoutsOf = (t: {
@@ -51,6 +53,10 @@ export const timeoutsOf = (t: {
 export interface ServerOptions {
   /** a pino logger config, or false for none (tests) */
   logger?: FastifyServerOptions['logger'];
+  /** routes only some deployments serve (the demo's stand-in AWS console) */
+  extraRoutes?: FastifyPluginAsync;
+  /** the demo only: where the AWS console SAML response is posted instead of AWS's sign-in endpoint */
+  awsConsoleSigninUrl?: string;
 }
 
 /** Log what identifies a request, never what authenticates it (no headers, no query strings). */
@@ -286,6 +292,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     cookieName: config.sessions.cookieName,
     publicUrl: config.publicUrl.replace(/\/$/, ''),
     assertionLifetimeSeconds: Math.round(config.saml.assertionLifetime / 1000),
+    ...(options.awsConsoleSigninUrl ? { awsConsoleSigninUrl: options.awsConsoleSigninUrl } : {}),
   });
   await app.register(samlAdminApi, {
     prefix: '/api/v1',
@@ -391,5 +398,32 @@ export async function buildServer(services: Services, options: ServerOptions = {
       return principalOf(services.store.db, user.id, { amr, authTime });
     },
   });
+  await app.register(myAccessApi, {
+    prefix: '/api/v1',
+    access: services.access,
+    sshLogins: services.sshLogins,
+    authenticate: requireCaller(services.authenticateCaller),
+    apps: async () => [
+      ...(await services.proxyApps.list()).map((a) => ({
+        kind: 'proxy' as const,
+        name: a.name,
+        label: a.name,
+        launchUrl: a.url,
+      })),
+      ...(await services.serviceProviders.list()).map((sp) => ({
+        kind: 'saml' as const,
+        name: sp.entityId,
+        label: sp.name,
+        launchUrl: `/saml/launch?sp=${encodeURIComponent(sp.entityId)}`,
+      })),
+    ],
+  });
+  await app.register(webConsole, {
+    signedIn: async (req) => {
+      const cookie = req.cookies[config.sessions.cookieName];
+      return cookie ? (await services.sessions.resolve(cookie)) !== null : false;
+    },
+  });
+  if (options.extraRoutes) await app.register(options.extraRoutes);
   return app;
 }

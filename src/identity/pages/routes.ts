@@ -211,8 +211,6 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
     reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(STYLESHEET),
   );
 
-  app.get('/', async (_req, reply) => reply.redirect('/account', 302));
-
   app.get<{ Querystring: { return_to?: string; prompt?: string } }>('/signin', async (req, reply) => {
     const returnTo = safeReturnTo(req.query.return_to);
     // prompt=login (an SP's ForceAuthn) asks for a fresh sign-in even when a session exists.
