@@ -61,7 +61,11 @@ export const myAccessApi: FastifyPluginAsync<MyAccessApiOptions> = async (app, o
       const caller = req.caller as Caller;
       const principal = caller.principal;
       if (principal.kind !== 'user') return { apps: [], ssh: [] };
-      const signals = { ip: req.ip, client: 'browser' as const, userAgent: req.headers['user-agent'] ?? null };
+      const signals = {
+        ip: req.ip,
+        client: 'browser' as const,
+        userAgent: req.headers['user-agent'] ?? null,
+      };
       const apps: MyAccess['apps'] = [];
       for (const a of await opts.apps()) {
         const decision = await opts.access.decide(principal, { kind: 'app', name: a.name }, signals);

@@ -65,7 +65,11 @@ export const demoConsole: FastifyPluginAsync<DemoConsoleOptions> = async (app, o
         const { roleArn, principalArn } = pairs[0]!;
         try {
           const out = await sts.send(
-            new AssumeRoleWithSAMLCommand({ RoleArn: roleArn, PrincipalArn: principalArn, SAMLAssertion: samlResponse }),
+            new AssumeRoleWithSAMLCommand({
+              RoleArn: roleArn,
+              PrincipalArn: principalArn,
+              SAMLAssertion: samlResponse,
+            }),
           );
           result = send(
             200,
