@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type Config, configSchema } from '../../src/app/config.js';
-import { type RunningFerry, startFerry } from '../../src/app/start.js';
+import { type RunningFerry, type StartOptions, startFerry } from '../../src/app/start.js';
 import type { EventHandlers } from '../../src/app/workers.js';
 import type { Clock } from '../../src/clock.js';
 import { type GeneratedSigningKey, generateSelfSignedRsa } from '../../src/keys/self-signed-certificate.js';
@@ -60,6 +60,8 @@ export async function startTestFerry(
     config?: Record<string, unknown>;
     handlers?: EventHandlers;
     db?: TestDatabase;
+    /** demo-only routes and where AWS console sign-ins go (the demo's stand-in console) */
+    demo?: StartOptions['demo'];
   } = {},
 ): Promise<TestFerry> {
   const db = options.db ?? (await createTestDatabase(engine));
@@ -71,6 +73,7 @@ export async function startTestFerry(
     handlers: options.handlers,
     workerIntervalMs: 60_000,
     signingKeys: { generateKey: reuseSigningKey },
+    demo: options.demo,
   });
   const { token } = await ferry.services.apiTokens.create(
     { actor: { type: 'operator', name: 'test' } },

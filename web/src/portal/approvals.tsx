@@ -8,9 +8,12 @@ const loadPending = () => need(api.GET('/api/v1/pim/activations', { params: { qu
 /** Requests waiting for the signed-in person's answer (the webhook's links open the same request). */
 export function Approvals({ title = 'Approvals' }: { title?: string }) {
   const pending = useLoad(loadPending, [], 5000);
+  // The outcome is shown above the list: an answered request leaves it.
+  const action = useAction();
   return (
     <>
       <PageTitle>{title}</PageTitle>
+      <Message message={action.message} />
       <LoadState loaded={pending}>
         {(data) =>
           data.items.length === 0 ? (
@@ -19,7 +22,7 @@ export function Approvals({ title = 'Approvals' }: { title?: string }) {
             <ul className="cards" aria-label="Requests waiting for you">
               {data.items.map((a) => (
                 <li key={a.id} className="card">
-                  <Answer activation={a} onDone={pending.reload} />
+                  <Answer activation={a} action={action} onDone={pending.reload} />
                 </li>
               ))}
             </ul>
@@ -30,9 +33,16 @@ export function Approvals({ title = 'Approvals' }: { title?: string }) {
   );
 }
 
-function Answer({ activation: a, onDone }: { activation: Activation; onDone: () => void }) {
+function Answer({
+  activation: a,
+  action,
+  onDone,
+}: {
+  activation: Activation;
+  action: ReturnType<typeof useAction>;
+  onDone: () => void;
+}) {
   const [reason, setReason] = useState('');
-  const action = useAction();
   const answer = (verb: 'approve' | 'deny') =>
     action.run(async () => {
       const after = await need(
@@ -90,7 +100,6 @@ function Answer({ activation: a, onDone }: { activation: Activation; onDone: () 
           </span>
         </button>
       </div>
-      <Message message={action.message} />
     </>
   );
 }
