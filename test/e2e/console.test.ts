@@ -231,7 +231,7 @@ describe('web console', () => {
     await textOf(row, /\d+ min/);
     await check(developer, 'Request access');
     await row.getByRole('button', { name: /End now/ }).click();
-    await textOf(developer.getByRole('status'), 'ended');
+    await developer.getByRole('status').filter({ hasText: 'Administrator ended.' }).waitFor();
     await textOf(mine.getByRole('row').filter({ hasText: 'Administrator' }).first(), 'revoked');
     const [activation] = (await ferry.services.activations.list({})).filter(
       (a) => a.roleName === 'Administrator',
