@@ -1,4 +1,6 @@
+import { hasMfa, hasPhishingResistantMfa } from '../authn/amr.js';
 import { NotFound } from '../errors.js';
+import { ADMIN_ACCOUNT, ADMIN_ROLES, type AdminRoleAssignment, isAdminRole } from './admin-roles.js';
 import type { AppAssignments } from './app-assignments.js';
 import type { Assignment, Assignments } from './assignments.js';
 import { type AwsAccounts, type AwsRole, MAX_SESSION_SECONDS } from './aws-accounts.js';
@@ -28,6 +30,10 @@ export interface AccessDeciderOptions {
   activations?: { activeFor(userId: string): Promise<ActiveGrant[]> };
   /** conditional access, applied after the assignment answer */
   policies?: ConditionalAccessEngine;
+  /** standing admin role assignments; without them nobody holds an admin role but through PIM */
+  adminRoles?: { forPrincipal(userId: string, groupIds: string[]): Promise<AdminRoleAssignment[]> };
+  /** false: skip what an admin role always requires (Ferry Administrator: phishing-resistant MFA) */
+  adminRoleRequirements?: boolean;
 }
 
 /** Directory attributes carried into AWS sessions as principal tags (and marked transitive). */
@@ -55,17 +61,55 @@ export class AccessDecider {
   /** The assignment answer, then conditional access (which may block, ask for a step-up or shorten it). */
   async decide(principal: Principal, target: Target, signals: Signals): Promise<Decision> {
     const assigned = await this.decideAssignment(principal, target);
-    return this.options.policies
-      ? this.options.policies.apply(principal, target, signals, assigned)
+    const decided = this.options.policies
+      ? await this.options.policies.apply(principal, target, signals, assigned)
       : assigned;
+    return this.withRoleRequirement(principal, target, decided);
   }
 
   /** decide() without side effects (report-only policies are not logged): what-if. */
   async explain(principal: Principal, target: Target, signals: Signals): Promise<Decision> {
     const assigned = await this.decideAssignment(principal, target);
-    return this.options.policies
-      ? this.options.policies.apply(principal, target, signals, assigned, { record: false, explain: true })
+    const decided = this.options.policies
+      ? await this.options.policies.apply(principal, target, signals, assigned, {
+          record: false,
+          explain: true,
+        })
       : assigned;
+    return this.withRoleRequirement(principal, target, decided);
+  }
+
+  /**
+   * What an admin role asks of every sign-in that uses it, on top of the policies (which may ask for
+   * more but cannot waive it): Ferry Administrator needs phishing-resistant MFA unless configured off.
+   */
+  private withRoleRequirement(principal: Principal, target: Target, d: Decision): Decision {
+    if (target.kind !== 'admin' || d.effect === 'deny' || this.options.adminRoleRequirements === false)
+      return d;
+    if (!isAdminRole(target.role)) return d;
+    const def = ADMIN_ROLES[target.role];
+    const need = 'requires' in def ? def.requires : undefined;
+    if (!need) return d;
+    const met =
+      need === 'phishing-resistant-mfa'
+        ? hasPhishingResistantMfa(principal.amr)
+        : need === 'mfa'
+          ? hasMfa(principal.amr)
+          : false;
+    if (met) return d;
+    const reason: Reason = {
+      source: 'policy',
+      ref: 'built-in',
+      message: `${def.title} always requires ${need} (the sign-in has ${principal.amr.join(', ') || 'no methods'})`,
+    };
+    if (d.effect === 'step-up')
+      return { ...d, require: [...new Set([...d.require, need])], reasons: [...d.reasons, reason] };
+    return {
+      effect: 'step-up',
+      require: [need],
+      reasons: [reason],
+      ...(d.policies ? { policies: d.policies } : {}),
+    };
   }
 
   private async decideAssignment(principal: Principal, target: Target): Promise<Decision> {
@@ -90,6 +134,8 @@ export class AccessDecider {
         return this.decideApp(principal, target);
       case 'ssh':
         return this.decideSsh(principal, target, await this.sshLoginsOf(principal));
+      case 'admin':
+        return this.decideAdmin(principal, target);
       default:
         return {
           effect: 'deny',
@@ -157,6 +203,67 @@ export class AccessDecider {
       if (open !== undefined) return open;
     }
     return undefined;
+  }
+
+  /**
+   * An admin role: held standing (assigned to the person or one of their groups) or through a live PIM
+   * activation of `admin:<role>`; workloads never hold one (they use scoped API tokens).
+   */
+  private async decideAdmin(
+    principal: Principal,
+    target: Extract<Target, { kind: 'admin' }>,
+  ): Promise<Decision> {
+    const name = formatTarget(target);
+    if (!isAdminRole(target.role))
+      return { effect: 'deny', reasons: [{ source: 'target', message: `${name} is not an admin role` }] };
+    if (principal.kind !== 'user')
+      return {
+        effect: 'deny',
+        reasons: [{ source: 'target', message: `${name}: workloads hold no admin roles; use an API token` }],
+      };
+    const standing = (
+      (await this.options.adminRoles?.forPrincipal(
+        principal.id,
+        principal.groups.map((g) => g.id),
+      )) ?? []
+    ).filter((a) => a.role === target.role);
+    const groupName = new Map(principal.groups.map((g) => [g.id, g.name]));
+    if (standing.length > 0)
+      return {
+        effect: 'allow',
+        maxDuration: MAX_SESSION_SECONDS,
+        sessionTags: {},
+        reasons: standing.map((a) => ({
+          source: 'assignment',
+          ref: a.id,
+          message:
+            a.principalType === 'group'
+              ? `member of ${groupName.get(a.principalId) ?? a.principalId}, which is assigned ${name}`
+              : `${principal.userName} is assigned ${name} directly`,
+        })),
+      };
+    const live = (await this.activationsOf(principal)).filter(
+      (g) => g.accountId === ADMIN_ACCOUNT && g.roleName === target.role,
+    );
+    if (live.length > 0) {
+      const grant = live.reduce((a, b) => (b.secondsLeft > a.secondsLeft ? b : a));
+      return {
+        effect: 'allow',
+        maxDuration: Math.min(MAX_SESSION_SECONDS, grant.secondsLeft),
+        sessionTags: {},
+        reasons: [
+          {
+            source: 'activation',
+            ref: grant.id,
+            message: `${principal.userName} activated ${name} until ${grant.expiresAt} (activation ${grant.id})`,
+          },
+        ],
+      };
+    }
+    return {
+      effect: 'deny',
+      reasons: [{ source: 'assignment', message: `no assignment gives ${principal.userName} ${name}` }],
+    };
   }
 
   /** The logins the principal may use on a host, each with its decision (for picking a default login). */

@@ -5,7 +5,9 @@ export type Target =
   | { kind: 'aws-role'; account: string; role: string }
   | { kind: 'permission-set'; account: string; name: string }
   | { kind: 'ssh'; host: string; login: string }
-  | { kind: 'app'; name: string };
+  | { kind: 'app'; name: string }
+  /** one of Ferry's own admin roles (admin-roles.ts), decided like any other target */
+  | { kind: 'admin'; role: string };
 
 export function formatTarget(t: Target): string {
   switch (t.kind) {
@@ -17,6 +19,8 @@ export function formatTarget(t: Target): string {
       return `ssh:${t.login ? `${t.login}@` : ''}${t.host}`;
     case 'app':
       return `app:${t.name}`;
+    case 'admin':
+      return `admin:${t.role}`;
   }
 }
 
@@ -31,8 +35,10 @@ export function parseTarget(text: string): Target {
   if (ssh) return { kind: 'ssh', host: ssh[2]!, login: ssh[1] ?? '' };
   const app = /^app:([\w.:/-]{1,256})$/.exec(text);
   if (app) return { kind: 'app', name: app[1]! };
+  const admin = /^admin:([a-z][a-z-]{0,63})$/.exec(text);
+  if (admin) return { kind: 'admin', role: admin[1]! };
   throw new InvalidInput(
-    `target ${JSON.stringify(text)} is not one of aws:<account>/<role>, aws:<account>/permission-set/<name>, ssh:<host>, app:<name>`,
+    `target ${JSON.stringify(text)} is not one of aws:<account>/<role>, aws:<account>/permission-set/<name>, ssh:<host>, app:<name>, admin:<role>`,
     'target',
   );
 }

@@ -348,6 +348,16 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    adminRoles: z
+      .object({
+        /**
+         * What an admin role always asks of the sign-in that uses it (Ferry Administrator: phishing-resistant
+         * MFA), on top of conditional access. false only where no person can have a security key (a demo).
+         */
+        builtInRequirements: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
     metrics: z
       .object({
         /** when set, GET /metrics needs `Authorization: Bearer <token>`; FERRY_METRICS_TOKEN overrides */

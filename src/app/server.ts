@@ -4,6 +4,7 @@ import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
+import { PERMISSIONS } from '../access/admin-roles.js';
 import { myAccessApi } from '../access/my-access-routes.js';
 import { pimPages } from '../access/pim/pages.js';
 import { pimApi } from '../access/pim/routes.js';
@@ -20,8 +21,8 @@ import { deviceSigninApi } from '../federation/oidc/device-signin.js';
 import { oidcRoutes } from '../federation/oidc/routes.js';
 import { samlAdminApi } from '../federation/saml/admin-routes.js';
 import { samlRoutes } from '../federation/saml/routes.js';
-import { auditContextOf, requireAdminToken } from '../identity/admin-auth.js';
-import { requireCaller } from '../identity/caller.js';
+import { auditContextOf } from '../identity/admin-auth.js';
+import { browserSessionCaller, requireCaller } from '../identity/caller.js';
 import { FormDestinations } from '../identity/pages/csp.js';
 import { signinPages } from '../identity/pages/routes.js';
 import { principalOf } from '../identity/principal-of.js';
@@ -33,9 +34,11 @@ import { ENTRA_SIGNIN_PATH, upstreamSigninRoutes } from '../identity/upstream/ro
 import { proxyAppsApi } from '../proxy/routes.js';
 import { type ListenerTimeouts, listenerOptions } from '../proxy/server.js';
 import { sshApi } from '../ssh/routes.js';
+import { AdminAccess } from './admin-access.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { operationsRoutes } from './health.js';
 import type { Services } from './services.js';
+import { sessionApi } from './session-routes.js';
 import { tenantApi } from './tenant-routes.js';
 import { webConsole } from './web-console.js';
 
@@ -132,6 +135,18 @@ export async function buildServer(services: Services, options: ServerOptions = {
   app.setNotFoundHandler(notFoundHandler);
 
   await app.register(fastifyCookie);
+  // One admin path for every admin route: a scoped API token, or a person whose admin role decide() allows.
+  const browserPerson = browserSessionCaller(
+    services.store.db,
+    services.sessions,
+    config.sessions.cookieName,
+    services.csrf,
+  );
+  const admin = new AdminAccess({
+    apiTokens: services.apiTokens,
+    person: browserPerson,
+    access: services.access,
+  });
   await app.register(fastifySwagger, {
     hideUntagged: true,
     openapi: {
@@ -193,12 +208,22 @@ export async function buildServer(services: Services, options: ServerOptions = {
     sessions: services.sessions,
     totp: services.totp,
     apiTokens: services.apiTokens,
+    authenticate: admin.guard({ read: 'users:read', write: 'users:write' }),
+    permissions: PERMISSIONS,
+    permissionsOf: (req) => admin.permissionsOfRequest(req),
+  });
+  await app.register(sessionApi, {
+    prefix: '/api/v1',
+    person: browserPerson,
+    admin,
+    csrf: services.csrf,
+    cookieName: config.sessions.cookieName,
   });
   await app.register(accessApi, {
     prefix: '/api/v1',
     accounts: services.accounts,
     assignments: services.assignments,
-    authenticate: requireAdminToken(services.apiTokens),
+    authenticate: admin.guard({ read: 'access:read', write: 'access:write' }),
     auditContext: auditContextOf,
     resolvePrincipal: async (type, ref) => {
       if (type === 'workload') {
@@ -220,7 +245,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     eligibilities: services.eligibilities,
     activations: services.activations,
     authenticateCaller: requireCaller(services.authenticateCaller),
-    authenticateAdmin: requireAdminToken(services.apiTokens),
+    authenticateAdmin: admin.guard({ read: 'pim:read', write: 'pim:write' }),
     auditContext: auditContextOf,
     resolvePrincipal: async (type, ref) => {
       if (type === 'group') {
@@ -235,7 +260,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     prefix: '/api/v1',
     reviews: services.reviews,
     authenticateCaller: requireCaller(services.authenticateCaller),
-    authenticateAdmin: requireAdminToken(services.apiTokens),
+    authenticateAdmin: admin.guard({ read: 'reviews:read', write: 'reviews:write' }),
     auditContext: auditContextOf,
     now: () => services.clock.now(),
     resolvePrincipal: async (type, ref) => {
@@ -267,7 +292,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     clients: services.oidcClients,
     signingKeys: services.signingKeys,
     keysChanged: () => services.oidc.keysChanged(),
-    authenticate: requireAdminToken(services.apiTokens),
+    authenticate: admin.guard({ read: 'apps:read', write: 'apps:write' }),
     auditContext: auditContextOf,
   });
   await app.register(deviceSigninApi, { prefix: '/api/v1', issuer: services.oidc, signin: services.signin });
@@ -298,7 +323,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     prefix: '/api/v1',
     serviceProviders: services.serviceProviders,
     signingKeys: services.signingKeys,
-    authenticate: requireAdminToken(services.apiTokens),
+    authenticate: admin.guard({ read: 'apps:read', write: 'apps:write' }),
     auditContext: auditContextOf,
     resolveGroup: async (ref) => {
       const g = await services.groups.get(ref);
@@ -308,7 +333,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
   await app.register(sshLoginsApi, {
     prefix: '/api/v1',
     sshLogins: services.sshLogins,
-    authenticate: requireAdminToken(services.apiTokens),
+    authenticate: admin.guard({ read: 'access:read', write: 'access:write' }),
     auditContext: auditContextOf,
     resolveGroup: async (ref) => {
       const g = await services.groups.get(ref);
@@ -321,13 +346,13 @@ export async function buildServer(services: Services, options: ServerOptions = {
     caKeys: services.sshCaKeys,
     store: services.store,
     authenticateCaller: requireCaller(services.authenticateCaller),
-    authenticateAdmin: requireAdminToken(services.apiTokens),
+    authenticateAdmin: admin.guard({ read: 'access:read', write: 'access:write' }),
     auditContext: auditContextOf,
   });
   await app.register(proxyAppsApi, {
     prefix: '/api/v1',
     apps: services.proxyApps,
-    authenticate: requireAdminToken(services.apiTokens),
+    authenticate: admin.guard({ read: 'apps:read', write: 'apps:write' }),
     auditContext: auditContextOf,
     resolveGroup: async (ref) => {
       const g = await services.groups.get(ref);
@@ -337,17 +362,17 @@ export async function buildServer(services: Services, options: ServerOptions = {
   await app.register(tenantApi, {
     prefix: '/api/v1',
     services,
-    authenticate: requireAdminToken(services.apiTokens),
+    authenticate: admin.guard({ read: 'tenant:write', write: 'tenant:write' }),
   });
   await app.register(scimAdminApi, {
     prefix: '/api/v1',
     connections: services.scimConnections,
-    authenticate: requireAdminToken(services.apiTokens),
+    authenticate: admin.guard({ read: 'provisioning:read', write: 'provisioning:write' }),
   });
   await app.register(identityCenterApi, {
     prefix: '/api/v1',
     push: services.identityCenter,
-    authenticate: requireAdminToken(services.apiTokens),
+    authenticate: admin.guard({ read: 'provisioning:read', write: 'provisioning:write' }),
     auditContext: auditContextOf,
   });
   await app.register(scimRoutes, {
@@ -362,12 +387,12 @@ export async function buildServer(services: Services, options: ServerOptions = {
     prefix: '/api/v1',
     store: services.store,
     keys: services.auditKeys,
-    authenticate: requireAdminToken(services.apiTokens),
+    authenticate: admin.guard({ read: 'audit:read', write: 'audit:read' }),
   });
   await app.register(riskApi, {
     prefix: '/api/v1',
     protection: services.protection,
-    authenticate: requireAdminToken(services.apiTokens),
+    authenticate: admin.guard({ read: 'policies:read', write: 'policies:write' }),
     auditContext: auditContextOf,
     userId: async (ref) => (await services.users.get(ref)).id,
   });
@@ -377,7 +402,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     locations: services.namedLocations,
     access: services.access,
     clock: services.clock,
-    authenticate: requireAdminToken(services.apiTokens),
+    authenticate: admin.guard({ read: 'policies:read', write: 'policies:write' }),
     auditContext: auditContextOf,
     principalFor: async (who, amr, authTime) => {
       if (who.workload) {

@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import { AdminRoleAssignments } from '../access/admin-roles.js';
 import { AppAssignments } from '../access/app-assignments.js';
 import { Assignments } from '../access/assignments.js';
 import { AwsAccounts } from '../access/aws-accounts.js';
@@ -32,6 +33,7 @@ import { AwsRoleAssertions } from '../federation/saml/aws-role-assertion.js';
 import { ServiceProviders } from '../federation/saml/service-providers.js';
 import { ApiTokens } from '../identity/api-tokens.js';
 import { anyCaller, browserSessionCaller, type CallerAuthenticator } from '../identity/caller.js';
+import { CsrfTokens } from '../identity/csrf.js';
 import type { IdentityDeps } from '../identity/deps.js';
 import { GroupDirectory } from '../identity/groups.js';
 import { TotpFactors } from '../identity/mfa.js';
@@ -82,6 +84,8 @@ export interface Services {
   scimConnections: ScimConnections;
   accounts: AwsAccounts;
   assignments: Assignments;
+  /** standing admin roles (group or user → admin:<role>) */
+  adminRoles: AdminRoleAssignments;
   /** the one decide() every issuer asks */
   access: AccessDecider;
   /** conditional access policies and the named locations they use */
@@ -117,6 +121,8 @@ export interface Services {
   reviews: ReviewCampaigns;
   /** recognises a person or workload on user-facing routes (use with requireCaller) */
   authenticateCaller: CallerAuthenticator;
+  /** the CSRF tokens bound to browser sessions, for API calls made with the cookie */
+  csrf: CsrfTokens;
   /** SCIM push of users, groups and memberships to AWS IAM Identity Center */
   identityCenter: IdentityCenterPush;
   /** the Ed25519 key that signs audit tree heads (sealed under the master key) */
@@ -245,7 +251,11 @@ export function createServices(
       : null,
   );
   const serviceProviders = new ServiceProviders(store, clock, appAssignments);
+  const adminRoles = new AdminRoleAssignments(store, clock);
+  const csrf = new CsrfTokens(masterKey);
   const access = new AccessDecider(accounts, assignments, sshLogins, {
+    adminRoles,
+    adminRoleRequirements: config.adminRoles.builtInRequirements,
     sshMaxDuration: Math.round(config.ssh.certificateLifetime / 1000),
     appAssignments,
     appOpenness: [(name) => serviceProviders.openToAll(name), (name) => proxyApps.openToAll(name)],
@@ -298,6 +308,7 @@ export function createServices(
     scimConnections: new ScimConnections(store, clock, masterKey),
     accounts,
     assignments,
+    adminRoles,
     access,
     policies,
     namedLocations,
@@ -349,8 +360,9 @@ export function createServices(
       accessTokenCaller(store.db, oidc, oidcClients, (grantId, user, ip) =>
         protection.tokenUsed(grantId, user, ip),
       ),
-      browserSessionCaller(store.db, sessions, config.sessions.cookieName),
+      browserSessionCaller(store.db, sessions, config.sessions.cookieName, csrf),
     ),
+    csrf,
     sessionRevoker,
     identityCenter: new IdentityCenterPush(store, clock, new IdentityCenterTargets(store, clock, masterKey), {
       retry: {

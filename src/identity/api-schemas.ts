@@ -106,6 +106,7 @@ export const ApiTokenSchema = Type.Object({
   lastUsedAt: Type.Union([Type.String(), Type.Null()]),
   expiresAt: Type.Union([Type.String(), Type.Null()]),
   revokedAt: Type.Union([Type.String(), Type.Null()]),
+  scopes: Type.Array(Type.String(), { description: 'permissions it carries; `*` = all' }),
 });
 
 export const ListQuery = Type.Object(

@@ -1,5 +1,6 @@
 import type { AuditContext } from '../audit/actor.js';
 import type { Clock } from '../clock.js';
+import { InvalidInput } from '../errors.js';
 import type { MasterKey } from '../keys/master-key.js';
 import type { Store } from '../store/open.js';
 import { type BearerTokenRow, BearerTokens } from './bearer-tokens.js';
@@ -12,6 +13,8 @@ export interface ApiToken {
   lastUsedAt: string | null;
   expiresAt: string | null;
   revokedAt: string | null;
+  /** the permissions it carries; `*` is every permission (tokens made before scopes existed) */
+  scopes: string[];
 }
 
 const fromRow = (r: BearerTokenRow): ApiToken => ({
@@ -22,7 +25,21 @@ const fromRow = (r: BearerTokenRow): ApiToken => ({
   lastUsedAt: r.last_used_at,
   expiresAt: r.expires_at ?? null,
   revokedAt: r.revoked_at,
+  scopes: (r.scopes ?? '*').split(' ').filter(Boolean),
 });
+
+/**
+ * A scope list as given: each a permission (or `*`), no repeats. Which permissions exist is the access
+ * module's to say (admin-roles.ts); the app passes that list in, so this floor does not import it.
+ */
+export function checkScopes(scopes: readonly string[], known: readonly string[]): string[] {
+  const out = [...new Set(scopes.map((s) => s.trim()).filter(Boolean))];
+  if (out.length === 0) throw new InvalidInput('give at least one scope', 'scopes');
+  for (const s of out)
+    if (s !== '*' && !known.includes(s))
+      throw new InvalidInput(`unknown scope ${JSON.stringify(s)}; one of *, ${known.join(', ')}`, 'scopes');
+  return out.includes('*') ? ['*'] : out;
+}
 
 /** Admin API tokens: `ferry_at_<id>_<secret>` (see BearerTokens for how they are kept). */
 export class ApiTokens {
@@ -42,9 +59,15 @@ export class ApiTokens {
   /** Creates a token and returns its value: the only time it is ever shown. */
   async create(
     ctx: AuditContext,
-    input: { name: string; expiresAt?: string | null },
+    input: { name: string; expiresAt?: string | null; scopes?: string[] },
   ): Promise<{ token: string; apiToken: ApiToken }> {
-    const { token, row } = await this.#tokens.create(ctx, input);
+    const scopes = input.scopes ?? ['*'];
+    const { token, row } = await this.#tokens.create(ctx, {
+      name: input.name,
+      expiresAt: input.expiresAt,
+      columns: { scopes: scopes.join(' ') },
+      auditData: { scopes },
+    });
     return { token, apiToken: fromRow(row) };
   }
 

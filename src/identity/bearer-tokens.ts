@@ -23,6 +23,8 @@ export interface BearerTokenRow {
   expires_at?: string | null;
   /** scim_connections only: 1 when the connection may set passwords */
   password_writes?: number;
+  /** api_tokens only: space-separated permissions, or `*` */
+  scopes?: string;
 }
 
 /** What differs between one kind of named bearer token and another. */
@@ -68,7 +70,7 @@ export class BearerTokens {
       name: string;
       expiresAt?: string | null;
       /** kind-specific columns, and what the audit event says of them */
-      columns?: Pick<BearerTokenRow, 'password_writes'>;
+      columns?: Pick<BearerTokenRow, 'password_writes' | 'scopes'>;
       auditData?: Record<string, unknown>;
     },
   ): Promise<{ token: string; row: BearerTokenRow }> {

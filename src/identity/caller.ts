@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { Unauthorized } from '../problem.js';
 import type { Database } from '../store/schema.js';
+import type { CsrfTokens } from './csrf.js';
 import { type DirectoryPrincipal, principalOf } from './principal-of.js';
 import type { SessionStore } from './sessions.js';
 
@@ -70,12 +71,15 @@ export function browserSessionCaller(
   db: Kysely<Database>,
   sessions: SessionStore,
   cookieName: string,
+  /** unsafe /api/ calls must carry the session's CSRF token (docs/api.md, "Browser calls") */
+  csrf: CsrfTokens | null = null,
 ): CallerAuthenticator {
   return async (req) => {
     const token = req.cookies?.[cookieName];
     if (!token) return null;
     const session = await sessions.resolve(token);
     if (!session) return null;
+    csrf?.check(req, token);
     const principal = await principalOf(db, session.userId, session);
     return { principal, via: 'browser-session', sessionId: session.id, clientId: null };
   };

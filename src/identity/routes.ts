@@ -1,7 +1,8 @@
 import type {} from '@fastify/swagger'; // OpenAPI keys (tags, summary, security) on route schemas
 import { Type } from '@sinclair/typebox';
-import type { FastifyPluginAsync } from 'fastify';
-import { auditContextOf, requireAdminToken } from './admin-auth.js';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { Forbidden } from '../problem.js';
+import { auditContextOf } from './admin-auth.js';
 import {
   ApiTokenSchema,
   GroupSchema,
@@ -14,7 +15,7 @@ import {
   UserPatchBody,
   UserSchema,
 } from './api-schemas.js';
-import type { ApiTokens } from './api-tokens.js';
+import { type ApiTokens, checkScopes } from './api-tokens.js';
 import type { GroupDirectory } from './groups.js';
 import type { TotpFactors } from './mfa.js';
 import type { SessionStore } from './sessions.js';
@@ -26,6 +27,12 @@ export interface DirectoryApiOptions {
   sessions: SessionStore;
   totp: TotpFactors;
   apiTokens: ApiTokens;
+  /** the admin guard (app/admin-access.ts): users:read/users:write unless a route declares otherwise */
+  authenticate: (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
+  /** every permission a token may carry (access/admin-roles.ts PERMISSIONS) */
+  permissions: readonly string[];
+  /** the permissions whoever makes this request holds: a new token may carry no more */
+  permissionsOf: (req: FastifyRequest) => Promise<string[]>;
 }
 
 const page = <T extends Parameters<typeof Type.Array>[0]>(item: T) =>
@@ -34,7 +41,7 @@ const page = <T extends Parameters<typeof Type.Array>[0]>(item: T) =>
 /** The directory admin API under /api/v1: users, groups, memberships, sessions, MFA, API tokens. */
 export const directoryApi: FastifyPluginAsync<DirectoryApiOptions> = async (app, opts) => {
   const { users, groups, sessions, totp, apiTokens } = opts;
-  app.addHook('onRequest', requireAdminToken(apiTokens));
+  app.addHook('onRequest', opts.authenticate);
   const security = [{ bearer: [] }];
 
   app.get<{ Querystring: ListQuery & { active?: boolean } }>(
@@ -145,6 +152,7 @@ export const directoryApi: FastifyPluginAsync<DirectoryApiOptions> = async (app,
   app.delete<{ Params: Ref }>(
     '/users/:ref/mfa',
     {
+      config: { permission: 'mfa:reset' },
       schema: {
         tags: ['users'],
         summary: "Remove a user's authenticators (lost device); they enroll again at next sign-in",
@@ -162,6 +170,7 @@ export const directoryApi: FastifyPluginAsync<DirectoryApiOptions> = async (app,
   app.put<{ Params: Ref; Body: { required: boolean } }>(
     '/users/:ref/mfa/registration-required',
     {
+      config: { permission: 'mfa:reset' },
       schema: {
         tags: ['users'],
         summary: 'Require (or stop requiring) the user to register MFA at their next sign-in',
@@ -202,6 +211,7 @@ export const directoryApi: FastifyPluginAsync<DirectoryApiOptions> = async (app,
   app.get<{ Querystring: ListQuery }>(
     '/groups',
     {
+      config: { permission: 'groups:read' },
       schema: {
         tags: ['groups'],
         summary: 'List groups',
@@ -216,6 +226,7 @@ export const directoryApi: FastifyPluginAsync<DirectoryApiOptions> = async (app,
   app.post<{ Body: NewGroupBody }>(
     '/groups',
     {
+      config: { permission: 'groups:write' },
       schema: {
         tags: ['groups'],
         summary: 'Create a group',
@@ -233,6 +244,7 @@ export const directoryApi: FastifyPluginAsync<DirectoryApiOptions> = async (app,
   app.get<{ Params: Ref }>(
     '/groups/:ref',
     {
+      config: { permission: 'groups:read' },
       schema: {
         tags: ['groups'],
         summary: 'Get a group by id or name, with its members',
@@ -247,6 +259,7 @@ export const directoryApi: FastifyPluginAsync<DirectoryApiOptions> = async (app,
   app.delete<{ Params: Ref }>(
     '/groups/:ref',
     {
+      config: { permission: 'groups:write' },
       schema: {
         tags: ['groups'],
         summary: 'Delete a group',
@@ -275,6 +288,7 @@ export const directoryApi: FastifyPluginAsync<DirectoryApiOptions> = async (app,
   app.put<{ Params: { ref: string; user: string } }>(
     '/groups/:ref/members/:user',
     {
+      config: { permission: 'groups:write' },
       schema: {
         tags: ['groups'],
         summary: 'Add a member (idempotent)',
@@ -289,6 +303,7 @@ export const directoryApi: FastifyPluginAsync<DirectoryApiOptions> = async (app,
   app.delete<{ Params: { ref: string; user: string } }>(
     '/groups/:ref/members/:user',
     {
+      config: { permission: 'groups:write' },
       schema: {
         tags: ['groups'],
         summary: 'Remove a member (idempotent)',
@@ -303,6 +318,7 @@ export const directoryApi: FastifyPluginAsync<DirectoryApiOptions> = async (app,
   app.get(
     '/tokens',
     {
+      config: { permission: 'tokens:read' },
       schema: {
         tags: ['tokens'],
         summary: 'List admin API tokens (never their values)',
@@ -313,9 +329,10 @@ export const directoryApi: FastifyPluginAsync<DirectoryApiOptions> = async (app,
     async () => ({ items: await apiTokens.list() }),
   );
 
-  app.post<{ Body: { name: string; expiresAt?: string } }>(
+  app.post<{ Body: { name: string; expiresAt?: string; scopes?: string[] } }>(
     '/tokens',
     {
+      config: { permission: 'tokens:write' },
       schema: {
         tags: ['tokens'],
         summary: 'Create an admin API token; its value is in this response only',
@@ -324,6 +341,13 @@ export const directoryApi: FastifyPluginAsync<DirectoryApiOptions> = async (app,
           {
             name: Type.String({ minLength: 1, maxLength: 64 }),
             expiresAt: Type.Optional(Type.String({ format: 'date-time' })),
+            scopes: Type.Optional(
+              Type.Array(Type.String({ maxLength: 64 }), {
+                minItems: 1,
+                maxItems: 64,
+                description: 'permissions the token carries (`*` = all, the default); no more than your own',
+              }),
+            ),
           },
           { additionalProperties: false },
         ),
@@ -335,15 +359,24 @@ export const directoryApi: FastifyPluginAsync<DirectoryApiOptions> = async (app,
     },
     async (req, reply) => {
       const expiresAt = req.body.expiresAt ? new Date(req.body.expiresAt).toISOString() : null;
+      const scopes = checkScopes(req.body.scopes ?? ['*'], opts.permissions);
+      // A token may carry only what its maker holds: a scoped token cannot mint a broader one.
+      const held = await opts.permissionsOf(req);
+      const all = held.includes('*');
+      const wanted = scopes.includes('*') ? [...opts.permissions] : scopes;
+      const beyond = all ? [] : wanted.filter((s) => !held.includes(s));
+      if (beyond.length > 0)
+        throw new Forbidden(`a token cannot carry permissions you do not hold: ${beyond.join(', ')}`);
       return reply
         .code(201)
-        .send(await apiTokens.create(auditContextOf(req), { name: req.body.name, expiresAt }));
+        .send(await apiTokens.create(auditContextOf(req), { name: req.body.name, expiresAt, scopes }));
     },
   );
 
   app.delete<{ Params: { id: string } }>(
     '/tokens/:id',
     {
+      config: { permission: 'tokens:write' },
       schema: {
         tags: ['tokens'],
         summary: 'Revoke an admin API token',

@@ -160,6 +160,7 @@ export const sshApi: FastifyPluginAsync<SshApiOptions> = async (app, opts) => {
   app.post<{ Body: Static<typeof HostCertBody> }>(
     '/ssh/host-certificates',
     {
+      config: { permission: 'keys:write' },
       onRequest: opts.authenticateAdmin,
       schema: {
         tags,
@@ -202,6 +203,7 @@ export const sshApi: FastifyPluginAsync<SshApiOptions> = async (app, opts) => {
   app.get(
     '/ssh/ca-keys',
     {
+      config: { permission: 'keys:read' },
       onRequest: opts.authenticateAdmin,
       schema: {
         tags,
@@ -220,6 +222,7 @@ export const sshApi: FastifyPluginAsync<SshApiOptions> = async (app, opts) => {
   app.post<{ Body: Static<typeof CaKeyBody> }>(
     '/ssh/ca-keys/rotate',
     {
+      config: { permission: 'keys:write' },
       onRequest: opts.authenticateAdmin,
       schema: {
         tags,
@@ -239,6 +242,7 @@ export const sshApi: FastifyPluginAsync<SshApiOptions> = async (app, opts) => {
   app.post<{ Body: Static<typeof CaKeyBody> }>(
     '/ssh/ca-keys/activate',
     {
+      config: { permission: 'keys:write' },
       onRequest: opts.authenticateAdmin,
       schema: {
         tags,

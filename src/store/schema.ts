@@ -19,6 +19,7 @@ export interface Database {
   aws_accounts: AwsAccountsTable;
   aws_roles: AwsRolesTable;
   assignments: AssignmentsTable;
+  admin_role_assignments: AdminRoleAssignmentsTable;
   signing_keys: SigningKeysTable;
   service_providers: ServiceProvidersTable;
   saml_request_ids: SamlRequestIdsTable;
@@ -154,6 +155,8 @@ export interface ApiTokensTable {
   last_used_at: string | null;
   expires_at: string | null;
   revoked_at: string | null;
+  /** space-separated permissions, or `*` for all (0021: tokens made before scopes existed) */
+  scopes: string;
 }
 
 export interface AuditEventsTable {
@@ -223,6 +226,16 @@ export interface AssignmentsTable {
   principal_id: string;
   account_id: string;
   role_name: string;
+  created_at: string;
+  created_by: string;
+}
+
+/** Standing admin roles: group or user → admin:<role> (0021). */
+export interface AdminRoleAssignmentsTable {
+  id: string;
+  principal_type: 'group' | 'user';
+  principal_id: string;
+  role: string;
   created_at: string;
   created_by: string;
 }

@@ -8,6 +8,7 @@ import type { DemoCredentials } from '../../src/app/demo-tenant.js';
 import { generateEd25519KeyPair } from '../../src/cli/ssh-keys.js';
 import { totpCode } from '../../src/identity/totp.js';
 import { awsCli } from '../support/local-aws.js';
+import { csrfTokenOf } from '../support/web-form.js';
 
 const DEMO = new URL('../../dist/app/demo.js', import.meta.url).pathname;
 
@@ -142,7 +143,11 @@ describe('npm run demo', () => {
     // The demo maps the developers to ec2-user on every host: one session, one SSH certificate.
     const ssh = await fetch(`http://127.0.0.1:${port}/api/v1/ssh/certificates`, {
       method: 'POST',
-      headers: { cookie: `ferry_session=${session}`, 'content-type': 'application/json' },
+      headers: {
+        cookie: `ferry_session=${session}`,
+        'content-type': 'application/json',
+        'x-csrf-token': await csrfTokenOf(`http://127.0.0.1:${port}`, `ferry_session=${session}`),
+      },
       body: JSON.stringify({
         publicKey: generateEd25519KeyPair('demo').publicKeyLine,
         host: 'ip-10-0-0-5.ec2.internal',

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, ENGINES, type TestDatabase } from '../support/db.js';
 import { type FerryProcess, runFerry, startFerryProcess, stopAllFerryProcesses } from '../support/process.js';
-import { CookieJar, signInWithPassword } from '../support/web-form.js';
+import { CookieJar, csrfTokenOf, signInWithPassword } from '../support/web-form.js';
 
 const PASSWORD = 'correct-horse-battery-42';
 
@@ -30,10 +30,14 @@ describe.each(ENGINES)('PIM approvals racing across two instances on %s', (engin
       },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-  const as = (who: string, on: FerryProcess, path: string, body: unknown) =>
+  const as = async (who: string, on: FerryProcess, path: string, body: unknown) =>
     fetch(new URL(path, on.url), {
       method: 'POST',
-      headers: { cookie: jars[who]!.header(), 'content-type': 'application/json' },
+      headers: {
+        cookie: jars[who]!.header(),
+        'content-type': 'application/json',
+        'x-csrf-token': await csrfTokenOf(on.url, jars[who]!),
+      },
       body: JSON.stringify(body),
     });
 

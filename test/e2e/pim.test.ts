@@ -7,7 +7,14 @@ import { setupSamlAccount } from '../../src/aws/saml-setup.js';
 import { startTestFerry, type TestFerry } from '../support/ferry.js';
 import { awsCli, type LocalAws, startLocalAws } from '../support/local-aws.js';
 import { runFerry, waitFor } from '../support/process.js';
-import { CookieJar, getPage, inputValue, postForm, signInWithPassword } from '../support/web-form.js';
+import {
+  CookieJar,
+  csrfTokenOf,
+  getPage,
+  inputValue,
+  postForm,
+  signInWithPassword,
+} from '../support/web-form.js';
 
 const ctx: AuditContext = { actor: { type: 'operator', name: 'e2e' } };
 const ACCOUNT = '123456789012';
@@ -231,7 +238,11 @@ describe('PIM: request, approve, use, revoke — with the CLI, moto and the AWS 
     expect((await signInWithPassword(jar, ferry.url, DEV, PASSWORD)).status).toBe(303);
     const res = await fetch(`${ferry.url}/api/v1/pim/activations`, {
       method: 'POST',
-      headers: { cookie: jar.header(), 'content-type': 'application/json' },
+      headers: {
+        cookie: jar.header(),
+        'content-type': 'application/json',
+        'x-csrf-token': await csrfTokenOf(ferry.url, jar),
+      },
       body: JSON.stringify({ account: ACCOUNT, role: 'Auditor', durationSeconds: 1800 }),
     });
     expect(res.status).toBe(403);

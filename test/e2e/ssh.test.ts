@@ -7,6 +7,7 @@ import type { Clock } from '../../src/clock.js';
 import { ENGINES } from '../support/db.js';
 import { startTestFerry, type TestFerry } from '../support/ferry.js';
 import { localLogin, newKeyPair, sshWithCertificate, startSshd, type TestSshd } from '../support/sshd.js';
+import { csrfTokenOf } from '../support/web-form.js';
 
 const operator = { actor: { type: 'operator' as const, name: 'test' } };
 const PASSWORD = 'correct horse battery staple 42';
@@ -45,14 +46,19 @@ describe.each(ENGINES)('SSH certificate authority against a real sshd (%s)', (en
   let developerId: string;
   let knownHosts: string;
 
-  const requestCertificate = (
+  const requestCertificate = async (
     cookie: string,
     body: Record<string, unknown>,
     headers: Record<string, string> = {},
   ) =>
     fetch(new URL('/api/v1/ssh/certificates', ferry.url), {
       method: 'POST',
-      headers: { 'content-type': 'application/json', cookie, ...headers },
+      headers: {
+        'content-type': 'application/json',
+        cookie,
+        'x-csrf-token': await csrfTokenOf(ferry.url, cookie),
+        ...headers,
+      },
       body: JSON.stringify(body),
     });
 

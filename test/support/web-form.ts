@@ -139,3 +139,14 @@ export async function waitForNextTotpStep(usedStep: number): Promise<void> {
     );
   }
 }
+
+/**
+ * The CSRF token bound to the session in the jar (`GET /api/v1/session`): what a browser sends as
+ * `x-csrf-token` on every unsafe /api/ call it authenticates with the session cookie.
+ */
+export async function csrfTokenOf(base: string, jar: CookieJar | string): Promise<string> {
+  const cookie = typeof jar === 'string' ? jar : jar.header();
+  const res = await fetch(new URL('/api/v1/session', base), { headers: { cookie } });
+  if (res.status !== 200) throw new Error(`GET /api/v1/session answered ${res.status}`);
+  return ((await res.json()) as { csrfToken: string }).csrfToken;
+}

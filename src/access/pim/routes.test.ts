@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENGINES } from '../../../test/support/db.js';
 import { startTestFerry, type TestFerry } from '../../../test/support/ferry.js';
-import { CookieJar, signInWithPassword } from '../../../test/support/web-form.js';
+import { CookieJar, csrfTokenOf, signInWithPassword } from '../../../test/support/web-form.js';
 import type { AuditContext } from '../../audit/actor.js';
 
 const ctx: AuditContext = { actor: { type: 'operator', name: 'test' } };
@@ -10,10 +10,15 @@ const PASSWORD = 'correct-horse-battery-42';
 describe.each(ENGINES)('PIM API on %s', (engine) => {
   let ferry: TestFerry;
   const jars: Record<string, CookieJar> = {};
-  const as = (who: string, path: string, init: RequestInit = {}) =>
+  const as = async (who: string, path: string, init: RequestInit = {}) =>
     fetch(`${ferry.url}${path}`, {
       ...init,
-      headers: { cookie: jars[who]!.header(), 'content-type': 'application/json', ...(init.headers ?? {}) },
+      headers: {
+        cookie: jars[who]!.header(),
+        'content-type': 'application/json',
+        'x-csrf-token': await csrfTokenOf(ferry.url, jars[who]!),
+        ...(init.headers ?? {}),
+      },
     });
 
   beforeAll(async () => {
@@ -70,8 +75,8 @@ describe.each(ENGINES)('PIM API on %s', (engine) => {
       approverGroups: ['Admins'],
     });
     expect(again.status).toBe(200);
-    // People can't manage eligibilities with their sign-in.
-    expect((await as('boss', '/api/v1/pim/eligibilities')).status).toBe(401);
+    // People can't manage eligibilities with their sign-in unless an admin role gives them pim:read.
+    expect((await as('boss', '/api/v1/pim/eligibilities')).status).toBe(403);
     const mine = (await (await as('dev', '/api/v1/pim/eligible')).json()) as {
       items: Array<{ target: string; principalName: string }>;
     };

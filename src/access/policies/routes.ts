@@ -199,6 +199,7 @@ export const policyApi: FastifyPluginAsync<PolicyApiOptions> = async (app, opts)
   app.post<{ Body: (typeof WhatIfBody)['static'] }>(
     '/access/what-if',
     {
+      config: { permission: 'policies:read' },
       schema: {
         tags,
         summary:

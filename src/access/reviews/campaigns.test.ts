@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENGINES } from '../../../test/support/db.js';
 import { startTestFerry, type TestFerry } from '../../../test/support/ferry.js';
-import { CookieJar, signInWithPassword } from '../../../test/support/web-form.js';
+import { CookieJar, csrfTokenOf, signInWithPassword } from '../../../test/support/web-form.js';
 import type { AuditContext } from '../../audit/actor.js';
 import { ManualClock } from '../../clock.js';
 import { principalOf } from '../../identity/principal-of.js';
@@ -22,10 +22,14 @@ describe.each(ENGINES)('access reviews on %s', (engine) => {
   // Sign-in sessions must stay valid while the test moves time: start near real time.
   const clock = new ManualClock(new Date());
   const jars: Record<string, CookieJar> = {};
-  const as = (who: string, path: string, init: RequestInit = {}) =>
+  const as = async (who: string, path: string, init: RequestInit = {}) =>
     fetch(`${ferry.url}${path}`, {
       ...init,
-      headers: { cookie: jars[who]!.header(), 'content-type': 'application/json' },
+      headers: {
+        cookie: jars[who]!.header(),
+        'content-type': 'application/json',
+        'x-csrf-token': await csrfTokenOf(ferry.url, jars[who]!),
+      },
     });
   let seq = 0;
 

@@ -188,6 +188,7 @@ export const oidcAdminApi: FastifyPluginAsync<OidcAdminOptions> = async (app, op
   app.get(
     '/keys/oidc',
     {
+      config: { permission: 'keys:read' },
       schema: {
         ...keys,
         summary: 'OpenID signing keys (ES256 and RS256): current, and next during a rotation',
@@ -203,6 +204,7 @@ export const oidcAdminApi: FastifyPluginAsync<OidcAdminOptions> = async (app, op
   app.post(
     '/keys/oidc/rotate',
     {
+      config: { permission: 'keys:write' },
       schema: {
         ...keys,
         summary: 'Stage next ES256 and RS256 keys: in the JWKS now, signing after the grace period',
@@ -220,6 +222,7 @@ export const oidcAdminApi: FastifyPluginAsync<OidcAdminOptions> = async (app, op
   app.post(
     '/keys/oidc/activate',
     {
+      config: { permission: 'keys:write' },
       schema: {
         ...keys,
         summary: 'Start signing with the staged keys now; the old ones leave the JWKS',

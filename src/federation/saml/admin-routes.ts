@@ -215,6 +215,7 @@ export const samlAdminApi: FastifyPluginAsync<SamlAdminOptions> = async (app, op
   app.get(
     '/keys/saml',
     {
+      config: { permission: 'keys:read' },
       schema: {
         tags,
         summary: 'SAML signing keys: current, and next during a rotation',
@@ -227,6 +228,7 @@ export const samlAdminApi: FastifyPluginAsync<SamlAdminOptions> = async (app, op
   app.post(
     '/keys/saml/rotate',
     {
+      config: { permission: 'keys:write' },
       schema: {
         tags,
         summary: 'Stage a next signing key: published in the metadata now, used after the grace period',
@@ -239,6 +241,7 @@ export const samlAdminApi: FastifyPluginAsync<SamlAdminOptions> = async (app, op
   app.post(
     '/keys/saml/activate',
     {
+      config: { permission: 'keys:write' },
       schema: {
         tags,
         summary: 'Start signing with the staged key now; the old key is retired',

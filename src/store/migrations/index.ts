@@ -17,6 +17,7 @@ import * as scimLanes from './0015_scim_lanes.js';
 import * as samlRequests from './0017_saml_requests.js';
 import * as auditLedger from './0019_audit_ledger.js';
 import * as proxyAppsClosed from './0020_proxy_apps_closed.js';
+import * as adminRoles from './0021_admin_roles.js';
 
 /** Every migration, in order. Add new ones at the end; never edit one that has shipped. */
 export const migrations: Record<string, Migration> = {
@@ -38,4 +39,5 @@ export const migrations: Record<string, Migration> = {
   '0017_saml_requests': samlRequests,
   '0019_audit_ledger': auditLedger,
   '0020_proxy_apps_closed': proxyAppsClosed,
+  '0021_admin_roles': adminRoles,
 };
