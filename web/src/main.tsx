@@ -53,7 +53,7 @@ const ADMIN: Page[] = [
   {
     path: '/admin/assignments',
     label: 'Assignments',
-    permission: 'assignments:read',
+    permission: 'access:read',
     render: () => <Assignments />,
   },
   { path: '/admin/pim', label: 'Approvals queue', permission: 'pim:read', render: () => <PimAdmin /> },
@@ -63,12 +63,12 @@ const ADMIN: Page[] = [
     permission: 'pim:read',
     render: () => <Eligibilities />,
   },
-  { path: '/admin/aws', label: 'AWS accounts', permission: 'aws:read', render: () => <AwsAccounts /> },
-  { path: '/admin/ssh', label: 'SSH logins', permission: 'ssh:read', render: () => <SshLogins /> },
+  { path: '/admin/aws', label: 'AWS accounts', permission: 'access:read', render: () => <AwsAccounts /> },
+  { path: '/admin/ssh', label: 'SSH logins', permission: 'access:read', render: () => <SshLogins /> },
   { path: '/admin/saml', label: 'SAML apps', permission: 'apps:read', render: () => <SamlProviders /> },
   { path: '/admin/oidc', label: 'OpenID clients', permission: 'apps:read', render: () => <OidcClients /> },
   { path: '/admin/proxy', label: 'Proxied apps', permission: 'apps:read', render: () => <ProxyApps /> },
-  { path: '/admin/scim', label: 'SCIM', permission: 'scim:read', render: () => <Scim /> },
+  { path: '/admin/scim', label: 'SCIM', permission: 'provisioning:read', render: () => <Scim /> },
   {
     path: '/admin/policies',
     label: 'Conditional access',
@@ -144,16 +144,8 @@ function Shell({ session }: { session: ConsoleSession }) {
           Menu
         </button>
         <span className="who">{session.user?.displayName ?? session.user?.userName ?? ''}</span>
-        {session.csrfToken ? (
-          <form method="post" action="/signout" className="inline">
-            <input type="hidden" name="csrf" value={session.csrfToken} />
-            <button type="submit" className="link">
-              Sign out
-            </button>
-          </form>
-        ) : (
-          <a href="/account">Sign out</a>
-        )}
+        {/* Sign-out is the account page's form (its own double-submit CSRF token). */}
+        <a href="/account">Account and sign out</a>
       </header>
       <div className="layout">
         <nav id="nav" aria-label="Console" className={menuOpen ? 'open' : ''}>
@@ -187,9 +179,17 @@ function Shell({ session }: { session: ConsoleSession }) {
 
 function App() {
   const [session, setSession] = useState<ConsoleSession | null>(null);
+  const [error, setError] = useState<string | null>(null);
   useEffect(() => {
-    void loadSession().then(setSession);
+    loadSession().then(setSession, (err: Error) => setError(err.message));
   }, []);
+  if (error)
+    return (
+      <main>
+        <h1>Ferry is not answering</h1>
+        <p role="alert">{error}</p>
+      </main>
+    );
   if (!session) return <p className="muted">Loading…</p>;
   return (
     <SessionContext.Provider value={session}>

@@ -1,43 +1,30 @@
 import { createContext, useContext } from 'react';
-import { setCsrfToken } from './api/client.js';
+import { api, setCsrfToken } from './api/client.js';
+import type { paths } from './api/schema.js';
 
-/** Who is signed in, what the console may offer them, and the CSRF token for their unsafe calls. */
-export interface ConsoleSession {
-  user: { id: string; userName: string; displayName: string | null } | null;
-  /** admin permissions the server grants this session (the server still checks every call) */
-  permissions: string[];
-  adminRoles: string[];
-  csrfToken: string | null;
-}
+/** Who is signed in, what the console may offer them, and the CSRF token for their unsafe calls (GET /api/v1/session). */
+export type ConsoleSession =
+  paths['/api/v1/session']['get']['responses']['200']['content']['application/json'];
 
-export const SessionContext = createContext<ConsoleSession>({
-  user: null,
-  permissions: [],
-  adminRoles: [],
-  csrfToken: null,
-});
+export const SessionContext = createContext<ConsoleSession | null>(null);
 
-export const useSession = (): ConsoleSession => useContext(SessionContext);
+export const useSession = (): ConsoleSession => {
+  const s = useContext(SessionContext);
+  if (!s) throw new Error('no session');
+  return s;
+};
 
-/** True when the session holds `permission` (`users:write`), or `area:*`, or `*`. */
-export function can(session: ConsoleSession, permission: string): boolean {
-  const [area] = permission.split(':');
-  return session.permissions.some((p) => p === permission || p === '*' || p === `${area}:*`);
-}
+/** True when the session's admin roles give `permission` (the server checks every call regardless). */
+export const can = (session: ConsoleSession, permission: string): boolean =>
+  session.permissions.includes(permission);
 
 export async function loadSession(): Promise<ConsoleSession> {
-  const res = await fetch('/api/v1/session', { credentials: 'same-origin' });
-  if (res.status === 401) {
-    window.location.assign(`/signin?return_to=${encodeURIComponent(window.location.pathname)}`);
-    return new Promise(() => {});
+  const { data, response } = await api.GET('/api/v1/session');
+  if (!data) {
+    // The session ended: the client's 401 handler is already on its way to /signin.
+    if (response.status === 401) return new Promise(() => {});
+    throw new Error(`GET /api/v1/session answered ${response.status}`);
   }
-  const body = res.ok ? ((await res.json()) as Partial<ConsoleSession>) : {};
-  const session: ConsoleSession = {
-    user: body.user ?? null,
-    permissions: body.permissions ?? [],
-    adminRoles: body.adminRoles ?? [],
-    csrfToken: body.csrfToken ?? null,
-  };
-  setCsrfToken(session.csrfToken);
-  return session;
+  setCsrfToken(data.csrfToken);
+  return data;
 }

@@ -12,7 +12,7 @@ export function Assignments() {
   const [account, setAccount] = useState('');
   const [role, setRole] = useState('');
   const action = useAction();
-  const write = can(session, 'assignments:write');
+  const write = can(session, 'access:write');
   return (
     <>
       <PageTitle>Assignments</PageTitle>

@@ -13,7 +13,7 @@ export function Users() {
   );
   const action = useAction();
   const write = can(session, 'users:write');
-  const mfa = can(session, 'users:mfa') || write;
+  const mfa = can(session, 'mfa:reset');
   return (
     <>
       <PageTitle>Users</PageTitle>

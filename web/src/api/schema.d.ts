@@ -2023,6 +2023,8 @@ export interface paths {
                                 lastUsedAt: string | null;
                                 expiresAt: string | null;
                                 revokedAt: string | null;
+                                /** @description permissions it carries; `*` = all */
+                                scopes: string[];
                             }[];
                         };
                     };
@@ -2129,6 +2131,8 @@ export interface paths {
                         name: string;
                         /** Format: date-time */
                         expiresAt?: string;
+                        /** @description permissions the token carries (`*` = all, the default); no more than your own */
+                        scopes?: string[];
                     };
                 };
             };
@@ -2149,6 +2153,8 @@ export interface paths {
                                 lastUsedAt: string | null;
                                 expiresAt: string | null;
                                 revokedAt: string | null;
+                                /** @description permissions it carries; `*` = all */
+                                scopes: string[];
                             };
                         };
                     };
@@ -2282,6 +2288,8 @@ export interface paths {
                             lastUsedAt: string | null;
                             expiresAt: string | null;
                             revokedAt: string | null;
+                            /** @description permissions it carries; `*` = all */
+                            scopes: string[];
                         };
                     };
                 };
@@ -2372,6 +2380,147 @@ export interface paths {
                 };
             };
         };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The signed-in browser session: the person, the CSRF token for unsafe calls, admin roles and permissions */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            user: {
+                                id: string;
+                                userName: string;
+                                displayName: string | null;
+                            };
+                            /** @description send as the x-csrf-token header on every unsafe /api/ call */
+                            csrfToken: string;
+                            amr: string[];
+                            /** @description what the admin roles you hold now allow */
+                            permissions: string[];
+                            adminRoles: {
+                                /** @description e.g. ferry-administrator (the target is admin:<role>) */
+                                role: string;
+                                title: string;
+                                /** @description step-up: held, but this sign-in must be stronger (see require) before it counts */
+                                effect: "allow" | "step-up";
+                                require?: string[];
+                                reasons: string[];
+                            }[];
+                        };
+                    };
+                };
+                /** @description RFC 7807 problem details */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail?: string;
+                            instance?: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description RFC 7807 problem details */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail?: string;
+                            instance?: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description RFC 7807 problem details */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail?: string;
+                            instance?: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description RFC 7807 problem details */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail?: string;
+                            instance?: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description RFC 7807 problem details */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail?: string;
+                            instance?: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;

@@ -19,10 +19,31 @@ export function Account() {
           <dd>
             <code>{session.user.userName}</code>
           </dd>
+          <dt>Signed in with</dt>
+          <dd>{session.amr.join(' + ')}</dd>
           {session.adminRoles.length > 0 ? (
             <>
               <dt>Admin roles</dt>
-              <dd>{session.adminRoles.join(', ')}</dd>
+              <dd>
+                <ul className="plain">
+                  {session.adminRoles.map((r) => (
+                    <li key={r.role}>
+                      {r.title}
+                      {r.effect === 'step-up' ? (
+                        <>
+                          {' '}
+                          — needs {(r.require ?? []).join(' or ')}:{' '}
+                          <a
+                            href={`/signin/step-up?require=${encodeURIComponent((r.require ?? ['mfa']).join(' '))}&return_to=%2Fportal%2Faccount`}
+                          >
+                            sign in again with it
+                          </a>
+                        </>
+                      ) : null}
+                    </li>
+                  ))}
+                </ul>
+              </dd>
             </>
           ) : null}
         </dl>
