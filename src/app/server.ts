@@ -30,6 +30,7 @@ import { riskApi } from '../identity/risk/routes.js';
 import { directoryApi } from '../identity/routes.js';
 import { scimAdminApi } from '../identity/scim/admin-routes.js';
 import { scimRoutes } from '../identity/scim/routes.js';
+import { selfServiceApi } from '../identity/self-service-routes.js';
 import { ENTRA_SIGNIN_PATH, upstreamSigninRoutes } from '../identity/upstream/routes.js';
 import { proxyAppsApi } from '../proxy/routes.js';
 import { type ListenerTimeouts, listenerOptions } from '../proxy/server.js';
@@ -442,6 +443,12 @@ export async function buildServer(services: Services, options: ServerOptions = {
         launchUrl: `/saml/launch?sp=${encodeURIComponent(sp.entityId)}`,
       })),
     ],
+  });
+  await app.register(selfServiceApi, {
+    prefix: '/api/v1',
+    sessions: services.sessions,
+    authenticate: requireCaller(services.authenticateCaller),
+    auditContext: auditContextOf,
   });
   await app.register(webConsole, {
     signedIn: async (req) => {

@@ -229,7 +229,7 @@ describe('web console', () => {
     await check(developer, 'AWS console stand-in');
     await developer.goto(`${ferry.url}/`);
     await developer.getByRole('heading', { level: 1, name: 'My access' }).waitFor();
-  });
+  }, 60_000);
 
   it('the developer requests Administrator, an administrator approves it from the queue, the developer sees it active and ends it', async () => {
     await visit(developer, 'Request access', 'Request access');
@@ -265,7 +265,7 @@ describe('web console', () => {
     );
     expect(activation?.state).toBe('revoked');
     expect(activation?.approvals.map((a) => a.userName)).toEqual(['test-awsadmin@contoso.example']);
-  });
+  }, 90_000);
 
   it('the account page says where sessions, recovery codes and passkeys are managed', async () => {
     await visit(developer, 'Account', 'Account');
@@ -337,7 +337,7 @@ describe('web console', () => {
     await check(helpdesk, 'Not available');
     const status = await helpdesk.evaluate(async () => (await fetch('/api/v1/policies')).status);
     expect(status).toBe(403);
-  });
+  }, 60_000);
 
   it('an auditor reads users and the audit trail but is offered no change, and a change is refused', async () => {
     const auditor = await signedIn('otto-auditor@contoso.example');
@@ -357,7 +357,7 @@ describe('web console', () => {
       return res.status;
     });
     expect(refused).toBe(403);
-  });
+  }, 60_000);
 
   it('every page visited has no serious or critical axe-core violation at laptop and phone widths', () => {
     expect(checked.length).toBeGreaterThanOrEqual(20);

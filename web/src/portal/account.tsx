@@ -1,5 +1,6 @@
+import { api, need } from '../api/client.js';
 import { useSession } from '../session.js';
-import { PageTitle } from '../ui.js';
+import { LoadState, Message, PageTitle, Table, useAction, useLoad } from '../ui.js';
 
 /**
  * The person's account. Sessions, recovery codes and security keys are managed on Ferry's
@@ -48,6 +49,7 @@ export function Account() {
           ) : null}
         </dl>
       ) : null}
+      <Sessions />
       <ul className="links">
         <li>
           <a href="/account">Sessions and recovery codes</a> — see where you are signed in, sign out elsewhere
@@ -64,5 +66,55 @@ export function Account() {
         </li>
       </ul>
     </>
+  );
+}
+
+/** Where the person is signed in; signing a session out ends what was issued under it too. */
+function Sessions() {
+  const list = useLoad(() => need(api.GET('/api/v1/me/sessions')));
+  const action = useAction();
+  return (
+    <section aria-labelledby="sessions-heading">
+      <h2 id="sessions-heading">Sessions</h2>
+      <Message message={action.message} />
+      <LoadState loaded={list}>
+        {(data) => (
+          <Table
+            caption="Where you are signed in"
+            rows={data.items}
+            rowKey={(s) => s.id}
+            columns={[
+              { header: 'Started', cell: (s) => new Date(s.createdAt).toLocaleString() },
+              { header: 'From', cell: (s) => `${s.ip ?? ''} ${(s.userAgent ?? '').slice(0, 60)}` },
+              { header: 'Last seen', cell: (s) => new Date(s.lastSeenAt).toLocaleString() },
+              {
+                header: 'Action',
+                cell: (s) =>
+                  s.current ? (
+                    'this browser'
+                  ) : (
+                    <button
+                      type="button"
+                      className="secondary"
+                      disabled={action.busy}
+                      onClick={() =>
+                        action.run(async () => {
+                          await need(
+                            api.POST('/api/v1/me/sessions/{id}/revoke', { params: { path: { id: s.id } } }),
+                          );
+                          list.reload();
+                          return 'Signed out that session.';
+                        })
+                      }
+                    >
+                      Sign out<span className="visually-hidden"> the session started {s.createdAt}</span>
+                    </button>
+                  ),
+              },
+            ]}
+          />
+        )}
+      </LoadState>
+    </section>
   );
 }
