@@ -274,7 +274,7 @@ describe('web console', () => {
     ).toBe('/account');
   });
 
-  it('an administrator creates a user, adds them to a group and sees the new access under who can reach what', async () => {
+  it('an administrator creates a user and adds them to a group, and every admin page opens', async () => {
     await visit(admin, 'Users', 'Users');
     const create = admin.getByRole('form', { name: 'Create a user' });
     await create.getByLabel('User name (UPN)').fill('new-dev@contoso.example');
@@ -295,13 +295,11 @@ describe('web console', () => {
       await ferry.services.groups.namesOf((await ferry.services.users.get('new-dev@contoso.example')).id),
     ).toEqual(['AWS-Account1-Developers']);
 
-    await visit(admin, 'Who can reach what', 'Who can reach what');
-    await admin.getByLabel('Person (user name)').fill('new-dev@contoso.example');
-    await admin.getByRole('button', { name: 'Show their access' }).click();
-    const answer = admin.getByRole('table', { name: 'What new-dev@contoso.example can reach, and why' });
-    await textOf(answer, 'aws:123456789012/Developer');
-    await textOf(answer, 'AWS-Account1-Developers');
-    await check(admin, 'Who can reach what');
+    // The group grants the role the new member now has.
+    await textOf(
+      admin.getByRole('table', { name: 'AWS roles this group grants' }),
+      'aws:123456789012/Developer',
+    );
     for (const [menu, heading] of [
       ['Assignments', 'Assignments'],
       ['Approvals queue', 'Approvals queue'],
@@ -326,6 +324,16 @@ describe('web console', () => {
         });
     }
   });
+
+  it('who can reach what shows the new member’s access and the group it comes through', async () => {
+    await visit(admin, 'Who can reach what', 'Who can reach what');
+    await admin.getByLabel('Person (user name)').fill('new-dev@contoso.example');
+    await admin.getByRole('button', { name: 'Show their access' }).click();
+    const answer = admin.getByRole('table', { name: 'What new-dev@contoso.example can reach, and why' });
+    await textOf(answer, 'aws:123456789012/Developer');
+    await textOf(answer, 'AWS-Account1-Developers');
+    await check(admin, 'Who can reach what');
+  }, 60_000);
 
   it('a helpdesk user manages users but cannot open conditional access, and the server refuses it too', async () => {
     const helpdesk = await signedIn('helen-helpdesk@contoso.example');
