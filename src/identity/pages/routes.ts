@@ -313,6 +313,7 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
 <p><code id="user-name">${user.userName}</code></p>
 <p>Groups: <span id="groups">${groups.length ? groups.join(', ') : 'none'}</span></p>
 <p class="muted">Signed in with ${session.amr.join(' + ')} at ${session.authTime ?? ''}</p>
+<p><a class="button" id="open-console" href="/">Open your access</a> AWS roles, apps, SSH, requests and approvals in the web console</p>
 <h2>Sessions</h2>
 <table id="sessions"><thead><tr><th>Started</th><th>From</th><th>Last seen</th><th></th></tr></thead><tbody>
 ${list.map(
