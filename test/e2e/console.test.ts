@@ -267,14 +267,19 @@ describe('web console', () => {
     expect(activation?.approvals.map((a) => a.userName)).toEqual(['test-awsadmin@contoso.example']);
   }, 90_000);
 
-  it('the account page says where sessions, recovery codes and passkeys are managed', async () => {
+  it('the account page lists the person’s sessions and links to recovery codes and passkeys', async () => {
     await visit(developer, 'Account', 'Account');
+    await textOf(developer.getByRole('table', { name: 'Where you are signed in' }), 'this browser');
     expect(
-      await developer.getByRole('link', { name: 'Sessions and recovery codes' }).getAttribute('href'),
+      await developer.getByRole('link', { name: 'Recovery codes and sign-out' }).getAttribute('href'),
     ).toBe('/account');
-  });
+  }, 30_000);
 
   it('an administrator creates a user and adds them to a group, and every admin page opens', async () => {
+    const held = await admin.evaluate(async () => (await fetch('/api/v1/session')).json());
+    expect(held.permissions, JSON.stringify(held.adminRoles)).toContain('users:write');
+    await admin.reload();
+    await admin.getByRole('heading', { level: 1 }).first().waitFor();
     await visit(admin, 'Users', 'Users');
     const create = admin.getByRole('form', { name: 'Create a user' });
     await create.getByLabel('User name (UPN)').fill('new-dev@contoso.example');
@@ -323,7 +328,7 @@ describe('web console', () => {
           throw new Error(`${menu}: ${await admin.locator('main [role="alert"]').first().textContent()}`);
         });
     }
-  });
+  }, 300_000);
 
   it('who can reach what shows the new member’s access and the group it comes through', async () => {
     await visit(admin, 'Who can reach what', 'Who can reach what');

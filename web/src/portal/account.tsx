@@ -52,8 +52,8 @@ export function Account() {
       <Sessions />
       <ul className="links">
         <li>
-          <a href="/account">Sessions and recovery codes</a> — see where you are signed in, sign out elsewhere
-          (what was issued under that session ends too), create new recovery codes.
+          <a href="/account">Recovery codes and sign-out</a> — create new recovery codes (shown once), sign
+          out of this browser.
         </li>
         <li>
           <a href="/signin/security-key?return_to=%2Fportal%2Faccount">Security keys and passkeys</a>
