@@ -210,7 +210,20 @@ describe('web console', () => {
     await page.setViewportSize(LAPTOP);
     checked.push(name);
   }
-  const shotName = (name: string) => name.toLowerCase().replace(/[^a-z0-9]+/g, '-');
+  /** The main pages get a screenshot (docs/console.md shows them); the rest are only checked. */
+  const SHOTS = [
+    'My access',
+    'AWS console stand-in',
+    'Request access',
+    'Approvals',
+    'Account',
+    'Users',
+    'Group',
+    'Audit',
+    'Conditional access',
+  ];
+  const shotName = (name: string) =>
+    SHOTS.includes(name) ? name.toLowerCase().replace(/[^a-z0-9]+/g, '-') : null;
 
   let developer: Page;
   let admin: Page;
@@ -332,16 +345,6 @@ describe('web console', () => {
         });
     }
   }, 300_000);
-
-  it('who can reach what shows the new member’s access and the group it comes through', async () => {
-    await visit(admin, 'Who can reach what', 'Who can reach what');
-    await admin.getByLabel('Person (user name)').fill('new-dev@contoso.example');
-    await admin.getByRole('button', { name: 'Show their access' }).click();
-    const answer = admin.getByRole('table', { name: 'What new-dev@contoso.example can reach, and why' });
-    await textOf(answer, 'aws:123456789012/Developer');
-    await textOf(answer, 'AWS-Account1-Developers');
-    await check(admin, 'Who can reach what');
-  }, 60_000);
 
   it('a helpdesk user manages users but cannot open conditional access, and the server refuses it too', async () => {
     const helpdesk = await signedIn('helen-helpdesk@contoso.example');

@@ -214,7 +214,9 @@ export function Table<T>({
   rowKey: (row: T) => string;
 }) {
   return (
-    <div className="table-wrap">
+    // A wide table scrolls sideways: keyboard users must be able to focus it to scroll (WCAG 2.1.1).
+    // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrollable region is focusable by design
+    <div className="table-wrap" role="region" aria-label={caption} tabIndex={0}>
       <table>
         <caption>{caption}</caption>
         <thead>
