@@ -215,8 +215,8 @@ export function Table<T>({
 }) {
   return (
     // A wide table scrolls sideways: keyboard users must be able to focus it to scroll (WCAG 2.1.1).
-    // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrollable region is focusable by design
-    <div className="table-wrap" role="region" aria-label={caption} tabIndex={0}>
+    // biome-ignore lint/a11y/noNoninteractiveTabindex: a scrollable region is focusable by design (axe)
+    <section className="table-wrap" aria-label={caption} tabIndex={0}>
       <table>
         <caption>{caption}</caption>
         <thead>
@@ -248,7 +248,7 @@ export function Table<T>({
           )}
         </tbody>
       </table>
-    </div>
+    </section>
   );
 }
 
