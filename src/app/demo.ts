@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DEMO_AWS_ACCOUNT, ensureDemoAwsAccount } from '../aws/demo-account.js';
+import { DEMO_CONSOLE_PATH, demoConsole } from '../aws/demo-console.js';
 import { ensureIdentityStoreGroups } from '../aws/identity-center/sso-admin.js';
 import { type LocalAws, motoAvailable, startMotoServer } from '../aws/moto-server.js';
 import { setupSamlAccount } from '../aws/saml-setup.js';
@@ -76,7 +77,19 @@ async function demo(): Promise<void> {
 
     // Offboarding revokes live sessions on this same local AWS.
     if (aws?.endpoint) config.aws = { ...config.aws, endpoint: aws.endpoint, region: aws.region };
-    ferry = await startFerry({ config, configSource: 'demo' });
+    // The local AWS has no console: its SAML sign-ins go to a stand-in page that calls moto's STS.
+    const awsDemo = aws?.endpoint ? { endpoint: aws.endpoint, region: aws.region } : null;
+    ferry = await startFerry({
+      config,
+      configSource: 'demo',
+      demo: awsDemo
+        ? {
+            awsConsoleSigninUrl: `${config.publicUrl.replace(/\/$/, '')}${DEMO_CONSOLE_PATH}`,
+            extraRoutes: async (app) =>
+              app.register(demoConsole, { endpoint: awsDemo.endpoint, region: awsDemo.region }),
+          }
+        : undefined,
+    });
     const credentialsFile = join(dataDir, 'demo-credentials.json');
     const tenant = await ensureDemoTenant(ferry.services, credentialsFile);
     if (aws?.endpoint) {
@@ -143,6 +156,7 @@ function banner(c: DemoCredentials, file: string, ms: number): string {
     `Ferry demo is running (ready in ${(ms / 1000).toFixed(1)} s). Press Ctrl-C to stop everything.`,
     '',
     `  Sign in        ${c.ferryUrl}/signin`,
+    `  Web console    ${c.ferryUrl}/   (your access; ${c.ferryUrl}/admin for administrators)`,
     `  AWS console    ${c.ferryUrl}/apps/aws-console   (SAML sign-in to the AWS console)`,
     `  SAML metadata  ${c.ferryUrl}/saml/metadata`,
     `  OpenID         ${c.ferryUrl}/.well-known/openid-configuration`,

@@ -3,8 +3,9 @@ import { readFileSync } from 'node:fs';
 import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
 import { PERMISSIONS } from '../access/admin-roles.js';
+import { myAccessApi } from '../access/my-access-routes.js';
 import { pimPages } from '../access/pim/pages.js';
 import { pimApi } from '../access/pim/routes.js';
 import { policyApi } from '../access/policies/routes.js';
@@ -34,6 +35,7 @@ import { riskApi } from '../identity/risk/routes.js';
 import { directoryApi } from '../identity/routes.js';
 import { scimAdminApi } from '../identity/scim/admin-routes.js';
 import { scimRoutes } from '../identity/scim/routes.js';
+import { selfServiceApi } from '../identity/self-service-routes.js';
 import { ENTRA_SIGNIN_PATH, upstreamSigninRoutes } from '../identity/upstream/routes.js';
 import { proxyAppsApi } from '../proxy/routes.js';
 import { type ListenerTimeouts, listenerOptions } from '../proxy/server.js';
@@ -44,6 +46,7 @@ import { operationsRoutes } from './health.js';
 import type { Services } from './services.js';
 import { sessionApi } from './session-routes.js';
 import { tenantApi } from './tenant-routes.js';
+import { webConsole } from './web-console.js';
 
 /** The configured timeouts of a listener, in the form node:http takes them. */
 export const timeoutsOf = (t: {
@@ -59,6 +62,10 @@ export const timeoutsOf = (t: {
 export interface ServerOptions {
   /** a pino logger config, or false for none (tests) */
   logger?: FastifyServerOptions['logger'];
+  /** routes only some deployments serve (the demo's stand-in AWS console) */
+  extraRoutes?: FastifyPluginAsync;
+  /** the demo only: where the AWS console SAML response is posted instead of AWS's sign-in endpoint */
+  awsConsoleSigninUrl?: string;
 }
 
 /** Log what identifies a request, never what authenticates it (no headers, no query strings). */
@@ -352,6 +359,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     cookieName: config.sessions.cookieName,
     publicUrl: config.publicUrl.replace(/\/$/, ''),
     assertionLifetimeSeconds: Math.round(config.saml.assertionLifetime / 1000),
+    ...(options.awsConsoleSigninUrl ? { awsConsoleSigninUrl: options.awsConsoleSigninUrl } : {}),
   });
   await app.register(samlAdminApi, {
     prefix: '/api/v1',
@@ -500,5 +508,38 @@ export async function buildServer(services: Services, options: ServerOptions = {
       return principalOf(services.store.db, user.id, { amr, authTime });
     },
   });
+  await app.register(myAccessApi, {
+    prefix: '/api/v1',
+    access: services.access,
+    sshLogins: services.sshLogins,
+    authenticate: requireCaller(services.authenticateCaller),
+    apps: async () => [
+      ...(await services.proxyApps.list()).map((a) => ({
+        kind: 'proxy' as const,
+        name: a.name,
+        label: a.name,
+        launchUrl: a.url,
+      })),
+      ...(await services.serviceProviders.list()).map((sp) => ({
+        kind: 'saml' as const,
+        name: sp.entityId,
+        label: sp.name,
+        launchUrl: `/saml/launch?sp=${encodeURIComponent(sp.entityId)}`,
+      })),
+    ],
+  });
+  await app.register(selfServiceApi, {
+    prefix: '/api/v1',
+    sessions: services.sessions,
+    authenticate: requireCaller(services.authenticateCaller),
+    auditContext: auditContextOf,
+  });
+  await app.register(webConsole, {
+    signedIn: async (req) => {
+      const cookie = req.cookies[config.sessions.cookieName];
+      return cookie ? (await services.sessions.resolve(cookie)) !== null : false;
+    },
+  });
+  if (options.extraRoutes) await app.register(options.extraRoutes);
   return app;
 }

@@ -11,7 +11,7 @@ import { describeFileModeProblem, fileModeProblems } from './file-modes.js';
 import { defaultHandlers, mergeHandlers } from './handlers.js';
 import { loadMasterKey } from './master-key.js';
 import { createProxy } from './proxy.js';
-import { buildServer, readTlsFiles } from './server.js';
+import { buildServer, readTlsFiles, type ServerOptions } from './server.js';
 import { createServices, type Services } from './services.js';
 import { type EventHandlers, startWorkers, type Workers } from './workers.js';
 
@@ -43,6 +43,8 @@ export interface StartOptions {
   workerWake?: boolean;
   /** test seam: where new signing keys come from (default RSA-3072, generated on first start) */
   signingKeys?: SigningKeysOptions;
+  /** routes only the demo serves, and where its AWS console responses go (see app/demo.ts) */
+  demo?: Pick<ServerOptions, 'extraRoutes' | 'awsConsoleSigninUrl'>;
 }
 
 export function listenAddress(listen: string): { host: string; port: number } {
@@ -80,7 +82,7 @@ export async function startFerry(options: StartOptions): Promise<RunningFerry> {
     await store.close();
     throw err;
   }
-  app = await buildServer(services, { logger: options.logger });
+  app = await buildServer(services, { logger: options.logger, ...options.demo });
   for (const problem of fileModeProblems(config)) {
     app.log.warn({ path: problem.path, mode: problem.mode.toString(8) }, describeFileModeProblem(problem));
   }

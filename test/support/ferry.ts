@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type Config, configSchema } from '../../src/app/config.js';
-import { type RunningFerry, startFerry } from '../../src/app/start.js';
+import { type RunningFerry, type StartOptions, startFerry } from '../../src/app/start.js';
 import type { EventHandlers } from '../../src/app/workers.js';
 import type { Clock } from '../../src/clock.js';
 import { type GeneratedSigningKey, generateSelfSignedRsa } from '../../src/keys/self-signed-certificate.js';
@@ -62,6 +62,8 @@ export async function startTestFerry(
     db?: TestDatabase;
     /** drain the outbox as events commit (off by default: tests drain by hand) */
     workerWake?: boolean;
+    /** demo-only routes and where AWS console sign-ins go (the demo's stand-in console) */
+    demo?: StartOptions['demo'];
   } = {},
 ): Promise<TestFerry> {
   const db = options.db ?? (await createTestDatabase(engine));
@@ -74,6 +76,7 @@ export async function startTestFerry(
     workerIntervalMs: 60_000,
     workerWake: options.workerWake ?? false,
     signingKeys: { generateKey: reuseSigningKey },
+    demo: options.demo,
   });
   const { token } = await ferry.services.apiTokens.create(
     { actor: { type: 'operator', name: 'test' } },

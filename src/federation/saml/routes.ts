@@ -50,6 +50,11 @@ export interface SamlRoutesOptions {
   publicUrl: string;
   /** validity of an assertion and its bearer confirmation, seconds */
   assertionLifetimeSeconds?: number;
+  /**
+   * The demo only: post AWS console responses here instead of the partition's sign-in endpoint (the
+   * local AWS has no console; the demo's stand-in page exchanges the response with STS).
+   */
+  awsConsoleSigninUrl?: string;
   /** false when no WebAuthn relying party is configured (default true: Ferry always has one) */
   phishingResistantAvailable?: boolean;
 }
@@ -343,7 +348,7 @@ export const samlRoutes: FastifyPluginAsync<SamlRoutesOptions> = async (app, opt
       }
       const targets = samePartition.map((r) => formatTarget(r.target));
       return issue(req, reply, who, session, {
-        destination: samePartition[0]!.account.signinEndpoint,
+        destination: opts.awsConsoleSigninUrl ?? samePartition[0]!.account.signinEndpoint,
         audience: AWS_SAML_AUDIENCE,
         nameId: { format: NAMEID_FORMAT.persistent, value: who.id },
         attributes,
@@ -358,7 +363,9 @@ export const samlRoutes: FastifyPluginAsync<SamlRoutesOptions> = async (app, opt
         signResponse: false,
         authnContextClassRef: authnMeaningOf(session.amr).samlAuthnContext,
         // AWS's sign-in page redirects on to the console (another origin): https: for those redirects.
-        csp: autoPostCsp(samePartition[0]!.account.signinEndpoint, { followRedirects: true }),
+        csp: autoPostCsp(opts.awsConsoleSigninUrl ?? samePartition[0]!.account.signinEndpoint, {
+          followRedirects: true,
+        }),
       });
     },
   );

@@ -76,7 +76,7 @@ a.button { display: inline-block; padding: .6rem 1.1rem; font-weight: 600; borde
 p.upstream { margin-top: 1.5rem; }
 button.link { background: none; color: var(--accent); padding: 0; margin: 0; font-weight: 400; }
 .error { color: var(--err); border-left: 3px solid var(--err); padding-left: .75rem; }
-.muted { color: GrayText; font-size: .9rem; overflow-wrap: anywhere; }
+.muted { color: #545d68; font-size: .9rem; overflow-wrap: anywhere; }
 code, .secret { font-family: ui-monospace, monospace; word-break: break-all; }
 img.qr { display: block; margin: .5rem 0; background: white; }
 .secret { font-size: 1.15rem; letter-spacing: .08em; padding: .5rem; border: 1px dashed #8889; display: block; }

@@ -211,8 +211,6 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
     reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(STYLESHEET),
   );
 
-  app.get('/', async (_req, reply) => reply.redirect('/account', 302));
-
   app.get<{ Querystring: { return_to?: string; prompt?: string } }>('/signin', async (req, reply) => {
     const returnTo = safeReturnTo(req.query.return_to);
     // prompt=login (an SP's ForceAuthn) asks for a fresh sign-in even when a session exists.
@@ -315,6 +313,7 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
 <p><code id="user-name">${user.userName}</code></p>
 <p>Groups: <span id="groups">${groups.length ? groups.join(', ') : 'none'}</span></p>
 <p class="muted">Signed in with ${session.amr.join(' + ')} at ${session.authTime ?? ''}</p>
+<p><a class="button" id="open-console" href="/">Open your access</a> AWS roles, apps, SSH, requests and approvals in the web console</p>
 <h2>Sessions</h2>
 <table id="sessions"><thead><tr><th>Started</th><th>From</th><th>Last seen</th><th></th></tr></thead><tbody>
 ${list.map(
