@@ -346,6 +346,24 @@ describe('web console', () => {
     }
   }, 300_000);
 
+  it('who can reach what shows the new member’s access and the group it comes through', async () => {
+    await visit(admin, 'Who can reach what', 'Who can reach what');
+    await admin.getByLabel('Person (user name)').fill('new-dev@contoso.example');
+    await admin.getByRole('button', { name: 'Show their access' }).click();
+    const answer = admin.getByRole('table', { name: 'What new-dev@contoso.example can reach, and why' });
+    const row = answer.getByRole('row').filter({ hasText: 'aws:123456789012/Developer' });
+    await textOf(row, 'group: AWS-Account1-Developers');
+    await check(admin, 'Who can reach what');
+
+    // The same question the other way round: the new member is among those who reach the role.
+    await admin.getByLabel('Target (aws:123456789012/Developer)').fill('aws:123456789012/Developer');
+    await admin.getByRole('button', { name: 'Show who' }).click();
+    await textOf(
+      admin.getByRole('table', { name: 'Who can reach aws:123456789012/Developer' }),
+      'new-dev@contoso.example',
+    );
+  }, 60_000);
+
   it('a helpdesk user manages users but cannot open conditional access, and the server refuses it too', async () => {
     const helpdesk = await signedIn('helen-helpdesk@contoso.example');
     const menu = helpdesk.getByRole('navigation');

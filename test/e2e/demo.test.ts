@@ -93,7 +93,7 @@ describe('npm run demo', () => {
     rmSync(cwd, { recursive: true, force: true });
   });
 
-  it('prints the URLs, both demo users with password and TOTP secret, and what to try next', () => {
+  it('prints the URLs, every demo user with password and TOTP secret, and what to try next', () => {
     const out = demo.output();
     expect(out).toContain(`http://127.0.0.1:${port}/signin`);
     for (const user of credentials.users) {
@@ -102,7 +102,12 @@ describe('npm run demo', () => {
       expect(out).toContain(user.totpSecret);
     }
     expect(out).toContain('Next, try:');
-    expect(credentials.users.map((u) => u.displayName)).toEqual(['Test-AWSAdmin', 'Test-AWSDeveloper']);
+    expect(credentials.users.map((u) => u.displayName)).toEqual([
+      'Test-AWSAdmin',
+      'Test-AWSDeveloper',
+      'Test-Helpdesk',
+      'Test-Auditor',
+    ]);
   });
 
   it('serves an internal app behind the identity-aware proxy, which sends a browser to Ferry’s sign-in', async () => {
@@ -226,7 +231,8 @@ describe('npm run demo', () => {
       const users = await fetch(`http://127.0.0.1:${port}/api/v1/users`, {
         headers: { authorization: `Bearer ${second.adminToken}` },
       });
-      expect(((await users.json()) as { total: number }).total).toBe(2);
+      // the same people as the first start: no one was created twice
+      expect(((await users.json()) as { total: number }).total).toBe(credentials.users.length);
     } finally {
       again.child.kill('SIGINT');
       expect(await again.exited).toBe(0);

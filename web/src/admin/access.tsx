@@ -1,20 +1,30 @@
 import { useState } from 'react';
 import { Field, Form, LoadState, PageTitle, Table, useLoad, useLocation } from '../ui.js';
 
-type Row = Record<string, unknown>;
-const show = (v: unknown): string => {
-  if (v === null || v === undefined) return '—';
-  if (Array.isArray(v)) return v.map(show).join('; ');
-  if (typeof v === 'object') {
-    const o = v as Row;
-    return String(o.message ?? o.name ?? o.target ?? o.userName ?? JSON.stringify(v));
-  }
-  return String(v);
+/** One answer of GET /api/v1/access/of or /access/who (src/access/reach.ts). */
+interface ReachRow {
+  target: string;
+  userName: string;
+  effect: 'allow' | 'step-up' | 'eligible';
+  require?: string[];
+  maxDuration?: number;
+  via: Array<{ kind: 'group' | 'direct' | 'activation' | 'eligibility'; name: string }>;
+}
+
+const VIA_LABEL: Record<ReachRow['via'][number]['kind'], string> = {
+  group: 'group',
+  direct: 'direct assignment',
+  activation: 'activation',
+  eligibility: 'eligible (PIM)',
 };
 
-async function getItems(path: string): Promise<Row[]> {
+async function getItems(path: string): Promise<ReachRow[]> {
   const res = await fetch(path, { credentials: 'same-origin', headers: { accept: 'application/json' } });
-  const body = (await res.json().catch(() => ({}))) as { items?: Row[]; detail?: string; title?: string };
+  const body = (await res.json().catch(() => ({}))) as {
+    items?: ReachRow[];
+    detail?: string;
+    title?: string;
+  };
   if (!res.ok) throw new Error(body.detail ?? body.title ?? `HTTP ${res.status}`);
   return body.items ?? [];
 }
@@ -23,19 +33,28 @@ function Answer({ path, caption }: { path: string; caption: string }) {
   const loaded = useLoad(() => getItems(path), [path]);
   return (
     <LoadState loaded={loaded}>
-      {(rows) => {
-        const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))]
-          .filter((k) => !/Id$|^id$/.test(k))
-          .slice(0, 5);
-        return (
-          <Table
-            caption={caption}
-            rows={rows}
-            rowKey={(r) => JSON.stringify(r)}
-            columns={keys.map((k) => ({ header: k, cell: (r: Row) => show(r[k]) }))}
-          />
-        );
-      }}
+      {(rows) => (
+        <Table
+          caption={caption}
+          rows={rows}
+          rowKey={(r) => `${r.userName} ${r.target}`}
+          columns={[
+            { header: 'Target', cell: (r: ReachRow) => r.target },
+            { header: 'Person', cell: (r: ReachRow) => r.userName },
+            {
+              header: 'Answer',
+              cell: (r: ReachRow) =>
+                r.effect === 'step-up' && r.require?.length
+                  ? `step-up: requires ${r.require.join(', ')}`
+                  : r.effect,
+            },
+            {
+              header: 'Why',
+              cell: (r: ReachRow) => r.via.map((v) => `${VIA_LABEL[v.kind]}: ${v.name}`).join('; '),
+            },
+          ]}
+        />
+      )}
     </LoadState>
   );
 }
