@@ -221,6 +221,20 @@ export class AdminRoleAssignments {
     return (await q.orderBy('role').orderBy('created_at').execute()).map(fromRow);
   }
 
+  /**
+   * Does membership of this group carry an admin role? Then adding a member, or making someone
+   * eligible for the group, is granting that role (and needs admin-roles:write).
+   */
+  async groupHoldsAdminRole(groupId: string): Promise<boolean> {
+    const row = await this.store.db
+      .selectFrom('admin_role_assignments')
+      .select('id')
+      .where('principal_type', '=', 'group')
+      .where('principal_id', '=', groupId)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
   /** The assignments that apply to a person: their own and their groups'. */
   async forPrincipal(userId: string, groupIds: string[]): Promise<AdminRoleAssignment[]> {
     const rows = await this.store.db

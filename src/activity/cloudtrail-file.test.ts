@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { apiCall, assumedRole, logFile } from '../../test/support/cloudtrail.js';
-import { MalformedLogFile, RecordsSplitter, readLogFile } from './cloudtrail-file.js';
+import { MAX_RECORD_BYTES, MalformedLogFile, RecordsSplitter, readLogFile } from './cloudtrail-file.js';
 
 const T = new Date('2026-12-01T10:00:00Z');
 const record = (i: number) =>
@@ -95,6 +95,22 @@ describe('reading CloudTrail log files as a stream', () => {
     }
     const res = await readAll(corrupt);
     expect(res.error).toBeInstanceOf(MalformedLogFile);
+  });
+
+  it('refuses a record that never ends (a gzip bomb) without buffering it, keeping the records before it', async () => {
+    // 64 MB of one string inside one record compresses to about 64 kB
+    const bomb = gzipSync(
+      Buffer.concat([
+        Buffer.from(`{"Records":[${JSON.stringify(record(1))},{"eventID":"2","x":"`),
+        Buffer.alloc(64 * 1024 * 1024, 0x41),
+        Buffer.from('"}]}'),
+      ]),
+    );
+    expect(bomb.length).toBeLessThan(1024 * 1024);
+    const res = await readAll(bomb);
+    expect(res.error).toBeInstanceOf(MalformedLogFile);
+    expect((res.error as Error).message).toBe(`a record is longer than ${MAX_RECORD_BYTES} bytes`);
+    expect(res.records).toHaveLength(1);
   });
 
   it('counts elements of Records that are not objects instead of returning them', async () => {

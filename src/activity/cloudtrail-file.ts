@@ -18,6 +18,11 @@ const CLOSE_ARRAY = 0x5d;
 const COLON = 0x3a;
 const COMMA = 0x2c;
 const RECORDS = 'Records';
+/**
+ * The most one record may take. CloudTrail caps an event at 256 KB; a "record" that keeps growing is
+ * a broken or hostile file (a small gzip can unpack to gigabytes), not something to buffer.
+ */
+export const MAX_RECORD_BYTES = 1024 * 1024;
 
 /**
  * An incremental reader of `{"Records":[{…},{…}]}`: it is fed byte chunks as they come out of gunzip
@@ -38,6 +43,7 @@ export class RecordsSplitter {
   #sawRecords = false;
   /** the bytes of the record being read that arrived in earlier chunks */
   #carried: Buffer[] = [];
+  #carriedBytes = 0;
   #recordOpen = false;
   /** an element of Records that is not an object (counted, not returned) */
   #inStray = false;
@@ -89,6 +95,7 @@ export class RecordsSplitter {
             const bytes = this.#carried.length ? Buffer.concat([...this.#carried, tail]) : tail;
             done.push(bytes.toString('utf8'));
             this.#carried = [];
+            this.#carriedBytes = 0;
             this.#recordOpen = false;
             start = -1;
           }
@@ -110,7 +117,13 @@ export class RecordsSplitter {
           if (this.#inRecords && this.#depth === 2 && b > 0x20) this.#stray();
       }
     }
-    if (this.#recordOpen) this.#carried.push(Buffer.from(chunk.subarray(start === -1 ? 0 : start)));
+    if (this.#recordOpen) {
+      const rest = Buffer.from(chunk.subarray(start === -1 ? 0 : start));
+      this.#carriedBytes += rest.length;
+      if (this.#carriedBytes > MAX_RECORD_BYTES)
+        throw new MalformedLogFile(`a record is longer than ${MAX_RECORD_BYTES} bytes`);
+      this.#carried.push(rest);
+    }
     return done;
   }
 

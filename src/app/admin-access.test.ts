@@ -166,6 +166,55 @@ describe.each(ENGINES)('admin rights on %s', (engine) => {
     expect(await pim.json()).toMatchObject({ type: 'https://ferry.dev/problems/csrf-token-invalid' });
     // reads need none
     expect((await as('helpdesk', '/api/v1/users', { csrf: null })).status).toBe(200);
+    // a %-escaped path reaches the same /api/ route, so it needs the token just the same
+    const escaped = await as('helpdesk', '/%61pi/v1/users', {
+      method: 'POST',
+      body: JSON.stringify({ userName: 'csrf-escaped@contoso.example' }),
+      csrf: null,
+    });
+    expect(escaped.status).toBe(403);
+    expect(await escaped.json()).toMatchObject({ type: 'https://ferry.dev/problems/csrf-token-invalid' });
+  });
+
+  it('refuses an Access Administrator every way of making themself an administrator', async () => {
+    const s = ferry.services;
+    const g = await s.groups.create(ctx, { displayName: 'Access-Admins' });
+    await s.adminRoles.add(ctx, { type: 'group', id: g.id, name: g.displayName }, 'access-administrator');
+    const u = await s.users.create(ctx, { userName: 'access-admin@contoso.example', password: PASSWORD });
+    await s.groups.setMembership(ctx, g.id, u.id, true);
+    people.access = await sessionWith('access-admin@contoso.example', ['pwd']);
+    const post = (path: string, body: unknown) =>
+      as('access', path, { method: 'POST', body: JSON.stringify(body) });
+    const refusedFor = async (res: Response) => {
+      expect(res.status).toBe(403);
+      expect(await res.json()).toMatchObject({ permission: 'admin-roles:write' });
+    };
+    // an eligibility for the admin role, however the target is spelled
+    for (const spelling of [
+      { target: 'admin:ferry-administrator' },
+      { target: 'aws:ferry/ferry-administrator' },
+      { account: 'ferry', role: 'ferry-administrator' },
+    ])
+      await refusedFor(
+        await post('/api/v1/pim/eligibilities', { user: u.userName, maxDuration: 3600, ...spelling }),
+      );
+    // a group that carries an admin role: joining it, or being made eligible for it, is the role
+    await refusedFor(
+      await as('access', `/api/v1/groups/Ferry-Admins/members/${u.userName}`, { method: 'PUT' }),
+    );
+    await refusedFor(
+      await post('/api/v1/pim/eligibilities', {
+        user: u.userName,
+        maxDuration: 3600,
+        target: 'group:Ferry-Admins',
+      }),
+    );
+    expect(await s.groups.namesOf(u.id)).toEqual(['Access-Admins']);
+    expect(await s.eligibilities.list()).toEqual([]);
+    // a group without an admin role is theirs to manage
+    const plain = await s.groups.create(ctx, { displayName: 'Developers' });
+    const join = await as('access', `/api/v1/groups/${plain.id}/members/${u.userName}`, { method: 'PUT' });
+    expect(join.status).toBe(200);
   });
 
   it('limits a scoped API token to its scopes and names the permission it lacks', async () => {

@@ -232,6 +232,11 @@ export async function buildServer(services: Services, options: ServerOptions = {
     authenticate: admin.guard({ read: 'users:read', write: 'users:write' }),
     permissions: PERMISSIONS,
     permissionsOf: (req) => admin.permissionsOfRequest(req),
+    authorizeMembership: async (req, reply, groupRef) => {
+      const group = await services.groups.get(groupRef);
+      if (await services.adminRoles.groupHoldsAdminRole(group.id))
+        await admin.authorize(req, reply, 'admin-roles:write');
+    },
   });
   await app.register(sessionApi, {
     prefix: '/api/v1',
@@ -289,6 +294,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     authenticateAdmin: admin.guard({ read: 'pim:read', write: 'pim:write' }),
     auditContext: auditContextOf,
     requirePermission: (req, reply, permission) => admin.authorize(req, reply, permission),
+    groupHoldsAdminRole: (groupId) => services.adminRoles.groupHoldsAdminRole(groupId),
     resolvePrincipal: async (type, ref) => {
       if (type === 'group') {
         const g = await services.groups.get(ref);

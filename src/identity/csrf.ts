@@ -34,7 +34,9 @@ export class CsrfTokens {
    * gets its 401.
    */
   check(req: FastifyRequest, sessionCookie: string): void {
-    if (SAFE.has(req.method) || !req.url.startsWith('/api/')) return;
+    // The matched route, not the raw URL: the router decodes %-escapes, so `/%61pi/…` reaches /api/ routes.
+    const path = req.routeOptions.url ?? req.url;
+    if (SAFE.has(req.method) || !path.startsWith('/api/')) return;
     const given = req.headers['x-csrf-token'];
     if (!this.matches(sessionCookie, typeof given === 'string' ? given : undefined))
       throw new Problem(

@@ -33,6 +33,11 @@ export interface DirectoryApiOptions {
   permissions: readonly string[];
   /** the permissions whoever makes this request holds: a new token may carry no more */
   permissionsOf: (req: FastifyRequest) => Promise<string[]>;
+  /**
+   * Called before a membership changes: when the group carries an admin role, changing who is in it
+   * grants or removes that role, so it asks for admin-roles:write (throws a 403 problem otherwise).
+   */
+  authorizeMembership: (req: FastifyRequest, reply: FastifyReply, groupRef: string) => Promise<void>;
 }
 
 const page = <T extends Parameters<typeof Type.Array>[0]>(item: T) =>
@@ -280,9 +285,12 @@ export const directoryApi: FastifyPluginAsync<DirectoryApiOptions> = async (app,
   });
   const membership =
     (member: boolean) =>
-    async (req: { params: { ref: string; user: string } } & Parameters<typeof auditContextOf>[0]) => ({
-      changed: await groups.setMembership(auditContextOf(req), req.params.ref, req.params.user, member),
-    });
+    async (req: FastifyRequest<{ Params: { ref: string; user: string } }>, reply: FastifyReply) => {
+      await opts.authorizeMembership(req, reply, req.params.ref);
+      return {
+        changed: await groups.setMembership(auditContextOf(req), req.params.ref, req.params.user, member),
+      };
+    };
   const membershipResponse = { 200: Type.Object({ changed: Type.Boolean() }), ...problemResponses };
 
   app.put<{ Params: { ref: string; user: string } }>(

@@ -94,7 +94,7 @@ describe('the packed package, installed with npm install -g', () => {
     // A copy of what the build needs, so packing (which builds) never rewrites the dist/ other tests run.
     const stage = join(work, 'src');
     mkdirSync(stage);
-    for (const entry of ['src', 'bin', 'docs', 'package.json', 'package-lock.json', 'README.md']) {
+    for (const entry of ['src', 'web', 'bin', 'docs', 'package.json', 'package-lock.json', 'README.md']) {
       cpSync(join(REPO, entry), join(stage, entry), { recursive: true });
     }
     for (const entry of readdirSync(REPO).filter((f) => /^tsconfig.*\.json$/.test(f))) {
@@ -115,6 +115,8 @@ describe('the packed package, installed with npm install -g', () => {
     const files = info!.files.map((f) => f.path);
     expect(files).toContain('bin/ferry.js');
     expect(files).toContain('dist/app/main.js');
+    // the web console ships built: Ferry serves it without a CDN or a build step on the server
+    expect(files).toContain('dist/web/index.html');
     expect(files).toContain('npm-shrinkwrap.json');
     expect(files.filter((f) => f.startsWith('src/') || f.endsWith('.test.js'))).toEqual([]);
     expect(existsSync(join(stage, 'npm-shrinkwrap.json'))).toBe(false);

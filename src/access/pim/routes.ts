@@ -29,6 +29,8 @@ export interface PimApiOptions {
   auditContext: (req: FastifyRequest) => AuditContext;
   /** a second permission a route needs for some inputs (admin-roles:write to make an admin role eligible) */
   requirePermission: (req: FastifyRequest, reply: FastifyReply, permission: Permission) => Promise<void>;
+  /** does membership of this group carry an admin role (access/admin-roles.ts)? */
+  groupHoldsAdminRole: (groupId: string) => Promise<boolean>;
   /** resolves a group or user name (or id); throws NotFound */
   resolvePrincipal: (
     type: 'group' | 'user',
@@ -270,6 +272,10 @@ export const pimApi: FastifyPluginAsync<PimApiOptions> = async (app, opts) => {
     return caller.principal;
   };
   const reasonOf = (body: unknown) => (body as { reason?: string } | undefined)?.reason?.trim() || null;
+  /** An eligibility for this target would let someone become an administrator. */
+  const grantsAdminRole = async (t: { kind: string; accountId: string }): Promise<boolean> =>
+    t.accountId === ADMIN_ACCOUNT ||
+    (t.kind === 'group' && (await opts.groupHoldsAdminRole(t.accountId.slice('group:'.length))));
 
   app.get(
     '/pim/eligibilities',
@@ -302,19 +308,22 @@ export const pimApi: FastifyPluginAsync<PimApiOptions> = async (app, opts) => {
       const b = req.body;
       if ((b.group === undefined) === (b.user === undefined))
         throw new InvalidInput('give exactly one of group or user', 'group');
-      // Making someone eligible for an admin role is granting it: as much as an assignment is.
-      if (b.account === ADMIN_ACCOUNT) await opts.requirePermission(req, reply, 'admin-roles:write');
+      if (b.target === undefined && (b.account === undefined || b.role === undefined))
+        throw new InvalidInput('give target, or account and role', 'target');
+      const target = b.target ?? { kind: 'aws-role' as const, account: b.account!, role: b.role! };
+      // Making someone eligible for an admin role, or for a group that carries one, is granting it:
+      // as much as an assignment is. Judged on the resolved target, however the request spelled it.
+      if (await grantsAdminRole(await eligibilities.resolveTarget(target)))
+        await opts.requirePermission(req, reply, 'admin-roles:write');
       const principal = await opts.resolvePrincipal(
         b.group !== undefined ? 'group' : 'user',
         (b.group ?? b.user)!,
       );
-      if (b.target === undefined && (b.account === undefined || b.role === undefined))
-        throw new InvalidInput('give target, or account and role', 'target');
       const rules = await rulesFromInput(b, opts.resolvePrincipal);
       const { eligibility, change } = await eligibilities.setTarget(
         opts.auditContext(req),
         principal,
-        b.target ?? { kind: 'aws-role', account: b.account!, role: b.role! },
+        target,
         rules,
       );
       return reply.code(change === 'created' ? 201 : 200).send(eligibility);
@@ -334,6 +343,9 @@ export const pimApi: FastifyPluginAsync<PimApiOptions> = async (app, opts) => {
       },
     },
     async (req, reply) => {
+      // Removing an admin-role eligibility changes who may become an administrator.
+      if (await grantsAdminRole(await eligibilities.get(req.params.id)))
+        await opts.requirePermission(req, reply, 'admin-roles:write');
       await eligibilities.remove(opts.auditContext(req), req.params.id);
       return reply.code(204).send();
     },
