@@ -1,5 +1,4 @@
 import { availableParallelism } from 'node:os';
-import { SSOAdminClient } from '@aws-sdk/client-sso-admin';
 import { AdminRoleAssignments } from '../access/admin-roles.js';
 import { AppAssignments } from '../access/app-assignments.js';
 import { Assignments } from '../access/assignments.js';
@@ -234,7 +233,9 @@ export function createServices(
       ? { credentials: { accessKeyId: config.aws.accessKeyId, secretAccessKey: config.aws.secretAccessKey } }
       : {}),
   };
-  let identityCenterClients: ReturnType<typeof openIdentityCenter> | null = null;
+  // One set of Identity Center clients for permission-set sync and PIM's account assignments
+  // (constructing them does no I/O; the instance is looked up on first use).
+  const identityCenterClients = openIdentityCenter(identityCenterConnection);
   const permissionSetSync = new PermissionSetSync({
     store,
     clock,
@@ -254,10 +255,7 @@ export function createServices(
               .executeTakeFirst();
       return row?.name ?? null;
     },
-    identityCenter: () => {
-      identityCenterClients ??= openIdentityCenter(identityCenterConnection);
-      return identityCenterClients;
-    },
+    identityCenter: () => identityCenterClients,
   });
   const appAssignments = new AppAssignments(store, clock);
   const proxyApps = new ProxyApps(store, clock, appAssignments);
@@ -306,19 +304,10 @@ export function createServices(
     notify: webhookNotifier(clock, config.pim.webhooks),
     precheck: (target, person) => pimAssignments!.precheck(target, person),
   });
-  const ssoAdmin = new SSOAdminClient({
-    region: config.aws.region,
-    ...(config.aws.endpoint ? { endpoint: config.aws.endpoint } : {}),
-    ...(config.aws.accessKeyId && config.aws.secretAccessKey
-      ? { credentials: { accessKeyId: config.aws.accessKeyId, secretAccessKey: config.aws.secretAccessKey } }
-      : config.aws.endpoint
-        ? { credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } }
-        : {}),
-  });
   pimAssignments = new PimAccountAssignments({
     store,
-    sso: ssoAdmin,
-    lookup: new PermissionSetLookup(ssoAdmin),
+    sso: identityCenterClients.ssoAdmin,
+    lookup: new PermissionSetLookup(identityCenterClients.ssoAdmin),
     activations,
     eligibilities,
   });
