@@ -6,22 +6,12 @@ import { type GroupDirectory, groupFromRow } from '../groups.js';
 import { looksLikeId } from '../refs.js';
 import { coerceResource } from './coerce.js';
 import { invalidValue, scimNotFound } from './errors.js';
-import { attributesRead, type Filter, matches, parseFilter } from './filter.js';
-import { filterToSql } from './filter-sql.js';
 import { type GroupState, groupStateOf, type MemberRef, toScimGroup } from './group-resource.js';
 import type { ScimLane } from './lane.js';
 import { applyPatch, parsePatchBody } from './patch.js';
-import { type Projection, parseProjection, project, wants } from './projection.js';
-import {
-  checkIfMatch,
-  forChange,
-  inTransaction,
-  type ListQuery,
-  listResponse,
-  type Page,
-  pageOf,
-  searchPage,
-} from './request.js';
+import type { Projection } from './projection.js';
+import { checkIfMatch, forChange, inTransaction, type ListQuery } from './request.js';
+import { ResourceReader } from './resource-reader.js';
 import { GROUP } from './schema.js';
 
 /** /Groups: SCIM operations on Ferry's groups and memberships, one transaction per request. */
@@ -32,7 +22,18 @@ export class ScimGroups {
     private readonly baseUrl: () => string,
     /** the connection asking: it sees and changes only its own groups, and only its own users in them */
     private readonly lane: ScimLane,
-  ) {}
+  ) {
+    this.reader = new ResourceReader<GroupRow, MemberRef>(store, lane, {
+      schema: GROUP,
+      table: 'groups',
+      sortKey: 'display_name_key',
+      related: 'members',
+      relatedOf: (db, ids) => this.membersOf(db, ids),
+      toDoc: (row, members) => toScimGroup(groupFromRow(row), members, this.baseUrl()),
+    });
+  }
+
+  private readonly reader: ResourceReader<GroupRow, MemberRef>;
 
   private async membersOf(db: Kysely<Database>, ids: string[]): Promise<Map<string, MemberRef[]>> {
     const out = new Map<string, MemberRef[]>();
@@ -55,16 +56,6 @@ export class ScimGroups {
     return out;
   }
 
-  private async docs(db: Kysely<Database>, rows: GroupRow[], withMembers: boolean) {
-    const members = withMembers
-      ? await this.membersOf(
-          db,
-          rows.map((r) => r.id),
-        )
-      : new Map();
-    return rows.map((r) => toScimGroup(groupFromRow(r), members.get(r.id) ?? [], this.baseUrl()));
-  }
-
   private async row(db: Kysely<Database>, id: string, lock: boolean): Promise<GroupRow> {
     if (!looksLikeId(id)) throw scimNotFound('Group', id);
     const q = db.selectFrom('groups').selectAll().where('id', '=', id.toLowerCase());
@@ -76,46 +67,11 @@ export class ScimGroups {
   }
 
   async get(id: string, projection: Projection): Promise<{ doc: Record<string, unknown>; version: number }> {
-    const row = await this.row(this.store.db, id, false);
-    const [doc] = await this.docs(this.store.db, [row], wants(projection, 'members'));
-    return { doc: project(GROUP, doc!, projection), version: Number(row.version) };
+    return this.reader.get(await this.row(this.store.db, id, false), projection);
   }
 
-  async list(q: ListQuery) {
-    const page = pageOf(q);
-    const projection = parseProjection(GROUP, q.attributes, q.excludedAttributes);
-    const filter =
-      q.filter !== undefined && q.filter.trim() !== '' ? parseFilter(GROUP, q.filter) : undefined;
-    const { rows, total } = await this.find(filter, page);
-    const docs = await this.docs(this.store.db, rows, wants(projection, 'members'));
-    return listResponse(
-      total,
-      page,
-      docs.map((d) => project(GROUP, d, projection)),
-    );
-  }
-
-  private async find(filter: Filter | undefined, page: Page): Promise<{ rows: GroupRow[]; total: number }> {
-    const { db } = this.store;
-    const sqlFilter = filter ? filterToSql('Group', this.store.engine, filter) : undefined;
-    let base = db.selectFrom('groups').where('id', 'in', this.lane.managed(db, 'group'));
-    if (sqlFilter?.where) base = base.where(sqlFilter.where);
-    const needMembers = filter ? attributesRead(filter).some((r) => r.attr.name === 'members') : false;
-    return searchPage(page, !filter || sqlFilter!.exact, {
-      rows: ({ limit, offset, after }) => {
-        let q = base.selectAll().orderBy('display_name_key').limit(limit);
-        if (offset) q = q.offset(offset);
-        if (after !== undefined) q = q.where('display_name_key', '>', after);
-        return q.execute();
-      },
-      count: async () =>
-        Number(
-          (await base.select((eb) => eb.fn.countAll<number | string>().as('n')).executeTakeFirstOrThrow()).n,
-        ),
-      sortKey: (row) => row.display_name_key,
-      matching: async (batch) =>
-        (await this.docs(db, batch, needMembers)).map((doc) => matches(GROUP, doc, filter!)),
-    });
+  list(q: ListQuery) {
+    return this.reader.list(q);
   }
 
   async create(ctx: AuditContext, body: unknown): Promise<string> {

@@ -6,21 +6,11 @@ import { looksLikeId } from '../refs.js';
 import { type User, type UserChanges, type UserDirectory, userFromRow } from '../users.js';
 import { coerceResource } from './coerce.js';
 import { invalidValue, scimNotFound } from './errors.js';
-import { attributesRead, type Filter, matches, parseFilter } from './filter.js';
-import { filterToSql } from './filter-sql.js';
 import type { ScimLane } from './lane.js';
 import { applyPatch, parsePatchBody } from './patch.js';
-import { type Projection, parseProjection, project, wants } from './projection.js';
-import {
-  checkIfMatch,
-  forChange,
-  inTransaction,
-  type ListQuery,
-  listResponse,
-  type Page,
-  pageOf,
-  searchPage,
-} from './request.js';
+import type { Projection } from './projection.js';
+import { checkIfMatch, forChange, inTransaction, type ListQuery } from './request.js';
+import { ResourceReader } from './resource-reader.js';
 import { USER } from './schema.js';
 import {
   mergeAttributes,
@@ -39,7 +29,18 @@ export class ScimUsers {
     private readonly baseUrl: () => string,
     /** the connection asking: it sees and changes only its own users */
     private readonly lane: ScimLane,
-  ) {}
+  ) {
+    this.reader = new ResourceReader<UserRow, UserGroupRef>(store, lane, {
+      schema: USER,
+      table: 'users',
+      sortKey: 'user_name_key',
+      related: 'groups',
+      relatedOf: (db, ids) => this.groupsOf(db, ids),
+      toDoc: (row, groups) => toScimUser(userFromRow(row), groups, this.baseUrl()),
+    });
+  }
+
+  private readonly reader: ResourceReader<UserRow, UserGroupRef>;
 
   private async groupsOf(db: Kysely<Database>, ids: string[]): Promise<Map<string, UserGroupRef[]>> {
     const out = new Map<string, UserGroupRef[]>();
@@ -60,16 +61,6 @@ export class ScimUsers {
     return out;
   }
 
-  private async docs(db: Kysely<Database>, rows: UserRow[], withGroups: boolean) {
-    const groups = withGroups
-      ? await this.groupsOf(
-          db,
-          rows.map((r) => r.id),
-        )
-      : new Map();
-    return rows.map((r) => toScimUser(userFromRow(r), groups.get(r.id) ?? [], this.baseUrl()));
-  }
-
   private async row(db: Kysely<Database>, id: string, lock: boolean): Promise<UserRow> {
     if (!looksLikeId(id)) throw scimNotFound('User', id);
     const q = db.selectFrom('users').selectAll().where('id', '=', id.toLowerCase());
@@ -87,54 +78,12 @@ export class ScimUsers {
     return this.row(db, id, true);
   }
 
-  private users(db: Kysely<Database>) {
-    return db.selectFrom('users').where('id', 'in', this.lane.managed(db, 'user'));
-  }
-
   async get(id: string, projection: Projection): Promise<{ doc: Record<string, unknown>; version: number }> {
-    const row = await this.row(this.store.db, id, false);
-    const [doc] = await this.docs(this.store.db, [row], wants(projection, 'groups'));
-    return { doc: project(USER, doc!, projection), version: Number(row.version) };
+    return this.reader.get(await this.row(this.store.db, id, false), projection);
   }
 
-  async list(q: ListQuery) {
-    const page = pageOf(q);
-    const projection = parseProjection(USER, q.attributes, q.excludedAttributes);
-    const filter = q.filter !== undefined && q.filter.trim() !== '' ? parseFilter(USER, q.filter) : undefined;
-    const { rows, total } = await this.find(filter, page);
-    const docs = await this.docs(this.store.db, rows, wants(projection, 'groups'));
-    return listResponse(
-      total,
-      page,
-      docs.map((d) => project(USER, d, projection)),
-    );
-  }
-
-  /**
-   * Simple filters (userName/externalId/id eq, active, dates, names) run as SQL on indexed columns;
-   * the rest are narrowed by SQL and checked in memory, batch by batch, counting every match.
-   */
-  private async find(filter: Filter | undefined, page: Page): Promise<{ rows: UserRow[]; total: number }> {
-    const { db } = this.store;
-    const sqlFilter = filter ? filterToSql('User', this.store.engine, filter) : undefined;
-    let base = this.users(db);
-    if (sqlFilter?.where) base = base.where(sqlFilter.where);
-    const needGroups = filter ? attributesRead(filter).some((r) => r.attr.name === 'groups') : false;
-    return searchPage(page, !filter || sqlFilter!.exact, {
-      rows: ({ limit, offset, after }) => {
-        let q = base.selectAll().orderBy('user_name_key').limit(limit);
-        if (offset) q = q.offset(offset);
-        if (after !== undefined) q = q.where('user_name_key', '>', after);
-        return q.execute();
-      },
-      count: async () =>
-        Number(
-          (await base.select((eb) => eb.fn.countAll<number | string>().as('n')).executeTakeFirstOrThrow()).n,
-        ),
-      sortKey: (row) => row.user_name_key,
-      matching: async (batch) =>
-        (await this.docs(db, batch, needGroups)).map((doc) => matches(USER, doc, filter!)),
-    });
+  list(q: ListQuery) {
+    return this.reader.list(q);
   }
 
   async create(ctx: AuditContext, body: unknown): Promise<string> {
