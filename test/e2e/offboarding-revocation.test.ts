@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditContext } from '../../src/audit/actor.js';
 import { setupSamlAccount } from '../../src/aws/saml-setup.js';
 import { startTestFerry, type TestFerry } from '../support/ferry.js';
-import { awsCli, type LocalAws, startLocalAws } from '../support/local-aws.js';
+import { awsCli, createRevocationUser, type LocalAws, startLocalAws } from '../support/local-aws.js';
 import { CookieJar, getPage, inputValue, signInWithPassword } from '../support/web-form.js';
 
 const ctx: AuditContext = { actor: { type: 'operator', name: 'e2e' } };
@@ -36,33 +36,7 @@ describe('offboarding revokes the live AWS sessions of the person', () => {
 
   beforeAll(async () => {
     aws = await startLocalAws();
-    // Ferry's own IAM user in the account, allowed exactly what docs/offboarding.md asks for.
-    await cliJson(['iam', 'create-user', '--user-name', 'ferry']);
-    await cliJson([
-      'iam',
-      'put-user-policy',
-      '--user-name',
-      'ferry',
-      '--policy-name',
-      'FerrySessionRevocation',
-      '--policy-document',
-      JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [
-          {
-            Effect: 'Allow',
-            Action: ['iam:PutRolePolicy', 'iam:GetRolePolicy', 'iam:DeleteRolePolicy'],
-            // moto matches Resource against "*" for IAM actions, so a role-ARN scope can't be shown here.
-            Resource: '*',
-          },
-        ],
-      }),
-    ]);
-    const key = (await cliJson(['iam', 'create-access-key', '--user-name', 'ferry']))['AccessKey'] as {
-      AccessKeyId: string;
-      SecretAccessKey: string;
-    };
-    ferryKeys = { accessKeyId: key.AccessKeyId, secretAccessKey: key.SecretAccessKey };
+    ferryKeys = await createRevocationUser(aws);
 
     ferry = await startTestFerry('sqlite', {
       config: {

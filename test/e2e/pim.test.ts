@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditContext } from '../../src/audit/actor.js';
 import { setupSamlAccount } from '../../src/aws/saml-setup.js';
 import { startTestFerry, type TestFerry } from '../support/ferry.js';
-import { awsCli, type LocalAws, startLocalAws } from '../support/local-aws.js';
+import { awsCli, createRevocationUser, type LocalAws, startLocalAws } from '../support/local-aws.js';
 import { runFerry, waitFor } from '../support/process.js';
 import {
   CookieJar,
@@ -68,31 +68,7 @@ describe('PIM: request, approve, use, revoke — with the CLI, moto and the AWS 
   beforeAll(async () => {
     home = mkdtempSync(join(tmpdir(), 'ferry-e2e-pim-'));
     aws = await startLocalAws();
-    await cliJson(['iam', 'create-user', '--user-name', 'ferry']);
-    await cliJson([
-      'iam',
-      'put-user-policy',
-      '--user-name',
-      'ferry',
-      '--policy-name',
-      'FerrySessionRevocation',
-      '--policy-document',
-      JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [
-          {
-            Effect: 'Allow',
-            Action: ['iam:PutRolePolicy', 'iam:GetRolePolicy', 'iam:DeleteRolePolicy'],
-            Resource: '*',
-          },
-        ],
-      }),
-    ]);
-    const key = (await cliJson(['iam', 'create-access-key', '--user-name', 'ferry']))['AccessKey'] as {
-      AccessKeyId: string;
-      SecretAccessKey: string;
-    };
-    ferryKeys = { accessKeyId: key.AccessKeyId, secretAccessKey: key.SecretAccessKey };
+    ferryKeys = await createRevocationUser(aws);
     ferry = await startTestFerry('sqlite', {
       config: {
         aws: {

@@ -55,6 +55,60 @@ export async function awsCli(
   }
 }
 
+export interface AwsKeys {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+/** The AWS CLI's JSON answer ({} for none); a non-zero exit throws with its stderr. */
+export async function awsCliJson(
+  localAws: Pick<LocalAws, 'endpoint' | 'region'>,
+  args: string[],
+  credentials?: AwsKeys,
+): Promise<Record<string, unknown>> {
+  const r = await awsCli(localAws, args, credentials);
+  if (r.code !== 0) throw new Error(`aws ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return r.stdout.trim() ? (JSON.parse(r.stdout) as Record<string, unknown>) : {};
+}
+
+/**
+ * Ferry's own IAM user in the local account, allowed exactly what docs/offboarding.md asks for (the
+ * per-person deny policies), and an access key for it.
+ */
+export async function createRevocationUser(
+  localAws: Pick<LocalAws, 'endpoint' | 'region'>,
+): Promise<AwsKeys> {
+  const cli = (args: string[]) => awsCliJson(localAws, args);
+  await cli(['iam', 'create-user', '--user-name', 'ferry']);
+  const policy = {
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Effect: 'Allow',
+        Action: ['iam:PutRolePolicy', 'iam:GetRolePolicy', 'iam:DeleteRolePolicy'],
+        // moto matches Resource against "*" for IAM actions, so a role-ARN scope can't be shown here.
+        Resource: '*',
+      },
+    ],
+  };
+  await cli([
+    'iam',
+    'put-user-policy',
+    '--user-name',
+    'ferry',
+    '--policy-name',
+    'FerrySessionRevocation',
+    '--policy-document',
+    JSON.stringify(policy),
+  ]);
+  const key = (await cli(['iam', 'create-access-key', '--user-name', 'ferry']))['AccessKey'] as {
+    AccessKeyId: string;
+    SecretAccessKey: string;
+  };
+  return { accessKeyId: key.AccessKeyId, secretAccessKey: key.SecretAccessKey };
+}
+
 function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<AwsCliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
