@@ -8,44 +8,15 @@ import { listAudit } from '../../src/audit/ledger.js';
 import { Browser, inputValue } from '../support/browserless.js';
 import { ENGINES } from '../support/db.js';
 import { startTestFerry, type TestFerry } from '../support/ferry.js';
+import { follow, followToClient as followPeopleToClient, type Person } from '../support/oidc-flows.js';
 import { waitFor } from '../support/process.js';
 
 const ctx: AuditContext = { actor: { type: 'operator', name: 'e2e' } };
 const USER = 'test-awsdeveloper@contoso.example';
 const PASSWORD = 'developer-password-42';
 const REDIRECT = 'http://127.0.0.1:9/callback';
-
-/** Signs a Browser in through Ferry's own pages (password step; MFA is off in this tenant). */
-async function signIn(browser: Browser, returnTo: string): Promise<string> {
-  const form = await browser.get(`/signin?return_to=${encodeURIComponent(returnTo)}`);
-  expect(form.status).toBe(200);
-  const res = await browser.post('/signin', {
-    csrf: inputValue(form.text, 'csrf') ?? '',
-    return_to: inputValue(form.text, 'return_to') ?? '',
-    username: USER,
-    password: PASSWORD,
-  });
-  expect(res.status).toBe(303);
-  return res.location!;
-}
-
-/** Follows same-origin redirects (signing in when Ferry asks) until one leaves Ferry. */
-async function followToClient(browser: Browser, start: string): Promise<URL> {
-  let next = start;
-  for (let hop = 0; hop < 15; hop++) {
-    const url = new URL(next, browser.baseUrl);
-    if (url.origin !== new URL(browser.baseUrl).origin) return url;
-    if (url.pathname === '/signin') {
-      next = await signIn(browser, url.searchParams.get('return_to') ?? '/');
-      continue;
-    }
-    const res = await browser.get(url.pathname + url.search);
-    if (!res.location)
-      throw new Error(`GET ${url.pathname} answered ${res.status}: ${res.text.slice(0, 300)}`);
-    next = res.location;
-  }
-  throw new Error('too many redirects');
-}
+const PERSON: Person = { userName: USER, password: PASSWORD };
+const followToClient = (browser: Browser, start: string) => followPeopleToClient(browser, start, PERSON);
 
 describe.each(ENGINES)('OpenID provider on %s, driven by openid-client', (engine) => {
   let ferry: TestFerry;
@@ -487,18 +458,7 @@ describe.each(ENGINES)('OpenID provider on %s, driven by openid-client', (engine
 
 /** After posting a user code: sign in when asked, and stop at the confirmation page. */
 async function followToDevicePage(browser: Browser, start: string) {
-  let next = start;
-  for (let hop = 0; hop < 15; hop++) {
-    const url = new URL(next, browser.baseUrl);
-    if (url.pathname === '/signin') {
-      next = await signIn(browser, url.searchParams.get('return_to') ?? '/');
-      continue;
-    }
-    const res = await browser.get(url.pathname + url.search);
-    if (res.status === 200) return res;
-    if (!res.location)
-      throw new Error(`GET ${url.pathname} answered ${res.status}: ${res.text.slice(0, 300)}`);
-    next = res.location;
-  }
-  throw new Error('too many redirects');
+  const r = await follow(browser, start, PERSON);
+  if ('page' in r) return r.page;
+  throw new Error(`left Ferry for ${r.left.href} before the confirmation page`);
 }

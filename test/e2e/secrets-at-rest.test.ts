@@ -5,6 +5,7 @@ import { Browser, inputValue } from '../support/browserless.js';
 import { copyDatabase, credentialProbe, everyCell } from '../support/credential-probe.js';
 import { ENGINES } from '../support/db.js';
 import { startTestFerry, type TestFerry } from '../support/ferry.js';
+import { followToClient as followPeopleToClient, type Person } from '../support/oidc-flows.js';
 
 // Issue 14, point 2: a copy of the database must not be usable. After a realistic run (browser
 // sign-in, code flow with refresh, the CLI's device flow, a workload's client credentials, admin and
@@ -15,36 +16,9 @@ const ctx: AuditContext = { actor: { type: 'operator', name: 'e2e' } };
 const USER = 'test-awsdeveloper@contoso.example';
 const PASSWORD = 'developer-password-42';
 const REDIRECT = 'http://127.0.0.1:9/callback';
+const PERSON: Person = { userName: USER, password: PASSWORD };
+const followToClient = (browser: Browser, start: string) => followPeopleToClient(browser, start, PERSON);
 const insecure = { execute: [oidc.allowInsecureRequests] };
-
-async function signIn(browser: Browser, returnTo: string): Promise<string> {
-  const form = await browser.get(`/signin?return_to=${encodeURIComponent(returnTo)}`);
-  const res = await browser.post('/signin', {
-    csrf: inputValue(form.text, 'csrf') ?? '',
-    return_to: inputValue(form.text, 'return_to') ?? '',
-    username: USER,
-    password: PASSWORD,
-  });
-  expect(res.status).toBe(303);
-  return res.location!;
-}
-
-async function followToClient(browser: Browser, start: string): Promise<URL> {
-  let next = start;
-  for (let hop = 0; hop < 15; hop++) {
-    const url = new URL(next, browser.baseUrl);
-    if (url.origin !== new URL(browser.baseUrl).origin) return url;
-    if (url.pathname === '/signin') {
-      next = await signIn(browser, url.searchParams.get('return_to') ?? '/');
-      continue;
-    }
-    const res = await browser.get(url.pathname + url.search);
-    if (!res.location)
-      throw new Error(`GET ${url.pathname} answered ${res.status}: ${res.text.slice(0, 300)}`);
-    next = res.location;
-  }
-  throw new Error('too many redirects');
-}
 
 describe.each(ENGINES)('a copy of the database is useless on %s', (engine) => {
   let ferry: TestFerry;

@@ -46,6 +46,13 @@ export async function follow(
   throw new Error('too many redirects');
 }
 
+/** Follows redirects as `follow` does, expecting them to leave Ferry: the URL they left for. */
+export async function followToClient(browser: Browser, start: string, person: Person): Promise<URL> {
+  const r = await follow(browser, start, person);
+  if ('left' in r) return r.left;
+  throw new Error(`stayed on Ferry: a page answered 200: ${r.page.text.slice(0, 300)}`);
+}
+
 /** The person confirms a device's user code in the browser (code entry, confirmation, sign-in). */
 export async function confirmDevice(browser: Browser, verificationUriComplete: string, person: Person) {
   const complete = new URL(verificationUriComplete);
