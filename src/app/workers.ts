@@ -90,14 +90,24 @@ export function startWorkers(
    * batch in parallel, its handlers being idempotent and about different people; the bulk lane one
    * event after another, in order.
    */
+  const draining = new Map<Lane, number>(LANES.map((lane) => [lane, 0]));
   async function drainLane(lane: Lane): Promise<number> {
     let handled = 0;
-    for (;;) {
-      const batch = await claimEvents(store, clock, workerId, lane === 'urgent' ? 16 : 50, 60_000, { lane });
-      if (batch.length === 0) return handled;
-      if (lane === 'urgent') await Promise.all(batch.map(handle));
-      else for (const claimed of batch) await handle(claimed);
-      handled += batch.length;
+    draining.set(lane, draining.get(lane)! + 1);
+    try {
+      for (;;) {
+        // Alone on this lane, nothing of it is in flight here: a row still claimed by this worker lost
+        // its completion or release to a database outage, and is taken back now (not after its lease).
+        const reclaimOwn = draining.get(lane) === 1;
+        const limit = lane === 'urgent' ? 16 : 50;
+        const batch = await claimEvents(store, clock, workerId, limit, 60_000, { lane, reclaimOwn });
+        if (batch.length === 0) return handled;
+        if (lane === 'urgent') await Promise.all(batch.map(handle));
+        else for (const claimed of batch) await handle(claimed);
+        handled += batch.length;
+      }
+    } finally {
+      draining.set(lane, draining.get(lane)! - 1);
     }
   }
 
