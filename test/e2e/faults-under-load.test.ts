@@ -370,13 +370,22 @@ describe('faults under steady mixed load', () => {
     const recoveredMs = Date.now() - restoredAt;
     await sleep(2_000);
     await load.stop();
+    // Claims whose completion the cut swallowed are taken back by their (live) holder at once, not
+    // after their 60 s lease.
+    const stoppedAt = Date.now();
     await waitFor('the outbox to be drained', () => outboxDrained(db.url), {
       timeoutMs: 15_000,
       intervalMs: 250,
     });
+    const drainedMs = Date.now() - stoppedAt;
 
     const effects = await countEffects(db.url, setup, tally);
-    report('pg-restart', tally, effects, `; 20 creates acknowledged ${recoveredMs} ms after the restore`);
+    report(
+      'pg-restart',
+      tally,
+      effects,
+      `; 20 creates acknowledged ${recoveredMs} ms after the restore; outbox drained ${drainedMs} ms after the load stopped`,
+    );
     expectNoLossNoDuplicates(effects, tally);
     // The outage was seen, as 503s, not as errors.
     expect([...tally.statuses].filter(([k]) => k.endsWith(' 503')).length).toBeGreaterThan(0);
