@@ -3,7 +3,7 @@ import { Conflict, InvalidInput, NotFound } from '../errors.js';
 import { errorPage } from '../identity/pages/html.js';
 import { PasswordPolicyViolation, SigninBusy } from '../identity/passwords.js';
 import { Problem } from '../problem.js';
-import { DatabaseUnavailable, isDatabaseUnavailable } from '../store/errors.js';
+import { DatabaseUnavailable, isDatabaseUnavailable, isStorageFull } from '../store/errors.js';
 
 /** Maps any thrown error to an RFC 7807 problem; unknown errors are logged and become a bare 500. */
 export function toProblem(err: unknown): Problem {
@@ -30,7 +30,9 @@ export function toProblem(err: unknown): Problem {
       503,
       'unavailable',
       'Service Unavailable',
-      'the database is unreachable; retry shortly',
+      isStorageFull(err)
+        ? 'the database has no room to write (disk full); retry shortly'
+        : 'the database is unreachable; retry shortly',
     );
   }
   const fe = err as Partial<FastifyError>;
@@ -65,7 +67,9 @@ export function errorHandler(err: FastifyError, req: FastifyRequest, reply: Fast
     // Expected under a flood: one log line each would be the flood's amplifier; the metric counts them.
     reply.header('retry-after', String(err.retryAfterSeconds));
   } else if (problem.status >= 500) {
-    req.log.error({ err }, problem.status === 503 ? 'database unavailable' : 'request failed');
+    // Out of space is logged once by the store (and its recovery), not once per refused request.
+    if (!isStorageFull(err))
+      req.log.error({ err }, problem.status === 503 ? 'database unavailable' : 'request failed');
     if (problem.status === 503) reply.header('retry-after', '5');
   }
   if (wantsHtml(req)) {

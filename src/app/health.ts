@@ -32,6 +32,18 @@ export const operationsRoutes: FastifyPluginAsync<OperationsOptions> = async (ap
           timer = setTimeout(() => reject(new Error('database ping timed out')), timeout);
         }),
       ]);
+      // Reads may work while writes fail for lack of space (SQLite): not ready, with the cause.
+      const writes = (await opts.store.writable?.()) ?? { ok: true as const };
+      if (!writes.ok) {
+        return reply.code(503).header('retry-after', '5').type('application/problem+json').send({
+          type: 'https://ferry.dev/problems/unavailable',
+          title: 'Service Unavailable',
+          status: 503,
+          detail: writes.cause,
+          database: 'not-writable',
+          since: writes.since,
+        });
+      }
       const exports = (await opts.auditExport?.().catch(() => [])) ?? [];
       return {
         status: 'ready',

@@ -40,6 +40,7 @@ import { ENTRA_SIGNIN_PATH, upstreamSigninRoutes } from '../identity/upstream/ro
 import { proxyAppsApi } from '../proxy/routes.js';
 import { type ListenerTimeouts, listenerOptions } from '../proxy/server.js';
 import { sshApi } from '../ssh/routes.js';
+import { isStorageFull } from '../store/errors.js';
 import { AdminAccess } from './admin-access.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { operationsRoutes } from './health.js';
@@ -150,7 +151,10 @@ export async function buildServer(services: Services, options: ServerOptions = {
         detail: `${req.method} ${req.url.split('?')[0]} answered ${reply.statusCode}`,
         evidence: req.id,
       })
-      .catch((err) => req.log.warn({ err }, 'provisioning error not counted'));
+      .catch((err) => {
+        // Out of space is logged once by the store, not once per SCIM request it refuses.
+        if (!isStorageFull(err)) req.log.warn({ err }, 'provisioning error not counted');
+      });
   });
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);

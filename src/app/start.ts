@@ -61,6 +61,11 @@ export async function startFerry(options: StartOptions): Promise<RunningFerry> {
   const store = openStore(config.database.url, {
     poolSize: config.database.poolSize,
     onIdleError: (err) => app?.log.warn({ err: err.message }, 'database connection lost'),
+    // Once when writes start failing for lack of space, once when they work again (issue 16 point 5).
+    onWriteCondition: (c) =>
+      c.ok
+        ? app?.log.warn('database writes work again; ready')
+        : app?.log.error({ cause: c.cause, since: c.since }, 'database out of space: writes answer 503'),
   });
   try {
     await migrateToLatest(store);

@@ -5,6 +5,7 @@ import { Sequencer } from '../audit/sequencer.js';
 import type { DomainEvent, DomainEventType } from '../events.js';
 import { purgeExpiredOidcArtifacts } from '../federation/oidc/adapter.js';
 import { OIDC_SIGNING_PURPOSES } from '../federation/oidc/provider.js';
+import { isStorageFull } from '../store/errors.js';
 import {
   type ClaimedEvent,
   claimEvents,
@@ -56,6 +57,10 @@ export function startWorkers(
   } = {},
 ): Workers {
   const workerId = randomUUID();
+  // Out of space is reported once by the store (and when it ends), not by every retry of every loop.
+  const warn = (err: unknown, fields: Record<string, unknown>, msg: string) => {
+    if (!isStorageFull(err)) log.warn({ ...fields, err: fields.err ?? err }, msg);
+  };
   const { store, clock } = services;
   // Seals committed audit events into the signed Merkle tree: woken by this process's appends,
   // polling for other instances'; one instance at a time holds its lease.
@@ -75,7 +80,7 @@ export function startWorkers(
       for (const handler of handlers[claimed.event.type] ?? []) await handler(claimed.event, meta);
       await completeEvent(store, clock, claimed.id, workerId);
     } catch (err) {
-      log.warn({ err, eventId: claimed.id, type: claimed.event.type }, 'outbox handler failed; will retry');
+      warn(err, { eventId: claimed.id, type: claimed.event.type }, 'outbox handler failed; will retry');
       await failEvent(store, clock, claimed.id, workerId, claimed.attempts, (err as Error).message);
     }
   }
@@ -85,14 +90,24 @@ export function startWorkers(
    * batch in parallel, its handlers being idempotent and about different people; the bulk lane one
    * event after another, in order.
    */
+  const draining = new Map<Lane, number>(LANES.map((lane) => [lane, 0]));
   async function drainLane(lane: Lane): Promise<number> {
     let handled = 0;
-    for (;;) {
-      const batch = await claimEvents(store, clock, workerId, lane === 'urgent' ? 16 : 50, 60_000, { lane });
-      if (batch.length === 0) return handled;
-      if (lane === 'urgent') await Promise.all(batch.map(handle));
-      else for (const claimed of batch) await handle(claimed);
-      handled += batch.length;
+    draining.set(lane, draining.get(lane)! + 1);
+    try {
+      for (;;) {
+        // Alone on this lane, nothing of it is in flight here: a row still claimed by this worker lost
+        // its completion or release to a database outage, and is taken back now (not after its lease).
+        const reclaimOwn = draining.get(lane) === 1;
+        const limit = lane === 'urgent' ? 16 : 50;
+        const batch = await claimEvents(store, clock, workerId, limit, 60_000, { lane, reclaimOwn });
+        if (batch.length === 0) return handled;
+        if (lane === 'urgent') await Promise.all(batch.map(handle));
+        else for (const claimed of batch) await handle(claimed);
+        handled += batch.length;
+      }
+    } finally {
+      draining.set(lane, draining.get(lane)! - 1);
     }
   }
 
@@ -120,7 +135,7 @@ export function startWorkers(
     state.busy = true;
     state.again = false;
     state.running = drainLane(lane)
-      .catch((err) => log.warn({ err: (err as Error).message, lane }, 'outbox drain failed; retrying'))
+      .catch((err) => warn(err, { err: (err as Error).message, lane }, 'outbox drain failed; retrying'))
       .finally(() => {
         state.busy = false;
         if (state.again) kick(lane);
@@ -183,7 +198,7 @@ export function startWorkers(
       }
     } catch (err) {
       // The database may be away; the next tick tries again.
-      log.warn({ err: (err as Error).message }, 'background work failed; retrying');
+      warn(err, { err: (err as Error).message }, 'background work failed; retrying');
     }
   };
 
@@ -205,7 +220,7 @@ export function startWorkers(
     // stops beating are taken over by the others (store/outbox.ts).
     const beatOnce = () =>
       heartbeat(store.db, clock, workerId).catch((err) =>
-        log.warn({ err: (err as Error).message }, 'worker heartbeat failed; retrying'),
+        warn(err, { err: (err as Error).message }, 'worker heartbeat failed; retrying'),
       );
     void beatOnce();
     beat = setInterval(beatOnce, 1_000);

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
 import { addMs, type Clock, iso } from '../clock.js';
 import type { AuditSigningKeys } from '../keys/audit-signing-keys.js';
+import { isStorageFull } from '../store/errors.js';
 import type { Store } from '../store/open.js';
 import type { Database } from '../store/schema.js';
 import { eventFromRow, leafHashOf, onAuditAppended } from './ledger.js';
@@ -246,7 +247,7 @@ export class Sequencer {
     try {
       if (woken || (await this.#anyUnsealed())) await this.sealAll();
     } catch (err) {
-      this.#deps.log?.warn({ err }, 'audit sequencer: sealing failed; retrying');
+      if (!isStorageFull(err)) this.#deps.log?.warn({ err }, 'audit sequencer: sealing failed; retrying');
     } finally {
       this.#busy = false;
       if (this.#again) {

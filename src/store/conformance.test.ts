@@ -297,6 +297,16 @@ describe.each(ENGINES)('storage conformance on %s', (engine) => {
       expect(row.claimed_by).toBe('worker-b');
     });
 
+    it('a live worker takes back its own orphaned claims when nothing of the lane is in flight with it', async () => {
+      const [id] = await enqueue([membershipRemoved('u-1')]);
+      expect((await claimEvents(store, clock, 'worker-a', 10, 60_000)).map((e) => e.id)).toEqual([id]);
+      // Its completion never reached the database (the connection died under it); worker-a lives on.
+      expect(await claimEvents(store, clock, 'worker-a', 10, 60_000)).toEqual([]);
+      expect(await claimEvents(store, clock, 'worker-b', 10, 60_000, { reclaimOwn: true })).toEqual([]);
+      const again = await claimEvents(store, clock, 'worker-a', 10, 60_000, { reclaimOwn: true });
+      expect(again.map((e) => ({ id: e.id, attempts: e.attempts }))).toEqual([{ id, attempts: 2 }]);
+    });
+
     it('a completed event never comes back', async () => {
       const [id, other] = await enqueue([membershipRemoved('u-1'), membershipRemoved('u-2')]);
       const claimed = await claimEvents(store, clock, 'worker-a', 1, 30_000);

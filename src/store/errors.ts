@@ -23,6 +23,9 @@ const unavailableCodes = new Set([
   'SQLITE_BUSY',
   'SQLITE_CANTOPEN',
   'SQLITE_IOERR',
+  // Out of space (issue 16 point 5): writes answer 503 and /readyz reports it until space returns.
+  'SQLITE_FULL',
+  '53100', // disk_full
 ]);
 
 const unavailableMessages = [
@@ -42,6 +45,19 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   const inner = (err as { errors?: unknown[] }).errors; // AggregateError from dual-stack connects
   if (Array.isArray(inner) && inner.some(isDatabaseUnavailable)) return true;
   return err.cause !== undefined && err.cause !== err && isDatabaseUnavailable(err.cause);
+}
+
+const storageFullCodes = new Set(['SQLITE_FULL', '53100', 'ENOSPC']);
+
+/**
+ * The database has no room to write (SQLite's SQLITE_FULL, PostgreSQL's disk_full). The store reports
+ * it once (and its recovery) and /readyz names it, so callers answer 503 without logging it again.
+ */
+export function isStorageFull(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && storageFullCodes.has(code)) return true;
+  return err.cause !== undefined && err.cause !== err && isStorageFull(err.cause);
 }
 
 /** A unique constraint was violated: the caller maps it to 409. */

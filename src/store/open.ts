@@ -1,4 +1,4 @@
-import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, statfsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import {
@@ -8,10 +8,12 @@ import {
   Kysely,
   PostgresDialect,
   SqliteDialect,
+  type SqliteDialectConfig,
   type SqliteDriver,
   sql,
 } from 'kysely';
 import pg from 'pg';
+import { isStorageFull } from './errors.js';
 import type { Database } from './schema.js';
 
 export type Engine = 'sqlite' | 'postgres';
@@ -28,12 +30,21 @@ export interface Store {
    * `onNotify` once with no payload: something may have been missed). Returns how to stop.
    */
   listen?(channel: string, onNotify: (payload: string | undefined) => void): () => Promise<void>;
+  /**
+   * SQLite only: whether writes can succeed. After a write failed for lack of space it is not
+   * writable until a probe (run at most once a second, here and in the background) finds room again.
+   */
+  writable?(): Promise<WriteCondition>;
 }
+
+export type WriteCondition = { ok: true } | { ok: false; cause: string; since: string };
 
 export interface StoreOptions {
   /** Called for errors on idle pooled connections (e.g. the server went away); never crash on them. */
   onIdleError?: (err: Error) => void;
   poolSize?: number;
+  /** Called once when writes start failing for lack of space, and once when they work again. */
+  onWriteCondition?: (condition: WriteCondition) => void;
 }
 
 export class InvalidDatabaseUrl extends Error {
@@ -55,10 +66,72 @@ export function redactUrl(url: string): string {
 }
 
 export function openStore(url: string, options: StoreOptions = {}): Store {
-  return engineOf(url) === 'sqlite' ? openSqlite(url) : openPostgres(url, options);
+  return engineOf(url) === 'sqlite' ? openSqlite(url, options) : openPostgres(url, options);
 }
 
-function openSqlite(url: string): Store {
+/** How much room a probe asks for before writes count as working again. */
+const PROBE_BYTES = 256 * 1024;
+/** Thrown inside the probe's transaction to roll it back once the space was found. */
+const PROBE_DONE = Symbol('probe done');
+
+/**
+ * Tracks whether SQLite can write (issue 16 point 5). A SQLITE_FULL from any statement marks it full
+ * (reported once, with its cause); a probe then looks for room at most once a second: free space on
+ * the file system, and a rolled-back insert of PROBE_BYTES that must get its pages (which is what
+ * fails under max_page_count or a quota SQLite sees as full). Successful writes alone don't end it:
+ * an in-place update can succeed while every insert fails, and the state would flap.
+ */
+class WriteHealth {
+  #failure: { cause: string; since: string } | undefined;
+  #lastProbe = 0;
+  #probing: Promise<void> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly probe: () => Promise<void>,
+    private readonly onChange: (condition: WriteCondition) => void,
+  ) {}
+
+  failed(err: unknown): void {
+    if (this.#failure) return;
+    const e = err as { code?: string; message?: string };
+    this.#failure = {
+      cause: `database writes fail: out of space (${e.code ?? 'error'}: ${e.message ?? String(err)})`,
+      since: new Date().toISOString(),
+    };
+    this.#lastProbe = Date.now();
+    this.onChange({ ok: false, ...this.#failure });
+    this.#timer = setInterval(() => void this.check(), 2_000);
+    this.#timer.unref();
+  }
+
+  async check(): Promise<WriteCondition> {
+    if (this.#failure && !this.#probing && Date.now() - this.#lastProbe >= 1_000) {
+      this.#lastProbe = Date.now();
+      this.#probing = this.probe()
+        .then(
+          () => {
+            if (!this.#failure) return;
+            this.#failure = undefined;
+            clearInterval(this.#timer);
+            this.onChange({ ok: true });
+          },
+          () => {}, // still full: the failure stays as first reported
+        )
+        .finally(() => {
+          this.#probing = undefined;
+        });
+    }
+    await this.#probing;
+    return this.#failure ? { ok: false, ...this.#failure } : { ok: true };
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+}
+
+function openSqlite(url: string, options: StoreOptions): Store {
   const path = url.slice('sqlite:'.length);
   const file = path === ':memory:' ? ':memory:' : resolve(path);
   if (file !== ':memory:') createPrivately(file);
@@ -67,14 +140,58 @@ function openSqlite(url: string): Store {
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('synchronous = NORMAL');
-  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: sqlite }) });
+  // Test seam (issue 16 point 5): a real SQLITE_FULL without filling a disk. The file may grow by this
+  // many pages past its size at open (PRAGMA max_page_count), then every allocation fails as on a
+  // full disk. Only the fault tests set it.
+  const headroom = Number(process.env.FERRY_TEST_SQLITE_HEADROOM_PAGES ?? '');
+  if (Number.isInteger(headroom) && headroom > 0) {
+    sqlite.pragma(`max_page_count = ${Number(sqlite.pragma('page_count', { simple: true })) + headroom}`);
+  }
+  let db: Kysely<Database>;
+  const health = new WriteHealth(
+    async () => {
+      if (file !== ':memory:') {
+        const fs = statfsSync(dirname(file));
+        if (fs.bavail * fs.bsize < PROBE_BYTES) throw new Error('file system full');
+      }
+      try {
+        await db.transaction().execute(async (trx) => {
+          await sql`create table ferry_space_probe (b blob)`.execute(trx);
+          await sql`insert into ferry_space_probe values (zeroblob(${PROBE_BYTES}))`.execute(trx);
+          throw PROBE_DONE;
+        });
+      } catch (err) {
+        if (err !== PROBE_DONE) throw err;
+      }
+    },
+    (condition) => options.onWriteCondition?.(condition),
+  );
+  db = new Kysely<Database>({
+    dialect: new ImmediateSqliteDialect({
+      database: sqlite,
+      // Every statement's SQLITE_FULL reaches the health tracker, whoever ran it.
+      onCreateConnection: async (connection) => {
+        const execute = connection.executeQuery.bind(connection);
+        connection.executeQuery = async (query) => {
+          try {
+            return await execute(query);
+          } catch (err) {
+            if (isStorageFull(err)) health.failed(err);
+            throw err;
+          }
+        };
+      },
+    }),
+  });
   return {
     db,
     engine: 'sqlite',
     async ping() {
       await sql`select 1`.execute(db);
     },
+    writable: () => health.check(),
     async close() {
+      health.stop();
       await db.destroy();
     },
   };
@@ -101,10 +218,25 @@ function createPrivately(file: string): void {
  * beside a running server) wrote in between; an immediate one waits for busy_timeout instead.
  */
 class ImmediateSqliteDialect extends SqliteDialect {
+  readonly #sqlite: SqliteDatabase.Database;
+
+  constructor(config: SqliteDialectConfig & { database: SqliteDatabase.Database }) {
+    super(config);
+    this.#sqlite = config.database;
+  }
+
   override createDriver(): Driver {
     const driver = super.createDriver() as SqliteDriver;
     driver.beginTransaction = async (connection: DatabaseConnection) => {
       await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+    };
+    // SQLite ends a transaction by itself on some errors (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM):
+    // a ROLLBACK then fails with "cannot rollback - no transaction is active", and Kysely would throw
+    // that instead of the error that explains what happened (issue 16 point 5).
+    const sqlite = this.#sqlite;
+    driver.rollbackTransaction = async (connection: DatabaseConnection) => {
+      if (!sqlite.inTransaction) return;
+      await connection.executeQuery(CompiledQuery.raw('rollback'));
     };
     return driver;
   }

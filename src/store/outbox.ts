@@ -99,6 +99,13 @@ export interface ClaimOptions {
    * not after its lease (default 5 s; heartbeats are every second, see heartbeat()).
    */
   deadAfterMs?: number;
+  /**
+   * The caller has nothing of this lane in flight: events still claimed by `workerId` are orphans (their
+   * completion or release never reached the database, e.g. the connection died under it, or the claim
+   * committed but its answer was lost) and are claimable at once, not after their lease. Without it a
+   * live instance sat out its own 60 s lease after every database outage (issue 16 point 5).
+   */
+  reclaimOwn?: boolean;
 }
 
 export const DEAD_AFTER_MS = 5_000;
@@ -135,6 +142,7 @@ export async function claimEvents(
             'in',
             eb.selectFrom('worker_instances').select('id').where('heartbeat_at', '<', deadSince),
           ),
+          ...(options.reclaimOwn ? [eb('claimed_by', '=', workerId)] : []),
         ]),
       )
       .orderBy('created_at')

@@ -10,6 +10,7 @@ import { sha256Hex } from '../../identity/secrets.js';
 import type { Session } from '../../identity/sessions.js';
 import type { MasterKey } from '../../keys/master-key.js';
 import type { SigningKey, SigningKeyPurpose, SigningKeys } from '../../keys/signing-keys.js';
+import { isDatabaseUnavailable, isStorageFull } from '../../store/errors.js';
 import type { Store } from '../../store/open.js';
 import { linkGrantToSession, StoreAdapter, sessionOfGrant, tokenHandle } from './adapter.js';
 import { CLI_CLIENT, grantNameOf, type OidcClients, REQUIRE_PKCE_METADATA } from './clients.js';
@@ -21,6 +22,8 @@ export { ACR, acrOf } from '../../authn/amr.js';
 
 /** Where grant.success leaves the commit of its `oidc.token.issued` record for the response to await. */
 const ISSUED_AUDIT = Symbol('ferry.oidc.issuedAudit');
+/** The error behind a server_error response, kept to tell an unavailable database from a fault. */
+const SERVER_ERROR = Symbol('ferry.oidc.serverError');
 
 /** The resource indicator (RFC 8707 wants an absolute URI) that asks for such a token. */
 export const STS_RESOURCE = 'https://sts.amazonaws.com';
@@ -342,20 +345,41 @@ export class OidcIssuer {
       o.store.db.transaction().execute((trx) => appendAudit(trx, o.store.engine, o.clock, input));
     provider.use(async (ctx, next) => {
       await next();
-      const pending = (ctx as unknown as Record<symbol, Promise<unknown> | undefined>)[ISSUED_AUDIT];
-      if (!pending) return;
-      try {
-        await pending;
-      } catch (err) {
-        // Every issued credential is recorded, or not issued: the token stays in this process.
-        this.onError(err, 'audit oidc.token.issued');
-        ctx.status = 500;
-        ctx.set('cache-control', 'no-store');
-        ctx.body = {
-          error: 'server_error',
-          error_description: 'the token could not be recorded, so it was not issued',
-        };
+      const state = ctx as unknown as Record<symbol, unknown>;
+      const pending = state[ISSUED_AUDIT] as Promise<unknown> | undefined;
+      if (pending) {
+        try {
+          await pending;
+        } catch (err) {
+          // Every issued credential is recorded, or not issued: the token stays in this process.
+          if (!isStorageFull(err)) this.onError(err, 'audit oidc.token.issued');
+          ctx.set('cache-control', 'no-store');
+          ctx.status = 500;
+          ctx.body = {
+            error: 'server_error',
+            error_description: 'the token could not be recorded, so it was not issued',
+          };
+          state[SERVER_ERROR] = err;
+        }
       }
+      // The database is away or full: 503 with Retry-After (RFC 6749's temporarily_unavailable), as
+      // every other endpoint answers, not a 500 that reads as a fault in Ferry.
+      if (ctx.status === 500 && isDatabaseUnavailable(state[SERVER_ERROR])) {
+        ctx.status = 503;
+        ctx.set('retry-after', '5');
+        const body = ctx.body as { error?: string } | undefined;
+        if (body && typeof body === 'object' && body.error === 'server_error') {
+          ctx.body = {
+            error: 'temporarily_unavailable',
+            error_description: isStorageFull(state[SERVER_ERROR])
+              ? 'the database has no room to write; retry shortly'
+              : 'the database is unreachable; retry shortly',
+          };
+        }
+      }
+    });
+    provider.on('server_error', (ctx: KoaContextWithOIDC, err: unknown) => {
+      (ctx as unknown as Record<symbol, unknown>)[SERVER_ERROR] = err;
     });
     provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
       const client = ctx.oidc.client?.clientId ?? null;

@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { Conflict, InvalidInput, NotFound } from '../../errors.js';
-import { DatabaseUnavailable, isDatabaseUnavailable } from '../../store/errors.js';
+import { DatabaseUnavailable, isDatabaseUnavailable, isStorageFull } from '../../store/errors.js';
 import type { Store } from '../../store/open.js';
 import { auditContextOf } from '../admin-auth.js';
 import type { GroupDirectory } from '../groups.js';
@@ -43,7 +43,12 @@ export function toScimError(err: unknown): ScimError {
     return new ScimError(400, err.message, 'invalidValue');
   }
   if (err instanceof DatabaseUnavailable || isDatabaseUnavailable(err)) {
-    return new ScimError(503, 'the database is unreachable; retry shortly');
+    return new ScimError(
+      503,
+      isStorageFull(err)
+        ? 'the database has no room to write (disk full); retry shortly'
+        : 'the database is unreachable; retry shortly',
+    );
   }
   const fe = err as Partial<FastifyError>;
   if (fe.validation) return invalidSyntax(fe.message ?? 'invalid request');
@@ -91,7 +96,7 @@ export const scimRoutes: FastifyPluginAsync<ScimRoutesOptions> = async (app, opt
 
   app.setErrorHandler((err, req, reply) => {
     const e = toScimError(err);
-    if (e.status >= 500) req.log.error({ err }, 'SCIM request failed');
+    if (e.status >= 500 && !isStorageFull(err)) req.log.error({ err }, 'SCIM request failed');
     if (e.status === 503) reply.header('retry-after', '5');
     return reply.code(e.status).type(SCIM_JSON).send(e.body());
   });
