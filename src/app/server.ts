@@ -4,7 +4,7 @@ import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
-import { PERMISSIONS } from '../access/admin-roles.js';
+import { type Permission, PERMISSIONS } from '../access/admin-roles.js';
 import { myAccessApi } from '../access/my-access-routes.js';
 import { pimPages } from '../access/pim/pages.js';
 import { pimApi } from '../access/pim/routes.js';
@@ -41,6 +41,7 @@ import { proxyAppsApi } from '../proxy/routes.js';
 import { type ListenerTimeouts, listenerOptions } from '../proxy/server.js';
 import { sshApi } from '../ssh/routes.js';
 import { AdminAccess } from './admin-access.js';
+import { AdminRefusals } from './admin-refusals.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { operationsRoutes } from './health.js';
 import type { Services } from './services.js';
@@ -167,6 +168,12 @@ export async function buildServer(services: Services, options: ServerOptions = {
     apiTokens: services.apiTokens,
     person: browserPerson,
     access: services.access,
+    refusals: new AdminRefusals(services.store, services.clock, metrics.registry),
+    principalOf: async (userId) =>
+      principalOf(services.store.db, userId, null).catch((err: unknown) => {
+        if (err instanceof NotFound) return null;
+        throw err;
+      }),
   });
   await app.register(fastifySwagger, {
     hideUntagged: true,
@@ -232,6 +239,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     authenticate: admin.guard({ read: 'users:read', write: 'users:write' }),
     permissions: PERMISSIONS,
     permissionsOf: (req) => admin.permissionsOfRequest(req),
+    tokenBounds: (req, wanted) => admin.tokenBounds(req, wanted as Permission[]),
     authorizeMembership: async (req, reply, groupRef) => {
       const group = await services.groups.get(groupRef);
       if (await services.adminRoles.groupHoldsAdminRole(group.id))
@@ -294,6 +302,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     authenticateAdmin: admin.guard({ read: 'pim:read', write: 'pim:write' }),
     auditContext: auditContextOf,
     requirePermission: (req, reply, permission) => admin.authorize(req, reply, permission),
+    authorizeApprover: (req, named) => admin.authorizePersonOr(req, 'approvals:decide', named),
     groupHoldsAdminRole: (groupId) => services.adminRoles.groupHoldsAdminRole(groupId),
     resolvePrincipal: async (type, ref) => {
       if (type === 'group') {

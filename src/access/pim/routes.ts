@@ -29,6 +29,11 @@ export interface PimApiOptions {
   auditContext: (req: FastifyRequest) => AuditContext;
   /** a second permission a route needs for some inputs (admin-roles:write to make an admin role eligible) */
   requirePermission: (req: FastifyRequest, reply: FastifyReply, permission: Permission) => Promise<void>;
+  /**
+   * Answering a request needs `approvals:decide` (admin-access.ts), unless the person is `named` as
+   * one of its approvers; throws a 403 problem (audited) otherwise (docs/decisions/0041).
+   */
+  authorizeApprover: (req: FastifyRequest, named: boolean) => Promise<void>;
   /** does membership of this group carry an admin role (access/admin-roles.ts)? */
   groupHoldsAdminRole: (groupId: string) => Promise<boolean>;
   /** resolves a group or user name (or id); throws NotFound */
@@ -438,6 +443,19 @@ export const pimApi: FastifyPluginAsync<PimApiOptions> = async (app, opts) => {
     },
   );
 
+  /**
+   * Approve and deny declare approvals:decide. A person named as approver of this request may answer it
+   * without the permission, except when it would make someone an administrator (an admin role, or a
+   * group that carries one): granting admin rights is an admin act, so the approver must hold
+   * approvals:decide through decide() too (conditional access on admin:* applies). The domain then
+   * still requires being named, and never one's own request.
+   */
+  const mayDecide: PreHandler = async (req) => {
+    const a = await activations.get((req.params as { id: string }).id);
+    const named = isApprover(a.approvers, person(req)) && !(await grantsAdminRole(a));
+    await opts.authorizeApprover(req, named);
+  };
+
   const answer = (
     path: 'approve' | 'deny' | 'cancel' | 'revoke',
     summary: string,
@@ -449,6 +467,9 @@ export const pimApi: FastifyPluginAsync<PimApiOptions> = async (app, opts) => {
       `/pim/activations/:id/${path}`,
       {
         onRequest: path === 'revoke' ? callerOrAdmin : opts.authenticateCaller,
+        ...(path === 'approve' || path === 'deny'
+          ? { config: { permission: 'approvals:decide' as const }, preHandler: mayDecide }
+          : {}),
         schema: {
           tags,
           summary,
