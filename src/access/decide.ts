@@ -35,7 +35,10 @@ export interface AccessDeciderOptions {
   activations?: {
     activeFor(userId: string): Promise<ActiveGrant[]>;
     /** PIM beyond roles (0024): live activations of permission sets and SSH logins */
-    activeTargetsFor?(userId: string, kinds?: Array<'permission-set' | 'ssh' | 'group'>): Promise<ActiveTarget[]>;
+    activeTargetsFor?(
+      userId: string,
+      kinds?: Array<'permission-set' | 'ssh' | 'group'>,
+    ): Promise<ActiveTarget[]>;
   };
   /** conditional access, applied after the assignment answer */
   policies?: ConditionalAccessEngine;

@@ -4,7 +4,7 @@ import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
-import { type Permission, PERMISSIONS } from '../access/admin-roles.js';
+import { PERMISSIONS, type Permission } from '../access/admin-roles.js';
 import { myAccessApi } from '../access/my-access-routes.js';
 import { pimPages } from '../access/pim/pages.js';
 import { pimApi } from '../access/pim/routes.js';
@@ -44,6 +44,7 @@ import { AdminAccess } from './admin-access.js';
 import { AdminRefusals } from './admin-refusals.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { operationsRoutes } from './health.js';
+import { recordRoutes } from './route-permissions.js';
 import type { Services } from './services.js';
 import { sessionApi } from './session-routes.js';
 import { tenantApi } from './tenant-routes.js';
@@ -124,6 +125,8 @@ export async function buildServer(services: Services, options: ServerOptions = {
     },
   });
 
+  // Every route, as registered: the admin-route walk checks each declares a permission (0041).
+  recordRoutes(app);
   app.decorateRequest('actor', null as never);
   app.decorateRequest('caller', null);
   app.addHook('onRequest', async (req, reply) => {
