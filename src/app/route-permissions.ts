@@ -32,8 +32,8 @@ export const registeredRoutes = (app: FastifyInstance): readonly RegisteredRoute
  * - `public`: anyone (what SSH servers fetch; the device sign-in, which checks a password itself);
  * - `self`: a person or workload acting for themself (their access, credentials, sessions, requests);
  * - `named`: a person named on the object (approver of the request, reviewer of the campaign); PIM
- *   approve/deny also declare `approvals:decide`, which admits anyone holding it past the guard, and is
- *   required of named approvers of admin-role requests (docs/decisions/0041).
+ *   approve/deny also declare `approvals:decide`: anyone else is refused (and audited) unless they hold
+ *   it, and the domain still answers only a named approver (docs/decisions/0041).
  */
 export const NON_ADMIN_ROUTES: Record<string, { kind: 'public' | 'self' | 'named'; why: string }> = {
   'GET /api/v1/ssh/ca.pub': { kind: 'public', why: 'the TrustedUserCAKeys file servers fetch' },
@@ -46,6 +46,10 @@ export const NON_ADMIN_ROUTES: Record<string, { kind: 'public' | 'self' | 'named
   'GET /api/v1/session': { kind: 'self', why: 'the signed-in browser: who it is, CSRF token, admin roles' },
   'POST /api/v1/aws/credentials': { kind: 'self', why: 'AWS credentials for the caller, as decide() allows' },
   'GET /api/v1/aws/entitlements': { kind: 'self', why: 'the AWS roles the caller may use' },
+  'GET /api/v1/aws/permission-set-entitlements': {
+    kind: 'self',
+    why: 'the Identity Center permission sets the caller may use',
+  },
   'GET /api/v1/access/mine': { kind: 'self', why: 'the apps and SSH logins the caller may use' },
   'GET /api/v1/me/sessions': { kind: 'self', why: 'the caller’s own sessions' },
   'POST /api/v1/me/sessions/:id/revoke': { kind: 'self', why: 'signs out one of the caller’s sessions' },
@@ -55,11 +59,11 @@ export const NON_ADMIN_ROUTES: Record<string, { kind: 'public' | 'self' | 'named
   'POST /api/v1/pim/activations/:id/cancel': { kind: 'self', why: 'the requester withdraws their request' },
   'POST /api/v1/pim/activations/:id/approve': {
     kind: 'named',
-    why: 'an approver named on the request (approvals:decide for admin-role requests)',
+    why: 'an approver named on the request; others need approvals:decide',
   },
   'POST /api/v1/pim/activations/:id/deny': {
     kind: 'named',
-    why: 'an approver named on the request (approvals:decide for admin-role requests)',
+    why: 'an approver named on the request; others need approvals:decide',
   },
   'POST /api/v1/reviews/:id/items/:item/decision': {
     kind: 'named',
