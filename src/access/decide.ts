@@ -348,7 +348,11 @@ export class AccessDecider {
     ).filter((a) => a.role === role);
     // A membership PIM made (a group activation) ends with its activation, however the row reads now.
     const activatedGroups = new Map<string, string>();
-    for (const t of (await this.options.activations?.activeTargetsFor?.(principal.id, ['group'])) ?? []) {
+    const viaGroup = standing.some((a) => a.principalType === 'group');
+    const groupTargets = viaGroup
+      ? ((await this.options.activations?.activeTargetsFor?.(principal.id, ['group'])) ?? [])
+      : [];
+    for (const t of groupTargets) {
       const groupId = t.accountId.startsWith('group:') ? t.accountId.slice('group:'.length) : t.accountId;
       const prev = activatedGroups.get(groupId);
       if (!prev || t.expiresAt > prev) activatedGroups.set(groupId, t.expiresAt);

@@ -111,7 +111,7 @@ export class AdminAccess {
     }
     // A token a person made can do no more than that person holds now (an activation that ended, a
     // role removed, the person disabled: the token loses it too).
-    if (token.creatorUserId !== null && !(await this.creatorGrants(token)).has(permission)) {
+    if (token.creatorUserId !== null && !(await this.creatorHolds(token.creatorUserId, permission))) {
       reply.header('www-authenticate', `Bearer error="insufficient_scope", scope="${permission}"`);
       return this.refuse(
         req,
@@ -137,6 +137,15 @@ export class AdminAccess {
   ): Promise<never> {
     await this.deps.refusals?.record(req, { permission, reason, detail: problem.message });
     throw problem;
+  }
+
+  /** Does a token's creator hold this permission now by grant (first role that gives it wins)? */
+  private async creatorHolds(userId: string, permission: Permission): Promise<boolean> {
+    const principal = await this.deps.principalOf?.(userId);
+    if (!principal) return false;
+    for (const role of rolesGranting(permission))
+      if (await this.deps.access.adminRoleGrant(principal, role)) return true;
+    return false;
   }
 
   /**
