@@ -35,7 +35,10 @@ export interface AccessDeciderOptions {
   activations?: {
     activeFor(userId: string): Promise<ActiveGrant[]>;
     /** PIM beyond roles (0024): live activations of permission sets and SSH logins */
-    activeTargetsFor?(userId: string, kinds?: Array<'permission-set' | 'ssh'>): Promise<ActiveTarget[]>;
+    activeTargetsFor?(
+      userId: string,
+      kinds?: Array<'permission-set' | 'ssh' | 'group'>,
+    ): Promise<ActiveTarget[]>;
   };
   /** conditional access, applied after the assignment answer */
   policies?: ConditionalAccessEngine;
@@ -326,6 +329,47 @@ export class AccessDecider {
       effect: 'deny',
       reasons: [{ source: 'assignment', message: `no assignment gives ${principal.userName} ${name}` }],
     };
+  }
+
+  /**
+   * How a person holds an admin role by grant alone, sign-in conditions aside (conditional access and
+   * the role's built-in requirement judge a sign-in; a token has none): `{until: null}` standing,
+   * `{until}` through a live PIM activation of `admin:<role>` or of a group that carries it (its end;
+   * the latest when several), null not at all. Admin API tokens a person made are bounded by this at
+   * creation and at every use (docs/decisions/0041).
+   */
+  async adminRoleGrant(principal: Principal, role: string): Promise<{ until: string | null } | null> {
+    if (!isAdminRole(role) || principal.kind !== 'user' || !principal.active) return null;
+    const standing = (
+      (await this.options.adminRoles?.forPrincipal(
+        principal.id,
+        principal.groups.map((g) => g.id),
+      )) ?? []
+    ).filter((a) => a.role === role);
+    // A membership PIM made (a group activation) ends with its activation, however the row reads now.
+    const activatedGroups = new Map<string, string>();
+    const viaGroup = standing.some((a) => a.principalType === 'group');
+    const groupTargets = viaGroup
+      ? ((await this.options.activations?.activeTargetsFor?.(principal.id, ['group'])) ?? [])
+      : [];
+    for (const t of groupTargets) {
+      const groupId = t.accountId.startsWith('group:') ? t.accountId.slice('group:'.length) : t.accountId;
+      const prev = activatedGroups.get(groupId);
+      if (!prev || t.expiresAt > prev) activatedGroups.set(groupId, t.expiresAt);
+    }
+    let until: string | null | undefined;
+    const later = (at: string) => {
+      if (until === null) return;
+      if (until === undefined || at > until) until = at;
+    };
+    for (const a of standing) {
+      const activated = a.principalType === 'group' ? activatedGroups.get(a.principalId) : undefined;
+      if (activated === undefined) return { until: null };
+      later(activated);
+    }
+    for (const g of await this.activationsOf(principal))
+      if (g.accountId === ADMIN_ACCOUNT && g.roleName === role) later(g.expiresAt);
+    return until === undefined ? null : { until };
   }
 
   /** The logins the principal may use on a host, each with its decision (for picking a default login). */

@@ -4,7 +4,7 @@ import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
-import { PERMISSIONS } from '../access/admin-roles.js';
+import { PERMISSIONS, type Permission } from '../access/admin-roles.js';
 import { myAccessApi } from '../access/my-access-routes.js';
 import { pimPages } from '../access/pim/pages.js';
 import { pimApi } from '../access/pim/routes.js';
@@ -42,8 +42,10 @@ import { type ListenerTimeouts, listenerOptions } from '../proxy/server.js';
 import { sshApi } from '../ssh/routes.js';
 import { isStorageFull } from '../store/errors.js';
 import { AdminAccess } from './admin-access.js';
+import { AdminRefusals } from './admin-refusals.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { operationsRoutes } from './health.js';
+import { recordRoutes } from './route-permissions.js';
 import type { Services } from './services.js';
 import { sessionApi } from './session-routes.js';
 import { tenantApi } from './tenant-routes.js';
@@ -124,6 +126,8 @@ export async function buildServer(services: Services, options: ServerOptions = {
     },
   });
 
+  // Every route, as registered: the admin-route walk checks each declares a permission (0041).
+  recordRoutes(app);
   app.decorateRequest('actor', null as never);
   app.decorateRequest('caller', null);
   app.addHook('onRequest', async (req, reply) => {
@@ -171,6 +175,12 @@ export async function buildServer(services: Services, options: ServerOptions = {
     apiTokens: services.apiTokens,
     person: browserPerson,
     access: services.access,
+    refusals: new AdminRefusals(services.store, services.clock, metrics.registry),
+    principalOf: async (userId) =>
+      principalOf(services.store.db, userId, null).catch((err: unknown) => {
+        if (err instanceof NotFound) return null;
+        throw err;
+      }),
   });
   await app.register(fastifySwagger, {
     hideUntagged: true,
@@ -236,6 +246,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     authenticate: admin.guard({ read: 'users:read', write: 'users:write' }),
     permissions: PERMISSIONS,
     permissionsOf: (req) => admin.permissionsOfRequest(req),
+    tokenBounds: (req, wanted) => admin.tokenBounds(req, wanted as Permission[]),
     authorizeMembership: async (req, reply, groupRef) => {
       const group = await services.groups.get(groupRef);
       if (await services.adminRoles.groupHoldsAdminRole(group.id))
@@ -298,6 +309,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     authenticateAdmin: admin.guard({ read: 'pim:read', write: 'pim:write' }),
     auditContext: auditContextOf,
     requirePermission: (req, reply, permission) => admin.authorize(req, reply, permission),
+    authorizeApprover: (req, named) => admin.authorizePersonOr(req, 'approvals:decide', named),
     groupHoldsAdminRole: (groupId) => services.adminRoles.groupHoldsAdminRole(groupId),
     resolvePrincipal: async (type, ref) => {
       if (type === 'group') {

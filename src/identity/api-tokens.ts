@@ -15,6 +15,12 @@ export interface ApiToken {
   revokedAt: string | null;
   /** the permissions it carries; `*` is every permission (tokens made before scopes existed) */
   scopes: string[];
+  /**
+   * The person whose admin rights bound this token (docs/decisions/0041): it was made by them, or by a
+   * token they made. At each use the token may do only what they still hold. Null: made by an operator
+   * beside the server's config, or before 0035.
+   */
+  creatorUserId: string | null;
 }
 
 const fromRow = (r: BearerTokenRow): ApiToken => ({
@@ -26,6 +32,7 @@ const fromRow = (r: BearerTokenRow): ApiToken => ({
   expiresAt: r.expires_at ?? null,
   revokedAt: r.revoked_at,
   scopes: (r.scopes ?? '*').split(' ').filter(Boolean),
+  creatorUserId: r.creator_user_id ?? null,
 });
 
 /**
@@ -59,14 +66,15 @@ export class ApiTokens {
   /** Creates a token and returns its value: the only time it is ever shown. */
   async create(
     ctx: AuditContext,
-    input: { name: string; expiresAt?: string | null; scopes?: string[] },
+    input: { name: string; expiresAt?: string | null; scopes?: string[]; creatorUserId?: string | null },
   ): Promise<{ token: string; apiToken: ApiToken }> {
     const scopes = input.scopes ?? ['*'];
+    const creator = input.creatorUserId ?? null;
     const { token, row } = await this.#tokens.create(ctx, {
       name: input.name,
       expiresAt: input.expiresAt,
-      columns: { scopes: scopes.join(' ') },
-      auditData: { scopes },
+      columns: { scopes: scopes.join(' '), ...(creator ? { creator_user_id: creator } : {}) },
+      auditData: { scopes, ...(creator ? { creatorUserId: creator } : {}) },
     });
     return { token, apiToken: fromRow(row) };
   }
@@ -75,6 +83,11 @@ export class ApiTokens {
   async authenticate(bearer: string): Promise<ApiToken | null> {
     const row = await this.#tokens.authenticate(bearer);
     return row && fromRow(row);
+  }
+
+  /** A token by id, revoked and expired ones included (null when unknown). */
+  async get(id: string): Promise<ApiToken | null> {
+    return (await this.list()).find((t) => t.id === id) ?? null;
   }
 
   async list(): Promise<ApiToken[]> {

@@ -25,6 +25,8 @@ export interface BearerTokenRow {
   password_writes?: number;
   /** api_tokens only: space-separated permissions, or `*` */
   scopes?: string;
+  /** api_tokens only (0035): the person whose admin rights bound the token */
+  creator_user_id?: string | null;
 }
 
 /** What differs between one kind of named bearer token and another. */
@@ -70,7 +72,7 @@ export class BearerTokens {
       name: string;
       expiresAt?: string | null;
       /** kind-specific columns, and what the audit event says of them */
-      columns?: Pick<BearerTokenRow, 'password_writes' | 'scopes'>;
+      columns?: Pick<BearerTokenRow, 'password_writes' | 'scopes' | 'creator_user_id'>;
       auditData?: Record<string, unknown>;
     },
   ): Promise<{ token: string; row: BearerTokenRow }> {

@@ -34,6 +34,14 @@ export interface DirectoryApiOptions {
   /** the permissions whoever makes this request holds: a new token may carry no more */
   permissionsOf: (req: FastifyRequest) => Promise<string[]>;
   /**
+   * Whom a new token stays bound to and the latest it may end (docs/decisions/0041): no later than the
+   * PIM activation (or parent token) its maker holds `wanted` through.
+   */
+  tokenBounds?: (
+    req: FastifyRequest,
+    wanted: readonly string[],
+  ) => Promise<{ creatorUserId: string | null; expiresAt: string | null }>;
+  /**
    * Called before a membership changes: when the group carries an admin role, changing who is in it
    * grants or removes that role, so it asks for admin-roles:write (throws a 403 problem otherwise).
    */
@@ -375,9 +383,20 @@ export const directoryApi: FastifyPluginAsync<DirectoryApiOptions> = async (app,
       const beyond = all ? [] : wanted.filter((s) => !held.includes(s));
       if (beyond.length > 0)
         throw new Forbidden(`a token cannot carry permissions you do not hold: ${beyond.join(', ')}`);
-      return reply
-        .code(201)
-        .send(await apiTokens.create(auditContextOf(req), { name: req.body.name, expiresAt, scopes }));
+      // ...nor outlive the grant it holds them through (a PIM activation, the token making it).
+      const bounds = (await opts.tokenBounds?.(req, wanted)) ?? { creatorUserId: null, expiresAt: null };
+      const capped =
+        bounds.expiresAt !== null && (expiresAt === null || bounds.expiresAt < expiresAt)
+          ? bounds.expiresAt
+          : expiresAt;
+      return reply.code(201).send(
+        await apiTokens.create(auditContextOf(req), {
+          name: req.body.name,
+          expiresAt: capped,
+          scopes,
+          creatorUserId: bounds.creatorUserId,
+        }),
+      );
     },
   );
 

@@ -176,6 +176,8 @@ export interface ApiTokensTable {
   revoked_at: string | null;
   /** space-separated permissions, or `*` for all (0021: tokens made before scopes existed) */
   scopes: string;
+  /** 0035: the person whose admin rights bound the token (directly or through the token that made it) */
+  creator_user_id: string | null;
 }
 
 export interface AuditEventsTable {

@@ -29,6 +29,11 @@ export interface PimApiOptions {
   auditContext: (req: FastifyRequest) => AuditContext;
   /** a second permission a route needs for some inputs (admin-roles:write to make an admin role eligible) */
   requirePermission: (req: FastifyRequest, reply: FastifyReply, permission: Permission) => Promise<void>;
+  /**
+   * Answering a request needs `approvals:decide` (admin-access.ts), unless the person is `named` as
+   * one of its approvers; throws a 403 problem (audited) otherwise (docs/decisions/0041).
+   */
+  authorizeApprover: (req: FastifyRequest, named: boolean) => Promise<void>;
   /** does membership of this group carry an admin role (access/admin-roles.ts)? */
   groupHoldsAdminRole: (groupId: string) => Promise<boolean>;
   /** resolves a group or user name (or id); throws NotFound */
@@ -438,6 +443,17 @@ export const pimApi: FastifyPluginAsync<PimApiOptions> = async (app, opts) => {
     },
   );
 
+  /**
+   * Approve and deny declare approvals:decide. A person named as approver of this request may answer it
+   * without the permission (the portal's queue and the notification links: approvers are chosen per
+   * eligibility, by whoever may write it); anyone else is refused here, audited, unless they hold the
+   * permission, and the domain then still requires being named, and never one's own request.
+   */
+  const mayDecide: PreHandler = async (req) => {
+    const a = await activations.get((req.params as { id: string }).id);
+    await opts.authorizeApprover(req, isApprover(a.approvers, person(req)));
+  };
+
   const answer = (
     path: 'approve' | 'deny' | 'cancel' | 'revoke',
     summary: string,
@@ -449,6 +465,9 @@ export const pimApi: FastifyPluginAsync<PimApiOptions> = async (app, opts) => {
       `/pim/activations/:id/${path}`,
       {
         onRequest: path === 'revoke' ? callerOrAdmin : opts.authenticateCaller,
+        ...(path === 'approve' || path === 'deny'
+          ? { config: { permission: 'approvals:decide' as const }, preHandler: mayDecide }
+          : {}),
         schema: {
           tags,
           summary,
