@@ -36,7 +36,11 @@ import { PermissionSetLookup } from '../aws/identity-center/permission-set-looku
 import { PermissionSetSync } from '../aws/identity-center/permission-set-sync.js';
 import { PimAccountAssignments } from '../aws/identity-center/pim-assignments.js';
 import { IdentityCenterPush } from '../aws/identity-center/service.js';
-import { type IdentityCenterConnection, openIdentityCenter } from '../aws/identity-center/sso-admin.js';
+import {
+  type IdentityCenterClients,
+  type IdentityCenterConnection,
+  openIdentityCenter,
+} from '../aws/identity-center/sso-admin.js';
 import { IdentityCenterTargets } from '../aws/identity-center/target.js';
 import { rolePoliciesReader } from '../aws/role-policies.js';
 import { SessionRevoker } from '../aws/session-revocation.js';
@@ -111,6 +115,8 @@ export interface Services {
   permissionSetSync: PermissionSetSync;
   /** how Ferry reaches Identity Center and Organizations (config aws.*) */
   identityCenterConnection: IdentityCenterConnection;
+  /** the one set of Identity Center SDK clients (permission-set sync, PIM assignments); destroyed on stop */
+  identityCenterClients: IdentityCenterClients;
   /** the one decide() every issuer asks */
   access: AccessDecider;
   /** conditional access policies and the named locations they use */
@@ -268,7 +274,7 @@ export function createServices(
     masterKey,
     signingKeys,
     clients: oidcClients,
-    findUser: (id) => principalOf(store.db, id, null),
+    findUser: (id) => principalOf(store.db, id, null, clock.now()),
     ferrySession: (cookie) => sessions.resolve(cookie),
     endFerrySession: async (cookie) => {
       const session = await sessions.resolve(cookie);
@@ -307,7 +313,7 @@ export function createServices(
   pimAssignments = new PimAccountAssignments({
     store,
     sso: identityCenterClients.ssoAdmin,
-    lookup: new PermissionSetLookup(identityCenterClients.ssoAdmin),
+    lookup: new PermissionSetLookup(identityCenterClients),
     activations,
     eligibilities,
   });
@@ -345,6 +351,7 @@ export function createServices(
   const adminRoles = new AdminRoleAssignments(store, clock);
   const csrf = new CsrfTokens(masterKey);
   const access = new AccessDecider(accounts, assignments, sshLogins, {
+    clock,
     adminRoles,
     adminRoleRequirements: config.adminRoles.builtInRequirements,
     sshMaxDuration: Math.round(config.ssh.certificateLifetime / 1000),
@@ -455,6 +462,7 @@ export function createServices(
     organization,
     permissionSetSync,
     identityCenterConnection,
+    identityCenterClients,
     access,
     policies,
     namedLocations,

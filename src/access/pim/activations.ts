@@ -249,7 +249,11 @@ export class Activations {
   async activeFor(userId: string): Promise<ActiveGrant[]> {
     const now = this.clock.now();
     const db = this.store.db;
-    const groups = db.selectFrom('group_members').select('group_id').where('user_id', '=', userId);
+    const groups = db
+      .selectFrom('group_members')
+      .select('group_id')
+      .where('user_id', '=', userId)
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', iso(now))]));
     const rows = await db
       .selectFrom('pim_activations as a')
       .innerJoin('pim_eligibilities as e', 'e.id', 'a.eligibility_id')
@@ -281,7 +285,11 @@ export class Activations {
   async activeTargetsFor(userId: string, kinds?: PimTargetKind[]): Promise<ActiveTarget[]> {
     const now = this.clock.now();
     const db = this.store.db;
-    const groups = db.selectFrom('group_members').select('group_id').where('user_id', '=', userId);
+    const groups = db
+      .selectFrom('group_members')
+      .select('group_id')
+      .where('user_id', '=', userId)
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', iso(now))]));
     const rows = await db
       .selectFrom('pim_activations as a')
       .innerJoin('pim_eligibilities as e', 'e.id', 'a.eligibility_id')
@@ -665,7 +673,12 @@ export class Activations {
         effect_detail: `ended before it was carried out`,
         effect_at: now,
       };
-    const undo = ending && row.effect_state !== 'pending' && row.effect_state !== 'kept';
+    // 'removed': undone already (a group membership's end, due at expiresAt, ran before the scheduler).
+    const undo =
+      ending &&
+      row.effect_state !== 'pending' &&
+      row.effect_state !== 'kept' &&
+      row.effect_state !== 'removed';
     if (undo) patch = { ...patch, effect_state: 'removing', effect_at: now };
     const res = await trx
       .updateTable('pim_activations')
@@ -721,16 +734,30 @@ export class Activations {
         account: parts.account!,
         permissionSet: parts.permissionSet!,
       });
-    if (stored.kind === 'group')
-      await enqueueEvent(trx, this.clock, {
-        type: 'pim.group-membership-requested',
+    if (stored.kind === 'group') {
+      const membership = {
+        type: 'pim.group-membership-requested' as const,
         activationId: row.id,
-        action: phase === 'begin' ? 'add' : 'remove',
         groupId: parts.groupId!,
         userId: row.user_id,
         userName: row.user_name,
+      };
+      await enqueueEvent(trx, this.clock, {
+        ...membership,
+        action: phase === 'begin' ? 'add' : 'remove',
         expiresAt: phase === 'begin' ? row.expires_at : null,
       });
+      // The end is written now, due at expiresAt: the membership (and its SCIM push to Identity Center)
+      // goes at the activation's end, not at whichever scheduler tick notices it. decide() stops
+      // counting it at expiresAt in any case (the membership row carries it).
+      if (phase === 'begin' && row.expires_at)
+        await enqueueEvent(
+          trx,
+          this.clock,
+          { ...membership, action: 'remove', expiresAt: null },
+          { notBefore: row.expires_at },
+        );
+    }
   }
 
   private async record(
