@@ -5,7 +5,7 @@ import { Assignments } from '../access/assignments.js';
 import { AwsAccounts } from '../access/aws-accounts.js';
 import { AccessDecider } from '../access/decide.js';
 import { AwsOrganization } from '../access/organization.js';
-import { PermissionSets } from '../access/permission-sets.js';
+import { PermissionSets, sessionSecondsOf } from '../access/permission-sets.js';
 import { Activations } from '../access/pim/activations.js';
 import { Eligibilities } from '../access/pim/eligibilities.js';
 import { webhookNotifier } from '../access/pim/notifications.js';
@@ -304,6 +304,7 @@ export function createServices(
   let pimAssignments: PimAccountAssignments | undefined;
   const eligibilities = new Eligibilities(store, clock, accounts, {
     checkPermissionSet: (q) => pimAssignments!.checkPermissionSet(q),
+    organization,
   });
   const activations = new Activations(store, clock, accounts, eligibilities, {
     answerWithin: config.pim.answerWithin,
@@ -314,6 +315,11 @@ export function createServices(
     store,
     sso: identityCenterClients.ssoAdmin,
     lookup: new PermissionSetLookup(identityCenterClients),
+    identityStore: identityCenterClients,
+    declaredSessionSeconds: async (name) => {
+      const spec = await permissionSets.find(store.db, name);
+      return spec ? sessionSecondsOf(spec) : null;
+    },
     activations,
     eligibilities,
   });
@@ -346,6 +352,7 @@ export function createServices(
           clock,
         )
       : null,
+    (accountId) => organization.ancestorsOf(accountId),
   );
   const serviceProviders = new ServiceProviders(store, clock, appAssignments);
   const adminRoles = new AdminRoleAssignments(store, clock);

@@ -21,6 +21,7 @@ import {
 } from './eligibilities.js';
 import { type ActivationEvent, type ActivationState, FINAL_STATES, nextState } from './lifecycle.js';
 import {
+  OU_PREFIX,
   openSessionsNote,
   type PimTargetKind,
   type StoredTarget,
@@ -359,18 +360,18 @@ export class Activations {
       req.target ?? { kind: 'aws-role', account: req.account!, role: req.role! },
     );
     const target = targetText(stored);
-    const candidates = (
-      await this.eligibilities.forPrincipal(
-        person.id,
-        person.groups.map((g) => g.id),
-      )
-    ).filter(
-      (e) =>
-        e.kind === stored.kind &&
-        e.accountId === stored.accountId &&
-        // a group's label may be stale: its id (in accountId) decides
-        (stored.kind === 'group' || e.roleName === stored.roleName),
+    if (stored.kind === 'permission-set' && stored.accountId.startsWith(OU_PREFIX))
+      throw new InvalidInput(
+        'an activation names one account: aws:<account>/permission-set/<name> (an eligibility may name an OU)',
+        'target',
+      );
+    const mine = await this.eligibilities.forPrincipal(
+      person.id,
+      person.groups.map((g) => g.id),
     );
+    // An OU eligibility covers the account if Organizations (as last discovered) has it there now.
+    const candidates = [];
+    for (const e of mine) if (await this.eligibilities.covers(e, stored)) candidates.push(e);
     if (candidates.length === 0) throw new PimForbidden(`${person.userName} is not eligible for ${target}`);
     const duration = req.durationSeconds;
     if (!Number.isInteger(duration) || duration < MIN_ACTIVATION_SECONDS || duration > MAX_ACTIVATION_SECONDS)
@@ -394,7 +395,8 @@ export class Activations {
     const rule = ordered[index]!;
     if (rule.requireMfa && !hasMfa(person.amr)) throw new StepUpRequired(target);
     await this.options.precheck?.(stored, person);
-    const account = { id: rule.accountId };
+    // the account asked for (an OU eligibility's is the OU); a group's id and label as the rule has them
+    const account = { id: stored.kind === 'permission-set' ? stored.accountId : rule.accountId };
     const role = { name: rule.roleName };
 
     return this.store.db
