@@ -252,7 +252,8 @@ export async function buildServer(services: Services, options: ServerOptions = {
     authenticate: admin.guard({ read: 'access:read', write: 'access:write' }),
     auditContext: auditContextOf,
     adminRoles: services.adminRoles,
-    groupsOf: async (userId) => (await principalOf(services.store.db, userId, null, services.clock.now())).groups,
+    groupsOf: async (userId) =>
+      (await principalOf(services.store.db, userId, null, services.clock.now())).groups,
     requirePermission: (req, reply, permission) => admin.authorize(req, reply, permission),
     resolvePrincipal: async (type, ref) => {
       if (type === 'workload') {

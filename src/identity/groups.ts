@@ -56,7 +56,10 @@ export async function groupNamesOf(db: Kysely<Database>, userId: string, now?: D
     // a membership a PIM activation granted ends at its expiresAt, whenever the row is removed
     .$if(now !== undefined, (q) =>
       q.where((eb) =>
-        eb.or([eb('group_members.expires_at', 'is', null), eb('group_members.expires_at', '>', now!.toISOString())]),
+        eb.or([
+          eb('group_members.expires_at', 'is', null),
+          eb('group_members.expires_at', '>', now!.toISOString()),
+        ]),
       ),
     )
     .orderBy('groups.display_name_key')

@@ -22,7 +22,10 @@ export async function principalOf(
     .where('group_members.user_id', '=', userId)
     .$if(now !== undefined, (q) =>
       q.where((eb) =>
-        eb.or([eb('group_members.expires_at', 'is', null), eb('group_members.expires_at', '>', now!.toISOString())]),
+        eb.or([
+          eb('group_members.expires_at', 'is', null),
+          eb('group_members.expires_at', '>', now!.toISOString()),
+        ]),
       ),
     )
     .orderBy('groups.display_name_key')
@@ -33,7 +36,9 @@ export async function principalOf(
     userName: user.user_name,
     active: user.active === 1,
     groups: groups.map((g) =>
-      g.expires_at ? { id: g.id, name: g.display_name, expiresAt: g.expires_at } : { id: g.id, name: g.display_name },
+      g.expires_at
+        ? { id: g.id, name: g.display_name, expiresAt: g.expires_at }
+        : { id: g.id, name: g.display_name },
     ),
     attributes: JSON.parse(user.attributes) as Record<string, string>,
     emails: JSON.parse(user.emails) as Array<{ value: string; primary?: boolean }>,

@@ -108,9 +108,7 @@ export class PimAccountAssignments {
   async checkPermissionSet(q: { accountId: string; name: string; maxDuration: number }): Promise<void> {
     const declared = await this.deps.declaredSessionSeconds?.(q.name);
     const ps =
-      declared != null
-        ? { name: q.name, sessionDurationSeconds: declared }
-        : await this.find(q.name);
+      declared != null ? { name: q.name, sessionDurationSeconds: declared } : await this.find(q.name);
     if (!ps)
       throw new InvalidInput(
         `Identity Center has no permission set named ${q.name} (create it first, e.g. with \`ferry apply\`)`,
