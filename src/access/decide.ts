@@ -492,9 +492,19 @@ export class AccessDecider {
           account,
           name: a.permissionSet,
         });
+    // PIM: permission sets activated just in time (an account assignment while the activation lasts)
+    for (const a of (await this.options.activations?.activeTargetsFor?.(principal.id, ['permission-set'])) ??
+      []) {
+      const name = a.roleName.slice('permission-set/'.length);
+      unique.set(`${a.accountId}/${name}`, { kind: 'permission-set', account: a.accountId, name });
+    }
     const out = [];
     for (const target of unique.values()) {
-      const assigned = await decidePermissionSet(principal, target, directory);
+      const assigned = await this.orActivated(
+        principal,
+        target,
+        await decidePermissionSet(principal, target, directory),
+      );
       // A listing, not an access: report-only policies are not logged for it.
       const decision = this.options.policies
         ? await this.options.policies.apply(principal, target, signals, assigned, { record: false })

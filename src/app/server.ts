@@ -428,6 +428,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     prefix: '/api/v1',
     permissionSets: services.permissionSets,
     sync: services.permissionSetSync,
+    cliProfiles: services.config.identityCenter.cliProfiles,
     organization: services.organization,
     accounts: services.accounts,
     access: services.access,

@@ -238,6 +238,7 @@ export function createServices(
     ...(config.aws.accessKeyId && config.aws.secretAccessKey
       ? { credentials: { accessKeyId: config.aws.accessKeyId, secretAccessKey: config.aws.secretAccessKey } }
       : {}),
+    ...(config.identityCenter.startUrl ? { startUrl: config.identityCenter.startUrl } : {}),
   };
   // One set of Identity Center clients for permission-set sync and PIM's account assignments
   // (constructing them does no I/O; the instance is looked up on first use).
