@@ -1,4 +1,5 @@
 import { hasMfa, hasPhishingResistantMfa } from '../authn/amr.js';
+import type { Clock } from '../clock.js';
 import { NotFound } from '../errors.js';
 import { ADMIN_ACCOUNT, ADMIN_ROLES, type AdminRoleAssignment, isAdminRole } from './admin-roles.js';
 import type { AppAssignments } from './app-assignments.js';
@@ -48,6 +49,11 @@ export interface AccessDeciderOptions {
   adminRoleRequirements?: boolean;
   /** IAM Identity Center permission sets; without them `aws:<account>/permission-set/<name>` is denied */
   permissionSets?: PermissionSetDirectory;
+  /**
+   * The clock a membership's end is judged by: a group membership granted by a PIM activation (it has
+   * `expiresAt`) stops counting at that instant, not when the scheduler gets round to removing it.
+   */
+  clock?: Clock;
 }
 
 /** Directory attributes carried into AWS sessions as principal tags (and marked transitive). */
@@ -73,7 +79,8 @@ export class AccessDecider {
   ) {}
 
   /** The assignment answer, then conditional access (which may block, ask for a step-up or shorten it). */
-  async decide(principal: Principal, target: Target, signals: Signals): Promise<Decision> {
+  async decide(given: Principal, target: Target, signals: Signals): Promise<Decision> {
+    const principal = this.current(given);
     const assigned = await this.orActivated(
       principal,
       target,
@@ -86,7 +93,8 @@ export class AccessDecider {
   }
 
   /** decide() without side effects (report-only policies are not logged): what-if. */
-  async explain(principal: Principal, target: Target, signals: Signals): Promise<Decision> {
+  async explain(given: Principal, target: Target, signals: Signals): Promise<Decision> {
+    const principal = this.current(given);
     const assigned = await this.orActivated(
       principal,
       target,
@@ -99,6 +107,21 @@ export class AccessDecider {
         })
       : assigned;
     return this.withRoleRequirement(principal, target, decided);
+  }
+
+  /**
+   * The principal as of now: a group membership a PIM activation granted counts until its `expiresAt`
+   * and not a moment longer, however late the scheduler removes the row (or pushes that to Identity
+   * Center). Without a clock (some unit tests) the groups are taken as given.
+   */
+  private current(principal: Principal): Principal {
+    const clock = this.options.clock;
+    if (!clock || !principal.groups.some((g) => g.expiresAt)) return principal;
+    const now = clock.now().getTime();
+    return {
+      ...principal,
+      groups: principal.groups.filter((g) => !g.expiresAt || Date.parse(g.expiresAt) > now),
+    };
   }
 
   /**
@@ -373,7 +396,8 @@ export class AccessDecider {
   }
 
   /** The logins the principal may use on a host, each with its decision (for picking a default login). */
-  async sshLoginsFor(principal: Principal, host: string): Promise<string[]> {
+  async sshLoginsFor(given: Principal, host: string): Promise<string[]> {
+    const principal = this.current(given);
     if (!principal.active) return [];
     const mappings = (await this.sshLoginsOf(principal)).filter((m) => hostMatches(m.hosts, host));
     // PIM (0024): logins activated just in time count while they last
@@ -453,9 +477,10 @@ export class AccessDecider {
    * number of roles: the principal's assignments, then their roles.
    */
   async entitlements(
-    principal: Principal,
+    given: Principal,
     signals: Signals,
   ): Promise<Array<{ target: Extract<Target, { kind: 'aws-role' }>; decision: Decision }>> {
+    const principal = this.current(given);
     if (!principal.active) return [];
     const assignments = await this.assignmentsOf(principal);
     const grants = await this.activationsOf(principal);
@@ -492,10 +517,11 @@ export class AccessDecider {
    * their assignments, an OU's as last discovered.
    */
   async permissionSetEntitlements(
-    principal: Principal,
+    given: Principal,
     signals: Signals,
     accountsOf: (a: { scopeType: 'account' | 'ou'; scopeId: string }) => Promise<string[]>,
   ): Promise<Array<{ target: PermissionSetTarget; decision: Decision }>> {
+    const principal = this.current(given);
     const directory = this.options.permissionSets;
     if (!directory || !principal.active || principal.kind !== 'user') return [];
     const assignments = await directory.forPrincipal(
@@ -510,9 +536,19 @@ export class AccessDecider {
           account,
           name: a.permissionSet,
         });
+    // PIM: permission sets activated just in time (an account assignment while the activation lasts)
+    for (const a of (await this.options.activations?.activeTargetsFor?.(principal.id, ['permission-set'])) ??
+      []) {
+      const name = a.roleName.slice('permission-set/'.length);
+      unique.set(`${a.accountId}/${name}`, { kind: 'permission-set', account: a.accountId, name });
+    }
     const out = [];
     for (const target of unique.values()) {
-      const assigned = await decidePermissionSet(principal, target, directory);
+      const assigned = await this.orActivated(
+        principal,
+        target,
+        await decidePermissionSet(principal, target, directory),
+      );
       // A listing, not an access: report-only policies are not logged for it.
       const decision = this.options.policies
         ? await this.options.policies.apply(principal, target, signals, assigned, { record: false })

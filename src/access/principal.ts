@@ -5,8 +5,11 @@ export interface Principal {
   id: string;
   userName: string;
   active: boolean;
-  /** group ids and names the user is a member of */
-  groups: Array<{ id: string; name: string }>;
+  /**
+   * group ids and names the user is a member of; `expiresAt` on a membership a PIM activation granted
+   * (decide() stops counting it at that instant)
+   */
+  groups: Array<{ id: string; name: string; expiresAt?: string | null }>;
   /** directory attributes (department, costCenter, …) */
   attributes: Record<string, string>;
   /** RFC 8176 methods of the current sign-in */

@@ -205,6 +205,17 @@ export const configSchema = z
         baseBackoff: duration('250ms'),
         maxBackoff: duration('30s'),
         requestTimeout: duration('30s'),
+        /**
+         * the AWS access portal URL for the AWS CLI's `sso` profiles `ferry aws config` writes; default
+         * https://<identity store id>.awsapps.com/start (set it when the portal has a custom subdomain)
+         */
+        startUrl: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).optional(),
+        /**
+         * what `ferry aws config` writes for permission sets: `sso` (AWS CLI v2 sso-session profiles that
+         * sign in at the access portal) or `ferry` (none: people use Ferry-issued role credentials, the
+         * credential_process profiles of the IAM roles they are assigned)
+         */
+        cliProfiles: z.enum(['sso', 'ferry']).default('sso'),
       })
       .strict()
       .prefault({}),

@@ -105,6 +105,14 @@ export const DEMO_TENANT_DOCUMENT = {
       sessionDuration: 'PT4H',
       managedPolicies: ['arn:aws:iam::aws:policy/ReadOnlyAccess'],
     },
+    {
+      // assigned to nobody: developers activate it just in time (eligibility below); its sessions end
+      // within an hour of the activation, as an elevated set's SessionDuration must not outlast one
+      name: 'AdministratorAccess',
+      description: 'Full access, just in time',
+      sessionDuration: 'PT1H',
+      managedPolicies: ['arn:aws:iam::aws:policy/AdministratorAccess'],
+    },
   ],
   permissionSetAssignments: [
     { group: 'AWS-Account1-Developers', account: 'Account1', permissionSet: 'ReadOnly' },
@@ -116,6 +124,14 @@ export const DEMO_TENANT_DOCUMENT = {
       group: 'AWS-Account1-Developers',
       account: 'Account1',
       role: 'Administrator',
+      maxDuration: '1h',
+      requireJustification: true,
+      approvers: { groups: ['AWS-Account1-Administrators'] },
+      approvalsRequired: 1,
+    },
+    {
+      group: 'AWS-Account1-Developers',
+      target: 'aws:Account1/permission-set/AdministratorAccess',
       maxDuration: '1h',
       requireJustification: true,
       approvers: { groups: ['AWS-Account1-Administrators'] },

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DEMO_AWS_ACCOUNT, ensureDemoAwsAccount } from '../aws/demo-account.js';
 import { DEMO_CONSOLE_PATH, demoConsole } from '../aws/demo-console.js';
-import { ensureIdentityStoreGroups } from '../aws/identity-center/sso-admin.js';
+import { ensureIdentityStoreGroups, ensureIdentityStoreUsers } from '../aws/identity-center/sso-admin.js';
 import { type LocalAws, motoAvailable, startMotoServer } from '../aws/moto-server.js';
 import { setupSamlAccount } from '../aws/saml-setup.js';
 import { totpCode } from '../identity/totp.js';
@@ -114,13 +114,16 @@ async function demo(): Promise<void> {
         'AWS-Account1-Administrators',
         'AWS-Account1-Developers',
       ]);
+      // ... and the demo people, so a developer's activation of AdministratorAccess can be assigned
+      await ensureIdentityStoreUsers({ endpoint: aws.endpoint, region: aws.region }, tenant.users);
       const synced = await ferry.services.permissionSetSync.apply({
         actor: { type: 'operator', name: 'demo' },
       });
       const failed = synced.applied.filter((s) => !s.ok).length + synced.problems.length;
       if (failed > 0)
         process.stdout.write(`note: ${failed} Identity Center item(s) failed; run \`ferry iic drift\`\n`);
-      permissionSets = 'ReadOnly → AWS-Account1-Developers in Account1';
+      permissionSets =
+        'ReadOnly → AWS-Account1-Developers in Account1; AdministratorAccess just in time (approval)';
     }
     whoami = await startWhoami();
     const proxiedUrl = `http://localhost:${new URL(ferry.proxyUrl!).port}`;
@@ -198,6 +201,12 @@ function banner(c: DemoCredentials, file: string, ms: number): string {
     `  npx ferry login --server ${c.ferryUrl} --user ${c.users[1]?.userName ?? ''}`,
     `  npx ferry request --account Account1 --role Administrator --duration 1h --reason "INC-1 restore" --wait`,
     `  (as ${c.users[0]?.userName ?? ''}, with FERRY_CONFIG_DIR set to another directory) npx ferry activations --pending; npx ferry approve ID`,
+    ...(c.permissionSets
+      ? [
+          '  the same for the AdministratorAccess permission set (an Identity Center account assignment while it lasts):',
+          '  npx ferry request --target aws:Account1/permission-set/AdministratorAccess --duration 1h --reason "INC-2" --wait',
+        ]
+      : []),
     '',
   ];
   return `${lines.join('\n')}\n`;

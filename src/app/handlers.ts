@@ -116,7 +116,7 @@ export function defaultHandlers(services: Services): EventHandlers {
     'pim.group-membership-requested': [
       async (e) => {
         if (e.type === 'pim.group-membership-requested')
-          await groupMembershipEffect(services.groups, services.activations)(e);
+          await groupMembershipEffect(services.groups, services.activations, services.clock)(e);
       },
     ],
     // An access review removes what was denied (or left unreviewed); gone already is fine.

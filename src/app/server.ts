@@ -267,7 +267,8 @@ export async function buildServer(services: Services, options: ServerOptions = {
     authenticate: admin.guard({ read: 'access:read', write: 'access:write' }),
     auditContext: auditContextOf,
     adminRoles: services.adminRoles,
-    groupsOf: async (userId) => (await principalOf(services.store.db, userId, null)).groups,
+    groupsOf: async (userId) =>
+      (await principalOf(services.store.db, userId, null, services.clock.now())).groups,
     requirePermission: (req, reply, permission) => admin.authorize(req, reply, permission),
     resolvePrincipal: async (type, ref) => {
       if (type === 'workload') {
@@ -294,7 +295,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
       activations: services.activations,
       sshLogins: services.sshLogins,
       appAssignments: services.appAssignments,
-      principal: (userId) => principalOf(services.store.db, userId, null),
+      principal: (userId) => principalOf(services.store.db, userId, null, services.clock.now()),
       members: async (groupId) => (await services.groups.get(groupId)).members.map((m) => m.id),
       groupName: async (groupId) => (await services.groups.get(groupId)).displayName,
     }),
@@ -443,6 +444,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     prefix: '/api/v1',
     permissionSets: services.permissionSets,
     sync: services.permissionSetSync,
+    cliProfiles: services.config.identityCenter.cliProfiles,
     organization: services.organization,
     accounts: services.accounts,
     access: services.access,
@@ -527,7 +529,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
         };
       }
       const user = await services.users.get(who.user!);
-      return principalOf(services.store.db, user.id, { amr, authTime });
+      return principalOf(services.store.db, user.id, { amr, authTime }, services.clock.now());
     },
   });
   await app.register(myAccessApi, {

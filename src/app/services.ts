@@ -5,7 +5,7 @@ import { Assignments } from '../access/assignments.js';
 import { AwsAccounts } from '../access/aws-accounts.js';
 import { AccessDecider } from '../access/decide.js';
 import { AwsOrganization } from '../access/organization.js';
-import { PermissionSets } from '../access/permission-sets.js';
+import { PermissionSets, sessionSecondsOf } from '../access/permission-sets.js';
 import { Activations } from '../access/pim/activations.js';
 import { Eligibilities } from '../access/pim/eligibilities.js';
 import { webhookNotifier } from '../access/pim/notifications.js';
@@ -36,7 +36,11 @@ import { PermissionSetLookup } from '../aws/identity-center/permission-set-looku
 import { PermissionSetSync } from '../aws/identity-center/permission-set-sync.js';
 import { PimAccountAssignments } from '../aws/identity-center/pim-assignments.js';
 import { IdentityCenterPush } from '../aws/identity-center/service.js';
-import { type IdentityCenterConnection, openIdentityCenter } from '../aws/identity-center/sso-admin.js';
+import {
+  type IdentityCenterClients,
+  type IdentityCenterConnection,
+  openIdentityCenter,
+} from '../aws/identity-center/sso-admin.js';
 import { IdentityCenterTargets } from '../aws/identity-center/target.js';
 import { rolePoliciesReader } from '../aws/role-policies.js';
 import { SessionRevoker } from '../aws/session-revocation.js';
@@ -111,6 +115,8 @@ export interface Services {
   permissionSetSync: PermissionSetSync;
   /** how Ferry reaches Identity Center and Organizations (config aws.*) */
   identityCenterConnection: IdentityCenterConnection;
+  /** the one set of Identity Center SDK clients (permission-set sync, PIM assignments); destroyed on stop */
+  identityCenterClients: IdentityCenterClients;
   /** the one decide() every issuer asks */
   access: AccessDecider;
   /** conditional access policies and the named locations they use */
@@ -232,6 +238,7 @@ export function createServices(
     ...(config.aws.accessKeyId && config.aws.secretAccessKey
       ? { credentials: { accessKeyId: config.aws.accessKeyId, secretAccessKey: config.aws.secretAccessKey } }
       : {}),
+    ...(config.identityCenter.startUrl ? { startUrl: config.identityCenter.startUrl } : {}),
   };
   // One set of Identity Center clients for permission-set sync and PIM's account assignments
   // (constructing them does no I/O; the instance is looked up on first use).
@@ -268,7 +275,7 @@ export function createServices(
     masterKey,
     signingKeys,
     clients: oidcClients,
-    findUser: (id) => principalOf(store.db, id, null),
+    findUser: (id) => principalOf(store.db, id, null, clock.now()),
     ferrySession: (cookie) => sessions.resolve(cookie),
     endFerrySession: async (cookie) => {
       const session = await sessions.resolve(cookie);
@@ -298,6 +305,7 @@ export function createServices(
   let pimAssignments: PimAccountAssignments | undefined;
   const eligibilities = new Eligibilities(store, clock, accounts, {
     checkPermissionSet: (q) => pimAssignments!.checkPermissionSet(q),
+    organization,
   });
   const activations = new Activations(store, clock, accounts, eligibilities, {
     answerWithin: config.pim.answerWithin,
@@ -307,7 +315,12 @@ export function createServices(
   pimAssignments = new PimAccountAssignments({
     store,
     sso: identityCenterClients.ssoAdmin,
-    lookup: new PermissionSetLookup(identityCenterClients.ssoAdmin),
+    lookup: new PermissionSetLookup(identityCenterClients),
+    identityStore: identityCenterClients,
+    declaredSessionSeconds: async (name) => {
+      const spec = await permissionSets.find(store.db, name);
+      return spec ? sessionSecondsOf(spec) : null;
+    },
     activations,
     eligibilities,
   });
@@ -340,11 +353,13 @@ export function createServices(
           clock,
         )
       : null,
+    (accountId) => organization.ancestorsOf(accountId),
   );
   const serviceProviders = new ServiceProviders(store, clock, appAssignments);
   const adminRoles = new AdminRoleAssignments(store, clock);
   const csrf = new CsrfTokens(masterKey);
   const access = new AccessDecider(accounts, assignments, sshLogins, {
+    clock,
     adminRoles,
     adminRoleRequirements: config.adminRoles.builtInRequirements,
     sshMaxDuration: Math.round(config.ssh.certificateLifetime / 1000),
@@ -455,6 +470,7 @@ export function createServices(
     organization,
     permissionSetSync,
     identityCenterConnection,
+    identityCenterClients,
     access,
     policies,
     namedLocations,

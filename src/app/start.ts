@@ -157,6 +157,8 @@ export async function startFerry(options: StartOptions): Promise<RunningFerry> {
           clearInterval(reaper);
         }
         await workers.stop();
+        // The AWS SDK clients' keep-alive sockets would otherwise hold the process open.
+        services.identityCenterClients.destroy();
         await store.close();
       })();
       return stopping;

@@ -439,6 +439,19 @@ export async function applyTenant(
       });
   }
 
+  // Permission sets before eligibilities: an eligibility for a set declared in this same file is
+  // checked against the declaration (Identity Center gets it only when the sync runs).
+  const wantedPsAssignments = await applyPermissionSets(
+    services,
+    ctx,
+    tenant,
+    wantedSets,
+    plannedAccounts,
+    knownGroups,
+    changes,
+    dryRun,
+  );
+
   const wantedEligibilities = new Set<string>();
   for (const e of tenant.eligibilities) {
     const type = e.group !== undefined ? 'group' : 'user';
@@ -519,16 +532,6 @@ export async function applyTenant(
       else await services.eligibilities.set(ctx, principal!, accountId!, e.role!, rules);
   }
 
-  const wantedPsAssignments = await applyPermissionSets(
-    services,
-    ctx,
-    tenant,
-    wantedSets,
-    plannedAccounts,
-    knownGroups,
-    changes,
-    dryRun,
-  );
 
   const existingLocations = new Map((await services.namedLocations.list()).map((l) => [l.name, l]));
   for (const l of tenant.namedLocations) {

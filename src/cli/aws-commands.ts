@@ -12,7 +12,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { parseDuration } from '../duration.js';
-import { applyProfiles, type ManagedProfile, profileSetting } from './aws-config-file.js';
+import { applyProfiles, type ManagedProfile, profileSetting, SSO_SESSION } from './aws-config-file.js';
 import { openBrowser } from './browser.js';
 import { readJson, writePrivateJson } from './config-dir.js';
 import { callerClientOf, serverOf, UsageError } from './context.js';
@@ -260,9 +260,32 @@ export function registerAwsCommands(program: Command): void {
       process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
     )
     .option('--dry-run', 'show what would change; write nothing')
-    .action(async function (this: Command, opts: { file?: string; region: string; dryRun?: boolean }) {
+    .option(
+      '--sso',
+      "also write AWS CLI v2 sso profiles for your IAM Identity Center permission sets (the server's default)",
+    )
+    .option('--no-sso', 'write no sso profiles: only Ferry-issued role credentials')
+    .action(async function (
+      this: Command,
+      opts: { file?: string; region: string; dryRun?: boolean; sso?: boolean },
+    ) {
       const server = serverOf(this);
-      const { items } = await callerClientOf(this).get<{ items: Entitlement[] }>('/api/v1/aws/entitlements');
+      const client = callerClientOf(this);
+      const { items } = await client.get<{ items: Entitlement[] }>('/api/v1/aws/entitlements');
+      const sets = await client
+        .get<PermissionSetEntitlements>('/api/v1/aws/permission-set-entitlements')
+        .catch((err: unknown) => {
+          note(t`! permission sets not listed: ${(err as Error).message}\n`);
+          return {
+            items: [],
+            cliProfiles: 'ferry',
+            startUrl: '',
+            ssoRegion: '',
+          } as PermissionSetEntitlements;
+        });
+      // commander sets sso only when --sso or --no-sso is given: otherwise the operator's preference
+      const explicit = this.getOptionValueSource('sso') === 'cli';
+      const wantSso = explicit ? opts.sso !== false : sets.cliProfiles === 'sso';
       const file = opts.file ?? awsConfigFile();
       const before = existsSync(file) ? readFileSync(file, 'utf8') : '';
       const ferry = ferryCommand();
@@ -277,6 +300,12 @@ export function registerAwsCommands(program: Command): void {
         ],
         defaults: [['region', opts.region]],
       }));
+      const ssoProfiles = wantSso ? ssoProfilesOf(sets, opts.region) : [];
+      if (wantSso && sets.items.length > 0 && ssoProfiles.length === 0)
+        note(
+          t`! IAM Identity Center's access portal URL is unknown (the server could not reach it): no sso profiles written\n`,
+        );
+      profiles.push(...ssoProfiles);
       const changes = applyProfiles(before, server, profiles);
       for (const name of changes.added) out(t`+ ${name}\n`);
       for (const name of changes.updated) out(t`~ ${name}\n`);
@@ -289,7 +318,70 @@ export function registerAwsCommands(program: Command): void {
       out(
         t`${items.length} Ferry profile(s) in ${file}${items[0] ? t`; try: aws sts get-caller-identity --profile ${items[0].profile}` : ''}\n`,
       );
+      const firstSso = ssoProfiles.find((p) => !p.name.startsWith(SSO_SESSION));
+      if (firstSso) {
+        out(
+          t`${ssoProfiles.length - 1} IAM Identity Center profile(s) (AWS CLI v2): aws sso login --sso-session ${SSO_SESSION_NAME}; aws sts get-caller-identity --profile ${firstSso.name}\n`,
+        );
+        out(
+          t`  a permission set activated just in time is unassigned when the activation ends; AWS sessions already open last until their duration ends\n`,
+        );
+      } else if (!wantSso && sets.items.length > 0)
+        note(
+          t`${sets.items.length} IAM Identity Center permission set(s) not written as profiles (the operator prefers Ferry-issued role credentials; --sso writes them)\n`,
+        );
     });
+}
+
+/** As the server answers GET /api/v1/aws/permission-set-entitlements. */
+export interface PermissionSetEntitlements {
+  items: Array<{
+    accountId: string;
+    accountAlias: string;
+    permissionSet: string;
+    target: string;
+    maxDurationSeconds: number;
+    startUrl: string;
+    ssoRegion: string;
+    profile: string;
+  }>;
+  cliProfiles: 'sso' | 'ferry';
+  startUrl: string;
+  ssoRegion: string;
+}
+
+/** The `[sso-session …]` section every sso profile Ferry writes refers to. */
+export const SSO_SESSION_NAME = 'ferry';
+
+/**
+ * AWS CLI v2 IAM Identity Center profiles: one `[sso-session ferry]` (the access portal and its region)
+ * and one `[profile …]` per (account, permission set), which the AWS CLI signs in to itself
+ * (`aws sso login`); Ferry issues nothing for them. None when the access portal URL is unknown.
+ */
+export function ssoProfilesOf(sets: PermissionSetEntitlements, region: string): ManagedProfile[] {
+  const startUrl = sets.startUrl || sets.items.find((i) => i.startUrl)?.startUrl || '';
+  if (!startUrl || sets.items.length === 0) return [];
+  return [
+    {
+      name: `${SSO_SESSION}${SSO_SESSION_NAME}`,
+      keys: [
+        ['sso_start_url', startUrl],
+        ['sso_region', sets.ssoRegion],
+        ['sso_registration_scopes', 'sso:account:access'],
+      ],
+    },
+    ...sets.items.map(
+      (i): ManagedProfile => ({
+        name: i.profile,
+        keys: [
+          ['sso_session', SSO_SESSION_NAME],
+          ['sso_account_id', i.accountId],
+          ['sso_role_name', i.permissionSet],
+        ],
+        defaults: [['region', region]],
+      }),
+    ),
+  ];
 }
 
 /** Atomic (temporary file and rename), keeping the person's own file mode when the file exists. */

@@ -5,7 +5,10 @@
  */
 
 export interface ManagedProfile {
-  /** profile name, e.g. ferry-account1-developer */
+  /**
+   * profile name, e.g. ferry-account1-developer; a name starting `sso-session ` is an AWS CLI v2
+   * `[sso-session NAME]` section rather than a `[profile NAME]`
+   */
   name: string;
   /** keys Ferry owns in that profile, in the order written */
   keys: Array<[string, string]>;
@@ -21,6 +24,8 @@ interface Section {
 }
 
 const MARKER = '# managed by ferry for ';
+/** how a section name read from `[sso-session NAME]` starts (parse keeps the word) */
+export const SSO_SESSION = 'sso-session ';
 const markerFor = (server: string) => `${MARKER}${server} (ferry aws config)`;
 
 function parse(text: string): Section[] {
@@ -92,7 +97,7 @@ export function applyProfiles(text: string, server: string, profiles: ManagedPro
     const last = out[out.length - 1]!;
     if (last.lines.length > 0 && last.lines[last.lines.length - 1]!.trim() !== '') last.lines.push('');
     out.push({
-      header: `[profile ${profile.name}]`,
+      header: profile.name.startsWith(SSO_SESSION) ? `[${profile.name}]` : `[profile ${profile.name}]`,
       name: profile.name,
       lines: [
         markerFor(server),

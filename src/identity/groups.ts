@@ -47,12 +47,21 @@ export async function findGroupRow(db: Kysely<Database>, ref: string): Promise<G
 }
 
 /** Group names of a user, as claims and access decisions see them. */
-export async function groupNamesOf(db: Kysely<Database>, userId: string): Promise<string[]> {
+export async function groupNamesOf(db: Kysely<Database>, userId: string, now?: Date): Promise<string[]> {
   const rows = await db
     .selectFrom('group_members')
     .innerJoin('groups', 'groups.id', 'group_members.group_id')
     .select('groups.display_name')
     .where('group_members.user_id', '=', userId)
+    // a membership a PIM activation granted ends at its expiresAt, whenever the row is removed
+    .$if(now !== undefined, (q) =>
+      q.where((eb) =>
+        eb.or([
+          eb('group_members.expires_at', 'is', null),
+          eb('group_members.expires_at', '>', now!.toISOString()),
+        ]),
+      ),
+    )
     .orderBy('groups.display_name_key')
     .execute();
   return rows.map((r) => r.display_name);
@@ -62,7 +71,7 @@ export class GroupDirectory {
   constructor(private readonly deps: IdentityDeps) {}
 
   namesOf(userId: string): Promise<string[]> {
-    return groupNamesOf(this.deps.store.db, userId);
+    return groupNamesOf(this.deps.store.db, userId, this.deps.clock.now());
   }
 
   async get(ref: string): Promise<Group & { members: GroupMember[] }> {

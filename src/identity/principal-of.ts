@@ -10,14 +10,24 @@ export async function principalOf(
   db: Kysely<Database>,
   userId: string,
   session: { amr: string[]; authTime: string | null; signInRisk?: 'none' | 'low' | 'medium' | 'high' } | null,
+  /** when given, a PIM-granted membership whose end has come is left out (decide() also judges it) */
+  now?: Date,
 ) {
   const user = await db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirst();
   if (!user) throw new NotFound('user', userId);
   const groups = await db
     .selectFrom('group_members')
     .innerJoin('groups', 'groups.id', 'group_members.group_id')
-    .select(['groups.id', 'groups.display_name'])
+    .select(['groups.id', 'groups.display_name', 'group_members.expires_at'])
     .where('group_members.user_id', '=', userId)
+    .$if(now !== undefined, (q) =>
+      q.where((eb) =>
+        eb.or([
+          eb('group_members.expires_at', 'is', null),
+          eb('group_members.expires_at', '>', now!.toISOString()),
+        ]),
+      ),
+    )
     .orderBy('groups.display_name_key')
     .execute();
   return {
@@ -25,7 +35,11 @@ export async function principalOf(
     id: user.id,
     userName: user.user_name,
     active: user.active === 1,
-    groups: groups.map((g) => ({ id: g.id, name: g.display_name })),
+    groups: groups.map((g) =>
+      g.expires_at
+        ? { id: g.id, name: g.display_name, expiresAt: g.expires_at }
+        : { id: g.id, name: g.display_name },
+    ),
     attributes: JSON.parse(user.attributes) as Record<string, string>,
     emails: JSON.parse(user.emails) as Array<{ value: string; primary?: boolean }>,
     displayName: user.display_name,

@@ -62,8 +62,16 @@ export function onEventEnqueued(listener: EnqueueListener): () => void {
   return () => enqueueListeners.delete(listener);
 }
 
-/** Records a domain event; call it with the transaction that makes the change it describes. */
-export async function enqueueEvent(trx: Kysely<Database>, clock: Clock, event: DomainEvent): Promise<string> {
+/**
+ * Records a domain event; call it with the transaction that makes the change it describes.
+ * `notBefore` holds it back until then (e.g. the end of a PIM group membership, due at its expiry).
+ */
+export async function enqueueEvent(
+  trx: Kysely<Database>,
+  clock: Clock,
+  event: DomainEvent,
+  options: { notBefore?: string } = {},
+): Promise<string> {
   const id = orderedId();
   const now = iso(clock.now());
   const lane = laneOf(event.type);
@@ -74,7 +82,7 @@ export async function enqueueEvent(trx: Kysely<Database>, clock: Clock, event: D
       type: event.type,
       payload: JSON.stringify(event),
       created_at: now,
-      available_at: now,
+      available_at: options.notBefore && options.notBefore > now ? options.notBefore : now,
       attempts: 0,
       lane,
     })

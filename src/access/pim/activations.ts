@@ -21,6 +21,7 @@ import {
 } from './eligibilities.js';
 import { type ActivationEvent, type ActivationState, FINAL_STATES, nextState } from './lifecycle.js';
 import {
+  OU_PREFIX,
   openSessionsNote,
   type PimTargetKind,
   type StoredTarget,
@@ -249,7 +250,11 @@ export class Activations {
   async activeFor(userId: string): Promise<ActiveGrant[]> {
     const now = this.clock.now();
     const db = this.store.db;
-    const groups = db.selectFrom('group_members').select('group_id').where('user_id', '=', userId);
+    const groups = db
+      .selectFrom('group_members')
+      .select('group_id')
+      .where('user_id', '=', userId)
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', iso(now))]));
     const rows = await db
       .selectFrom('pim_activations as a')
       .innerJoin('pim_eligibilities as e', 'e.id', 'a.eligibility_id')
@@ -281,7 +286,11 @@ export class Activations {
   async activeTargetsFor(userId: string, kinds?: PimTargetKind[]): Promise<ActiveTarget[]> {
     const now = this.clock.now();
     const db = this.store.db;
-    const groups = db.selectFrom('group_members').select('group_id').where('user_id', '=', userId);
+    const groups = db
+      .selectFrom('group_members')
+      .select('group_id')
+      .where('user_id', '=', userId)
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', iso(now))]));
     const rows = await db
       .selectFrom('pim_activations as a')
       .innerJoin('pim_eligibilities as e', 'e.id', 'a.eligibility_id')
@@ -351,18 +360,18 @@ export class Activations {
       req.target ?? { kind: 'aws-role', account: req.account!, role: req.role! },
     );
     const target = targetText(stored);
-    const candidates = (
-      await this.eligibilities.forPrincipal(
-        person.id,
-        person.groups.map((g) => g.id),
-      )
-    ).filter(
-      (e) =>
-        e.kind === stored.kind &&
-        e.accountId === stored.accountId &&
-        // a group's label may be stale: its id (in accountId) decides
-        (stored.kind === 'group' || e.roleName === stored.roleName),
+    if (stored.kind === 'permission-set' && stored.accountId.startsWith(OU_PREFIX))
+      throw new InvalidInput(
+        'an activation names one account: aws:<account>/permission-set/<name> (an eligibility may name an OU)',
+        'target',
+      );
+    const mine = await this.eligibilities.forPrincipal(
+      person.id,
+      person.groups.map((g) => g.id),
     );
+    // An OU eligibility covers the account if Organizations (as last discovered) has it there now.
+    const candidates = [];
+    for (const e of mine) if (await this.eligibilities.covers(e, stored)) candidates.push(e);
     if (candidates.length === 0) throw new PimForbidden(`${person.userName} is not eligible for ${target}`);
     const duration = req.durationSeconds;
     if (!Number.isInteger(duration) || duration < MIN_ACTIVATION_SECONDS || duration > MAX_ACTIVATION_SECONDS)
@@ -386,7 +395,8 @@ export class Activations {
     const rule = ordered[index]!;
     if (rule.requireMfa && !hasMfa(person.amr)) throw new StepUpRequired(target);
     await this.options.precheck?.(stored, person);
-    const account = { id: rule.accountId };
+    // the account asked for (an OU eligibility's is the OU); a group's id and label as the rule has them
+    const account = { id: stored.kind === 'permission-set' ? stored.accountId : rule.accountId };
     const role = { name: rule.roleName };
 
     return this.store.db
@@ -665,7 +675,12 @@ export class Activations {
         effect_detail: `ended before it was carried out`,
         effect_at: now,
       };
-    const undo = ending && row.effect_state !== 'pending' && row.effect_state !== 'kept';
+    // 'removed': undone already (a group membership's end, due at expiresAt, ran before the scheduler).
+    const undo =
+      ending &&
+      row.effect_state !== 'pending' &&
+      row.effect_state !== 'kept' &&
+      row.effect_state !== 'removed';
     if (undo) patch = { ...patch, effect_state: 'removing', effect_at: now };
     const res = await trx
       .updateTable('pim_activations')
@@ -721,16 +736,30 @@ export class Activations {
         account: parts.account!,
         permissionSet: parts.permissionSet!,
       });
-    if (stored.kind === 'group')
-      await enqueueEvent(trx, this.clock, {
-        type: 'pim.group-membership-requested',
+    if (stored.kind === 'group') {
+      const membership = {
+        type: 'pim.group-membership-requested' as const,
         activationId: row.id,
-        action: phase === 'begin' ? 'add' : 'remove',
         groupId: parts.groupId!,
         userId: row.user_id,
         userName: row.user_name,
+      };
+      await enqueueEvent(trx, this.clock, {
+        ...membership,
+        action: phase === 'begin' ? 'add' : 'remove',
         expiresAt: phase === 'begin' ? row.expires_at : null,
       });
+      // The end is written now, due at expiresAt: the membership (and its SCIM push to Identity Center)
+      // goes at the activation's end, not at whichever scheduler tick notices it. decide() stops
+      // counting it at expiresAt in any case (the membership row carries it).
+      if (phase === 'begin' && row.expires_at)
+        await enqueueEvent(
+          trx,
+          this.clock,
+          { ...membership, action: 'remove', expiresAt: null },
+          { notBefore: row.expires_at },
+        );
+    }
   }
 
   private async record(

@@ -383,6 +383,59 @@ describe.each(ENGINES)('PIM beyond IAM roles on %s', (engine) => {
     expect((await as(w.dev)).groups.map((g) => g.id)).toContain(elevated.id);
   });
 
+  it('a group activation stops counting at expiresAt exactly, and its removal is due then, not at the next scheduler run', async () => {
+    const w = await world();
+    const elevated = await w.s.groups.create(ctx, { displayName: unique('OnCall') });
+    await w.s.accounts.upsertRole(ctx, w.accountId, { name: 'OnCall', maxSessionDuration: 43200 });
+    await w.s.assignments.add(
+      ctx,
+      { type: 'group', id: elevated.id, name: elevated.displayName },
+      w.accountId,
+      'OnCall',
+    );
+    await w.s.eligibilities.setTarget(ctx, w.principal, `group:${elevated.displayName}`, rules());
+    const a = await w.s.activations.request(ctx, await as(w.dev), {
+      target: `group:${elevated.displayName}`,
+      durationSeconds: HOUR,
+      justification: 'incident',
+    });
+    expect(a.state).toBe('active');
+    await drain();
+    const role = { kind: 'aws-role' as const, account: w.accountId, role: 'OnCall' };
+    const expiresAt = Date.parse((await w.s.activations.get(a.id)).expiresAt!);
+
+    clock.set(new Date(expiresAt - 1000));
+    await drain();
+    expect((await w.s.access.decide(await as(w.dev), role, cli)).effect).toBe('allow');
+    expect(await w.s.groups.namesOf(w.dev.id)).toContain(elevated.displayName);
+
+    // The instant it ends: no scheduler run yet, and the row not yet removed, yet it counts no more.
+    clock.set(new Date(expiresAt));
+    expect((await w.s.access.decide(await as(w.dev), role, cli)).effect).toBe('deny');
+    expect(await w.s.groups.namesOf(w.dev.id)).not.toContain(elevated.displayName);
+    const now = clock.now();
+    expect((await principalOf(w.s.store.db, w.dev.id, null, now)).groups.map((g) => g.id)).not.toContain(
+      elevated.id,
+    );
+    expect((await w.s.activations.get(a.id)).state).toBe('active');
+
+    // The removal written at activation is due now: the outbox alone removes it and pushes that.
+    await drain();
+    expect((await as(w.dev)).groups.map((g) => g.id)).not.toContain(elevated.id);
+    expect(scim.memberNames(elevated.displayName)).toEqual([]);
+    expect((await w.s.activations.get(a.id)).effect).toMatchObject({
+      state: 'removed',
+      detail: 'membership removed',
+    });
+
+    // The scheduler's end then changes the state and leaves the effect's record as it is.
+    await w.s.activations.runDue();
+    await drain();
+    const ended = await w.s.activations.get(a.id);
+    expect(ended.state).toBe('expired');
+    expect(ended.effect).toMatchObject({ state: 'removed', detail: 'membership removed' });
+  });
+
   it('an SSH login activation lets decide() allow the login while it lasts, and not after', async () => {
     const w = await world();
     const target = 'ssh:root@*.prod.internal';
@@ -446,7 +499,12 @@ describe.each(ENGINES)('PIM beyond IAM roles on %s', (engine) => {
         .select('payload')
         .where('type', 'in', ['pim.account-assignment-requested', 'pim.group-membership-requested'])
         .execute();
-      expect(effects.filter((e) => JSON.parse(e.payload).activationId === a.id)).toHaveLength(1);
+      const mine = effects.map((e) => JSON.parse(e.payload)).filter((e) => e.activationId === a.id);
+      // one begin; a group's activation also writes its end, due at expiresAt
+      expect(mine.filter((e) => e.action === 'create' || e.action === 'add')).toHaveLength(1);
+      expect(mine.filter((e) => e.action === 'delete' || e.action === 'remove')).toHaveLength(
+        target.startsWith('group:') ? 1 : 0,
+      );
       // a second request for the same target while this one is open is refused
       await expect(
         w.s.activations.request(ctx, await as(w.dev), { target, durationSeconds: HOUR, justification: 'x' }),

@@ -9,6 +9,7 @@ import type { PimEligibilitiesTable } from '../../store/schema.js';
 import { pimTargetOf } from '../admin-roles.js';
 import type { AwsAccounts } from '../aws-accounts.js';
 import {
+  OU_PREFIX,
   type PimTargetInput,
   type PimTargetKind,
   parsePimTarget,
@@ -112,6 +113,14 @@ export type PermissionSetCheck = (q: {
 
 export interface EligibilitiesOptions {
   checkPermissionSet?: PermissionSetCheck;
+  /**
+   * AWS Organizations as last discovered (access/organization.ts): an eligibility for a permission set
+   * may name an OU, and covers the accounts in it and below at the moment of each activation.
+   */
+  organization?: {
+    unit(ref: string): Promise<{ id: string; path: string } | null>;
+    ancestorsOf(accountId: string): Promise<Array<{ id: string; path: string }>>;
+  };
 }
 
 export function checkRules(rules: ActivationRules): void {
@@ -199,6 +208,22 @@ export class Eligibilities {
     return fromRow(row);
   }
 
+  /**
+   * Whether an eligibility covers a (resolved) target: the same target, or, for a permission set, one
+   * in an OU that holds the target's account now (Organizations as last discovered).
+   */
+  async covers(e: Eligibility, stored: StoredTarget): Promise<boolean> {
+    if (e.kind !== stored.kind) return false;
+    // a group's label may be stale: its id (in accountId) decides
+    if (stored.kind === 'group') return e.accountId === stored.accountId;
+    if (e.roleName !== stored.roleName) return false;
+    if (e.accountId === stored.accountId) return true;
+    if (stored.kind !== 'permission-set' || !e.accountId.startsWith(OU_PREFIX)) return false;
+    const ou = e.accountId.slice(OU_PREFIX.length);
+    const ancestors = (await this.options.organization?.ancestorsOf(stored.accountId)) ?? [];
+    return ancestors.some((u) => u.id === ou);
+  }
+
   /** What a person may activate: their own eligibilities and their groups'. */
   async forPrincipal(userId: string, groupIds: string[]): Promise<Eligibility[]> {
     const rows = await this.store.db
@@ -242,6 +267,13 @@ export class Eligibilities {
         return { kind: 'aws-role', accountId, roleName };
       }
       case 'permission-set': {
+        if (t.ou) {
+          const ref = /^(ou-|r-)/.test(t.account) || t.account.startsWith('/') ? t.account : `/${t.account}`;
+          const unit = await this.options.organization?.unit(ref);
+          if (!unit)
+            throw new NotFound('organizational unit', `${t.account} (run \`ferry aws discover\` first)`);
+          return storedPermissionSet(`${OU_PREFIX}${unit.id}`, t.name);
+        }
         const account = await this.accounts.get(t.account);
         return storedPermissionSet(account.id, t.name);
       }

@@ -1,5 +1,6 @@
 import type { AuditContext } from '../../audit/actor.js';
 import { systemActor } from '../../audit/actor.js';
+import type { Clock } from '../../clock.js';
 import type { DomainEvent } from '../../events.js';
 import type { Activations } from './activations.js';
 
@@ -25,10 +26,21 @@ const ENDED = new Set(['expired', 'revoked']);
  * membership until its end (an ordinary one otherwise: SCIM push to Identity Center, the group's
  * assignments and SSH logins follow), and is removed when it ends. Replays are harmless.
  */
-export function groupMembershipEffect(groups: ActivationMemberships, activations: Activations) {
+export function groupMembershipEffect(
+  groups: ActivationMemberships,
+  activations: Activations,
+  clock?: Clock,
+) {
   return async (e: MembershipEvent): Promise<void> => {
     const grant = { groupId: e.groupId, userId: e.userId, activationId: e.activationId };
     if (e.action === 'remove') {
+      // Two ends may arrive (the one due at expiresAt, and the scheduler's or a revocation's): the
+      // first removes; a later one finds nothing of this activation's and leaves its record as it is.
+      const state = (await activations.get(e.activationId)).effect?.state;
+      if (state === 'kept' || state === 'removed') {
+        await groups.endForActivation(effects, grant);
+        return;
+      }
       const removed = await groups.endForActivation(effects, grant);
       await activations.recordEffect(
         e.activationId,
@@ -39,6 +51,8 @@ export function groupMembershipEffect(groups: ActivationMemberships, activations
     }
     const activation = await activations.get(e.activationId);
     if (activation.state !== 'active' || !activation.expiresAt) return;
+    // Delivered late (outbox retries) after its end: adding it now would outlive the activation.
+    if (clock && Date.parse(activation.expiresAt) <= clock.now().getTime()) return;
     const claimed = await activations.recordEffect(e.activationId, {
       state: 'applying',
       detail: null,

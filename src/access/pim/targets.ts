@@ -10,20 +10,35 @@ export type { PimTargetKind } from '../../store/schema.js';
  *   aws:<account>/<role>                     an IAM role (account: 12-digit id or alias)
  *   admin:<role>                             a Ferry admin role (stored as the pseudo-account `ferry`)
  *   aws:<account>/permission-set/<name>      an IAM Identity Center permission set in an account
+ *   aws:ou/<ou>/permission-set/<name>        ... in any account of an OU (ou-…, r-… or a path such as
+ *                                            Root/Workloads), as AWS Organizations last said at activation
  *   group:<name>                             membership of a Ferry group (and so whatever it is assigned)
  *   ssh:<login>@<host or glob>               an SSH login mapping (the syntax of access/targets.ts)
  */
 export type PimTargetInput =
   | { kind: 'aws-role'; account: string; role: string }
-  | { kind: 'permission-set'; account: string; name: string }
+  /** `ou`: account names an OU (id or path) rather than an account */
+  | { kind: 'permission-set'; account: string; name: string; ou?: boolean }
   | { kind: 'group'; group: string }
   | { kind: 'ssh'; hosts: string; login: string };
 
 /** Identity Center's rule for permission set names (CreatePermissionSet: 1-32 of [\w+=,.@-]). */
 export const PERMISSION_SET_NAME = /^[\w+=,.@-]{1,32}$/;
 
+/** How an OU eligibility's stored accountId starts: `ou/<ou id>`, so its text is aws:ou/<id>/permission-set/… */
+export const OU_PREFIX = 'ou/';
+
 export function parsePimTarget(text: string): PimTargetInput {
   const t = text.trim();
+  const ou = /^aws:ou\/(.{1,512})\/permission-set\/([^/]+)$/.exec(t);
+  if (ou) {
+    if (!PERMISSION_SET_NAME.test(ou[2]!))
+      throw new InvalidInput(
+        `permission set name ${JSON.stringify(ou[2])} breaks Identity Center's rule: 1-32 characters of letters, digits and +=,.@_-`,
+        'target',
+      );
+    return { kind: 'permission-set', account: ou[1]!, name: ou[2]!, ou: true };
+  }
   const ps = /^aws:([^/\s]{1,63})\/permission-set\/(.+)$/.exec(t);
   if (ps) {
     if (!PERMISSION_SET_NAME.test(ps[2]!))
@@ -48,7 +63,7 @@ export function parsePimTarget(text: string): PimTargetInput {
     return { kind: 'ssh', hosts: ssh[2]!, login: ssh[1]! };
   }
   throw new InvalidInput(
-    `target ${JSON.stringify(text)} is not one of aws:<account>/<role>, admin:<role>, aws:<account>/permission-set/<name>, group:<name>, ssh:<login>@<host or pattern>`,
+    `target ${JSON.stringify(text)} is not one of aws:<account>/<role>, admin:<role>, aws:<account>/permission-set/<name>, aws:ou/<ou>/permission-set/<name>, group:<name>, ssh:<login>@<host or pattern>`,
     'target',
   );
 }

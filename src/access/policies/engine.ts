@@ -7,7 +7,7 @@ import { formatTarget, type Target } from '../targets.js';
 import type { DevicePostureVerifier, PostureResult } from './device-posture.js';
 import { cidrList, inList } from './named-locations.js';
 import type { GrantControl, PolicyDefinition, RiskLevel } from './policy.js';
-import { targetMatches } from './target-pattern.js';
+import { type AccountOus, ouPattern, targetMatches } from './target-pattern.js';
 
 /** What the engine reads besides the request: kept behind an interface so the engine is testable without a database. */
 export interface PolicySource {
@@ -46,6 +46,8 @@ class Facts {
   #locations?: Promise<Map<string, BlockList>>;
   #country?: string | null;
   readonly groupIds: Set<string>;
+  /** the target account's OUs, read before the policies when one names an OU (aws:ou/…) */
+  ous: AccountOus = [];
   constructor(
     readonly principal: Principal,
     readonly target: Target,
@@ -104,6 +106,8 @@ export class ConditionalAccessEngine {
     private readonly source: PolicySource,
     private readonly clock: Clock,
     private readonly devices: DevicePostureVerifier | null = null,
+    /** AWS Organizations as last discovered, for targets that name an OU (aws:ou/…) */
+    private readonly ancestorsOf?: (accountId: string) => Promise<AccountOus>,
   ) {}
 
   /** Applies every policy to an assignment decision. Deny stays deny (policies still explained). */
@@ -119,6 +123,12 @@ export class ConditionalAccessEngine {
     const facts = new Facts(principal, target, signals, this.clock.now(), this.source, this.devices, () =>
       this.locations(),
     );
+    if (
+      this.ancestorsOf &&
+      (target.kind === 'aws-role' || target.kind === 'permission-set') &&
+      policies.some((p) => [...p.d.targets, ...p.d.excludeTargets].some((t) => ouPattern(t)))
+    )
+      facts.ous = await this.ancestorsOf(target.account);
     const evaluations: PolicyEvaluation[] = [];
     // Most policies are about other people or other targets: without explain (what-if), those are
     // skipped by a check that builds no words, and only the applying ones are evaluated in full.
@@ -199,7 +209,7 @@ export class ConditionalAccessEngine {
     const notApplied = (why: string): PolicyEvaluation => ({ ...base, applied: false, why: [why] });
     const who = this.assignment(p.d, f.principal);
     if (!who.ok) return notApplied(who.why);
-    const what = this.targetCheck(p.d, f.target);
+    const what = this.targetCheck(p.d, f.target, f.ous);
     if (!what.ok) return notApplied(what.why);
     const why = [who.why, what.why];
     for await (const c of this.conditions(p, f)) {
@@ -264,8 +274,8 @@ export class ConditionalAccessEngine {
       )
         return false;
     }
-    if (d.excludeTargets.some((t) => targetMatches(t, f.target))) return false;
-    return d.targets.some((t) => targetMatches(t, f.target));
+    if (d.excludeTargets.some((t) => targetMatches(t, f.target, f.ous))) return false;
+    return d.targets.some((t) => targetMatches(t, f.target, f.ous));
   }
 
   private assignment(d: PolicyDefinition, p: Principal): Check {
@@ -290,11 +300,11 @@ export class ConditionalAccessEngine {
     return { ok: false, why: `${p.userName} is neither included nor in an included group` };
   }
 
-  private targetCheck(d: PolicyDefinition, target: Target): Check {
+  private targetCheck(d: PolicyDefinition, target: Target, ous: AccountOus): Check {
     const name = formatTarget(target);
-    const excluded = d.excludeTargets.find((t) => targetMatches(t, target));
+    const excluded = d.excludeTargets.find((t) => targetMatches(t, target, ous));
     if (excluded) return { ok: false, why: `${name} is excluded by ${excluded}` };
-    const included = d.targets.find((t) => targetMatches(t, target));
+    const included = d.targets.find((t) => targetMatches(t, target, ous));
     if (!included) return { ok: false, why: `${name} is not among the targets ${d.targets.join(', ')}` };
     return { ok: true, why: included === 'all' ? 'covers every target' : `${name} matches ${included}` };
   }

@@ -88,7 +88,7 @@ const includeExclude = z
   .strict();
 
 export const TARGET_PATTERN =
-  /^(all|aws:(\d{12}|\*)\/(permission-set\/)?[\w+=,.@*-]{1,128}|ssh:[\w.:*@-]{1,253}|app:[\w.:/*-]{1,256}|admin:[a-z*-]{1,64})$/;
+  /^(all|aws:(\d{12}|\*)\/(permission-set\/)?[\w+=,.@*-]{1,128}|aws:ou\/\S{1,512}\/[\w+=,.@*-]{1,128}|ssh:[\w.:*@-]{1,253}|app:[\w.:/*-]{1,256}|admin:[a-z*-]{1,64})$/;
 
 /** A policy as the API and the tenant file write it: users, groups and workloads by name. */
 export const policyInputSchema = z
@@ -106,7 +106,7 @@ export const policyInputSchema = z
           .string()
           .regex(
             TARGET_PATTERN,
-            'expected all, aws:<account|*>/<role>, aws:<account>/permission-set/<name>, ssh:<host>, app:<name>, admin:<role> (* is a wildcard)',
+            'expected all, aws:<account|*>/<role>, aws:<account>/permission-set/<name>, aws:ou/<ou id or path>/<role or permission-set/name>, ssh:<host>, app:<name>, admin:<role> (* is a wildcard)',
           ),
       )
       .min(1),

@@ -1,9 +1,5 @@
-import {
-  DescribePermissionSetCommand,
-  ListInstancesCommand,
-  ListPermissionSetsCommand,
-  type SSOAdminClient,
-} from '@aws-sdk/client-sso-admin';
+import { DescribePermissionSetCommand, ListPermissionSetsCommand } from '@aws-sdk/client-sso-admin';
+import type { IdentityCenterClients } from './sso-admin.js';
 
 /** A permission set as PIM needs it: its ARN (for assignments) and its SessionDuration in seconds. */
 export interface PermissionSetRef {
@@ -14,18 +10,6 @@ export interface PermissionSetRef {
   sessionDurationSeconds: number;
 }
 
-/** Identity Center has no instance, or several, so Ferry cannot tell which one to use. */
-export class IdentityCenterInstanceUnknown extends Error {
-  constructor(count: number) {
-    super(
-      count === 0
-        ? 'no IAM Identity Center instance is visible with the configured AWS credentials'
-        : `${count} IAM Identity Center instances are visible; Ferry expects exactly one`,
-    );
-    this.name = 'IdentityCenterInstanceUnknown';
-  }
-}
-
 /** ISO 8601 durations as Identity Center writes SessionDuration (PT1H, PT8H, PT1H30M). */
 export function isoDurationSeconds(text: string): number {
   const m = /^PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?$/.exec(text);
@@ -34,38 +18,29 @@ export function isoDurationSeconds(text: string): number {
 }
 
 /**
- * Finds a permission set by name: ListInstances (exactly one), ListPermissionSets, DescribePermissionSet
- * for each until the name matches (Identity Center has no lookup by name). The instance is remembered;
- * permission sets are not (one may be deleted and created again under the same name).
+ * Finds a permission set by name: ListPermissionSets, DescribePermissionSet for each until the name
+ * matches (Identity Center has no lookup by name). The instance is the one openIdentityCenter()
+ * remembers (one ListInstances for the whole server); permission sets are not remembered (one may be
+ * deleted and created again under the same name).
  */
 export class PermissionSetLookup {
-  private instance: Promise<string> | null = null;
+  constructor(private readonly clients: Pick<IdentityCenterClients, 'ssoAdmin' | 'instance'>) {}
 
-  constructor(private readonly sso: SSOAdminClient) {}
-
-  instanceArn(): Promise<string> {
-    this.instance ??= (async () => {
-      const res = await this.sso.send(new ListInstancesCommand({}));
-      const list = res.Instances ?? [];
-      if (list.length !== 1 || !list[0]!.InstanceArn) throw new IdentityCenterInstanceUnknown(list.length);
-      return list[0]!.InstanceArn;
-    })().catch((err: unknown) => {
-      this.instance = null;
-      throw err;
-    });
-    return this.instance;
+  async instanceArn(): Promise<string> {
+    return (await this.clients.instance()).instanceArn;
   }
 
   /** The permission set of that name, or null when Identity Center has none. */
   async byName(name: string): Promise<PermissionSetRef | null> {
+    const sso = this.clients.ssoAdmin;
     const instanceArn = await this.instanceArn();
     let token: string | undefined;
     do {
-      const page = await this.sso.send(
+      const page = await sso.send(
         new ListPermissionSetsCommand({ InstanceArn: instanceArn, NextToken: token, MaxResults: 100 }),
       );
       for (const arn of page.PermissionSets ?? []) {
-        const { PermissionSet: ps } = await this.sso.send(
+        const { PermissionSet: ps } = await sso.send(
           new DescribePermissionSetCommand({ InstanceArn: instanceArn, PermissionSetArn: arn }),
         );
         if (ps?.Name === name)

@@ -21,6 +21,8 @@ export interface PermissionSetApiOptions {
   accounts: AwsAccounts;
   access: AccessDecider;
   connection: IdentityCenterConnection;
+  /** what `ferry aws config` writes for permission sets (config identityCenter.cliProfiles) */
+  cliProfiles?: 'sso' | 'ferry';
   authenticate: (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
   authenticateCaller: (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
   signals: (req: FastifyRequest, caller: Caller) => Signals;
@@ -367,7 +369,20 @@ export const permissionSetApi: FastifyPluginAsync<PermissionSetApiOptions> = asy
         tags: ['aws'],
         summary: 'The IAM Identity Center permission sets you may use right now, with the access portal URL',
         security,
-        response: { 200: Type.Object({ items: Type.Array(PermissionSetEntitlement) }), ...problemResponses },
+        response: {
+          200: Type.Object({
+            items: Type.Array(PermissionSetEntitlement),
+            cliProfiles: Type.Union([Type.Literal('sso'), Type.Literal('ferry')], {
+              description:
+                'what the operator wants `ferry aws config` to write: AWS CLI sso profiles, or only Ferry-issued role credentials',
+            }),
+            startUrl: Type.String({
+              description: 'the AWS access portal ("" when Identity Center cannot be reached)',
+            }),
+            ssoRegion: Type.String(),
+          }),
+          ...problemResponses,
+        },
       },
     },
     async (req) => {
@@ -377,7 +392,9 @@ export const permissionSetApi: FastifyPluginAsync<PermissionSetApiOptions> = asy
         opts.signals(req, caller),
         (a) => permissionSets.accountsOf(a),
       );
-      if (entitled.length === 0) return { items: [] };
+      const cliProfiles = opts.cliProfiles ?? 'sso';
+      const ssoRegion = opts.connection.region;
+      if (entitled.length === 0) return { items: [], cliProfiles, startUrl: '', ssoRegion };
       const startUrl = await sync.startUrl().catch(() => '');
       const aliases = new Map((await opts.accounts.list()).map((a) => [a.id, a.alias]));
       const items: PermissionSetEntitlementView[] = [];
@@ -395,7 +412,7 @@ export const permissionSetApi: FastifyPluginAsync<PermissionSetApiOptions> = asy
           profile: `ferry-sso-${alias}-${target.name}`.toLowerCase().replace(/[^\w.-]+/g, '-'),
         });
       }
-      return { items };
+      return { items, cliProfiles, startUrl, ssoRegion };
     },
   );
 };

@@ -34,6 +34,17 @@ export interface PimAssignmentsDeps {
   lookup: PermissionSetLookup;
   activations: PimEffectsPort;
   eligibilities: { get(id: string): Promise<Eligibility> };
+  /**
+   * The identity store, for a person the SCIM push has no record of (users synced into Identity Center
+   * some other way, and the demo's local AWS, which cannot receive SCIM): GetUserId by userName.
+   */
+  identityStore?: { principalId(type: 'USER', name: string): Promise<string | null> };
+  /**
+   * The SessionDuration (seconds) Ferry itself declares for a permission set, or null when Ferry does not
+   * manage it: a declared set is checked against the declaration (the sync makes Identity Center match),
+   * so a tenant file may name a set and an eligibility for it in one apply.
+   */
+  declaredSessionSeconds?: (name: string) => Promise<number | null>;
   /** waits between status polls; tests pass a short one */
   sleep?: (ms: number) => Promise<void>;
   /** ms between DescribeAccountAssignment*Status calls, and how long to wait before retrying later */
@@ -70,20 +81,23 @@ const APPLYING = ['applying'];
 export class PimAccountAssignments {
   constructor(private readonly deps: PimAssignmentsDeps) {}
 
-  /** The Identity Center user id of a person (the SCIM push's record), or null. */
-  async identityCenterUserId(userId: string): Promise<string | null> {
+  /** The Identity Center user id of a person (the SCIM push's record, else the identity store's), or null. */
+  async identityCenterUserId(userId: string, userName?: string): Promise<string | null> {
     const row = await this.deps.store.db
       .selectFrom('identity_center_users')
       .select('remote_id')
       .where('user_id', '=', userId)
       .executeTakeFirst();
-    return row?.remote_id ?? null;
+    if (row?.remote_id) return row.remote_id;
+    if (!userName || !this.deps.identityStore) return null;
+    return this.deps.identityStore.principalId('USER', userName).catch(() => null);
   }
 
   /** Before a request is written: a permission set can only be activated by someone Identity Center knows. */
   async precheck(target: StoredTarget, person: PimPerson): Promise<void> {
     if (target.kind !== 'permission-set') return;
-    if (!(await this.identityCenterUserId(person.id))) throw new NoIdentityCenterUser(person.userName);
+    if (!(await this.identityCenterUserId(person.id, person.userName)))
+      throw new NoIdentityCenterUser(person.userName);
   }
 
   /**
@@ -92,7 +106,9 @@ export class PimAccountAssignments {
    * outlive it by more than the activation itself could last.
    */
   async checkPermissionSet(q: { accountId: string; name: string; maxDuration: number }): Promise<void> {
-    const ps = await this.find(q.name);
+    const declared = await this.deps.declaredSessionSeconds?.(q.name);
+    const ps =
+      declared != null ? { name: q.name, sessionDurationSeconds: declared } : await this.find(q.name);
     if (!ps)
       throw new InvalidInput(
         `Identity Center has no permission set named ${q.name} (create it first, e.g. with \`ferry apply\`)`,
@@ -137,7 +153,7 @@ export class PimAccountAssignments {
       onlyFrom: ['pending', 'failed', 'applying'],
     });
     if (!claimed) return;
-    const principalId = await this.identityCenterUserId(e.userId);
+    const principalId = await this.identityCenterUserId(e.userId, e.userName);
     if (!principalId) {
       await this.fail(e, `${e.userName} has no Identity Center user yet; retrying`, APPLYING);
       throw new AssignmentFailed(`${e.userName} has no Identity Center user`);
@@ -212,7 +228,7 @@ export class PimAccountAssignments {
     const { activations } = this.deps;
     const activation = await activations.get(e.activationId);
     if (!force && (activation.effect?.state === 'kept' || activation.effect?.state === 'removed')) return;
-    const principalId = await this.identityCenterUserId(e.userId);
+    const principalId = await this.identityCenterUserId(e.userId, e.userName);
     const ps = principalId ? await this.deps.lookup.byName(e.permissionSet) : null;
     if (!principalId || !ps || !(await this.assigned(ps, e.account, principalId))) {
       await activations.recordEffect(

@@ -8,6 +8,8 @@ export interface IdentityCenterConnection {
   endpoint?: string;
   region: string;
   credentials?: { accessKeyId: string; secretAccessKey: string };
+  /** the access portal URL, when configured (config identityCenter.startUrl); else derived */
+  startUrl?: string;
 }
 
 export interface IdentityCenterInstance {
@@ -58,7 +60,7 @@ export function openIdentityCenter(conn: IdentityCenterConnection): IdentityCent
         return {
           instanceArn: i.InstanceArn!,
           identityStoreId: i.IdentityStoreId!,
-          startUrl: `https://${i.IdentityStoreId}.awsapps.com/start`,
+          startUrl: conn.startUrl ?? `https://${i.IdentityStoreId}.awsapps.com/start`,
         };
       })();
       instance.catch(() => {
@@ -117,6 +119,36 @@ export async function ensureIdentityStoreGroups(
         await c.identityStore.send(
           new CreateGroupCommand({ IdentityStoreId: identityStoreId, DisplayName: name }),
         );
+  } finally {
+    c.destroy();
+  }
+}
+
+/**
+ * The demo's stand-in for the SCIM push of users: each person in the local Identity Center's identity
+ * store under their user name, so PIM can assign them a permission set (it finds them by GetUserId).
+ * Idempotent.
+ */
+export async function ensureIdentityStoreUsers(
+  conn: IdentityCenterConnection,
+  users: Array<{ userName: string; displayName: string }>,
+): Promise<void> {
+  const { CreateUserCommand } = await import('@aws-sdk/client-identitystore');
+  const c = openIdentityCenter(conn);
+  try {
+    const { identityStoreId } = await c.instance();
+    for (const u of users) {
+      if (await c.principalId('USER', u.userName)) continue;
+      const [given, ...rest] = u.displayName.split(/\s+/);
+      await c.identityStore.send(
+        new CreateUserCommand({
+          IdentityStoreId: identityStoreId,
+          UserName: u.userName,
+          DisplayName: u.displayName,
+          Name: { GivenName: given || u.userName, FamilyName: rest.join(' ') || u.userName },
+        }),
+      );
+    }
   } finally {
     c.destroy();
   }
