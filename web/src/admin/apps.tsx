@@ -526,7 +526,8 @@ export function ProxyApps() {
           submit={editing ? 'Save app' : 'Register app'}
           {...(editing ? { onCancel: reset } : {})}
           check={() => {
-            if (!/^[\w.-]{1,64}$/.test(name.trim())) return 'Name the app (letters, digits, . _ -).';
+            if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(name.trim()))
+              return 'Name the app with lower-case letters, digits and dashes.';
             if (!isUrl(url.trim())) return 'The URL people open is an http(s) URL.';
             if (!isUrl(upstream.trim())) return 'The upstream is an http(s) URL.';
             return null;

@@ -240,7 +240,7 @@ export function Eligibilities() {
             list.reload();
             setEditing(null);
             setDraft(EMPTY);
-            return `${e.principalName ?? e.principalId} may now activate ${e.target} for up to ${duration(e.maxDuration)}.`;
+            return `${e.principalName ?? body.group ?? body.user} may now activate ${e.target} for up to ${duration(e.maxDuration)}.`;
           }}
         >
           <div className="row">

@@ -71,13 +71,13 @@ function KeySection({
               label="Rotate"
               what={title}
               danger={false}
-              question={`Stage a new ${title.toLowerCase()} key? It is published now and signs once activated.`}
+              question="Stage a new key? It is published now and signs once activated."
               busy={action.busy}
               onConfirm={() =>
                 action.run(async () => {
                   await rotate();
                   loaded.reload();
-                  return `A new ${title.toLowerCase()} key is staged: published now, signing once activated.`;
+                  return 'A new key is staged: published now, signing once activated.';
                 })
               }
             />
@@ -91,7 +91,7 @@ function KeySection({
                   action.run(async () => {
                     await activate();
                     loaded.reload();
-                    return `The staged ${title.toLowerCase()} key signs from now on; the old one is retired.`;
+                    return 'The staged key signs from now on; the old one is retired.';
                   })
                 }
               />

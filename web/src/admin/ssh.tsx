@@ -101,8 +101,8 @@ export function SshLogins() {
             if (listOf(logins).length === 0) return 'Give at least one Linux login.';
             const bad = listOf(logins).find((l) => !/^[a-z_][a-z0-9_.-]{0,31}$/.test(l));
             if (bad) return `${bad} is not a Linux login name.`;
-            if (minutes !== '' && !(Number(minutes) > 0))
-              return 'The longest certificate is a positive number of minutes.';
+            if (minutes !== '' && !(Number(minutes) >= 1 && Number(minutes) <= 10080))
+              return 'The longest certificate is 1 to 10080 minutes (a week).';
             return null;
           }}
           onSubmit={async () => {
@@ -114,7 +114,7 @@ export function SshLogins() {
                   logins: listOf(logins),
                   portForwarding,
                   agentForwarding,
-                  maxDuration: minutes ? Math.round(Number(minutes) * 60) : null,
+                  ...(minutes ? { maxDuration: Math.round(Number(minutes) * 60) } : {}),
                 },
               }),
             );
