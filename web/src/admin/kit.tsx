@@ -1,4 +1,4 @@
-import { type ReactNode, useState } from 'react';
+import { type ReactNode, useEffect, useRef, useState } from 'react';
 import { Field, Form, Message, useAction } from '../ui.js';
 import './admin.css';
 
@@ -154,9 +154,16 @@ export function ConfirmButton({
   danger?: boolean;
 }) {
   const [asking, setAsking] = useState(false);
+  // After Cancel, focus goes back to the button that asked (not to the top of the page).
+  const first = useRef<HTMLButtonElement>(null);
+  const asked = useRef(false);
+  useEffect(() => {
+    if (asking) asked.current = true;
+    else if (asked.current) first.current?.focus();
+  }, [asking]);
   if (!asking)
     return (
-      <button type="button" className="secondary" disabled={busy} onClick={() => setAsking(true)}>
+      <button ref={first} type="button" className="secondary" disabled={busy} onClick={() => setAsking(true)}>
         {label}
         <span className="visually-hidden"> {what}</span>
       </button>
