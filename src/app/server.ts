@@ -328,6 +328,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     authenticateAdmin: admin.guard({ read: 'reviews:read', write: 'reviews:write' }),
     auditContext: auditContextOf,
     now: () => services.clock.now(),
+    requirePermission: (req, reply, permission) => admin.authorize(req, reply, permission),
     resolvePrincipal: async (type, ref) => {
       if (type === 'group') {
         const g = await services.groups.get(ref);

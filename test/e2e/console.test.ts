@@ -334,7 +334,7 @@ describe('web console', () => {
       ['Proxied apps', 'Proxied apps'],
       ['SCIM', 'SCIM connections'],
       ['Access reviews', 'Access reviews'],
-      ['Signing keys', 'SAML signing keys'],
+      ['Signing keys', 'Signing keys'],
     ] as const) {
       await visit(admin, menu, heading);
       await admin

@@ -68,6 +68,8 @@ describe.each(ENGINES)('PIM API on %s', (engine) => {
       approverGroups: ['Admins'],
     });
     expect(created.status).toBe(201);
+    // The answer names who was made eligible, as the list does (the console says so).
+    expect(await created.json()).toMatchObject({ principalType: 'group', principalName: 'Devs' });
     const again = await post({
       ...base,
       maxDuration: 3600,

@@ -331,7 +331,10 @@ export const pimApi: FastifyPluginAsync<PimApiOptions> = async (app, opts) => {
         target,
         rules,
       );
-      return reply.code(change === 'created' ? 201 : 200).send(eligibility);
+      // As the list shows it: with the group's or person's name (the console says who it made eligible).
+      return reply
+        .code(change === 'created' ? 201 : 200)
+        .send({ ...eligibility, principalName: eligibility.principalName ?? principal.name });
     },
   );
 

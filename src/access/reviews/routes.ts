@@ -22,6 +22,11 @@ export interface ReviewsApiOptions {
     ref: string,
   ) => Promise<{ type: 'group' | 'user'; id: string; name: string }>;
   now: () => Date;
+  /**
+   * Checks that the caller holds an admin permission (throws the admin guard's 401/403 problem): a
+   * person with reviews:read sees every campaign and its items, not only those they review (the console).
+   */
+  requirePermission?: (req: FastifyRequest, reply: FastifyReply, permission: 'reviews:read') => Promise<void>;
 }
 
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
@@ -91,12 +96,38 @@ export const reviewsApi: FastifyPluginAsync<ReviewsApiOptions> = async (app, opt
   const security = [{ bearer: [] }];
   const callerOrAdmin: PreHandler = (req, reply) =>
     isAdminToken(req) ? opts.authenticateAdmin(req, reply) : opts.authenticateCaller(req, reply);
-  const mayRead = async (req: FastifyRequest, id: string) => {
+  /** A person holding reviews:read (an admin role) reads every campaign; anyone else only theirs. */
+  const holdsReviewsRead = async (req: FastifyRequest, reply: FastifyReply): Promise<boolean> => {
+    // Admin roles are held by people signed in in a browser; a `ferry login` token carries none.
+    if (!opts.requirePermission || req.headers.authorization !== undefined) return false;
+    try {
+      await opts.requirePermission(req, reply, 'reviews:read');
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const mayRead = async (req: FastifyRequest, reply: FastifyReply, id: string) => {
     const campaign = await reviews.get(id);
-    if (req.caller && !reviews.isReviewer(campaign, (req.caller as Caller).principal))
+    if (
+      req.caller &&
+      !reviews.isReviewer(campaign, (req.caller as Caller).principal) &&
+      !(await holdsReviewsRead(req, reply))
+    )
       throw new Forbidden(`you are not a reviewer of ${campaign.name}`);
     return campaign;
   };
+  const AllQuery = Type.Object(
+    {
+      all: Type.Optional(
+        Type.Boolean({
+          description:
+            'every campaign, not only those you review (a person holding reviews:read; an admin token always sees all)',
+        }),
+      ),
+    },
+    { additionalProperties: false },
+  );
 
   app.post<{ Body: Static<typeof CampaignBody> }>(
     '/reviews',
@@ -134,21 +165,33 @@ export const reviewsApi: FastifyPluginAsync<ReviewsApiOptions> = async (app, opt
     },
   );
 
-  app.get(
+  app.get<{ Querystring: Static<typeof AllQuery> }>(
     '/reviews',
     {
       onRequest: callerOrAdmin,
       schema: {
         tags,
-        summary: 'Review campaigns (those you review, or all with an admin token)',
+        summary:
+          'Review campaigns (those you review; all with all=true and reviews:read, or with an admin token)',
         security,
+        querystring: AllQuery,
         response: { 200: Type.Object({ items: Type.Array(CampaignSchema) }), ...problemResponses },
       },
     },
-    async (req) => {
+    async (req, reply) => {
       const all = await reviews.list();
       const caller = req.caller as Caller | null;
-      return { items: caller ? all.filter((c) => reviews.isReviewer(c, caller.principal)) : all };
+      if (!caller) return { items: all };
+      if (req.query.all) {
+        // Asked for everything: the admin guard's own 403 (which role would give it) when not held.
+        if (!opts.requirePermission || req.headers.authorization !== undefined)
+          throw new Forbidden(
+            'all=true needs an admin API token with reviews:read, or a person signed in in a browser holding it',
+          );
+        await opts.requirePermission(req, reply, 'reviews:read');
+        return { items: all };
+      }
+      return { items: all.filter((c) => reviews.isReviewer(c, caller.principal)) };
     },
   );
 
@@ -164,7 +207,7 @@ export const reviewsApi: FastifyPluginAsync<ReviewsApiOptions> = async (app, opt
         response: { 200: CampaignSchema, ...problemResponses },
       },
     },
-    async (req) => mayRead(req, req.params.id),
+    async (req, reply) => mayRead(req, reply, req.params.id),
   );
 
   app.get<{ Params: { id: string } }>(
@@ -179,8 +222,8 @@ export const reviewsApi: FastifyPluginAsync<ReviewsApiOptions> = async (app, opt
         response: { 200: Type.Object({ items: Type.Array(ItemSchema) }), ...problemResponses },
       },
     },
-    async (req) => {
-      await mayRead(req, req.params.id);
+    async (req, reply) => {
+      await mayRead(req, reply, req.params.id);
       return { items: await reviews.items(req.params.id) };
     },
   );
