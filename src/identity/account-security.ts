@@ -32,20 +32,26 @@ export interface AccountSecurityStatus {
   sessionHasMfa: boolean;
   /** null when security keys are not offered */
   webauthn: { rpId: string; origin: string } | null;
+  /** where this session proves its second factor and comes back */
+  stepUpUrl: string;
 }
 
-/** The step-up page that gives this session a second factor and comes back to the Account page. */
-export const ACCOUNT_STEP_UP_URL = '/signin/step-up?require=mfa&return_to=%2Fportal%2Faccount';
+/**
+ * The step-up page that gives this session a second factor and comes back to the Account page: the
+ * code page for someone with an authenticator app, the security-key page for someone with only keys.
+ */
+export const accountStepUpUrl = (has: { totp: number; keys: number }): string =>
+  `/signin/step-up?require=${has.totp > 0 || has.keys === 0 ? 'mfa' : 'phishing-resistant-mfa'}&return_to=%2Fportal%2Faccount`;
 
 /** A change to sign-in methods from a session that has not proved the second factor the person has. */
 export class MfaStepUpRequired extends Problem {
-  constructor() {
+  constructor(stepUp: string) {
     super(
       403,
       'step-up-required',
       'Verify it is you first',
       'you have a second factor and this session has not used it: verify with it (the stepUp link), then try again',
-      { stepUp: ACCOUNT_STEP_UP_URL },
+      { stepUp },
     );
   }
 }
@@ -103,7 +109,8 @@ export class AccountSecurity {
   /** Once a person has a second factor, changing their methods needs a session that proved one. */
   private async requireProvedFactor(me: AccountHolder): Promise<void> {
     const n = await this.factorCount(this.deps.store.db, me.userId);
-    if (n.totp + n.keys > 0 && !hasMfa(me.amr)) throw new MfaStepUpRequired();
+    if (n.totp + n.keys > 0 && !hasMfa(me.amr))
+      throw new MfaStepUpRequired(accountStepUpUrl(n));
   }
 
   private webauthn(): WebAuthnFactors {
@@ -131,6 +138,7 @@ export class AccountSecurity {
       mfaRequired: this.parts.requireMfa,
       sessionHasMfa: hasMfa(me.amr),
       webauthn: this.parts.webauthn ? this.parts.webauthn.relyingParty() : null,
+      stepUpUrl: accountStepUpUrl(n),
     };
   }
 

@@ -4,7 +4,7 @@ import type { FastifyPluginAsync, FastifyRequest, preHandlerAsyncHookHandler } f
 import type { AuditContext } from '../audit/actor.js';
 import { Problem } from '../problem.js';
 import { problemResponses } from '../problem-schema.js';
-import { ACCOUNT_STEP_UP_URL, type AccountHolder, type AccountSecurity } from './account-security.js';
+import { type AccountHolder, type AccountSecurity } from './account-security.js';
 import type { Caller } from './caller.js';
 import { qrDataUri } from './pages/qr.js';
 import type { SessionStore } from './sessions.js';
@@ -159,7 +159,7 @@ function registerSecurityRoutes(
       const caller = req.caller as Caller;
       if (caller.principal.kind !== 'user')
         throw new Problem(404, 'not-found', 'Not Found', 'a workload has no account');
-      return { ...(await account.status(holder(req))), stepUpUrl: ACCOUNT_STEP_UP_URL };
+      return account.status(holder(req));
     },
   );
 
