@@ -109,8 +109,7 @@ export class AccountSecurity {
   /** Once a person has a second factor, changing their methods needs a session that proved one. */
   private async requireProvedFactor(me: AccountHolder): Promise<void> {
     const n = await this.factorCount(this.deps.store.db, me.userId);
-    if (n.totp + n.keys > 0 && !hasMfa(me.amr))
-      throw new MfaStepUpRequired(accountStepUpUrl(n));
+    if (n.totp + n.keys > 0 && !hasMfa(me.amr)) throw new MfaStepUpRequired(accountStepUpUrl(n));
   }
 
   private webauthn(): WebAuthnFactors {
@@ -193,7 +192,7 @@ export class AccountSecurity {
         400,
         'totp-code-invalid',
         'That code did not match',
-        'check the key in your app and enter the code it shows now',
+        'that code did not match: check the key in your app and enter the code it shows now',
         { field: 'code' },
       );
   }
@@ -347,7 +346,7 @@ export class AccountSecurity {
         400,
         'current-password-wrong',
         'Wrong current password',
-        'your current password is not that',
+        'that is not your current password',
         {
           field: 'currentPassword',
         },
