@@ -4,7 +4,7 @@ import type { FastifyPluginAsync, FastifyRequest, preHandlerAsyncHookHandler } f
 import type { AuditContext } from '../audit/actor.js';
 import { Problem } from '../problem.js';
 import { problemResponses } from '../problem-schema.js';
-import { type AccountHolder, type AccountSecurity } from './account-security.js';
+import type { AccountHolder, AccountSecurity } from './account-security.js';
 import type { Caller } from './caller.js';
 import { qrDataUri } from './pages/qr.js';
 import type { SessionStore } from './sessions.js';

@@ -287,9 +287,9 @@ describe('web console', () => {
     await visit(developer, 'Account', 'Account');
     await textOf(developer.getByRole('table', { name: 'Where you are signed in' }), 'this browser');
     await developer.getByRole('heading', { level: 2, name: 'Authenticator app' }).waitFor();
-    expect(
-      await developer.getByRole('link', { name: 'Sign out of this browser' }).getAttribute('href'),
-    ).toBe('/account');
+    expect(await developer.getByRole('link', { name: 'Sign out of this browser' }).getAttribute('href')).toBe(
+      '/account',
+    );
   }, 30_000);
 
   it('an administrator creates a user and adds them to a group, and every admin page opens', async () => {
