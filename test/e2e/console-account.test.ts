@@ -91,7 +91,14 @@ describe('the console’s Account page in Chromium', () => {
     const port = await freePort();
     base = `http://localhost:${port}`;
     [ferry, browser] = await Promise.all([
-      startTestFerry('sqlite', { config: { listen: `127.0.0.1:${port}`, publicUrl: base } }),
+      startTestFerry('sqlite', {
+        config: {
+          listen: `127.0.0.1:${port}`,
+          publicUrl: base,
+          // Nothing listens there: Identity Center's start URL cannot be read, which the page says.
+          aws: { endpoint: 'http://127.0.0.1:9', region: 'eu-west-1' },
+        },
+      }),
       launchChromium(),
     ]);
     // The test Ferry records the address it listens on as its public URL; passkeys need the localhost one.
@@ -99,6 +106,20 @@ describe('the console’s Account page in Chromium', () => {
     userId = (
       await ferry.services.users.create(ctx, { userName: USER, displayName: 'Pat', password: PASSWORD })
     ).id;
+    // A permission set in IAM Identity Center assigned to Pat (declared through the admin API).
+    await ferry.services.accounts.upsert(ctx, { id: '123456789012', alias: 'Account1' });
+    const admin = (method: string, path: string, body: unknown) =>
+      fetch(`${ferry.url}/api/v1${path}`, {
+        method,
+        headers: { authorization: `Bearer ${ferry.adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      }).then(async (r) => expect(r.status, await r.text()).toBe(200));
+    await admin('PUT', '/identity-center/permission-sets/ReadOnly', { description: 'read only' });
+    await admin('POST', '/identity-center/permission-set-assignments', {
+      user: USER,
+      account: '123456789012',
+      permissionSet: 'ReadOnly',
+    });
     context = await browser.newContext({ viewport: LAPTOP });
     page = await context.newPage();
     page.on('console', (m) => {
@@ -149,6 +170,22 @@ describe('the console’s Account page in Chromium', () => {
     expect(csp).toContain("script-src 'self'");
     expect(csp).not.toContain('unsafe-inline');
     expect(await page.$$eval('script:not([src])', (s) => s.length)).toBe(0);
+  }, 60_000);
+
+  it('My access lists the permission sets the person may use, each with a copyable AWS CLI sso profile', async () => {
+    const section = page.getByRole('region', { name: 'IAM Identity Center permission sets' });
+    const card = section.getByRole('listitem').filter({ hasText: 'ReadOnly' });
+    await textOf(card, 'in Account1 (123456789012)');
+    await card.getByRole('button', { name: /AWS CLI profile/ }).click();
+    const profile = await textOf(card.locator('pre').first(), 'sso_role_name = ReadOnly');
+    expect(profile).toContain('sso_session = ferry');
+    expect(profile).toContain('sso_account_id = 123456789012');
+    expect(profile).toContain('[sso-session ferry]');
+    expect(profile).toContain('sso_region = eu-west-1');
+    expect(profile).toMatch(/^\[profile ferry-sso-account1-readonly\]/);
+    // The start URL could not be read from Identity Center: the page says so instead of a broken link.
+    await textOf(section.getByRole('note'), 'could not read the access portal address');
+    expect(await seriousViolations(page)).toEqual([]);
   }, 60_000);
 
   it('the Account page has no serious or critical axe violations at laptop and phone width', async () => {
