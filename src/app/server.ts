@@ -558,6 +558,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     sessions: services.sessions,
     authenticate: requireCaller(services.authenticateCaller),
     auditContext: auditContextOf,
+    security: services.accountSecurity,
   });
   await app.register(webConsole, {
     signedIn: async (req) => {

@@ -52,6 +52,7 @@ import { OidcIssuer } from '../federation/oidc/provider.js';
 import { proxyClientMetadata, proxyClientSecret } from '../federation/oidc/proxy-client.js';
 import { AwsRoleAssertions } from '../federation/saml/aws-role-assertion.js';
 import { ServiceProviders } from '../federation/saml/service-providers.js';
+import { AccountSecurity } from '../identity/account-security.js';
 import { ApiTokens } from '../identity/api-tokens.js';
 import { anyCaller, browserSessionCaller, type CallerAuthenticator } from '../identity/caller.js';
 import { CsrfTokens } from '../identity/csrf.js';
@@ -96,6 +97,8 @@ export interface Services {
   webauthn: WebAuthnFactors;
   /** single-use recovery codes (hashed) */
   recoveryCodes: RecoveryCodes;
+  /** a person's own sign-in methods and password (the console's Account page) */
+  accountSecurity: AccountSecurity;
   /** identity protection: detections, sign-in and user risk */
   protection: IdentityProtection;
   throttle: SigninThrottle;
@@ -459,6 +462,14 @@ export function createServices(
     webauthn,
     protection,
     recoveryCodes,
+    accountSecurity: new AccountSecurity(deps, {
+      users,
+      totp,
+      webauthn,
+      recoveryCodes,
+      throttle,
+      requireMfa: config.signin.requireMfa,
+    }),
     throttle,
     signin,
     apiTokens: new ApiTokens(store, clock, masterKey),

@@ -124,6 +124,16 @@ export class TotpFactors {
     return null;
   }
 
+  /** Removes the user's confirmed authenticator apps in the caller's transaction (their own choice, on the Account page). */
+  async removeConfirmed(trx: Kysely<Database>, userId: string): Promise<number> {
+    const res = await trx
+      .deleteFrom('totp_factors')
+      .where('user_id', '=', userId)
+      .where('confirmed_at', 'is not', null)
+      .executeTakeFirst();
+    return Number(res.numDeletedRows);
+  }
+
   /** Removes every factor of a user (an administrator's reset for a lost phone). */
   async reset(ctx: AuditContext, user: { id: string; userName: string }): Promise<number> {
     const { store, clock } = this.deps;

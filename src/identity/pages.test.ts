@@ -72,7 +72,7 @@ describe.each(ENGINES)('sign-in pages on %s', (engine) => {
     const browser = new Browser(ferry.url);
     const res = await submitPassword(browser, userName, PASSWORD);
     expect(res.status).toBe(303);
-    expect(res.location).toBe('/account');
+    expect(res.location).toBe('/');
     return browser;
   };
 
@@ -262,16 +262,16 @@ describe.each(ENGINES)('sign-in pages on %s', (engine) => {
     await createUser(name);
     const browser = new Browser(ferry.url);
     const form = await browser.get(`/signin?return_to=${encodeURIComponent(returnTo)}`);
-    expect(inputValue(form.text, 'return_to')).toBe('/account');
+    expect(inputValue(form.text, 'return_to')).toBe('/');
     const res = await submitPassword(browser, name, PASSWORD, returnTo);
     expect(res.status).toBe(303);
-    expect(res.location).toBe('/account');
+    expect(res.location).toBe('/');
     // and how a browser would read the Location header
     expect(new URL(res.location!, ferry.url).origin).toBe(new URL(ferry.url).origin);
     // signed in already: the sign-in page forwards to return_to, just as safely
     const again = await browser.get(`/signin?return_to=${encodeURIComponent(returnTo)}`);
     expect(again.status).toBe(302);
-    expect(again.location).toBe('/account');
+    expect(again.location).toBe('/');
   });
 
   it('percent-encodes a non-ASCII return_to instead of failing', async () => {

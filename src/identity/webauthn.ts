@@ -74,6 +74,22 @@ export class WebAuthnFactors {
     return rows.map((r) => ({ id: r.id, name: r.name, createdAt: r.created_at, lastUsedAt: r.last_used_at }));
   }
 
+  /** Removes one of the user's credentials in the caller's transaction; false when it is not theirs. */
+  async remove(trx: Kysely<Database>, userId: string, credentialId: string): Promise<boolean> {
+    const res = await trx
+      .deleteFrom('webauthn_credentials')
+      .where('id', '=', credentialId)
+      .where('user_id', '=', userId)
+      .executeTakeFirst();
+    return Number(res.numDeletedRows) === 1;
+  }
+
+  /** The relying party ceremonies use: the RP ID (Ferry's host name) and the one accepted origin. */
+  relyingParty(): { rpId: string; origin: string } {
+    const { rpID, origin } = this.rp();
+    return { rpId: rpID, origin };
+  }
+
   async registrationOptions(user: {
     id: string;
     userName: string;

@@ -2,6 +2,7 @@ import type {} from '@fastify/cookie'; // request.cookies / reply.setCookie type
 import fastifyFormbody from '@fastify/formbody';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { GroupDirectory } from '../groups.js';
+import { DEFAULT_LANDING } from '../landing.js';
 import type { TotpEnrollment } from '../mfa.js';
 import type { RecoveryCodes } from '../recovery-codes.js';
 import type { Session, SessionStore } from '../sessions.js';
@@ -36,19 +37,22 @@ export interface SigninPagesOptions {
 /** The same words whatever failed: wrong user, password or code, disabled account, or lockout. */
 export const GENERIC_SIGNIN_ERROR = 'Sign-in failed. Check your details and try again, or try again later.';
 
-/** Only same-site relative paths: an open redirect would turn the sign-in page into a phishing aid. */
+/**
+ * Only same-site relative paths: an open redirect would turn the sign-in page into a phishing aid.
+ * Anything else (or nothing) lands on the portal, DEFAULT_LANDING.
+ */
 export function safeReturnTo(value: unknown): string {
-  if (typeof value !== 'string' || value.length > 2048) return '/account';
+  if (typeof value !== 'string' || value.length > 2048 || value === '') return DEFAULT_LANDING;
   // Any control character is refused, not only CR/LF: browsers drop tabs and newlines from URLs,
   // so "/<TAB>/evil.example" would be followed as "//evil.example" (an off-site redirect).
   if (!value.startsWith('/') || value.startsWith('//') || value.startsWith('/\\') || /\p{Cc}/u.test(value)) {
-    return '/account';
+    return DEFAULT_LANDING;
   }
   // A Location header must be ASCII: a raw non-Latin-1 character made the redirect a 500.
   try {
     return value.replace(/[^\x20-\x7e]/gu, (c) => encodeURIComponent(c));
   } catch {
-    return '/account'; // a lone surrogate
+    return DEFAULT_LANDING; // a lone surrogate
   }
 }
 

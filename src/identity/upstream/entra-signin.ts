@@ -4,6 +4,7 @@ import { appendAudit } from '../../audit/ledger.js';
 import { isUniqueViolation } from '../../store/errors.js';
 import type { IdentityDeps } from '../deps.js';
 import type { GroupDirectory } from '../groups.js';
+import { DEFAULT_LANDING } from '../landing.js';
 import { secretsEqual } from '../secrets.js';
 import type { Session, SessionStore } from '../sessions.js';
 import type { SigninRequest } from '../signin.js';
@@ -84,7 +85,7 @@ export class EntraSignin {
     req: SigninRequest,
   ): Promise<UpstreamResult> {
     let identity: EntraIdentity | null = null;
-    let returnTo = '/account';
+    let returnTo = DEFAULT_LANDING;
     try {
       // Taken first, so a state is spent even when the answer is an error.
       const pending = query.state ? await this.pending.take(ENTRA_PROVIDER, query.state) : null;

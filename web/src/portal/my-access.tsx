@@ -1,5 +1,6 @@
 import { useState } from 'react';
 import { api, need } from '../api/client.js';
+import type { paths } from '../api/schema.js';
 import { CopyBlock, FilterBox, LoadState, matches, PageTitle, Table, useLoad } from '../ui.js';
 
 const origin = () => window.location.origin;
@@ -10,6 +11,7 @@ export function MyAccess() {
   const [open, setOpen] = useState<string | null>(null);
   const roles = useLoad(() => need(api.GET('/api/v1/aws/entitlements')));
   const other = useLoad(() => need(api.GET('/api/v1/access/mine')));
+  const permissionSets = useLoad(() => need(api.GET('/api/v1/aws/permission-set-entitlements')));
   return (
     <>
       <PageTitle>My access</PageTitle>
@@ -85,6 +87,9 @@ export function MyAccess() {
           }}
         </LoadState>
       </section>
+      {permissionSets.data && permissionSets.data.items.length > 0 ? (
+        <PermissionSets items={permissionSets.data.items} filter={filter} />
+      ) : null}
       <LoadState loaded={other}>
         {(data) => (
           <>
@@ -131,5 +136,99 @@ export function MyAccess() {
         )}
       </LoadState>
     </>
+  );
+}
+
+type PermissionSetItem =
+  paths['/api/v1/aws/permission-set-entitlements']['get']['responses']['200']['content']['application/json']['items'][number];
+
+/** The AWS CLI's name for the one sign-in all the profiles below share. */
+const SSO_SESSION = 'ferry';
+
+/**
+ * An AWS CLI profile for one permission set through IAM Identity Center (`aws sso login
+ * --sso-session ferry`, then `--profile <name>`), with the shared sso-session section.
+ */
+export function ssoProfile(p: PermissionSetItem): string {
+  return [
+    `[profile ${p.profile}]`,
+    `sso_session = ${SSO_SESSION}`,
+    `sso_account_id = ${p.accountId}`,
+    `sso_role_name = ${p.permissionSet}`,
+    `region = ${p.ssoRegion}`,
+    '',
+    `[sso-session ${SSO_SESSION}]`,
+    `sso_start_url = ${p.startUrl}`,
+    `sso_region = ${p.ssoRegion}`,
+    'sso_registration_scopes = sso:account:access',
+  ].join('\n');
+}
+
+/** Permission sets in IAM Identity Center the person may use: the access portal and a CLI profile each. */
+function PermissionSets({ items, filter }: { items: PermissionSetItem[]; filter: string }) {
+  const [open, setOpen] = useState<string | null>(null);
+  const shown = items.filter((p) => matches(filter, p.accountAlias, p.accountId, p.permissionSet));
+  const startUrl = items.find((p) => p.startUrl)?.startUrl ?? '';
+  return (
+    <section aria-labelledby="permission-sets-heading">
+      <h2 id="permission-sets-heading">IAM Identity Center permission sets</h2>
+      {startUrl ? (
+        <p>
+          Open them from the AWS access portal, <a href={startUrl}>{startUrl}</a>, or with the AWS CLI: add
+          the profile, run <code>aws sso login --sso-session {SSO_SESSION}</code>, then use{' '}
+          <code>--profile</code>.
+        </p>
+      ) : (
+        <p className="notice" role="note">
+          Ferry could not read the access portal address from IAM Identity Center just now; the profiles below
+          need it in <code>sso_start_url</code>. Ask your administrator.
+        </p>
+      )}
+      <ul className="cards" aria-label="Permission sets">
+        {shown.length === 0 ? <li className="muted">No permission set matches.</li> : null}
+        {shown.map((p) => {
+          const key = p.target;
+          const id = `sso-${p.accountId}-${p.permissionSet}`.replace(/[^\w-]/g, '-');
+          return (
+            <li key={key} className="card">
+              <div className="card-head">
+                <div>
+                  <strong>{p.permissionSet}</strong>
+                  <span className="muted">
+                    {' '}
+                    in {p.accountAlias} ({p.accountId})
+                  </span>
+                </div>
+                <div className="actions">
+                  <button
+                    type="button"
+                    className="secondary"
+                    aria-expanded={open === key}
+                    aria-controls={id}
+                    onClick={() => setOpen(open === key ? null : key)}
+                  >
+                    AWS CLI profile
+                    <span className="visually-hidden">
+                      {' '}
+                      for {p.permissionSet} in {p.accountAlias}
+                    </span>
+                  </button>
+                </div>
+              </div>
+              <p className="muted">Sessions up to {Math.round(p.maxDurationSeconds / 3600)} h.</p>
+              {open === key ? (
+                <div id={id}>
+                  <CopyBlock label="SSO profile" text={ssoProfile(p)} />
+                  <CopyBlock
+                    label="Commands"
+                    text={`aws sso login --sso-session ${SSO_SESSION}\naws sts get-caller-identity --profile ${p.profile}`}
+                  />
+                </div>
+              ) : null}
+            </li>
+          );
+        })}
+      </ul>
+    </section>
   );
 }
