@@ -13461,6 +13461,11 @@ export interface paths {
                                 ssoRegion: string;
                                 profile: string;
                             }[];
+                            /** @description what the operator wants `ferry aws config` to write: AWS CLI sso profiles, or only Ferry-issued role credentials */
+                            cliProfiles: "sso" | "ferry";
+                            /** @description the AWS access portal ("" when Identity Center cannot be reached) */
+                            startUrl: string;
+                            ssoRegion: string;
                         };
                     };
                 };
