@@ -532,7 +532,6 @@ export async function applyTenant(
       else await services.eligibilities.set(ctx, principal!, accountId!, e.role!, rules);
   }
 
-
   const existingLocations = new Map((await services.namedLocations.list()).map((l) => [l.name, l]));
   for (const l of tenant.namedLocations) {
     const current = existingLocations.get(l.name);
