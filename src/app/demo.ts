@@ -143,6 +143,8 @@ async function demo(): Promise<void> {
       ...tenant,
       aws,
       proxiedApp: `${proxiedUrl}/`,
+      // (was computed and never passed on, so the banner's Identity Center line never showed)
+      ...(permissionSets ? { permissionSets } : {}),
     };
     writeCredentials(credentialsFile, credentials);
     process.stdout.write(banner(credentials, credentialsFile, performance.now() - started));

@@ -173,7 +173,7 @@ describe('npm run demo', () => {
     expect(group.members.map((m) => m.userName)).toEqual(['test-awsadmin@contoso.example']);
   });
 
-  it('makes Developers eligible for Administrator for an hour, with justification and an Administrator’s approval', async () => {
+  it('makes Developers eligible for Administrator, and the AdministratorAccess permission set, for an hour, with justification and an Administrator’s approval', async () => {
     const res = await fetch(`http://127.0.0.1:${port}/api/v1/pim/eligibilities`, {
       headers: { authorization: `Bearer ${credentials.adminToken}` },
     });
@@ -182,6 +182,15 @@ describe('npm run demo', () => {
     expect(items).toEqual([
       expect.objectContaining({
         target: 'aws:123456789012/Administrator',
+        principalType: 'group',
+        maxDuration: 3600,
+        requireJustification: true,
+        approvalsRequired: 1,
+        approvers: [expect.objectContaining({ type: 'group', name: 'AWS-Account1-Administrators' })],
+      }),
+      expect.objectContaining({
+        target: 'aws:123456789012/permission-set/AdministratorAccess',
+        kind: 'permission-set',
         principalType: 'group',
         maxDuration: 3600,
         requireJustification: true,
