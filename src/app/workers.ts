@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import { watchAuditOnce } from '../activity/detections/observer.js';
+import { archiveAudit } from '../audit/archive.js';
 import { Sequencer } from '../audit/sequencer.js';
+import { addMs } from '../clock.js';
 import type { DomainEvent, DomainEventType } from '../events.js';
 import { purgeExpiredOidcArtifacts } from '../federation/oidc/adapter.js';
 import { OIDC_SIGNING_PURPOSES } from '../federation/oidc/provider.js';
+import { LeaseBusy, withLease } from '../store/leases.js';
 import {
   type ClaimedEvent,
   claimEvents,
@@ -135,6 +138,8 @@ export function startWorkers(
   let lastHeadExport = 0;
   let exporting: Promise<unknown> | undefined;
   let lastCloudTrailSync = 0;
+  let lastArchive = 0;
+  let archiving: Promise<unknown> | undefined;
   let syncingCloudTrail: Promise<unknown> | undefined;
   const tick = async () => {
     try {
@@ -160,6 +165,39 @@ export function startWorkers(
           .catch((err) => log.warn({ err }, 'audit head export failed; retrying'))
           .finally(() => {
             exporting = undefined;
+          });
+      }
+      const { retention } = services.config.audit;
+      const archive = services.auditArchive;
+      if (
+        retention.archiveAfter !== null &&
+        archive &&
+        !archiving &&
+        now - lastArchive >= retention.interval
+      ) {
+        lastArchive = now;
+        // Beside the tick, on one instance at a time (the lease): archive, then prune, what is old enough.
+        const before = addMs(clock.now(), -retention.archiveAfter);
+        archiving = withLease(
+          store,
+          clock,
+          'audit-archive',
+          () =>
+            archiveAudit(
+              { store, clock, keys: services.auditKeys, archive },
+              {
+                before,
+                actor: { type: 'system', name: 'audit-archive' },
+                maxEvents: retention.maxEventsPerSegment,
+              },
+            ),
+          { waitMs: 0, leaseMs: 60_000 },
+        )
+          .catch((err) => {
+            if (!(err instanceof LeaseBusy)) log.warn({ err }, 'audit archive failed; retrying');
+          })
+          .finally(() => {
+            archiving = undefined;
           });
       }
       const { syncInterval } = services.config.cloudtrail;
@@ -232,6 +270,7 @@ export function startWorkers(
       await Promise.all([...lanes.values()].map((l) => l.running));
       await exporting;
       await syncingCloudTrail;
+      await archiving;
       await sequencer.stop();
       if (beat) await retireInstance(store.db, workerId).catch(() => {});
     },
