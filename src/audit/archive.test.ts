@@ -1,8 +1,11 @@
+import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { stringify as toYaml } from 'yaml';
 import { createTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
 import { awsCli, type LocalAws, startLocalAws } from '../../test/support/local-aws.js';
 import { s3Archive } from '../aws/audit-heads-s3.js';
@@ -311,6 +314,71 @@ describe.each(ENGINES)('archiving and pruning the audit ledger on %s', (engine) 
     }
   });
 
+  it('ferry audit archive / verify --archive / prove --archive (operator commands)', async () => {
+    const cliMasterKey = randomBytes(32);
+    await store.db.deleteFrom('audit_signing_keys').execute();
+    keys = new AuditSigningKeys(store, clock, new MasterKey(cliMasterKey));
+    sequencer = new Sequencer({ store, clock, keys }, { batchSize: 4 });
+    const events = await appendAndSeal(store, clock, sequencer, 10);
+    const cwd = mkdtempSync(join(tmpdir(), 'ferry-archive-cli-'));
+    try {
+      const configFile = join(cwd, 'ferry.yaml');
+      writeFileSync(
+        configFile,
+        toYaml({
+          database: { url: tdb.url },
+          keys: { masterKey: cliMasterKey.toString('base64') },
+          log: { level: 'warn' },
+          audit: { retention: { destination: { type: 'file', directory: dir } } },
+        }),
+      );
+      const before = events[8]!.time;
+      const dry = await ferry(
+        ['audit', 'archive', '--before', before, '--dry-run', '--config', configFile],
+        cwd,
+      );
+      expect(dry.code, dry.stderr).toBe(0);
+      expect(dry.stdout).toMatch(/would archive 0000000000000000-0000000000000008: leaves 0–7, 8 events/);
+      expect(readdirSync(dir)).toEqual([]);
+      const run = await ferry(['audit', 'archive', '--before', before, '--config', configFile], cwd);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toMatch(/archived 8 events to file:.*; the database now starts at leaf 8/);
+      await sequencer.sealAll();
+      const plain = await ferry(['audit', 'verify', '--config', configFile], cwd);
+      expect(plain.code, plain.stdout).toBe(0);
+      expect(plain.stdout).toMatch(/leaves below 8 are archived and were not checked \(add --archive\)/);
+      const full = await ferry(['audit', 'verify', '--archive', dir, '--config', configFile], cwd);
+      expect(full.code, full.stdout).toBe(0);
+      expect(full.stdout).toMatch(/intact: 11 events.*\(leaves below 8 checked in the archive\)/);
+      const proved = await ferry(
+        ['audit', 'prove', events[3]!.id, '--archive', dir, '--config', configFile],
+        cwd,
+      );
+      expect(proved.code, proved.stderr).toBe(0);
+      writeFileSync(join(cwd, 'proof.json'), proved.stdout);
+      writeFileSync(join(cwd, 'audit.pub'), (await keys.current()).publicKeyPem);
+      const checked = await ferry(['audit', 'check-proof', 'proof.json', '--public-key', 'audit.pub'], cwd);
+      expect(checked.stdout).toBe('proof holds\n');
+      const notHere = await ferry(['audit', 'prove', events[3]!.id, '--config', configFile], cwd);
+      expect(notHere.code).toBe(2);
+      expect(notHere.stderr).toMatch(/archived: prove it from the archive with --archive/);
+      // A tampered segment: exit 1, naming the file and the leaf.
+      const file = join(dir, '0000000000000000-0000000000000008.events.jsonl');
+      chmodSync(file, 0o644);
+      writeFileSync(
+        file,
+        readFileSync(file, 'utf8').replace('user-4@contoso.example', 'user-44@contoso.example'),
+      );
+      const broken = await ferry(['audit', 'verify', '--archive', dir, '--config', configFile], cwd);
+      expect(broken.code).toBe(1);
+      expect(broken.stdout).toMatch(
+        /BROKEN at leaf 4 \(.+\) in 0000000000000000-0000000000000008\.events\.jsonl: .*line 5 \(leaf 4\)/,
+      );
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+    }
+  }, 120_000);
+
   it('verify (without the archive) catches a forged checkpoint frontier', async () => {
     await archivedLedger();
     await store.db
@@ -411,3 +479,16 @@ describe('archiving audit segments to S3 (moto)', () => {
     });
   }, 120_000);
 });
+
+const FERRY_BIN = fileURLToPath(new URL('../../bin/ferry.js', import.meta.url));
+
+/** Runs the built `ferry` command the way an operator does, without any FERRY_* settings of ours. */
+function ferry(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FERRY_')));
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [FERRY_BIN, ...args], { cwd, env, timeout: 30_000 }, (err, stdout, stderr) => {
+      if (err && typeof err.code !== 'number') return reject(err);
+      resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
+    });
+  });
+}
