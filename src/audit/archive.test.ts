@@ -4,10 +4,11 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CreateBucketCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { stringify as toYaml } from 'yaml';
 import { createTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
-import { awsCli, type LocalAws, startLocalAws } from '../../test/support/local-aws.js';
+import { type LocalAws, startLocalAws } from '../../test/support/local-aws.js';
 import { s3Archive } from '../aws/audit-heads-s3.js';
 import { ManualClock } from '../clock.js';
 import { AuditSigningKeys, auditKeyId } from '../keys/audit-signing-keys.js';
@@ -407,17 +408,13 @@ describe('archiving audit segments to S3 (moto)', () => {
   });
 
   it('writes segments under COMPLIANCE retention when the bucket has Object Lock, and verifies from S3', async () => {
-    expect(
-      (
-        await awsCli(aws, [
-          's3api',
-          'create-bucket',
-          '--bucket',
-          'ferry-archive',
-          '--object-lock-enabled-for-bucket',
-        ])
-      ).code,
-    ).toBe(0);
+    const s3 = new S3Client({
+      region: aws.region,
+      endpoint: aws.endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+    });
+    await s3.send(new CreateBucketCommand({ Bucket: 'ferry-archive', ObjectLockEnabledForBucket: true }));
     const clock = new ManualClock('2026-03-01T09:00:00.000Z');
     const keys = new AuditSigningKeys(store, clock, new MasterKey(randomBytes(32)));
     const sequencer = new Sequencer({ store, clock, keys }, { batchSize: 4 });
@@ -441,17 +438,15 @@ describe('archiving audit segments to S3 (moto)', () => {
       '0000000000000000-0000000000000008.events.jsonl',
       '0000000000000000-0000000000000008.manifest.json',
     ]);
-    const head = await awsCli(aws, [
-      's3api',
-      'head-object',
-      '--bucket',
-      'ferry-archive',
-      '--key',
-      'ledger/0000000000000000-0000000000000008.manifest.json',
-    ]);
-    expect(head.code, head.stderr).toBe(0);
-    expect(JSON.parse(head.stdout)).toMatchObject({ ObjectLockMode: 'COMPLIANCE' });
-    expect(JSON.parse(head.stdout).ObjectLockRetainUntilDate).toMatch(/^2026-03-31/);
+    // Read back by a client of the test's own, not the code under test.
+    const head = await s3.send(
+      new HeadObjectCommand({
+        Bucket: 'ferry-archive',
+        Key: 'ledger/0000000000000000-0000000000000008.manifest.json',
+      }),
+    );
+    expect(head.ObjectLockMode).toBe('COMPLIANCE');
+    expect(head.ObjectLockRetainUntilDate?.toISOString()).toMatch(/^2026-03-31/);
     await sequencer.sealAll();
     const trusted = await keys.trusted();
     expect(await verifyLedger(store.db, { keys: trusted, archive })).toMatchObject({

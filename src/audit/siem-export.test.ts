@@ -231,16 +231,14 @@ describe.each(ENGINES)('exporting audit events for SIEMs on %s', (engine) => {
     clock.advance(1_000);
     until = clock.now().toISOString();
     // One after the window.
-    await store.db
-      .transaction()
-      .execute((trx) =>
-        appendAudit(trx, store.engine, clock, {
-          type: 'user.deleted',
-          outcome: 'success',
-          actor: admin,
-          subject: 'late',
-        }),
-      );
+    await store.db.transaction().execute((trx) =>
+      appendAudit(trx, store.engine, clock, {
+        type: 'user.deleted',
+        outcome: 'success',
+        actor: admin,
+        subject: 'late',
+      }),
+    );
   }, 60_000);
   afterAll(async () => {
     await ferry?.close();
