@@ -1,13 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import { watchAuditOnce } from '../activity/detections/observer.js';
-import { archiveAudit } from '../audit/archive.js';
+import { archiveOnSchedule } from '../audit/archive.js';
 import { Sequencer } from '../audit/sequencer.js';
-import { addMs } from '../clock.js';
 import type { DomainEvent, DomainEventType } from '../events.js';
 import { purgeExpiredOidcArtifacts } from '../federation/oidc/adapter.js';
 import { OIDC_SIGNING_PURPOSES } from '../federation/oidc/provider.js';
-import { LeaseBusy, withLease } from '../store/leases.js';
 import {
   type ClaimedEvent,
   claimEvents,
@@ -177,25 +175,11 @@ export function startWorkers(
       ) {
         lastArchive = now;
         // Beside the tick, on one instance at a time (the lease): archive, then prune, what is old enough.
-        const before = addMs(clock.now(), -retention.archiveAfter);
-        archiving = withLease(
-          store,
-          clock,
-          'audit-archive',
-          () =>
-            archiveAudit(
-              { store, clock, keys: services.auditKeys, archive },
-              {
-                before,
-                actor: { type: 'system', name: 'audit-archive' },
-                maxEvents: retention.maxEventsPerSegment,
-              },
-            ),
-          { waitMs: 0, leaseMs: 60_000 },
+        archiving = archiveOnSchedule(
+          { store, clock, keys: services.auditKeys, archive },
+          { archiveAfter: retention.archiveAfter, maxEventsPerSegment: retention.maxEventsPerSegment },
         )
-          .catch((err) => {
-            if (!(err instanceof LeaseBusy)) log.warn({ err }, 'audit archive failed; retrying');
-          })
+          .catch((err) => log.warn({ err }, 'audit archive failed; retrying'))
           .finally(() => {
             archiving = undefined;
           });

@@ -18,6 +18,7 @@ import { openStore, type Store } from '../store/open.js';
 import {
   type ArchiveStore,
   archiveAudit,
+  archiveOnSchedule,
   fileArchive,
   manifestSignedBytes,
   proveFromArchive,
@@ -380,6 +381,39 @@ describe.each(ENGINES)('archiving and pruning the audit ledger on %s', (engine) 
     }
   }, 120_000);
 
+  it('on schedule, exactly one of two instances archives (the lease); the other skips', async () => {
+    const events = await appendAndSeal(store, clock, sequencer, 10);
+    const second = openStore(tdb.url, { poolSize: 2 });
+    try {
+      const retention = {
+        archiveAfter: clock.now().getTime() - Date.parse(events[8]!.time),
+        maxEventsPerSegment: 100,
+      };
+      const results = await Promise.all([
+        archiveOnSchedule({ store, clock, keys, archive }, retention),
+        archiveOnSchedule(
+          { store: second, clock, keys: new AuditSigningKeys(second, clock, masterKey), archive },
+          retention,
+        ),
+      ]);
+      // One archived leaves 0–7; the other found the lease taken (or, had it come after, nothing left).
+      const done = results.filter((r) => r !== null && r.segments.length > 0);
+      expect(done).toHaveLength(1);
+      expect(done[0]!.segments.map((s) => [s.firstLeaf, s.endLeaf])).toEqual([[0, 8]]);
+      const archived = await store.db
+        .selectFrom('audit_events')
+        .select(['type', 'actor'])
+        .where('type', '=', 'audit.archived')
+        .execute();
+      expect(archived).toHaveLength(1);
+      expect(JSON.parse(archived[0]!.actor)).toEqual({ type: 'system', name: 'audit-archive' });
+      await sequencer.sealAll();
+      expect(await verify(true)).toMatchObject({ ok: true, archived: 8 });
+    } finally {
+      await second.close();
+    }
+  });
+
   it('verify (without the archive) catches a forged checkpoint frontier', async () => {
     await archivedLedger();
     await store.db
@@ -487,3 +521,33 @@ function ferry(args: string[], cwd: string): Promise<{ code: number; stdout: str
     });
   });
 }
+
+describe('audit.retention configuration', () => {
+  it('needs a destination to archive to, and a positive age', async () => {
+    const { configSchema } = await import('../app/config.js');
+    const base = {
+      database: { url: 'sqlite::memory:' },
+      keys: { masterKey: randomBytes(32).toString('base64') },
+    };
+    expect(() => configSchema.parse({ ...base, audit: { retention: { archiveAfter: '400d' } } })).toThrow(
+      /needs a destination/,
+    );
+    expect(() =>
+      configSchema.parse({
+        ...base,
+        audit: { retention: { archiveAfter: 'soon', destination: { type: 'file', directory: '/x' } } },
+      }),
+    ).toThrow(/expected a duration/);
+    const ok = configSchema.parse({
+      ...base,
+      audit: { retention: { archiveAfter: '400d', destination: { type: 's3', bucket: 'corp-archive' } } },
+    });
+    expect(ok.audit.retention).toMatchObject({
+      archiveAfter: 400 * 86_400_000,
+      interval: 3_600_000,
+      maxEventsPerSegment: 50_000,
+      destination: { type: 's3', bucket: 'corp-archive', prefix: 'ferry-audit-archive/', retainDays: 2555 },
+    });
+    expect(configSchema.parse(base).audit.retention.archiveAfter).toBeNull();
+  });
+});

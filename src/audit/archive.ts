@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import { type Clock, iso } from '../clock.js';
 import type { AuditSigningKeys } from '../keys/audit-signing-keys.js';
+import { LeaseBusy, withLease } from '../store/leases.js';
 import type { Store } from '../store/open.js';
 import type { Database } from '../store/schema.js';
 import type { Actor } from './actor.js';
@@ -268,6 +269,34 @@ export async function archiveAudit(deps: ArchiveDeps, options: ArchiveOptions): 
     result.prunedBelow = end;
   }
   return result;
+}
+
+/**
+ * The worker's scheduled run: archives what is older than `archiveAfter` on exactly one instance at a
+ * time (the `audit-archive` lease, not waited for). Null when another instance holds the lease.
+ */
+export async function archiveOnSchedule(
+  deps: ArchiveDeps,
+  retention: { archiveAfter: number; maxEventsPerSegment: number },
+): Promise<ArchiveResult | null> {
+  const before = new Date(deps.clock.now().getTime() - retention.archiveAfter);
+  try {
+    return await withLease(
+      deps.store,
+      deps.clock,
+      'audit-archive',
+      () =>
+        archiveAudit(deps, {
+          before,
+          actor: { type: 'system', name: 'audit-archive' },
+          maxEvents: retention.maxEventsPerSegment,
+        }),
+      { waitMs: 0, leaseMs: 60_000 },
+    );
+  } catch (err) {
+    if (err instanceof LeaseBusy) return null;
+    throw err;
+  }
 }
 
 async function buildSegment(
