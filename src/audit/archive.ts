@@ -596,7 +596,7 @@ export function prefixSubtrees(
       const i = ranges.findIndex((r) => r.start === start && r.size === size);
       if (i < 0 || !prefix[i])
         throw new LedgerNotFound(
-          `the subtree of leaves ${start}–${start + size - 1} is archived; prove from the archive instead (--archive)`,
+          `the subtree of leaves ${start}–${start + size - 1} is archived and no longer in the database (an inclusion proof for an archived event: ferry audit prove --archive)`,
         );
       return prefix[i];
     }
