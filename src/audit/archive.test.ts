@@ -160,6 +160,10 @@ describe.each(ENGINES)('archiving and pruning the audit ledger on %s', (engine) 
       expect(checkProofFile(proof, pub)).toBeNull();
     }
     expect(checkProofFile(await proveConsistency(store.db, 12), pub)).toBeNull();
+    // From a head inside the archived prefix the database no longer holds the subtrees: it says so.
+    await expect(proveConsistency(store.db, 4)).rejects.toThrow(
+      /leaves 4–7 is archived and no longer in the database/,
+    );
     // An archived event is not in the database: say where to look…
     await expect(proveInclusion(store.db, events[2]!.id)).rejects.toThrow(/archived.*--archive/);
     // …and its segment proves it against the head at the segment's end.
