@@ -222,6 +222,10 @@ export function registerOperatorCommands(program: Command): void {
     )
     .option('--from-head <file>', 'a head saved earlier: the current tree must extend it')
     .option('--public-key <file>', 'trust only this Ed25519 public key (PEM) instead of the sealed keys')
+    .option(
+      '--archive <location>',
+      'also check the archived segments of pruned events: a directory or s3://bucket/prefix/',
+    )
     .option('--json', 'print the result as JSON')
     .action(
       async (opts: {
@@ -229,6 +233,7 @@ export function registerOperatorCommands(program: Command): void {
         against?: string[];
         fromHead?: string;
         publicKey?: string;
+        archive?: string;
         json?: boolean;
       }) => {
         const { readHeads } = await import('../audit/export.js');
@@ -239,19 +244,27 @@ export function registerOperatorCommands(program: Command): void {
         await withStore(opts.config, async (store, config) => {
           const { verifyLedger } = await import('../audit/verify.js');
           const keys = await trustedKeys(store, config, opts.publicKey);
-          const result = await verifyLedger(store.db, { keys, against });
+          const archive = opts.archive ? await archiveAt(opts.archive, config) : undefined;
+          const result = await verifyLedger(store.db, { keys, against, archive });
           if (opts.json) process.stdout.write(`${JSON.stringify(result)}\n`);
           else if (result.ok)
             process.stdout.write(
               `audit ledger intact: ${result.events} events, ${result.headsChecked} signed heads checked${
                 against.length ? ` (${against.length} published)` : ''
-              }${result.unsealed ? `, ${result.unsealed} not sealed yet` : ''}\n`,
+              }${result.unsealed ? `, ${result.unsealed} not sealed yet` : ''}${
+                result.archived === 0
+                  ? ''
+                  : result.archiveChecked
+                    ? ` (leaves below ${result.archived} checked in the archive)`
+                    : `; leaves below ${result.archived} are archived and were not checked (add --archive)`
+              }\n`,
             );
           else {
             const bad = result.firstBad!;
             const at =
               bad.leafIndex === null ? '' : ` at leaf ${bad.leafIndex}${bad.id ? ` (${bad.id})` : ''}`;
-            process.stdout.write(`audit ledger BROKEN${at}: ${bad.reason}\n`);
+            const file = bad.file ? ` in ${bad.file}` : '';
+            process.stdout.write(`audit ledger BROKEN${at}${file}: ${bad.reason}\n`);
           }
           if (!result.ok) process.exitCode = 1;
         });
@@ -263,17 +276,25 @@ export function registerOperatorCommands(program: Command): void {
     .description('print an inclusion proof for one event: checkable offline with the public key alone')
     .argument('<event-id>', 'the audit event id')
     .option('--size <n>', 'against the signed head of this tree size (default: the latest)')
+    .option(
+      '--archive <location>',
+      'prove an archived event from its segment (against the signed head at the segment end): a directory or s3://bucket/prefix/',
+    )
     .option(...configOption)
-    .action(async (eventId: string, opts: { size?: string; config?: string }) => {
+    .action(async (eventId: string, opts: { size?: string; archive?: string; config?: string }) => {
       await withStore(opts.config, async (store, config) => {
         const { proveInclusion } = await import('../audit/verify.js');
         const key = await (await auditKeys(store, config)).current();
-        const proof = await ledgerCall(() =>
-          proveInclusion(store.db, eventId, {
+        const proof = await ledgerCall(async () => {
+          if (opts.archive) {
+            const { proveFromArchive } = await import('../audit/archive.js');
+            return proveFromArchive(await archiveAt(opts.archive, config), eventId, key.publicKeyPem);
+          }
+          return proveInclusion(store.db, eventId, {
             treeSize: opts.size === undefined ? undefined : Number(opts.size),
             publicKey: key.publicKeyPem,
-          }),
-        );
+          });
+        });
         process.stdout.write(`${JSON.stringify(proof, null, 2)}\n`);
       });
     });
@@ -291,6 +312,73 @@ export function registerOperatorCommands(program: Command): void {
           proveConsistency(store.db, Number(opts.from), opts.to === undefined ? undefined : Number(opts.to)),
         );
         process.stdout.write(`${JSON.stringify(proof, null, 2)}\n`);
+      });
+    });
+
+  audit
+    .command('archive')
+    .description(
+      'write sealed events older than a time to the archive (audit.retention.destination) as signed segments, then prune them from the database',
+    )
+    .option('--before <time>', 'ISO-8601 time or an age like 400d (default: audit.retention.archiveAfter)')
+    .option('--dry-run', 'say what would be archived; write and delete nothing')
+    .option('--json', 'print the result as JSON')
+    .option(...configOption)
+    .action(async (opts: { before?: string; dryRun?: boolean; json?: boolean; config?: string }) => {
+      await withStore(opts.config, async (store, config) => {
+        const { archiveAudit, AuditArchiveRefused } = await import('../audit/archive.js');
+        const { auditArchiveOf } = await import('./services.js');
+        const { systemClock } = await import('../clock.js');
+        const { withLease, LeaseBusy } = await import('../store/leases.js');
+        const archive = auditArchiveOf(config, systemClock);
+        if (!archive)
+          throw new OperatorError('no archive configured: set audit.retention.destination in ferry.yaml');
+        const before = opts.before
+          ? parseBefore(opts.before, systemClock.now())
+          : config.audit.retention.archiveAfter !== null
+            ? new Date(systemClock.now().getTime() - config.audit.retention.archiveAfter)
+            : null;
+        if (!before) throw new OperatorError('say --before, or set audit.retention.archiveAfter');
+        const keys = await auditKeys(store, config);
+        let result: Awaited<ReturnType<typeof archiveAudit>>;
+        try {
+          result = await withLease(
+            store,
+            systemClock,
+            'audit-archive',
+            () =>
+              archiveAudit(
+                { store, clock: systemClock, keys, archive },
+                {
+                  before,
+                  dryRun: opts.dryRun,
+                  actor: { type: 'operator', name: process.env.USER ?? 'operator' },
+                  maxEvents: config.audit.retention.maxEventsPerSegment,
+                },
+              ),
+            { waitMs: 10_000, leaseMs: 60_000 },
+          );
+        } catch (err) {
+          if (err instanceof LeaseBusy)
+            throw new OperatorError('another instance is archiving now; try again later');
+          if (err instanceof AuditArchiveRefused) throw new OperatorError(err.message);
+          throw err;
+        }
+        if (opts.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+        else {
+          const verb = result.dryRun ? 'would archive' : 'archived';
+          for (const s of result.segments)
+            process.stdout.write(
+              `${verb} ${s.name}: leaves ${s.firstLeaf}–${s.endLeaf - 1}, ${s.events} events, ${s.firstTime} … ${s.lastTime}\n`,
+            );
+          process.stdout.write(
+            result.segments.length === 0
+              ? `nothing to archive before ${before.toISOString()}\n`
+              : `${verb} ${result.segments.reduce((n, s) => n + s.events, 0)} events to ${result.destination}${
+                  result.dryRun ? '' : `; the database now starts at leaf ${result.prunedBelow}`
+                }\n`,
+          );
+        }
       });
     });
 
@@ -326,6 +414,44 @@ export function registerOperatorCommands(program: Command): void {
         process.exitCode = 1;
       } else process.stdout.write('proof holds\n');
     });
+}
+
+/** --before: an ISO-8601 time or an age (90m, 24h, 400d) before now. */
+function parseBefore(value: string, now: Date): Date {
+  const age = /^(\d+)([mhd])$/.exec(value.trim());
+  if (age) {
+    const ms = Number(age[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[age[2] as 'm' | 'h' | 'd'];
+    return new Date(now.getTime() - ms);
+  }
+  const t = Date.parse(value);
+  if (Number.isNaN(t))
+    throw new OperatorError(`--before expects an ISO-8601 time or an age like 400d (got ${value})`);
+  return new Date(t);
+}
+
+/** An archive named on the command line: s3://bucket/prefix/ or a directory. */
+async function archiveAt(location: string, config: Config) {
+  const { fileArchive } = await import('../audit/archive.js');
+  const s3 = /^s3:\/\/([^/]+)\/?(.*)$/.exec(location);
+  if (!s3) return fileArchive(resolve(location));
+  const { s3Archive } = await import('../aws/audit-heads-s3.js');
+  const { systemClock } = await import('../clock.js');
+  const prefix = s3[2] === '' || s3[2]!.endsWith('/') ? s3[2]! : `${s3[2]}/`;
+  const d = config.audit.retention.destination;
+  return s3Archive(
+    {
+      bucket: s3[1]!,
+      prefix,
+      retainDays: 0,
+      region: (d?.type === 's3' ? d.region : undefined) ?? config.aws.region,
+      endpoint: (d?.type === 's3' ? d.endpoint : undefined) ?? config.aws.endpoint,
+      credentials:
+        config.aws.accessKeyId && config.aws.secretAccessKey
+          ? { accessKeyId: config.aws.accessKeyId, secretAccessKey: config.aws.secretAccessKey }
+          : undefined,
+    },
+    systemClock,
+  );
 }
 
 async function trustedKeys(store: Store, config: Config, publicKeyFile: string | undefined) {

@@ -352,6 +352,59 @@ export const configSchema = z
           })
           .strict()
           .prefault({}),
+        /** Retention: sealed events older than archiveAfter go to an archive as signed segments, then leave the database. */
+        retention: z
+          .object({
+            /** archive and prune events older than this (e.g. 400d); omit to keep every event in the database */
+            archiveAfter: z
+              .union([z.string(), z.number()])
+              .optional()
+              .transform((v, ctx) => {
+                if (v === undefined) return null;
+                const ms = parseDuration(v);
+                if (ms === null || ms <= 0) {
+                  ctx.addIssue({
+                    code: 'custom',
+                    message: `expected a duration such as 400d (got ${JSON.stringify(v)})`,
+                  });
+                  return z.NEVER;
+                }
+                return ms;
+              }),
+            /** how often the worker looks for events to archive */
+            interval: duration('1h'),
+            /** at most this many events per segment */
+            maxEventsPerSegment: z.number().int().min(1).max(1_000_000).default(50_000),
+            destination: z
+              .discriminatedUnion('type', [
+                z
+                  .object({
+                    type: z.literal('file'),
+                    /** a directory (ideally on another machine's mount, or append-only storage) */
+                    directory: z.string().min(1),
+                  })
+                  .strict(),
+                z
+                  .object({
+                    type: z.literal('s3'),
+                    bucket: z.string().min(3),
+                    prefix: z.string().default('ferry-audit-archive/'),
+                    /** Object Lock retention (COMPLIANCE) when the bucket has Object Lock; 0 = none */
+                    retainDays: z.number().int().min(0).max(36_500).default(2555),
+                    region: z.string().optional(),
+                    /** a local S3 (moto) for tests; omit for real AWS */
+                    endpoint: z.url({ protocol: /^https?$/ }).optional(),
+                  })
+                  .strict(),
+              ])
+              .optional(),
+          })
+          .strict()
+          .prefault({})
+          .refine((r) => r.archiveAfter === null || r.destination !== undefined, {
+            message: 'audit.retention.archiveAfter needs a destination to archive to',
+            path: ['destination'],
+          }),
       })
       .strict()
       .prefault({}),

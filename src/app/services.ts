@@ -27,9 +27,10 @@ import { LeastPrivilege } from '../activity/least-privilege.js';
 import type { ActivityObserver } from '../activity/record.js';
 import { ActivityViews } from '../activity/timeline.js';
 import { systemActor } from '../audit/actor.js';
+import { type ArchiveStore, fileArchive } from '../audit/archive.js';
 import { fileDestination, HeadExporter, webhookDestination } from '../audit/export.js';
 import { accountConnection, openAccountClients } from '../aws/account-clients.js';
-import { s3HeadDestination } from '../aws/audit-heads-s3.js';
+import { s3Archive, s3HeadDestination } from '../aws/audit-heads-s3.js';
 import { cloudTrailS3 } from '../aws/cloudtrail-s3.js';
 import { AwsCredentialBroker } from '../aws/credentials.js';
 import { PermissionSetLookup } from '../aws/identity-center/permission-set-lookup.js';
@@ -165,6 +166,8 @@ export interface Services {
   auditKeys: AuditSigningKeys;
   /** publishes signed tree heads to the destinations in `audit.export` */
   auditExporter: HeadExporter;
+  /** where audit.retention archives pruned segments (null: not configured) */
+  auditArchive: ArchiveStore | null;
   /**
    * Called with every batch of CloudTrail records ingestion stored (each record once). Detections push
    * their observer here before the first sync (the array is the one CloudTrail holds).
@@ -520,6 +523,7 @@ export function createServices(
               ),
       ),
     ),
+    auditArchive: auditArchiveOf(config, clock),
     serviceProviders,
     oidcClients,
     oidc,
@@ -603,4 +607,25 @@ export function detectionSettingsOf(config: Config) {
     ...(d.administratorRoles ? { administratorRoles: d.administratorRoles } : {}),
     ferryPrincipals: d.ferryPrincipals,
   });
+}
+
+/** The archive audit.retention names, built with the same S3 writer as the head export. */
+export function auditArchiveOf(config: Config, clock: Clock): ArchiveStore | null {
+  const d = config.audit.retention.destination;
+  if (!d) return null;
+  if (d.type === 'file') return fileArchive(d.directory);
+  return s3Archive(
+    {
+      bucket: d.bucket,
+      prefix: d.prefix,
+      retainDays: d.retainDays,
+      region: d.region ?? config.aws.region,
+      endpoint: d.endpoint ?? config.aws.endpoint,
+      credentials:
+        config.aws.accessKeyId && config.aws.secretAccessKey
+          ? { accessKeyId: config.aws.accessKeyId, secretAccessKey: config.aws.secretAccessKey }
+          : undefined,
+    },
+    clock,
+  );
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import { watchAuditOnce } from '../activity/detections/observer.js';
+import { archiveOnSchedule } from '../audit/archive.js';
 import { Sequencer } from '../audit/sequencer.js';
 import type { DomainEvent, DomainEventType } from '../events.js';
 import { purgeExpiredOidcArtifacts } from '../federation/oidc/adapter.js';
@@ -150,6 +151,8 @@ export function startWorkers(
   let lastHeadExport = 0;
   let exporting: Promise<unknown> | undefined;
   let lastCloudTrailSync = 0;
+  let lastArchive = 0;
+  let archiving: Promise<unknown> | undefined;
   let syncingCloudTrail: Promise<unknown> | undefined;
   const tick = async () => {
     try {
@@ -175,6 +178,25 @@ export function startWorkers(
           .catch((err) => log.warn({ err }, 'audit head export failed; retrying'))
           .finally(() => {
             exporting = undefined;
+          });
+      }
+      const { retention } = services.config.audit;
+      const archive = services.auditArchive;
+      if (
+        retention.archiveAfter !== null &&
+        archive &&
+        !archiving &&
+        now - lastArchive >= retention.interval
+      ) {
+        lastArchive = now;
+        // Beside the tick, on one instance at a time (the lease): archive, then prune, what is old enough.
+        archiving = archiveOnSchedule(
+          { store, clock, keys: services.auditKeys, archive },
+          { archiveAfter: retention.archiveAfter, maxEventsPerSegment: retention.maxEventsPerSegment },
+        )
+          .catch((err) => log.warn({ err }, 'audit archive failed; retrying'))
+          .finally(() => {
+            archiving = undefined;
           });
       }
       const { syncInterval } = services.config.cloudtrail;
@@ -247,6 +269,7 @@ export function startWorkers(
       await Promise.all([...lanes.values()].map((l) => l.running));
       await exporting;
       await syncingCloudTrail;
+      await archiving;
       await sequencer.stop();
       if (beat) await retireInstance(store.db, workerId).catch(() => {});
     },

@@ -1,9 +1,11 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Kysely } from 'kysely';
 import { addMs, type Clock, iso } from '../clock.js';
 import type { Store } from '../store/open.js';
-import type { AuditExportsTable } from '../store/schema.js';
+import type { AuditExportsTable, Database } from '../store/schema.js';
+import { type AuditEvent, listAudit } from './ledger.js';
 import type { SignedTreeHead } from './tree-head.js';
 import { headFromRow } from './verify.js';
 
@@ -189,5 +191,190 @@ export class HeadExporter {
       .values({ destination, ...values })
       .onConflict((oc) => oc.column('destination').doUpdateSet(values))
       .execute();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Events for SIEMs: JSON lines (the event as the API returns it) or OCSF 1.3 (docs/audit.md "Export").
+
+export type EventExportFormat = 'jsonl' | 'ocsf';
+
+/** The OCSF schema version the records follow. */
+export const OCSF_VERSION = '1.3.0';
+
+const FERRY_VERSION = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+interface OcsfClass {
+  classUid: 3001 | 3002 | 3006 | 6003;
+  activityId: number;
+  activityName: string;
+}
+
+const CLASSES = {
+  3001: { name: 'Account Change', category: 3, categoryName: 'Identity & Access Management' },
+  3002: { name: 'Authentication', category: 3, categoryName: 'Identity & Access Management' },
+  3006: { name: 'Group Management', category: 3, categoryName: 'Identity & Access Management' },
+  6003: { name: 'API Activity', category: 6, categoryName: 'Application Activity' },
+} as const;
+
+const MFA_STEPS = new Set(['totp', 'webauthn', 'recovery-code', 'mfa']);
+
+function isMfa(e: AuditEvent): boolean {
+  const step = e.data.step;
+  const amr = e.data.amr;
+  return (
+    (typeof step === 'string' && MFA_STEPS.has(step)) ||
+    (Array.isArray(amr) && amr.some((m) => m === 'mfa' || m === 'otp' || m === 'hwk' || m === 'swk'))
+  );
+}
+
+/** Which OCSF class and activity an event is. */
+export function ocsfClassOf(e: AuditEvent): OcsfClass {
+  const t = e.type;
+  // Authentication (3002): sign-in steps, successful or not, MFA included; refusals by a lockout.
+  if (t === 'signin' || t.startsWith('signin.'))
+    return { classUid: 3002, activityId: 1, activityName: 'Logon' };
+  if (t === 'session.revoked' || t === 'signout' || t === 'logout')
+    return { classUid: 3002, activityId: 2, activityName: 'Logoff' };
+  // Account Change (3001): a person's account and its credentials.
+  const account: Record<string, [number, string]> = {
+    'user.created': [1, 'Create'],
+    'user.enabled': [2, 'Enable'],
+    'user.reactivated': [2, 'Enable'],
+    'user.password-set': [4, 'Password Reset'],
+    'user.password-changed': [3, 'Password Change'],
+    'user.disabled': [5, 'Disable'],
+    'user.deactivated': [5, 'Disable'],
+    'user.deleted': [6, 'Delete'],
+    'mfa.totp.enrolled': [10, 'MFA Factor Enable'],
+    'mfa.webauthn.registered': [10, 'MFA Factor Enable'],
+    'mfa.reset': [11, 'MFA Factor Disable'],
+  };
+  const a = account[t];
+  if (a) return { classUid: 3001, activityId: a[0], activityName: a[1] };
+  if (t.startsWith('user.') || t.startsWith('mfa.'))
+    return { classUid: 3001, activityId: 99, activityName: 'Other' };
+  // Group Management (3006): groups and who is in them (OCSF's Account Change is about one account).
+  const group: Record<string, [number, string]> = {
+    'group.created': [6, 'Create'],
+    'group.deleted': [5, 'Delete'],
+  };
+  const g = group[t];
+  if (g) return { classUid: 3006, activityId: g[0], activityName: g[1] };
+  if (t.startsWith('group.') || t === 'membership.changed')
+    return { classUid: 3006, activityId: 99, activityName: 'Other' };
+  // Everything else is an operation on Ferry's API or by its workers: API Activity (6003).
+  const verb = t.split('.').at(-1) ?? '';
+  if (/^(created|added|issued|requested|registered|raised|generated|discovered|linked)$/.test(verb))
+    return { classUid: 6003, activityId: 1, activityName: 'Create' };
+  if (/^(removed|deleted|revoked)$/.test(verb))
+    return { classUid: 6003, activityId: 4, activityName: 'Delete' };
+  if (/^(updated|changed|set|activated|decided|closed|state-changed|handed-over|synced|archived)$/.test(verb))
+    return { classUid: 6003, activityId: 3, activityName: 'Update' };
+  return { classUid: 6003, activityId: 99, activityName: 'Other' };
+}
+
+function ocsfActor(actor: AuditEvent['actor']): Record<string, unknown> {
+  switch (actor.type) {
+    case 'anonymous':
+      return { user: { name: 'anonymous', type: 'Unknown', type_id: 0 } };
+    case 'system':
+      return { app_name: `ferry:${actor.name}` };
+    case 'operator':
+      return { user: { name: actor.name, type: 'Admin', type_id: 2 } };
+    case 'user':
+      return { user: { uid: actor.id, name: actor.name, type: 'User', type_id: 1 } };
+    default:
+      // api-token, workload (a client), scim-connection: non-human principals
+      return { user: { uid: actor.id, name: actor.name, type: 'System', type_id: 3 }, app_name: actor.type };
+  }
+}
+
+/** One audit event as an OCSF 1.3 record of the fitting class. */
+export function toOcsf(e: AuditEvent): Record<string, unknown> {
+  const c = ocsfClassOf(e);
+  const cls = CLASSES[c.classUid];
+  const failed = e.outcome === 'failure';
+  const severityId = e.type === 'signin.refusals' ? 3 : failed ? 2 : 1;
+  const reason = typeof e.data.reason === 'string' ? e.data.reason : undefined;
+  const record: Record<string, unknown> = {
+    category_uid: cls.category,
+    category_name: cls.categoryName,
+    class_uid: c.classUid,
+    class_name: cls.name,
+    activity_id: c.activityId,
+    activity_name: c.activityName,
+    type_uid: c.classUid * 100 + c.activityId,
+    type_name: `${cls.name}: ${c.activityName}`,
+    severity_id: severityId,
+    severity: ['Unknown', 'Informational', 'Low', 'Medium'][severityId],
+    status_id: failed ? 2 : 1,
+    status: failed ? 'Failure' : 'Success',
+    ...(reason ? { status_detail: reason } : {}),
+    time: Date.parse(e.time),
+    message: e.type,
+    metadata: {
+      version: OCSF_VERSION,
+      product: { name: 'Ferry', vendor_name: 'Ferry', version: FERRY_VERSION },
+      uid: e.id,
+      log_name: 'audit',
+      event_code: e.type,
+      original_time: e.time,
+      sequence: e.seq,
+      ...(e.requestId ? { correlation_uid: e.requestId } : {}),
+    },
+    actor: ocsfActor(e.actor),
+    ...(e.ip ? { src_endpoint: { ip: e.ip } } : {}),
+    unmapped: { ferry: { type: e.type, subject: e.subject, leafIndex: e.leafIndex, data: e.data } },
+  };
+  const userName = e.subject ?? (e.actor.type === 'anonymous' ? 'unknown' : e.actor.name);
+  const userId = typeof e.data.userId === 'string' ? e.data.userId : undefined;
+  if (c.classUid === 3002) {
+    record.user = { name: userName, ...(userId ? { uid: userId } : {}) };
+    record.is_mfa = isMfa(e);
+    // The service authenticated to (OCSF asks for it or a destination endpoint).
+    record.service = { name: 'Ferry' };
+    if (typeof e.data.step === 'string') record.auth_protocol = e.data.step;
+    if (typeof e.data.sessionId === 'string') record.session = { uid: e.data.sessionId };
+  } else if (c.classUid === 3001) {
+    record.user = { name: userName, ...(userId ? { uid: userId } : {}) };
+  } else if (c.classUid === 3006) {
+    const groupId = typeof e.data.groupId === 'string' ? e.data.groupId : undefined;
+    record.group = { name: e.subject ?? groupId ?? 'unknown', ...(groupId ? { uid: groupId } : {}) };
+  } else {
+    record.api = { operation: e.type, service: { name: 'Ferry' } };
+    // Required for API Activity: an event from a background worker comes from Ferry itself.
+    record.src_endpoint = e.ip ? { ip: e.ip } : { name: 'ferry' };
+    if (e.subject) record.resources = [{ name: e.subject, type: e.type.split('.')[0] }];
+  }
+  return record;
+}
+
+/** One line of an export in `format` (no trailing newline). */
+export function exportLine(e: AuditEvent, format: EventExportFormat): string {
+  return JSON.stringify(format === 'ocsf' ? toOcsf(e) : e);
+}
+
+/**
+ * Every event in [since, until) in sequence order, one line each, read a page at a time (an export of
+ * millions of events never sits in memory).
+ */
+export async function* exportEvents(
+  db: Kysely<Database>,
+  options: { format: EventExportFormat; since?: string; until?: string },
+): AsyncGenerator<string> {
+  let after: number | undefined;
+  for (;;) {
+    const page = await listAudit(db, {
+      since: options.since,
+      until: options.until,
+      afterSeq: after,
+      limit: 1000,
+    });
+    for (const e of page) yield `${exportLine(e, options.format)}\n`;
+    if (page.length < 1000) return;
+    after = page.at(-1)!.seq;
   }
 }

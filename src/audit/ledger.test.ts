@@ -189,6 +189,8 @@ describe.each(ENGINES)('audit ledger on %s', (engine) => {
       treeSize: 10,
       headsChecked: 3,
       unsealed: 0,
+      archived: 0,
+      archiveChecked: false,
       firstBad: null,
     });
     // listAudit still reads in append order, now with positions.

@@ -161,6 +161,8 @@ export function eventFromRow(row: AuditEventRow): AuditEvent {
 export interface AuditQuery {
   /** events at or after this time (ISO-8601) */
   since?: string;
+  /** events before this time (ISO-8601) */
+  until?: string;
   /** events with seq greater than this (for tailing) */
   afterSeq?: number;
   type?: string;
@@ -171,6 +173,7 @@ export interface AuditQuery {
 export async function listAudit(db: Kysely<Database>, q: AuditQuery): Promise<AuditEvent[]> {
   let query = db.selectFrom('audit_events').selectAll().orderBy('seq');
   if (q.since) query = query.where('time', '>=', q.since);
+  if (q.until) query = query.where('time', '<', q.until);
   if (q.afterSeq !== undefined) query = query.where('seq', '>', q.afterSeq);
   if (q.type) query = query.where('type', '=', q.type);
   if (q.subject) query = query.where('subject', '=', q.subject);

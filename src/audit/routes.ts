@@ -1,8 +1,10 @@
+import { Readable } from 'node:stream';
 import type {} from '@fastify/swagger'; // OpenAPI keys (tags, summary, security) on route schemas
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, preHandlerAsyncHookHandler } from 'fastify';
 import type { AuditSigningKeys } from '../keys/audit-signing-keys.js';
 import type { Store } from '../store/open.js';
+import { type EventExportFormat, exportEvents, OCSF_VERSION } from './export.js';
 import { latestAudit, listAudit } from './ledger.js';
 import { headFromRow, verifyLedger } from './verify.js';
 
@@ -94,6 +96,46 @@ export const auditApi: FastifyPluginAsync<AuditApiOptions> = async (app, opts) =
     },
   );
 
+  app.get<{ Querystring: { format?: EventExportFormat; since?: string; until?: string } }>(
+    '/audit/export',
+    {
+      schema: {
+        tags: ['audit'],
+        summary: `Export events for a SIEM: JSON lines, or OCSF ${OCSF_VERSION} records (Authentication, Account Change, Group Management, API Activity), one per line`,
+        security,
+        querystring: Type.Object(
+          {
+            format: Type.Optional(
+              Type.Union([Type.Literal('jsonl'), Type.Literal('ocsf')], { default: 'jsonl' }),
+            ),
+            since: Type.Optional(
+              Type.String({ format: 'date-time', description: 'events at or after this time' }),
+            ),
+            until: Type.Optional(
+              Type.String({ format: 'date-time', description: 'events before this time' }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: {
+            description: 'one JSON object per line (application/x-ndjson)',
+            content: { 'application/x-ndjson': { schema: Type.String() } },
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      const q = req.query;
+      const lines = exportEvents(opts.store.db, {
+        format: q.format ?? 'jsonl',
+        since: q.since ? new Date(q.since).toISOString() : undefined,
+        until: q.until ? new Date(q.until).toISOString() : undefined,
+      });
+      return reply.type('application/x-ndjson').send(Readable.from(lines));
+    },
+  );
+
   app.get(
     '/audit/verify',
     {
@@ -109,11 +151,14 @@ export const auditApi: FastifyPluginAsync<AuditApiOptions> = async (app, opts) =
             treeSize: Type.Integer(),
             headsChecked: Type.Integer(),
             unsealed: Type.Integer(),
+            archived: Type.Integer({ description: 'leaves below this were archived and pruned' }),
+            archiveChecked: Type.Boolean(),
             firstBad: Type.Union([
               Type.Object({
                 leafIndex: Type.Union([Type.Integer(), Type.Null()]),
                 id: Type.Union([Type.String(), Type.Null()]),
                 reason: Type.String(),
+                file: Type.Optional(Type.Union([Type.String(), Type.Null()])),
               }),
               Type.Null(),
             ]),

@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Database } from '../store/schema.js';
+import { type ArchiveStore, archivedBelow, prefixSubtrees, walkArchive } from './archive.js';
 import { eventFromRow, leafEventOf, leafHashOf } from './ledger.js';
 import { consistencyPath, Frontier, inclusionPath, type SubtreeHash } from './merkle.js';
 import { type ConsistencyProof, checkHead, type InclusionProof, type SignedTreeHead } from './tree-head.js';
@@ -10,6 +11,8 @@ export interface LedgerBreak {
   leafIndex: number | null;
   id: string | null;
   reason: string;
+  /** the archive file at fault (verify --archive) */
+  file?: string | null;
 }
 
 export interface VerifyResult {
@@ -22,6 +25,10 @@ export interface VerifyResult {
   headsChecked: number;
   /** events committed but not sealed yet (sealing runs within a second while a server runs) */
   unsealed: number;
+  /** leaves below this were archived and pruned from the database */
+  archived: number;
+  /** the archived leaves were checked too (verify --archive) */
+  archiveChecked: boolean;
   firstBad: LedgerBreak | null;
 }
 
@@ -31,6 +38,8 @@ export interface VerifyOptions {
   /** heads published elsewhere (exports, or a head saved earlier): the tree must still contain them */
   against?: unknown[];
   batch?: number;
+  /** the archive of pruned segments: check every archived leaf too */
+  archive?: ArchiveStore;
 }
 
 /** A tree head row as the sequencer stores it. */
@@ -68,6 +77,7 @@ export async function verifyLedger(db: Kysely<Database>, options: VerifyOptions)
     .executeTakeFirstOrThrow();
   const latest = headRows.at(-1);
   const treeSize = latest ? Number(latest.tree_size) : 0;
+  const archived = await archivedBelow(db);
   let events = 0;
   let headsChecked = 0;
   const result = (firstBad: LedgerBreak | null): VerifyResult => ({
@@ -76,10 +86,16 @@ export async function verifyLedger(db: Kysely<Database>, options: VerifyOptions)
     treeSize,
     headsChecked,
     unsealed: Number(unsealedRow.n),
+    archived,
+    archiveChecked: options.archive !== undefined,
     firstBad,
   });
-  const fail = (reason: string, leafIndex: number | null = null, id: string | null = null) =>
-    result({ leafIndex, id, reason });
+  const fail = (
+    reason: string,
+    leafIndex: number | null = null,
+    id: string | null = null,
+    file: string | null = null,
+  ) => result({ leafIndex, id, reason, ...(file ? { file } : {}) });
 
   // Every head must carry a good signature before its root means anything.
   const checkpoints = new Map<number, Array<{ root: string; source: string }>>();
@@ -104,8 +120,58 @@ export async function verifyLedger(db: Kysely<Database>, options: VerifyOptions)
     checkpoints.set(head.treeSize, list);
   }
 
-  const frontier = new Frontier();
-  let after = -1;
+  let frontier = new Frontier();
+  if (archived > 0) {
+    // The oldest leaves are archived: the database keeps the signed head at their end with its
+    // frontier (the prefix's compact range). The frontier must fold to that head's root; the tree
+    // continues from it.
+    const checkpoint = headRows.find((r) => Number(r.tree_size) === archived);
+    if (!checkpoint)
+      return fail(`leaves below ${archived} are archived but no signed head of that size is left`, archived);
+    let stored: Frontier;
+    try {
+      stored = Frontier.fromHashes(
+        archived,
+        (JSON.parse(checkpoint.frontier) as string[]).map((h) => Buffer.from(h, 'hex')),
+      );
+    } catch {
+      return fail(`the frontier kept for the archived leaves below ${archived} is malformed`, archived);
+    }
+    if (stored.root().toString('hex') !== checkpoint.root_hash)
+      return fail(
+        `the frontier kept for the archived leaves below ${archived} does not match the signed head of that size`,
+        archived,
+      );
+    if (options.archive) {
+      const walk = await walkArchive(options.archive, options.keys, archived, (f) => {
+        for (const c of checkpoints.get(f.size) ?? []) {
+          headsChecked += 1;
+          if (c.root !== f.root().toString('hex'))
+            return `the archived leaves do not reproduce the ${c.source} of ${f.size} events`;
+        }
+        return null;
+      });
+      events += walk.events;
+      if (walk.failure)
+        return fail(walk.failure.reason, walk.failure.leafIndex, walk.failure.id, walk.failure.file);
+      const a = walk.frontier.hashes().map((h) => h.toString('hex'));
+      const b = stored.hashes().map((h) => h.toString('hex'));
+      if (walk.frontier.size !== archived || a.join() !== b.join())
+        return fail(
+          `the archive's tree at ${archived} leaves differs from the database's (the archive is of another tree)`,
+          archived,
+        );
+    } else {
+      // Without the archive only the heads at the checkpoint and after can be recomputed.
+      for (const c of checkpoints.get(archived) ?? []) {
+        headsChecked += 1;
+        if (c.root !== checkpoint.root_hash)
+          return fail(`the ${c.source} of ${archived} events differs from the archive checkpoint`, archived);
+      }
+    }
+    frontier = stored;
+  }
+  let after = archived - 1;
   for (;;) {
     const rows = await db
       .selectFrom('audit_events')
@@ -197,8 +263,29 @@ async function firstStaleLeaf(
   }
 }
 
-/** Stored subtree hashes: level 0 from the events, higher levels from audit_tree_nodes. */
-function storedSubtrees(db: Kysely<Database>): SubtreeHash {
+/**
+ * Stored subtree hashes: level 0 from the events, higher levels from audit_tree_nodes. Below an
+ * archived prefix only that prefix's frontier is kept (with the signed head of its size).
+ */
+async function storedSubtrees(db: Kysely<Database>): Promise<SubtreeHash> {
+  const stored = storedNodes(db);
+  const archived = await archivedBelow(db);
+  if (archived === 0) return stored;
+  const row = await db
+    .selectFrom('audit_tree_heads')
+    .select('frontier')
+    .where('tree_size', '=', archived)
+    .executeTakeFirst();
+  if (!row) throw new LedgerNotFound(`no signed head at the archive checkpoint ${archived}`);
+  return prefixSubtrees(
+    archived,
+    (JSON.parse(row.frontier) as string[]).map((h) => Buffer.from(h, 'hex')),
+    (i) => stored(0, i),
+    (level, index) => stored(level, index).catch(() => null),
+  );
+}
+
+function storedNodes(db: Kysely<Database>): SubtreeHash {
   return async (level, index) => {
     if (level === 0) {
       const row = await db
@@ -245,14 +332,21 @@ export async function proveInclusion(
   options: { treeSize?: number; publicKey?: string } = {},
 ): Promise<InclusionProof> {
   const row = await db.selectFrom('audit_events').selectAll().where('id', '=', eventId).executeTakeFirst();
-  if (!row) throw new LedgerNotFound(`no audit event ${eventId}`);
+  if (!row) {
+    const archived = await archivedBelow(db);
+    throw new LedgerNotFound(
+      archived > 0
+        ? `no audit event ${eventId} in the database (leaves below ${archived} are archived: prove it from the archive with --archive)`
+        : `no audit event ${eventId}`,
+    );
+  }
   const event = eventFromRow(row);
   if (event.leafIndex === null)
     throw new LedgerNotFound(`audit event ${eventId} is not sealed yet; try again in a second`);
   const head = await headOfSize(db, options.treeSize);
   if (event.leafIndex >= head.treeSize)
     throw new LedgerNotFound(`audit event ${eventId} was sealed after the head of ${head.treeSize} events`);
-  const path = await inclusionPath(event.leafIndex, head.treeSize, storedSubtrees(db));
+  const path = await inclusionPath(event.leafIndex, head.treeSize, await storedSubtrees(db));
   return {
     format: 'ferry-audit-inclusion-proof/v1',
     event: leafEventOf(event),
@@ -274,6 +368,6 @@ export async function proveConsistency(
   if (to.treeSize < from.treeSize)
     throw new LedgerNotFound(`head ${to.treeSize} is older than head ${from.treeSize}`);
   const path =
-    from.treeSize === 0 ? [] : await consistencyPath(from.treeSize, to.treeSize, storedSubtrees(db));
+    from.treeSize === 0 ? [] : await consistencyPath(from.treeSize, to.treeSize, await storedSubtrees(db));
   return { format: 'ferry-audit-consistency-proof/v1', from, to, path: path.map((h) => h.toString('hex')) };
 }

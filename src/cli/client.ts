@@ -110,13 +110,17 @@ export class FerryClient {
    * A POST whose answer is NDJSON (a long-running operation reporting progress): each line is
    * handed to `onLine` as it arrives. No overall timeout, since the server keeps writing.
    */
-  async streamLines(path: string, onLine: (value: unknown) => void): Promise<void> {
+  async streamLines(
+    path: string,
+    onLine: (value: unknown) => void,
+    method: 'GET' | 'POST' = 'POST',
+  ): Promise<void> {
     const headers: Record<string, string> = { accept: 'application/x-ndjson' };
     const token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
     if (token) headers.authorization = `Bearer ${token}`;
     let res: Response;
     try {
-      res = await fetch(new URL(path, this.options.server), { method: 'POST', headers });
+      res = await fetch(new URL(path, this.options.server), { method, headers });
     } catch (err) {
       throw new ServerUnreachable(this.options.server, err);
     }

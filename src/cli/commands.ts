@@ -257,26 +257,30 @@ export function registerClientCommands(program: Command): void {
     });
   audit
     .command('export')
-    .description('write events since a time as JSON lines (for a SIEM or an archive)')
-    .requiredOption('--since <time>', 'ISO-8601 time or a relative age like 24h or 7d')
-    .option('--format <format>', 'only jsonl is supported', 'jsonl')
-    .action(async function (this: Command, opts: { since: string; format: string }) {
-      if (opts.format !== 'jsonl')
-        throw new UsageError(`--format ${opts.format} is not supported (use jsonl)`);
-      const since = parseSince(opts.since);
-      const client = clientOf(this);
-      let path = `/api/v1/audit/events?since=${enc(since)}&limit=1000`;
-      for (;;) {
-        const res = await client.get<{ items: AuditEventView[] }>(path);
-        for (const e of res.items) out(t`${json(e)}\n`);
-        if (res.items.length < 1000) break;
-        path = `/api/v1/audit/events?since=${enc(since)}&after=${res.items.at(-1)!.seq}&limit=1000`;
-      }
+    .description('write events as JSON lines or OCSF records (for a SIEM or an archive)')
+    .option('--since <time>', 'events at or after this ISO-8601 time or age (24h, 7d); default: all')
+    .option('--until <time>', 'events before this ISO-8601 time or age')
+    .option(
+      '--format <format>',
+      'jsonl (the events as the API returns them) or ocsf (OCSF 1.3 records)',
+      'jsonl',
+    )
+    .action(async function (this: Command, opts: { since?: string; until?: string; format: string }) {
+      if (opts.format !== 'jsonl' && opts.format !== 'ocsf')
+        throw new UsageError(`--format ${opts.format} is not supported (use jsonl or ocsf)`);
+      const query = new URLSearchParams({ format: opts.format });
+      if (opts.since) query.set('since', parseSince(opts.since));
+      if (opts.until) query.set('until', parseSince(opts.until, '--until'));
+      await clientOf(this).streamLines(
+        `/api/v1/audit/export?${query}`,
+        (record) => out(t`${json(record)}\n`),
+        'GET',
+      );
     });
 }
 
 /** Accepts an ISO-8601 time or an age such as 90m, 24h, 7d. */
-export function parseSince(value: string): string {
+export function parseSince(value: string, flag = '--since'): string {
   const age = /^(\d+)([mhd])$/.exec(value.trim());
   if (age) {
     const ms = Number(age[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[age[2] as 'm' | 'h' | 'd'];
@@ -284,6 +288,6 @@ export function parseSince(value: string): string {
   }
   const t = Date.parse(value);
   if (Number.isNaN(t))
-    throw new UsageError(`--since expects an ISO-8601 time or an age like 24h (got ${value})`);
+    throw new UsageError(`${flag} expects an ISO-8601 time or an age like 24h (got ${value})`);
   return new Date(t).toISOString();
 }

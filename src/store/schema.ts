@@ -65,6 +65,7 @@ export interface Database {
   audit_exports: AuditExportsTable;
   worker_instances: WorkerInstancesTable;
   leases: LeasesTable;
+  audit_archive_segments: AuditArchiveSegmentsTable;
   detection_counts: DetectionCountsTable;
   alerts: AlertsTable;
   alert_sinks: AlertSinksTable;
@@ -725,6 +726,20 @@ export interface WorkerInstancesTable {
   id: string;
   started_at: string;
   heartbeat_at: string;
+}
+
+/** Archived segments of the audit ledger (0028); the newest end_leaf is the pruned prefix. */
+export interface AuditArchiveSegmentsTable {
+  first_leaf: number;
+  end_leaf: number;
+  events: number;
+  first_time: string;
+  last_time: string;
+  destination: string;
+  name: string;
+  events_sha256: string;
+  manifest_sha256: string;
+  archived_at: string;
 }
 
 /** Named leases across instances (0027): one holder at a time, taken over once expired. */

@@ -205,6 +205,31 @@ describe('ferry CLI, end to end', () => {
     expect(events).toContainEqual(expect.objectContaining({ type: 'user.created', subject: jane }));
     expect(events).toContainEqual(expect.objectContaining({ type: 'api-token.created' }));
     expect(events.at(-1)).toEqual(expect.objectContaining({ type: 'signin', subject: jane }));
+
+    // The same window as OCSF records for a SIEM: her refused sign-in is a failed Authentication logon.
+    const ocsf = (await ok(['audit', 'export', '--since', '1h', '--format', 'ocsf']))
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(ocsf).toHaveLength(events.length);
+    expect(ocsf.at(-1)).toMatchObject({
+      class_uid: 3002,
+      category_uid: 3,
+      activity_id: 1,
+      type_uid: 300201,
+      status_id: 2,
+      status_detail: 'disabled',
+      user: { name: jane },
+      src_endpoint: { ip: '127.0.0.1' },
+      metadata: { product: { name: 'Ferry' } },
+    });
+    expect(ocsf).toContainEqual(
+      expect.objectContaining({
+        class_uid: 3001,
+        activity_id: 1,
+        user: expect.objectContaining({ name: jane }),
+      }),
+    );
   });
 
   it('a bad token is refused with exit status 1 and a message naming Unauthorized', async () => {

@@ -23,6 +23,7 @@ import * as pimBeyondRoles from './0024_pim_beyond_roles.js';
 import * as cloudtrail from './0025_cloudtrail.js';
 import * as detectionsAlerts from './0026_detections_alerts.js';
 import * as outboxLanes from './0027_outbox_lanes.js';
+import * as auditArchive from './0028_audit_archive.js';
 import * as apiTokenCreator from './0035_api_token_creator.js';
 
 /** Every migration, in order. Add new ones at the end; never edit one that has shipped. */
@@ -51,5 +52,6 @@ export const migrations: Record<string, Migration> = {
   '0025_cloudtrail': cloudtrail,
   '0026_detections_alerts': detectionsAlerts,
   '0027_outbox_lanes': outboxLanes,
+  '0028_audit_archive': auditArchive,
   '0035_api_token_creator': apiTokenCreator,
 };

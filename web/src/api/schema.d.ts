@@ -13630,6 +13630,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/audit/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Export events for a SIEM: JSON lines, or OCSF 1.3.0 records (Authentication, Account Change, Group Management, API Activity), one per line */
+        get: {
+            parameters: {
+                query?: {
+                    format?: "jsonl" | "ocsf";
+                    /** @description events at or after this time */
+                    since?: string;
+                    /** @description events before this time */
+                    until?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description one JSON object per line (application/x-ndjson) */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/x-ndjson": string;
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/audit/verify": {
         parameters: {
             query?: never;
@@ -13659,10 +13701,14 @@ export interface paths {
                             treeSize: number;
                             headsChecked: number;
                             unsealed: number;
+                            /** @description leaves below this were archived and pruned */
+                            archived: number;
+                            archiveChecked: boolean;
                             firstBad: {
                                 leafIndex: number | null;
                                 id: string | null;
                                 reason: string;
+                                file?: string | null;
                             } | null;
                         };
                     };

@@ -1,0 +1,654 @@
+import { createHash, type KeyObject, sign, verify } from 'node:crypto';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Kysely } from 'kysely';
+import { type Clock, iso } from '../clock.js';
+import type { AuditSigningKeys } from '../keys/audit-signing-keys.js';
+import { LeaseBusy, withLease } from '../store/leases.js';
+import type { Store } from '../store/open.js';
+import type { Database } from '../store/schema.js';
+import type { Actor } from './actor.js';
+import { canonicalJson } from './canonical-json.js';
+import { appendAudit, eventFromRow, leafEventOf, leafHashOf } from './ledger.js';
+import { Frontier, inclusionPath, leafHash, nodeHash } from './merkle.js';
+import {
+  checkHead,
+  type InclusionProof,
+  type LeafEvent,
+  leafData,
+  type SignedTreeHead,
+} from './tree-head.js';
+import { headFromRow, LedgerNotFound } from './verify.js';
+
+// Retention (docs/audit.md "Retention and archive", ADR 0034): the oldest sealed events are written to
+// an archive as signed segments, each a contiguous range of leaves that ends at a signed tree head,
+// and then pruned from the database. The database keeps the signed head at the end of the archived
+// prefix with its frontier (the prefix's compact range), so verification of what remains starts there;
+// with the archive at hand, verification also checks every archived leaf.
+
+export const SEGMENT_FORMAT = 'ferry-audit-archive-segment/v1';
+
+/** The signed description of one archived segment (`<first>-<end>.manifest.json`). */
+export interface SegmentManifest {
+  format: typeof SEGMENT_FORMAT;
+  /** the leaves [firstLeaf, endLeaf) */
+  firstLeaf: number;
+  endLeaf: number;
+  events: number;
+  firstTime: string;
+  lastTime: string;
+  eventsFile: string;
+  /** hex SHA-256 of the events file's bytes */
+  eventsSha256: string;
+  /** hex leaf hash of each event, in order */
+  leafHashes: string[];
+  /** the compact range of the leaves before this segment: the frontier's subtree hashes at firstLeaf, largest first */
+  prefix: string[];
+  /** the signed head of the tree of endLeaf leaves */
+  head: SignedTreeHead;
+  keyId: string;
+  /** base64 Ed25519 over manifestSignedBytes() */
+  signature: string;
+}
+
+/** One line of a segment's events file. */
+export interface SegmentLine {
+  leafIndex: number;
+  seq: number;
+  event: LeafEvent;
+}
+
+export function manifestSignedBytes(m: Omit<SegmentManifest, 'signature'>): Buffer {
+  const { signature: _ignored, ...rest } = m as SegmentManifest;
+  return Buffer.from(`${SEGMENT_FORMAT}\n${canonicalJson(rest)}\n`, 'utf8');
+}
+
+/** Somewhere archived segments are kept: a directory or an S3 prefix. */
+export interface ArchiveStore {
+  /** e.g. file:/srv/ferry-archive, s3://bucket/prefix/ */
+  readonly name: string;
+  /** writes an object; writing the same bytes again is fine */
+  put(name: string, body: Buffer, contentType: string): Promise<void>;
+  get(name: string): Promise<Buffer | null>;
+  /** every object name, sorted */
+  list(): Promise<string[]>;
+}
+
+/** A directory: files written once (read-only); the same name with other bytes fails loudly. */
+export function fileArchive(directory: string): ArchiveStore {
+  return {
+    name: `file:${directory}`,
+    async put(name, body) {
+      await mkdir(directory, { recursive: true });
+      const path = join(directory, name);
+      try {
+        await writeFile(path, body, { flag: 'wx', mode: 0o444 });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        if (!(await readFile(path)).equals(body))
+          throw new Error(`${path} already holds another segment of the same range`);
+      }
+    },
+    async get(name) {
+      try {
+        return await readFile(join(directory, name));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        throw err;
+      }
+    },
+    async list() {
+      try {
+        return (await readdir(directory)).sort();
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+        throw err;
+      }
+    },
+  };
+}
+
+const pad = (n: number) => String(n).padStart(16, '0');
+export const segmentName = (first: number, end: number) => `${pad(first)}-${pad(end)}`;
+const MANIFEST_SUFFIX = '.manifest.json';
+
+const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+
+/** The archive refuses to archive a ledger that does not verify, or a range already taken. */
+export class AuditArchiveRefused extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AuditArchiveRefused';
+  }
+}
+
+export interface ArchiveDeps {
+  store: Store;
+  clock: Clock;
+  keys: AuditSigningKeys;
+  archive: ArchiveStore;
+}
+
+export interface ArchiveOptions {
+  /** archive events older than this (every event of an archived segment is) */
+  before: Date;
+  /** say what would be archived; write and delete nothing */
+  dryRun?: boolean;
+  /** who archives (audited) */
+  actor: Actor;
+  /** at most this many events per segment (a segment ends at a signed head, so it may hold fewer) */
+  maxEvents?: number;
+}
+
+export interface ArchivedSegment {
+  name: string;
+  firstLeaf: number;
+  endLeaf: number;
+  events: number;
+  firstTime: string;
+  lastTime: string;
+}
+
+export interface ArchiveResult {
+  destination: string;
+  dryRun: boolean;
+  segments: ArchivedSegment[];
+  /** leaves below this are archived (and, unless dryRun, pruned from the database) */
+  prunedBelow: number;
+}
+
+/** Leaves below this are no longer in the database (0: nothing archived). */
+export async function archivedBelow(db: Kysely<Database>): Promise<number> {
+  const row = await db
+    .selectFrom('audit_archive_segments')
+    .select((eb) => eb.fn.max('end_leaf').as('end'))
+    .executeTakeFirst();
+  return row?.end == null ? 0 : Number(row.end);
+}
+
+/**
+ * Archives sealed events older than `before`, segment by segment: each segment is written (events,
+ * then its signed manifest) before its events are deleted, in one transaction with its record and an
+ * `audit.archived` event. A segment ends at a signed head, and its events must reproduce that head's
+ * root from the previous checkpoint, so a ledger that does not verify is never archived.
+ */
+export async function archiveAudit(deps: ArchiveDeps, options: ArchiveOptions): Promise<ArchiveResult> {
+  const { store, clock, keys, archive } = deps;
+  const db = store.db;
+  const maxEvents = options.maxEvents ?? 50_000;
+  const trusted = await keys.trusted();
+  let start = await archivedBelow(db);
+  // Everything before the first event at or after the cutoff (by tree position) may go.
+  const firstYoung = await db
+    .selectFrom('audit_events')
+    .select((eb) => eb.fn.min('leaf_index').as('leaf'))
+    .where('leaf_index', '>=', start)
+    .where('time', '>=', iso(options.before))
+    .executeTakeFirst();
+  const latest = await db
+    .selectFrom('audit_tree_heads')
+    .select((eb) => eb.fn.max('tree_size').as('size'))
+    .executeTakeFirst();
+  const limit = firstYoung?.leaf == null ? Number(latest?.size ?? 0) : Number(firstYoung.leaf);
+  const result: ArchiveResult = {
+    destination: archive.name,
+    dryRun: options.dryRun === true,
+    segments: [],
+    prunedBelow: start,
+  };
+  for (;;) {
+    const ends = await db
+      .selectFrom('audit_tree_heads')
+      .select('tree_size')
+      .where('tree_size', '>', start)
+      .where('tree_size', '<=', limit)
+      .orderBy('tree_size')
+      .execute();
+    if (ends.length === 0) break;
+    const sizes = ends.map((r) => Number(r.tree_size));
+    const end = sizes.filter((s) => s <= start + maxEvents).at(-1) ?? sizes[0]!;
+    const segment = await buildSegment(db, keys, trusted, start, end);
+    result.segments.push(segment.summary);
+    if (!options.dryRun) {
+      await archive.put(segment.manifest.eventsFile, segment.events, 'application/x-ndjson');
+      const manifestBytes = Buffer.from(`${JSON.stringify(segment.manifest, null, 1)}\n`, 'utf8');
+      await archive.put(`${segment.summary.name}${MANIFEST_SUFFIX}`, manifestBytes, 'application/json');
+      await db.transaction().execute(async (trx) => {
+        // The lease keeps archivers apart; this keeps a stale one from archiving a range twice.
+        if ((await archivedBelow(trx)) !== start)
+          throw new AuditArchiveRefused(`leaves from ${start} were archived meanwhile by another run`);
+        await trx
+          .insertInto('audit_archive_segments')
+          .values({
+            first_leaf: start,
+            end_leaf: end,
+            events: end - start,
+            first_time: segment.summary.firstTime,
+            last_time: segment.summary.lastTime,
+            destination: archive.name,
+            name: segment.summary.name,
+            events_sha256: segment.manifest.eventsSha256,
+            manifest_sha256: sha256(manifestBytes),
+            archived_at: iso(clock.now()),
+          })
+          .execute();
+        await trx
+          .deleteFrom('audit_events')
+          .where('leaf_index', '>=', start)
+          .where('leaf_index', '<', end)
+          .execute();
+        // Nodes wholly inside the archived prefix are no longer needed: a proof for a later leaf uses
+        // only the prefix's frontier subtrees (kept with the head of size `end`) and nodes that reach
+        // past it.
+        for (let level = 1; 2 ** level <= end; level++)
+          await trx
+            .deleteFrom('audit_tree_nodes')
+            .where('level', '=', level)
+            .where('idx', '<', Math.floor(end / 2 ** level))
+            .execute();
+        await appendAudit(trx, store.engine, clock, {
+          type: 'audit.archived',
+          outcome: 'success',
+          actor: options.actor,
+          subject: segment.summary.name,
+          data: {
+            destination: archive.name,
+            firstLeaf: start,
+            endLeaf: end,
+            events: end - start,
+            firstTime: segment.summary.firstTime,
+            lastTime: segment.summary.lastTime,
+            eventsSha256: segment.manifest.eventsSha256,
+            manifestSha256: sha256(manifestBytes),
+            rootHash: segment.manifest.head.rootHash,
+          },
+        });
+      });
+    }
+    start = end;
+    result.prunedBelow = end;
+  }
+  return result;
+}
+
+/**
+ * The worker's scheduled run: archives what is older than `archiveAfter` on exactly one instance at a
+ * time (the `audit-archive` lease, not waited for). Null when another instance holds the lease.
+ */
+export async function archiveOnSchedule(
+  deps: ArchiveDeps,
+  retention: { archiveAfter: number; maxEventsPerSegment: number },
+): Promise<ArchiveResult | null> {
+  const before = new Date(deps.clock.now().getTime() - retention.archiveAfter);
+  try {
+    return await withLease(
+      deps.store,
+      deps.clock,
+      'audit-archive',
+      () =>
+        archiveAudit(deps, {
+          before,
+          actor: { type: 'system', name: 'audit-archive' },
+          maxEvents: retention.maxEventsPerSegment,
+        }),
+      { waitMs: 0, leaseMs: 60_000 },
+    );
+  } catch (err) {
+    if (err instanceof LeaseBusy) return null;
+    throw err;
+  }
+}
+
+async function buildSegment(
+  db: Kysely<Database>,
+  keys: AuditSigningKeys,
+  trusted: Map<string, KeyObject>,
+  start: number,
+  end: number,
+): Promise<{ summary: ArchivedSegment; manifest: SegmentManifest; events: Buffer }> {
+  const headRow = await db
+    .selectFrom('audit_tree_heads')
+    .selectAll()
+    .where('tree_size', '=', end)
+    .executeTakeFirstOrThrow();
+  const head = headFromRow(headRow);
+  const bad = checkHead(head, trusted);
+  if (bad) throw new AuditArchiveRefused(`${bad}; run ferry audit verify`);
+  let prefix: string[] = [];
+  if (start > 0) {
+    const startRow = await db
+      .selectFrom('audit_tree_heads')
+      .selectAll()
+      .where('tree_size', '=', start)
+      .executeTakeFirstOrThrow();
+    prefix = JSON.parse(startRow.frontier) as string[];
+  }
+  const frontier = Frontier.fromHashes(
+    start,
+    prefix.map((h) => Buffer.from(h, 'hex')),
+  );
+  const rows = await db
+    .selectFrom('audit_events')
+    .selectAll()
+    .where('leaf_index', '>=', start)
+    .where('leaf_index', '<', end)
+    .orderBy('leaf_index')
+    .execute();
+  const lines: string[] = [];
+  const leafHashes: string[] = [];
+  for (const [i, row] of rows.entries()) {
+    const event = eventFromRow(row);
+    if (event.leafIndex !== start + i)
+      throw new AuditArchiveRefused(`leaf ${start + i} is missing; run ferry audit verify`);
+    const hash = leafHashOf(event);
+    leafHashes.push(hash);
+    frontier.append(Buffer.from(hash, 'hex'));
+    lines.push(
+      `${canonicalJson({ leafIndex: start + i, seq: event.seq, event: leafEventOf(event) } satisfies SegmentLine)}\n`,
+    );
+  }
+  if (rows.length !== end - start || frontier.root().toString('hex') !== head.rootHash)
+    throw new AuditArchiveRefused(
+      `leaves ${start}–${end - 1} do not reproduce the signed head of ${end}; run ferry audit verify`,
+    );
+  const events = Buffer.from(lines.join(''), 'utf8');
+  const name = segmentName(start, end);
+  const key = await keys.current();
+  const unsigned: Omit<SegmentManifest, 'signature'> = {
+    format: SEGMENT_FORMAT,
+    firstLeaf: start,
+    endLeaf: end,
+    events: end - start,
+    firstTime: rows[0]!.time,
+    lastTime: rows.at(-1)!.time,
+    eventsFile: `${name}.events.jsonl`,
+    eventsSha256: sha256(events),
+    leafHashes,
+    prefix,
+    head,
+    keyId: key.id,
+  };
+  const manifest: SegmentManifest = {
+    ...unsigned,
+    signature: sign(null, manifestSignedBytes(unsigned), key.privateKey).toString('base64'),
+  };
+  return {
+    summary: {
+      name,
+      firstLeaf: start,
+      endLeaf: end,
+      events: end - start,
+      firstTime: unsigned.firstTime,
+      lastTime: unsigned.lastTime,
+    },
+    manifest,
+    events,
+  };
+}
+
+/** What went wrong with an archive: the file and, when one can be named, the leaf. */
+export interface ArchiveBreak {
+  file: string | null;
+  leafIndex: number | null;
+  id: string | null;
+  reason: string;
+}
+
+export interface ArchiveWalk {
+  /** the tree's frontier after the last segment checked */
+  frontier: Frontier;
+  segments: number;
+  events: number;
+  failure: ArchiveBreak | null;
+}
+
+/** Null when the manifest is signed by a trusted key; otherwise why not. */
+export function checkManifestSignature(
+  m: SegmentManifest,
+  keys: Map<string, KeyObject>,
+  file: string,
+): string | null {
+  const key = keys.get(m.keyId);
+  if (!key) return `manifest ${file} is signed with an unknown key ${m.keyId} (another Ferry's, or forged)`;
+  const ok = verify(null, manifestSignedBytes(m), key, Buffer.from(m.signature, 'base64'));
+  return ok ? null : `manifest ${file} has a bad signature (altered, or signed with another key)`;
+}
+
+function isManifest(x: unknown): x is SegmentManifest {
+  const m = x as Partial<SegmentManifest> | null;
+  return (
+    !!m &&
+    typeof m === 'object' &&
+    m.format === SEGMENT_FORMAT &&
+    Number.isSafeInteger(m.firstLeaf) &&
+    Number.isSafeInteger(m.endLeaf) &&
+    typeof m.eventsFile === 'string' &&
+    typeof m.eventsSha256 === 'string' &&
+    Array.isArray(m.leafHashes) &&
+    Array.isArray(m.prefix) &&
+    !!m.head &&
+    typeof m.keyId === 'string' &&
+    typeof m.signature === 'string'
+  );
+}
+
+async function readManifests(
+  archive: ArchiveStore,
+): Promise<Array<{ file: string; manifest: SegmentManifest } | ArchiveBreak>> {
+  const out: Array<{ file: string; manifest: SegmentManifest } | ArchiveBreak> = [];
+  for (const file of (await archive.list()).filter((n) => n.endsWith(MANIFEST_SUFFIX))) {
+    const bytes = await archive.get(file);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(bytes?.toString('utf8') ?? '');
+    } catch {
+      parsed = null;
+    }
+    if (!isManifest(parsed))
+      out.push({ file, leafIndex: null, id: null, reason: `${file} is not a Ferry audit segment manifest` });
+    else out.push({ file, manifest: parsed });
+  }
+  return out;
+}
+
+/**
+ * Checks every segment of an archive, oldest first, up to leaf `upTo`: the manifest's signature and
+ * its head's, that the segments follow each other with no gap or overlap, that each continues the tree
+ * of the ones before (its prefix is their frontier), that each event reproduces its leaf hash and the
+ * events file its hash, and that the leaves reproduce the manifest's signed head. `onLeaf` sees the
+ * frontier after every leaf (to compare other heads of that size).
+ */
+export async function walkArchive(
+  archive: ArchiveStore,
+  keys: Map<string, KeyObject>,
+  upTo: number,
+  onLeaf?: (frontier: Frontier) => string | null,
+): Promise<ArchiveWalk> {
+  const frontier = new Frontier();
+  const walk: ArchiveWalk = { frontier, segments: 0, events: 0, failure: null };
+  const fail = (
+    file: string | null,
+    reason: string,
+    leafIndex: number | null = null,
+    id: string | null = null,
+  ) => {
+    walk.failure = { file, leafIndex, id, reason };
+    return walk;
+  };
+  const manifests = await readManifests(archive);
+  for (const m of manifests) if ('reason' in m) return fail(m.file, m.reason);
+  const segments = (manifests as Array<{ file: string; manifest: SegmentManifest }>).sort(
+    (a, b) => a.manifest.firstLeaf - b.manifest.firstLeaf,
+  );
+  for (const { file, manifest: m } of segments) {
+    if (frontier.size >= upTo) break;
+    const bad = checkManifestSignature(m, keys, file);
+    if (bad) return fail(file, bad, m.firstLeaf);
+    const badHead = checkHead(m.head, keys);
+    if (badHead) return fail(file, `the head in ${file}: ${badHead}`, m.firstLeaf);
+    if (m.head.treeSize !== m.endLeaf || m.leafHashes.length !== m.endLeaf - m.firstLeaf)
+      return fail(
+        file,
+        `${file} describes leaves ${m.firstLeaf}–${m.endLeaf - 1} inconsistently`,
+        m.firstLeaf,
+      );
+    if (m.firstLeaf > frontier.size)
+      return fail(
+        file,
+        `leaves ${frontier.size}–${m.firstLeaf - 1} are in no segment of the archive (a segment is missing)`,
+        frontier.size,
+      );
+    if (m.firstLeaf < frontier.size)
+      return fail(file, `${file} overlaps the segment before it (leaf ${m.firstLeaf})`, m.firstLeaf);
+    const expected = frontier.hashes().map((h) => h.toString('hex'));
+    if (canonicalJson(expected) !== canonicalJson(m.prefix))
+      return fail(
+        file,
+        `${file} does not continue the segments before it: the tree it extends is another one (a segment from another tree)`,
+        m.firstLeaf,
+      );
+    const bytes = await archive.get(m.eventsFile);
+    if (!bytes) return fail(m.eventsFile, `${m.eventsFile} is missing (named by ${file})`, m.firstLeaf);
+    const lines = bytes.toString('utf8').split('\n');
+    if (lines.at(-1) === '') lines.pop();
+    for (const [i, text] of lines.entries()) {
+      const leaf = m.firstLeaf + i;
+      let line: SegmentLine;
+      try {
+        line = JSON.parse(text) as SegmentLine;
+      } catch {
+        return fail(m.eventsFile, `${m.eventsFile} line ${i + 1} (leaf ${leaf}) is not JSON`, leaf);
+      }
+      if (i >= m.leafHashes.length)
+        return fail(
+          m.eventsFile,
+          `${m.eventsFile} holds more events than its manifest (${m.leafHashes.length})`,
+          leaf,
+        );
+      const hash = line?.event ? leafHash(leafData(line.event)).toString('hex') : '';
+      if (line?.leafIndex !== leaf || hash !== m.leafHashes[i])
+        return fail(
+          m.eventsFile,
+          `${m.eventsFile} line ${i + 1} (leaf ${leaf}): the event does not match the leaf its signed manifest records (altered, removed or reordered)`,
+          leaf,
+          typeof line?.event?.id === 'string' ? line.event.id : null,
+        );
+    }
+    if (lines.length !== m.leafHashes.length)
+      return fail(
+        m.eventsFile,
+        `${m.eventsFile} holds ${lines.length} events but its manifest ${m.leafHashes.length} (events removed)`,
+        m.firstLeaf + lines.length,
+      );
+    if (sha256(bytes) !== m.eventsSha256)
+      return fail(m.eventsFile, `${m.eventsFile} does not match the SHA-256 its manifest signs`, m.firstLeaf);
+    for (const h of m.leafHashes) {
+      frontier.append(Buffer.from(h, 'hex'));
+      const problem = onLeaf?.(frontier);
+      if (problem) return fail(file, problem, frontier.size - 1);
+    }
+    if (frontier.root().toString('hex') !== m.head.rootHash)
+      return fail(
+        file,
+        `the leaves of ${file} do not reproduce the signed head of ${m.endLeaf} it carries (a segment from another tree)`,
+        m.firstLeaf,
+      );
+    walk.segments += 1;
+    walk.events += m.leafHashes.length;
+  }
+  if (frontier.size < upTo)
+    return fail(
+      null,
+      `leaves ${frontier.size}–${upTo - 1} were pruned from the database but are in no segment of the archive (a segment is missing)`,
+      frontier.size,
+    );
+  return walk;
+}
+
+/** The subtree starts and sizes of a tree's frontier of `size` leaves, largest first. */
+function frontierRanges(size: number): Array<{ start: number; size: number }> {
+  const out: Array<{ start: number; size: number }> = [];
+  let start = 0;
+  for (let bit = 52; bit >= 0; bit--) {
+    const s = 2 ** bit;
+    if (Math.floor(size / s) % 2 === 1) {
+      out.push({ start, size: s });
+      start += s;
+    }
+  }
+  return out;
+}
+
+/**
+ * The hash of the complete subtree [start, start+size) from a prefix's compact range (subtrees wholly
+ * before `first`) and the leaves from `first` on. Every subtree a proof for a leaf at or after `first`
+ * needs is one of those, a combination of both, or wholly in `leaves`.
+ */
+export function prefixSubtrees(
+  first: number,
+  prefix: Buffer[],
+  leaf: (index: number) => Promise<Buffer>,
+  node?: (level: number, index: number) => Promise<Buffer | null>,
+) {
+  const ranges = frontierRanges(first);
+  const hash = async (start: number, size: number): Promise<Buffer> => {
+    if (start + size <= first) {
+      const i = ranges.findIndex((r) => r.start === start && r.size === size);
+      if (i < 0 || !prefix[i])
+        throw new LedgerNotFound(
+          `the subtree of leaves ${start}–${start + size - 1} is archived and no longer in the database (an inclusion proof for an archived event: ferry audit prove --archive)`,
+        );
+      return prefix[i];
+    }
+    if (start >= first) {
+      if (size === 1) return leaf(start);
+      const stored = await node?.(Math.log2(size), start / size);
+      if (stored) return stored;
+    }
+    return nodeHash(await hash(start, size / 2), await hash(start + size / 2, size / 2));
+  };
+  return (level: number, index: number) => hash(index * 2 ** level, 2 ** level);
+}
+
+/**
+ * An inclusion proof for an archived event, from its segment alone: against the signed head at the
+ * segment's end, with the prefix's compact range for the leaves before it. `ferry audit check-proof`
+ * checks it like any other.
+ */
+export async function proveFromArchive(
+  archive: ArchiveStore,
+  eventId: string,
+  publicKey?: string,
+): Promise<InclusionProof> {
+  for (const m of await readManifests(archive)) {
+    if ('reason' in m) continue;
+    const bytes = await archive.get(m.manifest.eventsFile);
+    if (!bytes?.includes(eventId)) continue;
+    for (const text of bytes.toString('utf8').split('\n')) {
+      if (!text.includes(eventId)) continue;
+      const line = JSON.parse(text) as SegmentLine;
+      if (line.event.id !== eventId) continue;
+      const { manifest } = m;
+      const hashes = manifest.leafHashes.map((h) => Buffer.from(h, 'hex'));
+      const subtree = prefixSubtrees(
+        manifest.firstLeaf,
+        manifest.prefix.map((h) => Buffer.from(h, 'hex')),
+        async (i) => {
+          const h = hashes[i - manifest.firstLeaf];
+          if (!h) throw new LedgerNotFound(`leaf ${i} is not in ${m.file}`);
+          return h;
+        },
+      );
+      const path = await inclusionPath(line.leafIndex, manifest.endLeaf, subtree);
+      return {
+        format: 'ferry-audit-inclusion-proof/v1',
+        event: line.event,
+        leafIndex: line.leafIndex,
+        path: path.map((h) => h.toString('hex')),
+        head: manifest.head,
+        ...(publicKey ? { publicKey } : {}),
+      };
+    }
+  }
+  throw new LedgerNotFound(`no audit event ${eventId} in the archive ${archive.name}`);
+}
