@@ -26,14 +26,14 @@ export const operationsRoutes: FastifyPluginAsync<OperationsOptions> = async (ap
     const timeout = opts.readyTimeoutMs ?? 2_000;
     let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([
-        opts.store.ping(),
-        new Promise((_, reject) => {
+      // Reads may work while writes fail for lack of space (SQLite): not ready, with the cause. Its
+      // probe (only while writes fail) waits its turn on the connection: within the same timeout.
+      const writes = await Promise.race([
+        opts.store.ping().then(async () => (await opts.store.writable?.()) ?? { ok: true as const }),
+        new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error('database ping timed out')), timeout);
         }),
       ]);
-      // Reads may work while writes fail for lack of space (SQLite): not ready, with the cause.
-      const writes = (await opts.store.writable?.()) ?? { ok: true as const };
       if (!writes.ok) {
         return reply.code(503).header('retry-after', '5').type('application/problem+json').send({
           type: 'https://ferry.dev/problems/unavailable',

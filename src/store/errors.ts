@@ -47,11 +47,12 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return err.cause !== undefined && err.cause !== err && isDatabaseUnavailable(err.cause);
 }
 
-const storageFullCodes = new Set(['SQLITE_FULL', '53100', 'ENOSPC']);
+const storageFullCodes = new Set(['SQLITE_FULL', 'ENOSPC']);
 
 /**
- * The database has no room to write (SQLite's SQLITE_FULL, PostgreSQL's disk_full). The store reports
- * it once (and its recovery) and /readyz names it, so callers answer 503 without logging it again.
+ * SQLite has no room to write (SQLITE_FULL). The store reports it once (and its recovery) and /readyz
+ * names it, so callers answer 503 without logging it again. (PostgreSQL's disk_full is a 503 too, but
+ * logged like any other outage of the server: the store does not track it.)
  */
 export function isStorageFull(err: unknown): boolean {
   if (!(err instanceof Error)) return false;

@@ -306,18 +306,17 @@ describe('faults under steady mixed load', () => {
     cleanups.push(() => db.drop());
     const setup = await prepare(db.url);
     cleanups.push(() => rmSync(setup.dir, { recursive: true, force: true }));
-    const [a, b] = await Promise.all([
-      startFerryProcess({ cwd: setup.dir, env: setup.env, readyTimeoutMs: 60_000 }),
-      startFerryProcess({ cwd: setup.dir, env: setup.env, readyTimeoutMs: 60_000 }),
-    ]);
-    const creds = await credentials(a!, setup.adminToken);
+    // One after the other: the first start makes the signing keys, the second finds them.
+    const a = await startFerryProcess({ cwd: setup.dir, env: setup.env, readyTimeoutMs: 90_000 });
+    const b = await startFerryProcess({ cwd: setup.dir, env: setup.env, readyTimeoutMs: 90_000 });
+    const creds = await credentials(a, setup.adminToken);
     const tally = newTally();
-    let live = [a!, b!];
+    let live = [a, b];
     const load = startLoad(() => live, setup, creds, tally);
     await sleep(4_000);
     const beforeKill = tally.created.length;
-    await a!.stop('SIGKILL');
-    live = [b!];
+    await a.stop('SIGKILL');
+    live = [b];
     await sleep(4_000);
     await load.stop();
     expect(tally.created.length).toBeGreaterThan(beforeKill); // B kept serving
@@ -333,11 +332,11 @@ describe('faults under steady mixed load', () => {
     report('kill-9', tally, effects, `; outbox drained ${drainedAfterMs} ms after the load stopped`);
     expectNoLossNoDuplicates(effects, tally);
     expect(effects.outboxUnprocessed).toBe(0);
-    const verify = await fetch(new URL('/api/v1/audit/verify', b!.url), {
+    const verify = await fetch(new URL('/api/v1/audit/verify', b.url), {
       headers: { authorization: `Bearer ${setup.adminToken}` },
     });
     expect(((await verify.json()) as { ok: boolean }).ok).toBe(true);
-  }, 120_000);
+  }, 180_000);
 
   it('PostgreSQL goes away mid-load and comes back: 503s while away, then the same counts hold', async () => {
     // The test server is shared with other files running in parallel: the "restart" is a cut of this
