@@ -353,6 +353,54 @@ describe.each(ENGINES)('admin security on %s', (engine) => {
       expect((await withToken(token, '/api/v1/audit/events?limit=1')).status).toBe(403);
     });
 
+    it('end with the group activation that makes their maker a member of an admin group', async () => {
+      const s = ferry.services;
+      const u = await s.users.create(ctx, { userName: 'group-jit@contoso.example' });
+      await ferry.api('/api/v1/pim/eligibilities', {
+        method: 'POST',
+        body: JSON.stringify({ user: u.userName, target: 'group:Ferry-Admins', maxDuration: 3600 }),
+      });
+      await signIn('group-jit', ['pwd', 'hwk', 'mfa']);
+      const activation = await request('group-jit', { target: 'group:Ferry-Admins', durationSeconds: 1200 });
+      expect(activation.state).toBe('active');
+      await ferry.workers.drainOnce();
+      expect(await s.groups.namesOf(u.id)).toContain('Ferry-Admins');
+      const made = await as('group-jit', '/api/v1/tokens', {
+        method: 'POST',
+        body: JSON.stringify({ name: 'group-jit-token', scopes: ['users:read'] }),
+      });
+      expect(made.status).toBe(201);
+      const { token, apiToken } = (await made.json()) as { token: string; apiToken: { expiresAt: string } };
+      expect(apiToken.expiresAt).toBe(activation.expiresAt);
+      expect((await withToken(token, '/api/v1/users')).status).toBe(200);
+      await ferry.api(`/api/v1/pim/activations/${activation.id}/revoke`, { method: 'POST', body: '{}' });
+      await ferry.workers.drainOnce();
+      expect(await s.groups.namesOf(u.id)).not.toContain('Ferry-Admins');
+      expect((await withToken(token, '/api/v1/users')).status).toBe(403);
+    });
+
+    it('made by a token, end no later than it (an operator token binds them to nobody)', async () => {
+      const parentExpiry = new Date(clock.now().getTime() + 86400_000).toISOString();
+      const parent = (await (
+        await ferry.api('/api/v1/tokens', {
+          method: 'POST',
+          body: JSON.stringify({ name: 'parent', expiresAt: parentExpiry }),
+        })
+      ).json()) as { token: string };
+      const child = await withToken(parent.token, '/api/v1/tokens', {
+        method: 'POST',
+        body: JSON.stringify({
+          name: 'child',
+          scopes: ['audit:read'],
+          expiresAt: new Date(clock.now().getTime() + 30 * 86400_000).toISOString(),
+        }),
+      });
+      expect(child.status).toBe(201);
+      expect(((await child.json()) as { apiToken: { expiresAt: string } }).apiToken.expiresAt).toBe(
+        parentExpiry,
+      );
+    });
+
     it('an operator-made token (the CLI bootstrap) is bound to nobody', async () => {
       expect((await ferry.api('/api/v1/users')).status).toBe(200);
       const tokens = (await (await ferry.api('/api/v1/tokens')).json()) as {
