@@ -220,6 +220,47 @@ describe.each(ENGINES)('admin security on %s', (engine) => {
     });
   });
 
+  describe('access review decisions (approvals:decide, or a named reviewer)', () => {
+    it('lets a reviewer decide, never on their own access, and refuses (and audits) anyone else', async () => {
+      const made = await ferry.api('/api/v1/reviews', {
+        method: 'POST',
+        body: JSON.stringify({
+          name: 'devs-q4',
+          groups: ['Devs'],
+          reviewerGroups: ['Leads'],
+          deadline: '14d',
+        }),
+      });
+      expect(made.status).toBe(201);
+      const campaign = (await made.json()) as { id: string };
+      const { items } = (await (await ferry.api(`/api/v1/reviews/${campaign.id}/items`)).json()) as {
+        items: Array<{ id: string; label: string }>;
+      };
+      const itemOf = (who: string) => items.find((i) => i.label.startsWith(`${who}@`))!.id;
+      const decide = (who: string, item: string) =>
+        as(who, `/api/v1/reviews/${campaign.id}/items/${item}/decision`, {
+          method: 'POST',
+          body: JSON.stringify({ decision: 'approve' }),
+        });
+      const outsider = await decide('outsider', itemOf('dev'));
+      expect(outsider.status).toBe(403);
+      expect(await outsider.json()).toMatchObject({
+        type: 'https://ferry.dev/problems/admin-role-required',
+        permission: 'approvals:decide',
+      });
+      const own = await decide('self', itemOf('self'));
+      expect(own.status).toBe(403);
+      expect(((await own.json()) as { detail: string }).detail).toContain('own access');
+      expect((await decide('lead', itemOf('dev'))).status).toBe(200);
+      const events = (await refusals()).filter(
+        (e) => e.subject === 'POST /api/v1/reviews/:id/items/:item/decision',
+      );
+      expect(events).toMatchObject([
+        { actor: { name: 'outsider@contoso.example' }, data: { permission: 'approvals:decide' } },
+      ]);
+    });
+  });
+
   describe('tokens a person makes', () => {
     it('end no later than the activation their maker holds the role through, and lose it when it ends early', async () => {
       const s = ferry.services;

@@ -322,6 +322,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     authenticateCaller: requireCaller(services.authenticateCaller),
     authenticateAdmin: admin.guard({ read: 'reviews:read', write: 'reviews:write' }),
     auditContext: auditContextOf,
+    authorizeReviewer: (req, named) => admin.authorizePersonOr(req, 'approvals:decide', named),
     now: () => services.clock.now(),
     resolvePrincipal: async (type, ref) => {
       if (type === 'group') {
