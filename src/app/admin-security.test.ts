@@ -101,6 +101,7 @@ describe.each(ENGINES)('admin security on %s', (engine) => {
     await user('outsider'); // neither
     await user('approver-only', ['Approvers']); // holds approvals:decide, named nowhere
     await user('self', ['Devs', 'Leads', 'Ferry-Admins']); // requester who is also named and an admin
+    await user('dev3', ['Devs']); // requester, named nowhere
     await signIn('self', ['pwd', 'hwk', 'mfa']);
     const rules = { maxDuration: 7200, approverGroups: ['Leads'] };
     await ferry.api('/api/v1/pim/eligibilities', {
@@ -190,6 +191,13 @@ describe.each(ENGINES)('admin security on %s', (engine) => {
       }
       expect((await ferry.services.activations.get(a.id)).state).toBe('requested');
       await as('self', `/api/v1/pim/activations/${a.id}/cancel`, { method: 'POST', body: '{}' });
+      // a requester named nowhere is told the same, not that they lack a role
+      const b = await request('dev3', { account: 'Prod', role: 'Administrator' });
+      const res = await as('dev3', `/api/v1/pim/activations/${b.id}/approve`, { method: 'POST', body: '{}' });
+      expect(res.status).toBe(403);
+      expect(((await res.json()) as { detail: string }).detail).toContain('their own request');
+      expect((await ferry.services.activations.get(b.id)).state).toBe('requested');
+      await as('dev3', `/api/v1/pim/activations/${b.id}/cancel`, { method: 'POST', body: '{}' });
     });
 
     it('approves once under a burst of concurrent approvals, by one approver or by several', async () => {
