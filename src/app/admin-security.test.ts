@@ -101,6 +101,7 @@ describe.each(ENGINES)('admin security on %s', (engine) => {
     await user('outsider'); // neither
     await user('approver-only', ['Approvers']); // holds approvals:decide, named nowhere
     await user('self', ['Devs', 'Leads', 'Ferry-Admins']); // requester who is also named and an admin
+    await user('dev3', ['Devs']); // requester, named nowhere
     await signIn('self', ['pwd', 'hwk', 'mfa']);
     const rules = { maxDuration: 7200, approverGroups: ['Leads'] };
     await ferry.api('/api/v1/pim/eligibilities', {
@@ -190,6 +191,13 @@ describe.each(ENGINES)('admin security on %s', (engine) => {
       }
       expect((await ferry.services.activations.get(a.id)).state).toBe('requested');
       await as('self', `/api/v1/pim/activations/${a.id}/cancel`, { method: 'POST', body: '{}' });
+      // a requester named nowhere is told the same, not that they lack a role
+      const b = await request('dev3', { account: 'Prod', role: 'Administrator' });
+      const res = await as('dev3', `/api/v1/pim/activations/${b.id}/approve`, { method: 'POST', body: '{}' });
+      expect(res.status).toBe(403);
+      expect(((await res.json()) as { detail: string }).detail).toContain('their own request');
+      expect((await ferry.services.activations.get(b.id)).state).toBe('requested');
+      await as('dev3', `/api/v1/pim/activations/${b.id}/cancel`, { method: 'POST', body: '{}' });
     });
 
     it('approves once under a burst of concurrent approvals, by one approver or by several', async () => {
@@ -217,6 +225,47 @@ describe.each(ENGINES)('admin security on %s', (engine) => {
         expect(activated).toHaveLength(1);
         await ferry.api(`/api/v1/pim/activations/${a.id}/revoke`, { method: 'POST', body: '{}' });
       }
+    });
+  });
+
+  describe('access review decisions (approvals:decide, or a named reviewer)', () => {
+    it('lets a reviewer decide, never on their own access, and refuses (and audits) anyone else', async () => {
+      const made = await ferry.api('/api/v1/reviews', {
+        method: 'POST',
+        body: JSON.stringify({
+          name: 'devs-q4',
+          groups: ['Devs'],
+          reviewerGroups: ['Leads'],
+          deadline: '14d',
+        }),
+      });
+      expect(made.status).toBe(201);
+      const campaign = (await made.json()) as { id: string };
+      const { items } = (await (await ferry.api(`/api/v1/reviews/${campaign.id}/items`)).json()) as {
+        items: Array<{ id: string; label: string }>;
+      };
+      const itemOf = (who: string) => items.find((i) => i.label.startsWith(`${who}@`))!.id;
+      const decide = (who: string, item: string) =>
+        as(who, `/api/v1/reviews/${campaign.id}/items/${item}/decision`, {
+          method: 'POST',
+          body: JSON.stringify({ decision: 'approve' }),
+        });
+      const outsider = await decide('outsider', itemOf('dev'));
+      expect(outsider.status).toBe(403);
+      expect(await outsider.json()).toMatchObject({
+        type: 'https://ferry.dev/problems/admin-role-required',
+        permission: 'approvals:decide',
+      });
+      const own = await decide('self', itemOf('self'));
+      expect(own.status).toBe(403);
+      expect(((await own.json()) as { detail: string }).detail).toContain('own access');
+      expect((await decide('lead', itemOf('dev'))).status).toBe(200);
+      const events = (await refusals()).filter(
+        (e) => e.subject === 'POST /api/v1/reviews/:id/items/:item/decision',
+      );
+      expect(events).toMatchObject([
+        { actor: { name: 'outsider@contoso.example' }, data: { permission: 'approvals:decide' } },
+      ]);
     });
   });
 
@@ -351,6 +400,54 @@ describe.each(ENGINES)('admin security on %s', (engine) => {
       expect((await withToken(token, '/api/v1/audit/events?limit=1')).status).toBe(200);
       await s.users.update(ctx, u.id, { active: false });
       expect((await withToken(token, '/api/v1/audit/events?limit=1')).status).toBe(403);
+    });
+
+    it('end with the group activation that makes their maker a member of an admin group', async () => {
+      const s = ferry.services;
+      const u = await s.users.create(ctx, { userName: 'group-jit@contoso.example' });
+      await ferry.api('/api/v1/pim/eligibilities', {
+        method: 'POST',
+        body: JSON.stringify({ user: u.userName, target: 'group:Ferry-Admins', maxDuration: 3600 }),
+      });
+      await signIn('group-jit', ['pwd', 'hwk', 'mfa']);
+      const activation = await request('group-jit', { target: 'group:Ferry-Admins', durationSeconds: 1200 });
+      expect(activation.state).toBe('active');
+      await ferry.workers.drainOnce();
+      expect(await s.groups.namesOf(u.id)).toContain('Ferry-Admins');
+      const made = await as('group-jit', '/api/v1/tokens', {
+        method: 'POST',
+        body: JSON.stringify({ name: 'group-jit-token', scopes: ['users:read'] }),
+      });
+      expect(made.status).toBe(201);
+      const { token, apiToken } = (await made.json()) as { token: string; apiToken: { expiresAt: string } };
+      expect(apiToken.expiresAt).toBe(activation.expiresAt);
+      expect((await withToken(token, '/api/v1/users')).status).toBe(200);
+      await ferry.api(`/api/v1/pim/activations/${activation.id}/revoke`, { method: 'POST', body: '{}' });
+      await ferry.workers.drainOnce();
+      expect(await s.groups.namesOf(u.id)).not.toContain('Ferry-Admins');
+      expect((await withToken(token, '/api/v1/users')).status).toBe(403);
+    });
+
+    it('made by a token, end no later than it (an operator token binds them to nobody)', async () => {
+      const parentExpiry = new Date(clock.now().getTime() + 86400_000).toISOString();
+      const parent = (await (
+        await ferry.api('/api/v1/tokens', {
+          method: 'POST',
+          body: JSON.stringify({ name: 'parent', expiresAt: parentExpiry }),
+        })
+      ).json()) as { token: string };
+      const child = await withToken(parent.token, '/api/v1/tokens', {
+        method: 'POST',
+        body: JSON.stringify({
+          name: 'child',
+          scopes: ['audit:read'],
+          expiresAt: new Date(clock.now().getTime() + 30 * 86400_000).toISOString(),
+        }),
+      });
+      expect(child.status).toBe(201);
+      expect(((await child.json()) as { apiToken: { expiresAt: string } }).apiToken.expiresAt).toBe(
+        parentExpiry,
+      );
     });
 
     it('an operator-made token (the CLI bootstrap) is bound to nobody', async () => {

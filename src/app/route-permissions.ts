@@ -67,6 +67,6 @@ export const NON_ADMIN_ROUTES: Record<string, { kind: 'public' | 'self' | 'named
   },
   'POST /api/v1/reviews/:id/items/:item/decision': {
     kind: 'named',
-    why: 'a reviewer named on the campaign; a decision only keeps or removes access, never grants it',
+    why: 'a reviewer named on the campaign (others need approvals:decide); it keeps or removes access, never grants it',
   },
 };

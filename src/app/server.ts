@@ -327,6 +327,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     authenticateCaller: requireCaller(services.authenticateCaller),
     authenticateAdmin: admin.guard({ read: 'reviews:read', write: 'reviews:write' }),
     auditContext: auditContextOf,
+    authorizeReviewer: (req, named) => admin.authorizePersonOr(req, 'approvals:decide', named),
     now: () => services.clock.now(),
     requirePermission: (req, reply, permission) => admin.authorize(req, reply, permission),
     resolvePrincipal: async (type, ref) => {

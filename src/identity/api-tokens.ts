@@ -85,11 +85,6 @@ export class ApiTokens {
     return row && fromRow(row);
   }
 
-  /** A token by id, revoked and expired ones included (null when unknown). */
-  async get(id: string): Promise<ApiToken | null> {
-    return (await this.list()).find((t) => t.id === id) ?? null;
-  }
-
   async list(): Promise<ApiToken[]> {
     return (await this.#tokens.list()).map(fromRow);
   }

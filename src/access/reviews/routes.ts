@@ -17,6 +17,11 @@ export interface ReviewsApiOptions {
   authenticateCaller: PreHandler;
   authenticateAdmin: PreHandler;
   auditContext: (req: FastifyRequest) => AuditContext;
+  /**
+   * Deciding an item needs `approvals:decide` (admin-access.ts) unless the person is `named` as a
+   * reviewer of the campaign; throws a 403 problem (audited) otherwise (docs/decisions/0041).
+   */
+  authorizeReviewer?: (req: FastifyRequest, named: boolean) => Promise<void>;
   resolvePrincipal: (
     type: 'group' | 'user',
     ref: string,
@@ -232,6 +237,11 @@ export const reviewsApi: FastifyPluginAsync<ReviewsApiOptions> = async (app, opt
     '/reviews/:id/items/:item/decision',
     {
       onRequest: opts.authenticateCaller,
+      config: { permission: 'approvals:decide' },
+      preHandler: async (req) => {
+        const campaign = await reviews.get((req.params as { id: string }).id);
+        await opts.authorizeReviewer?.(req, reviews.isReviewer(campaign, (req.caller as Caller).principal));
+      },
       schema: {
         tags,
         summary: 'Approve or deny one item (a reviewer, never on their own access)',
