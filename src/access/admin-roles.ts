@@ -222,8 +222,10 @@ export class AdminRoleAssignments {
   }
 
   /**
-   * Does membership of this group carry an admin role? Then adding a member, or making someone
-   * eligible for the group, is granting that role (and needs admin-roles:write).
+   * Does membership of this group carry admin power: an admin role held, one its members may activate
+   * (PIM), or the approval of someone else's activation of one? Then adding a member, or making someone
+   * eligible for the group, is granting that power (and needs admin-roles:write): otherwise `groups:write`
+   * alone would let an Access Administrator join an approver group and approve a colleague's request.
    */
   async groupHoldsAdminRole(groupId: string): Promise<boolean> {
     const row = await this.store.db
@@ -232,7 +234,19 @@ export class AdminRoleAssignments {
       .where('principal_type', '=', 'group')
       .where('principal_id', '=', groupId)
       .executeTakeFirst();
-    return row !== undefined;
+    if (row !== undefined) return true;
+    const eligibilities = await this.store.db
+      .selectFrom('pim_eligibilities')
+      .select(['principal_type', 'principal_id', 'approvers'])
+      .where('account_id', '=', ADMIN_ACCOUNT)
+      .execute();
+    return eligibilities.some(
+      (e) =>
+        (e.principal_type === 'group' && e.principal_id === groupId) ||
+        (JSON.parse(e.approvers) as Array<{ type: string; id: string }>).some(
+          (a) => a.type === 'group' && a.id === groupId,
+        ),
+    );
   }
 
   /** The assignments that apply to a person: their own and their groups'. */

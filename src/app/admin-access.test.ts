@@ -209,7 +209,28 @@ describe.each(ENGINES)('admin rights on %s', (engine) => {
         target: 'group:Ferry-Admins',
       }),
     );
+    // nor a group whose members may activate an admin role, or approve someone's activation of one
+    const approvers = await s.groups.create(ctx, { displayName: 'Admin-Approvers' });
+    const hopefuls = await s.groups.create(ctx, { displayName: 'Admin-Hopefuls' });
+    const { eligibility } = await s.eligibilities.set(
+      ctx,
+      { type: 'group', id: hopefuls.id, name: hopefuls.displayName },
+      'ferry',
+      'ferry-administrator',
+      {
+        maxDuration: 3600,
+        requireJustification: true,
+        requireTicket: false,
+        requireMfa: false,
+        approvers: [{ type: 'group', id: approvers.id, name: approvers.displayName }],
+        approvalsRequired: 1,
+        autoApprove: null,
+      },
+    );
+    for (const g of [approvers, hopefuls])
+      await refusedFor(await as('access', `/api/v1/groups/${g.id}/members/${u.userName}`, { method: 'PUT' }));
     expect(await s.groups.namesOf(u.id)).toEqual(['Access-Admins']);
+    await s.eligibilities.remove(ctx, eligibility.id);
     expect(await s.eligibilities.list()).toEqual([]);
     // a group without an admin role is theirs to manage
     const plain = await s.groups.create(ctx, { displayName: 'Developers' });
