@@ -152,6 +152,7 @@ export async function startFerry(options: StartOptions): Promise<RunningFerry> {
           clearInterval(reaper);
         }
         await workers.stop();
+        services.sessionRevoker.close();
         await store.close();
       })();
       return stopping;

@@ -211,10 +211,13 @@ export function startWorkers(
     beat = setInterval(beatOnce, 1_000);
     beat.unref();
     if (options.wake !== false) {
-      unsubscribe = onEventEnqueued((lane) => kick(lane));
       unlisten = store.listen?.('ferry_outbox', (lane) =>
         lane === 'urgent' || lane === 'bulk' ? kick(lane) : kickAll(),
       );
+      // Where the database notifies at commit (PostgreSQL), that is the wake-up: this process's enqueue
+      // happens before its commit, so a drain started then finds nothing and holds the lane busy while
+      // the notification arrives. SQLite has one connection: a drain started at enqueue runs after the commit.
+      if (!unlisten) unsubscribe = onEventEnqueued((lane) => kick(lane));
     }
     schedule();
   }
