@@ -206,7 +206,14 @@ export class SessionRevoker {
             );
           // A role Ferry no longer knows keeps IAM's longest session, so nothing is forgotten too early.
           const maxSession = role?.maxSessionDuration ?? MAX_SESSION_SECONDS;
-          const recorded = await this.record(p.role, identities, cutoff, person.userId, options.reason, maxSession);
+          const recorded = await this.record(
+            p.role,
+            identities,
+            cutoff,
+            person.userId,
+            options.reason,
+            maxSession,
+          );
           await this.apply(p.role, account, maxSession, recorded);
           audits.push({
             type: 'aws.sessions-revoked',
@@ -371,7 +378,12 @@ export class SessionRevoker {
    * writer that rendered an older version re-renders after its put, so the last put to land always
    * carries every entry.
    */
-  private async apply(role: RoleRef, account: AwsAccount, maxSession: number, first: RoleState): Promise<void> {
+  private async apply(
+    role: RoleRef,
+    account: AwsAccount,
+    maxSession: number,
+    first: RoleState,
+  ): Promise<void> {
     const clients = this.clientsFor(account);
     // The credentials must be for this account in its partition: a GovCloud role is not reached through
     // a commercial-partition IAM (where a role of the same name could exist and be changed instead).
@@ -450,7 +462,11 @@ export class SessionRevoker {
   }
 
   /** The role's entries still needed now; those whose sessions have all expired are forgotten. */
-  private async entries(trx: Kysely<Database>, role: RoleRef, maxSession: number): Promise<RevokedIdentity[]> {
+  private async entries(
+    trx: Kysely<Database>,
+    role: RoleRef,
+    maxSession: number,
+  ): Promise<RevokedIdentity[]> {
     const now = this.clock.now();
     const rows = await trx
       .selectFrom('aws_session_revocations')
