@@ -67,7 +67,26 @@ function openSqlite(url: string): Store {
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('synchronous = NORMAL');
-  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: sqlite }) });
+  // Kysely prepares every query anew; preparing cost as much as running a grant's statements
+  // (client-credential grants, issue 16). Statements are reusable and the one connection runs one query
+  // at a time, so each SQL text is prepared once (SQLite re-prepares a statement after a schema change).
+  const prepared = new Map<string, SqliteDatabase.Statement>();
+  const database = {
+    prepare(text: string) {
+      let statement = prepared.get(text);
+      if (!statement) {
+        if (prepared.size >= 1000) prepared.clear(); // e.g. IN lists of every length: forget, don't grow
+        statement = sqlite.prepare(text);
+        prepared.set(text, statement);
+      }
+      return statement;
+    },
+    close() {
+      prepared.clear();
+      sqlite.close();
+    },
+  };
+  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database }) });
   return {
     db,
     engine: 'sqlite',
