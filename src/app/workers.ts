@@ -98,7 +98,14 @@ export function startWorkers(
 
   async function drainOnce(): Promise<number> {
     let handled = 0;
-    for (const lane of LANES) handled += await drainLane(lane);
+    for (const lane of LANES) {
+      // A drain woken by the commit may hold an event this one cannot claim: wait for it too, so that
+      // what was committed before the call is handled when it returns.
+      const state = lanes.get(lane);
+      await state?.running;
+      handled += await drainLane(lane);
+      await state?.running;
+    }
     return handled;
   }
 

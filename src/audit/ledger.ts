@@ -106,7 +106,11 @@ export async function appendAudit(
   input: AuditInput,
 ): Promise<AuditEvent> {
   const { row, event } = auditRow(clock, input);
-  const inserted = await trx.insertInto('audit_events').values(row).returning('seq').executeTakeFirstOrThrow();
+  const inserted = await trx
+    .insertInto('audit_events')
+    .values(row)
+    .returning('seq')
+    .executeTakeFirstOrThrow();
   auditAppended();
   return { ...event, seq: Number(inserted.seq) };
 }

@@ -156,7 +156,12 @@ export class StoreAdapter implements Adapter {
     if (DEFERRABLE.has(this.model)) {
       const ctx = Provider.ctx as RequestContext | undefined;
       if (ctx?.oidc?.route === 'token') {
-        ((ctx[DEFERRED] as ArtifactRow[] | undefined) ?? (ctx[DEFERRED] = [] as ArtifactRow[])).push(row);
+        let deferred = ctx[DEFERRED] as ArtifactRow[] | undefined;
+        if (!deferred) {
+          deferred = [];
+          ctx[DEFERRED] = deferred;
+        }
+        deferred.push(row);
         return;
       }
     }
