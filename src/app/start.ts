@@ -159,6 +159,7 @@ export async function startFerry(options: StartOptions): Promise<RunningFerry> {
         await workers.stop();
         // The AWS SDK clients' keep-alive sockets would otherwise hold the process open.
         services.identityCenterClients.destroy();
+        services.sessionRevoker.close();
         await store.close();
       })();
       return stopping;

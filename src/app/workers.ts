@@ -114,7 +114,14 @@ export function startWorkers(
 
   async function drainOnce(): Promise<number> {
     let handled = 0;
-    for (const lane of LANES) handled += await drainLane(lane);
+    for (const lane of LANES) {
+      // A drain woken by the commit may hold an event this one cannot claim: wait for it too, so that
+      // what was committed before the call is handled when it returns.
+      const state = lanes.get(lane);
+      await state?.running;
+      handled += await drainLane(lane);
+      await state?.running;
+    }
     return handled;
   }
 
@@ -248,10 +255,13 @@ export function startWorkers(
     beat = setInterval(beatOnce, 1_000);
     beat.unref();
     if (options.wake !== false) {
-      unsubscribe = onEventEnqueued((lane) => kick(lane));
       unlisten = store.listen?.('ferry_outbox', (lane) =>
         lane === 'urgent' || lane === 'bulk' ? kick(lane) : kickAll(),
       );
+      // Where the database notifies at commit (PostgreSQL), that is the wake-up: this process's enqueue
+      // happens before its commit, so a drain started then finds nothing and holds the lane busy while
+      // the notification arrives. SQLite has one connection: a drain started at enqueue runs after the commit.
+      if (!unlisten) unsubscribe = onEventEnqueued((lane) => kick(lane));
     }
     schedule();
   }

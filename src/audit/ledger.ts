@@ -1,8 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import type { Insertable, Kysely } from 'kysely';
 import { type Clock, iso } from '../clock.js';
 import type { Engine } from '../store/open.js';
-import type { AuditEventRow, Database } from '../store/schema.js';
+import type { AuditEventRow, AuditEventsTable, Database } from '../store/schema.js';
 import type { Actor } from './actor.js';
 import { canonicalJson } from './canonical-json.js';
 import { leafHash } from './merkle.js';
@@ -105,6 +105,24 @@ export async function appendAudit(
   clock: Clock,
   input: AuditInput,
 ): Promise<AuditEvent> {
+  const { row, event } = auditRow(clock, input);
+  const inserted = await trx
+    .insertInto('audit_events')
+    .values(row)
+    .returning('seq')
+    .executeTakeFirstOrThrow();
+  auditAppended();
+  return { ...event, seq: Number(inserted.seq) };
+}
+
+/**
+ * The row appendAudit inserts, for a caller that writes it in a statement of its own (e.g. with the
+ * change it records, in one round trip); it must call auditAppended() after that statement.
+ */
+export function auditRow(
+  clock: Clock,
+  input: AuditInput,
+): { row: Insertable<AuditEventsTable>; event: Omit<AuditEvent, 'seq'> } {
   const fields = {
     id: randomUUID(),
     time: iso(clock.now()),
@@ -117,9 +135,8 @@ export async function appendAudit(
     data: input.data ?? {},
   };
   const hash = leafHash(leafData({ ...fields, actor: fields.actor })).toString('hex');
-  const inserted = await trx
-    .insertInto('audit_events')
-    .values({
+  return {
+    row: {
       id: fields.id,
       time: fields.time,
       type: fields.type,
@@ -132,12 +149,14 @@ export async function appendAudit(
       prev_hash: '',
       hash,
       leaf_hash: hash,
-    })
-    .returning('seq')
-    .executeTakeFirstOrThrow();
-  const event: AuditEvent = { seq: Number(inserted.seq), ...fields, prevHash: '', hash, leafIndex: null };
+    },
+    event: { ...fields, prevHash: '', hash, leafIndex: null },
+  };
+}
+
+/** Wakes the sequencer: an event was appended (see onAuditAppended). */
+export function auditAppended(): void {
   for (const listener of appendListeners) listener();
-  return event;
 }
 
 export function eventFromRow(row: AuditEventRow): AuditEvent {

@@ -91,6 +91,12 @@ interface LiveCredential {
 
 const targetOf = (r: RoleRef) => `aws:${r.account}/${r.role}`;
 
+/** A role's entries and the version of aws_revocation_policies they make. */
+interface RoleState {
+  version: number;
+  entries: RevokedIdentity[];
+}
+
 /**
  * Ends a person's live AWS sessions, role by role, with the FerryRevokedSessions inline deny
  * (see revocation-policy.ts). What each role's policy must say is kept in the database and the policy is
@@ -99,6 +105,7 @@ const targetOf = (r: RoleRef) => `aws:${r.account}/${r.role}`;
  */
 export class SessionRevoker {
   private readonly checkedAccounts = new Set<string>();
+  private readonly clients = new Map<string, AccountClients>();
 
   constructor(
     private readonly store: Store,
@@ -123,13 +130,20 @@ export class SessionRevoker {
       (c) => !options.only || c.roles.some((r) => targetOf(r) === targetOf(options.only!)),
     );
     const ctx = options.ctx ?? { actor: systemActor('session-revoker') };
+    // Every audit event of this revocation is written with the ledger's "revoked" marks, in one
+    // transaction at the end: one commit instead of one per role (offboarding's latency is mostly round trips).
+    const audits: Array<{ type: string; outcome: 'success' | 'failure'; data: Record<string, unknown> }> = [];
     const unnarrowable = live.filter((c) => c.sourceIdentity === null);
     if (unnarrowable.length > 0) {
-      await this.audit(ctx, 'aws.sessions-revoke-failed', 'failure', person.userName, {
-        userId: person.userId,
-        reason: options.reason,
-        error: 'credentials were issued without a SourceIdentity; a per-person deny cannot reach them',
-        credentials: unnarrowable.map((c) => c.row.id),
+      audits.push({
+        type: 'aws.sessions-revoke-failed',
+        outcome: 'failure',
+        data: {
+          userId: person.userId,
+          reason: options.reason,
+          error: 'credentials were issued without a SourceIdentity; a per-person deny cannot reach them',
+          credentials: unnarrowable.map((c) => c.row.id),
+        },
       });
     }
 
@@ -161,39 +175,73 @@ export class SessionRevoker {
     }
 
     const skewMs = this.options.clockSkewSeconds * 1000;
+    // What every role needs from the database, read once for all of them: its registration (ARN,
+    // MaxSessionDuration) and its account (partition, endpoint).
+    const roles = [...plan.values()].map((p) => p.role);
+    const registered = await this.accounts.rolesByTarget(roles);
+    const accountIds = [...new Set(roles.map((r) => r.account))];
+    const accounts = new Map<string, AwsAccount>();
+    for (const id of accountIds) {
+      const account = await this.accounts.find(this.store.db, id);
+      if (account) accounts.set(id, account);
+    }
     const results = await Promise.all(
       [...plan.values()].map(async (p): Promise<RoleRevocation> => {
         const cutoff = new Date(p.latest + skewMs);
         const identities = [...p.identities].sort();
+        const role = registered.get(targetOf(p.role));
+        const account = accounts.get(p.role.account);
         const base = {
           target: targetOf(p.role),
-          roleArn: await this.roleArn(p.role),
+          roleArn:
+            role?.arn ?? `arn:${account?.partition ?? 'aws'}:iam::${p.role.account}:role/${p.role.role}`,
           sourceIdentities: identities,
           cutoff: cutoffText(cutoff),
           policyName: REVOCATION_POLICY_NAME,
         };
         try {
-          await this.record(p.role, identities, cutoff, person.userId, options.reason);
-          await this.apply(p.role);
-          await this.audit(ctx, 'aws.sessions-revoked', 'success', person.userName, {
-            userId: person.userId,
-            target: base.target,
-            roleArn: base.roleArn,
-            policyName: REVOCATION_POLICY_NAME,
-            cutoff: base.cutoff,
-            sourceIdentities: identities,
-            reason: options.reason,
+          if (!account)
+            throw new Error(
+              `AWS account ${p.role.account} is no longer registered; its partition and endpoint are unknown`,
+            );
+          // A role Ferry no longer knows keeps IAM's longest session, so nothing is forgotten too early.
+          const maxSession = role?.maxSessionDuration ?? MAX_SESSION_SECONDS;
+          const recorded = await this.record(
+            p.role,
+            identities,
+            cutoff,
+            person.userId,
+            options.reason,
+            maxSession,
+          );
+          await this.apply(p.role, account, maxSession, recorded);
+          audits.push({
+            type: 'aws.sessions-revoked',
+            outcome: 'success',
+            data: {
+              userId: person.userId,
+              target: base.target,
+              roleArn: base.roleArn,
+              policyName: REVOCATION_POLICY_NAME,
+              cutoff: base.cutoff,
+              sourceIdentities: identities,
+              reason: options.reason,
+            },
           });
           return { ...base, outcome: 'revoked' };
         } catch (err) {
           const error = (err as Error).message;
-          await this.audit(ctx, 'aws.sessions-revoke-failed', 'failure', person.userName, {
-            userId: person.userId,
-            target: base.target,
-            policyName: REVOCATION_POLICY_NAME,
-            cutoff: base.cutoff,
-            reason: options.reason,
-            error,
+          audits.push({
+            type: 'aws.sessions-revoke-failed',
+            outcome: 'failure',
+            data: {
+              userId: person.userId,
+              target: base.target,
+              policyName: REVOCATION_POLICY_NAME,
+              cutoff: base.cutoff,
+              reason: options.reason,
+              error,
+            },
           });
           return { ...base, outcome: 'failed', error };
         }
@@ -207,14 +255,27 @@ export class SessionRevoker {
       .filter((c) => c.sourceIdentity !== null && c.roles.every((r) => done.has(targetOf(r))))
       .map((c) => c.row.id);
     let credentialsRevoked = 0;
-    if (revocable.length > 0) {
-      const updated = await this.store.db
-        .updateTable('issued_credentials')
-        .set({ revoked_at: iso(this.clock.now()) })
-        .where('id', 'in', revocable)
-        .where('revoked_at', 'is', null)
-        .executeTakeFirst();
-      credentialsRevoked = Number(updated.numUpdatedRows);
+    if (revocable.length > 0 || audits.length > 0) {
+      credentialsRevoked = await this.store.db.transaction().execute(async (trx) => {
+        for (const a of audits)
+          await appendAudit(trx, this.store.engine, this.clock, {
+            type: a.type,
+            outcome: a.outcome,
+            actor: ctx.actor,
+            subject: person.userName,
+            ip: ctx.ip,
+            requestId: ctx.requestId,
+            data: a.data,
+          });
+        if (revocable.length === 0) return 0;
+        const updated = await trx
+          .updateTable('issued_credentials')
+          .set({ revoked_at: iso(this.clock.now()) })
+          .where('id', 'in', revocable)
+          .where('revoked_at', 'is', null)
+          .executeTakeFirst();
+        return Number(updated.numUpdatedRows);
+      });
     }
     const report = { roles: results, credentialsRevoked, unnarrowable: unnarrowable.length };
     if (results.some((r) => r.outcome === 'failed')) throw new SessionRevocationIncomplete(report);
@@ -263,21 +324,26 @@ export class SessionRevoker {
     return out;
   }
 
-  /** Writes what the role's policy must say; a later cutoff for the same identity wins. */
+  /**
+   * Writes what the role's policy must say (a later cutoff for the same identity wins) and, in the same
+   * transaction, reads the role's entries and the version they make: the version row stays locked
+   * (PostgreSQL) until commit, so what is read is every entry up to that version.
+   */
   private async record(
     role: RoleRef,
     identities: string[],
     cutoff: Date,
     userId: string,
     reason: string,
-  ): Promise<void> {
+    maxSession: number,
+  ): Promise<RoleState> {
     const now = iso(this.clock.now());
     const cutoffIso = iso(cutoff);
-    await this.store.db.transaction().execute(async (trx) => {
-      for (const sourceIdentity of identities) {
-        await trx
-          .insertInto('aws_session_revocations')
-          .values({
+    return this.store.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('aws_session_revocations')
+        .values(
+          identities.map((sourceIdentity) => ({
             account_id: role.account,
             role_name: role.role,
             source_identity: sourceIdentity,
@@ -286,108 +352,104 @@ export class SessionRevoker {
             reason,
             created_at: now,
             updated_at: now,
-          })
-          .onConflict((oc) =>
-            oc.columns(['account_id', 'role_name', 'source_identity']).doUpdateSet((eb) => ({
-              cutoff: eb
-                .case()
-                .when('aws_session_revocations.cutoff', '<', cutoffIso)
-                .then(cutoffIso)
-                .else(eb.ref('aws_session_revocations.cutoff'))
-                .end(),
-              user_id: userId,
-              reason,
-              updated_at: now,
-            })),
-          )
-          .execute();
-      }
-      await bumpVersion(trx, role);
+          })),
+        )
+        .onConflict((oc) =>
+          oc.columns(['account_id', 'role_name', 'source_identity']).doUpdateSet((eb) => ({
+            cutoff: eb
+              .case()
+              .when('aws_session_revocations.cutoff', '<', cutoffIso)
+              .then(cutoffIso)
+              .else(eb.ref('aws_session_revocations.cutoff'))
+              .end(),
+            user_id: userId,
+            reason,
+            updated_at: now,
+          })),
+        )
+        .execute();
+      const version = await bumpVersion(trx, role);
+      return { version, entries: await this.entries(trx, role, maxSession) };
     });
   }
 
   /**
-   * Renders the role's policy from the database and writes it to IAM, until what was written is the
-   * latest version: a writer that rendered an older version re-renders after its put, so the last put
-   * to land always carries every entry.
+   * Renders the role's policy and writes it to IAM, until what was written is the latest version: a
+   * writer that rendered an older version re-renders after its put, so the last put to land always
+   * carries every entry.
    */
-  private async apply(role: RoleRef): Promise<void> {
-    const account = await this.accounts.find(this.store.db, role.account);
-    if (!account)
-      throw new Error(
-        `AWS account ${role.account} is no longer registered; its partition and endpoint are unknown`,
-      );
-    const clients = this.connect(account);
-    try {
-      // The credentials must be for this account in its partition: a GovCloud role is not reached through
-      // a commercial-partition IAM (where a role of the same name could exist and be changed instead).
-      const checked = `${account.id} ${account.partition}`;
-      if (!this.checkedAccounts.has(checked)) {
-        await checkCallerAccount(clients.sts, account.id, account.partition);
-        this.checkedAccounts.add(checked);
-      }
-      for (let round = 0; round < MAX_APPLY_ROUNDS; round++) {
-        const { version, entries } = await this.current(role);
-        const doc = revocationPolicy(entries);
-        if (doc) {
-          await clients.iam.send(
-            new PutRolePolicyCommand({
-              RoleName: role.role,
-              PolicyName: REVOCATION_POLICY_NAME,
-              PolicyDocument: JSON.stringify(doc),
-            }),
-          );
-        } else {
-          try {
-            await clients.iam.send(
-              new DeleteRolePolicyCommand({ RoleName: role.role, PolicyName: REVOCATION_POLICY_NAME }),
-            );
-          } catch (err) {
-            if (!(err instanceof NoSuchEntityException)) throw err;
-          }
-        }
-        const settled = await this.store.db.transaction().execute(async (trx) => {
-          const row = await trx
-            .selectFrom('aws_revocation_policies')
-            .select(['version', 'applied_version'])
-            .where('account_id', '=', role.account)
-            .where('role_name', '=', role.role)
-            .executeTakeFirst();
-          if (!row || Number(row.version) !== version) return false;
-          if (Number(row.applied_version) < version) {
-            await trx
-              .updateTable('aws_revocation_policies')
-              .set({ applied_version: version, applied_at: iso(this.clock.now()) })
-              .where('account_id', '=', role.account)
-              .where('role_name', '=', role.role)
-              .execute();
-          }
-          return true;
-        });
-        if (settled) return;
-      }
-      throw new Error(`the revocations of ${targetOf(role)} kept changing while being written`);
-    } finally {
-      clients.destroy();
+  private async apply(
+    role: RoleRef,
+    account: AwsAccount,
+    maxSession: number,
+    first: RoleState,
+  ): Promise<void> {
+    const clients = this.clientsFor(account);
+    // The credentials must be for this account in its partition: a GovCloud role is not reached through
+    // a commercial-partition IAM (where a role of the same name could exist and be changed instead).
+    const checked = `${account.id} ${account.partition}`;
+    if (!this.checkedAccounts.has(checked)) {
+      await checkCallerAccount(clients.sts, account.id, account.partition);
+      this.checkedAccounts.add(checked);
     }
+    let state = first;
+    for (let round = 0; round < MAX_APPLY_ROUNDS; round++) {
+      if (round > 0) state = await this.current(role, maxSession);
+      const doc = revocationPolicy(state.entries);
+      if (doc) {
+        await clients.iam.send(
+          new PutRolePolicyCommand({
+            RoleName: role.role,
+            PolicyName: REVOCATION_POLICY_NAME,
+            PolicyDocument: JSON.stringify(doc),
+          }),
+        );
+      } else {
+        try {
+          await clients.iam.send(
+            new DeleteRolePolicyCommand({ RoleName: role.role, PolicyName: REVOCATION_POLICY_NAME }),
+          );
+        } catch (err) {
+          if (!(err instanceof NoSuchEntityException)) throw err;
+        }
+      }
+      // Settled when nobody recorded a newer version meanwhile: one statement (applied_version never
+      // exceeds version, so setting it to the version it equals is idempotent).
+      const settled = await this.store.db
+        .updateTable('aws_revocation_policies')
+        .set({ applied_version: state.version, applied_at: iso(this.clock.now()) })
+        .where('account_id', '=', role.account)
+        .where('role_name', '=', role.role)
+        .where('version', '=', state.version)
+        .executeTakeFirst();
+      if (Number(settled.numUpdatedRows) > 0) return;
+    }
+    throw new Error(`the revocations of ${targetOf(role)} kept changing while being written`);
   }
 
-  /** The role's ARN in its account's partition (as registered; built from the account when the role is not). */
-  private async roleArn(role: RoleRef): Promise<string> {
-    const [registered] = [...(await this.accounts.rolesByTarget([role])).values()];
-    if (registered) return registered.arn;
-    const account = await this.accounts.find(this.store.db, role.account);
-    return `arn:${account?.partition ?? 'aws'}:iam::${role.account}:role/${role.role}`;
+  /**
+   * The SDK clients of one account, kept for the life of the revoker: a new client per call meant a
+   * new TCP connection (and credential resolution) on offboarding's critical path. Keyed by what the
+   * connection is made from, so a re-registered account with another partition or endpoint gets new ones.
+   */
+  private clientsFor(account: AwsAccount): AccountClients {
+    const key = `${account.id} ${account.partition} ${account.endpointUrl ?? ''}`;
+    let clients = this.clients.get(key);
+    if (!clients) {
+      clients = this.connect(account);
+      this.clients.set(key, clients);
+    }
+    return clients;
   }
 
-  /** The role's entries still needed now; those whose sessions have all expired are forgotten. */
-  private async current(role: RoleRef): Promise<{ version: number; entries: RevokedIdentity[] }> {
-    const now = this.clock.now();
-    const [registered] = [
-      ...(await this.accounts.rolesByTarget([{ account: role.account, role: role.role }])).values(),
-    ];
-    // A role Ferry no longer knows keeps IAM's longest session, so nothing is forgotten too early.
-    const maxSession = registered?.maxSessionDuration ?? MAX_SESSION_SECONDS;
+  /** Closes the SDK clients this revoker opened. */
+  close(): void {
+    for (const c of this.clients.values()) c.destroy();
+    this.clients.clear();
+  }
+
+  /** The role's entries still needed now and the version they make (another writer changed them). */
+  private current(role: RoleRef, maxSession: number): Promise<RoleState> {
     return this.store.db.transaction().execute(async (trx) => {
       const head = await trx
         .selectFrom('aws_revocation_policies')
@@ -395,54 +457,45 @@ export class SessionRevoker {
         .where('account_id', '=', role.account)
         .where('role_name', '=', role.role)
         .executeTakeFirst();
-      const rows = await trx
-        .selectFrom('aws_session_revocations')
-        .select(['source_identity', 'cutoff'])
-        .where('account_id', '=', role.account)
-        .where('role_name', '=', role.role)
-        .execute();
-      const entries: RevokedIdentity[] = [];
-      for (const r of rows) {
-        const entry = { sourceIdentity: r.source_identity, cutoff: new Date(r.cutoff) };
-        if (stillNeeded(entry, now, maxSession)) {
-          entries.push(entry);
-        } else {
-          await trx
-            .deleteFrom('aws_session_revocations')
-            .where('account_id', '=', role.account)
-            .where('role_name', '=', role.role)
-            .where('source_identity', '=', r.source_identity)
-            .where('cutoff', '=', r.cutoff)
-            .execute();
-        }
-      }
-      return { version: Number(head?.version ?? 0), entries };
+      return { version: Number(head?.version ?? 0), entries: await this.entries(trx, role, maxSession) };
     });
   }
 
-  private async audit(
-    ctx: AuditContext,
-    type: string,
-    outcome: 'success' | 'failure',
-    subject: string,
-    data: Record<string, unknown>,
-  ): Promise<void> {
-    await this.store.db.transaction().execute((trx) =>
-      appendAudit(trx, this.store.engine, this.clock, {
-        type,
-        outcome,
-        actor: ctx.actor,
-        subject,
-        ip: ctx.ip,
-        requestId: ctx.requestId,
-        data,
-      }),
-    );
+  /** The role's entries still needed now; those whose sessions have all expired are forgotten. */
+  private async entries(
+    trx: Kysely<Database>,
+    role: RoleRef,
+    maxSession: number,
+  ): Promise<RevokedIdentity[]> {
+    const now = this.clock.now();
+    const rows = await trx
+      .selectFrom('aws_session_revocations')
+      .select(['source_identity', 'cutoff'])
+      .where('account_id', '=', role.account)
+      .where('role_name', '=', role.role)
+      .execute();
+    const entries: RevokedIdentity[] = [];
+    for (const r of rows) {
+      const entry = { sourceIdentity: r.source_identity, cutoff: new Date(r.cutoff) };
+      if (stillNeeded(entry, now, maxSession)) {
+        entries.push(entry);
+      } else {
+        await trx
+          .deleteFrom('aws_session_revocations')
+          .where('account_id', '=', role.account)
+          .where('role_name', '=', role.role)
+          .where('source_identity', '=', r.source_identity)
+          .where('cutoff', '=', r.cutoff)
+          .execute();
+      }
+    }
+    return entries;
   }
 }
 
-async function bumpVersion(trx: Kysely<Database>, role: RoleRef): Promise<void> {
-  await trx
+/** Counts one more change to the role's revocations; returns the version it makes. */
+async function bumpVersion(trx: Kysely<Database>, role: RoleRef): Promise<number> {
+  const row = await trx
     .insertInto('aws_revocation_policies')
     .values({
       account_id: role.account,
@@ -456,7 +509,9 @@ async function bumpVersion(trx: Kysely<Database>, role: RoleRef): Promise<void> 
         version: eb('aws_revocation_policies.version', '+', 1),
       })),
     )
-    .execute();
+    .returning('version')
+    .executeTakeFirstOrThrow();
+  return Number(row.version);
 }
 
 /**

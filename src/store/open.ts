@@ -147,6 +147,25 @@ function openSqlite(url: string, options: StoreOptions): Store {
   if (Number.isInteger(headroom) && headroom > 0) {
     sqlite.pragma(`max_page_count = ${Number(sqlite.pragma('page_count', { simple: true })) + headroom}`);
   }
+  // Kysely prepares every query anew; preparing cost as much as running a grant's statements
+  // (client-credential grants, issue 16). Statements are reusable and the one connection runs one query
+  // at a time, so each SQL text is prepared once (SQLite re-prepares a statement after a schema change).
+  const prepared = new Map<string, SqliteDatabase.Statement>();
+  const database = {
+    prepare(text: string) {
+      let statement = prepared.get(text);
+      if (!statement) {
+        if (prepared.size >= 1000) prepared.clear(); // e.g. IN lists of every length: forget, don't grow
+        statement = sqlite.prepare(text);
+        prepared.set(text, statement);
+      }
+      return statement;
+    },
+    close() {
+      prepared.clear();
+      sqlite.close();
+    },
+  };
   let db: Kysely<Database>;
   const health = new WriteHealth(
     async () => {
@@ -168,7 +187,8 @@ function openSqlite(url: string, options: StoreOptions): Store {
   );
   db = new Kysely<Database>({
     dialect: new ImmediateSqliteDialect({
-      database: sqlite,
+      database,
+      sqlite,
       // Every statement's SQLITE_FULL reaches the health tracker, whoever ran it.
       onCreateConnection: async (connection) => {
         const execute = connection.executeQuery.bind(connection);
@@ -220,9 +240,10 @@ function createPrivately(file: string): void {
 class ImmediateSqliteDialect extends SqliteDialect {
   readonly #sqlite: SqliteDatabase.Database;
 
-  constructor(config: SqliteDialectConfig & { database: SqliteDatabase.Database }) {
+  /** `sqlite`: the connection itself, to ask whether a transaction is still open */
+  constructor(config: SqliteDialectConfig & { sqlite: SqliteDatabase.Database }) {
     super(config);
-    this.#sqlite = config.database;
+    this.#sqlite = config.sqlite;
   }
 
   override createDriver(): Driver {

@@ -12,7 +12,14 @@ import type { MasterKey } from '../../keys/master-key.js';
 import type { SigningKey, SigningKeyPurpose, SigningKeys } from '../../keys/signing-keys.js';
 import { isDatabaseUnavailable, isStorageFull } from '../../store/errors.js';
 import type { Store } from '../../store/open.js';
-import { linkGrantToSession, StoreAdapter, sessionOfGrant, tokenHandle } from './adapter.js';
+import {
+  linkGrantToSession,
+  StoreAdapter,
+  sessionOfGrant,
+  takeDeferredArtifacts,
+  tokenHandle,
+  writeIssued,
+} from './adapter.js';
 import { CLI_CLIENT, grantNameOf, type OidcClients, REQUIRE_PKCE_METADATA } from './clients.js';
 import { deviceSources, logoutSources, renderOidcError } from './pages.js';
 import { PROXY_CLIENT_ID } from './proxy-client.js';
@@ -20,7 +27,7 @@ import { PROXY_CLIENT_ID } from './proxy-client.js';
 /** What counts as MFA is defined once (src/authn/amr.ts); the claims and device sign-in take acr from there. */
 export { ACR, acrOf } from '../../authn/amr.js';
 
-/** Where grant.success leaves the commit of its `oidc.token.issued` record for the response to await. */
+/** Where grant.success leaves its `oidc.token.issued` record for the response to write with the tokens. */
 const ISSUED_AUDIT = Symbol('ferry.oidc.issuedAudit');
 /** The error behind a server_error response, kept to tell an unavailable database from a fault. */
 const SERVER_ERROR = Symbol('ferry.oidc.serverError');
@@ -341,20 +348,20 @@ export class OidcIssuer {
           appendAudit(trx, o.store.engine, o.clock, { actor: { type: 'anonymous' }, ...input }),
         )
         .catch((err: unknown) => this.onError(err, `audit ${input.type}`));
-    const recordIssued = (input: AuditInput) =>
-      o.store.db.transaction().execute((trx) => appendAudit(trx, o.store.engine, o.clock, input));
     provider.use(async (ctx, next) => {
       await next();
       const state = ctx as unknown as Record<symbol, unknown>;
-      const pending = state[ISSUED_AUDIT] as Promise<unknown> | undefined;
-      if (pending) {
+      const issued = state[ISSUED_AUDIT] as AuditInput | undefined;
+      const rows = takeDeferredArtifacts(ctx);
+      if (issued || rows.length > 0) {
         try {
-          await pending;
+          // The tokens and the event that records them, in one statement (adapter.ts, writeIssued).
+          await writeIssued(o.store, o.clock, rows, issued ?? null);
         } catch (err) {
-          // Every issued credential is recorded, or not issued: the token stays in this process.
+          // Every issued credential is recorded, or not issued: the token is neither stored nor sent.
           if (!isStorageFull(err)) this.onError(err, 'audit oidc.token.issued');
-          ctx.set('cache-control', 'no-store');
           ctx.status = 500;
+          ctx.set('cache-control', 'no-store');
           ctx.body = {
             error: 'server_error',
             error_description: 'the token could not be recorded, so it was not issued',
@@ -385,9 +392,9 @@ export class OidcIssuer {
       const client = ctx.oidc.client?.clientId ?? null;
       const token = ctx.oidc.entities.AccessToken ?? ctx.oidc.entities.ClientCredentials;
       const accountId = ctx.oidc.entities.AccessToken?.accountId ?? null;
-      // Recorded before the response leaves (see the middleware below): a token whose record did not
-      // commit is never sent.
-      (ctx as unknown as Record<symbol, Promise<unknown>>)[ISSUED_AUDIT] = recordIssued({
+      // Written with the tokens before the response leaves (see the middleware above): a token whose
+      // record did not commit is never sent.
+      (ctx as unknown as Record<symbol, AuditInput>)[ISSUED_AUDIT] = {
         type: 'oidc.token.issued',
         outcome: 'success',
         actor: accountId
@@ -404,7 +411,7 @@ export class OidcIssuer {
           tokenHandle: token?.jti ? tokenHandle(o.masterKey, token.kind, token.jti) : null,
           scope: token?.scope ?? null,
         },
-      });
+      };
     });
     provider.on(
       'grant.error',
