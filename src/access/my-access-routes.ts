@@ -2,6 +2,7 @@ import type {} from '@fastify/swagger';
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import type { Caller } from '../identity/caller.js';
+import { Nullable } from '../nullable-schema.js';
 import { problemResponses } from '../problem-schema.js';
 import type { AccessDecider } from './decide.js';
 import type { SshLogins } from './ssh-logins.js';
@@ -33,7 +34,7 @@ const MySshLogin = Type.Object({
   hosts: Type.String({ description: 'host glob the logins are valid on' }),
   logins: Type.Array(Type.String()),
   portForwarding: Type.Boolean(),
-  maxDurationSeconds: Type.Union([Type.Integer(), Type.Null()]),
+  maxDurationSeconds: Nullable(Type.Integer()),
 });
 export const MyAccessSchema = Type.Object({
   apps: Type.Array(MyApp),

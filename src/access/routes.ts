@@ -3,6 +3,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import type { AuditContext } from '../audit/actor.js';
 import { InvalidInput } from '../errors.js';
+import { Nullable } from '../nullable-schema.js';
 import { problemResponses } from '../problem-schema.js';
 import {
   ADMIN_ACCOUNT,
@@ -47,7 +48,7 @@ const Account = Type.Object({
   samlProviderName: Type.String(),
   samlProviderArn: Type.String(),
   signinEndpoint: Type.String(),
-  endpointUrl: Type.Union([Type.String(), Type.Null()]),
+  endpointUrl: Nullable(Type.String()),
   createdAt: Type.String(),
   updatedAt: Type.String(),
 });
@@ -57,7 +58,7 @@ const Role = Type.Object({
   path: Type.String(),
   arn: Type.String(),
   maxSessionDuration: Type.Integer(),
-  description: Type.Union([Type.String(), Type.Null()]),
+  description: Nullable(Type.String()),
 });
 const AssignmentSchema = Type.Object({
   id: Type.String(),
@@ -83,7 +84,7 @@ const AccountBody = Type.Object(
       Type.Union([Type.Literal('aws'), Type.Literal('aws-us-gov'), Type.Literal('aws-cn')]),
     ),
     samlProviderName: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
-    endpointUrl: Type.Optional(Type.Union([Type.String({ maxLength: 2048 }), Type.Null()])),
+    endpointUrl: Type.Optional(Nullable(Type.String({ maxLength: 2048 }))),
   },
   { additionalProperties: false },
 );
@@ -93,7 +94,7 @@ const RoleBody = Type.Object(
     maxSessionDuration: Type.Optional(
       Type.Integer({ minimum: 3600, maximum: 43200, description: 'seconds' }),
     ),
-    description: Type.Optional(Type.Union([Type.String({ maxLength: 1000 }), Type.Null()])),
+    description: Type.Optional(Nullable(Type.String({ maxLength: 1000 }))),
   },
   { additionalProperties: false },
 );

@@ -2,6 +2,7 @@ import type {} from '@fastify/swagger';
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import type { AuditContext } from '../audit/actor.js';
+import { Nullable } from '../nullable-schema.js';
 import { problemResponses } from '../problem-schema.js';
 import type { PrincipalRef } from './assignments.js';
 import type { SshLogins } from './ssh-logins.js';
@@ -22,7 +23,7 @@ const SshLoginSchema = Type.Object({
   logins: Type.Array(Type.String()),
   portForwarding: Type.Boolean(),
   agentForwarding: Type.Boolean(),
-  maxDuration: Type.Union([Type.Integer(), Type.Null()]),
+  maxDuration: Nullable(Type.Integer()),
   createdAt: Type.String(),
   updatedAt: Type.String(),
   createdBy: Type.String(),
@@ -34,7 +35,7 @@ const SshLoginBody = Type.Object(
     logins: Type.Array(Type.String({ minLength: 1, maxLength: 32 }), { minItems: 1, maxItems: 32 }),
     portForwarding: Type.Optional(Type.Boolean()),
     agentForwarding: Type.Optional(Type.Boolean()),
-    maxDuration: Type.Optional(Type.Union([Type.Integer({ description: 'seconds' }), Type.Null()])),
+    maxDuration: Type.Optional(Nullable(Type.Integer({ description: 'seconds' }))),
   },
   { additionalProperties: false },
 );

@@ -167,6 +167,15 @@ describe.each(ENGINES)('SSH login mappings and decide() on %s', (engine) => {
     );
     expect((await ferry.api('/api/v1/ssh/logins/nope', { method: 'DELETE' })).status).toBe(404);
     expect((await ferry.api('/api/v1/ssh/logins', { auth: false })).status).toBe(401);
+    // a JSON null is "no limit of its own", not 0 (ajv's coercion once turned it into 0 and a 400)
+    const unlimited = await post({
+      group: devs.displayName,
+      hosts: '*.ops',
+      logins: ['ops'],
+      maxDuration: null,
+    });
+    expect(unlimited.status).toBe(201);
+    expect(await unlimited.json()).toMatchObject({ maxDuration: null });
   });
 
   it('the tenant file sets mappings, reports them in a dry run, and prune removes unlisted ones', async () => {

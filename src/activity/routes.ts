@@ -3,6 +3,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuditContext } from '../audit/actor.js';
 import type { Clock } from '../clock.js';
+import { Nullable } from '../nullable-schema.js';
 import { problemResponses } from '../problem-schema.js';
 import type { CloudTrail } from './ingest.js';
 import type { LeastPrivilege } from './least-privilege.js';
@@ -16,8 +17,6 @@ export interface ActivityApiOptions {
   authenticate: (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
   auditContext: (req: FastifyRequest) => AuditContext;
 }
-
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 
 export const SourceSchema = Type.Object({
   id: Type.String(),

@@ -3,6 +3,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { CallerAuthenticator } from '../identity/caller.js';
 import type { CsrfTokens } from '../identity/csrf.js';
+import { Nullable } from '../nullable-schema.js';
 import { Unauthorized } from '../problem.js';
 import { problemResponses } from '../problem-schema.js';
 import { type AdminAccess, signalsOf } from './admin-access.js';
@@ -19,7 +20,7 @@ export const SessionSchema = Type.Object({
   user: Type.Object({
     id: Type.String(),
     userName: Type.String(),
-    displayName: Type.Union([Type.String(), Type.Null()]),
+    displayName: Nullable(Type.String()),
   }),
   csrfToken: Type.String({ description: 'send as the x-csrf-token header on every unsafe /api/ call' }),
   /** RFC 8176 methods of this sign-in */

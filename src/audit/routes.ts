@@ -3,6 +3,7 @@ import type {} from '@fastify/swagger'; // OpenAPI keys (tags, summary, security
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, preHandlerAsyncHookHandler } from 'fastify';
 import type { AuditSigningKeys } from '../keys/audit-signing-keys.js';
+import { Nullable } from '../nullable-schema.js';
 import type { Store } from '../store/open.js';
 import { type EventExportFormat, exportEvents, OCSF_VERSION } from './export.js';
 import { latestAudit, listAudit } from './ledger.js';
@@ -23,13 +24,13 @@ const AuditEventSchema = Type.Object({
   type: Type.String(),
   outcome: Type.String(),
   actor: Type.Object({}, { additionalProperties: true }),
-  subject: Type.Union([Type.String(), Type.Null()]),
-  ip: Type.Union([Type.String(), Type.Null()]),
-  requestId: Type.Union([Type.String(), Type.Null()]),
+  subject: Nullable(Type.String()),
+  ip: Nullable(Type.String()),
+  requestId: Nullable(Type.String()),
   data: Type.Object({}, { additionalProperties: true }),
   prevHash: Type.String(),
   hash: Type.String(),
-  leafIndex: Type.Union([Type.Integer(), Type.Null()]),
+  leafIndex: Nullable(Type.Integer()),
 });
 
 const TreeHeadSchema = Type.Object({
@@ -155,10 +156,10 @@ export const auditApi: FastifyPluginAsync<AuditApiOptions> = async (app, opts) =
             archiveChecked: Type.Boolean(),
             firstBad: Type.Union([
               Type.Object({
-                leafIndex: Type.Union([Type.Integer(), Type.Null()]),
-                id: Type.Union([Type.String(), Type.Null()]),
+                leafIndex: Nullable(Type.Integer()),
+                id: Nullable(Type.String()),
                 reason: Type.String(),
-                file: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+                file: Type.Optional(Nullable(Type.String())),
               }),
               Type.Null(),
             ]),

@@ -5,6 +5,7 @@ import { AwsIdentityCollision } from '../access/aws-identity.js';
 import type { AccessDecider } from '../access/decide.js';
 import type { AuditContext } from '../audit/actor.js';
 import type { Caller } from '../identity/caller.js';
+import { Nullable } from '../nullable-schema.js';
 import { Problem } from '../problem.js';
 import { problemResponses } from '../problem-schema.js';
 import { type AwsCredentialBroker, CredentialsRefused, StsExchangeFailed } from './credentials.js';
@@ -50,7 +51,7 @@ const Entitlement = Type.Object({
   target: Type.String(),
   /** seconds: the longest credential `ferry creds` can get for this role now */
   maxDurationSeconds: Type.Integer(),
-  endpointUrl: Type.Union([Type.String(), Type.Null()]),
+  endpointUrl: Nullable(Type.String()),
   /** the AWS CLI profile name `ferry aws config` writes for it */
   profile: Type.String(),
 });

@@ -1,4 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
+import { Nullable } from '../nullable-schema.js';
 
 /** Schemas of the directory API: they validate requests and make the OpenAPI document. */
 export const Email = Type.Object(
@@ -17,12 +18,12 @@ const Attributes = Type.Record(Type.String({ maxLength: 64 }), Type.String({ max
 export const UserSchema = Type.Object({
   id: Type.String({ format: 'uuid' }),
   userName: Type.String({ description: 'the UPN, e.g. test-awsadmin@contoso.example' }),
-  displayName: Type.Union([Type.String(), Type.Null()]),
-  givenName: Type.Union([Type.String(), Type.Null()]),
-  familyName: Type.Union([Type.String(), Type.Null()]),
+  displayName: Nullable(Type.String()),
+  givenName: Nullable(Type.String()),
+  familyName: Nullable(Type.String()),
   emails: Type.Array(Email),
   active: Type.Boolean(),
-  externalId: Type.Union([Type.String(), Type.Null()]),
+  externalId: Nullable(Type.String()),
   attributes: Attributes,
   hasPassword: Type.Boolean(),
   groups: Type.Optional(Type.Array(Type.String())),
@@ -31,7 +32,7 @@ export const UserSchema = Type.Object({
   version: Type.Integer(),
 });
 
-const nullableString = (maxLength: number) => Type.Union([Type.String({ maxLength }), Type.Null()]);
+const nullableString = (maxLength: number) => Nullable(Type.String({ maxLength }));
 
 export const NewUserBody = Type.Object(
   {
@@ -56,14 +57,14 @@ export type UserPatchBody = Static<typeof UserPatchBody>;
 export const GroupSchema = Type.Object({
   id: Type.String({ format: 'uuid' }),
   displayName: Type.String(),
-  description: Type.Union([Type.String(), Type.Null()]),
-  externalId: Type.Union([Type.String(), Type.Null()]),
+  description: Nullable(Type.String()),
+  externalId: Nullable(Type.String()),
   members: Type.Optional(
     Type.Array(
       Type.Object({
         id: Type.String(),
         userName: Type.String(),
-        displayName: Type.Union([Type.String(), Type.Null()]),
+        displayName: Nullable(Type.String()),
       }),
     ),
   ),
@@ -87,15 +88,15 @@ export const SessionSchema = Type.Object({
   userId: Type.String(),
   state: Type.String(),
   amr: Type.Array(Type.String()),
-  authTime: Type.Union([Type.String(), Type.Null()]),
+  authTime: Nullable(Type.String()),
   createdAt: Type.String(),
   lastSeenAt: Type.String(),
   idleExpiresAt: Type.String(),
   absoluteExpiresAt: Type.String(),
-  revokedAt: Type.Union([Type.String(), Type.Null()]),
-  revokedReason: Type.Union([Type.String(), Type.Null()]),
-  ip: Type.Union([Type.String(), Type.Null()]),
-  userAgent: Type.Union([Type.String(), Type.Null()]),
+  revokedAt: Nullable(Type.String()),
+  revokedReason: Nullable(Type.String()),
+  ip: Nullable(Type.String()),
+  userAgent: Nullable(Type.String()),
 });
 
 export const ApiTokenSchema = Type.Object({
@@ -103,9 +104,9 @@ export const ApiTokenSchema = Type.Object({
   name: Type.String(),
   createdAt: Type.String(),
   createdBy: Type.String(),
-  lastUsedAt: Type.Union([Type.String(), Type.Null()]),
-  expiresAt: Type.Union([Type.String(), Type.Null()]),
-  revokedAt: Type.Union([Type.String(), Type.Null()]),
+  lastUsedAt: Nullable(Type.String()),
+  expiresAt: Nullable(Type.String()),
+  revokedAt: Nullable(Type.String()),
   scopes: Type.Array(Type.String(), { description: 'permissions it carries; `*` = all' }),
 });
 

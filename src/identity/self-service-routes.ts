@@ -2,6 +2,7 @@ import type {} from '@fastify/swagger';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import type { AuditContext } from '../audit/actor.js';
+import { Nullable } from '../nullable-schema.js';
 import { Problem } from '../problem.js';
 import { problemResponses } from '../problem-schema.js';
 import type { AccountHolder, AccountSecurity } from './account-security.js';
@@ -21,8 +22,8 @@ const MySession = Type.Object({
   id: Type.String(),
   createdAt: Type.String(),
   lastSeenAt: Type.String(),
-  ip: Type.Union([Type.String(), Type.Null()]),
-  userAgent: Type.Union([Type.String(), Type.Null()]),
+  ip: Nullable(Type.String()),
+  userAgent: Nullable(Type.String()),
   amr: Type.Array(Type.String()),
   current: Type.Boolean({ description: 'the session this request came with' }),
 });
@@ -94,7 +95,7 @@ const Passkey = Type.Object({
   id: Type.String(),
   name: Type.String(),
   createdAt: Type.String(),
-  lastUsedAt: Type.Union([Type.String(), Type.Null()]),
+  lastUsedAt: Nullable(Type.String()),
 });
 
 const SecurityStatus = Type.Object({

@@ -5,6 +5,7 @@ import type { AuditContext } from '../audit/actor.js';
 import { listIssued } from '../audit/issued.js';
 import { InvalidInput } from '../errors.js';
 import type { SshCaKey, SshCaKeys } from '../keys/ssh-ca-keys.js';
+import { Nullable } from '../nullable-schema.js';
 import { ProblemSchema, problemResponses } from '../problem-schema.js';
 import type { Store } from '../store/open.js';
 import type { SshAuthority } from './authority.js';
@@ -64,7 +65,7 @@ const Issued = Type.Object({
   target: Type.String(),
   issuedAt: Type.String(),
   expiresAt: Type.String(),
-  revokedAt: Type.Union([Type.String(), Type.Null()]),
+  revokedAt: Nullable(Type.String()),
   keyId: Type.Optional(Type.String()),
 });
 
@@ -181,7 +182,7 @@ export const sshApi: FastifyPluginAsync<SshApiOptions> = async (app, opts) => {
     publicKey: Type.String(),
     state: Type.String(),
     createdAt: Type.String(),
-    activatedAt: Type.Union([Type.String(), Type.Null()]),
+    activatedAt: Nullable(Type.String()),
   });
   const caView = (k: SshCaKey) => ({
     id: k.id,

@@ -4,6 +4,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuditContext } from '../../audit/actor.js';
 import { InvalidInput } from '../../errors.js';
 import type { Caller } from '../../identity/caller.js';
+import { Nullable } from '../../nullable-schema.js';
 import { Forbidden, Problem } from '../../problem.js';
 import { problemResponses } from '../../problem-schema.js';
 import { ADMIN_ACCOUNT, type Permission } from '../admin-roles.js';
@@ -43,7 +44,6 @@ export interface PimApiOptions {
   ) => Promise<{ type: 'group' | 'user'; id: string; name: string }>;
 }
 
-const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
 const ApproverSchema = Type.Object({
   type: Type.Union([Type.Literal('user'), Type.Literal('group')]),
   id: Type.String(),

@@ -4,6 +4,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuditContext } from '../../audit/actor.js';
 import { InvalidInput } from '../../errors.js';
 import type { Caller } from '../../identity/caller.js';
+import { Nullable } from '../../nullable-schema.js';
 import { Forbidden } from '../../problem.js';
 import { problemResponses } from '../../problem-schema.js';
 import { PimForbidden } from '../pim/activations.js';
@@ -34,7 +35,6 @@ export interface ReviewsApiOptions {
   requirePermission?: (req: FastifyRequest, reply: FastifyReply, permission: 'reviews:read') => Promise<void>;
 }
 
-const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
 const CampaignSchema = Type.Object({
   id: Type.String(),
   name: Type.String(),

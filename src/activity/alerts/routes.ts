@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuditContext } from '../../audit/actor.js';
 import { InvalidInput } from '../../errors.js';
+import { Nullable } from '../../nullable-schema.js';
 import { problemResponses } from '../../problem-schema.js';
 import { RULES, type RuleId, SEVERITIES } from '../detections/finding.js';
 import type { Detections } from '../detections/service.js';
@@ -25,21 +26,21 @@ export const AlertSchema = Type.Object({
   severity: Type.String(),
   title: Type.String(),
   subject: Type.String(),
-  account: Type.Union([Type.String(), Type.Null()]),
+  account: Nullable(Type.String()),
   firstSeenAt: Type.String(),
   lastSeenAt: Type.String(),
   occurrences: Type.Integer(),
   evidence: Type.String(),
   details: Type.Record(Type.String(), Type.Unknown()),
-  suppressedReason: Type.Union([Type.String(), Type.Null()]),
+  suppressedReason: Nullable(Type.String()),
   createdAt: Type.String(),
   deliveries: Type.Array(
     Type.Object({
       sink: Type.String(),
       state: Type.String(),
       attempts: Type.Integer(),
-      lastError: Type.Union([Type.String(), Type.Null()]),
-      deliveredAt: Type.Union([Type.String(), Type.Null()]),
+      lastError: Nullable(Type.String()),
+      deliveredAt: Nullable(Type.String()),
     }),
   ),
 });

@@ -9,6 +9,7 @@ import type { Signals } from '../../access/principal.js';
 import type { AuditContext } from '../../audit/actor.js';
 import { InvalidInput } from '../../errors.js';
 import type { Caller } from '../../identity/caller.js';
+import { Nullable } from '../../nullable-schema.js';
 import { problemResponses } from '../../problem-schema.js';
 import { aliasOf, discoverOrganization } from '../organizations.js';
 import type { PermissionSetSync } from './permission-set-sync.js';
@@ -36,12 +37,12 @@ export interface PermissionSetApiOptions {
 const PolicyRef = Type.Object({ name: Type.String(), path: Type.String() }, { additionalProperties: false });
 export const PermissionSetSchema = Type.Object({
   name: Type.String(),
-  description: Type.Union([Type.String(), Type.Null()]),
+  description: Nullable(Type.String()),
   sessionDuration: Type.String({ description: 'ISO-8601, PT1H..PT12H' }),
-  relayState: Type.Union([Type.String(), Type.Null()]),
+  relayState: Nullable(Type.String()),
   managedPolicies: Type.Array(Type.String()),
   customerManagedPolicies: Type.Array(PolicyRef),
-  inlinePolicy: Type.Union([Type.String(), Type.Null()]),
+  inlinePolicy: Nullable(Type.String()),
   permissionsBoundary: Type.Union([
     Type.Object({ managedPolicyArn: Type.String() }, { additionalProperties: false }),
     Type.Object({ customerManagedPolicy: PolicyRef }, { additionalProperties: false }),
@@ -52,9 +53,9 @@ export type PermissionSetView = Static<typeof PermissionSetSchema>;
 
 const PermissionSetBody = Type.Object(
   {
-    description: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    description: Type.Optional(Nullable(Type.String())),
     sessionDuration: Type.Optional(Type.Union([Type.String(), Type.Integer()])),
-    relayState: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    relayState: Type.Optional(Nullable(Type.String())),
     managedPolicies: Type.Optional(Type.Array(Type.String())),
     customerManagedPolicies: Type.Optional(
       Type.Array(
@@ -304,7 +305,7 @@ export const permissionSetApi: FastifyPluginAsync<PermissionSetApiOptions> = asy
         security,
         response: {
           200: Type.Object({
-            managementAccountId: Type.Union([Type.String(), Type.Null()]),
+            managementAccountId: Nullable(Type.String()),
             delegatedAdministrators: Type.Array(
               Type.Object({ accountId: Type.String(), name: Type.String() }),
             ),

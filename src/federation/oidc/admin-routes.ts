@@ -3,6 +3,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import type { AuditContext } from '../../audit/actor.js';
 import type { SigningKey, SigningKeys } from '../../keys/signing-keys.js';
+import { Nullable } from '../../nullable-schema.js';
 import { problemResponses } from '../../problem-schema.js';
 import type { OidcClients } from './clients.js';
 import { OIDC_SIGNING_PURPOSES } from './provider.js';
@@ -110,7 +111,7 @@ export const oidcAdminApi: FastifyPluginAsync<OidcAdminOptions> = async (app, op
         security,
         body: ClientBody,
         response: {
-          201: Type.Object({ client: ClientSchema, clientSecret: Type.Union([Type.String(), Type.Null()]) }),
+          201: Type.Object({ client: ClientSchema, clientSecret: Nullable(Type.String()) }),
           ...problemResponses,
         },
       },
@@ -173,7 +174,7 @@ export const oidcAdminApi: FastifyPluginAsync<OidcAdminOptions> = async (app, op
     state: Type.String(),
     algorithm: Type.String(),
     createdAt: Type.String(),
-    activatedAt: Type.Union([Type.String(), Type.Null()]),
+    activatedAt: Nullable(Type.String()),
   });
   const keyView = (k: SigningKey) => ({
     id: k.id,

@@ -4,6 +4,7 @@ import type { FastifyPluginAsync, FastifyRequest, preHandlerAsyncHookHandler } f
 import type { PrincipalRef } from '../../access/assignments.js';
 import type { AuditContext } from '../../audit/actor.js';
 import type { SigningKey, SigningKeys } from '../../keys/signing-keys.js';
+import { Nullable } from '../../nullable-schema.js';
 import { problemResponses } from '../../problem-schema.js';
 import type { ServiceProvider, ServiceProviders } from './service-providers.js';
 
@@ -86,7 +87,7 @@ const KeySchema = Type.Object({
   state: Type.String(),
   algorithm: Type.String(),
   createdAt: Type.String(),
-  activatedAt: Type.Union([Type.String(), Type.Null()]),
+  activatedAt: Nullable(Type.String()),
   certificatePem: Type.String(),
 });
 const keyView = (k: SigningKey) => ({

@@ -2,6 +2,7 @@ import type {} from '@fastify/swagger';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import type { AuditContext } from '../../audit/actor.js';
+import { Nullable } from '../../nullable-schema.js';
 import { problemResponses } from '../../problem-schema.js';
 import type { IdentityProtection } from './protection.js';
 
@@ -16,16 +17,16 @@ export interface RiskApiOptions {
 const Detection = Type.Object(
   {
     id: Type.String(),
-    userId: Type.Union([Type.String(), Type.Null()]),
+    userId: Nullable(Type.String()),
     subject: Type.String(),
     kind: Type.String(),
     level: Type.String(),
-    ip: Type.Union([Type.String(), Type.Null()]),
+    ip: Nullable(Type.String()),
     detail: Type.Object({}, { additionalProperties: true }),
     state: Type.String(),
     createdAt: Type.String(),
-    resolvedAt: Type.Union([Type.String(), Type.Null()]),
-    resolvedBy: Type.Union([Type.String(), Type.Null()]),
+    resolvedAt: Nullable(Type.String()),
+    resolvedBy: Nullable(Type.String()),
   },
   { additionalProperties: false },
 );

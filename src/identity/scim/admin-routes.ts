@@ -1,6 +1,7 @@
 import type {} from '@fastify/swagger';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { Nullable } from '../../nullable-schema.js';
 import { problemResponses } from '../../problem-schema.js';
 import { auditContextOf } from '../admin-auth.js';
 import type { ScimConnections } from './connections.js';
@@ -15,8 +16,8 @@ const ConnectionSchema = Type.Object({
   name: Type.String(),
   createdAt: Type.String(),
   createdBy: Type.String(),
-  lastUsedAt: Type.Union([Type.String(), Type.Null()]),
-  revokedAt: Type.Union([Type.String(), Type.Null()]),
+  lastUsedAt: Nullable(Type.String()),
+  revokedAt: Nullable(Type.String()),
   passwordWrites: Type.Boolean(),
 });
 

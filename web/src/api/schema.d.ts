@@ -9221,6 +9221,7 @@ export interface paths {
                         logins: string[];
                         portForwarding?: boolean;
                         agentForwarding?: boolean;
+                        /** @description seconds */
                         maxDuration?: number | null;
                     };
                 };
