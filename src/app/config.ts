@@ -350,8 +350,8 @@ export const configSchema = z
         syncInterval: duration('5m'),
         /** records older than this (by eventTime) are removed */
         retention: duration('90d'),
-        /** top-level fields of each record kept as `raw`; omit to keep whole records */
-        keepFields: z.array(z.string().min(1)).min(1).optional(),
+        /** top-level fields of each record kept as `raw` (default: a small subset); `all` keeps whole records */
+        keepFields: z.union([z.literal('all'), z.array(z.string().min(1)).min(1)]).optional(),
         /** allowed difference between AWS's clock and Ferry's (correlation windows) */
         clockSkew: duration('5m'),
         /** records per stored batch */

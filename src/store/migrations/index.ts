@@ -23,6 +23,7 @@ import * as pimBeyondRoles from './0024_pim_beyond_roles.js';
 import * as cloudtrail from './0025_cloudtrail.js';
 import * as detectionsAlerts from './0026_detections_alerts.js';
 import * as outboxLanes from './0027_outbox_lanes.js';
+import * as activityThroughputSlidingWindows from './0034_activity_throughput_sliding_windows.js';
 
 /** Every migration, in order. Add new ones at the end; never edit one that has shipped. */
 export const migrations: Record<string, Migration> = {
@@ -50,4 +51,5 @@ export const migrations: Record<string, Migration> = {
   '0025_cloudtrail': cloudtrail,
   '0026_detections_alerts': detectionsAlerts,
   '0027_outbox_lanes': outboxLanes,
+  '0034_activity_throughput_sliding_windows': activityThroughputSlidingWindows,
 };
