@@ -169,6 +169,47 @@ describe.each(ENGINES)('detections raise alerts that reach their sinks (%s)', (e
     ).toBe(409);
   });
 
+  it('redacts a webhook URL that carries credentials (user:password@, query) everywhere it is shown, and still delivers to the real one', async () => {
+    const secretUrl = `${hook.url.replace('http://', 'http://siem-user:url-password-42@')}/ingest?token=query-secret-77&tenant=contoso`;
+    expect(
+      (
+        await addSink({
+          name: 'siem-creds',
+          type: 'webhook',
+          url: secretUrl,
+          secret: HMAC_KEY,
+          minSeverity: 'critical',
+        })
+      ).status,
+    ).toBe(201);
+    const shown = [
+      await (await ferry.api('/api/v1/alerts/sinks')).text(),
+      JSON.stringify(await ferry.services.alertSinks.list()),
+      JSON.stringify(await ferry.services.store.db.selectFrom('audit_events').select('data').execute()),
+      JSON.stringify(await ferry.services.store.db.selectFrom('alert_sinks').selectAll().execute()),
+    ];
+    for (const text of shown)
+      for (const secret of ['url-password-42', 'query-secret-77', 'siem-user'])
+        expect(text).not.toContain(secret);
+    const listed = (await (await ferry.api('/api/v1/alerts/sinks')).json()) as {
+      sinks: Array<{ name: string; settings: { url: string } }>;
+    };
+    expect(listed.sinks.find((x) => x.name === 'siem-creds')!.settings.url).toBe(
+      `${hook.url.replace('http://', 'http://redacted@')}/ingest?token=redacted&tenant=redacted`,
+    );
+    // the sample goes to the real URL, the user and password as HTTP Basic
+    const before = hook.got.length;
+    expect((await ferry.api('/api/v1/alerts/sinks/siem-creds/test', { method: 'POST' })).status).toBeLessThan(
+      300,
+    );
+    const got = hook.got.slice(before).find((g) => g.path.startsWith('/ingest'));
+    expect(got!.path).toBe('/ingest?token=query-secret-77&tenant=contoso');
+    expect(got!.headers.authorization).toBe(
+      `Basic ${Buffer.from('siem-user:url-password-42').toString('base64')}`,
+    );
+    expect((await ferry.api('/api/v1/alerts/sinks/siem-creds', { method: 'DELETE' })).status).toBe(204);
+  });
+
   it('sends a root sign-in once to the signed webhook, Slack and e-mail, and audits raise and deliveries', async () => {
     const root = attributed(consoleLogin(identities.root(), { eventTime: '2026-12-06T09:20:00Z' }));
     await ferry.services.detectionObserver([root]);

@@ -61,6 +61,22 @@ function httpUrl(value: string, field: string): URL {
   return u;
 }
 
+/** The URL without what may be a credential: user and password, and the query's values. */
+export function redactUrl(u: URL): string {
+  const r = new URL(u.toString());
+  if (r.username || r.password) {
+    r.username = 'redacted';
+    r.password = '';
+  }
+  const names = [...r.searchParams.keys()];
+  if (names.length || r.search === '?') {
+    r.search = '';
+    for (const n of new Set(names)) r.searchParams.append(n, 'redacted');
+  }
+  r.hash = '';
+  return r.toString();
+}
+
 function checked(input: SinkInput): { settings: Record<string, unknown>; secret: string } {
   if (!NAME.test(input.name)) throw new InvalidInput('name must be 1-64 letters, digits, . _ -', 'name');
   if (input.minSeverity !== undefined && !SEVERITIES.includes(input.minSeverity))
@@ -73,7 +89,14 @@ function checked(input: SinkInput): { settings: Record<string, unknown>; secret:
           'secret (the HMAC key receivers verify with) must have at least 32 characters',
           'secret',
         );
-      return { settings: { url: u.toString() }, secret: input.secret };
+      // A URL that carries a credential (user:password@, ?token=…) is sealed with the HMAC key; what is
+      // shown (list, API, audit) is the URL with those parts redacted.
+      const shown = redactUrl(u);
+      if (shown === u.toString()) return { settings: { url: u.toString() }, secret: input.secret };
+      return {
+        settings: { url: shown, urlSealed: true },
+        secret: JSON.stringify({ hmacKey: input.secret, url: u.toString() }),
+      };
     }
     case 'slack': {
       const u = httpUrl(input.url, 'url');
@@ -177,7 +200,13 @@ export class AlertSinks {
       .where('name', '=', name)
       .executeTakeFirst();
     if (!row) return null;
-    return { ...viewOf(row), secret: this.masterKey.unseal(row.secret_sealed, sealContext(row.name)) };
+    const view = viewOf(row);
+    const secret = this.masterKey.unseal(row.secret_sealed, sealContext(row.name));
+    if (view.settings.urlSealed === true) {
+      const sealed = JSON.parse(secret) as { hmacKey: string; url: string };
+      return { ...view, settings: { ...view.settings, url: sealed.url }, secret: sealed.hmacKey };
+    }
+    return { ...view, secret };
   }
 
   async remove(ctx: AuditContext, name: string): Promise<void> {
