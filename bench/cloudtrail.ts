@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import { awsIdentityOf } from '../src/access/aws-identity.js';
 import { readLogFile } from '../src/activity/cloudtrail-file.js';
-import { CloudTrail } from '../src/activity/ingest.js';
+import { CloudTrail, DEFAULT_KEEP_FIELDS } from '../src/activity/ingest.js';
 import { recordIssued } from '../src/audit/issued.js';
 import { cloudTrailS3 } from '../src/aws/cloudtrail-s3.js';
 import { systemClock } from '../src/clock.js';
@@ -119,7 +119,7 @@ export const cloudtrailIngest: Scenario = {
           {
             batchSize: 1000,
             retentionMs: 365 * 86_400_000,
-            keepFields: null,
+            keepFields: DEFAULT_KEEP_FIELDS,
             clockSkewMs: 300_000,
             leaseMs: 60_000,
           },
@@ -142,6 +142,7 @@ export const cloudtrailIngest: Scenario = {
                 batch.records,
                 { sourceId: 'bench', objectKey: `file-${i}`, fileAccount: ACCOUNT },
                 result,
+                batch.texts,
               );
           const seconds = (performance.now() - t0) / 1000;
           if (result.stored !== total) throw new Error(`stored ${result.stored} of ${total}`);

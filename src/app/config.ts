@@ -414,8 +414,8 @@ export const configSchema = z
         syncInterval: duration('5m'),
         /** records older than this (by eventTime) are removed */
         retention: duration('90d'),
-        /** top-level fields of each record kept as `raw`; omit to keep whole records */
-        keepFields: z.array(z.string().min(1)).min(1).optional(),
+        /** top-level fields of each record kept as `raw` (default: a small subset); `all` keeps whole records */
+        keepFields: z.union([z.literal('all'), z.array(z.string().min(1)).min(1)]).optional(),
         /** allowed difference between AWS's clock and Ferry's (correlation windows) */
         clockSkew: duration('5m'),
         /** records per stored batch */
@@ -512,6 +512,33 @@ export const configSchema = z
         maxPerSinkPerHour: z.number().int().min(1).max(100_000).default(60),
         /** tries per alert and sink before it is recorded as failed (the outbox backs off up to 10 min) */
         maxAttempts: z.number().int().min(1).max(100).default(12),
+        /**
+         * Sinks declared here (beside those added with `ferry alerts sink add`), made to match at start.
+         * The secret (webhook HMAC key, Slack URL, SMTP password) is given by reference only:
+         * `secretEnv` (an environment variable) or `secretFile` (a file); it is sealed in the database.
+         */
+        sinks: z
+          .array(
+            z
+              .object({
+                name: z.string().min(1),
+                type: z.enum(['webhook', 'slack', 'email']),
+                minSeverity: z.enum(SEVERITIES).optional(),
+                url: z.string().min(1).optional(),
+                host: z.string().min(1).optional(),
+                port: z.number().int().optional(),
+                secure: z.boolean().optional(),
+                requireTls: z.boolean().optional(),
+                user: z.string().min(1).optional(),
+                from: z.string().min(1).optional(),
+                to: z.array(z.string().min(1)).optional(),
+                secretEnv: z.string().min(1).optional(),
+                secretFile: z.string().min(1).optional(),
+              })
+              .strict()
+              .refine((s) => !(s.secretEnv && s.secretFile), 'give secretEnv or secretFile, not both'),
+          )
+          .default([]),
       })
       .strict()
       .prefault({}),

@@ -147,7 +147,16 @@ export async function buildServer(services: Services, options: ServerOptions = {
   app.addHook('onResponse', async (req, reply) => {
     if (!req.url.startsWith('/scim/v2/') || reply.statusCode < 400) return;
     if (reply.statusCode === 404 && req.method === 'GET') return;
-    const connection = req.actor?.type === 'scim-connection' ? req.actor.name : 'unauthenticated';
+    if (req.actor?.type !== 'scim-connection') {
+      // Without a valid bearer token: one aggregated signal, never a count per request (ADR 0040).
+      if (reply.statusCode === 401)
+        services.detections.scimAuthFailed({
+          ip: req.ip ?? null,
+          reason: /^Bearer\s+\S+$/i.test(String(req.headers.authorization ?? '')) ? 'invalid' : 'missing',
+        });
+      return;
+    }
+    const connection = req.actor.name;
     await services.detections
       .provisioningFailed({
         direction: 'inbound',

@@ -22,7 +22,7 @@ import { AlertSinks } from '../activity/alerts/sinks.js';
 import { detectionObserver } from '../activity/detections/observer.js';
 import { Detections } from '../activity/detections/service.js';
 import { detectionSettings } from '../activity/detections/settings.js';
-import { CloudTrail } from '../activity/ingest.js';
+import { CloudTrail, DEFAULT_KEEP_FIELDS } from '../activity/ingest.js';
 import { LeastPrivilege } from '../activity/least-privilege.js';
 import type { ActivityObserver } from '../activity/record.js';
 import { ActivityViews } from '../activity/timeline.js';
@@ -407,7 +407,8 @@ export function createServices(
     {
       batchSize: config.cloudtrail.batchSize,
       retentionMs: config.cloudtrail.retention,
-      keepFields: config.cloudtrail.keepFields ?? null,
+      keepFields:
+        config.cloudtrail.keepFields === 'all' ? null : (config.cloudtrail.keepFields ?? DEFAULT_KEEP_FIELDS),
       clockSkewMs: config.cloudtrail.clockSkew,
       leaseMs: 10 * 60_000,
     },

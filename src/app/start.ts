@@ -83,6 +83,8 @@ export async function startFerry(options: StartOptions): Promise<RunningFerry> {
       ),
       services.auditKeys.current(),
     ]);
+    // Alert sinks declared in the config file, secrets read from their references and sealed.
+    await services.alertSinks.syncFromConfig(config.alerts.sinks);
   } catch (err) {
     await store.close();
     throw err;

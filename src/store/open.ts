@@ -21,6 +21,11 @@ export type Engine = 'sqlite' | 'postgres';
 export interface Store {
   readonly db: Kysely<Database>;
   readonly engine: Engine;
+  /**
+   * SQLite only: the one better-sqlite3 connection under `db`, for hot paths that reuse a prepared
+   * statement (CloudTrail ingestion). Use it only inside a `db` transaction (which holds the connection).
+   */
+  readonly sqlite?: SqliteDatabase.Database;
   /** Cheap round trip used by /readyz; rejects while the database is unreachable. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -206,6 +211,7 @@ function openSqlite(url: string, options: StoreOptions): Store {
   return {
     db,
     engine: 'sqlite',
+    sqlite,
     async ping() {
       await sql`select 1`.execute(db);
     },

@@ -71,6 +71,7 @@ export interface Database {
   alert_sinks: AlertSinksTable;
   alert_deliveries: AlertDeliveriesTable;
   detection_cursors: DetectionCursorsTable;
+  detection_events: DetectionEventsTable;
   permission_sets: PermissionSetsTable;
   permission_set_assignments: PermissionSetAssignmentsTable;
   iic_permission_sets: IicPermissionSetsTable;
@@ -795,6 +796,16 @@ export interface CloudTrailRecordsTable {
   ingested_at: string;
 }
 /** Events counted towards a spike rule, per subject and fixed window (0026). */
+/** One event counted towards a spike rule, kept while it is inside the rule's sliding window. */
+export interface DetectionEventsTable {
+  rule: string;
+  subject: string;
+  evidence: string;
+  occurred_at: string;
+  /** how many events this row stands for (aggregated SCIM authentication failures) */
+  weight: Generated<number>;
+}
+
 export interface DetectionCountsTable {
   rule: string;
   subject: string;

@@ -275,10 +275,10 @@ describe.each(ENGINES)('CloudTrail joined to the person Ferry issued credentials
     );
     expect(res.code, res.stderr).toBe(0);
     const report = JSON.parse(res.stdout) as {
-      used: Array<{ action: string; allowedNow: boolean }>;
+      used: Array<{ action: string; allowedNow: boolean; resourceNote: string | null }>;
       denied: Array<{ action: string }>;
       unusedGrants: Array<{ action: string }>;
-      proposed: { Statement: Array<{ Action: string[] }> };
+      proposed: { Statement: Array<{ Action: string[]; Resource: string | string[] }> };
       validation: { checked: number; allowed: number };
     };
     expect(report.used.map((u) => [u.action, u.allowedNow])).toEqual([
@@ -288,7 +288,15 @@ describe.each(ENGINES)('CloudTrail joined to the person Ferry issued credentials
     expect(report.denied.map((d) => d.action)).toEqual(['iam:ListRoles']);
     // AmazonS3FullAccess: s3:* was used, s3-object-lambda:* never.
     expect(report.unusedGrants.map((g) => g.action)).toEqual(['s3-object-lambda:*']);
-    expect(report.proposed.Statement[0]?.Action).toEqual(['s3:CreateBucket', 's3:ListAllMyBuckets']);
+    // actions narrowed to the resources the records named where IAM allows it, "*" where it cannot
+    expect(report.proposed.Statement.map((s) => [s.Action, s.Resource])).toEqual([
+      [['s3:ListAllMyBuckets'], '*'],
+      [['s3:CreateBucket'], 'arn:aws:s3:::developer-reports'],
+    ]);
+    expect(report.used.map((u) => u.resourceNote)).toEqual([
+      null,
+      'the action does not support resource-level permissions',
+    ]);
     expect(report.validation).toEqual({ checked: 2, allowed: 2, failures: [] });
     expect(JSON.parse(readFileSync(file, 'utf8'))).toHaveProperty('RoleDetailList');
 

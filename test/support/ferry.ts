@@ -62,6 +62,8 @@ export async function startTestFerry(
     db?: TestDatabase;
     /** drain the outbox as events commit (off by default: tests drain by hand) */
     workerWake?: boolean;
+    /** the worker's tick (default 60 s: tests drive the work by hand) */
+    workerIntervalMs?: number;
     /** demo-only routes and where AWS console sign-ins go (the demo's stand-in console) */
     demo?: StartOptions['demo'];
   } = {},
@@ -73,7 +75,7 @@ export async function startTestFerry(
     clock: options.clock,
     logger: false,
     handlers: options.handlers,
-    workerIntervalMs: 60_000,
+    workerIntervalMs: options.workerIntervalMs ?? 60_000,
     workerWake: options.workerWake ?? false,
     signingKeys: { generateKey: reuseSigningKey },
     demo: options.demo,

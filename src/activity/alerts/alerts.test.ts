@@ -8,6 +8,7 @@ import {
 } from '../../../test/support/cloudtrail-records.js';
 import { ENGINES } from '../../../test/support/db.js';
 import { startTestFerry, type TestFerry } from '../../../test/support/ferry.js';
+import { scimClient } from '../../../test/support/scim.js';
 import { type SmtpServer, startSmtpServer } from '../../../test/support/smtp.js';
 import { verifySignature } from '../../access/pim/notifications.js';
 import { appendAudit } from '../../audit/ledger.js';
@@ -166,6 +167,47 @@ describe.each(ENGINES)('detections raise alerts that reach their sinks (%s)', (e
       (await addSink({ name: 'soc-webhook', type: 'slack', url: 'https://hooks.slack.com/services/T/B/C' }))
         .status,
     ).toBe(409);
+  });
+
+  it('redacts a webhook URL that carries credentials (user:password@, query) everywhere it is shown, and still delivers to the real one', async () => {
+    const secretUrl = `${hook.url.replace('http://', 'http://siem-user:url-password-42@')}/ingest?token=query-secret-77&tenant=contoso`;
+    expect(
+      (
+        await addSink({
+          name: 'siem-creds',
+          type: 'webhook',
+          url: secretUrl,
+          secret: HMAC_KEY,
+          minSeverity: 'critical',
+        })
+      ).status,
+    ).toBe(201);
+    const shown = [
+      await (await ferry.api('/api/v1/alerts/sinks')).text(),
+      JSON.stringify(await ferry.services.alertSinks.list()),
+      JSON.stringify(await ferry.services.store.db.selectFrom('audit_events').select('data').execute()),
+      JSON.stringify(await ferry.services.store.db.selectFrom('alert_sinks').selectAll().execute()),
+    ];
+    for (const text of shown)
+      for (const secret of ['url-password-42', 'query-secret-77', 'siem-user'])
+        expect(text).not.toContain(secret);
+    const listed = (await (await ferry.api('/api/v1/alerts/sinks')).json()) as {
+      sinks: Array<{ name: string; settings: { url: string } }>;
+    };
+    expect(listed.sinks.find((x) => x.name === 'siem-creds')!.settings.url).toBe(
+      `${hook.url.replace('http://', 'http://redacted@')}/ingest?token=redacted&tenant=redacted`,
+    );
+    // the sample goes to the real URL, the user and password as HTTP Basic
+    const before = hook.got.length;
+    expect((await ferry.api('/api/v1/alerts/sinks/siem-creds/test', { method: 'POST' })).status).toBeLessThan(
+      300,
+    );
+    const got = hook.got.slice(before).find((g) => g.path.startsWith('/ingest'));
+    expect(got!.path).toBe('/ingest?token=query-secret-77&tenant=contoso');
+    expect(got!.headers.authorization).toBe(
+      `Basic ${Buffer.from('siem-user:url-password-42').toString('base64')}`,
+    );
+    expect((await ferry.api('/api/v1/alerts/sinks/siem-creds', { method: 'DELETE' })).status).toBe(204);
   });
 
   it('sends a root sign-in once to the signed webhook, Slack and e-mail, and audits raise and deliveries', async () => {
@@ -383,11 +425,11 @@ describe.each(ENGINES)('detections raise alerts that reach their sinks (%s)', (e
   });
 
   it('counts SCIM requests Ferry refused as provisioning errors, raising at the threshold and not below', async () => {
-    const scim = (token: string) =>
-      fetch(new URL('/scim/v2/Users', ferry.url), { headers: { authorization: `Bearer ${token}` } });
-    expect((await scim('not-a-token')).status).toBe(401);
+    const scim = await scimClient(ferry, 'entra-provisioning');
+    const bad = () => scim.post('/Users', { schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'] });
+    expect((await bad()).status).toBe(400);
     expect((await alerts()).filter((a) => a.rule === 'provisioning-errors')).toHaveLength(0);
-    expect((await scim('still-not-a-token')).status).toBe(401);
+    expect((await bad()).status).toBe(400);
     // counted after the answer went out: wait for it
     let errors: AlertJson[] = [];
     for (let i = 0; i < 100 && errors.length === 0; i++) {
@@ -395,7 +437,61 @@ describe.each(ENGINES)('detections raise alerts that reach their sinks (%s)', (e
       if (errors.length === 0) await new Promise((r) => setTimeout(r, 50));
     }
     expect(errors).toHaveLength(1);
-    expect(errors[0]!.subject).toBe('scim unauthenticated → Ferry');
+    expect(errors[0]!.subject).toBe('scim entra-provisioning → Ferry');
+  });
+
+  it('adds SCIM requests without a valid bearer token up into one signal: no per-request or per-caller counts, one alert', async () => {
+    const before = await alerts();
+    const countsBefore = await ferry.services.store.db
+      .selectFrom('detection_events')
+      .select(['rule', 'subject'])
+      .execute();
+    const hit = (headers: Record<string, string>) =>
+      fetch(new URL('/scim/v2/Users', ferry.url), { headers }).then((r) => r.status);
+    // a flood: 30 requests, half without a token, half with made-up ones for many "people"
+    const statuses = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        hit(i % 2 ? { authorization: `Bearer forged-token-for-person-${i}` } : {}),
+      ),
+    );
+    expect(new Set(statuses)).toEqual(new Set([401]));
+    await new Promise((r) => setTimeout(r, 100)); // the answers' hooks ran
+    // nothing was written per request: the failures wait in one aggregate
+    const during = await ferry.services.store.db
+      .selectFrom('detection_events')
+      .select(['rule', 'subject'])
+      .execute();
+    expect(during).toHaveLength(countsBefore.length);
+    await ferry.services.detections.flushScimAuthFailures();
+    const rows = await ferry.services.store.db
+      .selectFrom('detection_events')
+      .selectAll()
+      .where('rule', '=', 'scim-auth-failures')
+      .execute();
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ subject: 'SCIM authentication failures' });
+    expect(Number(rows[0]!.weight)).toBe(30);
+    // no provisioning-errors (per connection) counted for them, and no per-person subjects anywhere
+    const after = await ferry.services.store.db
+      .selectFrom('detection_events')
+      .select(['rule', 'subject'])
+      .execute();
+    expect(after.filter((r) => r.rule !== 'scim-auth-failures')).toEqual(countsBefore);
+    expect(after.some((r) => r.subject.includes('forged'))).toBe(false);
+    const raised = (await alerts()).filter((a) => !before.some((b) => b.id === a.id));
+    expect(raised.map((a) => a.rule)).toEqual(['scim-auth-failures']);
+    expect(raised[0]!.title).toBe(
+      '30 SCIM requests without a valid bearer token for SCIM authentication failures within 15m (threshold 20)',
+    );
+    expect(raised[0]!.details).toMatchObject({ withoutToken: 15, withInvalidToken: 15 });
+    // a second flood in the same hour is the same alert (its count grows), not a storm
+    await Promise.all(Array.from({ length: 25 }, () => hit({})));
+    await new Promise((r) => setTimeout(r, 100));
+    await ferry.services.detections.flushScimAuthFailures();
+    const again = (await alerts()).filter((a) => a.rule === 'scim-auth-failures');
+    expect(again).toHaveLength(1);
+    expect(again[0]).toMatchObject({ occurrences: 2 });
+    expect(again[0]!.title).toMatch(/^55 SCIM requests/);
   });
 
   it('retries a failing sink with backoff, then records the failure; `alerts test` says why a sink fails', async () => {

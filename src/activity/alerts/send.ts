@@ -74,10 +74,20 @@ async function post(
   headers: Record<string, string>,
 ): Promise<void> {
   let res: Response;
+  // fetch refuses a URL with user:password@: they go as HTTP Basic, as a browser would send them.
+  const target = new URL(url);
+  const basic: Record<string, string> =
+    target.username || target.password
+      ? {
+          authorization: `Basic ${Buffer.from(`${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}`).toString('base64')}`,
+        }
+      : {};
+  target.username = '';
+  target.password = '';
   try {
-    res = await fetch(url, {
+    res = await fetch(target, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'user-agent': 'Ferry-Alerts/1', ...headers },
+      headers: { 'content-type': 'application/json', 'user-agent': 'Ferry-Alerts/1', ...basic, ...headers },
       body,
       redirect: 'error',
       signal: AbortSignal.timeout(10_000),

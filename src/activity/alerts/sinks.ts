@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import type { Kysely } from 'kysely';
-import { type AuditContext, actorName } from '../../audit/actor.js';
+import { type AuditContext, actorName, systemActor } from '../../audit/actor.js';
 import { appendAudit } from '../../audit/ledger.js';
 import { type Clock, iso } from '../../clock.js';
 import { Conflict, InvalidInput, NotFound } from '../../errors.js';
@@ -46,6 +47,25 @@ export interface ResolvedSink extends SinkView {
 }
 
 const sealContext = (name: string) => `alert-sink:${name}`;
+/** created_by of the sinks the config file declares */
+const CONFIG = 'config-file';
+
+/** A sink as `alerts.sinks` in the config file declares it: the secret by reference. */
+export interface ConfigSink {
+  name: string;
+  type: 'webhook' | 'slack' | 'email';
+  minSeverity?: Severity;
+  url?: string;
+  host?: string;
+  port?: number;
+  secure?: boolean;
+  requireTls?: boolean;
+  user?: string;
+  from?: string;
+  to?: string[];
+  secretEnv?: string;
+  secretFile?: string;
+}
 const NAME = /^[\w.-]{1,64}$/;
 const EMAIL = /^[^\s@<>]+@[^\s@<>]+$/;
 
@@ -61,6 +81,22 @@ function httpUrl(value: string, field: string): URL {
   return u;
 }
 
+/** The URL without what may be a credential: user and password, and the query's values. */
+export function redactUrl(u: URL): string {
+  const r = new URL(u.toString());
+  if (r.username || r.password) {
+    r.username = 'redacted';
+    r.password = '';
+  }
+  const names = [...r.searchParams.keys()];
+  if (names.length || r.search === '?') {
+    r.search = '';
+    for (const n of new Set(names)) r.searchParams.append(n, 'redacted');
+  }
+  r.hash = '';
+  return r.toString();
+}
+
 function checked(input: SinkInput): { settings: Record<string, unknown>; secret: string } {
   if (!NAME.test(input.name)) throw new InvalidInput('name must be 1-64 letters, digits, . _ -', 'name');
   if (input.minSeverity !== undefined && !SEVERITIES.includes(input.minSeverity))
@@ -73,7 +109,14 @@ function checked(input: SinkInput): { settings: Record<string, unknown>; secret:
           'secret (the HMAC key receivers verify with) must have at least 32 characters',
           'secret',
         );
-      return { settings: { url: u.toString() }, secret: input.secret };
+      // A URL that carries a credential (user:password@, ?token=…) is sealed with the HMAC key; what is
+      // shown (list, API, audit) is the URL with those parts redacted.
+      const shown = redactUrl(u);
+      if (shown === u.toString()) return { settings: { url: u.toString() }, secret: input.secret };
+      return {
+        settings: { url: shown, urlSealed: true },
+        secret: JSON.stringify({ hmacKey: input.secret, url: u.toString() }),
+      };
     }
     case 'slack': {
       const u = httpUrl(input.url, 'url');
@@ -122,7 +165,7 @@ export class AlertSinks {
     private readonly masterKey: MasterKey,
   ) {}
 
-  async add(ctx: AuditContext, input: SinkInput): Promise<SinkView> {
+  async add(ctx: AuditContext, input: SinkInput, createdBy?: string): Promise<SinkView> {
     const { settings, secret } = checked(input);
     const now = iso(this.clock.now());
     const row: AlertSinksTable = {
@@ -132,7 +175,7 @@ export class AlertSinks {
       secret_sealed: this.masterKey.seal(secret, sealContext(input.name)),
       min_severity: input.minSeverity ?? 'low',
       created_at: now,
-      created_by: actorName(ctx.actor),
+      created_by: createdBy ?? actorName(ctx.actor),
     };
     await this.store.db.transaction().execute(async (trx) => {
       const exists = await trx
@@ -153,6 +196,73 @@ export class AlertSinks {
       });
     });
     return viewOf(row);
+  }
+
+  /**
+   * Makes the sinks declared in the config file exist as declared (at start): a new or changed one is
+   * (re)written with its secret sealed, one no longer declared but added from the config is removed.
+   * Sinks added through the API or CLI are left alone. The secret is read from its reference here and
+   * never logged or audited.
+   */
+  async syncFromConfig(declared: ConfigSink[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
+    const ctx: AuditContext = { actor: systemActor('config') };
+    const existing = await this.store.db.selectFrom('alert_sinks').selectAll().execute();
+    for (const d of declared) {
+      let secret = '';
+      if (d.secretEnv) {
+        const v = env[d.secretEnv];
+        if (v === undefined || v === '')
+          throw new InvalidInput(
+            `alerts.sinks ${d.name}: environment variable ${d.secretEnv} is not set`,
+            'secretEnv',
+          );
+        secret = v;
+      } else if (d.secretFile) {
+        try {
+          secret = readFileSync(d.secretFile, 'utf8').trim();
+        } catch {
+          throw new InvalidInput(`alerts.sinks ${d.name}: cannot read ${d.secretFile}`, 'secretFile');
+        }
+      }
+      const input = {
+        name: d.name,
+        type: d.type,
+        minSeverity: d.minSeverity,
+        ...(d.type === 'webhook'
+          ? { url: d.url ?? '', secret }
+          : d.type === 'slack'
+            ? { url: secret || (d.url ?? '') }
+            : {
+                host: d.host ?? '',
+                port: d.port ?? 587,
+                secure: d.secure,
+                requireTls: d.requireTls,
+                user: d.user,
+                password: secret || undefined,
+                from: d.from ?? '',
+                to: d.to ?? [],
+              }),
+      } as SinkInput;
+      const { settings, secret: sealedSecret } = checked(input);
+      const row = existing.find((r) => r.name === d.name);
+      if (row) {
+        const same =
+          row.created_by === CONFIG &&
+          row.type === d.type &&
+          row.min_severity === (d.minSeverity ?? 'low') &&
+          row.settings === JSON.stringify(settings) &&
+          this.#secretOf(row) === sealedSecret;
+        if (same) continue;
+        await this.remove(ctx, d.name);
+      }
+      await this.add(ctx, input, CONFIG);
+    }
+    for (const r of existing)
+      if (r.created_by === CONFIG && !declared.some((d) => d.name === r.name)) await this.remove(ctx, r.name);
+  }
+
+  #secretOf(row: AlertSinksTable): string {
+    return this.masterKey.unseal(row.secret_sealed, sealContext(row.name));
   }
 
   async list(): Promise<SinkView[]> {
@@ -177,7 +287,13 @@ export class AlertSinks {
       .where('name', '=', name)
       .executeTakeFirst();
     if (!row) return null;
-    return { ...viewOf(row), secret: this.masterKey.unseal(row.secret_sealed, sealContext(row.name)) };
+    const view = viewOf(row);
+    const secret = this.masterKey.unseal(row.secret_sealed, sealContext(row.name));
+    if (view.settings.urlSealed === true) {
+      const sealed = JSON.parse(secret) as { hmacKey: string; url: string };
+      return { ...view, settings: { ...view.settings, url: sealed.url }, secret: sealed.hmacKey };
+    }
+    return { ...view, secret };
   }
 
   async remove(ctx: AuditContext, name: string): Promise<void> {

@@ -20,11 +20,17 @@ export const RULES = [
   'signin-failure-spike',
   'provisioning-errors',
   'admin-role-activated',
+  'scim-auth-failures',
 ] as const;
 export type RuleId = (typeof RULES)[number];
 
 /** Rules that raise an alert only when enough events of one subject fall into one window. */
-export const SPIKE_RULES = ['access-denied-spike', 'signin-failure-spike', 'provisioning-errors'] as const;
+export const SPIKE_RULES = [
+  'access-denied-spike',
+  'signin-failure-spike',
+  'provisioning-errors',
+  'scim-auth-failures',
+] as const;
 export type SpikeRule = (typeof SPIKE_RULES)[number];
 
 export const isSpikeRule = (r: RuleId): r is SpikeRule => (SPIKE_RULES as readonly string[]).includes(r);
@@ -53,6 +59,8 @@ export interface SpikeCount {
   evidence: string;
   /** what the alert says about the events counted, e.g. the last error */
   details: Record<string, unknown>;
+  /** how many events this one stands for (aggregated counts); default 1 */
+  weight?: number;
 }
 
 export type Observation = { kind: 'finding'; finding: Finding } | { kind: 'count'; count: SpikeCount };

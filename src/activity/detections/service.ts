@@ -8,6 +8,7 @@ import { enqueueEvent } from '../../store/outbox.js';
 import type { AlertsTable, Database } from '../../store/schema.js';
 import {
   type Finding,
+  isSpikeRule,
   type Observation,
   type RuleId,
   type Severity,
@@ -66,6 +67,7 @@ const SPIKE_WORDS: Record<SpikeCount['rule'], string> = {
   'access-denied-spike': 'access-denied errors',
   'signin-failure-spike': 'failed sign-ins',
   'provisioning-errors': 'provisioning errors',
+  'scim-auth-failures': 'SCIM requests without a valid bearer token',
 };
 
 const floorTo = (t: Date, ms: number) => new Date(Math.floor(t.getTime() / ms) * ms);
@@ -118,29 +120,44 @@ export class Detections {
     return raised;
   }
 
-  /** Adds one to the subject's window; a finding once the threshold is reached. */
+  /**
+   * Counts the event in a sliding window: the subject's events in (t − window, t] (t: this event's time)
+   * are summed, and the threshold reached raises a finding. A burst across a clock boundary counts
+   * whole (fixed windows split it in two). The same evidence counted twice is one event; events that
+   * have slid out of reach (older than twice the window before t) are removed as the subject counts.
+   */
   private async count(trx: Kysely<Database>, c: SpikeCount): Promise<Finding | null> {
     const rule = this.deps.settings.rules[c.rule];
     if (!rule.enabled) return null;
-    const windowStart = iso(floorTo(c.occurredAt, rule.windowMs));
-    const row = await trx
-      .insertInto('detection_counts')
+    const t = c.occurredAt.getTime();
+    const at = iso(c.occurredAt);
+    const windowStart = iso(new Date(t - rule.windowMs));
+    await trx
+      .insertInto('detection_events')
       .values({
         rule: c.rule,
         subject: c.subject,
-        window_start: windowStart,
-        count: 1,
-        updated_at: iso(this.deps.clock.now()),
+        evidence: c.evidence,
+        occurred_at: at,
+        weight: Math.max(1, Math.floor(c.weight ?? 1)),
       })
-      .onConflict((oc) =>
-        oc.columns(['rule', 'subject', 'window_start']).doUpdateSet((eb) => ({
-          count: eb('detection_counts.count', '+', 1),
-          updated_at: iso(this.deps.clock.now()),
-        })),
-      )
-      .returning('count')
-      .executeTakeFirstOrThrow();
-    const n = Number(row.count);
+      .onConflict((oc) => oc.columns(['rule', 'subject', 'evidence']).doNothing())
+      .execute();
+    await trx
+      .deleteFrom('detection_events')
+      .where('rule', '=', c.rule)
+      .where('subject', '=', c.subject)
+      .where('occurred_at', '<', iso(new Date(t - 2 * rule.windowMs)))
+      .execute();
+    const row = await trx
+      .selectFrom('detection_events')
+      .select((eb) => eb.fn.sum<number | string | null>('weight').as('n'))
+      .where('rule', '=', c.rule)
+      .where('subject', '=', c.subject)
+      .where('occurred_at', '>', windowStart)
+      .where('occurred_at', '<=', at)
+      .executeTakeFirst();
+    const n = Number(row?.n ?? 0);
     if (n < rule.threshold) return null;
     return {
       rule: c.rule,
@@ -149,7 +166,7 @@ export class Detections {
       account: c.account,
       occurredAt: c.occurredAt,
       evidence: c.evidence,
-      details: { ...c.details, count: n, windowStart, threshold: rule.threshold },
+      details: { ...c.details, count: n, windowStart, windowEnd: at, threshold: rule.threshold },
     };
   }
 
@@ -194,7 +211,7 @@ export class Detections {
             .else(eb.ref('alerts.last_seen_at'))
             .end(),
           // a spike alert keeps the latest count
-          ...(f.rule.endsWith('-spike') || f.rule === 'provisioning-errors'
+          ...(isSpikeRule(f.rule)
             ? { title: f.title.slice(0, 500), details: JSON.stringify(f.details) }
             : {}),
         })),
@@ -270,6 +287,65 @@ export class Detections {
       },
     ]);
   }
+
+  /**
+   * A SCIM request without a valid bearer token (none, malformed, unknown or revoked). Anyone can send
+   * these, so they are not counted per caller or per request: this instance adds them up and writes one
+   * count of all of them (`weight`) at most every `scimAuthFlushMs` to the single subject "SCIM
+   * authentication failures". An unauthenticated flood thus costs one write per interval, makes at most
+   * one alert per deduplication window, and creates no per-person or per-connection counts.
+   */
+  scimAuthFailed(p: { ip: string | null; reason: 'missing' | 'invalid' }): void {
+    const pending = this.#scimAuth;
+    pending.count++;
+    if (p.ip && pending.addresses.size < 10) pending.addresses.add(p.ip);
+    pending.reasons[p.reason]++;
+    if (!pending.timer) {
+      // A failed write (the database away) loses this interval's count, never the request.
+      pending.timer = setTimeout(
+        () => void this.flushScimAuthFailures().catch(() => {}),
+        this.scimAuthFlushMs,
+      );
+      pending.timer.unref();
+    }
+  }
+
+  /** Writes the SCIM authentication failures added up so far (tests and shutdown call it). */
+  async flushScimAuthFailures(): Promise<void> {
+    const { count, reasons, addresses, timer } = this.#scimAuth;
+    if (timer) clearTimeout(timer);
+    this.#scimAuth = { count: 0, addresses: new Set(), reasons: { missing: 0, invalid: 0 } };
+    if (count === 0) return;
+    const now = this.deps.clock.now();
+    await this.observe([
+      {
+        kind: 'count',
+        count: {
+          rule: 'scim-auth-failures',
+          subject: 'SCIM authentication failures',
+          account: null,
+          occurredAt: now,
+          evidence: `scim-auth:${iso(now)}:${randomUUID()}`,
+          weight: count,
+          details: {
+            lastBatch: count,
+            withoutToken: reasons.missing,
+            withInvalidToken: reasons.invalid,
+            sourceAddresses: [...addresses],
+          },
+        },
+      },
+    ]);
+  }
+
+  /** how long SCIM authentication failures are added up before one write */
+  scimAuthFlushMs = 10_000;
+  #scimAuth: {
+    count: number;
+    addresses: Set<string>;
+    reasons: { missing: number; invalid: number };
+    timer?: NodeJS.Timeout;
+  } = { count: 0, addresses: new Set(), reasons: { missing: 0, invalid: 0 } };
 
   /** The newest alerts first, with their deliveries. */
   async list(options: { limit?: number; since?: Date; rule?: RuleId } = {}): Promise<AlertView[]> {

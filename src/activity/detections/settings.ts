@@ -57,6 +57,8 @@ export const RULE_DEFAULTS: Record<RuleId, RuleSettings> = {
   'signin-failure-spike': rule('medium', HOUR, 10, 15 * MINUTE),
   'provisioning-errors': rule('high', HOUR, 3, 15 * MINUTE),
   'admin-role-activated': rule('medium', 0),
+  // SCIM requests without a valid bearer token, all together (not per connection or caller)
+  'scim-auth-failures': rule('medium', HOUR, 20, 15 * MINUTE),
 };
 
 export interface SettingsInput {

@@ -24,6 +24,7 @@ import * as cloudtrail from './0025_cloudtrail.js';
 import * as detectionsAlerts from './0026_detections_alerts.js';
 import * as outboxLanes from './0027_outbox_lanes.js';
 import * as auditArchive from './0028_audit_archive.js';
+import * as activityThroughputSlidingWindows from './0034_activity_throughput_sliding_windows.js';
 import * as apiTokenCreator from './0035_api_token_creator.js';
 
 /** Every migration, in order. Add new ones at the end; never edit one that has shipped. */
@@ -53,5 +54,6 @@ export const migrations: Record<string, Migration> = {
   '0026_detections_alerts': detectionsAlerts,
   '0027_outbox_lanes': outboxLanes,
   '0028_audit_archive': auditArchive,
+  '0034_activity_throughput_sliding_windows': activityThroughputSlidingWindows,
   '0035_api_token_creator': apiTokenCreator,
 };
