@@ -1,12 +1,9 @@
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
-import type { Browser, BrowserContext, CDPSession, Locator, Page } from 'playwright-core';
+import type { Browser, BrowserContext, CDPSession, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditContext } from '../../src/audit/actor.js';
 import { TOTP_STEP_SECONDS, totpCode } from '../../src/identity/totp.js';
-import { launchChromium } from '../support/chromium.js';
-import { startTestFerry, type TestFerry } from '../support/ferry.js';
+import { axe, type ConsoleWorld, LAPTOP, startConsoleWorld, textOf } from '../support/console.js';
+import type { TestFerry } from '../support/ferry.js';
 
 /**
  * The console's Account page as a person uses it, in Chromium against a real Ferry: a local user
@@ -16,67 +13,13 @@ import { startTestFerry, type TestFerry } from '../support/ferry.js';
  * phone width; the console's CSP stays strict (no inline script). WebAuthn needs a domain as relying
  * party, so Ferry's public URL is http://localhost:<port>.
  */
-const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const ctx: AuditContext = { actor: { type: 'operator', name: 'console-account-test' } };
 const USER = 'pat@contoso.example';
 const PASSWORD = 'a long passphrase for the account test';
 const NEW_PASSWORD = 'another long passphrase, changed in the console';
-const LAPTOP = { width: 1280, height: 800 };
-const PHONE = { width: 390, height: 844 };
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-
-/** Waits until the locator's text matches, then asserts it. */
-async function textOf(locator: Locator, pattern: string | RegExp, timeoutMs = 10_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  const ok = (t: string) => (typeof pattern === 'string' ? t.includes(pattern) : pattern.test(t));
-  let text = '';
-  while (Date.now() < deadline) {
-    text = (await locator.textContent({ timeout: deadline - Date.now() }).catch(() => null)) ?? '';
-    if (ok(text)) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  expect(ok(text), `waited ${timeoutMs} ms for ${String(pattern)}; the text is: ${text}`).toBe(true);
-  return text;
-}
-
-/** axe-core's serious and critical violations on the page as it is now (WCAG 2.x A and AA, best practices). */
-async function seriousViolations(page: Page): Promise<string[]> {
-  if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(AXE_SOURCE);
-  const violations = await page.evaluate(async () => {
-    const w = window as unknown as {
-      axe: {
-        run: (
-          ctx: Document,
-          opts: object,
-        ) => Promise<{
-          violations: Array<{ id: string; impact: string; nodes: Array<{ target: string[] }> }>;
-        }>;
-      };
-    };
-    const r = await w.axe.run(document, {
-      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] },
-    });
-    return r.violations.map((v) => ({
-      id: v.id,
-      impact: v.impact,
-      nodes: v.nodes.map((n) => n.target.join(' ')),
-    }));
-  });
-  return violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id} (${v.impact}): ${v.nodes.join(', ')}`);
-}
 
 describe('the console’s Account page in Chromium', () => {
+  let w: ConsoleWorld;
   let ferry: TestFerry;
   let browser: Browser;
   let base: string;
@@ -88,21 +31,14 @@ describe('the console’s Account page in Chromium', () => {
   let userId: string;
 
   beforeAll(async () => {
-    const port = await freePort();
-    base = `http://localhost:${port}`;
-    [ferry, browser] = await Promise.all([
-      startTestFerry('sqlite', {
-        config: {
-          listen: `127.0.0.1:${port}`,
-          publicUrl: base,
-          // Nothing listens there: Identity Center's start URL cannot be read, which the page says.
-          aws: { endpoint: 'http://127.0.0.1:9', region: 'eu-west-1' },
-        },
-      }),
-      launchChromium(),
-    ]);
-    // The test Ferry records the address it listens on as its public URL; passkeys need the localhost one.
-    ferry.services.config.publicUrl = base;
+    w = await startConsoleWorld([], {
+      // No demo tenant and no local AWS: nothing listens at this AWS endpoint, so Identity Center's
+      // start URL cannot be read, which the page says.
+      demo: false,
+      aws: { endpoint: 'http://127.0.0.1:9', region: 'eu-west-1' },
+      host: 'localhost',
+    });
+    ({ ferry, browser, url: base } = w);
     userId = (
       await ferry.services.users.create(ctx, { userName: USER, displayName: 'Pat', password: PASSWORD })
     ).id;
@@ -120,7 +56,7 @@ describe('the console’s Account page in Chromium', () => {
       account: '123456789012',
       permissionSet: 'ReadOnly',
     });
-    context = await browser.newContext({ viewport: LAPTOP });
+    context = await w.newContext({ viewport: LAPTOP });
     page = await context.newPage();
     page.on('console', (m) => {
       if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
@@ -140,9 +76,7 @@ describe('the console’s Account page in Chromium', () => {
   }, 60_000);
 
   afterAll(async () => {
-    await context?.close().catch(() => {});
-    await browser?.close();
-    await ferry?.close();
+    await w?.close();
   });
 
   /** The sign-in form from Ferry's sign-in page, with no return path (the plain sign-in). */
@@ -185,17 +119,13 @@ describe('the console’s Account page in Chromium', () => {
     expect(profile).toMatch(/^\[profile ferry-sso-account1-readonly\]/);
     // The start URL could not be read from Identity Center: the page says so instead of a broken link.
     await textOf(section.getByRole('note'), 'could not read the access portal address');
-    expect(await seriousViolations(page)).toEqual([]);
+    expect(await axe(page, 'My access with permission sets')).toEqual([]);
   }, 60_000);
 
   it('the Account page has no serious or critical axe violations at laptop and phone width', async () => {
     await openAccount();
     await page.getByRole('table', { name: 'Where you are signed in' }).waitFor();
-    for (const viewport of [LAPTOP, PHONE]) {
-      await page.setViewportSize(viewport);
-      expect(await seriousViolations(page), `at ${viewport.width} px`).toEqual([]);
-    }
-    await page.setViewportSize(LAPTOP);
+    expect(await w.check(page, 'Account of a local user')).toEqual([]);
   }, 60_000);
 
   it('adds an authenticator app in the console; the next sign-in asks for its code and lands on /; then removes it', async () => {
@@ -210,7 +140,10 @@ describe('the console’s Account page in Chromium', () => {
           : 0,
       );
     expect(qrWidth).toBeGreaterThan(0);
-    expect(await seriousViolations(page), 'with the QR code and the code form').toEqual([]);
+    expect(
+      await w.check(page, 'Account adding an authenticator app'),
+      'with the QR code and the code form',
+    ).toEqual([]);
     // A wrong code is refused with words a person understands.
     const form = page.getByRole('form', { name: 'Confirm the authenticator app' });
     const wrong = String((Number(totpCode(secret, new Date())) + 500_000) % 1_000_000).padStart(6, '0');
@@ -256,7 +189,7 @@ describe('the console’s Account page in Chromium', () => {
     await textOf(page.getByRole('table', { name: 'Your passkeys and security keys' }), 'Work laptop');
     const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
     expect(credentials).toHaveLength(1);
-    expect(await seriousViolations(page), 'with a passkey listed').toEqual([]);
+    expect(await axe(page, 'Account with a passkey'), 'with a passkey listed').toEqual([]);
     expect(await factors()).toEqual(['webauthn']);
 
     await context.clearCookies();

@@ -1,9 +1,9 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
+import type { Browser, BrowserContext, BrowserContextOptions, Locator, Page } from 'playwright-core';
 import { expect } from 'vitest';
 import { ensureDemoTenant } from '../../src/app/demo-tenant.js';
 import type { AuditContext } from '../../src/audit/actor.js';
@@ -18,13 +18,42 @@ import { type LocalAws, startLocalAws } from './local-aws.js';
 /**
  * The web console's browser tests share this world: a real Ferry (SQLite) with the demo tenant, moto
  * as the local AWS, Debian's Chromium, people who sign in with password and TOTP as a person would,
- * and axe-core run on the pages they visit at a laptop and a phone width.
+ * and axe-core run on the pages they visit at a laptop and a phone width. With FERRY_SCREENSHOTS set
+ * (`npm run screenshots`), `check` also writes the main pages' screenshots there for docs/console.md.
  */
 const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 export const CONSOLE_PASSWORD = 'a long passphrase for the console test';
 export const LAPTOP = { width: 1280, height: 800 };
 export const PHONE = { width: 390, height: 844 };
 const ctx: AuditContext = { actor: { type: 'operator', name: 'console-test' } };
+const SCREENSHOTS = process.env.FERRY_SCREENSHOTS;
+
+/**
+ * The main pages get a screenshot (docs/console.md shows them); the rest are only checked. Each name is
+ * checked in one test file only: the files run in parallel, and a name two files check would be
+ * written by whichever came last.
+ */
+export const SCREENSHOT_PAGES = [
+  // console.test.ts
+  'My access',
+  'AWS console stand-in',
+  'Request access',
+  'Approvals',
+  'Account',
+  'Users',
+  'Group',
+  'Audit',
+  // console-account.test.ts
+  'Account adding an authenticator app',
+  // console-admin.test.ts
+  'Eligible roles after a change',
+  'Conditional access with a what-if answer',
+  'SCIM with a new token',
+  'Signing keys asking to confirm',
+];
+/** The file name of a page's screenshot (without .png), or null when the page gets none. */
+export const screenshotName = (name: string) =>
+  SCREENSHOT_PAGES.includes(name) ? name.toLowerCase().replace(/[^a-z0-9]+/g, '-') : null;
 
 export const freePort = () =>
   new Promise<number>((resolve, reject) => {
@@ -94,19 +123,40 @@ export async function axe(page: Page, name: string): Promise<AxeFinding[]> {
 
 export interface ConsoleWorld {
   ferry: TestFerry;
-  aws: LocalAws;
+  /** Ferry's public URL (http://<host>:<port>) */
+  url: string;
+  /** the local AWS (moto); null in a world started with `demo: false` */
+  aws: LocalAws | null;
   browser: Browser;
   users: Awaited<ReturnType<typeof ensureDemoTenant>>['users'];
   /** axe findings of every page checked so far, and the names checked */
   findings: AxeFinding[];
   checked: string[];
+  /** a new browser context (a person's own browser), closed with the world */
+  newContext(options?: BrowserContextOptions): Promise<BrowserContext>;
   /** a person's own browser, signed in at / (password, and TOTP when enrolled) */
   signedIn(userName: string): Promise<Page>;
   /** opens a console page by its menu link and checks it with axe at both widths */
   visit(page: Page, menu: string, heading: string): Promise<void>;
-  /** axe at both widths on the page as it is now */
-  check(page: Page, name: string): Promise<void>;
+  /**
+   * axe at both widths on the page as it is now; returns this check's findings (also kept in `findings`).
+   * Writes the page's screenshots (laptop, full page, and `-phone`) when FERRY_SCREENSHOTS is set and the
+   * name is in SCREENSHOT_PAGES.
+   */
+  check(page: Page, name: string): Promise<AxeFinding[]>;
   close(): Promise<void>;
+}
+
+export interface ConsoleWorldOptions {
+  /**
+   * false: a bare Ferry, with no demo tenant, no local AWS and no stand-in console (`users` is empty);
+   * Ferry's AWS settings are then `aws`. Default true.
+   */
+  demo?: boolean;
+  /** Ferry's AWS endpoint and region when `demo` is false */
+  aws?: { endpoint: string; region: string };
+  /** the host of Ferry's public URL; passkeys need a domain (localhost) as relying party. Default 127.0.0.1 */
+  host?: string;
 }
 
 /**
@@ -116,39 +166,53 @@ export interface ConsoleWorld {
  */
 export async function startConsoleWorld(
   grants: Array<{ group: string; role: string; user?: string }> = [],
+  options: ConsoleWorldOptions = {},
 ): Promise<ConsoleWorld> {
+  const demo = options.demo ?? true;
   const dir = mkdtempSync(join(tmpdir(), 'ferry-console-'));
   const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const aws = await startLocalAws();
+  const url = `http://${options.host ?? '127.0.0.1'}:${port}`;
+  const aws = demo ? await startLocalAws() : null;
+  const awsConfig = aws
+    ? { endpoint: aws.endpoint, region: aws.region }
+    : (options.aws ?? { endpoint: 'http://127.0.0.1:9', region: 'eu-west-1' });
   const [ferry, browser] = await Promise.all([
     startTestFerry('sqlite', {
       config: {
         listen: `127.0.0.1:${port}`,
         publicUrl: url,
-        aws: { endpoint: aws.endpoint, region: aws.region },
+        aws: awsConfig,
         // Ferry Administrator asks for a security key by default; this Chromium has none (webauthn.test.ts
         // covers keys). Conditional access still asks everyone for MFA on AWS (the demo's policy).
         adminRoles: { builtInRequirements: false },
       },
-      demo: {
-        awsConsoleSigninUrl: `${url}${DEMO_CONSOLE_PATH}`,
-        extraRoutes: async (app) => app.register(demoConsole, { endpoint: aws.endpoint, region: aws.region }),
-      },
+      demo: aws
+        ? {
+            awsConsoleSigninUrl: `${url}${DEMO_CONSOLE_PATH}`,
+            extraRoutes: async (app) =>
+              app.register(demoConsole, { endpoint: aws.endpoint, region: aws.region }),
+          }
+        : undefined,
     }),
     launchChromium(),
   ]);
-  await ensureDemoAwsAccount({ endpoint: aws.endpoint, region: aws.region });
-  const { users } = await ensureDemoTenant(ferry.services, join(dir, 'demo-credentials.json'));
-  await setupSamlAccount({
-    endpoint: aws.endpoint,
-    region: aws.region,
-    accountId: '123456789012',
-    partition: 'aws',
-    providerName: 'Ferry',
-    metadataXml: await (await fetch(`${url}/saml/metadata`)).text(),
-    roles: [{ name: 'Administrator' }, { name: 'Developer' }],
-  });
+  // The test Ferry records the address it listens on as its public URL; keep the one asked for.
+  ferry.services.config.publicUrl = url;
+  let users: ConsoleWorld['users'] = [];
+  if (aws) {
+    await ensureDemoAwsAccount({ endpoint: aws.endpoint, region: aws.region });
+    ({ users } = await ensureDemoTenant(ferry.services, join(dir, 'demo-credentials.json')));
+    await setupSamlAccount({
+      endpoint: aws.endpoint,
+      region: aws.region,
+      accountId: '123456789012',
+      partition: 'aws',
+      providerName: 'Ferry',
+      metadataXml: await (await fetch(`${url}/saml/metadata`)).text(),
+      roles: [{ name: 'Administrator' }, { name: 'Developer' }],
+    });
+  }
+  if (SCREENSHOTS) mkdirSync(SCREENSHOTS, { recursive: true });
   const s = ferry.services;
   for (const { group, role, user } of grants) {
     const g = await s.groups.get(group).catch(() => s.groups.create(ctx, { displayName: group }));
@@ -173,25 +237,40 @@ export async function startConsoleWorld(
       totpSecret: null,
     };
   const check = async (page: Page, name: string) => {
+    const found: AxeFinding[] = [];
+    const shot = SCREENSHOTS ? screenshotName(name) : null;
     for (const viewport of [LAPTOP, PHONE]) {
       await page.setViewportSize(viewport);
-      findings.push(...(await axe(page, name)));
+      found.push(...(await axe(page, name)));
+      if (SCREENSHOTS && shot)
+        await page.screenshot({
+          path: join(SCREENSHOTS, `${shot}${viewport === PHONE ? '-phone' : ''}.png`),
+          fullPage: viewport === LAPTOP,
+        });
     }
     await page.setViewportSize(LAPTOP);
+    findings.push(...found);
     checked.push(name);
+    return found;
+  };
+  const newContext = async (contextOptions: BrowserContextOptions = { viewport: LAPTOP }) => {
+    const context = await browser.newContext(contextOptions);
+    contexts.push(context);
+    return context;
   };
   return {
     ferry,
+    url,
     aws,
     browser,
     users,
     findings,
     checked,
     check,
+    newContext,
     async signedIn(prefix) {
       const person = who(prefix);
-      const context = await browser.newContext({ viewport: LAPTOP });
-      contexts.push(context);
+      const context = await newContext();
       const page = await context.newPage();
       await page.goto(`${ferry.url}/`);
       expect(new URL(page.url()).pathname).toBe('/signin');
@@ -216,7 +295,7 @@ export async function startConsoleWorld(
       for (const c of contexts) await c.close().catch(() => {});
       await browser.close();
       await ferry.close();
-      await aws.stop();
+      await aws?.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
