@@ -223,30 +223,47 @@ export class AdminRoleAssignments {
 
   /**
    * Does membership of this group carry admin power: an admin role held, one its members may activate
-   * (PIM), or the approval of someone else's activation of one? Then adding a member, or making someone
-   * eligible for the group, is granting that power (and needs admin-roles:write): otherwise `groups:write`
-   * alone would let an Access Administrator join an approver group and approve a colleague's request.
+   * (PIM), or the approval of someone else's activation of one, directly or through membership of a
+   * group that carries it? Then adding a member, or making someone eligible for the group, is granting
+   * that power (and needs admin-roles:write): otherwise `groups:write` alone would let an Access
+   * Administrator join an approver group and approve a colleague's request.
    */
   async groupHoldsAdminRole(groupId: string): Promise<boolean> {
-    const row = await this.store.db
+    return (await this.groupsCarryingAdminPower()).has(groupId);
+  }
+
+  private async groupsCarryingAdminPower(): Promise<Set<string>> {
+    const { db } = this.store;
+    const holding = await db
       .selectFrom('admin_role_assignments')
-      .select('id')
+      .select('principal_id')
       .where('principal_type', '=', 'group')
-      .where('principal_id', '=', groupId)
-      .executeTakeFirst();
-    if (row !== undefined) return true;
-    const eligibilities = await this.store.db
-      .selectFrom('pim_eligibilities')
-      .select(['principal_type', 'principal_id', 'approvers'])
-      .where('account_id', '=', ADMIN_ACCOUNT)
       .execute();
-    return eligibilities.some(
-      (e) =>
-        (e.principal_type === 'group' && e.principal_id === groupId) ||
-        (JSON.parse(e.approvers) as Array<{ type: string; id: string }>).some(
-          (a) => a.type === 'group' && a.id === groupId,
-        ),
-    );
+    const power = new Set(holding.map((r) => r.principal_id));
+    const eligibilities = await db
+      .selectFrom('pim_eligibilities')
+      .select(['principal_type', 'principal_id', 'approvers', 'account_id'])
+      .where((eb) => eb.or([eb('account_id', '=', ADMIN_ACCOUNT), eb('account_id', 'like', 'group:%')]))
+      .execute();
+    // An eligibility grants admin power when its target does: an admin role, or a group that carries it.
+    // Each pass can only add groups, so this ends after at most as many passes as there are eligibilities.
+    for (let changed = true; changed; ) {
+      changed = false;
+      for (const e of eligibilities) {
+        const grants = e.account_id === ADMIN_ACCOUNT || power.has(e.account_id.slice('group:'.length));
+        if (!grants) continue;
+        const groups = (JSON.parse(e.approvers) as Array<{ type: string; id: string }>)
+          .filter((a) => a.type === 'group')
+          .map((a) => a.id);
+        if (e.principal_type === 'group') groups.push(e.principal_id);
+        for (const g of groups)
+          if (!power.has(g)) {
+            power.add(g);
+            changed = true;
+          }
+      }
+    }
+    return power;
   }
 
   /** The assignments that apply to a person: their own and their groups'. */

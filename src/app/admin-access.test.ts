@@ -227,10 +227,28 @@ describe.each(ENGINES)('admin rights on %s', (engine) => {
         autoApprove: null,
       },
     );
-    for (const g of [approvers, hopefuls])
+    // and one step removed: eligible for (or approving) membership of a group that holds an admin role
+    const groupApprovers = await s.groups.create(ctx, { displayName: 'Group-Approvers' });
+    const groupHopefuls = await s.groups.create(ctx, { displayName: 'Group-Hopefuls' });
+    const viaGroup = await s.eligibilities.setTarget(
+      ctx,
+      { type: 'group', id: groupHopefuls.id, name: groupHopefuls.displayName },
+      { kind: 'group', group: 'Ferry-Admins' },
+      {
+        maxDuration: 3600,
+        requireJustification: true,
+        requireTicket: false,
+        requireMfa: false,
+        approvers: [{ type: 'group', id: groupApprovers.id, name: groupApprovers.displayName }],
+        approvalsRequired: 1,
+        autoApprove: null,
+      },
+    );
+    for (const g of [approvers, hopefuls, groupApprovers, groupHopefuls])
       await refusedFor(await as('access', `/api/v1/groups/${g.id}/members/${u.userName}`, { method: 'PUT' }));
     expect(await s.groups.namesOf(u.id)).toEqual(['Access-Admins']);
     await s.eligibilities.remove(ctx, eligibility.id);
+    await s.eligibilities.remove(ctx, viaGroup.eligibility.id);
     expect(await s.eligibilities.list()).toEqual([]);
     // a group without an admin role is theirs to manage
     const plain = await s.groups.create(ctx, { displayName: 'Developers' });

@@ -186,6 +186,27 @@ describe.each(ENGINES)('account self-service API on %s', (engine) => {
     expect(await auditTypes(other.user.userName)).toContain('mfa.webauthn.removed:success');
   });
 
+  it('removals at the same moment still leave the last factor the policy requires', async () => {
+    const me = await person(['pwd', 'otp', 'mfa']);
+    await ferry.services.store.db
+      .transaction()
+      .execute((trx) => ferry.services.totp.enroll(trx, ADMIN, me.user, { confirmed: true }));
+    const keys = [`burst-a-${seq}`, `burst-b-${seq}`, `burst-c-${seq}`];
+    for (const k of keys) await addKeyRow(me.user.id, k);
+    // four factors, and every one asked to go at once: exactly three may
+    const answers = await Promise.all([
+      me.call('DELETE', '/me/totp'),
+      ...keys.map((k) => me.call('DELETE', `/me/passkeys/${k}`)),
+    ]);
+    const statuses = answers.map((a) => a.status).sort();
+    expect(statuses).toEqual([204, 204, 204, 409]);
+    const left = (await me.call('GET', '/me/security')).body as {
+      totp: { enrolled: boolean };
+      passkeys: unknown[];
+    };
+    expect(Number(left.totp.enrolled) + left.passkeys.length).toBe(1);
+  });
+
   it('a registration that does not verify is a 400 problem, not a 500', async () => {
     const me = await person(['pwd']);
     const options = await me.call('POST', '/me/passkeys/options', {});

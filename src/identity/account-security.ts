@@ -106,6 +106,16 @@ export class AccountSecurity {
     return { totp: Number(totp.n), keys: Number(keys.n) };
   }
 
+  /**
+   * Serialises changes to one person's factors: counting them and removing one must not interleave with
+   * another removal (two at once could each see two factors and leave none while the policy requires one).
+   * SQLite's transactions already take the write lock at BEGIN; PostgreSQL locks the person's row.
+   */
+  private async lockFactors(trx: Kysely<Database>, userId: string): Promise<void> {
+    if (this.deps.store.engine !== 'postgres') return;
+    await trx.selectFrom('users').select('id').where('id', '=', userId).forUpdate().executeTakeFirst();
+  }
+
   /** Once a person has a second factor, changing their methods needs a session that proved one. */
   private async requireProvedFactor(me: AccountHolder): Promise<void> {
     const n = await this.factorCount(this.deps.store.db, me.userId);
@@ -203,6 +213,7 @@ export class AccountSecurity {
     await this.requireProvedFactor(me);
     const user = await this.parts.totp.requireUser(store.db, me.userId);
     await store.db.transaction().execute(async (trx) => {
+      await this.lockFactors(trx, user.id);
       const n = await this.factorCount(trx, user.id);
       if (n.totp === 0) throw new Problem(404, 'not-found', 'Not Found', 'you have no authenticator app');
       if (this.parts.requireMfa && n.keys === 0) throw new LastMfaMethod();
@@ -263,6 +274,7 @@ export class AccountSecurity {
     await this.requireProvedFactor(me);
     const user = await this.parts.users.get(me.userId);
     await store.db.transaction().execute(async (trx) => {
+      await this.lockFactors(trx, user.id);
       const n = await this.factorCount(trx, user.id);
       const mine = await trx
         .selectFrom('webauthn_credentials')
