@@ -364,6 +364,12 @@ export function registerOperatorCommands(program: Command): void {
           if (err instanceof AuditArchiveRefused) throw new OperatorError(err.message);
           throw err;
         }
+        if (!result.dryRun && result.segments.length > 0) {
+          // Seal the audit.archived records now, so a verify right after this command can trust the
+          // checkpoint (a running server's sequencer does it otherwise, holding the lease: then this seals nothing).
+          const { Sequencer } = await import('../audit/sequencer.js');
+          await new Sequencer({ store, clock: systemClock, keys }).sealAll();
+        }
         if (opts.json) process.stdout.write(`${JSON.stringify(result)}\n`);
         else {
           const verb = result.dryRun ? 'would archive' : 'archived';

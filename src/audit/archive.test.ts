@@ -115,6 +115,8 @@ describe.each(ENGINES)('archiving and pruning the audit ledger on %s', (engine) 
       { store, clock, keys, archive },
       { before: new Date(events[8]!.time), actor, maxEvents: 4 },
     );
+    // the audit.archived records are sealed as a running instance's sequencer would
+    await sequencer.sealAll();
     return { events, result };
   }
 
@@ -416,6 +418,33 @@ describe.each(ENGINES)('archiving and pruning the audit ledger on %s', (engine) 
     } finally {
       await second.close();
     }
+  });
+
+  it('verify (without the archive) refuses an archive record nobody sealed: the oldest events deleted behind a forged one', async () => {
+    await appendAndSeal(store, clock, sequencer, 14);
+    // what a database writer could do: delete the first 8 events and claim they were archived
+    await store.db.deleteFrom('audit_events').where('leaf_index', '<', 8).execute();
+    await store.db
+      .insertInto('audit_archive_segments')
+      .values({
+        first_leaf: 0,
+        end_leaf: 8,
+        events: 8,
+        first_time: '2026-01-01T00:00:00.000Z',
+        last_time: '2026-01-01T00:00:00.000Z',
+        destination: 'file:/nowhere',
+        name: '00000000-00000008',
+        events_sha256: '0'.repeat(64),
+        manifest_sha256: '0'.repeat(64),
+        archived_at: '2026-01-01T00:00:00.000Z',
+      })
+      .execute();
+    expectBroken(
+      await verify(),
+      /no sealed audit.archived event records an archive ending there/,
+      undefined,
+      8,
+    );
   });
 
   it('verify (without the archive) catches a forged checkpoint frontier', async () => {

@@ -171,6 +171,10 @@ export async function verifyLedger(db: Kysely<Database>, options: VerifyOptions)
     }
     frontier = stored;
   }
+  // The archive checkpoint is an unsigned row: it counts only when a sealed `audit.archived` event (written
+  // in the transaction that pruned the leaves) records an archive ending exactly there. Otherwise someone
+  // who can write the database deleted the oldest events and forged the row.
+  let archiveRecorded = archived === 0;
   let after = archived - 1;
   for (;;) {
     const rows = await db
@@ -192,6 +196,7 @@ export async function verifyLedger(db: Kysely<Database>, options: VerifyOptions)
           frontier.size,
           null,
         );
+      if (event.type === 'audit.archived' && event.data['endLeaf'] === archived) archiveRecorded = true;
       const hash = leafHashOf(event);
       frontier.append(Buffer.from(hash, 'hex'));
       events += 1;
@@ -215,6 +220,11 @@ export async function verifyLedger(db: Kysely<Database>, options: VerifyOptions)
     }
     if (rows.length < batch) break;
   }
+  if (!archiveRecorded)
+    return fail(
+      `leaves below ${archived} are marked archived, but no sealed audit.archived event records an archive ending there (events deleted and the archive record forged, or the archive run is not sealed yet: verify again in a moment)`,
+      archived,
+    );
   if (frontier.size < treeSize)
     return fail(
       `the tree has ${frontier.size} events but the latest signed head signs ${treeSize} (truncated)`,
