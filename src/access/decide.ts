@@ -361,7 +361,8 @@ export class AccessDecider {
    * the latest when several), null not at all. Admin API tokens a person made are bounded by this at
    * creation and at every use (docs/decisions/0041).
    */
-  async adminRoleGrant(principal: Principal, role: string): Promise<{ until: string | null } | null> {
+  async adminRoleGrant(given: Principal, role: string): Promise<{ until: string | null } | null> {
+    const principal = this.current(given);
     if (!isAdminRole(role) || principal.kind !== 'user' || !principal.active) return null;
     const standing = (
       (await this.options.adminRoles?.forPrincipal(
@@ -385,10 +386,13 @@ export class AccessDecider {
       if (until === null) return;
       if (until === undefined || at > until) until = at;
     };
+    // A membership PIM granted (it carries expiresAt) counts only through its live activation: one
+    // revoked early, or past its end, grants nothing even while the outbox has yet to remove the row.
+    const grantedFor = new Set(principal.groups.filter((g) => g.expiresAt).map((g) => g.id));
     for (const a of standing) {
       const activated = a.principalType === 'group' ? activatedGroups.get(a.principalId) : undefined;
-      if (activated === undefined) return { until: null };
-      later(activated);
+      if (activated !== undefined) later(activated);
+      else if (!(a.principalType === 'group' && grantedFor.has(a.principalId))) return { until: null };
     }
     for (const g of await this.activationsOf(principal))
       if (g.accountId === ADMIN_ACCOUNT && g.roleName === role) later(g.expiresAt);

@@ -52,18 +52,19 @@ describe('two instances on one PostgreSQL database', () => {
   const enroll = async (jar: CookieJar, userName: string, password: string, showKeyOn: FerryProcess) => {
     const first = await signInWithPassword(jar, a.url, userName, password);
     expect(first.status).toBe(303);
-    expect(first.location).toBe('/signin/enroll?return_to=%2Faccount');
+    // without a return path, sign-in lands on the portal at /
+    expect(first.location).toBe('/signin/enroll?return_to=%2F');
     const page = await getPage(showKeyOn.url, first.location!, jar);
     expect(page.status).toBe(200);
     const secret = totpSecretOf(page.body);
     const now = new Date();
     const done = await postForm(a.url, '/signin/enroll', jar, {
       csrf: inputValue(page.body, 'csrf'),
-      return_to: '/account',
+      return_to: '/',
       code: totpCode(secret, now),
     });
     expect(done.status).toBe(303);
-    expect(done.location).toBe('/account');
+    expect(done.location).toBe('/');
     return { secret, usedStep: totpStep(now) };
   };
 
@@ -160,7 +161,7 @@ describe('two instances on one PostgreSQL database', () => {
     const jar = new CookieJar();
     const password = await signInWithPassword(jar, a.url, carolName, carolPassword);
     expect(password.status).toBe(303);
-    expect(password.location).toBe('/signin/code?return_to=%2Faccount');
+    expect(password.location).toBe('/signin/code?return_to=%2F');
 
     // Ferry accepts each code once: wait (at most one 30 s step) for a code not used at enrollment.
     await waitForNextTotpStep(carol.usedStep);
@@ -172,7 +173,7 @@ describe('two instances on one PostgreSQL database', () => {
       { code },
     );
     expect(verified.status).toBe(303);
-    expect(verified.location).toBe('/account');
+    expect(verified.location).toBe('/');
     const account = await getPage(a.url, '/account', jar);
     expect(account.status).toBe(200);
     expect(account.body).toContain(`<code id="user-name">${carolName}</code>`);

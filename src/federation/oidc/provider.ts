@@ -352,7 +352,10 @@ export class OidcIssuer {
       await next();
       const state = ctx as unknown as Record<symbol, unknown>;
       const issued = state[ISSUED_AUDIT] as AuditInput | undefined;
-      const rows = takeDeferredArtifacts(ctx);
+      // A token response that failed after its tokens were made sends none: store none either, so a
+      // token row exists exactly when its issuance record does.
+      const made = takeDeferredArtifacts(ctx);
+      const rows = !issued && ctx.status >= 400 ? [] : made;
       if (issued || rows.length > 0) {
         try {
           // The tokens and the event that records them, in one statement (adapter.ts, writeIssued).
