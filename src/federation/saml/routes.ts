@@ -464,7 +464,9 @@ ${targets.map(
       relayState: authn.relayState,
       expiresAt: clock.now().getTime() + PENDING_TTL_MS,
     };
-    if (authn.forceAuthn) pending.authAfter = clock.now().getTime() - 1000;
+    // No slack: a session signed in even a moment before this request is not the fresh sign-in asked for
+    // (a second's slack let a sign-in made just before ForceAuthn through without a password).
+    if (authn.forceAuthn) pending.authAfter = clock.now().getTime();
     if (authn.requestedAuthnContext) pending.requested = authn.requestedAuthnContext;
     if (authn.isPassive) pending.isPassive = true;
     req.log.info(
