@@ -81,13 +81,21 @@ function httpUrl(value: string, field: string): URL {
   return u;
 }
 
-/** The URL without what may be a credential: user and password, and the query's values. */
+/** A path segment that reads like a key (many hooks put theirs in the path): long, URL-safe, letters and digits. */
+const looksLikeKey = (segment: string) =>
+  segment.length >= 16 && /^[\w.~-]+$/.test(segment) && /\d/.test(segment) && /[a-z]/i.test(segment);
+
+/** The URL without what may be a credential: user and password, key-like path segments, the query's values. */
 export function redactUrl(u: URL): string {
   const r = new URL(u.toString());
   if (r.username || r.password) {
     r.username = 'redacted';
     r.password = '';
   }
+  r.pathname = r.pathname
+    .split('/')
+    .map((segment) => (looksLikeKey(decodeURIComponent(segment)) ? 'redacted' : segment))
+    .join('/');
   const names = [...r.searchParams.keys()];
   if (names.length || r.search === '?') {
     r.search = '';
