@@ -180,6 +180,15 @@ export async function buildServer(services: Services, options: ServerOptions = {
     config.sessions.cookieName,
     services.csrf,
   );
+  /** A person or group named in a request (an assignment, eligibility or review), as the routes record it. */
+  const personOrGroup = async <T extends 'user' | 'group'>(type: T, ref: string) => {
+    if (type === 'group') {
+      const g = await services.groups.get(ref);
+      return { type, id: g.id, name: g.displayName };
+    }
+    const u = await services.users.get(ref);
+    return { type, id: u.id, name: u.userName };
+  };
   const admin = new AdminAccess({
     apiTokens: services.apiTokens,
     person: browserPerson,
@@ -321,14 +330,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     requirePermission: (req, reply, permission) => admin.authorize(req, reply, permission),
     authorizeApprover: (req, named) => admin.authorizePersonOr(req, 'approvals:decide', named),
     groupHoldsAdminRole: (groupId) => services.adminRoles.groupHoldsAdminRole(groupId),
-    resolvePrincipal: async (type, ref) => {
-      if (type === 'group') {
-        const g = await services.groups.get(ref);
-        return { type, id: g.id, name: g.displayName };
-      }
-      const u = await services.users.get(ref);
-      return { type, id: u.id, name: u.userName };
-    },
+    resolvePrincipal: personOrGroup,
   });
   await app.register(reviewsApi, {
     prefix: '/api/v1',
@@ -339,14 +341,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     authorizeReviewer: (req, named) => admin.authorizePersonOr(req, 'approvals:decide', named),
     now: () => services.clock.now(),
     requirePermission: (req, reply, permission) => admin.authorize(req, reply, permission),
-    resolvePrincipal: async (type, ref) => {
-      if (type === 'group') {
-        const g = await services.groups.get(ref);
-        return { type, id: g.id, name: g.displayName };
-      }
-      const u = await services.users.get(ref);
-      return { type, id: u.id, name: u.userName };
-    },
+    resolvePrincipal: personOrGroup,
   });
   await app.register(pimPages, {
     activations: services.activations,
@@ -469,14 +464,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
       deviceAssertion: String(req.headers['x-ferry-device-posture'] ?? '') || null,
     }),
     auditContext: auditContextOf,
-    resolvePrincipal: async (type, ref) => {
-      if (type === 'group') {
-        const g = await services.groups.get(ref);
-        return { type, id: g.id, name: g.displayName };
-      }
-      const u = await services.users.get(ref);
-      return { type, id: u.id, name: u.userName };
-    },
+    resolvePrincipal: personOrGroup,
   });
   await app.register(scimRoutes, {
     prefix: '/scim/v2',
