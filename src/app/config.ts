@@ -114,6 +114,8 @@ export const configSchema = z
         addressMaxFailures: z.number().int().min(1).max(100000).default(20),
         failureWindow: duration('15m'),
         lockout: duration('15m'),
+        /** how recent a session's last authentication must be to change its sign-in methods */
+        accountChangeMaxAge: duration('15m'),
         /** password hashes evaluated at once (default: one per core) */
         hashConcurrency: z.number().int().min(1).max(256).optional(),
         /** password checks that may wait for a hash; beyond that sign-in answers 503 at once */

@@ -473,6 +473,7 @@ export function createServices(
       recoveryCodes,
       throttle,
       requireMfa: config.signin.requireMfa,
+      changeMaxAgeMs: config.signin.accountChangeMaxAge,
     }),
     throttle,
     signin,

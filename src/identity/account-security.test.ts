@@ -106,7 +106,9 @@ describe.each(ENGINES)('account self-service API on %s', (engine) => {
       passkeys: [],
       mfaRequired: true,
       sessionHasMfa: false,
-      stepUpUrl: '/signin/step-up?require=mfa&return_to=%2Fportal%2Faccount',
+      // no factor yet and a fresh sign-in: a change may go ahead; were it old, a new sign-in would renew it
+      stepUpRequired: false,
+      stepUpUrl: '/signin/step-up?require=reauthentication&return_to=%2Fportal%2Faccount',
     });
     // Without a session there is nothing to change.
     const anonymous = await fetch(new URL('/api/v1/me/security', ferry.url));
@@ -184,6 +186,51 @@ describe.each(ENGINES)('account self-service API on %s', (engine) => {
     expect((await proved.call('DELETE', `/me/passkeys/other-${seq}`)).status).toBe(404);
     expect((await other.call('DELETE', `/me/passkeys/other-${seq}`)).status).toBe(204);
     expect(await auditTypes(other.user.userName)).toContain('mfa.webauthn.removed:success');
+  });
+
+  it('a session that authenticated longer ago than signin.accountChangeMaxAge must verify again, with or without a factor', async () => {
+    const age = async (token: string, minutes: number) =>
+      ferry.services.store.db
+        .updateTable('sessions')
+        .set({ auth_time: new Date(Date.now() - minutes * 60_000).toISOString() })
+        .where('id', '=', (await ferry.services.sessions.resolve(token))?.id ?? '')
+        .execute();
+
+    // With a second factor proved, but 16 minutes ago (the default window is 15): refused, step-up offered.
+    const proved = await person(['pwd', 'otp', 'mfa']);
+    await ferry.services.store.db
+      .transaction()
+      .execute((trx) => ferry.services.totp.enroll(trx, ADMIN, proved.user, { confirmed: true }));
+    await addKeyRow(proved.user.id, `stale-${seq}`);
+    await age(proved.token, 16);
+    const stale = await proved.call('DELETE', '/me/totp');
+    expect(stale.status).toBe(403);
+    expect(stale.body).toMatchObject({
+      type: 'https://ferry.dev/problems/step-up-required',
+      stepUp: '/signin/step-up?require=mfa&return_to=%2Fportal%2Faccount',
+    });
+    expect((await proved.call('GET', '/me/security')).body).toMatchObject({
+      sessionHasMfa: true,
+      stepUpRequired: true,
+    });
+    expect((await proved.call('GET', '/me/security')).body).toMatchObject({ totp: { enrolled: true } });
+    // 14 minutes ago is within the window: the same removal goes through.
+    await age(proved.token, 14);
+    expect((await proved.call('GET', '/me/security')).body).toMatchObject({ stepUpRequired: false });
+    expect((await proved.call('DELETE', '/me/totp')).status).toBe(204);
+
+    // Without any factor, an old session cannot add the first one (a thief's app would lock the owner
+    // out): it signs in again first.
+    const none = await person(['pwd']);
+    await age(none.token, 60);
+    const add = await none.call('POST', '/me/totp', {});
+    expect(add.status).toBe(403);
+    expect(add.body).toMatchObject({
+      type: 'https://ferry.dev/problems/step-up-required',
+      stepUp: '/signin/step-up?require=reauthentication&return_to=%2Fportal%2Faccount',
+    });
+    await age(none.token, 1);
+    expect((await none.call('POST', '/me/totp', {})).status).toBe(200);
   });
 
   it('removals at the same moment still leave the last factor the policy requires', async () => {

@@ -18,6 +18,8 @@ export interface AccountHolder {
   userId: string;
   /** the session's RFC 8176 methods */
   amr: readonly string[];
+  /** when the session last authenticated (signed in, or proved a factor at a step-up); null: unknown */
+  authTime: string | null;
 }
 
 export interface AccountSecurityStatus {
@@ -30,6 +32,8 @@ export interface AccountSecurityStatus {
   mfaRequired: boolean;
   /** whether this session proved a second factor (needed to change factors once there is one) */
   sessionHasMfa: boolean;
+  /** whether a change needs a step-up first: no second factor proved, or the last authentication is too old */
+  stepUpRequired: boolean;
   /** null when security keys are not offered */
   webauthn: { rpId: string; origin: string } | null;
   /** where this session proves its second factor and comes back */
@@ -41,7 +45,7 @@ export interface AccountSecurityStatus {
  * code page for someone with an authenticator app, the security-key page for someone with only keys.
  */
 export const accountStepUpUrl = (has: { totp: number; keys: number }): string =>
-  `/signin/step-up?require=${has.totp > 0 || has.keys === 0 ? 'mfa' : 'phishing-resistant-mfa'}&return_to=%2Fportal%2Faccount`;
+  `/signin/step-up?require=${has.totp + has.keys === 0 ? 'reauthentication' : has.totp > 0 ? 'mfa' : 'phishing-resistant-mfa'}&return_to=%2Fportal%2Faccount`;
 
 /** A change to sign-in methods from a session that has not proved the second factor the person has. */
 export class MfaStepUpRequired extends Problem {
@@ -50,7 +54,7 @@ export class MfaStepUpRequired extends Problem {
       403,
       'step-up-required',
       'Verify it is you first',
-      'you have a second factor and this session has not used it: verify with it (the stepUp link), then try again',
+      'changing how you sign in needs a recent verification with your second factor (or, without one, a recent sign-in): verify (the stepUp link), then try again',
       { stepUp },
     );
   }
@@ -88,6 +92,8 @@ export class AccountSecurity {
       throttle: SigninThrottle;
       /** the sign-in policy's "every user needs a second factor" */
       requireMfa: boolean;
+      /** how recent the session's last authentication must be for a change (signin.accountChangeMaxAge) */
+      changeMaxAgeMs: number;
     },
   ) {}
 
@@ -116,10 +122,21 @@ export class AccountSecurity {
     await trx.selectFrom('users').select('id').where('id', '=', userId).forUpdate().executeTakeFirst();
   }
 
-  /** Once a person has a second factor, changing their methods needs a session that proved one. */
+  /**
+   * Whether this session may change sign-in methods now: it authenticated recently (a stolen or
+   * forgotten-open session must not add the thief's factor or remove the owner's), and once the person
+   * has a second factor, it proved one. Keycloak's "maximum authentication age" and GitHub's sudo mode
+   * work the same way.
+   */
+  private mayChange(me: AccountHolder, n: { totp: number; keys: number }): boolean {
+    const at = me.authTime ? Date.parse(me.authTime) : Number.NaN;
+    const recent = Number.isFinite(at) && this.deps.clock.now().getTime() - at <= this.parts.changeMaxAgeMs;
+    return recent && (n.totp + n.keys === 0 || hasMfa(me.amr));
+  }
+
   private async requireProvedFactor(me: AccountHolder): Promise<void> {
     const n = await this.factorCount(this.deps.store.db, me.userId);
-    if (n.totp + n.keys > 0 && !hasMfa(me.amr)) throw new MfaStepUpRequired(accountStepUpUrl(n));
+    if (!this.mayChange(me, n)) throw new MfaStepUpRequired(accountStepUpUrl(n));
   }
 
   private webauthn(): WebAuthnFactors {
@@ -146,6 +163,7 @@ export class AccountSecurity {
         : 0,
       mfaRequired: this.parts.requireMfa,
       sessionHasMfa: hasMfa(me.amr),
+      stepUpRequired: !this.mayChange(me, n),
       webauthn: this.parts.webauthn ? this.parts.webauthn.relyingParty() : null,
       stepUpUrl: accountStepUpUrl(n),
     };

@@ -109,7 +109,11 @@ const SecurityStatus = Type.Object({
     description: 'the sign-in policy requires a second factor: the last one cannot be removed',
   }),
   sessionHasMfa: Type.Boolean({
-    description: 'this session proved a second factor; without it, changing methods needs a step-up first',
+    description: 'this session proved a second factor',
+  }),
+  stepUpRequired: Type.Boolean({
+    description:
+      'a change needs a step-up first (stepUpUrl): this session has not proved the second factor the person has, or its last authentication is older than signin.accountChangeMaxAge',
   }),
   stepUpUrl: Type.String({ description: 'the page that gives this session a second factor and comes back' }),
   webauthn: Type.Union([Type.Object({ rpId: Type.String(), origin: Type.String() }), Type.Null()], {
@@ -129,7 +133,7 @@ function registerSecurityRoutes(
 ) {
   const holder = (req: FastifyRequest): AccountHolder => {
     const caller = req.caller as Caller;
-    return { userId: caller.principal.id, amr: caller.principal.amr };
+    return { userId: caller.principal.id, amr: caller.principal.amr, authTime: caller.principal.authTime };
   };
   /** Changes to how a person signs in come from their browser session (cookie + CSRF), not from a CLI token. */
   const changer = (req: FastifyRequest): AccountHolder => {

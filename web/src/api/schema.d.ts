@@ -17058,8 +17058,10 @@ export interface paths {
                             recoveryCodesRemaining: number;
                             /** @description the sign-in policy requires a second factor: the last one cannot be removed */
                             mfaRequired: boolean;
-                            /** @description this session proved a second factor; without it, changing methods needs a step-up first */
+                            /** @description this session proved a second factor */
                             sessionHasMfa: boolean;
+                            /** @description a change needs a step-up first (stepUpUrl): this session has not proved the second factor the person has, or its last authentication is older than signin.accountChangeMaxAge */
+                            stepUpRequired: boolean;
                             /** @description the page that gives this session a second factor and comes back */
                             stepUpUrl: string;
                             /** @description the relying party passkeys are bound to (null: passkeys are not offered) */

@@ -10,7 +10,8 @@ type Security = paths['/api/v1/me/security']['get']['responses']['200']['content
 /**
  * The person's account: who they are, how they sign in (password, authenticator app, passkeys,
  * recovery codes) and where they are signed in. Every change goes through /api/v1/me/…; the server
- * asks for a step-up when this session has not used the second factor the person has.
+ * asks for a step-up when this session has not used the second factor the person has, or signed in
+ * longer ago than signin.accountChangeMaxAge.
  */
 export function Account() {
   const session = useSession();
@@ -58,10 +59,15 @@ export function Account() {
       <LoadState loaded={security}>
         {(s) => (
           <>
-            {!s.sessionHasMfa && (s.totp.enrolled || s.passkeys.length > 0) ? (
+            {s.stepUpRequired ? (
               <p className="notice" role="note" id="step-up-note">
                 To change how you sign in, first{' '}
-                <a href={s.stepUpUrl}>verify it is you with your second factor</a>; you come back here.
+                <a href={s.stepUpUrl}>
+                  {s.totp.enrolled || s.passkeys.length > 0
+                    ? 'verify it is you with your second factor'
+                    : 'sign in again'}
+                </a>
+                ; you come back here.
               </p>
             ) : null}
             {s.mfaRequired && !s.totp.enrolled && s.passkeys.length === 0 ? (
