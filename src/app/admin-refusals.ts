@@ -11,7 +11,11 @@ export type RefusalReason =
   | 'token-creator-lacks-permission'
   | 'admin-role-required'
   | 'step-up-required'
-  | 'approvals-need-a-person';
+  | 'approvals-need-a-person'
+  /** a new API token asked for permissions its maker does not hold */
+  | 'token-beyond-maker'
+  /** an approval page's answer from someone who may not give it (not an approver, their own request) */
+  | 'not-allowed-to-answer';
 
 export interface AdminRefusalOptions {
   /** one audit event per actor and route in this window; the rest are counted (default 60 s) */

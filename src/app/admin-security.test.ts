@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENGINES } from '../../test/support/db.js';
 import { startTestFerry, type TestFerry } from '../../test/support/ferry.js';
-import { CookieJar, csrfTokenOf } from '../../test/support/web-form.js';
+import { CookieJar, csrfTokenOf, getPage, inputValue, postForm } from '../../test/support/web-form.js';
 import type { AuditContext } from '../audit/actor.js';
 import { ManualClock } from '../clock.js';
 
@@ -197,6 +197,24 @@ describe.each(ENGINES)('admin security on %s', (engine) => {
       expect(res.status).toBe(403);
       expect(((await res.json()) as { detail: string }).detail).toContain('their own request');
       expect((await ferry.services.activations.get(b.id)).state).toBe('requested');
+      // the approval page's form (the notification's link) refuses the same, and both are audited
+      const jar = people.dev3!.jar;
+      const form = await getPage(ferry.url, `/pim/activations/${b.id}`, jar);
+      expect(form.status).toBe(200);
+      const page = await postForm(ferry.url, `/pim/activations/${b.id}/approve`, jar, {
+        csrf: inputValue(form.body, 'csrf'),
+        reason: 'mine',
+      });
+      expect(page.status).toBe(403);
+      expect(page.body).toContain('their own request');
+      expect((await ferry.services.activations.get(b.id)).state).toBe('requested');
+      const dev3 = (await refusals()).filter((e) => e.actor.name === 'dev3@contoso.example');
+      expect(dev3.map((e) => [e.subject, e.data.reason])).toEqual(
+        expect.arrayContaining([
+          ['POST /api/v1/pim/activations/:id/approve', 'not-allowed-to-answer'],
+          ['POST /pim/activations/:id/:action', 'not-allowed-to-answer'],
+        ]),
+      );
       await as('dev3', `/api/v1/pim/activations/${b.id}/cancel`, { method: 'POST', body: '{}' });
     });
 
@@ -450,6 +468,24 @@ describe.each(ENGINES)('admin security on %s', (engine) => {
       expect(((await child.json()) as { apiToken: { expiresAt: string } }).apiToken.expiresAt).toBe(
         parentExpiry,
       );
+      // a token scoped to audit:read cannot make one that writes users: refused, and audited
+      const reader = (await (
+        await ferry.api('/api/v1/tokens', {
+          method: 'POST',
+          body: JSON.stringify({ name: 'reader', scopes: ['audit:read', 'tokens:write'] }),
+        })
+      ).json()) as { token: string; apiToken: { id: string } };
+      const broader = await withToken(reader.token, '/api/v1/tokens', {
+        method: 'POST',
+        body: JSON.stringify({ name: 'broader', scopes: ['users:write'] }),
+      });
+      expect(broader.status).toBe(403);
+      expect(((await broader.json()) as { detail: string }).detail).toContain('users:write');
+      expect(
+        (await refusals()).find(
+          (e) => e.data.reason === 'token-beyond-maker' && e.subject === 'POST /api/v1/tokens',
+        )?.data,
+      ).toMatchObject({ permission: 'users:write' });
     });
 
     it('an operator-made token (the CLI bootstrap) is bound to nobody', async () => {

@@ -189,11 +189,12 @@ export async function buildServer(services: Services, options: ServerOptions = {
     const u = await services.users.get(ref);
     return { type, id: u.id, name: u.userName };
   };
+  const refusals = new AdminRefusals(services.store, services.clock, metrics.registry);
   const admin = new AdminAccess({
     apiTokens: services.apiTokens,
     person: browserPerson,
     access: services.access,
-    refusals: new AdminRefusals(services.store, services.clock, metrics.registry),
+    refusals,
     principalOf: async (userId) =>
       principalOf(services.store.db, userId, null).catch((err: unknown) => {
         if (err instanceof NotFound) return null;
@@ -265,6 +266,8 @@ export async function buildServer(services: Services, options: ServerOptions = {
     permissions: PERMISSIONS,
     permissionsOf: (req) => admin.permissionsOfRequest(req),
     tokenBounds: (req, wanted) => admin.tokenBounds(req, wanted as Permission[]),
+    onTokenRefused: (req, beyond, detail) =>
+      refusals.record(req, { permission: beyond.join(' '), reason: 'token-beyond-maker', detail }),
     authorizeMembership: async (req, reply, groupRef) => {
       const group = await services.groups.get(groupRef);
       if (await services.adminRoles.groupHoldsAdminRole(group.id))
@@ -329,6 +332,8 @@ export async function buildServer(services: Services, options: ServerOptions = {
     auditContext: auditContextOf,
     requirePermission: (req, reply, permission) => admin.authorize(req, reply, permission),
     authorizeApprover: (req, named) => admin.authorizePersonOr(req, 'approvals:decide', named),
+    onRefused: (req, detail) =>
+      refusals.record(req, { permission: 'approvals:decide', reason: 'not-allowed-to-answer', detail }),
     groupHoldsAdminRole: (groupId) => services.adminRoles.groupHoldsAdminRole(groupId),
     resolvePrincipal: personOrGroup,
   });
@@ -347,6 +352,8 @@ export async function buildServer(services: Services, options: ServerOptions = {
     activations: services.activations,
     authenticate: services.authenticateCaller,
     auditContext: auditContextOf,
+    onRefused: (req, detail) =>
+      refusals.record(req, { permission: 'approvals:decide', reason: 'not-allowed-to-answer', detail }),
     secureCookies: config.publicUrl.startsWith('https:'),
   });
   services.oidc.onError = (err, what) => app.log.warn({ err }, `oidc: ${what} failed`);

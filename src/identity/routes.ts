@@ -41,6 +41,8 @@ export interface DirectoryApiOptions {
     req: FastifyRequest,
     wanted: readonly string[],
   ) => Promise<{ creatorUserId: string | null; expiresAt: string | null }>;
+  /** audits a token refused for asking more than its maker holds (rate-limited; never throws) */
+  onTokenRefused?: (req: FastifyRequest, beyond: string[], detail: string) => Promise<void>;
   /**
    * Called before a membership changes: when the group carries an admin role, changing who is in it
    * grants or removes that role, so it asks for admin-roles:write (throws a 403 problem otherwise).
@@ -381,8 +383,11 @@ export const directoryApi: FastifyPluginAsync<DirectoryApiOptions> = async (app,
       const all = held.includes('*');
       const wanted = scopes.includes('*') ? [...opts.permissions] : scopes;
       const beyond = all ? [] : wanted.filter((s) => !held.includes(s));
-      if (beyond.length > 0)
-        throw new Forbidden(`a token cannot carry permissions you do not hold: ${beyond.join(', ')}`);
+      if (beyond.length > 0) {
+        const detail = `a token cannot carry permissions you do not hold: ${beyond.join(', ')}`;
+        await opts.onTokenRefused?.(req, beyond, detail);
+        throw new Forbidden(detail);
+      }
       // ...nor outlive the grant it holds them through (a PIM activation, the token making it).
       const bounds = (await opts.tokenBounds?.(req, wanted)) ?? { creatorUserId: null, expiresAt: null };
       const capped =

@@ -12,6 +12,8 @@ export interface PimPagesOptions {
   authenticate: CallerAuthenticator;
   auditContext: (req: FastifyRequest) => AuditContext;
   secureCookies: boolean;
+  /** audits an answer refused with 403 (not an approver, approving one's own request); never throws */
+  onRefused?: (req: FastifyRequest, detail: string) => Promise<void>;
 }
 
 type Action = 'approve' | 'deny' | 'revoke' | 'cancel';
@@ -112,6 +114,7 @@ ${offered.map(
       } catch (err) {
         const p = toProblemLike(err);
         if (!p) throw err;
+        if (p.status === 403) await opts.onRefused?.(req, `${action}: ${p.detail}`);
         return fail(reply, p.status, p.title, p.detail);
       }
       return reply.redirect(`/pim/activations/${encodeURIComponent(req.params.id)}?done=${action}`, 303);

@@ -35,6 +35,8 @@ export interface PimApiOptions {
    * one of its approvers; throws a 403 problem (audited) otherwise (docs/decisions/0041).
    */
   authorizeApprover: (req: FastifyRequest, named: boolean) => Promise<void>;
+  /** audits an answer the domain refused (not an approver, one's own request); never throws */
+  onRefused?: (req: FastifyRequest, detail: string) => Promise<void>;
   /** does membership of this group carry an admin role (access/admin-roles.ts)? */
   groupHoldsAdminRole: (groupId: string) => Promise<boolean>;
   /** resolves a group or user name (or id); throws NotFound */
@@ -482,7 +484,14 @@ export const pimApi: FastifyPluginAsync<PimApiOptions> = async (app, opts) => {
           response: { 200: ActivationSchema, ...problemResponses },
         },
       },
-      wrap(run),
+      async (req) => {
+        try {
+          return await run(req);
+        } catch (err) {
+          if (err instanceof PimForbidden) await opts.onRefused?.(req, `${path}: ${err.message}`);
+          throw pimProblem(err);
+        }
+      },
     );
 
   answer('approve', 'Approve a request (you are one of its approvers and not its requester)', (req) =>
