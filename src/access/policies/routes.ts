@@ -27,6 +27,41 @@ export interface PolicyApiOptions {
 }
 
 const Loose = Type.Object({}, { additionalProperties: true });
+const REQUIREMENT = Type.Union(
+  ['mfa', 'phishing-resistant-mfa', 'compliant-device', 'reauthentication'].map((r) => Type.Literal(r)),
+);
+/** What-if's answer: decide()'s effect and reasons, and how each policy treated the request. */
+const WhatIfResult = Type.Object({
+  user: Type.String({ description: 'the user (or workload) name the decision was made for' }),
+  target: Type.String(),
+  result: Type.Union([Type.Literal('allow'), Type.Literal('step-up'), Type.Literal('deny')]),
+  maxDuration: Type.Optional(Type.Integer({ description: 'allow: seconds a credential may live at most' })),
+  sessionTags: Type.Optional(Type.Record(Type.String(), Type.String())),
+  require: Type.Optional(Type.Array(REQUIREMENT, { description: 'step-up: what the person must prove' })),
+  reasons: Type.Array(
+    Type.Object({
+      source: Type.String({ description: 'assignment, activation, policy, directory or target' }),
+      ref: Type.Optional(Type.String()),
+      message: Type.String(),
+    }),
+  ),
+  policies: Type.Array(
+    Type.Object({
+      policy: Type.String(),
+      policyId: Type.String(),
+      state: Type.Union([Type.Literal('on'), Type.Literal('report-only')]),
+      applied: Type.Boolean(),
+      why: Type.Array(Type.String(), {
+        description: 'each matched condition when it applied, else the first that did not match',
+      }),
+      result: Type.Optional(
+        Type.Union([Type.Literal('block'), Type.Literal('satisfied'), Type.Literal('step-up')]),
+      ),
+      require: Type.Optional(Type.Array(REQUIREMENT)),
+      maxDuration: Type.Optional(Type.Integer()),
+    }),
+  ),
+});
 const AMR_OF = { none: ['pwd'], totp: ['pwd', 'otp', 'mfa'], webauthn: ['pwd', 'hwk', 'mfa'] } as const;
 
 export const WhatIfBody = Type.Object(
@@ -206,7 +241,7 @@ export const policyApi: FastifyPluginAsync<PolicyApiOptions> = async (app, opts)
           'What decide() would answer for this user (or workload), target and circumstances, policy by policy',
         security,
         body: WhatIfBody,
-        response: { 200: Loose, ...problemResponses },
+        response: { 200: WhatIfResult, ...problemResponses },
       },
     },
     async (req) => {

@@ -1,5 +1,6 @@
 import { useState } from 'react';
 import { api, need } from '../api/client.js';
+import type { paths } from '../api/schema.js';
 import { can, useSession } from '../session.js';
 import { LoadState, Message, PageTitle, Table, useAction, useLoad } from '../ui.js';
 import {
@@ -558,24 +559,8 @@ function NamedLocations({ write }: { write: boolean }) {
   );
 }
 
-interface Evaluation {
-  policy: string;
-  state: string;
-  applied: boolean;
-  why: string[];
-  result?: 'block' | 'satisfied' | 'step-up';
-  require?: string[];
-  maxDuration?: number;
-}
-interface WhatIfAnswer {
-  user: string;
-  target: string;
-  result: 'allow' | 'deny' | 'step-up';
-  maxDuration?: number;
-  require?: string[];
-  reasons: Array<{ source: string; ref?: string; message: string }>;
-  policies: Evaluation[];
-}
+type WhatIfAnswer =
+  paths['/api/v1/access/what-if']['post']['responses']['200']['content']['application/json'];
 
 /** Which policy decided: a block or step-up among those switched on, else the ones that applied. */
 function decidedBy(a: WhatIfAnswer): string {
@@ -620,7 +605,7 @@ function WhatIf() {
               },
             }),
           );
-          setAnswer(r as unknown as WhatIfAnswer);
+          setAnswer(r);
           return undefined;
         }}
       >

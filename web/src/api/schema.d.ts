@@ -16533,7 +16533,34 @@ export interface paths {
                     };
                     content: {
                         "application/json": {
-                            [key: string]: unknown;
+                            /** @description the user (or workload) name the decision was made for */
+                            user: string;
+                            target: string;
+                            result: "allow" | "step-up" | "deny";
+                            /** @description allow: seconds a credential may live at most */
+                            maxDuration?: number;
+                            sessionTags?: {
+                                [key: string]: string;
+                            };
+                            /** @description step-up: what the person must prove */
+                            require?: ("mfa" | "phishing-resistant-mfa" | "compliant-device" | "reauthentication")[];
+                            reasons: {
+                                /** @description assignment, activation, policy, directory or target */
+                                source: string;
+                                ref?: string;
+                                message: string;
+                            }[];
+                            policies: {
+                                policy: string;
+                                policyId: string;
+                                state: "on" | "report-only";
+                                applied: boolean;
+                                /** @description each matched condition when it applied, else the first that did not match */
+                                why: string[];
+                                result?: "block" | "satisfied" | "step-up";
+                                require?: ("mfa" | "phishing-resistant-mfa" | "compliant-device" | "reauthentication")[];
+                                maxDuration?: number;
+                            }[];
                         };
                     };
                 };
