@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerAccessCommands } from '../cli/access-commands.js';
 import { registerActivityCommands } from '../cli/activity-commands.js';
@@ -21,18 +20,15 @@ import { registerReviewCommands } from '../cli/review-commands.js';
 import { registerSamlCommands } from '../cli/saml-commands.js';
 import { registerScimCommands } from '../cli/scim-commands.js';
 import { registerSshCommands } from '../cli/ssh-commands.js';
+import { FERRY_VERSION } from '../version.js';
 import { OperatorError, registerOperatorCommands } from './commands.js';
 import { nativeModuleProblem } from './native-modules.js';
-
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-  version: string;
-};
 
 /** The `ferry` command: client commands talk HTTP to a server; operator commands work beside its config. */
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('ferry')
     .description('Ferry: corporate identity to short-lived AWS access')
-    .version(pkg.version)
+    .version(FERRY_VERSION)
     .exitOverride()
     .showHelpAfterError();
   registerClientCommands(program);

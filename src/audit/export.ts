@@ -5,6 +5,7 @@ import type { Kysely } from 'kysely';
 import { addMs, type Clock, iso } from '../clock.js';
 import type { Store } from '../store/open.js';
 import type { AuditExportsTable, Database } from '../store/schema.js';
+import { FERRY_VERSION } from '../version.js';
 import { type AuditEvent, listAudit } from './ledger.js';
 import type { SignedTreeHead } from './tree-head.js';
 import { headFromRow } from './verify.js';
@@ -201,10 +202,6 @@ export type EventExportFormat = 'jsonl' | 'ocsf';
 
 /** The OCSF schema version the records follow. */
 export const OCSF_VERSION = '1.3.0';
-
-const FERRY_VERSION = (
-  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
 
 interface OcsfClass {
   classUid: 3001 | 3002 | 3006 | 6003;
