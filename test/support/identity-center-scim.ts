@@ -383,10 +383,6 @@ export async function startIdentityCenterScim(): Promise<IdentityCenterScimServe
       clientPort: req.socket.remotePort ?? 0,
     };
     requests.push(record);
-    const slowness = slowed.find(
-      (m) => (!m.method || m.method === method) && (!m.path || m.path.test(record.path)),
-    );
-    if (slowness) await new Promise((r) => setTimeout(r, slowness.delayMs));
     const answer = (status: number, body: unknown, headers?: Record<string, string>) => {
       record.status = status;
       if (status >= 400) record.detail = (body as { detail?: string } | undefined)?.detail;
@@ -404,6 +400,10 @@ export async function startIdentityCenterScim(): Promise<IdentityCenterScimServe
     } catch {
       return answer(400, errorBody(400, 'body is not JSON', 'invalidSyntax'));
     }
+    const slowness = slowed.find(
+      (m) => (!m.method || m.method === method) && (!m.path || m.path.test(record.path)),
+    );
+    if (slowness) await new Promise((r) => setTimeout(r, slowness.delayMs));
     const fault = faults.find(
       (f) => f.left > 0 && (!f.method || f.method === method) && (!f.path || f.path.test(record.path)),
     );
