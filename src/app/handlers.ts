@@ -4,7 +4,7 @@ import { systemActor } from '../audit/actor.js';
 import { NotFound } from '../errors.js';
 import type { DomainEvent } from '../events.js';
 import type { Services } from './services.js';
-import type { EventHandlers, EventMeta } from './workers.js';
+import { type EventHandlers, type EventMeta, settleAll } from './workers.js';
 
 const offboarding = { actor: systemActor('offboarding') };
 const scimPush = { actor: systemActor('identity-center-push') };
@@ -60,11 +60,14 @@ export function defaultHandlers(services: Services): EventHandlers {
     'group.updated': [pushGroup],
     'membership.changed': [pushGroup],
     'user.deactivated': [
-      revokeAll('user deactivated'),
-      // Offboarding: a person's live SSH certificates go into the KRL at once.
-      async (e) => {
-        if (e.type === 'user.deactivated')
-          await services.ssh.revokeForUser(offboarding, e.userId, `${e.userName} was deactivated`);
+      // Offboarding: the AWS deny and the SSH KRL at once, neither waiting for the other (both are
+      // idempotent; when one fails the event is retried whole).
+      async (e, meta) => {
+        if (e.type !== 'user.deactivated') return;
+        await settleAll([
+          revokeAll('user deactivated')(e, meta),
+          services.ssh.revokeForUser(offboarding, e.userId, `${e.userName} was deactivated`),
+        ]);
       },
       // After the revocations (the urgent part): active=false in Identity Center.
       pushUser,

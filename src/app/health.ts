@@ -26,7 +26,7 @@ export const operationsRoutes: FastifyPluginAsync<OperationsOptions> = async (ap
     const timeout = opts.readyTimeoutMs ?? 2_000;
     let timer: NodeJS.Timeout | undefined;
     try {
-      // Reads may work while writes fail for lack of space (SQLite): not ready, with the cause. Its
+      // Reads may work while writes fail for lack of space (SQLite, PostgreSQL): not ready, with the cause. Its
       // probe (only while writes fail) waits its turn on the connection: within the same timeout.
       const writes = await Promise.race([
         opts.store.ping().then(async () => (await opts.store.writable?.()) ?? { ok: true as const }),

@@ -14,6 +14,8 @@ const ctx: AuditContext = { actor: { type: 'operator', name: 'test' } };
 describe.each(ENGINES)('the outbox worker wakes when an event is committed (%s)', (engine) => {
   let ferry: TestFerry;
   const handled: Array<{ userId: string; at: number }> = [];
+  /** a slower handler after the first (as the Identity Center push is), held for these users */
+  const held = new Map<string, Promise<void>>();
 
   beforeAll(async () => {
     ferry = await startTestFerry(engine, {
@@ -22,6 +24,9 @@ describe.each(ENGINES)('the outbox worker wakes when an event is committed (%s)'
         'user.deactivated': [
           async (e: DomainEvent) => {
             if (e.type === 'user.deactivated') handled.push({ userId: e.userId, at: performance.now() });
+          },
+          async (e: DomainEvent) => {
+            if (e.type === 'user.deactivated') await held.get(e.userId);
           },
         ],
       },
@@ -50,6 +55,50 @@ describe.each(ENGINES)('the outbox worker wakes when an event is committed (%s)'
       { timeout: 10_000, interval: 5 },
     );
     expect(handled.find((h) => h.userId === user.id)!.at - committed).toBeLessThan(10_000);
+  });
+
+  it("handles an offboarding while the previous one's slower handler still runs", async () => {
+    const first = await ferry.services.users.create(ctx, { userName: `first-${engine}@contoso.example` });
+    const second = await ferry.services.users.create(ctx, { userName: `second-${engine}@contoso.example` });
+    let release!: () => void;
+    held.set(first.id, new Promise<void>((r) => (release = r)));
+    try {
+      await ferry.services.users.update(ctx, first.id, { active: false });
+      await vi.waitFor(() => expect(handled.map((h) => h.userId)).toContain(first.id), {
+        timeout: 10_000,
+        interval: 5,
+      });
+      // The first event's batch is still in flight (held): the second is claimed beside it.
+      await ferry.services.users.update(ctx, second.id, { active: false });
+      await vi.waitFor(() => expect(handled.map((h) => h.userId)).toContain(second.id), {
+        timeout: 10_000,
+        interval: 5,
+      });
+      const open = await ferry.services.store.db
+        .selectFrom('outbox')
+        .select('payload')
+        .where('type', '=', 'user.deactivated')
+        .where('processed_at', 'is', null)
+        .execute();
+      expect(open.map((o) => (JSON.parse(o.payload) as { userId: string }).userId)).toContain(first.id);
+    } finally {
+      release();
+    }
+    await vi.waitFor(
+      async () => {
+        const left = await ferry.services.store.db
+          .selectFrom('outbox')
+          .select('id')
+          .where('type', '=', 'user.deactivated')
+          .where('processed_at', 'is', null)
+          .execute();
+        expect(left).toEqual([]);
+      },
+      { timeout: 10_000, interval: 5 },
+    );
+    // Each handled once.
+    expect(handled.filter((h) => h.userId === first.id)).toHaveLength(1);
+    expect(handled.filter((h) => h.userId === second.id)).toHaveLength(1);
   });
 });
 

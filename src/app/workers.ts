@@ -19,7 +19,20 @@ import {
   onEventEnqueued,
   retireInstance,
 } from '../store/outbox.js';
+import { LaneDrains } from './lane-drains.js';
 import type { Services } from './services.js';
+
+/**
+ * Drains at once per lane: several on the urgent lane, so an offboarding never waits for the slower
+ * handlers of the one before it; one on the bulk lane, whose events are handled in order.
+ */
+const MAX_DRAINS: Record<Lane, number> = { urgent: 4, bulk: 1 };
+
+/** Waits for every promise, then throws the first failure (Promise.all would return while some still run). */
+export async function settleAll(work: Array<Promise<unknown>>): Promise<void> {
+  const failed = (await Promise.allSettled(work)).find((r) => r.status === 'rejected');
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+}
 
 /** What a handler may need besides the event: when it happened (e.g. a revocation's cutoff). */
 export interface EventMeta {
@@ -88,8 +101,8 @@ export function startWorkers(
 
   /**
    * Drains one lane until it is empty. The urgent lane (revocation, offboarding) handles a claimed
-   * batch in parallel, its handlers being idempotent and about different people; the bulk lane one
-   * event after another, in order.
+   * batch in parallel, its handlers being idempotent and about different people, and may run several
+   * drains at once (lane-drains.ts); the bulk lane one drain, one event after another, in order.
    */
   const draining = new Map<Lane, number>(LANES.map((lane) => [lane, 0]));
   async function drainLane(lane: Lane): Promise<number> {
@@ -103,7 +116,9 @@ export function startWorkers(
         const limit = lane === 'urgent' ? 16 : 50;
         const batch = await claimEvents(store, clock, workerId, limit, 60_000, { lane, reclaimOwn });
         if (batch.length === 0) return handled;
-        if (lane === 'urgent') await Promise.all(batch.map(handle));
+        // Every handler of the batch ends before this drain goes on or ends: while one is in flight, no
+        // drain of this process may take its row back as an orphan (reclaimOwn above).
+        if (lane === 'urgent') await settleAll(batch.map(handle));
         else for (const claimed of batch) await handle(claimed);
         handled += batch.length;
       }
@@ -117,10 +132,10 @@ export function startWorkers(
     for (const lane of LANES) {
       // A drain woken by the commit may hold an event this one cannot claim: wait for it too, so that
       // what was committed before the call is handled when it returns.
-      const state = lanes.get(lane);
-      await state?.running;
+      const drains = lanes.get(lane)!;
+      await drains.settled();
       handled += await drainLane(lane);
-      await state?.running;
+      await drains.settled();
     }
     return handled;
   }
@@ -130,24 +145,16 @@ export function startWorkers(
   const lanes = new Map(
     LANES.map((lane) => [
       lane,
-      { busy: false, again: false, running: Promise.resolve() as Promise<unknown> },
+      new LaneDrains(
+        () => drainLane(lane),
+        MAX_DRAINS[lane],
+        (err) => warn(err, { err: (err as Error).message, lane }, 'outbox drain failed; retrying'),
+      ),
     ]),
   );
   const kick = (lane: Lane) => {
-    const state = lanes.get(lane);
-    if (!state || stopped) return;
-    if (state.busy) {
-      state.again = true;
-      return;
-    }
-    state.busy = true;
-    state.again = false;
-    state.running = drainLane(lane)
-      .catch((err) => warn(err, { err: (err as Error).message, lane }, 'outbox drain failed; retrying'))
-      .finally(() => {
-        state.busy = false;
-        if (state.again) kick(lane);
-      });
+    if (stopped) return;
+    lanes.get(lane)?.wake();
   };
   const kickAll = () => {
     for (const lane of LANES) kick(lane);
@@ -276,7 +283,8 @@ export function startWorkers(
       unsubscribe?.();
       await unlisten?.();
       await running;
-      await Promise.all([...lanes.values()].map((l) => l.running));
+      for (const drains of lanes.values()) drains.stop();
+      await Promise.all([...lanes.values()].map((drains) => drains.settled()));
       await exporting;
       await syncingCloudTrail;
       await archiving;

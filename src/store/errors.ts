@@ -26,6 +26,10 @@ const unavailableCodes = new Set([
   // Out of space (issue 16 point 5): writes answer 503 and /readyz reports it until space returns.
   'SQLITE_FULL',
   '53100', // disk_full
+  // The server is short of something for a while: a retry later may succeed, like an outage.
+  '53000', // insufficient_resources
+  '53200', // out_of_memory
+  '53300', // too_many_connections (max_connections, a role's or database's CONNECTION LIMIT)
 ]);
 
 const unavailableMessages = [
@@ -47,12 +51,11 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return err.cause !== undefined && err.cause !== err && isDatabaseUnavailable(err.cause);
 }
 
-const storageFullCodes = new Set(['SQLITE_FULL', 'ENOSPC']);
+const storageFullCodes = new Set(['SQLITE_FULL', 'ENOSPC', '53100']);
 
 /**
- * SQLite has no room to write (SQLITE_FULL). The store reports it once (and its recovery) and /readyz
- * names it, so callers answer 503 without logging it again. (PostgreSQL's disk_full is a 503 too, but
- * logged like any other outage of the server: the store does not track it.)
+ * The database has no room to write (SQLite's SQLITE_FULL, PostgreSQL's disk_full). The store reports
+ * it once (and its recovery) and /readyz names it, so callers answer 503 without logging it again.
  */
 export function isStorageFull(err: unknown): boolean {
   if (!(err instanceof Error)) return false;

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, statfsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
@@ -15,6 +16,7 @@ import {
 import pg from 'pg';
 import { isStorageFull } from './errors.js';
 import type { Database } from './schema.js';
+import { PROBE_BYTES, PROBE_DONE, WriteHealth } from './write-health.js';
 
 export type Engine = 'sqlite' | 'postgres';
 
@@ -36,8 +38,9 @@ export interface Store {
    */
   listen?(channel: string, onNotify: (payload: string | undefined) => void): () => Promise<void>;
   /**
-   * SQLite only: whether writes can succeed. After a write failed for lack of space it is not
-   * writable until a probe (run at most once a second, here and in the background) finds room again.
+   * Whether writes can succeed. After a write failed for lack of space (SQLITE_FULL, PostgreSQL's
+   * disk_full) it is not writable until a probe (run at most once a second, here and in the
+   * background) finds room again.
    */
   writable?(): Promise<WriteCondition>;
 }
@@ -74,66 +77,17 @@ export function openStore(url: string, options: StoreOptions = {}): Store {
   return engineOf(url) === 'sqlite' ? openSqlite(url, options) : openPostgres(url, options);
 }
 
-/** How much room a probe asks for before writes count as working again. */
-const PROBE_BYTES = 256 * 1024;
-/** Thrown inside the probe's transaction to roll it back once the space was found. */
-const PROBE_DONE = Symbol('probe done');
-
-/**
- * Tracks whether SQLite can write (issue 16 point 5). A SQLITE_FULL from any statement marks it full
- * (reported once, with its cause); a probe then looks for room at most once a second: free space on
- * the file system, and a rolled-back insert of PROBE_BYTES that must get its pages (which is what
- * fails under max_page_count or a quota SQLite sees as full). Successful writes alone don't end it:
- * an in-place update can succeed while every insert fails, and the state would flap.
- */
-class WriteHealth {
-  #failure: { cause: string; since: string } | undefined;
-  #lastProbe = 0;
-  #probing: Promise<void> | undefined;
-  #timer: NodeJS.Timeout | undefined;
-
-  constructor(
-    private readonly probe: () => Promise<void>,
-    private readonly onChange: (condition: WriteCondition) => void,
-  ) {}
-
-  failed(err: unknown): void {
-    if (this.#failure) return;
-    const e = err as { code?: string; message?: string };
-    this.#failure = {
-      cause: `database writes fail: out of space (${e.code ?? 'error'}: ${e.message ?? String(err)})`,
-      since: new Date().toISOString(),
-    };
-    this.#lastProbe = Date.now();
-    this.onChange({ ok: false, ...this.#failure });
-    this.#timer = setInterval(() => void this.check(), 2_000);
-    this.#timer.unref();
-  }
-
-  async check(): Promise<WriteCondition> {
-    if (this.#failure && !this.#probing && Date.now() - this.#lastProbe >= 1_000) {
-      this.#lastProbe = Date.now();
-      this.#probing = this.probe()
-        .then(
-          () => {
-            if (!this.#failure) return;
-            this.#failure = undefined;
-            clearInterval(this.#timer);
-            this.onChange({ ok: true });
-          },
-          () => {}, // still full: the failure stays as first reported
-        )
-        .finally(() => {
-          this.#probing = undefined;
-        });
+/** Reports a statement's out-of-space error to `health` (and throws it on, unchanged). */
+function trackStorageFull(connection: DatabaseConnection, health: WriteHealth): void {
+  const execute = connection.executeQuery.bind(connection);
+  connection.executeQuery = async (query) => {
+    try {
+      return await execute(query);
+    } catch (err) {
+      if (isStorageFull(err)) health.failed(err);
+      throw err;
     }
-    await this.#probing;
-    return this.#failure ? { ok: false, ...this.#failure } : { ok: true };
-  }
-
-  stop(): void {
-    clearInterval(this.#timer);
-  }
+  };
 }
 
 function openSqlite(url: string, options: StoreOptions): Store {
@@ -195,17 +149,7 @@ function openSqlite(url: string, options: StoreOptions): Store {
       database,
       sqlite,
       // Every statement's SQLITE_FULL reaches the health tracker, whoever ran it.
-      onCreateConnection: async (connection) => {
-        const execute = connection.executeQuery.bind(connection);
-        connection.executeQuery = async (query) => {
-          try {
-            return await execute(query);
-          } catch (err) {
-            if (isStorageFull(err)) health.failed(err);
-            throw err;
-          }
-        };
-      },
+      onCreateConnection: async (connection) => trackStorageFull(connection, health),
     }),
   });
   return {
@@ -286,14 +230,44 @@ function openPostgres(url: string, options: StoreOptions): Store {
   pool.on('connect', (client) => {
     client.on('error', (err) => options.onIdleError?.(err));
   });
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  let db: Kysely<Database>;
+  // Out of space (53100, e.g. a full tablespace): reported once, named by /readyz, until a probe that
+  // needs new pages in the database's own tablespace gets them (a table made and rolled back, so
+  // nothing is left behind; its own name, so two instances' probes never wait on each other).
+  const health = new WriteHealth(
+    async () => {
+      const table = sql.id(`ferry_space_probe_${randomBytes(6).toString('hex')}`);
+      try {
+        await db.transaction().execute(async (trx) => {
+          await sql`create table ${table} (b text)`.execute(trx);
+          // 1000-byte rows stay inline and uncompressed (TOAST starts at ~2 kB): PROBE_BYTES of pages.
+          await sql`insert into ${table} select repeat('x', 1000) from generate_series(1, ${Math.ceil(PROBE_BYTES / 1000)})`.execute(
+            trx,
+          );
+          throw PROBE_DONE;
+        });
+      } catch (err) {
+        if (err !== PROBE_DONE) throw err;
+      }
+    },
+    (condition) => options.onWriteCondition?.(condition),
+  );
+  db = new Kysely<Database>({
+    dialect: new PostgresDialect({
+      pool,
+      // Every statement's disk_full reaches the health tracker, whoever ran it.
+      onCreateConnection: async (connection) => trackStorageFull(connection, health),
+    }),
+  });
   return {
     db,
     engine: 'postgres',
     async ping() {
       await sql`select 1`.execute(db);
     },
+    writable: () => health.check(),
     async close() {
+      health.stop();
       await db.destroy();
     },
     listen(channel, onNotify) {

@@ -3,15 +3,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
+import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { tokenHandle } from '../../src/federation/oidc/adapter.js';
 import { MasterKey, parseMasterKey } from '../../src/keys/master-key.js';
 import { openStore } from '../../src/store/open.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { type IdentityCenterScimServer, startIdentityCenterScim } from '../support/identity-center-scim.js';
+import { createPostgresDatabaseOnSmallDisk } from '../support/postgres.js';
 import {
   type FerryProcess,
   runFerry,
   sleep,
+  socketOwner,
   startFerryProcess,
   stopAllFerryProcesses,
   waitFor,
@@ -293,6 +297,39 @@ const outboxDrained = async (dbUrl: string) => {
   }
 };
 
+/**
+ * Identity Center's side of "an effect happens once": for every load user, the `identity-center.user-created`
+ * audit records and the `POST /Users` the SCIM target received (a retried request would be a second one).
+ */
+async function identityCenterEffects(dbUrl: string, remote: IdentityCenterScimServer) {
+  const store = openStore(dbUrl, { poolSize: 1 });
+  try {
+    const users = (await store.db.selectFrom('users').select('user_name').execute())
+      .map((u) => u.user_name)
+      .filter((u) => u.startsWith('load-'));
+    const created = new Map<string, number>();
+    for (const a of await store.db
+      .selectFrom('audit_events')
+      .select('subject')
+      .where('type', '=', 'identity-center.user-created')
+      .execute())
+      created.set(a.subject ?? '', (created.get(a.subject ?? '') ?? 0) + 1);
+    const posts = new Map<string, number>();
+    for (const r of remote.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/Users'))) {
+      const userName = (r.body as { userName?: string }).userName ?? '';
+      posts.set(userName, (posts.get(userName) ?? 0) + 1);
+    }
+    return {
+      users: users.length,
+      createdAuditNotOne: users.filter((u) => created.get(u) !== 1),
+      postsNotOne: users.filter((u) => posts.get(u) !== 1),
+      missingInIdentityCenter: users.filter((u) => remote.userByName(u) === undefined),
+    };
+  } finally {
+    await store.close();
+  }
+}
+
 describe('faults under steady mixed load', () => {
   const cleanups: Array<() => Promise<void> | void> = [];
   afterEach(async () => {
@@ -301,38 +338,80 @@ describe('faults under steady mixed load', () => {
   });
   afterAll(stopAllFerryProcesses);
 
-  it('kill -9 of one of two instances on PostgreSQL: no acknowledged write lost, no token unaudited, nothing done twice', async () => {
+  it('kill -9 of one of two instances on PostgreSQL: no acknowledged write lost, no token unaudited, nothing done twice (Identity Center push included)', async () => {
     const db: TestDatabase = await createTestDatabase('postgres');
     cleanups.push(() => db.drop());
     const setup = await prepare(db.url);
     cleanups.push(() => rmSync(setup.dir, { recursive: true, force: true }));
+    const remote = await startIdentityCenterScim();
+    cleanups.push(() => remote.close());
     // One after the other: the first start makes the signing keys, the second finds them.
     const a = await startFerryProcess({ cwd: setup.dir, env: setup.env, readyTimeoutMs: 90_000 });
     const b = await startFerryProcess({ cwd: setup.dir, env: setup.env, readyTimeoutMs: 90_000 });
     const creds = await credentials(a, setup.adminToken);
+    // Every SCIM create is pushed on to Identity Center by whichever instance's worker claims it.
+    const target = await fetch(new URL('/api/v1/identity-center/scim', a.url), {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${setup.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ endpoint: remote.endpoint, token: remote.token }),
+    });
+    expect(target.status, await target.text()).toBe(200);
     const tally = newTally();
     let live = [a, b];
     const load = startLoad(() => live, setup, creds, tally);
     await sleep(4_000);
     const beforeKill = tally.created.length;
-    await a.stop('SIGKILL');
-    live = [b];
+    // The instance killed is one with a `POST /Users` in flight: Identity Center has created the user
+    // (the stand-in applies it even when its client is gone), Ferry has not recorded it, and the
+    // killed instance holds the push lease. Creates answer 1 s late until then, so one is caught.
+    const slowCreates = remote.slow({ method: 'POST', path: /^\/Users$/, delayMs: 1_000 });
+    const inFlight = await waitFor(
+      'a POST /Users in flight from one of the instances',
+      () => {
+        for (const r of remote.requests.filter((r) => r.method === 'POST' && r.status === 0)) {
+          const pid = socketOwner(r.clientPort, [a.pid, b.pid]);
+          if (pid !== undefined) return { request: r, victim: pid === a.pid ? a : b };
+        }
+        return undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 50 },
+    );
+    const { victim } = inFlight;
+    const survivor = victim === a ? b : a;
+    await victim.stop('SIGKILL');
+    slowCreates.undo();
+    live = [survivor];
+    const pushedByVictim = (inFlight.request.body as { userName: string }).userName;
     await sleep(4_000);
     await load.stop();
     expect(tally.created.length).toBeGreaterThan(beforeKill); // B kept serving
 
     // Whatever A had claimed is taken over once its heartbeat stops (not after the 60 s lease).
     const killedAt = Date.now();
+    // A push A was making when it died holds the Identity Center lease until it runs out (15 s).
     await waitFor('the outbox to be drained by the surviving instance', () => outboxDrained(db.url), {
-      timeoutMs: 20_000,
+      timeoutMs: 45_000,
       intervalMs: 250,
     });
     const drainedAfterMs = Date.now() - killedAt;
     const effects = await countEffects(db.url, setup, tally);
-    report('kill-9', tally, effects, `; outbox drained ${drainedAfterMs} ms after the load stopped`);
+    const pushed = await identityCenterEffects(db.url, remote);
+    report(
+      'kill-9',
+      tally,
+      effects,
+      `; outbox drained ${drainedAfterMs} ms after the load stopped; Identity Center: ${pushed.users} users, ` +
+        `${remote.requests.length} requests, killed ${victim === a ? 'A' : 'B'} while it pushed ${pushedByVictim}`,
+    );
     expectNoLossNoDuplicates(effects, tally);
     expect(effects.outboxUnprocessed).toBe(0);
-    const verify = await fetch(new URL('/api/v1/audit/verify', b.url), {
+    // Identity Center: each user created there once, by one POST, with one audit record, whichever
+    // instance pushed it and whether A died in the middle of pushing it.
+    expect(pushed.users).toBeGreaterThan(0);
+    expect(pushed.missingInIdentityCenter).toEqual([]);
+    expect(pushed.postsNotOne).toEqual([]);
+    expect(pushed.createdAuditNotOne).toEqual([]);
+    const verify = await fetch(new URL('/api/v1/audit/verify', survivor.url), {
       headers: { authorization: `Bearer ${setup.adminToken}` },
     });
     expect(((await verify.json()) as { ok: boolean }).ok).toBe(true);
@@ -388,6 +467,118 @@ describe('faults under steady mixed load', () => {
     expectNoLossNoDuplicates(effects, tally);
     // The outage was seen, as 503s, not as errors.
     expect([...tally.statuses].filter(([k]) => k.endsWith(' 503')).length).toBeGreaterThan(0);
+    expect(server.alive()).toBe(true);
+  }, 120_000);
+
+  it('PostgreSQL runs out of space mid-load: 503 and not ready, the cause logged once, and it recovers by itself', async () => {
+    // A real disk_full (53100) without filling the server's disk: Ferry's database lives in a tablespace
+    // of its own on a 32 MiB tmpfs, and mid-load another client fills it (as another program fills a
+    // disk); dropping that client's table is the operator making room.
+    const db = await createPostgresDatabaseOnSmallDisk(32);
+    cleanups.push(() => db.drop());
+    const setup = await prepare(db.url);
+    cleanups.push(() => rmSync(setup.dir, { recursive: true, force: true }));
+    const server = await startFerryProcess({ cwd: setup.dir, env: setup.env, readyTimeoutMs: 60_000 });
+    const own = new pg.Client({ connectionString: db.url });
+    await own.connect();
+    cleanups.push(() => own.end());
+    const creds = await credentials(server, setup.adminToken);
+    const tally = newTally();
+    const load = startLoad(() => [server], setup, creds, tally);
+    await waitFor('some writes acknowledged before the disk fills', () => tally.created.length >= 10, {
+      timeoutMs: 20_000,
+    });
+    await own.query('create table test_filler (b text)');
+    for (let i = 0; i < 64; i++) {
+      const full = await own
+        .query(`insert into test_filler select repeat(md5(g::text), 32) from generate_series(1, 1024) g`)
+        .then(
+          () => false,
+          (err: { code?: string }) => err.code === '53100',
+        );
+      if (full) break;
+    }
+
+    const full = await waitFor(
+      '/readyz to report the database full',
+      async () => {
+        const res = await fetch(new URL('/readyz', server.url));
+        return res.status === 503 ? res : undefined;
+      },
+      { timeoutMs: 15_000, intervalMs: 200 },
+    );
+    const fullAt = tally.created.length;
+    expect(full.headers.get('retry-after')).toBe('5');
+    expect(full.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    const fullBody = (await full.json()) as Record<string, unknown>;
+    expect(fullBody).toMatchObject({ status: 503, title: 'Service Unavailable', database: 'not-writable' });
+    expect(fullBody.detail).toMatch(
+      /out of space \(53100: could not extend file .*No space left on device\)/,
+    );
+
+    // Writes answer 503 (RFC 7807 on the admin API) while reads still work. A small write may still
+    // fit in a page that has room: the first that needs a new page is refused.
+    const write = await waitFor(
+      'an admin write to be refused for lack of space',
+      async () => {
+        const res = await fetch(new URL('/api/v1/groups', server.url), {
+          method: 'POST',
+          headers: { authorization: `Bearer ${setup.adminToken}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ displayName: `During-Full-${randomBytes(8).toString('hex')}` }),
+        });
+        if (res.status === 503) return res;
+        expect(res.status).toBe(201);
+        await res.arrayBuffer();
+        return undefined;
+      },
+      { timeoutMs: 10_000, intervalMs: 0 },
+    );
+    expect(write.headers.get('retry-after')).toBe('5');
+    expect(write.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(await write.json()).toMatchObject({
+      status: 503,
+      detail: 'the database has no room to write (disk full); retry shortly',
+    });
+    const read = await fetch(new URL('/api/v1/users?limit=1', server.url), {
+      headers: { authorization: `Bearer ${setup.adminToken}` },
+    });
+    expect(read.status).toBe(200);
+
+    // Space returns: the operator frees some. No restart.
+    await own.query('drop table test_filler');
+    const freedAt = Date.now();
+    await waitFor(
+      '/readyz to report ready again',
+      async () => (await fetch(new URL('/readyz', server.url))).status === 200,
+      { timeoutMs: 10_000, intervalMs: 100 },
+    );
+    const readyAfterMs = Date.now() - freedAt;
+    await waitFor('SCIM creates to be acknowledged again', () => tally.created.length > fullAt + 20, {
+      timeoutMs: 15_000,
+    });
+    await load.stop();
+    await waitFor('the outbox to be drained', () => outboxDrained(db.url), {
+      timeoutMs: 15_000,
+      intervalMs: 250,
+    });
+
+    const effects = await countEffects(db.url, setup, tally);
+    const log = server.output();
+    const lines = (needle: string) => log.split('\n').filter((l) => l.includes(needle)).length;
+    report(
+      'postgres-full',
+      tally,
+      effects,
+      `; ready ${readyAfterMs} ms after space returned; log lines: out of space ${lines('database out of space')}, ` +
+        `recovered ${lines('database writes work again')}, disk full ${lines('No space left on device')}, all ${log.split('\n').length - 1}`,
+    );
+    expectNoLossNoDuplicates(effects, tally);
+    expect(tally.statuses.get('scim-create 503') ?? 0).toBeGreaterThan(0);
+    // Logged once when it started and once when it ended; nothing per request or per retry.
+    expect(lines('database out of space')).toBe(1);
+    expect(lines('database writes work again')).toBe(1);
+    const fullLines = log.split('\n').filter((l) => l.includes('No space left on device'));
+    expect(fullLines.length, fullLines.join('\n')).toBe(1);
     expect(server.alive()).toBe(true);
   }, 120_000);
 

@@ -25,6 +25,8 @@ export interface RecordedRequest {
   status: number;
   /** ms since the server started */
   at: number;
+  /** the client's port of the connection it came on (which process sent it: see socketOwner) */
+  clientPort: number;
   /** the SCIM error detail, when the request failed */
   detail?: string;
 }
@@ -64,6 +66,11 @@ export interface IdentityCenterScimServer {
   groups: Map<string, RemoteGroupRecord>;
   requests: RecordedRequest[];
   inject(fault: Fault): void;
+  /**
+   * Until `undo()`, matching requests are handled (and answered) `delayMs` late: a request in flight
+   * has status 0 in `requests`, and is applied even if its client went away meanwhile.
+   */
+  slow(match: { method?: string; path?: RegExp; delayMs: number }): { undo(): void };
   userByName(userName: string): RemoteUserRecord | undefined;
   groupByName(displayName: string): RemoteGroupRecord | undefined;
   /** userNames of a group's members (the test's view; SCIM clients never see them) */
@@ -359,6 +366,7 @@ export async function startIdentityCenterScim(): Promise<IdentityCenterScimServe
     detail,
   });
 
+  const slowed: Array<{ method?: string; path?: RegExp; delayMs: number }> = [];
   const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const method = req.method ?? 'GET';
@@ -372,6 +380,7 @@ export async function startIdentityCenterScim(): Promise<IdentityCenterScimServe
       body: undefined,
       status: 0,
       at: performance.now() - started,
+      clientPort: req.socket.remotePort ?? 0,
     };
     requests.push(record);
     const answer = (status: number, body: unknown, headers?: Record<string, string>) => {
@@ -391,6 +400,10 @@ export async function startIdentityCenterScim(): Promise<IdentityCenterScimServe
     } catch {
       return answer(400, errorBody(400, 'body is not JSON', 'invalidSyntax'));
     }
+    const slowness = slowed.find(
+      (m) => (!m.method || m.method === method) && (!m.path || m.path.test(record.path)),
+    );
+    if (slowness) await new Promise((r) => setTimeout(r, slowness.delayMs));
     const fault = faults.find(
       (f) => f.left > 0 && (!f.method || f.method === method) && (!f.path || f.path.test(record.path)),
     );
@@ -422,6 +435,14 @@ export async function startIdentityCenterScim(): Promise<IdentityCenterScimServe
     requests,
     inject(fault) {
       faults.push({ ...fault, left: fault.times ?? 1 });
+    },
+    slow(match) {
+      slowed.push(match);
+      return {
+        undo() {
+          slowed.splice(slowed.indexOf(match), 1);
+        },
+      };
     },
     userByName,
     groupByName,

@@ -1,4 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 
 /** The PostgreSQL server tests use: FERRY_TEST_POSTGRES_URL, or the local one with trust auth. */
@@ -34,4 +38,60 @@ export async function createPostgresDatabase(): Promise<{
       }
     },
   };
+}
+
+/**
+ * An empty database whose default tablespace is a `sizeMiB` tmpfs of its own (issue 16 point 5): its
+ * tables fill up for real (`disk_full`, 53100) while the server's own disk, its WAL and other tests'
+ * databases are untouched. Mounting needs root (CI runs as root) and the server on this machine (the
+ * tablespace is a local directory it must own). drop() removes the database, the tablespace and the mount.
+ */
+export async function createPostgresDatabaseOnSmallDisk(sizeMiB: number): Promise<{
+  url: string;
+  name: string;
+  drop(): Promise<void>;
+}> {
+  if (process.getuid?.() !== 0)
+    throw new Error('a PostgreSQL tablespace on a small tmpfs needs root to mount it (CI runs as root)');
+  const name = `ferry_test_full_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+  await admin.connect();
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-pg-tablespace-'));
+  chmodSync(dir, 0o755);
+  let mounted = false;
+  let tablespace = false;
+  const cleanUp = async () => {
+    try {
+      await admin.query(`drop database if exists ${name} with (force)`);
+      if (tablespace) await admin.query(`drop tablespace if exists ${name}`);
+    } finally {
+      await admin.end();
+      if (mounted) execFileSync('umount', [dir]);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  try {
+    // The server's own user must own the tablespace's directory: the owner of its data directory.
+    const dataDir = (await admin.query<{ data_directory: string }>('show data_directory')).rows[0]!
+      .data_directory;
+    const owner = statSync(dataDir);
+    execFileSync('mount', [
+      '-t',
+      'tmpfs',
+      '-o',
+      `size=${sizeMiB}m,mode=0700,uid=${owner.uid},gid=${owner.gid}`,
+      `ferry-test-${name}`,
+      dir,
+    ]);
+    mounted = true;
+    await admin.query(`create tablespace ${name} location '${dir}'`);
+    tablespace = true;
+    await admin.query(`create database ${name} tablespace ${name}`);
+  } catch (err) {
+    await cleanUp();
+    throw err;
+  }
+  const url = new URL(POSTGRES_ADMIN_URL);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), name, drop: cleanUp };
 }

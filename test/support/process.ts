@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
@@ -271,4 +272,37 @@ export async function portClosed(port: number): Promise<boolean> {
     const code = (err as { cause?: { code?: string } }).cause?.code;
     return code === 'ECONNREFUSED';
   }
+}
+
+/**
+ * Which of `pids` holds the TCP connection whose local port is `localPort` (Linux: the socket's inode
+ * in /proc/net/tcp{,6}, then each process's fds). Tells a test which instance sent a request it sees.
+ */
+export function socketOwner(localPort: number, pids: number[]): number | undefined {
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    if (!existsSync(table)) continue;
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      const local = cols[1];
+      if (local && Number.parseInt(local.split(':').pop()!, 16) === localPort) inodes.add(cols[9]!);
+    }
+  }
+  for (const pid of pids) {
+    let fds: string[] = [];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m && inodes.has(m[1]!)) return pid;
+      } catch {
+        // the fd closed meanwhile
+      }
+    }
+  }
+  return undefined;
 }
