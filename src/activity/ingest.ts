@@ -99,8 +99,6 @@ const ACCOUNT_FOLDER = /^\d{12}$/;
 const ORG_FOLDER = /^o-[a-z0-9]{10,32}$/;
 /** AWS's log file name: <account>_CloudTrail_<region>_<YYYYMMDDTHHmmZ>_<random>.json.gz */
 const LOG_FILE = /\/\d{12}_CloudTrail_[a-z0-9-]+_\d{8}T\d{4}Z_[A-Za-z0-9]+\.json(\.gz)?$/;
-/** rows per PostgreSQL insert statement (25 parameters each; PostgreSQL takes at most 65,535) */
-const INSERT_ROWS = 1000;
 /** cloudtrail_records' columns in insert order (valuesOf lays a record out in this order) */
 const COLUMNS = [
   'event_id',
@@ -130,6 +128,18 @@ const COLUMNS = [
   'ingested_at',
 ] as const satisfies ReadonlyArray<keyof CloudTrailRecordsTable>;
 
+/**
+ * PostgreSQL's insert of a batch: one parameter, a jsonb array of rows in COLUMNS order. jsonb is parsed
+ * once and `->>` by position is cheap. Measured against 40,000 rows (ADR 0047): multi-row VALUES (25
+ * parameters a row, parsed and planned per statement) used 2–3× the client CPU and wall time; `json`
+ * instead of `jsonb` parses the text again for every column.
+ */
+const POSTGRES_INSERT = `insert into cloudtrail_records (${COLUMNS.join(', ')})
+  select ${COLUMNS.map((c, i) => (c === 'issued_by_ferry' ? `(r->>${i})::integer` : `r->>${i}`)).join(', ')}
+  from jsonb_array_elements($1::jsonb) as r
+  on conflict (event_time, event_id) do nothing
+  returning event_id`;
+
 const normalisePrefix = (prefix: string | undefined): string => {
   const p = (prefix ?? '').replace(/^\/+/, '');
   if (p.length > 512 || [...p].some((c) => c.charCodeAt(0) < 0x20))
@@ -147,7 +157,6 @@ export class CloudTrail {
   readonly #correlator: Correlator;
   readonly #instance = randomUUID();
   #sqliteInsert: Statement | undefined;
-  readonly #postgresInserts = new Map<number, string>();
 
   constructor(
     private readonly deps: CloudTrailDeps,
@@ -573,8 +582,8 @@ export class CloudTrail {
    * Stores rows (laid out in COLUMNS order) once per (event_time, event_id); returns the event ids
    * stored now. The hot path of ingestion. SQLite: one prepared statement run per row (prepared once,
    * inside the transaction that holds its only connection; better-sqlite3 binds an array in a few µs,
-   * and multi-row statements measured no faster). PostgreSQL: one multi-row statement per batch, its
-   * text built once per row count and sent as it is (no query builder walking 25,000 values).
+   * and multi-row statements measured no faster). PostgreSQL: the batch as one jsonb array of row
+   * arrays, parsed once by the server and unpacked by position (POSTGRES_INSERT).
    */
   async #insert(rows: unknown[][]): Promise<Set<string>> {
     const inserted = new Set<string>();
@@ -594,27 +603,12 @@ export class CloudTrail {
       // normal commit, which flushes the WAL up to it, records included; a crash before that reads the
       // file again (stored once by eventID).
       await sql`set local synchronous_commit = off`.execute(trx);
-      for (let i = 0; i < rows.length; i += INSERT_ROWS) {
-        const part = rows.slice(i, i + INSERT_ROWS);
-        const done = await trx.executeQuery<{ event_id: string }>(
-          CompiledQuery.raw(this.#postgresInsert(part.length), part.flat()),
-        );
-        for (const d of done.rows) inserted.add(d.event_id);
-      }
+      const done = await trx.executeQuery<{ event_id: string }>(
+        CompiledQuery.raw(POSTGRES_INSERT, [JSON.stringify(rows)]),
+      );
+      for (const d of done.rows) inserted.add(d.event_id);
     });
     return inserted;
-  }
-
-  #postgresInsert(count: number): string {
-    let text = this.#postgresInserts.get(count);
-    if (!text) {
-      const tuples: string[] = [];
-      for (let r = 0; r < count; r++)
-        tuples.push(`(${COLUMNS.map((_, c) => `$${r * COLUMNS.length + c + 1}`).join(', ')})`);
-      text = `insert into cloudtrail_records (${COLUMNS.join(', ')}) values ${tuples.join(', ')} on conflict (event_time, event_id) do nothing returning event_id`;
-      this.#postgresInserts.set(count, text);
-    }
-    return text;
   }
 
   async #audit(
