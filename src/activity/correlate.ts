@@ -188,8 +188,7 @@ export class Correlator {
         credentialId: null,
         issuedByFerry: true,
       };
-    if (!(r.roleSessionName && r.roleName && owners.has(r.roleSessionName.toLowerCase())))
-      return NOT_FERRY;
+    if (!(r.roleSessionName && r.roleName && owners.has(r.roleSessionName.toLowerCase()))) return NOT_FERRY;
     return undefined;
   }
 
@@ -225,8 +224,7 @@ export class Correlator {
     const name = r.roleSessionName!.toLowerCase();
     const credential = candidates.find((c) => {
       const issuedAt = Date.parse(c.issuedAt);
-      const session =
-        typeof c.details.sessionName === 'string' ? c.details.sessionName.toLowerCase() : null;
+      const session = typeof c.details.sessionName === 'string' ? c.details.sessionName.toLowerCase() : null;
       return session === name && issuedAt <= at + skew && issuedAt >= at - MAX_SESSION_MS - skew;
     });
     return credential ? fromCredential(credential, 'session-name') : undefined;

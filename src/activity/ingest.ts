@@ -449,7 +449,12 @@ export class CloudTrail {
     const object = await s3.send(new GetObjectCommand({ Bucket: source.bucket, Key: key }));
     const progress = { kept: 0 };
     try {
-      await this.ingestFile(object.Body as Readable, { sourceId: source.id, objectKey: key, fileAccount }, result, progress);
+      await this.ingestFile(
+        object.Body as Readable,
+        { sourceId: source.id, objectKey: key, fileAccount },
+        result,
+        progress,
+      );
     } catch (err) {
       if (!(err instanceof MalformedLogFile)) throw err;
       const skipped: SkippedFile = {
@@ -481,8 +486,9 @@ export class CloudTrail {
   ): Promise<void> {
     let storing: Promise<number> | undefined;
     const stored = async (): Promise<void> => {
-      if (storing) progress.kept += await storing;
+      const pending = storing;
       storing = undefined;
+      if (pending) progress.kept += await pending;
     };
     try {
       for await (const chunk of readLogFile(body, { batchSize: this.options.batchSize })) {

@@ -57,11 +57,7 @@ describe.each(ENGINES)('cloudtrail records: upgrade to 0033 on %s', (engine) => 
     await loose.insertInto('cloudtrail_records').values([a, b]).execute();
     await migrateToLatest(store);
 
-    const rows = await loose
-      .selectFrom('cloudtrail_records')
-      .selectAll()
-      .orderBy('event_time')
-      .execute();
+    const rows = await loose.selectFrom('cloudtrail_records').selectAll().orderBy('event_time').execute();
     expect(rows.map((r) => ({ ...r, issued_by_ferry: Number(r.issued_by_ferry) }))).toEqual([a, b]);
     const repeat = await loose
       .insertInto('cloudtrail_records')

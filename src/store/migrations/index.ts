@@ -24,9 +24,9 @@ import * as cloudtrail from './0025_cloudtrail.js';
 import * as detectionsAlerts from './0026_detections_alerts.js';
 import * as outboxLanes from './0027_outbox_lanes.js';
 import * as auditArchive from './0028_audit_archive.js';
+import * as cloudtrailTimeKey from './0033_cloudtrail_time_key.js';
 import * as activityThroughputSlidingWindows from './0034_activity_throughput_sliding_windows.js';
 import * as apiTokenCreator from './0035_api_token_creator.js';
-import * as cloudtrailTimeKey from './0033_cloudtrail_time_key.js';
 
 /** Every migration, in order. Add new ones at the end; never edit one that has shipped. */
 export const migrations: Record<string, Migration> = {
