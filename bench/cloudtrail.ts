@@ -2,7 +2,6 @@ import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import { awsIdentityOf } from '../src/access/aws-identity.js';
-import { readLogFile } from '../src/activity/cloudtrail-file.js';
 import { CloudTrail, DEFAULT_KEEP_FIELDS } from '../src/activity/ingest.js';
 import { recordIssued } from '../src/audit/issued.js';
 import { cloudTrailS3 } from '../src/aws/cloudtrail-s3.js';
@@ -22,7 +21,7 @@ const PEOPLE = 20;
  * Log files as a busy organization trail writes them: 10,000 records each, most made with credentials
  * Ferry issued (20 people), some chained into other roles (source identity), some by IAM users.
  */
-function makeFiles(start: Date): Buffer[] {
+export function makeFiles(start: Date): Buffer[] {
   const files: Buffer[] = [];
   for (let f = 0; f < FILES; f++) {
     const records: unknown[] = [];
@@ -69,7 +68,7 @@ function makeFiles(start: Date): Buffer[] {
   return files;
 }
 
-async function seedLedger(store: Store, start: Date): Promise<void> {
+export async function seedLedger(store: Store, start: Date): Promise<void> {
   for (let p = 0; p < PEOPLE; p++) {
     const owner = { kind: 'user' as const, id: `u-${p}`, userName: `person${p}@contoso.example` };
     const name = await awsIdentityOf(store.db, systemClock, owner);
@@ -95,7 +94,8 @@ async function seedLedger(store: Store, start: Date): Promise<void> {
 /**
  * CloudTrail ingestion: log files read as a stream (gunzip + the incremental reader), each record
  * parsed, attributed (ledger, source identity, session name) and stored, deduplicated by eventID, per
- * second on one core, against `JSON.parse` of the same gunzipped files in the same run.
+ * second on one core, against `JSON.parse` of the same gunzipped files in the same run. It runs
+ * `ingestFile`, the path a sync takes for each file (storing a batch overlaps reading the next).
  */
 export const cloudtrailIngest: Scenario = {
   name: 'cloudtrail',
@@ -137,13 +137,11 @@ export const cloudtrailIngest: Scenario = {
           const result = { records: 0, stored: 0, duplicates: 0, rejected: 0, aheadOfClock: 0 };
           const t0 = performance.now();
           for (const [i, f] of files.entries())
-            for await (const batch of readLogFile(Readable.from([f]), { batchSize: 1000 }))
-              await ct.ingest(
-                batch.records,
-                { sourceId: 'bench', objectKey: `file-${i}`, fileAccount: ACCOUNT },
-                result,
-                batch.texts,
-              );
+            await ct.ingestFile(
+              Readable.from([f]),
+              { sourceId: 'bench', objectKey: `file-${i}`, fileAccount: ACCOUNT },
+              result,
+            );
           const seconds = (performance.now() - t0) / 1000;
           if (result.stored !== total) throw new Error(`stored ${result.stored} of ${total}`);
           return total / seconds;
@@ -164,7 +162,10 @@ export const cloudtrailIngest: Scenario = {
           reference: stat(theirs),
           referenceName: 'gunzip + JSON.parse of the same files',
           goal: ratioAtLeast(0.3),
-          note: `${FILES} files × ${RECORDS_PER_FILE} records; streaming read, attribution and insert into ${engine}`,
+          note:
+            engine === 'postgres'
+              ? `${FILES} files × ${RECORDS_PER_FILE} records; streaming read, attribution and insert into postgres; Ferry's process uses one core, the PostgreSQL server's work (another process, the same machine) is not counted in "1 core"`
+              : `${FILES} files × ${RECORDS_PER_FILE} records; streaming read, attribution and insert into sqlite (in Ferry's process, one core)`,
         });
       } finally {
         await store.close();

@@ -21,6 +21,10 @@ const record = (i: number) =>
     requestParameters: {
       key: `a "quoted" {brace} [bracket] \\ back\\slash é ✓ ${i}`,
       Records: [1, { x: '}' }],
+      // backslash runs of both parities right before a quote, and a string that ends in one
+      path: 'C:\\logs\\',
+      quoted: '\\"\\\\"',
+      [`k${i}\\`]: '\\',
     },
   });
 

@@ -23,6 +23,7 @@ const RECORDS = 'Records';
  * a broken or hostile file (a small gzip can unpack to gigabytes), not something to buffer.
  */
 export const MAX_RECORD_BYTES = 1024 * 1024;
+const GUNZIP_CHUNK_BYTES = 256 * 1024;
 
 /**
  * An incremental reader of `{"Records":[{…},{…}]}`: it is fed byte chunks as they come out of gunzip
@@ -53,71 +54,109 @@ export class RecordsSplitter {
   feed(chunk: Buffer): string[] {
     const done: string[] = [];
     let start = this.#recordOpen ? 0 : -1;
+    // The hot state lives in locals for the loop (written back below): private fields cost a lookup per byte.
+    let depth = this.#depth;
+    let inString = this.#inString;
+    let escaped = this.#escaped;
+    let recordOpen = this.#recordOpen;
     const n = chunk.length;
     for (let i = 0; i < n; i++) {
-      const b = chunk[i]!;
-      if (this.#inString) {
-        if (this.#escaped) this.#escaped = false;
-        else if (b === BACKSLASH) this.#escaped = true;
-        else if (b === QUOTE) {
-          this.#inString = false;
-          if (this.#keyBytes) {
-            this.#lastString = Buffer.from(this.#keyBytes).toString('utf8');
-            this.#keyBytes = null;
+      if (inString) {
+        if (this.#keyBytes === null) {
+          // Most of a record is string contents: jump to the closing quote (native indexOf), a quote
+          // closing when an even number of backslashes precede it.
+          if (escaped) {
+            escaped = false;
+            continue;
           }
-        } else if (this.#keyBytes && this.#keyBytes.length < 64) this.#keyBytes.push(b);
+          let closed = -1;
+          for (let from = i; ; ) {
+            const q = chunk.indexOf(QUOTE, from);
+            if (q === -1) break;
+            let k = q - 1;
+            while (k >= i && chunk[k] === BACKSLASH) k--;
+            if ((q - 1 - k) % 2 === 0) {
+              closed = q;
+              break;
+            }
+            from = q + 1;
+          }
+          if (closed === -1) {
+            // the string goes on in the next chunk; a trailing odd run of backslashes escapes its first byte
+            let k = n - 1;
+            while (k >= i && chunk[k] === BACKSLASH) k--;
+            escaped = (n - 1 - k) % 2 === 1;
+            i = n;
+            break;
+          }
+          inString = false;
+          i = closed;
+          continue;
+        }
+        if (escaped) escaped = false;
+        else if (chunk[i] === BACKSLASH) escaped = true;
+        else if (chunk[i] === QUOTE) {
+          inString = false;
+          this.#lastString = Buffer.from(this.#keyBytes).toString('utf8');
+          this.#keyBytes = null;
+        } else if (this.#keyBytes.length < 64) this.#keyBytes.push(chunk[i]!);
         continue;
       }
+      const b = chunk[i]!;
       switch (b) {
         case QUOTE:
-          this.#inString = true;
-          if (this.#depth === 1) this.#keyBytes = [];
-          else if (this.#inRecords && this.#depth === 2) this.#stray();
+          inString = true;
+          if (depth === 1) this.#keyBytes = [];
+          else if (this.#inRecords && depth === 2) this.#stray();
           break;
         case OPEN_OBJECT:
         case OPEN_ARRAY:
-          this.#depth++;
-          if (this.#depth === 2 && b === OPEN_ARRAY && this.#key === RECORDS) {
+          depth++;
+          if (depth === 2 && b === OPEN_ARRAY && this.#key === RECORDS) {
             this.#inRecords = true;
             this.#sawRecords = true;
-          } else if (this.#inRecords && this.#depth === 3) {
+          } else if (this.#inRecords && depth === 3) {
             if (b === OPEN_OBJECT) {
-              this.#recordOpen = true;
+              recordOpen = true;
               start = i;
             } else this.#stray();
           }
           break;
         case CLOSE_OBJECT:
         case CLOSE_ARRAY:
-          if (this.#depth === 0) throw new MalformedLogFile('unbalanced closing bracket');
-          if (this.#recordOpen && this.#depth === 3 && b === CLOSE_OBJECT) {
+          if (depth === 0) throw new MalformedLogFile('unbalanced closing bracket');
+          if (recordOpen && depth === 3 && b === CLOSE_OBJECT) {
             const tail = chunk.subarray(start, i + 1);
             const bytes = this.#carried.length ? Buffer.concat([...this.#carried, tail]) : tail;
             done.push(bytes.toString('utf8'));
             this.#carried = [];
             this.#carriedBytes = 0;
-            this.#recordOpen = false;
+            recordOpen = false;
             start = -1;
           }
-          this.#depth--;
-          if (this.#depth === 2 && this.#inRecords) this.#inStray = false;
-          if (this.#depth === 1) {
+          depth--;
+          if (depth === 2 && this.#inRecords) this.#inStray = false;
+          if (depth === 1) {
             this.#inRecords = false;
             this.#inStray = false;
           }
           break;
         case COLON:
-          if (this.#depth === 1) this.#key = this.#lastString;
+          if (depth === 1) this.#key = this.#lastString;
           break;
         case COMMA:
-          if (this.#depth === 2) this.#inStray = false;
+          if (depth === 2) this.#inStray = false;
           break;
         default:
           // a number, true, false or null as an element of Records
-          if (this.#inRecords && this.#depth === 2 && b > 0x20) this.#stray();
+          if (this.#inRecords && depth === 2 && b > 0x20) this.#stray();
       }
     }
-    if (this.#recordOpen) {
+    this.#depth = depth;
+    this.#inString = inString;
+    this.#escaped = escaped;
+    this.#recordOpen = recordOpen;
+    if (recordOpen) {
       const rest = Buffer.from(chunk.subarray(start === -1 ? 0 : start));
       this.#carriedBytes += rest.length;
       if (this.#carriedBytes > MAX_RECORD_BYTES)
@@ -162,7 +201,8 @@ export async function* readLogFile(
   );
   let source: Readable = raw;
   if (gzip) {
-    const gunzip = createGunzip();
+    // Large output chunks: at zlib's default 16 KB, the per-chunk stream work cost more than inflating.
+    const gunzip = createGunzip({ chunkSize: GUNZIP_CHUNK_BYTES });
     raw.once('error', (err) => gunzip.destroy(err));
     source = raw.pipe(gunzip);
   }

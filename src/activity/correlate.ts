@@ -112,6 +112,27 @@ const fromCredential = (c: IssuedCredential, method: Attribution['method']): Att
   issuedByFerry: true,
 });
 
+/** The record without its parse-only fields, with its attribution (spelled out: cheaper than a rest spread). */
+const attributed = (r: ParsedRecord, attribution: Attribution): AttributedRecord => ({
+  eventId: r.eventId,
+  eventTime: r.eventTime,
+  eventSource: r.eventSource,
+  eventName: r.eventName,
+  awsRegion: r.awsRegion,
+  account: r.account,
+  sourceIpAddress: r.sourceIpAddress,
+  userAgent: r.userAgent,
+  errorCode: r.errorCode,
+  errorMessage: r.errorMessage,
+  identityType: r.identityType,
+  accessKeyId: r.accessKeyId,
+  roleArn: r.roleArn,
+  roleSessionName: r.roleSessionName,
+  sourceIdentity: r.sourceIdentity,
+  attribution,
+  raw: r.raw,
+});
+
 /**
  * Ties records to people, in the order of trust: the AccessKeyId Ferry issued (the ledger); the
  * session's SourceIdentity, which AWS carries through role chaining and nobody can change; the
@@ -138,19 +159,22 @@ export class Correlator {
     const bySession = new Map<string, IssuedCredential[]>();
     const out: AttributedRecord[] = [];
     for (const r of records) {
-      const { roleName: _roleName, issuedAccessKeyId: _issued, ...record } = r;
-      out.push({ ...record, attribution: await this.#one(r, issued, owners, bySession, records) });
+      // Only the session-name fallback may need the database (once per role and batch).
+      const attribution =
+        this.#fromIdentity(r, issued, owners) ??
+        (await this.#bySessionName(r, bySession, records)) ??
+        NOT_FERRY;
+      out.push(attributed(r, attribution));
     }
     return out;
   }
 
-  async #one(
+  /** By the ledger's AccessKeyId, then SourceIdentity; undefined when only the session name can still tell. */
+  #fromIdentity(
     r: ParsedRecord,
     issued: Map<string, IssuedCredential>,
     owners: Map<string, { ownerKey: string; userName: string }>,
-    bySession: Map<string, IssuedCredential[]>,
-    batch: readonly ParsedRecord[],
-  ): Promise<Attribution> {
+  ): Attribution | undefined {
     const byKey =
       (r.accessKeyId && issued.get(r.accessKeyId)) ||
       (r.issuedAccessKeyId && issued.get(r.issuedAccessKeyId));
@@ -164,11 +188,8 @@ export class Correlator {
         credentialId: null,
         issuedByFerry: true,
       };
-    if (r.roleSessionName && r.roleName && owners.has(r.roleSessionName.toLowerCase())) {
-      const credential = await this.#bySessionName(r, bySession, batch);
-      if (credential) return fromCredential(credential, 'session-name');
-    }
-    return NOT_FERRY;
+    if (!(r.roleSessionName && r.roleName && owners.has(r.roleSessionName.toLowerCase()))) return NOT_FERRY;
+    return undefined;
   }
 
   /** The newest credential for this role with this session name, issued within a session's lifetime before the call. */
@@ -176,7 +197,7 @@ export class Correlator {
     r: ParsedRecord,
     cache: Map<string, IssuedCredential[]>,
     batch: readonly ParsedRecord[],
-  ): Promise<IssuedCredential | null> {
+  ): Promise<Attribution | undefined> {
     const target = `aws:${r.account}/${r.roleName}`;
     let candidates = cache.get(target);
     if (!candidates) {
@@ -201,13 +222,11 @@ export class Correlator {
     const at = r.eventTime.getTime();
     const skew = this.options.clockSkewMs;
     const name = r.roleSessionName!.toLowerCase();
-    return (
-      candidates.find((c) => {
-        const issuedAt = Date.parse(c.issuedAt);
-        const session =
-          typeof c.details.sessionName === 'string' ? c.details.sessionName.toLowerCase() : null;
-        return session === name && issuedAt <= at + skew && issuedAt >= at - MAX_SESSION_MS - skew;
-      }) ?? null
-    );
+    const credential = candidates.find((c) => {
+      const issuedAt = Date.parse(c.issuedAt);
+      const session = typeof c.details.sessionName === 'string' ? c.details.sessionName.toLowerCase() : null;
+      return session === name && issuedAt <= at + skew && issuedAt >= at - MAX_SESSION_MS - skew;
+    });
+    return credential ? fromCredential(credential, 'session-name') : undefined;
   }
 }

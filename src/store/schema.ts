@@ -66,7 +66,6 @@ export interface Database {
   worker_instances: WorkerInstancesTable;
   leases: LeasesTable;
   audit_archive_segments: AuditArchiveSegmentsTable;
-  detection_counts: DetectionCountsTable;
   alerts: AlertsTable;
   alert_sinks: AlertSinksTable;
   alert_deliveries: AlertDeliveriesTable;
@@ -795,7 +794,7 @@ export interface CloudTrailRecordsTable {
   object_key: string;
   ingested_at: string;
 }
-/** Events counted towards a spike rule, per subject and fixed window (0026). */
+
 /** One event counted towards a spike rule, kept while it is inside the rule's sliding window. */
 export interface DetectionEventsTable {
   rule: string;
@@ -804,14 +803,6 @@ export interface DetectionEventsTable {
   occurred_at: string;
   /** how many events this row stands for (aggregated SCIM authentication failures) */
   weight: Generated<number>;
-}
-
-export interface DetectionCountsTable {
-  rule: string;
-  subject: string;
-  window_start: string;
-  count: number;
-  updated_at: string;
 }
 
 /** One alert per deduplication key and window; repeats raise `occurrences` (0026). */

@@ -24,6 +24,7 @@ import * as cloudtrail from './0025_cloudtrail.js';
 import * as detectionsAlerts from './0026_detections_alerts.js';
 import * as outboxLanes from './0027_outbox_lanes.js';
 import * as auditArchive from './0028_audit_archive.js';
+import * as cloudtrailTimeKey from './0033_cloudtrail_time_key.js';
 import * as activityThroughputSlidingWindows from './0034_activity_throughput_sliding_windows.js';
 import * as apiTokenCreator from './0035_api_token_creator.js';
 
@@ -56,4 +57,5 @@ export const migrations: Record<string, Migration> = {
   '0028_audit_archive': auditArchive,
   '0034_activity_throughput_sliding_windows': activityThroughputSlidingWindows,
   '0035_api_token_creator': apiTokenCreator,
+  '0033_cloudtrail_time_key': cloudtrailTimeKey,
 };

@@ -1,0 +1,71 @@
+import { type Kysely, sql } from 'kysely';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
+import { migrateToLatest, migratorFor } from '../store/migrate.js';
+import { openStore, type Store } from '../store/open.js';
+
+type Loose = Kysely<Record<string, Record<string, unknown>>>;
+
+const record = (eventId: string, eventTime: string, userId: string | null) => ({
+  event_id: eventId,
+  event_time: eventTime,
+  event_source: 's3.amazonaws.com',
+  event_name: 'GetObject',
+  aws_region: 'us-east-1',
+  account: '123456789012',
+  source_ip: null,
+  user_agent: null,
+  error_code: null,
+  error_message: null,
+  identity_type: 'AssumedRole',
+  access_key_id: 'ASIAEXAMPLE',
+  role_arn: 'arn:aws:iam::123456789012:role/Developer',
+  role_name: 'Developer',
+  role_session_name: 'jane',
+  source_identity: null,
+  method: userId ? 'access-key' : 'none',
+  user_id: userId,
+  user_name: userId ? 'jane@contoso.example' : null,
+  credential_id: null,
+  issued_by_ferry: userId ? 1 : 0,
+  raw: '{"eventType":"AwsApiCall"}',
+  source_id: 'src-1',
+  object_key: 'AWSLogs/123456789012/CloudTrail/us-east-1/2026/12/06/f.json.gz',
+  ingested_at: '2026-12-06T09:00:00.000Z',
+});
+
+/**
+ * Migration 0033 keys CloudTrail records by (event_time, event_id) (ADR 0047): records stored before
+ * it are all still there, a repeat of one of them still collides, and detection_counts is gone.
+ */
+describe.each(ENGINES)('cloudtrail records: upgrade to 0033 on %s', (engine) => {
+  let db: TestDatabase;
+  let store: Store;
+  afterAll(async () => {
+    await store?.close();
+    await db?.drop();
+  });
+
+  it('keeps the records stored before, still refuses a repeat of one, and drops detection_counts', async () => {
+    db = await createTestDatabase(engine);
+    store = openStore(db.url);
+    const before = await migratorFor(store).migrateTo('0028_audit_archive');
+    expect(before.error).toBeUndefined();
+    const loose = store.db as unknown as Loose;
+    const a = record('3e1c0a5e-0000-4000-8000-000000000001', '2026-12-06T08:00:00.000Z', 'u-jane');
+    const b = record('3e1c0a5e-0000-4000-8000-000000000002', '2026-12-06T08:00:01.000Z', null);
+    await loose.insertInto('cloudtrail_records').values([a, b]).execute();
+    await migrateToLatest(store);
+
+    const rows = await loose.selectFrom('cloudtrail_records').selectAll().orderBy('event_time').execute();
+    expect(rows.map((r) => ({ ...r, issued_by_ferry: Number(r.issued_by_ferry) }))).toEqual([a, b]);
+    const repeat = await loose
+      .insertInto('cloudtrail_records')
+      .values({ ...a, raw: '{}' })
+      .onConflict((oc) => oc.columns(['event_time', 'event_id']).doNothing())
+      .executeTakeFirst();
+    expect(Number(repeat.numInsertedOrUpdatedRows ?? 0)).toBe(0);
+    await expect(loose.insertInto('cloudtrail_records').values(a).execute()).rejects.toThrow();
+    await expect(sql`select count(*) from detection_counts`.execute(store.db)).rejects.toThrow();
+  });
+});
