@@ -35,10 +35,10 @@ const record = (eventId: string, eventTime: string, userId: string | null) => ({
 });
 
 /**
- * Migration 0033 keys CloudTrail records by (event_time, event_id) (ADR 0047): records stored before
+ * Migration 0037 keys CloudTrail records by (event_time, event_id) (ADR 0047): records stored before
  * it are all still there, a repeat of one of them still collides, and detection_counts is gone.
  */
-describe.each(ENGINES)('cloudtrail records: upgrade to 0033 on %s', (engine) => {
+describe.each(ENGINES)('cloudtrail records: upgrade to 0037 on %s', (engine) => {
   let db: TestDatabase;
   let store: Store;
   afterAll(async () => {
