@@ -230,6 +230,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     metrics,
     metricsToken: config.metrics.token ?? null,
     auditExport: () => services.auditExporter.status(),
+    auditArchive: async () => (services.auditArchiver ? services.auditArchiver.status() : null),
   });
   // Modules whose return paths end on another origin (OpenID interactions, SAML) register here; the
   // sign-in pages name that origin in their form-action (see identity/pages/csp.ts).
@@ -478,6 +479,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     prefix: '/api/v1',
     store: services.store,
     keys: services.auditKeys,
+    archive: services.auditArchive,
     authenticate: admin.guard({ read: 'audit:read', write: 'audit:read' }),
   });
   await app.register(activityApi, {
