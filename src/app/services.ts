@@ -432,7 +432,14 @@ export function createServices(
       ),
     { clockSkewSeconds: aws.revocationClockSkew / 1000 },
   );
-  const alertSinks = new AlertSinks(store, clock, masterKey);
+  const alertTargets = {
+    allowPrivate: config.alerts.allowPrivateTargets,
+    allowNetworks: config.alerts.allowTargetNetworks,
+  };
+  const alertSinks = new AlertSinks(store, clock, masterKey, {
+    targets: alertTargets,
+    configNames: config.alerts.sinks.map((s) => s.name),
+  });
   const auditKeys = new AuditSigningKeys(store, clock, masterKey);
   const auditArchive = auditArchiveOf(config, clock);
   const { retention } = config.audit;
@@ -453,7 +460,7 @@ export function createServices(
     detections,
     alertSinks,
     alertDelivery: new AlertDelivery(
-      { store, clock, sinks: alertSinks, metrics, consoleUrl: () => config.publicUrl },
+      { store, clock, sinks: alertSinks, metrics, consoleUrl: () => config.publicUrl, targets: alertTargets },
       { maxPerSinkPerHour: config.alerts.maxPerSinkPerHour, maxAttempts: config.alerts.maxAttempts },
     ),
     detectionObserver: cloudTrailDetections,

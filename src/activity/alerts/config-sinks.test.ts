@@ -36,6 +36,8 @@ describe.each(ENGINES)('alert sinks declared in the config file (%s)', (engine) 
     ferry = await startTestFerry(engine, {
       config: {
         alerts: {
+          // the receivers are listeners on loopback
+          allowPrivateTargets: true,
           sinks: [
             {
               name: 'cfg-hook',
