@@ -42,6 +42,8 @@ describe('which addresses are internal', () => {
     ['::ffff:7f00:1', 'loopback'],
     ['::ffff:a9fe:a9fe', 'link-local'],
     ['::ffff:10.0.0.1', 'private'],
+    ['64:ff9b::a9fe:a9fe', 'link-local'],
+    ['fe80::1%eth0', 'link-local'],
   ])('%s is %s', (address, why) => {
     expect(internalReason(address)).toContain(why);
   });
@@ -54,6 +56,7 @@ describe('which addresses are internal', () => {
     '2001:db8::1',
     '2606:4700::1111',
     '::ffff:8.8.8.8',
+    '64:ff9b::808:808',
   ])('%s is not internal', (address) => {
     expect(internalReason(address)).toBeNull();
   });

@@ -86,12 +86,18 @@ function groups6(address: string): number[] {
   return [...h, ...fill, ...t].map((g) => Number.parseInt(g, 16));
 }
 
-/** The IPv4 address an IPv4-mapped (::ffff:a.b.c.d) or -compatible (::a.b.c.d) IPv6 address carries. */
+/**
+ * The IPv4 address an IPv6 address carries: IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d)
+ * or NAT64 (64:ff9b::a.b.c.d, which a NAT64 gateway forwards to that IPv4 address).
+ */
 function embeddedIpv4(address: string): string | null {
   const g = groups6(address);
-  if (g.length !== 8 || g.slice(0, 5).some((x) => x !== 0) || (g[5] !== 0xffff && g[5] !== 0)) return null;
+  if (g.length !== 8) return null;
+  const v4 = () => [g[6]! >> 8, g[6]! & 255, g[7]! >> 8, g[7]! & 255].join('.');
+  if (g[0] === 0x64 && g[1] === 0xff9b && g.slice(2, 6).every((x) => x === 0)) return v4();
+  if (g.slice(0, 5).some((x) => x !== 0) || (g[5] !== 0xffff && g[5] !== 0)) return null;
   if (g[5] === 0 && g[6] === 0) return null; // ::, ::1 and friends are IPv6 themselves
-  return [g[6]! >> 8, g[6]! & 255, g[7]! >> 8, g[7]! & 255].join('.');
+  return v4();
 }
 
 /** Why `address` is internal (loopback, link-local, private, unspecified, multicast…), or null. */
