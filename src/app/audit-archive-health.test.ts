@@ -64,13 +64,16 @@ describe.each(ENGINES)('the scheduled audit archive when its destination is down
     clock.advance(2 * 86_400_000);
     const archiver = ferry.services.auditArchiver!;
     expect(archiver.destination).toBe(destination);
-    const run = archiver.runDue();
-    // While the archive waits on an S3 that does not answer, people sign in and /readyz answers.
-    const started = Date.now();
+    let settled = false;
+    const run = archiver.runDue().finally(() => {
+      settled = true;
+    });
+    // While the archive waits on an S3 that does not answer (until it is closed below; the S3 request
+    // timeout is 30 s), people sign in and /readyz answers.
     const signin = await ferry.services.signin.password(userName, PASSWORD, meta);
     expect(signin.status).toBe('signed-in');
     expect((await ferry.api('/readyz', { auth: false })).status).toBe(200);
-    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(settled).toBe(false);
     expect(s3.sockets.length).toBeGreaterThan(0);
     // The S3 goes away altogether: the run fails (the SDK's own retries find nobody listening).
     await s3.close();
