@@ -280,24 +280,35 @@ export function registerOperatorCommands(program: Command): void {
       '--archive <location>',
       'prove an archived event from its segment (against the signed head at the segment end): a directory or s3://bucket/prefix/',
     )
+    .option(
+      '--leaf <n>',
+      "with --archive: the event's leaf index (leafIndex in listings, exports and SIEM records); only the segment holding it is read",
+    )
     .option(...configOption)
-    .action(async (eventId: string, opts: { size?: string; archive?: string; config?: string }) => {
-      await withStore(opts.config, async (store, config) => {
-        const { proveInclusion } = await import('../audit/verify.js');
-        const key = await (await auditKeys(store, config)).current();
-        const proof = await ledgerCall(async () => {
-          if (opts.archive) {
-            const { proveFromArchive } = await import('../audit/archive.js');
-            return proveFromArchive(await archiveAt(opts.archive, config), eventId, key.publicKeyPem);
-          }
-          return proveInclusion(store.db, eventId, {
-            treeSize: opts.size === undefined ? undefined : Number(opts.size),
-            publicKey: key.publicKeyPem,
+    .action(
+      async (eventId: string, opts: { size?: string; archive?: string; leaf?: string; config?: string }) => {
+        await withStore(opts.config, async (store, config) => {
+          const { proveInclusion } = await import('../audit/verify.js');
+          const key = await (await auditKeys(store, config)).current();
+          const proof = await ledgerCall(async () => {
+            if (opts.archive) {
+              const { proveFromArchive, recordedSegments } = await import('../audit/archive.js');
+              const leafIndex = await archivedLeafOf(store, eventId, opts.leaf);
+              return proveFromArchive(await archiveAt(opts.archive, config), eventId, {
+                leafIndex,
+                segments: await recordedSegments(store.db),
+                publicKey: key.publicKeyPem,
+              });
+            }
+            return proveInclusion(store.db, eventId, {
+              treeSize: opts.size === undefined ? undefined : Number(opts.size),
+              publicKey: key.publicKeyPem,
+            });
           });
+          process.stdout.write(`${JSON.stringify(proof, null, 2)}\n`);
         });
-        process.stdout.write(`${JSON.stringify(proof, null, 2)}\n`);
-      });
-    });
+      },
+    );
 
   audit
     .command('consistency')
@@ -433,6 +444,27 @@ function parseBefore(value: string, now: Date): Date {
   if (Number.isNaN(t))
     throw new OperatorError(`--before expects an ISO-8601 time or an age like 400d (got ${value})`);
   return new Date(t);
+}
+
+/**
+ * The leaf of an event to prove from the archive: --leaf, or the event's own row while the database
+ * still has it. Pruned events are not indexed by id (that index would keep a row per archived event),
+ * so their leaf comes from where the id was read (every listing and export carries leafIndex).
+ */
+async function archivedLeafOf(store: Store, eventId: string, leaf: string | undefined): Promise<number> {
+  if (leaf !== undefined) {
+    if (!/^\d{1,15}$/.test(leaf)) throw new OperatorError(`--leaf expects a leaf index (got ${leaf})`);
+    return Number(leaf);
+  }
+  const row = await store.db
+    .selectFrom('audit_events')
+    .select('leaf_index')
+    .where('id', '=', eventId)
+    .executeTakeFirst();
+  if (row?.leaf_index != null) return Number(row.leaf_index);
+  throw new OperatorError(
+    `audit event ${eventId} is no longer in the database: add --leaf N, its leafIndex (in ferry audit export, the API or your SIEM's record), so only the segment holding it is read`,
+  );
 }
 
 /** An archive named on the command line: s3://bucket/prefix/ or a directory. */

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { isCidr } from '../activity/alerts/target-guard.js';
 import { RULES, SEVERITIES } from '../activity/detections/finding.js';
 import { parseDuration } from '../duration.js';
 
@@ -514,6 +515,16 @@ export const configSchema = z
         maxPerSinkPerHour: z.number().int().min(1).max(100_000).default(60),
         /** tries per alert and sink before it is recorded as failed (the outbox backs off up to 10 min) */
         maxAttempts: z.number().int().min(1).max(100).default(12),
+        /**
+         * Sinks may not reach internal addresses (loopback, link-local and cloud metadata, RFC 1918 and
+         * fc00::/7, unspecified, multicast) unless allowed here: true for all of them (a lab, the demo),
+         * or allowTargetNetworks for the few that are meant (e.g. the SMTP relay's subnet).
+         */
+        allowPrivateTargets: z.boolean().default(false),
+        /** internal networks sinks may reach although allowPrivateTargets is false (CIDRs) */
+        allowTargetNetworks: z
+          .array(z.string().refine(isCidr, 'expected an address or a CIDR block such as 10.20.0.0/16'))
+          .default([]),
         /**
          * Sinks declared here (beside those added with `ferry alerts sink add`), made to match at start.
          * The secret (webhook HMAC key, Slack URL, SMTP password) is given by reference only:

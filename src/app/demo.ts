@@ -36,6 +36,9 @@ async function demo(): Promise<void> {
   // Demo users sign in with a password and TOTP: Ferry Administrator's standing demand for a security
   // key would leave Test-AWSAdmin with no console on first sign-in. A real installation keeps it.
   config.adminRoles.builtInRequirements = false;
+  // Alert sinks tried out with the demo are receivers on this machine (a webhook catcher, a local SMTP
+  // server): loopback, which a real installation refuses (docs/activity.md "Where alerts may go").
+  config.alerts.allowPrivateTargets = true;
 
   // The identity-aware proxy beside the server; the demo's internal app is served at localhost (a
   // different host from Ferry's 127.0.0.1, so the browser keeps the cookies apart).

@@ -32,7 +32,13 @@ describe('detections and alerts in ferry.yaml', () => {
     });
     expect(s.rules['admin-role-activated'].enabled).toBe(false);
     expect(s.rules['cloudtrail-disabled']).toEqual(RULE_DEFAULTS['cloudtrail-disabled']);
-    expect(config.alerts).toEqual({ maxPerSinkPerHour: 60, maxAttempts: 12, sinks: [] });
+    expect(config.alerts).toEqual({
+      maxPerSinkPerHour: 60,
+      maxAttempts: 12,
+      allowPrivateTargets: false,
+      allowTargetNetworks: [],
+      sinks: [],
+    });
     const f = {
       rule: 'iam-credentials-created' as const,
       subject: '123456789012:ci',

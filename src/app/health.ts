@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
+import type { ArchiveStatus } from '../audit/archive-schedule.js';
 import type { ExportStatus } from '../audit/export.js';
 import { unsealedBacklog } from '../audit/sequencer.js';
 import { secretsEqual } from '../identity/secrets.js';
@@ -15,6 +16,10 @@ export interface OperationsOptions {
   metricsToken?: string | null;
   /** where audit tree heads are published, and how that goes (detail only: never makes /readyz fail) */
   auditExport?: () => Promise<ExportStatus[]>;
+  /** how the scheduled audit archive goes (detail only, like the export: never makes /readyz fail) */
+  auditArchive?: () => Promise<ArchiveStatus | null>;
+  /** further detail for /readyz from other modules (e.g. alert sinks the config file could not own) */
+  detail?: () => Promise<Record<string, unknown>>;
 }
 
 /** /healthz (the process is up), /readyz (it can serve: the database answers), /metrics (Prometheus). */
@@ -45,6 +50,8 @@ export const operationsRoutes: FastifyPluginAsync<OperationsOptions> = async (ap
         });
       }
       const exports = (await opts.auditExport?.().catch(() => [])) ?? [];
+      const archive = (await opts.auditArchive?.().catch(() => null)) ?? null;
+      const detail = (await opts.detail?.().catch(() => ({}))) ?? {};
       return {
         status: 'ready',
         database: 'ok',
@@ -60,6 +67,23 @@ export const operationsRoutes: FastifyPluginAsync<OperationsOptions> = async (ap
               })),
             }
           : {}),
+        ...(archive
+          ? {
+              auditArchive: {
+                destination: archive.destination,
+                ok: archive.failures === 0,
+                archivedBelow: archive.archivedBelow,
+                ...(archive.failures
+                  ? {
+                      failures: archive.failures,
+                      lastError: archive.lastError,
+                      nextAttemptAt: archive.nextAttemptAt,
+                    }
+                  : {}),
+              },
+            }
+          : {}),
+        ...detail,
       };
     } catch (err) {
       req.log.warn({ err: (err as Error).message }, 'not ready: database unreachable');
@@ -93,6 +117,11 @@ export const operationsRoutes: FastifyPluginAsync<OperationsOptions> = async (ap
         for (const e of (await opts.auditExport?.()) ?? []) {
           opts.metrics.auditExportFailures.set({ destination: e.destination }, e.failures);
           opts.metrics.auditExportedTreeSize.set({ destination: e.destination }, e.treeSize);
+        }
+        const archive = await opts.auditArchive?.();
+        if (archive) {
+          opts.metrics.auditArchiveFailures.set({ destination: archive.destination }, archive.failures);
+          opts.metrics.auditArchivedBelow.set({ destination: archive.destination }, archive.archivedBelow);
         }
         opts.metrics.auditUnsealed.set((await unsealedBacklog(opts.store.db)).count);
       } catch {

@@ -30,6 +30,18 @@ export class Metrics {
     labelNames: ['destination'] as const,
     registers: [this.registry],
   });
+  readonly auditArchiveFailures = new Gauge({
+    name: 'ferry_audit_archive_failures',
+    help: 'Failed scheduled archive runs since the last success, by destination (retried with backoff)',
+    labelNames: ['destination'] as const,
+    registers: [this.registry],
+  });
+  readonly auditArchivedBelow = new Gauge({
+    name: 'ferry_audit_archived_leaves',
+    help: 'Leaves of the audit tree archived and pruned from the database (leaves below this), by destination',
+    labelNames: ['destination'] as const,
+    registers: [this.registry],
+  });
   readonly auditUnsealed = new Gauge({
     name: 'ferry_audit_unsealed_events',
     help: 'Audit events committed but not yet sealed into the signed tree',

@@ -231,6 +231,11 @@ export async function buildServer(services: Services, options: ServerOptions = {
     metrics,
     metricsToken: config.metrics.token ?? null,
     auditExport: () => services.auditExporter.status(),
+    auditArchive: async () => (services.auditArchiver ? services.auditArchiver.status() : null),
+    detail: async () => {
+      const shadowed = await services.alertSinks.shadowed();
+      return shadowed.length ? { alertSinks: { ok: false, notAppliedFromConfig: shadowed } } : {};
+    },
   });
   // Modules whose return paths end on another origin (OpenID interactions, SAML) register here; the
   // sign-in pages name that origin in their form-action (see identity/pages/csp.ts).
@@ -485,6 +490,7 @@ export async function buildServer(services: Services, options: ServerOptions = {
     prefix: '/api/v1',
     store: services.store,
     keys: services.auditKeys,
+    archive: services.auditArchive,
     authenticate: admin.guard({ read: 'audit:read', write: 'audit:read' }),
   });
   await app.register(activityApi, {

@@ -28,6 +28,7 @@ import type { ActivityObserver } from '../activity/record.js';
 import { ActivityViews } from '../activity/timeline.js';
 import { systemActor } from '../audit/actor.js';
 import { type ArchiveStore, fileArchive } from '../audit/archive.js';
+import { ArchiveScheduler } from '../audit/archive-schedule.js';
 import { fileDestination, HeadExporter, webhookDestination } from '../audit/export.js';
 import { accountConnection, openAccountClients } from '../aws/account-clients.js';
 import { s3Archive, s3HeadDestination } from '../aws/audit-heads-s3.js';
@@ -168,6 +169,8 @@ export interface Services {
   auditExporter: HeadExporter;
   /** where audit.retention archives pruned segments (null: not configured) */
   auditArchive: ArchiveStore | null;
+  /** the worker's scheduled archive, with backoff and status (null: audit.retention.archiveAfter not set) */
+  auditArchiver: ArchiveScheduler | null;
   /**
    * Called with every batch of CloudTrail records ingestion stored (each record once). Detections push
    * their observer here before the first sync (the array is the one CloudTrail holds).
@@ -429,7 +432,17 @@ export function createServices(
       ),
     { clockSkewSeconds: aws.revocationClockSkew / 1000 },
   );
-  const alertSinks = new AlertSinks(store, clock, masterKey);
+  const alertTargets = {
+    allowPrivate: config.alerts.allowPrivateTargets,
+    allowNetworks: config.alerts.allowTargetNetworks,
+  };
+  const alertSinks = new AlertSinks(store, clock, masterKey, {
+    targets: alertTargets,
+    configNames: config.alerts.sinks.map((s) => s.name),
+  });
+  const auditKeys = new AuditSigningKeys(store, clock, masterKey);
+  const auditArchive = auditArchiveOf(config, clock);
+  const { retention } = config.audit;
   const detections = new Detections({
     store,
     clock,
@@ -447,7 +460,7 @@ export function createServices(
     detections,
     alertSinks,
     alertDelivery: new AlertDelivery(
-      { store, clock, sinks: alertSinks, metrics, consoleUrl: () => config.publicUrl },
+      { store, clock, sinks: alertSinks, metrics, consoleUrl: () => config.publicUrl, targets: alertTargets },
       { maxPerSinkPerHour: config.alerts.maxPerSinkPerHour, maxAttempts: config.alerts.maxAttempts },
     ),
     detectionObserver: cloudTrailDetections,
@@ -501,7 +514,7 @@ export function createServices(
       config.aws.endpoint ?? null,
     ),
     signingKeys,
-    auditKeys: new AuditSigningKeys(store, clock, masterKey),
+    auditKeys,
     auditExporter: new HeadExporter(
       { store, clock },
       config.audit.export.destinations.map((d) =>
@@ -525,7 +538,18 @@ export function createServices(
               ),
       ),
     ),
-    auditArchive: auditArchiveOf(config, clock),
+    auditArchive,
+    auditArchiver:
+      auditArchive && retention.archiveAfter !== null
+        ? new ArchiveScheduler(
+            { store, clock, keys: auditKeys, archive: auditArchive },
+            {
+              archiveAfter: retention.archiveAfter,
+              maxEventsPerSegment: retention.maxEventsPerSegment,
+              intervalMs: retention.interval,
+            },
+          )
+        : null,
     serviceProviders,
     oidcClients,
     oidc,

@@ -75,6 +75,7 @@ export async function startFerry(options: StartOptions): Promise<RunningFerry> {
     throw err;
   }
   const services = createServices(config, store, clock, masterKey, options.signingKeys);
+  let shadowedSinks: Array<{ name: string; createdBy: string }> = [];
   try {
     // Every instance makes sure its signing keys exist; concurrent starts end with exactly one each.
     await Promise.all([
@@ -84,12 +85,17 @@ export async function startFerry(options: StartOptions): Promise<RunningFerry> {
       services.auditKeys.current(),
     ]);
     // Alert sinks declared in the config file, secrets read from their references and sealed.
-    await services.alertSinks.syncFromConfig(config.alerts.sinks);
+    shadowedSinks = (await services.alertSinks.syncFromConfig(config.alerts.sinks)).shadowed;
   } catch (err) {
     await store.close();
     throw err;
   }
   app = await buildServer(services, { logger: options.logger, ...options.demo });
+  for (const sink of shadowedSinks)
+    app.log.warn(
+      { sink: sink.name, createdBy: sink.createdBy },
+      'alerts.sinks declares a sink whose name an alert sink added through the API or CLI holds: the config sink is not applied (remove or rename one of them; /readyz lists it)',
+    );
   for (const problem of fileModeProblems(config)) {
     app.log.warn({ path: problem.path, mode: problem.mode.toString(8) }, describeFileModeProblem(problem));
   }

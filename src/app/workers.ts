@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import { watchAuditOnce } from '../activity/detections/observer.js';
-import { archiveOnSchedule } from '../audit/archive.js';
 import { Sequencer } from '../audit/sequencer.js';
 import type { DomainEvent, DomainEventType } from '../events.js';
 import { purgeExpiredOidcArtifacts } from '../federation/oidc/adapter.js';
@@ -165,7 +164,6 @@ export function startWorkers(
   let lastHeadExport = 0;
   let exporting: Promise<unknown> | undefined;
   let lastCloudTrailSync = 0;
-  let lastArchive = 0;
   let archiving: Promise<unknown> | undefined;
   let syncingCloudTrail: Promise<unknown> | undefined;
   const tick = async () => {
@@ -194,24 +192,14 @@ export function startWorkers(
             exporting = undefined;
           });
       }
-      const { retention } = services.config.audit;
-      const archive = services.auditArchive;
-      if (
-        retention.archiveAfter !== null &&
-        archive &&
-        !archiving &&
-        now - lastArchive >= retention.interval
-      ) {
-        lastArchive = now;
-        // Beside the tick, on one instance at a time (the lease): archive, then prune, what is old enough.
-        archiving = archiveOnSchedule(
-          { store, clock, keys: services.auditKeys, archive },
-          { archiveAfter: retention.archiveAfter, maxEventsPerSegment: retention.maxEventsPerSegment },
-        )
-          .catch((err) => log.warn({ err }, 'audit archive failed; retrying'))
-          .finally(() => {
-            archiving = undefined;
-          });
+      const archiver = services.auditArchiver;
+      if (archiver && !archiving) {
+        // Beside the tick, on one instance at a time (the lease): archive, then prune, what is old
+        // enough, every retention.interval. A destination that fails is retried with backoff (its
+        // status row) and shows in /readyz and /metrics; nothing else waits for it.
+        archiving = archiver.tick(log).finally(() => {
+          archiving = undefined;
+        });
       }
       const { syncInterval } = services.config.cloudtrail;
       if (syncInterval > 0 && !syncingCloudTrail && now - lastCloudTrailSync >= syncInterval) {

@@ -22,14 +22,17 @@ import {
   fileArchive,
   manifestSignedBytes,
   proveFromArchive,
+  recordedSegments,
   type SegmentManifest,
 } from './archive.js';
+import { ArchiveScheduler } from './archive-schedule.js';
 import { type AuditEvent, appendAudit } from './ledger.js';
 import { Sequencer } from './sequencer.js';
 import { checkProofFile } from './tree-head.js';
 import { proveConsistency, proveInclusion, type VerifyResult, verifyLedger } from './verify.js';
 
 const TABLES = [
+  'audit_archive_status',
   'audit_events',
   'audit_tree_nodes',
   'audit_tree_heads',
@@ -168,12 +171,42 @@ describe.each(ENGINES)('archiving and pruning the audit ledger on %s', (engine) 
     );
     // An archived event is not in the database: say where to look…
     await expect(proveInclusion(store.db, events[2]!.id)).rejects.toThrow(/archived.*--archive/);
-    // …and its segment proves it against the head at the segment's end.
-    for (const e of [events[0]!, events[2]!, events[5]!, events[7]!]) {
-      const proof = await proveFromArchive(archive, e.id, pub);
-      expect(proof.head.treeSize).toBe(e === events[0] || e === events[2] ? 4 : 8);
+    // …and its segment, found by the leaf in the recorded ranges, proves it against the head at the
+    // segment's end; only that segment's two files are read, and the archive is not listed.
+    const segments = await recordedSegments(store.db);
+    expect(segments.map((s) => [s.firstLeaf, s.endLeaf])).toEqual([
+      [0, 4],
+      [4, 8],
+    ]);
+    for (const leaf of [0, 2, 5, 7]) {
+      const reads: string[] = [];
+      const watched: ArchiveStore = {
+        name: archive.name,
+        put: archive.put,
+        get: (name) => {
+          reads.push(name);
+          return archive.get(name);
+        },
+        list: () => {
+          reads.push('(list)');
+          return archive.list();
+        },
+      };
+      const proof = await proveFromArchive(watched, events[leaf]!.id, { leafIndex: leaf, segments });
+      const name = leaf < 4 ? '0000000000000000-0000000000000004' : '0000000000000004-0000000000000008';
+      expect(reads).toEqual([`${name}.manifest.json`, `${name}.events.jsonl`]);
+      expect(proof.head.treeSize).toBe(leaf < 4 ? 4 : 8);
       expect(checkProofFile(proof, pub)).toBeNull();
     }
+    // Without the records (an auditor with the archive alone), the names carry the ranges.
+    expect(checkProofFile(await proveFromArchive(archive, events[5]!.id, { leafIndex: 5 }), pub)).toBeNull();
+    // A leaf that holds another event, or that no segment holds, is refused by name.
+    await expect(proveFromArchive(archive, events[5]!.id, { leafIndex: 6, segments })).rejects.toThrow(
+      /leaf 6 holds audit event .*, not .*check the leafIndex/,
+    );
+    await expect(proveFromArchive(archive, events[5]!.id, { leafIndex: 99, segments })).rejects.toThrow(
+      /no segment of the archive .* holds leaf 99/,
+    );
 
     // A second run continues from the checkpoint; nothing younger than the cutoff is taken.
     clock.advance(60_000);
@@ -185,7 +218,10 @@ describe.each(ENGINES)('archiving and pruning the audit ledger on %s', (engine) 
     await sequencer.sealAll();
     expect(await verify(true)).toMatchObject({ ok: true, archived: 12 });
     expect(await verify()).toMatchObject({ ok: true, archived: 12 });
-    const proof = await proveFromArchive(archive, events[10]!.id);
+    const proof = await proveFromArchive(archive, events[10]!.id, {
+      leafIndex: 10,
+      segments: await recordedSegments(store.db),
+    });
     expect(checkProofFile(proof, pub)).toBeNull();
   });
 
@@ -358,8 +394,15 @@ describe.each(ENGINES)('archiving and pruning the audit ledger on %s', (engine) 
       const full = await ferry(['audit', 'verify', '--archive', dir, '--config', configFile], cwd);
       expect(full.code, full.stdout).toBe(0);
       expect(full.stdout).toMatch(/intact: 11 events.*\(leaves below 8 checked in the archive\)/);
-      const proved = await ferry(
+      // A pruned event is found by its leaf (the database no longer knows its id).
+      const noLeaf = await ferry(
         ['audit', 'prove', events[3]!.id, '--archive', dir, '--config', configFile],
+        cwd,
+      );
+      expect(noLeaf.code).not.toBe(0);
+      expect(noLeaf.stderr).toMatch(/no longer in the database: add --leaf N/);
+      const proved = await ferry(
+        ['audit', 'prove', events[3]!.id, '--archive', dir, '--leaf', '3', '--config', configFile],
         cwd,
       );
       expect(proved.code, proved.stderr).toBe(0);
@@ -418,6 +461,66 @@ describe.each(ENGINES)('archiving and pruning the audit ledger on %s', (engine) 
     } finally {
       await second.close();
     }
+  });
+
+  it('a destination that fails is retried with backoff and reported; events stay and writes go on', async () => {
+    const events = await appendAndSeal(store, clock, sequencer, 10);
+    // A "directory" under a regular file: mkdir fails (ENOTDIR), as an unwritable mount would (tests
+    // run as root, so a mode cannot stop them).
+    const blocker = join(dir, 'not-a-directory');
+    writeFileSync(blocker, 'x');
+    const broken = fileArchive(join(blocker, 'archive'));
+    const retention = {
+      archiveAfter: clock.now().getTime() - Date.parse(events[8]!.time),
+      maxEventsPerSegment: 100,
+      intervalMs: 3_600_000,
+    };
+    const scheduler = new ArchiveScheduler({ store, clock, keys, archive: broken }, retention);
+    const warned: object[] = [];
+    const log = { warn: (obj: object) => warned.push(obj) };
+    expect(await scheduler.runDue(log)).toBeNull();
+    const first = await scheduler.status();
+    expect(first).toMatchObject({
+      destination: broken.name,
+      archivedBelow: 0,
+      failures: 1,
+      nextAttemptAt: new Date(clock.now().getTime() + 5_000).toISOString(),
+    });
+    expect(first.lastError).toMatch(/ENOTDIR/);
+    expect(warned).toHaveLength(1);
+    // Nothing was pruned, and writes go on while the archive is down.
+    expect(await store.db.selectFrom('audit_events').select('id').execute()).toHaveLength(10);
+    await appendAndSeal(store, clock, sequencer, 1, 10);
+    // Not again before the backoff has passed (tick() does not even read the row)…
+    expect(await scheduler.tick(log)).toBeNull();
+    expect((await scheduler.status()).failures).toBe(1);
+    // …then again, the delay doubled.
+    clock.advance(5_000);
+    expect(await scheduler.tick(log)).toBeNull();
+    expect(await scheduler.status()).toMatchObject({
+      failures: 2,
+      nextAttemptAt: new Date(clock.now().getTime() + 10_000).toISOString(),
+    });
+    // Once the destination is back, the next attempt archives and the failures are cleared.
+    rmSync(blocker);
+    clock.advance(10_000);
+    // (the cutoff moved on with the clock: all 11 events are old enough now)
+    const done = await scheduler.tick(log);
+    expect(done?.segments.map((s) => [s.firstLeaf, s.endLeaf])).toEqual([[0, 11]]);
+    expect(await scheduler.status()).toMatchObject({
+      archivedBelow: 11,
+      failures: 0,
+      lastError: null,
+      nextAttemptAt: null,
+    });
+    // The backoff is shared: a second instance's scheduler sees the same status row.
+    const other = new ArchiveScheduler({ store, clock, keys, archive: broken }, retention);
+    expect((await other.status()).archivedAt).toBe(clock.now().toISOString());
+    await sequencer.sealAll();
+    expect(await verifyLedger(store.db, { keys: await keys.trusted(), archive: broken })).toMatchObject({
+      ok: true,
+      archived: 11,
+    });
   });
 
   it('verify (without the archive) refuses an archive record nobody sealed: the oldest events deleted behind a forged one', async () => {
@@ -521,7 +624,7 @@ describe('archiving audit segments to S3 (moto)', () => {
       archived: 8,
       archiveChecked: true,
     });
-    const proof = await proveFromArchive(archive, events[3]!.id);
+    const proof = await proveFromArchive(archive, events[3]!.id, { leafIndex: 3 });
     expect(checkProofFile(proof, (await keys.current()).publicKeyPem)).toBeNull();
     // An object replaced in the bucket (a bucket without Object Lock, or after retention) is named.
     const lines = (await archive.get('0000000000000000-0000000000000008.events.jsonl'))!
@@ -540,6 +643,48 @@ describe('archiving audit segments to S3 (moto)', () => {
       file: '0000000000000000-0000000000000008.events.jsonl',
     });
   }, 120_000);
+
+  it('an S3 destination that is down (no such bucket) is retried with backoff, then archives once it is there', async () => {
+    const clock = new ManualClock('2026-04-01T09:00:00.000Z');
+    const keys = new AuditSigningKeys(store, clock, new MasterKey(randomBytes(32)));
+    await store.db.deleteFrom('audit_signing_keys').execute();
+    for (const t of TABLES) await store.db.deleteFrom(t).execute();
+    await store.db.updateTable('audit_sequencer').set({ holder: null, lease_until: null }).execute();
+    const sequencer = new Sequencer({ store, clock, keys }, { batchSize: 4 });
+    const events = await appendAndSeal(store, clock, sequencer, 6);
+    const archive = s3Archive(
+      {
+        bucket: 'ferry-archive-late',
+        prefix: 'l/',
+        retainDays: 0,
+        region: aws.region,
+        endpoint: aws.endpoint,
+      },
+      clock,
+    );
+    const scheduler = new ArchiveScheduler(
+      { store, clock, keys, archive },
+      {
+        archiveAfter: clock.now().getTime() - Date.parse(events[4]!.time),
+        maxEventsPerSegment: 100,
+        intervalMs: 3_600_000,
+      },
+    );
+    expect(await scheduler.runDue()).toBeNull();
+    const down = await scheduler.status();
+    expect(down).toMatchObject({ destination: 's3://ferry-archive-late/l/', failures: 1, archivedBelow: 0 });
+    expect(down.lastError).toMatch(/bucket/i);
+    const s3 = new S3Client({
+      region: aws.region,
+      endpoint: aws.endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+    });
+    await s3.send(new CreateBucketCommand({ Bucket: 'ferry-archive-late' }));
+    clock.advance(5_000);
+    expect((await scheduler.tick())?.segments.map((s) => [s.firstLeaf, s.endLeaf])).toEqual([[0, 6]]);
+    expect(await scheduler.status()).toMatchObject({ failures: 0, archivedBelow: 6, lastError: null });
+  }, 60_000);
 });
 
 const FERRY_BIN = fileURLToPath(new URL('../../bin/ferry.js', import.meta.url));

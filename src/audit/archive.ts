@@ -610,45 +610,108 @@ export function prefixSubtrees(
   return (level: number, index: number) => hash(index * 2 ** level, 2 ** level);
 }
 
+/** A segment's leaf range and base name, as `audit_archive_segments` (and `audit.archived`) record it. */
+export interface SegmentRecord {
+  firstLeaf: number;
+  endLeaf: number;
+  name: string;
+}
+
+/** The segments the database records (written with their `audit.archived` event), oldest first. */
+export async function recordedSegments(db: Kysely<Database>): Promise<SegmentRecord[]> {
+  const rows = await db
+    .selectFrom('audit_archive_segments')
+    .select(['first_leaf', 'end_leaf', 'name'])
+    .orderBy('first_leaf')
+    .execute();
+  return rows.map((r) => ({ firstLeaf: Number(r.first_leaf), endLeaf: Number(r.end_leaf), name: r.name }));
+}
+
+const SEGMENT_MANIFEST = /^(\d{16})-(\d{16})\.manifest\.json$/;
+
+/**
+ * The segment that holds `leafIndex`: by the recorded leaf ranges when given, else by the archive's
+ * object names (which carry the range), so only that one segment is read.
+ */
+async function segmentHolding(
+  archive: ArchiveStore,
+  leafIndex: number,
+  recorded: SegmentRecord[] | undefined,
+): Promise<SegmentRecord> {
+  const hit = recorded?.find((s) => s.firstLeaf <= leafIndex && leafIndex < s.endLeaf);
+  if (hit) return hit;
+  for (const file of await archive.list()) {
+    const m = SEGMENT_MANIFEST.exec(file);
+    if (!m) continue;
+    const first = Number(m[1]);
+    const end = Number(m[2]);
+    if (first <= leafIndex && leafIndex < end)
+      return { firstLeaf: first, endLeaf: end, name: segmentName(first, end) };
+  }
+  throw new LedgerNotFound(`no segment of the archive ${archive.name} holds leaf ${leafIndex}`);
+}
+
 /**
  * An inclusion proof for an archived event, from its segment alone: against the signed head at the
- * segment's end, with the prefix's compact range for the leaves before it. `ferry audit check-proof`
- * checks it like any other.
+ * segment's end, with the prefix's compact range for the leaves before it. The segment is found by the
+ * event's leaf index (every listing and export carries it) in the recorded leaf ranges, and only that
+ * segment is read: the archive is never scanned. `ferry audit check-proof` checks it like any other.
  */
 export async function proveFromArchive(
   archive: ArchiveStore,
   eventId: string,
-  publicKey?: string,
+  options: { leafIndex: number; segments?: SegmentRecord[]; publicKey?: string },
 ): Promise<InclusionProof> {
-  for (const m of await readManifests(archive)) {
-    if ('reason' in m) continue;
-    const bytes = await archive.get(m.manifest.eventsFile);
-    if (!bytes?.includes(eventId)) continue;
-    for (const text of bytes.toString('utf8').split('\n')) {
-      if (!text.includes(eventId)) continue;
-      const line = JSON.parse(text) as SegmentLine;
-      if (line.event.id !== eventId) continue;
-      const { manifest } = m;
-      const hashes = manifest.leafHashes.map((h) => Buffer.from(h, 'hex'));
-      const subtree = prefixSubtrees(
-        manifest.firstLeaf,
-        manifest.prefix.map((h) => Buffer.from(h, 'hex')),
-        async (i) => {
-          const h = hashes[i - manifest.firstLeaf];
-          if (!h) throw new LedgerNotFound(`leaf ${i} is not in ${m.file}`);
-          return h;
-        },
-      );
-      const path = await inclusionPath(line.leafIndex, manifest.endLeaf, subtree);
-      return {
-        format: 'ferry-audit-inclusion-proof/v1',
-        event: line.event,
-        leafIndex: line.leafIndex,
-        path: path.map((h) => h.toString('hex')),
-        head: manifest.head,
-        ...(publicKey ? { publicKey } : {}),
-      };
-    }
+  const { leafIndex, publicKey } = options;
+  if (!Number.isSafeInteger(leafIndex) || leafIndex < 0)
+    throw new LedgerNotFound(`leaf ${leafIndex} is not a leaf index`);
+  const segment = await segmentHolding(archive, leafIndex, options.segments);
+  const file = `${segment.name}${MANIFEST_SUFFIX}`;
+  const bytes = await archive.get(file);
+  if (!bytes) throw new LedgerNotFound(`${file} is not in the archive ${archive.name}`);
+  let manifest: unknown;
+  try {
+    manifest = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    manifest = null;
   }
-  throw new LedgerNotFound(`no audit event ${eventId} in the archive ${archive.name}`);
+  if (!isManifest(manifest)) throw new LedgerNotFound(`${file} is not a Ferry audit segment manifest`);
+  if (manifest.firstLeaf !== segment.firstLeaf || manifest.endLeaf !== segment.endLeaf)
+    throw new LedgerNotFound(
+      `${file} describes leaves ${manifest.firstLeaf}–${manifest.endLeaf - 1}, not the recorded ${segment.firstLeaf}–${segment.endLeaf - 1}`,
+    );
+  const events = await archive.get(manifest.eventsFile);
+  if (!events) throw new LedgerNotFound(`${manifest.eventsFile} is missing (named by ${file})`);
+  const text = events.toString('utf8').split('\n')[leafIndex - manifest.firstLeaf] ?? '';
+  let line: SegmentLine | null;
+  try {
+    line = JSON.parse(text) as SegmentLine;
+  } catch {
+    line = null;
+  }
+  if (line?.leafIndex !== leafIndex || !line.event)
+    throw new LedgerNotFound(`${manifest.eventsFile} has no readable event at leaf ${leafIndex}`);
+  if (line.event.id !== eventId)
+    throw new LedgerNotFound(
+      `leaf ${leafIndex} holds audit event ${String(line.event.id)}, not ${eventId} (check the leafIndex)`,
+    );
+  const hashes = manifest.leafHashes.map((h) => Buffer.from(h, 'hex'));
+  const subtree = prefixSubtrees(
+    manifest.firstLeaf,
+    manifest.prefix.map((h) => Buffer.from(h, 'hex')),
+    async (i) => {
+      const h = hashes[i - manifest.firstLeaf];
+      if (!h) throw new LedgerNotFound(`leaf ${i} is not in ${file}`);
+      return h;
+    },
+  );
+  const path = await inclusionPath(leafIndex, manifest.endLeaf, subtree);
+  return {
+    format: 'ferry-audit-inclusion-proof/v1',
+    event: line.event,
+    leafIndex,
+    path: path.map((h) => h.toString('hex')),
+    head: manifest.head,
+    ...(publicKey ? { publicKey } : {}),
+  };
 }

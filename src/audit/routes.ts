@@ -2,9 +2,11 @@ import { Readable } from 'node:stream';
 import type {} from '@fastify/swagger'; // OpenAPI keys (tags, summary, security) on route schemas
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, preHandlerAsyncHookHandler } from 'fastify';
+import { InvalidInput } from '../errors.js';
 import type { AuditSigningKeys } from '../keys/audit-signing-keys.js';
 import { Nullable } from '../nullable-schema.js';
 import type { Store } from '../store/open.js';
+import type { ArchiveStore } from './archive.js';
 import { type EventExportFormat, exportEvents, OCSF_VERSION } from './export.js';
 import { latestAudit, listAudit } from './ledger.js';
 import { headFromRow, verifyLedger } from './verify.js';
@@ -15,6 +17,8 @@ export interface AuditApiOptions {
   keys: AuditSigningKeys;
   /** authentication for the audit API (the admin token check) */
   authenticate: preHandlerAsyncHookHandler;
+  /** the archive audit.retention writes segments to (null: none configured) */
+  archive?: ArchiveStore | null;
 }
 
 const AuditEventSchema = Type.Object({
@@ -137,7 +141,7 @@ export const auditApi: FastifyPluginAsync<AuditApiOptions> = async (app, opts) =
     },
   );
 
-  app.get(
+  app.get<{ Querystring: { archive?: boolean } }>(
     '/audit/verify',
     {
       schema: {
@@ -145,6 +149,18 @@ export const auditApi: FastifyPluginAsync<AuditApiOptions> = async (app, opts) =
         summary:
           'Recompute the Merkle tree from the events and check it against every signed tree head; names what was edited, removed, inserted or reordered',
         security,
+        querystring: Type.Object(
+          {
+            archive: Type.Optional(
+              Type.Boolean({
+                default: false,
+                description:
+                  'also check every archived segment of pruned events, in the archive audit.retention.destination names (as `ferry audit verify --archive`); reads the whole archive',
+              }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
         response: {
           200: Type.Object({
             ok: Type.Boolean(),
@@ -167,7 +183,19 @@ export const auditApi: FastifyPluginAsync<AuditApiOptions> = async (app, opts) =
         },
       },
     },
-    async () => verifyLedger(opts.store.db, { keys: await opts.keys.trusted() }),
+    async (req) => {
+      // Only the configured archive: a location from the caller would let the API read any directory
+      // or bucket the server can reach.
+      if (req.query.archive && !opts.archive)
+        throw new InvalidInput(
+          'archive=true needs an archive: set audit.retention.destination in the server config',
+          'archive',
+        );
+      return verifyLedger(opts.store.db, {
+        keys: await opts.keys.trusted(),
+        ...(req.query.archive && opts.archive ? { archive: opts.archive } : {}),
+      });
+    },
   );
 
   app.get(

@@ -43,6 +43,9 @@ export class S3AuditObjects {
       region: options.region,
       ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint, forcePathStyle: true }),
       ...(credentials === undefined ? {} : { credentials }),
+      // An S3 that does not answer fails the export or archive run (retried with backoff) instead of
+      // holding it, and the archive lease, indefinitely.
+      requestHandler: { connectionTimeout: 5_000, requestTimeout: 30_000 },
     });
     this.name = `s3://${options.bucket}/${options.prefix}`;
   }

@@ -66,6 +66,7 @@ export interface Database {
   worker_instances: WorkerInstancesTable;
   leases: LeasesTable;
   audit_archive_segments: AuditArchiveSegmentsTable;
+  audit_archive_status: AuditArchiveStatusTable;
   alerts: AlertsTable;
   alert_sinks: AlertSinksTable;
   alert_deliveries: AlertDeliveriesTable;
@@ -726,6 +727,16 @@ export interface WorkerInstancesTable {
   id: string;
   started_at: string;
   heartbeat_at: string;
+}
+
+/** The scheduled archive's health per destination (0036): failures since the last success, backoff. */
+export interface AuditArchiveStatusTable {
+  destination: string;
+  archived_at: string | null;
+  checked_at: string | null;
+  attempts: number;
+  next_attempt_at: string | null;
+  last_error: string | null;
 }
 
 /** Archived segments of the audit ledger (0028); the newest end_leaf is the pruned prefix. */

@@ -50,7 +50,12 @@ describe.each(ENGINES)(
       hookUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}/ferry-alerts`;
       aws = await startLocalAws();
       ferry = await startTestFerry(engine, {
-        config: { aws: { endpoint: aws.endpoint, region: aws.region }, cloudtrail: { syncInterval: 0 } },
+        config: {
+          aws: { endpoint: aws.endpoint, region: aws.region },
+          cloudtrail: { syncInterval: 0 },
+          // the SOC's webhook is a listener on loopback here
+          alerts: { allowPrivateTargets: true },
+        },
       });
       admin = { HOME: home, FERRY_CONFIG_DIR: join(home, 'ferry'), FERRY_TOKEN: ferry.adminToken };
     }, 180_000);

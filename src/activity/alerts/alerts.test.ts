@@ -87,7 +87,7 @@ describe.each(ENGINES)('detections raise alerts that reach their sinks (%s)', (e
             },
           ],
         },
-        alerts: { maxAttempts: 2, maxPerSinkPerHour: 4 },
+        alerts: { maxAttempts: 2, maxPerSinkPerHour: 4, allowPrivateTargets: true },
       },
     });
     await watchAuditOnce(ferry.services.store, clock, ferry.services.detections); // start at the end of the trail

@@ -6,6 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENGINES } from '../../../test/support/db.js';
 import { startTestFerry, type TestFerry } from '../../../test/support/ferry.js';
 import { verifySignature } from '../../access/pim/notifications.js';
+import { migrateToLatest } from '../../store/migrate.js';
+import { openStore } from '../../store/open.js';
+import { AlertSinks, type ConfigSink } from './sinks.js';
 
 const HMAC_KEY = `${'c'.repeat(24)}config-hmac-key-from-env`;
 const SLACK_PATH = '/services/T0CONFIG/B0CONFIG/slackfilesecret';
@@ -36,6 +39,8 @@ describe.each(ENGINES)('alert sinks declared in the config file (%s)', (engine) 
     ferry = await startTestFerry(engine, {
       config: {
         alerts: {
+          // the receivers are listeners on loopback
+          allowPrivateTargets: true,
           sinks: [
             {
               name: 'cfg-hook',
@@ -121,5 +126,109 @@ describe.each(ENGINES)('alert sinks declared in the config file (%s)', (engine) 
         { name: 'x', type: 'webhook', url: base, secretEnv: 'FERRY_NOT_SET_ANYWHERE' },
       ]),
     ).rejects.toThrow(/FERRY_NOT_SET_ANYWHERE is not set/);
+  });
+
+  it('refuses an API sink with the name of a config sink (409 naming alerts.sinks), and its removal through the API', async () => {
+    const taken = await ferry.api('/api/v1/alerts/sinks', {
+      method: 'POST',
+      body: JSON.stringify({ name: 'cfg-hook', type: 'slack', url: `${base}/services/T/B/taken` }),
+    });
+    expect(taken.status).toBe(409);
+    expect(taken.headers.get('content-type')).toContain('application/problem+json');
+    expect(await taken.json()).toMatchObject({
+      type: 'https://ferry.dev/problems/alert-sink-declared-in-config',
+      sink: 'cfg-hook',
+      owner: 'alerts.sinks',
+      detail: expect.stringMatching(
+        /the config file declares an alert sink named cfg-hook \(alerts\.sinks\)/,
+      ),
+    });
+    const removal = await ferry.api('/api/v1/alerts/sinks/cfg-hook', { method: 'DELETE' });
+    expect(removal.status).toBe(409);
+    expect(((await removal.json()) as { detail: string }).detail).toMatch(/remove it there/);
+    expect((await ferry.services.alertSinks.list()).map((s) => s.name)).toContain('cfg-hook');
+  });
+
+  // PostgreSQL: the table lock. (On SQLite every transaction begins immediate, so instances in their own
+  // processes take turns; two connections in this one process would block its event loop instead.)
+  if (engine === 'postgres')
+    it('two instances syncing the config at once leave exactly the declared sinks, each added once', async () => {
+      const declared: ConfigSink[] = [
+        ...ferry.services.config.alerts.sinks,
+        { name: 'race-a', type: 'webhook', url: `${base}/race-a`, secretEnv: envName },
+        { name: 'race-b', type: 'slack', url: `${base}/services/T/B/race-b` },
+      ];
+      const stores = [openStore(ferry.db.url, { poolSize: 2 }), openStore(ferry.db.url, { poolSize: 2 })];
+      try {
+        await migrateToLatest(stores[0]!);
+        const instances = stores.map(
+          (store) =>
+            new AlertSinks(store, ferry.services.clock, ferry.services.masterKey, {
+              targets: { allowPrivate: true, allowNetworks: [] },
+              configNames: declared.map((d) => d.name),
+            }),
+        );
+        for (let round = 0; round < 3; round++)
+          await Promise.all(instances.map((sinks) => sinks.syncFromConfig(declared)));
+        const names = (await ferry.services.alertSinks.list()).filter((s) => s.createdBy === 'config-file');
+        expect(names.map((s) => s.name)).toEqual(['cfg-hook', 'cfg-slack', 'race-a', 'race-b']);
+        const added = await ferry.services.store.db
+          .selectFrom('audit_events')
+          .select('subject')
+          .where('type', '=', 'alert-sink.added')
+          .where('subject', 'in', ['race-a', 'race-b'])
+          .execute();
+        expect(added.map((a) => a.subject).sort()).toEqual(['race-a', 'race-b']);
+        // and once more, declaring fewer: both remove race-b, once
+        await Promise.all(
+          instances.map((sinks) => sinks.syncFromConfig(declared.filter((d) => d.name !== 'race-b'))),
+        );
+        expect((await ferry.services.alertSinks.list()).map((s) => s.name)).not.toContain('race-b');
+        const removed = await ferry.services.store.db
+          .selectFrom('audit_events')
+          .select('subject')
+          .where('type', '=', 'alert-sink.removed')
+          .where('subject', '=', 'race-b')
+          .execute();
+        expect(removed).toHaveLength(1);
+      } finally {
+        for (const store of stores) await store.close();
+      }
+    });
+
+  it('does not overwrite an API sink the config later declares: reports it at start and in /readyz', async () => {
+    const api = await ferry.api('/api/v1/alerts/sinks', {
+      method: 'POST',
+      body: JSON.stringify({ name: 'soc-first', type: 'slack', url: `${base}/services/T/B/api-first` }),
+    });
+    expect(api.status).toBe(201);
+    // Another instance (same database and master key) whose config now declares that name too.
+    const second = await startTestFerry(engine, {
+      db: ferry.db,
+      config: {
+        keys: { masterKey: ferry.services.config.keys.masterKey },
+        alerts: {
+          allowPrivateTargets: true,
+          sinks: [
+            ...ferry.services.config.alerts.sinks,
+            { name: 'soc-first', type: 'webhook', url: `${base}/from-config`, secretEnv: envName },
+          ],
+        },
+      },
+    });
+    try {
+      const kept = (await second.services.alertSinks.list()).find((s) => s.name === 'soc-first');
+      expect(kept).toMatchObject({ type: 'slack', createdBy: expect.not.stringMatching(/^config-file$/) });
+      const ready = (await (await second.api('/readyz', { auth: false })).json()) as Record<string, unknown>;
+      expect(ready).toMatchObject({
+        status: 'ready',
+        alertSinks: { ok: false, notAppliedFromConfig: [{ name: 'soc-first', createdBy: kept!.createdBy }] },
+      });
+      // the first instance's config does not declare it: nothing to report there
+      const first = (await (await ferry.api('/readyz', { auth: false })).json()) as Record<string, unknown>;
+      expect(first.alertSinks).toBeUndefined();
+    } finally {
+      await second.close();
+    }
   });
 });

@@ -5,8 +5,9 @@ import { NotFound } from '../../errors.js';
 import { Problem } from '../../problem.js';
 import type { Store } from '../../store/open.js';
 import { type AlertView, alertFromRow } from '../detections/service.js';
-import { sendAlert } from './send.js';
+import { AlertDeliveryFailed, sendAlert } from './send.js';
 import type { AlertSinks } from './sinks.js';
+import type { TargetPolicy } from './target-guard.js';
 
 export type DeliveryOutcome = 'delivered' | 'retrying' | 'failed' | 'rate-limited';
 
@@ -21,6 +22,8 @@ export interface AlertDeliveryDeps {
   metrics?: DeliveryMetrics;
   /** where a person reads the alert (Ferry's public URL), put into webhook bodies */
   consoleUrl?: () => string | null;
+  /** which addresses sinks may reach (alerts.allowPrivateTargets, alerts.allowTargetNetworks) */
+  targets: TargetPolicy;
 }
 
 export interface AlertDeliveryOptions {
@@ -80,10 +83,12 @@ export class AlertDelivery {
       await sendAlert(sink, alertFromRow(alertRow), {
         nowSeconds: Math.floor(clock.now().getTime() / 1000),
         consoleUrl: this.deps.consoleUrl?.() ?? null,
+        targets: this.deps.targets,
       });
     } catch (err) {
       const message = (err as Error).message.slice(0, 500);
-      if (attempts >= this.options.maxAttempts)
+      // A refused target fails at once: retrying cannot make an internal address external.
+      if (attempts >= this.options.maxAttempts || (err instanceof AlertDeliveryFailed && err.permanent))
         return this.finish(alertId, sinkName, 'failed', attempts, message);
       await store.db
         .updateTable('alert_deliveries')
@@ -163,6 +168,7 @@ export class AlertDelivery {
       await sendAlert(sink, sample, {
         nowSeconds: Math.floor(clock.now().getTime() / 1000),
         consoleUrl: this.deps.consoleUrl?.() ?? null,
+        targets: this.deps.targets,
       });
     } catch (err) {
       error = (err as Error).message.slice(0, 500);

@@ -151,7 +151,8 @@ export const alertsApi: FastifyPluginAsync<AlertsApiOptions> = async (app, opts)
     {
       schema: {
         tags,
-        summary: 'Add a sink: an HMAC-signed webhook, a Slack incoming webhook or e-mail over SMTP',
+        summary:
+          'Add a sink: an HMAC-signed webhook, a Slack incoming webhook or e-mail over SMTP (400 alert-sink-target-refused when its host resolves to an internal address; 409 alert-sink-declared-in-config when the config file declares the name)',
         security,
         body: SinkBody,
         response: { 201: SinkSchema, ...problemResponses },
@@ -165,7 +166,8 @@ export const alertsApi: FastifyPluginAsync<AlertsApiOptions> = async (app, opts)
     {
       schema: {
         tags,
-        summary: 'Remove a sink (pending deliveries to it are recorded as failed)',
+        summary:
+          'Remove a sink (pending deliveries to it are recorded as failed); a sink the config file declares is removed there (409 alert-sink-declared-in-config)',
         security,
         params: Type.Object({ name: Type.String({ maxLength: 64 }) }),
         response: { 204: Type.Null(), ...problemResponses },

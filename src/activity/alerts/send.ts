@@ -1,13 +1,35 @@
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { isIP } from 'node:net';
 import { createTransport } from 'nodemailer';
 import { SIGNATURE_HEADER, signature } from '../../access/pim/notifications.js';
 import type { AlertView } from '../detections/service.js';
 import type { ResolvedSink } from './sinks.js';
+import { AlertSinkTargetRefused, checkedAddresses, pinnedLookup, type TargetPolicy } from './target-guard.js';
 
-/** One delivery failed; the outbox retries it with backoff. The message never holds a secret. */
+/**
+ * One delivery failed; the outbox retries it with backoff, unless it is `permanent` (a target Ferry
+ * refuses to reach: trying again cannot help). The message never holds a secret.
+ */
 export class AlertDeliveryFailed extends Error {
-  constructor(sink: string, detail: string) {
+  constructor(
+    sink: string,
+    detail: string,
+    readonly permanent = false,
+  ) {
     super(`alert sink ${sink}: ${detail}`);
     this.name = 'AlertDeliveryFailed';
+  }
+}
+
+/** The target's addresses, checked against the policy now (at send time: DNS may have changed). */
+async function reachable(sink: ResolvedSink, host: string, targets: TargetPolicy) {
+  try {
+    return await checkedAddresses(host, targets);
+  } catch (err) {
+    if (err instanceof AlertSinkTargetRefused)
+      throw new AlertDeliveryFailed(sink.name, `refused: ${err.message}`, true);
+    throw new AlertDeliveryFailed(sink.name, (err as Error).message);
   }
 }
 
@@ -72,10 +94,10 @@ async function post(
   url: string,
   body: string,
   headers: Record<string, string>,
+  targets: TargetPolicy,
 ): Promise<void> {
-  let res: Response;
-  // fetch refuses a URL with user:password@: they go as HTTP Basic, as a browser would send them.
   const target = new URL(url);
+  // user:password@ in the URL goes as HTTP Basic, as a browser would send it.
   const basic: Record<string, string> =
     target.username || target.password
       ? {
@@ -84,36 +106,66 @@ async function post(
       : {};
   target.username = '';
   target.password = '';
+  const addresses = await reachable(sink, target.hostname, targets);
+  const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+  let status: number;
   try {
-    res = await fetch(target, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'user-agent': 'Ferry-Alerts/1', ...basic, ...headers },
-      body,
-      redirect: 'error',
-      signal: AbortSignal.timeout(10_000),
+    status = await new Promise<number>((resolve, reject) => {
+      // node:http rather than fetch: its `lookup` pins the connection to the addresses just checked.
+      // No redirects are followed (a 3xx is a failure), so a sink cannot bounce Ferry elsewhere.
+      const req = send(
+        target,
+        {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'content-length': String(Buffer.byteLength(body)),
+            'user-agent': 'Ferry-Alerts/1',
+            ...basic,
+            ...headers,
+          },
+          lookup: pinnedLookup(addresses),
+          agent: false,
+          timeout: 10_000,
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('no answer within 10 s')));
+      req.on('error', reject);
+      req.end(body);
     });
   } catch (err) {
-    // fetch's message names the host at most; the Slack URL (a secret) is not in it
+    // the message names the address at most; the Slack URL (a secret) is not in it
     throw new AlertDeliveryFailed(sink.name, (err as Error).message);
   }
-  await res.arrayBuffer().catch(() => undefined);
-  if (!res.ok) throw new AlertDeliveryFailed(sink.name, `HTTP ${res.status}`);
+  if (status < 200 || status >= 300) throw new AlertDeliveryFailed(sink.name, `HTTP ${status}`);
 }
 
 /** Sends one alert to one sink; throws AlertDeliveryFailed on anything but success. */
 export async function sendAlert(
   sink: ResolvedSink,
   alert: AlertView,
-  options: { nowSeconds: number; consoleUrl: string | null },
+  options: { nowSeconds: number; consoleUrl: string | null; targets: TargetPolicy },
 ): Promise<void> {
+  const { targets } = options;
   if (sink.type === 'webhook') {
     const body = JSON.stringify(webhookBody(alert, options.consoleUrl));
-    return post(sink, String(sink.settings.url), body, {
-      [SIGNATURE_HEADER]: signature(sink.secret, options.nowSeconds, body),
-      [ALERT_ID_HEADER]: alert.id,
-    });
+    return post(
+      sink,
+      String(sink.settings.url),
+      body,
+      {
+        [SIGNATURE_HEADER]: signature(sink.secret, options.nowSeconds, body),
+        [ALERT_ID_HEADER]: alert.id,
+      },
+      targets,
+    );
   }
-  if (sink.type === 'slack') return post(sink, sink.secret, JSON.stringify(slackBody(alert)), {});
+  if (sink.type === 'slack') return post(sink, sink.secret, JSON.stringify(slackBody(alert)), {}, targets);
   const s = sink.settings as {
     host: string;
     port: number;
@@ -123,8 +175,11 @@ export async function sendAlert(
     from: string;
     to: string[];
   };
+  // Connect to the address just checked; TLS still verifies (and SNI names) the host name.
+  const [address] = await reachable(sink, s.host, targets);
   const transport = createTransport({
-    host: s.host,
+    host: address!.address,
+    ...(isIP(s.host) ? {} : { servername: s.host, tls: { servername: s.host } }),
     port: s.port,
     secure: s.secure,
     requireTLS: s.requireTls,

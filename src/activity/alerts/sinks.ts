@@ -1,14 +1,16 @@
 import { readFileSync } from 'node:fs';
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { type AuditContext, actorName, systemActor } from '../../audit/actor.js';
 import { appendAudit } from '../../audit/ledger.js';
 import { type Clock, iso } from '../../clock.js';
 import { Conflict, InvalidInput, NotFound } from '../../errors.js';
 import type { MasterKey } from '../../keys/master-key.js';
+import { Problem } from '../../problem.js';
 import type { Store } from '../../store/open.js';
 import type { AlertSinksTable, Database } from '../../store/schema.js';
 import { SEVERITIES, type Severity } from '../detections/finding.js';
 import type { SinkFilter } from '../detections/service.js';
+import { AlertSinkTargetUnresolvable, checkedAddresses, type TargetPolicy } from './target-guard.js';
 
 /** What an operator gives to add a sink; the secret part is sealed and never shown again. */
 export type SinkInput =
@@ -66,6 +68,27 @@ export interface ConfigSink {
   secretEnv?: string;
   secretFile?: string;
 }
+/** The name belongs to a sink the config file declares: change it there (409). */
+export class AlertSinkDeclaredInConfig extends Problem {
+  constructor(name: string, detail: string) {
+    super(409, 'alert-sink-declared-in-config', 'Conflict', detail, { sink: name, owner: 'alerts.sinks' });
+  }
+}
+
+/** A sink the config file declares whose name an API- or CLI-added sink already holds (not applied). */
+export interface ShadowedSink {
+  name: string;
+  createdBy: string;
+  createdAt: string;
+}
+
+export interface AlertSinksOptions {
+  /** which addresses a sink may reach */
+  targets: TargetPolicy;
+  /** names of the sinks the config file declares (alerts.sinks): the API may not take them */
+  configNames?: string[];
+}
+
 const NAME = /^[\w.-]{1,64}$/;
 const EMAIL = /^[^\s@<>]+@[^\s@<>]+$/;
 
@@ -156,6 +179,11 @@ function checked(input: SinkInput): { settings: Record<string, unknown>; secret:
   }
 }
 
+/** The host a sink connects to. */
+function hostOf(input: SinkInput): string {
+  return input.type === 'email' ? input.host : new URL(input.url).hostname;
+}
+
 const viewOf = (r: AlertSinksTable): SinkView => ({
   name: r.name,
   type: r.type,
@@ -167,106 +195,215 @@ const viewOf = (r: AlertSinksTable): SinkView => ({
 
 /** Where alerts go. Secrets (HMAC key, Slack URL, SMTP password) are sealed under the master key. */
 export class AlertSinks {
+  readonly #configNames: Set<string>;
+
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
     private readonly masterKey: MasterKey,
-  ) {}
+    private readonly options: AlertSinksOptions,
+  ) {
+    this.#configNames = new Set(options.configNames ?? []);
+  }
 
-  async add(ctx: AuditContext, input: SinkInput, createdBy?: string): Promise<SinkView> {
+  /** Adds a sink from the API or CLI: its host must resolve to addresses sinks may reach. */
+  async add(ctx: AuditContext, input: SinkInput): Promise<SinkView> {
     const { settings, secret } = checked(input);
-    const now = iso(this.clock.now());
-    const row: AlertSinksTable = {
+    if (this.#configNames.has(input.name))
+      throw new AlertSinkDeclaredInConfig(
+        input.name,
+        `the config file declares an alert sink named ${input.name} (alerts.sinks): change it there, or choose another name`,
+      );
+    const taken = await this.store.db
+      .selectFrom('alert_sinks')
+      .select('name')
+      .where('name', '=', input.name)
+      .executeTakeFirst();
+    if (!taken) await this.#checkTarget(input);
+    const row = this.#row(input, settings, secret, actorName(ctx.actor));
+    await this.store.db.transaction().execute(async (trx) => {
+      const exists = await trx
+        .selectFrom('alert_sinks')
+        .select(['name', 'created_by'])
+        .where('name', '=', input.name)
+        .executeTakeFirst();
+      if (exists?.created_by === CONFIG)
+        throw new AlertSinkDeclaredInConfig(
+          input.name,
+          `an alert sink named ${input.name} was declared in a config file (alerts.sinks): change it there, or choose another name`,
+        );
+      if (exists) throw new Conflict(`an alert sink named ${input.name} exists; remove it first`);
+      await this.#insert(trx, ctx, row, settings);
+    });
+    return viewOf(row);
+  }
+
+  /** Refuses a target that resolves to an internal address; one that does not resolve now is kept. */
+  async #checkTarget(input: SinkInput): Promise<void> {
+    try {
+      await checkedAddresses(hostOf(input), this.options.targets);
+    } catch (err) {
+      if (!(err instanceof AlertSinkTargetUnresolvable)) throw err;
+    }
+  }
+
+  #row(
+    input: SinkInput,
+    settings: Record<string, unknown>,
+    secret: string,
+    createdBy: string,
+  ): AlertSinksTable {
+    return {
       name: input.name,
       type: input.type,
       settings: JSON.stringify(settings),
       secret_sealed: this.masterKey.seal(secret, sealContext(input.name)),
       min_severity: input.minSeverity ?? 'low',
-      created_at: now,
-      created_by: createdBy ?? actorName(ctx.actor),
+      created_at: iso(this.clock.now()),
+      created_by: createdBy,
     };
-    await this.store.db.transaction().execute(async (trx) => {
-      const exists = await trx
-        .selectFrom('alert_sinks')
-        .select('name')
-        .where('name', '=', input.name)
-        .executeTakeFirst();
-      if (exists) throw new Conflict(`an alert sink named ${input.name} exists; remove it first`);
-      await trx.insertInto('alert_sinks').values(row).execute();
-      await appendAudit(trx, this.store.engine, this.clock, {
-        type: 'alert-sink.added',
-        outcome: 'success',
-        actor: ctx.actor,
-        subject: input.name,
-        ip: ctx.ip,
-        requestId: ctx.requestId,
-        data: { type: input.type, minSeverity: row.min_severity, ...settings },
-      });
+  }
+
+  async #insert(
+    trx: Kysely<Database>,
+    ctx: AuditContext,
+    row: AlertSinksTable,
+    settings: Record<string, unknown>,
+  ): Promise<void> {
+    await trx.insertInto('alert_sinks').values(row).execute();
+    await appendAudit(trx, this.store.engine, this.clock, {
+      type: 'alert-sink.added',
+      outcome: 'success',
+      actor: ctx.actor,
+      subject: row.name,
+      ip: ctx.ip,
+      requestId: ctx.requestId,
+      data: { type: row.type, minSeverity: row.min_severity, ...settings },
     });
-    return viewOf(row);
+  }
+
+  async #delete(trx: Kysely<Database>, ctx: AuditContext, name: string): Promise<boolean> {
+    const res = await trx.deleteFrom('alert_sinks').where('name', '=', name).executeTakeFirst();
+    if (Number(res.numDeletedRows) === 0) return false;
+    await appendAudit(trx, this.store.engine, this.clock, {
+      type: 'alert-sink.removed',
+      outcome: 'success',
+      actor: ctx.actor,
+      subject: name,
+      ip: ctx.ip,
+      requestId: ctx.requestId,
+      data: {},
+    });
+    return true;
   }
 
   /**
    * Makes the sinks declared in the config file exist as declared (at start): a new or changed one is
    * (re)written with its secret sealed, one no longer declared but added from the config is removed.
-   * Sinks added through the API or CLI are left alone. The secret is read from its reference here and
-   * never logged or audited.
+   * Sinks added through the API or CLI are left alone, also when the config declares their name: that
+   * config sink is not applied and is returned (logged at start, shown in /readyz) until one of the two
+   * is renamed or removed. Everything is one transaction that holds the table's write lock, so two
+   * instances starting together apply the config once, in turn, and leave exactly the declared sinks.
+   * The secret is read from its reference here and never logged or audited.
    */
-  async syncFromConfig(declared: ConfigSink[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  async syncFromConfig(
+    declared: ConfigSink[],
+    env: NodeJS.ProcessEnv = process.env,
+  ): Promise<{ shadowed: ShadowedSink[] }> {
     const ctx: AuditContext = { actor: systemActor('config') };
-    const existing = await this.store.db.selectFrom('alert_sinks').selectAll().execute();
+    // Secrets, settings and targets first, outside the transaction (DNS may take a while).
+    const wanted: Array<{ input: SinkInput; settings: Record<string, unknown>; secret: string }> = [];
     for (const d of declared) {
-      let secret = '';
-      if (d.secretEnv) {
-        const v = env[d.secretEnv];
-        if (v === undefined || v === '')
-          throw new InvalidInput(
-            `alerts.sinks ${d.name}: environment variable ${d.secretEnv} is not set`,
-            'secretEnv',
-          );
-        secret = v;
-      } else if (d.secretFile) {
-        try {
-          secret = readFileSync(d.secretFile, 'utf8').trim();
-        } catch {
-          throw new InvalidInput(`alerts.sinks ${d.name}: cannot read ${d.secretFile}`, 'secretFile');
-        }
+      const input = this.#inputOf(d, env);
+      const { settings, secret } = checked(input);
+      try {
+        await this.#checkTarget(input);
+      } catch (err) {
+        // An internal target is the config's mistake: say so at start, naming the sink.
+        throw new InvalidInput(`alerts.sinks ${d.name}: ${(err as Error).message}`, 'alerts.sinks');
       }
-      const input = {
-        name: d.name,
-        type: d.type,
-        minSeverity: d.minSeverity,
-        ...(d.type === 'webhook'
-          ? { url: d.url ?? '', secret }
-          : d.type === 'slack'
-            ? { url: secret || (d.url ?? '') }
-            : {
-                host: d.host ?? '',
-                port: d.port ?? 587,
-                secure: d.secure,
-                requireTls: d.requireTls,
-                user: d.user,
-                password: secret || undefined,
-                from: d.from ?? '',
-                to: d.to ?? [],
-              }),
-      } as SinkInput;
-      const { settings, secret: sealedSecret } = checked(input);
-      const row = existing.find((r) => r.name === d.name);
-      if (row) {
-        const same =
-          row.created_by === CONFIG &&
-          row.type === d.type &&
-          row.min_severity === (d.minSeverity ?? 'low') &&
-          row.settings === JSON.stringify(settings) &&
-          this.#secretOf(row) === sealedSecret;
-        if (same) continue;
-        await this.remove(ctx, d.name);
-      }
-      await this.add(ctx, input, CONFIG);
+      wanted.push({ input, settings, secret });
     }
-    for (const r of existing)
-      if (r.created_by === CONFIG && !declared.some((d) => d.name === r.name)) await this.remove(ctx, r.name);
+    return this.store.db.transaction().execute(async (trx) => {
+      // SQLite transactions begin immediate (the write lock); PostgreSQL needs it said. Readers
+      // (deliveries) are not blocked; a second instance's sync waits here and then sees this one's rows.
+      if (this.store.engine === 'postgres')
+        await sql`lock table alert_sinks in share row exclusive mode`.execute(trx);
+      const existing = await trx.selectFrom('alert_sinks').selectAll().execute();
+      const shadowed: ShadowedSink[] = [];
+      for (const { input, settings, secret } of wanted) {
+        const row = existing.find((r) => r.name === input.name);
+        if (row && row.created_by !== CONFIG) {
+          shadowed.push({ name: row.name, createdBy: row.created_by, createdAt: row.created_at });
+          continue;
+        }
+        if (row) {
+          const same =
+            row.type === input.type &&
+            row.min_severity === (input.minSeverity ?? 'low') &&
+            row.settings === JSON.stringify(settings) &&
+            this.#secretOf(row) === secret;
+          if (same) continue;
+          await this.#delete(trx, ctx, row.name);
+        }
+        await this.#insert(trx, ctx, this.#row(input, settings, secret, CONFIG), settings);
+      }
+      for (const r of existing)
+        if (r.created_by === CONFIG && !declared.some((d) => d.name === r.name))
+          await this.#delete(trx, ctx, r.name);
+      return { shadowed };
+    });
+  }
+
+  /** Config sinks whose name an API- or CLI-added sink holds (for /readyz). */
+  async shadowed(): Promise<ShadowedSink[]> {
+    if (this.#configNames.size === 0) return [];
+    const rows = await this.store.db
+      .selectFrom('alert_sinks')
+      .select(['name', 'created_by', 'created_at'])
+      .where('name', 'in', [...this.#configNames])
+      .where('created_by', '!=', CONFIG)
+      .orderBy('name')
+      .execute();
+    return rows.map((r) => ({ name: r.name, createdBy: r.created_by, createdAt: r.created_at }));
+  }
+
+  #inputOf(d: ConfigSink, env: NodeJS.ProcessEnv): SinkInput {
+    let secret = '';
+    if (d.secretEnv) {
+      const v = env[d.secretEnv];
+      if (v === undefined || v === '')
+        throw new InvalidInput(
+          `alerts.sinks ${d.name}: environment variable ${d.secretEnv} is not set`,
+          'secretEnv',
+        );
+      secret = v;
+    } else if (d.secretFile) {
+      try {
+        secret = readFileSync(d.secretFile, 'utf8').trim();
+      } catch {
+        throw new InvalidInput(`alerts.sinks ${d.name}: cannot read ${d.secretFile}`, 'secretFile');
+      }
+    }
+    return {
+      name: d.name,
+      type: d.type,
+      minSeverity: d.minSeverity,
+      ...(d.type === 'webhook'
+        ? { url: d.url ?? '', secret }
+        : d.type === 'slack'
+          ? { url: secret || (d.url ?? '') }
+          : {
+              host: d.host ?? '',
+              port: d.port ?? 587,
+              secure: d.secure,
+              requireTls: d.requireTls,
+              user: d.user,
+              password: secret || undefined,
+              from: d.from ?? '',
+              to: d.to ?? [],
+            }),
+    } as SinkInput;
   }
 
   #secretOf(row: AlertSinksTable): string {
@@ -304,19 +441,20 @@ export class AlertSinks {
     return { ...view, secret };
   }
 
+  /** Removes a sink added through the API or CLI; one the config file declares is removed there. */
   async remove(ctx: AuditContext, name: string): Promise<void> {
     await this.store.db.transaction().execute(async (trx) => {
-      const res = await trx.deleteFrom('alert_sinks').where('name', '=', name).executeTakeFirst();
-      if (Number(res.numDeletedRows) === 0) throw new NotFound('alert sink', name);
-      await appendAudit(trx, this.store.engine, this.clock, {
-        type: 'alert-sink.removed',
-        outcome: 'success',
-        actor: ctx.actor,
-        subject: name,
-        ip: ctx.ip,
-        requestId: ctx.requestId,
-        data: {},
-      });
+      const row = await trx
+        .selectFrom('alert_sinks')
+        .select('created_by')
+        .where('name', '=', name)
+        .executeTakeFirst();
+      if (row?.created_by === CONFIG)
+        throw new AlertSinkDeclaredInConfig(
+          name,
+          `the alert sink ${name} is declared in the config file (alerts.sinks): remove it there (the next start removes it here)`,
+        );
+      if (!(await this.#delete(trx, ctx, name))) throw new NotFound('alert sink', name);
     });
   }
 }

@@ -26,6 +26,7 @@ import * as outboxLanes from './0027_outbox_lanes.js';
 import * as auditArchive from './0028_audit_archive.js';
 import * as activityThroughputSlidingWindows from './0034_activity_throughput_sliding_windows.js';
 import * as apiTokenCreator from './0035_api_token_creator.js';
+import * as auditArchiveStatus from './0036_audit_archive_status.js';
 import * as cloudtrailTimeKey from './0037_cloudtrail_time_key.js';
 
 /**
@@ -61,5 +62,6 @@ export const migrations: Record<string, Migration> = {
   '0028_audit_archive': auditArchive,
   '0034_activity_throughput_sliding_windows': activityThroughputSlidingWindows,
   '0035_api_token_creator': apiTokenCreator,
+  '0036_audit_archive_status': auditArchiveStatus,
   '0037_cloudtrail_time_key': cloudtrailTimeKey,
 };

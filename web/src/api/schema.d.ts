@@ -13683,7 +13683,10 @@ export interface paths {
         /** Recompute the Merkle tree from the events and check it against every signed tree head; names what was edited, removed, inserted or reordered */
         get: {
             parameters: {
-                query?: never;
+                query?: {
+                    /** @description also check every archived segment of pruned events, in the archive audit.retention.destination names (as `ferry audit verify --archive`); reads the whole archive */
+                    archive?: boolean;
+                };
                 header?: never;
                 path?: never;
                 cookie?: never;
@@ -15263,7 +15266,7 @@ export interface paths {
             };
         };
         put?: never;
-        /** Add a sink: an HMAC-signed webhook, a Slack incoming webhook or e-mail over SMTP */
+        /** Add a sink: an HMAC-signed webhook, a Slack incoming webhook or e-mail over SMTP (400 alert-sink-target-refused when its host resolves to an internal address; 409 alert-sink-declared-in-config when the config file declares the name) */
         post: {
             parameters: {
                 query?: never;
@@ -15424,7 +15427,7 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Remove a sink (pending deliveries to it are recorded as failed) */
+        /** Remove a sink (pending deliveries to it are recorded as failed); a sink the config file declares is removed there (409 alert-sink-declared-in-config) */
         delete: {
             parameters: {
                 query?: never;
