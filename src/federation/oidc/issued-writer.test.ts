@@ -78,13 +78,19 @@ describe.each(ENGINES)('the token endpoint’s group commit on %s', (engine) => 
       .filter((h) => h.startsWith(prefix))
       .sort();
 
-  it('writes requests that arrive during a commit together, each with its own row and event, all before they resolve', async () => {
+  it('writes requests of the same turn as one commit, and those that come during a commit as the next, each with its own row and event, before they resolve', async () => {
     const c = counting(store);
     const writer = new IssuedWriter(c.store, clock);
     const ids = Array.from({ length: 20 }, (_, i) => `batch-${String(i).padStart(2, '0')}`);
-    await Promise.all(ids.map((id) => writer.write([artifact(id)], issued(id))));
-    // The first went alone (nothing was in flight), the 19 that came meanwhile as one commit.
-    expect(c.commits()).toBe(2);
+    const resolved: string[] = [];
+    const write = (id: string) => writer.write([artifact(id)], issued(id)).then(() => resolved.push(id));
+    await Promise.all(ids.slice(0, 17).map(write));
+    expect(c.commits()).toBe(1);
+    const first = write(ids[17]!);
+    await new Promise((r) => setImmediate(r)); // its commit has started
+    await Promise.all([first, ...ids.slice(18).map(write)]);
+    expect(c.commits()).toBe(3);
+    expect(resolved.sort()).toEqual(ids);
     expect(await artifactIds('batch-')).toEqual(ids);
     expect(await handles('batch-')).toEqual(ids);
     for (const e of await listAudit(store.db, { type: 'oidc.token.issued', limit: 1000 }))

@@ -35,16 +35,17 @@ interface Entry {
 /**
  * Group commit for the token endpoint (issue 16, decision 0043). Each response waits until its token
  * rows and their `oidc.token.issued` event are committed, as before; but the writes of requests that
- * arrive while a commit is in flight wait for it and then go together: on PostgreSQL one multi-row
- * statement (a data-modifying CTE: the token upsert, then the events), on SQLite one transaction of two
- * statements. An idle instance writes a request at once, so nothing waits for a timer; under load one
- * commit (one WAL flush, one round trip) carries many grants. A token row exists exactly when its
+ * arrive in the same event-loop turn, or while a commit is in flight, go together: on PostgreSQL one
+ * multi-row statement (a data-modifying CTE: the token upsert, then the events), on SQLite one
+ * transaction of two statements. Nothing waits for a timer (a write starts at the end of the turn it
+ * was asked in, setImmediate); under load one commit (one WAL flush, one round trip) carries many grants. A token row exists exactly when its
  * record does, batch or not. The SQL is built once per batch shape, not by Kysely per request.
  */
 export class IssuedWriter {
   readonly #pending: Entry[] = [];
   readonly #sql = new Map<string, { artifacts: string | null; audit: string | null; both: string | null }>();
   #auditColumns: string[] | undefined;
+  /** a drain is running or set to run */
   #draining = false;
 
   constructor(
@@ -66,12 +67,15 @@ export class IssuedWriter {
         resolve,
         reject,
       });
-      if (!this.#draining) void this.#drain();
+      if (this.#draining) return;
+      this.#draining = true;
+      // After this turn's I/O callbacks: requests that reached this point in the same turn share the
+      // commit (on SQLite nothing else is ever in flight, so this is the only way they can).
+      setImmediate(() => void this.#drain());
     });
   }
 
   async #drain(): Promise<void> {
-    this.#draining = true;
     try {
       while (this.#pending.length > 0) {
         const batch = this.#pending.splice(0, MAX_BATCH);
