@@ -45,14 +45,19 @@ export class CpuMeter {
   #t0 = 0;
   #machine0: { busy: number; total: number } | null = null;
 
-  constructor(private readonly groups: Record<string, () => Promise<number[]> | number[]>) {}
+  constructor(private readonly groups: Record<string, number[] | (() => Promise<number[]>)>) {}
+
+  async #pids(name: string): Promise<number[]> {
+    const g = this.groups[name]!;
+    return Array.isArray(g) ? g : g();
+  }
 
   async start(): Promise<void> {
     this.#t0 = performance.now();
     this.#machine0 = machineCpuSeconds();
-    for (const [name, pids] of Object.entries(this.groups)) {
+    for (const name of Object.keys(this.groups)) {
       const at = new Map<number, number>();
-      for (const pid of await pids()) {
+      for (const pid of await this.#pids(name)) {
         const s = processCpuSeconds(pid);
         if (s !== null) at.set(pid, s);
       }
@@ -64,9 +69,9 @@ export class CpuMeter {
   async stop(): Promise<Record<string, number>> {
     const seconds = (performance.now() - this.#t0) / 1000;
     const out: Record<string, number> = {};
-    for (const [name, pids] of Object.entries(this.groups)) {
+    for (const name of Object.keys(this.groups)) {
       const at = this.#start.get(name) ?? new Map<number, number>();
-      const seen = new Set([...at.keys(), ...(await pids())]);
+      const seen = new Set([...at.keys(), ...(await this.#pids(name))]);
       let used = 0;
       for (const pid of seen) {
         const now = processCpuSeconds(pid);
