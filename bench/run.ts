@@ -15,6 +15,7 @@ import { passwordSignin } from './password-signin.js';
 import { proxyLatency } from './proxy.js';
 import { sessionRevocation } from './revocation.js';
 import { samlAssertions } from './saml.js';
+import { scaleOut } from './scale-out.js';
 import { scimImport } from './scim.js';
 import { signinFlood } from './signin-flood.js';
 import { sshCertificates } from './ssh.js';
@@ -36,6 +37,7 @@ export const SCENARIOS: Scenario[] = [
   coldStart,
   residentMemory,
   signinFlood,
+  scaleOut,
 ];
 
 const USAGE = `npm run bench [-- options]

@@ -34,6 +34,8 @@ export function generateMasterKey(): string {
 export class MasterKey {
   readonly #root: Buffer;
   readonly #lookupKeys = new Map<string, Buffer>();
+  /** derived once: HKDF on every seal cost more than the AES-GCM itself (a grant seals its token) */
+  #sealKey: Buffer | undefined;
   constructor(root: Buffer) {
     if (root.length !== 32) throw new InvalidMasterKey('must be 32 bytes');
     this.#root = root;
@@ -58,9 +60,14 @@ export class MasterKey {
     return createHmac('sha256', key).update(value, 'utf8').digest('base64url');
   }
 
+  #sealKeyV1(): Buffer {
+    this.#sealKey ??= this.derive('seal/v1');
+    return this.#sealKey;
+  }
+
   /** AES-256-GCM; `context` is bound as associated data so a sealed value can't be moved to another row. */
   seal(plaintext: string, context: string): string {
-    const key = this.derive('seal/v1');
+    const key = this.#sealKeyV1();
     const iv = randomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', key, iv);
     cipher.setAAD(Buffer.from(context));
@@ -79,7 +86,7 @@ export class MasterKey {
     try {
       // authTagLength pins the tag to 16 bytes: by default Node also accepts a truncated (4..15 byte)
       // tag, which authenticates against a prefix only and makes forging far cheaper.
-      const decipher = createDecipheriv('aes-256-gcm', this.derive('seal/v1'), Buffer.from(iv, 'base64url'), {
+      const decipher = createDecipheriv('aes-256-gcm', this.#sealKeyV1(), Buffer.from(iv, 'base64url'), {
         authTagLength: 16,
       });
       decipher.setAAD(Buffer.from(context));

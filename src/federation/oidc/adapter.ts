@@ -1,11 +1,10 @@
-import type { Insertable, Kysely } from 'kysely';
+import type { Insertable } from 'kysely';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import Provider from 'oidc-provider';
-import { type AuditInput, auditAppended, auditRow } from '../../audit/ledger.js';
 import { type Clock, iso } from '../../clock.js';
 import type { MasterKey } from '../../keys/master-key.js';
 import type { Store } from '../../store/open.js';
-import type { Database, OidcArtifactsTable } from '../../store/schema.js';
+import type { OidcArtifactsTable } from '../../store/schema.js';
 import { workloadAccount } from './clients.js';
 
 /** The models whose artifacts belong to one grant: revoking the grant removes them all. */
@@ -21,8 +20,8 @@ const GRANTABLE = new Set([
 /**
  * The tokens the token endpoint issues. Their rows are not written when oidc-provider saves them but
  * kept on the request (DEFERRED) and written with the request's `oidc.token.issued` audit event, in
- * one statement on PostgreSQL (see writeIssued): a token exists exactly when its record does, and a
- * grant costs one round trip instead of four (upsert; BEGIN, audit insert, COMMIT).
+ * one statement on PostgreSQL (see issued-writer.ts, which also group-commits concurrent requests): a
+ * token exists exactly when its record does, and a grant costs one round trip instead of four.
  */
 const DEFERRABLE = new Set(['AccessToken', 'ClientCredentials', 'RefreshToken']);
 const DEFERRED = Symbol('ferry.oidc.deferredArtifacts');
@@ -36,53 +35,6 @@ export function takeDeferredArtifacts(ctx: object): ArtifactRow[] {
   const rows = (c[DEFERRED] as ArtifactRow[] | undefined) ?? [];
   c[DEFERRED] = undefined;
   return rows;
-}
-
-/**
- * Writes deferred token rows and, when given, the audit event that records their issuance, atomically:
- * on PostgreSQL one statement (a data-modifying CTE: one round trip, one commit), on SQLite one transaction.
- */
-export async function writeIssued(
-  store: Store,
-  clock: Clock,
-  rows: ArtifactRow[],
-  audit: AuditInput | null,
-): Promise<void> {
-  if (rows.length === 0 && !audit) return;
-  const upsert = (db: Kysely<Database>) =>
-    db
-      .insertInto('oidc_artifacts')
-      .values(rows)
-      .onConflict((oc) =>
-        oc.columns(['model', 'id']).doUpdateSet((eb) => ({
-          payload: eb.ref('excluded.payload'),
-          grant_id: eb.ref('excluded.grant_id'),
-          user_code: eb.ref('excluded.user_code'),
-          uid: eb.ref('excluded.uid'),
-          account_id: eb.ref('excluded.account_id'),
-          expires_at: eb.ref('excluded.expires_at'),
-        })),
-      );
-  if (!audit) {
-    await upsert(store.db).execute();
-    return;
-  }
-  const { row } = auditRow(clock, audit);
-  if (rows.length === 0) {
-    await store.db.insertInto('audit_events').values(row).execute();
-  } else if (store.engine === 'postgres') {
-    await store.db
-      .with('issued', (db) => upsert(db as unknown as Kysely<Database>))
-      .insertInto('audit_events')
-      .values(row)
-      .execute();
-  } else {
-    await store.db.transaction().execute(async (trx) => {
-      await upsert(trx).execute();
-      await trx.insertInto('audit_events').values(row).execute();
-    });
-  }
-  auditAppended();
 }
 
 /** The stored key of an artifact's id (opaque tokens, codes and cookies are their own id). */

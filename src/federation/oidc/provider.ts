@@ -18,9 +18,9 @@ import {
   sessionOfGrant,
   takeDeferredArtifacts,
   tokenHandle,
-  writeIssued,
 } from './adapter.js';
 import { CLI_CLIENT, grantNameOf, type OidcClients, REQUIRE_PKCE_METADATA } from './clients.js';
+import { IssuedWriter } from './issued-writer.js';
 import { deviceSources, logoutSources, renderOidcError } from './pages.js';
 import { PROXY_CLIENT_ID } from './proxy-client.js';
 
@@ -78,9 +78,12 @@ export class OidcIssuer {
   readonly #options: OidcProviderOptions;
   #built: { provider: Provider; keyIds: string; checkedAt: number } | null = null;
   #building: Promise<Provider> | null = null;
+  /** the token endpoint's writes, group-committed (one per instance, whatever provider is built) */
+  readonly #issued: IssuedWriter;
 
   constructor(options: OidcProviderOptions) {
     this.#options = options;
+    this.#issued = new IssuedWriter(options.store, options.clock);
   }
 
   /** failures of background bookkeeping (audit writes) go here; the server sets its logger */
@@ -358,8 +361,8 @@ export class OidcIssuer {
       const rows = !issued && ctx.status >= 400 ? [] : made;
       if (issued || rows.length > 0) {
         try {
-          // The tokens and the event that records them, in one statement (adapter.ts, writeIssued).
-          await writeIssued(o.store, o.clock, rows, issued ?? null);
+          // The tokens and the event that records them, committed together (issued-writer.ts).
+          await this.#issued.write(rows, issued ?? null);
         } catch (err) {
           // Every issued credential is recorded, or not issued: the token is neither stored nor sent.
           if (!isStorageFull(err)) this.onError(err, 'audit oidc.token.issued');

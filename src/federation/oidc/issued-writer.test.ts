@@ -1,0 +1,139 @@
+import type { Insertable, Kysely } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, ENGINES, type TestDatabase } from '../../../test/support/db.js';
+import { type AuditInput, leafHashOf, listAudit } from '../../audit/ledger.js';
+import { ManualClock } from '../../clock.js';
+import { migrateToLatest } from '../../store/migrate.js';
+import { openStore, type Store } from '../../store/open.js';
+import type { Database, OidcArtifactsTable } from '../../store/schema.js';
+import { IssuedWriter } from './issued-writer.js';
+
+const artifact = (id: string, model = 'ClientCredentials'): Insertable<OidcArtifactsTable> => ({
+  model,
+  id,
+  payload: `sealed-${id}`,
+  grant_id: null,
+  user_code: null,
+  uid: null,
+  account_id: 'workload:wl-1',
+  expires_at: '2026-01-01T00:10:00.000Z',
+  consumed_at: null,
+});
+
+const issued = (handle: string): AuditInput => ({
+  type: 'oidc.token.issued',
+  outcome: 'success',
+  actor: { type: 'system', name: 'oidc-client:wl-1' },
+  subject: 'workload:wl-1',
+  ip: '127.0.0.1',
+  data: { clientId: 'wl-1', grantType: 'client_credentials', tokenHandle: handle },
+});
+
+/** The store, counting what reaches the database as its own commit (a statement or a transaction). */
+function counting(store: Store): { store: Store; commits: () => number } {
+  let commits = 0;
+  const db = new Proxy(store.db, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if ((prop === 'executeQuery' || prop === 'transaction') && typeof value === 'function') {
+        return (...args: unknown[]) => {
+          commits++;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      }
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  }) as Kysely<Database>;
+  return { store: { ...store, db } as Store, commits: () => commits };
+}
+
+describe.each(ENGINES)('the token endpoint’s group commit on %s', (engine) => {
+  let database: TestDatabase;
+  let store: Store;
+  const clock = new ManualClock('2026-01-01T00:00:00.000Z');
+
+  beforeAll(async () => {
+    database = await createTestDatabase(engine);
+    store = openStore(database.url);
+    await migrateToLatest(store);
+  });
+
+  afterAll(async () => {
+    await store?.close();
+    await database?.drop();
+  });
+
+  const artifactIds = async (prefix: string) =>
+    (
+      await store.db
+        .selectFrom('oidc_artifacts')
+        .select('id')
+        .where('id', 'like', `${prefix}%`)
+        .orderBy('id')
+        .execute()
+    ).map((r) => r.id);
+  const handles = async (prefix: string) =>
+    (await listAudit(store.db, { type: 'oidc.token.issued', limit: 1000 }))
+      .map((e) => String(e.data.tokenHandle))
+      .filter((h) => h.startsWith(prefix))
+      .sort();
+
+  it('writes requests of the same turn as one commit, and those that come during a commit as the next, each with its own row and event, before they resolve', async () => {
+    const c = counting(store);
+    const writer = new IssuedWriter(c.store, clock);
+    const ids = Array.from({ length: 20 }, (_, i) => `batch-${String(i).padStart(2, '0')}`);
+    const resolved: string[] = [];
+    const write = (id: string) => writer.write([artifact(id)], issued(id)).then(() => resolved.push(id));
+    await Promise.all(ids.slice(0, 17).map(write));
+    expect(c.commits()).toBe(1);
+    const first = write(ids[17]!);
+    await new Promise((r) => setImmediate(r)); // its commit has started
+    await Promise.all([first, ...ids.slice(18).map(write)]);
+    expect(c.commits()).toBe(3);
+    expect(resolved.sort()).toEqual(ids);
+    expect(await artifactIds('batch-')).toEqual(ids);
+    expect(await handles('batch-')).toEqual(ids);
+    for (const e of await listAudit(store.db, { type: 'oidc.token.issued', limit: 1000 }))
+      expect(leafHashOf(e)).toBe(e.hash);
+  });
+
+  it('a request’s several tokens, tokens without an event and an event without tokens', async () => {
+    const writer = new IssuedWriter(store, clock);
+    await Promise.all([
+      writer.write(
+        [artifact('multi-a', 'AccessToken'), artifact('multi-a', 'RefreshToken')],
+        issued('multi-a'),
+      ),
+      writer.write([artifact('multi-b')], null),
+      writer.write([], issued('multi-c')),
+      writer.write([], null),
+    ]);
+    const rows = await store.db
+      .selectFrom('oidc_artifacts')
+      .select(['model', 'id'])
+      .where('id', 'like', 'multi-%')
+      .orderBy('id')
+      .orderBy('model')
+      .execute();
+    expect(rows).toEqual([
+      { model: 'AccessToken', id: 'multi-a' },
+      { model: 'RefreshToken', id: 'multi-a' },
+      { model: 'ClientCredentials', id: 'multi-b' },
+    ]);
+    expect(await handles('multi-')).toEqual(['multi-a', 'multi-c']);
+  });
+
+  it('one request’s bad row fails that request only: neither its token nor its event is written', async () => {
+    const writer = new IssuedWriter(store, clock);
+    const bad = { ...artifact('mixed-bad'), payload: null as unknown as string }; // payload is NOT NULL
+    const results = await Promise.allSettled([
+      writer.write([artifact('mixed-0')], issued('mixed-0')),
+      writer.write([artifact('mixed-1')], issued('mixed-1')),
+      writer.write([bad], issued('mixed-bad')),
+      writer.write([artifact('mixed-2')], issued('mixed-2')),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    expect(await artifactIds('mixed-')).toEqual(['mixed-0', 'mixed-1', 'mixed-2']);
+    expect(await handles('mixed-')).toEqual(['mixed-0', 'mixed-1', 'mixed-2']);
+  });
+});
