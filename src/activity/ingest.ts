@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { Statement } from 'better-sqlite3';
 import { sql } from 'kysely';
 import type { AuditContext } from '../audit/actor.js';
 import { systemActor } from '../audit/actor.js';
 import { appendAudit } from '../audit/ledger.js';
+import { s3Sdk } from '../aws/sdk.js';
 import { type Clock, iso } from '../clock.js';
 import { Conflict, InvalidInput, NotFound } from '../errors.js';
 import type { Store } from '../store/open.js';
@@ -332,7 +333,7 @@ export class CloudTrail {
         let token: string | undefined;
         do {
           const page = await s3.send(
-            new ListObjectsV2Command({
+            new s3Sdk.ListObjectsV2Command({
               Bucket: source.bucket,
               Prefix: folder,
               ...(token ? { ContinuationToken: token } : after ? { StartAfter: after } : {}),
@@ -402,7 +403,7 @@ export class CloudTrail {
     let token: string | undefined;
     do {
       const page = await s3.send(
-        new ListObjectsV2Command({
+        new s3Sdk.ListObjectsV2Command({
           Bucket: bucket,
           Prefix: prefix,
           Delimiter: '/',
@@ -436,7 +437,7 @@ export class CloudTrail {
   ): Promise<void> {
     result.files++;
     const fileAccount = /\/(\d{12})_CloudTrail_/.exec(key)?.[1] ?? null;
-    const object = await s3.send(new GetObjectCommand({ Bucket: source.bucket, Key: key }));
+    const object = await s3.send(new s3Sdk.GetObjectCommand({ Bucket: source.bucket, Key: key }));
     let kept = 0;
     try {
       for await (const chunk of readLogFile(object.Body as Readable, { batchSize: this.options.batchSize })) {
