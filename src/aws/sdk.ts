@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import { onFirstUse } from '../lazy-module.js';
 
 /**
  * The AWS SDK clients, loaded on first use (ADR 0046). Each client package with its Smithy runtime
@@ -8,18 +8,6 @@ import { createRequire } from 'node:module';
  * for `instanceof`). Modules on the server's start path import only types from '@aws-sdk/…' and take
  * the values from here, e.g. `new iamSdk.GetRoleCommand(…)`.
  */
-const require = createRequire(import.meta.url);
-
-function onFirstUse<T extends object>(name: string): T {
-  let loaded: T | undefined;
-  return new Proxy({} as T, {
-    get: (_, key) => {
-      loaded ??= require(name) as T;
-      return loaded[key as keyof T];
-    },
-  });
-}
-
 export const iamSdk = onFirstUse<typeof import('@aws-sdk/client-iam')>('@aws-sdk/client-iam');
 export const stsSdk = onFirstUse<typeof import('@aws-sdk/client-sts')>('@aws-sdk/client-sts');
 export const s3Sdk = onFirstUse<typeof import('@aws-sdk/client-s3')>('@aws-sdk/client-s3');

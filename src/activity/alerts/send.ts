@@ -1,4 +1,3 @@
-import { createTransport } from 'nodemailer';
 import { SIGNATURE_HEADER, signature } from '../../access/pim/notifications.js';
 import type { AlertView } from '../detections/service.js';
 import type { ResolvedSink } from './sinks.js';
@@ -123,6 +122,8 @@ export async function sendAlert(
     from: string;
     to: string[];
   };
+  // nodemailer loads with the first e-mail alert, not at start (ADR 0046).
+  const { createTransport } = await import('nodemailer');
   const transport = createTransport({
     host: s.host,
     port: s.port,
