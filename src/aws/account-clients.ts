@@ -1,6 +1,7 @@
-import { IAMClient } from '@aws-sdk/client-iam';
-import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import type { IAMClient } from '@aws-sdk/client-iam';
+import type { STSClient } from '@aws-sdk/client-sts';
 import type { AwsAccount, Partition } from '../access/aws-accounts.js';
+import { iamSdk, stsSdk } from './sdk.js';
 
 /** How to reach one AWS account: real AWS when `endpoint` is omitted, the local AWS (moto) when it is given. */
 export interface AwsAccountConnection {
@@ -53,8 +54,8 @@ export function openAccountClients(conn: AwsAccountConnection): AccountClients {
     ...(conn.endpoint === undefined ? {} : { endpoint: conn.endpoint }),
     ...(credentials === undefined ? {} : { credentials }),
   };
-  const iam = new IAMClient(config);
-  const sts = new STSClient(config);
+  const iam = new iamSdk.IAMClient(config);
+  const sts = new stsSdk.STSClient(config);
   return {
     iam,
     sts,
@@ -74,7 +75,7 @@ export async function checkCallerAccount(
   accountId: string,
   partition?: string,
 ): Promise<{ partition: string }> {
-  const caller = await sts.send(new GetCallerIdentityCommand({}));
+  const caller = await sts.send(new stsSdk.GetCallerIdentityCommand({}));
   if (!caller.Account || !caller.Arn) throw new Error('STS GetCallerIdentity returned no account or ARN');
   const callerPartition = caller.Arn.split(':')[1] ?? '';
   if (caller.Account !== accountId || (partition !== undefined && callerPartition !== partition)) {

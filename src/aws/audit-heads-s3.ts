@@ -1,14 +1,8 @@
-import {
-  GetObjectCommand,
-  GetObjectLockConfigurationCommand,
-  ListObjectsV2Command,
-  ObjectLockEnabled,
-  PutObjectCommand,
-  S3Client,
-} from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { ArchiveStore } from '../audit/archive.js';
 import { type HeadDestination, headFileName } from '../audit/export.js';
 import type { Clock } from '../clock.js';
+import { s3Sdk } from './sdk.js';
 
 export interface S3HeadsOptions {
   bucket: string;
@@ -39,7 +33,7 @@ export class S3AuditObjects {
     const credentials =
       options.credentials ??
       (options.endpoint === undefined ? undefined : { accessKeyId: 'testing', secretAccessKey: 'testing' });
-    this.#s3 = new S3Client({
+    this.#s3 = new s3Sdk.S3Client({
       region: options.region,
       ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint, forcePathStyle: true }),
       ...(credentials === undefined ? {} : { credentials }),
@@ -53,8 +47,10 @@ export class S3AuditObjects {
   async #objectLock(): Promise<boolean> {
     if (this.#locked !== undefined) return this.#locked;
     try {
-      const out = await this.#s3.send(new GetObjectLockConfigurationCommand({ Bucket: this.options.bucket }));
-      this.#locked = out.ObjectLockConfiguration?.ObjectLockEnabled === ObjectLockEnabled.Enabled;
+      const out = await this.#s3.send(
+        new s3Sdk.GetObjectLockConfigurationCommand({ Bucket: this.options.bucket }),
+      );
+      this.#locked = out.ObjectLockConfiguration?.ObjectLockEnabled === s3Sdk.ObjectLockEnabled.Enabled;
     } catch (err) {
       if ((err as { name?: string }).name !== 'ObjectLockConfigurationNotFoundError') throw err;
       this.#locked = false;
@@ -66,7 +62,7 @@ export class S3AuditObjects {
   async put(name: string, body: string | Buffer, contentType: string): Promise<void> {
     const lock = this.options.retainDays > 0 && (await this.#objectLock());
     await this.#s3.send(
-      new PutObjectCommand({
+      new s3Sdk.PutObjectCommand({
         Bucket: this.options.bucket,
         Key: `${this.options.prefix}${name}`,
         Body: body,
@@ -88,7 +84,7 @@ export class S3AuditObjects {
   async get(name: string): Promise<Buffer | null> {
     try {
       const out = await this.#s3.send(
-        new GetObjectCommand({ Bucket: this.options.bucket, Key: `${this.options.prefix}${name}` }),
+        new s3Sdk.GetObjectCommand({ Bucket: this.options.bucket, Key: `${this.options.prefix}${name}` }),
       );
       return Buffer.from(await out.Body!.transformToByteArray());
     } catch (err) {
@@ -103,7 +99,7 @@ export class S3AuditObjects {
     let token: string | undefined;
     do {
       const out = await this.#s3.send(
-        new ListObjectsV2Command({
+        new s3Sdk.ListObjectsV2Command({
           Bucket: this.options.bucket,
           Prefix: this.options.prefix,
           ContinuationToken: token,

@@ -1,4 +1,5 @@
-import { S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { s3Sdk } from './sdk.js';
 
 /**
  * S3 clients for reading CloudTrail log files, one per region (a trail's bucket may live in another
@@ -18,7 +19,7 @@ export function cloudTrailS3(defaults: {
     const region = source.region ?? defaults.region;
     let client = clients.get(region);
     if (!client) {
-      client = new S3Client({
+      client = new s3Sdk.S3Client({
         region,
         ...(defaults.endpoint === undefined ? {} : { endpoint: defaults.endpoint, forcePathStyle: true }),
         ...(credentials === undefined ? {} : { credentials }),

@@ -1,9 +1,4 @@
-import {
-  AssumeRoleWithSAMLCommand,
-  type AssumeRoleWithSAMLCommandOutput,
-  STSClient,
-  STSServiceException,
-} from '@aws-sdk/client-sts';
+import type { AssumeRoleWithSAMLCommandOutput, STSClient } from '@aws-sdk/client-sts';
 import type { AwsAccount, AwsAccounts, AwsRole } from '../access/aws-accounts.js';
 import { AwsIdentityCollision, awsIdentityOf } from '../access/aws-identity.js';
 import type { AccessDecider } from '../access/decide.js';
@@ -19,6 +14,7 @@ import { NotFound } from '../errors.js';
 import type { CallerPrincipal } from '../identity/caller.js';
 import type { Store } from '../store/open.js';
 import { accountConnection } from './account-clients.js';
+import { stsSdk } from './sdk.js';
 
 /** The SAML assertion for one role that STS exchanges (built in federation/saml, injected here). */
 export interface RoleAssertionSource {
@@ -178,7 +174,7 @@ export class AwsCredentialBroker {
     let answer: AssumeRoleWithSAMLCommandOutput;
     try {
       answer = await this.#client(account).send(
-        new AssumeRoleWithSAMLCommand({
+        new stsSdk.AssumeRoleWithSAMLCommand({
           RoleArn: role.arn,
           PrincipalArn: account.samlProviderArn,
           SAMLAssertion: assertion.base64,
@@ -187,7 +183,7 @@ export class AwsCredentialBroker {
       );
     } catch (err) {
       const code =
-        err instanceof STSServiceException ? err.name : ((err as { code?: string }).code ?? 'Error');
+        err instanceof stsSdk.STSServiceException ? err.name : ((err as { code?: string }).code ?? 'Error');
       const failure = new StsExchangeFailed(
         role.arn,
         code,
@@ -275,7 +271,7 @@ export class AwsCredentialBroker {
     const key = `${endpoint ?? 'aws'} ${region}`;
     let client = this.#sts.get(key);
     if (!client) {
-      client = new STSClient({
+      client = new stsSdk.STSClient({
         region,
         ...(endpoint ? { endpoint } : {}),
         // AssumeRoleWithSAML is unsigned: Ferry needs no AWS credentials of its own to broker it.

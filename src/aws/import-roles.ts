@@ -1,10 +1,11 @@
-import { GetRoleCommand, type IAMClient, ListRolesCommand, type Role } from '@aws-sdk/client-iam';
+import type { IAMClient, Role } from '@aws-sdk/client-iam';
 import {
   ACCOUNT_ID_PATTERN,
   type AwsAccountConnection,
   checkCallerAccount,
   openAccountClients,
 } from './account-clients.js';
+import { iamSdk } from './sdk.js';
 import { decodePolicyDocument, trustedSamlProviders, UnreadablePolicyDocument } from './trust-policy.js';
 
 export { WrongAwsAccount } from './account-clients.js';
@@ -64,7 +65,7 @@ async function listAllRoles(iam: IAMClient, pathPrefix: string | undefined): Pro
   let marker: string | undefined;
   do {
     const page = await iam.send(
-      new ListRolesCommand({
+      new iamSdk.ListRolesCommand({
         ...(pathPrefix === undefined ? {} : { PathPrefix: pathPrefix }),
         ...(marker === undefined ? {} : { Marker: marker }),
       }),
@@ -85,7 +86,7 @@ async function toImportedRole(iam: IAMClient, listed: Role): Promise<ImportedRol
   let role = listed;
   // ListRoles may leave out MaxSessionDuration (or the trust policy); GetRole has the whole role.
   if (role.MaxSessionDuration === undefined || role.AssumeRolePolicyDocument === undefined) {
-    role = (await iam.send(new GetRoleCommand({ RoleName: listed.RoleName }))).Role ?? listed;
+    role = (await iam.send(new iamSdk.GetRoleCommand({ RoleName: listed.RoleName }))).Role ?? listed;
   }
   if (!role.RoleName || !role.Arn) throw new Error('IAM returned a role without a name or ARN');
   const samlProviderArns = samlProvidersOf(role);

@@ -1,13 +1,6 @@
-import {
-  AddClientIDToOpenIDConnectProviderCommand,
-  CreateOpenIDConnectProviderCommand,
-  GetOpenIDConnectProviderCommand,
-  GetRoleCommand,
-  type IAMClient,
-  NoSuchEntityException,
-  UpdateAssumeRolePolicyCommand,
-} from '@aws-sdk/client-iam';
+import type { IAMClient } from '@aws-sdk/client-iam';
 import { type AwsAccountConnection, checkCallerAccount, openAccountClients } from './account-clients.js';
+import { iamSdk } from './sdk.js';
 import {
   type AwsPartition,
   decodePolicyDocument,
@@ -118,14 +111,14 @@ async function ensureProvider(
 ): Promise<OidcSetupChange> {
   const name = providerPath(opts.issuer);
   try {
-    await iam.send(new GetOpenIDConnectProviderCommand({ OpenIDConnectProviderArn: arn }));
+    await iam.send(new iamSdk.GetOpenIDConnectProviderCommand({ OpenIDConnectProviderArn: arn }));
     return { kind: 'oidc-provider', name, action: 'unchanged' };
   } catch (err) {
-    if (!(err instanceof NoSuchEntityException) && (err as Error).name !== 'NoSuchEntity') throw err;
+    if (!(err instanceof iamSdk.NoSuchEntityException) && (err as Error).name !== 'NoSuchEntity') throw err;
   }
   if (dryRun) return { kind: 'oidc-provider', name, action: 'would-create' };
   await iam.send(
-    new CreateOpenIDConnectProviderCommand({
+    new iamSdk.CreateOpenIDConnectProviderCommand({
       Url: opts.issuer,
       ClientIDList: [STS_AUDIENCE],
       ...(opts.thumbprints?.length ? { ThumbprintList: opts.thumbprints } : {}),
@@ -135,12 +128,17 @@ async function ensureProvider(
 }
 
 async function ensureAudience(iam: IAMClient, arn: string, dryRun: boolean): Promise<OidcSetupChange> {
-  const current = await iam.send(new GetOpenIDConnectProviderCommand({ OpenIDConnectProviderArn: arn }));
+  const current = await iam.send(
+    new iamSdk.GetOpenIDConnectProviderCommand({ OpenIDConnectProviderArn: arn }),
+  );
   if (current.ClientIDList?.includes(STS_AUDIENCE))
     return { kind: 'client-id', name: STS_AUDIENCE, action: 'unchanged' };
   if (dryRun) return { kind: 'client-id', name: STS_AUDIENCE, action: 'would-create' };
   await iam.send(
-    new AddClientIDToOpenIDConnectProviderCommand({ OpenIDConnectProviderArn: arn, ClientID: STS_AUDIENCE }),
+    new iamSdk.AddClientIDToOpenIDConnectProviderCommand({
+      OpenIDConnectProviderArn: arn,
+      ClientID: STS_AUDIENCE,
+    }),
   );
   return { kind: 'client-id', name: STS_AUDIENCE, action: 'created' };
 }
@@ -151,14 +149,17 @@ async function ensureRoleTrust(
   statement: PolicyStatement,
   dryRun: boolean,
 ): Promise<OidcSetupChange> {
-  const current = await iam.send(new GetRoleCommand({ RoleName: role }));
+  const current = await iam.send(new iamSdk.GetRoleCommand({ RoleName: role }));
   const raw = current.Role?.AssumeRolePolicyDocument;
   const trust = raw === undefined ? undefined : decodePolicyDocument(raw, `the trust policy of role ${role}`);
   const merged = withWebIdentityTrust(trust, statement);
   if (!merged.changed) return { kind: 'trust-policy', name: role, action: 'unchanged' };
   if (dryRun) return { kind: 'trust-policy', name: role, action: 'would-update' };
   await iam.send(
-    new UpdateAssumeRolePolicyCommand({ RoleName: role, PolicyDocument: JSON.stringify(merged.document) }),
+    new iamSdk.UpdateAssumeRolePolicyCommand({
+      RoleName: role,
+      PolicyDocument: JSON.stringify(merged.document),
+    }),
   );
   return { kind: 'trust-policy', name: role, action: 'updated' };
 }

@@ -1,13 +1,6 @@
-import {
-  DescribeOrganizationCommand,
-  ListAccountsForParentCommand,
-  ListDelegatedAdministratorsCommand,
-  ListOrganizationalUnitsForParentCommand,
-  ListRootsCommand,
-  OrganizationsClient,
-} from '@aws-sdk/client-organizations';
 import type { OrgSnapshot } from '../access/organization.js';
 import { type IdentityCenterConnection, sdkConfig } from './identity-center/sso-admin.js';
+import { organizationsSdk } from './sdk.js';
 
 export interface DiscoveredOrganization extends OrgSnapshot {
   managementAccountId: string | null;
@@ -20,12 +13,12 @@ export interface DiscoveredOrganization extends OrgSnapshot {
  * the delegated administrators.
  */
 export async function discoverOrganization(conn: IdentityCenterConnection): Promise<DiscoveredOrganization> {
-  const client = new OrganizationsClient(sdkConfig(conn));
+  const client = new organizationsSdk.OrganizationsClient(sdkConfig(conn));
   try {
-    const org = await client.send(new DescribeOrganizationCommand({}));
+    const org = await client.send(new organizationsSdk.DescribeOrganizationCommand({}));
     const units: OrgSnapshot['units'] = [];
     const accounts: OrgSnapshot['accounts'] = [];
-    const roots = (await client.send(new ListRootsCommand({}))).Roots ?? [];
+    const roots = (await client.send(new organizationsSdk.ListRootsCommand({}))).Roots ?? [];
     const queue: Array<{ id: string; name: string; parentId: string | null }> = roots.map((r) => ({
       id: r.Id!,
       name: r.Name ?? 'Root',
@@ -37,7 +30,10 @@ export async function discoverOrganization(conn: IdentityCenterConnection): Prom
       let token: string | undefined;
       do {
         const res = await client.send(
-          new ListOrganizationalUnitsForParentCommand({ ParentId: unit.id, NextToken: token }),
+          new organizationsSdk.ListOrganizationalUnitsForParentCommand({
+            ParentId: unit.id,
+            NextToken: token,
+          }),
         );
         for (const ou of res.OrganizationalUnits ?? [])
           queue.push({ id: ou.Id!, name: ou.Name!, parentId: unit.id });
@@ -45,7 +41,7 @@ export async function discoverOrganization(conn: IdentityCenterConnection): Prom
       } while (token);
       do {
         const res = await client.send(
-          new ListAccountsForParentCommand({ ParentId: unit.id, NextToken: token }),
+          new organizationsSdk.ListAccountsForParentCommand({ ParentId: unit.id, NextToken: token }),
         );
         for (const a of res.Accounts ?? [])
           accounts.push({
@@ -61,7 +57,9 @@ export async function discoverOrganization(conn: IdentityCenterConnection): Prom
     const delegated = [];
     let token: string | undefined;
     do {
-      const res = await client.send(new ListDelegatedAdministratorsCommand({ NextToken: token }));
+      const res = await client.send(
+        new organizationsSdk.ListDelegatedAdministratorsCommand({ NextToken: token }),
+      );
       for (const d of res.DelegatedAdministrators ?? [])
         delegated.push({ accountId: d.Id!, name: d.Name ?? d.Id! });
       token = res.NextToken;

@@ -1,14 +1,6 @@
-import {
-  GetPolicyCommand,
-  GetPolicyVersionCommand,
-  GetRoleCommand,
-  GetRolePolicyCommand,
-  ListAttachedRolePoliciesCommand,
-  ListRolePoliciesCommand,
-  ListRolesCommand,
-} from '@aws-sdk/client-iam';
 import type { AwsAccount } from '../access/aws-accounts.js';
 import { type AwsAccountConnection, openAccountClients } from './account-clients.js';
+import { iamSdk } from './sdk.js';
 
 export interface RolePolicies {
   roleArn: string;
@@ -31,19 +23,22 @@ export function rolePoliciesReader(connectionOf: (account: AwsAccount) => AwsAcc
       const clients = openAccountClients(connectionOf(account));
       try {
         const { iam } = clients;
-        const role = await iam.send(new GetRoleCommand({ RoleName: roleName }));
+        const role = await iam.send(new iamSdk.GetRoleCommand({ RoleName: roleName }));
         const policies: RolePolicies['policies'] = [];
-        const attached = await iam.send(new ListAttachedRolePoliciesCommand({ RoleName: roleName }));
+        const attached = await iam.send(new iamSdk.ListAttachedRolePoliciesCommand({ RoleName: roleName }));
         for (const a of attached.AttachedPolicies ?? []) {
-          const p = await iam.send(new GetPolicyCommand({ PolicyArn: a.PolicyArn }));
+          const p = await iam.send(new iamSdk.GetPolicyCommand({ PolicyArn: a.PolicyArn }));
           const v = await iam.send(
-            new GetPolicyVersionCommand({ PolicyArn: a.PolicyArn, VersionId: p.Policy?.DefaultVersionId }),
+            new iamSdk.GetPolicyVersionCommand({
+              PolicyArn: a.PolicyArn,
+              VersionId: p.Policy?.DefaultVersionId,
+            }),
           );
           policies.push({ name: a.PolicyArn!, policy: documentOf(v.PolicyVersion?.Document) });
         }
-        const inline = await iam.send(new ListRolePoliciesCommand({ RoleName: roleName }));
+        const inline = await iam.send(new iamSdk.ListRolePoliciesCommand({ RoleName: roleName }));
         for (const name of inline.PolicyNames ?? []) {
-          const p = await iam.send(new GetRolePolicyCommand({ RoleName: roleName, PolicyName: name }));
+          const p = await iam.send(new iamSdk.GetRolePolicyCommand({ RoleName: roleName, PolicyName: name }));
           policies.push({ name: `role/${roleName}/${name}`, policy: documentOf(p.PolicyDocument) });
         }
         return { roleArn: role.Role?.Arn ?? '', policies };
@@ -57,7 +52,7 @@ export function rolePoliciesReader(connectionOf: (account: AwsAccount) => AwsAcc
         let marker: string | undefined;
         do {
           const page = await clients.iam.send(
-            new ListRolesCommand({ PathPrefix: '/aws-reserved/sso.amazonaws.com/', Marker: marker }),
+            new iamSdk.ListRolesCommand({ PathPrefix: '/aws-reserved/sso.amazonaws.com/', Marker: marker }),
           );
           const hit = (page.Roles ?? []).find((r) =>
             r.RoleName?.startsWith(`AWSReservedSSO_${permissionSet}_`),

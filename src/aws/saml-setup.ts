@@ -1,23 +1,11 @@
-import {
-  CreateRoleCommand,
-  CreateSAMLProviderCommand,
-  EntityAlreadyExistsException,
-  GetRoleCommand,
-  GetSAMLProviderCommand,
-  type IAMClient,
-  MalformedPolicyDocumentException,
-  NoSuchEntityException,
-  type Role,
-  UpdateAssumeRolePolicyCommand,
-  UpdateRoleCommand,
-  UpdateSAMLProviderCommand,
-} from '@aws-sdk/client-iam';
+import type { IAMClient, Role } from '@aws-sdk/client-iam';
 import {
   ACCOUNT_ID_PATTERN,
   type AwsAccountConnection,
   checkCallerAccount,
   openAccountClients,
 } from './account-clients.js';
+import { iamSdk } from './sdk.js';
 import {
   AWS_PARTITIONS,
   type AwsPartition,
@@ -179,12 +167,15 @@ async function ensureSamlProvider(
     if (dryRun) return { arn, action: 'would-create' };
     try {
       const out = await iam.send(
-        new CreateSAMLProviderCommand({ Name: opts.providerName, SAMLMetadataDocument: opts.metadataXml }),
+        new iamSdk.CreateSAMLProviderCommand({
+          Name: opts.providerName,
+          SAMLMetadataDocument: opts.metadataXml,
+        }),
       );
       return { arn: out.SAMLProviderArn ?? arn, action: 'created' };
     } catch (err) {
       // Another Ferry instance created it between our read and our write: converge like an existing one.
-      if (!(err instanceof EntityAlreadyExistsException)) throw err;
+      if (!(err instanceof iamSdk.EntityAlreadyExistsException)) throw err;
       current = await getSamlMetadata(iam, arn);
       if (current === undefined) throw new Error(`IAM SAML provider ${arn} vanished while being set up`);
     }
@@ -192,7 +183,7 @@ async function ensureSamlProvider(
   if (sameMetadata(current, opts.metadataXml)) return { arn, action: 'unchanged' };
   if (dryRun) return { arn, action: 'would-update' };
   await iam.send(
-    new UpdateSAMLProviderCommand({ SAMLProviderArn: arn, SAMLMetadataDocument: opts.metadataXml }),
+    new iamSdk.UpdateSAMLProviderCommand({ SAMLProviderArn: arn, SAMLMetadataDocument: opts.metadataXml }),
   );
   return { arn, action: 'updated' };
 }
@@ -200,10 +191,10 @@ async function ensureSamlProvider(
 /** The provider's metadata document, '' if it has none, undefined if there is no such provider. */
 async function getSamlMetadata(iam: IAMClient, arn: string): Promise<string | undefined> {
   try {
-    const out = await iam.send(new GetSAMLProviderCommand({ SAMLProviderArn: arn }));
+    const out = await iam.send(new iamSdk.GetSAMLProviderCommand({ SAMLProviderArn: arn }));
     return out.SAMLMetadataDocument ?? '';
   } catch (err) {
-    if (err instanceof NoSuchEntityException) return undefined;
+    if (err instanceof iamSdk.NoSuchEntityException) return undefined;
     throw err;
   }
 }
@@ -238,7 +229,7 @@ async function ensureTrustingRole(
     try {
       await whilePrincipalPropagates(() =>
         iam.send(
-          new CreateRoleCommand({
+          new iamSdk.CreateRoleCommand({
             RoleName: name,
             Description: CREATED_ROLE_DESCRIPTION,
             AssumeRolePolicyDocument: JSON.stringify(
@@ -250,7 +241,7 @@ async function ensureTrustingRole(
       );
       return created;
     } catch (err) {
-      if (!(err instanceof EntityAlreadyExistsException)) throw err;
+      if (!(err instanceof iamSdk.EntityAlreadyExistsException)) throw err;
       current = await getRole(iam, name);
       if (current === undefined) throw new Error(`IAM role ${name} vanished while being set up`);
     }
@@ -269,7 +260,7 @@ async function ensureTrustingRole(
   } else {
     await whilePrincipalPropagates(() =>
       iam.send(
-        new UpdateAssumeRolePolicyCommand({
+        new iamSdk.UpdateAssumeRolePolicyCommand({
           RoleName: name,
           PolicyDocument: JSON.stringify(merged.document),
         }),
@@ -285,7 +276,7 @@ async function ensureTrustingRole(
       changes.push({ kind: 'max-session-duration', name, action: 'would-update' });
     } else {
       await iam.send(
-        new UpdateRoleCommand({
+        new iamSdk.UpdateRoleCommand({
           RoleName: name,
           MaxSessionDuration: wantedSeconds,
           // Passed back unchanged: some implementations (moto) clear a description UpdateRole leaves out.
@@ -300,9 +291,9 @@ async function ensureTrustingRole(
 
 async function getRole(iam: IAMClient, name: string): Promise<Role | undefined> {
   try {
-    return (await iam.send(new GetRoleCommand({ RoleName: name }))).Role;
+    return (await iam.send(new iamSdk.GetRoleCommand({ RoleName: name }))).Role;
   } catch (err) {
-    if (err instanceof NoSuchEntityException) return undefined;
+    if (err instanceof iamSdk.NoSuchEntityException) return undefined;
     throw err;
   }
 }
@@ -315,7 +306,7 @@ async function whilePrincipalPropagates<T>(write: () => Promise<T>): Promise<T> 
     } catch (err) {
       const delay = INVALID_PRINCIPAL_RETRY_DELAYS_MS[attempt];
       const invalidPrincipal =
-        err instanceof MalformedPolicyDocumentException && /invalid principal/i.test(err.message);
+        err instanceof iamSdk.MalformedPolicyDocumentException && /invalid principal/i.test(err.message);
       if (!invalidPrincipal || delay === undefined) throw err;
       await new Promise((resolve) => setTimeout(resolve, delay));
     }

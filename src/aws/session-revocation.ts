@@ -1,4 +1,3 @@
-import { DeleteRolePolicyCommand, NoSuchEntityException, PutRolePolicyCommand } from '@aws-sdk/client-iam';
 import type { Kysely } from 'kysely';
 import { type AwsAccount, type AwsAccounts, MAX_SESSION_SECONDS } from '../access/aws-accounts.js';
 import { type AuditContext, systemActor } from '../audit/actor.js';
@@ -14,6 +13,7 @@ import {
   revocationPolicy,
   stillNeeded,
 } from './revocation-policy.js';
+import { iamSdk } from './sdk.js';
 
 /** The person whose sessions end; their source identities come from what the ledger says was issued. */
 export interface RevocationPerson {
@@ -430,7 +430,7 @@ export class SessionRevoker {
       const doc = revocationPolicy(state.entries);
       if (doc) {
         await clients.iam.send(
-          new PutRolePolicyCommand({
+          new iamSdk.PutRolePolicyCommand({
             RoleName: role.role,
             PolicyName: REVOCATION_POLICY_NAME,
             PolicyDocument: JSON.stringify(doc),
@@ -439,10 +439,10 @@ export class SessionRevoker {
       } else {
         try {
           await clients.iam.send(
-            new DeleteRolePolicyCommand({ RoleName: role.role, PolicyName: REVOCATION_POLICY_NAME }),
+            new iamSdk.DeleteRolePolicyCommand({ RoleName: role.role, PolicyName: REVOCATION_POLICY_NAME }),
           );
         } catch (err) {
-          if (!(err instanceof NoSuchEntityException)) throw err;
+          if (!(err instanceof iamSdk.NoSuchEntityException)) throw err;
         }
       }
       // Settled when nobody recorded a newer version meanwhile: one statement (applied_version never

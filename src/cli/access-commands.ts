@@ -1,9 +1,12 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
+import { onFirstUse } from '../lazy-module.js';
 import { clientOf, enc, UsageError } from './context.js';
 import { IdentityCenterItemsFailed, syncIdentityCenter } from './iic-commands.js';
 import { out, printJson, t, table } from './output.js';
+
+/** The YAML parser loads when a file is read, not at start (ADR 0046). */
+const yaml = onFirstUse<typeof import('yaml')>('yaml');
 
 /** 12h, 90m or plain seconds → seconds. */
 function seconds(text: string): number {
@@ -34,7 +37,7 @@ export function registerAccessCommands(program: Command): void {
     ) {
       let document: unknown;
       try {
-        document = parseYaml(readFileSync(file, 'utf8'));
+        document = yaml.parse(readFileSync(file, 'utf8'));
       } catch (err) {
         throw new Error(`${file}: ${(err as Error).message.split('\n')[0]}`);
       }

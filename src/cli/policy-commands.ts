@@ -1,8 +1,11 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
+import { onFirstUse } from '../lazy-module.js';
 import { clientOf, enc } from './context.js';
 import { type Inert, joinInert, out, printJson, t, table } from './output.js';
+
+/** The YAML parser loads when a file is read, not at start (ADR 0046). */
+const yaml = onFirstUse<typeof import('yaml')>('yaml');
 
 interface PolicyView {
   name: string;
@@ -93,7 +96,7 @@ export function registerPolicyCommands(program: Command): void {
     .action(async function (this: Command, file: string) {
       let doc: unknown;
       try {
-        doc = parseYaml(readFileSync(file, 'utf8'));
+        doc = yaml.parse(readFileSync(file, 'utf8'));
       } catch (err) {
         throw new Error(`${file}: ${(err as Error).message.split('\n')[0]}`);
       }

@@ -1,14 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import {
-  type AuthenticationResponseJSON,
-  type AuthenticatorTransport,
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
+import type {
+  AuthenticationResponseJSON,
+  AuthenticatorTransport,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
+  VerifiedAuthenticationResponse,
+  VerifiedRegistrationResponse,
 } from '@simplewebauthn/server';
 import type { Kysely } from 'kysely';
 import type { AuditContext } from '../audit/actor.js';
@@ -16,6 +14,9 @@ import { appendAudit } from '../audit/ledger.js';
 import { addMs, iso } from '../clock.js';
 import type { Database } from '../store/schema.js';
 import type { IdentityDeps } from './deps.js';
+
+/** @simplewebauthn/server and its ASN.1 stack (≈400 ms to load) load at the first ceremony (ADR 0046). */
+const webauthnLibrary = () => import('@simplewebauthn/server');
 
 /** How long a ceremony's challenge is good for (the browser's own timeout is shorter). */
 const CHALLENGE_TTL_MS = 5 * 60_000;
@@ -101,6 +102,7 @@ export class WebAuthnFactors {
       .select(['id', 'transports'])
       .where('user_id', '=', user.id)
       .execute();
+    const { generateRegistrationOptions } = await webauthnLibrary();
     const options = await generateRegistrationOptions({
       rpName: 'Ferry',
       rpID,
@@ -128,8 +130,9 @@ export class WebAuthnFactors {
   ): Promise<string> {
     const { rpID, origin } = this.rp();
     const { store, clock } = this.deps;
+    const { verifyRegistrationResponse } = await webauthnLibrary();
     return store.db.transaction().execute(async (trx) => {
-      let verified: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
+      let verified: VerifiedRegistrationResponse;
       try {
         verified = await verifyRegistrationResponse({
           response,
@@ -177,6 +180,7 @@ export class WebAuthnFactors {
       .select(['id', 'transports'])
       .where('user_id', '=', userId)
       .execute();
+    const { generateAuthenticationOptions } = await webauthnLibrary();
     const options = await generateAuthenticationOptions({
       rpID,
       allowCredentials: creds.map((c) => ({
@@ -199,6 +203,7 @@ export class WebAuthnFactors {
     userId: string,
     response: AuthenticationResponseJSON,
   ): Promise<string> {
+    const { verifyAuthenticationResponse } = await webauthnLibrary();
     const { rpID, origin } = this.rp();
     const row = await trx
       .selectFrom('webauthn_credentials')
@@ -207,7 +212,7 @@ export class WebAuthnFactors {
       .where('user_id', '=', userId)
       .executeTakeFirst();
     if (!row) throw new WebAuthnRejected('unknown credential for this user');
-    let verified: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
+    let verified: VerifiedAuthenticationResponse;
     try {
       verified = await verifyAuthenticationResponse({
         response,

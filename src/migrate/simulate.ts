@@ -1,4 +1,3 @@
-import { getDenialReasons, getGrantReasons, runSimulation } from '@cloud-copilot/iam-simulate';
 import { InvalidInput } from '../errors.js';
 import { type NamedPolicy, statements } from './inventory.js';
 
@@ -40,6 +39,8 @@ export async function simulate(
   policies: NamedPolicy[],
   request: SimulationRequest,
 ): Promise<SimulationOutcome> {
+  // iam-simulate and IAM's service data (≈100 modules) load at the first simulation (ADR 0046).
+  const { getDenialReasons, getGrantReasons, runSimulation } = await import('@cloud-copilot/iam-simulate');
   const byName = new Map(policies.map((p) => [p.name, p]));
   const res = await runSimulation(
     {

@@ -13,7 +13,8 @@ import {
   type SqliteDriver,
   sql,
 } from 'kysely';
-import pg from 'pg';
+import type pg from 'pg';
+import { onFirstUse } from '../lazy-module.js';
 import { isStorageFull } from './errors.js';
 import type { Database } from './schema.js';
 import { PROBE_BYTES, PROBE_DONE, WriteHealth } from './write-health.js';
@@ -213,8 +214,11 @@ class ImmediateSqliteDialect extends SqliteDialect {
   }
 }
 
+/** The PostgreSQL driver loads when a postgres:// store is opened, never on SQLite (ADR 0046). */
+const pgDriver = onFirstUse<typeof pg>('pg');
+
 function openPostgres(url: string, options: StoreOptions): Store {
-  const pool = new pg.Pool({
+  const pool = new pgDriver.Pool({
     connectionString: url,
     max: options.poolSize ?? 10,
     connectionTimeoutMillis: 3_000,
@@ -276,7 +280,7 @@ function openPostgres(url: string, options: StoreOptions): Store {
       let retry: NodeJS.Timeout | undefined;
       const connect = async (delayMs: number) => {
         if (stopped) return;
-        const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 });
+        const c = new pgDriver.Client({ connectionString: url, connectionTimeoutMillis: 3_000 });
         client = c;
         let lost = false;
         const reconnect = (err?: Error) => {
@@ -294,7 +298,7 @@ function openPostgres(url: string, options: StoreOptions): Store {
         });
         try {
           await c.connect();
-          await c.query(`listen ${pg.escapeIdentifier(channel)}`);
+          await c.query(`listen ${pgDriver.escapeIdentifier(channel)}`);
           if (delayMs > 100) onNotify(undefined);
         } catch (err) {
           reconnect(err as Error);

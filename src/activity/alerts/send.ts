@@ -1,7 +1,6 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
-import { createTransport } from 'nodemailer';
 import { SIGNATURE_HEADER, signature } from '../../access/pim/notifications.js';
 import type { AlertView } from '../detections/service.js';
 import type { ResolvedSink } from './sinks.js';
@@ -177,6 +176,8 @@ export async function sendAlert(
   };
   // Connect to the address just checked; TLS still verifies (and SNI names) the host name.
   const [address] = await reachable(sink, s.host, targets);
+  // nodemailer loads with the first e-mail alert, not at start (ADR 0046).
+  const { createTransport } = await import('nodemailer');
   const transport = createTransport({
     host: address!.address,
     ...(isIP(s.host) ? {} : { servername: s.host, tls: { servername: s.host } }),

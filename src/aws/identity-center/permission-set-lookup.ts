@@ -1,4 +1,4 @@
-import { DescribePermissionSetCommand, ListPermissionSetsCommand } from '@aws-sdk/client-sso-admin';
+import { ssoAdminSdk } from '../sdk.js';
 import type { IdentityCenterClients } from './sso-admin.js';
 
 /** A permission set as PIM needs it: its ARN (for assignments) and its SessionDuration in seconds. */
@@ -37,11 +37,15 @@ export class PermissionSetLookup {
     let token: string | undefined;
     do {
       const page = await sso.send(
-        new ListPermissionSetsCommand({ InstanceArn: instanceArn, NextToken: token, MaxResults: 100 }),
+        new ssoAdminSdk.ListPermissionSetsCommand({
+          InstanceArn: instanceArn,
+          NextToken: token,
+          MaxResults: 100,
+        }),
       );
       for (const arn of page.PermissionSets ?? []) {
         const { PermissionSet: ps } = await sso.send(
-          new DescribePermissionSetCommand({ InstanceArn: instanceArn, PermissionSetArn: arn }),
+          new ssoAdminSdk.DescribePermissionSetCommand({ InstanceArn: instanceArn, PermissionSetArn: arn }),
         );
         if (ps?.Name === name)
           return {

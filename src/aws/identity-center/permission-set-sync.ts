@@ -1,29 +1,3 @@
-import {
-  AttachCustomerManagedPolicyReferenceToPermissionSetCommand,
-  AttachManagedPolicyToPermissionSetCommand,
-  CreateAccountAssignmentCommand,
-  CreatePermissionSetCommand,
-  DeleteAccountAssignmentCommand,
-  DeleteInlinePolicyFromPermissionSetCommand,
-  DeletePermissionSetCommand,
-  DeletePermissionsBoundaryFromPermissionSetCommand,
-  DescribeAccountAssignmentCreationStatusCommand,
-  DescribeAccountAssignmentDeletionStatusCommand,
-  DescribePermissionSetCommand,
-  DescribePermissionSetProvisioningStatusCommand,
-  DetachCustomerManagedPolicyReferenceFromPermissionSetCommand,
-  DetachManagedPolicyFromPermissionSetCommand,
-  GetInlinePolicyForPermissionSetCommand,
-  GetPermissionsBoundaryForPermissionSetCommand,
-  ListAccountAssignmentsCommand,
-  ListCustomerManagedPolicyReferencesInPermissionSetCommand,
-  ListManagedPoliciesInPermissionSetCommand,
-  ListPermissionSetsCommand,
-  ProvisionPermissionSetCommand,
-  PutInlinePolicyToPermissionSetCommand,
-  PutPermissionsBoundaryToPermissionSetCommand,
-  UpdatePermissionSetCommand,
-} from '@aws-sdk/client-sso-admin';
 import type { PermissionSetSpec, PermissionsBoundary } from '../../access/permission-set-rules.js';
 import type { PermissionSetAssignment, PermissionSets } from '../../access/permission-sets.js';
 import type { AuditContext } from '../../audit/actor.js';
@@ -31,6 +5,7 @@ import { canonicalJson } from '../../audit/canonical-json.js';
 import { appendAudit } from '../../audit/ledger.js';
 import { type Clock, iso } from '../../clock.js';
 import type { Store } from '../../store/open.js';
+import { ssoAdminSdk } from '../sdk.js';
 import type { IdentityCenterClients } from './sso-admin.js';
 
 /** One thing to change in Identity Center, as the dry run shows it and the apply reports it. */
@@ -243,7 +218,7 @@ export class PermissionSetSync {
         let token: string | undefined;
         do {
           const res = await ssoAdmin.send(
-            new ListAccountAssignmentsCommand({
+            new ssoAdminSdk.ListAccountAssignmentsCommand({
               InstanceArn: instanceArn,
               AccountId: accountId,
               PermissionSetArn: arn,
@@ -395,7 +370,10 @@ export class PermissionSetSync {
         .executeTakeFirst();
       if (record?.arn && step.details.length === 0)
         await c.ssoAdmin.send(
-          new DeletePermissionSetCommand({ InstanceArn: instanceArn, PermissionSetArn: record.arn }),
+          new ssoAdminSdk.DeletePermissionSetCommand({
+            InstanceArn: instanceArn,
+            PermissionSetArn: record.arn,
+          }),
         );
       await db.deleteFrom('iic_permission_sets').where('name', '=', step.name).execute();
       return;
@@ -410,7 +388,7 @@ export class PermissionSetSync {
         .values({ name: spec.name, instance_arn: instanceArn, arn: null, updated_at: now() })
         .execute();
       const res = await c.ssoAdmin.send(
-        new CreatePermissionSetCommand({
+        new ssoAdminSdk.CreatePermissionSetCommand({
           InstanceArn: instanceArn,
           Name: spec.name,
           ...(spec.description ? { Description: spec.description } : {}),
@@ -432,7 +410,7 @@ export class PermissionSetSync {
         .executeTakeFirstOrThrow();
       arn = record.arn!;
       await c.ssoAdmin.send(
-        new UpdatePermissionSetCommand({
+        new ssoAdminSdk.UpdatePermissionSetCommand({
           InstanceArn: instanceArn,
           PermissionSetArn: arn,
           Description: spec.description ?? '',
@@ -444,22 +422,26 @@ export class PermissionSetSync {
     const there = (await this.readSet(c, instanceArn, arn)).spec;
     const ids = { InstanceArn: instanceArn, PermissionSetArn: arn };
     for (const p of there.managedPolicies.filter((x) => !spec.managedPolicies.includes(x)))
-      await c.ssoAdmin.send(new DetachManagedPolicyFromPermissionSetCommand({ ...ids, ManagedPolicyArn: p }));
+      await c.ssoAdmin.send(
+        new ssoAdminSdk.DetachManagedPolicyFromPermissionSetCommand({ ...ids, ManagedPolicyArn: p }),
+      );
     for (const p of spec.managedPolicies.filter((x) => !there.managedPolicies.includes(x)))
-      await c.ssoAdmin.send(new AttachManagedPolicyToPermissionSetCommand({ ...ids, ManagedPolicyArn: p }));
+      await c.ssoAdmin.send(
+        new ssoAdminSdk.AttachManagedPolicyToPermissionSetCommand({ ...ids, ManagedPolicyArn: p }),
+      );
     const ref = (p: { name: string; path: string }) => `${p.path}${p.name}`;
     const wantedRefs = new Set(spec.customerManagedPolicies.map(ref));
     const thereRefs = new Set(there.customerManagedPolicies.map(ref));
     for (const p of there.customerManagedPolicies.filter((x) => !wantedRefs.has(ref(x))))
       await c.ssoAdmin.send(
-        new DetachCustomerManagedPolicyReferenceFromPermissionSetCommand({
+        new ssoAdminSdk.DetachCustomerManagedPolicyReferenceFromPermissionSetCommand({
           ...ids,
           CustomerManagedPolicyReference: { Name: p.name, Path: p.path },
         }),
       );
     for (const p of spec.customerManagedPolicies.filter((x) => !thereRefs.has(ref(x))))
       await c.ssoAdmin.send(
-        new AttachCustomerManagedPolicyReferenceToPermissionSetCommand({
+        new ssoAdminSdk.AttachCustomerManagedPolicyReferenceToPermissionSetCommand({
           ...ids,
           CustomerManagedPolicyReference: { Name: p.name, Path: p.path },
         }),
@@ -467,15 +449,15 @@ export class PermissionSetSync {
     if (spec.inlinePolicy !== there.inlinePolicy) {
       if (spec.inlinePolicy)
         await c.ssoAdmin.send(
-          new PutInlinePolicyToPermissionSetCommand({ ...ids, InlinePolicy: spec.inlinePolicy }),
+          new ssoAdminSdk.PutInlinePolicyToPermissionSetCommand({ ...ids, InlinePolicy: spec.inlinePolicy }),
         );
-      else await c.ssoAdmin.send(new DeleteInlinePolicyFromPermissionSetCommand(ids));
+      else await c.ssoAdmin.send(new ssoAdminSdk.DeleteInlinePolicyFromPermissionSetCommand(ids));
     }
     if (canonicalJson(spec.permissionsBoundary) !== canonicalJson(there.permissionsBoundary)) {
       const b = spec.permissionsBoundary;
       if (b)
         await c.ssoAdmin.send(
-          new PutPermissionsBoundaryToPermissionSetCommand({
+          new ssoAdminSdk.PutPermissionsBoundaryToPermissionSetCommand({
             ...ids,
             PermissionsBoundary:
               'managedPolicyArn' in b
@@ -488,12 +470,12 @@ export class PermissionSetSync {
                   },
           }),
         );
-      else await c.ssoAdmin.send(new DeletePermissionsBoundaryFromPermissionSetCommand(ids));
+      else await c.ssoAdmin.send(new ssoAdminSdk.DeletePermissionsBoundaryFromPermissionSetCommand(ids));
     }
     if (step.action === 'update') {
       // A changed permission set reaches the accounts it is provisioned to only when provisioned again.
       const res = await c.ssoAdmin.send(
-        new ProvisionPermissionSetCommand({ ...ids, TargetType: 'ALL_PROVISIONED_ACCOUNTS' }),
+        new ssoAdminSdk.ProvisionPermissionSetCommand({ ...ids, TargetType: 'ALL_PROVISIONED_ACCOUNTS' }),
       );
       let status = res.PermissionSetProvisioningStatus;
       for (let i = 0; status?.Status === 'IN_PROGRESS'; i++) {
@@ -502,7 +484,7 @@ export class PermissionSetSync {
         await sleep(this.deps.pollIntervalMs ?? 1000);
         status = (
           await c.ssoAdmin.send(
-            new DescribePermissionSetProvisioningStatusCommand({
+            new ssoAdminSdk.DescribePermissionSetProvisioningStatusCommand({
               InstanceArn: instanceArn,
               ProvisionPermissionSetRequestId: status.RequestId,
             }),
@@ -562,7 +544,7 @@ export class PermissionSetSync {
           .execute();
       try {
         const res = await c.ssoAdmin.send(
-          new CreateAccountAssignmentCommand({
+          new ssoAdminSdk.CreateAccountAssignmentCommand({
             InstanceArn: instanceArn,
             TargetId: accountId,
             TargetType: 'AWS_ACCOUNT',
@@ -578,7 +560,7 @@ export class PermissionSetSync {
           await sleep(this.deps.pollIntervalMs ?? 1000);
           status = (
             await c.ssoAdmin.send(
-              new DescribeAccountAssignmentCreationStatusCommand({
+              new ssoAdminSdk.DescribeAccountAssignmentCreationStatusCommand({
                 InstanceArn: instanceArn,
                 AccountAssignmentCreationRequestId: status.RequestId,
               }),
@@ -617,7 +599,7 @@ export class PermissionSetSync {
         .where('principal_id', '=', r.principal_id)
         .execute();
       const res = await c.ssoAdmin.send(
-        new DeleteAccountAssignmentCommand({
+        new ssoAdminSdk.DeleteAccountAssignmentCommand({
           InstanceArn: instanceArn,
           TargetId: accountId,
           TargetType: 'AWS_ACCOUNT',
@@ -632,7 +614,7 @@ export class PermissionSetSync {
         await sleep(this.deps.pollIntervalMs ?? 1000);
         status = (
           await c.ssoAdmin.send(
-            new DescribeAccountAssignmentDeletionStatusCommand({
+            new ssoAdminSdk.DescribeAccountAssignmentDeletionStatusCommand({
               InstanceArn: instanceArn,
               AccountAssignmentDeletionRequestId: status.RequestId,
             }),
@@ -686,7 +668,7 @@ export class PermissionSetSync {
     const arns: string[] = [];
     do {
       const res = await c.ssoAdmin.send(
-        new ListPermissionSetsCommand({ InstanceArn: instanceArn, NextToken: token }),
+        new ssoAdminSdk.ListPermissionSetsCommand({ InstanceArn: instanceArn, NextToken: token }),
       );
       arns.push(...(res.PermissionSets ?? []));
       token = res.NextToken;
@@ -700,18 +682,19 @@ export class PermissionSetSync {
 
   private async readSet(c: IdentityCenterClients, instanceArn: string, arn: string): Promise<ActualSet> {
     const ids = { InstanceArn: instanceArn, PermissionSetArn: arn };
-    const d = (await c.ssoAdmin.send(new DescribePermissionSetCommand(ids))).PermissionSet!;
+    const d = (await c.ssoAdmin.send(new ssoAdminSdk.DescribePermissionSetCommand(ids))).PermissionSet!;
     const managed =
-      (await c.ssoAdmin.send(new ListManagedPoliciesInPermissionSetCommand(ids))).AttachedManagedPolicies ??
-      [];
+      (await c.ssoAdmin.send(new ssoAdminSdk.ListManagedPoliciesInPermissionSetCommand(ids)))
+        .AttachedManagedPolicies ?? [];
     const customer =
-      (await c.ssoAdmin.send(new ListCustomerManagedPolicyReferencesInPermissionSetCommand(ids)))
+      (await c.ssoAdmin.send(new ssoAdminSdk.ListCustomerManagedPolicyReferencesInPermissionSetCommand(ids)))
         .CustomerManagedPolicyReferences ?? [];
-    const inline = (await c.ssoAdmin.send(new GetInlinePolicyForPermissionSetCommand(ids))).InlinePolicy;
+    const inline = (await c.ssoAdmin.send(new ssoAdminSdk.GetInlinePolicyForPermissionSetCommand(ids)))
+      .InlinePolicy;
     let boundary: PermissionsBoundary | null = null;
     let boundaryKnown = true;
     try {
-      const b = (await c.ssoAdmin.send(new GetPermissionsBoundaryForPermissionSetCommand(ids)))
+      const b = (await c.ssoAdmin.send(new ssoAdminSdk.GetPermissionsBoundaryForPermissionSetCommand(ids)))
         .PermissionsBoundary;
       if (b?.ManagedPolicyArn) boundary = { managedPolicyArn: b.ManagedPolicyArn };
       else if (b?.CustomerManagedPolicyReference?.Name)

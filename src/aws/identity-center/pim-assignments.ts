@@ -1,12 +1,4 @@
-import {
-  type AccountAssignmentOperationStatus,
-  CreateAccountAssignmentCommand,
-  DeleteAccountAssignmentCommand,
-  DescribeAccountAssignmentCreationStatusCommand,
-  DescribeAccountAssignmentDeletionStatusCommand,
-  ListAccountAssignmentsCommand,
-  type SSOAdminClient,
-} from '@aws-sdk/client-sso-admin';
+import type { AccountAssignmentOperationStatus, SSOAdminClient } from '@aws-sdk/client-sso-admin';
 import type { Activation, PimPerson } from '../../access/pim/activations.js';
 import type { Eligibility } from '../../access/pim/eligibilities.js';
 import type { StoredTarget } from '../../access/pim/targets.js';
@@ -14,6 +6,7 @@ import { InvalidInput } from '../../errors.js';
 import type { DomainEvent } from '../../events.js';
 import { Problem } from '../../problem.js';
 import type { Store } from '../../store/open.js';
+import { ssoAdminSdk } from '../sdk.js';
 import type { PermissionSetLookup, PermissionSetRef } from './permission-set-lookup.js';
 
 type AssignmentEvent = Extract<DomainEvent, { type: 'pim.account-assignment-requested' }>;
@@ -188,7 +181,7 @@ export class PimAccountAssignments {
       return;
     }
     const started = await this.deps.sso.send(
-      new CreateAccountAssignmentCommand({
+      new ssoAdminSdk.CreateAccountAssignmentCommand({
         InstanceArn: ps.instanceArn,
         TargetId: e.account,
         TargetType: 'AWS_ACCOUNT',
@@ -243,7 +236,7 @@ export class PimAccountAssignments {
       return;
     }
     const started = await this.deps.sso.send(
-      new DeleteAccountAssignmentCommand({
+      new ssoAdminSdk.DeleteAccountAssignmentCommand({
         InstanceArn: ps.instanceArn,
         TargetId: e.account,
         TargetType: 'AWS_ACCOUNT',
@@ -279,7 +272,7 @@ export class PimAccountAssignments {
     let token: string | undefined;
     do {
       const page = await this.deps.sso.send(
-        new ListAccountAssignmentsCommand({
+        new ssoAdminSdk.ListAccountAssignmentsCommand({
           InstanceArn: ps.instanceArn,
           AccountId: account,
           PermissionSetArn: ps.arn,
@@ -315,7 +308,7 @@ export class PimAccountAssignments {
         what === 'create'
           ? ((
               await this.deps.sso.send(
-                new DescribeAccountAssignmentCreationStatusCommand({
+                new ssoAdminSdk.DescribeAccountAssignmentCreationStatusCommand({
                   InstanceArn: ps.instanceArn,
                   AccountAssignmentCreationRequestId: first.RequestId,
                 }),
@@ -323,7 +316,7 @@ export class PimAccountAssignments {
             ).AccountAssignmentCreationStatus ?? status)
           : ((
               await this.deps.sso.send(
-                new DescribeAccountAssignmentDeletionStatusCommand({
+                new ssoAdminSdk.DescribeAccountAssignmentDeletionStatusCommand({
                   InstanceArn: ps.instanceArn,
                   AccountAssignmentDeletionRequestId: first.RequestId,
                 }),

@@ -1,6 +1,7 @@
-import { GetGroupIdCommand, GetUserIdCommand, IdentitystoreClient } from '@aws-sdk/client-identitystore';
-import { ListInstancesCommand, SSOAdminClient } from '@aws-sdk/client-sso-admin';
+import type { IdentitystoreClient } from '@aws-sdk/client-identitystore';
+import type { SSOAdminClient } from '@aws-sdk/client-sso-admin';
 import { Conflict } from '../../errors.js';
+import { identityStoreSdk, ssoAdminSdk } from '../sdk.js';
 
 /** How Ferry reaches IAM Identity Center's admin API (and the identity store): config `aws.*`. */
 export interface IdentityCenterConnection {
@@ -20,8 +21,9 @@ export interface IdentityCenterInstance {
 }
 
 export interface IdentityCenterClients {
-  ssoAdmin: SSOAdminClient;
-  identityStore: IdentitystoreClient;
+  /** created on first use, with the SDK package (a server that never pushes loads neither; ADR 0046) */
+  readonly ssoAdmin: SSOAdminClient;
+  readonly identityStore: IdentitystoreClient;
   instance(): Promise<IdentityCenterInstance>;
   /** a group's or user's Identity Center id by its display name / user name; null when it is not there */
   principalId(type: 'GROUP' | 'USER', name: string): Promise<string | null>;
@@ -42,15 +44,21 @@ export function sdkConfig(conn: IdentityCenterConnection) {
 /** The Identity Center instance (there is one per organization) and the clients that talk to it. */
 export function openIdentityCenter(conn: IdentityCenterConnection): IdentityCenterClients {
   const config = sdkConfig(conn);
-  const ssoAdmin = new SSOAdminClient(config);
-  const identityStore = new IdentitystoreClient(config);
+  let ssoAdmin: SSOAdminClient | undefined;
+  let identityStore: IdentitystoreClient | undefined;
   let instance: Promise<IdentityCenterInstance> | null = null;
   const clients: IdentityCenterClients = {
-    ssoAdmin,
-    identityStore,
+    get ssoAdmin() {
+      ssoAdmin ??= new ssoAdminSdk.SSOAdminClient(config);
+      return ssoAdmin;
+    },
+    get identityStore() {
+      identityStore ??= new identityStoreSdk.IdentitystoreClient(config);
+      return identityStore;
+    },
     instance() {
       instance ??= (async () => {
-        const res = await ssoAdmin.send(new ListInstancesCommand({}));
+        const res = await clients.ssoAdmin.send(new ssoAdminSdk.ListInstancesCommand({}));
         const all = (res.Instances ?? []).filter((i) => i.InstanceArn && i.IdentityStoreId);
         if (all.length !== 1)
           throw new Conflict(
@@ -72,8 +80,8 @@ export function openIdentityCenter(conn: IdentityCenterConnection): IdentityCent
       const { identityStoreId } = await clients.instance();
       try {
         if (type === 'GROUP') {
-          const res = await identityStore.send(
-            new GetGroupIdCommand({
+          const res = await clients.identityStore.send(
+            new identityStoreSdk.GetGroupIdCommand({
               IdentityStoreId: identityStoreId,
               AlternateIdentifier: {
                 UniqueAttribute: { AttributePath: 'displayName', AttributeValue: name },
@@ -82,8 +90,8 @@ export function openIdentityCenter(conn: IdentityCenterConnection): IdentityCent
           );
           return res.GroupId ?? null;
         }
-        const res = await identityStore.send(
-          new GetUserIdCommand({
+        const res = await clients.identityStore.send(
+          new identityStoreSdk.GetUserIdCommand({
             IdentityStoreId: identityStoreId,
             AlternateIdentifier: { UniqueAttribute: { AttributePath: 'userName', AttributeValue: name } },
           }),
@@ -95,8 +103,8 @@ export function openIdentityCenter(conn: IdentityCenterConnection): IdentityCent
       }
     },
     destroy() {
-      ssoAdmin.destroy();
-      identityStore.destroy();
+      ssoAdmin?.destroy();
+      identityStore?.destroy();
     },
   };
   return clients;

@@ -1,11 +1,11 @@
 import type { Insertable } from 'kysely';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
-import Provider from 'oidc-provider';
 import { type Clock, iso } from '../../clock.js';
 import type { MasterKey } from '../../keys/master-key.js';
 import type { Store } from '../../store/open.js';
 import type { OidcArtifactsTable } from '../../store/schema.js';
 import { workloadAccount } from './clients.js';
+import { loadedOidcProvider } from './library.js';
 
 /** The models whose artifacts belong to one grant: revoking the grant removes them all. */
 const GRANTABLE = new Set([
@@ -106,7 +106,7 @@ export class StoreAdapter implements Adapter {
       consumed_at: null,
     };
     if (DEFERRABLE.has(this.model)) {
-      const ctx = Provider.ctx as RequestContext | undefined;
+      const ctx = loadedOidcProvider()?.default.ctx as RequestContext | undefined;
       if (ctx?.oidc?.route === 'token') {
         let deferred = ctx[DEFERRED] as ArtifactRow[] | undefined;
         if (!deferred) {

@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
+import type Provider from 'oidc-provider';
 import type { Account, Adapter, AdapterPayload, Configuration, KoaContextWithOIDC } from 'oidc-provider';
-import Provider, { interactionPolicy, errors as oidcErrors } from 'oidc-provider';
 import { type AuditInput, appendAudit } from '../../audit/ledger.js';
 import { ACR } from '../../authn/amr.js';
 import { STS_AUDIENCE } from '../../aws/oidc-setup.js';
@@ -21,6 +21,7 @@ import {
 } from './adapter.js';
 import { CLI_CLIENT, grantNameOf, type OidcClients, REQUIRE_PKCE_METADATA } from './clients.js';
 import { IssuedWriter } from './issued-writer.js';
+import { loadOidcProvider } from './library.js';
 import { deviceSources, logoutSources, renderOidcError } from './pages.js';
 import { PROXY_CLIENT_ID } from './proxy-client.js';
 
@@ -116,7 +117,7 @@ export class OidcIssuer {
           this.#built.checkedAt = now;
           return this.#built.provider;
         }
-        const provider = this.#build(keys);
+        const provider = this.#build(keys, await loadOidcProvider());
         this.#built = { provider, keyIds, checkedAt: now };
         return provider;
       } finally {
@@ -131,7 +132,10 @@ export class OidcIssuer {
     return sets.flat();
   }
 
-  #build(keys: SigningKey[]): Provider {
+  #build(
+    keys: SigningKey[],
+    { default: OidcProvider, interactionPolicy, errors: oidcErrors }: typeof import('oidc-provider'),
+  ): Provider {
     const o = this.#options;
     const jwks = {
       // Current keys come first within each algorithm: oidc-provider signs with the first match.
@@ -325,7 +329,7 @@ export class OidcIssuer {
         return grant;
       },
     };
-    const provider = new Provider(this.issuer, configuration);
+    const provider = new OidcProvider(this.issuer, configuration);
     provider.proxy = o.trustProxy;
     provider.use(unauthorizedGrant);
     this.#observe(provider);

@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type Provider from 'oidc-provider';
-import { errors as oidcErrors } from 'oidc-provider';
 import type { FormDestinations } from '../../identity/pages/csp.js';
 import { errorPage, PAGE_CSP } from '../../identity/pages/html.js';
 import type { Session } from '../../identity/sessions.js';
+import { loadOidcProvider } from './library.js';
 import { acrOf, type OidcIssuer } from './provider.js';
 
 export interface OidcRoutesOptions {
@@ -81,6 +81,7 @@ export const oidcRoutes: FastifyPluginAsync<OidcRoutesOptions> = async (app, opt
     try {
       details = await provider.interactionDetails(req.raw, reply.raw);
     } catch (err) {
+      const { errors: oidcErrors } = await loadOidcProvider();
       if (err instanceof oidcErrors.SessionNotFound || err instanceof oidcErrors.InvalidRequest) {
         return page(
           reply,

@@ -1,7 +1,8 @@
 import { verify as cryptoVerify, X509Certificate } from 'node:crypto';
 import { inflateRawSync } from 'node:zlib';
 import type { Document, Element } from '@xmldom/xmldom';
-import { SignedXml } from 'xml-crypto';
+import type { SignedXml } from 'xml-crypto';
+import { onFirstUse } from '../../lazy-module.js';
 import type { RequestedAuthnContext } from './authn-context.js';
 import {
   AuthnRequestTooLarge,
@@ -387,10 +388,13 @@ function postSignature(xml: string, doc: Document, root: Element, id: string): A
   };
 }
 
+/** xml-crypto (and xpath) load at the first signed AuthnRequest (ADR 0046). */
+const xmlCrypto = onFirstUse<typeof import('xml-crypto')>('xml-crypto');
+
 function verifyEnveloped(xml: string, signatureEl: Element, id: string, pem: string): boolean {
   try {
     // getCertFromKeyInfo: never trust a certificate the message brings along.
-    const sig = new SignedXml({ publicCert: pem, getCertFromKeyInfo: () => null });
+    const sig = new xmlCrypto.SignedXml({ publicCert: pem, getCertFromKeyInfo: () => null });
     sig.loadSignature(signatureEl as unknown as Parameters<SignedXml['loadSignature']>[0]);
     if (!sig.checkSignature(xml)) return false;
     // What was verified must be this AuthnRequest, not some other element carrying its ID.

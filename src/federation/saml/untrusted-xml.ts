@@ -1,4 +1,5 @@
-import { DOMParser, type Document, type Element } from '@xmldom/xmldom';
+import type { Document, Element } from '@xmldom/xmldom';
+import { onFirstUse } from '../../lazy-module.js';
 
 /** Why a document from outside was not parsed: `refused` for forbidden constructs, `malformed` otherwise. */
 export class UntrustedXmlError extends Error {
@@ -17,6 +18,9 @@ export class UntrustedXmlError extends Error {
  * entities (XXE), whatever the parser would do with them. Every parser complaint, even a warning, is
  * fatal: a SAML message that needs the parser's forgiveness is not one to act on.
  */
+/** The XML parser loads at the first document parsed (ADR 0046). */
+const xmldom = onFirstUse<typeof import('@xmldom/xmldom')>('@xmldom/xmldom');
+
 export function parseUntrustedXml(xml: string, maxChars: number): Document {
   const text = xml.startsWith('\uFEFF') ? xml.slice(1) : xml;
   if (text.length > maxChars) {
@@ -36,7 +40,7 @@ export function parseUntrustedXml(xml: string, maxChars: number): Document {
   }
   let doc: Document;
   try {
-    doc = new DOMParser({
+    doc = new xmldom.DOMParser({
       locator: false,
       onError: (_level, message) => {
         throw new Error(message);

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { DOMParser, type Document, type Element, MIME_TYPE } from '@xmldom/xmldom';
+import type { Document, Element } from '@xmldom/xmldom';
+import { onFirstUse } from '../../lazy-module.js';
 
 export const NS = {
   protocol: 'urn:oasis:names:tc:SAML:2.0:protocol',
@@ -92,6 +93,9 @@ export function truncateToSecond(d: Date): Date {
  * no XXE, no billion laughs), anything that is not well-formed, and more or less than one root
  * element. Parser warnings count as errors: a message an IdP must trust leaves no room for guessing.
  */
+/** The XML parser loads at the first document parsed (most sign-ins never parse one; ADR 0046). */
+const xmldom = onFirstUse<typeof import('@xmldom/xmldom')>('@xmldom/xmldom');
+
 export function parseXml(xml: string): Document {
   if (typeof xml !== 'string' || xml.length === 0) throw new InvalidXml('empty XML document');
   // Checked on the text too: the parser must never see a DTD, whatever it would make of it.
@@ -101,11 +105,11 @@ export function parseXml(xml: string): Document {
   const problems: string[] = [];
   let doc: Document;
   try {
-    doc = new DOMParser({
+    doc = new xmldom.DOMParser({
       onError: (level, message) => {
         problems.push(`${level}: ${message}`);
       },
-    }).parseFromString(xml, MIME_TYPE.XML_TEXT);
+    }).parseFromString(xml, xmldom.MIME_TYPE.XML_TEXT);
   } catch (err) {
     throw new InvalidXml(`XML is not well-formed: ${(err as Error).message.split('\n')[0]}`);
   }
