@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import { watchAuditOnce } from '../activity/detections/observer.js';
 import { archiveOnSchedule } from '../audit/archive.js';
@@ -70,7 +69,8 @@ export function startWorkers(
     wake?: boolean;
   } = {},
 ): Workers {
-  const workerId = randomUUID();
+  // The id leases name (services.instanceId): they are taken over when this heartbeat stops.
+  const workerId = services.instanceId;
   // Out of space is reported once by the store (and when it ends), not by every retry of every loop.
   const warn = (err: unknown, fields: Record<string, unknown>, msg: string) => {
     if (!isStorageFull(err)) log.warn({ ...fields, err: fields.err ?? err }, msg);
@@ -205,7 +205,7 @@ export function startWorkers(
         lastArchive = now;
         // Beside the tick, on one instance at a time (the lease): archive, then prune, what is old enough.
         archiving = archiveOnSchedule(
-          { store, clock, keys: services.auditKeys, archive },
+          { store, clock, keys: services.auditKeys, archive, instanceId: workerId },
           { archiveAfter: retention.archiveAfter, maxEventsPerSegment: retention.maxEventsPerSegment },
         )
           .catch((err) => log.warn({ err }, 'audit archive failed; retrying'))

@@ -26,6 +26,7 @@ import * as outboxLanes from './0027_outbox_lanes.js';
 import * as auditArchive from './0028_audit_archive.js';
 import * as activityThroughputSlidingWindows from './0034_activity_throughput_sliding_windows.js';
 import * as apiTokenCreator from './0035_api_token_creator.js';
+import * as leaseHolderInstance from './0038_lease_holder_instance.js';
 
 /** Every migration, in order. Add new ones at the end; never edit one that has shipped. */
 export const migrations: Record<string, Migration> = {
@@ -56,4 +57,5 @@ export const migrations: Record<string, Migration> = {
   '0028_audit_archive': auditArchive,
   '0034_activity_throughput_sliding_windows': activityThroughputSlidingWindows,
   '0035_api_token_creator': apiTokenCreator,
+  '0038_lease_holder_instance': leaseHolderInstance,
 };
