@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { AdminRoleAssignments } from '../access/admin-roles.js';
 import { AppAssignments } from '../access/app-assignments.js';
@@ -86,6 +87,11 @@ import { entraOptionsOf } from './upstream.js';
 
 /** Everything a running Ferry holds, built once from config, store, clock and master key. */
 export interface Services {
+  /**
+   * This process's instance: its worker heartbeats under this id, and the leases it takes name it, so
+   * another instance takes them over at once if it dies (store/leases.ts).
+   */
+  instanceId: string;
   config: Config;
   store: Store;
   clock: Clock;
@@ -199,6 +205,7 @@ export function createServices(
   masterKey: MasterKey,
   signingKeyOptions: SigningKeysOptions = {},
 ): Services {
+  const instanceId = randomUUID();
   const hasher = new PasswordHasher(config.passwords);
   const deps: IdentityDeps = { store, clock, masterKey, hasher };
   const metrics = new Metrics();
@@ -460,6 +467,7 @@ export function createServices(
   );
   activityObservers.push(cloudTrailDetections);
   return {
+    instanceId,
     detections,
     alertSinks,
     alertDelivery: new AlertDelivery(
@@ -545,7 +553,7 @@ export function createServices(
     auditArchiver:
       auditArchive && retention.archiveAfter !== null
         ? new ArchiveScheduler(
-            { store, clock, keys: auditKeys, archive: auditArchive },
+            { store, clock, keys: auditKeys, archive: auditArchive, instanceId },
             {
               archiveAfter: retention.archiveAfter,
               maxEventsPerSegment: retention.maxEventsPerSegment,
@@ -570,14 +578,20 @@ export function createServices(
     ),
     csrf,
     sessionRevoker,
-    identityCenter: new IdentityCenterPush(store, clock, new IdentityCenterTargets(store, clock, masterKey), {
-      retry: {
-        maxAttempts: config.identityCenter.maxAttempts,
-        baseDelayMs: config.identityCenter.baseBackoff,
-        maxDelayMs: config.identityCenter.maxBackoff,
+    identityCenter: new IdentityCenterPush(
+      store,
+      clock,
+      new IdentityCenterTargets(store, clock, masterKey),
+      {
+        retry: {
+          maxAttempts: config.identityCenter.maxAttempts,
+          baseDelayMs: config.identityCenter.baseBackoff,
+          maxDelayMs: config.identityCenter.maxBackoff,
+        },
+        requestTimeoutMs: config.identityCenter.requestTimeout,
       },
-      requestTimeoutMs: config.identityCenter.requestTimeout,
-    }),
+      instanceId,
+    ),
     appAssignments,
     proxyApps,
     eligibilities,

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import { watchAuditOnce } from '../activity/detections/observer.js';
 import { Sequencer } from '../audit/sequencer.js';
@@ -69,7 +68,8 @@ export function startWorkers(
     wake?: boolean;
   } = {},
 ): Workers {
-  const workerId = randomUUID();
+  // The id leases name (services.instanceId): they are taken over when this heartbeat stops.
+  const workerId = services.instanceId;
   // Out of space is reported once by the store (and when it ends), not by every retry of every loop.
   const warn = (err: unknown, fields: Record<string, unknown>, msg: string) => {
     if (!isStorageFull(err)) log.warn({ ...fields, err: fields.err ?? err }, msg);

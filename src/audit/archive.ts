@@ -127,6 +127,8 @@ export interface ArchiveDeps {
   clock: Clock;
   keys: AuditSigningKeys;
   archive: ArchiveStore;
+  /** this process's heartbeating instance, named by the `audit-archive` lease (store/leases.ts) */
+  instanceId?: string;
 }
 
 export interface ArchiveOptions {
@@ -291,7 +293,7 @@ export async function archiveOnSchedule(
           actor: { type: 'system', name: 'audit-archive' },
           maxEvents: retention.maxEventsPerSegment,
         }),
-      { waitMs: 0, leaseMs: 60_000 },
+      { waitMs: 0, leaseMs: 60_000, instanceId: deps.instanceId },
     );
   } catch (err) {
     if (err instanceof LeaseBusy) return null;

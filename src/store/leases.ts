@@ -1,12 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import { addMs, type Clock, iso } from '../clock.js';
 import type { Store } from './open.js';
+import { DEAD_AFTER_MS } from './outbox.js';
 
 export interface LeaseOptions {
   /** how long the lease lasts unrenewed (it is renewed every third of it while held) */
   leaseMs?: number;
   /** how long to wait for another holder before giving up (then LeaseBusy) */
   waitMs?: number;
+  /**
+   * This process's instance id (the one its worker heartbeats under, worker_instances): once that
+   * heartbeat is older than `deadAfterMs` the instance is dead and its lease is taken over at once,
+   * not after the rest of its term. Without one (the CLI) the lease only runs out.
+   */
+  instanceId?: string;
+  /** how old a heartbeat makes its instance dead (default DEAD_AFTER_MS, the outbox's rule) */
+  deadAfterMs?: number;
 }
 
 export class LeaseBusy extends Error {
@@ -17,7 +26,9 @@ export class LeaseBusy extends Error {
 
 /**
  * Runs `fn` while holding the named lease across every instance on the database: a conditional update
- * that succeeds for nobody else until it is released or has run out unrenewed (a holder that died).
+ * that succeeds for nobody else until it is released, has run out unrenewed, or its holder's instance
+ * stopped heartbeating (a holder killed with -9: taken over seconds after its last beat, not its term).
+ * A holder whose instance still beats keeps it.
  * For work with outside effects that must not run twice at once (pushing to Identity Center).
  */
 export async function withLease<T>(
@@ -37,9 +48,12 @@ export async function withLease<T>(
     .execute();
   const take = async () => {
     const now = clock.now();
+    const deadSince = iso(addMs(now, -(options.deadAfterMs ?? DEAD_AFTER_MS)));
+    // On PostgreSQL concurrent takers queue on the row and each re-checks it as the winner left it
+    // (read committed): the winner's instance beats, so no second taker matches.
     const r = await store.db
       .updateTable('leases')
-      .set({ holder, lease_until: iso(addMs(now, leaseMs)) })
+      .set({ holder, lease_until: iso(addMs(now, leaseMs)), holder_instance: options.instanceId ?? null })
       .where('name', '=', name)
       .where((eb) =>
         eb.or([
@@ -47,6 +61,11 @@ export async function withLease<T>(
           eb('holder', '=', holder),
           eb('lease_until', 'is', null),
           eb('lease_until', '<', iso(now)),
+          eb(
+            'holder_instance',
+            'in',
+            eb.selectFrom('worker_instances').select('id').where('heartbeat_at', '<', deadSince),
+          ),
         ]),
       )
       .executeTakeFirst();
@@ -64,7 +83,7 @@ export async function withLease<T>(
     clearInterval(renew);
     await store.db
       .updateTable('leases')
-      .set({ holder: null, lease_until: null })
+      .set({ holder: null, lease_until: null, holder_instance: null })
       .where('name', '=', name)
       .where('holder', '=', holder)
       .execute()

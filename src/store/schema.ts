@@ -758,6 +758,8 @@ export interface LeasesTable {
   name: string;
   holder: string | null;
   lease_until: string | null;
+  /** the holder's instance (worker_instances), whose stale heartbeat frees the lease at once (0038) */
+  holder_instance: string | null;
 }
 export interface CloudTrailSourcesTable {
   id: string;

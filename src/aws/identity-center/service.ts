@@ -23,6 +23,8 @@ export class IdentityCenterPush {
     private readonly clock: Clock,
     readonly targets: IdentityCenterTargets,
     private readonly tuning: ClientTuning = {},
+    /** this process's heartbeating instance: if it dies, another takes the push lease over at once */
+    private readonly instanceId?: string,
   ) {}
 
   /** What a push would change (the dry run). */
@@ -48,15 +50,21 @@ export class IdentityCenterPush {
     // One push at a time in this process, and across instances (a lease in the database): two
     // instances planning the same user at once would each see it missing and each create it.
     return this.serialised(() =>
-      withLease(this.store, this.clock, 'identity-center-push', async () => {
-        const target = await this.targets.current();
-        if (!target)
-          throw new Conflict('no IAM Identity Center SCIM endpoint is configured (ferry scim target set)');
-        const plan = await planPush(this.store.db, scope);
-        options.onPlan?.(plan);
-        const client = new IdentityCenterScimClient({ ...tuning, clock: this.clock, ...target });
-        return new PushRun(this.store, this.clock, client, ctx, options).apply(plan);
-      }),
+      withLease(
+        this.store,
+        this.clock,
+        'identity-center-push',
+        async () => {
+          const target = await this.targets.current();
+          if (!target)
+            throw new Conflict('no IAM Identity Center SCIM endpoint is configured (ferry scim target set)');
+          const plan = await planPush(this.store.db, scope);
+          options.onPlan?.(plan);
+          const client = new IdentityCenterScimClient({ ...tuning, clock: this.clock, ...target });
+          return new PushRun(this.store, this.clock, client, ctx, options).apply(plan);
+        },
+        { instanceId: this.instanceId },
+      ),
     );
   }
 
