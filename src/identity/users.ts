@@ -180,31 +180,41 @@ export class UserDirectory {
     input: NewUser,
     passwordHash: string | null,
   ): Promise<string> {
+    return (await this.createRowIn(trx, ctx, input, passwordHash)).id;
+  }
+
+  /** createIn, returning the row as written, so a caller can answer without reading it back. */
+  async createRowIn(
+    trx: Kysely<Database>,
+    ctx: AuditContext,
+    input: NewUser,
+    passwordHash: string | null,
+  ): Promise<UserRow> {
     const { store, clock } = this.deps;
     const userName = checkUserName(input.userName);
     const now = iso(clock.now());
     const id = randomUUID();
-    await trx
-      .insertInto('users')
-      .values({
-        id,
-        user_name: userName,
-        user_name_key: userNameKey(userName),
-        display_name: input.displayName ?? null,
-        given_name: input.givenName ?? null,
-        family_name: input.familyName ?? null,
-        emails: JSON.stringify(input.emails ?? []),
-        phone_numbers: JSON.stringify(input.phoneNumbers ?? []),
-        addresses: JSON.stringify(input.addresses ?? []),
-        active: input.active === false ? 0 : 1,
-        external_id: input.externalId ?? null,
-        attributes: JSON.stringify(input.attributes ?? {}),
-        password_hash: passwordHash,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-      })
-      .execute();
+    const row: UserRow = {
+      id,
+      user_name: userName,
+      user_name_key: userNameKey(userName),
+      display_name: input.displayName ?? null,
+      given_name: input.givenName ?? null,
+      family_name: input.familyName ?? null,
+      emails: JSON.stringify(input.emails ?? []),
+      phone_numbers: JSON.stringify(input.phoneNumbers ?? []),
+      addresses: JSON.stringify(input.addresses ?? []),
+      active: input.active === false ? 0 : 1,
+      external_id: input.externalId ?? null,
+      attributes: JSON.stringify(input.attributes ?? {}),
+      password_hash: passwordHash,
+      mfa_registration_required: 0,
+      created_at: now,
+      updated_at: now,
+      version: 1,
+    };
+    const { mfa_registration_required: _default, ...values } = row;
+    await trx.insertInto('users').values(values).execute();
     await enqueueEvent(trx, clock, { type: 'user.created', userId: id, userName });
     await appendAudit(trx, store.engine, clock, {
       type: 'user.created',
@@ -215,7 +225,7 @@ export class UserDirectory {
       requestId: ctx.requestId,
       data: { userId: id, withPassword: passwordHash !== null },
     });
-    return id;
+    return row;
   }
 
   async update(ctx: AuditContext, ref: string, changes: UserChanges): Promise<User> {

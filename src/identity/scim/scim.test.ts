@@ -93,7 +93,7 @@ describe.each(ENGINES)('SCIM service provider on %s', (engine) => {
         patch: { supported: true },
         filter: { supported: true },
         etag: { supported: true },
-        bulk: { supported: false },
+        bulk: { supported: true, maxOperations: 1000, maxPayloadSize: 1048576 },
       });
       const schemas = await scim.get('/Schemas');
       expect(schemas.body.schemas).toEqual(['urn:ietf:params:scim:api:messages:2.0:ListResponse']);
