@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { AuditContext } from '../../audit/actor.js';
-import { runTogether } from '../../store/group-commit.js';
+import { type Outcome, runTogether } from '../../store/group-commit.js';
 import type { Store } from '../../store/open.js';
 import type { Database } from '../../store/schema.js';
 import { isObject } from './coerce.js';
@@ -8,7 +8,7 @@ import { invalidSyntax, invalidValue, ScimError } from './errors.js';
 import type { ScimGroups } from './groups-endpoint.js';
 import { type PreparedWrite, uniquenessError } from './request.js';
 import { etagOf } from './user-resource.js';
-import type { ScimUsers } from './users-endpoint.js';
+import type { NewScimUser, ScimUsers } from './users-endpoint.js';
 
 export const BULK_REQUEST_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:BulkRequest';
 export const BULK_RESPONSE_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:BulkResponse';
@@ -23,6 +23,8 @@ export const BULK_MAX_PAYLOAD_BYTES = 1_048_576;
  * meanwhile must consult pg_subtrans.
  */
 const OPERATIONS_PER_COMMIT = 50;
+/** User creates in a row are tried this many at a time in a few statements (see runPrepared). */
+const CREATES_PER_STATEMENT = 500;
 
 type Method = 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 type Kind = 'Users' | 'Groups';
@@ -228,8 +230,8 @@ export async function runBulk(
     }
     // Ready operations in request order; resources they create unblock others in the next round.
     ready.sort((a, b) => a.index - b.index);
-    for (let i = 0; i < ready.length && !stopped(); i += OPERATIONS_PER_COMMIT) {
-      await runChunk(deps, ctx, ready.slice(i, i + OPERATIONS_PER_COMMIT), ids, {
+    for (let i = 0; i < ready.length && !stopped(); i += CREATES_PER_STATEMENT) {
+      await runChunk(deps, ctx, ready.slice(i, i + CREATES_PER_STATEMENT), ids, {
         ok: (op, r) => results.set(op.index, r),
         failed: (op, e) => {
           failed(op, e);
@@ -268,40 +270,37 @@ async function runChunk(
   ids: Map<string, string>,
   sink: ChunkSink,
 ): Promise<void> {
-  let prepared: Array<{ op: Operation; w: PreparedWrite<{ id: string; version: number | null }> }> = [];
+  let prepared: Prepared[] = [];
   for (const op of ops) {
     if (sink.stopped()) return;
     try {
-      prepared.push({ op, w: await prepare(deps, ctx, op, ids) });
+      prepared.push({ op, ...(await prepare(deps, ctx, op, ids)) });
     } catch (err) {
-      await runPrepared(deps, prepared, ids, sink);
+      await runPrepared(deps, ctx, prepared, ids, sink);
       prepared = [];
       if (!sink.stopped()) sink.failed(op, deps.errorOf(err));
     }
   }
-  await runPrepared(deps, prepared, ids, sink);
+  await runPrepared(deps, ctx, prepared, ids, sink);
+}
+
+/** An operation ready to run; `user` for a POST /Users, which may run with others in one statement. */
+interface Prepared {
+  op: Operation;
+  w: PreparedWrite<{ id: string; version: number | null }>;
+  user?: NewScimUser;
 }
 
 async function runPrepared(
   deps: BulkDeps,
-  prepared: Array<{ op: Operation; w: PreparedWrite<{ id: string; version: number | null }> }>,
+  ctx: AuditContext,
+  prepared: Prepared[],
   ids: Map<string, string>,
   sink: ChunkSink,
 ): Promise<void> {
   if (prepared.length === 0 || sink.stopped()) return;
-  // failOnErrors counts this transaction's errors too: stop before the next operation once reached.
-  const tolerated = sink.errorsLeft();
-  let errorsHere = 0;
-  const outcomes = await runTogether(
-    deps.store.db,
-    prepared.map((p) => p.w.run.bind(p.w)),
-    (_i, o) => {
-      if (!o.ok) errorsHere++;
-      return errorsHere < tolerated;
-    },
-  );
-  outcomes.forEach((o, i) => {
-    const { op, w } = prepared[i]!;
+  const report = (p: Prepared, o: Outcome<{ id: string; version: number | null }>) => {
+    const { op, w } = p;
     if (o.ok) {
       const { id, version } = o.value;
       if (op.method === 'POST' && op.bulkId !== undefined) ids.set(op.bulkId, id);
@@ -315,7 +314,42 @@ async function runPrepared(
     } else {
       sink.failed(op, deps.errorOf(uniquenessError(o.error, w.what)));
     }
-  });
+  };
+  // An import's run of user creates: all in a few statements (the same rows, audit and outbox events
+  // as one by one). If any fails, nothing was written and they are run one by one below instead.
+  if (prepared.length > 1 && prepared.every((p) => p.user !== undefined)) {
+    const [all] = await runTogether(deps.store.db, [
+      (trx) =>
+        deps.users.createAllIn(
+          trx,
+          ctx,
+          prepared.map((p) => p.user!),
+        ),
+    ]);
+    if (all?.ok) {
+      all.value.forEach((row, i) => {
+        report(prepared[i]!, { ok: true, value: { id: row.id, version: 1 } });
+      });
+      return;
+    }
+  }
+  for (let at = 0; at < prepared.length && !sink.stopped(); at += OPERATIONS_PER_COMMIT) {
+    const some = prepared.slice(at, at + OPERATIONS_PER_COMMIT);
+    // failOnErrors counts this transaction's errors too: stop before the next operation once reached.
+    const tolerated = sink.errorsLeft();
+    let errorsHere = 0;
+    const outcomes = await runTogether(
+      deps.store.db,
+      some.map((p) => p.w.run.bind(p.w)),
+      (_i, o) => {
+        if (!o.ok) errorsHere++;
+        return errorsHere < tolerated;
+      },
+    );
+    outcomes.forEach((o, i) => {
+      report(some[i]!, o);
+    });
+  }
 }
 
 /** The operation as the write its single request would make, with its bulkId references resolved. */
@@ -324,7 +358,7 @@ async function prepare(
   ctx: AuditContext,
   op: Operation,
   ids: Map<string, string>,
-): Promise<PreparedWrite<{ id: string; version: number | null }>> {
+): Promise<Omit<Prepared, 'op'>> {
   const data = op.refs.size > 0 ? substitute(op.data, ids) : op.data;
   const id = op.id === undefined ? undefined : (substitute(op.id, ids) as string);
   const table = op.kind === 'Users' ? 'users' : 'groups';
@@ -335,23 +369,33 @@ async function prepare(
   };
   switch (op.method) {
     case 'POST': {
-      const w = op.kind === 'Users' ? await deps.users.creation(ctx, data) : deps.groups.creation(ctx, data);
+      if (op.kind === 'Users') {
+        const w = await deps.users.creation(ctx, data);
+        return {
+          user: w.user,
+          w: { what: w.what, run: async (trx) => ({ id: (await w.run(trx)).id, version: 1 }) },
+        };
+      }
+      const w = deps.groups.creation(ctx, data);
       return {
-        what: w.what,
-        run: async (trx) => {
-          const created = await w.run(trx);
-          const rid = typeof created === 'string' ? created : created.id;
-          return { id: rid, version: typeof created === 'string' ? await versionOf(trx, rid) : 1 };
+        w: {
+          what: w.what,
+          run: async (trx) => {
+            const rid = await w.run(trx);
+            return { id: rid, version: await versionOf(trx, rid) };
+          },
         },
       };
     }
     case 'DELETE': {
       const w = ep.deletion(ctx, id!, op.version);
       return {
-        what: w.what,
-        run: async (trx) => {
-          await w.run(trx);
-          return { id: id!.toLowerCase(), version: null };
+        w: {
+          what: w.what,
+          run: async (trx) => {
+            await w.run(trx);
+            return { id: id!.toLowerCase(), version: null };
+          },
         },
       };
     }
@@ -361,11 +405,13 @@ async function prepare(
           ? await ep.replacement(ctx, id!, data, op.version)
           : ep.patching(ctx, id!, data, op.version);
       return {
-        what: w.what,
-        run: async (trx) => {
-          await w.run(trx);
-          const rid = id!.toLowerCase();
-          return { id: rid, version: await versionOf(trx, rid) };
+        w: {
+          what: w.what,
+          run: async (trx) => {
+            await w.run(trx);
+            const rid = id!.toLowerCase();
+            return { id: rid, version: await versionOf(trx, rid) };
+          },
         },
       };
     }

@@ -52,10 +52,12 @@ export class ScimGroups {
       .where('group_members.group_id', 'in', ids)
       // PIM (0024): memberships Ferry granted for a while are Ferry's, not the provisioning client's
       .where('group_members.activation_id', 'is', null)
-      .where('users.id', 'in', this.lane.managed(db, 'user'))
       .orderBy('users.user_name_key')
       .execute();
+    // this lane's users only (see ScimLane.managedAmong)
+    const managed = await this.lane.managedAmong(db, 'user', [...new Set(rows.map((r) => r.id))]);
     for (const r of rows) {
+      if (!managed.has(r.id)) continue;
       const list = out.get(r.group_id) ?? [];
       list.push({ id: r.id, userName: r.user_name });
       out.set(r.group_id, list);
@@ -178,12 +180,17 @@ export class ScimGroups {
     for (let i = 0; i < Math.max(added.length, removed.length); i += 500) {
       const ids = [...added.slice(i, i + 500), ...removed.slice(i, i + 500)];
       // Only this connection's users: another lane's user is "not a known user" here.
-      const rows = await trx
+      const found = await trx
         .selectFrom('users')
         .select(['id', 'user_name'])
         .where('id', 'in', ids)
-        .where('id', 'in', this.lane.managed(trx, 'user'))
         .execute();
+      const managed = await this.lane.managedAmong(
+        trx,
+        'user',
+        found.map((r) => r.id),
+      );
+      const rows = found.filter((r) => managed.has(r.id));
       for (const r of rows) users.set(r.id, r);
     }
     const toAdd = added.map((id) => {

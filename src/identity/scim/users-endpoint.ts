@@ -3,7 +3,7 @@ import type { AuditContext } from '../../audit/actor.js';
 import type { Store } from '../../store/open.js';
 import type { Database, UserRow } from '../../store/schema.js';
 import { looksLikeId } from '../refs.js';
-import { type User, type UserChanges, type UserDirectory, userFromRow } from '../users.js';
+import { type NewUser, type User, type UserChanges, type UserDirectory, userFromRow } from '../users.js';
 import { coerceResource } from './coerce.js';
 import { invalidValue, scimNotFound } from './errors.js';
 import type { ScimLane } from './lane.js';
@@ -26,6 +26,13 @@ import {
   type UserState,
   userStateOf,
 } from './user-resource.js';
+
+/** A user to create, from a POST body: checked, its password hashed. */
+export interface NewScimUser {
+  what: string;
+  input: NewUser;
+  passwordHash: string | null;
+}
 
 /** /Users: SCIM operations carried out on Ferry's user directory, one transaction per request. */
 export class ScimUsers {
@@ -57,10 +64,12 @@ export class ScimUsers {
       .innerJoin('groups', 'groups.id', 'group_members.group_id')
       .select(['group_members.user_id', 'groups.id', 'groups.display_name'])
       .where('group_members.user_id', 'in', ids)
-      .where('groups.id', 'in', this.lane.managed(db, 'group'))
       .orderBy('groups.display_name_key')
       .execute();
+    // this lane's groups only (see ScimLane.managedAmong)
+    const managed = await this.lane.managedAmong(db, 'group', [...new Set(rows.map((r) => r.id))]);
     for (const r of rows) {
+      if (!managed.has(r.id)) continue;
       const list = out.get(r.user_id) ?? [];
       list.push({ id: r.id, displayName: r.display_name });
       out.set(r.user_id, list);
@@ -101,32 +110,52 @@ export class ScimUsers {
   }
 
   /** A POST made ready outside any transaction: the body checked, a password hashed (slow). */
-  async creation(ctx: AuditContext, body: unknown): Promise<PreparedWrite<UserRow>> {
+  async creation(ctx: AuditContext, body: unknown): Promise<PreparedWrite<UserRow> & { user: NewScimUser }> {
+    const user = await this.newUser(body);
+    return {
+      what: user.what,
+      user,
+      run: async (trx) => {
+        const row = await this.directory.createRowIn(trx, ctx, user.input, user.passwordHash);
+        await this.lane.claim(trx, 'user', row.id);
+        return row;
+      },
+    };
+  }
+
+  /**
+   * Many prepared POSTs in one go (a Bulk request's run of user creates): the same rows, a few
+   * statements for all. Any failure (one taken userName) fails them all; the caller then runs them
+   * one by one.
+   */
+  async createAllIn(trx: Kysely<Database>, ctx: AuditContext, users: NewScimUser[]): Promise<UserRow[]> {
+    const rows = await this.directory.createRowsIn(trx, ctx, users);
+    await this.lane.claimAll(
+      trx,
+      'user',
+      rows.map((r) => r.id),
+    );
+    return rows;
+  }
+
+  private async newUser(body: unknown): Promise<NewScimUser> {
     const state = userStateOf(coerceResource(USER, body));
     if (state.password !== undefined) this.lane.checkPassword('provisioned');
     const passwordHash = await this.directory.hashNewPassword(state.password);
     return {
       what: `userName ${state.userName}`,
-      run: async (trx) => {
-        const row = await this.directory.createRowIn(
-          trx,
-          ctx,
-          {
-            userName: state.userName,
-            displayName: state.displayName,
-            givenName: state.givenName,
-            familyName: state.familyName,
-            externalId: state.externalId,
-            emails: state.emails,
-            phoneNumbers: state.phoneNumbers,
-            addresses: state.addresses,
-            active: state.active ?? true,
-            attributes: state.scimAttributes,
-          },
-          passwordHash,
-        );
-        await this.lane.claim(trx, 'user', row.id);
-        return row;
+      passwordHash,
+      input: {
+        userName: state.userName,
+        displayName: state.displayName,
+        givenName: state.givenName,
+        familyName: state.familyName,
+        externalId: state.externalId,
+        emails: state.emails,
+        phoneNumbers: state.phoneNumbers,
+        addresses: state.addresses,
+        active: state.active ?? true,
+        attributes: state.scimAttributes,
       },
     };
   }
