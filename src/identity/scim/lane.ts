@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, type SqlBool, sql } from 'kysely';
 import { type Clock, iso } from '../../clock.js';
 import type { Database } from '../../store/schema.js';
 import { mutability, ScimError, scimNotFound } from './errors.js';
@@ -25,6 +25,14 @@ export class ScimLane {
       .select('object_id')
       .where('kind', '=', kind)
       .where('connection_id', '=', this.connectionId);
+  }
+
+  /**
+   * True for rows this connection manages: a key lookup per row. (`id in managed(…)` made SQLite build
+   * the lane's whole list for every query: a userName lookup cost O(lane size).)
+   */
+  isManaged(kind: ManagedKind, idColumn: 'users.id' | 'groups.id') {
+    return sql<SqlBool>`exists (select 1 from scim_managed_objects m where m.kind = ${kind} and m.object_id = ${sql.ref(idColumn)} and m.connection_id = ${this.connectionId})`;
   }
 
   /**
