@@ -82,7 +82,12 @@ export function groupsOfUser(n: number, groups: number): number[] {
 async function run(job: LoadJob): Promise<LoadResult> {
   const headers = { authorization: `Bearer ${job.token}`, 'content-type': 'application/scim+json' };
   const post = async (path: string, body: string, want: number) => {
-    const res = await fetch(`${job.base}/scim/v2${path}`, { method: 'POST', headers, body });
+    const res = await fetch(`${job.base}/scim/v2${path}`, { method: 'POST', headers, body }).catch(
+      (err: Error) => {
+        // fetch's own message is "fetch failed": the cause says what (a reset, a timeout…)
+        throw new Error(`POST ${path}: ${err.message}: ${String(err.cause)}`);
+      },
+    );
     if (res.status !== want) throw new Error(`POST ${path} answered ${res.status}: ${await res.text()}`);
     return res;
   };
