@@ -180,7 +180,7 @@ export const scimImport: Scenario = {
 /** The import's budget on the bench machine (2 vCPUs): 100,000 users and 10,000 groups within 2 minutes. */
 const IMPORT_BUDGET_S = 120;
 /** Bulk requests in flight during the import. */
-const IMPORT_CONCURRENCY = 4;
+const IMPORT_CONCURRENCY = 2;
 
 /**
  * A whole directory through SCIM, as on the day a tenant is connected: --users users (100,000) and a
