@@ -42,6 +42,18 @@ export interface BearerTokenKind {
   audit: { created: string; revoked: string; idField: string };
   /** whether the table has an expiry column */
   expires: boolean;
+  /**
+   * How long a verified token's row may be reused without reading the database again (0 or absent:
+   * never). Revoking through this object forgets it at once; another instance sees a revocation
+   * within this time.
+   */
+  cacheMs?: number;
+}
+
+interface Verified {
+  row: BearerTokenRow;
+  /** clock milliseconds after which the row must be read again */
+  untilMs: number;
 }
 
 type TokenDb = Kysely<Record<BearerTokenKind['table'], BearerTokenRow>>;
@@ -52,6 +64,10 @@ type TokenDb = Kysely<Record<BearerTokenKind['table'], BearerTokenRow>>;
  */
 export class BearerTokens {
   readonly #pattern: RegExp;
+  /** verified rows by token id (only tokens that verified; a wrong secret never enters) */
+  readonly #verified = new Map<string, Verified>();
+  /** bumped by every revocation: a row read before one is not cached (it may be the revoked token) */
+  #revocations = 0;
 
   constructor(
     private readonly store: Store,
@@ -117,6 +133,18 @@ export class BearerTokens {
     const m = this.#pattern.exec(bearer);
     if (!m) return null;
     const [, id, secret] = m as unknown as [string, string, string];
+    const nowMs = this.clock.now().getTime();
+    const hit = this.#verified.get(id);
+    if (hit) {
+      // The secret is still checked against the stored hash; only the read is saved.
+      if (
+        hit.untilMs > nowMs &&
+        secretsEqual(storedSecret(this.masterKey, this.kind.purpose, secret), hit.row.secret_hash)
+      )
+        return hit.row;
+      this.#verified.delete(id);
+    }
+    const generation = this.#revocations;
     const row = await this.#db
       .selectFrom(this.kind.table)
       .selectAll()
@@ -130,6 +158,12 @@ export class BearerTokens {
     // Hourly granularity keeps authentication a read, not a write, on every request.
     if (!row.last_used_at || Date.parse(now) - Date.parse(row.last_used_at) > 3_600_000) {
       await this.#db.updateTable(this.kind.table).set({ last_used_at: now }).where('id', '=', id).execute();
+      row.last_used_at = now;
+    }
+    const cacheMs = this.kind.cacheMs ?? 0;
+    if (cacheMs > 0 && generation === this.#revocations) {
+      const expiresMs = row.expires_at != null ? Date.parse(row.expires_at) : Number.POSITIVE_INFINITY;
+      this.#verified.set(id, { row, untilMs: Math.min(nowMs + cacheMs, expiresMs) });
     }
     return row;
   }
@@ -139,7 +173,9 @@ export class BearerTokens {
   }
 
   async revoke(ctx: AuditContext, id: string): Promise<BearerTokenRow> {
-    return this.store.db.transaction().execute(async (t) => {
+    this.#revocations++;
+    this.#verified.delete(id);
+    const revoked = await this.store.db.transaction().execute(async (t) => {
       const trx = t as unknown as TokenDb;
       const row = await trx.selectFrom(this.kind.table).selectAll().where('id', '=', id).executeTakeFirst();
       if (!row) throw new NotFound(this.kind.noun, id);
@@ -162,5 +198,9 @@ export class BearerTokens {
       }
       return row;
     });
+    // Again after the commit: a request that read the row before it may have cached it meanwhile.
+    this.#revocations++;
+    this.#verified.delete(id);
+    return revoked;
   }
 }

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { type AuditContext, actorName } from '../audit/actor.js';
-import { appendAudit } from '../audit/ledger.js';
+import { type AuditInput, appendAudit, auditAppended, auditRow } from '../audit/ledger.js';
 import { iso } from '../clock.js';
 import { Conflict, InvalidInput, NotFound } from '../errors.js';
 import { isUniqueViolation } from '../store/errors.js';
-import { enqueueEvent } from '../store/outbox.js';
+import { enqueueEvent, enqueueEvents } from '../store/outbox.js';
 import type { Database, UserRow, UserUpdate } from '../store/schema.js';
 import type { IdentityDeps } from './deps.js';
 import { checkPasswordPolicy } from './passwords.js';
@@ -90,6 +90,40 @@ export function userFromRow(row: UserRow): User {
     version: Number(row.version),
   };
 }
+
+/** The row of a new user, as createRowIn and createRowsIn write it. */
+function newUserRow(input: NewUser, passwordHash: string | null, now: string): UserRow {
+  const userName = checkUserName(input.userName);
+  return {
+    id: randomUUID(),
+    user_name: userName,
+    user_name_key: userNameKey(userName),
+    display_name: input.displayName ?? null,
+    given_name: input.givenName ?? null,
+    family_name: input.familyName ?? null,
+    emails: JSON.stringify(input.emails ?? []),
+    phone_numbers: JSON.stringify(input.phoneNumbers ?? []),
+    addresses: JSON.stringify(input.addresses ?? []),
+    active: input.active === false ? 0 : 1,
+    external_id: input.externalId ?? null,
+    attributes: JSON.stringify(input.attributes ?? {}),
+    password_hash: passwordHash,
+    mfa_registration_required: 0,
+    created_at: now,
+    updated_at: now,
+    version: 1,
+  };
+}
+
+const userCreatedAudit = (ctx: AuditContext, row: UserRow): AuditInput => ({
+  type: 'user.created',
+  outcome: 'success',
+  actor: ctx.actor,
+  subject: row.user_name,
+  ip: ctx.ip,
+  requestId: ctx.requestId,
+  data: { userId: row.id, withPassword: row.password_hash !== null },
+});
 
 /** A UPN: local@domain, no whitespace or control characters. */
 export function checkUserName(userName: string): string {
@@ -180,42 +214,53 @@ export class UserDirectory {
     input: NewUser,
     passwordHash: string | null,
   ): Promise<string> {
+    return (await this.createRowIn(trx, ctx, input, passwordHash)).id;
+  }
+
+  /** createIn, returning the row as written, so a caller can answer without reading it back. */
+  async createRowIn(
+    trx: Kysely<Database>,
+    ctx: AuditContext,
+    input: NewUser,
+    passwordHash: string | null,
+  ): Promise<UserRow> {
     const { store, clock } = this.deps;
-    const userName = checkUserName(input.userName);
+    const row = newUserRow(input, passwordHash, iso(clock.now()));
+    const { mfa_registration_required: _default, ...values } = row;
+    await trx.insertInto('users').values(values).execute();
+    await enqueueEvent(trx, clock, { type: 'user.created', userId: row.id, userName: row.user_name });
+    await appendAudit(trx, store.engine, clock, userCreatedAudit(ctx, row));
+    return row;
+  }
+
+  /**
+   * Many createRowIn at once (a bulk import): the same rows, outbox events and audit events, written
+   * a few statements per 500 users. One taken userName fails the whole statement, and so the call:
+   * the caller then creates them one by one to find which.
+   */
+  async createRowsIn(
+    trx: Kysely<Database>,
+    ctx: AuditContext,
+    items: Array<{ input: NewUser; passwordHash: string | null }>,
+  ): Promise<UserRow[]> {
+    const { clock } = this.deps;
     const now = iso(clock.now());
-    const id = randomUUID();
-    await trx
-      .insertInto('users')
-      .values({
-        id,
-        user_name: userName,
-        user_name_key: userNameKey(userName),
-        display_name: input.displayName ?? null,
-        given_name: input.givenName ?? null,
-        family_name: input.familyName ?? null,
-        emails: JSON.stringify(input.emails ?? []),
-        phone_numbers: JSON.stringify(input.phoneNumbers ?? []),
-        addresses: JSON.stringify(input.addresses ?? []),
-        active: input.active === false ? 0 : 1,
-        external_id: input.externalId ?? null,
-        attributes: JSON.stringify(input.attributes ?? {}),
-        password_hash: passwordHash,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-      })
-      .execute();
-    await enqueueEvent(trx, clock, { type: 'user.created', userId: id, userName });
-    await appendAudit(trx, store.engine, clock, {
-      type: 'user.created',
-      outcome: 'success',
-      actor: ctx.actor,
-      subject: userName,
-      ip: ctx.ip,
-      requestId: ctx.requestId,
-      data: { userId: id, withPassword: passwordHash !== null },
-    });
-    return id;
+    const rows = items.map((i) => newUserRow(i.input, i.passwordHash, now));
+    for (let at = 0; at < rows.length; at += 500) {
+      const values = rows.slice(at, at + 500).map(({ mfa_registration_required: _d, ...v }) => v);
+      await trx.insertInto('users').values(values).execute();
+    }
+    await enqueueEvents(
+      trx,
+      clock,
+      rows.map((r) => ({ type: 'user.created', userId: r.id, userName: r.user_name })),
+    );
+    for (let at = 0; at < rows.length; at += 500) {
+      const audit = rows.slice(at, at + 500).map((r) => auditRow(clock, userCreatedAudit(ctx, r)).row);
+      await trx.insertInto('audit_events').values(audit).execute();
+    }
+    auditAppended();
+    return rows;
   }
 
   async update(ctx: AuditContext, ref: string, changes: UserChanges): Promise<User> {

@@ -91,6 +91,36 @@ export async function enqueueEvent(
   return id;
 }
 
+/**
+ * Records several domain events in one statement per 500 (e.g. a group created with its members: one
+ * membership.changed each), with the transaction that makes the changes; the same rows as enqueueEvent.
+ */
+export async function enqueueEvents(
+  trx: Kysely<Database>,
+  clock: Clock,
+  events: DomainEvent[],
+): Promise<void> {
+  const now = iso(clock.now());
+  const lanes = new Set<Lane>();
+  for (let i = 0; i < events.length; i += 500) {
+    const rows = events.slice(i, i + 500).map((event) => {
+      const lane = laneOf(event.type);
+      lanes.add(lane);
+      return {
+        id: orderedId(),
+        type: event.type,
+        payload: JSON.stringify(event),
+        created_at: now,
+        available_at: now,
+        attempts: 0,
+        lane,
+      };
+    });
+    await trx.insertInto('outbox').values(rows).execute();
+  }
+  for (const lane of lanes) for (const listener of enqueueListeners) listener(lane);
+}
+
 export interface ClaimedEvent {
   id: string;
   attempts: number;

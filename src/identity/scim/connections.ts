@@ -9,6 +9,9 @@ import { findGroupRow } from '../groups.js';
 import { findUserRow } from '../users.js';
 import { type ManagedKind, ScimLane } from './lane.js';
 
+/** How long a verified SCIM token is trusted without reading its row again. */
+export const SCIM_TOKEN_CACHE_MS = 5_000;
+
 /** A provisioning client (Entra ID, …) and the state of its bearer token; the token itself is never kept. */
 export interface ScimConnection {
   id: string;
@@ -51,6 +54,9 @@ export class ScimConnections {
         idField: 'connectionId',
       },
       expires: false,
+      // Entra sends the same token with every request: verified rows are reused for a few seconds
+      // (revoking here forgets at once; another instance stops accepting it within this time).
+      cacheMs: SCIM_TOKEN_CACHE_MS,
     });
   }
 

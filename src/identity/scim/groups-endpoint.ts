@@ -10,7 +10,14 @@ import { type GroupState, groupStateOf, type MemberRef, toScimGroup } from './gr
 import type { ScimLane } from './lane.js';
 import { applyPatch, parsePatchBody } from './patch.js';
 import type { Projection } from './projection.js';
-import { checkIfMatch, forChange, inTransaction, type ListQuery } from './request.js';
+import {
+  type Created,
+  checkIfMatch,
+  forChange,
+  inTransaction,
+  type ListQuery,
+  type PreparedWrite,
+} from './request.js';
 import { ResourceReader } from './resource-reader.js';
 import { GROUP } from './schema.js';
 
@@ -45,10 +52,12 @@ export class ScimGroups {
       .where('group_members.group_id', 'in', ids)
       // PIM (0024): memberships Ferry granted for a while are Ferry's, not the provisioning client's
       .where('group_members.activation_id', 'is', null)
-      .where('users.id', 'in', this.lane.managed(db, 'user'))
       .orderBy('users.user_name_key')
       .execute();
+    // this lane's users only (see ScimLane.managedAmong)
+    const managed = await this.lane.managedAmong(db, 'user', [...new Set(rows.map((r) => r.id))]);
     for (const r of rows) {
+      if (!managed.has(r.id)) continue;
       const list = out.get(r.group_id) ?? [];
       list.push({ id: r.id, userName: r.user_name });
       out.set(r.group_id, list);
@@ -74,36 +83,59 @@ export class ScimGroups {
     return this.reader.list(q);
   }
 
-  async create(ctx: AuditContext, body: unknown): Promise<string> {
+  async create(ctx: AuditContext, body: unknown): Promise<Created> {
+    const w = this.creation(ctx, body);
+    const id = await inTransaction(this.store, w.what, w.run);
+    return { id, ...(await this.get(id, {})) };
+  }
+
+  /** A POST made ready to run in a transaction: the body checked. */
+  creation(ctx: AuditContext, body: unknown): PreparedWrite<string> {
     const state = groupStateOf(coerceResource(GROUP, body));
-    return inTransaction(this.store, `displayName ${state.displayName}`, async (trx) => {
-      const id = await this.groups.createIn(trx, ctx, {
-        displayName: state.displayName,
-        externalId: state.externalId,
-      });
-      await this.lane.claim(trx, 'group', id);
-      const row = await this.row(trx, id, false);
-      await this.setMembers(trx, ctx, row, [], state.members);
-      return id;
-    });
+    return {
+      what: `displayName ${state.displayName}`,
+      run: async (trx) => {
+        const id = await this.groups.createIn(trx, ctx, {
+          displayName: state.displayName,
+          externalId: state.externalId,
+        });
+        await this.lane.claim(trx, 'group', id);
+        const row = await trx.selectFrom('groups').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+        await this.setMembers(trx, ctx, row, [], state.members);
+        return id;
+      },
+    };
   }
 
   /** PUT: the body is the whole group, members included (left out: no members). */
   async replace(ctx: AuditContext, id: string, body: unknown, ifMatch?: string): Promise<void> {
+    const w = this.replacement(ctx, id, body, ifMatch);
+    await inTransaction(this.store, w.what, w.run);
+  }
+
+  replacement(ctx: AuditContext, id: string, body: unknown, ifMatch?: string): PreparedWrite<void> {
     const state = groupStateOf(coerceResource(GROUP, body));
-    await inTransaction(this.store, `displayName ${state.displayName}`, (trx) =>
-      this.write(trx, ctx, id, ifMatch, () => state),
-    );
+    return {
+      what: `displayName ${state.displayName}`,
+      run: (trx) => this.write(trx, ctx, id, ifMatch, () => state),
+    };
   }
 
   async patch(ctx: AuditContext, id: string, body: unknown, ifMatch?: string): Promise<void> {
+    const w = this.patching(ctx, id, body, ifMatch);
+    await inTransaction(this.store, w.what, w.run);
+  }
+
+  patching(ctx: AuditContext, id: string, body: unknown, ifMatch?: string): PreparedWrite<void> {
     const ops = parsePatchBody(body);
-    await inTransaction(this.store, 'the new displayName', (trx) =>
-      this.write(trx, ctx, id, ifMatch, (doc) => {
-        applyPatch(GROUP, doc, ops);
-        return groupStateOf(doc);
-      }),
-    );
+    return {
+      what: 'the new displayName',
+      run: (trx) =>
+        this.write(trx, ctx, id, ifMatch, (doc) => {
+          applyPatch(GROUP, doc, ops);
+          return groupStateOf(doc);
+        }),
+    };
   }
 
   private async write(
@@ -148,30 +180,49 @@ export class ScimGroups {
     for (let i = 0; i < Math.max(added.length, removed.length); i += 500) {
       const ids = [...added.slice(i, i + 500), ...removed.slice(i, i + 500)];
       // Only this connection's users: another lane's user is "not a known user" here.
-      const rows = await trx
+      const found = await trx
         .selectFrom('users')
         .select(['id', 'user_name'])
         .where('id', 'in', ids)
-        .where('id', 'in', this.lane.managed(trx, 'user'))
         .execute();
+      const managed = await this.lane.managedAmong(
+        trx,
+        'user',
+        found.map((r) => r.id),
+      );
+      const rows = found.filter((r) => managed.has(r.id));
       for (const r of rows) users.set(r.id, r);
     }
-    for (const id of added) {
+    const toAdd = added.map((id) => {
       const user = users.get(id);
       if (!user) throw invalidValue(`member ${id} is not a known user`);
-      await this.groups.setMembershipIn(trx, ctx, group, user, true);
-    }
-    for (const id of removed) {
-      const user = users.get(id);
-      if (user) await this.groups.setMembershipIn(trx, ctx, group, user, false);
-    }
+      return user;
+    });
+    // Many members at once (a group created with its members, Entra's PATCH of several): a few
+    // statements per 500 members, each member still with its own outbox event and audit record.
+    await this.groups.setMembershipsIn(trx, ctx, group, toAdd, true);
+    await this.groups.setMembershipsIn(
+      trx,
+      ctx,
+      group,
+      removed.flatMap((id) => users.get(id) ?? []),
+      false,
+    );
   }
 
   async delete(ctx: AuditContext, id: string, ifMatch?: string): Promise<void> {
-    await inTransaction(this.store, 'group', async (trx) => {
-      const row = await this.row(trx, id, true);
-      checkIfMatch(ifMatch, Number(row.version));
-      await this.groups.deleteIn(trx, ctx, row);
-    });
+    const w = this.deletion(ctx, id, ifMatch);
+    await inTransaction(this.store, w.what, w.run);
+  }
+
+  deletion(ctx: AuditContext, id: string, ifMatch?: string): PreparedWrite<void> {
+    return {
+      what: 'group',
+      run: async (trx) => {
+        const row = await this.row(trx, id, true);
+        checkIfMatch(ifMatch, Number(row.version));
+        await this.groups.deleteIn(trx, ctx, row);
+      },
+    };
   }
 }

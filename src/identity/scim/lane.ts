@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, type SqlBool, sql } from 'kysely';
 import { type Clock, iso } from '../../clock.js';
 import type { Database } from '../../store/schema.js';
 import { mutability, ScimError, scimNotFound } from './errors.js';
@@ -25,6 +25,33 @@ export class ScimLane {
       .select('object_id')
       .where('kind', '=', kind)
       .where('connection_id', '=', this.connectionId);
+  }
+
+  /**
+   * True for rows this connection manages: a key lookup per row. (`id in managed(…)` made SQLite build
+   * the lane's whole list for every query: a userName lookup cost O(lane size).)
+   */
+  isManaged(kind: ManagedKind, idColumn: 'users.id' | 'groups.id') {
+    return sql<SqlBool>`exists (select 1 from scim_managed_objects m where m.kind = ${kind} and m.object_id = ${sql.ref(idColumn)} and m.connection_id = ${this.connectionId})`;
+  }
+
+  /**
+   * Of these ids, the ones this connection manages: a key lookup per id, whatever the size of the lane
+   * (`in (all of the lane's objects)` was built in full on SQLite on every call, and a join let its
+   * planner scan the lane by connection first).
+   */
+  async managedAmong(db: Kysely<Database>, kind: ManagedKind, ids: string[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (let at = 0; at < ids.length; at += 500) {
+      const rows = await db
+        .selectFrom('scim_managed_objects')
+        .select(['object_id', 'connection_id'])
+        .where('kind', '=', kind)
+        .where('object_id', 'in', ids.slice(at, at + 500))
+        .execute();
+      for (const r of rows) if (r.connection_id === this.connectionId) out.add(r.object_id);
+    }
+    return out;
   }
 
   private async originOf(db: Kysely<Database>, kind: ManagedKind, id: string) {
@@ -74,15 +101,25 @@ export class ScimLane {
 
   /** Records that this connection created the object, in the transaction that created it. */
   async claim(trx: Kysely<Database>, kind: ManagedKind, id: string): Promise<void> {
-    await trx
-      .insertInto('scim_managed_objects')
-      .values({
-        kind,
-        object_id: id,
-        connection_id: this.connectionId,
-        origin: 'provisioned',
-        since: iso(this.clock.now()),
-      })
-      .execute();
+    await this.claimAll(trx, kind, [id]);
+  }
+
+  /** claim for many objects, a statement per 500. */
+  async claimAll(trx: Kysely<Database>, kind: ManagedKind, ids: string[]): Promise<void> {
+    const since = iso(this.clock.now());
+    for (let at = 0; at < ids.length; at += 500) {
+      await trx
+        .insertInto('scim_managed_objects')
+        .values(
+          ids.slice(at, at + 500).map((id) => ({
+            kind,
+            object_id: id,
+            connection_id: this.connectionId,
+            origin: 'provisioned' as const,
+            since,
+          })),
+        )
+        .execute();
+    }
   }
 }

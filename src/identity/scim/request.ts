@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { isUniqueViolation } from '../../store/errors.js';
+import { transactTogether } from '../../store/group-commit.js';
 import type { Store } from '../../store/open.js';
 import type { Database } from '../../store/schema.js';
 import { invalidValue, ScimError } from './errors.js';
@@ -62,17 +63,42 @@ export function notModified(ifNoneMatch: string | undefined, version: number): b
   return ifNoneMatch.split(',').some((t) => t.trim() === '*' || t.trim().replace(/^W\//, '') === want);
 }
 
-/** One SCIM request, one transaction: everything it changes is written together or not at all. */
+/** A resource as created: its id, its document (unprojected) and its version. */
+export interface Created {
+  id: string;
+  doc: Record<string, unknown>;
+  version: number;
+}
+
+/**
+ * A write made ready outside any transaction (the body checked, a password hashed), to run in one:
+ * its own (a request) or one shared with others (a Bulk request). `what` names the value a unique
+ * violation is about, for the 409.
+ */
+export interface PreparedWrite<T> {
+  what: string;
+  run(trx: Kysely<Database>): Promise<T>;
+}
+
+/** A unique violation (a userName or displayName taken) as SCIM's 409 uniqueness. */
+export function uniquenessError(err: unknown, what: string): unknown {
+  return isUniqueViolation(err) ? new ScimError(409, `${what} is already taken`, 'uniqueness') : err;
+}
+
+/**
+ * One SCIM request, one transaction: everything it changes is written together or not at all. On
+ * SQLite it may share the transaction with other requests' (group commit, in a savepoint of its own:
+ * see transactTogether); it is answered only once that transaction committed.
+ */
 export async function inTransaction<T>(
   store: Store,
   what: string,
   fn: (trx: Kysely<Database>) => Promise<T>,
 ): Promise<T> {
   try {
-    return await store.db.transaction().execute(fn);
+    return await transactTogether(store, fn);
   } catch (err) {
-    if (isUniqueViolation(err)) throw new ScimError(409, `${what} is already taken`, 'uniqueness');
-    throw err;
+    throw uniquenessError(err, what);
   }
 }
 

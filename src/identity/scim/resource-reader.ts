@@ -71,7 +71,9 @@ export class ResourceReader<Row extends { id: string; version: number | string }
     const key = sortKey as 'user_name_key';
     let base = db
       .selectFrom(table)
-      .where('id', 'in', this.lane.managed(db, this.t.table === 'users' ? 'user' : 'group'));
+      .where(
+        this.lane.isManaged(this.t.table === 'users' ? 'user' : 'group', `${this.t.table}.id` as 'users.id'),
+      );
     if (sqlFilter?.where) base = base.where(sqlFilter.where);
     const needRelated = filter ? attributesRead(filter).some((r) => r.attr.name === related) : false;
     return searchPage<Row>(page, !filter || sqlFilter!.exact, {

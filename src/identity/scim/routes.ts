@@ -6,6 +6,7 @@ import { auditContextOf } from '../admin-auth.js';
 import type { GroupDirectory } from '../groups.js';
 import { PasswordPolicyViolation } from '../passwords.js';
 import type { UserDirectory } from '../users.js';
+import { BULK_MAX_PAYLOAD_BYTES, parseBulkRequest, runBulk } from './bulk.js';
 import type { ScimConnections } from './connections.js';
 import {
   resourceType,
@@ -52,6 +53,12 @@ export function toScimError(err: unknown): ScimError {
   }
   const fe = err as Partial<FastifyError>;
   if (fe.validation) return invalidSyntax(fe.message ?? 'invalid request');
+  if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return new ScimError(
+      413,
+      `the request body is too large (a /Bulk request may have ${BULK_MAX_PAYLOAD_BYTES} bytes: maxPayloadSize in /ServiceProviderConfig)`,
+    );
+  }
   const status = typeof fe.statusCode === 'number' ? fe.statusCode : 500;
   if (status === 400) return invalidSyntax(fe.message ?? 'invalid request');
   if (status > 400 && status < 500) return new ScimError(status, fe.message ?? 'request rejected');
@@ -133,8 +140,26 @@ export const scimRoutes: FastifyPluginAsync<ScimRoutesOptions> = async (app, opt
   app.get<{ Params: { id: string } }>('/ResourceTypes/:id', async (req, reply) =>
     send(reply, resourceType(base(), req.params.id)),
   );
-  app.post('/Bulk', async () => {
-    throw new ScimError(501, 'bulk operations are not supported');
+  // RFC 7644 §3.7. The body limit is the advertised maxPayloadSize (a larger body is answered 413).
+  app.post<{ Body: unknown }>('/Bulk', { bodyLimit: BULK_MAX_PAYLOAD_BYTES }, async (req, reply) => {
+    const request = parseBulkRequest(req.body);
+    const lane = laneOf(req);
+    const result = await runBulk(
+      {
+        store: opts.store,
+        users: new ScimUsers(opts.store, opts.users, base, lane),
+        groups: new ScimGroups(opts.store, opts.groups, base, lane),
+        baseUrl: base(),
+        errorOf: (err) => {
+          const e = toScimError(err);
+          if (e.status >= 500 && !isStorageFull(err)) req.log.error({ err }, 'SCIM bulk operation failed');
+          return e;
+        },
+      },
+      auditContextOf(req),
+      request,
+    );
+    return send(reply, result);
   });
 
   const endpoints = [
@@ -196,8 +221,7 @@ export const scimRoutes: FastifyPluginAsync<ScimRoutesOptions> = async (app, opt
     );
 
     app.post<{ Body: unknown }>(path, async (req, reply) => {
-      const id = await ep(req).create(auditContextOf(req), req.body);
-      const { doc, version } = await ep(req).get(id, {});
+      const { doc, version } = await ep(req).create(auditContextOf(req), req.body);
       return send(
         reply.code(201).header('location', (doc.meta as { location: string }).location),
         doc,

@@ -10,6 +10,7 @@ import {
   scimClient,
 } from '../../../test/support/scim.js';
 import { ManualClock } from '../../clock.js';
+import { SCIM_TOKEN_CACHE_MS } from './connections.js';
 
 describe.each(ENGINES)('SCIM service provider on %s', (engine) => {
   const clock = new ManualClock('2026-03-02T09:00:00.000Z');
@@ -69,6 +70,19 @@ describe.each(ENGINES)('SCIM service provider on %s', (engine) => {
       }
     });
 
+    it('stops accepting a token revoked by another instance within the verification cache lifetime', async () => {
+      const other = await scimClient(ferry, 'revoked-elsewhere');
+      expect((await other.get('/Users?count=1')).status).toBe(200);
+      // as another instance would: the row changes, this process is not told
+      await ferry.services.store.db
+        .updateTable('scim_connections')
+        .set({ revoked_at: clock.now().toISOString() })
+        .where('id', '=', other.connectionId)
+        .execute();
+      clock.advance(SCIM_TOKEN_CACHE_MS);
+      expectScimError(await other.get('/Users?count=1'), 401);
+    });
+
     it('answers 401 once the connection is revoked, and audits the revocation', async () => {
       const other = await scimClient(ferry, 'to-revoke');
       expect((await other.get('/Users?count=1')).status).toBe(200);
@@ -93,7 +107,7 @@ describe.each(ENGINES)('SCIM service provider on %s', (engine) => {
         patch: { supported: true },
         filter: { supported: true },
         etag: { supported: true },
-        bulk: { supported: false },
+        bulk: { supported: true, maxOperations: 1000, maxPayloadSize: 1048576 },
       });
       const schemas = await scim.get('/Schemas');
       expect(schemas.body.schemas).toEqual(['urn:ietf:params:scim:api:messages:2.0:ListResponse']);

@@ -3,13 +3,20 @@ import type { AuditContext } from '../../audit/actor.js';
 import type { Store } from '../../store/open.js';
 import type { Database, UserRow } from '../../store/schema.js';
 import { looksLikeId } from '../refs.js';
-import { type User, type UserChanges, type UserDirectory, userFromRow } from '../users.js';
+import { type NewUser, type User, type UserChanges, type UserDirectory, userFromRow } from '../users.js';
 import { coerceResource } from './coerce.js';
 import { invalidValue, scimNotFound } from './errors.js';
 import type { ScimLane } from './lane.js';
 import { applyPatch, parsePatchBody } from './patch.js';
 import type { Projection } from './projection.js';
-import { checkIfMatch, forChange, inTransaction, type ListQuery } from './request.js';
+import {
+  type Created,
+  checkIfMatch,
+  forChange,
+  inTransaction,
+  type ListQuery,
+  type PreparedWrite,
+} from './request.js';
 import { ResourceReader } from './resource-reader.js';
 import { USER } from './schema.js';
 import {
@@ -19,6 +26,13 @@ import {
   type UserState,
   userStateOf,
 } from './user-resource.js';
+
+/** A user to create, from a POST body: checked, its password hashed. */
+export interface NewScimUser {
+  what: string;
+  input: NewUser;
+  passwordHash: string | null;
+}
 
 /** /Users: SCIM operations carried out on Ferry's user directory, one transaction per request. */
 export class ScimUsers {
@@ -50,10 +64,12 @@ export class ScimUsers {
       .innerJoin('groups', 'groups.id', 'group_members.group_id')
       .select(['group_members.user_id', 'groups.id', 'groups.display_name'])
       .where('group_members.user_id', 'in', ids)
-      .where('groups.id', 'in', this.lane.managed(db, 'group'))
       .orderBy('groups.display_name_key')
       .execute();
+    // this lane's groups only (see ScimLane.managedAmong)
+    const managed = await this.lane.managedAmong(db, 'group', [...new Set(rows.map((r) => r.id))]);
     for (const r of rows) {
+      if (!managed.has(r.id)) continue;
       const list = out.get(r.user_id) ?? [];
       list.push({ id: r.id, displayName: r.display_name });
       out.set(r.user_id, list);
@@ -86,64 +102,117 @@ export class ScimUsers {
     return this.reader.list(q);
   }
 
-  async create(ctx: AuditContext, body: unknown): Promise<string> {
+  /** POST: the new user's document as written (a new user is in no group yet: nothing to read back). */
+  async create(ctx: AuditContext, body: unknown): Promise<Created> {
+    const w = await this.creation(ctx, body);
+    const row = await inTransaction(this.store, w.what, w.run);
+    return { id: row.id, doc: toScimUser(userFromRow(row), [], this.baseUrl()), version: 1 };
+  }
+
+  /** A POST made ready outside any transaction: the body checked, a password hashed (slow). */
+  async creation(ctx: AuditContext, body: unknown): Promise<PreparedWrite<UserRow> & { user: NewScimUser }> {
+    const user = await this.newUser(body);
+    return {
+      what: user.what,
+      user,
+      run: async (trx) => {
+        const row = await this.directory.createRowIn(trx, ctx, user.input, user.passwordHash);
+        await this.lane.claim(trx, 'user', row.id);
+        return row;
+      },
+    };
+  }
+
+  /**
+   * Many prepared POSTs in one go (a Bulk request's run of user creates): the same rows, a few
+   * statements for all. Any failure (one taken userName) fails them all; the caller then runs them
+   * one by one.
+   */
+  async createAllIn(trx: Kysely<Database>, ctx: AuditContext, users: NewScimUser[]): Promise<UserRow[]> {
+    const rows = await this.directory.createRowsIn(trx, ctx, users);
+    await this.lane.claimAll(
+      trx,
+      'user',
+      rows.map((r) => r.id),
+    );
+    return rows;
+  }
+
+  private async newUser(body: unknown): Promise<NewScimUser> {
     const state = userStateOf(coerceResource(USER, body));
     if (state.password !== undefined) this.lane.checkPassword('provisioned');
     const passwordHash = await this.directory.hashNewPassword(state.password);
-    return inTransaction(this.store, `userName ${state.userName}`, async (trx) => {
-      const id = await this.directory.createIn(
-        trx,
-        ctx,
-        {
-          userName: state.userName,
-          displayName: state.displayName,
-          givenName: state.givenName,
-          familyName: state.familyName,
-          externalId: state.externalId,
-          emails: state.emails,
-          phoneNumbers: state.phoneNumbers,
-          addresses: state.addresses,
-          active: state.active ?? true,
-          attributes: state.scimAttributes,
-        },
-        passwordHash,
-      );
-      await this.lane.claim(trx, 'user', id);
-      return id;
-    });
+    return {
+      what: `userName ${state.userName}`,
+      passwordHash,
+      input: {
+        userName: state.userName,
+        displayName: state.displayName,
+        givenName: state.givenName,
+        familyName: state.familyName,
+        externalId: state.externalId,
+        emails: state.emails,
+        phoneNumbers: state.phoneNumbers,
+        addresses: state.addresses,
+        active: state.active ?? true,
+        attributes: state.scimAttributes,
+      },
+    };
   }
 
   /** PUT: the body is the whole new resource; `active` left out keeps its value. */
   async replace(ctx: AuditContext, id: string, body: unknown, ifMatch?: string): Promise<void> {
+    const w = await this.replacement(ctx, id, body, ifMatch);
+    await inTransaction(this.store, w.what, w.run);
+  }
+
+  async replacement(
+    ctx: AuditContext,
+    id: string,
+    body: unknown,
+    ifMatch?: string,
+  ): Promise<PreparedWrite<void>> {
     const state = userStateOf(coerceResource(USER, body));
     const settingPassword = state.password !== undefined;
     // Checked before the (slow) hash, and again under the lock in case an admin moved the user meanwhile.
-    if (looksLikeId(id)) await this.lane.checkWrite(this.store.db, 'user', id.toLowerCase());
+    if (looksLikeId(id) && settingPassword)
+      await this.lane.checkWrite(this.store.db, 'user', id.toLowerCase());
     const passwordHash = settingPassword ? await this.directory.hashNewPassword(state.password) : undefined;
-    await inTransaction(this.store, `userName ${state.userName}`, async (trx) => {
-      const row = await this.rowToChange(trx, id, settingPassword);
-      checkIfMatch(ifMatch, Number(row.version));
-      await this.write(trx, ctx, row, state, passwordHash ?? undefined);
-    });
+    return {
+      what: `userName ${state.userName}`,
+      run: async (trx) => {
+        const row = await this.rowToChange(trx, id, settingPassword);
+        checkIfMatch(ifMatch, Number(row.version));
+        await this.write(trx, ctx, row, state, passwordHash ?? undefined);
+      },
+    };
   }
 
   async patch(ctx: AuditContext, id: string, body: unknown, ifMatch?: string): Promise<void> {
+    const w = this.patching(ctx, id, body, ifMatch);
+    await inTransaction(this.store, w.what, w.run);
+  }
+
+  patching(ctx: AuditContext, id: string, body: unknown, ifMatch?: string): PreparedWrite<void> {
     const ops = parsePatchBody(body);
-    await inTransaction(this.store, 'the new userName', async (trx) => {
-      const row = await this.rowToChange(trx, id, false);
-      checkIfMatch(ifMatch, Number(row.version));
-      const groups = await this.groupsOf(trx, [row.id]);
-      const doc = toScimUser(userFromRow(row), groups.get(row.id) ?? [], this.baseUrl());
-      applyPatch(USER, doc, ops);
-      const state = userStateOf(doc);
-      if (state.password !== undefined)
-        this.lane.checkPassword(await this.lane.checkWrite(trx, 'user', row.id));
-      const passwordHash =
-        state.password === undefined
-          ? undefined
-          : ((await this.directory.hashNewPassword(state.password)) ?? undefined);
-      await this.write(trx, ctx, row, state, passwordHash);
-    });
+    return {
+      what: 'the new userName',
+      run: async (trx) => {
+        const row = await this.rowToChange(trx, id, false);
+        checkIfMatch(ifMatch, Number(row.version));
+        const groups = await this.groupsOf(trx, [row.id]);
+        const doc = toScimUser(userFromRow(row), groups.get(row.id) ?? [], this.baseUrl());
+        applyPatch(USER, doc, ops);
+        const state = userStateOf(doc);
+        if (state.password !== undefined)
+          this.lane.checkPassword(await this.lane.checkWrite(trx, 'user', row.id));
+        const passwordHash =
+          state.password === undefined
+            ? undefined
+            : ((await this.directory.hashNewPassword(state.password)) ?? undefined);
+        await this.write(trx, ctx, row, state, passwordHash);
+      },
+    };
   }
 
   /** Writes what differs (nothing written, no version change, when nothing does). */
@@ -162,11 +231,19 @@ export class ScimUsers {
 
   /** DELETE: offboarding by removal, in one transaction (see UserDirectory.deleteIn). */
   async delete(ctx: AuditContext, id: string, ifMatch?: string): Promise<void> {
-    await inTransaction(this.store, 'user', async (trx) => {
-      const row = await this.rowToChange(trx, id, false);
-      checkIfMatch(ifMatch, Number(row.version));
-      await this.directory.deleteIn(trx, ctx, row);
-    });
+    const w = this.deletion(ctx, id, ifMatch);
+    await inTransaction(this.store, w.what, w.run);
+  }
+
+  deletion(ctx: AuditContext, id: string, ifMatch?: string): PreparedWrite<void> {
+    return {
+      what: 'user',
+      run: async (trx) => {
+        const row = await this.rowToChange(trx, id, false);
+        checkIfMatch(ifMatch, Number(row.version));
+        await this.directory.deleteIn(trx, ctx, row);
+      },
+    };
   }
 }
 
