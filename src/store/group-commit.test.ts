@@ -76,7 +76,7 @@ describe.each(ENGINES)('group commit on %s', (engine) => {
   });
 
   it('fails every unit when the transaction itself is lost, and commits none', async () => {
-    const outcomes = await runTogether(store.db, [
+    const outcomes = await runTogether<unknown>(store.db, [
       (trx) => insertGroup(trx, 'lost-a'),
       async (trx) => {
         // ends the transaction under the batch: its commit then fails
