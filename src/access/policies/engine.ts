@@ -101,6 +101,12 @@ class Facts {
 
 type Check = { ok: boolean; why: string };
 
+/** A policy set as compiled for one generation (opaque outside the engine). */
+export interface LoadedPolicies {
+  readonly policies: readonly Compiled[];
+  readonly index: PolicyIndex;
+}
+
 /**
  * Conditional access: after the assignments said who may have a target, the policies say under
  * which conditions and for how long. Block wins over everything; report-only policies are evaluated
@@ -123,9 +129,14 @@ export class ConditionalAccessEngine {
     target: Target,
     signals: Signals,
     assigned: Decision,
-    options: { record: boolean; explain?: boolean } = { record: true },
+    options: {
+      record: boolean;
+      explain?: boolean;
+      /** the set load() started (e.g. while decide() read the assignments); else it is read now */
+      loaded?: Promise<LoadedPolicies>;
+    } = { record: true },
   ): Promise<Decision> {
-    const { policies, index } = await this.policySet();
+    const { policies, index } = await (options.loaded ?? this.policySet());
     if (policies.length === 0) return withMfaTag(assigned, principal);
     const facts = new Facts(principal, target, signals, this.clock.now(), this.source, this.devices, () =>
       this.locations(),
@@ -430,8 +441,18 @@ export class ConditionalAccessEngine {
     locations?: Promise<Map<string, BlockList>>;
   } | null = null;
 
+  /**
+   * Starts reading the policy set for apply(), so that its one read (the generation) runs beside the
+   * caller's own (on PostgreSQL on another connection, at the same time) instead of after them.
+   */
+  load(): Promise<LoadedPolicies> {
+    const loading = this.policySet();
+    loading.catch(() => {}); // apply() awaits it and throws; a caller that failed first never does
+    return loading;
+  }
+
   /** The compiled policy set and its index: one tiny read per request while nothing changed, a reload when it did. */
-  private async policySet(): Promise<{ policies: Compiled[]; index: PolicyIndex }> {
+  private async policySet(): Promise<LoadedPolicies> {
     const generation = await this.source.generation();
     if (this.#set?.generation === generation) return this.#set;
     const rows = await this.source.active();
