@@ -43,8 +43,15 @@ interface Compiled {
 /** Everything the conditions look at, gathered once per request (lazily: most requests need little). */
 class Facts {
   #posture?: Promise<PostureResult | null>;
+  #compliant?: Promise<{ compliant: boolean; why: string }>;
   #userRisk?: Promise<RiskLevel>;
   #locations?: Promise<Map<string, BlockList>>;
+  /** what the promises above resolved to, once they did (evaluation is synchronous when all it needs is here) */
+  readonly known: {
+    compliant?: { compliant: boolean; why: string };
+    userRisk?: RiskLevel;
+    locations?: Map<string, BlockList>;
+  } = {};
   #country?: string | null;
   #address?: SocketAddress | null;
   readonly groupIds: Set<string>;
@@ -70,21 +77,27 @@ class Facts {
     })();
     return this.#posture;
   }
-  async compliant(): Promise<{ compliant: boolean; why: string }> {
-    const p = await this.posture();
-    if (!p) return { compliant: false, why: 'no device assertion was presented' };
-    if (!p.ok) return { compliant: false, why: p.problem };
-    return p.posture.compliant
-      ? { compliant: true, why: `device ${p.posture.deviceId} is compliant` }
-      : { compliant: false, why: `device ${p.posture.deviceId} is not compliant` };
+  compliant(): Promise<{ compliant: boolean; why: string }> {
+    this.#compliant ??= (async () => {
+      const p = await this.posture();
+      if (!p) return { compliant: false, why: 'no device assertion was presented' };
+      if (!p.ok) return { compliant: false, why: p.problem };
+      return p.posture.compliant
+        ? { compliant: true, why: `device ${p.posture.deviceId} is compliant` }
+        : { compliant: false, why: `device ${p.posture.deviceId} is not compliant` };
+    })().then((c) => (this.known.compliant = c));
+    return this.#compliant;
   }
   userRisk(): Promise<RiskLevel> {
-    this.#userRisk ??=
-      this.principal.kind === 'user' ? this.source.userRisk(this.principal.id) : Promise.resolve('none');
+    this.#userRisk ??= (
+      this.principal.kind === 'user'
+        ? this.source.userRisk(this.principal.id)
+        : Promise.resolve('none' as const)
+    ).then((r) => (this.known.userRisk = r));
     return this.#userRisk;
   }
   locations(): Promise<Map<string, BlockList>> {
-    this.#locations ??= this.namedLocations();
+    this.#locations ??= this.namedLocations().then((m) => (this.known.locations = m));
     return this.#locations;
   }
   country(): string | null {
@@ -155,7 +168,9 @@ export class ConditionalAccessEngine {
       // evaluated in full, in the same (name) order as explain.
       for (const i of index.candidates(principal, target)) {
         const p = policies[i]!;
-        if (this.mayApply(p.d, facts)) evaluations.push(await this.evaluate(p, facts));
+        if (!this.mayApply(p.d, facts)) continue;
+        const now = this.evaluateNow(p, facts);
+        evaluations.push(now instanceof Promise ? await this.evaluate(p, facts) : now);
       }
     }
 
@@ -229,30 +244,50 @@ export class ConditionalAccessEngine {
 
   /** One policy against one request: does it apply, and what does it ask for. */
   async evaluate(p: Compiled, f: Facts): Promise<PolicyEvaluation> {
-    const base = { policy: p.name, policyId: p.id, state: p.state } as const;
-    const notApplied = (why: string): PolicyEvaluation => ({ ...base, applied: false, why: [why] });
+    for (;;) {
+      const now = this.evaluateNow(p, f);
+      if (!(now instanceof Promise)) return now;
+      await now;
+    }
+  }
+
+  /**
+   * evaluate() without waiting: the answer, or the read it needs first (user risk, device posture,
+   * named locations), which Facts then knows, so asking again answers. Most policies need none of
+   * those, so most requests evaluate their policies without a promise each (issue 16: allocation per
+   * decide() sets how often garbage collection pauses it). The reads happen exactly where evaluate()
+   * used to wait for them, so none is made that a policy's earlier conditions made unnecessary.
+   */
+  private evaluateNow(p: Compiled, f: Facts): PolicyEvaluation | Promise<unknown> {
     const who = this.assignment(p.d, f.principal, f.groupIds);
-    if (!who.ok) return notApplied(who.why);
+    if (!who.ok) return notApplied(p, who.why);
     const what = this.targetCheck(p.d, f.target, f.ous);
-    if (!what.ok) return notApplied(what.why);
+    if (!what.ok) return notApplied(p, what.why);
     const why = [who.why, what.why];
-    const failed = await this.conditions(p, f, why);
-    if (failed) return notApplied(failed.why);
+    const failed = this.conditions(p, f, why);
+    if (failed instanceof Promise) return failed;
+    if (failed) return notApplied(p, failed.why);
     const d = p.d;
+    const base = { policy: p.name, policyId: p.id, state: p.state } as const;
     if (d.grant.block) return { ...base, applied: true, why, result: 'block' };
     const missing: Requirement[] = [];
     const controls: Array<{ control: GrantControl; ok: boolean }> = [];
-    for (const control of d.grant.require)
-      controls.push({
-        control,
-        ok: control === 'compliant-device' ? (await f.compliant()).compliant : this.satisfied(control, f),
-      });
+    for (const control of d.grant.require) {
+      if (control === 'compliant-device') {
+        const c = f.known.compliant;
+        if (!c) return f.compliant();
+        controls.push({ control, ok: c.compliant });
+      } else controls.push({ control, ok: this.satisfied(control, f) });
+    }
     const grantOk =
       controls.length === 0 ||
       (d.grant.operator === 'AND' ? controls.every((c) => c.ok) : controls.some((c) => c.ok));
     if (!grantOk) {
-      if (controls.some((c) => c.control === 'compliant-device' && !c.ok))
-        why.push((await f.compliant()).why);
+      if (controls.some((c) => c.control === 'compliant-device' && !c.ok)) {
+        const c = f.known.compliant;
+        if (!c) return f.compliant();
+        why.push(c.why);
+      }
       if (d.grant.operator === 'AND') missing.push(...controls.filter((c) => !c.ok).map((c) => c.control));
       else missing.push(controls[0]!.control); // one of them will do: ask for the first
       why.push(
@@ -336,9 +371,10 @@ export class ConditionalAccessEngine {
 
   /**
    * The policy's conditions in order, each explained into `why`; the first that fails is returned
-   * (and those after it are not looked at: a user-risk read or a device check only when needed).
+   * (and those after it are not looked at: a user-risk read or a device check only when needed), or
+   * the read a condition waits for (then ask again once it is done).
    */
-  private async conditions(p: Compiled, f: Facts, why: string[]): Promise<Check | null> {
+  private conditions(p: Compiled, f: Facts, why: string[]): Check | null | Promise<unknown> {
     const c = p.d.conditions;
     const check = (x: Check): boolean => {
       if (x.ok) why.push(x.why);
@@ -359,13 +395,16 @@ export class ConditionalAccessEngine {
       if (!check(x)) return x;
     }
     if (c.userRisk) {
-      const risk = await f.userRisk();
+      const risk = f.known.userRisk;
+      if (risk === undefined) return f.userRisk();
       const ok = c.userRisk.includes(risk);
       const x = { ok, why: `user risk ${risk} ${ok ? 'is' : 'is not'} one of ${c.userRisk.join(', ')}` };
       if (!check(x)) return x;
     }
     if (c.locations) {
-      const x = this.location(c.locations, p, f, await f.locations());
+      const named = f.known.locations;
+      if (!named) return f.locations();
+      const x = this.location(c.locations, p, f, named);
       if (!check(x)) return x;
     }
     if (c.countries) {
@@ -380,7 +419,9 @@ export class ConditionalAccessEngine {
       if (!check(x)) return x;
     }
     if (c.device) {
-      const { compliant, why: said } = await f.compliant();
+      const known = f.known.compliant;
+      if (!known) return f.compliant();
+      const { compliant, why: said } = known;
       const ok = (c.device === 'compliant') === compliant;
       const x = { ok, why: `${said} (condition: ${c.device} device)` };
       if (!check(x)) return x;
@@ -492,6 +533,10 @@ export class ConditionalAccessEngine {
     set.locations ??= this.source.locations();
     return set.locations;
   }
+}
+
+function notApplied(p: Compiled, why: string): PolicyEvaluation {
+  return { policy: p.name, policyId: p.id, state: p.state, applied: false, why: [why] };
 }
 
 function withMfaTag(d: Decision, principal: Principal): Decision {
