@@ -15,6 +15,8 @@ import { type Row, ratioAtLeast, type Scenario } from './lib/scenario.js';
 import { stat } from './lib/stats.js';
 
 const UPN = 'test-awsdeveloper@contoso.example';
+/** issuances in flight for the concurrent line */
+const IN_FLIGHT = 8;
 const ctx = { actor: { type: 'operator' as const, name: 'bench' } };
 
 /** `ssh-keygen -s` certificates per second: one process per certificate, as a shell script would do it. */
@@ -127,7 +129,15 @@ export const sshCertificates: Scenario = {
           } as Record<'sign' | 'issue' | 'raw', () => unknown>,
           { runs: env.runs, runMs: 1000, warmupMs: 300 },
         );
+        // A server issues for several people at once: with 8 in flight, issuances arriving while one
+        // transaction commits share the next (group commit; each is still answered only after it).
+        const concurrent = await throughputs(
+          { issue, raw: () => sign(null, toBeSigned, caKey.privateKey) },
+          { runs: env.runs, runMs: 1000, warmupMs: 300, concurrency: IN_FLIGHT },
+        );
         const unit = 'certificates/s, 1 core';
+        // issue 16: ≥ 0.25 of a raw signature on SQLite; PostgreSQL keeps issue 9's 0.5
+        const issueGoal = ratioAtLeast(engine === 'sqlite' ? 0.25 : 0.5);
         if (engine === 'sqlite') {
           rows.push({
             scenario: 'SSH certificate, encode and sign (Ed25519 CA)',
@@ -155,8 +165,18 @@ export const sshCertificates: Scenario = {
           ferry: r.issue,
           reference: r.raw,
           referenceName: 'raw crypto.sign Ed25519, same size',
-          goal: ratioAtLeast(0.5),
-          note: 'one durable transaction per certificate (serial, issued ledger, hash-chained audit event) besides the signature',
+          goal: issueGoal,
+          note: 'one at a time: one durable transaction per certificate (issued ledger row and audit event; serials are reserved 1,000 per round trip) besides decide() and the signature',
+        });
+        rows.push({
+          scenario: `SSH certificate issued, ${IN_FLIGHT} in flight (${engine})`,
+          unit,
+          better: 'higher',
+          ferry: concurrent.issue,
+          reference: concurrent.raw,
+          referenceName: 'raw crypto.sign Ed25519, same size',
+          goal: issueGoal,
+          note: `${IN_FLIGHT} issuances in flight, as a server serving several people at once: those arriving while a transaction commits are written together in the next (group commit); each certificate is still handed out only after its own rows are committed`,
         });
         rows.push({
           scenario: `SSH certificate issued vs ssh-keygen -s (${engine})`,

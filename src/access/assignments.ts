@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import type { AuditContext } from '../audit/actor.js';
 import { actorName } from '../audit/actor.js';
 import { appendAudit } from '../audit/ledger.js';
@@ -69,20 +70,15 @@ export class Assignments {
     groupIds: string[],
     ownType: 'user' | 'workload' = 'user',
   ): Promise<Assignment[]> {
-    const rows = await this.store.db
-      .selectFrom('assignments')
-      .selectAll()
-      .where((eb) =>
-        eb.or([
-          eb.and([eb('principal_type', '=', ownType), eb('principal_id', '=', userId)]),
-          ...(groupIds.length > 0
-            ? [eb.and([eb('principal_type', '=', 'group'), eb('principal_id', 'in', groupIds)])]
-            : []),
-        ]),
-      )
-      .orderBy('account_id')
-      .orderBy('role_name')
-      .execute();
+    // Asked by every decide() and entitlements(): written as SQL text, which costs a fraction of
+    // building the same query node by node (issue 16, decide() latency).
+    const groups =
+      groupIds.length > 0
+        ? sql` or (principal_type = 'group' and principal_id in (${sql.join(groupIds)}))`
+        : sql``;
+    const { rows } = await sql<AssignmentsTable>`select * from assignments
+      where (principal_type = ${ownType} and principal_id = ${userId})${groups}
+      order by account_id, role_name`.execute(this.store.db);
     return rows.map(fromRow);
   }
 

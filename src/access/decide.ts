@@ -81,13 +81,14 @@ export class AccessDecider {
   /** The assignment answer, then conditional access (which may block, ask for a step-up or shorten it). */
   async decide(given: Principal, target: Target, signals: Signals): Promise<Decision> {
     const principal = this.current(given);
+    const loaded = this.options.policies?.load();
     const assigned = await this.orActivated(
       principal,
       target,
       await this.decideAssignment(principal, target),
     );
     const decided = this.options.policies
-      ? await this.options.policies.apply(principal, target, signals, assigned)
+      ? await this.options.policies.apply(principal, target, signals, assigned, { record: true, loaded })
       : assigned;
     return this.withRoleRequirement(principal, target, decided);
   }
@@ -95,6 +96,7 @@ export class AccessDecider {
   /** decide() without side effects (report-only policies are not logged): what-if. */
   async explain(given: Principal, target: Target, signals: Signals): Promise<Decision> {
     const principal = this.current(given);
+    const loaded = this.options.policies?.load();
     const assigned = await this.orActivated(
       principal,
       target,
@@ -104,6 +106,7 @@ export class AccessDecider {
       ? await this.options.policies.apply(principal, target, signals, assigned, {
           record: false,
           explain: true,
+          loaded,
         })
       : assigned;
     return this.withRoleRequirement(principal, target, decided);
@@ -167,12 +170,15 @@ export class AccessDecider {
     }
     switch (target.kind) {
       case 'aws-role': {
-        const assignments = await this.assignmentsOf(principal);
-        const grants = await this.activationsOf(principal);
-        const { role } = await this.accounts.role(target.account, target.role).catch((err: unknown) => {
-          if (err instanceof NotFound) return { role: null };
-          throw err;
-        });
+        // Three independent reads: at once (on PostgreSQL each on a connection of its own).
+        const [assignments, grants, { role }] = await Promise.all([
+          this.assignmentsOf(principal),
+          this.activationsOf(principal),
+          this.accounts.role(target.account, target.role).catch((err: unknown) => {
+            if (err instanceof NotFound) return { role: null };
+            throw err;
+          }),
+        ]);
         return this.decideAwsRoleOrActivation(principal, target, assignments, role, grants);
       }
       case 'app':
@@ -486,8 +492,12 @@ export class AccessDecider {
   ): Promise<Array<{ target: Extract<Target, { kind: 'aws-role' }>; decision: Decision }>> {
     const principal = this.current(given);
     if (!principal.active) return [];
-    const assignments = await this.assignmentsOf(principal);
-    const grants = await this.activationsOf(principal);
+    // one policy set for the whole listing, read beside the assignments and activations
+    const loaded = this.options.policies?.load();
+    const [assignments, grants] = await Promise.all([
+      this.assignmentsOf(principal),
+      this.activationsOf(principal),
+    ]);
     const unique = new Map<string, Extract<Target, { kind: 'aws-role' }>>();
     for (const a of assignments)
       unique.set(a.target, { kind: 'aws-role', account: a.accountId, role: a.roleName });
@@ -509,7 +519,7 @@ export class AccessDecider {
       );
       // A listing, not an access: report-only policies are logged when a role is actually used.
       const decision = this.options.policies
-        ? await this.options.policies.apply(principal, target, signals, assigned, { record: false })
+        ? await this.options.policies.apply(principal, target, signals, assigned, { record: false, loaded })
         : assigned;
       if (decision.effect !== 'deny') out.push({ target, decision });
     }

@@ -34,13 +34,24 @@ const fromRow = (r: IssuedCredentialsTable): IssuedCredential => ({
   revokedAt: r.revoked_at,
 });
 
+export type IssuedInput = Omit<IssuedCredential, 'id' | 'issuedAt' | 'revokedAt' | 'expiresAt'> & {
+  expiresAt: Date;
+};
+
 /** Records an issued credential; call it in the transaction that writes the issuing audit event. */
 export async function recordIssued(
   trx: Kysely<Database>,
   clock: Clock,
-  input: Omit<IssuedCredential, 'id' | 'issuedAt' | 'revokedAt' | 'expiresAt'> & { expiresAt: Date },
+  input: IssuedInput,
 ): Promise<IssuedCredential> {
-  const row: IssuedCredentialsTable = {
+  const row = issuedRow(clock, input);
+  await trx.insertInto('issued_credentials').values(row).execute();
+  return fromRow(row);
+}
+
+/** The row recordIssued inserts, for a caller that writes several in one statement (with their audit events). */
+export function issuedRow(clock: Clock, input: IssuedInput): IssuedCredentialsTable {
+  return {
     id: randomUUID(),
     kind: input.kind,
     user_id: input.userId,
@@ -53,8 +64,6 @@ export async function recordIssued(
     expires_at: iso(input.expiresAt),
     revoked_at: null,
   };
-  await trx.insertInto('issued_credentials').values(row).execute();
-  return fromRow(row);
 }
 
 export async function listIssued(

@@ -1,5 +1,4 @@
 import { isIP } from 'node:net';
-import type { Kysely } from 'kysely';
 import type { AccessDecider } from '../access/decide.js';
 import type { Decision, Reason, Requirement } from '../access/decision.js';
 import type { Principal, Signals } from '../access/principal.js';
@@ -7,17 +6,18 @@ import { HOST_PATTERN, LOGIN_PATTERN } from '../access/ssh-logins.js';
 import { stepUpAdvice } from '../access/step-up-advice.js';
 import { formatTarget } from '../access/targets.js';
 import type { AuditContext } from '../audit/actor.js';
-import { type IssuedCredential, listIssued, recordIssued } from '../audit/issued.js';
+import { type IssuedCredential, listIssued } from '../audit/issued.js';
 import { appendAudit } from '../audit/ledger.js';
 import { type Clock, iso } from '../clock.js';
 import { InvalidInput, NotFound } from '../errors.js';
 import type { SshCaAlgorithm, SshCaKey, SshCaKeys } from '../keys/ssh-ca-keys.js';
 import { Problem } from '../problem.js';
 import type { Store } from '../store/open.js';
-import type { Database } from '../store/schema.js';
 import { type CertificateAuthorityKey, caKeyOf, signCertificate, type UserExtension } from './certificate.js';
+import { IssuanceCommits } from './issuance-commits.js';
 import { encodeKrl } from './krl.js';
 import { fingerprint, parsePublicKey } from './public-key.js';
+import { SerialBlocks } from './serials.js';
 
 /** Certificates are valid from this long before they are issued: servers' clocks drift. */
 export const CLOCK_SKEW_SECONDS = 60;
@@ -79,13 +79,21 @@ export class SshAccessDenied extends Problem {
  * in the same transaction that takes its serial.
  */
 export class SshAuthority {
+  /** serials unique across instances, reserved by the block (serials.ts) */
+  readonly #serials: SerialBlocks;
+  /** ledger rows and audit events of issued certificates, group-committed (issuance-commits.ts) */
+  readonly #commits: IssuanceCommits;
+
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
     private readonly keys: SshCaKeys,
     private readonly access: AccessDecider,
     private readonly options: SshAuthorityOptions,
-  ) {}
+  ) {
+    this.#serials = new SerialBlocks(store.db);
+    this.#commits = new IssuanceCommits(store, clock);
+  }
 
   async issueUserCertificate(
     principal: Principal,
@@ -127,8 +135,8 @@ export class SshAuthority {
     const validAfter = issuedAt - CLOCK_SKEW_SECONDS;
     const validBefore = issuedAt + duration;
 
-    return this.store.db.transaction().execute(async (trx) => {
-      const serial = await nextSerial(trx);
+    {
+      const serial = await this.#serials.next();
       const keyId = `${principal.userName} serial ${serial}`;
       const cert = signCertificate(
         {
@@ -166,32 +174,35 @@ export class SshAuthority {
         publicKeyFingerprint: result.publicKeyFingerprint,
         reasons: allowed.reasons.map((r) => r.message),
       };
-      await recordIssued(trx, this.clock, {
-        kind: 'ssh-certificate',
-        userId: principal.id,
-        subject: principal.userName,
-        target: formatTarget(target),
-        audience: null,
-        externalId: String(serial),
-        details,
-        expiresAt: new Date(validBefore * 1000),
-      });
-      await appendAudit(trx, this.store.engine, this.clock, {
-        type: 'ssh-certificate.issued',
-        outcome: 'success',
-        actor: ctx.actor,
-        subject: principal.userName,
-        ip: ctx.ip ?? null,
-        requestId: ctx.requestId ?? null,
-        data: {
-          serial: result.serial,
+      // Handed out only once its ledger row and audit event are committed (with others' at the time).
+      await this.#commits.write({
+        issued: {
+          kind: 'ssh-certificate',
+          userId: principal.id,
+          subject: principal.userName,
           target: formatTarget(target),
-          validBefore: result.validBefore,
-          ...details,
+          audience: null,
+          externalId: String(serial),
+          details,
+          expiresAt: new Date(validBefore * 1000),
+        },
+        audit: {
+          type: 'ssh-certificate.issued',
+          outcome: 'success',
+          actor: ctx.actor,
+          subject: principal.userName,
+          ip: ctx.ip ?? null,
+          requestId: ctx.requestId ?? null,
+          data: {
+            serial: result.serial,
+            target: formatTarget(target),
+            validBefore: result.validBefore,
+            ...details,
+          },
         },
       });
       return result;
-    });
+    }
   }
 
   async #refuse(principal: Principal, target: string, decision: Decision, ctx: AuditContext): Promise<never> {
@@ -232,8 +243,8 @@ export class SshAuthority {
     const validAfter = issuedAt - CLOCK_SKEW_SECONDS;
     const validBefore = issuedAt + duration;
     const principals = [...new Set(request.hostnames)];
-    return this.store.db.transaction().execute(async (trx) => {
-      const serial = await nextSerial(trx);
+    {
+      const serial = await this.#serials.next();
       const keyId = `host ${principals[0]} serial ${serial}`;
       const cert = signCertificate(
         { publicKey, type: 'host', serial, keyId, principals, validAfter, validBefore },
@@ -251,27 +262,34 @@ export class SshAuthority {
         caFingerprint: fingerprint(ca.signer.publicBlob),
         publicKeyFingerprint: fingerprint(publicKey.blob),
       };
-      await recordIssued(trx, this.clock, {
-        kind: 'ssh-host-certificate',
-        userId: null,
-        subject: principals[0]!,
-        target: `ssh-host:${principals.join(',')}`,
-        audience: null,
-        externalId: String(serial),
-        details: { keyId, principals, caKeyId: ca.key.id, publicKeyFingerprint: result.publicKeyFingerprint },
-        expiresAt: new Date(validBefore * 1000),
-      });
-      await appendAudit(trx, this.store.engine, this.clock, {
-        type: 'ssh-host-certificate.issued',
-        outcome: 'success',
-        actor: ctx.actor,
-        subject: principals[0]!,
-        ip: ctx.ip ?? null,
-        requestId: ctx.requestId ?? null,
-        data: { serial: result.serial, keyId, principals, validBefore: result.validBefore },
+      await this.#commits.write({
+        issued: {
+          kind: 'ssh-host-certificate',
+          userId: null,
+          subject: principals[0]!,
+          target: `ssh-host:${principals.join(',')}`,
+          audience: null,
+          externalId: String(serial),
+          details: {
+            keyId,
+            principals,
+            caKeyId: ca.key.id,
+            publicKeyFingerprint: result.publicKeyFingerprint,
+          },
+          expiresAt: new Date(validBefore * 1000),
+        },
+        audit: {
+          type: 'ssh-host-certificate.issued',
+          outcome: 'success',
+          actor: ctx.actor,
+          subject: principals[0]!,
+          ip: ctx.ip ?? null,
+          requestId: ctx.requestId ?? null,
+          data: { serial: result.serial, keyId, principals, validBefore: result.validBefore },
+        },
       });
       return result;
-    });
+    }
   }
 
   /** Creates the CA keys that do not exist yet (Ed25519 and RSA user CAs, Ed25519 host CA). */
@@ -419,15 +437,4 @@ export function sourceAddress(ip: string): string {
   if (isIP(address) === 0)
     throw new InvalidInput(`cannot bind the certificate to the caller's address ${JSON.stringify(ip)}`, 'ip');
   return address;
-}
-
-/** Takes the next serial inside the caller's transaction (unique across instances). */
-async function nextSerial(trx: Kysely<Database>): Promise<bigint> {
-  const row = await trx
-    .updateTable('ssh_serials')
-    .set((eb) => ({ last_serial: eb('last_serial', '+', 1) }))
-    .where('id', '=', 1)
-    .returning('last_serial')
-    .executeTakeFirstOrThrow();
-  return BigInt(row.last_serial);
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { type Actor, type AuditContext, actorName, systemActor } from '../../audit/actor.js';
 import { appendAudit } from '../../audit/ledger.js';
 import { hasMfa } from '../../authn/amr.js';
@@ -249,27 +249,22 @@ export class Activations {
    */
   async activeFor(userId: string): Promise<ActiveGrant[]> {
     const now = this.clock.now();
-    const db = this.store.db;
-    const groups = db
-      .selectFrom('group_members')
-      .select('group_id')
-      .where('user_id', '=', userId)
-      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', iso(now))]));
-    const rows = await db
-      .selectFrom('pim_activations as a')
-      .innerJoin('pim_eligibilities as e', 'e.id', 'a.eligibility_id')
-      .select(['a.id', 'a.account_id', 'a.role_name', 'a.expires_at'])
-      .where('a.user_id', '=', userId)
-      .where('a.state', '=', 'active')
-      .where('a.target_kind', '=', 'aws-role')
-      .where('a.expires_at', '>', iso(now))
-      .where((eb) =>
-        eb.or([
-          eb.and([eb('e.principal_type', '=', 'user'), eb('e.principal_id', '=', userId)]),
-          eb.and([eb('e.principal_type', '=', 'group'), eb('e.principal_id', 'in', groups)]),
-        ]),
-      )
-      .execute();
+    const at = iso(now);
+    // Asked by every decide() for an AWS role, nearly always to find nothing: written as SQL text,
+    // which costs a fraction of building the same query node by node (issue 16, decide() latency).
+    const { rows } = await sql<{
+      id: string;
+      account_id: string;
+      role_name: string;
+      expires_at: string | null;
+    }>`select a.id, a.account_id, a.role_name, a.expires_at
+      from pim_activations as a inner join pim_eligibilities as e on e.id = a.eligibility_id
+      where a.user_id = ${userId} and a.state = 'active' and a.target_kind = 'aws-role' and a.expires_at > ${at}
+        and ((e.principal_type = 'user' and e.principal_id = ${userId})
+          or (e.principal_type = 'group' and e.principal_id in (select group_id from group_members
+            where user_id = ${userId} and (expires_at is null or expires_at > ${at}))))`.execute(
+      this.store.db,
+    );
     return rows.map((r) => ({
       id: r.id,
       accountId: r.account_id,

@@ -1,13 +1,14 @@
-import type { BlockList } from 'node:net';
+import type { BlockList, SocketAddress } from 'node:net';
 import { hasMfa, hasPhishingResistantMfa, mfaMethodOf } from '../../authn/amr.js';
 import type { Clock } from '../../clock.js';
 import type { Decision, PolicyEvaluation, Reason, Requirement } from '../decision.js';
 import type { Principal, Signals } from '../principal.js';
 import { formatTarget, type Target } from '../targets.js';
 import type { DevicePostureVerifier, PostureResult } from './device-posture.js';
-import { cidrList, inList } from './named-locations.js';
+import { addressOf, cidrList } from './named-locations.js';
 import type { GrantControl, PolicyDefinition, RiskLevel } from './policy.js';
-import { type AccountOus, ouPattern, targetMatches } from './target-pattern.js';
+import { PolicyIndex } from './policy-index.js';
+import { type AccountOus, targetMatches } from './target-pattern.js';
 
 /** What the engine reads besides the request: kept behind an interface so the engine is testable without a database. */
 export interface PolicySource {
@@ -42,9 +43,17 @@ interface Compiled {
 /** Everything the conditions look at, gathered once per request (lazily: most requests need little). */
 class Facts {
   #posture?: Promise<PostureResult | null>;
+  #compliant?: Promise<{ compliant: boolean; why: string }>;
   #userRisk?: Promise<RiskLevel>;
   #locations?: Promise<Map<string, BlockList>>;
+  /** what the promises above resolved to, once they did (evaluation is synchronous when all it needs is here) */
+  readonly known: {
+    compliant?: { compliant: boolean; why: string };
+    userRisk?: RiskLevel;
+    locations?: Map<string, BlockList>;
+  } = {};
   #country?: string | null;
+  #address?: SocketAddress | null;
   readonly groupIds: Set<string>;
   /** the target account's OUs, read before the policies when one names an OU (aws:ou/…) */
   ous: AccountOus = [];
@@ -68,21 +77,27 @@ class Facts {
     })();
     return this.#posture;
   }
-  async compliant(): Promise<{ compliant: boolean; why: string }> {
-    const p = await this.posture();
-    if (!p) return { compliant: false, why: 'no device assertion was presented' };
-    if (!p.ok) return { compliant: false, why: p.problem };
-    return p.posture.compliant
-      ? { compliant: true, why: `device ${p.posture.deviceId} is compliant` }
-      : { compliant: false, why: `device ${p.posture.deviceId} is not compliant` };
+  compliant(): Promise<{ compliant: boolean; why: string }> {
+    this.#compliant ??= (async () => {
+      const p = await this.posture();
+      if (!p) return { compliant: false, why: 'no device assertion was presented' };
+      if (!p.ok) return { compliant: false, why: p.problem };
+      return p.posture.compliant
+        ? { compliant: true, why: `device ${p.posture.deviceId} is compliant` }
+        : { compliant: false, why: `device ${p.posture.deviceId} is not compliant` };
+    })().then((c) => (this.known.compliant = c));
+    return this.#compliant;
   }
   userRisk(): Promise<RiskLevel> {
-    this.#userRisk ??=
-      this.principal.kind === 'user' ? this.source.userRisk(this.principal.id) : Promise.resolve('none');
+    this.#userRisk ??= (
+      this.principal.kind === 'user'
+        ? this.source.userRisk(this.principal.id)
+        : Promise.resolve('none' as const)
+    ).then((r) => (this.known.userRisk = r));
     return this.#userRisk;
   }
   locations(): Promise<Map<string, BlockList>> {
-    this.#locations ??= this.namedLocations();
+    this.#locations ??= this.namedLocations().then((m) => (this.known.locations = m));
     return this.#locations;
   }
   country(): string | null {
@@ -90,9 +105,20 @@ class Facts {
       this.#country = this.signals.ip ? this.source.country(this.signals.ip) : null;
     return this.#country;
   }
+  /** the request's address, parsed once for every range it is checked against (null: none or not an address) */
+  address(): SocketAddress | null {
+    if (this.#address === undefined) this.#address = this.signals.ip ? addressOf(this.signals.ip) : null;
+    return this.#address;
+  }
 }
 
 type Check = { ok: boolean; why: string };
+
+/** A policy set as compiled for one generation (opaque outside the engine). */
+export interface LoadedPolicies {
+  readonly policies: readonly Compiled[];
+  readonly index: PolicyIndex;
+}
 
 /**
  * Conditional access: after the assignments said who may have a target, the policies say under
@@ -116,9 +142,14 @@ export class ConditionalAccessEngine {
     target: Target,
     signals: Signals,
     assigned: Decision,
-    options: { record: boolean; explain?: boolean } = { record: true },
+    options: {
+      record: boolean;
+      explain?: boolean;
+      /** the set load() started (e.g. while decide() read the assignments); else it is read now */
+      loaded?: Promise<LoadedPolicies>;
+    } = { record: true },
   ): Promise<Decision> {
-    const policies = await this.policies();
+    const { policies, index } = await (options.loaded ?? this.policySet());
     if (policies.length === 0) return withMfaTag(assigned, principal);
     const facts = new Facts(principal, target, signals, this.clock.now(), this.source, this.devices, () =>
       this.locations(),
@@ -126,14 +157,22 @@ export class ConditionalAccessEngine {
     if (
       this.ancestorsOf &&
       (target.kind === 'aws-role' || target.kind === 'permission-set') &&
-      policies.some((p) => [...p.d.targets, ...p.d.excludeTargets].some((t) => ouPattern(t)))
+      index.namesOus
     )
       facts.ous = await this.ancestorsOf(target.account);
     const evaluations: PolicyEvaluation[] = [];
-    // Most policies are about other people or other targets: without explain (what-if), those are
-    // skipped by a check that builds no words, and only the applying ones are evaluated in full.
-    for (const p of policies)
-      if (options.explain || this.mayApply(p.d, facts)) evaluations.push(await this.evaluate(p, facts));
+    if (options.explain) for (const p of policies) evaluations.push(await this.evaluate(p, facts));
+    else {
+      // Most policies are about other people or other targets: the index leaves out those that cannot
+      // apply, a check that builds no words the rest that do not, and only the applying ones are
+      // evaluated in full, in the same (name) order as explain.
+      for (const i of index.candidates(principal, target)) {
+        const p = policies[i]!;
+        if (!this.mayApply(p.d, facts)) continue;
+        const now = this.evaluateNow(p, facts);
+        evaluations.push(now instanceof Promise ? await this.evaluate(p, facts) : now);
+      }
+    }
 
     const enforced = evaluations.filter((e) => e.applied && e.state === 'on');
     const wouldHave = evaluations.filter(
@@ -205,28 +244,50 @@ export class ConditionalAccessEngine {
 
   /** One policy against one request: does it apply, and what does it ask for. */
   async evaluate(p: Compiled, f: Facts): Promise<PolicyEvaluation> {
-    const base = { policy: p.name, policyId: p.id, state: p.state } as const;
-    const notApplied = (why: string): PolicyEvaluation => ({ ...base, applied: false, why: [why] });
-    const who = this.assignment(p.d, f.principal);
-    if (!who.ok) return notApplied(who.why);
-    const what = this.targetCheck(p.d, f.target, f.ous);
-    if (!what.ok) return notApplied(what.why);
-    const why = [who.why, what.why];
-    for await (const c of this.conditions(p, f)) {
-      if (!c.ok) return notApplied(c.why);
-      why.push(c.why);
+    for (;;) {
+      const now = this.evaluateNow(p, f);
+      if (!(now instanceof Promise)) return now;
+      await now;
     }
+  }
+
+  /**
+   * evaluate() without waiting: the answer, or the read it needs first (user risk, device posture,
+   * named locations), which Facts then knows, so asking again answers. Most policies need none of
+   * those, so most requests evaluate their policies without a promise each (issue 16: allocation per
+   * decide() sets how often garbage collection pauses it). The reads happen exactly where evaluate()
+   * used to wait for them, so none is made that a policy's earlier conditions made unnecessary.
+   */
+  private evaluateNow(p: Compiled, f: Facts): PolicyEvaluation | Promise<unknown> {
+    const who = this.assignment(p.d, f.principal, f.groupIds);
+    if (!who.ok) return notApplied(p, who.why);
+    const what = this.targetCheck(p.d, f.target, f.ous);
+    if (!what.ok) return notApplied(p, what.why);
+    const why = [who.why, what.why];
+    const failed = this.conditions(p, f, why);
+    if (failed instanceof Promise) return failed;
+    if (failed) return notApplied(p, failed.why);
     const d = p.d;
+    const base = { policy: p.name, policyId: p.id, state: p.state } as const;
     if (d.grant.block) return { ...base, applied: true, why, result: 'block' };
     const missing: Requirement[] = [];
     const controls: Array<{ control: GrantControl; ok: boolean }> = [];
-    for (const control of d.grant.require) controls.push({ control, ok: await this.satisfied(control, f) });
+    for (const control of d.grant.require) {
+      if (control === 'compliant-device') {
+        const c = f.known.compliant;
+        if (!c) return f.compliant();
+        controls.push({ control, ok: c.compliant });
+      } else controls.push({ control, ok: this.satisfied(control, f) });
+    }
     const grantOk =
       controls.length === 0 ||
       (d.grant.operator === 'AND' ? controls.every((c) => c.ok) : controls.some((c) => c.ok));
     if (!grantOk) {
-      if (controls.some((c) => c.control === 'compliant-device' && !c.ok))
-        why.push((await f.compliant()).why);
+      if (controls.some((c) => c.control === 'compliant-device' && !c.ok)) {
+        const c = f.known.compliant;
+        if (!c) return f.compliant();
+        why.push(c.why);
+      }
       if (d.grant.operator === 'AND') missing.push(...controls.filter((c) => !c.ok).map((c) => c.control));
       else missing.push(controls[0]!.control); // one of them will do: ask for the first
       why.push(
@@ -278,8 +339,7 @@ export class ConditionalAccessEngine {
     return d.targets.some((t) => targetMatches(t, f.target, f.ous));
   }
 
-  private assignment(d: PolicyDefinition, p: Principal): Check {
-    const groups = new Map(p.groups.map((g) => [g.id, g.name]));
+  private assignment(d: PolicyDefinition, p: Principal, groups: ReadonlySet<string>): Check {
     if (p.kind === 'workload') {
       if (d.exclude.workloads.some((w) => w.id === p.id))
         return { ok: false, why: `workload ${p.userName} is excluded` };
@@ -309,47 +369,79 @@ export class ConditionalAccessEngine {
     return { ok: true, why: included === 'all' ? 'covers every target' : `${name} matches ${included}` };
   }
 
-  private async *conditions(p: Compiled, f: Facts): AsyncGenerator<Check> {
+  /**
+   * The policy's conditions in order, each explained into `why`; the first that fails is returned
+   * (and those after it are not looked at: a user-risk read or a device check only when needed), or
+   * the read a condition waits for (then ask again once it is done).
+   */
+  private conditions(p: Compiled, f: Facts, why: string[]): Check | null | Promise<unknown> {
     const c = p.d.conditions;
+    const check = (x: Check): boolean => {
+      if (x.ok) why.push(x.why);
+      return x.ok;
+    };
     if (c.clients) {
       const ok = c.clients.includes(f.signals.client);
-      yield { ok, why: `client ${f.signals.client} ${ok ? 'is' : 'is not'} one of ${c.clients.join(', ')}` };
+      const x = {
+        ok,
+        why: `client ${f.signals.client} ${ok ? 'is' : 'is not'} one of ${c.clients.join(', ')}`,
+      };
+      if (!check(x)) return x;
     }
     if (c.signInRisk) {
       const risk = f.principal.signInRisk ?? 'none';
       const ok = c.signInRisk.includes(risk);
-      yield { ok, why: `sign-in risk ${risk} ${ok ? 'is' : 'is not'} one of ${c.signInRisk.join(', ')}` };
+      const x = { ok, why: `sign-in risk ${risk} ${ok ? 'is' : 'is not'} one of ${c.signInRisk.join(', ')}` };
+      if (!check(x)) return x;
     }
     if (c.userRisk) {
-      const risk = await f.userRisk();
+      const risk = f.known.userRisk;
+      if (risk === undefined) return f.userRisk();
       const ok = c.userRisk.includes(risk);
-      yield { ok, why: `user risk ${risk} ${ok ? 'is' : 'is not'} one of ${c.userRisk.join(', ')}` };
+      const x = { ok, why: `user risk ${risk} ${ok ? 'is' : 'is not'} one of ${c.userRisk.join(', ')}` };
+      if (!check(x)) return x;
     }
-    if (c.locations) yield this.location(c.locations, p, f.signals.ip ?? null, await f.locations());
+    if (c.locations) {
+      const named = f.known.locations;
+      if (!named) return f.locations();
+      const x = this.location(c.locations, p, f, named);
+      if (!check(x)) return x;
+    }
     if (c.countries) {
       const country = f.country();
       const shown = country ?? 'unknown';
-      if (country && c.countries.exclude.includes(country))
-        yield { ok: false, why: `country ${shown} is excluded` };
-      else if (c.countries.include.length > 0 && !(country && c.countries.include.includes(country)))
-        yield { ok: false, why: `country ${shown} is not one of ${c.countries.include.join(', ')}` };
-      else yield { ok: true, why: `country ${shown} matches` };
+      const x =
+        country && c.countries.exclude.includes(country)
+          ? { ok: false, why: `country ${shown} is excluded` }
+          : c.countries.include.length > 0 && !(country && c.countries.include.includes(country))
+            ? { ok: false, why: `country ${shown} is not one of ${c.countries.include.join(', ')}` }
+            : { ok: true, why: `country ${shown} matches` };
+      if (!check(x)) return x;
     }
     if (c.device) {
-      const { compliant, why } = await f.compliant();
+      const known = f.known.compliant;
+      if (!known) return f.compliant();
+      const { compliant, why: said } = known;
       const ok = (c.device === 'compliant') === compliant;
-      yield { ok, why: `${why} (condition: ${c.device} device)` };
+      const x = { ok, why: `${said} (condition: ${c.device} device)` };
+      if (!check(x)) return x;
     }
-    if (c.time) yield timeWindow(c.time, f.now);
+    if (c.time) {
+      const x = timeWindow(c.time, f.now);
+      if (!check(x)) return x;
+    }
+    return null;
   }
 
   private location(
     loc: { include: string[]; exclude: string[] },
     p: Compiled,
-    ip: string | null,
+    f: Facts,
     named: Map<string, BlockList>,
   ): Check {
+    const ip = f.signals.ip ?? null;
     if (!ip) return { ok: false, why: 'the request has no IP address' };
+    const address = f.address();
     const find = (entry: string): { list: BlockList | null; label: string } => {
       if (entry === 'any') return { list: null, label: 'any' };
       const list = p.ranges.get(entry) ?? named.get(entry) ?? null;
@@ -357,13 +449,13 @@ export class ConditionalAccessEngine {
     };
     for (const e of loc.exclude) {
       const { list, label } = find(e);
-      if (e === 'any' || (list && inList(list, ip)))
+      if (e === 'any' || (list && address && list.check(address)))
         return { ok: false, why: `${ip} is in the excluded location ${label}` };
     }
     if (loc.include.length === 0) return { ok: true, why: `${ip} is in no excluded location` };
     for (const e of loc.include) {
       const { list, label } = find(e);
-      if (e === 'any' || (list && inList(list, ip)))
+      if (e === 'any' || (list && address && list.check(address)))
         return { ok: true, why: `${ip} is in the location ${label}` };
     }
     const unknown = loc.include.filter((e) => e !== 'any' && !p.ranges.has(e) && !named.has(e));
@@ -373,24 +465,37 @@ export class ConditionalAccessEngine {
     };
   }
 
-  private async satisfied(control: GrantControl, f: Facts): Promise<boolean> {
+  /** The controls a sign-in carries (a compliant device is asked of Facts, which may have to verify it). */
+  private satisfied(control: Exclude<GrantControl, 'compliant-device'>, f: Facts): boolean {
     switch (control) {
       case 'mfa':
         return hasMfa(f.principal.amr);
       case 'phishing-resistant-mfa':
         return hasPhishingResistantMfa(f.principal.amr);
-      case 'compliant-device':
-        return (await f.compliant()).compliant;
     }
   }
 
-  #set: { generation: number; policies: Compiled[]; locations?: Promise<Map<string, BlockList>> } | null =
-    null;
+  #set: {
+    generation: number;
+    policies: Compiled[];
+    index: PolicyIndex;
+    locations?: Promise<Map<string, BlockList>>;
+  } | null = null;
 
-  /** The compiled policy set: one tiny read per request while nothing changed, a reload when it did. */
-  private async policies(): Promise<Compiled[]> {
+  /**
+   * Starts reading the policy set for apply(), so that its one read (the generation) runs beside the
+   * caller's own (on PostgreSQL on another connection, at the same time) instead of after them.
+   */
+  load(): Promise<LoadedPolicies> {
+    const loading = this.policySet();
+    loading.catch(() => {}); // apply() awaits it and throws; a caller that failed first never does
+    return loading;
+  }
+
+  /** The compiled policy set and its index: one tiny read per request while nothing changed, a reload when it did. */
+  private async policySet(): Promise<LoadedPolicies> {
     const generation = await this.source.generation();
-    if (this.#set?.generation === generation) return this.#set.policies;
+    if (this.#set?.generation === generation) return this.#set;
     const rows = await this.source.active();
     const out: Compiled[] = [];
     for (const r of rows) {
@@ -417,8 +522,8 @@ export class ConditionalAccessEngine {
     }
     if (this.#compiled.size > rows.length * 2 + 100) this.#compiled.clear();
     out.sort((a, b) => a.name.localeCompare(b.name));
-    this.#set = { generation, policies: out };
-    return out;
+    this.#set = { generation, policies: out, index: new PolicyIndex(out.map((c) => c.d)) };
+    return this.#set;
   }
 
   /** Named locations, read once per policy-set generation (they bump it too). */
@@ -428,6 +533,10 @@ export class ConditionalAccessEngine {
     set.locations ??= this.source.locations();
     return set.locations;
   }
+}
+
+function notApplied(p: Compiled, why: string): PolicyEvaluation {
+  return { policy: p.name, policyId: p.id, state: p.state, applied: false, why: [why] };
 }
 
 function withMfaTag(d: Decision, principal: Principal): Decision {
@@ -454,15 +563,30 @@ function formatterFor(timeZone: string): Intl.DateTimeFormat {
 
 const DAY_INDEX: Record<string, number> = { Mon: 0, Tue: 1, Wed: 2, Thu: 3, Fri: 4, Sat: 5, Sun: 6 };
 
+/**
+ * Weekday and hh:mm in a time zone, remembered for the second it was asked for: every request in
+ * that second (and every time-window policy of one request) reads the same, and formatting is the
+ * cost (time zone offsets are whole seconds, so the answer cannot change within one).
+ */
+const lastWallClock = new Map<string, { second: number; day: string; hm: string }>();
+function wallClock(timeZone: string, now: Date): { day: string; hm: string } {
+  const second = Math.floor(now.getTime() / 1000);
+  const last = lastWallClock.get(timeZone);
+  if (last?.second === second) return last;
+  const parts = formatterFor(timeZone).formatToParts(now);
+  const get = (type: string) => parts.find((p) => p.type === type)?.value ?? '';
+  const day = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'][DAY_INDEX[get('weekday')] ?? 0]!;
+  const read = { second, day, hm: `${get('hour')}:${get('minute')}` };
+  lastWallClock.set(timeZone, read);
+  return read;
+}
+
 /** Inside (or outside) a weekly window in a time zone; a window whose end is before its start spans midnight. */
 export function timeWindow(
   t: { days: string[]; from: string; to: string; timezone: string; outside: boolean },
   now: Date,
 ): Check {
-  const parts = formatterFor(t.timezone).formatToParts(now);
-  const get = (type: string) => parts.find((p) => p.type === type)?.value ?? '';
-  const day = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'][DAY_INDEX[get('weekday')] ?? 0]!;
-  const hm = `${get('hour')}:${get('minute')}`;
+  const { day, hm } = wallClock(t.timezone, now);
   const inTime = t.from <= t.to ? hm >= t.from && hm < t.to : hm >= t.from || hm < t.to;
   const inside = t.days.includes(day) && inTime;
   const ok = t.outside ? !inside : inside;

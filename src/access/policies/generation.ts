@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { Database } from '../../store/schema.js';
 
 /** Marks the policy set changed (in the caller's transaction): every instance reloads its compiled policies. */
@@ -12,10 +12,9 @@ export async function bumpPolicyGeneration(trx: Kysely<Database>): Promise<void>
 
 /** The policy set's generation: changes whenever a policy or named location does. */
 export async function policyGeneration(db: Kysely<Database>): Promise<number> {
-  const row = await db
-    .selectFrom('ca_policy_set')
-    .select('generation')
-    .where('id', '=', 1)
-    .executeTakeFirst();
-  return Number(row?.generation ?? 0);
+  // Read by every decide(): SQL text, a fraction of the cost of building the query node by node.
+  const { rows } = await sql<{
+    generation: number | string;
+  }>`select generation from ca_policy_set where id = 1`.execute(db);
+  return Number(rows[0]?.generation ?? 0);
 }

@@ -1,4 +1,4 @@
-import { BlockList, isIP } from 'node:net';
+import { BlockList, isIP, SocketAddress } from 'node:net';
 import type { AuditContext } from '../../audit/actor.js';
 import { appendAudit } from '../../audit/ledger.js';
 import { type Clock, iso } from '../../clock.js';
@@ -33,13 +33,21 @@ export function cidrList(ranges: string[], field = 'ranges'): BlockList {
   return list;
 }
 
-/** Is the address in the list? IPv4-mapped IPv6 (::ffff:1.2.3.4, as Node reports some peers) counts as IPv4. */
-export function inList(list: BlockList, ip: string): boolean {
+/**
+ * An address to check against lists (parsed once: BlockList.check parses a string anew each time).
+ * IPv4-mapped IPv6 (::ffff:1.2.3.4, as Node reports some peers) counts as IPv4. Null when it is not an
+ * address, which no list contains.
+ */
+export function addressOf(ip: string): SocketAddress | null {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
   const addr = mapped ? mapped[1]! : ip;
   const family = isIP(addr);
-  if (family === 0) return false;
-  return list.check(addr, family === 6 ? 'ipv6' : 'ipv4');
+  if (family === 0) return null;
+  try {
+    return new SocketAddress({ address: addr, family: family === 6 ? 'ipv6' : 'ipv4' });
+  } catch {
+    return null; // as BlockList.check answers for an address it cannot parse
+  }
 }
 
 /** Named locations: sets of IP ranges policies refer to by name (the office, the VPN egress). */
