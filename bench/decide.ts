@@ -102,7 +102,8 @@ export const decideLatency: Scenario = {
               ferry: p.decide[q],
               reference: p.roundTrip[q],
               referenceName: ref,
-              goal: atMost(1000, 'µs'),
+              // issue 16: p99 ≤ 1 ms on SQLite, ≤ 2 ms on PostgreSQL (a round trip per read)
+              goal: atMost(q === 'p99' && engine === 'postgres' ? 2000 : 1000, 'µs'),
               note:
                 q === 'p99'
                   ? `compiled policies cached per policy-set generation (one tiny read per request), evaluated in memory; for ${SAMPLE} password-only sign-ins they answered ${answered}`
