@@ -103,26 +103,42 @@ export function startWorkers(
    * batch in parallel, its handlers being idempotent and about different people, and may run several
    * drains at once (lane-drains.ts); the bulk lane one drain, one event after another, in order.
    */
-  const draining = new Map<Lane, number>(LANES.map((lane) => [lane, 0]));
+  /** events of each lane this process has claimed and not yet completed or released */
+  const inFlight = new Map<Lane, number>(LANES.map((lane) => [lane, 0]));
+  /** a lane's claims, one at a time in this process (see claimFor) */
+  const claiming = new Map<Lane, Promise<unknown>>();
+  /**
+   * Claims a batch of a lane. With nothing of the lane in flight here, a row still claimed by this
+   * worker lost its completion or release to a database outage, and is taken back now (not after its
+   * lease). Claims of one lane run one after another in this process, so that "nothing in flight" is
+   * still true when the claim's statement runs: two drains' claims on two pool connections could
+   * otherwise overlap, and one take back the row the other just claimed (the same event handled twice).
+   */
+  function claimFor(lane: Lane, limit: number) {
+    const run = (claiming.get(lane) ?? Promise.resolve()).then(async () => {
+      const reclaimOwn = inFlight.get(lane) === 0;
+      const batch = await claimEvents(store, clock, workerId, limit, 60_000, { lane, reclaimOwn });
+      inFlight.set(lane, inFlight.get(lane)! + batch.length);
+      return batch;
+    });
+    claiming.set(
+      lane,
+      run.catch(() => {}),
+    );
+    return run;
+  }
   async function drainLane(lane: Lane): Promise<number> {
     let handled = 0;
-    draining.set(lane, draining.get(lane)! + 1);
-    try {
-      for (;;) {
-        // Alone on this lane, nothing of it is in flight here: a row still claimed by this worker lost
-        // its completion or release to a database outage, and is taken back now (not after its lease).
-        const reclaimOwn = draining.get(lane) === 1;
-        const limit = lane === 'urgent' ? 16 : 50;
-        const batch = await claimEvents(store, clock, workerId, limit, 60_000, { lane, reclaimOwn });
-        if (batch.length === 0) return handled;
-        // Every handler of the batch ends before this drain goes on or ends: while one is in flight, no
-        // drain of this process may take its row back as an orphan (reclaimOwn above).
+    for (;;) {
+      const batch = await claimFor(lane, lane === 'urgent' ? 16 : 50);
+      if (batch.length === 0) return handled;
+      try {
         if (lane === 'urgent') await settleAll(batch.map(handle));
         else for (const claimed of batch) await handle(claimed);
-        handled += batch.length;
+      } finally {
+        inFlight.set(lane, inFlight.get(lane)! - batch.length);
       }
-    } finally {
-      draining.set(lane, draining.get(lane)! - 1);
+      handled += batch.length;
     }
   }
 
@@ -267,7 +283,6 @@ export function startWorkers(
     async stop() {
       stopped = true;
       clearTimeout(timer);
-      clearInterval(beat);
       unsubscribe?.();
       await unlisten?.();
       await running;
@@ -277,6 +292,9 @@ export function startWorkers(
       await syncingCloudTrail;
       await archiving;
       await sequencer.stop();
+      // The heartbeat goes on until here: while a drain or the archive still holds a lease, another
+      // instance must not take it over as a dead holder's (leases.ts).
+      clearInterval(beat);
       if (beat) await retireInstance(store.db, workerId).catch(() => {});
     },
   };

@@ -1,6 +1,7 @@
 import { type IssuedInput, issuedRow } from '../audit/issued.js';
 import { type AuditInput, auditAppended, auditRow } from '../audit/ledger.js';
 import type { Clock } from '../clock.js';
+import { isDatabaseUnavailable } from '../store/errors.js';
 import type { Store } from '../store/open.js';
 
 /** What one certificate leaves behind: its issued-ledger row and its audit event. */
@@ -51,7 +52,9 @@ export class IssuanceCommits {
           await this.#commit(batch.map((p) => p.record));
           for (const p of batch) p.done();
         } catch (err) {
-          if (batch.length === 1) batch[0]!.failed(err);
+          // An unavailable database fails them all at once: retrying each alone would keep the last
+          // waiting a pool timeout per record before it. Else one bad record fails only its own.
+          if (batch.length === 1 || isDatabaseUnavailable(err)) for (const p of batch) p.failed(err);
           else
             for (const p of batch) await this.#commit([p.record]).then(p.done, (e: unknown) => p.failed(e));
         }

@@ -1,3 +1,4 @@
+import { isDatabaseUnavailable, isStorageFull } from './errors.js';
 import type { WriteCondition } from './open.js';
 
 /** How much room a probe asks for before writes count as working again. */
@@ -39,16 +40,20 @@ export class WriteHealth {
   async check(): Promise<WriteCondition> {
     if (this.#failure && !this.#probing && Date.now() - this.#lastProbe >= 1_000) {
       this.#lastProbe = Date.now();
+      const recovered = () => {
+        if (!this.#failure) return;
+        this.#failure = undefined;
+        clearInterval(this.#timer);
+        this.onChange({ ok: true });
+      };
       this.#probing = this.probe()
-        .then(
-          () => {
-            if (!this.#failure) return;
-            this.#failure = undefined;
-            clearInterval(this.#timer);
-            this.onChange({ ok: true });
-          },
-          () => {}, // still full (or unreachable): the failure stays as first reported
-        )
+        .then(recovered, (err: unknown) => {
+          // Still full, or unreachable: the failure stays as first reported. Any other error says
+          // nothing about space (a role without CREATE on the schema, say): the probe cannot tell, so
+          // the condition ends and the next write that finds the disk full reports it again, rather
+          // than keeping every instance out of the load balancer for good.
+          if (!isStorageFull(err) && !isDatabaseUnavailable(err)) recovered();
+        })
         .finally(() => {
           this.#probing = undefined;
         });

@@ -44,6 +44,12 @@ describe('which addresses are internal', () => {
     ['::ffff:10.0.0.1', 'private'],
     ['64:ff9b::a9fe:a9fe', 'link-local'],
     ['fe80::1%eth0', 'link-local'],
+    ['192.0.0.170', 'IETF protocol'],
+    ['198.19.1.1', 'benchmarking'],
+    ['168.63.129.16', 'Azure'],
+    ['fec0::1', 'site-local'],
+    ['64:ff9b:1::a9fe:a9fe', 'NAT64'],
+    ['2002:a9fe:a9fe::1', '6to4'],
   ])('%s is %s', (address, why) => {
     expect(internalReason(address)).toContain(why);
   });

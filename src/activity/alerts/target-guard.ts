@@ -57,11 +57,17 @@ const INTERNAL: Array<[cidr: string, why: string]> = [
   ['100.64.0.0/10', 'shared address space (RFC 6598)'],
   ['224.0.0.0/4', 'multicast'],
   ['240.0.0.0/4', 'reserved or broadcast'],
+  ['192.0.0.0/24', 'IETF protocol assignments'],
+  ['198.18.0.0/15', 'benchmarking (RFC 2544)'],
+  ['168.63.129.16/32', "Azure's platform endpoint (WireServer)"],
   ['::/128', 'unspecified'],
   ['::1/128', 'loopback'],
   ['fe80::/10', 'link-local'],
   ['fc00::/7', 'private (unique local, fc00::/7)'],
   ['ff00::/8', 'multicast'],
+  ['fec0::/10', 'site-local (deprecated)'],
+  ['64:ff9b:1::/48', 'local-use NAT64 (RFC 8215)'],
+  ['2002::/16', '6to4 (embeds an IPv4 address)'],
 ];
 
 const ranges = INTERNAL.map(([cidr, why]) => {

@@ -169,6 +169,9 @@ describe.each(ENGINES)('SCIM /Bulk and concurrent creates on %s', (engine) => {
     expectScimError(await scim.get(`/Users/${id}`), 404);
   });
 
+  /** a value nested `depth` levels deep */
+  const nested = (depth: number): unknown => (depth === 0 ? 'leaf' : { a: [nested(depth - 1)] });
+
   it('answers each failed operation with its SCIM error and still commits the others', async () => {
     const prefix = uniq('bulk-err');
     const taken = `${prefix}-taken@contoso.example`;
@@ -179,6 +182,8 @@ describe.each(ENGINES)('SCIM /Bulk and concurrent creates on %s', (engine) => {
       { method: 'POST', path: '/Users', data: { schemas: [USER], userName: `${prefix}-x@c.example` } }, // no bulkId
       { method: 'GET', path: '/Users' },
       { method: 'PATCH', path: '/Nope/1', data: {} },
+      { method: 'DELETE', path: '/Users/%E0%A4%A' }, // not valid percent-encoding
+      { method: 'POST', path: '/Users', bulkId: 'deep', data: { schemas: [USER], x: nested(40) } },
       userOp('ok', `${prefix}-ok@contoso.example`),
     ]);
     expect(res.status).toBe(200);
@@ -186,6 +191,8 @@ describe.each(ENGINES)('SCIM /Bulk and concurrent creates on %s', (engine) => {
       ['201', null],
       ['409', 'uniqueness'],
       ['400', 'invalidValue'],
+      ['400', 'invalidSyntax'],
+      ['400', 'invalidSyntax'],
       ['400', 'invalidSyntax'],
       ['400', 'invalidSyntax'],
       ['400', 'invalidSyntax'],

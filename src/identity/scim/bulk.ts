@@ -65,15 +65,27 @@ export interface BulkDeps {
 
 const BULK_ID_REF = /^bulkId:(.+)$/;
 
-/** Every `bulkId:…` string anywhere in a value. */
-function collectRefs(v: unknown, into: Set<string>): void {
+/** Deeper than any SCIM resource nests (a complex multi-valued attribute is 3 levels). */
+const MAX_DEPTH = 32;
+
+/** Every `bulkId:…` string anywhere in a value (which may nest MAX_DEPTH levels at most). */
+function collectRefs(v: unknown, into: Set<string>, depth = 0): void {
+  if (depth > MAX_DEPTH) throw invalidSyntax(`data nests deeper than ${MAX_DEPTH} levels`);
   if (typeof v === 'string') {
     const m = BULK_ID_REF.exec(v);
     if (m) into.add(m[1]!);
   } else if (Array.isArray(v)) {
-    for (const x of v) collectRefs(x, into);
+    for (const x of v) collectRefs(x, into, depth + 1);
   } else if (isObject(v)) {
-    for (const x of Object.values(v)) collectRefs(x, into);
+    for (const x of Object.values(v)) collectRefs(x, into, depth + 1);
+  }
+}
+
+function decodedId(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw invalidSyntax('the resource id in path is not valid percent-encoding');
   }
 }
 
@@ -129,7 +141,7 @@ function parseOperation(raw: unknown, index: number): Operation {
   const m = /^\/(Users|Groups)(?:\/([^/?#]+))?$/.exec(path);
   if (!m) throw invalidSyntax('path must be /Users, /Groups, /Users/{id} or /Groups/{id}');
   const kind = m[1] as Kind;
-  const id = m[2] === undefined ? undefined : decodeURIComponent(m[2]);
+  const id = m[2] === undefined ? undefined : decodedId(m[2]);
   if (method === 'POST' && id !== undefined) throw invalidSyntax('a POST operation names /Users or /Groups');
   if (method !== 'POST' && id === undefined) throw invalidSyntax(`a ${method} operation names one resource`);
   if (method !== 'DELETE' && !isObject(raw.data)) throw invalidSyntax(`a ${method} operation needs data`);
