@@ -28,16 +28,28 @@ export async function createPostgresDatabase(): Promise<{
   return {
     url: url.toString(),
     name,
-    async drop() {
-      const c = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
-      await c.connect();
-      try {
-        await c.query(`drop database if exists ${name} with (force)`);
-      } finally {
-        await c.end();
-      }
-    },
+    drop: () => dropDatabase(name),
   };
+}
+
+/**
+ * DROP DATABASE asks for a checkpoint, which fails for the whole server while another test file holds
+ * a tablespace full on purpose (createPostgresDatabaseOnSmallDisk): wait for that test to free it.
+ */
+async function dropDatabase(name: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const c = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+    await c.connect();
+    try {
+      await c.query(`drop database if exists ${name} with (force)`);
+      return;
+    } catch (err) {
+      if (!/checkpoint request failed/.test((err as Error).message) || attempt >= 60) throw err;
+    } finally {
+      await c.end();
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
 
 /**
@@ -62,7 +74,7 @@ export async function createPostgresDatabaseOnSmallDisk(sizeMiB: number): Promis
   let tablespace = false;
   const cleanUp = async () => {
     try {
-      await admin.query(`drop database if exists ${name} with (force)`);
+      await dropDatabase(name);
       if (tablespace) await admin.query(`drop tablespace if exists ${name}`);
     } finally {
       await admin.end();

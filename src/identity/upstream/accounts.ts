@@ -76,8 +76,9 @@ export class UpstreamAccounts {
       if (this.options.userMapping !== 'jit') {
         throw new UpstreamSigninError('unknown-user', `no user with externalId ${identity.objectId}`);
       }
-      user = await this.createIn(trx, ctx, identity);
-      created = true;
+      const made = await this.createIn(trx, ctx, identity);
+      user = made.user;
+      created = made.created;
     }
     if (user.active !== 1) throw new UpstreamSigninError('disabled', `user ${user.user_name} is disabled`);
     if (!link) {
@@ -122,12 +123,18 @@ export class UpstreamAccounts {
     trx: Kysely<Database>,
     ctx: AuditContext,
     identity: EntraIdentity,
-  ): Promise<UserRow> {
+  ): Promise<{ user: UserRow; created: boolean }> {
     const userName = identity.userName ?? identity.email;
     if (!userName || /[\s\p{Cc}]/u.test(userName)) {
       throw new UpstreamSigninError('token-invalid', 'ID token without a usable preferred_username');
     }
-    if (await findUserRow(trx, userName)) {
+    const existing = await findUserRow(trx, userName);
+    // The same person's first sign-in in another browser committed between this one's lookups (each
+    // statement sees what is committed when it starts): the user it made is this one's, not a conflict.
+    if (existing && existing.external_id?.toLowerCase() === identity.objectId.toLowerCase()) {
+      return { user: existing, created: false };
+    }
+    if (existing) {
       // Same name, different (or no) object id: linking by name would hand the account to whoever
       // holds that UPN in Entra today.
       throw new UpstreamSigninError(
@@ -148,7 +155,10 @@ export class UpstreamAccounts {
       },
       null,
     );
-    return trx.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+    return {
+      user: await trx.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirstOrThrow(),
+      created: true,
+    };
   }
 
   /**
