@@ -263,6 +263,39 @@ async function countEffects(dbUrl: string, setup: Setup, tally: Tally) {
 
 type Effects = Awaited<ReturnType<typeof countEffects>>;
 
+/**
+ * Once the operator has freed space: how soon /readyz is ready again, then the load acknowledged
+ * again, stopped and drained, and what it left (effects, and the server's log to count lines in).
+ */
+async function afterSpaceReturns(
+  server: FerryProcess,
+  dbUrl: string,
+  setup: Setup,
+  tally: Tally,
+  load: { stop(): Promise<unknown> },
+  fullAt: number,
+) {
+  const freedAt = Date.now();
+  await waitFor(
+    '/readyz to report ready again',
+    async () => (await fetch(new URL('/readyz', server.url))).status === 200,
+    { timeoutMs: 10_000, intervalMs: 100 },
+  );
+  const readyAfterMs = Date.now() - freedAt;
+  await waitFor('SCIM creates to be acknowledged again', () => tally.created.length > fullAt + 20, {
+    timeoutMs: 15_000,
+  });
+  await load.stop();
+  await waitFor('the outbox to be drained', () => outboxDrained(dbUrl), {
+    timeoutMs: 15_000,
+    intervalMs: 250,
+  });
+  const effects = await countEffects(dbUrl, setup, tally);
+  const log = server.output();
+  const lines = (needle: string) => log.split('\n').filter((l) => l.includes(needle)).length;
+  return { readyAfterMs, effects, log, lines };
+}
+
 function expectNoLossNoDuplicates(effects: Effects, tally: Tally) {
   expect(tally.unexpected).toEqual([]);
   expect(effects.acknowledgedCreates).toBeGreaterThan(0);
@@ -548,25 +581,14 @@ describe('faults under steady mixed load', () => {
 
     // Space returns: the operator frees some. No restart.
     await own.query('drop table test_filler');
-    const freedAt = Date.now();
-    await waitFor(
-      '/readyz to report ready again',
-      async () => (await fetch(new URL('/readyz', server.url))).status === 200,
-      { timeoutMs: 10_000, intervalMs: 100 },
+    const { readyAfterMs, effects, log, lines } = await afterSpaceReturns(
+      server,
+      db.url,
+      setup,
+      tally,
+      load,
+      fullAt,
     );
-    const readyAfterMs = Date.now() - freedAt;
-    await waitFor('SCIM creates to be acknowledged again', () => tally.created.length > fullAt + 20, {
-      timeoutMs: 15_000,
-    });
-    await load.stop();
-    await waitFor('the outbox to be drained', () => outboxDrained(db.url), {
-      timeoutMs: 15_000,
-      intervalMs: 250,
-    });
-
-    const effects = await countEffects(db.url, setup, tally);
-    const log = server.output();
-    const lines = (needle: string) => log.split('\n').filter((l) => l.includes(needle)).length;
     report(
       'postgres-full',
       tally,
@@ -662,28 +684,14 @@ describe('faults under steady mixed load', () => {
 
     // Space returns: the operator frees some. No restart.
     own.exec('delete from test_filler');
-    const freedAt = Date.now();
-    await waitFor(
-      '/readyz to report ready again',
-      async () => (await fetch(new URL('/readyz', server.url))).status === 200,
-      {
-        timeoutMs: 10_000,
-        intervalMs: 100,
-      },
+    const { readyAfterMs, effects, log, lines } = await afterSpaceReturns(
+      server,
+      db.url,
+      setup,
+      tally,
+      load,
+      fullAt,
     );
-    const readyAfterMs = Date.now() - freedAt;
-    await waitFor('SCIM creates to be acknowledged again', () => tally.created.length > fullAt + 20, {
-      timeoutMs: 15_000,
-    });
-    await load.stop();
-    await waitFor('the outbox to be drained', () => outboxDrained(db.url), {
-      timeoutMs: 15_000,
-      intervalMs: 250,
-    });
-
-    const effects = await countEffects(db.url, setup, tally);
-    const log = server.output();
-    const lines = (needle: string) => log.split('\n').filter((l) => l.includes(needle)).length;
     report(
       'sqlite-full',
       tally,
