@@ -10,12 +10,13 @@ import { systemClock } from '../src/clock.js';
 import { MasterKey, parseMasterKey } from '../src/keys/master-key.js';
 import { migrateToLatest } from '../src/store/migrate.js';
 import { openStore } from '../src/store/open.js';
-import { CpuMeter } from './lib/cpu.js';
+import { CpuMeter, parentPid } from './lib/cpu.js';
 import type { BenchEnv } from './lib/env.js';
 import { LoadGenerator, type LoadKind, type LoadResult } from './lib/load-generator.js';
 import { type Row, ratioAtLeast, type Scenario } from './lib/scenario.js';
 import { checkBuild, type FerryProcess, startFerryProcess } from './lib/server.js';
 import { stat } from './lib/stats.js';
+import { num } from './lib/table.js';
 
 /** Requests in flight, over all instances: the same load whether one instance serves it or two. */
 const CONCURRENCY = 16;
@@ -38,6 +39,57 @@ type Shares = Record<string, number>;
 function cpuText(runs: Shares[]): string {
   const names = Object.keys(runs[0] ?? {});
   return names.map((n) => `${n} ${stat(runs.map((r) => r[n] ?? 0)).median.toFixed(2)}`).join(', ');
+}
+
+/** One measured run: its rate and the CPU (in cores) of each process group while it ran. */
+interface Run {
+  rate: number;
+  cpu: Shares;
+  /** requests answered by each target, in order */
+  perTarget: number[];
+}
+
+/**
+ * Where a run's CPU went, in cores: Ferry (both instances: in a "one" run the idle second instance
+ * still runs its background work, and counts), PostgreSQL (the bench database's backends, the
+ * server's background processes and the postmaster), the generator, the bench process itself (IPC and
+ * this meter), other work on the machine, and idle.
+ */
+function splitOf(r: Run, cores: number) {
+  const ferry = (r.cpu.A ?? 0) + (r.cpu.B ?? 0);
+  const postgres = r.cpu.postgres ?? 0;
+  const generator = r.cpu.generator ?? 0;
+  const bench = r.cpu.bench ?? 0;
+  const ours = ferry + postgres + generator + bench;
+  const machine = r.cpu.machine ?? ours;
+  const other = Math.max(0, machine - ours);
+  return { ferry, postgres, generator, bench, ours, other, idle: Math.max(0, cores - machine) };
+}
+
+/**
+ * The best two ÷ one this machine could show, from a "one" run: the cores the request path used (Ferry,
+ * PostgreSQL, generator, bench) against the cores available to it (all of them less other work, and
+ * never less than what was used). Two instances cannot serve more than available ÷ used times as many
+ * requests at the same CPU per request, nor more than twice as many.
+ */
+function ceilingOf(one: Run, cores: number): number {
+  const s = splitOf(one, cores);
+  const available = Math.max(s.ours, cores - s.other);
+  return Math.min(2, available / s.ours);
+}
+
+/** CPU per request in µs by group (median over runs), and cores idle / used by other work. */
+function perRequestText(runs: Run[], cores: number): string {
+  const us = (f: (s: ReturnType<typeof splitOf>) => number) =>
+    stat(runs.map((r) => (f(splitOf(r, cores)) / r.rate) * 1e6)).median;
+  const cores_ = (f: (s: ReturnType<typeof splitOf>) => number) =>
+    stat(runs.map((r) => f(splitOf(r, cores)))).median.toFixed(2);
+  return (
+    `CPU µs per request: Ferry ${us((s) => s.ferry).toFixed(0)}, PostgreSQL ${us((s) => s.postgres).toFixed(0)}, ` +
+    `generator ${us((s) => s.generator).toFixed(0)}, bench ${us((s) => s.bench).toFixed(0)}, ` +
+    `total ${us((s) => s.ours).toFixed(0)}; cores used by these ${cores_((s) => s.ours)}, ` +
+    `by other work ${cores_((s) => s.other)}, idle ${cores_((s) => s.idle)}`
+  );
 }
 
 /**
@@ -103,54 +155,96 @@ export const scaleOut: Scenario = {
         );
       }
       const [a, b] = instances as [FerryProcess, FerryProcess];
+      const cores = availableParallelism();
       generator = await LoadGenerator.start(env);
       const gen = generator;
       trivial.listen(0, '127.0.0.1');
       await once(trivial, 'listening');
       const trivialUrl = `http://127.0.0.1:${(trivial.address() as AddressInfo).port}`;
       await pgClient.connect();
-      const backends = async () =>
-        (
+      // PostgreSQL's processes for this run: the bench database's backends (not other databases' on a
+      // shared server), the server's background processes (WAL writer, checkpointer, …: they do this
+      // run's commits' work) and the postmaster, the parent of them all.
+      const postmaster = parentPid(
+        (await pgClient.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid,
+      );
+      const postgresPids = async () => [
+        ...(
           await pgClient.query<{ pid: number }>(
-            'select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()',
+            `select pid from pg_stat_activity
+              where pid <> pg_backend_pid() and (datname = current_database() or datname is null)`,
           )
-        ).rows.map((r) => r.pid);
+        ).rows.map((r) => r.pid),
+        ...(postmaster === null ? [] : [postmaster]),
+      ];
       const meter = new CpuMeter({
         A: [a.child.pid ?? 0],
         B: [b.child.pid ?? 0],
-        postgres: backends,
+        postgres: postgresPids,
         generator: [gen.pid],
         bench: [process.pid],
       });
-      const measured = async (targets: string[], load: LoadKind, what: string) => {
+      const measured = async (
+        targets: string[],
+        load: LoadKind,
+        what: string,
+        concurrency = CONCURRENCY,
+      ): Promise<Run> => {
         await meter.start();
-        const r = await gen.run({ targets, load, concurrency: CONCURRENCY, ms: RUN_MS });
+        const r = await gen.run({ targets, load, concurrency, ms: RUN_MS });
         const cpu = await meter.stop();
-        return { rate: rateOf(r, what), cpu };
+        return { rate: rateOf(r, what), cpu, perTarget: r.okPerTarget };
       };
 
-      /** Interleaved one/two runs of one kind of request. */
+      /**
+       * Interleaved one/two runs of one kind of request, and a third run per round: one instance with
+       * twice the requests in flight, to show whether CONCURRENCY already saturates one instance (if it
+       * does, more in flight adds nothing, and two instances get the same total load).
+       */
       const compare = async (load: LoadKind, what: string) => {
         await gen.run({ targets: [a.url], load, concurrency: CONCURRENCY, ms: WARMUP_MS });
         await gen.run({ targets: [a.url, b.url], load, concurrency: CONCURRENCY, ms: WARMUP_MS });
-        const one: number[] = [];
-        const two: number[] = [];
-        const cpuOne: Shares[] = [];
-        const cpuTwo: Shares[] = [];
+        const one: Run[] = [];
+        const two: Run[] = [];
+        const oneDouble: Run[] = [];
         for (let i = 0; i < env.runs; i++) {
-          const x = await measured([a.url], load, `${what}, one instance`);
-          one.push(x.rate);
-          cpuOne.push(x.cpu);
-          const y = await measured([a.url, b.url], load, `${what}, two instances`);
-          two.push(y.rate);
-          cpuTwo.push(y.cpu);
+          one.push(await measured([a.url], load, `${what}, one instance`));
+          two.push(await measured([a.url, b.url], load, `${what}, two instances`));
+          oneDouble.push(
+            await measured(
+              [a.url],
+              load,
+              `${what}, one instance, ${2 * CONCURRENCY} in flight`,
+              2 * CONCURRENCY,
+            ),
+          );
         }
-        return { one: stat(one), two: stat(two), cpuOne, cpuTwo };
+        const ratios = one.map((o, i) => two[i]!.rate / o.rate);
+        const ceilings = one.map((o) => ceilingOf(o, cores));
+        const split = two.map((t) => Math.min(...t.perTarget) / Math.max(...t.perTarget));
+        env.log(
+          `    one: ${one.map((r) => r.rate.toFixed(0)).join(' ')}/s; two: ${two.map((r) => r.rate.toFixed(0)).join(' ')}/s; ` +
+            `one at ${2 * CONCURRENCY} in flight: ${oneDouble.map((r) => r.rate.toFixed(0)).join(' ')}/s`,
+        );
+        env.log(
+          `    two ÷ one per round: ${ratios.map((x) => x.toFixed(2)).join(' ')}; ceiling: ${ceilings.map((x) => x.toFixed(2)).join(' ')}`,
+        );
+        env.log(`    one: ${perRequestText(one, cores)}`);
+        env.log(`    two: ${perRequestText(two, cores)}`);
+        return {
+          one: stat(one.map((r) => r.rate)),
+          two: stat(two.map((r) => r.rate)),
+          oneDouble: stat(oneDouble.map((r) => r.rate)),
+          ratios: stat(ratios),
+          ceilings: stat(ceilings),
+          split: stat(split),
+          runsOne: one,
+          runsTwo: two,
+        };
       };
 
       env.log(`  scale-out: generator ceiling against a trivial endpoint, ${CONCURRENCY} in flight`);
-      const ceiling: number[] = [];
-      const cpuCeiling: Shares[] = [];
+      const ceiling: Run[] = [];
       await gen.run({
         targets: [trivialUrl],
         load: { kind: 'trivial' },
@@ -158,10 +252,11 @@ export const scaleOut: Scenario = {
         ms: WARMUP_MS,
       });
       for (let i = 0; i < env.runs; i++) {
-        const x = await measured([trivialUrl], { kind: 'trivial' }, 'trivial endpoint');
-        ceiling.push(x.rate);
-        cpuCeiling.push(x.cpu);
+        ceiling.push(await measured([trivialUrl], { kind: 'trivial' }, 'trivial endpoint'));
       }
+      // The generator's CPU per request against the trivial endpoint: at the rates below, the share of
+      // a core it needs (rate × this) shows how far it is from being the limit.
+      const genUs = stat(ceiling.map((r) => ((r.cpu.generator ?? 0) / r.rate) * 1e6)).median;
       env.log('  scale-out: client-credential grants, one instance vs two');
       const grants = await compare({ kind: 'grant', basic }, 'grants');
       env.log('  scale-out: SCIM user creates, one instance vs two');
@@ -170,22 +265,39 @@ export const scaleOut: Scenario = {
         'SCIM creates',
       );
 
-      const cores = availableParallelism();
-      const bound = (r: { cpuOne: Shares[]; cpuTwo: Shares[] }) =>
+      type Compared = typeof grants;
+      const bound = (r: Compared) =>
         `${cores} cores shared by both instances, PostgreSQL and the generator. ` +
+        `One instance: ${perRequestText(r.runsOne, cores)}. Two: ${perRequestText(r.runsTwo, cores)}. ` +
         `CPU in cores (median; machine = all processes, other work included): ` +
-        `one instance: ${cpuText(r.cpuOne.map(({ B: _b, bench: _x, ...s }) => s))}; ` +
-        `two: ${cpuText(r.cpuTwo.map(({ bench: _x, ...s }) => s))}`;
+        `one instance: ${cpuText(r.runsOne.map(({ cpu: { bench: _x, ...s } }) => s))}; ` +
+        `two: ${cpuText(r.runsTwo.map(({ cpu: { bench: _x, ...s } }) => s))}`;
+      const againstCeiling = (r: Compared, what: string) => ({
+        scenario: `${what}, two instances ÷ one, against this machine's ceiling (postgres)`,
+        unit: 'two ÷ one',
+        better: 'higher' as const,
+        ferry: r.ratios,
+        reference: r.ceilings,
+        referenceName:
+          "this machine's ceiling, same round: min(2, cores available ÷ cores the one-instance run used (Ferry + PostgreSQL + generator))",
+        goal: null,
+        note:
+          `two ÷ one and the ceiling per interleaved round (median of rounds; the goal row divides medians). ` +
+          `Saturation: one instance at ${2 * CONCURRENCY} in flight ${num(r.oneDouble.median)}/s vs ${num(r.one.median)}/s at ${CONCURRENCY}. ` +
+          `Split between the two instances (fewer ÷ more answered) ${r.split.median.toFixed(2)}. ` +
+          `Generator: ${genUs.toFixed(0)} µs CPU per request against the trivial endpoint, ` +
+          `${((genUs * r.two.median) / 1e6).toFixed(2)} core at the two-instance rate.`,
+      });
       return [
         {
           scenario: 'load generator ceiling (trivial node:http endpoint)',
           unit: 'requests/s',
           better: 'higher',
           ferry: null,
-          reference: stat(ceiling),
+          reference: stat(ceiling.map((r) => r.rate)),
           referenceName: `the scale-out generator, ${CONCURRENCY} in flight, against a node:http server answering {} at once`,
           goal: null,
-          note: `generator and endpoint in separate processes; CPU in cores: ${cpuText(cpuCeiling.map(({ A: _a, B: _b, postgres: _p, ...s }) => s))} (bench = the endpoint)`,
+          note: `generator and endpoint in separate processes; CPU in cores: ${cpuText(ceiling.map(({ cpu: { A: _a, B: _b, postgres: _p, ...s } }) => s))} (bench = the endpoint)`,
         },
         {
           scenario: 'client-credential grants, two instances ÷ one (postgres)',
@@ -197,6 +309,7 @@ export const scaleOut: Scenario = {
           goal: ratioAtLeast(1.7),
           note: bound(grants),
         },
+        againstCeiling(grants, 'client-credential grants'),
         {
           scenario: 'SCIM user creates, two instances ÷ one (postgres)',
           unit: 'creates/s',
@@ -207,6 +320,7 @@ export const scaleOut: Scenario = {
           goal: ratioAtLeast(1.7),
           note: bound(creates),
         },
+        againstCeiling(creates, 'SCIM user creates'),
       ];
     } finally {
       await generator?.stop();

@@ -22,6 +22,17 @@ export function processCpuSeconds(pid: number): number | null {
   }
 }
 
+/** The parent's pid of a process (field 4 of /proc/<pid>/stat), or null off Linux / when it is gone. */
+export function parentPid(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    return Number.isInteger(ppid) && ppid > 0 ? ppid : null;
+  } catch {
+    return null;
+  }
+}
+
 /** The whole machine's busy and total CPU seconds so far (all cores), from /proc/stat; null off Linux. */
 export function machineCpuSeconds(): { busy: number; total: number } | null {
   try {

@@ -22,6 +22,8 @@ export interface LoadRun {
 export interface LoadResult {
   /** answered with the expected status */
   ok: number;
+  /** answered with the expected status, per target (a two-target run should split about evenly) */
+  okPerTarget: number[];
   errors: number;
   firstError: string | null;
   ms: number;
@@ -98,6 +100,7 @@ async function generate(run: LoadRun, counter: { n: number }): Promise<LoadResul
   const agents = bases.map(() => new Agent({ keepAlive: true, maxSockets: run.concurrency }));
   let next = 0;
   let ok = 0;
+  const okPerTarget = bases.map(() => 0);
   let errors = 0;
   let firstError: string | null = null;
   const cpu0 = process.cpuUsage();
@@ -110,8 +113,10 @@ async function generate(run: LoadRun, counter: { n: number }): Promise<LoadResul
         const call = callOf(run.load, counter.n++);
         try {
           const status = await send(agents[i]!, bases[i]!, call);
-          if (status === call.status) ok++;
-          else {
+          if (status === call.status) {
+            ok++;
+            okPerTarget[i]!++;
+          } else {
             errors++;
             firstError ??= `${call.path} answered ${status}`;
           }
@@ -125,7 +130,7 @@ async function generate(run: LoadRun, counter: { n: number }): Promise<LoadResul
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   for (const a of agents) a.destroy();
-  return { ok, errors, firstError, ms, cpuUs: cpu.user + cpu.system };
+  return { ok, okPerTarget, errors, firstError, ms, cpuUs: cpu.user + cpu.system };
 }
 
 /**
