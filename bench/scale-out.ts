@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { configSchema } from '../src/app/config.js';
 import { createServices } from '../src/app/services.js';
@@ -10,7 +12,7 @@ import { systemClock } from '../src/clock.js';
 import { MasterKey, parseMasterKey } from '../src/keys/master-key.js';
 import { migrateToLatest } from '../src/store/migrate.js';
 import { openStore } from '../src/store/open.js';
-import { CpuMeter, parentPid } from './lib/cpu.js';
+import { CpuMeter, parentPid, schedSeconds } from './lib/cpu.js';
 import type { BenchEnv } from './lib/env.js';
 import { LoadGenerator, type LoadKind, type LoadResult } from './lib/load-generator.js';
 import { type Row, ratioAtLeast, type Scenario } from './lib/scenario.js';
@@ -19,7 +21,7 @@ import { stat } from './lib/stats.js';
 import { num } from './lib/table.js';
 
 /** Requests in flight, over all instances: the same load whether one instance serves it or two. */
-const CONCURRENCY = 16;
+const CONCURRENCY = Number(process.env.XCONC ?? 16);
 const RUN_MS = 2_000;
 const WARMUP_MS = 1_000;
 
@@ -47,6 +49,21 @@ interface Run {
   cpu: Shares;
   /** requests answered by each target, in order */
   perTarget: number[];
+  /** each instance's main thread (event loop) over the run: shares of the wall time */
+  loop: Record<'A' | 'B', Loop>;
+}
+
+/** Where an event loop's wall time went: on a CPU, waiting for one, asleep (I/O, PostgreSQL). */
+interface Loop {
+  running: number;
+  runnable: number;
+  asleep: number;
+}
+
+/** The median shares of an instance's event loop over runs, as "running 0.62, waiting for a CPU 0.30, asleep 0.08". */
+function loopText(runs: Run[], which: 'A' | 'B'): string {
+  const m = (k: keyof Loop) => stat(runs.map((r) => r.loop[which][k])).median.toFixed(2);
+  return `running ${m('running')}, waiting for a CPU ${m('runnable')}, asleep ${m('asleep')}`;
 }
 
 /**
@@ -145,11 +162,14 @@ export const scaleOut: Scenario = {
     try {
       // One after the other: the first start checks the (already migrated) schema, the second finds it done.
       for (const name of ['a', 'b']) {
+        const cwd = env.dir(`scale-out-${name}`);
+        if (process.env.XPOOL)
+          writeFileSync(join(cwd, 'ferry.yaml'), `database:\n  poolSize: ${process.env.XPOOL}\n`);
         instances.push(
           await startFerryProcess(env, {
             databaseUrl: url,
             masterKey,
-            cwd: env.dir(`scale-out-${name}`),
+            cwd,
             extraEnv: { FERRY_LOG_LEVEL: 'silent' },
           }),
         );
@@ -190,16 +210,33 @@ export const scaleOut: Scenario = {
         what: string,
         concurrency = CONCURRENCY,
       ): Promise<Run> => {
+        const pids = { A: a.child.pid ?? 0, B: b.child.pid ?? 0 };
+        const sched0 = { A: schedSeconds(pids.A), B: schedSeconds(pids.B) };
+        const t0 = performance.now();
         await meter.start();
         const r = await gen.run({ targets, load, concurrency, ms: RUN_MS });
         const cpu = await meter.stop();
-        return { rate: rateOf(r, what), cpu, perTarget: r.okPerTarget };
+        const wall = (performance.now() - t0) / 1000;
+        const loopOf = (k: 'A' | 'B'): Loop => {
+          const s0 = sched0[k];
+          const s1 = schedSeconds(pids[k]);
+          if (!s0 || !s1) return { running: Number.NaN, runnable: Number.NaN, asleep: Number.NaN };
+          const running = (s1.running - s0.running) / wall;
+          const runnable = (s1.runnable - s0.runnable) / wall;
+          return { running, runnable, asleep: Math.max(0, 1 - running - runnable) };
+        };
+        return {
+          rate: rateOf(r, what),
+          cpu,
+          perTarget: r.okPerTarget,
+          loop: { A: loopOf('A'), B: loopOf('B') },
+        };
       };
 
       /**
-       * Interleaved one/two runs of one kind of request, and a third run per round: one instance with
-       * twice the requests in flight, to show whether CONCURRENCY already saturates one instance (if it
-       * does, more in flight adds nothing, and two instances get the same total load).
+       * Interleaved one/two runs of one kind of request, and two more runs per round with twice the
+       * requests in flight, one instance and two: if neither gains, CONCURRENCY already saturates both
+       * configurations (two instances get half of it each), and the comparison is fair both ways.
        */
       const compare = async (load: LoadKind, what: string) => {
         await gen.run({ targets: [a.url], load, concurrency: CONCURRENCY, ms: WARMUP_MS });
@@ -207,6 +244,7 @@ export const scaleOut: Scenario = {
         const one: Run[] = [];
         const two: Run[] = [];
         const oneDouble: Run[] = [];
+        const twoDouble: Run[] = [];
         for (let i = 0; i < env.runs; i++) {
           one.push(await measured([a.url], load, `${what}, one instance`));
           two.push(await measured([a.url, b.url], load, `${what}, two instances`));
@@ -218,23 +256,42 @@ export const scaleOut: Scenario = {
               2 * CONCURRENCY,
             ),
           );
+          twoDouble.push(
+            await measured(
+              [a.url, b.url],
+              load,
+              `${what}, two instances, ${2 * CONCURRENCY} in flight`,
+              2 * CONCURRENCY,
+            ),
+          );
         }
         const ratios = one.map((o, i) => two[i]!.rate / o.rate);
         const ceilings = one.map((o) => ceilingOf(o, cores));
+        // The same ceiling at the CPU per request the two-instance run of the round needed (smaller
+        // batches per instance cost more per request): what two could show if only the cores limited it.
+        const ceilingsAtTwo = one.map((o, i) => {
+          const t = two[i]!;
+          const ratio = splitOf(t, cores).ours / t.rate / (splitOf(o, cores).ours / o.rate);
+          return Math.min(2, ceilingOf(o, cores) / ratio);
+        });
         const split = two.map((t) => Math.min(...t.perTarget) / Math.max(...t.perTarget));
         env.log(
           `    one: ${one.map((r) => r.rate.toFixed(0)).join(' ')}/s; two: ${two.map((r) => r.rate.toFixed(0)).join(' ')}/s; ` +
-            `one at ${2 * CONCURRENCY} in flight: ${oneDouble.map((r) => r.rate.toFixed(0)).join(' ')}/s`,
+            `at ${2 * CONCURRENCY} in flight: one ${oneDouble.map((r) => r.rate.toFixed(0)).join(' ')}/s, two ${twoDouble.map((r) => r.rate.toFixed(0)).join(' ')}/s`,
         );
         env.log(
-          `    two ÷ one per round: ${ratios.map((x) => x.toFixed(2)).join(' ')}; ceiling: ${ceilings.map((x) => x.toFixed(2)).join(' ')}`,
+          `    two ÷ one per round: ${ratios.map((x) => x.toFixed(2)).join(' ')}; ceiling: ${ceilings.map((x) => x.toFixed(2)).join(' ')}; at two's CPU per request: ${ceilingsAtTwo.map((x) => x.toFixed(2)).join(' ')}`,
         );
-        env.log(`    one: ${perRequestText(one, cores)}`);
-        env.log(`    two: ${perRequestText(two, cores)}`);
+        env.log(`    one: ${perRequestText(one, cores)}; event loop A: ${loopText(one, 'A')}`);
+        env.log(
+          `    two: ${perRequestText(two, cores)}; event loop A: ${loopText(two, 'A')}; B: ${loopText(two, 'B')}`,
+        );
         return {
           one: stat(one.map((r) => r.rate)),
           two: stat(two.map((r) => r.rate)),
           oneDouble: stat(oneDouble.map((r) => r.rate)),
+          twoDouble: stat(twoDouble.map((r) => r.rate)),
+          ceilingsAtTwo: stat(ceilingsAtTwo),
           ratios: stat(ratios),
           ceilings: stat(ceilings),
           split: stat(split),
@@ -268,7 +325,8 @@ export const scaleOut: Scenario = {
       type Compared = typeof grants;
       const bound = (r: Compared) =>
         `${cores} cores shared by both instances, PostgreSQL and the generator. ` +
-        `One instance: ${perRequestText(r.runsOne, cores)}. Two: ${perRequestText(r.runsTwo, cores)}. ` +
+        `One instance: ${perRequestText(r.runsOne, cores)}; its event loop (main thread, /proc/<pid>/schedstat): ${loopText(r.runsOne, 'A')}. ` +
+        `Two: ${perRequestText(r.runsTwo, cores)}; event loops: ${loopText(r.runsTwo, 'A')} / ${loopText(r.runsTwo, 'B')}. ` +
         `CPU in cores (median; machine = all processes, other work included): ` +
         `one instance: ${cpuText(r.runsOne.map(({ cpu: { bench: _x, ...s } }) => s))}; ` +
         `two: ${cpuText(r.runsTwo.map(({ cpu: { bench: _x, ...s } }) => s))}`;
@@ -283,7 +341,9 @@ export const scaleOut: Scenario = {
         goal: null,
         note:
           `two ÷ one and the ceiling per interleaved round (median of rounds; the goal row divides medians). ` +
-          `Saturation: one instance at ${2 * CONCURRENCY} in flight ${num(r.oneDouble.median)}/s vs ${num(r.one.median)}/s at ${CONCURRENCY}. ` +
+          `At the CPU per request of the two-instance runs the ceiling would be ${num(r.ceilingsAtTwo.median)}. ` +
+          `Saturation, ${2 * CONCURRENCY} in flight against ${CONCURRENCY}: one instance ${num(r.oneDouble.median)}/s against ${num(r.one.median)}/s, ` +
+          `two ${num(r.twoDouble.median)}/s against ${num(r.two.median)}/s. ` +
           `Split between the two instances (fewer ÷ more answered) ${r.split.median.toFixed(2)}. ` +
           `Generator: ${genUs.toFixed(0)} µs CPU per request against the trivial endpoint, ` +
           `${((genUs * r.two.median) / 1e6).toFixed(2)} core at the two-instance rate.`,

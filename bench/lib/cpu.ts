@@ -33,6 +33,21 @@ export function parentPid(pid: number): number | null {
   }
 }
 
+/**
+ * A thread's time on a CPU and waiting for one (runnable, not running), in seconds so far, from
+ * /proc/<pid>/schedstat (the process's main thread: Node's event loop); null off Linux / when gone.
+ * Over an interval, what is neither was spent asleep: waiting for the network, the database, a timer.
+ */
+export function schedSeconds(pid: number): { running: number; runnable: number } | null {
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
+    if (!Number.isFinite(run) || !Number.isFinite(wait)) return null;
+    return { running: run! / 1e9, runnable: wait! / 1e9 };
+  } catch {
+    return null;
+  }
+}
+
 /** The whole machine's busy and total CPU seconds so far (all cores), from /proc/stat; null off Linux. */
 export function machineCpuSeconds(): { busy: number; total: number } | null {
   try {
