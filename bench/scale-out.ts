@@ -1,10 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
 import { configSchema } from '../src/app/config.js';
 import { createServices } from '../src/app/services.js';
@@ -21,7 +19,7 @@ import { stat } from './lib/stats.js';
 import { num } from './lib/table.js';
 
 /** Requests in flight, over all instances: the same load whether one instance serves it or two. */
-const CONCURRENCY = Number(process.env.XCONC ?? 16);
+const CONCURRENCY = 16;
 const RUN_MS = 2_000;
 const WARMUP_MS = 1_000;
 
@@ -116,7 +114,9 @@ function perRequestText(runs: Run[], cores: number): string {
  * (one, two, one, two …: both instances stay up, the second just gets no requests in a "one" run). The
  * generator's own ceiling is measured against a trivial node:http endpoint, and the CPU each process
  * used (from /proc, like pidstat) is given in the notes: on a small machine the instances, PostgreSQL
- * and the generator share the same cores, and that, not Ferry, bounds the ratio.
+ * and the generator share the same cores, and that, not Ferry, bounds the ratio. So each kind of request
+ * also gets a row with this machine's ceiling for two ÷ one, min(2, cores available ÷ cores the
+ * one-instance run used), next to the measured two ÷ one of the same rounds.
  */
 export const scaleOut: Scenario = {
   name: 'scale-out',
@@ -163,8 +163,6 @@ export const scaleOut: Scenario = {
       // One after the other: the first start checks the (already migrated) schema, the second finds it done.
       for (const name of ['a', 'b']) {
         const cwd = env.dir(`scale-out-${name}`);
-        if (process.env.XPOOL)
-          writeFileSync(join(cwd, 'ferry.yaml'), `database:\n  poolSize: ${process.env.XPOOL}\n`);
         instances.push(
           await startFerryProcess(env, {
             databaseUrl: url,
