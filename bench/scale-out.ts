@@ -85,12 +85,13 @@ function splitOf(r: Run, cores: number) {
  * The best two ÷ one this machine could show, from a "one" run: the cores the request path used (Ferry,
  * PostgreSQL, generator, bench) against the cores available to it (all of them less other work, and
  * never less than what was used). Two instances cannot serve more than available ÷ used times as many
- * requests at the same CPU per request, nor more than twice as many.
+ * requests at the same CPU per request, nor more than twice as many. `costTwoOverOne`: the CPU per
+ * request of two instances ÷ that of one, when the ceiling should allow for two costing more.
  */
-function ceilingOf(one: Run, cores: number): number {
+function ceilingOf(one: Run, cores: number, costTwoOverOne = 1): number {
   const s = splitOf(one, cores);
   const available = Math.max(s.ours, cores - s.other);
-  return Math.min(2, available / s.ours);
+  return Math.min(2, available / (s.ours * costTwoOverOne));
 }
 
 /** CPU per request in µs by group (median over runs), and cores idle / used by other work. */
@@ -269,8 +270,7 @@ export const scaleOut: Scenario = {
         // batches per instance cost more per request): what two could show if only the cores limited it.
         const ceilingsAtTwo = one.map((o, i) => {
           const t = two[i]!;
-          const ratio = splitOf(t, cores).ours / t.rate / (splitOf(o, cores).ours / o.rate);
-          return Math.min(2, ceilingOf(o, cores) / ratio);
+          return ceilingOf(o, cores, splitOf(t, cores).ours / t.rate / (splitOf(o, cores).ours / o.rate));
         });
         const split = two.map((t) => Math.min(...t.perTarget) / Math.max(...t.perTarget));
         env.log(
