@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { sql } from 'kysely';
+import { type RawBuilder, sql } from 'kysely';
 import type { AuditContext } from '../audit/actor.js';
 import { actorName } from '../audit/actor.js';
 import { appendAudit } from '../audit/ledger.js';
@@ -31,7 +31,26 @@ export interface Assignment {
   createdBy: string;
 }
 
-const fromRow = (r: AssignmentsTable): Assignment => ({
+/**
+ * The assignments of a user (or workload) and of its groups. Asked by every decide() and
+ * entitlements(): written as SQL text, which costs a fraction of building the same query node by
+ * node (issue 16, decide() latency); also embedded as it is in decide()'s single PostgreSQL read.
+ */
+export function assignmentsQuery(
+  userId: string,
+  groupIds: string[],
+  ownType: 'user' | 'workload',
+): RawBuilder<AssignmentsTable> {
+  const groups =
+    groupIds.length > 0
+      ? sql` or (principal_type = 'group' and principal_id in (${sql.join(groupIds)}))`
+      : sql``;
+  return sql<AssignmentsTable>`select * from assignments
+      where (principal_type = ${ownType} and principal_id = ${userId})${groups}
+      order by account_id, role_name`;
+}
+
+export const assignmentOf = (r: AssignmentsTable): Assignment => ({
   id: r.id,
   principalType: r.principal_type,
   principalId: r.principal_id,
@@ -61,7 +80,7 @@ export class Assignments {
     }
     if (filter.accountId) q = q.where('account_id', '=', filter.accountId);
     const rows = await q.orderBy('account_id').orderBy('role_name').orderBy('created_at').execute();
-    return rows.map(fromRow);
+    return rows.map(assignmentOf);
   }
 
   /** Assignments that apply to a user (or workload): their own and their groups'. */
@@ -70,16 +89,8 @@ export class Assignments {
     groupIds: string[],
     ownType: 'user' | 'workload' = 'user',
   ): Promise<Assignment[]> {
-    // Asked by every decide() and entitlements(): written as SQL text, which costs a fraction of
-    // building the same query node by node (issue 16, decide() latency).
-    const groups =
-      groupIds.length > 0
-        ? sql` or (principal_type = 'group' and principal_id in (${sql.join(groupIds)}))`
-        : sql``;
-    const { rows } = await sql<AssignmentsTable>`select * from assignments
-      where (principal_type = ${ownType} and principal_id = ${userId})${groups}
-      order by account_id, role_name`.execute(this.store.db);
-    return rows.map(fromRow);
+    const { rows } = await assignmentsQuery(userId, groupIds, ownType).execute(this.store.db);
+    return rows.map(assignmentOf);
   }
 
   /** Adds an assignment; idempotent (returns the existing one with created=false). */
@@ -99,7 +110,7 @@ export class Assignments {
         .where('account_id', '=', account.id)
         .where('role_name', '=', role.name)
         .executeTakeFirst();
-      if (existing) return { assignment: fromRow(existing), created: false };
+      if (existing) return { assignment: assignmentOf(existing), created: false };
       const row: AssignmentsTable = {
         id: randomUUID(),
         principal_type: principal.type,
@@ -119,7 +130,7 @@ export class Assignments {
         requestId: ctx.requestId,
         data: { assignmentId: row.id, target: `aws:${account.id}/${role.name}`, principalId: principal.id },
       });
-      return { assignment: fromRow(row), created: true };
+      return { assignment: assignmentOf(row), created: true };
     });
   }
 
@@ -137,7 +148,7 @@ export class Assignments {
         requestId: ctx.requestId,
         data: { assignmentId: id, target: `aws:${row.account_id}/${row.role_name}` },
       });
-      return fromRow(row);
+      return assignmentOf(row);
     });
   }
 

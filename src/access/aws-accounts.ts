@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, type RawBuilder, sql } from 'kysely';
 import type { AuditContext } from '../audit/actor.js';
 import { appendAudit } from '../audit/ledger.js';
 import { type Clock, iso } from '../clock.js';
@@ -62,6 +62,47 @@ export const roleFromRow = (r: AwsRolesTable, partition: Partition): AwsRole => 
   maxSessionDuration: Number(r.max_session_duration),
   description: r.description,
 });
+
+/** A role row with its account's columns (prefixed `a_`), as roleQuery answers. */
+export type RoleWithAccountRow = AwsRolesTable & {
+  a_alias: string;
+  a_alias_key: string;
+  a_partition: Partition;
+  a_saml_provider_name: string;
+  a_endpoint_url: string | null;
+  a_created_at: string;
+  a_updated_at: string;
+};
+
+/**
+ * The role `name` of the account `accountRef` (its 12 digits or its alias) joined with the account:
+ * one statement, also embedded as it is in decide()'s single PostgreSQL read (decide-reads.ts).
+ */
+export function roleQuery(accountRef: string, name: string): RawBuilder<RoleWithAccountRow> {
+  const account = /^\d{12}$/.test(accountRef)
+    ? sql`a.id = ${accountRef}`
+    : sql`a.alias_key = ${accountRef.toLowerCase()}`;
+  return sql<RoleWithAccountRow>`select r.account_id, r.name, r.path, r.max_session_duration, r.description,
+      r.created_at, r.updated_at, a.alias as a_alias, a.alias_key as a_alias_key, a.partition as a_partition,
+      a.saml_provider_name as a_saml_provider_name, a.endpoint_url as a_endpoint_url,
+      a.created_at as a_created_at, a.updated_at as a_updated_at
+    from aws_roles as r inner join aws_accounts as a on a.id = r.account_id
+    where ${account} and r.name = ${name}`;
+}
+
+export function roleAndAccountOf(row: RoleWithAccountRow): { account: AwsAccount; role: AwsRole } {
+  const account = accountFromRow({
+    id: row.account_id,
+    alias: row.a_alias,
+    alias_key: row.a_alias_key,
+    partition: row.a_partition,
+    saml_provider_name: row.a_saml_provider_name,
+    endpoint_url: row.a_endpoint_url,
+    created_at: row.a_created_at,
+    updated_at: row.a_updated_at,
+  });
+  return { account, role: roleFromRow(row, account.partition) };
+}
 
 export interface AccountInput {
   id: string;
@@ -240,16 +281,19 @@ export class AwsAccounts {
     return rows.map((r) => roleFromRow(r, account.partition));
   }
 
+  /**
+   * A role and its account in one query (asked by every decide() for an AWS role: on PostgreSQL the
+   * account-then-role pair was two round trips one after the other, issue 16). Only a miss reads the
+   * account again, to say which of the two is not there.
+   */
   async role(accountRef: string, name: string): Promise<{ account: AwsAccount; role: AwsRole }> {
-    const account = await this.get(accountRef);
-    const row = await this.store.db
-      .selectFrom('aws_roles')
-      .selectAll()
-      .where('account_id', '=', account.id)
-      .where('name', '=', name)
-      .executeTakeFirst();
-    if (!row) throw new NotFound('role', `aws:${account.id}/${name}`);
-    return { account, role: roleFromRow(row, account.partition) };
+    const { rows } = await roleQuery(accountRef, name).execute(this.store.db);
+    const row = rows[0];
+    if (!row) {
+      const account = await this.get(accountRef);
+      throw new NotFound('role', `aws:${account.id}/${name}`);
+    }
+    return roleAndAccountOf(row);
   }
 
   /** Several roles in one query (for entitlements), keyed `aws:<account>/<role>`. */

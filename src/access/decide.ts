@@ -10,6 +10,7 @@ import {
   type PermissionSetDirectory,
   type PermissionSetTarget,
 } from './decide-permission-set.js';
+import type { AwsRoleReads, ReadForAwsRole } from './decide-reads.js';
 import type { Decision, Reason } from './decision.js';
 import type { ActiveGrant, ActiveTarget } from './pim/activations.js';
 import type { ConditionalAccessEngine } from './policies/engine.js';
@@ -50,6 +51,12 @@ export interface AccessDeciderOptions {
   /** IAM Identity Center permission sets; without them `aws:<account>/permission-set/<name>` is denied */
   permissionSets?: PermissionSetDirectory;
   /**
+   * Everything an AWS-role decision reads (assignments, activations, the role, the policy-set
+   * generation) in one statement: PostgreSQL, where each read is a round trip (decide-reads.ts).
+   * Without it they are read separately, side by side.
+   */
+  readForAwsRole?: ReadForAwsRole;
+  /**
    * The clock a membership's end is judged by: a group membership granted by a PIM activation (it has
    * `expiresAt`) stops counting at that instant, not when the scheduler gets round to removing it.
    */
@@ -79,35 +86,35 @@ export class AccessDecider {
   ) {}
 
   /** The assignment answer, then conditional access (which may block, ask for a step-up or shorten it). */
-  async decide(given: Principal, target: Target, signals: Signals): Promise<Decision> {
-    const principal = this.current(given);
-    const loaded = this.options.policies?.load();
-    const assigned = await this.orActivated(
-      principal,
-      target,
-      await this.decideAssignment(principal, target),
-    );
-    const decided = this.options.policies
-      ? await this.options.policies.apply(principal, target, signals, assigned, { record: true, loaded })
-      : assigned;
-    return this.withRoleRequirement(principal, target, decided);
+  decide(given: Principal, target: Target, signals: Signals): Promise<Decision> {
+    return this.decideAs(given, target, signals, { record: true });
   }
 
   /** decide() without side effects (report-only policies are not logged): what-if. */
-  async explain(given: Principal, target: Target, signals: Signals): Promise<Decision> {
+  explain(given: Principal, target: Target, signals: Signals): Promise<Decision> {
+    return this.decideAs(given, target, signals, { record: false, explain: true });
+  }
+
+  private async decideAs(
+    given: Principal,
+    target: Target,
+    signals: Signals,
+    how: { record: boolean; explain?: boolean },
+  ): Promise<Decision> {
     const principal = this.current(given);
-    const loaded = this.options.policies?.load();
+    // PostgreSQL: an AWS role's reads and the policy-set generation in one statement (decide-reads.ts)
+    const reads =
+      target.kind === 'aws-role' && principal.active && this.options.readForAwsRole
+        ? this.options.readForAwsRole(principal, target)
+        : undefined;
+    const loaded = this.options.policies?.load(reads?.then((r) => r.policyGeneration));
     const assigned = await this.orActivated(
       principal,
       target,
-      await this.decideAssignment(principal, target),
+      await this.decideAssignment(principal, target, reads),
     );
     const decided = this.options.policies
-      ? await this.options.policies.apply(principal, target, signals, assigned, {
-          record: false,
-          explain: true,
-          loaded,
-        })
+      ? await this.options.policies.apply(principal, target, signals, assigned, { ...how, loaded })
       : assigned;
     return this.withRoleRequirement(principal, target, decided);
   }
@@ -160,7 +167,12 @@ export class AccessDecider {
     };
   }
 
-  private async decideAssignment(principal: Principal, target: Target): Promise<Decision> {
+  /** `reads`: an AWS role's reads, already under way as one statement (PostgreSQL) */
+  private async decideAssignment(
+    principal: Principal,
+    target: Target,
+    reads?: Promise<AwsRoleReads>,
+  ): Promise<Decision> {
     const name = formatTarget(target);
     if (!principal.active) {
       return {
@@ -170,7 +182,12 @@ export class AccessDecider {
     }
     switch (target.kind) {
       case 'aws-role': {
-        // Three independent reads: at once (on PostgreSQL each on a connection of its own).
+        if (reads) {
+          const r = await reads;
+          const grants = this.options.activations && principal.kind === 'user' ? r.grants : [];
+          return this.decideAwsRoleOrActivation(principal, target, r.assignments, r.role, grants);
+        }
+        // Three independent reads: at once.
         const [assignments, grants, { role }] = await Promise.all([
           this.assignmentsOf(principal),
           this.activationsOf(principal),

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, type RawBuilder, sql } from 'kysely';
 import { type Actor, type AuditContext, actorName, systemActor } from '../../audit/actor.js';
 import { appendAudit } from '../../audit/ledger.js';
 import { hasMfa } from '../../authn/amr.js';
@@ -102,6 +102,40 @@ export interface ActiveGrant {
   expiresAt: string;
   /** seconds until it ends */
   secondsLeft: number;
+}
+
+/** A row of activeGrantsQuery. */
+export interface ActiveGrantRow {
+  id: string;
+  account_id: string;
+  role_name: string;
+  expires_at: string | null;
+}
+
+/**
+ * A person's live activations of AWS roles, while still eligible through the same eligibility (as the
+ * person or through a membership that has not ended). Asked by every decide() for an AWS role, nearly
+ * always to find nothing: written as SQL text, which costs a fraction of building the same query node
+ * by node (issue 16, decide() latency); also embedded as it is in decide()'s single PostgreSQL read.
+ */
+export function activeGrantsQuery(userId: string, now: Date): RawBuilder<ActiveGrantRow> {
+  const at = iso(now);
+  return sql<ActiveGrantRow>`select a.id, a.account_id, a.role_name, a.expires_at
+      from pim_activations as a inner join pim_eligibilities as e on e.id = a.eligibility_id
+      where a.user_id = ${userId} and a.state = 'active' and a.target_kind = 'aws-role' and a.expires_at > ${at}
+        and ((e.principal_type = 'user' and e.principal_id = ${userId})
+          or (e.principal_type = 'group' and e.principal_id in (select group_id from group_members
+            where user_id = ${userId} and (expires_at is null or expires_at > ${at}))))`;
+}
+
+export function activeGrantOf(r: ActiveGrantRow, now: Date): ActiveGrant {
+  return {
+    id: r.id,
+    accountId: r.account_id,
+    roleName: r.role_name,
+    expiresAt: r.expires_at!,
+    secondsLeft: Math.floor((new Date(r.expires_at!).getTime() - now.getTime()) / 1000),
+  };
 }
 
 /** A live activation of a target other than an IAM role (permission set, group, SSH login). */
@@ -249,29 +283,8 @@ export class Activations {
    */
   async activeFor(userId: string): Promise<ActiveGrant[]> {
     const now = this.clock.now();
-    const at = iso(now);
-    // Asked by every decide() for an AWS role, nearly always to find nothing: written as SQL text,
-    // which costs a fraction of building the same query node by node (issue 16, decide() latency).
-    const { rows } = await sql<{
-      id: string;
-      account_id: string;
-      role_name: string;
-      expires_at: string | null;
-    }>`select a.id, a.account_id, a.role_name, a.expires_at
-      from pim_activations as a inner join pim_eligibilities as e on e.id = a.eligibility_id
-      where a.user_id = ${userId} and a.state = 'active' and a.target_kind = 'aws-role' and a.expires_at > ${at}
-        and ((e.principal_type = 'user' and e.principal_id = ${userId})
-          or (e.principal_type = 'group' and e.principal_id in (select group_id from group_members
-            where user_id = ${userId} and (expires_at is null or expires_at > ${at}))))`.execute(
-      this.store.db,
-    );
-    return rows.map((r) => ({
-      id: r.id,
-      accountId: r.account_id,
-      roleName: r.role_name,
-      expiresAt: r.expires_at!,
-      secondsLeft: Math.floor((new Date(r.expires_at!).getTime() - now.getTime()) / 1000),
-    }));
+    const { rows } = await activeGrantsQuery(userId, now).execute(this.store.db);
+    return rows.map((r) => activeGrantOf(r, now));
   }
 
   /**

@@ -485,16 +485,18 @@ export class ConditionalAccessEngine {
   /**
    * Starts reading the policy set for apply(), so that its one read (the generation) runs beside the
    * caller's own (on PostgreSQL on another connection, at the same time) instead of after them.
+   * `generation`: the caller read it itself (in the same statement as its own reads); then the set
+   * costs no read of its own while it stays the same.
    */
-  load(): Promise<LoadedPolicies> {
-    const loading = this.policySet();
+  load(generation?: Promise<number>): Promise<LoadedPolicies> {
+    const loading = this.policySet(generation);
     loading.catch(() => {}); // apply() awaits it and throws; a caller that failed first never does
     return loading;
   }
 
   /** The compiled policy set and its index: one tiny read per request while nothing changed, a reload when it did. */
-  private async policySet(): Promise<LoadedPolicies> {
-    const generation = await this.source.generation();
+  private async policySet(known?: Promise<number>): Promise<LoadedPolicies> {
+    const generation = await (known ?? this.source.generation());
     if (this.#set?.generation === generation) return this.#set;
     const rows = await this.source.active();
     const out: Compiled[] = [];

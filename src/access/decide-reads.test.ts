@@ -1,0 +1,164 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestFerry, type TestFerry } from '../../test/support/ferry.js';
+import type { AuditContext } from '../audit/actor.js';
+import { ManualClock } from '../clock.js';
+import { principalOf } from '../identity/principal-of.js';
+import { postgresAwsRoleReads } from './decide-reads.js';
+import { bumpPolicyGeneration, policyGeneration } from './policies/generation.js';
+import type { Principal } from './principal.js';
+
+const ctx: AuditContext = { actor: { type: 'operator', name: 'test' } };
+const cli = { client: 'cli' as const, ip: '127.0.0.1' };
+
+// The single statement is PostgreSQL's (SQLite reads in-process and keeps the separate queries); the
+// decisions it feeds are covered on both engines by access.test.ts and pim/activations.test.ts.
+describe('decide() reads for an AWS role in one statement (postgres)', () => {
+  let ferry: TestFerry;
+  const clock = new ManualClock('2026-03-02T09:00:00.000Z');
+  let seq = 0;
+  const unique = (p: string) => `${p}-${++seq}`;
+
+  beforeAll(async () => {
+    ferry = await startTestFerry('postgres', { clock });
+  });
+  afterAll(async () => {
+    await ferry?.close();
+  });
+
+  /** Developer through a group, Administrator directly, Auditor through a live activation (eligible via a group). */
+  async function world() {
+    const s = ferry.services;
+    const accountId = String(300000000000 + ++seq);
+    const alias = unique('Acct');
+    await s.accounts.upsert(ctx, { id: accountId, alias });
+    for (const name of ['Developer', 'Administrator', 'Auditor'])
+      await s.accounts.upsertRole(ctx, accountId, { name, maxSessionDuration: 7200 });
+    const devs = await s.groups.create(ctx, { displayName: unique('Devs') });
+    const oncall = await s.groups.create(ctx, { displayName: unique('Oncall') });
+    const approvers = await s.groups.create(ctx, { displayName: unique('Approvers') });
+    const user = await s.users.create(ctx, { userName: `${unique('dev')}@contoso.example` });
+    const approver = await s.users.create(ctx, { userName: `${unique('approver')}@contoso.example` });
+    await s.groups.setMembership(ctx, devs.id, user.id, true);
+    await s.groups.setMembership(ctx, oncall.id, user.id, true);
+    await s.groups.setMembership(ctx, approvers.id, approver.id, true);
+    await s.assignments.add(
+      ctx,
+      { type: 'group', id: devs.id, name: devs.displayName },
+      accountId,
+      'Developer',
+    );
+    await s.assignments.add(
+      ctx,
+      { type: 'user', id: user.id, name: user.userName },
+      accountId,
+      'Administrator',
+    );
+    await s.eligibilities.set(
+      ctx,
+      { type: 'group', id: oncall.id, name: oncall.displayName },
+      accountId,
+      'Auditor',
+      {
+        maxDuration: 3600,
+        requireJustification: false,
+        requireTicket: false,
+        requireMfa: false,
+        approvers: [{ type: 'group', id: approvers.id, name: approvers.displayName }],
+        approvalsRequired: 1,
+        autoApprove: null,
+      },
+    );
+    const as = (u: { id: string }) => principalOf(s.store.db, u.id, { amr: ['pwd', 'otp'], authTime: null });
+    const requested = await s.activations.request(ctx, await as(user), {
+      account: accountId,
+      role: 'Auditor',
+      durationSeconds: 3600,
+    });
+    await s.activations.approve(ctx, await as(approver), requested.id, 'ok');
+    return { s, accountId, alias, user, oncall, principal: () => as(user) };
+  }
+
+  /** The same facts as the services read them one query at a time. */
+  async function separately(s: TestFerry['services'], p: Principal, account: string, role: string) {
+    return {
+      assignments: await s.assignments.forPrincipal(
+        p.id,
+        p.groups.map((g) => g.id),
+        p.kind,
+      ),
+      grants: p.kind === 'user' ? await s.activations.activeFor(p.id) : [],
+      role: (await s.accounts.role(account, role).catch(() => ({ role: null }))).role,
+      policyGeneration: await policyGeneration(s.store.db),
+    };
+  }
+
+  it('reads what the separate queries read: assignments, live activations, the role, the policy generation', async () => {
+    const { s, accountId, alias, principal } = await world();
+    const read = postgresAwsRoleReads(s.store, clock);
+    const p = await principal();
+    for (const [account, role] of [
+      [accountId, 'Developer'],
+      [accountId, 'Auditor'],
+      [alias.toUpperCase(), 'Administrator'],
+      [accountId, 'NoSuchRole'],
+      ['999999999999', 'Developer'],
+    ] as const) {
+      const one = await read(p, { kind: 'aws-role', account, role });
+      expect(one).toEqual(await separately(s, p, account, role));
+    }
+    const one = await read(p, { kind: 'aws-role', account: accountId, role: 'Developer' });
+    expect(one.assignments.map((a) => a.roleName).sort()).toEqual(['Administrator', 'Developer']);
+    expect(one.grants.map((g) => g.roleName)).toEqual(['Auditor']);
+    expect(one.role).toMatchObject({ accountId, name: 'Developer', maxSessionDuration: 7200 });
+    expect((await read(p, { kind: 'aws-role', account: accountId, role: 'NoSuchRole' })).role).toBeNull();
+
+    const before = one.policyGeneration;
+    await bumpPolicyGeneration(s.store.db);
+    expect(
+      (await read(p, { kind: 'aws-role', account: accountId, role: 'Developer' })).policyGeneration,
+    ).toBe(before + 1);
+  });
+
+  it('a membership that ended counts at once: its assignment and the activation it made eligible are gone', async () => {
+    const { s, accountId, user, oncall, principal } = await world();
+    expect(
+      (
+        await s.access.decide(
+          await principal(),
+          { kind: 'aws-role', account: accountId, role: 'Auditor' },
+          cli,
+        )
+      ).effect,
+    ).toBe('allow');
+    await s.groups.setMembership(ctx, oncall.id, user.id, false);
+    const p = await principal();
+    const read = postgresAwsRoleReads(s.store, clock);
+    expect((await read(p, { kind: 'aws-role', account: accountId, role: 'Auditor' })).grants).toEqual([]);
+    const d = await s.access.decide(p, { kind: 'aws-role', account: accountId, role: 'Auditor' }, cli);
+    expect(d.effect).toBe('deny');
+
+    await s.users.update(ctx, user.id, { active: false });
+    const offboarded = await s.access.decide(
+      await principal(),
+      { kind: 'aws-role', account: accountId, role: 'Developer' },
+      cli,
+    );
+    expect(offboarded.effect).toBe('deny');
+  });
+
+  it('a workload reads its own assignments and no activations', async () => {
+    const { s, accountId, user, principal } = await world();
+    const person = await principal();
+    // a workload whose id happens to be a person's: only workload assignments are its own
+    const workload: Principal = { ...person, kind: 'workload', groups: [] };
+    const one = await postgresAwsRoleReads(s.store, clock)(workload, {
+      kind: 'aws-role',
+      account: accountId,
+      role: 'Administrator',
+    });
+    expect(one.assignments).toEqual([]);
+    expect(one.grants).toEqual([]);
+    expect(one).toEqual(await separately(s, workload, accountId, 'Administrator'));
+    expect(user.id).toBe(workload.id);
+  });
+});
