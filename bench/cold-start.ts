@@ -65,7 +65,7 @@ export const coldStart: Scenario = {
         reference: node,
         referenceName: 'spawn `node -e 0` to exit',
         goal: atMost(1000, 'ms'),
-        note: "mostly loading modules (about 1,470 files; oidc-provider, the AWS SDK, WebAuthn and others load at first use, and route schemas compile on a route's first request: ADR 0046)",
+        note: "mostly loading modules (Ferry's own and its pure-ESM packages as one bundle: ADR 0054; oidc-provider, the AWS SDK, WebAuthn and others load at first use, and route schemas compile on a route's first request: ADR 0046)",
       },
     ];
   },

@@ -5,6 +5,7 @@ import type { Actor } from '../audit/actor.js';
 
 import type { Store } from '../store/open.js';
 import type { Config } from './config.js';
+import { capYoungGeneration } from './young-generation.js';
 
 // The server, database drivers and the rest load only when an operator command runs, so that client
 // commands (which share this program) start in milliseconds rather than loading the whole server.
@@ -27,6 +28,8 @@ export function registerOperatorCommands(program: Command): void {
     .description('run the Ferry server')
     .option(...configOption)
     .action(async (opts: { config?: string }) => {
+      // Before the server's modules load: loading them is what grows the young generation (ADR 0054).
+      capYoungGeneration();
       const { config, path } = (await lazy.config()).loadConfig(opts.config);
       const { startFerry } = await lazy.start();
       const ferry = await startFerry({ config, configSource: path ?? 'configuration' });
