@@ -143,8 +143,14 @@ const POSTGRES_INSERT_JSONB = `insert into cloudtrail_records (${COLUMNS.join(',
 const ROW_SEPARATOR = '\x1e';
 /** A whole value that stands for NULL in a column's text. */
 const NULL_VALUE = '\x1d';
-/** A value the column texts cannot carry (the separator, or NUL, which PostgreSQL's text refuses anyway). */
-const NOT_CARRIED = /[\x00\x1e]/;
+/** Whether the column texts carry this row: no text value contains the separator or NUL (which PostgreSQL's
+ * text refuses anyway) or is exactly the NULL marker. */
+const carried = (row: readonly unknown[]): boolean => {
+  for (const v of row)
+    if (typeof v === 'string' && (v === NULL_VALUE || v.includes(ROW_SEPARATOR) || v.includes('\0')))
+      return false;
+  return true;
+};
 
 /**
  * PostgreSQL's insert of a batch: one text parameter per column, the rows' values joined by
@@ -167,12 +173,11 @@ const POSTGRES_INSERT = `insert into cloudtrail_records (${COLUMNS.join(', ')})
 function columnTexts(rows: readonly unknown[][]): { params: string[]; others: unknown[][] } {
   const columns: string[][] = COLUMNS.map(() => []);
   const others: unknown[][] = [];
-  rows: for (const row of rows) {
-    for (const v of row)
-      if (typeof v === 'string' && (v === NULL_VALUE || NOT_CARRIED.test(v))) {
-        others.push(row);
-        continue rows;
-      }
+  for (const row of rows) {
+    if (!carried(row)) {
+      others.push(row);
+      continue;
+    }
     for (let i = 0; i < row.length; i++) {
       const v = row[i];
       columns[i]!.push(v === null ? NULL_VALUE : String(v));
@@ -535,7 +540,10 @@ export class CloudTrail {
       if (pending) progress.kept += await pending;
     };
     try {
-      for await (const chunk of readLogFile(body, { batchSize: this.options.batchSize })) {
+      for await (const chunk of readLogFile(body, {
+        batchSize: this.options.batchSize,
+        keepTexts: this.options.keepFields === null,
+      })) {
         result.rejected += chunk.nonObjects;
         const batch = await this.#prepare(chunk.records, from, result, chunk.texts);
         await stored();
