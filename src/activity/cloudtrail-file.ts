@@ -186,8 +186,13 @@ export class RecordsSplitter {
  */
 export async function* readLogFile(
   body: Readable,
-  options: { batchSize: number },
+  options: {
+    batchSize: number;
+    /** also yield each record's text as read (only needed to store whole records as they are) */
+    keepTexts?: boolean;
+  },
 ): AsyncGenerator<{ records: unknown[]; texts: string[]; nonObjects: number }> {
+  const keepTexts = options.keepTexts ?? true;
   const splitter = new RecordsSplitter();
   const chunks = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const first = await chunks.next();
@@ -208,6 +213,7 @@ export async function* readLogFile(
   }
   let batch: unknown[] = [];
   // each record's text as the file has it: stored as it is, instead of serialising the parsed record again
+  // (left empty otherwise: a batch of texts kept alive until it is stored is garbage collection's work)
   let texts: string[] = [];
   let reportedNonObjects = 0;
   let failure: MalformedLogFile | null = null;
@@ -216,7 +222,7 @@ export async function* readLogFile(
       for (const text of splitter.feed(chunk)) {
         try {
           batch.push(JSON.parse(text));
-          texts.push(text);
+          if (keepTexts) texts.push(text);
         } catch {
           throw new MalformedLogFile('a record is not valid JSON');
         }

@@ -435,6 +435,50 @@ describe.each(ENGINES)('CloudTrail ingestion from S3 (%s, moto)', (engine) => {
     expect((await ct.sync()).pruned).toBe(2);
   });
 
+  it('stores every value as read, also text with control characters, the null marker or nothing', async () => {
+    const ct = cloudtrail();
+    const result = { records: 0, stored: 0, duplicates: 0, rejected: 0, aheadOfClock: 0 };
+    const call = (minutes: number, userAgent: string, errorMessage?: string) => ({
+      ...janeCall({ key: 'ASIAJANEFERRY0000001', name: identity, minutes }),
+      userAgent,
+      ...(errorMessage ? { errorCode: 'AccessDenied', errorMessage } : {}),
+    });
+    const records = [
+      call(1, 'aws-cli/2 \x1e split', 'no\x1dte'),
+      call(2, '\x1d'),
+      call(3, 'tab\there, bell\x07, é and 💡', 'line\nbreak'),
+      call(4, 'plain'),
+    ];
+    const from = { sourceId: 'direct', objectKey: 'file-1', fileAccount: ACCOUNT };
+    await ct.ingest(records, from, result);
+    // a lone record whose object key is empty (an empty column text)
+    await ct.ingest([call(5, 'alone')], { ...from, objectKey: '' }, result);
+    expect(result).toMatchObject({ records: 5, stored: 5, duplicates: 0 });
+    const rows = await store.db
+      .selectFrom('cloudtrail_records')
+      .select(['user_agent', 'error_message', 'error_code', 'object_key', 'issued_by_ferry', 'method', 'raw'])
+      .orderBy('event_time')
+      .execute();
+    expect(rows.map((r) => [r.user_agent, r.error_message, r.error_code, r.object_key])).toEqual([
+      ['aws-cli/2 \x1e split', 'no\x1dte', 'AccessDenied', 'file-1'],
+      ['\x1d', null, null, 'file-1'],
+      ['tab\there, bell\x07, é and 💡', 'line\nbreak', 'AccessDenied', 'file-1'],
+      ['plain', null, null, 'file-1'],
+      ['alone', null, null, ''],
+    ]);
+    expect(rows.map((r) => [Number(r.issued_by_ferry), r.method])).toEqual(rows.map(() => [1, 'access-key']));
+    expect(rows.map((r) => (JSON.parse(r.raw) as { userAgent: string }).userAgent)).toEqual([
+      'aws-cli/2 \x1e split',
+      '\x1d',
+      'tab\there, bell\x07, é and 💡',
+      'plain',
+      'alone',
+    ]);
+    // the same records again are duplicates, whichever way they were stored
+    await ct.ingest(records, from, result);
+    expect(result).toMatchObject({ records: 9, stored: 5, duplicates: 4 });
+  });
+
   it('stops a source whose bucket cannot be read, keeps its position, and still syncs the others', async () => {
     const ct = cloudtrail();
     await ct.addSource(ctx, { bucket: `missing-${bucket}` });
