@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Insertable, Kysely } from 'kysely';
 import { type Clock, iso } from '../clock.js';
+import { insertRow } from '../store/insert-row.js';
 import type { Engine } from '../store/open.js';
 import type { AuditEventRow, AuditEventsTable, Database } from '../store/schema.js';
 import type { Actor } from './actor.js';
@@ -106,11 +107,8 @@ export async function appendAudit(
   input: AuditInput,
 ): Promise<AuditEvent> {
   const { row, event } = auditRow(clock, input);
-  const inserted = await trx
-    .insertInto('audit_events')
-    .values(row)
-    .returning('seq')
-    .executeTakeFirstOrThrow();
+  const [inserted] = await insertRow(trx, 'audit_events', row, ['seq']);
+  if (!inserted) throw new Error('the audit event was not inserted');
   auditAppended();
   return { ...event, seq: Number(inserted.seq) };
 }

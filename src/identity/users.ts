@@ -5,6 +5,7 @@ import { type AuditInput, appendAudit, auditAppended, auditRow } from '../audit/
 import { iso } from '../clock.js';
 import { Conflict, InvalidInput, NotFound } from '../errors.js';
 import { isUniqueViolation } from '../store/errors.js';
+import { insertRow } from '../store/insert-row.js';
 import { enqueueEvent, enqueueEvents } from '../store/outbox.js';
 import type { Database, UserRow, UserUpdate } from '../store/schema.js';
 import type { IdentityDeps } from './deps.js';
@@ -227,7 +228,7 @@ export class UserDirectory {
     const { store, clock } = this.deps;
     const row = newUserRow(input, passwordHash, iso(clock.now()));
     const { mfa_registration_required: _default, ...values } = row;
-    await trx.insertInto('users').values(values).execute();
+    await insertRow(trx, 'users', values);
     await enqueueEvent(trx, clock, { type: 'user.created', userId: row.id, userName: row.user_name });
     await appendAudit(trx, store.engine, clock, userCreatedAudit(ctx, row));
     return row;

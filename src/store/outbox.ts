@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
 import { addMs, type Clock, iso } from '../clock.js';
 import type { DomainEvent } from '../events.js';
+import { insertRow } from './insert-row.js';
 import type { Store } from './open.js';
 import type { Database } from './schema.js';
 
@@ -75,18 +76,15 @@ export async function enqueueEvent(
   const id = orderedId();
   const now = iso(clock.now());
   const lane = laneOf(event.type);
-  await trx
-    .insertInto('outbox')
-    .values({
-      id,
-      type: event.type,
-      payload: JSON.stringify(event),
-      created_at: now,
-      available_at: options.notBefore && options.notBefore > now ? options.notBefore : now,
-      attempts: 0,
-      lane,
-    })
-    .execute();
+  await insertRow(trx, 'outbox', {
+    id,
+    type: event.type,
+    payload: JSON.stringify(event),
+    created_at: now,
+    available_at: options.notBefore && options.notBefore > now ? options.notBefore : now,
+    attempts: 0,
+    lane,
+  });
   for (const listener of enqueueListeners) listener(lane);
   return id;
 }

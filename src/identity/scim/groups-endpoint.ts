@@ -13,6 +13,7 @@ import type { Projection } from './projection.js';
 import {
   type Created,
   checkIfMatch,
+  deletionOf,
   forChange,
   inTransaction,
   type ListQuery,
@@ -216,13 +217,11 @@ export class ScimGroups {
   }
 
   deletion(ctx: AuditContext, id: string, ifMatch?: string): PreparedWrite<void> {
-    return {
-      what: 'group',
-      run: async (trx) => {
-        const row = await this.row(trx, id, true);
-        checkIfMatch(ifMatch, Number(row.version));
-        await this.groups.deleteIn(trx, ctx, row);
-      },
-    };
+    return deletionOf(
+      'group',
+      ifMatch,
+      (trx) => this.row(trx, id, true),
+      (trx, row) => this.groups.deleteIn(trx, ctx, row),
+    );
   }
 }

@@ -1,5 +1,6 @@
 import { type Kysely, type SqlBool, sql } from 'kysely';
 import { type Clock, iso } from '../../clock.js';
+import { insertRow } from '../../store/insert-row.js';
 import type { Database } from '../../store/schema.js';
 import { mutability, ScimError, scimNotFound } from './errors.js';
 
@@ -101,7 +102,13 @@ export class ScimLane {
 
   /** Records that this connection created the object, in the transaction that created it. */
   async claim(trx: Kysely<Database>, kind: ManagedKind, id: string): Promise<void> {
-    await this.claimAll(trx, kind, [id]);
+    await insertRow(trx, 'scim_managed_objects', {
+      kind,
+      object_id: id,
+      connection_id: this.connectionId,
+      origin: 'provisioned',
+      since: iso(this.clock.now()),
+    });
   }
 
   /** claim for many objects, a statement per 500. */

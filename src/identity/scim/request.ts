@@ -80,6 +80,26 @@ export interface PreparedWrite<T> {
   run(trx: Kysely<Database>): Promise<T>;
 }
 
+/**
+ * DELETE (RFC 7644 §3.6) as a prepared write: the resource read for change (`read`: not found, not this
+ * connection's), If-Match checked against its version (§3.14), then `remove`d.
+ */
+export function deletionOf<R extends { version: number | string | bigint }>(
+  what: string,
+  ifMatch: string | undefined,
+  read: (trx: Kysely<Database>) => Promise<R>,
+  remove: (trx: Kysely<Database>, row: R) => Promise<void>,
+): PreparedWrite<void> {
+  return {
+    what,
+    run: async (trx) => {
+      const row = await read(trx);
+      checkIfMatch(ifMatch, Number(row.version));
+      await remove(trx, row);
+    },
+  };
+}
+
 /** A unique violation (a userName or displayName taken) as SCIM's 409 uniqueness. */
 export function uniquenessError(err: unknown, what: string): unknown {
   return isUniqueViolation(err) ? new ScimError(409, `${what} is already taken`, 'uniqueness') : err;

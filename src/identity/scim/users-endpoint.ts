@@ -12,6 +12,7 @@ import type { Projection } from './projection.js';
 import {
   type Created,
   checkIfMatch,
+  deletionOf,
   forChange,
   inTransaction,
   type ListQuery,
@@ -236,14 +237,12 @@ export class ScimUsers {
   }
 
   deletion(ctx: AuditContext, id: string, ifMatch?: string): PreparedWrite<void> {
-    return {
-      what: 'user',
-      run: async (trx) => {
-        const row = await this.rowToChange(trx, id, false);
-        checkIfMatch(ifMatch, Number(row.version));
-        await this.directory.deleteIn(trx, ctx, row);
-      },
-    };
+    return deletionOf(
+      'user',
+      ifMatch,
+      (trx) => this.rowToChange(trx, id, false),
+      (trx, row) => this.directory.deleteIn(trx, ctx, row),
+    );
   }
 }
 
