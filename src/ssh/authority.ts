@@ -414,7 +414,7 @@ export class SshAuthority {
     use: 'user' | 'host',
     algorithm: SshCaAlgorithm,
   ): Promise<{ key: SshCaKey; signer: CertificateAuthorityKey }> {
-    const key = await this.keys.ensureCurrent(use, algorithm);
+    const key = await this.keys.signing(use, algorithm);
     let signer = this.#signers.get(key.id);
     if (!signer) {
       signer = caKeyOf(key.privateKey);
