@@ -13,7 +13,7 @@ import {
 import type { AwsRoleReads, ReadForAwsRole } from './decide-reads.js';
 import type { Decision, Reason } from './decision.js';
 import type { ActiveGrant, ActiveTarget } from './pim/activations.js';
-import type { ConditionalAccessEngine } from './policies/engine.js';
+import type { ConditionalAccessEngine, LoadedPolicies } from './policies/engine.js';
 import type { Principal, Signals } from './principal.js';
 import { hostMatches, type SshLogin, type SshLogins } from './ssh-logins.js';
 import { formatTarget, type Target } from './targets.js';
@@ -63,6 +63,9 @@ export interface AccessDeciderOptions {
   clock?: Clock;
 }
 
+/** Group sets whose SSH login mappings decide() keeps per policy generation (forgotten all at once beyond). */
+const SSH_LOGIN_CACHE_ENTRIES = 10_000;
+
 /** Directory attributes carried into AWS sessions as principal tags (and marked transitive). */
 export const TAGGED_ATTRIBUTES = ['department', 'costCenter'] as const;
 
@@ -111,7 +114,7 @@ export class AccessDecider {
     const assigned = await this.orActivated(
       principal,
       target,
-      await this.decideAssignment(principal, target, reads),
+      await this.decideAssignment(principal, target, reads, loaded),
     );
     const decided = this.options.policies
       ? await this.options.policies.apply(principal, target, signals, assigned, { ...how, loaded })
@@ -167,11 +170,12 @@ export class AccessDecider {
     };
   }
 
-  /** `reads`: an AWS role's reads, already under way as one statement (PostgreSQL) */
+  /** `reads`: an AWS role's reads, already under way as one statement (PostgreSQL); `loaded`: the policy set (its generation keys the SSH login mappings) */
   private async decideAssignment(
     principal: Principal,
     target: Target,
     reads?: Promise<AwsRoleReads>,
+    loaded?: Promise<LoadedPolicies>,
   ): Promise<Decision> {
     const name = formatTarget(target);
     if (!principal.active) {
@@ -201,7 +205,7 @@ export class AccessDecider {
       case 'app':
         return this.decideApp(principal, target);
       case 'ssh':
-        return this.decideSsh(principal, target, await this.sshLoginsOf(principal));
+        return this.decideSsh(principal, target, await this.sshLoginsOf(principal, loaded));
       case 'admin':
         return this.decideAdmin(principal, target);
       case 'permission-set':
@@ -437,10 +441,32 @@ export class AccessDecider {
     return [...new Set([...mappings.flatMap((m) => m.logins), ...activated])].sort();
   }
 
-  private async sshLoginsOf(principal: Principal): Promise<SshLogin[]> {
+  /**
+   * The SSH login mappings of the principal's groups. With a policy set loaded, the mappings read for
+   * the same groups under the same generation are used again: every ssh_logins change bumps it in its
+   * own transaction (migration 0042), and a read after the generation is never older than it.
+   */
+  private async sshLoginsOf(principal: Principal, loaded?: Promise<LoadedPolicies>): Promise<SshLogin[]> {
     if (!this.sshLogins) return [];
-    return this.sshLogins.forGroups(principal.groups.map((g) => g.id));
+    const groupIds = principal.groups.map((g) => g.id);
+    if (!loaded || groupIds.length === 0) return this.sshLogins.forGroups(groupIds);
+    const { generation } = await loaded;
+    if (this.#sshLogins.generation !== generation) this.#sshLogins = { generation, byGroups: new Map() };
+    const cache = this.#sshLogins;
+    const key = groupIds.length === 1 ? groupIds[0]! : [...groupIds].sort().join(' ');
+    let mappings = cache.byGroups.get(key);
+    if (!mappings) {
+      mappings = await this.sshLogins.forGroups(groupIds);
+      if (cache.byGroups.size >= SSH_LOGIN_CACHE_ENTRIES) cache.byGroups.clear();
+      cache.byGroups.set(key, mappings);
+    }
+    return mappings;
   }
+
+  #sshLogins: { generation: number; byGroups: Map<string, SshLogin[]> } = {
+    generation: Number.NaN,
+    byGroups: new Map(),
+  };
 
   private decideSsh(
     principal: Principal,

@@ -57,13 +57,22 @@ const fromRow = (r: SshLoginsTable, groupName?: string): SshLogin => ({
 
 /** Does `host` match the glob `pattern` (case-insensitive, as host names compare)? */
 export function hostMatches(pattern: string, host: string): boolean {
-  const re = pattern
-    .toLowerCase()
-    .split('')
-    .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[\\^$.|+()[\]{}]/g, '\\$&')))
-    .join('');
-  return new RegExp(`^${re}$`).test(host.toLowerCase());
+  let re = hostPatterns.get(pattern);
+  if (!re) {
+    const source = pattern
+      .toLowerCase()
+      .split('')
+      .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[\\^$.|+()[\]{}]/g, '\\$&')))
+      .join('');
+    re = new RegExp(`^${source}$`);
+    if (hostPatterns.size >= 1000) hostPatterns.clear();
+    hostPatterns.set(pattern, re);
+  }
+  return re.test(host.toLowerCase());
 }
+
+/** Host patterns compiled (decide() matches every SSH request against its groups' patterns). */
+const hostPatterns = new Map<string, RegExp>();
 
 function validate(input: SshLoginInput): void {
   if (!HOST_PATTERN.test(input.hosts))

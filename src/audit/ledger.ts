@@ -120,9 +120,11 @@ export async function appendAudit(
 export function auditRow(
   clock: Clock,
   input: AuditInput,
+  /** the event's id when the caller makes it (e.g. time-ordered for a batch of appends); a UUID */
+  id: string = randomUUID(),
 ): { row: Insertable<AuditEventsTable>; event: Omit<AuditEvent, 'seq'> } {
   const fields = {
-    id: randomUUID(),
+    id,
     time: iso(clock.now()),
     type: input.type,
     outcome: input.outcome,

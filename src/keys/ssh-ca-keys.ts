@@ -29,6 +29,12 @@ export interface SshCaKey {
 }
 
 export const SSH_CA_RSA_BITS = 3072;
+/**
+ * How long an instance signs with the current key it last read before reading again (issue 16: the
+ * read cost as much as the signature). Changes made here take effect at once; another instance's
+ * activation within this long (servers keep trusting a retired key until they next fetch ca.pub).
+ */
+export const CURRENT_KEY_CACHE_MS = 1000;
 const generate = promisify(generateKeyPair);
 type Db = Kysely<Database>;
 
@@ -43,6 +49,8 @@ export type PublicLineOf = (privateKey: KeyObject) => string;
  */
 export class SshCaKeys {
   readonly #material = new Map<string, KeyObject>();
+  /** the current key per use and algorithm as last read, and until when (clock ms) it is taken as is */
+  readonly #current = new Map<string, { key: SshCaKey; until: number }>();
 
   constructor(
     private readonly store: Store,
@@ -64,6 +72,20 @@ export class SshCaKeys {
       return created;
     });
     return this.#toKey(row);
+  }
+
+  /**
+   * The key that signs now: ensureCurrent's answer, read again at most every CURRENT_KEY_CACHE_MS
+   * (at once after a rotation or activation made by this instance).
+   */
+  async signing(use: SshCaUse, algorithm: SshCaAlgorithm): Promise<SshCaKey> {
+    const name = `${use}/${algorithm}`;
+    const now = this.clock.now().getTime();
+    const cached = this.#current.get(name);
+    if (cached && now < cached.until && now >= cached.until - CURRENT_KEY_CACHE_MS) return cached.key;
+    const key = await this.ensureCurrent(use, algorithm);
+    this.#current.set(name, { key, until: now + CURRENT_KEY_CACHE_MS });
+    return key;
   }
 
   /** Keys servers should trust now: current and staged, every algorithm, Ed25519 first. */
@@ -128,14 +150,19 @@ export class SshCaKeys {
   }
 
   #locked<T>(use: SshCaUse, algorithm: SshCaAlgorithm, fn: (trx: Db) => Promise<T>): Promise<T> {
-    return this.store.db.transaction().execute(async (trx) => {
-      if (this.store.engine === 'postgres') {
-        await sql`select pg_advisory_xact_lock(hashtextextended(${`ferry/ssh-ca/${use}/${algorithm}`}, 0))`.execute(
-          trx,
-        );
-      }
-      return fn(trx);
-    });
+    // Forget the signing key before and after: a read meanwhile may have seen the old one.
+    this.#current.clear();
+    return this.store.db
+      .transaction()
+      .execute(async (trx) => {
+        if (this.store.engine === 'postgres') {
+          await sql`select pg_advisory_xact_lock(hashtextextended(${`ferry/ssh-ca/${use}/${algorithm}`}, 0))`.execute(
+            trx,
+          );
+        }
+        return fn(trx);
+      })
+      .finally(() => this.#current.clear());
   }
 
   #find(db: Db, use: SshCaUse, algorithm: SshCaAlgorithm, state: SshCaState) {

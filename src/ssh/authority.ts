@@ -161,7 +161,7 @@ export class SshAuthority {
         validBefore: iso(new Date(validBefore * 1000)),
         extensions: [...extensions].sort(),
         criticalOptions,
-        caFingerprint: fingerprint(ca.signer.publicBlob),
+        caFingerprint: ca.fingerprint,
         publicKeyFingerprint: fingerprint(publicKey.blob),
       };
       const details = {
@@ -413,17 +413,18 @@ export class SshAuthority {
   async #signer(
     use: 'user' | 'host',
     algorithm: SshCaAlgorithm,
-  ): Promise<{ key: SshCaKey; signer: CertificateAuthorityKey }> {
-    const key = await this.keys.ensureCurrent(use, algorithm);
+  ): Promise<{ key: SshCaKey; signer: CertificateAuthorityKey; fingerprint: string }> {
+    const key = await this.keys.signing(use, algorithm);
     let signer = this.#signers.get(key.id);
     if (!signer) {
-      signer = caKeyOf(key.privateKey);
+      const ca = caKeyOf(key.privateKey);
+      signer = { signer: ca, fingerprint: fingerprint(ca.publicBlob) };
       this.#signers.set(key.id, signer);
     }
-    return { key, signer };
+    return { key, ...signer };
   }
 
-  readonly #signers = new Map<string, CertificateAuthorityKey>();
+  readonly #signers = new Map<string, { signer: CertificateAuthorityKey; fingerprint: string }>();
 }
 
 /**

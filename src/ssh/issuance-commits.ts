@@ -1,3 +1,5 @@
+import { randomFillSync } from 'node:crypto';
+import { CompiledQuery } from 'kysely';
 import { type IssuedInput, issuedRow } from '../audit/issued.js';
 import { type AuditInput, auditAppended, auditRow } from '../audit/ledger.js';
 import type { Clock } from '../clock.js';
@@ -19,13 +21,41 @@ interface Pending {
   failed: (err: unknown) => void;
 }
 
+const ISSUED_COLUMNS = [
+  'id',
+  'kind',
+  'user_id',
+  'subject',
+  'target',
+  'audience',
+  'external_id',
+  'details',
+  'issued_at',
+  'expires_at',
+  'revoked_at',
+] as const;
+const AUDIT_COLUMNS = [
+  'id',
+  'time',
+  'type',
+  'outcome',
+  'actor',
+  'subject',
+  'ip',
+  'request_id',
+  'data',
+  'prev_hash',
+  'hash',
+  'leaf_hash',
+] as const;
+
 /**
  * Group commit of issued certificates (issue 16). A certificate is handed out only once its ledger row
- * and audit event are committed; `write` resolves then. While one transaction is being written, the
- * records of other issuances arriving meanwhile wait and then go together in the next one: one
- * transaction, one insert into each table, one commit (one fsync on PostgreSQL) for all of them. A
- * lone issuance is written at once, so nobody waits for company. When a shared transaction fails,
- * each of its records is tried again on its own, so one bad record fails only its own issuance.
+ * and audit event are committed; `write` resolves then. Records wait one turn of the event loop (no
+ * timer: only what is already running gets to join), then go in one transaction, one insert into each
+ * table, one commit (one fsync on PostgreSQL) for all of them; those arriving while it is written go
+ * together in the next. When a shared transaction fails, each of its records is tried again on its own,
+ * so one bad record fails only its own issuance.
  */
 export class IssuanceCommits {
   #queue: Pending[] = [];
@@ -39,12 +69,15 @@ export class IssuanceCommits {
   write(record: IssuanceRecord): Promise<void> {
     return new Promise((done, failed) => {
       this.#queue.push({ record, done, failed });
-      if (!this.#writing) void this.#drain();
+      if (!this.#writing) {
+        this.#writing = true;
+        // Issuances already under way (decided and signing) join this transaction instead of the next.
+        setImmediate(() => void this.#drain());
+      }
     });
   }
 
   async #drain(): Promise<void> {
-    this.#writing = true;
     try {
       while (this.#queue.length > 0) {
         const batch = this.#queue.splice(0, MAX_BATCH);
@@ -65,12 +98,83 @@ export class IssuanceCommits {
   }
 
   async #commit(records: IssuanceRecord[]): Promise<void> {
-    const issued = records.map((r) => issuedRow(this.clock, r.issued));
-    const events = records.map((r) => auditRow(this.clock, r.audit).row);
+    // SQL text by hand, one per batch size (prepared once on SQLite): building and compiling the two
+    // inserts through the query builder cost as much as running them.
+    const issued: unknown[] = [];
+    const events: unknown[] = [];
+    const ms = this.clock.now().getTime();
+    for (const r of records) {
+      const row = { ...issuedRow(this.clock, r.issued), id: this.#ids.next(ms) };
+      for (const c of ISSUED_COLUMNS) issued.push(row[c]);
+      const event = auditRow(this.clock, r.audit, this.#ids.next(ms)).row as Record<
+        (typeof AUDIT_COLUMNS)[number],
+        unknown
+      >;
+      for (const c of AUDIT_COLUMNS) events.push(event[c] ?? null);
+    }
+    const [insertIssued, insertEvents] = this.#statements(records.length);
     await this.store.db.transaction().execute(async (trx) => {
-      await trx.insertInto('issued_credentials').values(issued).execute();
-      await trx.insertInto('audit_events').values(events).execute();
+      await trx.executeQuery(CompiledQuery.raw(insertIssued, issued));
+      await trx.executeQuery(CompiledQuery.raw(insertEvents, events));
     });
     auditAppended();
+  }
+
+  /** The two inserts' SQL for `n` records, in the engine's placeholder style. */
+  #statements(n: number): [string, string] {
+    let sql = this.#sql.get(n);
+    if (!sql) {
+      const postgres = this.store.engine === 'postgres';
+      let p = 0;
+      const values = (columns: number) =>
+        Array.from(
+          { length: n },
+          () => `(${Array.from({ length: columns }, () => (postgres ? `$${++p}` : '?')).join(', ')})`,
+        ).join(', ');
+      const insert = (table: string, columns: readonly string[]) => {
+        p = 0;
+        return `insert into "${table}" (${columns.map((c) => `"${c}"`).join(', ')}) values ${values(columns.length)}`;
+      };
+      sql = [insert('issued_credentials', ISSUED_COLUMNS), insert('audit_events', AUDIT_COLUMNS)];
+      this.#sql.set(n, sql);
+    }
+    return sql;
+  }
+
+  readonly #sql = new Map<number, [string, string]>();
+  readonly #ids = new TimeOrderedIds();
+}
+
+/**
+ * UUIDv7 (RFC 9562): the clock's milliseconds, then a counter within the millisecond, then 62 random
+ * bits. The rows' ids and audit events' ids index in the order they are written, so a batch lands on
+ * the last page of each id index instead of a random page per row (a third less to write per commit).
+ */
+export class TimeOrderedIds {
+  #ms = -1;
+  #counter = 0;
+  readonly #pool = Buffer.alloc(1024);
+  #used = this.#pool.length;
+
+  next(ms: number): string {
+    if (ms > this.#ms) {
+      this.#ms = ms;
+      this.#counter = 0;
+    } else if (++this.#counter > 0xfff) {
+      // 4,096 ids in one millisecond: borrow the next one (ids stay unique and ordered)
+      this.#ms += 1;
+      this.#counter = 0;
+    }
+    if (this.#used + 8 > this.#pool.length) {
+      randomFillSync(this.#pool);
+      this.#used = 0;
+    }
+    const random = this.#pool.subarray(this.#used, this.#used + 8);
+    this.#used += 8;
+    random[0] = (random[0]! & 0x3f) | 0x80; // variant 10
+    const t = this.#ms.toString(16).padStart(12, '0');
+    const r = random.toString('hex');
+    const a = (0x7000 | this.#counter).toString(16);
+    return `${t.slice(0, 8)}-${t.slice(8, 12)}-${a}-${r.slice(0, 4)}-${r.slice(4, 16)}`;
   }
 }

@@ -11,14 +11,14 @@ export class SshWriter {
   }
 
   uint32(n: number): this {
-    const b = Buffer.alloc(4);
+    const b = Buffer.allocUnsafe(4); // every byte written next
     b.writeUInt32BE(n >>> 0);
     this.#parts.push(b);
     return this;
   }
 
   uint64(n: bigint | number): this {
-    const b = Buffer.alloc(8);
+    const b = Buffer.allocUnsafe(8); // every byte written next
     b.writeBigUInt64BE(BigInt(n));
     this.#parts.push(b);
     return this;

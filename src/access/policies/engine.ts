@@ -116,6 +116,8 @@ type Check = { ok: boolean; why: string };
 
 /** A policy set as compiled for one generation (opaque outside the engine). */
 export interface LoadedPolicies {
+  /** the policy set's generation (ca_policy_set): it also moves with every SSH login mapping change */
+  readonly generation: number;
   readonly policies: readonly Compiled[];
   readonly index: PolicyIndex;
 }
