@@ -77,6 +77,7 @@ import { AuditSigningKeys } from '../keys/audit-signing-keys.js';
 import type { MasterKey } from '../keys/master-key.js';
 import { SigningKeys, type SigningKeysOptions } from '../keys/signing-keys.js';
 import { SshCaKeys } from '../keys/ssh-ca-keys.js';
+import type { TargetPolicy } from '../outbound/target-guard.js';
 import { ProxyApps } from '../proxy/apps.js';
 import { SshAuthority } from '../ssh/authority.js';
 import { publicBlobOf, publicKeyLine } from '../ssh/public-key.js';
@@ -96,6 +97,8 @@ export interface Services {
   store: Store;
   clock: Clock;
   masterKey: MasterKey;
+  /** where alert sinks, PIM webhooks and audit head webhooks may connect (alerts.allowPrivateTargets…) */
+  outboundTargets: TargetPolicy;
   metrics: Metrics;
   users: UserDirectory;
   groups: GroupDirectory;
@@ -442,7 +445,7 @@ export function createServices(
       ),
     { clockSkewSeconds: aws.revocationClockSkew / 1000 },
   );
-  const alertTargets = {
+  const alertTargets: TargetPolicy = {
     allowPrivate: config.alerts.allowPrivateTargets,
     allowNetworks: config.alerts.allowTargetNetworks,
   };
@@ -476,6 +479,7 @@ export function createServices(
     ),
     detectionObserver: cloudTrailDetections,
     config,
+    outboundTargets: alertTargets,
     store,
     clock,
     masterKey,
@@ -532,7 +536,7 @@ export function createServices(
         d.type === 'file'
           ? fileDestination(d.directory)
           : d.type === 'webhook'
-            ? webhookDestination(d.url)
+            ? webhookDestination(d.url, { targets: alertTargets })
             : s3HeadDestination(
                 {
                   bucket: d.bucket,
