@@ -144,7 +144,9 @@ export async function sendAlert(
     ...(isIP(s.host) ? {} : { servername: s.host, tls: { servername: s.host } }),
     port: s.port,
     secure: s.secure,
-    requireTLS: s.requireTls,
+    // Credentials never travel in plaintext: a sink with a user requires TLS even if it was stored
+    // with requireTls false (before that was refused at creation).
+    requireTLS: s.requireTls || (s.user !== null && !s.secure),
     ...(s.user ? { auth: { user: s.user, pass: sink.secret } } : {}),
     connectionTimeout: 10_000,
     greetingTimeout: 10_000,

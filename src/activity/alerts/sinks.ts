@@ -161,13 +161,23 @@ function checked(input: SinkInput): { settings: Record<string, unknown>; secret:
       if (!EMAIL.test(input.from)) throw new InvalidInput('from must be an e-mail address', 'from');
       if (!Array.isArray(input.to) || input.to.length === 0 || !input.to.every((t) => EMAIL.test(t)))
         throw new InvalidInput('to must be one or more e-mail addresses', 'to');
+      // A sink with a user sends its password on every delivery: never in plaintext. TLS is required
+      // (STARTTLS, or TLS from the first byte with secure) and cannot be turned off, not even for a
+      // relay on loopback or the LAN (docs/activity.md "Sinks", ADR 0055).
+      const secure = input.secure ?? input.port === 465;
+      const authenticates = Boolean(input.user);
+      if (authenticates && input.requireTls === false && !secure)
+        throw new InvalidInput(
+          'a sink with a user sends its SMTP password: requireTls cannot be false (use STARTTLS, or secure for TLS from the first byte; drop the user for a relay without authentication)',
+          'requireTls',
+        );
       return {
         settings: {
           host: input.host,
           port: input.port,
-          secure: input.secure ?? input.port === 465,
-          requireTls: input.requireTls ?? false,
-          user: input.user ?? null,
+          secure,
+          requireTls: input.requireTls ?? authenticates,
+          user: input.user || null,
           from: input.from,
           to: input.to,
         },
