@@ -360,7 +360,7 @@ export function registerOperatorCommands(program: Command): void {
             store,
             systemClock,
             'audit-archive',
-            () =>
+            (signal) =>
               archiveAudit(
                 { store, clock: systemClock, keys, archive },
                 {
@@ -368,6 +368,7 @@ export function registerOperatorCommands(program: Command): void {
                   dryRun: opts.dryRun,
                   actor: { type: 'operator', name: process.env.USER ?? 'operator' },
                   maxEvents: config.audit.retention.maxEventsPerSegment,
+                  signal,
                 },
               ),
             { waitMs: 10_000, leaseMs: 60_000 },

@@ -1,10 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { isCidr } from '../activity/alerts/target-guard.js';
 import { RULES, SEVERITIES } from '../activity/detections/finding.js';
 import { parseDuration } from '../duration.js';
 import { onFirstUse } from '../lazy-module.js';
+import { isCidr } from '../outbound/target-guard.js';
 
 /** The YAML parser loads when a ferry.yaml is read, not at start (ADR 0046). */
 const yaml = onFirstUse<typeof import('yaml')>('yaml');

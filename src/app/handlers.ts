@@ -107,6 +107,7 @@ export function defaultHandlers(services: Services): EventHandlers {
             e,
             services.config.publicUrl,
             services.clock,
+            services.outboundTargets,
           );
       },
     ],

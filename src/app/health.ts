@@ -1,4 +1,4 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { ArchiveStatus } from '../audit/archive-schedule.js';
 import type { ExportStatus } from '../audit/export.js';
 import { unsealedBacklog } from '../audit/sequencer.js';
@@ -20,12 +20,42 @@ export interface OperationsOptions {
   auditArchive?: () => Promise<ArchiveStatus | null>;
   /** further detail for /readyz from other modules (e.g. alert sinks the config file could not own) */
   detail?: () => Promise<Record<string, unknown>>;
+  /**
+   * Whether this caller may read /readyz's full detail beside the metrics token: an admin holding
+   * audit:read (API token or signed-in person). Called only when the request carries credentials.
+   */
+  detailAllowed?: (req: FastifyRequest, reply: FastifyReply) => Promise<boolean>;
+}
+
+/**
+ * /readyz without credentials says which component is not ready and nothing more: a destination's
+ * name (a host, a bucket, a directory), its last error or the database server's message could tell an
+ * anonymous caller about the network Ferry runs in. The full detail is for the metrics token or an
+ * admin with audit:read.
+ */
+function redacted(component: unknown): { ok: false } | undefined {
+  if (Array.isArray(component)) return component.some((c) => redacted(c)) ? { ok: false } : undefined;
+  if (typeof component === 'object' && component !== null && (component as { ok?: unknown }).ok === false)
+    return { ok: false };
+  return undefined;
 }
 
 /** /healthz (the process is up), /readyz (it can serve: the database answers), /metrics (Prometheus). */
 export const operationsRoutes: FastifyPluginAsync<OperationsOptions> = async (app, opts) => {
   const hide = { schema: { hide: true } };
   app.get('/healthz', hide, async () => ({ status: 'ok' }));
+
+  const metricsToken = opts.metricsToken ?? null;
+  const bearer = (req: FastifyRequest) => /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+  /** The metrics token (constant-time compare), or an admin with audit:read; never throws. */
+  const mayReadDetail = async (req: FastifyRequest, reply: FastifyReply): Promise<boolean> => {
+    const token = bearer(req);
+    if (token !== undefined && metricsToken !== null && secretsEqual(token, metricsToken)) return true;
+    if (req.headers.authorization === undefined && req.headers.cookie === undefined) return false;
+    const allowed = await (opts.detailAllowed?.(req, reply) ?? false);
+    reply.removeHeader('www-authenticate');
+    return allowed;
+  };
 
   app.get('/readyz', hide, async (req, reply) => {
     const timeout = opts.readyTimeoutMs ?? 2_000;
@@ -40,19 +70,24 @@ export const operationsRoutes: FastifyPluginAsync<OperationsOptions> = async (ap
         }),
       ]);
       if (!writes.ok) {
-        return reply.code(503).header('retry-after', '5').type('application/problem+json').send({
-          type: 'https://ferry.dev/problems/unavailable',
-          title: 'Service Unavailable',
-          status: 503,
-          detail: writes.cause,
-          database: 'not-writable',
-          since: writes.since,
-        });
+        const full = await mayReadDetail(req, reply);
+        return reply
+          .code(503)
+          .header('retry-after', '5')
+          .type('application/problem+json')
+          .send({
+            type: 'https://ferry.dev/problems/unavailable',
+            title: 'Service Unavailable',
+            status: 503,
+            detail: full ? writes.cause : 'database writes fail',
+            database: 'not-writable',
+            ...(full ? { since: writes.since } : {}),
+          });
       }
       const exports = (await opts.auditExport?.().catch(() => [])) ?? [];
       const archive = (await opts.auditArchive?.().catch(() => null)) ?? null;
       const detail = (await opts.detail?.().catch(() => ({}))) ?? {};
-      return {
+      const ready = {
         status: 'ready',
         database: 'ok',
         ...(exports.length
@@ -85,6 +120,13 @@ export const operationsRoutes: FastifyPluginAsync<OperationsOptions> = async (ap
           : {}),
         ...detail,
       };
+      if (await mayReadDetail(req, reply)) return ready;
+      const { status, database, ...components } = ready as Record<string, unknown>;
+      const notReady = Object.entries(components).flatMap(([name, c]) => {
+        const r = redacted(c);
+        return r ? [[name, r] as const] : [];
+      });
+      return { status, database, ...Object.fromEntries(notReady) };
     } catch (err) {
       req.log.warn({ err: (err as Error).message }, 'not ready: database unreachable');
       return reply.code(503).header('retry-after', '5').type('application/problem+json').send({
@@ -99,7 +141,6 @@ export const operationsRoutes: FastifyPluginAsync<OperationsOptions> = async (ap
   });
 
   // Metrics name routes and rates that help an attacker time a spray: behind a token when one is set.
-  const metricsToken = opts.metricsToken ?? null;
   app.get(
     '/metrics',
     {

@@ -251,6 +251,12 @@ export async function buildServer(services: Services, options: ServerOptions = {
       const shadowed = await services.alertSinks.shadowed();
       return shadowed.length ? { alertSinks: { ok: false, notAppliedFromConfig: shadowed } } : {};
     },
+    // /readyz's full detail: an admin with audit:read; anything else (refused, database away) is not.
+    detailAllowed: async (req, reply) =>
+      admin.authorize(req, reply, 'audit:read').then(
+        () => true,
+        () => false,
+      ),
   });
   // Modules whose return paths end on another origin (OpenID interactions, SAML) register here; the
   // sign-in pages name that origin in their form-action (see identity/pages/csp.ts).

@@ -78,6 +78,7 @@ import { AuditSigningKeys } from '../keys/audit-signing-keys.js';
 import type { MasterKey } from '../keys/master-key.js';
 import { SigningKeys, type SigningKeysOptions } from '../keys/signing-keys.js';
 import { SshCaKeys } from '../keys/ssh-ca-keys.js';
+import type { TargetPolicy } from '../outbound/target-guard.js';
 import { ProxyApps } from '../proxy/apps.js';
 import { SshAuthority } from '../ssh/authority.js';
 import { publicBlobOf, publicKeyLine } from '../ssh/public-key.js';
@@ -97,6 +98,8 @@ export interface Services {
   store: Store;
   clock: Clock;
   masterKey: MasterKey;
+  /** where alert sinks, PIM webhooks and audit head webhooks may connect (alerts.allowPrivateTargets…) */
+  outboundTargets: TargetPolicy;
   metrics: Metrics;
   users: UserDirectory;
   groups: GroupDirectory;
@@ -444,7 +447,7 @@ export function createServices(
       ),
     { clockSkewSeconds: aws.revocationClockSkew / 1000 },
   );
-  const alertTargets = {
+  const alertTargets: TargetPolicy = {
     allowPrivate: config.alerts.allowPrivateTargets,
     allowNetworks: config.alerts.allowTargetNetworks,
   };
@@ -478,6 +481,7 @@ export function createServices(
     ),
     detectionObserver: cloudTrailDetections,
     config,
+    outboundTargets: alertTargets,
     store,
     clock,
     masterKey,
@@ -534,7 +538,7 @@ export function createServices(
         d.type === 'file'
           ? fileDestination(d.directory)
           : d.type === 'webhook'
-            ? webhookDestination(d.url)
+            ? webhookDestination(d.url, { targets: alertTargets })
             : s3HeadDestination(
                 {
                   bucket: d.bucket,

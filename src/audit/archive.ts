@@ -140,6 +140,8 @@ export interface ArchiveOptions {
   actor: Actor;
   /** at most this many events per segment (a segment ends at a signed head, so it may hold fewer) */
   maxEvents?: number;
+  /** aborts when the archive's lease is lost: no further upload or deletion (store/leases.ts) */
+  signal?: AbortSignal;
 }
 
 export interface ArchivedSegment {
@@ -212,9 +214,11 @@ export async function archiveAudit(deps: ArchiveDeps, options: ArchiveOptions): 
     const segment = await buildSegment(db, keys, trusted, start, end);
     result.segments.push(segment.summary);
     if (!options.dryRun) {
+      options.signal?.throwIfAborted();
       await archive.put(segment.manifest.eventsFile, segment.events, 'application/x-ndjson');
       const manifestBytes = Buffer.from(`${JSON.stringify(segment.manifest, null, 1)}\n`, 'utf8');
       await archive.put(`${segment.summary.name}${MANIFEST_SUFFIX}`, manifestBytes, 'application/json');
+      options.signal?.throwIfAborted();
       await db.transaction().execute(async (trx) => {
         // The lease keeps archivers apart; this keeps a stale one from archiving a range twice.
         if ((await archivedBelow(trx)) !== start)
@@ -287,11 +291,12 @@ export async function archiveOnSchedule(
       deps.store,
       deps.clock,
       'audit-archive',
-      () =>
+      (signal) =>
         archiveAudit(deps, {
           before,
           actor: { type: 'system', name: 'audit-archive' },
           maxEvents: retention.maxEventsPerSegment,
+          signal,
         }),
       { waitMs: 0, leaseMs: 60_000, instanceId: deps.instanceId },
     );

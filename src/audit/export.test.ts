@@ -20,6 +20,9 @@ import { Sequencer } from './sequencer.js';
 import type { SignedTreeHead } from './tree-head.js';
 import { verifyLedger } from './verify.js';
 
+/** the test's receivers listen on loopback, which the target guard refuses unless allowed */
+const LOOPBACK_ALLOWED = { allowPrivate: false, allowNetworks: ['127.0.0.1/32'] };
+
 describe.each(ENGINES)('publishing signed tree heads on %s', (engine) => {
   let tdb: TestDatabase;
   let store: Store;
@@ -114,8 +117,8 @@ describe.each(ENGINES)('publishing signed tree heads on %s', (engine) => {
     const downUrl = `http://127.0.0.1:${await freePort()}/heads`;
     try {
       const exporter = new HeadExporter({ store, clock }, [
-        webhookDestination(url),
-        webhookDestination(downUrl, 2_000),
+        webhookDestination(url, { targets: LOOPBACK_ALLOWED }),
+        webhookDestination(downUrl, { targets: LOOPBACK_ALLOWED, timeoutMs: 2_000 }),
       ]);
       await appendAndSeal(4);
       expect(await exporter.exportDue()).toBe(1);
@@ -136,6 +139,35 @@ describe.each(ENGINES)('publishing signed tree heads on %s', (engine) => {
         failures: 2,
         nextAttemptAt: '2026-03-01T09:00:15.000Z',
       });
+    } finally {
+      server.close();
+    }
+  });
+
+  it('a webhook destination on an internal address is refused (target guard) and nothing is sent there', async () => {
+    let hits = 0;
+    const server: Server = createServer((req, res) => {
+      hits += 1;
+      req.resume();
+      res.writeHead(204).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/heads`;
+    try {
+      const exporter = new HeadExporter({ store, clock }, [
+        webhookDestination(url, { targets: { allowPrivate: false, allowNetworks: [] } }),
+        webhookDestination('http://169.254.169.254/latest/heads', {
+          targets: { allowPrivate: false, allowNetworks: ['127.0.0.1/32'] },
+        }),
+      ]);
+      await appendAndSeal(2);
+      expect(await exporter.exportDue()).toBe(0);
+      const [loopback, metadata] = await exporter.status();
+      expect(loopback!.lastError).toMatch(
+        /127\.0\.0\.1, an internal address \(loopback\).*allowPrivateTargets/,
+      );
+      expect(metadata!.lastError).toMatch(/169\.254\.169\.254, an internal address \(link-local/);
+      expect(hits).toBe(0);
     } finally {
       server.close();
     }

@@ -3,6 +3,8 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import { addMs, type Clock, iso } from '../clock.js';
+import { guardedPost, OutboundHttpStatus } from '../outbound/post.js';
+import type { TargetPolicy } from '../outbound/target-guard.js';
 import type { Store } from '../store/open.js';
 import type { AuditExportsTable, Database } from '../store/schema.js';
 import { FERRY_VERSION } from '../version.js';
@@ -73,18 +75,30 @@ export function fileDestination(directory: string): HeadDestination {
   };
 }
 
-/** An HTTPS endpoint that receives each head as JSON (a transparency log, a SIEM, another team's bucket). */
-export function webhookDestination(url: string, timeoutMs = 10_000): HeadDestination {
+/**
+ * An HTTPS endpoint that receives each head as JSON (a transparency log, a SIEM, another team's bucket).
+ * Its host passes the same target guard as alert sinks (`targets`: alerts.allowPrivateTargets,
+ * alerts.allowTargetNetworks): an internal address is refused, and the refusal is the destination's
+ * lastError until the config allows it.
+ */
+export function webhookDestination(
+  url: string,
+  options: { targets: TargetPolicy; timeoutMs?: number },
+): HeadDestination {
+  const { origin, pathname } = new URL(url);
   return {
-    name: `webhook:${new URL(url).origin}${new URL(url).pathname}`,
+    name: `webhook:${origin}${pathname}`,
     async publish(head) {
-      const res = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(head),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      if (res.status < 200 || res.status >= 300) throw new Error(`${url} answered ${res.status}`);
+      try {
+        await guardedPost(url, JSON.stringify(head), {
+          targets: options.targets,
+          userAgent: 'Ferry-Audit/1',
+          ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+        });
+      } catch (err) {
+        if (err instanceof OutboundHttpStatus) throw new Error(`${origin}${pathname} answered ${err.status}`);
+        throw err;
+      }
     },
   };
 }

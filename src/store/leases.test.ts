@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
 import { ManualClock } from '../clock.js';
-import { LeaseBusy, withLease } from './leases.js';
+import { LeaseBusy, LeaseLost, withLease } from './leases.js';
 import { migrateToLatest } from './migrate.js';
 import { openStore, type Store } from './open.js';
 import { heartbeat } from './outbox.js';
@@ -148,5 +148,111 @@ describe.each(ENGINES)('leases of dead and live instances (%s)', (engine) => {
     } finally {
       await Promise.all(others.map((s) => s.close()));
     }
+  });
+});
+
+describe.each(ENGINES)('a holder learns it lost its lease (%s)', (engine) => {
+  let tdb: TestDatabase;
+  let store: Store;
+
+  beforeAll(async () => {
+    tdb = await createTestDatabase(engine);
+    store = openStore(tdb.url, { poolSize: 4 });
+    await migrateToLatest(store);
+  });
+  afterAll(async () => {
+    await store?.close();
+    await tdb?.drop();
+  });
+  beforeEach(async () => {
+    await store.db.deleteFrom('leases').execute();
+  });
+
+  it('two holders with skewed clocks: when the fast one takes the lease, the first is aborted before its next effect', async () => {
+    const slow = new ManualClock('2026-03-02T09:00:00.000Z');
+    const fast = new ManualClock('2026-03-02T09:00:20.000Z'); // 20 s ahead: the slow one's term has run out
+    const effects: string[] = [];
+    let reason: unknown;
+    const first = withLease(
+      store,
+      slow,
+      'push',
+      async (signal) => {
+        effects.push('first:1');
+        // work in steps, each checking the signal before its outside effect
+        for (let i = 2; ; i++) {
+          await new Promise((r) => setTimeout(r, 20));
+          if (signal.aborted) {
+            reason = signal.reason;
+            signal.throwIfAborted();
+          }
+          effects.push(`first:${i}`);
+        }
+      },
+      { leaseMs: 300 },
+    );
+    const firstOutcome = first.then(
+      () => null,
+      (err: unknown) => err,
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    const second = await withLease(
+      store,
+      fast,
+      'push',
+      async (signal) => {
+        effects.push('second');
+        // stays while the first holder's renewal (every 100 ms) finds the lease gone
+        await new Promise((r) => setTimeout(r, 300));
+        expect(signal.aborted).toBe(false);
+        return effects.length;
+      },
+      { leaseMs: 15_000, waitMs: 0 },
+    );
+    expect(await firstOutcome).toBeInstanceOf(LeaseLost);
+    expect(reason).toBeInstanceOf(LeaseLost);
+    expect((reason as Error).message).toMatch(/lease push lost: another holder has it/);
+    // nothing of the first holder's happened after the second took over and its renewal noticed
+    const stoppedAt = effects.length;
+    await new Promise((r) => setTimeout(r, 150));
+    expect(effects.length).toBe(stoppedAt);
+    expect(second).toBeGreaterThan(1);
+    expect(effects.filter((e) => e === 'second')).toHaveLength(1);
+  });
+
+  it('a renewal that finds its row gone (or cannot write) aborts the holder too', async () => {
+    const clock = new ManualClock('2026-03-02T09:00:00.000Z');
+    const run = withLease(
+      store,
+      clock,
+      'archive',
+      (signal) =>
+        new Promise<never>((_, reject) => {
+          signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+        }),
+      { leaseMs: 150 },
+    );
+    const outcome = run.then(
+      () => null,
+      (err: unknown) => err,
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    await store.db.updateTable('leases').set({ holder: null }).where('name', '=', 'archive').execute();
+    expect(String(await outcome)).toMatch(/lease archive lost/);
+  });
+
+  it('a holder that keeps its lease is never aborted', async () => {
+    const clock = new ManualClock('2026-03-02T09:00:00.000Z');
+    const aborted = await withLease(
+      store,
+      clock,
+      'steady',
+      async (signal) => {
+        await new Promise((r) => setTimeout(r, 400)); // eight renewals
+        return signal.aborted;
+      },
+      { leaseMs: 150 },
+    );
+    expect(aborted).toBe(false);
   });
 });

@@ -25,17 +25,36 @@ export class LeaseBusy extends Error {
 }
 
 /**
+ * The holder lost its lease while working: a renewal found it held by another (its term ran out, or
+ * its instance was taken for dead) or could not reach the database. The reason of the signal that
+ * `withLease` gives the holder; work with outside effects stops at the next check of that signal.
+ */
+export class LeaseLost extends Error {
+  constructor(
+    readonly lease: string,
+    detail: string,
+  ) {
+    super(`lease ${lease} lost: ${detail}`);
+    this.name = 'LeaseLost';
+  }
+}
+
+/**
  * Runs `fn` while holding the named lease across every instance on the database: a conditional update
  * that succeeds for nobody else until it is released, has run out unrenewed, or its holder's instance
  * stopped heartbeating (a holder killed with -9: taken over seconds after its last beat, not its term).
  * A holder whose instance still beats keeps it.
  * For work with outside effects that must not run twice at once (pushing to Identity Center).
+ *
+ * `fn` gets a signal that aborts (reason: LeaseLost) as soon as a renewal fails or finds the lease no
+ * longer this holder's: from then on another instance may hold it, so the holder must stop before its
+ * next outside effect (check `signal.throwIfAborted()`, or pass the signal to the I/O).
  */
 export async function withLease<T>(
   store: Store,
   clock: Clock,
   name: string,
-  fn: () => Promise<T>,
+  fn: (signal: AbortSignal) => Promise<T>,
   options: LeaseOptions = {},
 ): Promise<T> {
   const holder = randomUUID();
@@ -75,10 +94,41 @@ export async function withLease<T>(
     if (performance.now() > giveUpAt) throw new LeaseBusy(name);
     await new Promise((resolve) => setTimeout(resolve, wait));
   }
-  const renew = setInterval(() => void take().catch(() => {}), Math.max(50, Math.floor(leaseMs / 3)));
+  // A renewal extends only this holder's lease: a lease someone else took in the meantime (and maybe
+  // let go again) is lost, never silently taken back.
+  const lost = new AbortController();
+  const renewOnce = async () => {
+    const r = await store.db
+      .updateTable('leases')
+      .set({ lease_until: iso(addMs(clock.now(), leaseMs)) })
+      .where('name', '=', name)
+      .where('holder', '=', holder)
+      .executeTakeFirst();
+    if (Number(r.numUpdatedRows) !== 1) throw new LeaseLost(name, 'another holder has it');
+  };
+  let renewing = false;
+  const renew = setInterval(
+    () => {
+      if (renewing || lost.signal.aborted) return;
+      renewing = true;
+      renewOnce()
+        .catch((err: unknown) => {
+          clearInterval(renew);
+          lost.abort(
+            err instanceof LeaseLost
+              ? err
+              : new LeaseLost(name, `renewal failed (${(err as Error).message ?? String(err)})`),
+          );
+        })
+        .finally(() => {
+          renewing = false;
+        });
+    },
+    Math.max(50, Math.floor(leaseMs / 3)),
+  );
   renew.unref();
   try {
-    return await fn();
+    return await fn(lost.signal);
   } finally {
     clearInterval(renew);
     await store.db

@@ -5,8 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestFerry, type TestFerry } from '../../../test/support/ferry.js';
 import { configSchema } from '../../app/config.js';
 import type { AuditContext } from '../../audit/actor.js';
+import { ManualClock } from '../../clock.js';
+import type { DomainEvent } from '../../events.js';
 import { principalOf } from '../../identity/principal-of.js';
-import { signature, verifySignature } from './notifications.js';
+import type { TargetPolicy } from '../../outbound/target-guard.js';
+import { deliverNotification, type PimWebhook, signature, verifySignature } from './notifications.js';
 
 const ctx: AuditContext = { actor: { type: 'operator', name: 'test' } };
 const SECRET = 'whsec_0123456789abcdef0123456789abcdef';
@@ -51,6 +54,8 @@ describe('PIM webhooks', () => {
     const base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
     ferry = await startTestFerry('sqlite', {
       config: {
+        // the receiver is on loopback: allowed by name, as an operator allows their SOC's subnet
+        alerts: { allowTargetNetworks: ['127.0.0.1/32'] },
         pim: {
           webhooks: [
             { name: 'slack', url: `${base}/slack`, format: 'slack' },
@@ -179,5 +184,78 @@ describe('PIM webhooks', () => {
         deny: `${ferry.url}/pim/activations/${a.id}?action=deny`,
       },
     });
+  });
+});
+
+describe('PIM webhooks reach only the targets the alert guard allows', () => {
+  let receiver: Server;
+  let base: string;
+  const hits: string[] = [];
+  const clock = new ManualClock('2026-12-06T12:00:00.000Z');
+  const notification = {
+    type: 'pim.notification',
+    webhook: 'soc',
+    change: 'requested',
+    actor: 'operator:test',
+    reason: null,
+    activation: {
+      id: 'act-1',
+      state: 'requested',
+      userName: 'dev@contoso.example',
+      target: 'aws:123456789012/Administrator',
+      durationSeconds: 1800,
+      justification: null,
+      ticket: null,
+      approvalsRequired: 1,
+      approvals: [],
+      expiresAt: null,
+    },
+  } as unknown as Extract<DomainEvent, { type: 'pim.notification' }>;
+  const hook = (url: string): PimWebhook[] => [{ name: 'soc', url, format: 'generic', secret: SECRET }];
+  const policy = (p: Partial<TargetPolicy> = {}): TargetPolicy => ({
+    allowPrivate: false,
+    allowNetworks: [],
+    ...p,
+  });
+  const send = (url: string, targets: TargetPolicy) =>
+    deliverNotification(hook(url), notification, 'https://ferry.example', clock, targets);
+
+  beforeAll(async () => {
+    receiver = createServer((req, res) => {
+      hits.push(req.url ?? '');
+      req.resume();
+      if (req.url === '/bounce')
+        res.writeHead(307, { location: 'http://169.254.169.254/latest/meta-data/' }).end();
+      else res.writeHead(200).end('ok');
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await new Promise((r) => receiver?.close(r));
+  });
+
+  it('refuses loopback, cloud metadata and a name that resolves inside, and sends nothing there', async () => {
+    await expect(send(`${base}/generic`, policy())).rejects.toThrow(
+      /webhook soc: refused: 127\.0\.0\.1, an internal address \(loopback\).*allowPrivateTargets/,
+    );
+    await expect(send('http://169.254.169.254/latest/meta-data/', policy())).rejects.toThrow(
+      /refused: .*link-local/,
+    );
+    await expect(send('http://[::ffff:10.0.0.5]/x', policy())).rejects.toThrow(/refused: .*private/);
+    const rebinding = policy({ resolve: async () => [{ address: '10.0.0.5', family: 4 }] });
+    await expect(send('https://hooks.example.com/x', rebinding)).rejects.toThrow(
+      /refused: hooks\.example\.com resolves to 10\.0\.0\.5/,
+    );
+    expect(hits).toEqual([]);
+  });
+
+  it('sends where alerts.allowTargetNetworks or allowPrivateTargets allows, and follows no redirect', async () => {
+    await send(`${base}/allowed-network`, policy({ allowNetworks: ['127.0.0.0/8'] }));
+    await send(`${base}/allowed-private`, policy({ allowPrivate: true }));
+    await expect(send(`${base}/bounce`, policy({ allowNetworks: ['127.0.0.1'] }))).rejects.toThrow(
+      /webhook soc: HTTP 307/,
+    );
+    expect(hits).toEqual(['/allowed-network', '/allowed-private', '/bounce']);
   });
 });

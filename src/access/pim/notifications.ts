@@ -3,6 +3,8 @@ import type { Kysely } from 'kysely';
 import { actorName } from '../../audit/actor.js';
 import type { Clock } from '../../clock.js';
 import type { DomainEvent } from '../../events.js';
+import { guardedPost } from '../../outbound/post.js';
+import { OutboundTargetRefused, type TargetPolicy } from '../../outbound/target-guard.js';
 import { enqueueEvent } from '../../store/outbox.js';
 import type { Database } from '../../store/schema.js';
 import type { ActivationNotifier } from './activations.js';
@@ -163,28 +165,31 @@ export class WebhookDeliveryFailed extends Error {
   }
 }
 
-/** Posts one notification; throws on anything but 2xx so the outbox retries it later. */
+/**
+ * Posts one notification; throws on anything but 2xx so the outbox retries it later. The webhook's
+ * host must pass the same target guard as alert sinks (`targets`: alerts.allowPrivateTargets,
+ * alerts.allowTargetNetworks): a URL on an internal address is refused, and the delivery stays in
+ * the outbox with "refused: …" as its last error until the config allows it or names another URL.
+ */
 export async function deliverNotification(
   webhooks: PimWebhook[],
   n: Notification,
   publicUrl: string,
   clock: Clock,
+  targets: TargetPolicy,
 ): Promise<void> {
   const webhook = webhooks.find((w) => w.name === n.webhook);
   if (!webhook) return; // removed from the config since: nobody to tell
   const body = JSON.stringify(notificationBody(webhook, n, publicUrl));
-  const headers: Record<string, string> = {
-    'content-type': 'application/json',
-    'user-agent': 'Ferry-Webhooks/1',
-  };
+  const headers: Record<string, string> = {};
   if (webhook.format === 'generic' && webhook.secret)
     headers[SIGNATURE_HEADER] = signature(webhook.secret, Math.floor(clock.now().getTime() / 1000), body);
-  let res: Response;
   try {
-    res = await fetch(webhook.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(10_000) });
+    await guardedPost(webhook.url, body, { headers, targets, userAgent: 'Ferry-Webhooks/1' });
   } catch (err) {
+    if (err instanceof OutboundTargetRefused)
+      throw new WebhookDeliveryFailed(webhook.name, `refused: ${err.message}`);
+    // names the host or address at most; a Slack URL (a secret) is not in it
     throw new WebhookDeliveryFailed(webhook.name, (err as Error).message);
   }
-  await res.arrayBuffer().catch(() => undefined);
-  if (!res.ok) throw new WebhookDeliveryFailed(webhook.name, `HTTP ${res.status}`);
 }

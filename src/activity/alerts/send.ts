@@ -1,10 +1,10 @@
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
 import { SIGNATURE_HEADER, signature } from '../../access/pim/notifications.js';
+import { guardedPost } from '../../outbound/post.js';
+import { OutboundTargetRefused } from '../../outbound/target-guard.js';
 import type { AlertView } from '../detections/service.js';
 import type { ResolvedSink } from './sinks.js';
-import { AlertSinkTargetRefused, checkedAddresses, pinnedLookup, type TargetPolicy } from './target-guard.js';
+import { AlertSinkTargetRefused, checkedAddresses, type TargetPolicy } from './target-guard.js';
 
 /**
  * One delivery failed; the outbox retries it with backoff, unless it is `permanent` (a target Ferry
@@ -95,53 +95,14 @@ async function post(
   headers: Record<string, string>,
   targets: TargetPolicy,
 ): Promise<void> {
-  const target = new URL(url);
-  // user:password@ in the URL goes as HTTP Basic, as a browser would send it.
-  const basic: Record<string, string> =
-    target.username || target.password
-      ? {
-          authorization: `Basic ${Buffer.from(`${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}`).toString('base64')}`,
-        }
-      : {};
-  target.username = '';
-  target.password = '';
-  const addresses = await reachable(sink, target.hostname, targets);
-  const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
-  let status: number;
   try {
-    status = await new Promise<number>((resolve, reject) => {
-      // node:http rather than fetch: its `lookup` pins the connection to the addresses just checked.
-      // No redirects are followed (a 3xx is a failure), so a sink cannot bounce Ferry elsewhere.
-      const req = send(
-        target,
-        {
-          method: 'POST',
-          headers: {
-            'content-type': 'application/json',
-            'content-length': String(Buffer.byteLength(body)),
-            'user-agent': 'Ferry-Alerts/1',
-            ...basic,
-            ...headers,
-          },
-          lookup: pinnedLookup(addresses),
-          agent: false,
-          timeout: 10_000,
-        },
-        (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
-          res.on('error', reject);
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error('no answer within 10 s')));
-      req.on('error', reject);
-      req.end(body);
-    });
+    await guardedPost(url, body, { headers, targets, userAgent: 'Ferry-Alerts/1' });
   } catch (err) {
+    if (err instanceof OutboundTargetRefused)
+      throw new AlertDeliveryFailed(sink.name, `refused: ${err.message}`, true);
     // the message names the address at most; the Slack URL (a secret) is not in it
     throw new AlertDeliveryFailed(sink.name, (err as Error).message);
   }
-  if (status < 200 || status >= 300) throw new AlertDeliveryFailed(sink.name, `HTTP ${status}`);
 }
 
 /** Sends one alert to one sink; throws AlertDeliveryFailed on anything but success. */
@@ -183,7 +144,9 @@ export async function sendAlert(
     ...(isIP(s.host) ? {} : { servername: s.host, tls: { servername: s.host } }),
     port: s.port,
     secure: s.secure,
-    requireTLS: s.requireTls,
+    // Credentials never travel in plaintext: a sink with a user requires TLS even if it was stored
+    // with requireTls false (before that was refused at creation).
+    requireTLS: s.requireTls || (s.user !== null && !s.secure),
     ...(s.user ? { auth: { user: s.user, pass: sink.secret } } : {}),
     connectionTimeout: 10_000,
     greetingTimeout: 10_000,

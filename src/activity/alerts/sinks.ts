@@ -6,6 +6,7 @@ import { type Clock, iso } from '../../clock.js';
 import { Conflict, InvalidInput, NotFound } from '../../errors.js';
 import type { MasterKey } from '../../keys/master-key.js';
 import { Problem } from '../../problem.js';
+import { isUniqueViolation } from '../../store/errors.js';
 import type { Store } from '../../store/open.js';
 import type { AlertSinksTable, Database } from '../../store/schema.js';
 import { SEVERITIES, type Severity } from '../detections/finding.js';
@@ -161,13 +162,23 @@ function checked(input: SinkInput): { settings: Record<string, unknown>; secret:
       if (!EMAIL.test(input.from)) throw new InvalidInput('from must be an e-mail address', 'from');
       if (!Array.isArray(input.to) || input.to.length === 0 || !input.to.every((t) => EMAIL.test(t)))
         throw new InvalidInput('to must be one or more e-mail addresses', 'to');
+      // A sink with a user sends its password on every delivery: never in plaintext. TLS is required
+      // (STARTTLS, or TLS from the first byte with secure) and cannot be turned off, not even for a
+      // relay on loopback or the LAN (docs/activity.md "Sinks", ADR 0055).
+      const secure = input.secure ?? input.port === 465;
+      const authenticates = Boolean(input.user);
+      if (authenticates && input.requireTls === false && !secure)
+        throw new InvalidInput(
+          'a sink with a user sends its SMTP password: requireTls cannot be false (use STARTTLS, or secure for TLS from the first byte; drop the user for a relay without authentication)',
+          'requireTls',
+        );
       return {
         settings: {
           host: input.host,
           port: input.port,
-          secure: input.secure ?? input.port === 465,
-          requireTls: input.requireTls ?? false,
-          user: input.user ?? null,
+          secure,
+          requireTls: input.requireTls ?? authenticates,
+          user: input.user || null,
           from: input.from,
           to: input.to,
         },
@@ -221,20 +232,28 @@ export class AlertSinks {
       .executeTakeFirst();
     if (!taken) await this.#checkTarget(input);
     const row = this.#row(input, settings, secret, actorName(ctx.actor));
-    await this.store.db.transaction().execute(async (trx) => {
-      const exists = await trx
-        .selectFrom('alert_sinks')
-        .select(['name', 'created_by'])
-        .where('name', '=', input.name)
-        .executeTakeFirst();
-      if (exists?.created_by === CONFIG)
-        throw new AlertSinkDeclaredInConfig(
-          input.name,
-          `an alert sink named ${input.name} was declared in a config file (alerts.sinks): change it there, or choose another name`,
-        );
-      if (exists) throw new Conflict(`an alert sink named ${input.name} exists; remove it first`);
-      await this.#insert(trx, ctx, row, settings);
-    });
+    // Two adds of one name at once: on PostgreSQL (read committed) both may find the name free and the
+    // second insert hits the primary key; that is the same conflict as finding it taken.
+    const conflict = () => new Conflict(`an alert sink named ${input.name} exists; remove it first`);
+    await this.store.db
+      .transaction()
+      .execute(async (trx) => {
+        const exists = await trx
+          .selectFrom('alert_sinks')
+          .select(['name', 'created_by'])
+          .where('name', '=', input.name)
+          .executeTakeFirst();
+        if (exists?.created_by === CONFIG)
+          throw new AlertSinkDeclaredInConfig(
+            input.name,
+            `an alert sink named ${input.name} was declared in a config file (alerts.sinks): change it there, or choose another name`,
+          );
+        if (exists) throw conflict();
+        await this.#insert(trx, ctx, row, settings);
+      })
+      .catch((err: unknown) => {
+        throw isUniqueViolation(err) ? conflict() : err;
+      });
     return viewOf(row);
   }
 

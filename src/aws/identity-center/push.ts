@@ -23,6 +23,11 @@ export interface PushOptions {
    * would hit. Tests throw here to show that a re-run neither duplicates nor loses anything.
    */
   beforeRecord?: (step: PushStep) => void | Promise<void>;
+  /**
+   * Aborts when the push's lease is lost (store/leases.ts): another instance may be pushing now, so
+   * no further step is sent (a re-run plans from what Identity Center then holds).
+   */
+  signal?: AbortSignal;
 }
 
 export interface PushResult {
@@ -64,6 +69,7 @@ export class PushRun {
     const total = plan.steps.length;
     let done = 0;
     for (const step of plan.steps) {
+      this.options.signal?.throwIfAborted();
       await this.applyStep(step);
       done += 1;
       this.result.applied += 1;

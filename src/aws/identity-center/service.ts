@@ -54,14 +54,14 @@ export class IdentityCenterPush {
         this.store,
         this.clock,
         'identity-center-push',
-        async () => {
+        async (signal) => {
           const target = await this.targets.current();
           if (!target)
             throw new Conflict('no IAM Identity Center SCIM endpoint is configured (ferry scim target set)');
           const plan = await planPush(this.store.db, scope);
           options.onPlan?.(plan);
           const client = new IdentityCenterScimClient({ ...tuning, clock: this.clock, ...target });
-          return new PushRun(this.store, this.clock, client, ctx, options).apply(plan);
+          return new PushRun(this.store, this.clock, client, ctx, { ...options, signal }).apply(plan);
         },
         { instanceId: this.instanceId },
       ),

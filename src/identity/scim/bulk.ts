@@ -415,7 +415,7 @@ async function prepare(
       const w =
         op.method === 'PUT'
           ? await ep.replacement(ctx, id!, data, op.version)
-          : ep.patching(ctx, id!, data, op.version);
+          : await ep.patching(ctx, id!, data, op.version);
       return {
         w: {
           what: w.what,

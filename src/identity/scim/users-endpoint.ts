@@ -7,7 +7,7 @@ import { type NewUser, type User, type UserChanges, type UserDirectory, userFrom
 import { coerceResource } from './coerce.js';
 import { invalidValue, scimNotFound } from './errors.js';
 import type { ScimLane } from './lane.js';
-import { applyPatch, parsePatchBody } from './patch.js';
+import { applyPatch, type PatchOperation, parsePatchBody } from './patch.js';
 import type { Projection } from './projection.js';
 import {
   type Created,
@@ -19,7 +19,7 @@ import {
   type PreparedWrite,
 } from './request.js';
 import { ResourceReader } from './resource-reader.js';
-import { USER } from './schema.js';
+import { USER, USER_SCHEMA } from './schema.js';
 import {
   mergeAttributes,
   toScimUser,
@@ -190,12 +190,31 @@ export class ScimUsers {
   }
 
   async patch(ctx: AuditContext, id: string, body: unknown, ifMatch?: string): Promise<void> {
-    const w = this.patching(ctx, id, body, ifMatch);
+    const w = await this.patching(ctx, id, body, ifMatch);
     await inTransaction(this.store, w.what, w.run);
   }
 
-  patching(ctx: AuditContext, id: string, body: unknown, ifMatch?: string): PreparedWrite<void> {
+  /**
+   * A PATCH made ready outside any transaction: the password it sets (if any) hashed first (argon2 is
+   * slow; inside the transaction it held SQLite's one writer, and with it every group-committed write,
+   * for the whole hash). The password a PATCH sets does not depend on the row, so it is read from the
+   * operations; under the lock the patched document must carry that same password.
+   */
+  async patching(
+    ctx: AuditContext,
+    id: string,
+    body: unknown,
+    ifMatch?: string,
+  ): Promise<PreparedWrite<void>> {
     const ops = parsePatchBody(body);
+    const password = passwordOf(ops);
+    // Checked before the (slow) hash, and again under the lock in case an admin moved the user meanwhile.
+    if (password !== undefined && looksLikeId(id))
+      this.lane.checkPassword(await this.lane.checkWrite(this.store.db, 'user', id.toLowerCase()));
+    const hashed =
+      password === undefined
+        ? undefined
+        : { password, hash: (await this.directory.hashNewPassword(password)) ?? undefined };
     return {
       what: 'the new userName',
       run: async (trx) => {
@@ -207,10 +226,14 @@ export class ScimUsers {
         const state = userStateOf(doc);
         if (state.password !== undefined)
           this.lane.checkPassword(await this.lane.checkWrite(trx, 'user', row.id));
+        // The operations' password is the one hashed above; a form passwordOf does not read would
+        // still be hashed here rather than lost (none is known).
         const passwordHash =
           state.password === undefined
             ? undefined
-            : ((await this.directory.hashNewPassword(state.password)) ?? undefined);
+            : hashed && hashed.password === state.password
+              ? hashed.hash
+              : ((await this.directory.hashNewPassword(state.password)) ?? undefined);
         await this.write(trx, ctx, row, state, passwordHash);
       },
     };
@@ -265,4 +288,27 @@ function diff(user: User, s: UserState): UserChanges {
   if (s.active !== undefined && s.active !== user.active) c.active = s.active;
   if (c.userName !== undefined && c.userName.trim() === '') throw invalidValue('userName cannot be empty');
   return c;
+}
+
+/**
+ * The password a User PATCH sets, read from its operations (the last one wins, as applyPatch does):
+ * `add`/`replace` with path `password` (or behind the core schema URN), or without a path and a value
+ * object carrying `password`. Undefined when none sets one.
+ */
+export function passwordOf(ops: readonly PatchOperation[]): string | undefined {
+  let password: string | undefined;
+  const isPassword = (name: string) => {
+    const lower = name.toLowerCase();
+    return lower === 'password' || lower === `${USER_SCHEMA.toLowerCase()}:password`;
+  };
+  for (const op of ops) {
+    if (op.op === 'remove') continue;
+    if (op.path !== undefined) {
+      if (isPassword(op.path) && typeof op.value === 'string') password = op.value;
+      continue;
+    }
+    if (typeof op.value !== 'object' || op.value === null || Array.isArray(op.value)) continue;
+    for (const [k, v] of Object.entries(op.value)) if (isPassword(k) && typeof v === 'string') password = v;
+  }
+  return password;
 }
