@@ -90,6 +90,16 @@ describe('MasterKey sealing', () => {
     expect(key.unseal(b, context)).toBe('JBSWY3DPEHPK3PXP');
   });
 
+  it('never repeats a nonce across many seals, past refills of the nonce pool', () => {
+    const nonces = new Set<string>();
+    for (let i = 0; i < 3000; i++) {
+      const sealed = key.seal('x', context);
+      nonces.add(sealed.split('.')[1]!);
+      if (i % 997 === 0) expect(key.unseal(sealed, context)).toBe('x');
+    }
+    expect(nonces.size).toBe(3000);
+  });
+
   it('a value sealed under the same root key unseals after a restart (new MasterKey instance)', () => {
     const sealed = key.seal('JBSWY3DPEHPK3PXP', context);
     expect(new MasterKey(Buffer.from(ROOT)).unseal(sealed, context)).toBe('JBSWY3DPEHPK3PXP');

@@ -1,4 +1,11 @@
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  hkdfSync,
+  randomBytes,
+  randomFillSync,
+} from 'node:crypto';
 
 export class InvalidMasterKey extends Error {
   constructor(reason: string) {
@@ -25,6 +32,23 @@ export function parseMasterKey(text: string): Buffer {
 
 export function generateMasterKey(): string {
   return randomBytes(32).toString('base64');
+}
+
+/**
+ * Random bytes for GCM nonces, drawn from a pool the CSPRNG refills: `randomBytes(12)` per seal cost
+ * as much as the AES-GCM itself (a crypto job per call; a token grant seals its token). Each byte is
+ * handed out once, so nonces stay random and unique as before.
+ */
+const NONCE_POOL = Buffer.allocUnsafe(12 * 512);
+let noncePoolOffset = NONCE_POOL.length;
+function freshNonce(): Buffer {
+  if (noncePoolOffset + 12 > NONCE_POOL.length) {
+    randomFillSync(NONCE_POOL);
+    noncePoolOffset = 0;
+  }
+  const nonce = Buffer.from(NONCE_POOL.subarray(noncePoolOffset, noncePoolOffset + 12));
+  noncePoolOffset += 12;
+  return nonce;
 }
 
 /**
@@ -68,7 +92,7 @@ export class MasterKey {
   /** AES-256-GCM; `context` is bound as associated data so a sealed value can't be moved to another row. */
   seal(plaintext: string, context: string): string {
     const key = this.#sealKeyV1();
-    const iv = randomBytes(12);
+    const iv = freshNonce();
     const cipher = createCipheriv('aes-256-gcm', key, iv);
     cipher.setAAD(Buffer.from(context));
     const ct = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
