@@ -29,7 +29,6 @@ import * as apiTokenCreator from './0035_api_token_creator.js';
 import * as auditArchiveStatus from './0036_audit_archive_status.js';
 import * as cloudtrailTimeKey from './0037_cloudtrail_time_key.js';
 import * as leaseHolderInstance from './0038_lease_holder_instance.js';
-
 import * as oidcArtifactsPartialIndexes from './0041_oidc_artifacts_partial_indexes.js';
 import * as sshLoginsGeneration from './0042_ssh_logins_generation.js';
 
