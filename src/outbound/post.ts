@@ -41,6 +41,7 @@ export async function guardedPost(url: string, body: string, options: GuardedPos
   const addresses = await checkedAddresses(target.hostname, options.targets);
   const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
   const timeoutMs = options.timeoutMs ?? 10_000;
+  let deadline: NodeJS.Timeout | undefined;
   const status = await new Promise<number>((resolve, reject) => {
     const req = send(
       target,
@@ -63,10 +64,14 @@ export async function guardedPost(url: string, body: string, options: GuardedPos
         res.on('error', reject);
       },
     );
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)));
+    const tooLate = () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`));
+    // `timeout` only fires after that long with no socket activity; a target that drips a byte now
+    // and then would hold the delivery (and its outbox claim) forever: the whole exchange has a deadline.
+    req.on('timeout', tooLate);
+    deadline = setTimeout(tooLate, timeoutMs);
     req.on('error', reject);
     req.end(body);
-  });
+  }).finally(() => clearTimeout(deadline));
   if (status < 200 || status >= 300) throw new OutboundHttpStatus(status);
   return status;
 }
