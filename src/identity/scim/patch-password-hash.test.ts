@@ -90,4 +90,25 @@ describe.each(ENGINES)('SCIM PATCH with a password hashes outside the transactio
     expect(row.display_name).toBe('Changed during the hash');
     expect(await verify(row.password_hash!, NEW_PASSWORD)).toBe(true);
   });
+  it('a PATCH setting a password for a user that is not there answers 404 without hashing', async () => {
+    const users = ferry.services.users;
+    const original = users.hashNewPassword.bind(users);
+    let hashes = 0;
+    users.hashNewPassword = async (password) => {
+      hashes++;
+      return original(password);
+    };
+    try {
+      for (const id of ['not-an-id', '0b6f3a52-6f7e-4c1a-9d55-3c2f4e8a9b10']) {
+        const res = await hr.patch(`/Users/${id}`, [
+          { op: 'replace', path: 'password', value: NEW_PASSWORD },
+        ]);
+        expect(res.status).toBe(404);
+        expect(res.body.schemas).toEqual(['urn:ietf:params:scim:api:messages:2.0:Error']);
+      }
+    } finally {
+      users.hashNewPassword = original;
+    }
+    expect(hashes).toBe(0);
+  });
 });

@@ -209,8 +209,11 @@ export class ScimUsers {
     const ops = parsePatchBody(body);
     const password = passwordOf(ops);
     // Checked before the (slow) hash, and again under the lock in case an admin moved the user meanwhile.
-    if (password !== undefined && looksLikeId(id))
+    // A user that cannot exist (not an id) or is not there answers 404 before any hashing is spent on it.
+    if (password !== undefined) {
+      if (!looksLikeId(id)) throw scimNotFound('User', id);
       this.lane.checkPassword(await this.lane.checkWrite(this.store.db, 'user', id.toLowerCase()));
+    }
     const hashed =
       password === undefined
         ? undefined
