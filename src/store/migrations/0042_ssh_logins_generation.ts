@@ -11,8 +11,10 @@ export async function up(db: Kysely<unknown>): Promise<void> {
         update ca_policy_set set generation = generation + 1 where id = 1;
         return null;
       end $$`.execute(db);
+    // for each row: a statement that changes nothing (a group's deletion cascading to no mappings, as
+    // every SCIM deprovisioning does) must not make every instance recompile its policies
     await sql`create trigger ssh_logins_changed after insert or update or delete on ssh_logins
-      for each statement execute function ferry_ssh_logins_changed()`.execute(db);
+      for each row execute function ferry_ssh_logins_changed()`.execute(db);
     return;
   }
   for (const event of ['insert', 'update', 'delete']) {
