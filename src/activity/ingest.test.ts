@@ -20,6 +20,7 @@ import { cloudTrailS3 } from '../aws/cloudtrail-s3.js';
 import { ManualClock } from '../clock.js';
 import { migrateToLatest } from '../store/migrate.js';
 import { openStore, type Store } from '../store/open.js';
+import { heartbeat } from '../store/outbox.js';
 import { CloudTrail, type CloudTrailOptions } from './ingest.js';
 import type { AttributedRecord } from './record.js';
 
@@ -548,5 +549,85 @@ describe.each(ENGINES)('CloudTrail ingestion from S3 (%s, moto)', (engine) => {
     expect(observed.flat()).toHaveLength(1);
     // Released at the end: B syncs it next time (nothing new).
     expect((await b.sync()).sources[0]?.busy).toBeUndefined();
+  });
+
+  it('takes over a source from an instance that stopped heartbeating within seconds, never from a live one', async () => {
+    let release: () => void = () => {};
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    let entered: () => void = () => {};
+    const inside = new Promise<void>((r) => {
+      entered = r;
+    });
+    const s3For = cloudTrailS3({ region: aws.region, endpoint: aws.endpoint });
+    // A (instance inst-a) holds the source, stuck in its observer: as good as killed with -9 once its
+    // worker stops beating. B (inst-b) tries meanwhile. The lease term (60 s) never runs out here.
+    const a = new CloudTrail(
+      {
+        store,
+        clock,
+        s3: s3For,
+        instanceId: 'inst-a',
+        activityObservers: [
+          async (batch) => {
+            observed.push([...batch]);
+            entered();
+            await held;
+          },
+        ],
+      },
+      OPTIONS,
+    );
+    const b = new CloudTrail(
+      {
+        store,
+        clock,
+        s3: s3For,
+        instanceId: 'inst-b',
+        activityObservers: [async (batch) => void observed.push([...batch])],
+      },
+      OPTIONS,
+    );
+    await a.addSource(ctx, { bucket });
+    const first = logFileKey({ account: ACCOUNT, time: at(5) });
+    const second = logFileKey({ account: ACCOUNT, time: at(6) });
+    await putLogFile(s3, bucket, first, logFile([janeCall({ key: 'K1', name: identity, minutes: 1 })]));
+    await putLogFile(s3, bucket, second, logFile([janeCall({ key: 'K2', name: identity, minutes: 2 })]));
+    await heartbeat(store.db, clock, 'inst-a');
+    await heartbeat(store.db, clock, 'inst-b');
+    const running = a.sync();
+    await inside;
+
+    // A live holder keeps the source, also past the dead-instance time as long as it beats.
+    expect((await b.sync()).sources[0]).toMatchObject({ busy: true, stored: 0 });
+    clock.advance(4_000);
+    await heartbeat(store.db, clock, 'inst-a');
+    await heartbeat(store.db, clock, 'inst-b');
+    clock.advance(4_000);
+    await heartbeat(store.db, clock, 'inst-b');
+    expect((await b.sync()).sources[0]).toMatchObject({ busy: true, stored: 0 });
+
+    // A stops beating: 5 s after its last beat B takes the source and reads on from the position
+    // saved (the first file again: its record is there already, stored once).
+    clock.advance(2_000);
+    await heartbeat(store.db, clock, 'inst-b');
+    const taken = (await b.sync()).sources[0];
+    expect(taken).toMatchObject({ files: 2, records: 2, stored: 1, duplicates: 1, error: null });
+    expect(taken?.busy).toBeUndefined();
+    const positions = async () => (await b.sources())[0]?.positions.map((p) => p.afterKey);
+    expect(await positions()).toEqual([second]);
+
+    // A wakes up: whatever it still does stores nothing twice and never moves the position back.
+    release();
+    await running;
+    expect(await positions()).toEqual([second]);
+    expect(
+      observed
+        .flat()
+        .map((r) => r.accessKeyId)
+        .sort(),
+    ).toEqual(['K1', 'K2']);
+    expect(await store.db.selectFrom('cloudtrail_records').select('event_id').execute()).toHaveLength(2);
   });
 });
