@@ -20,6 +20,7 @@ import { cloudTrailS3 } from '../aws/cloudtrail-s3.js';
 import { ManualClock } from '../clock.js';
 import { migrateToLatest } from '../store/migrate.js';
 import { openStore, type Store } from '../store/open.js';
+import { heartbeat } from '../store/outbox.js';
 import { CloudTrail, type CloudTrailOptions } from './ingest.js';
 import type { AttributedRecord } from './record.js';
 
@@ -548,5 +549,143 @@ describe.each(ENGINES)('CloudTrail ingestion from S3 (%s, moto)', (engine) => {
     expect(observed.flat()).toHaveLength(1);
     // Released at the end: B syncs it next time (nothing new).
     expect((await b.sync()).sources[0]?.busy).toBeUndefined();
+  });
+
+  /**
+   * A CloudTrail of instance `instanceId` that stops in its observer at the first stored batch until
+   * `release` (as good as killed with -9 once its worker stops beating), and whose S3 fails from
+   * `breakS3` on (it cannot read on after it wakes up).
+   */
+  function stuckInstance(instanceId: string, options: Partial<CloudTrailOptions> = {}) {
+    let release: () => void = () => {};
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    let entered: () => void = () => {};
+    const inside = new Promise<void>((r) => {
+      entered = r;
+    });
+    const real = cloudTrailS3({ region: aws.region, endpoint: aws.endpoint });
+    let broken = false;
+    const ct = new CloudTrail(
+      {
+        store,
+        clock,
+        s3: (source) => {
+          const client = real(source);
+          return {
+            send: (command: never) =>
+              broken ? Promise.reject(new Error('S3 unreachable')) : client.send(command),
+          } as unknown as S3Client;
+        },
+        instanceId,
+        activityObservers: [
+          async (batch) => {
+            observed.push([...batch]);
+            entered();
+            await held;
+          },
+        ],
+      },
+      { ...OPTIONS, ...options },
+    );
+    const breakS3 = () => {
+      broken = true;
+    };
+    return { ct, inside, release, breakS3 };
+  }
+
+  const otherInstance = (instanceId: string, options: Partial<CloudTrailOptions> = {}) =>
+    new CloudTrail(
+      {
+        store,
+        clock,
+        s3: cloudTrailS3({ region: aws.region, endpoint: aws.endpoint }),
+        instanceId,
+        activityObservers: [async (batch) => void observed.push([...batch])],
+      },
+      { ...OPTIONS, ...options },
+    );
+
+  /** Two log files of one record each (K1, K2), in the order they are read. */
+  async function twoFiles(): Promise<[string, string]> {
+    const first = logFileKey({ account: ACCOUNT, time: at(5) });
+    const second = logFileKey({ account: ACCOUNT, time: at(6) });
+    await putLogFile(s3, bucket, first, logFile([janeCall({ key: 'K1', name: identity, minutes: 1 })]));
+    await putLogFile(s3, bucket, second, logFile([janeCall({ key: 'K2', name: identity, minutes: 2 })]));
+    return [first, second];
+  }
+
+  const positions = async () => (await cloudtrail().sources())[0]?.positions.map((p) => p.afterKey);
+  const keysObserved = () =>
+    observed
+      .flat()
+      .map((r) => r.accessKeyId)
+      .sort();
+
+  it('takes over a source from an instance that stopped heartbeating within seconds, never from a live one', async () => {
+    // The lease term (60 s) never runs out here: only the heartbeat decides.
+    const a = stuckInstance('inst-a');
+    const b = otherInstance('inst-b');
+    await a.ct.addSource(ctx, { bucket });
+    const [, second] = await twoFiles();
+    await heartbeat(store.db, clock, 'inst-a');
+    await heartbeat(store.db, clock, 'inst-b');
+    const running = a.ct.sync();
+    await a.inside;
+
+    // A live holder keeps the source, also past the dead-instance time as long as it beats.
+    expect((await b.sync()).sources[0]).toMatchObject({ busy: true, stored: 0 });
+    clock.advance(4_000);
+    await heartbeat(store.db, clock, 'inst-a');
+    await heartbeat(store.db, clock, 'inst-b');
+    clock.advance(4_000);
+    await heartbeat(store.db, clock, 'inst-b');
+    expect((await b.sync()).sources[0]).toMatchObject({ busy: true, stored: 0 });
+
+    // A stops beating: 5 s after its last beat B takes the source and reads on from the position
+    // saved (the first file again: its record is there already, stored once).
+    clock.advance(2_000);
+    await heartbeat(store.db, clock, 'inst-b');
+    const taken = (await b.sync()).sources[0];
+    expect(taken).toMatchObject({ files: 2, records: 2, stored: 1, duplicates: 1, error: null });
+    expect(taken?.busy).toBeUndefined();
+    expect(await positions()).toEqual([second]);
+
+    // A wakes up before it notices (its next renewal is 20 s away), saves the first file's position
+    // and fails on the second file: the position stays where B left it, nothing is stored twice.
+    a.breakS3();
+    a.release();
+    expect((await running).sources[0]).toMatchObject({ files: 2, stored: 1, error: 'S3 unreachable' });
+    expect(await positions()).toEqual([second]);
+    expect(keysObserved()).toEqual(['K1', 'K2']);
+    expect(await store.db.selectFrom('cloudtrail_records').select('event_id').execute()).toHaveLength(2);
+  });
+
+  it('stops a holder that lost its source at its next step, without writing its position', async () => {
+    // A short lease (renewed every 200 ms) so A finds out it lost the source while it is stuck.
+    const a = stuckInstance('inst-a', { leaseMs: 600 });
+    const b = otherInstance('inst-b', { leaseMs: 600 });
+    await a.ct.addSource(ctx, { bucket });
+    const [, second] = await twoFiles();
+    await heartbeat(store.db, clock, 'inst-a');
+    const running = a.ct.sync();
+    await a.inside;
+    clock.advance(6_000);
+    await heartbeat(store.db, clock, 'inst-b');
+    expect((await b.sync()).sources[0]).toMatchObject({ files: 2, stored: 1, duplicates: 1, error: null });
+    expect(await positions()).toEqual([second]);
+    const lastSync = (await cloudtrail().sources())[0]?.lastSyncAt;
+
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    clock.advance(1_000);
+    a.release();
+    const stopped = (await running).sources[0];
+    // A read no further than the file it was stuck in and wrote neither a position nor its sync state.
+    expect(stopped).toMatchObject({ files: 1, stored: 1 });
+    expect(stopped?.error).toMatch(/lease cloudtrail-source:.* lost/);
+    expect(await positions()).toEqual([second]);
+    expect((await cloudtrail().sources())[0]?.lastSyncAt).toBe(lastSync);
+    expect(keysObserved()).toEqual(['K1', 'K2']);
   });
 });

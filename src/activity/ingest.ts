@@ -9,6 +9,7 @@ import { appendAudit } from '../audit/ledger.js';
 import { s3Sdk } from '../aws/sdk.js';
 import { type Clock, iso } from '../clock.js';
 import { Conflict, InvalidInput, NotFound } from '../errors.js';
+import { LeaseBusy, withLease } from '../store/leases.js';
 import type { Store } from '../store/open.js';
 import type { CloudTrailRecordsTable, CloudTrailSourcesTable } from '../store/schema.js';
 import { MalformedLogFile, readLogFile } from './cloudtrail-file.js';
@@ -80,6 +81,11 @@ export interface CloudTrailDeps {
   /** called with every stored batch, each record once (detections register here) */
   activityObservers: ActivityObserver[];
   observerLog?: IngestLog;
+  /**
+   * This process's instance id (the one its worker heartbeats under): a source held by an instance
+   * whose heartbeat stopped is taken over seconds later, not after the rest of the lease term.
+   */
+  instanceId?: string;
 }
 
 export interface CloudTrailOptions {
@@ -91,7 +97,7 @@ export interface CloudTrailOptions {
   keepFields: string[] | null;
   /** allowed difference between AWS's and Ferry's clocks (correlation windows, `aheadOfClock`) */
   clockSkewMs: number;
-  /** how long one instance holds a source while syncing it */
+  /** how long one instance holds a source while syncing it unrenewed (renewed every third of it) */
   leaseMs: number;
 }
 
@@ -204,7 +210,6 @@ const normalisePrefix = (prefix: string | undefined): string => {
  */
 export class CloudTrail {
   readonly #correlator: Correlator;
-  readonly #instance = randomUUID();
   #sqliteInsert: Statement | undefined;
 
   constructor(
@@ -268,6 +273,7 @@ export class CloudTrail {
       if (!row) throw new NotFound('cloudtrail source', id);
       await trx.deleteFrom('cloudtrail_positions').where('source_id', '=', id).execute();
       await trx.deleteFrom('cloudtrail_sources').where('id', '=', id).execute();
+      await trx.deleteFrom('leases').where('name', '=', `cloudtrail-source:${id}`).execute();
       await appendAudit(trx, engine, this.deps.clock, {
         type: 'cloudtrail.source.removed',
         outcome: 'success',
@@ -339,23 +345,6 @@ export class CloudTrail {
     return Number(res.numDeletedRows ?? 0);
   }
 
-  async #claim(id: string): Promise<boolean> {
-    const now = this.deps.clock.now();
-    const res = await this.deps.store.db
-      .updateTable('cloudtrail_sources')
-      .set({ lease_holder: this.#instance, lease_until: iso(new Date(now.getTime() + this.options.leaseMs)) })
-      .where('id', '=', id)
-      .where((eb) =>
-        eb.or([
-          eb('lease_until', 'is', null),
-          eb('lease_until', '<', iso(now)),
-          eb('lease_holder', '=', this.#instance),
-        ]),
-      )
-      .executeTakeFirst();
-    return Number(res.numUpdatedRows) === 1;
-  }
-
   async #syncSource(
     ctx: AuditContext,
     source: CloudTrailSourcesTable,
@@ -374,7 +363,46 @@ export class CloudTrail {
       skipped: [],
       error: null,
     };
-    if (!(await this.#claim(source.id))) return { ...result, busy: true };
+    // One instance at a time per source: the lease withLease keeps (renewed while held; taken over
+    // once it runs out or the holder's instance stops heartbeating, as every lease in Ferry).
+    try {
+      await withLease(
+        this.deps.store,
+        this.deps.clock,
+        `cloudtrail-source:${source.id}`,
+        (lost) => this.#readSource(source, result, lost, ctx, log),
+        { waitMs: 0, leaseMs: this.options.leaseMs, instanceId: this.deps.instanceId },
+      );
+    } catch (err) {
+      if (err instanceof LeaseBusy) return { ...result, busy: true };
+      throw err;
+    }
+    if (result.files > 0 || result.error)
+      await this.#audit(ctx, result.error ? 'failure' : 'success', 'cloudtrail.synced', source, {
+        sourceId: source.id,
+        files: result.files,
+        records: result.records,
+        stored: result.stored,
+        duplicates: result.duplicates,
+        rejected: result.rejected,
+        skipped: result.skipped.length,
+        ...(result.error ? { error: result.error } : {}),
+      });
+    return result;
+  }
+
+  /**
+   * Reads one source from its positions while holding its lease. Once `lost` aborts (another instance
+   * may hold the source now) nothing more is read and no position or sync state is written: the new
+   * holder goes on from the last position saved, and a file read twice stores nothing twice (eventID).
+   */
+  async #readSource(
+    source: CloudTrailSourcesTable,
+    result: SourceSyncResult,
+    lost: AbortSignal,
+    ctx: AuditContext,
+    log: IngestLog,
+  ): Promise<void> {
     const s3 = this.deps.s3(source);
     try {
       const positions = new Map(
@@ -390,6 +418,7 @@ export class CloudTrail {
         let after = positions.get(folder);
         let token: string | undefined;
         do {
+          lost.throwIfAborted();
           const page = await s3.send(
             new s3Sdk.ListObjectsV2Command({
               Bucket: source.bucket,
@@ -400,11 +429,11 @@ export class CloudTrail {
           for (const object of page.Contents ?? []) {
             const key = object.Key!;
             if (after !== undefined && key <= after) continue;
+            lost.throwIfAborted();
             if (LOG_FILE.test(key)) await this.#readFile(ctx, s3, source, key, result, log);
             after = key;
+            lost.throwIfAborted();
             await this.#savePosition(source.id, folder, key);
-            // a long run keeps its lease
-            await this.#claim(source.id);
           }
           token = page.IsTruncated ? page.NextContinuationToken : undefined;
         } while (token);
@@ -412,31 +441,13 @@ export class CloudTrail {
     } catch (err) {
       result.error = (err as Error).message || (err as Error).name;
       log.warn({ err, sourceId: source.id }, 'cloudtrail sync of a source stopped; its position is kept');
-    } finally {
-      await this.deps.store.db
-        .updateTable('cloudtrail_sources')
-        .set({
-          last_sync_at: iso(this.deps.clock.now()),
-          last_error: result.error,
-          lease_holder: null,
-          lease_until: null,
-        })
-        .where('id', '=', source.id)
-        .where('lease_holder', '=', this.#instance)
-        .execute();
     }
-    if (result.files > 0 || result.error)
-      await this.#audit(ctx, result.error ? 'failure' : 'success', 'cloudtrail.synced', source, {
-        sourceId: source.id,
-        files: result.files,
-        records: result.records,
-        stored: result.stored,
-        duplicates: result.duplicates,
-        rejected: result.rejected,
-        skipped: result.skipped.length,
-        ...(result.error ? { error: result.error } : {}),
-      });
-    return result;
+    if (lost.aborted) return;
+    await this.deps.store.db
+      .updateTable('cloudtrail_sources')
+      .set({ last_sync_at: iso(this.deps.clock.now()), last_error: result.error })
+      .where('id', '=', source.id)
+      .execute();
   }
 
   /** The .../CloudTrail/<region>/ folders under AWSLogs/: one account, or an organization's accounts. */
@@ -479,8 +490,13 @@ export class CloudTrail {
     await this.deps.store.db
       .insertInto('cloudtrail_positions')
       .values({ source_id: sourceId, folder, after_key: key, updated_at: now })
+      // A position only moves forward (keys are read in order): a holder that has not yet seen that it
+      // lost the source cannot move it back behind what the new holder saved.
       .onConflict((oc) =>
-        oc.columns(['source_id', 'folder']).doUpdateSet({ after_key: key, updated_at: now }),
+        oc
+          .columns(['source_id', 'folder'])
+          .doUpdateSet({ after_key: key, updated_at: now })
+          .where('cloudtrail_positions.after_key', '<', key),
       )
       .execute();
   }

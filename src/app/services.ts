@@ -421,6 +421,7 @@ export function createServices(
         credentials: awsKeys,
       }),
       activityObservers,
+      instanceId,
     },
     {
       batchSize: config.cloudtrail.batchSize,

@@ -769,6 +769,7 @@ export interface CloudTrailSourcesTable {
   created_at: string;
   last_sync_at: string | null;
   last_error: string | null;
+  /** no longer used: a source's sync lease is the `cloudtrail-source:<id>` row of leases (withLease) */
   lease_holder: string | null;
   lease_until: string | null;
 }
