@@ -40,4 +40,26 @@ describe.each(ENGINES)('SSH CA keys on %s', (engine) => {
     expect((await keys.all('host')).map((k) => k.id).sort()).toEqual([current.id, next.id].sort());
     await expect(keys.activateNext('host', 'ssh-ed25519', ctx)).rejects.toThrow(/no next/);
   });
+  it('signs with the new key at once after this instance activates it, even when a read of the old one was under way', async () => {
+    const old = await keys.ensureCurrent('user', 'rsa-sha2-512');
+    const next = await keys.rotate('user', 'rsa-sha2-512', ctx);
+    const ensure = keys.ensureCurrent.bind(keys);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    // a signing() read that found the old key and is slow to come back: the activation commits meanwhile
+    keys.ensureCurrent = async (use, algorithm) => {
+      const found = await ensure(use, algorithm);
+      await gate;
+      return found;
+    };
+    const slow = keys.signing('user', 'rsa-sha2-512');
+    await new Promise((r) => setTimeout(r, 50));
+    keys.ensureCurrent = ensure;
+    await keys.activateNext('user', 'rsa-sha2-512', ctx);
+    release();
+    expect((await slow).id).toBe(old.id);
+    expect((await keys.signing('user', 'rsa-sha2-512')).id).toBe(next.id);
+  });
 });

@@ -51,6 +51,8 @@ export class SshCaKeys {
   readonly #material = new Map<string, KeyObject>();
   /** the current key per use and algorithm as last read, and until when (clock ms) it is taken as is */
   readonly #current = new Map<string, { key: SshCaKey; until: number }>();
+  /** moves when a change of keys begins and when it ends (see signing()) */
+  #epoch = 0;
 
   constructor(
     private readonly store: Store,
@@ -83,8 +85,10 @@ export class SshCaKeys {
     const now = this.clock.now().getTime();
     const cached = this.#current.get(name);
     if (cached && now < cached.until && now >= cached.until - CURRENT_KEY_CACHE_MS) return cached.key;
+    const epoch = this.#epoch;
     const key = await this.ensureCurrent(use, algorithm);
-    this.#current.set(name, { key, until: now + CURRENT_KEY_CACHE_MS });
+    // A change of keys began or ended while this read ran: its answer may be the retired key; not kept.
+    if (epoch === this.#epoch) this.#current.set(name, { key, until: now + CURRENT_KEY_CACHE_MS });
     return key;
   }
 
@@ -150,7 +154,9 @@ export class SshCaKeys {
   }
 
   #locked<T>(use: SshCaUse, algorithm: SshCaAlgorithm, fn: (trx: Db) => Promise<T>): Promise<T> {
-    // Forget the signing key before and after: a read meanwhile may have seen the old one.
+    // Forget the signing key before and after, and move the epoch both times: a read meanwhile may
+    // have seen the old key, and must not put it back in the cache once the change has committed.
+    this.#epoch++;
     this.#current.clear();
     return this.store.db
       .transaction()
@@ -162,7 +168,10 @@ export class SshCaKeys {
         }
         return fn(trx);
       })
-      .finally(() => this.#current.clear());
+      .finally(() => {
+        this.#epoch++;
+        this.#current.clear();
+      });
   }
 
   #find(db: Db, use: SshCaUse, algorithm: SshCaAlgorithm, state: SshCaState) {
