@@ -80,6 +80,26 @@ export class AdminAccess {
     await this.authorizePerson(req, caller, permission);
   }
 
+  /**
+   * Whether the caller holds `permission` now, with no side effect: nothing audited, no refusal
+   * counted, report-only policies not logged (decide()'s what-if). For a question a caller may ask
+   * without being an admin at all, such as /readyz's full detail.
+   */
+  async holds(req: FastifyRequest, permission: Permission): Promise<boolean> {
+    if (req.headers.authorization !== undefined) {
+      const token = await this.tokenOf(req);
+      if (!token || !scopesAllow(token.scopes, permission)) return false;
+      return token.creatorUserId === null || this.creatorHolds(token.creatorUserId, permission);
+    }
+    const caller = await this.deps.person(req);
+    if (!caller) return false;
+    for (const role of rolesGranting(permission)) {
+      const d = await this.deps.access.explain(caller.principal, { kind: 'admin', role }, signalsOf(req));
+      if (d.effect === 'allow') return true;
+    }
+    return false;
+  }
+
   private async authorizeToken(
     req: FastifyRequest,
     reply: FastifyReply,

@@ -103,4 +103,26 @@ describe('/readyz detail', () => {
       store.writable = writable;
     }
   });
+  it('a probe with a token that lacks audit:read leaves no audited refusal behind (a health check is no attack)', async () => {
+    for (let i = 0; i < 3; i++) expect((await readyz(`Bearer ${unscoped}`)).status).toBe(200);
+    const refused = await ferry.services.store.db
+      .selectFrom('audit_events')
+      .select('id')
+      .where('type', '=', 'admin.refused')
+      .execute();
+    expect(refused).toEqual([]);
+    // the guard still refuses (and audits) the same token on an admin route
+    expect(
+      (
+        await fetch(new URL('/api/v1/audit/events', ferry.url), {
+          headers: { authorization: `Bearer ${unscoped}` },
+        })
+      ).status,
+    ).toBe(403);
+    await ferry.services.store.db
+      .selectFrom('audit_events')
+      .select('id')
+      .where('type', '=', 'admin.refused')
+      .executeTakeFirstOrThrow();
+  });
 });

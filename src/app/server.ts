@@ -252,9 +252,10 @@ export async function buildServer(services: Services, options: ServerOptions = {
       return shadowed.length ? { alertSinks: { ok: false, notAppliedFromConfig: shadowed } } : {};
     },
     // /readyz's full detail: an admin with audit:read; anything else (refused, database away) is not.
-    detailAllowed: async (req, reply) =>
-      admin.authorize(req, reply, 'audit:read').then(
-        () => true,
+    // Asked without side effects: a monitor behind SSO probing /readyz is no audited refusal.
+    detailAllowed: async (req) =>
+      admin.holds(req, 'audit:read').then(
+        (held) => held,
         () => false,
       ),
   });
