@@ -147,6 +147,40 @@ describe.each(ENGINES)('SSH login mappings and decide() on %s', (engine) => {
     expect(await s.sshLogins.list({ groupId: devs.id })).toEqual([]);
   });
 
+  it('decide() sees a mapping removed, changed or dropped with its group at once (mappings kept per policy generation)', async () => {
+    const { s, devs, admins, ref, principal } = await world();
+    const target = parseTarget('ssh:ec2-user@web-1.dev.internal');
+    const generation = async () =>
+      Number(
+        (
+          await s.store.db
+            .selectFrom('ca_policy_set')
+            .select('generation')
+            .where('id', '=', 1)
+            .executeTakeFirstOrThrow()
+        ).generation,
+      );
+    const mapping = await s.sshLogins.set(ctx, ref(devs), { hosts: '*.dev.internal', logins: ['ec2-user'] });
+    expect((await s.access.decide(await principal(), target, cli)).effect).toBe('allow');
+    expect((await s.access.decide(await principal(), target, cli)).effect).toBe('allow'); // from the kept read
+    await s.sshLogins.remove(ctx, mapping.login.id);
+    expect((await s.access.decide(await principal(), target, cli)).effect).toBe('deny');
+    await s.sshLogins.set(ctx, ref(devs), { hosts: '*.dev.internal', logins: ['ec2-user'] });
+    expect((await s.access.decide(await principal(), target, cli)).effect).toBe('allow');
+    await s.sshLogins.set(ctx, ref(devs), { hosts: '*.dev.internal', logins: ['admin'] });
+    expect((await s.access.decide(await principal(), target, cli)).effect).toBe('deny');
+    await s.sshLogins.set(ctx, ref(devs), { hosts: '*.dev.internal', logins: ['ec2-user'] });
+    expect((await s.access.decide(await principal(), target, cli)).effect).toBe('allow');
+    // a group deleted with no mapping moves no generation (no policy recompiling on every instance)
+    const before = await generation();
+    await s.groups.delete(ctx, admins.id);
+    expect(await generation()).toBe(before);
+    // the member's group deleted: its mappings go with it (cascade), and so does the kept read
+    await s.groups.delete(ctx, devs.id);
+    expect(await generation()).toBeGreaterThan(before);
+    expect((await s.access.decide(await principal(), target, cli)).effect).toBe('deny');
+  });
+
   it('serves mappings over the admin API with problem+json errors', async () => {
     const { devs } = await world();
     const post = (body: unknown) =>
