@@ -1,23 +1,16 @@
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ENGINES } from '../../test/support/db.js';
+import { migratedStore } from '../../test/support/migrated-store.js';
 import { isUniqueViolation } from './errors.js';
 import { insertRow } from './insert-row.js';
-import { migrateToLatest } from './migrate.js';
-import { openStore, type Store } from './open.js';
+import type { Store } from './open.js';
 
 describe.each(ENGINES)('insertRow (%s)', (engine) => {
-  let tdb: TestDatabase;
+  const database = migratedStore(engine);
   let store: Store;
-
-  beforeAll(async () => {
-    tdb = await createTestDatabase(engine);
-    store = openStore(tdb.url, { poolSize: 4 });
-    await migrateToLatest(store);
-  });
-  afterAll(async () => {
-    await store.close();
-    await tdb.drop();
+  beforeAll(() => {
+    store = database.store;
   });
 
   const row = (id: string, extra: Record<string, unknown> = {}) => ({

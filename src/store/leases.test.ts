@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ENGINES } from '../../test/support/db.js';
+import { migratedStore } from '../../test/support/migrated-store.js';
 import { ManualClock } from '../clock.js';
 import { LeaseBusy, LeaseLost, withLease } from './leases.js';
-import { migrateToLatest } from './migrate.js';
 import { openStore, type Store } from './open.js';
 import { heartbeat } from './outbox.js';
 
@@ -30,18 +30,11 @@ function holdLease(store: Store, clock: ManualClock, name: string, instanceId: s
 }
 
 describe.each(ENGINES)('leases of dead and live instances (%s)', (engine) => {
-  let tdb: TestDatabase;
+  const database = migratedStore(engine);
   let store: Store;
   let clock: ManualClock;
-
-  beforeAll(async () => {
-    tdb = await createTestDatabase(engine);
-    store = openStore(tdb.url, { poolSize: 4 });
-    await migrateToLatest(store);
-  });
-  afterAll(async () => {
-    await store?.close();
-    await tdb?.drop();
+  beforeAll(() => {
+    store = database.store;
   });
   beforeEach(async () => {
     await store.db.deleteFrom('leases').execute();
@@ -106,7 +99,7 @@ describe.each(ENGINES)('leases of dead and live instances (%s)', (engine) => {
   });
 
   it('a burst of acquirers on live instances, after a dead holder, has exactly one holder at a time', async () => {
-    const others = [openStore(tdb.url, { poolSize: 4 }), openStore(tdb.url, { poolSize: 4 })];
+    const others = [openStore(database.url, { poolSize: 4 }), openStore(database.url, { poolSize: 4 })];
     try {
       await heartbeat(store.db, clock, 'dead');
       const dead = holdLease(store, clock, 'push', 'dead');
@@ -152,17 +145,10 @@ describe.each(ENGINES)('leases of dead and live instances (%s)', (engine) => {
 });
 
 describe.each(ENGINES)('a holder learns it lost its lease (%s)', (engine) => {
-  let tdb: TestDatabase;
+  const database = migratedStore(engine);
   let store: Store;
-
-  beforeAll(async () => {
-    tdb = await createTestDatabase(engine);
-    store = openStore(tdb.url, { poolSize: 4 });
-    await migrateToLatest(store);
-  });
-  afterAll(async () => {
-    await store?.close();
-    await tdb?.drop();
+  beforeAll(() => {
+    store = database.store;
   });
   beforeEach(async () => {
     await store.db.deleteFrom('leases').execute();

@@ -1,9 +1,9 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ENGINES } from '../../test/support/db.js';
+import { migratedStore } from '../../test/support/migrated-store.js';
 import { ManualClock } from '../clock.js';
 import type { DomainEvent } from '../events.js';
 import { withLease } from './leases.js';
-import { migrateToLatest } from './migrate.js';
 import { openStore, type Store } from './open.js';
 import { claimEvents, enqueueEvent, heartbeat, onEventEnqueued, retireInstance } from './outbox.js';
 
@@ -19,18 +19,11 @@ const deactivated = (i: number): DomainEvent => ({
 });
 
 describe.each(ENGINES)('outbox lanes, dead instances and leases (%s)', (engine) => {
-  let tdb: TestDatabase;
+  const database = migratedStore(engine);
   let store: Store;
   let clock: ManualClock;
-
-  beforeAll(async () => {
-    tdb = await createTestDatabase(engine);
-    store = openStore(tdb.url, { poolSize: 4 });
-    await migrateToLatest(store);
-  });
-  afterAll(async () => {
-    await store?.close();
-    await tdb?.drop();
+  beforeAll(() => {
+    store = database.store;
   });
   beforeEach(async () => {
     await store.db.deleteFrom('outbox').execute();
@@ -104,7 +97,7 @@ describe.each(ENGINES)('outbox lanes, dead instances and leases (%s)', (engine) 
   });
 
   it('a named lease has one holder at a time across stores, and passes on when released', async () => {
-    const other = openStore(tdb.url, { poolSize: 2 });
+    const other = openStore(database.url, { poolSize: 2 });
     try {
       let inside = 0;
       let most = 0;
