@@ -581,6 +581,15 @@ describe('faults under steady mixed load', () => {
       headers: { authorization: `Bearer ${setup.adminToken}` },
     });
     expect(read.status).toBe(200);
+    // The load's own SCIM creates are refused too (the window can be short: wait for one to come by).
+    await waitFor(
+      'a SCIM create refused while the disk is full',
+      () => (tally.statuses.get('scim-create 503') ?? 0) > 0,
+      {
+        timeoutMs: 15_000,
+        intervalMs: 50,
+      },
+    );
 
     // Space returns: the operator frees some. No restart.
     await own.query('drop table test_filler');
