@@ -39,10 +39,12 @@ function newSpaceMiB(nodeArgs: string[], call: string): number {
 }
 
 describe('capYoungGeneration', () => {
-  it('stops the semi-spaces near the cap where V8 alone grows them to 16 MiB each', () => {
-    expect(newSpaceMiB([], 'void 0')).toBe(32);
+  // What V8 alone grows them to depends on the Node version, the machine's memory and the run (16 MiB
+  // each on Node 20; 32 or 64 MiB on Node 24 here): not one number.
+  it('stops the semi-spaces near the cap where V8 alone grows them much further', () => {
+    expect(newSpaceMiB([], 'void 0')).toBeGreaterThanOrEqual(32);
     // Both semi-spaces at the cap, or (when a growth lands before the observer hears of the one that
-    // reached the cap) one doubling past it: never V8's 16 MiB.
+    // reached the cap) one doubling past it: never what V8 alone reaches.
     expect(newSpaceMiB([], 'capYoungGeneration({ semiSpaceMiB: 4 })')).toBeLessThanOrEqual(2 * 2 * 4);
   }, 120_000);
 
@@ -52,6 +54,6 @@ describe('capYoungGeneration', () => {
     ).toBe(32);
     expect(
       newSpaceMiB([], "capYoungGeneration({ semiSpaceMiB: 2, nodeOptions: '--max-semi-space-size=1' })"),
-    ).toBe(32);
+    ).toBeGreaterThan(2 * 2 * 2); // not held at (twice) the 2 MiB cap: V8 grew it as it would
   }, 120_000);
 });
