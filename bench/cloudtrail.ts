@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
+import { sql } from 'kysely';
 import { awsIdentityOf } from '../src/access/aws-identity.js';
 import { CloudTrail, DEFAULT_KEEP_FIELDS } from '../src/activity/ingest.js';
 import { recordIssued } from '../src/audit/issued.js';
@@ -8,6 +9,7 @@ import { cloudTrailS3 } from '../src/aws/cloudtrail-s3.js';
 import { systemClock } from '../src/clock.js';
 import type { Store } from '../src/store/open.js';
 import { apiCall, assumedRole, iamUser, logFile } from '../test/support/cloudtrail.js';
+import { processCpuSeconds } from './lib/cpu.js';
 import type { BenchEnv } from './lib/env.js';
 import { type Row, ratioAtLeast, type Scenario } from './lib/scenario.js';
 import { stat } from './lib/stats.js';
@@ -96,6 +98,12 @@ export async function seedLedger(store: Store, start: Date): Promise<void> {
  * parsed, attributed (ledger, source identity, session name) and stored, deduplicated by eventID, per
  * second on one core, against `JSON.parse` of the same gunzipped files in the same run. It runs
  * `ingestFile`, the path a sync takes for each file (storing a batch overlaps reading the next).
+ *
+ * "One core" is counted, not assumed: Ferry's time for the files is the larger of the wall-clock time
+ * and the CPU time it took, its own process's (every thread: zlib's, the garbage collector's) plus,
+ * on PostgreSQL, the bench database's server backends' (another process, working on the other core
+ * while Ferry's waits). Wall-clock time alone let Ferry use up to two cores against the reference's
+ * one. The reference (one thread, no waits) is timed by the wall clock, as before.
  */
 export const cloudtrailIngest: Scenario = {
   name: 'cloudtrail',
@@ -132,9 +140,25 @@ export const cloudtrailIngest: Scenario = {
           if (n !== total) throw new Error('reference read the wrong number of records');
           return total / ((performance.now() - t0) / 1000);
         };
+        // The bench database's server backends (the pool's connections, this query's too), asked before and after a run.
+        const backends = async (): Promise<number[]> => {
+          if (engine !== 'postgres') return [];
+          const { rows } = await sql<{
+            pid: number;
+          }>`select pid from pg_stat_activity where datname = current_database()`.execute(store.db);
+          return rows.map((r) => r.pid);
+        };
+        const serverCpu = (pids: number[]): Map<number, number> =>
+          new Map(pids.map((pid) => [pid, processCpuSeconds(pid) ?? 0]));
+        const processCpu = (): number => {
+          const u = process.cpuUsage();
+          return (u.user + u.system) / 1e6;
+        };
         const ferry = async (): Promise<number> => {
           await store.db.deleteFrom('cloudtrail_records').execute();
           const result = { records: 0, stored: 0, duplicates: 0, rejected: 0, aheadOfClock: 0 };
+          const server0 = serverCpu(await backends());
+          const cpu0 = processCpu();
           const t0 = performance.now();
           for (const [i, f] of files.entries())
             await ct.ingestFile(
@@ -142,9 +166,13 @@ export const cloudtrailIngest: Scenario = {
               { sourceId: 'bench', objectKey: `file-${i}`, fileAccount: ACCOUNT },
               result,
             );
-          const seconds = (performance.now() - t0) / 1000;
+          const wall = (performance.now() - t0) / 1000;
+          let cpu = processCpu() - cpu0;
+          // A backend that appeared during the run counts all its CPU time (it was opened for it).
+          for (const pid of new Set([...server0.keys(), ...(await backends())]))
+            cpu += (processCpuSeconds(pid) ?? server0.get(pid) ?? 0) - (server0.get(pid) ?? 0);
           if (result.stored !== total) throw new Error(`stored ${result.stored} of ${total}`);
-          return total / seconds;
+          return total / Math.max(wall, cpu);
         };
         reference();
         await ferry();
@@ -164,8 +192,8 @@ export const cloudtrailIngest: Scenario = {
           goal: ratioAtLeast(0.3),
           note:
             engine === 'postgres'
-              ? `${FILES} files × ${RECORDS_PER_FILE} records; streaming read, attribution and insert into postgres; Ferry's process uses one core, the PostgreSQL server's work (another process, the same machine) is not counted in "1 core"`
-              : `${FILES} files × ${RECORDS_PER_FILE} records; streaming read, attribution and insert into sqlite (in Ferry's process, one core)`,
+              ? `${FILES} files × ${RECORDS_PER_FILE} records; streaming read, attribution and insert into postgres; per core: the larger of wall time and the CPU time of Ferry's process plus its PostgreSQL backends`
+              : `${FILES} files × ${RECORDS_PER_FILE} records; streaming read, attribution and insert into sqlite; per core: the larger of wall time and Ferry's process's CPU time (all its threads)`,
         });
       } finally {
         await store.close();

@@ -154,8 +154,15 @@ export class Correlator {
       if (r.sourceIdentity) identities.add(r.sourceIdentity);
       if (r.roleSessionName) identities.add(r.roleSessionName);
     }
-    const issued = keys.size ? await issuedByExternalIds(this.db, 'sts-credentials', [...keys]) : new Map();
-    const owners = identities.size ? await ownersOfAwsIdentities(this.db, [...identities]) : new Map();
+    // Both lookups at once (two connections on PostgreSQL: one wait for the server, not two).
+    const [issued, owners] = await Promise.all([
+      keys.size
+        ? issuedByExternalIds(this.db, 'sts-credentials', [...keys])
+        : new Map<string, IssuedCredential>(),
+      identities.size
+        ? ownersOfAwsIdentities(this.db, [...identities])
+        : new Map<string, { ownerKey: string; userName: string }>(),
+    ]);
     const bySession = new Map<string, IssuedCredential[]>();
     const out: AttributedRecord[] = [];
     for (const r of records) {

@@ -452,7 +452,7 @@ describe.each(ENGINES)('CloudTrail ingestion from S3 (%s, moto)', (engine) => {
     ];
     const from = { sourceId: 'direct', objectKey: 'file-1', fileAccount: ACCOUNT };
     await ct.ingest(records, from, result);
-    // a lone record whose object key is empty (an empty column text)
+    // a lone record whose object key (the same for the whole batch) is empty
     await ct.ingest([call(5, 'alone')], { ...from, objectKey: '' }, result);
     expect(result).toMatchObject({ records: 5, stored: 5, duplicates: 0 });
     const rows = await store.db
@@ -476,8 +476,18 @@ describe.each(ENGINES)('CloudTrail ingestion from S3 (%s, moto)', (engine) => {
       'alone',
     ]);
     // the same records again are duplicates, whichever way they were stored
+    observed.length = 0;
     await ct.ingest(records, from, result);
     expect(result).toMatchObject({ records: 9, stored: 5, duplicates: 4 });
+    expect(observed).toEqual([]);
+    // a batch of stored and new records, both ways (column texts and jsonb): observers get the new ones
+    await ct.ingest(
+      [records[0]!, call(6, 'new'), records[3]!, call(7, 'new \x1e too'), call(8, 'new again')],
+      from,
+      result,
+    );
+    expect(result).toMatchObject({ records: 14, stored: 8, duplicates: 6 });
+    expect(observed.flat().map((r) => r.userAgent)).toEqual(['new', 'new \x1e too', 'new again']);
   });
 
   it('stops a source whose bucket cannot be read, keeps its position, and still syncs the others', async () => {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Statement } from 'better-sqlite3';
-import { CompiledQuery, sql } from 'kysely';
+import { CompiledQuery } from 'kysely';
 import type { AuditContext } from '../audit/actor.js';
 import { systemActor } from '../audit/actor.js';
 import { appendAudit } from '../audit/ledger.js';
@@ -135,15 +135,40 @@ const COLUMNS = [
   'ingested_at',
 ] as const satisfies ReadonlyArray<keyof CloudTrailRecordsTable>;
 
+/** The columns that hold the same value for every row of a batch (its file, when it was read): last in COLUMNS. */
+const PER_BATCH = 3;
+/** The columns that differ from row to row. */
+const PER_ROW = COLUMNS.slice(0, COLUMNS.length - PER_BATCH);
+
 /**
- * PostgreSQL's insert of a batch, the fallback for rows the column texts below cannot carry: one
- * parameter, a jsonb array of rows in COLUMNS order, unpacked by position (ADR 0047).
+ * How one PostgreSQL statement stores a batch and says what it stored, in one round trip and with no
+ * transaction block around it (ADR 0061). The statement's own transaction does not wait for its WAL
+ * flush (`set_config(…, true)` lasts until that transaction's commit, and only for it). That is safe:
+ * the position is saved after the file in a normal commit, which flushes the WAL up to it, records
+ * included; a crash before that reads the file again (stored once by eventID). It answers one row:
+ * how many rows were stored and, only when that is not all of them, which event ids (most batches are
+ * new, so the server sends no id back and the client parses none).
  */
-const POSTGRES_INSERT_JSONB = `insert into cloudtrail_records (${COLUMNS.join(', ')})
-  select ${COLUMNS.map((c, i) => (c === 'issued_by_ferry' ? `(r->>${i})::integer` : `r->>${i}`)).join(', ')}
-  from jsonb_array_elements($1::jsonb) as r
-  on conflict (event_time, event_id) do nothing
-  returning event_id`;
+const storeOnce = (rows: string): string => `with settings as materialized (
+    select set_config('synchronous_commit', 'off', true)
+  ), stored as (
+    insert into cloudtrail_records (${COLUMNS.join(', ')})
+    ${rows}
+    on conflict (event_time, event_id) do nothing
+    returning event_id
+  )
+  select count(*)::integer as stored,
+    case when count(*) = $1 then null else coalesce(array_agg(event_id), '{}') end as only
+  from stored`;
+
+/**
+ * The fallback for rows the column texts below cannot carry: one jsonb array of rows in COLUMNS order,
+ * unpacked by position (ADR 0047). $1 is the number of rows.
+ */
+const POSTGRES_INSERT_JSONB = storeOnce(`select ${COLUMNS.map((c, i) =>
+  c === 'issued_by_ferry' ? `(r->>${i})::integer` : `r->>${i}`,
+).join(', ')}
+    from settings, jsonb_array_elements($2::jsonb) as r`);
 
 /** Separates one row's value from the next in a column's text (PostgreSQL's string_to_array). */
 const ROW_SEPARATOR = '\x1e';
@@ -152,47 +177,61 @@ const NULL_VALUE = '\x1d';
 /** Whether the column texts carry this row: no text value contains the separator or NUL (which PostgreSQL's
  * text refuses anyway) or is exactly the NULL marker. */
 const carried = (row: readonly unknown[]): boolean => {
-  for (const v of row)
+  for (let i = 0; i < PER_ROW.length; i++) {
+    const v = row[i];
     if (typeof v === 'string' && (v === NULL_VALUE || v.includes(ROW_SEPARATOR) || v.includes('\0')))
       return false;
+  }
   return true;
 };
 
 /**
- * PostgreSQL's insert of a batch: one text parameter per column, the rows' values joined by
- * ROW_SEPARATOR, split by `string_to_array` and zipped back into rows by `unnest` (ADR 0049). Splitting
- * a string costs the server a fraction of parsing the same rows as jsonb (measured: 17 against 29 µs of
- * server CPU a row, load 19), and joining strings costs the client no more than JSON.stringify.
+ * PostgreSQL's insert of a batch: $1 the number of rows, then one text parameter per column that
+ * differs from row to row, the rows' values joined by ROW_SEPARATOR, split by `string_to_array` and
+ * zipped back into rows by `unnest` (ADR 0049), then the batch's three shared values as they are.
+ * Splitting a string costs the server a fraction of parsing the same rows as jsonb (measured: 17
+ * against 29 µs of server CPU a row, load 19), and joining strings costs the client no more than
+ * JSON.stringify.
  */
-const POSTGRES_INSERT = `insert into cloudtrail_records (${COLUMNS.join(', ')})
-  select * from unnest(${COLUMNS.map(
-    (c, i) => `string_to_array($${i + 1}, E'\\x1e', E'\\x1d')${c === 'issued_by_ferry' ? '::integer[]' : ''}`,
-  ).join(', ')})
-  on conflict (event_time, event_id) do nothing
-  returning event_id`;
+const POSTGRES_INSERT = storeOnce(`select rows.*, ${COLUMNS.slice(PER_ROW.length)
+  .map((_, i) => `$${PER_ROW.length + 2 + i}`)
+  .join(', ')}
+    from settings, unnest(${PER_ROW.map(
+      (c, i) =>
+        `string_to_array($${i + 2}, E'\\x1e', E'\\x1d')${c === 'issued_by_ferry' ? '::integer[]' : ''}`,
+    ).join(', ')}) as rows`);
 
 /**
- * A batch's rows as POSTGRES_INSERT's parameters (one text per column), and the rows that need the
- * jsonb insert instead: a text value containing the separator or NUL, or a text that is exactly the
- * NULL marker. CloudTrail's fields almost never do; `raw` is JSON text, which cannot.
+ * A batch's rows as POSTGRES_INSERT's parameters (after the count: one text per column that differs
+ * from row to row, then the batch's shared values, taken from its first row), and the rows that need
+ * the jsonb insert instead: a text value containing the separator or NUL, or a text that is exactly
+ * the NULL marker. CloudTrail's fields almost never do; `raw` is JSON text, which cannot.
  */
-function columnTexts(rows: readonly unknown[][]): { params: string[]; others: unknown[][] } {
-  const columns: string[][] = COLUMNS.map(() => []);
+function columnTexts(rows: readonly unknown[][]): {
+  params: unknown[];
+  carriedRows: number;
+  others: unknown[][];
+} {
+  const columns: string[][] = PER_ROW.map(() => []);
   const others: unknown[][] = [];
+  let first: readonly unknown[] | undefined;
   for (const row of rows) {
     if (!carried(row)) {
       others.push(row);
       continue;
     }
-    for (let i = 0; i < row.length; i++) {
+    first ??= row;
+    for (let i = 0; i < columns.length; i++) {
       const v = row[i];
       columns[i]!.push(v === null ? NULL_VALUE : String(v));
     }
   }
-  const params = columns.map((c) => c.join(ROW_SEPARATOR));
+  if (!first) return { params: [], carriedRows: 0, others };
+  const texts = columns.map((c) => c.join(ROW_SEPARATOR));
   // string_to_array('') is an empty array, not one empty value: a lone row with an empty text goes as jsonb.
-  if (params.includes('') && columns[0]!.length > 0) return { params: [], others: [...rows] };
-  return { params, others };
+  if (texts.includes('')) return { params: [], carriedRows: 0, others: [...rows] };
+  const carriedRows = rows.length - others.length;
+  return { params: [carriedRows, ...texts, ...first.slice(PER_ROW.length)], carriedRows, others };
 }
 
 const normalisePrefix = (prefix: string | undefined): string => {
@@ -636,10 +675,10 @@ export class CloudTrail {
   ): Promise<number> {
     const { attributed } = batch;
     const inserted = await this.#insert(batch.rows);
-    result.stored += inserted.size;
-    result.duplicates += attributed.length - inserted.size;
-    const fresh =
-      inserted.size === attributed.length ? attributed : attributed.filter((a) => inserted.has(a.eventId));
+    result.stored += inserted.stored;
+    result.duplicates += attributed.length - inserted.stored;
+    const { only } = inserted;
+    const fresh = only === null ? attributed : attributed.filter((a) => only.has(a.eventId));
     for (const observe of this.deps.activityObservers) {
       if (fresh.length === 0) break;
       try {
@@ -653,44 +692,50 @@ export class CloudTrail {
   }
 
   /**
-   * Stores rows (laid out in COLUMNS order) once per (event_time, event_id); returns the event ids
-   * stored now. The hot path of ingestion. SQLite: one prepared statement run per row (prepared once,
-   * inside the transaction that holds its only connection; better-sqlite3 binds an array in a few µs,
-   * and multi-row statements measured no faster). PostgreSQL: the batch as one text per column, split
-   * and zipped back into rows by the server (POSTGRES_INSERT); rows those texts cannot carry go as one
-   * jsonb array of row arrays (POSTGRES_INSERT_JSONB).
+   * Stores rows (laid out in COLUMNS order) once per (event_time, event_id): how many were stored now
+   * and, only when that is not all of them, the event ids of those that were (`only`). The hot path of
+   * ingestion. SQLite: one prepared statement run per row (prepared once, inside the transaction that
+   * holds its only connection; better-sqlite3 binds an array in a few µs, and multi-row statements
+   * measured no faster). PostgreSQL: one statement, outside any transaction block (storeOnce): the batch
+   * as one text per column, split and zipped back into rows by the server (POSTGRES_INSERT); rows those
+   * texts cannot carry go as one jsonb array of row arrays (POSTGRES_INSERT_JSONB), a second statement.
    */
-  async #insert(rows: unknown[][]): Promise<Set<string>> {
-    const inserted = new Set<string>();
+  async #insert(rows: unknown[][]): Promise<{ stored: number; only: Set<string> | null }> {
     const { db, sqlite } = this.deps.store;
     if (sqlite) {
       this.#sqliteInsert ??= sqlite.prepare(
         `insert into cloudtrail_records (${COLUMNS.join(', ')}) values (${COLUMNS.map(() => '?').join(', ')}) on conflict (event_time, event_id) do nothing`,
       );
       const stmt = this.#sqliteInsert;
+      const stored: string[] = [];
       await db.transaction().execute(async () => {
-        for (const row of rows) if (stmt.run(row).changes === 1) inserted.add(row[0] as string);
+        for (const row of rows) if (stmt.run(row).changes === 1) stored.push(row[0] as string);
       });
-      return inserted;
+      return { stored: stored.length, only: stored.length === rows.length ? null : new Set(stored) };
     }
-    await db.transaction().execute(async (trx) => {
-      // Not waiting for this commit's WAL flush is safe: the position is saved after the file in a
-      // normal commit, which flushes the WAL up to it, records included; a crash before that reads the
-      // file again (stored once by eventID).
-      await sql`set local synchronous_commit = off`.execute(trx);
-      const { params, others } = columnTexts(rows);
-      if (params.length > 0 && others.length < rows.length) {
-        const done = await trx.executeQuery<{ event_id: string }>(CompiledQuery.raw(POSTGRES_INSERT, params));
-        for (const d of done.rows) inserted.add(d.event_id);
-      }
-      if (others.length > 0) {
-        const done = await trx.executeQuery<{ event_id: string }>(
-          CompiledQuery.raw(POSTGRES_INSERT_JSONB, [JSON.stringify(others)]),
-        );
-        for (const d of done.rows) inserted.add(d.event_id);
-      }
-    });
-    return inserted;
+    const { params, carriedRows, others } = columnTexts(rows);
+    const answers: Array<{ rows: number; stored: number; only: string[] | null }> = [];
+    const run = async (query: string, parameters: unknown[], count: number): Promise<void> => {
+      const done = await db.executeQuery<{ stored: number; only: string[] | null }>(
+        CompiledQuery.raw(query, parameters),
+      );
+      answers.push({ rows: count, ...done.rows[0]! });
+    };
+    if (carriedRows > 0) await run(POSTGRES_INSERT, params, carriedRows);
+    if (others.length > 0)
+      await run(POSTGRES_INSERT_JSONB, [others.length, JSON.stringify(others)], others.length);
+    let stored = 0;
+    for (const a of answers) stored += a.stored;
+    if (stored === rows.length) return { stored, only: null };
+    // Some were there already: the event ids stored now, from both statements.
+    const only = new Set<string>();
+    for (const a of answers) {
+      if (a.only !== null) for (const id of a.only) only.add(id);
+      else
+        for (const row of a === answers[0] && carriedRows > 0 ? rows.filter(carried) : others)
+          only.add(row[0] as string);
+    }
+    return { stored, only };
   }
 
   async #audit(
