@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { AuditContext } from '../audit/actor.js';
 import { actorName } from '../audit/actor.js';
@@ -54,6 +54,12 @@ interface Verified {
   row: BearerTokenRow;
   /** clock milliseconds after which the row must be read again */
   untilMs: number;
+  /**
+   * SHA-256 of the secret that verified against the row's keyed hash: a request presenting the same
+   * secret within untilMs is compared against this (one hash) instead of computing the keyed hash and
+   * comparing that again (four: 3.7% of a SCIM create's CPU). Never the secret itself.
+   */
+  secretDigest: Buffer;
 }
 
 type TokenDb = Kysely<Record<BearerTokenKind['table'], BearerTokenRow>>;
@@ -134,14 +140,13 @@ export class BearerTokens {
     if (!m) return null;
     const [, id, secret] = m as unknown as [string, string, string];
     const nowMs = this.clock.now().getTime();
-    const hit = this.#verified.get(id);
+    const cacheMs = this.kind.cacheMs ?? 0;
+    const secretDigest = cacheMs > 0 ? createHash('sha256').update(secret).digest() : null;
+    const hit = secretDigest && this.#verified.get(id);
     if (hit) {
-      // The secret is still checked against the stored hash; only the read is saved.
-      if (
-        hit.untilMs > nowMs &&
-        secretsEqual(storedSecret(this.masterKey, this.kind.purpose, secret), hit.row.secret_hash)
-      )
-        return hit.row;
+      // The secret is still checked on every request, in constant time, against the digest of the one
+      // that verified against the stored hash; only the read and the keyed hash are saved.
+      if (hit.untilMs > nowMs && timingSafeEqual(secretDigest, hit.secretDigest)) return hit.row;
       this.#verified.delete(id);
     }
     const generation = this.#revocations;
@@ -160,10 +165,9 @@ export class BearerTokens {
       await this.#db.updateTable(this.kind.table).set({ last_used_at: now }).where('id', '=', id).execute();
       row.last_used_at = now;
     }
-    const cacheMs = this.kind.cacheMs ?? 0;
-    if (cacheMs > 0 && generation === this.#revocations) {
+    if (secretDigest && generation === this.#revocations) {
       const expiresMs = row.expires_at != null ? Date.parse(row.expires_at) : Number.POSITIVE_INFINITY;
-      this.#verified.set(id, { row, untilMs: Math.min(nowMs + cacheMs, expiresMs) });
+      this.#verified.set(id, { row, untilMs: Math.min(nowMs + cacheMs, expiresMs), secretDigest });
     }
     return row;
   }

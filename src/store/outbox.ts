@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
 import { addMs, type Clock, iso } from '../clock.js';
 import type { DomainEvent } from '../events.js';
@@ -8,6 +8,13 @@ import type { Database } from './schema.js';
 
 let lastIdMs = 0;
 let idCounter = 0;
+/**
+ * Random bytes for ids, filled 4 KiB at a time: a randomBytes(16) per id (one call into OpenSSL each)
+ * was 2.4% of a SCIM create's CPU. Each id's bytes are used once; the whole id is formatted before the
+ * pool is refilled, so a slice is never reused.
+ */
+const randomPool = randomFillSync(Buffer.alloc(4096));
+let randomAt = 0;
 
 /**
  * A UUIDv7 (RFC 9562) whose 12-bit rand_a is a counter, so ids made in this process sort in the order
@@ -23,12 +30,17 @@ function orderedId(): string {
     lastIdMs += 1; // 4096 ids in one millisecond: borrow the next one (RFC 9562 §6.2)
     idCounter = 0;
   }
-  const b = randomBytes(16);
+  const b = randomPool.subarray(randomAt, randomAt + 16);
   b.writeUIntBE(lastIdMs, 0, 6);
   b[6] = 0x70 | (idCounter >> 8);
   b[7] = idCounter & 0xff;
   b[8] = 0x80 | (b[8]! & 0x3f);
   const h = b.toString('hex');
+  randomAt += 16;
+  if (randomAt === randomPool.length) {
+    randomFillSync(randomPool);
+    randomAt = 0;
+  }
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 

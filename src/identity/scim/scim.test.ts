@@ -83,6 +83,17 @@ describe.each(ENGINES)('SCIM service provider on %s', (engine) => {
       expectScimError(await other.get('/Users?count=1'), 401);
     });
 
+    it('refuses a verified token’s id with another secret, and still accepts the right one after', async () => {
+      expect((await scim.get('/Users?count=1')).status).toBe(200); // verified: its row is cached
+      const secret = scim.token.slice(-43);
+      const other = secret.startsWith('A') ? `B${secret.slice(1)}` : `A${secret.slice(1)}`;
+      const res = await fetch(new URL('/scim/v2/Users?count=1', ferry.url), {
+        headers: { authorization: `Bearer ${scim.token.slice(0, -43)}${other}` },
+      });
+      expect(res.status).toBe(401);
+      expect((await scim.get('/Users?count=1')).status).toBe(200);
+    });
+
     it('answers 401 once the connection is revoked, and audits the revocation', async () => {
       const other = await scimClient(ferry, 'to-revoke');
       expect((await other.get('/Users?count=1')).status).toBe(200);
