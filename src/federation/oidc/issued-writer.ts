@@ -1,3 +1,4 @@
+import type SqliteDatabase from 'better-sqlite3';
 import { CompiledQuery, type Insertable } from 'kysely';
 import { type AuditInput, auditAppended, auditRow } from '../../audit/ledger.js';
 import type { Clock } from '../../clock.js';
@@ -44,14 +45,25 @@ interface Entry {
 export class IssuedWriter {
   readonly #pending: Entry[] = [];
   readonly #sql = new Map<string, { artifacts: string | null; audit: string | null; both: string | null }>();
+  readonly #sqlitePrepared = new Map<string, SqliteDatabase.Statement>();
   #auditColumns: string[] | undefined;
-  /** a drain is running or set to run */
-  #draining = false;
+  /** commits in flight */
+  #inFlight = 0;
+  /** a batch is set to start at the end of this turn */
+  #scheduled = false;
+  /**
+   * Commits in flight at once. SQLite has one connection and one writer: one. PostgreSQL: two, on
+   * separate pool connections, so a batch made while one commits does not wait for it (the process was
+   * ~28% idle waiting for commits with one).
+   */
+  readonly #maxInFlight: number;
 
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.#maxInFlight = store.engine === 'postgres' ? 2 : 1;
+  }
 
   /**
    * Writes a request's token rows and, when given, the event that records their issuance; resolves
@@ -67,38 +79,47 @@ export class IssuedWriter {
         resolve,
         reject,
       });
-      if (this.#draining) return;
-      this.#draining = true;
+      if (this.#scheduled || this.#inFlight >= this.#maxInFlight) return;
+      this.#scheduled = true;
       // After this turn's I/O callbacks: requests that reached this point in the same turn share the
       // commit (on SQLite nothing else is ever in flight, so this is the only way they can).
-      setImmediate(() => void this.#drain());
+      setImmediate(() => {
+        this.#scheduled = false;
+        this.#start();
+      });
     });
   }
 
-  async #drain(): Promise<void> {
+  /** Starts a batch of what is pending while a commit slot is free. */
+  #start(): void {
+    while (this.#pending.length > 0 && this.#inFlight < this.#maxInFlight) {
+      const batch = this.#pending.splice(0, MAX_BATCH);
+      this.#inFlight++;
+      void this.#commit(batch).finally(() => {
+        this.#inFlight--;
+        // Writes asked while every slot was busy go next, without waiting for another turn.
+        if (!this.#scheduled) this.#start();
+      });
+    }
+  }
+
+  async #commit(batch: Entry[]): Promise<void> {
     try {
-      while (this.#pending.length > 0) {
-        const batch = this.#pending.splice(0, MAX_BATCH);
+      await this.#execute(batch);
+      settle(batch);
+    } catch (err) {
+      if (batch.length === 1 || isDatabaseUnavailable(err)) {
+        for (const e of batch) e.reject(err);
+        return;
+      }
+      for (const e of batch) {
         try {
-          await this.#execute(batch);
-          settle(batch);
-        } catch (err) {
-          if (batch.length === 1 || isDatabaseUnavailable(err)) {
-            for (const e of batch) e.reject(err);
-            continue;
-          }
-          for (const e of batch) {
-            try {
-              await this.#execute([e]);
-              settle([e]);
-            } catch (alone) {
-              e.reject(alone);
-            }
-          }
+          await this.#execute([e]);
+          settle([e]);
+        } catch (alone) {
+          e.reject(alone);
         }
       }
-    } finally {
-      this.#draining = false;
     }
   }
 
@@ -109,6 +130,15 @@ export class IssuedWriter {
     const artifactParams = artifacts.flatMap((r) => ARTIFACT_COLUMNS.map((c) => r[c] ?? null));
     const columns = this.#auditColumns ?? [];
     const auditParams = audits.flatMap((r) => columns.map((c) => (r as Record<string, unknown>)[c] ?? null));
+    const sqliteTransaction = this.store.sqliteTransaction;
+    if (sqliteTransaction) {
+      // SQLite: both statements in one synchronous IMMEDIATE transaction (no await between them).
+      await sqliteTransaction((db) => {
+        if (text.artifacts !== null) this.#prepare(db, text.artifacts).run(artifactParams);
+        if (text.audit !== null) this.#prepare(db, text.audit).run(auditParams);
+      });
+      return;
+    }
     if (text.both !== null) {
       await this.store.db.executeQuery(CompiledQuery.raw(text.both, [...artifactParams, ...auditParams]));
     } else if (this.store.engine === 'sqlite' && text.artifacts !== null && text.audit !== null) {
@@ -122,6 +152,17 @@ export class IssuedWriter {
     } else if (text.audit !== null) {
       await this.store.db.executeQuery(CompiledQuery.raw(text.audit, auditParams));
     }
+  }
+
+  /** SQLite: the prepared statement of a batch's SQL text (prepared once per text and kept). */
+  #prepare(db: SqliteDatabase.Database, text: string): SqliteDatabase.Statement {
+    let statement = this.#sqlitePrepared.get(text);
+    if (!statement) {
+      if (this.#sqlitePrepared.size > 500) this.#sqlitePrepared.clear();
+      statement = db.prepare(text);
+      this.#sqlitePrepared.set(text, statement);
+    }
+    return statement;
   }
 
   /** The statements for a batch of this shape (built once per shape and kept). */
