@@ -56,7 +56,9 @@ export const tokenHandle = (masterKey: MasterKey, model: string, id: string) =>
  * saved, so the handle reuses it (one HMAC per grant instead of two); any other token is keyed anew.
  */
 export function requestTokenHandle(ctx: object, masterKey: MasterKey, model: string, id: string): string {
-  const last = (ctx as RequestContext)[LAST_DEFERRED] as { model: string; id: string; key: string } | undefined;
+  const last = (ctx as RequestContext)[LAST_DEFERRED] as
+    | { model: string; id: string; key: string }
+    | undefined;
   if (last && last.model === model && last.id === id) return last.key.slice(0, 16);
   return tokenHandle(masterKey, model, id);
 }

@@ -124,7 +124,10 @@ describe.each(ENGINES)('the token endpoint’s group commit on %s', (engine) => 
         held = r;
       });
       const blocker = store.db.transaction().execute(async (trx) => {
-        await trx.insertInto('oidc_artifacts').values([artifact('slots-a'), artifact('slots-b')]).execute();
+        await trx
+          .insertInto('oidc_artifacts')
+          .values([artifact('slots-a'), artifact('slots-b')])
+          .execute();
         held();
         await released;
         throw new Error('rolled back');

@@ -1,6 +1,7 @@
 import type SqliteDatabase from 'better-sqlite3';
 import { CompiledQuery, type Insertable } from 'kysely';
 import { type AuditInput, auditAppended, auditRow } from '../../audit/ledger.js';
+import { TimeOrderedIds } from '../../audit/time-ordered-ids.js';
 import type { Clock } from '../../clock.js';
 import { isDatabaseUnavailable } from '../../store/errors.js';
 import type { Store } from '../../store/open.js';
@@ -47,6 +48,7 @@ export class IssuedWriter {
   readonly #sql = new Map<string, { artifacts: string | null; audit: string | null; both: string | null }>();
   readonly #sqlitePrepared = new Map<string, SqliteDatabase.Statement>();
   #auditColumns: string[] | undefined;
+  readonly #ids = new TimeOrderedIds();
   /** commits in flight */
   #inFlight = 0;
   /** a batch is set to start at the end of this turn */
@@ -75,7 +77,8 @@ export class IssuedWriter {
     return new Promise<void>((resolve, reject) => {
       this.#pending.push({
         artifacts,
-        audit: audit ? auditRow(this.clock, audit).row : null,
+        // Time-ordered ids (0052): a batch's events land on the last page of the id index.
+        audit: audit ? auditRow(this.clock, audit, this.#ids.next(this.clock.now().getTime())).row : null,
         resolve,
         reject,
       });

@@ -14,9 +14,9 @@ import { isDatabaseUnavailable, isStorageFull } from '../../store/errors.js';
 import type { Store } from '../../store/open.js';
 import {
   linkGrantToSession,
+  requestTokenHandle,
   StoreAdapter,
   sessionOfGrant,
-  requestTokenHandle,
   takeDeferredArtifacts,
 } from './adapter.js';
 import { CLI_CLIENT, grantNameOf, type OidcClients, REQUIRE_PKCE_METADATA } from './clients.js';
