@@ -37,9 +37,9 @@ interface Entry {
 /**
  * Group commit for the token endpoint (issue 16, decision 0043). Each response waits until its token
  * rows and their `oidc.token.issued` event are committed, as before; but the writes of requests that
- * arrive in the same event-loop turn, or while a commit is in flight, go together: on PostgreSQL one
- * multi-row statement (a data-modifying CTE: the token upsert, then the events), on SQLite one
- * transaction of two statements. Nothing waits for a timer (a write starts at the end of the turn it
+ * arrive in the same event-loop turn, or while every commit slot is busy, go together: on PostgreSQL one
+ * multi-row statement (a data-modifying CTE: the token upsert, then the events), with two such commits
+ * in flight at once (decision 0056); on SQLite one synchronous transaction of two statements. Nothing waits for a timer (a write starts at the end of the turn it
  * was asked in, setImmediate); under load one commit (one WAL flush, one round trip) carries many grants. A token row exists exactly when its
  * record does, batch or not. The SQL is built once per batch shape, not by Kysely per request.
  */
