@@ -18,15 +18,18 @@ import {
   type AuditEvent,
   type AuditInput,
   appendAudit,
+  auditRow,
   eventFromRow,
   GENESIS_HASH,
   hashEvent,
+  leafEventOf,
   leafHashOf,
+  leafJson,
   listAudit,
 } from './ledger.js';
 import { Frontier } from './merkle.js';
 import { Sequencer } from './sequencer.js';
-import { checkProofFile, type SignedTreeHead, signHead } from './tree-head.js';
+import { checkProofFile, leafData, type SignedTreeHead, signHead } from './tree-head.js';
 import { headFromRow, proveConsistency, proveInclusion, type VerifyResult, verifyLedger } from './verify.js';
 
 const FERRY_BIN = fileURLToPath(new URL('../../bin/ferry.js', import.meta.url));
@@ -646,3 +649,32 @@ function ferry(args: string[], cwd: string): Promise<Run> {
     });
   });
 }
+
+describe('an appended event’s leaf', () => {
+  const clock = new ManualClock('2026-01-01T00:00:00.000Z');
+  const inputs: AuditInput[] = [
+    { type: 'oidc.token.issued', outcome: 'success', actor: { type: 'system', name: 'oidc-client:wl-1' } },
+    {
+      type: 'user.created',
+      outcome: 'failure',
+      actor: { type: 'user', id: 'u-1', name: 'Zoë "quoted" \\ back\u2028line' },
+      subject: 'ünïcödé ✓ \u0000',
+      ip: '::1',
+      requestId: 'req-1',
+      data: { z: 1, a: [3, { y: null, b: 'x' }], m: { skip: undefined, n: -0, e: 1e21 }, t: true },
+    },
+    { type: 'x', outcome: 'success', actor: { type: 'anonymous' }, subject: null, ip: null, data: {} },
+  ];
+
+  it.each(inputs.map((input) => [input.type, input] as const))(
+    'is the same bytes as the canonical JSON of its fields (%s)',
+    (_type, input) => {
+      const { row, event } = auditRow(clock, input);
+      const canonical = leafData(leafEventOf({ ...event, seq: 1 }));
+      expect(leafJson(event, row.actor as string, row.data as string)).toBe(canonical);
+      expect(row.actor).toBe(canonicalJson(input.actor));
+      expect(row.data).toBe(canonicalJson(input.data ?? {}));
+      expect(leafHashOf({ ...event, seq: 1 })).toBe(row.hash);
+    },
+  );
+});

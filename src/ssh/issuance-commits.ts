@@ -1,7 +1,7 @@
-import { randomFillSync } from 'node:crypto';
 import { CompiledQuery } from 'kysely';
 import { type IssuedInput, issuedRow } from '../audit/issued.js';
 import { type AuditInput, auditAppended, auditRow } from '../audit/ledger.js';
+import { TimeOrderedIds } from '../audit/time-ordered-ids.js';
 import type { Clock } from '../clock.js';
 import { isDatabaseUnavailable } from '../store/errors.js';
 import type { Store } from '../store/open.js';
@@ -143,38 +143,4 @@ export class IssuanceCommits {
 
   readonly #sql = new Map<number, [string, string]>();
   readonly #ids = new TimeOrderedIds();
-}
-
-/**
- * UUIDv7 (RFC 9562): the clock's milliseconds, then a counter within the millisecond, then 62 random
- * bits. The rows' ids and audit events' ids index in the order they are written, so a batch lands on
- * the last page of each id index instead of a random page per row (a third less to write per commit).
- */
-export class TimeOrderedIds {
-  #ms = -1;
-  #counter = 0;
-  readonly #pool = Buffer.alloc(1024);
-  #used = this.#pool.length;
-
-  next(ms: number): string {
-    if (ms > this.#ms) {
-      this.#ms = ms;
-      this.#counter = 0;
-    } else if (++this.#counter > 0xfff) {
-      // 4,096 ids in one millisecond: borrow the next one (ids stay unique and ordered)
-      this.#ms += 1;
-      this.#counter = 0;
-    }
-    if (this.#used + 8 > this.#pool.length) {
-      randomFillSync(this.#pool);
-      this.#used = 0;
-    }
-    const random = this.#pool.subarray(this.#used, this.#used + 8);
-    this.#used += 8;
-    random[0] = (random[0]! & 0x3f) | 0x80; // variant 10
-    const t = this.#ms.toString(16).padStart(12, '0');
-    const r = random.toString('hex');
-    const a = (0x7000 | this.#counter).toString(16);
-    return `${t.slice(0, 8)}-${t.slice(8, 12)}-${a}-${r.slice(0, 4)}-${r.slice(4, 16)}`;
-  }
 }

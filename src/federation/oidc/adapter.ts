@@ -25,6 +25,8 @@ const GRANTABLE = new Set([
  */
 const DEFERRABLE = new Set(['AccessToken', 'ClientCredentials', 'RefreshToken']);
 const DEFERRED = Symbol('ferry.oidc.deferredArtifacts');
+/** The last token the request deferred, with its stored key: the audit names it without a second HMAC. */
+const LAST_DEFERRED = Symbol('ferry.oidc.lastDeferred');
 
 type ArtifactRow = Insertable<OidcArtifactsTable>;
 type RequestContext = Record<symbol, unknown> & { oidc?: { route?: string } };
@@ -48,6 +50,18 @@ export function artifactKey(masterKey: MasterKey, model: string, id: string): st
  */
 export const tokenHandle = (masterKey: MasterKey, model: string, id: string) =>
   artifactKey(masterKey, model, id).slice(0, 16);
+
+/**
+ * tokenHandle of a token this request's token endpoint just deferred: its key was computed when it was
+ * saved, so the handle reuses it (one HMAC per grant instead of two); any other token is keyed anew.
+ */
+export function requestTokenHandle(ctx: object, masterKey: MasterKey, model: string, id: string): string {
+  const last = (ctx as RequestContext)[LAST_DEFERRED] as
+    | { model: string; id: string; key: string }
+    | undefined;
+  if (last && last.model === model && last.id === id) return last.key.slice(0, 16);
+  return tokenHandle(masterKey, model, id);
+}
 
 /** The stored key of a grant id: the Grant row's own key, which its tokens carry in grant_id. */
 export const grantKey = (masterKey: MasterKey, grantId: string) => artifactKey(masterKey, 'Grant', grantId);
@@ -114,6 +128,7 @@ export class StoreAdapter implements Adapter {
           ctx[DEFERRED] = deferred;
         }
         deferred.push(row);
+        ctx[LAST_DEFERRED] = { model: this.model, id, key };
         return;
       }
     }

@@ -44,7 +44,20 @@ function counting(store: Store): { store: Store; commits: () => number } {
       return typeof value === 'function' ? value.bind(target) : value;
     },
   }) as Kysely<Database>;
-  return { store: { ...store, db } as Store, commits: () => commits };
+  const sqliteTransaction = store.sqliteTransaction;
+  const counted: Store = {
+    ...store,
+    db,
+    ...(sqliteTransaction
+      ? {
+          sqliteTransaction: (work) => {
+            commits++;
+            return sqliteTransaction(work);
+          },
+        }
+      : {}),
+  };
+  return { store: counted, commits: () => commits };
 }
 
 describe.each(ENGINES)('the token endpoint’s group commit on %s', (engine) => {
@@ -96,6 +109,49 @@ describe.each(ENGINES)('the token endpoint’s group commit on %s', (engine) => 
     for (const e of await listAudit(store.db, { type: 'oidc.token.issued', limit: 1000 }))
       expect(leafHashOf(e)).toBe(e.hash);
   });
+
+  it.runIf(engine === 'postgres')(
+    'on PostgreSQL a batch commits while another waits for its commit, on a connection of its own; a third waits for one of the two',
+    async () => {
+      const writer = new IssuedWriter(store, clock);
+      // Another transaction holds the keys the first two batches upsert: they wait for it.
+      let release!: () => void;
+      const released = new Promise<void>((r) => {
+        release = r;
+      });
+      let held!: () => void;
+      const holding = new Promise<void>((r) => {
+        held = r;
+      });
+      const blocker = store.db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('oidc_artifacts')
+          .values([artifact('slots-a'), artifact('slots-b')])
+          .execute();
+        held();
+        await released;
+        throw new Error('rolled back');
+      });
+      await holding;
+      const done: string[] = [];
+      const write = (id: string) => writer.write([artifact(id)], issued(id)).then(() => done.push(id));
+      const pause = () => new Promise((r) => setTimeout(r, 100));
+      const a = write('slots-a');
+      await pause(); // a's commit waits for the lock
+      await write('slots-free'); // commits beside it
+      expect(done).toEqual(['slots-free']);
+      const b = write('slots-b');
+      await pause(); // both slots wait for the lock now
+      const c = write('slots-c');
+      await pause();
+      expect(done).toEqual(['slots-free']);
+      release();
+      await expect(blocker).rejects.toThrow('rolled back');
+      await Promise.all([a, b, c]);
+      expect(await artifactIds('slots-')).toEqual(['slots-a', 'slots-b', 'slots-c', 'slots-free']);
+      expect(await handles('slots-')).toEqual(['slots-a', 'slots-b', 'slots-c', 'slots-free']);
+    },
+  );
 
   it('a request’s several tokens, tokens without an event and an event without tokens', async () => {
     const writer = new IssuedWriter(store, clock);

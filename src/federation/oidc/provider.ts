@@ -14,10 +14,10 @@ import { isDatabaseUnavailable, isStorageFull } from '../../store/errors.js';
 import type { Store } from '../../store/open.js';
 import {
   linkGrantToSession,
+  requestTokenHandle,
   StoreAdapter,
   sessionOfGrant,
   takeDeferredArtifacts,
-  tokenHandle,
 } from './adapter.js';
 import { CLI_CLIENT, grantNameOf, type OidcClients, REQUIRE_PKCE_METADATA } from './clients.js';
 import { IssuedWriter } from './issued-writer.js';
@@ -418,7 +418,7 @@ export class OidcIssuer {
           grantId: token && 'grantId' in token ? (token.grantId ?? null) : null,
           // An opaque token's id (jti) IS the bearer value: the audit names it by a prefix of the key
           // it is stored under (oidc_artifacts.id), which finds the row and can't be presented anywhere.
-          tokenHandle: token?.jti ? tokenHandle(o.masterKey, token.kind, token.jti) : null,
+          tokenHandle: token?.jti ? requestTokenHandle(ctx, o.masterKey, token.kind, token.jti) : null,
           scope: token?.scope ?? null,
         },
       };
