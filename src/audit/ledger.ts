@@ -134,24 +134,47 @@ export function auditRow(
     requestId: input.requestId ?? null,
     data: input.data ?? {},
   };
-  const hash = leafHash(leafData({ ...fields, actor: fields.actor })).toString('hex');
+  const actor = canonicalJson(fields.actor);
+  const data = canonicalJson(fields.data);
+  const hash = leafHash(leafDataOf(fields, actor, data)).toString('hex');
   return {
     row: {
       id: fields.id,
       time: fields.time,
       type: fields.type,
       outcome: fields.outcome,
-      actor: canonicalJson(fields.actor),
+      actor,
       subject: fields.subject,
       ip: fields.ip,
       request_id: fields.requestId,
-      data: canonicalJson(fields.data),
+      data,
       prev_hash: '',
       hash,
       leaf_hash: hash,
     },
     event: { ...fields, prevHash: '', hash, leafIndex: null },
   };
+}
+
+/**
+ * leafData() of a new event, given its actor and data already as canonical JSON (the row stores them so):
+ * the same string, keys in canonical (sorted) order, without sorting and writing the data a second time.
+ */
+function leafDataOf(
+  e: {
+    id: string;
+    time: string;
+    type: string;
+    outcome: string;
+    subject: string | null;
+    ip: string | null;
+    requestId: string | null;
+  },
+  actor: string,
+  data: string,
+): string {
+  const q = JSON.stringify;
+  return `{"actor":${actor},"data":${data},"id":${q(e.id)},"ip":${q(e.ip)},"outcome":${q(e.outcome)},"requestId":${q(e.requestId)},"subject":${q(e.subject)},"time":${q(e.time)},"type":${q(e.type)}}`;
 }
 
 /** Wakes the sequencer: an event was appended (see onAuditAppended). */

@@ -104,7 +104,7 @@ export class IssuanceCommits {
     const events: unknown[] = [];
     const ms = this.clock.now().getTime();
     for (const r of records) {
-      const row = { ...issuedRow(this.clock, r.issued), id: this.#ids.next(ms) };
+      const row = issuedRow(this.clock, r.issued, this.#ids.next(ms));
       for (const c of ISSUED_COLUMNS) issued.push(row[c]);
       const event = auditRow(this.clock, r.audit, this.#ids.next(ms)).row as Record<
         (typeof AUDIT_COLUMNS)[number],
