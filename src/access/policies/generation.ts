@@ -1,6 +1,6 @@
 import { type Kysely, type RawBuilder, sql } from 'kysely';
+import { readNowIfIdle } from '../../store/at-once.js';
 import type { Store } from '../../store/open.js';
-import { readNowIfIdle } from '../../store/read-now.js';
 import type { Database } from '../../store/schema.js';
 
 /** Marks the policy set changed (in the caller's transaction): every instance reloads its compiled policies. */
