@@ -50,9 +50,14 @@ export async function recordIssued(
 }
 
 /** The row recordIssued inserts, for a caller that writes several in one statement (with their audit events). */
-export function issuedRow(clock: Clock, input: IssuedInput): IssuedCredentialsTable {
+export function issuedRow(
+  clock: Clock,
+  input: IssuedInput,
+  /** the row's id when the caller makes it (e.g. time-ordered for a batch); a UUID */
+  id: string = randomUUID(),
+): IssuedCredentialsTable {
   return {
-    id: randomUUID(),
+    id,
     kind: input.kind,
     user_id: input.userId,
     subject: input.subject,

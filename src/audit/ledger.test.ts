@@ -128,6 +128,38 @@ async function recomputeEverything(store: Store, forgeKey?: { id: string; privat
   }
 }
 
+describe('an appended event’s leaf hash', () => {
+  it('is the hash of leafData() of its fields, however its data is nested, ordered or missing', () => {
+    const clock = new ManualClock(new Date('2026-12-06T12:00:00Z'));
+    const odd: AuditInput[] = [
+      { type: 'x', outcome: 'success', actor: { type: 'anonymous' } },
+      {
+        type: 'ssh-certificate.issued',
+        outcome: 'failure',
+        actor: { type: 'user', name: 'Zoë "q" \\ \u2028', id: 'u' },
+        subject: null,
+        ip: undefined,
+        requestId: null,
+        data: {
+          z: [{ b: 1, a: [null, { d: undefined, c: '€' }] }],
+          a: undefined,
+          m: {},
+          '': 'empty key',
+          n: -0.5,
+        },
+      },
+    ];
+    for (const given of [...Array.from({ length: 30 }, (_, i) => input(i)), ...odd]) {
+      clock.advance(1);
+      const { row, event } = auditRow(clock, given);
+      expect(row.hash).toBe(leafHashOf({ ...event, seq: 0 }));
+      expect(row.leaf_hash).toBe(row.hash);
+      expect(row.data).toBe(canonicalJson(given.data ?? {}));
+      expect(row.actor).toBe(canonicalJson(given.actor));
+    }
+  });
+});
+
 describe.each(ENGINES)('audit ledger on %s', (engine) => {
   let tdb: TestDatabase;
   let store: Store;

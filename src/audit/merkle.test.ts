@@ -28,6 +28,9 @@ describe('Merkle tree (RFC 9162)', () => {
     expect(leafHash('').toString('hex')).toBe(
       '6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d',
     );
+    for (const data of ['', 'event 1', 'zoë €  \u2028', '{"a":1}'.repeat(200)])
+      expect(leafHash(data).equals(leafHash(Buffer.from(data, 'utf8'))), data).toBe(true);
+    expect(leafHash(Buffer.alloc(0)).toString('hex')).toBe(leafHash('').toString('hex'));
     expect(EMPTY_ROOT.toString('hex')).toBe(
       'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
     );

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 
 // An append-only Merkle tree as RFC 9162 (Certificate Transparency 2.0) §2.1 defines it: leaf hash
 // SHA-256(0x00 ‖ data), interior node SHA-256(0x01 ‖ left ‖ right), and the tree of n leaves split at
@@ -8,6 +8,8 @@ const LEAF = Buffer.from([0]);
 const NODE = Buffer.from([1]);
 
 export function leafHash(data: Buffer | string): Buffer {
+  // A string (an event's leaf data, for every audited write): one call, the 0x00 prefix as U+0000.
+  if (typeof data === 'string') return hash('sha256', `\u0000${data}`, 'buffer');
   return createHash('sha256').update(LEAF).update(data).digest();
 }
 

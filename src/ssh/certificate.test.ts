@@ -1,13 +1,19 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, verify } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InvalidInput } from '../errors.js';
-import { caKeyOf, signCertificate } from './certificate.js';
+import {
+  type CertificateAuthorityKey,
+  type CertificateInput,
+  caKeyOf,
+  signCertificate,
+} from './certificate.js';
 import { encodeKrl, runsOf } from './krl.js';
 import { fingerprint, parsePublicKey, publicBlobOf, publicKeyLine } from './public-key.js';
+import { SshReader, SshWriter } from './wire.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-ssh-unit-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -68,6 +74,96 @@ describe('OpenSSH certificates', () => {
     expect(out).toMatch(/Principals:\s*\n\s+ec2-user\n\s+deploy\n/);
     expect(out).toMatch(/Critical Options:\s*\n\s+source-address 10\.1\.2\.3\/32\n/);
     expect(out).toMatch(/Extensions:\s*\n\s+permit-agent-forwarding\n\s+permit-pty\n/);
+  });
+
+  it('writes each field as PROTOCOL.certkeys lays it out (one written field by field), signed by the CA, nonces never repeated', () => {
+    const key = parsePublicKey(readFileSync(`${keygen('ed25519', 'layout')}.pub`, 'utf8'));
+    const nonces = new Set<string>();
+    const cases: Array<[CertificateAuthorityKey, CertificateInput]> = [
+      [
+        edCa,
+        {
+          publicKey: key,
+          type: 'user',
+          serial: 2n ** 63n + 5n,
+          keyId: 'zoë@contoso.example serial 1',
+          principals: ['ec2-user', 'deploy'],
+          validAfter: now - 60,
+          validBefore: now + 900,
+          criticalOptions: { 'source-address': '10.1.2.3/32', 'force-command': 'true' },
+          extensions: ['permit-pty', 'permit-agent-forwarding', 'permit-pty'],
+        },
+      ],
+      [
+        edCa,
+        {
+          publicKey: key,
+          type: 'host',
+          serial: 0n,
+          keyId: '',
+          principals: [],
+          validAfter: 0,
+          validBefore: 1,
+        },
+      ],
+      [
+        rsaCa,
+        {
+          publicKey: key,
+          type: 'user',
+          serial: 9n,
+          keyId: 'k',
+          principals: ['p'],
+          validAfter: 1,
+          validBefore: 2,
+        },
+      ],
+    ];
+    for (const [ca, input] of cases) {
+      for (let i = 0; i < 200; i++) {
+        const { blob, line } = signCertificate(input, ca);
+        const certType = `${key.type}-cert-v01@openssh.com`;
+        const nonce = blob.subarray(4 + certType.length + 4, 4 + certType.length + 4 + 32);
+        nonces.add(nonce.toString('hex'));
+        const strings = (values: string[]) => {
+          const w = new SshWriter();
+          for (const v of values) w.string(v);
+          return w.toBuffer();
+        };
+        const options = (o: Record<string, string | null>) => {
+          const w = new SshWriter();
+          for (const name of Object.keys(o).sort())
+            w.string(name).string(o[name] === null ? '' : new SshWriter().string(o[name]!).toBuffer());
+          return w.toBuffer();
+        };
+        const body = new SshWriter()
+          .string(certType)
+          .string(nonce)
+          .raw(key.fields)
+          .uint64(input.serial)
+          .uint32(input.type === 'user' ? 1 : 2)
+          .string(input.keyId)
+          .string(strings(input.principals))
+          .uint64(input.validAfter)
+          .uint64(input.validBefore)
+          .string(options(input.criticalOptions ?? {}))
+          .string(options(Object.fromEntries((input.extensions ?? []).map((e) => [e, null]))))
+          .string('')
+          .string(ca.publicBlob)
+          .toBuffer();
+        expect(blob.subarray(0, body.length).equals(body)).toBe(true);
+        const signature = new SshReader(blob.subarray(body.length));
+        const inner = new SshReader(signature.string());
+        signature.end();
+        const algorithm = inner.text();
+        const bytes = inner.string();
+        inner.end();
+        expect(algorithm).toBe(ca === edCa ? 'ssh-ed25519' : 'rsa-sha2-512');
+        expect(verify(ca === edCa ? null : 'sha512', body, ca.privateKey, bytes)).toBe(true);
+        expect(line).toBe(`${certType} ${blob.toString('base64')}`);
+      }
+    }
+    expect(nonces.size).toBe(600);
   });
 
   it('signs RSA and ECDSA keys, and with an RSA CA uses rsa-sha2-512', () => {

@@ -3,6 +3,7 @@ import { type IssuedInput, issuedRow } from '../audit/issued.js';
 import { type AuditInput, auditAppended, auditRow } from '../audit/ledger.js';
 import { TimeOrderedIds } from '../audit/time-ordered-ids.js';
 import type { Clock } from '../clock.js';
+import { writeNowIfIdle } from '../store/at-once.js';
 import { isDatabaseUnavailable } from '../store/errors.js';
 import type { Store } from '../store/open.js';
 
@@ -104,7 +105,7 @@ export class IssuanceCommits {
     const events: unknown[] = [];
     const ms = this.clock.now().getTime();
     for (const r of records) {
-      const row = { ...issuedRow(this.clock, r.issued), id: this.#ids.next(ms) };
+      const row = issuedRow(this.clock, r.issued, this.#ids.next(ms));
       for (const c of ISSUED_COLUMNS) issued.push(row[c]);
       const event = auditRow(this.clock, r.audit, this.#ids.next(ms)).row as Record<
         (typeof AUDIT_COLUMNS)[number],
@@ -113,10 +114,16 @@ export class IssuanceCommits {
       for (const c of AUDIT_COLUMNS) events.push(event[c] ?? null);
     }
     const [insertIssued, insertEvents] = this.#statements(records.length);
-    await this.store.db.transaction().execute(async (trx) => {
-      await trx.executeQuery(CompiledQuery.raw(insertIssued, issued));
-      await trx.executeQuery(CompiledQuery.raw(insertEvents, events));
-    });
+    // SQLite with its connection idle: the whole transaction at once (store/at-once.ts)
+    const written = writeNowIfIdle(this.store, [
+      { text: insertIssued, parameters: issued },
+      { text: insertEvents, parameters: events },
+    ]);
+    if (!written)
+      await this.store.db.transaction().execute(async (trx) => {
+        await trx.executeQuery(CompiledQuery.raw(insertIssued, issued));
+        await trx.executeQuery(CompiledQuery.raw(insertEvents, events));
+      });
     auditAppended();
   }
 

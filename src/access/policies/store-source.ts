@@ -3,7 +3,7 @@ import { appendAudit } from '../../audit/ledger.js';
 import type { Clock } from '../../clock.js';
 import type { Store } from '../../store/open.js';
 import type { PolicySource } from './engine.js';
-import { policyGeneration } from './generation.js';
+import { currentPolicyGeneration } from './generation.js';
 import type { NamedLocations } from './named-locations.js';
 import type { ConditionalAccessPolicies } from './policies.js';
 import type { RiskLevel } from './policy.js';
@@ -34,7 +34,7 @@ export function storePolicySource(
   clock: Clock,
 ): PolicySource {
   return {
-    generation: () => policyGeneration(store.db),
+    generation: () => currentPolicyGeneration(store),
     active: () => policies.active(),
     locations: (): Promise<Map<string, BlockList>> => locations.matchers(),
     userRisk: (userId) => userRiskOf(store, userId),
