@@ -1,8 +1,10 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestFerry, type TestFerry } from '../../test/support/ferry.js';
 import type { AuditContext } from '../audit/actor.js';
 import { ManualClock } from '../clock.js';
 import { principalOf } from '../identity/principal-of.js';
+import { openStore } from '../store/open.js';
 import { postgresAwsRoleReads } from './decide-reads.js';
 import { bumpPolicyGeneration, policyGeneration } from './policies/generation.js';
 import type { Principal } from './principal.js';
@@ -160,5 +162,31 @@ describe('decide() reads for an AWS role in one statement (postgres)', () => {
     expect(one.grants).toEqual([]);
     expect(one).toEqual(await separately(s, workload, accountId, 'Administrator'));
     expect(user.id).toBe(workload.id);
+  });
+
+  it('stays one prepared statement with one generic plan, whatever the number of groups (ADR 0058)', async () => {
+    const { s, accountId, principal } = await world();
+    const p = await principal();
+    // one connection, so every read below runs in the server session whose prepared statements we list
+    const store = openStore(ferry.db.url, { poolSize: 1 });
+    try {
+      const read = postgresAwsRoleReads(store, clock);
+      const target = { kind: 'aws-role', account: accountId, role: 'Developer' } as const;
+      for (let i = 0; i < 12; i++) {
+        const someGroups = { ...p, groups: p.groups.slice(0, i % 3) };
+        expect(await read(someGroups, target)).toEqual(
+          await separately(s, someGroups, accountId, 'Developer'),
+        );
+      }
+      const { rows } = await sql<{ generic_plans: string; custom_plans: string }>`
+        select generic_plans, custom_plans from pg_prepared_statements where statement like '%pim_activations%'`.execute(
+        store.db,
+      );
+      expect(rows).toHaveLength(1);
+      // five custom plans while the server compares, then the generic one for the rest
+      expect(Number(rows[0]!.generic_plans)).toBeGreaterThanOrEqual(7);
+    } finally {
+      await store.close();
+    }
   });
 });
