@@ -64,7 +64,7 @@ export const decideLatency: Scenario = {
           goal: atMost(goalUs, 'µs'),
           note:
             what === 'entitlements()'
-              ? 'two queries whatever the number of roles; p99 catches garbage-collection pauses'
+              ? 'two queries whatever the number of roles (one prepared statement on PostgreSQL, ADR 0058); p99 catches garbage-collection pauses'
               : undefined,
         });
         rows.push(
@@ -106,7 +106,7 @@ export const decideLatency: Scenario = {
               goal: atMost(q === 'p99' && engine === 'postgres' ? 2000 : 1000, 'µs'),
               note:
                 q === 'p99'
-                  ? `compiled policies cached per policy-set generation (one tiny read per request; on PostgreSQL in the one statement of the decision's reads, ADR 0053), evaluated in memory; for ${SAMPLE} password-only sign-ins they answered ${answered}`
+                  ? `compiled policies cached per policy-set generation (one tiny read per request; on PostgreSQL in the one statement of the decision's reads, ADR 0053, prepared with one generic plan, ADR 0058), evaluated in memory; for ${SAMPLE} password-only sign-ins they answered ${answered}`
                   : undefined,
             });
         } finally {

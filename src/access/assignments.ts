@@ -5,7 +5,7 @@ import { actorName } from '../audit/actor.js';
 import { appendAudit } from '../audit/ledger.js';
 import { type Clock, iso } from '../clock.js';
 import { NotFound } from '../errors.js';
-import type { Store } from '../store/open.js';
+import type { Engine, Store } from '../store/open.js';
 import type { AssignmentsTable } from '../store/schema.js';
 import type { AwsAccounts } from './aws-accounts.js';
 
@@ -35,16 +35,25 @@ export interface Assignment {
  * The assignments of a user (or workload) and of its groups. Asked by every decide() and
  * entitlements(): written as SQL text, which costs a fraction of building the same query node by
  * node (issue 16, decide() latency); also embedded as it is in decide()'s single PostgreSQL read.
+ *
+ * On PostgreSQL the groups are one array parameter, so the text is the same whatever their number and
+ * the statement can stay prepared (ADR 0058). The array is read through a sub-select on purpose: a
+ * plan for given values then estimates it as a plan for any values does (ten elements), so after five
+ * executions the server keeps one generic plan instead of planning every decision anew (planning cost
+ * more than running it).
  */
 export function assignmentsQuery(
   userId: string,
   groupIds: string[],
   ownType: 'user' | 'workload',
+  engine: Engine,
 ): RawBuilder<AssignmentsTable> {
   const groups =
-    groupIds.length > 0
-      ? sql` or (principal_type = 'group' and principal_id in (${sql.join(groupIds)}))`
-      : sql``;
+    engine === 'postgres'
+      ? sql` or (principal_type = 'group' and principal_id = any(array(select unnest(${groupIds}::text[]))))`
+      : groupIds.length > 0
+        ? sql` or (principal_type = 'group' and principal_id in (${sql.join(groupIds)}))`
+        : sql``;
   return sql<AssignmentsTable>`select * from assignments
       where (principal_type = ${ownType} and principal_id = ${userId})${groups}
       order by account_id, role_name`;
@@ -89,7 +98,9 @@ export class Assignments {
     groupIds: string[],
     ownType: 'user' | 'workload' = 'user',
   ): Promise<Assignment[]> {
-    const { rows } = await assignmentsQuery(userId, groupIds, ownType).execute(this.store.db);
+    const { rows } = await assignmentsQuery(userId, groupIds, ownType, this.store.engine).execute(
+      this.store.db,
+    );
     return rows.map(assignmentOf);
   }
 

@@ -90,6 +90,22 @@ export function roleQuery(accountRef: string, name: string): RawBuilder<RoleWith
     where ${account} and r.name = ${name}`;
 }
 
+/** A role row with its account's partition, as rolesOfTargetsQuery answers. */
+export type RoleWithPartitionRow = AwsRolesTable & { partition: Partition };
+
+/**
+ * The registered roles among `targets` (any statement answering account_id, role_name), each with its
+ * account's partition: what rolesByTarget reads, as one statement over targets still in the database
+ * (entitlements()' single PostgreSQL read, decide-reads.ts).
+ */
+export function rolesOfTargetsQuery(
+  targets: RawBuilder<{ account_id: string; role_name: string }>,
+): RawBuilder<RoleWithPartitionRow> {
+  return sql<RoleWithPartitionRow>`select r.*, a.partition
+    from aws_roles as r inner join aws_accounts as a on a.id = r.account_id
+    where (r.account_id, r.name) in (select t.account_id, t.role_name from (${targets}) as t)`;
+}
+
 export function roleAndAccountOf(row: RoleWithAccountRow): { account: AwsAccount; role: AwsRole } {
   const account = accountFromRow({
     id: row.account_id,

@@ -1,9 +1,11 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestFerry, type TestFerry } from '../../test/support/ferry.js';
 import type { AuditContext } from '../audit/actor.js';
 import { ManualClock } from '../clock.js';
 import { principalOf } from '../identity/principal-of.js';
-import { postgresAwsRoleReads } from './decide-reads.js';
+import { openStore } from '../store/open.js';
+import { postgresAwsRoleReads, postgresEntitlementReads } from './decide-reads.js';
 import { bumpPolicyGeneration, policyGeneration } from './policies/generation.js';
 import type { Principal } from './principal.js';
 
@@ -160,5 +162,90 @@ describe('decide() reads for an AWS role in one statement (postgres)', () => {
     expect(one.grants).toEqual([]);
     expect(one).toEqual(await separately(s, workload, accountId, 'Administrator'));
     expect(user.id).toBe(workload.id);
+  });
+
+  it('stays one prepared statement with one generic plan, whatever the number of groups (ADR 0058)', async () => {
+    const { s, accountId, principal } = await world();
+    const p = await principal();
+    // one connection, so every read below runs in the server session whose prepared statements we list
+    const store = openStore(ferry.db.url, { poolSize: 1 });
+    try {
+      const read = postgresAwsRoleReads(store, clock);
+      const target = { kind: 'aws-role', account: accountId, role: 'Developer' } as const;
+      for (let i = 0; i < 12; i++) {
+        const someGroups = { ...p, groups: p.groups.slice(0, i % 3) };
+        expect(await read(someGroups, target)).toEqual(
+          await separately(s, someGroups, accountId, 'Developer'),
+        );
+      }
+      const { rows } = await sql<{ generic_plans: string; custom_plans: string }>`
+        select generic_plans, custom_plans from pg_prepared_statements where statement like '%pim_activations%'`.execute(
+        store.db,
+      );
+      expect(rows).toHaveLength(1);
+      // five custom plans while the server compares, then the generic one for the rest
+      expect(Number(rows[0]!.generic_plans)).toBeGreaterThanOrEqual(7);
+    } finally {
+      await store.close();
+    }
+  });
+
+  /** What entitlements() reads when the store has no single statement for it. */
+  async function entitlementsSeparately(s: TestFerry['services'], p: Principal) {
+    const { assignments, grants, policyGeneration } = await separately(s, p, '999999999999', 'none');
+    const targets = [...assignments, ...grants].map((x) => ({ account: x.accountId, role: x.roleName }));
+    return { assignments, grants, roles: await s.accounts.rolesByTarget(targets), policyGeneration };
+  }
+
+  it("entitlements() reads in one statement what it reads separately, and a membership's end at once", async () => {
+    const { s, accountId, user, oncall, principal } = await world();
+    const read = postgresEntitlementReads(s.store, clock);
+    const p = await principal();
+    const one = await read(p);
+    expect(one).toEqual(await entitlementsSeparately(s, p));
+    expect([...one.roles.keys()].sort()).toEqual(
+      ['Administrator', 'Auditor', 'Developer'].map((r) => `aws:${accountId}/${r}`),
+    );
+    const workload: Principal = { ...p, kind: 'workload', groups: [] };
+    expect(await read(workload)).toEqual({
+      assignments: [],
+      grants: [],
+      roles: new Map(),
+      policyGeneration: one.policyGeneration,
+    });
+    expect((await s.access.entitlements(p, cli)).map((e) => e.target.role).sort()).toEqual([
+      'Administrator',
+      'Auditor',
+      'Developer',
+    ]);
+
+    await s.groups.setMembership(ctx, oncall.id, user.id, false);
+    const after = await principal();
+    expect(await read(after)).toEqual(await entitlementsSeparately(s, after));
+    expect((await s.access.entitlements(after, cli)).map((e) => e.target.role).sort()).toEqual([
+      'Administrator',
+      'Developer',
+    ]);
+  });
+
+  it('entitlements() reads stay one prepared statement with one generic plan', async () => {
+    const { accountId, principal } = await world();
+    const p = await principal();
+    const store = openStore(ferry.db.url, { poolSize: 1 });
+    try {
+      const read = postgresEntitlementReads(store, clock);
+      for (let i = 0; i < 12; i++) {
+        const someGroups = { ...p, groups: p.groups.slice(0, i % 3) };
+        expect((await read(someGroups)).roles.has(`aws:${accountId}/Administrator`)).toBe(true);
+      }
+      const { rows } = await sql<{ generic_plans: string }>`
+        select generic_plans from pg_prepared_statements where statement like '%with assigned as%'`.execute(
+        store.db,
+      );
+      expect(rows).toHaveLength(1);
+      expect(Number(rows[0]!.generic_plans)).toBeGreaterThanOrEqual(7);
+    } finally {
+      await store.close();
+    }
   });
 });

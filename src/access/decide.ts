@@ -10,7 +10,7 @@ import {
   type PermissionSetDirectory,
   type PermissionSetTarget,
 } from './decide-permission-set.js';
-import type { AwsRoleReads, ReadForAwsRole } from './decide-reads.js';
+import type { AwsRoleReads, ReadForAwsRole, ReadForEntitlements } from './decide-reads.js';
 import type { Decision, Reason } from './decision.js';
 import type { ActiveGrant, ActiveTarget } from './pim/activations.js';
 import type { ConditionalAccessEngine, LoadedPolicies } from './policies/engine.js';
@@ -56,6 +56,11 @@ export interface AccessDeciderOptions {
    * Without it they are read separately, side by side.
    */
   readForAwsRole?: ReadForAwsRole;
+  /**
+   * Everything entitlements() reads (assignments, activations, their roles, the policy-set generation)
+   * in one statement: PostgreSQL (decide-reads.ts). Without it: the three side by side, then the roles.
+   */
+  readForEntitlements?: ReadForEntitlements;
   /**
    * The clock a membership's end is judged by: a group membership granted by a PIM activation (it has
    * `expiresAt`) stops counting at that instant, not when the scheduler gets round to removing it.
@@ -526,8 +531,8 @@ export class AccessDecider {
   }
 
   /**
-   * Every AWS role the principal may have right now, each with its decision. Two queries whatever the
-   * number of roles: the principal's assignments, then their roles.
+   * Every AWS role the principal may have right now, each with its decision. Two round trips whatever
+   * the number of roles (the principal's assignments, then their roles), one on PostgreSQL.
    */
   async entitlements(
     given: Principal,
@@ -535,12 +540,14 @@ export class AccessDecider {
   ): Promise<Array<{ target: Extract<Target, { kind: 'aws-role' }>; decision: Decision }>> {
     const principal = this.current(given);
     if (!principal.active) return [];
+    // PostgreSQL: the assignments, activations, their roles and the policy-set generation in one statement
+    const reads = this.options.readForEntitlements?.(principal);
     // one policy set for the whole listing, read beside the assignments and activations
-    const loaded = this.options.policies?.load();
-    const [assignments, grants] = await Promise.all([
-      this.assignmentsOf(principal),
-      this.activationsOf(principal),
-    ]);
+    const loaded = this.options.policies?.load(reads?.then((r) => r.policyGeneration));
+    const read = reads ? await reads : undefined;
+    const [assignments, grants] = read
+      ? [read.assignments, this.options.activations && principal.kind === 'user' ? read.grants : []]
+      : await Promise.all([this.assignmentsOf(principal), this.activationsOf(principal)]);
     const unique = new Map<string, Extract<Target, { kind: 'aws-role' }>>();
     for (const a of assignments)
       unique.set(a.target, { kind: 'aws-role', account: a.accountId, role: a.roleName });
@@ -550,7 +557,7 @@ export class AccessDecider {
         account: g.accountId,
         role: g.roleName,
       });
-    const roles = await this.accounts.rolesByTarget([...unique.values()]);
+    const roles = read ? read.roles : await this.accounts.rolesByTarget([...unique.values()]);
     const out = [];
     for (const [key, target] of unique) {
       const assigned = this.decideAwsRoleOrActivation(

@@ -5,7 +5,7 @@ import { AppAssignments } from '../access/app-assignments.js';
 import { Assignments } from '../access/assignments.js';
 import { AwsAccounts } from '../access/aws-accounts.js';
 import { AccessDecider } from '../access/decide.js';
-import { postgresAwsRoleReads } from '../access/decide-reads.js';
+import { postgresAwsRoleReads, postgresEntitlementReads } from '../access/decide-reads.js';
 import { AwsOrganization } from '../access/organization.js';
 import { PermissionSets, sessionSecondsOf } from '../access/permission-sets.js';
 import { Activations } from '../access/pim/activations.js';
@@ -391,6 +391,7 @@ export function createServices(
     activations,
     policies: conditionalAccess,
     readForAwsRole: store.engine === 'postgres' ? postgresAwsRoleReads(store, clock) : undefined,
+    readForEntitlements: store.engine === 'postgres' ? postgresEntitlementReads(store, clock) : undefined,
     permissionSets: {
       spec: (name) => permissionSets.find(store.db, name),
       forPrincipal: (userId, groupIds) => permissionSets.forPrincipal(userId, groupIds),

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, statfsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
@@ -45,6 +45,15 @@ export interface Store {
    * `onNotify` once with no payload: something may have been missed). Returns how to stop.
    */
   listen?(channel: string, onNotify: (payload: string | undefined) => void): () => Promise<void>;
+  /**
+   * PostgreSQL only: runs a read as a named prepared statement on a pooled connection. Each connection
+   * parses it once; after five executions the server plans it once for all (a generic plan) if that
+   * plan costs no more than planning anew for each set of parameters would. For hot reads whose
+   * planning costs more than their execution (decide(): ADR 0058). Only for a statement whose text
+   * never varies (values go in parameters, a list in one array parameter): every distinct text stays
+   * prepared on every connection, so past PREPARED_TEXTS of them the rest run unnamed.
+   */
+  prepared?<R>(query: CompiledQuery<R>): Promise<R[]>;
   /**
    * Whether writes can succeed. After a write failed for lack of space (SQLITE_FULL, PostgreSQL's
    * disk_full) it is not writable until a probe (run at most once a second, here and in the
@@ -231,6 +240,9 @@ class ImmediateSqliteDialect extends SqliteDialect {
   }
 }
 
+/** Distinct statement texts a PostgreSQL store prepares (per connection); beyond, they run unnamed. */
+export const PREPARED_TEXTS = 64;
+
 /** The PostgreSQL driver loads when a postgres:// store is opened, never on SQLite (ADR 0046). */
 const pgDriver = onFirstUse<typeof pg>('pg');
 
@@ -251,6 +263,8 @@ function openPostgres(url: string, options: StoreOptions): Store {
   pool.on('connect', (client) => {
     client.on('error', (err) => options.onIdleError?.(err));
   });
+  // statement text → its name: the text's hash, so a name can never stand for two texts
+  const preparedNames = new Map<string, string>();
   let db: Kysely<Database>;
   // Out of space (53100, e.g. a full tablespace): reported once, named by /readyz, until a probe that
   // needs new pages in the database's own tablespace gets them (a table made and rolled back, so
@@ -290,6 +304,18 @@ function openPostgres(url: string, options: StoreOptions): Store {
     async close() {
       health.stop();
       await db.destroy();
+    },
+    async prepared<R>(query: CompiledQuery<R>): Promise<R[]> {
+      let name = preparedNames.get(query.sql);
+      if (name === undefined && preparedNames.size < PREPARED_TEXTS) {
+        name = `ferry_${createHash('sha256').update(query.sql).digest('hex').slice(0, 32)}`;
+        preparedNames.set(query.sql, name);
+      }
+      const values = [...query.parameters];
+      const result = await pool.query<R & pg.QueryResultRow>(
+        name ? { name, text: query.sql, values } : { text: query.sql, values },
+      );
+      return result.rows;
     },
     listen(channel, onNotify) {
       let stopped = false;
