@@ -9,8 +9,11 @@ import pg from 'pg';
 export const POSTGRES_ADMIN_URL =
   process.env.FERRY_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
-/** Creates an empty database of its own for one test file or run; drop() removes it. */
-export async function createPostgresDatabase(): Promise<{
+/**
+ * Creates a database of its own for one test file or run, empty or a copy of `template`; drop()
+ * removes it.
+ */
+export async function createPostgresDatabase(template?: string): Promise<{
   url: string;
   name: string;
   drop(): Promise<void>;
@@ -19,7 +22,7 @@ export async function createPostgresDatabase(): Promise<{
   const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
   await admin.connect();
   try {
-    await admin.query(`create database ${name}`);
+    await admin.query(`create database ${name}${template ? ` template ${template}` : ''}`);
   } finally {
     await admin.end();
   }
