@@ -1,7 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
+import { createMigratedTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
 import { ManualClock } from '../clock.js';
-import { migrateToLatest } from '../store/migrate.js';
 import { openStore, type Store } from '../store/open.js';
 import {
   AWS_IDENTITY_PATTERN,
@@ -76,9 +75,8 @@ describe.each(ENGINES)('awsIdentityOf: one person, one AWS identity (%s)', (engi
   const clock = new ManualClock(new Date('2026-03-01T12:00:00Z'));
 
   beforeEach(async () => {
-    db = await createTestDatabase(engine);
+    db = await createMigratedTestDatabase(engine);
     store = openStore(db.url);
-    await migrateToLatest(store);
   });
   afterEach(async () => {
     await store.close();

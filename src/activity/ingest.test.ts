@@ -10,7 +10,7 @@ import {
   putLogFile,
   rootConsoleLogin,
 } from '../../test/support/cloudtrail.js';
-import { createTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
+import { createMigratedTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
 import { type LocalAws, startLocalAws } from '../../test/support/local-aws.js';
 import { awsIdentityOf } from '../access/aws-identity.js';
 import type { AuditContext } from '../audit/actor.js';
@@ -18,7 +18,6 @@ import { recordIssued } from '../audit/issued.js';
 import { listAudit } from '../audit/ledger.js';
 import { cloudTrailS3 } from '../aws/cloudtrail-s3.js';
 import { ManualClock } from '../clock.js';
-import { migrateToLatest } from '../store/migrate.js';
 import { openStore, type Store } from '../store/open.js';
 import { heartbeat } from '../store/outbox.js';
 import { CloudTrail, type CloudTrailOptions } from './ingest.js';
@@ -122,9 +121,8 @@ describe.each(ENGINES)('CloudTrail ingestion from S3 (%s, moto)', (engine) => {
   });
 
   beforeEach(async () => {
-    db = await createTestDatabase(engine);
+    db = await createMigratedTestDatabase(engine);
     store = openStore(db.url);
-    await migrateToLatest(store);
     clock = new ManualClock(T0);
     observed = [];
     bucket = `trail-${engine}-${++bucketCounter}`;

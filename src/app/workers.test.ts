@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
+import { createMigratedTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
 import { startTestFerry, type TestFerry } from '../../test/support/ferry.js';
 import {
   type IdentityCenterScimServer,
@@ -113,7 +113,7 @@ describe('two instances on one PostgreSQL', () => {
   const keys = { masterKey: randomBytes(32).toString('base64') };
 
   beforeAll(async () => {
-    db = await createTestDatabase('postgres');
+    db = await createMigratedTestDatabase('postgres');
     remote = await startIdentityCenterScim();
     a = await startTestFerry('postgres', {
       db,

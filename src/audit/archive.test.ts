@@ -7,13 +7,12 @@ import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { stringify as toYaml } from 'yaml';
-import { createTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
+import { createMigratedTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
 import { type LocalAws, startLocalAws } from '../../test/support/local-aws.js';
 import { s3Archive } from '../aws/audit-heads-s3.js';
 import { ManualClock } from '../clock.js';
 import { AuditSigningKeys, auditKeyId } from '../keys/audit-signing-keys.js';
 import { MasterKey } from '../keys/master-key.js';
-import { migrateToLatest } from '../store/migrate.js';
 import { openStore, type Store } from '../store/open.js';
 import {
   type ArchiveStore,
@@ -79,9 +78,8 @@ describe.each(ENGINES)('archiving and pruning the audit ledger on %s', (engine) 
   const actor = { type: 'operator', name: 'root' } as const;
 
   beforeAll(async () => {
-    tdb = await createTestDatabase(engine);
+    tdb = await createMigratedTestDatabase(engine);
     store = openStore(tdb.url, { poolSize: 4 });
-    await migrateToLatest(store);
   });
   afterAll(async () => {
     await store?.close();
@@ -323,11 +321,10 @@ describe.each(ENGINES)('archiving and pruning the audit ledger on %s', (engine) 
   it('verify --archive names a segment from another tree, even one signed with the same key', async () => {
     await archivedLedger();
     // Another ledger that shares the signing key (a restored copy that diverged, a staging twin).
-    const otherDb = await createTestDatabase(engine);
+    const otherDb = await createMigratedTestDatabase(engine);
     const other = openStore(otherDb.url, { poolSize: 2 });
     const otherDir = mkdtempSync(join(tmpdir(), 'ferry-archive-other-'));
     try {
-      await migrateToLatest(other);
       const keyRows = await store.db.selectFrom('audit_signing_keys').selectAll().execute();
       await other.db.insertInto('audit_signing_keys').values(keyRows).execute();
       const otherClock = new ManualClock('2026-02-01T08:00:00.000Z');
@@ -567,9 +564,8 @@ describe('archiving audit segments to S3 (moto)', () => {
   let store: Store;
   beforeAll(async () => {
     aws = await startLocalAws();
-    tdb = await createTestDatabase('sqlite');
+    tdb = await createMigratedTestDatabase('sqlite');
     store = openStore(tdb.url);
-    await migrateToLatest(store);
   }, 60_000);
   afterAll(async () => {
     await store?.close();

@@ -5,14 +5,13 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
+import { createMigratedTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
 import { awsCli, type LocalAws, startLocalAws } from '../../test/support/local-aws.js';
 import { freePort } from '../../test/support/process.js';
 import { s3HeadDestination } from '../aws/audit-heads-s3.js';
 import { ManualClock } from '../clock.js';
 import { AuditSigningKeys } from '../keys/audit-signing-keys.js';
 import { MasterKey } from '../keys/master-key.js';
-import { migrateToLatest } from '../store/migrate.js';
 import { openStore, type Store } from '../store/open.js';
 import { fileDestination, HeadExporter, readHeads, webhookDestination } from './export.js';
 import { appendAudit } from './ledger.js';
@@ -32,9 +31,8 @@ describe.each(ENGINES)('publishing signed tree heads on %s', (engine) => {
   let dir: string;
 
   beforeAll(async () => {
-    tdb = await createTestDatabase(engine);
+    tdb = await createMigratedTestDatabase(engine);
     store = openStore(tdb.url);
-    await migrateToLatest(store);
     keys = new AuditSigningKeys(store, new ManualClock(), new MasterKey(randomBytes(32)));
   });
   afterAll(async () => {
@@ -180,9 +178,8 @@ describe('publishing signed tree heads to S3 (moto)', () => {
   let store: Store;
   beforeAll(async () => {
     aws = await startLocalAws();
-    tdb = await createTestDatabase('sqlite');
+    tdb = await createMigratedTestDatabase('sqlite');
     store = openStore(tdb.url);
-    await migrateToLatest(store);
   }, 60_000);
   afterAll(async () => {
     await store?.close();

@@ -6,11 +6,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { stringify as toYaml } from 'yaml';
-import { createTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
+import { createMigratedTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
 import { ManualClock } from '../clock.js';
 import { AuditSigningKeys, auditKeyId } from '../keys/audit-signing-keys.js';
 import { MasterKey } from '../keys/master-key.js';
-import { migrateToLatest } from '../store/migrate.js';
 import { openStore, type Store } from '../store/open.js';
 import type { Actor } from './actor.js';
 import { canonicalJson } from './canonical-json.js';
@@ -169,9 +168,8 @@ describe.each(ENGINES)('audit ledger on %s', (engine) => {
   const masterKey = new MasterKey(randomBytes(32));
 
   beforeAll(async () => {
-    tdb = await createTestDatabase(engine);
+    tdb = await createMigratedTestDatabase(engine);
     store = openStore(tdb.url, { poolSize: 4 });
-    await migrateToLatest(store);
   });
   afterAll(async () => {
     await store?.close();
@@ -630,9 +628,8 @@ describe('audit appends on PostgreSQL hold no shared row', () => {
   let tdb: TestDatabase;
   let store: Store;
   beforeAll(async () => {
-    tdb = await createTestDatabase('postgres');
+    tdb = await createMigratedTestDatabase('postgres');
     store = openStore(tdb.url, { poolSize: 6 });
-    await migrateToLatest(store);
   });
   afterAll(async () => {
     await store?.close();

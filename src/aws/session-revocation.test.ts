@@ -5,7 +5,7 @@ import {
   NoSuchEntityException,
 } from '@aws-sdk/client-iam';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
+import { createMigratedTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
 import { evaluateSession } from '../../test/support/iam-simulate.js';
 import { type LocalAws, startLocalAws } from '../../test/support/local-aws.js';
 import { AwsAccounts } from '../access/aws-accounts.js';
@@ -13,7 +13,6 @@ import { awsIdentityOf } from '../access/aws-identity.js';
 import type { AuditContext } from '../audit/actor.js';
 import { recordIssued } from '../audit/issued.js';
 import { ManualClock } from '../clock.js';
-import { migrateToLatest } from '../store/migrate.js';
 import { openStore, type Store } from '../store/open.js';
 import { accountConnection, openAccountClients } from './account-clients.js';
 import { REVOCATION_POLICY_NAME, type RevocationPolicyDocument } from './revocation-policy.js';
@@ -59,9 +58,8 @@ describe.each(ENGINES)('revoking a person’s live AWS sessions (%s, moto)', (en
   });
 
   beforeEach(async () => {
-    db = await createTestDatabase(engine);
+    db = await createMigratedTestDatabase(engine);
     store = openStore(db.url);
-    await migrateToLatest(store);
     clock = new ManualClock(T0);
     const accounts = new AwsAccounts(store, clock);
     await accounts.upsert(ctx, { id: ACCOUNT, alias: 'Account1' });

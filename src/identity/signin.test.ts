@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
+import { createMigratedTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
 import { startTestFerry, type TestFerry } from '../../test/support/ferry.js';
 import type { AuditContext } from '../audit/actor.js';
 import { type AuditEvent, listAudit } from '../audit/ledger.js';
@@ -495,7 +495,7 @@ describe('sign-in on PostgreSQL under stress', () => {
   let ferry: TestFerry;
   let db: TestDatabase;
   beforeAll(async () => {
-    db = await createTestDatabase('postgres');
+    db = await createMigratedTestDatabase('postgres');
     ferry = await startTestFerry('postgres', {
       db,
       config: { database: { url: db.url, poolSize: 3 }, signin: { requireMfa: false } },

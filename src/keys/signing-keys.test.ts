@@ -2,12 +2,11 @@ import { spawn } from 'node:child_process';
 import { randomBytes, sign, verify, X509Certificate } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
+import { createMigratedTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
 import type { AuditContext } from '../audit/actor.js';
 import { listAudit } from '../audit/ledger.js';
 import { iso, ManualClock } from '../clock.js';
 import { Conflict } from '../errors.js';
-import { migrateToLatest } from '../store/migrate.js';
 import { openStore, type Store } from '../store/open.js';
 import { MasterKey, SealedDataTampered } from './master-key.js';
 import { type GeneratedSigningKey, generateSelfSignedRsa } from './self-signed-certificate.js';
@@ -94,9 +93,8 @@ describe.each(ENGINES)('signing keys on %s', (engine) => {
   const extraStores: Store[] = [];
 
   beforeEach(async () => {
-    tdb = await createTestDatabase(engine);
+    tdb = await createMigratedTestDatabase(engine);
     store = openStore(tdb.url);
-    await migrateToLatest(store);
     clock = new ManualClock('2026-01-01T00:00:00.000Z');
     rootKey = randomBytes(32);
     masterKey = new MasterKey(rootKey);

@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
+import { createMigratedTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
 import { listIssued } from '../audit/issued.js';
 import { listAudit } from '../audit/ledger.js';
 import { ManualClock } from '../clock.js';
-import { migrateToLatest } from '../store/migrate.js';
 import { openStore, type Store } from '../store/open.js';
 import { IssuanceCommits, type IssuanceRecord } from './issuance-commits.js';
 import { SerialBlocks } from './serials.js';
@@ -33,9 +32,8 @@ describe.each(ENGINES)('SSH serials and issuance records on %s', (engine) => {
   let store: Store;
   const clock = new ManualClock('2026-01-01T00:00:00.000Z');
   beforeAll(async () => {
-    db = await createTestDatabase(engine);
+    db = await createMigratedTestDatabase(engine);
     store = openStore(db.url);
-    await migrateToLatest(store);
   });
   afterAll(async () => {
     await store?.close();

@@ -1,7 +1,12 @@
 import { createServer, type Socket } from 'node:net';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
+import {
+  createMigratedTestDatabase,
+  createTestDatabase,
+  ENGINES,
+  type TestDatabase,
+} from '../../test/support/db.js';
 import { appendAudit, GENESIS_HASH } from '../audit/ledger.js';
 import { ManualClock } from '../clock.js';
 import type { DomainEvent } from '../events.js';
@@ -81,9 +86,8 @@ describe.each(ENGINES)('storage conformance on %s', (engine) => {
   const dropLater: TestDatabase[] = [];
 
   beforeAll(async () => {
-    tdb = await createTestDatabase(engine);
+    tdb = await createMigratedTestDatabase(engine);
     store = openStore(tdb.url);
-    await migrateToLatest(store);
   });
   afterAll(async () => {
     await store?.close();

@@ -1,9 +1,8 @@
 import { type Kysely, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
+import { createMigratedTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
 import { isUniqueViolation } from './errors.js';
 import { runTogether, transactTogether } from './group-commit.js';
-import { migrateToLatest } from './migrate.js';
 import { openStore, type Store } from './open.js';
 import type { Database } from './schema.js';
 
@@ -13,9 +12,8 @@ describe.each(ENGINES)('group commit on %s', (engine) => {
   let seq = 0;
 
   beforeAll(async () => {
-    db = await createTestDatabase(engine);
+    db = await createMigratedTestDatabase(engine);
     store = openStore(db.url);
-    await migrateToLatest(store);
   });
   afterAll(async () => {
     await store?.close();

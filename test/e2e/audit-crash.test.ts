@@ -4,9 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../src/audit/canonical-json.js';
-import { migrateToLatest } from '../../src/store/migrate.js';
 import { openStore, type Store } from '../../src/store/open.js';
-import { createTestDatabase, ENGINES, type TestDatabase } from '../support/db.js';
+import { createMigratedTestDatabase, ENGINES, type TestDatabase } from '../support/db.js';
 import {
   type FerryProcess,
   runFerry,
@@ -29,14 +28,13 @@ describe.each(ENGINES)('audit sealing survives kill -9 on %s', (engine) => {
   let token: string;
 
   beforeAll(async () => {
-    db = await createTestDatabase(engine);
+    db = await createMigratedTestDatabase(engine);
     dir = mkdtempSync(join(tmpdir(), 'ferry-e2e-audit-crash-'));
     env = { FERRY_DATABASE_URL: db.url, FERRY_MASTER_KEY: randomBytes(32).toString('base64') };
     const created = await runFerry(['admin', 'token', 'create', '--name', 'e2e'], { cwd: dir, env });
     expect(created.code, created.stderr).toBe(0);
     token = created.stdout.trim();
     store = openStore(db.url, { poolSize: 2 });
-    await migrateToLatest(store);
   });
 
   afterAll(async () => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { createMigratedTestDatabase, type TestDatabase } from '../support/db.js';
 import {
   type FerryProcess,
   portClosed,
@@ -40,7 +40,7 @@ describe('PostgreSQL goes away and comes back', () => {
   let token: string;
 
   beforeAll(async () => {
-    db = await createTestDatabase('postgres');
+    db = await createMigratedTestDatabase('postgres');
     const direct = new URL(db.url);
     proxy = await startTcpProxy({ host: direct.hostname, port: Number(direct.port || 5432) });
     const viaProxy = new URL(db.url);
@@ -188,7 +188,7 @@ describe('PostgreSQL ends connections mid-transaction (pg_terminate_backend)', (
   let killer: pg.Client;
 
   beforeAll(async () => {
-    db = await createTestDatabase('postgres');
+    db = await createMigratedTestDatabase('postgres');
     dir = mkdtempSync(join(tmpdir(), 'ferry-e2e-terminate-'));
     const env = { FERRY_DATABASE_URL: db.url, FERRY_MASTER_KEY: masterKey() };
     const created = await runFerry(['admin', 'token', 'create', '--name', 'e2e'], { cwd: dir, env });

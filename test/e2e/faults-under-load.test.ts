@@ -8,7 +8,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { tokenHandle } from '../../src/federation/oidc/adapter.js';
 import { MasterKey, parseMasterKey } from '../../src/keys/master-key.js';
 import { openStore } from '../../src/store/open.js';
-import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { createMigratedTestDatabase, createTestDatabase, type TestDatabase } from '../support/db.js';
 import { type IdentityCenterScimServer, startIdentityCenterScim } from '../support/identity-center-scim.js';
 import { createPostgresDatabaseOnSmallDisk } from '../support/postgres.js';
 import {
@@ -387,7 +387,7 @@ describe('faults under steady mixed load', () => {
   afterAll(stopAllFerryProcesses);
 
   it('kill -9 of one of two instances on PostgreSQL: no acknowledged write lost, no token unaudited, nothing done twice (Identity Center push included)', async () => {
-    const db: TestDatabase = await createTestDatabase('postgres');
+    const db: TestDatabase = await createMigratedTestDatabase('postgres');
     cleanups.push(() => db.drop());
     const setup = await prepare(db.url);
     cleanups.push(() => rmSync(setup.dir, { recursive: true, force: true }));
@@ -470,7 +470,7 @@ describe('faults under steady mixed load', () => {
   it('PostgreSQL goes away mid-load and comes back: 503s while away, then the same counts hold', async () => {
     // The test server is shared with other files running in parallel: the "restart" is a cut of this
     // process's connections at a TCP proxy (every connection reset, new ones refused), then a restore.
-    const db: TestDatabase = await createTestDatabase('postgres');
+    const db: TestDatabase = await createMigratedTestDatabase('postgres');
     cleanups.push(() => db.drop());
     const direct = new URL(db.url);
     const proxy: TcpProxy = await startTcpProxy({ host: direct.hostname, port: Number(direct.port || 5432) });

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, ENGINES, type TestDatabase } from '../support/db.js';
+import { createMigratedTestDatabase, ENGINES, type TestDatabase } from '../support/db.js';
 import { type FerryProcess, runFerry, startFerryProcess, stopAllFerryProcesses } from '../support/process.js';
 import { CookieJar, csrfTokenOf, signInWithPassword } from '../support/web-form.js';
 
@@ -42,7 +42,7 @@ describe.each(ENGINES)('PIM approvals racing across two instances on %s', (engin
     });
 
   beforeAll(async () => {
-    db = await createTestDatabase(engine);
+    db = await createMigratedTestDatabase(engine);
     dir = mkdtempSync(join(tmpdir(), 'ferry-e2e-pim2-'));
     const env = {
       FERRY_DATABASE_URL: db.url,

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, ENGINES, type TestDatabase } from '../support/db.js';
+import { createMigratedTestDatabase, ENGINES, type TestDatabase } from '../support/db.js';
 import { type FerryProcess, runFerry, startFerryProcess, stopAllFerryProcesses } from '../support/process.js';
 
 const USER = 'dev@contoso.example';
@@ -54,7 +54,7 @@ describe.each(ENGINES)('conditional access changes reach every instance at once 
   };
 
   beforeAll(async () => {
-    db = await createTestDatabase(engine);
+    db = await createMigratedTestDatabase(engine);
     dir = mkdtempSync(join(tmpdir(), 'ferry-e2e-ca2-'));
     const env = {
       FERRY_DATABASE_URL: db.url,

@@ -6,7 +6,7 @@ import type { Clock } from '../../src/clock.js';
 import { type GeneratedSigningKey, generateSelfSignedRsa } from '../../src/keys/self-signed-certificate.js';
 import type { SigningKeyPurpose } from '../../src/keys/signing-keys.js';
 import type { Engine } from '../../src/store/open.js';
-import { createTestDatabase, type TestDatabase } from './db.js';
+import { createMigratedTestDatabase, type TestDatabase } from './db.js';
 
 export interface TestFerry extends RunningFerry {
   db: TestDatabase;
@@ -68,7 +68,8 @@ export async function startTestFerry(
     demo?: StartOptions['demo'];
   } = {},
 ): Promise<TestFerry> {
-  const db = options.db ?? (await createTestDatabase(engine));
+  // A migrated copy: starting still runs the migrator, which finds nothing left to apply.
+  const db = options.db ?? (await createMigratedTestDatabase(engine));
   const config = testConfig(db.url, options.config);
   const ferry = await startFerry({
     config,

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll } from 'vitest';
-import { migrateToLatest } from '../../src/store/migrate.js';
 import { type Engine, openStore, type Store } from '../../src/store/open.js';
-import { createTestDatabase, type TestDatabase } from './db.js';
+import { createMigratedTestDatabase, type TestDatabase } from './db.js';
 
 /**
  * In a describe block: a fresh database of `engine`, migrated and opened before its tests, closed and
@@ -11,9 +10,8 @@ export function migratedStore(engine: Engine, poolSize = 4): { readonly store: S
   let tdb: TestDatabase | undefined;
   let store: Store | undefined;
   beforeAll(async () => {
-    tdb = await createTestDatabase(engine);
+    tdb = await createMigratedTestDatabase(engine);
     store = openStore(tdb.url, { poolSize });
-    await migrateToLatest(store);
   });
   afterAll(async () => {
     await store?.close();

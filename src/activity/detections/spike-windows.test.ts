@@ -1,7 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createTestDatabase, ENGINES, type TestDatabase } from '../../../test/support/db.js';
+import { createMigratedTestDatabase, ENGINES, type TestDatabase } from '../../../test/support/db.js';
 import { ManualClock } from '../../clock.js';
-import { migrateToLatest } from '../../store/migrate.js';
 import { openStore, type Store } from '../../store/open.js';
 import type { SpikeRule } from './finding.js';
 import { Detections } from './service.js';
@@ -16,9 +15,8 @@ describe.each(ENGINES)('spike detections count in sliding windows (%s)', (engine
   const clock = new ManualClock(T('11:00:00'));
 
   beforeEach(async () => {
-    db = await createTestDatabase(engine);
+    db = await createMigratedTestDatabase(engine);
     store = openStore(db.url);
-    await migrateToLatest(store);
     detections = new Detections({
       store,
       clock,

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createTestDatabase, ENGINES, type TestDatabase } from '../../../test/support/db.js';
+import { createMigratedTestDatabase, ENGINES, type TestDatabase } from '../../../test/support/db.js';
 import {
   type IdentityCenterScimServer,
   startIdentityCenterScim,
@@ -12,7 +12,6 @@ import { GroupDirectory } from '../../identity/groups.js';
 import { PasswordHasher } from '../../identity/passwords.js';
 import { UserDirectory } from '../../identity/users.js';
 import { MasterKey } from '../../keys/master-key.js';
-import { migrateToLatest } from '../../store/migrate.js';
 import { openStore, type Store } from '../../store/open.js';
 import { diffOf } from './diff.js';
 import type { PushStep } from './plan.js';
@@ -35,9 +34,8 @@ describe.each(ENGINES)('SCIM push to IAM Identity Center (%s)', (engine) => {
   let masterKey: MasterKey;
 
   beforeEach(async () => {
-    db = await createTestDatabase(engine);
+    db = await createMigratedTestDatabase(engine);
     store = openStore(db.url);
-    await migrateToLatest(store);
     clock = new ManualClock('2026-03-02T09:00:00.000Z');
     masterKey = new MasterKey(randomBytes(32));
     const deps = { store, clock, masterKey, hasher: new PasswordHasher() };

@@ -1,9 +1,8 @@
 import type { Insertable, Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, ENGINES, type TestDatabase } from '../../../test/support/db.js';
+import { createMigratedTestDatabase, ENGINES, type TestDatabase } from '../../../test/support/db.js';
 import { type AuditInput, leafHashOf, listAudit } from '../../audit/ledger.js';
 import { ManualClock } from '../../clock.js';
-import { migrateToLatest } from '../../store/migrate.js';
 import { openStore, type Store } from '../../store/open.js';
 import type { Database, OidcArtifactsTable } from '../../store/schema.js';
 import { IssuedWriter } from './issued-writer.js';
@@ -66,9 +65,8 @@ describe.each(ENGINES)('the token endpoint’s group commit on %s', (engine) => 
   const clock = new ManualClock('2026-01-01T00:00:00.000Z');
 
   beforeAll(async () => {
-    database = await createTestDatabase(engine);
+    database = await createMigratedTestDatabase(engine);
     store = openStore(database.url);
-    await migrateToLatest(store);
   });
 
   afterAll(async () => {

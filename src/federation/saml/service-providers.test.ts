@@ -1,13 +1,12 @@
 import { X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestDatabase, ENGINES, type TestDatabase } from '../../../test/support/db.js';
+import { createMigratedTestDatabase, ENGINES, type TestDatabase } from '../../../test/support/db.js';
 import { IDC, identityCenterMetadata } from '../../../test/support/saml-fixtures.js';
 import type { AuditContext } from '../../audit/actor.js';
 import { listAudit } from '../../audit/ledger.js';
 import { ManualClock } from '../../clock.js';
 import { Conflict, InvalidInput, NotFound } from '../../errors.js';
 import { type GeneratedSigningKey, generateSelfSignedRsa } from '../../keys/self-signed-certificate.js';
-import { migrateToLatest } from '../../store/migrate.js';
 import { openStore, type Store } from '../../store/open.js';
 import {
   NAME_ID_FORMATS,
@@ -57,9 +56,8 @@ describe.each(ENGINES)('ServiceProviders on %s', (engine) => {
   let auditSeqBefore = 0;
 
   beforeAll(async () => {
-    testDb = await createTestDatabase(engine);
+    testDb = await createMigratedTestDatabase(engine);
     store = openStore(testDb.url);
-    await migrateToLatest(store);
   });
 
   afterAll(async () => {

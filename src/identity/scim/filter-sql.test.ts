@@ -1,7 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, ENGINES, type TestDatabase } from '../../../test/support/db.js';
-import { migrateToLatest } from '../../store/migrate.js';
+import { createMigratedTestDatabase, ENGINES, type TestDatabase } from '../../../test/support/db.js';
 import { openStore, type Store } from '../../store/open.js';
 import { parseFilter } from './filter.js';
 import { filterToSql } from './filter-sql.js';
@@ -12,9 +11,8 @@ describe.each(ENGINES)('SCIM filters as SQL on %s', (engine) => {
   let tdb: TestDatabase;
   let store: Store;
   beforeAll(async () => {
-    tdb = await createTestDatabase(engine);
+    tdb = await createMigratedTestDatabase(engine);
     store = openStore(tdb.url);
-    await migrateToLatest(store);
   });
   afterAll(async () => {
     await store?.close();
