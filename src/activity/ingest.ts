@@ -237,8 +237,6 @@ export class CloudTrail {
       created_at: iso(this.deps.clock.now()),
       last_sync_at: null,
       last_error: null,
-      lease_holder: null,
-      lease_until: null,
     };
     await db.transaction().execute(async (trx) => {
       const existing = await trx

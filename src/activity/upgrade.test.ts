@@ -69,3 +69,49 @@ describe.each(ENGINES)('cloudtrail records: upgrade to 0037 on %s', (engine) => 
     await expect(sql`select count(*) from detection_counts`.execute(store.db)).rejects.toThrow();
   });
 });
+
+/**
+ * Migration 0047 drops cloudtrail_sources.lease_holder / lease_until, unused since a source's lease is a
+ * row of leases (withLease): a source added before it keeps everything else, even one that was leased
+ * in the old columns, and the migration goes down again cleanly.
+ */
+describe.each(ENGINES)('cloudtrail sources: upgrade to 0047 on %s', (engine) => {
+  let db: TestDatabase;
+  let store: Store;
+  afterAll(async () => {
+    await store?.close();
+    await db?.drop();
+  });
+
+  it('keeps the sources and drops their old lease columns, and goes down again', async () => {
+    db = await createTestDatabase(engine);
+    store = openStore(db.url);
+    const migrator = migratorFor(store);
+    expect((await migrator.migrateTo('0042_ssh_logins_generation')).error).toBeUndefined();
+    const loose = store.db as unknown as Loose;
+    const source = {
+      id: 'src-1',
+      bucket: 'contoso-trail',
+      prefix: 'org/',
+      region: 'eu-west-1',
+      created_at: '2026-12-06T08:00:00.000Z',
+      last_sync_at: '2026-12-06T09:00:00.000Z',
+      last_error: null,
+    };
+    await loose
+      .insertInto('cloudtrail_sources')
+      .values({ ...source, lease_holder: 'old-holder', lease_until: '2026-12-06T09:00:15.000Z' })
+      .execute();
+    await migrateToLatest(store);
+
+    expect(await loose.selectFrom('cloudtrail_sources').selectAll().execute()).toEqual([source]);
+    await expect(sql`select lease_holder from cloudtrail_sources`.execute(store.db)).rejects.toThrow();
+    await expect(sql`select lease_until from cloudtrail_sources`.execute(store.db)).rejects.toThrow();
+
+    expect((await migrator.migrateTo('0042_ssh_logins_generation')).error).toBeUndefined();
+    const down = await sql<{
+      lease_holder: string | null;
+    }>`select lease_holder from cloudtrail_sources`.execute(store.db);
+    expect(down.rows).toEqual([{ lease_holder: null }]);
+  });
+});
