@@ -1,19 +1,26 @@
 import { afterAll, beforeAll } from 'vitest';
-import { migrateToLatest } from '../../src/store/migrate.js';
+import { migrateToLatest, migratorFor } from '../../src/store/migrate.js';
 import { type Engine, openStore, type Store } from '../../src/store/open.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 
-/**
- * In a describe block: a fresh database of `engine`, migrated and opened before its tests, closed and
- * dropped after them. `url` opens more stores on the same database (other instances).
- */
-export function migratedStore(engine: Engine, poolSize = 4): { readonly store: Store; readonly url: string } {
+export interface OpenedStore {
+  readonly store: Store;
+  /** opens more stores on the same database (other instances) */
+  readonly url: string;
+}
+
+/** A fresh database of `engine` for a describe block: made and opened before its tests, dropped after. */
+function openedStore(
+  engine: Engine,
+  poolSize: number,
+  migrate: (store: Store) => Promise<unknown>,
+): OpenedStore {
   let tdb: TestDatabase | undefined;
   let store: Store | undefined;
   beforeAll(async () => {
     tdb = await createTestDatabase(engine);
     store = openStore(tdb.url, { poolSize });
-    await migrateToLatest(store);
+    await migrate(store);
   });
   afterAll(async () => {
     await store?.close();
@@ -29,4 +36,20 @@ export function migratedStore(engine: Engine, poolSize = 4): { readonly store: S
       return tdb.url;
     },
   };
+}
+
+/** In a describe block: a fresh database of `engine`, migrated to the latest schema. */
+export function migratedStore(engine: Engine, poolSize = 4): OpenedStore {
+  return openedStore(engine, poolSize, migrateToLatest);
+}
+
+/**
+ * In a describe block: a fresh database of `engine` migrated only up to `migration`, for an upgrade
+ * test that writes rows as they were then and migrates on (migrateToLatest) itself.
+ */
+export function storeMigratedTo(engine: Engine, migration: string): OpenedStore {
+  return openedStore(engine, 4, async (store) => {
+    const result = await migratorFor(store).migrateTo(migration);
+    if (result.error) throw result.error;
+  });
 }
