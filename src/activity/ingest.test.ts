@@ -11,6 +11,7 @@ import {
   rootConsoleLogin,
 } from '../../test/support/cloudtrail.js';
 import { createTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
+import { ageHeartbeat } from '../../test/support/db-time.js';
 import { gate } from '../../test/support/gate.js';
 import { type LocalAws, s3ClientFor, startLocalAws } from '../../test/support/local-aws.js';
 import { awsIdentityOf } from '../access/aws-identity.js';
@@ -597,24 +598,19 @@ describe.each(ENGINES)('CloudTrail ingestion from S3 (%s, moto)', (engine) => {
     const b = otherInstance('inst-b');
     await a.ct.addSource(ctx, { bucket });
     const [, second] = await twoFiles();
-    await heartbeat(store.db, clock, 'inst-a');
-    await heartbeat(store.db, clock, 'inst-b');
+    await heartbeat(store, 'inst-a');
+    await heartbeat(store, 'inst-b');
     const running = a.ct.sync();
     await a.inside;
 
-    // A live holder keeps the source, also past the dead-instance time as long as it beats.
+    // A live holder keeps the source while it beats (its last beat under 5 s ago, database time).
     expect((await b.sync()).sources[0]).toMatchObject({ busy: true, stored: 0 });
-    clock.advance(4_000);
-    await heartbeat(store.db, clock, 'inst-a');
-    await heartbeat(store.db, clock, 'inst-b');
-    clock.advance(4_000);
-    await heartbeat(store.db, clock, 'inst-b');
+    await ageHeartbeat(store, 'inst-a', 4_000);
     expect((await b.sync()).sources[0]).toMatchObject({ busy: true, stored: 0 });
 
     // A stops beating: 5 s after its last beat B takes the source and reads on from the position
     // saved (the first file again: its record is there already, stored once).
-    clock.advance(2_000);
-    await heartbeat(store.db, clock, 'inst-b');
+    await ageHeartbeat(store, 'inst-a', 6_000);
     const taken = (await b.sync()).sources[0];
     expect(taken).toMatchObject({ files: 2, records: 2, stored: 1, duplicates: 1, error: null });
     expect(taken?.busy).toBeUndefined();
@@ -636,11 +632,11 @@ describe.each(ENGINES)('CloudTrail ingestion from S3 (%s, moto)', (engine) => {
     const b = otherInstance('inst-b', { leaseMs: 600 });
     await a.ct.addSource(ctx, { bucket });
     const [, second] = await twoFiles();
-    await heartbeat(store.db, clock, 'inst-a');
+    await heartbeat(store, 'inst-a');
     const running = a.ct.sync();
     await a.inside;
-    clock.advance(6_000);
-    await heartbeat(store.db, clock, 'inst-b');
+    await ageHeartbeat(store, 'inst-a', 6_000);
+    await heartbeat(store, 'inst-b');
     expect((await b.sync()).sources[0]).toMatchObject({ files: 2, stored: 1, duplicates: 1, error: null });
     expect(await positions()).toEqual([second]);
     const lastSync = (await cloudtrail().sources())[0]?.lastSyncAt;

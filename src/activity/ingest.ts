@@ -366,7 +366,6 @@ export class CloudTrail {
     try {
       await withLease(
         this.deps.store,
-        this.deps.clock,
         `cloudtrail-source:${source.id}`,
         (lost) => this.#readSource(source, result, lost, ctx, log),
         { waitMs: 0, leaseMs: this.options.leaseMs, instanceId: this.deps.instanceId },

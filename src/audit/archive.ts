@@ -290,7 +290,6 @@ export async function archiveOnSchedule(
   try {
     return await withLease(
       deps.store,
-      deps.clock,
       'audit-archive',
       (signal) =>
         archiveAudit(deps, {
