@@ -1,5 +1,5 @@
 import { gzipSync } from 'node:zlib';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   apiCall,
@@ -11,7 +11,9 @@ import {
   rootConsoleLogin,
 } from '../../test/support/cloudtrail.js';
 import { createMigratedTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
-import { type LocalAws, startLocalAws } from '../../test/support/local-aws.js';
+import { ageHeartbeat } from '../../test/support/db-time.js';
+import { gate } from '../../test/support/gate.js';
+import { type LocalAws, s3ClientFor, startLocalAws } from '../../test/support/local-aws.js';
 import { awsIdentityOf } from '../access/aws-identity.js';
 import type { AuditContext } from '../audit/actor.js';
 import { recordIssued } from '../audit/issued.js';
@@ -107,12 +109,7 @@ describe.each(ENGINES)('CloudTrail ingestion from S3 (%s, moto)', (engine) => {
 
   beforeAll(async () => {
     aws = await startLocalAws();
-    s3 = new S3Client({
-      endpoint: aws.endpoint,
-      region: aws.region,
-      forcePathStyle: true,
-      credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
-    });
+    s3 = s3ClientFor(aws);
   }, 60_000);
 
   afterAll(async () => {
@@ -516,42 +513,20 @@ describe.each(ENGINES)('CloudTrail ingestion from S3 (%s, moto)', (engine) => {
   });
 
   it('lets only one instance sync a source at a time', async () => {
-    let release: () => void = () => {};
-    const held = new Promise<void>((r) => {
-      release = r;
-    });
-    let entered: () => void = () => {};
-    const inside = new Promise<void>((r) => {
-      entered = r;
-    });
     // A holds the source (its observer waits) while B tries.
-    const a = new CloudTrail(
-      {
-        store,
-        clock,
-        s3: cloudTrailS3({ region: aws.region, endpoint: aws.endpoint }),
-        activityObservers: [
-          async (batch) => {
-            observed.push([...batch]);
-            entered();
-            await held;
-          },
-        ],
-      },
-      OPTIONS,
-    );
+    const a = stuckInstance(undefined);
     const b = cloudtrail();
-    await a.addSource(ctx, { bucket });
+    await a.ct.addSource(ctx, { bucket });
     await putLogFile(
       s3,
       bucket,
       logFileKey({ account: ACCOUNT, time: at(5) }),
       logFile([janeCall({ key: 'K1', name: identity, minutes: 1 })]),
     );
-    const first = a.sync();
-    await inside;
+    const first = a.ct.sync();
+    await a.inside;
     const second = await b.sync();
-    release();
+    a.release();
     expect(second.sources[0]).toMatchObject({ busy: true, stored: 0 });
     expect((await first).stored).toBe(1);
     expect(observed.flat()).toHaveLength(1);
@@ -560,19 +535,13 @@ describe.each(ENGINES)('CloudTrail ingestion from S3 (%s, moto)', (engine) => {
   });
 
   /**
-   * A CloudTrail of instance `instanceId` that stops in its observer at the first stored batch until
-   * `release` (as good as killed with -9 once its worker stops beating), and whose S3 fails from
-   * `breakS3` on (it cannot read on after it wakes up).
+   * A CloudTrail of instance `instanceId` (none: the CLI) that stops in its observer at the first stored
+   * batch until `release` (as good as killed with -9 once its worker stops beating), and whose S3 fails
+   * from `breakS3` on (it cannot read on after it wakes up).
    */
-  function stuckInstance(instanceId: string, options: Partial<CloudTrailOptions> = {}) {
-    let release: () => void = () => {};
-    const held = new Promise<void>((r) => {
-      release = r;
-    });
-    let entered: () => void = () => {};
-    const inside = new Promise<void>((r) => {
-      entered = r;
-    });
+  function stuckInstance(instanceId: string | undefined, options: Partial<CloudTrailOptions> = {}) {
+    const held = gate();
+    const inside = gate();
     const real = cloudTrailS3({ region: aws.region, endpoint: aws.endpoint });
     let broken = false;
     const ct = new CloudTrail(
@@ -590,8 +559,8 @@ describe.each(ENGINES)('CloudTrail ingestion from S3 (%s, moto)', (engine) => {
         activityObservers: [
           async (batch) => {
             observed.push([...batch]);
-            entered();
-            await held;
+            inside.open();
+            await held.opened;
           },
         ],
       },
@@ -600,7 +569,7 @@ describe.each(ENGINES)('CloudTrail ingestion from S3 (%s, moto)', (engine) => {
     const breakS3 = () => {
       broken = true;
     };
-    return { ct, inside, release, breakS3 };
+    return { ct, inside: inside.opened, release: held.open, breakS3 };
   }
 
   const otherInstance = (instanceId: string, options: Partial<CloudTrailOptions> = {}) =>
@@ -637,24 +606,19 @@ describe.each(ENGINES)('CloudTrail ingestion from S3 (%s, moto)', (engine) => {
     const b = otherInstance('inst-b');
     await a.ct.addSource(ctx, { bucket });
     const [, second] = await twoFiles();
-    await heartbeat(store.db, clock, 'inst-a');
-    await heartbeat(store.db, clock, 'inst-b');
+    await heartbeat(store, 'inst-a');
+    await heartbeat(store, 'inst-b');
     const running = a.ct.sync();
     await a.inside;
 
-    // A live holder keeps the source, also past the dead-instance time as long as it beats.
+    // A live holder keeps the source while it beats (its last beat under 5 s ago, database time).
     expect((await b.sync()).sources[0]).toMatchObject({ busy: true, stored: 0 });
-    clock.advance(4_000);
-    await heartbeat(store.db, clock, 'inst-a');
-    await heartbeat(store.db, clock, 'inst-b');
-    clock.advance(4_000);
-    await heartbeat(store.db, clock, 'inst-b');
+    await ageHeartbeat(store, 'inst-a', 4_000);
     expect((await b.sync()).sources[0]).toMatchObject({ busy: true, stored: 0 });
 
     // A stops beating: 5 s after its last beat B takes the source and reads on from the position
     // saved (the first file again: its record is there already, stored once).
-    clock.advance(2_000);
-    await heartbeat(store.db, clock, 'inst-b');
+    await ageHeartbeat(store, 'inst-a', 6_000);
     const taken = (await b.sync()).sources[0];
     expect(taken).toMatchObject({ files: 2, records: 2, stored: 1, duplicates: 1, error: null });
     expect(taken?.busy).toBeUndefined();
@@ -676,11 +640,11 @@ describe.each(ENGINES)('CloudTrail ingestion from S3 (%s, moto)', (engine) => {
     const b = otherInstance('inst-b', { leaseMs: 600 });
     await a.ct.addSource(ctx, { bucket });
     const [, second] = await twoFiles();
-    await heartbeat(store.db, clock, 'inst-a');
+    await heartbeat(store, 'inst-a');
     const running = a.ct.sync();
     await a.inside;
-    clock.advance(6_000);
-    await heartbeat(store.db, clock, 'inst-b');
+    await ageHeartbeat(store, 'inst-a', 6_000);
+    await heartbeat(store, 'inst-b');
     expect((await b.sync()).sources[0]).toMatchObject({ files: 2, stored: 1, duplicates: 1, error: null });
     expect(await positions()).toEqual([second]);
     const lastSync = (await cloudtrail().sources())[0]?.lastSyncAt;

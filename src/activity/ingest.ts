@@ -276,8 +276,6 @@ export class CloudTrail {
       created_at: iso(this.deps.clock.now()),
       last_sync_at: null,
       last_error: null,
-      lease_holder: null,
-      lease_until: null,
     };
     await db.transaction().execute(async (trx) => {
       const existing = await trx
@@ -407,7 +405,6 @@ export class CloudTrail {
     try {
       await withLease(
         this.deps.store,
-        this.deps.clock,
         `cloudtrail-source:${source.id}`,
         (lost) => this.#readSource(source, result, lost, ctx, log),
         { waitMs: 0, leaseMs: this.options.leaseMs, instanceId: this.deps.instanceId },

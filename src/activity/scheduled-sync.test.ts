@@ -1,9 +1,9 @@
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { apiCall, iamUser, logFile, logFileKey, putLogFile } from '../../test/support/cloudtrail.js';
 import { ENGINES } from '../../test/support/db.js';
 import { startTestFerry, type TestFerry } from '../../test/support/ferry.js';
-import { type LocalAws, startLocalAws } from '../../test/support/local-aws.js';
+import { type LocalAws, s3ClientFor, startLocalAws } from '../../test/support/local-aws.js';
 import type { AuditContext } from '../audit/actor.js';
 
 const ACCOUNT = '123456789012';
@@ -17,12 +17,7 @@ describe.each(ENGINES)("the worker's scheduled CloudTrail sync (%s, moto)", (eng
 
   beforeAll(async () => {
     aws = await startLocalAws();
-    s3 = new S3Client({
-      endpoint: aws.endpoint,
-      region: aws.region,
-      forcePathStyle: true,
-      credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
-    });
+    s3 = s3ClientFor(aws);
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));
     ferry = await startTestFerry(engine, {
       // the worker ticks every 100 ms and syncs CloudTrail every 500 ms, on its own

@@ -1,8 +1,8 @@
 import { type Kysely, sql } from 'kysely';
-import { afterAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
+import { describe, expect, it } from 'vitest';
+import { ENGINES } from '../../test/support/db.js';
+import { storeMigratedTo } from '../../test/support/migrated-store.js';
 import { migrateToLatest, migratorFor } from '../store/migrate.js';
-import { openStore, type Store } from '../store/open.js';
 
 type Loose = Kysely<Record<string, Record<string, unknown>>>;
 
@@ -39,18 +39,10 @@ const record = (eventId: string, eventTime: string, userId: string | null) => ({
  * it are all still there, a repeat of one of them still collides, and detection_counts is gone.
  */
 describe.each(ENGINES)('cloudtrail records: upgrade to 0037 on %s', (engine) => {
-  let db: TestDatabase;
-  let store: Store;
-  afterAll(async () => {
-    await store?.close();
-    await db?.drop();
-  });
+  const database = storeMigratedTo(engine, '0028_audit_archive');
 
   it('keeps the records stored before, still refuses a repeat of one, and drops detection_counts', async () => {
-    db = await createTestDatabase(engine);
-    store = openStore(db.url);
-    const before = await migratorFor(store).migrateTo('0028_audit_archive');
-    expect(before.error).toBeUndefined();
+    const { store } = database;
     const loose = store.db as unknown as Loose;
     const a = record('3e1c0a5e-0000-4000-8000-000000000001', '2026-12-06T08:00:00.000Z', 'u-jane');
     const b = record('3e1c0a5e-0000-4000-8000-000000000002', '2026-12-06T08:00:01.000Z', null);
@@ -67,5 +59,43 @@ describe.each(ENGINES)('cloudtrail records: upgrade to 0037 on %s', (engine) => 
     expect(Number(repeat.numInsertedOrUpdatedRows ?? 0)).toBe(0);
     await expect(loose.insertInto('cloudtrail_records').values(a).execute()).rejects.toThrow();
     await expect(sql`select count(*) from detection_counts`.execute(store.db)).rejects.toThrow();
+  });
+});
+
+/**
+ * Migration 0047 drops cloudtrail_sources.lease_holder / lease_until, unused since a source's lease is a
+ * row of leases (withLease): a source added before it keeps everything else, even one that was leased
+ * in the old columns, and the migration goes down again cleanly.
+ */
+describe.each(ENGINES)('cloudtrail sources: upgrade to 0047 on %s', (engine) => {
+  const database = storeMigratedTo(engine, '0042_ssh_logins_generation');
+
+  it('keeps the sources and drops their old lease columns, and goes down again', async () => {
+    const { store } = database;
+    const loose = store.db as unknown as Loose;
+    const source = {
+      id: 'src-1',
+      bucket: 'contoso-trail',
+      prefix: 'org/',
+      region: 'eu-west-1',
+      created_at: '2026-12-06T08:00:00.000Z',
+      last_sync_at: '2026-12-06T09:00:00.000Z',
+      last_error: null,
+    };
+    await loose
+      .insertInto('cloudtrail_sources')
+      .values({ ...source, lease_holder: 'old-holder', lease_until: '2026-12-06T09:00:15.000Z' })
+      .execute();
+    await migrateToLatest(store);
+
+    expect(await loose.selectFrom('cloudtrail_sources').selectAll().execute()).toEqual([source]);
+    await expect(sql`select lease_holder from cloudtrail_sources`.execute(store.db)).rejects.toThrow();
+    await expect(sql`select lease_until from cloudtrail_sources`.execute(store.db)).rejects.toThrow();
+
+    expect((await migratorFor(store).migrateTo('0042_ssh_logins_generation')).error).toBeUndefined();
+    const down = await sql<{
+      lease_holder: string | null;
+    }>`select lease_holder from cloudtrail_sources`.execute(store.db);
+    expect(down.rows).toEqual([{ lease_holder: null }]);
   });
 });

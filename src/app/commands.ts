@@ -358,7 +358,6 @@ export function registerOperatorCommands(program: Command): void {
         try {
           result = await withLease(
             store,
-            systemClock,
             'audit-archive',
             (signal) =>
               archiveAudit(

@@ -100,14 +100,19 @@ export function defaultHandlers(services: Services): EventHandlers {
       },
     ],
     'pim.notification': [
-      async (e) => {
+      async (e, meta) => {
         if (e.type === 'pim.notification')
           await deliverNotification(
+            {
+              store: services.store,
+              clock: services.clock,
+              targets: services.outboundTargets,
+              metrics: services.metrics,
+            },
             services.config.pim.webhooks,
             e,
             services.config.publicUrl,
-            services.clock,
-            services.outboundTargets,
+            meta.attempts,
           );
       },
     ],

@@ -61,6 +61,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly pimNotifications = new Counter({
+    name: 'ferry_pim_notifications_total',
+    help: 'PIM webhook deliveries by webhook and outcome (delivered, retrying, dropped after permanent refusals)',
+    labelNames: ['webhook', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'ferry_' });
     // Start every outcome at zero so dashboards and rate() see the series from the first scrape.
@@ -81,6 +88,10 @@ export class Metrics {
 
   alertDelivery(sink: string, outcome: string): void {
     this.alertDeliveries.inc({ sink, outcome });
+  }
+
+  pimNotification(webhook: string, outcome: string): void {
+    this.pimNotifications.inc({ webhook, outcome });
   }
 
   signin(outcome: SigninOutcome): void {

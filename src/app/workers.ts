@@ -193,7 +193,7 @@ export function startWorkers(
       const now = clock.now().getTime();
       if (now - lastPurge > 3_600_000) {
         lastPurge = now;
-        await forgetDeadInstances(store.db, clock);
+        await forgetDeadInstances(store);
         await services.sessions.purgeEnded();
         await purgeExpiredOidcArtifacts(services.store, clock);
         await services.entraSignin?.purgeExpired();
@@ -259,7 +259,7 @@ export function startWorkers(
     // A heartbeat of its own (not the tick, which may wait on slow work): claims of an instance that
     // stops beating are taken over by the others (store/outbox.ts).
     const beatOnce = () =>
-      heartbeat(store.db, clock, workerId).catch((err) =>
+      heartbeat(store, workerId).catch((err) =>
         warn(err, { err: (err as Error).message }, 'worker heartbeat failed; retrying'),
       );
     void beatOnce();

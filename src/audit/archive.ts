@@ -1,5 +1,5 @@
 import { createHash, type KeyObject, sign, verify } from 'node:crypto';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import { type Clock, iso } from '../clock.js';
@@ -9,6 +9,7 @@ import type { Store } from '../store/open.js';
 import type { Database } from '../store/schema.js';
 import type { Actor } from './actor.js';
 import { canonicalJson } from './canonical-json.js';
+import { makeDestinationDirectory } from './destination-directory.js';
 import { appendAudit, eventFromRow, leafEventOf, leafHashOf } from './ledger.js';
 import { Frontier, inclusionPath, leafHash, nodeHash } from './merkle.js';
 import {
@@ -79,7 +80,7 @@ export function fileArchive(directory: string): ArchiveStore {
   return {
     name: `file:${directory}`,
     async put(name, body) {
-      await mkdir(directory, { recursive: true });
+      await makeDestinationDirectory(directory);
       const path = join(directory, name);
       try {
         await writeFile(path, body, { flag: 'wx', mode: 0o444 });
@@ -289,7 +290,6 @@ export async function archiveOnSchedule(
   try {
     return await withLease(
       deps.store,
-      deps.clock,
       'audit-archive',
       (signal) =>
         archiveAudit(deps, {

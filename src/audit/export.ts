@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import { addMs, type Clock, iso } from '../clock.js';
@@ -8,6 +8,7 @@ import type { TargetPolicy } from '../outbound/target-guard.js';
 import type { Store } from '../store/open.js';
 import type { AuditExportsTable, Database } from '../store/schema.js';
 import { FERRY_VERSION } from '../version.js';
+import { makeDestinationDirectory } from './destination-directory.js';
 import { type AuditEvent, listAudit } from './ledger.js';
 import type { SignedTreeHead } from './tree-head.js';
 import { headFromRow } from './verify.js';
@@ -60,7 +61,7 @@ export function fileDestination(directory: string): HeadDestination {
   return {
     name: `file:${directory}`,
     async publish(head) {
-      await mkdir(directory, { recursive: true });
+      await makeDestinationDirectory(directory);
       const path = join(directory, headFileName(head));
       const body = `${JSON.stringify(head)}\n`;
       try {

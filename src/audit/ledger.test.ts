@@ -10,6 +10,7 @@ import { createMigratedTestDatabase, ENGINES, type TestDatabase } from '../../te
 import { ManualClock } from '../clock.js';
 import { AuditSigningKeys, auditKeyId } from '../keys/audit-signing-keys.js';
 import { MasterKey } from '../keys/master-key.js';
+import { dbTime } from '../store/db-time.js';
 import { openStore, type Store } from '../store/open.js';
 import type { Actor } from './actor.js';
 import { canonicalJson } from './canonical-json.js';
@@ -514,9 +515,27 @@ describe.each(ENGINES)('audit ledger on %s', (engine) => {
     expect(await sequencer.sealOnce()).toMatchObject({ sealed: 3, leader: true });
     await appendMany(store, clock, 2);
     expect(await other.sealOnce()).toEqual({ sealed: 0, head: null, leader: false });
-    clock.advance(5_001); // the first holder died and its lease ran out
+    // the first holder died and its lease ran out (terms are database time)
+    await store.db
+      .updateTable('audit_sequencer')
+      .set({ lease_until: dbTime(store.engine, -1) })
+      .execute();
     expect(await other.sealOnce()).toMatchObject({ sealed: 2, leader: true });
     expect(await sequencer.sealOnce()).toMatchObject({ sealed: 0, leader: false });
+    expect(await verify()).toMatchObject({ ok: true, events: 5, treeSize: 5 });
+  });
+
+  it('two sequencers whose clocks disagree by minutes: the one running ahead takes no live lease', async () => {
+    // Before the lease was database time, `ahead` read the holder's term (written by a clock ten
+    // minutes behind) as long over, and two sequencers sealed at once.
+    const ahead = new ManualClock(new Date(clock.now().getTime() + 10 * 60_000));
+    const other = new Sequencer({ store, clock: ahead, keys: new AuditSigningKeys(store, ahead, masterKey) });
+    await appendMany(store, clock, 3);
+    expect(await sequencer.sealOnce()).toMatchObject({ sealed: 3, leader: true });
+    await appendMany(store, clock, 2, 4);
+    expect(await other.sealOnce()).toEqual({ sealed: 0, head: null, leader: false });
+    expect(await sequencer.sealOnce()).toMatchObject({ sealed: 2, leader: true });
+    expect(await other.sealOnce()).toEqual({ sealed: 0, head: null, leader: false });
     expect(await verify()).toMatchObject({ ok: true, events: 5, treeSize: 5 });
   });
 

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
-import { addMs, type Clock, iso } from '../clock.js';
+import { type Clock, iso } from '../clock.js';
 import type { AuditSigningKeys } from '../keys/audit-signing-keys.js';
+import { dbTime } from '../store/db-time.js';
 import { isStorageFull } from '../store/errors.js';
 import type { Store } from '../store/open.js';
 import type { Database } from '../store/schema.js';
@@ -74,20 +75,20 @@ export class Sequencer {
     const { store, clock, keys } = this.#deps;
     const key = await keys.current();
     const result = await store.db.transaction().execute(async (trx): Promise<SealResult> => {
-      const now = clock.now();
       // The conditional update is the lease: it succeeds for the holder, or for anyone once the lease
       // ran out. On PostgreSQL it also locks the row until commit, so a second sequencer waits here and
-      // then finds the lease taken; on SQLite the transaction already holds the write lock.
+      // then finds the lease taken; on SQLite the transaction already holds the write lock. Its term is
+      // the database's time (ADR 0062): a sequencer on a host running ahead takes no live one's lease.
       const taken = await trx
         .updateTable('audit_sequencer')
-        .set({ holder: this.holder, lease_until: iso(addMs(now, this.#leaseMs)) })
+        .set({ holder: this.holder, lease_until: dbTime(store.engine, this.#leaseMs) })
         .where('id', '=', 1)
         .where((eb) =>
           eb.or([
             eb('holder', '=', this.holder),
             eb('holder', 'is', null),
             eb('lease_until', 'is', null),
-            eb('lease_until', '<', iso(now)),
+            eb('lease_until', '<', dbTime(store.engine)),
           ]),
         )
         .executeTakeFirst();

@@ -1,10 +1,10 @@
 import type { Kysely } from 'kysely';
-import { afterAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, ENGINES, type TestDatabase } from '../../test/support/db.js';
+import { describe, expect, it } from 'vitest';
+import { ENGINES } from '../../test/support/db.js';
+import { storeMigratedTo } from '../../test/support/migrated-store.js';
 import { AppAssignments } from '../access/app-assignments.js';
 import { ManualClock } from '../clock.js';
-import { migrateToLatest, migratorFor } from '../store/migrate.js';
-import { openStore, type Store } from '../store/open.js';
+import { migrateToLatest } from '../store/migrate.js';
 import { ProxyApps } from './apps.js';
 
 /**
@@ -12,19 +12,10 @@ import { ProxyApps } from './apps.js';
  * registered before keep working for every active user (as docs/proxy.md's upgrade notes say).
  */
 describe.each(ENGINES)('proxied apps: upgrade to 0020 on %s', (engine) => {
-  let db: TestDatabase;
-  let store: Store;
-  afterAll(async () => {
-    await store?.close();
-    await db?.drop();
-  });
+  const database = storeMigratedTo(engine, '0019_audit_ledger');
 
   it('keeps apps registered before the upgrade open, and registers new ones closed', async () => {
-    db = await createTestDatabase(engine);
-    store = openStore(db.url);
-    const migrator = migratorFor(store);
-    const before = await migrator.migrateTo('0019_audit_ledger');
-    expect(before.error).toBeUndefined();
+    const { store } = database;
     const now = '2026-03-01T09:00:00.000Z';
     await (store.db as unknown as Kysely<Record<string, Record<string, unknown>>>)
       .insertInto('proxy_apps')

@@ -1,69 +1,59 @@
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ENGINES } from '../../test/support/db.js';
+import { ageHeartbeat, dbNow, setLeaseTerm } from '../../test/support/db-time.js';
+import { gate } from '../../test/support/gate.js';
 import { migratedStore } from '../../test/support/migrated-store.js';
-import { ManualClock } from '../clock.js';
 import { LeaseBusy, LeaseLost, withLease } from './leases.js';
 import { openStore, type Store } from './open.js';
 import { heartbeat } from './outbox.js';
 
 /** A holder that keeps the lease until `release` is called (a push in flight). */
-function holdLease(store: Store, clock: ManualClock, name: string, instanceId: string | undefined) {
-  let release!: () => void;
-  const released = new Promise<void>((r) => {
-    release = r;
-  });
-  let taken!: () => void;
-  const holding = new Promise<void>((r) => {
-    taken = r;
-  });
+function holdLease(store: Store, name: string, instanceId: string | undefined) {
+  const released = gate();
+  const taken = gate();
   const done = withLease(
     store,
-    clock,
     name,
     async () => {
-      taken();
-      await released;
+      taken.open();
+      await released.opened;
     },
     { leaseMs: 15_000, instanceId },
   );
-  return { holding, release, done };
+  return { holding: taken.opened, release: released.open, done };
 }
 
 describe.each(ENGINES)('leases of dead and live instances (%s)', (engine) => {
   const database = migratedStore(engine);
   let store: Store;
-  let clock: ManualClock;
   beforeAll(() => {
     store = database.store;
   });
   beforeEach(async () => {
     await store.db.deleteFrom('leases').execute();
     await store.db.deleteFrom('worker_instances').execute();
-    clock = new ManualClock('2026-03-02T09:00:00.000Z');
   });
 
   const tryLease = (instanceId: string) =>
-    withLease(store, clock, 'push', async () => 'ran', { instanceId, waitMs: 30 });
+    withLease(store, 'push', async () => 'ran', { instanceId, waitMs: 30 });
 
   it('a lease whose instance stopped heartbeating (kill -9) is taken 5 s after its last beat, not after its 15 s term', async () => {
-    await heartbeat(store.db, clock, 'dead');
-    await heartbeat(store.db, clock, 'survivor');
-    const dead = holdLease(store, clock, 'push', 'dead');
+    await heartbeat(store, 'dead');
+    await heartbeat(store, 'survivor');
+    const dead = holdLease(store, 'push', 'dead');
     await dead.holding;
     // 4 s after its last beat 'dead' may only be slow: its lease holds.
-    clock.advance(4_000);
-    await heartbeat(store.db, clock, 'survivor');
+    await ageHeartbeat(store, 'dead', 4_000);
     await expect(tryLease('survivor')).rejects.toBeInstanceOf(LeaseBusy);
-    // Its heartbeat is over 5 s old: dead, by the outbox's rule. 10 s of its term were left.
-    clock.advance(1_001);
-    await heartbeat(store.db, clock, 'survivor');
+    // Its heartbeat is over 5 s old: dead, by the outbox's rule. Most of its term was left.
+    await ageHeartbeat(store, 'dead', 5_001);
     const row = await store.db
       .selectFrom('leases')
       .selectAll()
       .where('name', '=', 'push')
       .executeTakeFirstOrThrow();
     expect(row.holder_instance).toBe('dead');
-    expect(row.lease_until! > clock.now().toISOString()).toBe(true);
+    expect(row.lease_until! > (await dbNow(store))).toBe(true);
     expect(await tryLease('survivor')).toBe('ran');
     // The survivor left it free; the old holder's late release clears nothing of anyone else's.
     dead.release();
@@ -72,27 +62,24 @@ describe.each(ENGINES)('leases of dead and live instances (%s)', (engine) => {
   });
 
   it('a holder whose instance beats keeps its lease; one without a heartbeat (the CLI) keeps it for its term', async () => {
-    await heartbeat(store.db, clock, 'alive');
-    await heartbeat(store.db, clock, 'other');
-    const alive = holdLease(store, clock, 'push', 'alive');
+    await heartbeat(store, 'alive');
+    await heartbeat(store, 'other');
+    const alive = holdLease(store, 'push', 'alive');
     await alive.holding;
-    for (let s = 0; s < 12; s++) {
-      clock.advance(1_000);
-      await heartbeat(store.db, clock, 'alive');
-      await heartbeat(store.db, clock, 'other');
+    // (a second of margin: real time passes between the statements)
+    for (const age of [0, 3_000, 4_000]) {
+      await ageHeartbeat(store, 'alive', age);
       await expect(tryLease('other')).rejects.toBeInstanceOf(LeaseBusy);
     }
     alive.release();
     await alive.done;
 
-    const cli = holdLease(store, clock, 'push', undefined);
+    const cli = holdLease(store, 'push', undefined);
     await cli.holding;
     // No heartbeat row to go stale: only its 15 s term frees it (renewals run every 5 s of real time).
-    clock.advance(10_000);
-    await heartbeat(store.db, clock, 'other');
+    await setLeaseTerm(store, 'push', 5_000);
     await expect(tryLease('other')).rejects.toBeInstanceOf(LeaseBusy);
-    clock.advance(5_001);
-    await heartbeat(store.db, clock, 'other');
+    await setLeaseTerm(store, 'push', -1);
     expect(await tryLease('other')).toBe('ran');
     cli.release();
     await cli.done;
@@ -101,19 +88,18 @@ describe.each(ENGINES)('leases of dead and live instances (%s)', (engine) => {
   it('a burst of acquirers on live instances, after a dead holder, has exactly one holder at a time', async () => {
     const others = [openStore(database.url, { poolSize: 4 }), openStore(database.url, { poolSize: 4 })];
     try {
-      await heartbeat(store.db, clock, 'dead');
-      const dead = holdLease(store, clock, 'push', 'dead');
+      await heartbeat(store, 'dead');
+      const dead = holdLease(store, 'push', 'dead');
       await dead.holding;
-      clock.advance(6_000);
+      await ageHeartbeat(store, 'dead', 6_000);
       const instances = ['i-0', 'i-1', 'i-2'];
-      for (const id of instances) await heartbeat(store.db, clock, id);
+      for (const id of instances) await heartbeat(store, id);
       let inside = 0;
       let most = 0;
       let ran = 0;
       const work = (s: Store, instanceId: string) =>
         withLease(
           s,
-          clock,
           'push',
           async () => {
             inside += 1;
@@ -127,7 +113,15 @@ describe.each(ENGINES)('leases of dead and live instances (%s)', (engine) => {
           { instanceId, leaseMs: 15_000 },
         );
       const stores = [store, ...others];
-      await Promise.all(Array.from({ length: 24 }, (_, i) => work(stores[i % 3]!, instances[i % 3]!)));
+      // the live instances beat on while the burst runs (each worker beats every second)
+      const beating = setInterval(() => {
+        for (const id of instances) void heartbeat(store, id).catch(() => {});
+      }, 500);
+      try {
+        await Promise.all(Array.from({ length: 24 }, (_, i) => work(stores[i % 3]!, instances[i % 3]!)));
+      } finally {
+        clearInterval(beating);
+      }
       expect(ran).toBe(24);
       expect(most).toBe(1);
       dead.release();
@@ -154,14 +148,13 @@ describe.each(ENGINES)('a holder learns it lost its lease (%s)', (engine) => {
     await store.db.deleteFrom('leases').execute();
   });
 
-  it('two holders with skewed clocks: when the fast one takes the lease, the first is aborted before its next effect', async () => {
-    const slow = new ManualClock('2026-03-02T09:00:00.000Z');
-    const fast = new ManualClock('2026-03-02T09:00:20.000Z'); // 20 s ahead: the slow one's term has run out
+  it('when another holder takes the lease of an instance taken for dead, the first is aborted before its next effect', async () => {
+    await store.db.deleteFrom('worker_instances').execute();
+    await heartbeat(store, 'stalled');
     const effects: string[] = [];
     let reason: unknown;
     const first = withLease(
       store,
-      slow,
       'push',
       async (signal) => {
         effects.push('first:1');
@@ -175,16 +168,18 @@ describe.each(ENGINES)('a holder learns it lost its lease (%s)', (engine) => {
           effects.push(`first:${i}`);
         }
       },
-      { leaseMs: 300 },
+      { leaseMs: 300, instanceId: 'stalled' },
     );
     const firstOutcome = first.then(
       () => null,
       (err: unknown) => err,
     );
     await new Promise((r) => setTimeout(r, 50));
+    // the first holder's instance stopped beating (a paused process): taken for dead, its renewals
+    // notwithstanding
+    await ageHeartbeat(store, 'stalled', 6_000);
     const second = await withLease(
       store,
-      fast,
       'push',
       async (signal) => {
         effects.push('second');
@@ -207,10 +202,8 @@ describe.each(ENGINES)('a holder learns it lost its lease (%s)', (engine) => {
   });
 
   it('a renewal that finds its row gone (or cannot write) aborts the holder too', async () => {
-    const clock = new ManualClock('2026-03-02T09:00:00.000Z');
     const run = withLease(
       store,
-      clock,
       'archive',
       (signal) =>
         new Promise<never>((_, reject) => {
@@ -228,10 +221,8 @@ describe.each(ENGINES)('a holder learns it lost its lease (%s)', (engine) => {
   });
 
   it('a holder that keeps its lease is never aborted', async () => {
-    const clock = new ManualClock('2026-03-02T09:00:00.000Z');
     const aborted = await withLease(
       store,
-      clock,
       'steady',
       async (signal) => {
         await new Promise((r) => setTimeout(r, 400)); // eight renewals

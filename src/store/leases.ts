@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { addMs, type Clock, iso } from '../clock.js';
+import { dbTime } from './db-time.js';
 import type { Store } from './open.js';
 import { DEAD_AFTER_MS } from './outbox.js';
 
@@ -52,7 +52,6 @@ export class LeaseLost extends Error {
  */
 export async function withLease<T>(
   store: Store,
-  clock: Clock,
   name: string,
   fn: (signal: AbortSignal) => Promise<T>,
   options: LeaseOptions = {},
@@ -65,25 +64,28 @@ export async function withLease<T>(
     .values({ name, holder: null, lease_until: null })
     .onConflict((oc) => oc.column('name').doNothing())
     .execute();
+  const { engine } = store;
   const take = async () => {
-    const now = clock.now();
-    const deadSince = iso(addMs(now, -(options.deadAfterMs ?? DEAD_AFTER_MS)));
     // On PostgreSQL concurrent takers queue on the row and each re-checks it as the winner left it
-    // (read committed): the winner's instance beats, so no second taker matches.
+    // (read committed): the winner's instance beats, so no second taker matches. Terms and heartbeats
+    // are the database's time (ADR 0062): holders on hosts whose clocks disagree judge them alike.
     const r = await store.db
       .updateTable('leases')
-      .set({ holder, lease_until: iso(addMs(now, leaseMs)), holder_instance: options.instanceId ?? null })
+      .set({ holder, lease_until: dbTime(engine, leaseMs), holder_instance: options.instanceId ?? null })
       .where('name', '=', name)
       .where((eb) =>
         eb.or([
           eb('holder', 'is', null),
           eb('holder', '=', holder),
           eb('lease_until', 'is', null),
-          eb('lease_until', '<', iso(now)),
+          eb('lease_until', '<', dbTime(engine)),
           eb(
             'holder_instance',
             'in',
-            eb.selectFrom('worker_instances').select('id').where('heartbeat_at', '<', deadSince),
+            eb
+              .selectFrom('worker_instances')
+              .select('id')
+              .where('heartbeat_at', '<', dbTime(engine, -(options.deadAfterMs ?? DEAD_AFTER_MS))),
           ),
         ]),
       )
@@ -100,7 +102,7 @@ export async function withLease<T>(
   const renewOnce = async () => {
     const r = await store.db
       .updateTable('leases')
-      .set({ lease_until: iso(addMs(clock.now(), leaseMs)) })
+      .set({ lease_until: dbTime(engine, leaseMs) })
       .where('name', '=', name)
       .where('holder', '=', holder)
       .executeTakeFirst();

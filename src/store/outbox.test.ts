@@ -1,5 +1,6 @@
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ENGINES } from '../../test/support/db.js';
+import { ageHeartbeat, setLeaseTerm } from '../../test/support/db-time.js';
 import { migratedStore } from '../../test/support/migrated-store.js';
 import { ManualClock } from '../clock.js';
 import type { DomainEvent } from '../events.js';
@@ -54,30 +55,45 @@ describe.each(ENGINES)('outbox lanes, dead instances and leases (%s)', (engine) 
   });
 
   it('what a dead instance claimed is taken over once its heartbeat is 5 s old, long before its lease ends', async () => {
-    await heartbeat(store.db, clock, 'dead');
-    await heartbeat(store.db, clock, 'alive');
+    await heartbeat(store, 'dead');
+    await heartbeat(store, 'alive');
     const [id] = await enqueue([deactivated(1)]);
     expect(await claimEvents(store, clock, 'dead', 10, 60_000)).toHaveLength(1);
     // Still beating (4 s ago): its claim holds.
-    clock.advance(4_000);
-    await heartbeat(store.db, clock, 'alive');
+    await ageHeartbeat(store, 'dead', 4_000);
     expect(await claimEvents(store, clock, 'alive', 10, 60_000)).toEqual([]);
     // 'dead' stopped beating (kill -9): 5 s after its last beat the claim is free, 55 s before the lease.
-    clock.advance(1_001);
-    await heartbeat(store.db, clock, 'alive');
+    await ageHeartbeat(store, 'dead', 5_001);
     const retaken = await claimEvents(store, clock, 'alive', 10, 60_000);
     expect(retaken.map((e) => ({ id: e.id, attempts: e.attempts }))).toEqual([{ id, attempts: 2 }]);
   });
 
+  it('instances whose clocks disagree by minutes judge heartbeats alike: a live one is never taken for dead', async () => {
+    // 'behind' runs 10 minutes slow, 'ahead' 10 minutes fast. Before heartbeats were database time,
+    // 'ahead' read the beat 'behind' had just written as 20 minutes old, and took its claims.
+    const behind = clock;
+    behind.set('2026-03-02T08:50:00.000Z');
+    const ahead = new ManualClock('2026-03-02T09:10:00.000Z');
+    await heartbeat(store, 'behind');
+    await heartbeat(store, 'ahead');
+    await enqueue([deactivated(1)]);
+    // a claim term longer than the skew (claim terms are still each host's time): the beat decides
+    expect(await claimEvents(store, behind, 'behind', 10, 3_600_000)).toHaveLength(1);
+    await heartbeat(store, 'behind');
+    expect(await claimEvents(store, ahead, 'ahead', 10, 60_000)).toEqual([]);
+    // and it stops beating: dead 5 s later for every instance, whatever its clock says
+    await ageHeartbeat(store, 'behind', 5_001);
+    expect(await claimEvents(store, ahead, 'ahead', 10, 60_000)).toHaveLength(1);
+  });
+
   it('a live instance keeps its claims, and a claimer that never registered keeps its lease', async () => {
-    await heartbeat(store.db, clock, 'a');
+    await heartbeat(store, 'a');
     await enqueue([created(1), created(2)]);
     expect(await claimEvents(store, clock, 'a', 1, 60_000)).toHaveLength(1);
     expect(await claimEvents(store, clock, 'unregistered', 1, 60_000)).toHaveLength(1);
-    for (let s = 0; s < 30; s++) {
-      clock.advance(1_000);
-      await heartbeat(store.db, clock, 'a');
-    }
+    // 'a' beats on (its beat is always under a second old); 30 s pass on the clock
+    clock.advance(30_000);
+    await heartbeat(store, 'a');
     expect(await claimEvents(store, clock, 'b', 10, 60_000)).toEqual([]);
     await retireInstance(store.db, 'a');
     const left = await store.db.selectFrom('worker_instances').select('id').execute();
@@ -102,7 +118,7 @@ describe.each(ENGINES)('outbox lanes, dead instances and leases (%s)', (engine) 
       let inside = 0;
       let most = 0;
       const work = (s: Store) =>
-        withLease(s, clock, 'test-lease', async () => {
+        withLease(s, 'test-lease', async () => {
           inside += 1;
           most = Math.max(most, inside);
           await new Promise((r) => setTimeout(r, 15));
@@ -124,12 +140,13 @@ describe.each(ENGINES)('outbox lanes, dead instances and leases (%s)', (engine) 
   it('a lease whose holder died is taken over once it ran out unrenewed', async () => {
     await store.db
       .insertInto('leases')
-      .values({ name: 'dead-lease', holder: 'gone', lease_until: '2026-03-02T09:00:10.000Z' })
+      .values({ name: 'dead-lease', holder: 'gone', lease_until: null })
       .execute();
-    await expect(withLease(store, clock, 'dead-lease', async () => 'ran', { waitMs: 50 })).rejects.toThrow(
+    await setLeaseTerm(store, 'dead-lease', 10_000);
+    await expect(withLease(store, 'dead-lease', async () => 'ran', { waitMs: 50 })).rejects.toThrow(
       /held by another instance/,
     );
-    clock.advance(10_001);
-    expect(await withLease(store, clock, 'dead-lease', async () => 'ran', { waitMs: 50 })).toBe('ran');
+    await setLeaseTerm(store, 'dead-lease', -1);
+    expect(await withLease(store, 'dead-lease', async () => 'ran', { waitMs: 50 })).toBe('ran');
   });
 });

@@ -2,6 +2,7 @@ import { randomFillSync } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
 import { addMs, type Clock, iso } from '../clock.js';
 import type { DomainEvent } from '../events.js';
+import { dbTime } from './db-time.js';
 import { insertRow } from './insert-row.js';
 import type { Store } from './open.js';
 import type { Database } from './schema.js';
@@ -174,7 +175,8 @@ export async function claimEvents(
 ): Promise<ClaimedEvent[]> {
   const now = iso(clock.now());
   const until = iso(addMs(clock.now(), leaseMs));
-  const deadSince = iso(addMs(clock.now(), -(options.deadAfterMs ?? DEAD_AFTER_MS)));
+  // Heartbeats are database time (heartbeat()): so is what makes one old, whatever this host's clock says.
+  const deadSince = dbTime(store.engine, -(options.deadAfterMs ?? DEAD_AFTER_MS));
   // One statement (no BEGIN/SELECT/UPDATE/COMMIT): the urgent lane's latency is mostly round trips.
   // On PostgreSQL the subquery locks what it picks (SKIP LOCKED), so concurrent claims never overlap.
   let pick = store.db
@@ -219,11 +221,13 @@ export async function claimEvents(
 
 /**
  * Records that this instance is alive (worker_instances). A worker beats every second; one that
- * stopped (kill -9, a lost host) is dead DEAD_AFTER_MS later and its claims are taken over.
+ * stopped (kill -9, a lost host) is dead DEAD_AFTER_MS later and its claims are taken over. The beat is
+ * the database's time (dbTime), as is every judgement of its age: a host whose clock runs behind would
+ * otherwise look dead to the others while it beats, and one running ahead alive after it stopped.
  */
-export async function heartbeat(db: Kysely<Database>, clock: Clock, instanceId: string): Promise<void> {
-  const now = iso(clock.now());
-  await db
+export async function heartbeat(store: Store, instanceId: string): Promise<void> {
+  const now = dbTime(store.engine);
+  await store.db
     .insertInto('worker_instances')
     .values({ id: instanceId, started_at: now, heartbeat_at: now })
     .onConflict((oc) => oc.column('id').doUpdateSet({ heartbeat_at: now }))
@@ -236,10 +240,10 @@ export async function retireInstance(db: Kysely<Database>, instanceId: string): 
 }
 
 /** Forgets instances dead for a day (their claims were taken over long ago). */
-export async function forgetDeadInstances(db: Kysely<Database>, clock: Clock): Promise<void> {
-  await db
+export async function forgetDeadInstances(store: Store): Promise<void> {
+  await store.db
     .deleteFrom('worker_instances')
-    .where('heartbeat_at', '<', iso(addMs(clock.now(), -86_400_000)))
+    .where('heartbeat_at', '<', dbTime(store.engine, -86_400_000))
     .execute();
 }
 

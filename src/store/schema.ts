@@ -769,9 +769,8 @@ export interface CloudTrailSourcesTable {
   created_at: string;
   last_sync_at: string | null;
   last_error: string | null;
-  /** no longer used: a source's sync lease is the `cloudtrail-source:<id>` row of leases (withLease) */
-  lease_holder: string | null;
-  lease_until: string | null;
+  // A source's sync lease is the `cloudtrail-source:<id>` row of leases (withLease); its old lease
+  // columns went in 0047.
 }
 
 export interface CloudTrailPositionsTable {

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { S3Client } from '@aws-sdk/client-s3';
 import { type LocalAws, startMotoServer } from '../../src/aws/moto-server.js';
 
 export type { LocalAws } from '../../src/aws/moto-server.js';
@@ -10,6 +11,16 @@ export { LocalAwsStartFailed, motoAvailable } from '../../src/aws/moto-server.js
 /** A fresh moto for one test file; the caller stops it in afterAll. */
 export async function startLocalAws(opts?: Parameters<typeof startMotoServer>[0]): Promise<LocalAws> {
   return startMotoServer(opts);
+}
+
+/** An S3 client on that moto (path-style, its test credentials); the caller destroys it. */
+export function s3ClientFor(aws: LocalAws): S3Client {
+  return new S3Client({
+    endpoint: aws.endpoint,
+    region: aws.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+  });
 }
 
 export interface AwsCliResult {

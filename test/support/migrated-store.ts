@@ -1,17 +1,26 @@
 import { afterAll, beforeAll } from 'vitest';
+import { migratorFor } from '../../src/store/migrate.js';
 import { type Engine, openStore, type Store } from '../../src/store/open.js';
-import { createMigratedTestDatabase, type TestDatabase } from './db.js';
+import { createMigratedTestDatabase, createTestDatabase, type TestDatabase } from './db.js';
 
-/**
- * In a describe block: a fresh database of `engine`, migrated and opened before its tests, closed and
- * dropped after them. `url` opens more stores on the same database (other instances).
- */
-export function migratedStore(engine: Engine, poolSize = 4): { readonly store: Store; readonly url: string } {
+export interface OpenedStore {
+  readonly store: Store;
+  /** opens more stores on the same database (other instances) */
+  readonly url: string;
+}
+
+/** A fresh database of `engine` for a describe block: made and opened before its tests, dropped after. */
+function openedStore(
+  poolSize: number,
+  create: () => Promise<TestDatabase>,
+  prepare: (store: Store) => Promise<unknown>,
+): OpenedStore {
   let tdb: TestDatabase | undefined;
   let store: Store | undefined;
   beforeAll(async () => {
-    tdb = await createMigratedTestDatabase(engine);
+    tdb = await create();
     store = openStore(tdb.url, { poolSize });
+    await prepare(store);
   });
   afterAll(async () => {
     await store?.close();
@@ -27,4 +36,28 @@ export function migratedStore(engine: Engine, poolSize = 4): { readonly store: S
       return tdb.url;
     },
   };
+}
+
+/** In a describe block: a fresh database of `engine` at the latest schema (a copy of the run's migrated template). */
+export function migratedStore(engine: Engine, poolSize = 4): OpenedStore {
+  return openedStore(
+    poolSize,
+    () => createMigratedTestDatabase(engine),
+    async () => {},
+  );
+}
+
+/**
+ * In a describe block: a fresh database of `engine` migrated only up to `migration`, for an upgrade
+ * test that writes rows as they were then and migrates on (migrateToLatest) itself.
+ */
+export function storeMigratedTo(engine: Engine, migration: string): OpenedStore {
+  return openedStore(
+    4,
+    () => createTestDatabase(engine),
+    async (store) => {
+      const result = await migratorFor(store).migrateTo(migration);
+      if (result.error) throw result.error;
+    },
+  );
 }

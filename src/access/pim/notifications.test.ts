@@ -2,6 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ENGINES } from '../../../test/support/db.js';
 import { startTestFerry, type TestFerry } from '../../../test/support/ferry.js';
 import { configSchema } from '../../app/config.js';
 import type { AuditContext } from '../../audit/actor.js';
@@ -9,7 +10,14 @@ import { ManualClock } from '../../clock.js';
 import type { DomainEvent } from '../../events.js';
 import { principalOf } from '../../identity/principal-of.js';
 import type { TargetPolicy } from '../../outbound/target-guard.js';
-import { deliverNotification, type PimWebhook, signature, verifySignature } from './notifications.js';
+import { enqueueEvent } from '../../store/outbox.js';
+import {
+  type PimWebhook,
+  REFUSED_NOTIFICATION_ATTEMPTS,
+  sendNotification,
+  signature,
+  verifySignature,
+} from './notifications.js';
 
 const ctx: AuditContext = { actor: { type: 'operator', name: 'test' } };
 const SECRET = 'whsec_0123456789abcdef0123456789abcdef';
@@ -218,7 +226,7 @@ describe('PIM webhooks reach only the targets the alert guard allows', () => {
     ...p,
   });
   const send = (url: string, targets: TargetPolicy) =>
-    deliverNotification(hook(url), notification, 'https://ferry.example', clock, targets);
+    sendNotification(hook(url), notification, 'https://ferry.example', clock, targets);
 
   beforeAll(async () => {
     receiver = createServer((req, res) => {
@@ -257,5 +265,101 @@ describe('PIM webhooks reach only the targets the alert guard allows', () => {
       /webhook soc: HTTP 307/,
     );
     expect(hits).toEqual(['/allowed-network', '/allowed-private', '/bounce']);
+  });
+});
+
+describe.each(ENGINES)('a PIM webhook that refuses for good (%s)', (engine) => {
+  let ferry: TestFerry;
+  let receiver: Server;
+  const hits: string[] = [];
+
+  beforeAll(async () => {
+    receiver = createServer((req, res) => {
+      hits.push(req.url ?? '');
+      req.resume();
+      // a deleted Slack webhook answers 404 (here 410); a receiver that is down answers 503
+      res.writeHead(req.url === '/gone' ? 410 : req.url === '/busy' ? 429 : 503).end();
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+    ferry = await startTestFerry(engine, {
+      config: {
+        alerts: { allowTargetNetworks: ['127.0.0.1/32'] },
+        pim: {
+          webhooks: [
+            { name: 'gone', url: `${base}/gone`, format: 'slack' },
+            { name: 'busy', url: `${base}/busy`, format: 'slack' },
+            { name: 'down', url: `${base}/down`, format: 'slack' },
+          ],
+        },
+      },
+    });
+  });
+  afterAll(async () => {
+    await ferry?.close();
+    await new Promise((r) => receiver?.close(r));
+  });
+
+  it('is dropped after a bounded number of tries, audited and counted; a busy or failing one keeps its backoff', async () => {
+    const { store, clock } = ferry.services;
+    await store.db.transaction().execute(async (trx) => {
+      for (const webhook of ['gone', 'busy', 'down'])
+        await enqueueEvent(trx, clock, {
+          type: 'pim.notification',
+          webhook,
+          change: 'requested',
+          actor: 'operator:test',
+          reason: null,
+          activation: { id: 'act-1', state: 'requested', userName: 'dev', target: 'aws:1/Admin' },
+        } as unknown as DomainEvent);
+    });
+    const pending = () =>
+      store.db
+        .selectFrom('outbox')
+        .select(['payload', 'attempts'])
+        .where('type', '=', 'pim.notification')
+        .where('processed_at', 'is', null)
+        .execute()
+        .then((rows) => rows.map((r) => JSON.parse(r.payload).webhook as string).sort());
+    for (let attempt = 1; attempt <= REFUSED_NOTIFICATION_ATTEMPTS + 2; attempt++) {
+      await ferry.workers.drainOnce();
+      // the next retry now, not after its backoff
+      await store.db
+        .updateTable('outbox')
+        .set({ available_at: '2000-01-01T00:00:00.000Z' })
+        .where('processed_at', 'is', null)
+        .execute();
+      if (attempt < REFUSED_NOTIFICATION_ATTEMPTS) expect(await pending()).toEqual(['busy', 'down', 'gone']);
+    }
+    expect(await pending()).toEqual(['busy', 'down']);
+    expect(hits.filter((h) => h === '/gone')).toHaveLength(REFUSED_NOTIFICATION_ATTEMPTS);
+    expect(hits.filter((h) => h === '/down')).toHaveLength(REFUSED_NOTIFICATION_ATTEMPTS + 2);
+
+    const res = await ferry.api('/api/v1/audit/events?type=pim.notification-dropped');
+    expect(res.status).toBe(200);
+    const events = ((await res.json()) as { items: unknown[] }).items;
+    expect(events).toEqual([
+      expect.objectContaining({
+        type: 'pim.notification-dropped',
+        outcome: 'failure',
+        subject: 'gone',
+        data: expect.objectContaining({
+          webhook: 'gone',
+          activationId: 'act-1',
+          change: 'requested',
+          status: 410,
+          attempts: REFUSED_NOTIFICATION_ATTEMPTS,
+        }),
+      }),
+    ]);
+    const counted = await ferry.services.metrics.registry
+      .getSingleMetric('ferry_pim_notifications_total')!
+      .get();
+    const count = (webhook: string, outcome: string) =>
+      counted.values.find((v) => v.labels.webhook === webhook && v.labels.outcome === outcome)?.value ?? 0;
+    expect(count('gone', 'dropped')).toBe(1);
+    expect(count('gone', 'retrying')).toBe(REFUSED_NOTIFICATION_ATTEMPTS - 1);
+    expect(count('busy', 'dropped')).toBe(0);
+    expect(count('down', 'retrying')).toBe(REFUSED_NOTIFICATION_ATTEMPTS + 2);
   });
 });

@@ -1,10 +1,12 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import { actorName } from '../../audit/actor.js';
+import { actorName, systemActor } from '../../audit/actor.js';
+import { appendAudit } from '../../audit/ledger.js';
 import type { Clock } from '../../clock.js';
 import type { DomainEvent } from '../../events.js';
-import { guardedPost } from '../../outbound/post.js';
+import { guardedPost, OutboundHttpStatus } from '../../outbound/post.js';
 import { OutboundTargetRefused, type TargetPolicy } from '../../outbound/target-guard.js';
+import type { Store } from '../../store/open.js';
 import { enqueueEvent } from '../../store/outbox.js';
 import type { Database } from '../../store/schema.js';
 import type { ActivationNotifier } from './activations.js';
@@ -159,37 +161,118 @@ export function verifySignature(
 }
 
 export class WebhookDeliveryFailed extends Error {
-  constructor(name: string, detail: string) {
+  constructor(
+    name: string,
+    detail: string,
+    /** the receiver's HTTP status, when it answered */
+    readonly status?: number,
+  ) {
     super(`webhook ${name}: ${detail}`);
     this.name = 'WebhookDeliveryFailed';
   }
 }
 
 /**
- * Posts one notification; throws on anything but 2xx so the outbox retries it later. The webhook's
- * host must pass the same target guard as alert sinks (`targets`: alerts.allowPrivateTargets,
- * alerts.allowTargetNetworks): a URL on an internal address is refused, and the delivery stays in
- * the outbox with "refused: …" as its last error until the config allows it or names another URL.
+ * A receiver's answer that trying again will not change: a 4xx other than 408 (Request Timeout) and
+ * 429 (Too Many Requests), e.g. 404 for a deleted Slack webhook, 401/403 for a rotated secret.
  */
-export async function deliverNotification(
+export const isPermanentRefusal = (status: number | undefined): boolean =>
+  status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429;
+
+/**
+ * How many times a permanently refusing webhook is tried (with the outbox's backoff: 2, 4, 8, 16 s, so
+ * a receiver being redeployed gets half a minute) before the notification is dropped and recorded.
+ */
+export const REFUSED_NOTIFICATION_ATTEMPTS = 5;
+
+/**
+ * Posts one notification; throws on anything but 2xx. The webhook's host must pass the same target
+ * guard as alert sinks (`targets`: alerts.allowPrivateTargets, alerts.allowTargetNetworks): a URL on an
+ * internal address is refused with "refused: …" until the config allows it or names another URL.
+ */
+export async function sendNotification(
   webhooks: PimWebhook[],
   n: Notification,
   publicUrl: string,
   clock: Clock,
   targets: TargetPolicy,
-): Promise<void> {
+): Promise<'sent' | 'skipped'> {
   const webhook = webhooks.find((w) => w.name === n.webhook);
-  if (!webhook) return; // removed from the config since: nobody to tell
+  if (!webhook) return 'skipped'; // removed from the config since: nobody to tell
   const body = JSON.stringify(notificationBody(webhook, n, publicUrl));
   const headers: Record<string, string> = {};
   if (webhook.format === 'generic' && webhook.secret)
     headers[SIGNATURE_HEADER] = signature(webhook.secret, Math.floor(clock.now().getTime() / 1000), body);
   try {
     await guardedPost(webhook.url, body, { headers, targets, userAgent: 'Ferry-Webhooks/1' });
+    return 'sent';
   } catch (err) {
     if (err instanceof OutboundTargetRefused)
       throw new WebhookDeliveryFailed(webhook.name, `refused: ${err.message}`);
     // names the host or address at most; a Slack URL (a secret) is not in it
-    throw new WebhookDeliveryFailed(webhook.name, (err as Error).message);
+    throw new WebhookDeliveryFailed(
+      webhook.name,
+      (err as Error).message,
+      err instanceof OutboundHttpStatus ? err.status : undefined,
+    );
   }
+}
+
+export type NotificationOutcome = 'delivered' | 'retrying' | 'dropped';
+
+export interface NotificationDeliveryDeps {
+  store: Store;
+  clock: Clock;
+  /** alerts.allowPrivateTargets, alerts.allowTargetNetworks */
+  targets: TargetPolicy;
+  metrics?: { pimNotification(webhook: string, outcome: NotificationOutcome): void };
+}
+
+const notifier = systemActor('pim-notifications');
+
+/**
+ * Delivers one notification from the outbox handler (`attempts`: this one included). A failure throws,
+ * so the outbox retries it with backoff, except a permanent refusal (isPermanentRefusal) on its
+ * REFUSED_NOTIFICATION_ATTEMPTS-th try: then the notification is dropped, recorded as the audit event
+ * `pim.notification-dropped` and counted (`ferry_pim_notifications_total{outcome="dropped"}`), and the
+ * outbox is done with it. Timeouts, 5xx, 408, 429 and refused targets keep retrying.
+ */
+export async function deliverNotification(
+  deps: NotificationDeliveryDeps,
+  webhooks: PimWebhook[],
+  n: Notification,
+  publicUrl: string,
+  attempts: number,
+): Promise<NotificationOutcome | 'skipped'> {
+  try {
+    if ((await sendNotification(webhooks, n, publicUrl, deps.clock, deps.targets)) === 'skipped')
+      return 'skipped';
+  } catch (err) {
+    const status = err instanceof WebhookDeliveryFailed ? err.status : undefined;
+    if (!isPermanentRefusal(status) || attempts < REFUSED_NOTIFICATION_ATTEMPTS) {
+      deps.metrics?.pimNotification(n.webhook, 'retrying');
+      throw err;
+    }
+    const { store, clock } = deps;
+    await store.db.transaction().execute((trx) =>
+      appendAudit(trx, store.engine, clock, {
+        type: 'pim.notification-dropped',
+        outcome: 'failure',
+        actor: notifier,
+        subject: n.webhook,
+        data: {
+          webhook: n.webhook,
+          activationId: (n.activation as { id?: string }).id ?? null,
+          change: n.change,
+          status,
+          attempts,
+          error: (err as Error).message.slice(0, 500),
+        },
+      }),
+    );
+    deps.metrics?.pimNotification(n.webhook, 'dropped');
+    return 'dropped';
+  }
+  deps.metrics?.pimNotification(n.webhook, 'delivered');
+  return 'delivered';
 }

@@ -52,7 +52,6 @@ export class IdentityCenterPush {
     return this.serialised(() =>
       withLease(
         this.store,
-        this.clock,
         'identity-center-push',
         async (signal) => {
           const target = await this.targets.current();

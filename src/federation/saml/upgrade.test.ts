@@ -1,8 +1,8 @@
-import { afterAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, ENGINES, type TestDatabase } from '../../../test/support/db.js';
+import { describe, expect, it } from 'vitest';
+import { ENGINES } from '../../../test/support/db.js';
+import { storeMigratedTo } from '../../../test/support/migrated-store.js';
 import { ManualClock } from '../../clock.js';
-import { migrateToLatest, migratorFor } from '../../store/migrate.js';
-import { openStore, type Store } from '../../store/open.js';
+import { migrateToLatest } from '../../store/migrate.js';
 import { ReplayedAuthnRequest } from './request-errors.js';
 import { ServiceProviders } from './service-providers.js';
 
@@ -11,19 +11,10 @@ import { ServiceProviders } from './service-providers.js';
  * registered before keep working for every active user (as docs/saml.md's upgrade notes say).
  */
 describe.each(ENGINES)('SAML service providers: upgrade to 0017 and request IDs on %s', (engine) => {
-  let db: TestDatabase;
-  let store: Store;
-  afterAll(async () => {
-    await store?.close();
-    await db?.drop();
-  });
+  const database = storeMigratedTo(engine, '0011_scim_push');
 
   it('keeps SPs registered before the upgrade open, and registers new ones closed', async () => {
-    db = await createTestDatabase(engine);
-    store = openStore(db.url);
-    const migrator = migratorFor(store);
-    const before = await migrator.migrateTo('0011_scim_push');
-    expect(before.error).toBeUndefined();
+    const { store } = database;
     const now = '2026-03-01T09:00:00.000Z';
     await (store.db as unknown as import('kysely').Kysely<Record<string, Record<string, unknown>>>)
       .insertInto('service_providers')
@@ -62,7 +53,7 @@ describe.each(ENGINES)('SAML service providers: upgrade to 0017 and request IDs 
 
   it('remembers an AuthnRequest ID until its window ends; only then may the ID come again', async () => {
     const clock = new ManualClock('2026-03-01T10:00:00.000Z');
-    const sps = new ServiceProviders(store, clock);
+    const sps = new ServiceProviders(database.store, clock);
     const until = () => new Date(clock.now().getTime() + 15 * 60_000);
     await sps.rememberRequest('https://old.example/saml', '_req1', until());
     // Another SP may use the same ID: IDs are per issuer.
