@@ -31,7 +31,6 @@ import * as cloudtrailTimeKey from './0037_cloudtrail_time_key.js';
 import * as leaseHolderInstance from './0038_lease_holder_instance.js';
 import * as oidcArtifactsPartialIndexes from './0041_oidc_artifacts_partial_indexes.js';
 import * as sshLoginsGeneration from './0042_ssh_logins_generation.js';
-import * as scimLanesWithoutRowid from './0046_scim_lanes_without_rowid.js';
 
 /**
  * Every migration, in order. Add new ones at the end, numbered above every migration that has shipped
@@ -71,5 +70,4 @@ export const migrations: Record<string, Migration> = {
   '0038_lease_holder_instance': leaseHolderInstance,
   '0041_oidc_artifacts_partial_indexes': oidcArtifactsPartialIndexes,
   '0042_ssh_logins_generation': sshLoginsGeneration,
-  '0046_scim_lanes_without_rowid': scimLanesWithoutRowid,
 };
