@@ -105,7 +105,7 @@ export const scimImport: Scenario = {
           reference: inserts,
           referenceName: `raw single-row insert, same concurrency (${engine})`,
           goal: engine === 'sqlite' ? atLeast(2000, 'creates/s') : null,
-          note: `${names.length} users over HTTP, ${CONCURRENCY} in flight (node:http keep-alive) from a worker thread (the client off the server's event loop); each create also writes its outbox event and audit row`,
+          note: `${names.length} users over HTTP, ${CONCURRENCY} in flight (undici Pool, keep-alive, every answer checked) from a worker thread (the client off the server's event loop); each create also writes its outbox event and audit row`,
         });
 
         const target = env.options.directoryUsers;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { Agent, request } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { runRequests } from './http-requests.js';
 
 /**
  * The SCIM client side of the scim scenario, run in a worker thread: Entra ID is another machine, so
@@ -102,44 +102,32 @@ async function run(job: LoadJob): Promise<LoadResult> {
   };
 
   if (job.kind === 'creates') {
-    // node:http over keep-alive connections, one request in flight on each, not fetch: undici's fetch
-    // cost this thread ~3 ms of CPU per create on a busy machine (node:http ~0.9 ms), about twice what
-    // the server spent, so on 2 vCPUs the client's core, not the server, set the measured rate.
-    const agent = new Agent({ keepAlive: true, maxSockets: job.concurrency });
-    const url = new URL(`${job.base}/scim/v2/Users`);
-    const create = (n: number) =>
-      new Promise<void>((resolve, reject) => {
-        const body = JSON.stringify(userBody(`${job.prefix}${n}@bench.example`, n));
-        const req = request(
-          url,
-          {
-            method: 'POST',
-            agent,
-            headers: { ...headers, 'content-length': Buffer.byteLength(body) },
-          },
-          (res) => {
-            const chunks: Buffer[] = [];
-            res.on('data', (c: Buffer) => chunks.push(c));
-            res.on('end', () =>
-              res.statusCode === 201
-                ? resolve()
-                : reject(
-                    new Error(`POST /Users answered ${res.statusCode}: ${Buffer.concat(chunks).toString()}`),
-                  ),
-            );
-            res.on('error', reject);
-          },
-        );
-        req.on('error', (err) => reject(new Error(`POST /Users: ${err.message}`)));
-        req.end(body);
-      });
-    const start = performance.now();
-    try {
-      await inFlight(job.count, job.concurrency, (i) => create(job.first + i));
-    } finally {
-      agent.destroy();
-    }
-    return { ms: performance.now() - start };
+    // undici's Pool (bench/lib/http-requests.ts, ADR 0065): keep-alive connections, one request in
+    // flight on each. fetch cost this thread ~3 ms of CPU per create on a busy machine and node:http
+    // ~0.9 ms, as much as the server, so on 2 vCPUs the client's core, not the server, set the rate.
+    const origin = new URL(job.base).origin;
+    const prefix = new URL(job.base).pathname.replace(/\/$/, '');
+    const names = (i: number) => `${job.prefix}${job.first + i}@bench.example`;
+    const { ok, ms } = await runRequests({
+      origin,
+      count: job.count,
+      concurrency: job.concurrency,
+      headers,
+      request: (i) => ({
+        method: 'POST',
+        path: `${prefix}/scim/v2/Users`,
+        body: JSON.stringify(userBody(names(i), job.first + i)),
+      }),
+      // a create counts only when it is 201 with the resource created
+      check: (i, status, body) => {
+        if (status !== 201) return 'not 201';
+        const user = JSON.parse(body) as { id?: unknown; userName?: unknown };
+        if (typeof user.id !== 'string' || user.userName !== names(i)) return 'not the user created';
+        return true;
+      },
+    });
+    if (ok !== job.count) throw new Error(`${ok} of ${job.count} creates answered 201`);
+    return { ms };
   }
 
   // The import: every user through /Bulk, then every group with its members by id.
