@@ -112,7 +112,7 @@ export function defaultHandlers(services: Services): EventHandlers {
             services.config.pim.webhooks,
             e,
             services.config.publicUrl,
-            meta.attempts,
+            meta,
           );
       },
     ],

@@ -37,6 +37,8 @@ export interface EventMeta {
   id: string;
   createdAt: Date;
   attempts: number;
+  /** what the previous try failed with, if one failed */
+  lastError: string | null;
 }
 
 export type EventHandler = (event: DomainEvent, meta: EventMeta) => Promise<void>;
@@ -89,7 +91,12 @@ export function startWorkers(
 
   async function handle(claimed: ClaimedEvent): Promise<void> {
     try {
-      const meta = { id: claimed.id, createdAt: new Date(claimed.createdAt), attempts: claimed.attempts };
+      const meta = {
+        id: claimed.id,
+        createdAt: new Date(claimed.createdAt),
+        attempts: claimed.attempts,
+        lastError: claimed.lastError,
+      };
       for (const handler of handlers[claimed.event.type] ?? []) await handler(claimed.event, meta);
       await completeEvent(store, clock, claimed.id, workerId);
     } catch (err) {

@@ -56,6 +56,12 @@ describe('canonicalJson', () => {
     ['an object with toJSON', { inner: { toJSON: () => 'replaced', a: 1 } }],
     ['an object without a prototype', { o: nullProto }],
     ['deep nesting past the direct path', deep(40)],
+    // JSON.parse makes "__proto__" an own key; the definition drops it, at any depth, on either path
+    ['an own __proto__ key', JSON.parse('{"__proto__":{"x":1},"a":1}')],
+    [
+      'an own __proto__ key beside deep nesting',
+      { ...JSON.parse('{"__proto__":{"x":1},"a":1}'), d: deep(40) },
+    ],
     [
       'an SSH certificate event',
       {

@@ -28,8 +28,9 @@ function plain(value: unknown, depth: number): boolean {
       if (proto !== Object.prototype && proto !== null) return false;
       for (const k in value) {
         if (!Object.hasOwn(value, k)) return false;
-        // JSON.stringify writes array-index keys first, in numeric order, whatever order they were set in
-        if (k === 'toJSON' || isArrayIndex(k)) return false;
+        // JSON.stringify writes array-index keys first, in numeric order, whatever order they were set in;
+        // an own "__proto__" key (JSON.parse makes them) is dropped by the general path: it decides
+        if (k === 'toJSON' || k === '__proto__' || isArrayIndex(k)) return false;
         const v = (value as Record<string, unknown>)[k];
         if (v !== undefined && !plain(v, depth + 1)) return false;
       }

@@ -62,3 +62,25 @@ describe.each(ENGINES)('statements at once on %s', (engine) => {
     expect(s.store.sqlite!.inTransaction).toBe(false);
   });
 });
+
+describe('sqliteTransaction', () => {
+  const s = migratedStore('sqlite');
+
+  it('commits its work as one transaction, and refuses to run as a mere savepoint inside an open one', async () => {
+    const generationNow = () =>
+      Number((s.store.sqlite!.prepare(GENERATION).get() as { generation: number }).generation);
+    const before = generationNow();
+    await s.store.sqliteTransaction!((db) => db.prepare(bump.text).run());
+    expect(generationNow()).toBe(before + 1);
+    // a connection left inside a transaction (e.g. after a failed rollback)
+    s.store.sqlite!.exec('begin');
+    try {
+      await expect(s.store.sqliteTransaction!((db) => db.prepare(bump.text).run())).rejects.toThrow(
+        /already open/,
+      );
+    } finally {
+      s.store.sqlite!.exec('rollback');
+    }
+    expect(generationNow()).toBe(before + 1);
+  });
+});

@@ -176,6 +176,9 @@ function openSqlite(url: string, options: StoreOptions): Store {
     sqlite,
     sqliteTransaction: <T>(work: (s: SqliteDatabase.Database) => T) =>
       db.connection().execute(async () => {
+        // Inside an open transaction better-sqlite3 would make this a savepoint, and the work would not
+        // be durable when it returns (a connection handed back mid-transaction after a failed rollback).
+        if (sqlite.inTransaction) throw new Error('sqliteTransaction: a transaction is already open');
         try {
           return immediate.immediate(work) as T;
         } catch (err) {
@@ -243,6 +246,12 @@ class ImmediateSqliteDialect extends SqliteDialect {
 /** Distinct statement texts a PostgreSQL store prepares (per connection); beyond, they run unnamed. */
 export const PREPARED_TEXTS = 64;
 
+/** 0A000: "cached plan must not change result type"; 26000: the named statement is gone on the server. */
+const isStalePreparedStatement = (err: unknown): boolean => {
+  const code = (err as { code?: unknown }).code;
+  return code === '0A000' || code === '26000';
+};
+
 /** The PostgreSQL driver loads when a postgres:// store is opened, never on SQLite (ADR 0046). */
 const pgDriver = onFirstUse<typeof pg>('pg');
 
@@ -265,6 +274,7 @@ function openPostgres(url: string, options: StoreOptions): Store {
   });
   // statement text → its name: the text's hash, so a name can never stand for two texts
   const preparedNames = new Map<string, string>();
+  let preparedRenames = 0;
   let db: Kysely<Database>;
   // Out of space (53100, e.g. a full tablespace): reported once, named by /readyz, until a probe that
   // needs new pages in the database's own tablespace gets them (a table made and rolled back, so
@@ -312,10 +322,21 @@ function openPostgres(url: string, options: StoreOptions): Store {
         preparedNames.set(query.sql, name);
       }
       const values = [...query.parameters];
-      const result = await pool.query<R & pg.QueryResultRow>(
-        name ? { name, text: query.sql, values } : { text: query.sql, values },
-      );
-      return result.rows;
+      try {
+        const result = await pool.query<R & pg.QueryResultRow>(
+          name ? { name, text: query.sql, values } : { text: query.sql, values },
+        );
+        return result.rows;
+      } catch (err) {
+        if (!name || !isStalePreparedStatement(err)) throw err;
+        // A migration changed what the statement returns (0A000), or the server forgot it (26000): every
+        // connection that prepared the old name keeps failing with it, so the text gets a new name,
+        // prepared afresh on each connection as it is next used.
+        const renamed = `${name.slice(0, 38)}_${++preparedRenames}`;
+        preparedNames.set(query.sql, renamed);
+        const result = await pool.query<R & pg.QueryResultRow>({ name: renamed, text: query.sql, values });
+        return result.rows;
+      }
     },
     listen(channel, onNotify) {
       let stopped = false;

@@ -135,6 +135,8 @@ export async function enqueueEvents(
 export interface ClaimedEvent {
   id: string;
   attempts: number;
+  /** what the previous try failed with (failEvent), if one failed */
+  lastError: string | null;
   /** when the change it describes was committed */
   createdAt: string;
   event: DomainEvent;
@@ -214,6 +216,7 @@ export async function claimEvents(
     .map((r) => ({
       id: r.id,
       attempts: r.attempts,
+      lastError: r.last_error,
       createdAt: r.created_at,
       event: JSON.parse(r.payload) as DomainEvent,
     }));

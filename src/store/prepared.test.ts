@@ -39,3 +39,19 @@ describe('prepared statements (postgres)', () => {
     expect((await preparedHere()).length).toBe(PREPARED_TEXTS);
   });
 });
+
+describe('prepared statements after a schema change (postgres)', () => {
+  const p = migratedStore('postgres', 1);
+
+  it('keeps answering after a migration changes what the statement returns (a new name is prepared)', async () => {
+    await sql`create table prepared_probe (a int)`.execute(p.store.db);
+    await sql`insert into prepared_probe values (1)`.execute(p.store.db);
+    const q = sql<{ a: unknown }>`select a from prepared_probe`.compile(p.store.db);
+    expect(await p.store.prepared!(q)).toEqual([{ a: 1 }]);
+    // the server refuses the prepared statement from now on: "cached plan must not change result type"
+    await sql`alter table prepared_probe alter column a type text`.execute(p.store.db);
+    expect(await p.store.prepared!(q)).toEqual([{ a: '1' }]);
+    expect(await p.store.prepared!(q)).toEqual([{ a: '1' }]);
+    await sql`drop table prepared_probe`.execute(p.store.db);
+  });
+});

@@ -277,8 +277,11 @@ describe.each(ENGINES)('a PIM webhook that refuses for good (%s)', (engine) => {
     receiver = createServer((req, res) => {
       hits.push(req.url ?? '');
       req.resume();
-      // a deleted Slack webhook answers 404 (here 410); a receiver that is down answers 503
-      res.writeHead(req.url === '/gone' ? 410 : req.url === '/busy' ? 429 : 503).end();
+      // a deleted Slack webhook answers 404 (here 410); a receiver that is down answers 503; a flaky one
+      // is down for six tries, then answers one 410 while it comes back
+      const flakyTry = hits.filter((h) => h === '/flaky').length;
+      const gone = req.url === '/gone' || (req.url === '/flaky' && flakyTry > 6);
+      res.writeHead(gone ? 410 : req.url === '/busy' ? 429 : 503).end();
     });
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     const base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
@@ -290,6 +293,7 @@ describe.each(ENGINES)('a PIM webhook that refuses for good (%s)', (engine) => {
             { name: 'gone', url: `${base}/gone`, format: 'slack' },
             { name: 'busy', url: `${base}/busy`, format: 'slack' },
             { name: 'down', url: `${base}/down`, format: 'slack' },
+            { name: 'flaky', url: `${base}/flaky`, format: 'slack' },
           ],
         },
       },
@@ -303,7 +307,7 @@ describe.each(ENGINES)('a PIM webhook that refuses for good (%s)', (engine) => {
   it('is dropped after a bounded number of tries, audited and counted; a busy or failing one keeps its backoff', async () => {
     const { store, clock } = ferry.services;
     await store.db.transaction().execute(async (trx) => {
-      for (const webhook of ['gone', 'busy', 'down'])
+      for (const webhook of ['gone', 'busy', 'down', 'flaky'])
         await enqueueEvent(trx, clock, {
           type: 'pim.notification',
           webhook,
@@ -329,9 +333,19 @@ describe.each(ENGINES)('a PIM webhook that refuses for good (%s)', (engine) => {
         .set({ available_at: '2000-01-01T00:00:00.000Z' })
         .where('processed_at', 'is', null)
         .execute();
-      if (attempt < REFUSED_NOTIFICATION_ATTEMPTS) expect(await pending()).toEqual(['busy', 'down', 'gone']);
+      if (attempt < REFUSED_NOTIFICATION_ATTEMPTS)
+        expect(await pending()).toEqual(['busy', 'down', 'flaky', 'gone']);
     }
-    expect(await pending()).toEqual(['busy', 'down']);
+    // the flaky receiver's one refusal after six failures of another kind counts as the first, not the seventh
+    expect(await pending()).toEqual(['busy', 'down', 'flaky']);
+    const flaky = await store.db
+      .selectFrom('outbox')
+      .select(['attempts', 'last_error'])
+      .where('type', '=', 'pim.notification')
+      .where('payload', 'like', '%"webhook":"flaky"%')
+      .executeTakeFirstOrThrow();
+    expect(flaky.attempts).toBe(REFUSED_NOTIFICATION_ATTEMPTS + 2);
+    expect(flaky.last_error).toMatch(/HTTP 410.*\(permanent refusal 1 of 5\)$/);
     expect(hits.filter((h) => h === '/gone')).toHaveLength(REFUSED_NOTIFICATION_ATTEMPTS);
     expect(hits.filter((h) => h === '/down')).toHaveLength(REFUSED_NOTIFICATION_ATTEMPTS + 2);
 

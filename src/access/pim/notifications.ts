@@ -180,10 +180,21 @@ export const isPermanentRefusal = (status: number | undefined): boolean =>
   status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429;
 
 /**
- * How many times a permanently refusing webhook is tried (with the outbox's backoff: 2, 4, 8, 16 s, so
- * a receiver being redeployed gets half a minute) before the notification is dropped and recorded.
+ * How many permanent refusals in a row a webhook gets (with the outbox's backoff between them: 2, 4, 8,
+ * 16 s, so a receiver being redeployed gets half a minute) before the notification is dropped and
+ * recorded. Failures of other kinds (5xx, timeouts) before them do not count: a receiver that was down
+ * and answers one 404 while it comes back is tried again.
  */
 export const REFUSED_NOTIFICATION_ATTEMPTS = 5;
+
+/** The refusal count a retried notification's error carries into its next try (outbox last_error). */
+const REFUSALS_IN_A_ROW = /\(permanent refusal (\d+) of \d+\)$/;
+
+/** Permanent refusals in a row before this try, read from the previous try's error. */
+export function refusalsBefore(lastError: string | null): number {
+  const m = lastError ? REFUSALS_IN_A_ROW.exec(lastError) : null;
+  return m ? Number(m[1]) : 0;
+}
 
 /**
  * Posts one notification; throws on anything but 2xx. The webhook's host must pass the same target
@@ -231,9 +242,10 @@ export interface NotificationDeliveryDeps {
 const notifier = systemActor('pim-notifications');
 
 /**
- * Delivers one notification from the outbox handler (`attempts`: this one included). A failure throws,
- * so the outbox retries it with backoff, except a permanent refusal (isPermanentRefusal) on its
- * REFUSED_NOTIFICATION_ATTEMPTS-th try: then the notification is dropped, recorded as the audit event
+ * Delivers one notification from the outbox handler (`attempts`: this try included; `lastError`: the
+ * previous try's). A failure throws, so the outbox retries it with backoff, except the
+ * REFUSED_NOTIFICATION_ATTEMPTS-th permanent refusal (isPermanentRefusal) in a row: then the
+ * notification is dropped, recorded as the audit event
  * `pim.notification-dropped` and counted (`ferry_pim_notifications_total{outcome="dropped"}`), and the
  * outbox is done with it. Timeouts, 5xx, 408, 429 and refused targets keep retrying.
  */
@@ -242,16 +254,22 @@ export async function deliverNotification(
   webhooks: PimWebhook[],
   n: Notification,
   publicUrl: string,
-  attempts: number,
+  { attempts, lastError }: { attempts: number; lastError: string | null },
 ): Promise<NotificationOutcome | 'skipped'> {
   try {
     if ((await sendNotification(webhooks, n, publicUrl, deps.clock, deps.targets)) === 'skipped')
       return 'skipped';
   } catch (err) {
     const status = err instanceof WebhookDeliveryFailed ? err.status : undefined;
-    if (!isPermanentRefusal(status) || attempts < REFUSED_NOTIFICATION_ATTEMPTS) {
+    const refusals = isPermanentRefusal(status) ? refusalsBefore(lastError) + 1 : 0;
+    if (refusals < REFUSED_NOTIFICATION_ATTEMPTS) {
       deps.metrics?.pimNotification(n.webhook, 'retrying');
-      throw err;
+      if (refusals === 0) throw err;
+      throw new WebhookDeliveryFailed(
+        n.webhook,
+        `${(err as Error).message.replace(/^webhook [^:]*: /, '').slice(0, 500)} (permanent refusal ${refusals} of ${REFUSED_NOTIFICATION_ATTEMPTS})`,
+        status,
+      );
     }
     const { store, clock } = deps;
     await store.db.transaction().execute((trx) =>
