@@ -462,8 +462,8 @@ describe.each(ENGINES)('archiving and pruning the audit ledger on %s', (engine) 
 
   it('a destination that fails is retried with backoff and reported; events stay and writes go on', async () => {
     const events = await appendAndSeal(store, clock, sequencer, 10);
-    // A "directory" under a regular file: the destination is refused (a file where a directory must be), as an unwritable mount would (tests
-    // run as root, so a mode cannot stop them).
+    // A "directory" under a regular file: the destination is refused (a file where a directory must be),
+    // as an unwritable mount would be (tests run as root, so a mode cannot stop them).
     const blocker = join(dir, 'not-a-directory');
     writeFileSync(blocker, 'x');
     const broken = fileArchive(join(blocker, 'archive'));
