@@ -60,6 +60,25 @@ function counting(store: Store): { store: Store; commits: () => number } {
   return { store: counted, commits: () => commits };
 }
 
+/** The ids of the stored artifacts that start with `prefix`, in order. */
+async function artifactIdsIn(store: Store, prefix: string): Promise<string[]> {
+  const rows = await store.db
+    .selectFrom('oidc_artifacts')
+    .select('id')
+    .where('id', 'like', `${prefix}%`)
+    .orderBy('id')
+    .execute();
+  return rows.map((r) => r.id);
+}
+
+/** The token handles of the `oidc.token.issued` events that start with `prefix`, sorted. */
+async function handlesIn(store: Store, prefix: string): Promise<string[]> {
+  return (await listAudit(store.db, { type: 'oidc.token.issued', limit: 1000 }))
+    .map((e) => String(e.data.tokenHandle))
+    .filter((h) => h.startsWith(prefix))
+    .sort();
+}
+
 describe.each(ENGINES)('the token endpoint’s group commit on %s', (engine) => {
   let database: TestDatabase;
   let store: Store;
@@ -75,20 +94,8 @@ describe.each(ENGINES)('the token endpoint’s group commit on %s', (engine) => 
     await database?.drop();
   });
 
-  const artifactIds = async (prefix: string) =>
-    (
-      await store.db
-        .selectFrom('oidc_artifacts')
-        .select('id')
-        .where('id', 'like', `${prefix}%`)
-        .orderBy('id')
-        .execute()
-    ).map((r) => r.id);
-  const handles = async (prefix: string) =>
-    (await listAudit(store.db, { type: 'oidc.token.issued', limit: 1000 }))
-      .map((e) => String(e.data.tokenHandle))
-      .filter((h) => h.startsWith(prefix))
-      .sort();
+  const artifactIds = (prefix: string) => artifactIdsIn(store, prefix);
+  const handles = (prefix: string) => handlesIn(store, prefix);
 
   it('writes requests of the same turn as one commit, and those that come during a commit as the next, each with its own row and event, before they resolve', async () => {
     const c = counting(store);
@@ -154,20 +161,8 @@ describe.each(ENGINES)('the token endpoint’s group commit on %s', (engine) => 
 describe('the token endpoint’s group commit on postgres, two commits at once', () => {
   const s = migratedStore('postgres');
   const clock = new ManualClock('2026-01-01T00:00:00.000Z');
-  const artifactIds = async (prefix: string) =>
-    (
-      await s.store.db
-        .selectFrom('oidc_artifacts')
-        .select('id')
-        .where('id', 'like', `${prefix}%`)
-        .orderBy('id')
-        .execute()
-    ).map((r) => r.id);
-  const handles = async (prefix: string) =>
-    (await listAudit(s.store.db, { type: 'oidc.token.issued', limit: 1000 }))
-      .map((e) => String(e.data.tokenHandle))
-      .filter((h) => h.startsWith(prefix))
-      .sort();
+  const artifactIds = (prefix: string) => artifactIdsIn(s.store, prefix);
+  const handles = (prefix: string) => handlesIn(s.store, prefix);
 
   it('on PostgreSQL a batch commits while another waits for its commit, on a connection of its own; a third waits for one of the two', async () => {
     const writer = new IssuedWriter(s.store, clock);
